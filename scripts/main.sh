@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The README's main command: a real bottle from examples/claude-bottle.json on
+# the embedded default (a local redis-server and worker under
+# $CLAUDE_BOTTLE_HOME). With an Anthropic credential on the host it runs
+# Claude Code; without one, the demo agent that shows the sandbox at work.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/ensure-deps.sh
+unset REDIS_URL
+manifest=examples/claude-bottle.json
+if [ -n "${CLAUDE_BOTTLE_OAUTH_TOKEN:-}" ]; then
+  agent=claude
+elif [ -n "${ANTHROPIC_API_KEY:-}" ]; then
+  agent=claude-api-key
+else
+  agent=demo
+  echo "[main] no CLAUDE_BOTTLE_OAUTH_TOKEN or ANTHROPIC_API_KEY on this host: running the demo agent" >&2
+fi
+echo "[main] plan:" >&2
+node bin/bottle.js --manifest "$manifest" start "$agent" --dry-run >&2
+echo "[main] bottle start $agent" >&2
+set +e
+node bin/bottle.js --manifest "$manifest" start "$agent" "$@"
+code=$?
+set -e
+echo "[main] the agent exited with $code; the bottle's lifecycle: (bottle list --all, bottle events <identity>)" >&2
+node bin/bottle.js list --all >&2 || true
+exit $code

@@ -1,0 +1,50 @@
+import type Docker from 'dockerode';
+
+/**
+ * Attaches the user's terminal to the agent container: raw mode, window
+ * size, Ctrl-C delivered to the agent (raw mode sends the byte, the TTY in
+ * the container turns it into SIGINT), Docker's detach keys (Ctrl-P Ctrl-Q)
+ * leave the bottle running. The one direct Docker use of the CLI.
+ */
+export const DETACH_KEYS = 'ctrl-p,ctrl-q';
+
+export async function attachTerminal(docker: Docker, containerName: string): Promise<'exited' | 'detached'> {
+  const container = docker.getContainer(containerName);
+  const stream = (await container.attach({
+    stream: true,
+    stdin: true,
+    stdout: true,
+    stderr: true,
+    hijack: true,
+    detachKeys: DETACH_KEYS,
+  })) as NodeJS.ReadWriteStream;
+
+  const stdin = process.stdin;
+  const wasRaw = stdin.isTTY ? stdin.isRaw : false;
+  const resize = () => {
+    if (process.stdout.columns && process.stdout.rows) {
+      container.resize({ h: process.stdout.rows, w: process.stdout.columns }).catch(() => undefined);
+    }
+  };
+  if (stdin.isTTY) stdin.setRawMode(true);
+  stdin.resume();
+  stdin.pipe(stream);
+  stream.pipe(process.stdout);
+  process.stdout.on('resize', resize);
+  resize();
+
+  try {
+    await new Promise<void>((resolve) => {
+      stream.on('end', resolve);
+      stream.on('close', resolve);
+      stream.on('error', () => resolve());
+    });
+  } finally {
+    process.stdout.off('resize', resize);
+    stdin.unpipe(stream);
+    if (stdin.isTTY) stdin.setRawMode(wasRaw);
+    stdin.pause();
+  }
+  const info = await container.inspect().catch(() => undefined);
+  return info?.State?.Running ? 'detached' : 'exited';
+}

@@ -1,0 +1,53 @@
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { dockerClient } from '../../effects/docker/client.js';
+import { findOrphans, removeOrphans } from '../../effects/docker/orphans.js';
+import { isTerminal } from '../../machines/index.js';
+import { IDENTITY_PATTERN } from '../../shared/identity.js';
+import { bottleHome, statePaths } from '../../shared/paths.js';
+import type { CliIO } from '../io.js';
+import { openSession } from '../session.js';
+
+/**
+ * Removes Docker resources labelled by claude-bottle whose bottle is not
+ * running, and state folders that nothing will resume (no `.preserve`
+ * marker, bottle not live). Preserved state is never touched.
+ */
+export async function runCleanup(opts: { dryRun: boolean }, io: CliIO): Promise<number> {
+  const session = await openSession({ needWorker: false });
+  try {
+    const isLive = async (identity: string) => {
+      const live = await session.log.liveState(identity);
+      return live !== null && !isTerminal(live) && live.value !== 'preserved';
+    };
+    const docker = dockerClient();
+    const orphans = await findOrphans(docker, isLive);
+    const staleState: string[] = [];
+    const stateRoot = join(bottleHome(), 'state');
+    if (existsSync(stateRoot)) {
+      for (const name of readdirSync(stateRoot)) {
+        if (!IDENTITY_PATTERN.test(name)) continue;
+        const paths = statePaths(name);
+        if (existsSync(paths.preserveMarker) || (await isLive(name))) continue;
+        staleState.push(paths.dir);
+      }
+    }
+    const describe = [
+      ...orphans.containers.map((c) => `container ${c.name}`),
+      ...orphans.networks.map((n) => `network ${n.name}`),
+      ...orphans.hostGuards.map((g) => `host-guard rule for ${g.identity}`),
+    ];
+    if (describe.length === 0 && staleState.length === 0) {
+      io.stdout('nothing to clean up');
+      return 0;
+    }
+    for (const line of describe) io.stdout(`${opts.dryRun ? 'would remove' : 'removing'} ${line}`);
+    for (const dir of staleState) io.stdout(`${opts.dryRun ? 'would remove' : 'removing'} state ${dir}`);
+    if (opts.dryRun) return 0;
+    await removeOrphans(docker, orphans);
+    for (const dir of staleState) rmSync(dir, { recursive: true, force: true });
+    return 0;
+  } finally {
+    await session.close();
+  }
+}

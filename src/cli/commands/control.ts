@@ -1,0 +1,56 @@
+import { hostname, userInfo } from 'node:os';
+import type { LifecycleEvent } from '../../events/schema.js';
+import { bottleStatus, isTerminal } from '../../machines/index.js';
+import { RuntimeFailure, UsageError } from '../../shared/errors.js';
+import { parseIdentity } from '../../shared/identity.js';
+import { followUntil } from '../follow.js';
+import type { CliIO } from '../io.js';
+import { describeEvent } from '../render-event.js';
+import { openSession } from '../session.js';
+
+const operator = () => `${userInfo().username}@${hostname()}`;
+
+/** `bottle stop`: a command; the machine asks for the agent to be stopped and the preservation matrix keeps its state. */
+export async function runStop(opts: { identity: string }, io: CliIO): Promise<number> {
+  const { identity } = parseIdentity(opts.identity);
+  const session = await openSession({ needWorker: true });
+  try {
+    const live = await session.log.liveState(identity);
+    if (!live) throw new RuntimeFailure(`no such bottle: ${identity}`);
+    if (isTerminal(live) || live.value === 'preserved') throw new RuntimeFailure(`${identity} is already ${bottleStatus(live)}`);
+    const after = await session.log.lastSeq(identity);
+    await session.enqueueCommand(identity, { type: 'bottle.stop_requested', data: { by: operator() } });
+    const end = await followUntil(session.log, identity, after, (ev) => io.stderr(`  ${describeEvent(ev, identity)}`), (ev) =>
+      ['bottle.preserved', 'bottle.cleaned', 'bottle.failed'].includes(ev.type),
+    );
+    if (end?.type === 'bottle.preserved') io.stdout(`stopped; resume with: bottle resume ${identity}`);
+    return end?.type === 'bottle.failed' ? 1 : 0;
+  } finally {
+    await session.close();
+  }
+}
+
+/** approve/deny the bottle's pending capability request. */
+export async function runDecide(opts: { identity: string; approve: boolean; reason?: string }, io: CliIO): Promise<number> {
+  const { identity } = parseIdentity(opts.identity);
+  if (!opts.approve && !opts.reason?.trim()) throw new UsageError('deny needs --reason TEXT (the agent is told why)');
+  const session = await openSession({ needWorker: true });
+  try {
+    const live = await session.log.liveState(identity);
+    if (!live) throw new RuntimeFailure(`no such bottle: ${identity}`);
+    const pending = (live.context as { pendingCapability?: { request_id: string; kind: string; host?: string; reason: string } | null }).pendingCapability;
+    if (!pending) throw new RuntimeFailure(`${identity} has no pending capability request`);
+    const after = await session.log.lastSeq(identity);
+    const event = opts.approve
+      ? { type: 'capability.approved', data: { request_id: pending.request_id, by: operator() } }
+      : { type: 'capability.denied', data: { request_id: pending.request_id, reason: opts.reason!.trim(), by: operator() } };
+    await session.enqueueCommand(identity, event);
+    const terminalTypes = opts.approve ? ['bottle.preserved', 'bottle.failed'] : ['capability.denied'];
+    const end = await followUntil(session.log, identity, after, (ev: LifecycleEvent) => io.stderr(`  ${describeEvent(ev, identity)}`), (ev) => terminalTypes.includes(ev.type));
+    if (opts.approve && end?.type === 'bottle.preserved') io.stdout(`approved; the bottle was rebuilt into saved state. Relaunch with: bottle resume ${identity}`);
+    else if (!opts.approve) io.stdout(`denied ${pending.request_id}`);
+    return end?.type === 'bottle.failed' ? 1 : 0;
+  } finally {
+    await session.close();
+  }
+}

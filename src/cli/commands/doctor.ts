@@ -1,0 +1,155 @@
+import { existsSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { dockerClient, statusOf } from '../../effects/docker/client.js';
+import { claudeBinaryPath } from '../../effects/docker/build-context.js';
+import { HEARTBEAT_PREFIX, HEARTBEAT_STALE_MS } from '../../worker/heartbeat.js';
+import { describeRedisTarget, redisTarget, type RedisTarget } from '../../shared/redis-target.js';
+
+type Status = 'ok' | 'FAIL' | 'warn';
+interface Check {
+  status: Status;
+  what: string;
+  fix?: string;
+  /** A start cannot work while this fails: doctor exits 1. */
+  blocking?: boolean;
+}
+
+export const BASE_IMAGE = 'debian:bookworm-slim';
+const WORKER_KEY_PATTERN = `${HEARTBEAT_PREFIX}*`;
+const REDIS_TIMEOUT_MS = 1500;
+
+/**
+ * `bottle doctor`: checks what a start needs and says how to fix what is
+ * missing. Every probe has a short timeout so it never hangs.
+ */
+export async function runDoctor(io: { stdout: (s: string) => void }, opts: { env?: NodeJS.ProcessEnv } = {}): Promise<number> {
+  const env = opts.env ?? process.env;
+  const checks: Check[] = [];
+  checks.push(...(await dockerChecks()));
+  checks.push(claudeBinaryCheck());
+  checks.push(...(await redisChecks(redisTarget(env))));
+
+  for (const c of checks) io.stdout(`${c.status.padEnd(5)} ${c.what}${c.status !== 'ok' && c.fix ? `  (${c.fix})` : ''}\n`);
+  return checks.some((c) => c.status === 'FAIL' && c.blocking) ? 1 : 0;
+}
+
+async function dockerChecks(): Promise<Check[]> {
+  const docker = dockerClient();
+  let version: { Version?: string; ApiVersion?: string };
+  try {
+    version = await withTimeout(docker.version(), 5000, 'Docker did not answer within 5 s');
+  } catch (err) {
+    return [{ status: 'FAIL', what: `Docker reachable`, fix: `${(err as Error).message}; start dockerd (scripts/setup-env.sh) or set DOCKER_HOST`, blocking: true }];
+  }
+  const checks: Check[] = [{ status: 'ok', what: `Docker reachable (Engine ${version.Version ?? '?'}, API ${version.ApiVersion ?? '?'})` }];
+
+  const info = (await docker.info().catch(() => ({}))) as { Runtimes?: Record<string, unknown> };
+  checks.push(
+    info.Runtimes && 'runsc' in info.Runtimes
+      ? { status: 'ok', what: 'gVisor runtime runsc registered (bottles run under runsc)' }
+      : {
+          status: 'warn',
+          what: 'gVisor runtime runsc not registered: bottles run under runc',
+          fix: 'register it in /etc/docker/daemon.json as "runtimes": {"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=host"]}} and reload dockerd, or run scripts/setup-env.sh',
+        },
+  );
+
+  try {
+    await docker.getImage(BASE_IMAGE).inspect();
+    checks.push({ status: 'ok', what: `base image ${BASE_IMAGE} present` });
+  } catch (err) {
+    checks.push({
+      status: 'FAIL',
+      what: `base image ${BASE_IMAGE} ${statusOf(err) === 404 ? 'missing' : `not inspectable: ${(err as Error).message}`}`,
+      fix: 'nothing can be pulled here; build it locally with scripts/setup-env.sh (debootstrap + docker import)',
+      blocking: true,
+    });
+  }
+  return checks;
+}
+
+function claudeBinaryCheck(): Check {
+  try {
+    return { status: 'ok', what: `Claude Code binary present (${claudeBinaryPath()})` };
+  } catch (err) {
+    return { status: 'FAIL', what: 'Claude Code binary missing in node_modules', fix: (err as Error).message, blocking: true };
+  }
+}
+
+async function redisChecks(target: RedisTarget): Promise<Check[]> {
+  const where = describeRedisTarget(target);
+  if (target.kind === 'embedded' && !existsSync(target.socket)) {
+    return [
+      { status: 'warn', what: `Redis (embedded, ${where}) not started yet`, fix: '`bottle start` starts it' },
+      { status: 'warn', what: 'no live worker', fix: '`bottle start` starts one with the embedded Redis; or run `bottle worker`' },
+    ];
+  }
+  const redis =
+    target.kind === 'url'
+      ? new Redis(target.url, redisOptions())
+      : new Redis({ path: target.socket, ...redisOptions() });
+  let lastError: Error | undefined;
+  // Kept for the report: the failed command itself only says "Connection is closed".
+  redis.on('error', (err: Error) => (lastError = err));
+  try {
+    await withTimeout(redis.connect().then(() => redis.ping()), REDIS_TIMEOUT_MS + 500, `no answer within ${REDIS_TIMEOUT_MS} ms`);
+  } catch (err) {
+    redis.disconnect();
+    const reason = lastError?.message ?? (err as Error).message;
+    return [
+      {
+        status: 'FAIL',
+        what: `Redis reachable (${where})`,
+        fix:
+          target.kind === 'url'
+            ? `${reason}; check REDIS_URL or start redis-server`
+            : `${reason}; remove the stale socket ${target.socket} and run \`bottle start\``,
+        blocking: target.kind === 'url',
+      },
+    ];
+  }
+  try {
+    const checks: Check[] = [{ status: 'ok', what: `Redis reachable (${where})` }];
+    checks.push(await workerCheck(redis, target));
+    return checks;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+function redisOptions() {
+  return { lazyConnect: true, connectTimeout: REDIS_TIMEOUT_MS, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false } as const;
+}
+
+async function workerCheck(redis: Redis, target: RedisTarget): Promise<Check> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', WORKER_KEY_PATTERN, 'COUNT', 100);
+    cursor = next;
+    keys.push(...batch);
+  } while (cursor !== '0');
+  const now = Date.now();
+  const alive: string[] = [];
+  for (const key of keys) {
+    const w = await redis.hgetall(key).catch(() => ({}) as Record<string, string>);
+    const beat = Number(w.beat);
+    if (Number.isFinite(beat) && now - beat <= HEARTBEAT_STALE_MS) alive.push(`${w.host ?? '?'}:${w.pid ?? '?'}`);
+  }
+  if (alive.length > 0) return { status: 'ok', what: `${alive.length} live worker${alive.length === 1 ? '' : 's'} (${alive.join(', ')})` };
+  return {
+    status: 'warn',
+    what: keys.length ? `no live worker (${keys.length} stale heartbeat${keys.length === 1 ? '' : 's'})` : 'no live worker',
+    fix: target.kind === 'embedded' ? '`bottle start` starts one with the embedded default; or run `bottle worker`' : 'run `bottle worker` on this Docker host',
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(message)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

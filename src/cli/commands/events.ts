@@ -1,0 +1,33 @@
+import { RuntimeFailure } from '../../shared/errors.js';
+import { parseIdentity } from '../../shared/identity.js';
+import type { CliIO } from '../io.js';
+import { describeEvent, eventJsonLine } from '../render-event.js';
+import { openSession } from '../session.js';
+
+/** The lifecycle event log: JSON lines with seq, type, at, data (and v), or one readable line each. */
+export async function runEvents(opts: { identity: string; follow: boolean; format: 'text' | 'json' }, io: CliIO): Promise<number> {
+  const { identity } = parseIdentity(opts.identity);
+  const session = await openSession({ needWorker: false });
+  const print = (ev: Parameters<typeof describeEvent>[0]) =>
+    io.stdout(opts.format === 'json' ? eventJsonLine(ev) : `${String(ev.seq).padStart(5)}  ${ev.at}  ${ev.type.padEnd(24)} ${describeEvent(ev, identity)}`);
+  try {
+    if (!(await session.log.exists(identity))) throw new RuntimeFailure(`no events for ${identity}: no such bottle in ${session.target.kind === 'url' ? 'REDIS_URL' : 'the embedded Redis'}`);
+    const events = await session.log.read(identity);
+    events.forEach(print);
+    if (!opts.follow) return 0;
+    const controller = new AbortController();
+    const stop = () => controller.abort();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    try {
+      const after = events.length ? events[events.length - 1].seq : 0;
+      for await (const ev of session.log.follow(identity, after, { signal: controller.signal, blockMs: 1000 })) print(ev);
+    } finally {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    }
+    return 0;
+  } finally {
+    await session.close();
+  }
+}

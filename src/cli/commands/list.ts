@@ -1,0 +1,41 @@
+import { bottleStatus, isTerminal } from '../../machines/index.js';
+import type { CliIO } from '../io.js';
+import { openSession } from '../session.js';
+
+export interface ListedBottle {
+  identity: string;
+  agent: string;
+  bottle: string;
+  state: string;
+  host: string;
+  started_at: string;
+}
+
+/** Live bottles by default; `--all` includes cleaned and failed ones. Reads only the event log's index and live states. */
+export async function runList(opts: { all: boolean; format: 'text' | 'json' }, io: CliIO): Promise<number> {
+  const session = await openSession({ needWorker: false });
+  try {
+    const rows: ListedBottle[] = [];
+    for (const entry of await session.log.listBottles()) {
+      const live = await session.log.liveState(entry.identity);
+      if (!live) continue;
+      if (!opts.all && isTerminal(live)) continue;
+      rows.push({ identity: entry.identity, agent: entry.agent, bottle: entry.bottle, state: bottleStatus(live), host: entry.host, started_at: entry.started_at });
+    }
+    if (opts.format === 'json') {
+      io.stdout(JSON.stringify(rows));
+      return 0;
+    }
+    if (rows.length === 0) {
+      io.stdout(opts.all ? 'no bottles' : 'no live bottles (bottle list --all shows finished ones)');
+      return 0;
+    }
+    const header = ['IDENTITY', 'AGENT', 'BOTTLE', 'STATE', 'HOST', 'STARTED'];
+    const table = [header, ...rows.map((r) => [r.identity, r.agent, r.bottle, r.state, r.host, r.started_at])];
+    const widths = header.map((_, i) => Math.max(...table.map((row) => row[i].length)));
+    for (const row of table) io.stdout(row.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
+    return 0;
+  } finally {
+    await session.close();
+  }
+}

@@ -1,0 +1,38 @@
+import { bottleStatus, foldHistory, statesEqual } from '../../machines/index.js';
+import { RuntimeFailure, UsageError } from '../../shared/errors.js';
+import { parseIdentity } from '../../shared/identity.js';
+import type { CliIO } from '../io.js';
+import { openSession } from '../session.js';
+
+/**
+ * Folds the stored log through the machine — no effect runs — and compares
+ * the result with the live state the worker cached. `--to SEQ` folds a prefix
+ * (then `matches` compares against nothing live and is only true at the end).
+ */
+export async function runReplay(opts: { identity: string; to?: string; format: 'text' | 'json' }, io: CliIO): Promise<number> {
+  const { identity } = parseIdentity(opts.identity);
+  let to: number | undefined;
+  if (opts.to !== undefined) {
+    to = Number(opts.to);
+    if (!Number.isInteger(to) || to < 1) throw new UsageError(`--to must be a positive event number, got ${JSON.stringify(opts.to)}`);
+  }
+  const session = await openSession({ needWorker: false });
+  try {
+    if (!(await session.log.exists(identity))) throw new RuntimeFailure(`no events for ${identity}: no such bottle`);
+    const events = await session.log.read(identity, 1, to);
+    const { state } = foldHistory(identity, events);
+    const live = await session.log.liveState(identity);
+    const lastSeq = await session.log.lastSeq(identity);
+    const complete = to === undefined || to >= lastSeq;
+    const matches = complete && live !== null && statesEqual(state, live);
+    if (opts.format === 'json') {
+      io.stdout(JSON.stringify({ identity, state: bottleStatus(state), events: events.length, matches, live_state: live ? bottleStatus(live) : null, last_seq: lastSeq }));
+    } else {
+      io.stdout(`${identity}: folded ${events.length} event(s)${complete ? '' : ` of ${lastSeq}`} -> ${bottleStatus(state)}`);
+      io.stdout(`live state: ${live ? bottleStatus(live) : '(none)'}; ${complete ? (matches ? 'replay matches the live state' : 'replay DIFFERS from the live state') : 'partial replay, not compared'}`);
+    }
+    return complete && !matches ? 1 : 0;
+  } finally {
+    await session.close();
+  }
+}

@@ -1,0 +1,136 @@
+import type { Redis } from 'ioredis';
+import { dockerClient } from '../../effects/docker/client.js';
+import type { LifecycleEvent } from '../../events/schema.js';
+import { findAgent, loadManifest } from '../../manifest/load.js';
+import { resolvePlan } from '../../plan/resolve.js';
+import type { BottlePlan } from '../../plan/schema.js';
+import { UsageError } from '../../shared/errors.js';
+import { progressChannel } from '../../worker/progress.js';
+import { connectRedis } from '../../worker/redis.js';
+import { attachTerminal } from '../attach.js';
+import { followUntil } from '../follow.js';
+import type { CliIO } from '../io.js';
+import { describeEvent } from '../render-event.js';
+import { resolveSecrets, writeSecretsForWorker, type RouteSecretSource } from '../secrets.js';
+import { openSession, type Session } from '../session.js';
+import { runDryRun } from './dry-run.js';
+
+export interface StartOptions {
+  agent: string;
+  manifestPath?: string;
+  cwd?: string;
+  copyCwd: boolean;
+  detach: boolean;
+  dryRun: boolean;
+  format: 'text' | 'json';
+  args: string[];
+}
+
+export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
+  if (opts.format === 'json' && !opts.dryRun) {
+    throw new UsageError('--format json is only for --dry-run (a live start attaches a terminal); use `bottle events --format json` to follow a bottle as JSON');
+  }
+  if (opts.dryRun) {
+    return runDryRun(
+      { manifestPath: opts.manifestPath, agent: opts.agent, cwd: opts.cwd, copyCwd: opts.copyCwd, format: opts.format, args: opts.args },
+      io,
+    );
+  }
+  const loaded = await loadManifest({ path: opts.manifestPath });
+  findAgent(loaded, opts.agent);
+  const docker = dockerClient();
+  const plan = await resolvePlan({ loaded, agent: opts.agent, cwd: opts.cwd ?? process.cwd(), copyCwd: opts.copyCwd, args: opts.args, docker });
+  const secrets = resolveSecrets(plan, routeSources(loaded, plan));
+
+  const session = await openSession({ needWorker: true, say: (l) => io.stderr(l) });
+  try {
+    writeSecretsForWorker(plan.identity, secrets);
+    await session.enqueueCommand(plan.identity, { type: 'bottle.start_requested', data: { plan } });
+    if (opts.detach) io.stdout(plan.identity);
+    else io.stderr(`bottle ${plan.identity}: starting`);
+    return await launchAndAttach(session, plan, opts.detach, io, 0);
+  } finally {
+    await session.close();
+  }
+}
+
+/** The manifest routes, in plan order, for secret resolution (the plan itself holds no secret source values beyond names). */
+export function routeSources(loaded: Awaited<ReturnType<typeof loadManifest>>, plan: BottlePlan): RouteSecretSource[] {
+  const bottle = (loaded.manifest.bottles as Array<{ name: string; cred_proxy?: { routes: RouteSecretSource[] } }>).find((b) => b.name === plan.bottle);
+  return bottle?.cred_proxy?.routes ?? [];
+}
+
+/**
+ * Shared by start and resume: follow the bottle until it runs (or fails),
+ * then either return (detached) or attach the terminal, and afterwards follow
+ * it to its end to report what the preservation matrix decided.
+ */
+export async function launchAndAttach(session: Session, plan: BottlePlan, detach: boolean, io: CliIO, afterSeq: number): Promise<number> {
+  const identity = plan.identity;
+  const stopProgress = showBuildProgress(session, identity, io);
+  let lastSeq = afterSeq;
+  const onEvent = (ev: LifecycleEvent) => {
+    lastSeq = ev.seq;
+    if (!ev.type.startsWith('egress.')) io.stderr(`  ${describeEvent(ev, identity)}`);
+  };
+  const launchEnd = await followUntil(session.log, identity, afterSeq, onEvent, (ev) =>
+    ['agent.started', 'bottle.failed', 'bottle.preserved', 'bottle.cleaned'].includes(ev.type),
+  ).finally(stopProgress);
+  if (!launchEnd || launchEnd.type !== 'agent.started') {
+    io.stderr(`bottle ${identity} did not start; see: bottle events ${identity}`);
+    return 1;
+  }
+  if (detach) return 0;
+
+  if (io.isTTY) {
+    io.stderr(`attached to ${identity} (detach: Ctrl-P Ctrl-Q)`);
+    const how = await attachTerminal(dockerClient(), plan.containers.agent);
+    if (how === 'detached') {
+      io.stderr(`detached; the bottle keeps running. Re-attach is not supported yet; follow it with: bottle events ${identity} --follow`);
+      return 0;
+    }
+  } else {
+    await streamLogs(plan.containers.agent);
+  }
+  const end = await followUntil(session.log, identity, lastSeq, onEvent, (ev) =>
+    ['bottle.cleaned', 'bottle.preserved', 'bottle.failed'].includes(ev.type),
+  );
+  const exited = await session.log.read(identity, afterSeq + 1);
+  const exit = [...exited].reverse().find((e) => e.type === 'agent.exited');
+  const code = exit ? (exit.data as { code: number }).code : 1;
+  if (end?.type === 'bottle.preserved') io.stderr(`state kept; resume with: bottle resume ${identity}`);
+  return code;
+}
+
+/** Without a terminal, the agent's output still reaches the user. */
+async function streamLogs(container: string): Promise<void> {
+  const c = dockerClient().getContainer(container);
+  const stream = (await c.logs({ follow: true, stdout: true, stderr: true })) as unknown as NodeJS.ReadableStream;
+  stream.pipe(process.stdout, { end: false });
+  await new Promise<void>((resolve) => {
+    stream.on('end', resolve);
+    stream.on('close', resolve);
+    stream.on('error', () => resolve());
+  });
+}
+
+/** Image build lines arrive on a pub/sub channel; on a terminal they overwrite one status line. */
+function showBuildProgress(session: Session, identity: string, io: CliIO): () => Promise<void> {
+  if (!io.isTTY) return async () => undefined;
+  let sub: Redis | undefined = connectRedis(session.target);
+  sub.on('error', () => undefined);
+  void sub.subscribe(progressChannel(identity));
+  let shown = false;
+  sub.on('message', (_channel: string, line: string) => {
+    const text = line.replace(/\s+/g, ' ').trim();
+    if (!text) return;
+    const width = Math.max(20, (process.stderr.columns ?? 80) - 4);
+    process.stderr.write(`\r\x1b[2K  … ${text.slice(0, width)}`);
+    shown = true;
+  });
+  return async () => {
+    if (shown) process.stderr.write('\r\x1b[2K');
+    sub?.disconnect();
+    sub = undefined;
+  };
+}

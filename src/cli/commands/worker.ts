@@ -1,0 +1,40 @@
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { dockerClient } from '../../effects/docker/client.js';
+import { effectHandlers } from '../../effects/handlers.js';
+import { UsageError } from '../../shared/errors.js';
+import { redisTarget } from '../../shared/redis-target.js';
+import { connectRedis } from '../../worker/redis.js';
+import { runWorker } from '../../worker/worker.js';
+import { ensureRedis, workerPaths } from '../embedded.js';
+import type { CliIO } from '../io.js';
+
+/** `bottle worker`: runs effects for this Docker host until SIGTERM/SIGINT, then shuts down gracefully. */
+export async function runWorkerCommand(opts: { concurrency?: string }, io: CliIO): Promise<number> {
+  const concurrency = opts.concurrency === undefined ? 32 : Number(opts.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError(`--concurrency must be a positive integer, got ${JSON.stringify(opts.concurrency)}`);
+  const target = redisTarget();
+  await ensureRedis(target, (l) => io.stderr(l));
+  const stamp = () => new Date().toISOString();
+  const running = await runWorker({
+    connect: () => connectRedis(target),
+    handlers: effectHandlers({ docker: dockerClient() }),
+    concurrency,
+    log: (line) => io.stderr(`${stamp()} ${line}`),
+  });
+  if (target.kind === 'embedded') {
+    const paths = workerPaths();
+    mkdirSync(paths.dir, { recursive: true });
+    writeFileSync(paths.pid, `${process.pid}\n`);
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      io.stderr(`${stamp()} ${sig}: finishing current jobs, handing long effects back to the queue`);
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await running.close();
+  io.stderr(`${stamp()} worker stopped`);
+  return 0;
+}

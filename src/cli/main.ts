@@ -1,0 +1,130 @@
+import { Command, CommanderError, Option } from 'commander';
+import { BottleError } from '../shared/errors.js';
+import { processIO, type CliIO } from './io.js';
+import { runStart } from './commands/start.js';
+import { runResume } from './commands/resume.js';
+import { runList } from './commands/list.js';
+import { runEvents } from './commands/events.js';
+import { runReplay } from './commands/replay.js';
+import { runDecide, runStop } from './commands/control.js';
+import { runCleanup } from './commands/cleanup.js';
+import { runWorkerCommand } from './commands/worker.js';
+import { runDoctor } from './commands/doctor.js';
+import { runDashboard } from './commands/dashboard.js';
+
+const formatOption = () => new Option('--format <format>', 'output format').choices(['text', 'json']).default('text');
+
+/** Builds the `bottle` program; each action resolves to an exit code. */
+export function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
+  const program = new Command('bottle')
+    .description('Run coding agents inside sandboxed Docker containers ("bottles")')
+    .option('--verbose', 'show error details and stack traces')
+    .option('--manifest <path>', 'manifest file (default: $CLAUDE_BOTTLE_MANIFEST or ~/claude-bottle.json)')
+    .showHelpAfterError('(run bottle --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout(s.trimEnd()), writeErr: (s) => io.stderr(s.trimEnd()) });
+  const run = (fn: () => Promise<number>) => async () => setExit(await fn());
+  const manifest = () => program.opts().manifest as string | undefined;
+
+  program
+    .command('start')
+    .description('plan a bottle for <agent>, or start it and attach your terminal')
+    .argument('<agent>', 'agent name from the manifest')
+    .argument('[args...]', 'arguments appended to the agent command (after --)')
+    .option('--cwd <dir>', 'working directory for the agent (default: current directory)')
+    .option('--copy-cwd', 'copy the working directory (with .git) into the bottle instead of bind-mounting it', false)
+    .option('--detach', 'run headless; print the identity as the first line of stdout', false)
+    .option('--dry-run', 'print the launch plan; create nothing', false)
+    .addOption(formatOption())
+    .action((agent: string, args: string[], o) =>
+      run(() => runStart({ agent, args, manifestPath: manifest(), cwd: o.cwd, copyCwd: o.copyCwd, detach: o.detach, dryRun: o.dryRun, format: o.format }, io))(),
+    );
+  program
+    .command('resume')
+    .description('relaunch a preserved bottle with its Dockerfile and transcript; args follow --continue')
+    .argument('<identity>')
+    .argument('[args...]')
+    .option('--detach', 'run headless', false)
+    .action((identity: string, args: string[], o) => run(() => runResume({ identity, args, detach: o.detach, manifestPath: manifest() }, io))());
+  program
+    .command('list')
+    .description('bottles and their current state')
+    .option('--all', 'include finished bottles', false)
+    .addOption(formatOption())
+    .action((o) => run(() => runList({ all: o.all, format: o.format }, io))());
+  program
+    .command('events')
+    .description('the lifecycle event log of a bottle')
+    .argument('<identity>')
+    .option('--follow', 'keep printing new events', false)
+    .addOption(formatOption())
+    .action((identity: string, o) => run(() => runEvents({ identity, follow: o.follow, format: o.format }, io))());
+  program
+    .command('replay')
+    .description('fold the event log through the machine (no effects) and compare with the live state')
+    .argument('<identity>')
+    .option('--to <seq>', 'fold only events up to this seq')
+    .addOption(formatOption())
+    .action((identity: string, o) => run(() => runReplay({ identity, to: o.to, format: o.format }, io))());
+  program
+    .command('approve')
+    .description('approve the pending capability request of a bottle')
+    .argument('<identity>')
+    .action((identity: string) => run(() => runDecide({ identity, approve: true }, io))());
+  program
+    .command('deny')
+    .description('deny the pending capability request of a bottle')
+    .argument('<identity>')
+    .requiredOption('--reason <text>', 'why (the agent is told)')
+    .action((identity: string, o) => run(() => runDecide({ identity, approve: false, reason: o.reason }, io))());
+  program
+    .command('stop')
+    .description('stop the agent; its state is preserved for resume')
+    .argument('<identity>')
+    .action((identity: string) => run(() => runStop({ identity }, io))());
+  program
+    .command('cleanup')
+    .description('remove orphaned Docker resources and stale state')
+    .option('--dry-run', 'only list what would be removed', false)
+    .action((o) => run(() => runCleanup({ dryRun: o.dryRun }, io))());
+  program
+    .command('worker')
+    .description('run a worker for this Docker host')
+    .option('--concurrency <n>', 'jobs run at once (default 32)')
+    .action((o) => run(() => runWorkerCommand({ concurrency: o.concurrency }, io))());
+  program
+    .command('doctor')
+    .description('check Docker, runsc, Redis, images and worker liveness')
+    .action(() => run(() => runDoctor(io, {}))());
+  program
+    .command('dashboard')
+    .description('live view of bottles, states, pending requests, egress and events')
+    .action(() => run(() => runDashboard(io))());
+  return program;
+}
+
+export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
+  let code = 0;
+  const program = buildProgram(io, (c) => (code = c));
+  const verbose = argv.includes('--verbose');
+  try {
+    await program.parseAsync(argv);
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version are "errors" to commander; everything else is a usage error.
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof BottleError) {
+      io.stderr(`bottle: ${err.message}`);
+      if (verbose && err.detail) io.stderr(err.detail);
+      if (verbose && err.stack) io.stderr(err.stack);
+      return err.exitCode;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    io.stderr(`bottle: ${message}`);
+    if (verbose && err instanceof Error && err.stack) io.stderr(err.stack);
+    else io.stderr('(run with --verbose for details)');
+    return 1;
+  }
+}

@@ -1,0 +1,32 @@
+import type { LifecycleEvent } from '../events/schema.js';
+
+/** One human line per lifecycle event, for `start` progress and `events` text output. */
+export function describeEvent(ev: LifecycleEvent, identity: string): string {
+  const d = ev.data as Record<string, any>;
+  switch (ev.type) {
+    case 'bottle.start_requested': return `start requested (agent ${d.plan?.agent}, bottle ${d.plan?.bottle})`;
+    case 'bottle.resume_requested': return 'resume requested';
+    case 'bottle.prepared': return `state prepared (${d.state_dir})`;
+    case 'image.built': return `image ready ${d.tag}${d.cached ? ' (cached)' : ''}`;
+    case 'network.created': return `networks ${d.internal} (internal) and ${d.egress} (egress)`;
+    case 'gateway.started': return `egress gateway up at ${d.ip}`;
+    case 'agent.started': return `agent running under ${d.runtime}`;
+    case 'agent.exited': return `agent exited with code ${d.code}${d.signal ? ` (${d.signal})` : ''}`;
+    case 'bottle.stop_requested': return `stop requested by ${d.by}`;
+    case 'transcript.snapshotted': return d.missing ? `transcript not found (${d.warning ?? 'nothing to snapshot'})` : `transcript snapshotted (${d.files} files, ${d.bytes} bytes)`;
+    case 'bottle.preserved': return `state preserved (${d.reason}); resume with: ${d.resume_hint ?? `bottle resume ${identity}`}`;
+    case 'bottle.cleaned': return 'cleaned up (state removed)';
+    case 'capability.requested': return `capability requested ${d.request_id}: ${d.kind}${d.host ? ` ${d.host}${d.port ? `:${d.port}` : ''}` : ''} — ${d.reason}; decide with: bottle approve ${identity} / bottle deny ${identity} --reason ...`;
+    case 'capability.approved': return `capability ${d.request_id} approved by ${d.by}`;
+    case 'capability.denied': return `capability ${d.request_id} denied by ${d.by}: ${d.reason}`;
+    case 'egress.allowed': return `egress allowed ${d.method} ${d.host}:${d.port}`;
+    case 'egress.denied': return `egress denied ${d.method} ${d.host}:${d.port} (${d.reason})`;
+    case 'effect.failed': return `${d.effect} failed (attempt ${d.attempt}${d.permanent ? ', permanent' : ', will retry'}): ${d.error}`;
+    case 'bottle.failed': return `bottle failed in ${d.effect}: ${d.error}`;
+    default: return (ev as { type: string }).type;
+  }
+}
+
+export function eventJsonLine(ev: LifecycleEvent): string {
+  return JSON.stringify({ seq: ev.seq, type: ev.type, at: ev.at, data: ev.data, v: ev.v });
+}

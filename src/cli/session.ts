@@ -1,0 +1,49 @@
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { randomUUID } from 'node:crypto';
+import { EventLog } from '../events/log.js';
+import { redisTarget, type RedisTarget } from '../shared/redis-target.js';
+import { connectRedis } from '../worker/redis.js';
+import { commandJobId, openQueue } from '../worker/queue.js';
+import type { NewEvent } from '../effects/types.js';
+import { ensureRedis, ensureWorker } from './embedded.js';
+
+/**
+ * What a CLI command needs to talk to the engine: the event log, the queue,
+ * and (for commands that change state) a live worker. Opening a session on
+ * the embedded default starts redis-server and a worker when needed.
+ */
+export interface Session {
+  target: RedisTarget;
+  redis: Redis;
+  log: EventLog;
+  queue: Queue;
+  enqueueCommand(identity: string, event: NewEvent): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function openSession(opts: { needWorker: boolean; say?: (line: string) => void; env?: NodeJS.ProcessEnv }): Promise<Session> {
+  const env = opts.env ?? process.env;
+  const target = redisTarget(env);
+  await ensureRedis(target, opts.say);
+  const redis = connectRedis(target);
+  const queueConn = connectRedis(target);
+  const queue = openQueue(queueConn);
+  if (opts.needWorker) await ensureWorker(target, redis, opts.say);
+  return {
+    target,
+    redis,
+    log: new EventLog(redis),
+    queue,
+    async enqueueCommand(identity, event) {
+      const commandId = randomUUID();
+      await queue.add('command', { identity, command_id: commandId, event }, { jobId: commandJobId(identity, commandId) });
+      return commandId;
+    },
+    async close() {
+      await queue.close();
+      redis.disconnect();
+      queueConn.disconnect();
+    },
+  };
+}

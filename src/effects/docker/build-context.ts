@@ -1,0 +1,130 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RuntimeFailure } from '../../shared/errors.js';
+
+/**
+ * What goes into one image build: the files of the build context (each read
+ * from a host path) and which of them is the Dockerfile. The context hash, and
+ * so the image tag, is a function of exactly these files.
+ */
+export interface ContextFile {
+  /** Path inside the build context, `/`-separated. */
+  path: string;
+  /** Absolute host path the content is read from. */
+  source: string;
+  /** Tar entry mode; defaults from the host file (0755 if executable, else 0644). */
+  mode?: number;
+}
+
+export interface ImageSource {
+  /** Image repository name under `claude-bottle/`. */
+  name: string;
+  /** Absolute Dockerfile path, or `builtin:agent` / `builtin:gateway`. */
+  dockerfile: string;
+  builtin: boolean;
+  /** Where the Dockerfile sits inside the context (the build's `dockerfile` option). */
+  dockerfileInContext: string;
+  files: ContextFile[];
+}
+
+/** The repository root, found by walking up from this module: works from src/ (vitest) and from dist/. */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg)) {
+      try {
+        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'claude-bottle') return dir;
+      } catch {
+        // an unreadable package.json is not ours; keep walking up
+      }
+    }
+    const parent = dirname(dir);
+    if (parent === dir) throw new RuntimeFailure('cannot find the claude-bottle installation folder (no package.json named claude-bottle above this module)');
+    dir = parent;
+  }
+}
+
+const SKIPPED_DIRS = new Set(['.git', 'node_modules']);
+
+/**
+ * Every regular file under `dir`, as context files rooted at the folder (like
+ * `docker build DIR`). Synchronous: a plan is resolved once per command and
+ * image sources are plain values.
+ */
+export function folderFiles(dir: string, prefix = ''): ContextFile[] {
+  const out: ContextFile[] = [];
+  const walk = (current: string) => {
+    for (const entry of readdirSync(current, { withFileTypes: true })) {
+      const abs = join(current, entry.name);
+      const rel = prefix + relative(dir, abs).split(sep).join('/');
+      if (entry.isDirectory()) {
+        if (!SKIPPED_DIRS.has(entry.name)) walk(abs);
+      } else if (entry.isFile() || (entry.isSymbolicLink() && statSync(abs, { throwIfNoEntry: false })?.isFile())) {
+        out.push({ path: rel, source: abs });
+      }
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** The Claude Code native binary installed by npm, shipped into the agent image. */
+export function claudeBinaryPath(): string {
+  const require = createRequire(join(repoRoot(), 'package.json'));
+  let pkgJson: string;
+  try {
+    pkgJson = require.resolve('@anthropic-ai/claude-code-linux-x64/package.json');
+  } catch {
+    throw new RuntimeFailure('Claude Code binary missing (@anthropic-ai/claude-code-linux-x64 is not installed): run `npm ci`');
+  }
+  const binary = join(dirname(pkgJson), 'claude');
+  if (!existsSync(binary)) throw new RuntimeFailure(`Claude Code binary missing at ${binary}: run \`npm ci\``);
+  return binary;
+}
+
+/** Mode recorded for a file: only "executable or not" matters, so hashes agree across checkouts and umasks. */
+export async function effectiveMode(file: ContextFile): Promise<number> {
+  if (file.mode !== undefined) return file.mode;
+  const s = await stat(file.source);
+  return s.mode & 0o111 ? 0o755 : 0o644;
+}
+
+const digestCache = new Map<string, string>();
+
+/**
+ * sha256 of one file, cached by (path, size, mtime): the Claude Code binary is
+ * ~400 MB and is hashed for every plan otherwise.
+ */
+export async function fileDigest(source: string): Promise<string> {
+  const s = await stat(source);
+  const key = `${source}\0${s.size}\0${s.mtimeMs}`;
+  const cached = digestCache.get(key);
+  if (cached) return cached;
+  const hash = createHash('sha256');
+  await new Promise<void>((resolve, reject) => {
+    createReadStream(source)
+      .on('data', (chunk) => hash.update(chunk))
+      .on('error', reject)
+      .on('end', () => resolve());
+  });
+  const digest = hash.digest('hex');
+  digestCache.set(key, digest);
+  return digest;
+}
+
+/** Content hash of a build context: sha256 over sorted (path, mode, sha256(content)) and the Dockerfile location. */
+export async function contextHash(src: ImageSource): Promise<string> {
+  const sorted = [...src.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const hash = createHash('sha256');
+  hash.update(`dockerfile\0${src.dockerfileInContext}\n`);
+  for (const file of sorted) {
+    const [mode, digest] = await Promise.all([effectiveMode(file), fileDigest(file.source)]);
+    hash.update(`${file.path}\0${mode.toString(8)}\0${digest}\n`);
+  }
+  return hash.digest('hex');
+}

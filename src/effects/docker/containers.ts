@@ -1,0 +1,207 @@
+import type Docker from 'dockerode';
+import type { BottlePlan } from '../../plan/schema.js';
+import { bottleLabels } from '../../shared/names.js';
+import { PermanentEffectError } from '../types.js';
+import { statusOf } from './client.js';
+import type { BottleNetworks } from './networks.js';
+
+/**
+ * The two containers of a bottle. Creation is idempotent: a container that
+ * already exists under the bottle's deterministic name is reused, so a retried
+ * effect never makes a second one.
+ */
+
+export const AGENT_USER = 'node';
+export const AGENT_UID = 1000;
+export const GATEWAY_UID = 65534;
+export const GATEWAY_CONFIG_PATH = '/etc/claude-bottle/gateway.json';
+export const GATEWAY_SECRETS_PATH = '/run/claude-bottle/secrets.json';
+
+const MEMORY_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/** Docker-style sizes: "512m", "4g", "1.5g", "1024k", "2gb", or plain bytes. */
+export function parseMemory(value: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)b?\s*$/i.exec(value);
+  if (!m) throw new PermanentEffectError(`invalid memory limit ${JSON.stringify(value)}: use a size like 512m or 4g`);
+  const bytes = Math.floor(Number(m[1]) * MEMORY_UNITS[m[2].toLowerCase()]);
+  if (bytes < 6 * 1024 ** 2) throw new PermanentEffectError(`memory limit ${value} is below Docker's 6m minimum`);
+  return bytes;
+}
+
+export function resourceLimits(limits: BottlePlan['limits']): Pick<Docker.HostConfig, 'Memory' | 'NanoCpus' | 'PidsLimit'> {
+  return {
+    ...(limits.memory ? { Memory: parseMemory(limits.memory) } : {}),
+    ...(limits.cpus ? { NanoCpus: Math.round(limits.cpus * 1e9) } : {}),
+    ...(limits.pids ? { PidsLimit: limits.pids } : {}),
+  };
+}
+
+/** Bind mounts for the agent: the planned binds, plus the cwd at its own path unless it is copied in. */
+export function agentBinds(plan: BottlePlan): string[] {
+  const binds = plan.mounts.filter((m) => m.kind === 'bind').map((m) => `${m.source}:${m.target}${m.readonly ? ':ro' : ''}`);
+  const cwdBound = plan.mounts.some((m) => m.kind === 'bind' && m.target === plan.cwd);
+  if (!plan.copy_cwd && !cwdBound) binds.push(`${plan.cwd}:${plan.cwd}`);
+  return binds;
+}
+
+export interface AgentContainerOptions {
+  env: Record<string, string>;
+  networks: BottleNetworks;
+  /** Image tag; defaults to plan.image.tag (a resumed bottle may run a rebuilt image). */
+  image?: string;
+  /** Defaults to `node`; tests on a bare Debian image pass `1000:1000`. */
+  user?: string;
+}
+
+/**
+ * The hardened agent container. Security-relevant choices, all pinned by the
+ * isolation test:
+ * - only the internal network (no route off the bridge; the host guard closes the bridge address);
+ * - no capabilities, no-new-privileges, non-root;
+ * - Dns 127.0.0.1: Docker's embedded resolver (127.0.0.11) forwards names it
+ *   does not know to the configured servers from inside the container's own
+ *   namespace, so outside names go to the container's loopback, where nothing
+ *   answers: no query leaves the machine. The gateway is addressed by IP.
+ * - no Docker socket, no Redis: nothing is mounted but the cwd.
+ */
+export function agentContainerSpec(plan: BottlePlan, opts: AgentContainerOptions): Docker.ContainerCreateOptions {
+  const internal = opts.networks.internal.name;
+  return {
+    name: plan.containers.agent,
+    Image: opts.image ?? plan.image.tag,
+    User: opts.user ?? AGENT_USER,
+    Cmd: plan.command,
+    WorkingDir: plan.cwd,
+    Env: Object.entries(opts.env).map(([k, v]) => `${k}=${v}`),
+    Tty: true,
+    OpenStdin: true,
+    StdinOnce: false,
+    AttachStdin: false,
+    AttachStdout: false,
+    AttachStderr: false,
+    Labels: bottleLabels(plan.identity, plan.agent, 'agent'),
+    HostConfig: {
+      NetworkMode: internal,
+      Runtime: plan.runtime,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges:true'],
+      Dns: ['127.0.0.1'],
+      DnsSearch: [],
+      Binds: agentBinds(plan),
+      ...resourceLimits(plan.limits),
+    },
+    NetworkingConfig: { EndpointsConfig: { [internal]: {} } },
+  };
+}
+
+export interface GatewayContainerOptions {
+  networks: BottleNetworks;
+  image?: string;
+}
+
+/** `name:value` pairs for Docker; `host-gateway` is passed through (Docker 20.10 resolves it to the host). */
+export function gatewayExtraHosts(extraHosts: Record<string, string>): string[] {
+  return Object.entries(extraHosts).map(([name, target]) => `${name}:${target}`);
+}
+
+/**
+ * The gateway sidecar: starts on the egress network and is then connected to
+ * the internal one. It runs under runc, not gVisor: it is our own code, it
+ * never executes anything the agent supplies, and it is the one container
+ * that must speak to the outside network, which runsc here only offers in its
+ * host-network mode. Its hardening is the container's own: no capabilities,
+ * read-only root, unprivileged uid, no Docker socket.
+ *
+ * Config and secrets are written with putArchive before start. A read-only
+ * root refuses archive writes, so their two folders are anonymous volumes
+ * (removed with the container).
+ */
+export function gatewayContainerSpec(plan: BottlePlan, opts: GatewayContainerOptions): Docker.ContainerCreateOptions {
+  const egress = opts.networks.egress.name;
+  return {
+    name: plan.containers.gateway,
+    Image: opts.image ?? plan.gateway_image.tag,
+    User: `${GATEWAY_UID}:${GATEWAY_UID}`,
+    Tty: false,
+    Labels: bottleLabels(plan.identity, plan.agent, 'gateway'),
+    Volumes: { '/etc/claude-bottle': {}, '/run/claude-bottle': {} },
+    HostConfig: {
+      NetworkMode: egress,
+      Runtime: 'runc',
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges:true'],
+      ReadonlyRootfs: true,
+      Tmpfs: { '/tmp': 'rw,noexec,nosuid,size=16m' },
+      ExtraHosts: gatewayExtraHosts(plan.extra_hosts),
+      ...resourceLimits({ memory: '512m', cpus: null, pids: 512 }),
+    },
+    NetworkingConfig: { EndpointsConfig: { [egress]: {} } },
+  };
+}
+
+export interface ContainerState {
+  container: Docker.Container;
+  id: string;
+  /** Docker's State.Status: created, running, exited, ... */
+  status: string;
+  created: boolean;
+}
+
+async function inspectByName(docker: Docker, name: string): Promise<Docker.ContainerInspectInfo | undefined> {
+  try {
+    return await docker.getContainer(name).inspect();
+  } catch (err) {
+    if (statusOf(err) === 404) return undefined;
+    throw err;
+  }
+}
+
+/** Creates the container unless one with this name exists; 404 image / 400 config are permanent. */
+export async function ensureContainer(docker: Docker, spec: Docker.ContainerCreateOptions): Promise<ContainerState> {
+  const name = spec.name!;
+  const existing = await inspectByName(docker, name);
+  if (existing) return { container: docker.getContainer(existing.Id), id: existing.Id, status: existing.State.Status, created: false };
+  try {
+    const container = await docker.createContainer(spec);
+    return { container, id: container.id, status: 'created', created: true };
+  } catch (err) {
+    const status = statusOf(err);
+    if (status === 409) {
+      const raced = await inspectByName(docker, name);
+      if (raced) return { container: docker.getContainer(raced.Id), id: raced.Id, status: raced.State.Status, created: false };
+    }
+    if (status === 404) throw new PermanentEffectError(`image ${spec.Image} is not available locally; build it first`, String(err));
+    if (status === 400) throw new PermanentEffectError(`Docker refused the ${name} container configuration`, String(err));
+    throw err;
+  }
+}
+
+/** Connects the container to a network unless it already is (a retried effect). */
+export async function ensureConnected(docker: Docker, containerId: string, network: string): Promise<void> {
+  const info = await docker.getContainer(containerId).inspect();
+  if (info.NetworkSettings.Networks?.[network]) return;
+  try {
+    await docker.getNetwork(network).connect({ Container: containerId });
+  } catch (err) {
+    // 403 "already exists in network" on a racing retry.
+    const again = await docker.getContainer(containerId).inspect();
+    if (!again.NetworkSettings.Networks?.[network]) throw err;
+  }
+}
+
+/** Starts the container; "already started" (304) is fine. */
+export async function startContainer(container: Docker.Container): Promise<void> {
+  try {
+    await container.start();
+  } catch (err) {
+    if (statusOf(err) !== 304) throw err;
+  }
+}
+
+/** The container's address on one network (assigned at start). */
+export async function containerIp(docker: Docker, containerId: string, network: string): Promise<string> {
+  const info = await docker.getContainer(containerId).inspect();
+  const ip = info.NetworkSettings.Networks?.[network]?.IPAddress;
+  if (!ip) throw new Error(`container ${info.Name} has no address on ${network}`);
+  return ip;
+}

@@ -1,0 +1,200 @@
+import type Docker from 'dockerode';
+import { PassThrough } from 'node:stream';
+import { z } from 'zod';
+
+/**
+ * Reading container output. The gateway prints one JSON line per decision on
+ * stdout; its container has no TTY, so Docker multiplexes stdout/stderr into
+ * 8-byte framed chunks that must be demultiplexed before splitting lines.
+ */
+
+const EgressLineSchema = z.object({
+  t: z.literal('egress'),
+  n: z.number().int().positive(),
+  decision: z.enum(['allowed', 'denied']),
+  host: z.string().nullable(),
+  port: z.number().int().nullable(),
+  method: z.string().nullable(),
+  reason: z.string(),
+  at: z.string().optional(),
+});
+const CapabilityLineSchema = z.object({
+  t: z.literal('capability'),
+  n: z.number().int().positive(),
+  request_id: z.string(),
+  kind: z.enum(['egress', 'dockerfile']),
+  host: z.string().nullable(),
+  port: z.number().int().nullable(),
+  dockerfile: z.string().nullable(),
+  reason: z.string(),
+  at: z.string().optional(),
+});
+export const GatewayDecisionSchema = z.discriminatedUnion('t', [EgressLineSchema, CapabilityLineSchema]);
+export type GatewayDecision = z.infer<typeof GatewayDecisionSchema>;
+
+/** Parses one stdout line; anything that is not a numbered decision (ready lines, stray text) yields undefined. */
+export function parseDecisionLine(line: string): GatewayDecision | undefined {
+  const trimmed = line.trim();
+  if (!trimmed.startsWith('{')) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(trimmed);
+  } catch {
+    return undefined;
+  }
+  const parsed = GatewayDecisionSchema.safeParse(json);
+  return parsed.success ? parsed.data : undefined;
+}
+
+/** Splits a byte stream into lines, keeping a partial last line until the next chunk completes it. */
+export class LineSplitter {
+  private pending = '';
+  private readonly decoder = new TextDecoder();
+  push(chunk: Buffer): string[] {
+    this.pending += this.decoder.decode(chunk, { stream: true });
+    const lines = this.pending.split('\n');
+    this.pending = lines.pop() ?? '';
+    return lines;
+  }
+  flush(): string[] {
+    const rest = this.pending + this.decoder.decode();
+    this.pending = '';
+    return rest ? [rest] : [];
+  }
+}
+
+/** Demultiplexes a non-TTY log buffer (as returned by `logs({ follow: false })`). */
+export function demuxLogBuffer(buf: Buffer): { stdout: string; stderr: string } {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  let offset = 0;
+  while (offset + 8 <= buf.length) {
+    const kind = buf[offset];
+    const size = buf.readUInt32BE(offset + 4);
+    const frame = buf.subarray(offset + 8, offset + 8 + size);
+    (kind === 2 ? err : out).push(frame);
+    offset += 8 + size;
+  }
+  return { stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+}
+
+export interface FollowOptions {
+  /** Decisions numbered at or below this were already recorded by an earlier watcher. */
+  sinceN: number;
+  signal?: AbortSignal;
+  onLine(decision: GatewayDecision): void | Promise<void>;
+}
+
+/** Delivers decisions above a moving high-water mark, in order, one onLine at a time. */
+class DecisionDelivery {
+  private chain: Promise<void> = Promise.resolve();
+  constructor(
+    public highest: number,
+    private readonly onLine: FollowOptions['onLine'],
+  ) {}
+  lines(lines: string[]): void {
+    for (const line of lines) {
+      const decision = parseDecisionLine(line);
+      if (!decision || decision.n <= this.highest) continue;
+      this.highest = decision.n;
+      this.chain = this.chain.then(() => this.onLine(decision));
+    }
+  }
+  done(): Promise<void> {
+    return this.chain;
+  }
+}
+
+/**
+ * Follows the gateway's stdout until the container stops (the log stream ends)
+ * or `signal` aborts. Resolves with the highest decision number delivered.
+ * onLine is awaited in order, so events reach the log in the gateway's order.
+ */
+export async function followGatewayDecisions(docker: Docker, gateway: Docker.Container, opts: FollowOptions): Promise<number> {
+  const delivery = new DecisionDelivery(opts.sinceN, opts.onLine);
+  if (opts.signal?.aborted) return opts.sinceN;
+  const stream = (await gateway.logs({ follow: true, stdout: true, stderr: false })) as unknown as NodeJS.ReadableStream & {
+    destroy?: () => void;
+  };
+  const stdout = new PassThrough();
+  docker.modem.demuxStream(stream, stdout, new PassThrough().resume());
+  const splitter = new LineSplitter();
+  await new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const settle = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onAbort = () => {
+      stream.destroy?.();
+      settle();
+    };
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    stdout.on('data', (chunk: Buffer) => delivery.lines(splitter.push(chunk)));
+    // The demuxer writes synchronously on the source's data events; ending the
+    // PassThrough after the source ends lets every written chunk drain first.
+    stdout.on('end', () => settle());
+    stream.on('end', () => stdout.end());
+    stream.on('close', () => stdout.end());
+    stream.on('error', (err: Error) => settle(opts.signal?.aborted ? undefined : err));
+  });
+  delivery.lines(splitter.flush());
+  await delivery.done();
+  return delivery.highest;
+}
+
+/** One pass over everything the gateway printed so far: used after the agent exits to pick up decisions a follower had not yet seen. */
+export async function drainGatewayDecisions(
+  gateway: Docker.Container,
+  opts: Pick<FollowOptions, 'sinceN' | 'onLine'>,
+): Promise<number> {
+  const delivery = new DecisionDelivery(opts.sinceN, opts.onLine);
+  const raw = (await gateway.logs({ follow: false, stdout: true, stderr: false })) as unknown as Buffer;
+  const { stdout } = demuxLogBuffer(raw);
+  delivery.lines(stdout.split('\n'));
+  await delivery.done();
+  return delivery.highest;
+}
+
+/**
+ * Waits for the gateway's `{"t":"ready"}` line so the agent never starts
+ * against a proxy that is not listening yet. A gateway that exits first (bad
+ * config, missing secret) fails with its own last words.
+ */
+export async function waitForGatewayReady(
+  gateway: Docker.Container,
+  opts: { timeoutMs?: number; pollMs?: number; signal?: AbortSignal } = {},
+): Promise<void> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  for (;;) {
+    // Inspect first: a ready line from a gateway that has since died must not count.
+    const info = await gateway.inspect();
+    const raw = (await gateway.logs({ follow: false, stdout: true, stderr: true })) as unknown as Buffer;
+    const { stdout, stderr } = demuxLogBuffer(raw);
+    if (info.State.Running && stdout.split('\n').some(isReadyLine)) return;
+    if (!info.State.Running) {
+      const lastWords = (stderr.trim() || stdout.trim()).split('\n').slice(-3).join(' | ');
+      throw new GatewayExitedError(`gateway exited (code ${info.State.ExitCode}) before it was ready: ${lastWords || 'no output'}`);
+    }
+    if (Date.now() > deadline) throw new Error('gateway did not report ready in time');
+    if (opts.signal?.aborted) throw new Error('interrupted while waiting for the gateway');
+    await new Promise((resolve) => setTimeout(resolve, opts.pollMs ?? 200));
+  }
+}
+
+export class GatewayExitedError extends Error {
+  override name = 'GatewayExitedError';
+}
+
+function isReadyLine(line: string): boolean {
+  const trimmed = line.trim();
+  if (!trimmed.startsWith('{')) return false;
+  try {
+    return (JSON.parse(trimmed) as { t?: unknown }).t === 'ready';
+  } catch {
+    return false;
+  }
+}

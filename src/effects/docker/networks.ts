@@ -1,0 +1,77 @@
+import type Docker from 'dockerode';
+import { bottleLabels, resourceNames } from '../../shared/names.js';
+import { statusOf } from './client.js';
+
+/**
+ * The two per-bottle networks. The agent sits only on `internal`
+ * (Docker `Internal: true`: no route off the bridge); the gateway sits on both
+ * and is the agent's one way out through `egress`, a normal bridge.
+ */
+export interface BottleNetwork {
+  id: string;
+  name: string;
+  /** Host-side bridge interface, `br-<first 12 of the id>` unless the network names its own. */
+  bridge: string;
+  /** The bridge's own address on the host: the address the host guard must make unreachable. */
+  gateway: string;
+  subnet: string;
+}
+
+export interface BottleNetworks {
+  internal: BottleNetwork;
+  egress: BottleNetwork;
+}
+
+const BRIDGE_NAME_OPTION = 'com.docker.network.bridge.name';
+
+interface NetworkInspect {
+  Id: string;
+  Name: string;
+  Options?: Record<string, string>;
+  IPAM?: { Config?: Array<{ Subnet?: string; Gateway?: string }> };
+}
+
+export function describeNetwork(info: NetworkInspect): BottleNetwork {
+  const ipv4 = (info.IPAM?.Config ?? []).find((c) => c.Subnet && !c.Subnet.includes(':'));
+  if (!ipv4?.Gateway || !ipv4.Subnet) throw new Error(`network ${info.Name} has no IPv4 subnet/gateway`);
+  return {
+    id: info.Id,
+    name: info.Name,
+    bridge: info.Options?.[BRIDGE_NAME_OPTION] ?? `br-${info.Id.slice(0, 12)}`,
+    gateway: ipv4.Gateway,
+    subnet: ipv4.Subnet,
+  };
+}
+
+/** Inspect by name; undefined when absent. */
+export async function inspectNetwork(docker: Docker, name: string): Promise<BottleNetwork | undefined> {
+  try {
+    return describeNetwork((await docker.getNetwork(name).inspect()) as NetworkInspect);
+  } catch (err) {
+    if (statusOf(err) === 404) return undefined;
+    throw err;
+  }
+}
+
+async function ensureNetwork(docker: Docker, name: string, internal: boolean, labels: Record<string, string>): Promise<BottleNetwork> {
+  const existing = await inspectNetwork(docker, name);
+  if (existing) return existing;
+  try {
+    // CheckDuplicate: Docker otherwise happily creates two networks with one name,
+    // and a retried effect would then see an ambiguous name.
+    await docker.createNetwork({ Name: name, Driver: 'bridge', Internal: internal, CheckDuplicate: true, Labels: labels });
+  } catch (err) {
+    if (statusOf(err) !== 409) throw err; // 409: a concurrent attempt created it first
+  }
+  const created = await inspectNetwork(docker, name);
+  if (!created) throw new Error(`network ${name} vanished right after it was created`);
+  return created;
+}
+
+/** Idempotent: inspect before create, so a retried effect reuses what the first attempt made. */
+export async function ensureBottleNetworks(docker: Docker, identity: string, agent: string): Promise<BottleNetworks> {
+  const names = resourceNames(identity);
+  const internal = await ensureNetwork(docker, names.internalNetwork, true, bottleLabels(identity, agent, 'internal-network'));
+  const egress = await ensureNetwork(docker, names.egressNetwork, false, bottleLabels(identity, agent, 'egress-network'));
+  return { internal, egress };
+}

@@ -1,0 +1,174 @@
+import type Docker from 'dockerode';
+import { createReadStream } from 'node:fs';
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { pack as tarPack, type Pack } from 'tar-stream';
+import { sshKeyTargets } from '../../plan/resolve.js';
+import { expandHome } from '../../shared/paths.js';
+import { PermanentEffectError } from '../types.js';
+
+/**
+ * Files copied into a created (not yet started) container with putArchive.
+ * Everything goes in one tar per call, rooted at `/`, with explicit owner and
+ * mode on every entry: Docker creates missing parents as root, so every
+ * folder the agent must write to is listed as its own entry.
+ */
+export type ArchiveEntry =
+  | { type: 'directory'; path: string; mode: number; uid: number; gid: number }
+  | { type: 'file'; path: string; mode: number; uid: number; gid: number; content: string | Buffer }
+  | { type: 'host-file'; path: string; mode: number; uid: number; gid: number; source: string; size: number }
+  | { type: 'symlink'; path: string; uid: number; gid: number; linkname: string };
+
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+/** Absolute container path -> tar name (tar names are relative to the extraction root `/`). */
+function tarName(absolute: string): string {
+  const normal = posix.normalize(absolute);
+  if (!normal.startsWith('/') || normal.split('/').includes('..')) throw new Error(`not an absolute container path: ${absolute}`);
+  return normal.slice(1);
+}
+
+/** Directory entries for `dir` and each of its parents strictly below `ownedFrom`'s parent. */
+export function ownedDirectories(dir: string, ownedFrom: string, owner: Owner, mode = 0o755): ArchiveEntry[] {
+  const entries: ArchiveEntry[] = [];
+  let current = posix.normalize(dir);
+  const stop = posix.dirname(posix.normalize(ownedFrom));
+  while (current !== stop && current !== '/' && current.startsWith(posix.normalize(ownedFrom))) {
+    entries.unshift({ type: 'directory', path: current, mode, uid: owner.uid, gid: owner.gid });
+    current = posix.dirname(current);
+  }
+  return entries;
+}
+
+/**
+ * Walks a host folder into entries below `target`. Symlinks are copied as
+ * links (never followed), so nothing outside the folder is read; sockets and
+ * fifos are skipped.
+ */
+export async function hostTreeEntries(source: string, target: string, owner: Owner, opts: { exclude?: (rel: string) => boolean } = {}): Promise<ArchiveEntry[]> {
+  const entries: ArchiveEntry[] = [];
+  const walk = async (hostPath: string, containerPath: string, rel: string): Promise<void> => {
+    const s = await lstat(hostPath);
+    if (s.isSymbolicLink()) {
+      entries.push({ type: 'symlink', path: containerPath, uid: owner.uid, gid: owner.gid, linkname: await readlink(hostPath) });
+    } else if (s.isDirectory()) {
+      entries.push({ type: 'directory', path: containerPath, mode: s.mode & 0o7777, uid: owner.uid, gid: owner.gid });
+      const names = (await readdir(hostPath)).sort();
+      for (const name of names) {
+        const childRel = rel ? `${rel}/${name}` : name;
+        if (opts.exclude?.(childRel)) continue;
+        await walk(join(hostPath, name), posix.join(containerPath, name), childRel);
+      }
+    } else if (s.isFile()) {
+      entries.push({ type: 'host-file', path: containerPath, mode: s.mode & 0o777, uid: owner.uid, gid: owner.gid, source: hostPath, size: s.size });
+    }
+  };
+  try {
+    await walk(source, target, '');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new PermanentEffectError(`cannot copy ${source} into the bottle: it does not exist`);
+    throw err;
+  }
+  return entries;
+}
+
+/** Streams entries as a tar; host files are read one at a time, never held whole in memory. */
+export function packEntries(entries: ArchiveEntry[]): Pack {
+  const pack = tarPack();
+  (async () => {
+    for (const e of entries) {
+      const base = { name: tarName(e.path), uid: e.uid, gid: e.gid, mtime: new Date() };
+      await new Promise<void>((resolve, reject) => {
+        const done = (err?: Error | null) => (err ? reject(err) : resolve());
+        switch (e.type) {
+          case 'directory':
+            pack.entry({ ...base, type: 'directory', mode: e.mode }, done);
+            break;
+          case 'symlink':
+            pack.entry({ ...base, type: 'symlink', linkname: e.linkname, mode: 0o777 }, done);
+            break;
+          case 'file':
+            pack.entry({ ...base, type: 'file', mode: e.mode }, typeof e.content === 'string' ? Buffer.from(e.content) : e.content, done);
+            break;
+          case 'host-file': {
+            const sink = pack.entry({ ...base, type: 'file', mode: e.mode, size: e.size }, done);
+            createReadStream(e.source).on('error', reject).pipe(sink);
+            break;
+          }
+        }
+      });
+    }
+    pack.finalize();
+  })().catch((err: Error) => pack.destroy(err));
+  return pack;
+}
+
+/** Writes the entries into the container; works on created and stopped containers. */
+export async function putEntries(container: Docker.Container, entries: ArchiveEntry[]): Promise<void> {
+  if (entries.length === 0) return;
+  await container.putArchive(packEntries(entries) as unknown as NodeJS.ReadableStream, { path: '/' });
+}
+
+export interface ProvisionTargets {
+  home: string;
+  promptTarget: string;
+  skillsDir: string;
+  sshDir: string;
+  claudeDir: string;
+}
+
+export const AGENT_OWNER: Owner = { uid: 1000, gid: 1000 };
+
+/** The prompt file, readable by the agent. */
+export async function promptEntries(promptSource: string, targets: ProvisionTargets, owner = AGENT_OWNER): Promise<ArchiveEntry[]> {
+  const [file] = await hostTreeEntries(promptSource, targets.promptTarget, owner);
+  if (file.type !== 'host-file') throw new PermanentEffectError(`prompt ${promptSource} is not a regular file`);
+  return [...ownedDirectories(posix.dirname(targets.promptTarget), targets.home, owner), { ...file, mode: 0o644 }];
+}
+
+/** Each skill folder becomes `<skillsDir>/<name>/`. */
+export async function skillEntries(skills: Array<{ name: string; source: string }>, targets: ProvisionTargets, owner = AGENT_OWNER): Promise<ArchiveEntry[]> {
+  if (skills.length === 0) return [];
+  const entries = ownedDirectories(targets.skillsDir, targets.home, owner);
+  for (const skill of skills) {
+    if (!/^[A-Za-z0-9._-]+$/.test(skill.name) || skill.name.startsWith('.')) throw new PermanentEffectError(`invalid skill name ${JSON.stringify(skill.name)}`);
+    entries.push(...(await hostTreeEntries(skill.source, posix.join(targets.skillsDir, skill.name), owner)));
+  }
+  return entries;
+}
+
+/**
+ * SSH keys copied to `<sshDir>/<key file name>` (0600, folder 0700) and a
+ * generated `config` mapping each Host to its copied key.
+ */
+export async function sshEntries(ssh: Array<{ Host: string; IdentityFile: string }>, targets: ProvisionTargets, owner = AGENT_OWNER): Promise<ArchiveEntry[]> {
+  if (ssh.length === 0) return [];
+  const entries: ArchiveEntry[] = [...ownedDirectories(posix.dirname(targets.sshDir), targets.home, owner), { type: 'directory', path: targets.sshDir, mode: 0o700, ...owner }];
+  // The plan printed these target names; sharing the function keeps the copy and the plan in agreement.
+  const names = sshKeyTargets(ssh).map((target) => posix.basename(target));
+  const config: string[] = [];
+  for (const [index, entry] of ssh.entries()) {
+    if (!/^[^\s"]+$/.test(entry.Host)) throw new PermanentEffectError(`invalid ssh Host ${JSON.stringify(entry.Host)}`);
+    const source = expandHome(entry.IdentityFile);
+    const name = names[index];
+    const [key] = await hostTreeEntries(source, posix.join(targets.sshDir, name), owner);
+    if (key.type !== 'host-file') throw new PermanentEffectError(`ssh key ${source} is not a regular file`);
+    entries.push({ ...key, mode: 0o600 });
+    config.push(`Host ${entry.Host}`, `  IdentityFile ${posix.join(targets.sshDir, name)}`, '  IdentitiesOnly yes', '');
+  }
+  entries.push({ type: 'file', path: posix.join(targets.sshDir, 'config'), mode: 0o600, ...owner, content: config.join('\n') });
+  return entries;
+}
+
+/** A preserved transcript folder restored as the agent's `~/.claude`. */
+export async function transcriptEntries(transcriptDir: string, targets: ProvisionTargets, owner = AGENT_OWNER): Promise<ArchiveEntry[]> {
+  return [...ownedDirectories(posix.dirname(targets.claudeDir), targets.home, owner), ...(await hostTreeEntries(transcriptDir, targets.claudeDir, owner))];
+}
+
+/** The working folder copied in (with .git) for copy_cwd bottles, owned by the agent. */
+export async function cwdEntries(cwd: string, owner = AGENT_OWNER): Promise<ArchiveEntry[]> {
+  return hostTreeEntries(cwd, cwd, owner);
+}

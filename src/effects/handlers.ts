@@ -1,0 +1,342 @@
+import type Dockerode from 'dockerode';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { GatewayConfigSchema, GatewaySecretsSchema, type GatewayConfigInput } from '../gateway/config.js';
+import {
+  agentEnvironment,
+  AGENT_HOME,
+  GATEWAY_CREDENTIAL_PORT,
+  GATEWAY_PROXY_PORT,
+  PROMPT_TARGET,
+  SKILLS_TARGET_DIR,
+  SSH_TARGET_DIR,
+  TRANSCRIPT_TARGET,
+} from '../plan/agent-env.js';
+import type { BottlePlan } from '../plan/schema.js';
+import { routeId } from '../shared/names.js';
+import { statePaths } from '../shared/paths.js';
+import { snapshotDir } from './docker/archive.js';
+import { statusOf } from './docker/client.js';
+import {
+  agentContainerSpec,
+  containerIp,
+  ensureConnected,
+  ensureContainer,
+  gatewayContainerSpec,
+  GATEWAY_CONFIG_PATH,
+  GATEWAY_SECRETS_PATH,
+  GATEWAY_UID,
+  startContainer,
+} from './docker/containers.js';
+import { ensureHostGuard } from './docker/host-guard.js';
+import { agentImageSource, ensureImage, gatewayImageSource } from './docker/images.js';
+import { drainGatewayDecisions, followGatewayDecisions, GatewayExitedError, waitForGatewayReady, type GatewayDecision } from './docker/logs.js';
+import { ensureBottleNetworks, inspectNetwork, type BottleNetworks } from './docker/networks.js';
+import {
+  cwdEntries,
+  promptEntries,
+  putEntries,
+  skillEntries,
+  sshEntries,
+  transcriptEntries,
+  type ArchiveEntry,
+  type ProvisionTargets,
+} from './docker/provision.js';
+import { removeBottleResources } from './docker/teardown.js';
+import { waitForAgentExit } from './docker/wait.js';
+import { markPreserved, prepareState, readMetadata, removeFileIfPresent, removeState } from './state.js';
+import { PermanentEffectError, type EffectContext, type EffectHandler, type EffectKind, type EffectRequest, type NewEvent } from './types.js';
+
+/**
+ * The effect table: one handler per EffectKind, each idempotent (a retried
+ * job finds what the first attempt made and carries on) and each returning
+ * the lifecycle events that record its outcome.
+ */
+
+const AGENT_TARGETS: ProvisionTargets = {
+  home: AGENT_HOME,
+  promptTarget: PROMPT_TARGET,
+  skillsDir: SKILLS_TARGET_DIR,
+  sshDir: SSH_TARGET_DIR,
+  claudeDir: TRANSCRIPT_TARGET,
+};
+
+export const EGRESS_EXTRA_FILE = 'egress-extra.json';
+const EgressExtraSchema = z.object({ hosts: z.array(z.string()).default([]) });
+
+const CapabilityRequestSchema = z.object({
+  kind: z.enum(['egress', 'dockerfile']),
+  host: z.string().nullish(),
+  port: z.number().int().nullish(),
+  dockerfile: z.string().nullish(),
+});
+
+function resumeHint(identity: string): string {
+  return `bottle resume ${identity}`;
+}
+
+/** Docker refusals that no retry can fix become permanent; everything else is left for the worker to retry. */
+async function classifyDockerErrors<T>(what: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof PermanentEffectError) throw err;
+    const status = statusOf(err);
+    if (status === 400) throw new PermanentEffectError(`${what}: Docker refused the request`, String(err));
+    if (status === 404 && /image/i.test(String((err as Error).message))) throw new PermanentEffectError(`${what}: image not found`, String(err));
+    throw err;
+  }
+}
+
+async function bottleNetworks(docker: Dockerode, plan: BottlePlan): Promise<BottleNetworks> {
+  const [internal, egress] = await Promise.all([inspectNetwork(docker, plan.networks.internal), inspectNetwork(docker, plan.networks.egress)]);
+  if (!internal || !egress) throw new Error(`bottle networks of ${plan.identity} are missing`);
+  return { internal, egress };
+}
+
+/** The gateway's config: the allowlist, credential routes by id, and pinned names resolved to IPs. */
+export function gatewayConfigFor(plan: BottlePlan, networks: BottleNetworks): GatewayConfigInput {
+  const extraHosts = Object.fromEntries(
+    Object.entries(plan.extra_hosts).map(([name, target]) => [name, target === 'host-gateway' ? networks.egress.gateway : target]),
+  );
+  return {
+    identity: plan.identity,
+    proxy_port: GATEWAY_PROXY_PORT,
+    credential_port: GATEWAY_CREDENTIAL_PORT,
+    allow: plan.hosts,
+    extra_hosts: extraHosts,
+    routes: plan.credentials.map((route, index) => ({
+      id: routeId(index),
+      ...(route.role ? { role: route.role } : {}),
+      ...(route.host ? { host: route.host } : {}),
+      ...(route.upstream ? { upstream: route.upstream } : {}),
+      auth: route.auth,
+      ...(route.header ? { header: route.header } : {}),
+    })),
+  };
+}
+
+function decisionEvent(decision: GatewayDecision): NewEvent {
+  if (decision.t === 'egress') {
+    return {
+      type: decision.decision === 'allowed' ? 'egress.allowed' : 'egress.denied',
+      // A request refused before its target was readable has no host/port/method.
+      data: { n: decision.n, host: decision.host ?? '', port: decision.port ?? 0, method: decision.method ?? '', reason: decision.reason },
+    };
+  }
+  return {
+    type: 'capability.requested',
+    data: {
+      request_id: decision.request_id,
+      kind: decision.kind,
+      ...(decision.host !== null ? { host: decision.host } : {}),
+      ...(decision.port !== null ? { port: decision.port } : {}),
+      ...(decision.dockerfile !== null ? { dockerfile: decision.dockerfile } : {}),
+      reason: decision.reason,
+    },
+  };
+}
+
+async function snapshotTranscript(docker: Dockerode, plan: BottlePlan): Promise<NewEvent> {
+  const paths = statePaths(plan.identity);
+  try {
+    const result = await snapshotDir(docker, plan.containers.agent, TRANSCRIPT_TARGET, paths.transcript);
+    const warning = result.refused > 0 ? `${result.refused} transcript entries were not copied (links or special files that could leave the state folder)` : undefined;
+    return { type: 'transcript.snapshotted', data: { files: result.files, bytes: result.bytes, missing: result.missing, ...(warning ? { warning } : {}) } };
+  } catch (err) {
+    // No agent container (it never started, or a retry after teardown): nothing to copy, and the lifecycle must go on.
+    if (statusOf(err) === 404) {
+      return { type: 'transcript.snapshotted', data: { files: 0, bytes: 0, missing: true, warning: 'the agent container no longer exists' } };
+    }
+    throw err;
+  }
+}
+
+function egressAllowEntry(host: string, port: number | null | undefined): string {
+  return port && port !== 443 && port !== 80 ? `${host}:${port}` : host;
+}
+
+async function applyCapabilityChange(identity: string, params: Record<string, unknown>): Promise<void> {
+  const request = CapabilityRequestSchema.safeParse(params.request ?? params);
+  if (!request.success) throw new PermanentEffectError('capability request is missing its kind/host/dockerfile');
+  const paths = statePaths(identity);
+  await mkdir(paths.dir, { recursive: true, mode: 0o700 });
+  const { kind, host, port, dockerfile } = request.data;
+  if (kind === 'dockerfile') {
+    if (!dockerfile) throw new PermanentEffectError('dockerfile capability request carries no Dockerfile');
+    await writeFile(paths.dockerfile, dockerfile.endsWith('\n') ? dockerfile : `${dockerfile}\n`, { mode: 0o644 });
+    return;
+  }
+  if (!host) throw new PermanentEffectError('egress capability request carries no host');
+  const extraPath = join(paths.dir, EGRESS_EXTRA_FILE);
+  const existing = existsSync(extraPath) ? EgressExtraSchema.parse(JSON.parse(await readFile(extraPath, 'utf8'))) : { hosts: [] };
+  const hosts = [...new Set([...existing.hosts, egressAllowEntry(host, port)])].sort();
+  await writeFile(extraPath, JSON.stringify({ hosts }, null, 2) + '\n', { mode: 0o600 });
+}
+
+export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, EffectHandler> {
+  const { docker } = deps;
+
+  const startGateway = async (_req: EffectRequest, ctx: EffectContext): Promise<NewEvent[]> => {
+    const { plan } = ctx;
+    const networks = await bottleNetworks(docker, plan);
+    const config = GatewayConfigSchema.safeParse(gatewayConfigFor(plan, networks));
+    if (!config.success) throw new PermanentEffectError(`gateway configuration is invalid: ${config.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+
+    const gateway = await classifyDockerErrors('creating the gateway', () => ensureContainer(docker, gatewayContainerSpec(plan, { networks })));
+    await ensureConnected(docker, gateway.id, networks.internal.name);
+    if (gateway.status === 'created') {
+      const secretsPath = statePaths(plan.identity).secrets;
+      const entries: ArchiveEntry[] = [{ type: 'file', path: GATEWAY_CONFIG_PATH, mode: 0o444, uid: 0, gid: 0, content: JSON.stringify(config.data) }];
+      if (existsSync(secretsPath)) {
+        const secrets = GatewaySecretsSchema.safeParse(JSON.parse(await readFile(secretsPath, 'utf8')));
+        if (!secrets.success) throw new PermanentEffectError(`the secrets handed to the worker (${secretsPath}) are malformed`);
+        entries.push({ type: 'file', path: GATEWAY_SECRETS_PATH, mode: 0o400, uid: GATEWAY_UID, gid: GATEWAY_UID, content: JSON.stringify(secrets.data) });
+      } else if (gateway.created) {
+        if (plan.credentials.length > 0) {
+          throw new PermanentEffectError('the credential secrets for this launch are gone (already used by an earlier gateway); start or resume the bottle again');
+        }
+        entries.push({ type: 'file', path: GATEWAY_SECRETS_PATH, mode: 0o400, uid: GATEWAY_UID, gid: GATEWAY_UID, content: '{}' });
+      }
+      await putEntries(gateway.container, entries);
+      // Secrets live in exactly one place once the gateway holds them.
+      await removeFileIfPresent(secretsPath);
+      await startContainer(gateway.container);
+    }
+    try {
+      await waitForGatewayReady(gateway.container, { signal: ctx.signal });
+    } catch (err) {
+      if (err instanceof GatewayExitedError) throw new PermanentEffectError(err.message);
+      throw err;
+    }
+    const ip = await containerIp(docker, gateway.id, networks.internal.name);
+    return [{ type: 'gateway.started', data: { container: plan.containers.gateway, ip } }];
+  };
+
+  const startAgent = async (_req: EffectRequest, ctx: EffectContext): Promise<NewEvent[]> => {
+    const { plan } = ctx;
+    const networks = await bottleNetworks(docker, plan);
+    const gatewayIp = await containerIp(docker, plan.containers.gateway, networks.internal.name);
+    const spec = agentContainerSpec(plan, { env: agentEnvironment(plan, gatewayIp), networks });
+    const agent = await classifyDockerErrors('creating the agent', () => ensureContainer(docker, spec));
+    if (agent.status === 'created') {
+      const transcript = statePaths(plan.identity).transcript;
+      const entries: ArchiveEntry[] = [];
+      if (plan.prompt) entries.push(...(await promptEntries(plan.prompt, AGENT_TARGETS)));
+      entries.push(...(await skillEntries(plan.skills, AGENT_TARGETS)));
+      entries.push(...(await sshEntries(plan.ssh, AGENT_TARGETS)));
+      // A resume restores the snapshot; so does a retried start that finds one (the folder only exists after a run).
+      if (existsSync(transcript)) entries.push(...(await transcriptEntries(transcript, AGENT_TARGETS)));
+      if (plan.copy_cwd) entries.push(...(await cwdEntries(plan.cwd)));
+      await classifyDockerErrors('provisioning the agent', () => putEntries(agent.container, entries));
+      await classifyDockerErrors('starting the agent', () => startContainer(agent.container));
+    }
+    return [{ type: 'agent.started', data: { container: plan.containers.agent, runtime: plan.runtime } }];
+  };
+
+  const watchAgent = async (_req: EffectRequest, ctx: EffectContext): Promise<NewEvent[]> => {
+    const { plan } = ctx;
+    const agent = docker.getContainer(plan.containers.agent);
+    const gateway = docker.getContainer(plan.containers.gateway);
+    const onLine = (decision: GatewayDecision) => ctx.observe([decisionEvent(decision)]);
+    const followerStop = new AbortController();
+    const stopFollower = () => followerStop.abort();
+    ctx.signal.addEventListener('abort', stopFollower, { once: true });
+    // A follower failure (gateway gone) must not lose the agent's exit; the drain below catches up.
+    const follower = followGatewayDecisions(docker, gateway, { sinceN: ctx.lastEgressDecision, signal: followerStop.signal, onLine }).catch(
+      () => ctx.lastEgressDecision,
+    );
+    try {
+      const aborted = new Promise<'aborted'>((resolve) => {
+        if (ctx.signal.aborted) resolve('aborted');
+        ctx.signal.addEventListener('abort', () => resolve('aborted'), { once: true });
+      });
+      const exit = await Promise.race([waitForAgentExit(docker, agent), aborted]);
+      followerStop.abort();
+      const followed = await follower;
+      if (exit === 'aborted') return [];
+      try {
+        await drainGatewayDecisions(gateway, { sinceN: Math.max(followed, ctx.lastEgressDecision), onLine });
+      } catch (err) {
+        if (statusOf(err) !== 404) throw err; // no gateway left: nothing more to drain
+      }
+      return [{ type: 'agent.exited', data: { code: exit.code, signal: exit.signal } }];
+    } finally {
+      followerStop.abort();
+      ctx.signal.removeEventListener('abort', stopFollower);
+    }
+  };
+
+  return {
+    prepare_state: async (_req, ctx) => [{ type: 'bottle.prepared', data: { state_dir: await prepareState(ctx.identity, ctx.plan) } }],
+
+    build_image: async (_req, ctx) => {
+      const { plan } = ctx;
+      const paths = statePaths(ctx.identity);
+      // The plan decides which Dockerfile the image comes from; a resumed plan names the per-bottle one,
+      // whose build context is still the bottle's original folder (kept in metadata).
+      const usesStateDockerfile = plan.image.dockerfile === paths.dockerfile;
+      const baseDockerfile = usesStateDockerfile ? ((await readMetadata(ctx.identity))?.base_dockerfile ?? null) : plan.image.builtin ? null : plan.image.dockerfile;
+      const agentSource = agentImageSource({
+        dockerfile: baseDockerfile ?? undefined,
+        stateDockerfile: usesStateDockerfile ? paths.dockerfile : undefined,
+        bottle: plan.bottle,
+      });
+      const onProgress = (line: string) => ctx.progress(line);
+      const agent = await ensureImage(docker, agentSource, plan.image, { onProgress });
+      const gateway = await ensureImage(docker, gatewayImageSource(), plan.gateway_image, { onProgress });
+      return [{ type: 'image.built', data: { tag: agent.tag, gateway_tag: gateway.tag, cached: agent.cached && gateway.cached } }];
+    },
+
+    create_networks: async (_req, ctx) => {
+      const networks = await classifyDockerErrors('creating networks', () => ensureBottleNetworks(docker, ctx.identity, ctx.plan.agent));
+      await ensureHostGuard(docker, { identity: ctx.identity, bridge: networks.internal.bridge, image: ctx.plan.gateway_image.tag });
+      return [{ type: 'network.created', data: { internal: networks.internal.name, egress: networks.egress.name } }];
+    },
+
+    start_gateway: startGateway,
+    start_agent: startAgent,
+    watch_agent: watchAgent,
+
+    stop_agent: async (_req, ctx) => {
+      try {
+        await docker.getContainer(ctx.plan.containers.agent).stop({ t: 10 });
+      } catch (err) {
+        // 304: already stopped; 404: already removed. The exit arrives through watch_agent either way.
+        if (statusOf(err) !== 304 && statusOf(err) !== 404) throw err;
+      }
+      return [];
+    },
+
+    snapshot_transcript: async (_req, ctx) => [await snapshotTranscript(docker, ctx.plan)],
+
+    preserve: async (req, ctx) => {
+      await markPreserved(ctx.identity, String(req.params.reason ?? 'failure'));
+      await removeBottleResources(docker, ctx.identity, { guardImage: ctx.plan.gateway_image.tag });
+      return [{ type: 'bottle.preserved', data: { reason: req.params.reason, resume_hint: resumeHint(ctx.identity) } }];
+    },
+
+    cleanup: async (_req, ctx) => {
+      await removeBottleResources(docker, ctx.identity, { guardImage: ctx.plan.gateway_image.tag });
+      await removeState(ctx.identity);
+      return [{ type: 'bottle.cleaned', data: {} }];
+    },
+
+    apply_capability: async (req, ctx) => {
+      await applyCapabilityChange(ctx.identity, req.params);
+      await snapshotTranscript(docker, ctx.plan);
+      await markPreserved(ctx.identity, 'capability');
+      await removeBottleResources(docker, ctx.identity, { guardImage: ctx.plan.gateway_image.tag });
+      return [{ type: 'bottle.preserved', data: { reason: 'capability', resume_hint: resumeHint(ctx.identity) } }];
+    },
+
+    teardown_failed: async (req, ctx) => {
+      // Marker first: if teardown itself fails, the state is still kept for a resume.
+      await markPreserved(ctx.identity, 'failure');
+      await removeBottleResources(docker, ctx.identity, { guardImage: ctx.plan.gateway_image.tag });
+      return [{ type: 'bottle.failed', data: { effect: String(req.params.effect ?? 'unknown'), error: String(req.params.error ?? 'unknown') } }];
+    },
+  };
+}

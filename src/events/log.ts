@@ -1,0 +1,295 @@
+import type { Redis } from 'ioredis';
+import type { NewEvent } from '../effects/types.js';
+import { BottleStateSchema, type BottleState } from '../machines/context.js';
+import { RuntimeFailure } from '../shared/errors.js';
+import { BOTTLES_INDEX_KEY, bottleKeys } from './keys.js';
+import { CURRENT_VERSION, InvalidEventError, parseEvent, parseNewEventData, type LifecycleEvent } from './schema.js';
+import { APPEND_SCRIPT } from './scripts/append.js';
+
+/**
+ * The per-bottle event log in Redis Streams: the source of truth for every
+ * bottle. One stream per bottle, never trimmed, entry id `<seq>-0`. Appends
+ * are optimistic (expected last seq) and store the caller's folded live state
+ * atomically with the events, so the cached state never lags the log.
+ */
+
+export class AppendConflictError extends Error {
+  constructor(
+    readonly identity: string,
+    readonly expectedLastSeq: number,
+    readonly actualLastSeq: number,
+  ) {
+    super(`append to ${identity} conflicted: expected last seq ${expectedLastSeq}, log is at ${actualLastSeq}`);
+    this.name = 'AppendConflictError';
+  }
+}
+
+export interface AppendResult {
+  /** The events as stored (empty for a duplicate). */
+  events: LifecycleEvent[];
+  /** The log's last seq after this call. */
+  lastSeq: number;
+  /** Set when `cause` had been appended before: nothing was written, these are its seqs. */
+  duplicateOf?: { first: number; last: number };
+}
+
+export interface BottleInfo {
+  identity: string;
+  agent: string;
+  bottle: string;
+  host: string;
+  started_at: string;
+}
+
+export interface FollowOptions {
+  signal: AbortSignal;
+  /** How long one XREAD blocks before it re-checks the signal. */
+  blockMs?: number;
+}
+
+/** Entries fetched per XRANGE round trip when reading a history. */
+const READ_PAGE = 2000;
+const FOLLOW_BATCH = 500;
+const APPEND_COMMAND = 'cbAppendEvents';
+
+type StreamEntry = [id: string, fields: string[]];
+type BufferEntry = [id: Buffer, fields: Buffer[]];
+type AppendReply = [status: 'ok' | 'conflict' | 'badseq', value: number] | ['duplicate', number, number];
+type AppendCommand = (...args: Array<string | number>) => Promise<AppendReply>;
+
+/**
+ * Stamps new events with seqs after `expectedLastSeq`, a timestamp and the
+ * current schema version, validating their data: the input to `foldEvent` and
+ * `EventLog.append`.
+ */
+export function stampEvents(expectedLastSeq: number, events: readonly NewEvent[], at: string): LifecycleEvent[] {
+  return events.map((e, i) => {
+    const data = parseNewEventData(e.type, e.data);
+    return parseEvent({ seq: expectedLastSeq + 1 + i, type: e.type, at, v: CURRENT_VERSION[e.type as keyof typeof CURRENT_VERSION], data });
+  });
+}
+
+export class EventLog {
+  constructor(private readonly redis: Redis) {
+    if (!(APPEND_COMMAND in redis)) redis.defineCommand(APPEND_COMMAND, { numberOfKeys: 5, lua: APPEND_SCRIPT });
+  }
+
+  /**
+   * Appends already-stamped events (seqs expectedLastSeq+1, +2, ...; see
+   * stampEvents) and stores `liveState`, the caller's fold of them, in one
+   * atomic step. Throws AppendConflictError when the log is no longer at
+   * `expectedLastSeq`: re-read, re-fold, retry. With `cause`, a second append
+   * of the same cause writes nothing and reports the first one's seqs.
+   */
+  async append(
+    identity: string,
+    expectedLastSeq: number,
+    events: readonly LifecycleEvent[],
+    liveState: BottleState,
+    cause?: string,
+  ): Promise<AppendResult> {
+    const keys = bottleKeys(identity);
+    if (events.length === 0) return { events: [], lastSeq: await this.lastSeq(identity) };
+    events.forEach((ev, i) => {
+      if (ev.seq !== expectedLastSeq + 1 + i) {
+        throw new InvalidEventError(`append to ${identity}: event ${i} has seq ${ev.seq}, expected ${expectedLastSeq + 1 + i}`);
+      }
+    });
+    const lastEvent = events[events.length - 1];
+    if (liveState.seq !== lastEvent.seq) {
+      throw new Error(`append to ${identity}: live state is at seq ${liveState.seq} but the batch ends at ${lastEvent.seq}`);
+    }
+
+    const first = events[0];
+    const info: string[] = [];
+    if (first.seq === 1 && first.type === 'bottle.start_requested') {
+      const { plan } = first.data;
+      info.push('agent', plan.agent, 'bottle', plan.bottle, 'host', plan.host, 'started_at', first.at);
+    }
+    const args: Array<string | number> = [
+      keys.events,
+      keys.state,
+      BOTTLES_INDEX_KEY,
+      keys.info,
+      keys.causes,
+      identity,
+      expectedLastSeq,
+      JSON.stringify(liveState),
+      Date.parse(first.at),
+      cause ?? '',
+      events.length,
+      info.length / 2,
+      ...info,
+    ];
+    for (const ev of events) args.push(ev.seq, ev.type, ev.at, ev.v, JSON.stringify(ev.data));
+
+    const reply = await (this.redis as unknown as Record<string, AppendCommand>)[APPEND_COMMAND](...args);
+    switch (reply[0]) {
+      case 'ok':
+        return { events: [...events], lastSeq: reply[1] };
+      case 'conflict':
+        throw new AppendConflictError(identity, expectedLastSeq, reply[1]);
+      case 'duplicate':
+        return { events: [], lastSeq: await this.lastSeq(identity), duplicateOf: { first: reply[1], last: reply[2] } };
+      default:
+        throw new Error(`append to ${identity}: unexpected reply ${JSON.stringify(reply)}`);
+    }
+  }
+
+  /** Events fromSeq..toSeq inclusive (default: to the end), upcast and validated. */
+  async read(identity: string, fromSeq = 1, toSeq?: number): Promise<LifecycleEvent[]> {
+    const { events: key } = bottleKeys(identity);
+    const end = toSeq === undefined ? '+' : `${toSeq}-0`;
+    if (toSeq !== undefined && toSeq < fromSeq) return [];
+    // Buffer replies: ioredis would otherwise decode every field name and value
+    // of every entry into a string; we decode only the values (see bufferEntryToEvent).
+    const fetchPage = (start: string) => this.redis.xrangeBuffer(key, start, end, 'COUNT', READ_PAGE) as Promise<BufferEntry[]>;
+    const out: LifecycleEvent[] = [];
+    let pending = fetchPage(`${Math.max(1, fromSeq)}-0`);
+    for (;;) {
+      const page = await pending;
+      const more = page.length === READ_PAGE;
+      // Ask for the next page before parsing this one, so Redis works while we parse.
+      if (more) pending = fetchPage(`(${page[page.length - 1][0].toString('latin1')}`);
+      for (const entry of page) out.push(bufferEntryToEvent(identity, entry));
+      if (!more) return out;
+    }
+  }
+
+  /** Seq of the newest event, 0 for a bottle with no events. */
+  async lastSeq(identity: string): Promise<number> {
+    const tail = (await this.redis.xrevrange(bottleKeys(identity).events, '+', '-', 'COUNT', 1)) as StreamEntry[];
+    return tail.length === 0 ? 0 : seqOf(tail[0][0]);
+  }
+
+  /** The cached live state written by the last append; null before the first. */
+  async liveState(identity: string): Promise<BottleState | null> {
+    const raw = await this.redis.get(bottleKeys(identity).state);
+    if (raw === null) return null;
+    const parsed = BottleStateSchema.safeParse(JSON.parse(raw));
+    if (!parsed.success) {
+      throw new RuntimeFailure(
+        `cached state of ${identity} is unreadable; \`bottle replay ${identity}\` rebuilds it from the event log`,
+        parsed.error.message,
+      );
+    }
+    return parsed.data;
+  }
+
+  async exists(identity: string): Promise<boolean> {
+    return (await this.redis.exists(bottleKeys(identity).events)) === 1;
+  }
+
+  /** Every bottle ever started, oldest first, from the global index. */
+  async listBottles(): Promise<BottleInfo[]> {
+    const identities = await this.redis.zrange(BOTTLES_INDEX_KEY, 0, -1);
+    if (identities.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const identity of identities) pipeline.hgetall(bottleKeys(identity).info);
+    const replies = (await pipeline.exec()) ?? [];
+    return identities.map((identity, i) => {
+      const [err, fields] = replies[i] ?? [null, {}];
+      if (err) throw err;
+      const info = (fields ?? {}) as Record<string, string>;
+      return { identity, agent: info.agent ?? '', bottle: info.bottle ?? '', host: info.host ?? '', started_at: info.started_at ?? '' };
+    });
+  }
+
+  /**
+   * Yields events after `afterSeq` as they are appended, until the signal
+   * aborts. Uses its own connection (XREAD BLOCK holds it) and always resumes
+   * from the last id it saw, never `$`, so no event is skipped between calls.
+   */
+  async *follow(identity: string, afterSeq: number, opts: FollowOptions): AsyncGenerator<LifecycleEvent, void, undefined> {
+    const { events: key } = bottleKeys(identity);
+    const { signal, blockMs = 5000 } = opts;
+    if (signal.aborted) return;
+    const conn = this.redis.duplicate();
+    const stop = () => conn.disconnect();
+    signal.addEventListener('abort', stop, { once: true });
+    let lastId = `${afterSeq}-0`;
+    try {
+      while (!signal.aborted) {
+        let reply: Array<[string, StreamEntry[]]> | null;
+        try {
+          reply = (await conn.xread('COUNT', FOLLOW_BATCH, 'BLOCK', blockMs, 'STREAMS', key, lastId)) as typeof reply;
+        } catch (err) {
+          if (signal.aborted) return;
+          throw err;
+        }
+        if (!reply) continue;
+        for (const [, entries] of reply) {
+          for (const entry of entries) {
+            const event = entryToEvent(identity, entry);
+            lastId = entry[0];
+            yield event;
+            if (signal.aborted) return;
+          }
+        }
+      }
+    } finally {
+      signal.removeEventListener('abort', stop);
+      conn.disconnect();
+    }
+  }
+}
+
+function seqOf(id: string): number {
+  return Number.parseInt(id, 10);
+}
+
+function entryToEvent(identity: string, [id, fields]: StreamEntry): LifecycleEvent {
+  let type: string | undefined;
+  let at: string | undefined;
+  let v: string | undefined;
+  let data: string | undefined;
+  for (let i = 0; i < fields.length; i += 2) {
+    const value = fields[i + 1];
+    switch (fields[i]) {
+      case 'type':
+        type = value;
+        break;
+      case 'at':
+        at = value;
+        break;
+      case 'v':
+        v = value;
+        break;
+      case 'data':
+        data = value;
+        break;
+    }
+  }
+  return storedToEvent(identity, id, type, at, v, data);
+}
+
+/** Field names in the order the append script writes them. */
+const FIELD_ORDER = ['type', 'at', 'v', 'data'].map((name) => Buffer.from(name, 'latin1'));
+
+function isField(actual: Buffer, expected: Buffer): boolean {
+  if (actual.length !== expected.length) return false;
+  for (let i = 0; i < expected.length; i++) if (actual[i] !== expected[i]) return false;
+  return true;
+}
+
+function bufferEntryToEvent(identity: string, [id, fields]: BufferEntry): LifecycleEvent {
+  const inAppendOrder =
+    fields.length === 8 &&
+    isField(fields[0], FIELD_ORDER[0]) &&
+    isField(fields[2], FIELD_ORDER[1]) &&
+    isField(fields[4], FIELD_ORDER[2]) &&
+    isField(fields[6], FIELD_ORDER[3]);
+  if (inAppendOrder) {
+    return storedToEvent(identity, id.toString('latin1'), fields[1].toString(), fields[3].toString(), fields[5].toString('latin1'), fields[7].toString());
+  }
+  return entryToEvent(identity, [id.toString(), fields.map((f) => f.toString())]);
+}
+
+function storedToEvent(identity: string, id: string, type?: string, at?: string, v?: string, data?: string): LifecycleEvent {
+  try {
+    return parseEvent({ seq: seqOf(id), type, at, v: v === undefined ? undefined : Number(v), data: data === undefined ? undefined : JSON.parse(data) });
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new InvalidEventError(`bottle ${identity}: stored ${reason}`);
+  }
+}

@@ -1,0 +1,197 @@
+import { z } from 'zod';
+import { BottlePlanSchema } from '../plan/schema.js';
+import { EFFECT_KINDS } from '../effects/types.js';
+import { upcastData } from './upcast.js';
+
+/**
+ * Lifecycle events: the only record of what happened to a bottle. Every event
+ * crosses Redis, so every shape is checked here. Stored events carry the
+ * schema version they were written with (`v`); reading upcasts old versions to
+ * the current one before validation, so the machine only ever sees current
+ * shapes. Changing a shape means bumping its version and adding an upcaster in
+ * upcast.ts, never editing stored history.
+ */
+
+const ExitSignalSchema = z.string().nullable();
+
+const EgressDecisionDataSchema = z.object({
+  /** Gateway decision number, monotonic per gateway run: lets a retried watcher skip recorded ones. */
+  n: z.number().int().nonnegative(),
+  host: z.string(),
+  port: z.number().int().min(0).max(65535),
+  method: z.string(),
+  reason: z.string(),
+});
+
+export const EVENT_DATA_SCHEMAS = {
+  'bottle.start_requested': z.object({ plan: BottlePlanSchema }),
+  'bottle.resume_requested': z.object({ plan: BottlePlanSchema }),
+  'bottle.prepared': z.object({ state_dir: z.string() }),
+  'image.built': z.object({ tag: z.string(), gateway_tag: z.string(), cached: z.boolean() }),
+  'network.created': z.object({ internal: z.string(), egress: z.string() }),
+  'gateway.started': z.object({ container: z.string(), ip: z.string() }),
+  'agent.started': z.object({ container: z.string(), runtime: z.enum(['runc', 'runsc']) }),
+  'agent.exited': z.object({ code: z.number().int(), signal: ExitSignalSchema }),
+  'bottle.stop_requested': z.object({ by: z.string() }),
+  'transcript.snapshotted': z.object({
+    files: z.number().int().nonnegative(),
+    bytes: z.number().int().nonnegative(),
+    missing: z.boolean(),
+    warning: z.string().optional(),
+  }),
+  'bottle.preserved': z.object({
+    reason: z.enum(['crash', 'signal', 'stopped', 'capability', 'failure']),
+    /** e.g. "bottle resume dev-a1b2c" */
+    resume_hint: z.string(),
+  }),
+  'bottle.cleaned': z.object({}),
+  'capability.requested': z.object({
+    request_id: z.string().min(1),
+    kind: z.enum(['egress', 'dockerfile']),
+    host: z.string().optional(),
+    port: z.number().int().min(0).max(65535).optional(),
+    dockerfile: z.string().optional(),
+    reason: z.string(),
+  }),
+  'capability.approved': z.object({ request_id: z.string().min(1), by: z.string() }),
+  'capability.denied': z.object({ request_id: z.string().min(1), reason: z.string(), by: z.string() }),
+  'egress.allowed': EgressDecisionDataSchema,
+  'egress.denied': EgressDecisionDataSchema,
+  'effect.failed': z.object({
+    effect: z.enum(EFFECT_KINDS),
+    error: z.string(),
+    attempt: z.number().int().nonnegative(),
+    permanent: z.boolean(),
+  }),
+  'bottle.failed': z.object({ effect: z.string(), error: z.string() }),
+} as const;
+
+export type EventType = keyof typeof EVENT_DATA_SCHEMAS;
+export const EVENT_TYPES = Object.keys(EVENT_DATA_SCHEMAS) as EventType[];
+export type EventData<T extends EventType> = z.infer<(typeof EVENT_DATA_SCHEMAS)[T]>;
+
+/** The schema version new events of each type are written with. */
+export const CURRENT_VERSION: Readonly<Record<EventType, number>> = Object.freeze({
+  ...(Object.fromEntries(EVENT_TYPES.map((t) => [t, 1])) as Record<EventType, number>),
+  // v1 stored only { exit_code }; v2 splits out the signal (see upcast.ts).
+  'agent.exited': 2,
+});
+
+/** Seq + timestamp + version around each type's data, as one discriminated union on `type`. */
+function envelope<T extends EventType>(type: T) {
+  return z.object({
+    seq: z.number().int().positive(),
+    type: z.literal(type),
+    at: z.string().datetime({ offset: true }),
+    v: z.literal(CURRENT_VERSION[type]),
+    data: EVENT_DATA_SCHEMAS[type] as (typeof EVENT_DATA_SCHEMAS)[T],
+  });
+}
+
+type EnvelopeOf<T extends EventType> = ReturnType<typeof envelope<T>>;
+type EnvelopeTuple = { [T in EventType]: EnvelopeOf<T> }[EventType];
+
+const envelopes = EVENT_TYPES.map((t) => envelope(t)) as unknown as [EnvelopeTuple, EnvelopeTuple, ...EnvelopeTuple[]];
+export const LifecycleEventSchema = z.discriminatedUnion('type', envelopes);
+
+export type EventOf<T extends EventType> = {
+  seq: number;
+  type: T;
+  at: string;
+  v: number;
+  data: EventData<T>;
+};
+export type LifecycleEvent = { [T in EventType]: EventOf<T> }[EventType];
+
+const OBSERVATION_TYPES: ReadonlySet<string> = new Set<EventType>(['egress.allowed', 'egress.denied']);
+
+/** Observations (egress decisions) never change the lifecycle, so folding skips the machine for them. */
+export function isObservation(type: string): type is 'egress.allowed' | 'egress.denied' {
+  return OBSERVATION_TYPES.has(type);
+}
+
+export function isEventType(type: unknown): type is EventType {
+  return typeof type === 'string' && Object.prototype.hasOwnProperty.call(EVENT_DATA_SCHEMAS, type);
+}
+
+export class InvalidEventError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidEventError';
+  }
+}
+
+const RawEnvelopeSchema = z.object({
+  seq: z.unknown(),
+  type: z.string(),
+  at: z.unknown(),
+  /** Events written before versioning existed count as v1. */
+  v: z.number().int().positive().default(1),
+  data: z.unknown(),
+});
+
+/**
+ * Turns a stored or received event into a current-version LifecycleEvent:
+ * upcasts old versions, then validates. Throws InvalidEventError with the seq
+ * and type in the message.
+ */
+export function parseEvent(raw: unknown): LifecycleEvent {
+  const fast = parseObservationFast(raw);
+  if (fast) return fast;
+  const head = RawEnvelopeSchema.safeParse(raw);
+  if (!head.success) throw new InvalidEventError(`malformed event envelope: ${head.error.issues[0]?.message ?? 'invalid'}`);
+  const { type, v } = head.data;
+  const where = `event ${String(head.data.seq)} (${type})`;
+  if (!isEventType(type)) throw new InvalidEventError(`${where}: unknown event type`);
+  const current = CURRENT_VERSION[type];
+  if (v > current) {
+    throw new InvalidEventError(`${where}: schema version ${v} is newer than this claude-bottle understands (${current}); upgrade claude-bottle`);
+  }
+  const data = v < current ? upcastData(type, v, current, head.data.data) : head.data.data;
+  const parsed = LifecycleEventSchema.safeParse({ ...head.data, v: current, data });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new InvalidEventError(`${where}: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}`);
+  }
+  return parsed.data as LifecycleEvent;
+}
+
+/** Checks a new event's data against its current schema before it is stamped and appended. */
+export function parseNewEventData<T extends EventType>(type: T, data: unknown): EventData<T>;
+export function parseNewEventData(type: string, data: unknown): Record<string, unknown>;
+export function parseNewEventData(type: string, data: unknown): Record<string, unknown> {
+  if (!isEventType(type)) throw new InvalidEventError(`new event: unknown event type ${JSON.stringify(type)}`);
+  const parsed = EVENT_DATA_SCHEMAS[type].safeParse(data);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new InvalidEventError(`new ${type} event: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}`);
+  }
+  return parsed.data as Record<string, unknown>;
+}
+
+// ---------------------------------------------------------------------------
+// Observations are ~all of a long history, so they get a hand-written check
+// that accepts only what the zod schema accepts (the events test pins the two
+// against each other) but is an order of magnitude cheaper. Anything it is
+// unsure about falls through to zod.
+
+const ISO_INSTANT =
+  /^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$/;
+
+function parseObservationFast(raw: unknown): LifecycleEvent | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const r = raw as Record<string, unknown>;
+  if (r.type !== 'egress.allowed' && r.type !== 'egress.denied') return undefined;
+  if (r.v !== 1) return undefined;
+  const { seq, at, data } = r;
+  if (typeof seq !== 'number' || !Number.isInteger(seq) || seq < 1) return undefined;
+  if (typeof at !== 'string' || !ISO_INSTANT.test(at)) return undefined;
+  if (typeof data !== 'object' || data === null) return undefined;
+  const d = data as Record<string, unknown>;
+  const { n, host, port, method, reason } = d;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) return undefined;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) return undefined;
+  if (typeof host !== 'string' || typeof method !== 'string' || typeof reason !== 'string') return undefined;
+  // Anything not exactly right falls through to zod, which produces the error message.
+  return { seq, type: r.type, at, v: 1, data: { n, host, port, method, reason } };
+}

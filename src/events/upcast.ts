@@ -1,0 +1,73 @@
+/**
+ * Upcasters turn event data stored with an old schema version into the next
+ * version, one step at a time, so the log is never rewritten and the machine
+ * only sees current shapes. Register one function per (type, fromVersion);
+ * reading chains them up to CURRENT_VERSION. Upcasters are pure and must not
+ * fail on any record that was valid when it was written.
+ */
+export type Upcaster = (data: Record<string, unknown>) => Record<string, unknown>;
+
+const registry = new Map<string, Upcaster>();
+const keyOf = (type: string, fromVersion: number) => `${type}@${fromVersion}`;
+
+export function registerUpcaster(type: string, fromVersion: number, upcast: Upcaster): void {
+  const key = keyOf(type, fromVersion);
+  if (registry.has(key)) throw new Error(`an upcaster for ${type} v${fromVersion} is already registered`);
+  registry.set(key, upcast);
+}
+
+export function upcasterFor(type: string, fromVersion: number): Upcaster | undefined {
+  return registry.get(keyOf(type, fromVersion));
+}
+
+export class MissingUpcasterError extends Error {
+  constructor(
+    readonly type: string,
+    readonly fromVersion: number,
+  ) {
+    super(`no upcaster registered for ${type} v${fromVersion} -> v${fromVersion + 1}`);
+    this.name = 'MissingUpcasterError';
+  }
+}
+
+/** Applies the registered chain fromVersion -> toVersion. */
+export function upcastData(type: string, fromVersion: number, toVersion: number, data: unknown): unknown {
+  let current = data;
+  for (let v = fromVersion; v < toVersion; v++) {
+    const step = upcasterFor(type, v);
+    if (!step) throw new MissingUpcasterError(type, v);
+    // A malformed old record is left for the validator to reject with a clear message.
+    if (typeof current !== 'object' || current === null) return current;
+    current = step(current as Record<string, unknown>);
+  }
+  return current;
+}
+
+// --- registered upcasters ----------------------------------------------------
+
+/** Conventional shell exit status 128+N for a process killed by signal N (those the agent can plausibly get). */
+const SIGNAL_NAMES: Readonly<Record<number, string>> = {
+  1: 'SIGHUP',
+  2: 'SIGINT',
+  3: 'SIGQUIT',
+  6: 'SIGABRT',
+  9: 'SIGKILL',
+  11: 'SIGSEGV',
+  13: 'SIGPIPE',
+  14: 'SIGALRM',
+  15: 'SIGTERM',
+};
+
+/** The signal an exit status > 128 stands for, `SIG<N>` when unnamed; null for a normal exit. */
+export function signalForExitCode(code: number): string | null {
+  if (code <= 128) return null;
+  const n = code - 128;
+  return SIGNAL_NAMES[n] ?? `SIG${n}`;
+}
+
+// agent.exited v1 stored only { exit_code }; v2 is { code, signal }.
+registerUpcaster('agent.exited', 1, (data) => {
+  const code = data.exit_code;
+  if (typeof code !== 'number') return data;
+  return { code, signal: signalForExitCode(code) };
+});

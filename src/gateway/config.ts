@@ -1,0 +1,141 @@
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { HostPatternError, parseHostPattern } from '../shared/host-pattern.js';
+import { GATEWAY_CREDENTIAL_PORT, GATEWAY_PROXY_PORT } from './ports.js';
+
+/**
+ * The gateway's configuration file, written by the launcher into the gateway
+ * container before it starts. Holds no secret: secrets arrive in a separate
+ * file (GatewaySecretsSchema) so the config can be logged and inspected.
+ */
+const PortSchema = z.number().int().min(0).max(65535);
+
+const RouteSchema = z
+  .object({
+    id: z.string().min(1),
+    role: z.literal('anthropic-base-url').optional(),
+    /** Host routes: the host whose requests get the secret injected. */
+    host: z.string().min(1).optional(),
+    /** Where requests go; required for the anthropic route, defaults to https://<host> for host routes. */
+    upstream: z.string().url().optional(),
+    auth: z.enum(['oauth', 'api-key', 'bearer', 'basic', 'header']),
+    /** Header name for auth "header". */
+    header: z.string().regex(/^[A-Za-z0-9-]+$/).optional(),
+  })
+  .strict()
+  .superRefine((route, ctx) => {
+    if (route.role === 'anthropic-base-url' && !route.upstream) {
+      ctx.addIssue({ code: 'custom', message: 'the anthropic-base-url route needs an upstream URL' });
+    }
+    if (route.role === undefined && !route.host) {
+      ctx.addIssue({ code: 'custom', message: 'a route needs either role "anthropic-base-url" or a host' });
+    }
+    if (route.auth === 'header' && !route.header) {
+      ctx.addIssue({ code: 'custom', message: 'auth "header" needs the header name in "header"' });
+    }
+  });
+export type GatewayRoute = z.infer<typeof RouteSchema>;
+
+export const GatewayConfigSchema = z
+  .object({
+    identity: z.string().min(1),
+    proxy_port: PortSchema.default(GATEWAY_PROXY_PORT),
+    credential_port: PortSchema.default(GATEWAY_CREDENTIAL_PORT),
+    allow: z.array(z.string()).default([]),
+    /** Operator-pinned names: resolved here instead of DNS, and exempt from the private-address block. */
+    extra_hosts: z.record(z.string().refine((ip) => isIP(ip) !== 0, 'must be an IP address')).default({}),
+    routes: z.array(RouteSchema).default([]),
+    limits: z
+      .object({
+        max_header_bytes: z.number().int().min(1024).default(32768),
+        requests_per_minute: z.number().int().positive().default(600),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    config.allow.forEach((raw, index) => {
+      try {
+        parseHostPattern(raw);
+      } catch (err) {
+        const why = err instanceof HostPatternError ? err.message : String(err);
+        ctx.addIssue({ code: 'custom', path: ['allow', index], message: `${JSON.stringify(raw)}: ${why}` });
+      }
+    });
+    const ids = new Set<string>();
+    const pinned = new Set(Object.keys(config.extra_hosts).map((h) => h.toLowerCase()));
+    config.routes.forEach((route, index) => {
+      if (ids.has(route.id)) ctx.addIssue({ code: 'custom', path: ['routes', index, 'id'], message: `duplicate route id ${route.id}` });
+      ids.add(route.id);
+      if (!route.upstream) return;
+      const url = new URL(route.upstream);
+      // Plain http would send the real secret in clear text; only an operator-pinned
+      // name (a local stand-in upstream) may use it.
+      if (url.protocol === 'http:' && !pinned.has(url.hostname.toLowerCase())) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', index, 'upstream'],
+          message: `http upstream ${url.hostname} is only allowed for a name mapped in extra_hosts; use https`,
+        });
+      } else if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+        ctx.addIssue({ code: 'custom', path: ['routes', index, 'upstream'], message: 'upstream must be an http(s) URL' });
+      }
+    });
+    if (config.routes.filter((r) => r.role === 'anthropic-base-url').length > 1) {
+      ctx.addIssue({ code: 'custom', path: ['routes'], message: 'at most one anthropic-base-url route' });
+    }
+  });
+export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
+export type GatewayConfigInput = z.input<typeof GatewayConfigSchema>;
+
+/** Route id -> secret value. Never logged, never echoed. */
+export const GatewaySecretsSchema = z.record(z.string().min(1));
+export type GatewaySecrets = z.infer<typeof GatewaySecretsSchema>;
+
+export class GatewayConfigError extends Error {
+  override name = 'GatewayConfigError';
+}
+
+/** Parses and checks the config; every route must have its secret. Messages never contain secret values. */
+export function validateGatewayFiles(configJson: unknown, secretsJson: unknown): { config: GatewayConfig; secrets: GatewaySecrets } {
+  const config = GatewayConfigSchema.safeParse(configJson);
+  if (!config.success) throw new GatewayConfigError(`invalid gateway config: ${describeIssues(config.error)}`);
+  const secrets = GatewaySecretsSchema.safeParse(secretsJson);
+  // Report only paths: a zod message about a secrets file could quote the value.
+  if (!secrets.success) {
+    throw new GatewayConfigError(`invalid gateway secrets: each entry must be a non-empty string (${secrets.error.issues.map((i) => i.path.join('.')).join(', ')})`);
+  }
+  const missing = config.data.routes.filter((r) => !(r.id in secrets.data)).map((r) => r.id);
+  if (missing.length > 0) throw new GatewayConfigError(`no secret for route(s): ${missing.join(', ')}`);
+  return { config: config.data, secrets: secrets.data };
+}
+
+function describeIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+}
+
+/**
+ * Reads both files. A bottle without credential routes may have no secrets
+ * file at all; a route whose secret is missing is still refused by
+ * validateGatewayFiles.
+ */
+export function readGatewayFiles(configPath: string, secretsPath: string): { config: GatewayConfig; secrets: GatewaySecrets } {
+  return validateGatewayFiles(readJsonFile(configPath, 'config'), readJsonFile(secretsPath, 'secrets', {}));
+}
+
+function readJsonFile(path: string, what: string, whenMissing?: unknown): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && whenMissing !== undefined) return whenMissing;
+    throw new GatewayConfigError(`cannot read gateway ${what} file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new GatewayConfigError(`gateway ${what} file ${path} is not valid JSON`);
+  }
+}

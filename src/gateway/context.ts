@@ -1,0 +1,25 @@
+import type { Socket } from 'node:net';
+import type { GatewayConfig, GatewayRoute, GatewaySecrets } from './config.js';
+import type { DecisionLog } from './decision-log.js';
+import type { EgressPolicy } from './egress-policy.js';
+import type { TokenBucket } from './rate-limiter.js';
+
+/** Opens the TCP connection behind a CONNECT tunnel; injectable so tests can observe or refuse it. */
+export type TunnelConnector = (address: string, port: number) => Socket;
+
+/** What both listeners share: one policy, one rate budget, one numbered decision stream. */
+export interface GatewayContext {
+  config: GatewayConfig;
+  secrets: GatewaySecrets;
+  policy: EgressPolicy;
+  decisions: DecisionLog;
+  limiter: TokenBucket;
+  connect: TunnelConnector;
+  /** Host routes by canonical host name. */
+  hostRoutes: Map<string, GatewayRoute>;
+  anthropicRoute: GatewayRoute | undefined;
+  /** The credential port actually listened on (differs from config when tests ask for port 0). */
+  credentialPort(): number;
+  /** Human-readable diagnostics (stderr in the container). Never given a secret. */
+  log(message: string): void;
+}

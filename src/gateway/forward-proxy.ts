@@ -1,0 +1,213 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import httpProxy from 'http-proxy';
+import { installClientErrorHandler } from './client-errors.js';
+import type { GatewayContext } from './context.js';
+import { denialContext, forwardWithCredential, upstreamFailed } from './credential-proxy.js';
+import { canonicalHost, type ProxyMode } from './egress-policy.js';
+import { egressDeniedBody, sendJson, writeJsonAndClose } from './responses.js';
+import { inspectTunnelStart } from './tunnel-inspection.js';
+import { pinnedAgent } from './upstream-agent.js';
+
+/**
+ * The proxy port: what the agent's HTTP_PROXY / HTTPS_PROXY point at.
+ * - `CONNECT host:port` opens a TCP tunnel (TLS inside it stays end to end;
+ *   there is no interception), after the allowlist, the address policy and a
+ *   check that the TLS server name matches the CONNECT host.
+ * - Absolute-form plain HTTP (`GET http://host/path`) is forwarded after the
+ *   same checks. When the host has a credential route the request is instead
+ *   sent over https to the route's upstream with the secret injected.
+ */
+export interface ForwardProxy {
+  server: Server;
+  /** Tunnels are detached from the HTTP server, so shutting down must end them separately. */
+  destroyTunnels(): void;
+}
+
+export function createForwardProxy(ctx: GatewayContext): ForwardProxy {
+  const proxy = httpProxy.createProxyServer({});
+  proxy.on('error', () => {
+    // Handled per request through the callback given to proxy.web.
+  });
+  const tunnels = new Set<Duplex>();
+  const server = createServer({ maxHeaderSize: ctx.config.limits.max_header_bytes }, (req, res) => {
+    handlePlainRequest(ctx, proxy, req, res).catch((err: unknown) => {
+      ctx.log(`proxy port: internal error: ${(err as Error).message}`);
+      if (!res.headersSent) sendJson(res, 500, { error: 'gateway_error' });
+      else res.destroy();
+    });
+  });
+  server.on('connect', (req: IncomingMessage, clientSocket: Duplex, head: Buffer) => {
+    tunnels.add(clientSocket);
+    clientSocket.on('close', () => tunnels.delete(clientSocket));
+    clientSocket.on('error', () => clientSocket.destroy());
+    handleConnect(ctx, req, clientSocket, head).catch((err: unknown) => {
+      ctx.log(`proxy port: internal error on CONNECT: ${(err as Error).message}`);
+      clientSocket.destroy();
+    });
+  });
+  installClientErrorHandler(ctx, server);
+  return {
+    server,
+    destroyTunnels: () => {
+      for (const socket of tunnels) socket.destroy();
+    },
+  };
+}
+
+const HOP_BY_HOP_PROXY_HEADERS = ['proxy-authorization', 'proxy-connection'];
+
+async function handlePlainRequest(ctx: GatewayContext, proxy: httpProxy, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const method = req.method ?? 'GET';
+  const rawUrl = req.url ?? '';
+  const url = rawUrl.startsWith('http://') ? safeUrl(rawUrl) : null;
+  const host = url ? canonicalHost(url.hostname) : null;
+  const port = url ? (url.port ? Number(url.port) : 80) : null;
+
+  if (!ctx.limiter.tryTake()) {
+    ctx.decisions.denied({ host, port, method }, 'rate_limited');
+    sendJson(res, 429, { error: 'rate_limited', limit_per_minute: ctx.config.limits.requests_per_minute }, { 'retry-after': '60' });
+    return;
+  }
+  if (!url || host === null || port === null) {
+    ctx.decisions.denied({ host: null, port: null, method }, 'bad_request');
+    sendJson(res, 400, {
+      error: 'bad_request',
+      detail: rawUrl.startsWith('/')
+        ? 'this is the egress proxy port: send absolute-form requests (http://host/path) or CONNECT host:port'
+        : 'only http:// URLs are proxied as plain requests; use CONNECT for https',
+    });
+    return;
+  }
+  if (!hostHeaderAgrees(req.headers.host, host, port)) {
+    ctx.decisions.denied({ host, port, method }, 'bad_request');
+    sendJson(res, 400, { error: 'host_header_mismatch', detail: 'the Host header must name the same host and port as the request URL' });
+    return;
+  }
+  for (const name of HOP_BY_HOP_PROXY_HEADERS) delete req.headers[name];
+  const pathAndQuery = `${url.pathname}${url.search}`;
+
+  const route = port === 80 ? ctx.hostRoutes.get(host) : undefined;
+  if (route) {
+    await forwardWithCredential(ctx, proxy, req, res, route, pathAndQuery);
+    return;
+  }
+  const admitted = await admit(ctx, host, port, method, 'http', (status, body) => sendJson(res, status, body), req);
+  if (!admitted) return;
+  ctx.decisions.allowed({ host, port, method }, 'allowlisted');
+  req.url = pathAndQuery;
+  proxy.web(
+    req,
+    res,
+    { target: `http://${url.host}`, agent: pinnedAgent(admitted, false) },
+    (err: Error) => upstreamFailed(ctx, res, host, port, err),
+  );
+}
+
+async function handleConnect(ctx: GatewayContext, req: IncomingMessage, clientSocket: Duplex, head: Buffer): Promise<void> {
+  const method = 'CONNECT';
+  const authority = parseAuthority(req.url ?? '');
+  if (!ctx.limiter.tryTake()) {
+    ctx.decisions.denied({ host: authority?.host ?? null, port: authority?.port ?? null, method }, 'rate_limited');
+    writeJsonAndClose(clientSocket, 429, { error: 'rate_limited', limit_per_minute: ctx.config.limits.requests_per_minute });
+    return;
+  }
+  if (!authority) {
+    ctx.decisions.denied({ host: null, port: null, method }, 'bad_request');
+    writeJsonAndClose(clientSocket, 400, { error: 'bad_request', detail: 'CONNECT takes host:port' });
+    return;
+  }
+  const { host, port } = authority;
+  const address = await admit(ctx, host, port, method, 'connect', (status, body) => writeJsonAndClose(clientSocket, status, body), req);
+  if (!address) return;
+
+  const upstream = ctx.connect(address, port);
+  let established = false;
+  upstream.on('error', (err: NodeJS.ErrnoException) => {
+    ctx.log(`tunnel to ${host}:${port} failed: ${err.code ?? err.message}`);
+    if (!established) writeJsonAndClose(clientSocket, 502, { error: 'upstream_unreachable', host, port });
+    else clientSocket.destroy();
+  });
+  clientSocket.on('close', () => upstream.destroy());
+  upstream.on('close', () => clientSocket.destroy());
+  upstream.once('connect', () => {
+    established = true;
+    clientSocket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    // Server-first protocols (SSH, SMTP) may speak before the client does.
+    upstream.pipe(clientSocket);
+    inspectTunnelStart(clientSocket, head, host, (verdict) => {
+      if (verdict.ok) {
+        ctx.decisions.allowed({ host, port, method }, 'allowlisted');
+        upstream.write(verdict.buffered);
+        clientSocket.pipe(upstream);
+        clientSocket.resume();
+      } else {
+        ctx.log(`tunnel to ${host}:${port} closed: ${verdict.detail}`);
+        ctx.decisions.denied({ host, port, method }, verdict.reason);
+        upstream.destroy();
+        clientSocket.destroy();
+      }
+    });
+  });
+}
+
+/**
+ * Allowlist, then resolution and the address policy. Answers the refusal
+ * itself and returns null, or returns the vetted address to connect to.
+ */
+async function admit(
+  ctx: GatewayContext,
+  host: string,
+  port: number,
+  method: string,
+  mode: ProxyMode,
+  refuse: (status: number, body: Record<string, unknown>) => void,
+  req: IncomingMessage,
+): Promise<string | null> {
+  const listed = ctx.policy.checkAllowlist(host, port, mode);
+  if (listed !== 'allowlisted') {
+    ctx.decisions.denied({ host, port, method }, listed);
+    refuse(403, egressDeniedBody(denialContext(ctx, req), host, port, listed));
+    return null;
+  }
+  const resolved = await ctx.policy.resolve(host);
+  if (resolved.ok) return resolved.address;
+  if (resolved.why === 'private_address') {
+    ctx.log(`denied ${host}:${port}: resolves to ${resolved.category} address ${resolved.address}`);
+    ctx.decisions.denied({ host, port, method }, 'private_address');
+    refuse(403, egressDeniedBody(denialContext(ctx, req), host, port, 'private_address'));
+  } else {
+    ctx.log(`cannot resolve ${host}: ${resolved.detail}`);
+    refuse(502, { error: 'upstream_unresolvable', host, port });
+  }
+  return null;
+}
+
+function safeUrl(raw: string): URL | null {
+  try {
+    const url = new URL(raw);
+    return url.username || url.password ? null : url;
+  } catch {
+    return null;
+  }
+}
+
+/** `host:port` (IPv6 in brackets). Anything with a path, credentials or no port is refused. */
+export function parseAuthority(raw: string): { host: string; port: number } | null {
+  if (!/^[^/@\s?#]+$/.test(raw)) return null;
+  const url = safeUrl(`http://${raw}`);
+  if (!url || !/:\d+$/.test(raw)) return null;
+  // URL drops a port equal to the scheme default, so read it from the text.
+  const port = Number(raw.slice(raw.lastIndexOf(':') + 1));
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return null;
+  return { host: canonicalHost(url.hostname), port };
+}
+
+/** A missing Host header is tolerated (HTTP/1.0); a present one must name the URL's host and port. */
+export function hostHeaderAgrees(hostHeader: string | undefined, host: string, port: number): boolean {
+  if (hostHeader === undefined) return true;
+  const parsed = safeUrl(`http://${hostHeader}`);
+  if (!parsed || parsed.pathname !== '/' || parsed.search) return false;
+  const headerPort = parsed.port ? Number(parsed.port) : 80;
+  return canonicalHost(parsed.hostname) === host && headerPort === port;
+}

@@ -1,0 +1,95 @@
+import type { Server } from 'node:http';
+import { connect as netConnect, type AddressInfo } from 'node:net';
+import type { GatewayConfigInput, GatewaySecrets } from './config.js';
+import { validateGatewayFiles } from './config.js';
+import type { GatewayContext, TunnelConnector } from './context.js';
+import { createCredentialServer } from './credential-proxy.js';
+import { DecisionLog, type GatewayLine } from './decision-log.js';
+import { canonicalHost, EgressPolicy, systemResolver, type Resolver } from './egress-policy.js';
+import { createForwardProxy } from './forward-proxy.js';
+import { TokenBucket } from './rate-limiter.js';
+
+export interface GatewayOptions {
+  /** Replaces DNS; tests use it to prove a denied name is never looked up. */
+  resolver?: Resolver;
+  /** Opens CONNECT tunnels' upstream sockets; default net.connect. */
+  connect?: TunnelConnector;
+  /** Receives every egress and capability line (main.ts writes them to stdout). */
+  onDecision?: (line: GatewayLine) => void;
+  /** Human diagnostics; default stderr. */
+  log?: (message: string) => void;
+  /** Interface to listen on: the container uses 0.0.0.0; the default keeps tests on loopback. */
+  listenHost?: string;
+}
+
+export interface RunningGateway {
+  proxyPort: number;
+  credentialPort: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts both listeners. The config is validated here (the same check
+ * main.ts applies to the files), so a test passing a plain object gets the
+ * same defaults and refusals as the container.
+ */
+export async function startGateway(
+  configInput: GatewayConfigInput,
+  secretsInput: GatewaySecrets,
+  opts: GatewayOptions = {},
+): Promise<RunningGateway> {
+  const { config, secrets } = validateGatewayFiles(configInput, secretsInput);
+  const listenHost = opts.listenHost ?? '127.0.0.1';
+  let credentialPort = config.credential_port;
+
+  const ctx: GatewayContext = {
+    config,
+    secrets,
+    policy: new EgressPolicy(config.allow, config.extra_hosts, opts.resolver ?? systemResolver),
+    decisions: new DecisionLog(opts.onDecision ?? (() => {})),
+    limiter: new TokenBucket(config.limits.requests_per_minute),
+    connect: opts.connect ?? ((address, port) => netConnect({ host: address, port })),
+    hostRoutes: new Map(config.routes.filter((r) => r.host).map((r) => [canonicalHost(r.host!), r])),
+    anthropicRoute: config.routes.find((r) => r.role === 'anthropic-base-url'),
+    credentialPort: () => credentialPort,
+    log: opts.log ?? ((message) => process.stderr.write(`gateway: ${message}\n`)),
+  };
+
+  const forward = createForwardProxy(ctx);
+  const credential = createCredentialServer(ctx);
+  try {
+    await listen(forward.server, config.proxy_port, listenHost);
+    await listen(credential, config.credential_port, listenHost);
+  } catch (err) {
+    await Promise.all([closeServer(forward.server), closeServer(credential)]);
+    throw err;
+  }
+  credentialPort = (credential.address() as AddressInfo).port;
+
+  return {
+    proxyPort: (forward.server.address() as AddressInfo).port,
+    credentialPort,
+    close: async () => {
+      forward.destroyTunnels();
+      await Promise.all([closeServer(forward.server), closeServer(credential)]);
+    },
+  };
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}

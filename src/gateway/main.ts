@@ -1,0 +1,46 @@
+/**
+ * Container entry point of the egress gateway (bundled to gateway.cjs).
+ * stdout carries only JSON lines (ready, egress, capability) for the
+ * launcher; everything for humans goes to stderr.
+ */
+import { GatewayConfigError, readGatewayFiles } from './config.js';
+import type { GatewayLine } from './decision-log.js';
+import { startGateway } from './gateway.js';
+
+const DEFAULT_CONFIG_PATH = '/etc/claude-bottle/gateway.json';
+const DEFAULT_SECRETS_PATH = '/run/claude-bottle/secrets.json';
+
+function writeLine(line: GatewayLine): void {
+  process.stdout.write(`${JSON.stringify(line)}\n`);
+}
+
+async function main(): Promise<void> {
+  const { config, secrets } = readGatewayFiles(
+    process.env.GATEWAY_CONFIG || DEFAULT_CONFIG_PATH,
+    process.env.GATEWAY_SECRETS || DEFAULT_SECRETS_PATH,
+  );
+  const gateway = await startGateway(config, secrets, { onDecision: writeLine, listenHost: '0.0.0.0' });
+  writeLine({ t: 'ready', proxy_port: gateway.proxyPort, credential_port: gateway.credentialPort });
+  process.stderr.write(`gateway: ${config.identity} listening: proxy ${gateway.proxyPort}, credentials ${gateway.credentialPort}\n`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`gateway: ${signal}, shutting down\n`);
+    gateway.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+    // Open streams must not hold the container past its stop timeout.
+    setTimeout(() => process.exit(0), 5000).unref();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  const message = err instanceof GatewayConfigError ? err.message : `failed to start: ${(err as Error).message}`;
+  process.stderr.write(`gateway: ${message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,59 @@
+import type { ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { STATUS_CODES } from 'node:http';
+
+/**
+ * Every refusal the gateway gives is JSON, so an agent can read what was
+ * refused and what to do next. Bodies are built from request metadata only.
+ */
+export type JsonBody = Record<string, unknown>;
+
+export function sendJson(res: ServerResponse, status: number, body: JsonBody, extraHeaders: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    ...extraHeaders,
+  });
+  res.end(text);
+}
+
+/** For sockets Node's server has handed over (CONNECT, client errors): a complete response, then close. */
+export function writeJsonAndClose(socket: Duplex, status: number, body: JsonBody): void {
+  const text = JSON.stringify(body);
+  if (socket.writable) {
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
+        'content-type: application/json\r\n' +
+        `content-length: ${Buffer.byteLength(text)}\r\n` +
+        'connection: close\r\n\r\n' +
+        text,
+    );
+  } else {
+    socket.destroy();
+  }
+}
+
+export interface DenialContext {
+  identity: string;
+  /** Where the agent reaches the gateway's credential port (its address on the agent's network). */
+  capabilityUrl: string;
+}
+
+/** The 403 body: what was refused, why, and the exact call that asks the operator for it. */
+export function egressDeniedBody(ctx: DenialContext, host: string, port: number, reason: string): JsonBody {
+  const example = JSON.stringify({ kind: 'egress', host, port, reason: '<why the task needs it>' });
+  return {
+    error: 'egress_denied',
+    host,
+    port,
+    reason,
+    how_to_request: `ask the operator: POST ${ctx.capabilityUrl} ${example} then the operator runs \`bottle approve ${ctx.identity}\``,
+  };
+}
+
+export function capabilityUrlFor(localAddress: string | undefined, credentialPort: number): string {
+  const address = localAddress?.replace(/^::ffff:/, '') ?? 'gateway';
+  const host = address.includes(':') ? `[${address}]` : address;
+  return `http://${host}:${credentialPort}/_bottle/capability`;
+}

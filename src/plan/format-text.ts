@@ -1,0 +1,42 @@
+import type { BottlePlan } from './schema.js';
+
+/** The plan for people: what will run, where, and what it can reach. */
+export function formatPlanText(plan: BottlePlan): string {
+  const lines: string[] = [];
+  const field = (label: string, value: string) => lines.push(`${`${label}:`.padEnd(14)}${value}`);
+  const list = (label: string, items: string[]) => {
+    field(label, items.length === 0 ? '(none)' : String(items.length));
+    for (const item of items) lines.push(`  - ${item}`);
+  };
+  const defaults = new Set(plan.default_hosts);
+
+  field('agent', plan.agent);
+  field('bottle', plan.bottle);
+  field('identity', plan.identity);
+  field('image', `${plan.image.tag} (${plan.image.builtin ? 'built-in' : plan.image.dockerfile})`);
+  field('gateway', plan.gateway_image.tag);
+  field('runtime', plan.runtime === 'runsc' ? 'runsc (gVisor)' : 'runc (gVisor not registered with the daemon)');
+  field('networks', `${plan.networks.internal} (internal), ${plan.networks.egress} (egress)`);
+  field('cwd', `${plan.cwd} (${plan.copy_cwd ? 'copied in' : 'bind-mounted'})`);
+  field('command', plan.command.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' '));
+  const proxy = plan.egress?.proxy === 'pipelock' ? `, enforced by pipelock${plan.egress.pipelock_image ? ` (${plan.egress.pipelock_image})` : ''}` : '';
+  lines.push(`hosts:        ${plan.hosts.length} allowed${proxy}`);
+  for (const h of plan.hosts) lines.push(`  - ${h}${defaults.has(h) ? '  (default)' : ''}`);
+  list('extra hosts', Object.entries(plan.extra_hosts).map(([name, addr]) => `${name} -> ${addr}`));
+  list('mounts', plan.mounts.map((m) => `${m.purpose}: ${m.source} -> ${m.target} (${m.kind}${m.readonly ? ', read-only' : ''})`));
+  list('env', plan.env_names);
+  list(
+    'credentials',
+    plan.credentials.map((c) => `${c.role ?? c.host} -> ${c.upstream ?? ''} (${c.auth}${c.header ? ` ${c.header}` : ''}, from ${c.token_source})`),
+  );
+  list('ssh', plan.ssh.map((s) => `${s.Host}: ${s.IdentityFile}`));
+  list('skills', plan.skills.map((s) => `${s.name} (${s.source})`));
+  field('prompt', plan.prompt ?? '(none)');
+  const limits = [
+    plan.limits.memory && `memory ${plan.limits.memory}`,
+    plan.limits.cpus !== null && `cpus ${plan.limits.cpus}`,
+    plan.limits.pids !== null && `pids ${plan.limits.pids}`,
+  ].filter(Boolean);
+  field('limits', limits.length ? limits.join(', ') : '(Docker defaults)');
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,67 @@
+import { z } from 'zod';
+
+/**
+ * The resolved launch plan: everything a launch needs, with no secret values.
+ * It is printed by `start --dry-run`, carried inside `bottle.start_requested`,
+ * and read by the Docker effects. Crosses the CLI -> Redis -> worker boundary,
+ * hence zod.
+ */
+export const MountSchema = z.object({
+  kind: z.enum(['bind', 'copy']),
+  source: z.string(),
+  target: z.string(),
+  readonly: z.boolean().default(false),
+  purpose: z.enum(['cwd', 'prompt', 'skill', 'ssh', 'transcript']),
+});
+export type Mount = z.infer<typeof MountSchema>;
+
+export const CredentialRouteSchema = z.object({
+  role: z.literal('anthropic-base-url').optional(),
+  host: z.string().optional(),
+  upstream: z.string().optional(),
+  auth: z.enum(['oauth', 'api-key', 'bearer', 'basic', 'header']),
+  header: z.string().optional(),
+  /** Where the secret comes from on the host, e.g. `env:GITHUB_TOKEN`, `file:/path`, `command`. Never the value. */
+  token_source: z.string(),
+});
+export type CredentialRoute = z.infer<typeof CredentialRouteSchema>;
+
+export const ImagePlanSchema = z.object({
+  /** `claude-bottle/<bottle>:<first 16 hex of the context hash>` */
+  tag: z.string(),
+  context_hash: z.string(),
+  /** Absolute Dockerfile path, or `builtin:agent` for the default agent image. */
+  dockerfile: z.string(),
+  builtin: z.boolean(),
+});
+export type ImagePlan = z.infer<typeof ImagePlanSchema>;
+
+export const BottlePlanSchema = z.object({
+  identity: z.string(),
+  agent: z.string(),
+  bottle: z.string(),
+  image: ImagePlanSchema,
+  gateway_image: ImagePlanSchema,
+  runtime: z.enum(['runc', 'runsc']),
+  networks: z.object({ internal: z.string(), egress: z.string() }),
+  containers: z.object({ gateway: z.string(), agent: z.string() }),
+  hosts: z.array(z.string()),
+  default_hosts: z.array(z.string()),
+  extra_hosts: z.record(z.string()),
+  mounts: z.array(MountSchema),
+  env_names: z.array(z.string()),
+  credentials: z.array(CredentialRouteSchema),
+  ssh: z.array(z.object({ Host: z.string(), IdentityFile: z.string() })),
+  skills: z.array(z.object({ name: z.string(), source: z.string() })),
+  prompt: z.string().nullable(),
+  command: z.array(z.string()),
+  args: z.array(z.string()),
+  cwd: z.string(),
+  copy_cwd: z.boolean(),
+  limits: z.object({ memory: z.string().nullable(), cpus: z.number().nullable(), pids: z.number().nullable() }),
+  host: z.string(),
+  manifest_path: z.string(),
+  /** Which egress proxy enforces `hosts` (manifest egress.proxy; default gateway) and, for pipelock, its image. */
+  egress: z.object({ proxy: z.enum(['gateway', 'pipelock']), pipelock_image: z.string().nullable() }).optional(),
+});
+export type BottlePlan = z.infer<typeof BottlePlanSchema>;

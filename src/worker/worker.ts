@@ -1,0 +1,139 @@
+import { setMaxListeners } from 'node:events';
+import { DelayedError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { PermanentEffectError, type EffectHandler, type EffectKind, type EffectRequest } from '../effects/types.js';
+import { EventLog } from '../events/log.js';
+import { isTerminal } from '../machines/index.js';
+import { BottlePlanSchema } from '../plan/schema.js';
+import { BottleEngine } from './engine.js';
+import { startHeartbeat } from './heartbeat.js';
+import { CommandJobSchema, EffectJobSchema, EFFECT_ATTEMPTS, QUEUE_NAME, QUEUE_PREFIX, commandJobId, effectJobId, openQueue } from './queue.js';
+import { lastEgressDecision } from './egress-cursor.js';
+import { progressChannel } from './progress.js';
+
+export interface WorkerOptions {
+  /** Opens a fresh connection (BullMQ's worker blocks on its own). */
+  connect: () => Redis;
+  handlers: Record<EffectKind, EffectHandler>;
+  concurrency?: number;
+  log?: (line: string) => void;
+}
+
+export interface RunningWorker {
+  worker: Worker;
+  close(): Promise<void>;
+}
+
+/**
+ * Lock settings: a SIGKILLed worker's job is re-run by another worker (or the
+ * restarted one) after the lock lapses; short values make that fast, while the
+ * lock is renewed every lockDuration/2 for long effects such as watch_agent.
+ */
+const LOCK_DURATION_MS = 10_000;
+const STALLED_INTERVAL_MS = 5_000;
+const MAX_STALLED_COUNT = 20;
+
+export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
+  const say = opts.log ?? (() => undefined);
+  const redis = opts.connect();
+  const queueConn = opts.connect();
+  const log = new EventLog(redis);
+  const queue = openQueue(queueConn);
+  const engine = new BottleEngine(log, queue);
+  const shutdown = new AbortController();
+  // Every running effect listens for shutdown; concurrency bounds them, not 10.
+  setMaxListeners(0, shutdown.signal);
+
+  const processJob = async (job: Job, token?: string): Promise<unknown> => {
+    if (job.name === 'command') {
+      const cmd = CommandJobSchema.parse(job.data);
+      const appended = await engine.apply(cmd.identity, [cmd.event], commandJobId(cmd.identity, cmd.command_id));
+      return { appended: appended.map((e) => e.seq) };
+    }
+    if (job.name === 'effect') {
+      const req = EffectJobSchema.parse(job.data) as EffectRequest;
+      return runEffect(job, req, token);
+    }
+    throw new PermanentEffectError(`unknown job ${job.name}`);
+  };
+
+  const runEffect = async (job: Job, req: EffectRequest, token?: string): Promise<unknown> => {
+    const cause = effectJobId(req);
+    const { state } = await engine.currentState(req.identity);
+    const plan = BottlePlanSchema.parse(state.context.plan);
+    const handler = opts.handlers[req.kind];
+    const effectAbort = new AbortController();
+    const onShutdown = () => effectAbort.abort();
+    shutdown.signal.addEventListener('abort', onShutdown, { once: true });
+    say(`effect ${req.kind} ${req.identity} (caused by #${req.causedBySeq}, attempt ${job.attemptsMade + 1})`);
+    try {
+      const events = await handler(req, {
+        identity: req.identity,
+        plan,
+        signal: effectAbort.signal,
+        lastEgressDecision: await lastEgressDecision(log, req.identity),
+        observe: async (observed) => {
+          await engine.apply(req.identity, observed);
+        },
+        progress: (line) => {
+          void redis.publish(progressChannel(req.identity), line).catch(() => undefined);
+        },
+      });
+      if (effectAbort.signal.aborted && shutdown.signal.aborted) throw new ShutdownInterrupt();
+      await engine.apply(req.identity, events, cause);
+      return { events: events.map((e) => e.type) };
+    } catch (err) {
+      if (err instanceof ShutdownInterrupt || (shutdown.signal.aborted && !(err instanceof PermanentEffectError))) {
+        // Hand the effect back to the queue untouched; another worker picks it up.
+        await job.moveToDelayed(Date.now() + 250, token);
+        throw new DelayedError();
+      }
+      const permanent = err instanceof PermanentEffectError || job.attemptsMade + 1 >= (job.opts.attempts ?? EFFECT_ATTEMPTS);
+      const message = err instanceof Error ? err.message : String(err);
+      say(`effect ${req.kind} ${req.identity} failed${permanent ? ' permanently' : ''}: ${message}`);
+      await engine.apply(
+        req.identity,
+        [{ type: 'effect.failed', data: { effect: req.kind, error: message, attempt: job.attemptsMade + 1, permanent } }],
+        `${cause}.failed.${job.attemptsMade + 1}`,
+      );
+      if (permanent) return { failed: message };
+      throw err;
+    } finally {
+      shutdown.signal.removeEventListener('abort', onShutdown);
+    }
+  };
+
+  const worker = new Worker(QUEUE_NAME, processJob, {
+    connection: opts.connect(),
+    prefix: QUEUE_PREFIX,
+    concurrency: opts.concurrency ?? 32,
+    lockDuration: LOCK_DURATION_MS,
+    stalledInterval: STALLED_INTERVAL_MS,
+    maxStalledCount: MAX_STALLED_COUNT,
+    autorun: true,
+  });
+  worker.on('error', (err) => say(`worker error: ${err.message}`));
+  await worker.waitUntilReady();
+
+  const stopBeat = startHeartbeat(redis);
+  // A worker that died between an append and its enqueue left effects unrequested.
+  for (const entry of await log.listBottles()) {
+    const live = await log.liveState(entry.identity);
+    if (live && !isTerminal(live)) await engine.reconcile(entry.identity);
+  }
+  say(`worker ready (concurrency ${opts.concurrency ?? 32})`);
+
+  return {
+    worker,
+    async close() {
+      shutdown.abort();
+      await stopBeat();
+      await worker.close();
+      await queue.close();
+      redis.disconnect();
+      queueConn.disconnect();
+    },
+  };
+}
+
+class ShutdownInterrupt extends Error {}

@@ -1,0 +1,149 @@
+import type Docker from 'dockerode';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ContainerRuntime } from '../../src/effects/docker/client.js';
+import { agentContainerSpec, containerIp, ensureConnected, ensureContainer, gatewayContainerSpec, startContainer } from '../../src/effects/docker/containers.js';
+import { ensureHostGuard, listHostGuards } from '../../src/effects/docker/host-guard.js';
+import { ensureBottleNetworks, type BottleNetworks } from '../../src/effects/docker/networks.js';
+import { removeBottleResources } from '../../src/effects/docker/teardown.js';
+import { ensureToolsImage, execIn, sweepIdentity, testDocker, testIdentity, testLabels, testPlan, TEST_TOOLS_IMAGE } from '../support/docker.js';
+
+const STAND_IN_PORT = 3128;
+
+/** Exit 0 and the first line the peer sends when a TCP connection succeeds within 3 s; non-zero otherwise. */
+function connectScript(ip: string, port: number): string[] {
+  return ['bash', '-c', `timeout 3 bash -c 'exec 3<>/dev/tcp/${ip}/${port} && head -1 <&3'`];
+}
+
+/** Every IPv4 address of this machine that is not loopback: each one is "the host" to a container. */
+function hostIpv4Addresses(): string[] {
+  return Object.values(networkInterfaces())
+    .flat()
+    .filter((a): a is NonNullable<typeof a> => !!a && a.family === 'IPv4' && !a.internal)
+    .map((a) => a.address);
+}
+
+describe.each<ContainerRuntime>(['runc', 'runsc'])('a bottle under %s', (runtime) => {
+  const docker: Docker = testDocker();
+  const identity = testIdentity('isol');
+  let hostServer: Server;
+  let hostPort: number;
+  let networks: BottleNetworks;
+  let agent: Docker.Container;
+  let gatewayInternalIp: string;
+  let gatewayEgressIp: string;
+  let cwd: string;
+
+  beforeAll(async () => {
+    await ensureToolsImage(docker);
+    cwd = await mkdtemp(join(tmpdir(), 'cb-isolation-'));
+    // A host service bound to every interface: exactly what the agent must not reach.
+    hostServer = createServer((socket) => socket.end('host-service\n'));
+    await new Promise<void>((resolve) => hostServer.listen(0, '0.0.0.0', resolve));
+    hostPort = (hostServer.address() as { port: number }).port;
+
+    const plan = testPlan(identity, { runtime, cwd, copy_cwd: false });
+    networks = await ensureBottleNetworks(docker, identity, plan.agent);
+    await ensureHostGuard(docker, { identity, bridge: networks.internal.bridge, image: TEST_TOOLS_IMAGE });
+
+    const gatewaySpec = gatewayContainerSpec(plan, { networks, image: TEST_TOOLS_IMAGE });
+    gatewaySpec.Cmd = ['socat', `TCP-LISTEN:${STAND_IN_PORT},fork,reuseaddr`, 'SYSTEM:echo gateway'];
+    const gateway = await ensureContainer(docker, gatewaySpec);
+    await ensureConnected(docker, gateway.id, networks.internal.name);
+    await startContainer(gateway.container);
+    gatewayInternalIp = await containerIp(docker, gateway.id, networks.internal.name);
+    gatewayEgressIp = await containerIp(docker, gateway.id, networks.egress.name);
+
+    const agentState = await ensureContainer(docker, agentContainerSpec(plan, { env: {}, networks, image: TEST_TOOLS_IMAGE, user: '1000:1000' }));
+    agent = agentState.container;
+    await startContainer(agent);
+  });
+
+  afterAll(async () => {
+    await removeBottleResources(docker, identity, { guardImage: TEST_TOOLS_IMAGE }).catch(() => undefined);
+    await sweepIdentity(docker, identity);
+    await new Promise<void>((resolve) => (hostServer ? hostServer.close(() => resolve()) : resolve()));
+    if (cwd) await rm(cwd, { recursive: true, force: true });
+  });
+
+  it('runs the agent under the requested runtime, only on the internal network', async () => {
+    const info = await agent.inspect();
+    expect(info.HostConfig.Runtime).toBe(runtime);
+    expect(Object.keys(info.NetworkSettings.Networks)).toEqual([networks.internal.name]);
+  });
+
+  it('lets the agent reach the gateway on its internal address', async () => {
+    const result = await execIn(agent, connectScript(gatewayInternalIp, STAND_IN_PORT));
+    expect(result.output.trim()).toBe('gateway');
+    expect(result.code).toBe(0);
+  });
+
+  it('lets a control container on the egress bridge reach the host service, so the probe can see the host', async () => {
+    const control = await docker.createContainer({
+      Image: TEST_TOOLS_IMAGE,
+      Cmd: connectScript(networks.egress.gateway, hostPort),
+      Labels: testLabels(identity, 'control'),
+      HostConfig: { NetworkMode: networks.egress.name, Runtime: runtime },
+    });
+    try {
+      await control.start();
+      const { StatusCode } = (await control.wait()) as { StatusCode: number };
+      expect(StatusCode).toBe(0);
+    } finally {
+      await control.remove({ force: true });
+    }
+  });
+
+  it('keeps the agent from reaching the host through the internal bridge address', async () => {
+    const result = await execIn(agent, connectScript(networks.internal.gateway, hostPort));
+    expect(result.output).not.toContain('host-service');
+    expect(result.code).not.toBe(0);
+  });
+
+  it("keeps the agent from reaching the host through any of the host's other addresses", async () => {
+    const addresses = [...new Set([networks.egress.gateway, ...hostIpv4Addresses()])];
+    expect(addresses.length).toBeGreaterThan(1);
+    for (const address of addresses) {
+      const result = await execIn(agent, connectScript(address, hostPort));
+      expect({ address, reached: result.output.includes('host-service') }).toEqual({ address, reached: false });
+      expect(result.code).not.toBe(0);
+    }
+  });
+
+  it('keeps the agent from connecting directly to an address outside its network', async () => {
+    const result = await execIn(agent, connectScript(gatewayEgressIp, STAND_IN_PORT));
+    expect(result.output).not.toContain('gateway');
+    expect(result.code).not.toBe(0);
+  });
+
+  it('leaves the agent unable to resolve outside names, with the resolver pointed at its own loopback', async () => {
+    const info = await agent.inspect();
+    expect(info.HostConfig.Dns).toEqual(['127.0.0.1']);
+    for (const name of ['example.invalid', 'debian.org']) {
+      // One 1 s attempt: the query only ever reaches the container's own loopback, so waiting longer proves nothing.
+      const result = await execIn(agent, ['getent', 'hosts', name], { env: ['RES_OPTIONS=timeout:1 attempts:1'] });
+      expect({ name, code: result.code }).not.toEqual({ name, code: 0 });
+      expect(result.output.trim()).toBe('');
+    }
+  });
+
+  it('runs the agent as uid 1000 with no capabilities and no-new-privileges', async () => {
+    const uid = await execIn(agent, ['id', '-u']);
+    expect(uid.output.trim()).toBe('1000');
+    const status = await execIn(agent, ['cat', '/proc/self/status']);
+    expect(status.output).toMatch(/^CapEff:\s+0+$/m);
+    // gVisor's /proc/self/status has no NoNewPrivs line; prctl (via setpriv) works under both runtimes.
+    const privileges = await execIn(agent, ['setpriv', '--dump']);
+    expect(privileges.output).toMatch(/^no_new_privs: 1$/m);
+    expect((await agent.inspect()).HostConfig.SecurityOpt).toContain('no-new-privileges:true');
+  });
+
+  it('installs exactly one host-guard rule for the bottle, even when asked twice', async () => {
+    await ensureHostGuard(docker, { identity, bridge: networks.internal.bridge, image: TEST_TOOLS_IMAGE });
+    const guards = (await listHostGuards(docker, TEST_TOOLS_IMAGE)).filter((g) => g.identity === identity);
+    expect(guards).toEqual([{ identity, bridge: networks.internal.bridge }]);
+  });
+});

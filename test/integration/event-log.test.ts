@@ -1,0 +1,254 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { NewEvent } from '../../src/effects/types.js';
+import { BOTTLES_INDEX_KEY, bottleKeys } from '../../src/events/keys.js';
+import { AppendConflictError, EventLog, stampEvents } from '../../src/events/log.js';
+import type { LifecycleEvent } from '../../src/events/schema.js';
+import { APPEND_SCRIPT } from '../../src/events/scripts/append.js';
+import { foldEvent, foldHistory, initialBottleState, statesEqual, type BottleState } from '../../src/machines/index.js';
+import { launchSteps, samplePlan } from '../golden/fixtures.js';
+
+/** A db index of its own plus unique identities keep these keys away from everyone else's. */
+const TEST_DB = 5;
+const redisOptions = { host: '127.0.0.1', port: 6379, db: TEST_DB };
+
+let redis: Redis;
+const made: string[] = [];
+
+function newIdentity(): string {
+  const id = `elog${randomBytes(3).toString('hex')}-${randomBytes(3).toString('hex').slice(0, 5)}`;
+  made.push(id);
+  return id;
+}
+
+async function removeBottle(identity: string): Promise<void> {
+  const keys = bottleKeys(identity);
+  await redis.del(keys.events, keys.state, keys.info, keys.causes);
+  await redis.zrem(BOTTLES_INDEX_KEY, identity);
+}
+
+beforeAll(() => {
+  redis = new Redis(redisOptions);
+});
+afterEach(async () => {
+  for (const identity of made.splice(0)) await removeBottle(identity);
+});
+afterAll(async () => {
+  await redis.quit();
+});
+
+const AT = '2026-11-20T10:00:00.000Z';
+
+function startEvents(identity: string): NewEvent[] {
+  return launchSteps(identity).map(([type, data]) => ({ type, data }) as NewEvent);
+}
+
+/** What the worker does: stamp after the current state, fold, append with the folded state. */
+async function commit(log: EventLog, identity: string, state: BottleState, events: NewEvent[], cause?: string) {
+  const stamped = stampEvents(state.seq, events, AT);
+  let next = state;
+  for (const ev of stamped) next = foldEvent(next, ev).state;
+  const result = await log.append(identity, state.seq, stamped, next, cause);
+  return { result, next };
+}
+
+describe('EventLog against the real Redis', () => {
+  it('round-trips appended events and stores the live state, index and info atomically', async () => {
+    const log = new EventLog(redis);
+    const identity = newIdentity();
+    expect(await log.exists(identity)).toBe(false);
+    expect(await log.lastSeq(identity)).toBe(0);
+    expect(await log.liveState(identity)).toBeNull();
+
+    const { result, next } = await commit(log, identity, initialBottleState(identity), startEvents(identity));
+    expect(result.lastSeq).toBe(6);
+    expect(result.events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+
+    const read = await log.read(identity);
+    expect(read).toEqual(result.events);
+    expect(await redis.xrange(bottleKeys(identity).events, '-', '+').then((es) => es.map(([id]) => id))).toEqual(['1-0', '2-0', '3-0', '4-0', '5-0', '6-0']);
+    expect(await log.read(identity, 3, 4)).toEqual(read.slice(2, 4));
+    expect(await log.exists(identity)).toBe(true);
+    expect(await log.lastSeq(identity)).toBe(6);
+
+    const live = await log.liveState(identity);
+    expect(live).toEqual(next);
+    expect(live?.value).toBe('running');
+    expect(statesEqual(live!, foldHistory(identity, read).state)).toBe(true);
+
+    const listed = (await log.listBottles()).find((b) => b.identity === identity);
+    expect(listed).toEqual({ identity, agent: samplePlan(identity).agent, bottle: 'dev', host: 'buildhost', started_at: AT });
+    expect(await redis.zscore(BOTTLES_INDEX_KEY, identity)).toBe(String(Date.parse(AT)));
+  });
+
+  it('refuses an append whose expected last seq is stale, writing nothing', async () => {
+    const log = new EventLog(redis);
+    const identity = newIdentity();
+    const { next } = await commit(log, identity, initialBottleState(identity), startEvents(identity).slice(0, 2));
+    const stale = initialBottleState(identity);
+    const error = await commit(log, identity, stale, startEvents(identity).slice(0, 1)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AppendConflictError);
+    expect((error as AppendConflictError).actualLastSeq).toBe(2);
+    expect(await log.lastSeq(identity)).toBe(2);
+    expect(await log.liveState(identity)).toEqual(next);
+  });
+
+  it('appends a cause once: a retried job gets the first append seqs back', async () => {
+    const log = new EventLog(redis);
+    const identity = newIdentity();
+    const first = await commit(log, identity, initialBottleState(identity), startEvents(identity).slice(0, 2), 'command.start.1');
+    const again = await commit(log, identity, first.next, startEvents(identity).slice(0, 2), 'command.start.1');
+    expect(again.result.duplicateOf).toEqual({ first: 1, last: 2 });
+    expect(again.result.events).toEqual([]);
+    expect(await log.lastSeq(identity)).toBe(2);
+  });
+
+  it('rejects a batch whose seqs do not follow the expected last seq', async () => {
+    const log = new EventLog(redis);
+    const identity = newIdentity();
+    const stamped = stampEvents(1, startEvents(identity).slice(0, 1), AT);
+    await expect(log.append(identity, 0, stamped, { ...initialBottleState(identity), seq: 2 })).rejects.toThrow(/has seq 2, expected 1/);
+    expect(await log.exists(identity)).toBe(false);
+  });
+
+  it('keeps a linear, gapless, duplicate-free history when two appenders race on one bottle', async () => {
+    const identity = newIdentity();
+    const setup = new EventLog(redis);
+    await commit(setup, identity, initialBottleState(identity), startEvents(identity));
+
+    const ROUNDS = 150;
+    const racers = ['a', 'b'].map((name) => ({ name, conn: new Redis(redisOptions), conflicts: 0 }));
+    try {
+      await Promise.all(
+        racers.map(async (racer) => {
+          const log = new EventLog(racer.conn);
+          for (let round = 0; round < ROUNDS; round++) {
+            // Odd rounds append two events at once, so batches interleave too.
+            const batch: NewEvent[] = [{ type: 'egress.allowed', data: { n: round, host: `${racer.name}.test`, port: 443, method: 'CONNECT', reason: `${racer.name}-${round}` } }];
+            if (round % 2 === 1) batch.push({ type: 'egress.denied', data: { n: round, host: `${racer.name}.test`, port: 80, method: 'GET', reason: `${racer.name}-${round}-second` } });
+            for (;;) {
+              const state = (await log.liveState(identity)) ?? initialBottleState(identity);
+              try {
+                await commit(log, identity, state, batch);
+                break;
+              } catch (err) {
+                if (!(err instanceof AppendConflictError)) throw err;
+                racer.conflicts++;
+              }
+            }
+          }
+        }),
+      );
+    } finally {
+      for (const racer of racers) await racer.conn.quit();
+    }
+
+    const log = new EventLog(redis);
+    const events = await log.read(identity);
+    const perRacer = ROUNDS + Math.floor(ROUNDS / 2);
+    expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 6 + 2 * perRacer }, (_, i) => i + 1));
+    const reasons = events.slice(6).map((e) => (e.data as { reason: string }).reason);
+    expect(new Set(reasons).size).toBe(reasons.length);
+    for (const racer of racers) {
+      const mine = events.filter((e) => e.type.startsWith('egress.') && (e.data as { host: string }).host === `${racer.name}.test`);
+      expect(mine).toHaveLength(perRacer);
+      // Each racer's own events stay in the order it appended them.
+      const rounds = mine.map((e) => (e.data as { n: number }).n);
+      expect(rounds).toEqual([...rounds].sort((x, y) => x - y));
+    }
+    expect(racers[0].conflicts + racers[1].conflicts).toBeGreaterThan(0);
+    const live = await log.liveState(identity);
+    expect(live?.seq).toBe(events.length);
+    expect(statesEqual(live!, foldHistory(identity, events).state)).toBe(true);
+  }, 120_000);
+
+  it('follows from a given seq: sees only later events, including ones appended while it waits', async () => {
+    const log = new EventLog(redis);
+    const identity = newIdentity();
+    const { next } = await commit(log, identity, initialBottleState(identity), startEvents(identity).slice(0, 5));
+    const controller = new AbortController();
+    const seen: LifecycleEvent[] = [];
+    const following = (async () => {
+      for await (const ev of log.follow(identity, 3, { signal: controller.signal, blockMs: 200 })) {
+        seen.push(ev);
+        if (ev.seq === 7) controller.abort();
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 300));
+    await commit(log, identity, next, [
+      startEvents(identity)[5],
+      { type: 'egress.allowed', data: { n: 1, host: 'github.com', port: 443, method: 'CONNECT', reason: 'allowlisted' } },
+    ]);
+    await following;
+    expect(seen.map((e) => e.seq)).toEqual([4, 5, 6, 7]);
+    expect(seen.at(-1)?.type).toBe('egress.allowed');
+  });
+
+  it('stops following promptly when aborted while blocked', async () => {
+    const log = new EventLog(redis);
+    const identity = newIdentity();
+    const controller = new AbortController();
+    const started = Date.now();
+    const following = (async () => {
+      const seen: LifecycleEvent[] = [];
+      for await (const ev of log.follow(identity, 0, { signal: controller.signal, blockMs: 10_000 })) seen.push(ev);
+      return seen;
+    })();
+    setTimeout(() => controller.abort(), 200);
+    expect(await following).toEqual([]);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('upcasts a stored v1 agent.exited when reading', async () => {
+    const log = new EventLog(redis);
+    const identity = newIdentity();
+    const key = bottleKeys(identity).events;
+    await redis.xadd(key, '1-0', 'type', 'agent.exited', 'at', AT, 'v', '1', 'data', JSON.stringify({ exit_code: 137 }));
+    const [event] = await log.read(identity);
+    expect(event).toEqual({ seq: 1, type: 'agent.exited', at: AT, v: 2, data: { code: 137, signal: 'SIGKILL' } });
+    // The stored record itself is untouched.
+    expect(await redis.xrange(key, '-', '+')).toEqual([['1-0', ['type', 'agent.exited', 'at', AT, 'v', '1', 'data', '{"exit_code":137}']]]);
+  });
+
+  it('reads entries whose fields are stored in another order', async () => {
+    const log = new EventLog(redis);
+    const identity = newIdentity();
+    await redis.xadd(bottleKeys(identity).events, '1-0', 'data', '{}', 'v', '1', 'at', AT, 'type', 'bottle.cleaned');
+    expect(await log.read(identity)).toEqual([{ seq: 1, type: 'bottle.cleaned', at: AT, v: 1, data: {} }]);
+  });
+
+  it('reports a corrupt stored event with the bottle and seq', async () => {
+    const log = new EventLog(redis);
+    const identity = newIdentity();
+    await redis.xadd(bottleKeys(identity).events, '1-0', 'type', 'image.built', 'at', AT, 'v', '1', 'data', '{"tag":1}');
+    await expect(log.read(identity)).rejects.toThrow(new RegExp(`bottle ${identity}: stored event 1 \\(image\\.built\\)`));
+  });
+
+  it('never trims the stream: thousands of events all stay readable from seq 1', async () => {
+    const log = new EventLog(redis);
+    const identity = newIdentity();
+    let state = (await commit(log, identity, initialBottleState(identity), startEvents(identity))).next;
+    const TOTAL_OBSERVATIONS = 4500;
+    for (let sent = 0; sent < TOTAL_OBSERVATIONS; sent += 500) {
+      const batch: NewEvent[] = Array.from({ length: 500 }, (_, i) => ({
+        type: 'egress.allowed',
+        data: { n: sent + i + 1, host: 'github.com', port: 443, method: 'CONNECT', reason: 'allowlisted' },
+      }));
+      state = (await commit(log, identity, state, batch)).next;
+    }
+    const total = 6 + TOTAL_OBSERVATIONS;
+    expect(await redis.xlen(bottleKeys(identity).events)).toBe(total);
+    const events = await log.read(identity);
+    expect(events).toHaveLength(total);
+    expect(events[0].seq).toBe(1);
+    expect(events.at(-1)?.seq).toBe(total);
+    expect((await log.read(identity, 1999, 2002)).map((e) => e.seq)).toEqual([1999, 2000, 2001, 2002]);
+    expect((await log.liveState(identity))?.context.lastEgressDecision).toBe(TOTAL_OBSERVATIONS);
+    // Nothing on the write path can trim: no trimming command exists in the code at all.
+    const source = readFileSync(join(import.meta.dirname, '../../src/events/log.ts'), 'utf8');
+    for (const text of [APPEND_SCRIPT, source]) expect(text).not.toMatch(/XTRIM|MAXLEN|MINID|XDEL/i);
+  }, 60_000);
+});

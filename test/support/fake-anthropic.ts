@@ -1,0 +1,159 @@
+/**
+ * A STAND-IN for the Anthropic Messages API, for tests only: a loopback HTTP
+ * server that records every request (headers and body) and answers
+ * `POST /v1/messages` with either a JSON message or, for `"stream": true`,
+ * server-sent events in the real event order (message_start,
+ * content_block_start, content_block_delta/text_delta, content_block_stop,
+ * message_delta, message_stop). It does not model anything else of the API.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface RecordedRequest {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  body: string;
+}
+
+export interface FakeAnthropicOptions {
+  /** The assistant's reply text; streamed as one text_delta per word. */
+  reply?: string;
+  /** Pause between streamed events. */
+  eventDelayMs?: number;
+  /**
+   * Hold every stream after its first event until releaseStream() is called,
+   * so a test can prove a proxy forwards chunks as they come.
+   */
+  holdStreamAfterFirstEvent?: boolean;
+}
+
+export interface FakeAnthropic {
+  port: number;
+  /** http://127.0.0.1:<port> */
+  url: string;
+  requests: RecordedRequest[];
+  /** Lets held streams continue (see holdStreamAfterFirstEvent). */
+  releaseStream(): void;
+  /** Whether a stream has sent its final event (message_stop). */
+  streamsFinished(): number;
+  close(): Promise<void>;
+}
+
+const MODEL_FALLBACK = 'claude-fake-model';
+
+export async function startFakeAnthropic(options: FakeAnthropicOptions = {}): Promise<FakeAnthropic> {
+  const reply = options.reply ?? 'Hello from the fake Anthropic API.';
+  const requests: RecordedRequest[] = [];
+  let release: () => void = () => {};
+  let released = new Promise<void>((resolve) => (release = resolve));
+  let finished = 0;
+
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+      answer(req, res, body).catch(() => res.destroy());
+    });
+  });
+
+  async function answer(req: IncomingMessage, res: ServerResponse, body: string): Promise<void> {
+    const path = (req.url ?? '').split('?')[0];
+    if (req.method === 'POST' && path === '/v1/messages/count_tokens') {
+      return json(res, 200, { input_tokens: countTokens(body) });
+    }
+    if (req.method !== 'POST' || path !== '/v1/messages') {
+      return json(res, 404, { type: 'error', error: { type: 'not_found_error', message: `fake: no route ${req.method} ${path}` } });
+    }
+    let request: { model?: string; stream?: boolean };
+    try {
+      request = JSON.parse(body) as typeof request;
+    } catch {
+      return json(res, 400, { type: 'error', error: { type: 'invalid_request_error', message: 'body is not JSON' } });
+    }
+    const model = request.model ?? MODEL_FALLBACK;
+    const id = `msg_fake_${randomUUID().replace(/-/g, '').slice(0, 20)}`;
+    const inputTokens = countTokens(body);
+    const outputTokens = reply.split(/\s+/).length;
+    if (!request.stream) {
+      return json(res, 200, {
+        id,
+        type: 'message',
+        role: 'assistant',
+        model,
+        content: [{ type: 'text', text: reply }],
+        stop_reason: 'end_turn',
+        stop_sequence: null,
+        usage: { input_tokens: inputTokens, output_tokens: outputTokens },
+      });
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    res.flushHeaders();
+    const events: Array<[string, unknown]> = [
+      [
+        'message_start',
+        {
+          type: 'message_start',
+          message: {
+            id,
+            type: 'message',
+            role: 'assistant',
+            model,
+            content: [],
+            stop_reason: null,
+            stop_sequence: null,
+            usage: { input_tokens: inputTokens, output_tokens: 1 },
+          },
+        },
+      ],
+      ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }],
+      ...reply
+        .split(/(?<= )/)
+        .map((word): [string, unknown] => ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: word } }]),
+      ['content_block_stop', { type: 'content_block_stop', index: 0 }],
+      ['message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: outputTokens } }],
+      ['message_stop', { type: 'message_stop' }],
+    ];
+    for (const [index, [event, data]] of events.entries()) {
+      if (res.destroyed) return;
+      res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      if (index === 0 && options.holdStreamAfterFirstEvent) await released;
+      else if (options.eventDelayMs) await new Promise((resolve) => setTimeout(resolve, options.eventDelayMs));
+    }
+    finished += 1;
+    res.end();
+  }
+
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    releaseStream: () => {
+      release();
+      released = new Promise<void>((resolve) => (release = resolve));
+    },
+    streamsFinished: () => finished,
+    close: () =>
+      new Promise<void>((resolve) => {
+        release();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** A rough stand-in for tokenisation: about four characters per token. */
+function countTokens(body: string): number {
+  return Math.max(1, Math.ceil(body.length / 4));
+}

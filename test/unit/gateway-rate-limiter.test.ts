@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { TokenBucket } from '../../src/gateway/rate-limiter.js';
+
+describe('TokenBucket', () => {
+  it('allows a burst of the per-minute budget, then refuses', () => {
+    const now = 0;
+    const bucket = new TokenBucket(3, () => now);
+    expect([bucket.tryTake(), bucket.tryTake(), bucket.tryTake(), bucket.tryTake()]).toEqual([true, true, true, false]);
+  });
+
+  it('refills continuously at budget per minute', () => {
+    let now = 0;
+    const bucket = new TokenBucket(60, () => now);
+    for (let i = 0; i < 60; i++) bucket.tryTake();
+    expect(bucket.tryTake()).toBe(false);
+    now += 999;
+    expect(bucket.tryTake()).toBe(false);
+    now += 1;
+    expect(bucket.tryTake()).toBe(true);
+    expect(bucket.tryTake()).toBe(false);
+  });
+
+  it('never saves up more than one minute of budget', () => {
+    let now = 0;
+    const bucket = new TokenBucket(2, () => now);
+    now += 10 * 60_000;
+    expect([bucket.tryTake(), bucket.tryTake(), bucket.tryTake()]).toEqual([true, true, false]);
+  });
+
+  it('rejects a non-positive budget', () => {
+    expect(() => new TokenBucket(0)).toThrow(RangeError);
+  });
+});

@@ -1,0 +1,164 @@
+import { describe, expect, it } from 'vitest';
+import { CREDENTIAL_PLACEHOLDER, PROMPT_TARGET, SKILLS_TARGET_DIR, SSH_TARGET_DIR, agentEnvNames, agentEnvironment } from '../../src/plan/agent-env.js';
+import { DEFAULT_HOSTS } from '../../src/plan/default-hosts.js';
+import { formatPlanText } from '../../src/plan/format-text.js';
+import { agentCommand, credentialRoutes, mergeHosts, planMounts, sshKeyTargets } from '../../src/plan/resolve.js';
+import { BottlePlanSchema, type BottlePlan } from '../../src/plan/schema.js';
+
+describe('mergeHosts', () => {
+  it('sorts, deduplicates and normalises the bottle hosts together with the defaults', () => {
+    const hosts = mergeHosts(['GitHub.com', 'github.com.', 'api.anthropic.com', '*.Example.org:8443'], DEFAULT_HOSTS);
+    expect(hosts).toEqual([...new Set(hosts)].sort());
+    expect(hosts.filter((h) => h === 'github.com')).toHaveLength(1);
+    expect(hosts.filter((h) => h === 'api.anthropic.com')).toHaveLength(1);
+    expect(hosts).toContain('*.example.org:8443');
+    for (const d of DEFAULT_HOSTS) expect(hosts).toContain(d);
+  });
+
+  it('keeps the same host on different ports apart', () => {
+    expect(mergeHosts(['a.test', 'a.test:8080'], [])).toEqual(['a.test', 'a.test:8080']);
+  });
+});
+
+describe('credentialRoutes', () => {
+  it('shows where each secret comes from, never a value, with default upstreams', () => {
+    const routes = credentialRoutes({
+      cred_proxy: {
+        routes: [
+          { role: 'anthropic-base-url', token_env: 'CLAUDE_BOTTLE_OAUTH_TOKEN', auth: 'oauth' },
+          { host: 'API.github.com', token_file: '/run/secrets/gh', auth: 'bearer' },
+          { host: 'api.internal.test', upstream: 'http://api.internal.test:9000', token_command: 'pass show x', auth: 'header', header: 'X-Api-Key' },
+        ],
+      },
+    });
+    expect(routes).toEqual([
+      { role: 'anthropic-base-url', upstream: 'https://api.anthropic.com', auth: 'oauth', token_source: 'env:CLAUDE_BOTTLE_OAUTH_TOKEN' },
+      { host: 'api.github.com', upstream: 'https://api.github.com', auth: 'bearer', token_source: 'file:/run/secrets/gh' },
+      { host: 'api.internal.test', upstream: 'http://api.internal.test:9000', auth: 'header', header: 'X-Api-Key', token_source: 'command' },
+    ]);
+    expect(JSON.stringify(routes)).not.toContain('pass show x');
+  });
+});
+
+describe('agentEnvironment', () => {
+  it('points every proxy variable at the gateway and keeps loopback direct', () => {
+    const env = agentEnvironment({ credentials: [] }, '10.9.0.2');
+    expect(env).toEqual({
+      HOME: '/home/node',
+      HTTP_PROXY: 'http://10.9.0.2:3128',
+      HTTPS_PROXY: 'http://10.9.0.2:3128',
+      http_proxy: 'http://10.9.0.2:3128',
+      https_proxy: 'http://10.9.0.2:3128',
+      NO_PROXY: 'localhost,127.0.0.1',
+      no_proxy: 'localhost,127.0.0.1',
+    });
+  });
+
+  it('gives an oauth route ANTHROPIC_BASE_URL on the credential port and a placeholder OAuth token', () => {
+    const env = agentEnvironment({ credentials: [{ role: 'anthropic-base-url', auth: 'oauth', token_source: 'env:T' }] }, '10.9.0.2');
+    expect(env.ANTHROPIC_BASE_URL).toBe('http://10.9.0.2:3129');
+    expect(env.CLAUDE_CODE_OAUTH_TOKEN).toBe(CREDENTIAL_PLACEHOLDER);
+    expect(env.ANTHROPIC_API_KEY).toBeUndefined();
+  });
+
+  it('gives an api-key route a placeholder ANTHROPIC_API_KEY instead', () => {
+    const env = agentEnvironment({ credentials: [{ role: 'anthropic-base-url', auth: 'api-key', token_source: 'command' }] }, '10.9.0.2');
+    expect(env.ANTHROPIC_API_KEY).toBe(CREDENTIAL_PLACEHOLDER);
+    expect(env.CLAUDE_CODE_OAUTH_TOKEN).toBeUndefined();
+  });
+
+  it('lists names only, sorted, with no Anthropic variables when there is no role route', () => {
+    const names = agentEnvNames({ credentials: [{ host: 'api.github.com', auth: 'bearer', token_source: 'env:GITHUB_TOKEN' }] });
+    expect(names).toEqual([...names].sort());
+    expect(names).not.toContain('ANTHROPIC_BASE_URL');
+    expect(names).not.toContain('GITHUB_TOKEN');
+  });
+});
+
+describe('agentCommand', () => {
+  it('adds the system prompt flag for claude when there is a prompt, before the extra args', () => {
+    expect(agentCommand({ command: ['claude'], prompt: '/p/prompt.md' }, ['-p', 'hi'])).toEqual([
+      'claude',
+      '--append-system-prompt-file',
+      PROMPT_TARGET,
+      '-p',
+      'hi',
+    ]);
+  });
+
+  it('leaves other commands and prompt-less agents alone', () => {
+    expect(agentCommand({ command: ['bash', '-l'], prompt: '/p/prompt.md' }, ['x'])).toEqual(['bash', '-l', 'x']);
+    expect(agentCommand({ command: ['claude'] }, [])).toEqual(['claude']);
+  });
+});
+
+describe('sshKeyTargets and planMounts', () => {
+  it('puts keys under ~/.ssh with distinct names, even when two keys share a file name or a reserved name', () => {
+    expect(sshKeyTargets([{ IdentityFile: '/h/a/id_ed25519' }, { IdentityFile: '/h/b/id_ed25519' }, { IdentityFile: '/h/c/config' }])).toEqual([
+      `${SSH_TARGET_DIR}/id_ed25519`,
+      `${SSH_TARGET_DIR}/1-id_ed25519`,
+      `${SSH_TARGET_DIR}/2-config`,
+    ]);
+  });
+
+  it('binds the cwd at the same path, or copies it with copy_cwd, and copies prompt, skills and keys read-only', () => {
+    const base = {
+      cwd: '/work/proj',
+      prompt: '/m/prompt.md',
+      skills: [{ name: 'tdd', source: '/m/skills/tdd' }],
+      ssh: [{ IdentityFile: '/h/.ssh/id' }],
+    };
+    const bound = planMounts({ ...base, copyCwd: false });
+    expect(bound).toEqual([
+      { kind: 'bind', source: '/work/proj', target: '/work/proj', readonly: false, purpose: 'cwd' },
+      { kind: 'copy', source: '/m/prompt.md', target: PROMPT_TARGET, readonly: true, purpose: 'prompt' },
+      { kind: 'copy', source: '/m/skills/tdd', target: `${SKILLS_TARGET_DIR}/tdd`, readonly: true, purpose: 'skill' },
+      { kind: 'copy', source: '/h/.ssh/id', target: `${SSH_TARGET_DIR}/id`, readonly: true, purpose: 'ssh' },
+    ]);
+    expect(planMounts({ ...base, copyCwd: true })[0]).toMatchObject({ kind: 'copy', purpose: 'cwd' });
+  });
+});
+
+describe('formatPlanText', () => {
+  const plan: BottlePlan = BottlePlanSchema.parse({
+    identity: 'implementer-a1b2c',
+    agent: 'implementer',
+    bottle: 'dev',
+    image: { tag: 'claude-bottle/agent:0123456789abcdef', context_hash: 'f'.repeat(64), dockerfile: 'builtin:agent', builtin: true },
+    gateway_image: { tag: 'claude-bottle/gateway:fedcba9876543210', context_hash: 'e'.repeat(64), dockerfile: 'builtin:gateway', builtin: true },
+    runtime: 'runsc',
+    networks: { internal: 'cb-implementer-a1b2c-internal', egress: 'cb-implementer-a1b2c-egress' },
+    containers: { gateway: 'cb-implementer-a1b2c-gateway', agent: 'cb-implementer-a1b2c-agent' },
+    hosts: ['api.anthropic.com', 'github.com'],
+    default_hosts: ['api.anthropic.com'],
+    extra_hosts: { 'mirror.internal.test': 'host-gateway' },
+    mounts: [{ kind: 'bind', source: '/work/proj', target: '/work/proj', purpose: 'cwd' }],
+    env_names: ['HOME', 'HTTPS_PROXY'],
+    credentials: [{ host: 'api.github.com', upstream: 'https://api.github.com', auth: 'bearer', token_source: 'env:GITHUB_TOKEN' }],
+    ssh: [],
+    skills: [{ name: 'tdd', source: '/m/skills/tdd' }],
+    prompt: null,
+    command: ['claude', '-p', 'two words'],
+    args: ['-p', 'two words'],
+    cwd: '/work/proj',
+    copy_cwd: false,
+    limits: { memory: '4g', cpus: 2, pids: null },
+    host: 'box',
+    manifest_path: '/m/claude-bottle.json',
+  });
+
+  it('summarises the plan for people, marking default hosts and quoting odd arguments', () => {
+    const text = formatPlanText(plan);
+    expect(text).toMatch(/^agent: +implementer$/m);
+    expect(text).toMatch(/^image: +claude-bottle\/agent:0123456789abcdef \(built-in\)$/m);
+    expect(text).toMatch(/^runtime: +runsc \(gVisor\)$/m);
+    expect(text).toMatch(/^hosts: +2 allowed$/m);
+    expect(text).toMatch(/^ {2}- api\.anthropic\.com {2}\(default\)$/m);
+    expect(text).toMatch(/^ {2}- github\.com$/m);
+    expect(text).toMatch(/^command: +claude -p "two words"$/m);
+    expect(text).toMatch(/api\.github\.com -> https:\/\/api\.github\.com \(bearer, from env:GITHUB_TOKEN\)/);
+    expect(text).toMatch(/^cwd: +\/work\/proj \(bind-mounted\)$/m);
+    expect(text).toMatch(/^limits: +memory 4g, cpus 2$/m);
+    expect(text).toMatch(/^ssh: +\(none\)$/m);
+  });
+});
