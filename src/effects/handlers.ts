@@ -1,7 +1,7 @@
 import type Dockerode from 'dockerode';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { GatewayConfigSchema, GatewaySecretsSchema, type GatewayConfigInput } from '../gateway/config.js';
 import {
@@ -189,18 +189,23 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
     await ensureConnected(docker, gateway.id, networks.internal.name);
     if (gateway.status === 'created') {
       const secretsPath = statePaths(plan.identity).secrets;
-      const entries: ArchiveEntry[] = [{ type: 'file', path: GATEWAY_CONFIG_PATH, mode: 0o444, uid: 0, gid: 0, content: JSON.stringify(config.data) }];
+      const configFile: ArchiveEntry = { type: 'file', path: GATEWAY_CONFIG_PATH, mode: 0o444, uid: 0, gid: 0, content: JSON.stringify(config.data) };
+      await putEntries(gateway.container, [configFile], dirname(GATEWAY_CONFIG_PATH));
+      let secretsJson: string | undefined;
       if (existsSync(secretsPath)) {
         const secrets = GatewaySecretsSchema.safeParse(JSON.parse(await readFile(secretsPath, 'utf8')));
         if (!secrets.success) throw new PermanentEffectError(`the secrets handed to the worker (${secretsPath}) are malformed`);
-        entries.push({ type: 'file', path: GATEWAY_SECRETS_PATH, mode: 0o400, uid: GATEWAY_UID, gid: GATEWAY_UID, content: JSON.stringify(secrets.data) });
+        secretsJson = JSON.stringify(secrets.data);
       } else if (gateway.created) {
         if (plan.credentials.length > 0) {
           throw new PermanentEffectError('the credential secrets for this launch are gone (already used by an earlier gateway); start or resume the bottle again');
         }
-        entries.push({ type: 'file', path: GATEWAY_SECRETS_PATH, mode: 0o400, uid: GATEWAY_UID, gid: GATEWAY_UID, content: '{}' });
+        secretsJson = '{}';
       }
-      await putEntries(gateway.container, entries);
+      if (secretsJson !== undefined) {
+        const secretsFile: ArchiveEntry = { type: 'file', path: GATEWAY_SECRETS_PATH, mode: 0o400, uid: GATEWAY_UID, gid: GATEWAY_UID, content: secretsJson };
+        await putEntries(gateway.container, [secretsFile], dirname(GATEWAY_SECRETS_PATH));
+      }
       // Secrets live in exactly one place once the gateway holds them.
       await removeFileIfPresent(secretsPath);
       await startContainer(gateway.container);
@@ -240,13 +245,18 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
     const { plan } = ctx;
     const agent = docker.getContainer(plan.containers.agent);
     const gateway = docker.getContainer(plan.containers.gateway);
-    const onLine = (decision: GatewayDecision) => ctx.observe([decisionEvent(decision)]);
+    // Highest decision recorded so far, whichever of follower or drain recorded it.
+    let recorded = ctx.lastEgressDecision;
+    const onLine = async (decision: GatewayDecision) => {
+      await ctx.observe([decisionEvent(decision)]);
+      recorded = Math.max(recorded, decision.n);
+    };
     const followerStop = new AbortController();
     const stopFollower = () => followerStop.abort();
     ctx.signal.addEventListener('abort', stopFollower, { once: true });
     // A follower failure (gateway gone) must not lose the agent's exit; the drain below catches up.
     const follower = followGatewayDecisions(docker, gateway, { sinceN: ctx.lastEgressDecision, signal: followerStop.signal, onLine }).catch(
-      () => ctx.lastEgressDecision,
+      () => recorded,
     );
     try {
       const aborted = new Promise<'aborted'>((resolve) => {
@@ -255,10 +265,10 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
       });
       const exit = await Promise.race([waitForAgentExit(docker, agent), aborted]);
       followerStop.abort();
-      const followed = await follower;
+      await follower;
       if (exit === 'aborted') return [];
       try {
-        await drainGatewayDecisions(gateway, { sinceN: Math.max(followed, ctx.lastEgressDecision), onLine });
+        await drainGatewayDecisions(gateway, { sinceN: recorded, onLine });
       } catch (err) {
         if (statusOf(err) !== 404) throw err; // no gateway left: nothing more to drain
       }

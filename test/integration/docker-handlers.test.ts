@@ -212,9 +212,10 @@ describe('a bottle driven through the effect handlers', () => {
     expect(observed.map((e) => e.data.n ?? e.data.request_id)).toEqual(['req-1']);
   });
 
-  it("snapshot_transcript copies the agent's ~/.claude into the state folder", async () => {
+  it("snapshot_transcript copies the agent's ~/.claude (its transcript and the provisioned skills) into the state folder", async () => {
     const events = await run('snapshot_transcript', plan);
-    expect(events).toEqual([{ type: 'transcript.snapshotted', data: { files: 1, bytes: 5, missing: false } }]);
+    // projects/log.jsonl ("turn\n", 5 bytes) + skills/tdd/SKILL.md ("# tdd\n", 6 bytes)
+    expect(events).toEqual([{ type: 'transcript.snapshotted', data: { files: 2, bytes: 11, missing: false } }]);
     expect(await readFile(join(statePaths(identity).transcript, 'projects', 'log.jsonl'), 'utf8')).toBe('turn\n');
   });
 

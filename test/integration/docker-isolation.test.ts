@@ -97,6 +97,25 @@ describe.each<ContainerRuntime>(['runc', 'runsc'])('a bottle under %s', (runtime
     }
   });
 
+  it('shows the pitfall is real: an internal network without the host guard reaches the host service', async () => {
+    const unguarded = await docker.createNetwork({ Name: `cb-${identity}-unguarded`, Internal: true, CheckDuplicate: true, Labels: testLabels(identity, 'control') });
+    const gatewayIp = ((await unguarded.inspect()) as { IPAM: { Config: Array<{ Gateway: string }> } }).IPAM.Config[0].Gateway;
+    const control = await docker.createContainer({
+      Image: TEST_TOOLS_IMAGE,
+      Cmd: connectScript(gatewayIp, hostPort),
+      Labels: testLabels(identity, 'control'),
+      HostConfig: { NetworkMode: unguarded.id, Runtime: runtime },
+    });
+    try {
+      await control.start();
+      const { StatusCode } = (await control.wait()) as { StatusCode: number };
+      expect(StatusCode).toBe(0);
+    } finally {
+      await control.remove({ force: true });
+      await unguarded.remove();
+    }
+  });
+
   it('keeps the agent from reaching the host through the internal bridge address', async () => {
     const result = await execIn(agent, connectScript(networks.internal.gateway, hostPort));
     expect(result.output).not.toContain('host-service');
@@ -127,6 +146,31 @@ describe.each<ContainerRuntime>(['runc', 'runsc'])('a bottle under %s', (runtime
       const result = await execIn(agent, ['getent', 'hosts', name], { env: ['RES_OPTIONS=timeout:1 attempts:1'] });
       expect({ name, code: result.code }).not.toEqual({ name, code: 0 });
       expect(result.output.trim()).toBe('');
+    }
+  });
+
+  it("forwards the agent's outside-name queries only to its own loopback, the one resolver it is given", async () => {
+    // Same network and DNS settings as the agent, but root so it can listen on 127.0.0.1:53 and catch what the resolver forwards.
+    const spec = agentContainerSpec(testPlan(identity, { runtime, cwd, copy_cwd: false }), { env: {}, networks, image: TEST_TOOLS_IMAGE, user: '0:0' });
+    spec.name = `cb-${identity}-dnsprobe`;
+    spec.Tty = false;
+    spec.Labels = testLabels(identity, 'control');
+    spec.HostConfig = { ...spec.HostConfig, CapDrop: [], Binds: [] };
+    spec.Env = ['RES_OPTIONS=timeout:1 attempts:1'];
+    spec.Cmd = [
+      'sh',
+      '-c',
+      '(timeout 3 socat -u UDP-RECV:53,bind=127.0.0.1 OPEN:/tmp/caught,creat,append) & sleep 0.5; getent hosts debian.org; sleep 3; cat /tmp/caught',
+    ];
+    const probe = await docker.createContainer(spec);
+    try {
+      await probe.start();
+      await probe.wait();
+      const logs = (await probe.logs({ stdout: true, stderr: false })) as unknown as Buffer;
+      // DNS wire format: the name travels as length-prefixed labels, \x06debian\x03org.
+      expect(logs.includes(Buffer.from('\x06debian\x03org'))).toBe(true);
+    } finally {
+      await probe.remove({ force: true });
     }
   });
 

@@ -140,15 +140,17 @@ export function testPlan(identity: string, overrides: Partial<BottlePlan> = {}):
  * gateway's output contract: a ready line, two numbered decisions, then a
  * TCP listener on the proxy port.
  */
-export const TEST_STANDIN_IMAGE = 'claude-bottle-test/standin:1';
+export const TEST_STANDIN_IMAGE = 'claude-bottle-test/standin:2';
 
 const STANDIN_GATEWAY_SCRIPT = `#!/bin/sh
+socat TCP-LISTEN:3128,fork,reuseaddr SYSTEM:'echo gateway' &
+sleep 0.2
 echo '{"t":"ready","proxy_port":3128,"credential_port":3129}'
 echo '{"t":"egress","n":1,"decision":"allowed","host":"registry.npmjs.org","port":443,"method":"CONNECT","reason":"allowlisted","at":"2026-01-01T00:00:00Z"}'
 echo '{"t":"egress","n":2,"decision":"denied","host":"blocked.test","port":443,"method":"CONNECT","reason":"not_in_allowlist","at":"2026-01-01T00:00:01Z"}'
 sleep 2
 echo '{"t":"capability","n":3,"request_id":"req-1","kind":"egress","host":"blocked.test","port":443,"dockerfile":null,"reason":"needs it","at":"2026-01-01T00:00:02Z"}'
-exec socat TCP-LISTEN:3128,fork,reuseaddr SYSTEM:'echo gateway'
+wait
 `;
 
 export async function ensureStandInImage(docker: Docker): Promise<string> {

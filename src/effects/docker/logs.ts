@@ -132,6 +132,8 @@ export async function followGatewayDecisions(docker: Docker, gateway: Docker.Con
       stream.destroy?.();
       settle();
     };
+    // The abort may have come while logs() was still connecting.
+    if (opts.signal?.aborted) return onAbort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     stdout.on('data', (chunk: Buffer) => delivery.lines(splitter.push(chunk)));
     // The demuxer writes synchronously on the source's data events; ending the

@@ -24,11 +24,13 @@ export interface Owner {
   gid: number;
 }
 
-/** Absolute container path -> tar name (tar names are relative to the extraction root `/`). */
-function tarName(absolute: string): string {
+/** Absolute container path -> tar name relative to the extraction root. */
+function tarName(absolute: string, root: string): string {
   const normal = posix.normalize(absolute);
   if (!normal.startsWith('/') || normal.split('/').includes('..')) throw new Error(`not an absolute container path: ${absolute}`);
-  return normal.slice(1);
+  const prefix = root === '/' ? '/' : `${posix.normalize(root)}/`;
+  if (!normal.startsWith(prefix)) throw new Error(`${absolute} is not below the extraction root ${root}`);
+  return normal.slice(prefix.length);
 }
 
 /** Directory entries for `dir` and each of its parents strictly below `ownedFrom`'s parent. */
@@ -76,11 +78,11 @@ export async function hostTreeEntries(source: string, target: string, owner: Own
 }
 
 /** Streams entries as a tar; host files are read one at a time, never held whole in memory. */
-export function packEntries(entries: ArchiveEntry[]): Pack {
+export function packEntries(entries: ArchiveEntry[], root = '/'): Pack {
   const pack = tarPack();
   (async () => {
     for (const e of entries) {
-      const base = { name: tarName(e.path), uid: e.uid, gid: e.gid, mtime: new Date() };
+      const base = { name: tarName(e.path, root), uid: e.uid, gid: e.gid, mtime: new Date() };
       await new Promise<void>((resolve, reject) => {
         const done = (err?: Error | null) => (err ? reject(err) : resolve());
         switch (e.type) {
@@ -106,10 +108,14 @@ export function packEntries(entries: ArchiveEntry[]): Pack {
   return pack;
 }
 
-/** Writes the entries into the container; works on created and stopped containers. */
-export async function putEntries(container: Docker.Container, entries: ArchiveEntry[]): Promise<void> {
+/**
+ * Writes the entries into the container; works on created and stopped
+ * containers. `root` is where Docker extracts: a container with a read-only
+ * root filesystem only accepts archives extracted inside one of its volumes.
+ */
+export async function putEntries(container: Docker.Container, entries: ArchiveEntry[], root = '/'): Promise<void> {
   if (entries.length === 0) return;
-  await container.putArchive(packEntries(entries) as unknown as NodeJS.ReadableStream, { path: '/' });
+  await container.putArchive(packEntries(entries, root) as unknown as NodeJS.ReadableStream, { path: root });
 }
 
 export interface ProvisionTargets {

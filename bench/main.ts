@@ -1,0 +1,23 @@
+// `npm run bench`: every benchmark, each figure next to a baseline measured in
+// the same run and its target. Redis is a throwaway redis-server started here
+// (loopback unix socket) so no benchmark touches anyone's queues or bottles.
+import { benchEventLog } from './event-log.bench.js';
+import { benchReplay } from './replay.bench.js';
+import { benchRoundTrip } from './roundtrip.bench.js';
+import { benchWarmStart } from './warm-start.bench.js';
+import { printRows } from './stats.js';
+import { startTestRedis } from '../test/support/redis-server.js';
+
+const only = process.argv.slice(2);
+const want = (name: string) => only.length === 0 || only.includes(name);
+
+const redis = await startTestRedis();
+try {
+  if (want('event-log')) printRows('Event append (loopback Redis, unix socket)', await benchEventLog(redis.connect()));
+  if (want('roundtrip')) printRows('Command round trip (CLI enqueue -> worker fold+append -> CLI sees event)', await benchRoundTrip(() => redis.connect()));
+  if (want('replay')) printRows('Replay of a 10,000-event history', await benchReplay(redis.connect()));
+  if (want('warm-start')) printRows('Warm start (image cached): bottle start --detach until running vs raw dockerode', await benchWarmStart());
+} finally {
+  await redis.destroy();
+}
+process.exit(0);
