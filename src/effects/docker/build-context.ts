@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RuntimeFailure } from '../../shared/errors.js';
+import { bottleHome } from '../../shared/paths.js';
 
 /**
  * What goes into one image build: the files of the build context (each read
@@ -96,15 +97,54 @@ export async function effectiveMode(file: ContextFile): Promise<number> {
 
 const digestCache = new Map<string, string>();
 
+/** Files at least this big have their digest remembered across processes. */
+const PERSISTED_DIGEST_MIN_BYTES = 1024 * 1024;
+
+function persistedDigestsPath(): string {
+  return join(bottleHome(), 'cache', 'digests.json');
+}
+
+function readPersistedDigests(): Record<string, string> {
+  try {
+    const parsed = JSON.parse(readFileSync(persistedDigestsPath(), 'utf8')) as unknown;
+    return parsed && typeof parsed === 'object' ? (parsed as Record<string, string>) : {};
+  } catch {
+    return {};
+  }
+}
+
+function persistDigest(key: string, digest: string): void {
+  try {
+    const all = readPersistedDigests();
+    all[key] = digest;
+    const path = persistedDigestsPath();
+    mkdirSync(dirname(path), { recursive: true });
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(all));
+    renameSync(tmp, path);
+  } catch {
+    // A cache that cannot be written only costs a re-hash next time.
+  }
+}
+
 /**
- * sha256 of one file, cached by (path, size, mtime): the Claude Code binary is
- * ~400 MB and is hashed for every plan otherwise.
+ * sha256 of one file, cached by (path, size, mtime, inode): the Claude Code
+ * binary is ~400 MB and every `bottle start` plans its image, so big files'
+ * digests are also kept under $CLAUDE_BOTTLE_HOME/cache between processes.
  */
 export async function fileDigest(source: string): Promise<string> {
   const s = await stat(source);
-  const key = `${source}\0${s.size}\0${s.mtimeMs}`;
+  const key = `${source}\0${s.size}\0${s.mtimeMs}\0${s.ino}`;
   const cached = digestCache.get(key);
   if (cached) return cached;
+  const big = s.size >= PERSISTED_DIGEST_MIN_BYTES;
+  if (big) {
+    const persisted = readPersistedDigests()[key];
+    if (persisted) {
+      digestCache.set(key, persisted);
+      return persisted;
+    }
+  }
   const hash = createHash('sha256');
   await new Promise<void>((resolve, reject) => {
     createReadStream(source)
@@ -114,6 +154,7 @@ export async function fileDigest(source: string): Promise<string> {
   });
   const digest = hash.digest('hex');
   digestCache.set(key, digest);
+  if (big) persistDigest(key, digest);
   return digest;
 }
 

@@ -1,0 +1,132 @@
+import type { BottlePlan } from '../../plan/schema.js';
+import { parseHostPattern } from '../../shared/host-pattern.js';
+import { PipelockConfigSchema, type PipelockConfig } from './schema.js';
+import { emitYaml, type YamlMapping } from './yaml-emitter.js';
+
+/**
+ * pipelock's config for one bottle whose manifest says
+ * `"egress": { "proxy": "pipelock" }`.
+ *
+ * Topology: pipelock replaces the gateway's egress port only. The agent's
+ * HTTP(S)_PROXY points at pipelock, which enforces the allowlist for CONNECT
+ * and plain HTTP. Credential routes keep going agent -> gateway credential
+ * port -> upstream, with the gateway injecting the real secret and dialing
+ * out itself; those requests never cross pipelock, so pipelock's header DLP
+ * cannot block them and never sees a real secret. What does cross pipelock
+ * carries no secret at all (the agent holds only placeholders), so header
+ * and body secret scanning stays on, blocking: a credential-shaped value in
+ * plain egress is a leak.
+ */
+
+/** The port pipelock's own examples use; the agent's HTTP(S)_PROXY points here. */
+export const PIPELOCK_LISTEN_PORT = 8888;
+
+/**
+ * pipelock's documented default `internal` list: RFC 1918, RFC 4193,
+ * loopback, link-local (cloud metadata), CGN and multicast. Written out so
+ * the SSRF policy is pinned by our config, not by whichever pipelock release
+ * runs it.
+ */
+export const PIPELOCK_INTERNAL_RANGES: readonly string[] = [
+  '0.0.0.0/8',
+  '127.0.0.0/8',
+  '10.0.0.0/8',
+  '100.64.0.0/10',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+  '169.254.0.0/16',
+  '::1/128',
+  'fc00::/7',
+  'fe80::/10',
+  '224.0.0.0/4',
+  'ff00::/8',
+];
+
+/** Headers pipelock scans in `sensitive` header mode (its documented default set). */
+export const PIPELOCK_SENSITIVE_HEADERS: readonly string[] = ['Authorization', 'Cookie', 'X-Api-Key', 'X-Token', 'Proxy-Authorization', 'X-Goog-Api-Key'];
+
+/** Where pipelock's allowlist is broader than the manifest entry it came from. */
+export interface AllowlistWidening {
+  /** The manifest/plan entry, e.g. `*.example.com` or `registry.npmjs.org:443`. */
+  entry: string;
+  kind: 'apex-included' | 'any-port';
+  explanation: string;
+}
+
+export interface PipelockAllowlist {
+  /** Sorted, deduplicated `api_allowlist` entries. */
+  entries: string[];
+  widenings: AllowlistWidening[];
+}
+
+/**
+ * Maps the plan's host patterns (defaults included) to pipelock's
+ * `api_allowlist`. Exact hosts and IP literals map one to one. Two manifest
+ * distinctions have no pipelock equivalent and are widened, never narrowed,
+ * so pipelock never refuses a host the plan shows as allowed:
+ * - `*.domain` means subdomains only to us; pipelock's `*.domain` also
+ *   matches `domain` itself;
+ * - `host:port` limits the port to us; pipelock host lists take no port, so
+ *   any port on that host passes.
+ */
+export function pipelockAllowlist(plan: Pick<BottlePlan, 'hosts' | 'default_hosts'>): PipelockAllowlist {
+  const entries = new Set<string>();
+  const widenings: AllowlistWidening[] = [];
+  for (const raw of [...new Set([...plan.hosts, ...plan.default_hosts])]) {
+    const pattern = parseHostPattern(raw);
+    if (pattern.kind === 'subdomains') {
+      entries.add(`*.${pattern.host}`);
+      widenings.push({ entry: raw, kind: 'apex-included', explanation: `pipelock's "*.${pattern.host}" also allows ${pattern.host} itself` });
+    } else {
+      entries.add(pattern.host);
+    }
+    if (pattern.port !== null) {
+      widenings.push({ entry: raw, kind: 'any-port', explanation: `pipelock host lists take no port: every port of ${pattern.host} is allowed, not only ${pattern.port}` });
+    }
+  }
+  return { entries: [...entries].sort(), widenings };
+}
+
+export interface PipelockConfigOptions {
+  listenPort: number;
+}
+
+/** The config as a checked object; `generatePipelockConfig` writes it as YAML. */
+export function buildPipelockConfig(plan: BottlePlan, opts: PipelockConfigOptions): PipelockConfig {
+  const config: PipelockConfig = {
+    version: 1,
+    mode: 'strict',
+    enforce: true,
+    explain_blocks: false,
+    api_allowlist: pipelockAllowlist(plan).entries,
+    fetch_proxy: { listen: `0.0.0.0:${opts.listenPort}` },
+    forward_proxy: { enabled: true, sni_verification: true },
+    request_body_scanning: {
+      enabled: true,
+      action: 'block',
+      scan_headers: true,
+      header_mode: 'sensitive',
+      sensitive_headers: [...PIPELOCK_SENSITIVE_HEADERS],
+    },
+    dlp: { scan_env: true, include_defaults: true },
+    logging: { format: 'json', output: 'stdout', include_allowed: true, include_blocked: true },
+    internal: [...PIPELOCK_INTERNAL_RANGES],
+    // Operator-pinned names (extra_hosts) point at deliberately internal
+    // addresses, as the gateway's pinned names do; they still need an
+    // allowlist entry to be reachable.
+    trusted_domains: Object.keys(plan.extra_hosts).map((name) => name.toLowerCase().replace(/\.$/, '')).sort(),
+  };
+  return PipelockConfigSchema.parse(config);
+}
+
+/** pipelock's YAML config for the bottle: strict mode, allowlist from plan.hosts, forward proxy on, JSON decision log on stdout. */
+export function generatePipelockConfig(plan: BottlePlan, opts: PipelockConfigOptions): string {
+  const config = buildPipelockConfig(plan, opts);
+  // A comment line must stay one line whatever a name holds.
+  const printable = (text: string) => text.replace(/[^\x20-\x7e]/g, '?');
+  const header = [
+    `# pipelock config for bottle ${printable(plan.identity)} (agent ${printable(plan.agent)}), generated by claude-bottle.`,
+    '# Written fresh for every launch; edits are lost. See docs/pipelock.md.',
+  ];
+  return `${header.join('\n')}\n${emitYaml(config as unknown as YamlMapping)}`;
+}

@@ -1,0 +1,164 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import Docker from 'dockerode';
+import { Redis } from 'ioredis';
+import { removeBottleResources } from '../../src/effects/docker/teardown.js';
+import { EventLog } from '../../src/events/log.js';
+import type { LifecycleEvent } from '../../src/events/schema.js';
+import { LABELS } from '../../src/shared/names.js';
+import { startTestRedis, type TestRedis } from './redis-server.js';
+
+/**
+ * Runs the real `bottle` CLI (bin/bottle.js over dist/, so `npm run build`
+ * first) against a throwaway redis-server and a temp $CLAUDE_BOTTLE_HOME.
+ * The first state-changing command starts a detached worker exactly as a user
+ * would get one; `cleanup()` ends that worker by its pid, tears down every
+ * bottle the harness's Redis knows, and removes the temp folders.
+ */
+export const REPO = resolve(import.meta.dirname, '..', '..');
+export const BOTTLE_BIN = join(REPO, 'bin', 'bottle.js');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface BottleHarness {
+  home: string;
+  redis: TestRedis;
+  env: NodeJS.ProcessEnv;
+  log: EventLog;
+  docker: Docker;
+  /** Writes `manifest` (and extra files relative to it) into a temp folder; returns the manifest path. */
+  writeManifest(manifest: unknown, files?: Record<string, string>): string;
+  cli(args: string[], opts?: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string }): Promise<CliResult>;
+  waitForEvent(identity: string, type: string, timeoutMs?: number): Promise<LifecycleEvent[]>;
+  cleanup(): Promise<void>;
+}
+
+export async function startHarness(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<BottleHarness> {
+  if (!existsSync(join(REPO, 'dist', 'cli', 'main.js')) || !existsSync(join(REPO, 'dist', 'gateway', 'gateway.cjs'))) {
+    throw new Error('dist/ is missing: run `npm run build` before the integration tests (npm test does)');
+  }
+  const home = mkdtempSync(join(tmpdir(), 'cb-home-'));
+  const redis = await startTestRedis();
+  const redisConn = new Redis({ path: redis.socket, maxRetriesPerRequest: null });
+  redisConn.on('error', () => undefined);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    CLAUDE_BOTTLE_HOME: home,
+    REDIS_URL: redis.url,
+    // Never inherit an operator's manifest or credentials.
+    CLAUDE_BOTTLE_MANIFEST: undefined,
+    CLAUDE_BOTTLE_OAUTH_TOKEN: undefined,
+    ANTHROPIC_API_KEY: undefined,
+    ...opts.env,
+  };
+  for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
+  const docker = new Docker();
+  const log = new EventLog(redisConn);
+  const manifestDirs: string[] = [];
+
+  const harness: BottleHarness = {
+    home,
+    redis,
+    env,
+    log,
+    docker,
+    writeManifest(manifest, files = {}) {
+      const dir = mkdtempSync(join(tmpdir(), 'cb-manifest-'));
+      manifestDirs.push(dir);
+      for (const [rel, content] of Object.entries(files)) {
+        mkdirSync(dirname(join(dir, rel)), { recursive: true });
+        writeFileSync(join(dir, rel), content);
+      }
+      const path = join(dir, 'claude-bottle.json');
+      writeFileSync(path, JSON.stringify(manifest, null, 2));
+      return path;
+    },
+    cli(args, o = {}) {
+      return new Promise((resolveRun) => {
+        const child = spawn(process.execPath, [BOTTLE_BIN, ...args], { cwd: o.cwd ?? REPO, env: { ...env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+        child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+        const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 240_000);
+        child.on('close', (code, signal) => {
+          clearTimeout(timer);
+          resolveRun({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+        });
+      });
+    },
+    async waitForEvent(identity, type, timeoutMs = 120_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const events = await log.read(identity);
+        if (events.some((e) => e.type === type)) return events;
+        if (Date.now() > deadline) throw new Error(`${identity}: no ${type} within ${timeoutMs} ms; saw ${events.map((e) => e.type).join(', ')}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    async cleanup() {
+      const pidFile = join(home, 'worker', 'worker.pid');
+      if (existsSync(pidFile)) {
+        const pid = Number(readFileSync(pidFile, 'utf8').trim());
+        if (pid > 0) await endProcess(pid);
+      }
+      const identities = new Set<string>();
+      for (const entry of await log.listBottles().catch(() => [])) identities.add(entry.identity);
+      for (const identity of identities) await removeBottleResources(docker, identity).catch(() => undefined);
+      // Anything labelled with an identity this harness created but never indexed (a start that failed early).
+      const containers = await docker.listContainers({ all: true, filters: JSON.stringify({ label: [LABELS.identity] }) });
+      for (const c of containers) {
+        const id = c.Labels[LABELS.identity];
+        if (identities.has(id)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+      }
+      redisConn.disconnect();
+      await redis.destroy();
+      rmSync(home, { recursive: true, force: true });
+      for (const d of manifestDirs) rmSync(d, { recursive: true, force: true });
+    },
+  };
+  return harness;
+}
+
+async function endProcess(pid: number): Promise<void> {
+  const alive = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!alive()) return;
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 100 && alive(); i++) await new Promise((r) => setTimeout(r, 100));
+  if (alive()) process.kill(pid, 'SIGKILL');
+}
+
+/** The first stdout line of `start --detach`. */
+export function identityFrom(result: CliResult): string {
+  const first = result.stdout.split('\n')[0]?.trim() ?? '';
+  if (!/^[a-z0-9][a-z0-9_-]*-[0-9a-z]{5}$/.test(first)) {
+    throw new Error(`start --detach did not print an identity first (code ${result.code})\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
+  }
+  return first;
+}
+
+/**
+ * Pins the hosts Claude Code contacts by default to the Docker host, so that a
+ * test bottle can never reach the internet through an allowlisted default
+ * even if the agent tries: nothing listens there on 443.
+ */
+export const PIN_DEFAULT_HOSTS: Record<string, string> = {
+  'api.anthropic.com': 'host-gateway',
+  'statsig.anthropic.com': 'host-gateway',
+  'console.anthropic.com': 'host-gateway',
+  'claude.ai': 'host-gateway',
+  'sentry.io': 'host-gateway',
+};
