@@ -22,7 +22,8 @@ mkdir -p "$STATE_DIR"
 
 # --- Debian packages -------------------------------------------------------
 need_pkgs=()
-for pkg in docker.io redis-server runsc debootstrap iptables iproute2 ca-certificates; do
+# tmux and openssl are used by the test suite (a real pseudo-terminal; throwaway TLS certificates).
+for pkg in docker.io redis-server runsc debootstrap iptables iproute2 ca-certificates tmux openssl; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$pkg")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -19,6 +19,8 @@ export interface Session {
   log: EventLog;
   queue: Queue;
   enqueueCommand(identity: string, event: NewEvent): Promise<string>;
+  /** Starts a local worker when none is alive; for commands that open with needWorker false and decide later. */
+  ensureWorker(say?: (line: string) => void): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -39,6 +41,9 @@ export async function openSession(opts: { needWorker: boolean; say?: (line: stri
       const commandId = randomUUID();
       await queue.add('command', { identity, command_id: commandId, event }, { jobId: commandJobId(identity, commandId) });
       return commandId;
+    },
+    async ensureWorker(say) {
+      await ensureWorker(target, redis, say ?? opts.say);
     },
     async close() {
       await queue.close();

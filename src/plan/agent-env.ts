@@ -20,6 +20,19 @@ export const TRANSCRIPT_TARGET = '/home/node/.claude';
  */
 export const CREDENTIAL_PLACEHOLDER = 'claude-bottle-placeholder-not-a-secret';
 
+/**
+ * Claude Code's switches for traffic a sandbox has no use for (telemetry,
+ * error reporting, auto-update, feature-flag and connectivity checks). Without
+ * them `claude -p` waits about 13 s on hosts it cannot reach before it even
+ * calls the Messages API, and every attempt is one more egress decision.
+ */
+export const QUIET_AGENT_ENV: Readonly<Record<string, string>> = {
+  CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+  DISABLE_AUTOUPDATER: '1',
+  DISABLE_TELEMETRY: '1',
+  DISABLE_ERROR_REPORTING: '1',
+};
+
 export function agentEnvironment(plan: Pick<BottlePlan, 'credentials'>, gatewayIp: string): Record<string, string> {
   const proxy = `http://${gatewayIp}:${GATEWAY_PROXY_PORT}`;
   const env: Record<string, string> = {
@@ -30,6 +43,7 @@ export function agentEnvironment(plan: Pick<BottlePlan, 'credentials'>, gatewayI
     https_proxy: proxy,
     NO_PROXY: 'localhost,127.0.0.1',
     no_proxy: 'localhost,127.0.0.1',
+    ...QUIET_AGENT_ENV,
   };
   const anthropic = plan.credentials.find((r) => r.role === 'anthropic-base-url');
   if (anthropic) {

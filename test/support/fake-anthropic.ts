@@ -27,6 +27,12 @@ export interface FakeAnthropicOptions {
    * so a test can prove a proxy forwards chunks as they come.
    */
   holdStreamAfterFirstEvent?: boolean;
+  /**
+   * Address to listen on (default 127.0.0.1). A bottle's gateway reaches the
+   * Docker host through its egress bridge's gateway address, so a fake used
+   * by a real bottle listens on 0.0.0.0.
+   */
+  host?: string;
 }
 
 export interface FakeAnthropic {
@@ -127,7 +133,7 @@ export async function startFakeAnthropic(options: FakeAnthropicOptions = {}): Pr
     res.end();
   }
 
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, options.host ?? '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
     port,

@@ -139,7 +139,10 @@ describe('examples/claude-bottle.json', () => {
   it('loads cleanly, referenced prompt and skill files included', async () => {
     const path = join(import.meta.dirname, '..', '..', 'examples', 'claude-bottle.json');
     const loaded = await loadManifest({ path, env: {} });
-    expect(loaded.manifest.agents.map((a) => a.name)).toEqual(['implementer', 'reviewer']);
-    expect(findAgent(loaded, 'reviewer').bottle.name).toBe('review');
+    // The README's main command runs `demo` (no credential needed) or `claude` / `claude-api-key`.
+    expect(loaded.manifest.agents.map((a) => a.name)).toEqual(['demo', 'claude', 'claude-api-key', 'implementer', 'reviewer']);
+    expect(findAgent(loaded, 'demo').bottle.name).toBe('sandbox');
+    expect(findAgent(loaded, 'demo').bottle.cred_proxy?.routes ?? []).toEqual([]);
+    expect(findAgent(loaded, 'implementer').bottle.name).toBe('dev');
   });
 });

@@ -8,6 +8,7 @@ import {
   pipelockAllowlist,
 } from '../../src/effects/pipelock/config.js';
 import { PipelockConfigSchema } from '../../src/effects/pipelock/schema.js';
+import { PermanentEffectError } from '../../src/effects/types.js';
 import { DEFAULT_HOSTS } from '../../src/plan/default-hosts.js';
 import { mergeHosts } from '../../src/plan/resolve.js';
 import { fakePlan } from '../support/fake-plan.js';
@@ -174,5 +175,13 @@ describe('PipelockConfigSchema', () => {
   it('rejects an internal range that is not a CIDR', () => {
     expect(PipelockConfigSchema.safeParse({ ...valid, internal: ['10.0.0.0'] }).success).toBe(false);
     expect(PipelockConfigSchema.safeParse({ ...valid, internal: ['10.0.0.0/33'] }).success).toBe(false);
+  });
+});
+
+describe('plans pipelock cannot express', () => {
+  it('are refused with one permanent error naming the entry, not a half-valid file', () => {
+    const plan = fakePlan('dev-abc12', { hosts: ['my_host.example'], default_hosts: [] });
+    expect(() => generatePipelockConfig(plan, { listenPort: 8888 })).toThrow(PermanentEffectError);
+    expect(() => generatePipelockConfig(plan, { listenPort: 8888 })).toThrow(/api_allowlist\.0: "my_host\.example" is not a legal host name/);
   });
 });

@@ -51,6 +51,11 @@ describe('agentEnvironment', () => {
       https_proxy: 'http://10.9.0.2:3128',
       NO_PROXY: 'localhost,127.0.0.1',
       no_proxy: 'localhost,127.0.0.1',
+      // Telemetry, error reporting and auto-update have no business leaving a sandbox.
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+      DISABLE_AUTOUPDATER: '1',
+      DISABLE_TELEMETRY: '1',
+      DISABLE_ERROR_REPORTING: '1',
     });
   });
 

@@ -13,11 +13,13 @@ const operator = () => `${userInfo().username}@${hostname()}`;
 /** `bottle stop`: a command; the machine asks for the agent to be stopped and the preservation matrix keeps its state. */
 export async function runStop(opts: { identity: string }, io: CliIO): Promise<number> {
   const { identity } = parseIdentity(opts.identity);
-  const session = await openSession({ needWorker: true });
+  // The identity is validated before Redis is opened; a worker is started only for a bottle that can be stopped.
+  const session = await openSession({ needWorker: false });
   try {
     const live = await session.log.liveState(identity);
     if (!live) throw new RuntimeFailure(`no such bottle: ${identity}`);
     if (isTerminal(live) || live.value === 'preserved') throw new RuntimeFailure(`${identity} is already ${bottleStatus(live)}`);
+    await session.ensureWorker((l) => io.stderr(l));
     const after = await session.log.lastSeq(identity);
     await session.enqueueCommand(identity, { type: 'bottle.stop_requested', data: { by: operator() } });
     const end = await followUntil(session.log, identity, after, (ev) => io.stderr(`  ${describeEvent(ev, identity)}`), (ev) =>
@@ -34,12 +36,14 @@ export async function runStop(opts: { identity: string }, io: CliIO): Promise<nu
 export async function runDecide(opts: { identity: string; approve: boolean; reason?: string }, io: CliIO): Promise<number> {
   const { identity } = parseIdentity(opts.identity);
   if (!opts.approve && !opts.reason?.trim()) throw new UsageError('deny needs --reason TEXT (the agent is told why)');
-  const session = await openSession({ needWorker: true });
+  const session = await openSession({ needWorker: false });
   try {
     const live = await session.log.liveState(identity);
     if (!live) throw new RuntimeFailure(`no such bottle: ${identity}`);
+    // Only a running bottle decides requests; a preserved one still remembers the approved request in its context.
     const pending = (live.context as { pendingCapability?: { request_id: string; kind: string; host?: string; reason: string } | null }).pendingCapability;
-    if (!pending) throw new RuntimeFailure(`${identity} has no pending capability request`);
+    if (live.value !== 'running' || !pending) throw new RuntimeFailure(`${identity} is ${bottleStatus(live)} and has no pending capability request`);
+    await session.ensureWorker((l) => io.stderr(l));
     const after = await session.log.lastSeq(identity);
     const event = opts.approve
       ? { type: 'capability.approved', data: { request_id: pending.request_id, by: operator() } }

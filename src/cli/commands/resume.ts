@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { dockerClient } from '../../effects/docker/client.js';
 import { bottleStatus } from '../../machines/index.js';
-import { loadManifest } from '../../manifest/load.js';
+import { findAgent, loadManifest, MANIFEST_ENV, type LoadedManifest } from '../../manifest/load.js';
 import { resolvePlan } from '../../plan/resolve.js';
 import { RuntimeFailure } from '../../shared/errors.js';
 import { parseIdentity } from '../../shared/identity.js';
@@ -23,17 +23,54 @@ interface StoredMetadata {
 /** Statuses a bottle can be resumed from: its container is gone and its state was kept. */
 const RESUMABLE = new Set(['preserved', 'failed']);
 
+/** The flag that makes the agent continue its most recent session (Claude Code: `--continue`); other commands get none. */
+export function continueArgs(command: readonly string[], args: readonly string[]): string[] {
+  return command.length > 0 && basename(command[0]) === 'claude' ? ['--continue', ...args] : [...args];
+}
+
+/** The identity's agent must be an agent of the manifest the bottle is resumed with: exit 2 otherwise. */
+function checkAgentKnown(identity: string, loaded: LoadedManifest): void {
+  parseIdentity(
+    identity,
+    loaded.manifest.agents.map((a) => a.name),
+  );
+}
+
+/**
+ * `bottle resume <identity>`. Order matters: everything that can refuse the
+ * identity (its syntax, then its agent against an explicitly chosen manifest)
+ * runs before any path is read, Redis is touched or a worker is started.
+ * Resume is the one identity command that checks the agent against the
+ * manifest, because it relaunches from the manifest; events, replay, stop,
+ * approve and deny read only the event log, which outlives manifest edits.
+ */
 export async function runResume(opts: { identity: string; manifestPath?: string; detach: boolean; args: string[] }, io: CliIO): Promise<number> {
   const { identity } = parseIdentity(opts.identity);
+  // An explicitly chosen manifest (--manifest or $CLAUDE_BOTTLE_MANIFEST) is checked before the state folder.
+  const explicitManifest = opts.manifestPath ?? process.env[MANIFEST_ENV];
+  let loaded = explicitManifest ? await loadManifest({ path: explicitManifest }) : undefined;
+  if (loaded) checkAgentKnown(identity, loaded);
+
   const paths = statePaths(identity);
   if (!existsSync(paths.metadata)) {
     throw new RuntimeFailure(`no saved state for ${identity}: ${paths.metadata} does not exist (only crashed, stopped or capability-blocked bottles keep state)`);
   }
-  const metadata = JSON.parse(readFileSync(paths.metadata, 'utf8')) as StoredMetadata;
-  const manifestPath = opts.manifestPath ?? metadata.plan?.manifest_path ?? metadata.manifest_path;
-  const loaded = await loadManifest({ path: manifestPath });
+  let metadata: StoredMetadata;
+  try {
+    metadata = JSON.parse(readFileSync(paths.metadata, 'utf8')) as StoredMetadata;
+  } catch (err) {
+    throw new RuntimeFailure(`saved state for ${identity} is unreadable: ${paths.metadata} (${(err as Error).message})`);
+  }
+  if (!loaded) {
+    // Without an explicit choice, the bottle resumes from the manifest it was started with.
+    loaded = await loadManifest({ path: metadata.plan?.manifest_path ?? metadata.manifest_path });
+    checkAgentKnown(identity, loaded);
+  }
+  if (metadata.agent !== parseIdentity(identity).agent) {
+    throw new RuntimeFailure(`saved state for ${identity} belongs to agent ${JSON.stringify(metadata.agent)} (${paths.metadata}); refusing to resume it under another name`);
+  }
+  const { agent } = findAgent(loaded, metadata.agent);
   const docker = dockerClient();
-  const continueArgs = ['--continue', ...opts.args];
   const plan = await resolvePlan({
     loaded,
     agent: metadata.agent,
@@ -41,8 +78,9 @@ export async function runResume(opts: { identity: string; manifestPath?: string;
     copyCwd: metadata.copy_cwd,
     identity,
     docker,
-    args: continueArgs,
+    args: continueArgs(agent.command, opts.args),
     stateDockerfile: existsSync(paths.dockerfile) ? paths.dockerfile : undefined,
+    stateTranscript: paths.transcript,
   });
   // Hosts approved through a capability request join the allowlist on resume.
   const extraPath = join(paths.dir, 'egress-extra.json');
@@ -52,12 +90,17 @@ export async function runResume(opts: { identity: string; manifestPath?: string;
   }
   const secrets = resolveSecrets(plan, routeSources(loaded, plan));
 
-  const session = await openSession({ needWorker: true, say: (l) => io.stderr(l) });
+  // The lifecycle check needs only the log; a worker is started once the resume is known to be possible.
+  const session = await openSession({ needWorker: false, say: (l) => io.stderr(l) });
   try {
     const live = await session.log.liveState(identity);
-    if (live && !RESUMABLE.has(live.value)) {
+    if (!live) {
+      throw new RuntimeFailure(`no event log for ${identity} in this Redis; its state folder ${paths.dir} exists, but resume needs the log it was started with (check REDIS_URL)`);
+    }
+    if (!RESUMABLE.has(live.value)) {
       throw new RuntimeFailure(`${identity} is ${bottleStatus(live)}; only preserved or failed bottles can be resumed`);
     }
+    await session.ensureWorker((l) => io.stderr(l));
     const afterSeq = await session.log.lastSeq(identity);
     writeSecretsForWorker(identity, secrets);
     await session.enqueueCommand(identity, { type: 'bottle.resume_requested', data: { plan } });

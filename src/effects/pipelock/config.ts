@@ -1,5 +1,6 @@
 import type { BottlePlan } from '../../plan/schema.js';
 import { parseHostPattern } from '../../shared/host-pattern.js';
+import { PermanentEffectError } from '../types.js';
 import { PipelockConfigSchema, type PipelockConfig } from './schema.js';
 import { emitYaml, type YamlMapping } from './yaml-emitter.js';
 
@@ -116,7 +117,12 @@ export function buildPipelockConfig(plan: BottlePlan, opts: PipelockConfigOption
     // allowlist entry to be reachable.
     trusted_domains: Object.keys(plan.extra_hosts).map((name) => name.toLowerCase().replace(/\.$/, '')).sort(),
   };
-  return PipelockConfigSchema.parse(config);
+  const checked = PipelockConfigSchema.safeParse(config);
+  if (!checked.success) {
+    const problems = checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new PermanentEffectError(`pipelock cannot take this bottle's egress settings: ${problems}`);
+  }
+  return checked.data;
 }
 
 /** pipelock's YAML config for the bottle: strict mode, allowlist from plan.hosts, forward proxy on, JSON decision log on stdout. */

@@ -89,3 +89,13 @@ function withPort(host: string, portText: string | undefined, fallback: number):
   if (port < 1 || port > 65535) return null;
   return { host: normalized, port };
 }
+
+/** pipelock's `{"event":"startup",...,"message":"pipelock started"}` line: the listener is up. */
+export function isPipelockStartupLine(line: string): boolean {
+  try {
+    const parsed = LogLineSchema.safeParse(JSON.parse(line.trim()));
+    return parsed.success && parsed.data.event === 'startup';
+  } catch {
+    return false;
+  }
+}
