@@ -41,8 +41,10 @@ export function agentEnvironment(plan: Pick<BottlePlan, 'credentials'>, gatewayI
     HTTPS_PROXY: proxy,
     http_proxy: proxy,
     https_proxy: proxy,
-    NO_PROXY: 'localhost,127.0.0.1',
-    no_proxy: 'localhost,127.0.0.1',
+    // The credential port (ANTHROPIC_BASE_URL) is the gateway itself: sent through
+    // the forward proxy it would be refused as a non-allowlisted private address.
+    NO_PROXY: `localhost,127.0.0.1,${gatewayIp}`,
+    no_proxy: `localhost,127.0.0.1,${gatewayIp}`,
     ...QUIET_AGENT_ENV,
   };
   const anthropic = plan.credentials.find((r) => r.role === 'anthropic-base-url');

@@ -41,7 +41,7 @@ describe('credentialRoutes', () => {
 });
 
 describe('agentEnvironment', () => {
-  it('points every proxy variable at the gateway and keeps loopback direct', () => {
+  it('points every proxy variable at the gateway and keeps loopback and the gateway itself (credential port) direct', () => {
     const env = agentEnvironment({ credentials: [] }, '10.9.0.2');
     expect(env).toEqual({
       HOME: '/home/node',
@@ -49,8 +49,8 @@ describe('agentEnvironment', () => {
       HTTPS_PROXY: 'http://10.9.0.2:3128',
       http_proxy: 'http://10.9.0.2:3128',
       https_proxy: 'http://10.9.0.2:3128',
-      NO_PROXY: 'localhost,127.0.0.1',
-      no_proxy: 'localhost,127.0.0.1',
+      NO_PROXY: 'localhost,127.0.0.1,10.9.0.2',
+      no_proxy: 'localhost,127.0.0.1,10.9.0.2',
       // Telemetry, error reporting and auto-update have no business leaving a sandbox.
       CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
       DISABLE_AUTOUPDATER: '1',

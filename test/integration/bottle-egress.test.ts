@@ -1,0 +1,183 @@
+import { execFileSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LifecycleEvent } from '../../src/events/schema.js';
+import { hostGuardComment } from '../../src/effects/docker/host-guard.js';
+import { LABELS, resourceNames } from '../../src/shared/names.js';
+import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
+import { execIn } from '../support/docker.js';
+import { startUpstream, type Upstream } from '../support/upstream.js';
+
+/**
+ * A real bottle, started through the CLI, under both runtimes: the only way
+ * out of the agent container is the gateway, the gateway lets exactly the
+ * allowlist through, refuses everything else with a JSON 403 without ever
+ * connecting, and `bottle stop` leaves no container, network or host-guard
+ * rule behind.
+ *
+ * Traffic goes only to this machine: both "upstreams" are test-owned socat
+ * containers on the host's network, reached by `.test` names pinned to
+ * host-gateway.
+ */
+
+let h: BottleHarness;
+let upstream: Upstream;
+let blocked: Upstream;
+let manifest: string;
+
+beforeAll(async () => {
+  h = await startHarness();
+  upstream = await startUpstream(h.docker, { body: 'hello-from-upstream' });
+  blocked = await startUpstream(h.docker, { body: 'must-never-be-seen' });
+  manifest = h.writeManifest({
+    bottles: [
+      {
+        name: 'net',
+        egress: { allow: [`upstream.test:${upstream.port}`] },
+        extra_hosts: { 'upstream.test': 'host-gateway', 'blocked.test': 'host-gateway', ...PIN_DEFAULT_HOSTS },
+      },
+    ],
+    agents: [{ name: 'sleeper', bottle: 'net', command: ['sleep', '600'] }],
+  });
+}, 180_000);
+
+afterAll(async () => {
+  await h?.cleanup();
+  await upstream?.stop();
+  await blocked?.stop();
+});
+
+async function labelledCount(identity: string): Promise<number> {
+  const filters = JSON.stringify({ label: [`${LABELS.identity}=${identity}`] });
+  const [containers, networks] = await Promise.all([h.docker.listContainers({ all: true, filters }), h.docker.listNetworks({ filters })]);
+  return containers.length + networks.length;
+}
+
+async function bottleEvents(identity: string): Promise<LifecycleEvent[]> {
+  const shown = await h.cli(['events', identity, '--format', 'json']);
+  expect(shown.code).toBe(0);
+  return shown.stdout
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as LifecycleEvent);
+}
+
+async function eventuallyEvent(identity: string, match: (e: LifecycleEvent) => boolean, timeoutMs = 20_000): Promise<LifecycleEvent> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = (await bottleEvents(identity)).find(match);
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`${identity}: no matching event within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+/** Parses `curl -i` style output: status line, headers, blank line, body. */
+function splitHttp(raw: string): { status: number; body: string } {
+  const at = raw.indexOf('\r\n\r\n');
+  const head = at >= 0 ? raw.slice(0, at) : raw;
+  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? NaN);
+  return { status, body: at >= 0 ? raw.slice(at + 4) : '' };
+}
+
+function iptablesInput(): string {
+  return execFileSync('iptables', ['-w', '-S', 'INPUT'], { encoding: 'utf8' });
+}
+
+describe.each(['runc', 'runsc'] as const)('a real bottle under %s reaches the outside only through its gateway', (runtime) => {
+  let identity: string;
+  let agent: ReturnType<BottleHarness['docker']['getContainer']>;
+  let gatewayInternalIp: string;
+  let gatewayEgressIp: string;
+  let egressBridgeIp: string;
+  let internalBridgeIp: string;
+  const inAgent = (cmd: string[]) => execIn(agent, cmd, { user: 'node' });
+
+  beforeAll(async () => {
+    const started = await h.cli(['--manifest', manifest, 'start', 'sleeper', '--detach'], { env: { CLAUDE_BOTTLE_RUNTIME: runtime } });
+    identity = identityFrom(started);
+    const events = await h.waitForEvent(identity, 'agent.started');
+    expect(events.find((e) => e.type === 'agent.started')!.data).toMatchObject({ runtime });
+    const names = resourceNames(identity);
+    agent = h.docker.getContainer(names.agentContainer);
+    const gw = await h.docker.getContainer(names.gatewayContainer).inspect();
+    gatewayInternalIp = gw.NetworkSettings.Networks[names.internalNetwork].IPAddress;
+    gatewayEgressIp = gw.NetworkSettings.Networks[names.egressNetwork].IPAddress;
+    const [internal, egress] = await Promise.all([
+      h.docker.getNetwork(names.internalNetwork).inspect(),
+      h.docker.getNetwork(names.egressNetwork).inspect(),
+    ]);
+    internalBridgeIp = internal.IPAM.Config[0].Gateway;
+    egressBridgeIp = egress.IPAM.Config[0].Gateway;
+    // The agent really runs under the runtime the plan chose.
+    expect((await agent.inspect()).HostConfig.Runtime).toBe(runtime);
+  }, 180_000);
+
+  it('an allowlisted host answers by name through the gateway and is recorded as egress.allowed', async () => {
+    const before = await upstream.connections();
+    const res = await inAgent(['curl', '-sS', '--max-time', '15', `http://upstream.test:${upstream.port}/`]);
+    expect(res.output).toBe('hello-from-upstream');
+    expect(res.code).toBe(0);
+    expect(await upstream.connections()).toBe(before + 1);
+    const allowed = await eventuallyEvent(identity, (e) => e.type === 'egress.allowed' && (e.data as { host: string }).host === 'upstream.test');
+    expect(allowed.data).toMatchObject({ host: 'upstream.test', port: upstream.port });
+  });
+
+  it('a host not on the list gets the JSON 403 for plain HTTP and CONNECT, and the gateway never connects to it', async () => {
+    const plain = await inAgent(['curl', '-sS', '-i', '--max-time', '15', `http://blocked.test:${blocked.port}/`]);
+    const plainRes = splitHttp(plain.output);
+    expect(plainRes.status).toBe(403);
+    const plainBody = JSON.parse(plainRes.body) as Record<string, unknown>;
+    expect(plainBody).toMatchObject({ error: 'egress_denied', host: 'blocked.test', port: blocked.port });
+    expect(plainBody.reason).toEqual(expect.any(String));
+    expect(plainBody.how_to_request).toContain(`bottle approve ${identity}`);
+
+    // curl through the proxy for https:// issues CONNECT; it reports the proxy's answer code.
+    const viaCurl = await inAgent(['curl', '-sS', '-o', '/dev/null', '-w', '%{http_connect}', '--max-time', '15', `https://blocked.test:${blocked.port}/`]);
+    expect(viaCurl.code).not.toBe(0);
+    expect(viaCurl.output).toContain('403');
+    // The same CONNECT by hand, to read the refusal's body.
+    const raw = await inAgent([
+      'bash',
+      '-c',
+      `exec 3<>/dev/tcp/${gatewayInternalIp}/3128 && printf 'CONNECT blocked.test:${blocked.port} HTTP/1.1\\r\\nHost: blocked.test:${blocked.port}\\r\\n\\r\\n' >&3 && timeout 5 cat <&3`,
+    ]);
+    const connectRes = splitHttp(raw.output);
+    expect(connectRes.status).toBe(403);
+    expect(JSON.parse(connectRes.body)).toMatchObject({ error: 'egress_denied', host: 'blocked.test', port: blocked.port, reason: expect.any(String) });
+    expect(JSON.parse(connectRes.body).how_to_request).toEqual(expect.any(String));
+
+    const denied = await eventuallyEvent(identity, (e) => e.type === 'egress.denied' && (e.data as { host: string }).host === 'blocked.test');
+    expect(denied.data).toMatchObject({ host: 'blocked.test', port: blocked.port });
+    expect(await blocked.connections()).toBe(0);
+  });
+
+  it('direct connections to any address fail while the gateway proxy port answers', async () => {
+    const tcp = (ip: string, port: number) => inAgent(['timeout', '5', 'bash', '-c', `exec 3<>/dev/tcp/${ip}/${port}`]);
+    // Positive control: the same probe works against the one address the agent may use.
+    expect((await tcp(gatewayInternalIp, 3128)).code).toBe(0);
+    // The upstream server listens on 0.0.0.0 of the host: any path to the host would reach it.
+    const probes = await Promise.all([
+      tcp(gatewayEgressIp, 3128),
+      tcp(egressBridgeIp, upstream.port),
+      tcp(internalBridgeIp, upstream.port),
+      tcp(internalBridgeIp, 3128),
+    ]);
+    for (const p of probes) expect(p.code).not.toBe(0);
+  });
+
+  it('the agent cannot resolve outside names itself', async () => {
+    // upstream.test is pinned only where egress names are resolved (the gateway), never in the agent.
+    // Each lookup waits out the resolver's own timeouts (no `timeout` cut-off), so run them side by side.
+    const names = ['example.invalid', 'upstream.test', 'deb.debian.org'];
+    const results = await Promise.all(names.map((name) => inAgent(['getent', 'hosts', name])));
+    results.forEach((res, i) => expect(res.code, `getent hosts ${names[i]}: ${res.output}`).not.toBe(0));
+  });
+
+  it('bottle stop leaves no labelled container or network and no host-guard rule', async () => {
+    expect(iptablesInput()).toContain(hostGuardComment(identity));
+    const stopped = await h.cli(['stop', identity]);
+    expect(stopped.code).toBe(0);
+    expect(await labelledCount(identity)).toBe(0);
+    expect(iptablesInput()).not.toContain(hostGuardComment(identity));
+  }, 120_000);
+});

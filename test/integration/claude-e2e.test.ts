@@ -1,0 +1,126 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CREDENTIAL_PLACEHOLDER } from '../../src/plan/agent-env.js';
+import { LABELS } from '../../src/shared/names.js';
+import { startClaudeFixture, TEST_TOKEN_ENV, type ClaudeFixture } from '../support/claude-fixture.js';
+import { identityFrom, startHarness, type BottleHarness, type CliResult } from '../support/cli-harness.js';
+
+/**
+ * The real Claude Code CLI in a real bottle, against a local fake Messages
+ * API reached only through the gateway's credential proxy: the agent holds a
+ * placeholder, the fake receives the real secret, streaming answers flow
+ * through, and a missing secret stops `start` before anything exists.
+ */
+let h: BottleHarness;
+const fixtures: ClaudeFixture[] = [];
+
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(async () => {
+  for (const f of fixtures) await f.close();
+  await h?.cleanup();
+});
+
+async function fixture(opts: Parameters<typeof startClaudeFixture>[1] = {}): Promise<ClaudeFixture> {
+  const f = await startClaudeFixture(h, opts);
+  fixtures.push(f);
+  return f;
+}
+
+function show(r: CliResult): string {
+  return `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+}
+
+function messageRequests(f: ClaudeFixture) {
+  return f.fake.requests.filter((r) => r.method === 'POST' && r.url.split('?')[0] === '/v1/messages');
+}
+
+describe('claude -p in a bottle against the fake Messages API', () => {
+  it('oauth route: prints the fake answer, the fake sees only the real secret as Bearer, the stream is served as SSE', async () => {
+    const f = await fixture({ reply: 'Bottled greetings from the fake API.' });
+    const run = await h.cli(['--manifest', f.manifestPath, 'start', f.agent, '--', '-p', 'say hi'], { env: f.env });
+    expect(run.code, show(run)).toBe(0);
+    // Non-TTY start streams the agent container's output to stdout.
+    expect(run.stdout).toContain('Bottled greetings from the fake API.');
+
+    const messages = messageRequests(f);
+    expect(messages.length).toBeGreaterThan(0);
+    for (const r of f.fake.requests) {
+      // Every request that reached the fake went through the credential proxy, which swapped the placeholder for the secret.
+      expect(r.headers.authorization).toBe(`Bearer ${f.secret}`);
+      expect(r.headers['x-api-key']).toBeUndefined();
+      expect(JSON.stringify(r.headers)).not.toContain(CREDENTIAL_PLACEHOLDER);
+      expect(r.body).not.toContain(CREDENTIAL_PLACEHOLDER);
+    }
+    // Claude Code streams; the fake answered those as server-sent events and finished them.
+    const streamed = messages.filter((r) => (JSON.parse(r.body) as { stream?: boolean }).stream === true);
+    expect(streamed.length).toBeGreaterThan(0);
+    expect(f.fake.streamsFinished()).toBe(streamed.length);
+  });
+
+  it('api-key route: the fake sees the real secret as x-api-key and no Authorization header', async () => {
+    const f = await fixture({ auth: 'api-key', bottle: 'claude-api', reply: 'Answered with an API key.' });
+    const run = await h.cli(['--manifest', f.manifestPath, 'start', f.agent, '--', '-p', 'say hi'], { env: f.env });
+    expect(run.code, show(run)).toBe(0);
+    expect(run.stdout).toContain('Answered with an API key.');
+    expect(messageRequests(f).length).toBeGreaterThan(0);
+    for (const r of f.fake.requests) {
+      expect(r.headers['x-api-key']).toBe(f.secret);
+      expect(r.headers.authorization).toBeUndefined();
+    }
+  });
+
+  it('the running agent holds only the placeholder: its container env has no secret, the fake never saw the placeholder', async () => {
+    const f = await fixture({ agents: [{ name: 'holder', command: ['sleep', '600'] }] });
+    const identity = identityFrom(await h.cli(['--manifest', f.manifestPath, 'start', f.agent, '--detach'], { env: f.env }));
+    await h.waitForEvent(identity, 'agent.started');
+    const agent = h.docker.getContainer(`cb-${identity}-agent`);
+    const info = await agent.inspect();
+    const env = Object.fromEntries((info.Config.Env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+    expect(env.CLAUDE_CODE_OAUTH_TOKEN).toBe(CREDENTIAL_PLACEHOLDER);
+    expect(env.ANTHROPIC_BASE_URL).toMatch(/^http:\/\/[0-9.]+:3129$/);
+    expect(env[TEST_TOKEN_ENV]).toBeUndefined();
+    expect(JSON.stringify(info)).not.toContain(f.secret);
+    // Now use the credential from inside, as Claude Code would: the placeholder goes in, the secret comes out at the fake.
+    const exec = await agent.exec({
+      Cmd: ['sh', '-c', 'curl -sS -X POST "$ANTHROPIC_BASE_URL/v1/messages" -H "authorization: Bearer $CLAUDE_CODE_OAUTH_TOKEN" -H "content-type: application/json" -d \'{"model":"m","max_tokens":5,"messages":[]}\''],
+      User: 'node',
+      AttachStdout: true,
+      AttachStderr: true,
+    });
+    const out = await new Promise<string>((resolve, reject) => {
+      void exec.start({ hijack: true, stdin: false }).then((stream) => {
+        let text = '';
+        stream.on('data', (b: Buffer) => (text += b.toString()));
+        stream.on('end', () => resolve(text));
+        stream.on('error', reject);
+      }, reject);
+    });
+    expect(out).toContain('"type":"message"');
+    expect(f.fake.requests.length).toBe(1);
+    expect(f.fake.requests[0].headers.authorization).toBe(`Bearer ${f.secret}`);
+    expect(JSON.stringify(f.fake.requests)).not.toContain(CREDENTIAL_PLACEHOLDER);
+    await h.cli(['stop', identity]);
+  });
+
+  it('a route whose secret is missing: one clear line, exit 1, nothing created and no bottle listed', async () => {
+    const f = await fixture({ bottle: 'nosecret', agents: [{ name: 'unset' }] });
+    const before = await h.cli(['list', '--all', '--format', 'json']);
+    // f.env is deliberately not passed: TEST_ANTHROPIC_TOKEN is unset for this CLI run.
+    expect(h.env[TEST_TOKEN_ENV]).toBeUndefined();
+    const run = await h.cli(['--manifest', f.manifestPath, 'start', f.agent, '--', '-p', 'hi']);
+    expect(run.code, show(run)).toBe(1);
+    const lines = run.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(TEST_TOKEN_ENV);
+    expect(lines[0]).toMatch(/not set/);
+    expect(run.stdout).toBe('');
+    const after = await h.cli(['list', '--all', '--format', 'json']);
+    const agentsAfter = (JSON.parse(after.stdout || '[]') as Array<{ agent: string }>).map((b) => b.agent);
+    expect(agentsAfter).not.toContain('unset');
+    expect(after.stdout).toBe(before.stdout);
+    const filters = JSON.stringify({ label: [`${LABELS.agent}=unset`] });
+    expect(await h.docker.listContainers({ all: true, filters })).toHaveLength(0);
+    expect(await h.docker.listNetworks({ filters })).toHaveLength(0);
+  });
+});
