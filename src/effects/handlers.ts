@@ -46,6 +46,7 @@ import {
 } from './docker/provision.js';
 import { removeBottleResources } from './docker/teardown.js';
 import { waitForAgentExit } from './docker/wait.js';
+import { pipelockEnvironment, startPipelock, usesPipelock } from './pipelock/launch.js';
 import { markPreserved, prepareState, readMetadata, removeFileIfPresent, removeState } from './state.js';
 import { PermanentEffectError, type EffectContext, type EffectHandler, type EffectKind, type EffectRequest, type NewEvent } from './types.js';
 
@@ -216,6 +217,8 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
       if (err instanceof GatewayExitedError) throw new PermanentEffectError(err.message);
       throw err;
     }
+    // With pipelock as the egress hop the gateway still serves the credential port.
+    if (usesPipelock(plan)) await classifyDockerErrors('starting pipelock', () => startPipelock(docker, plan, networks, ctx.signal));
     const ip = await containerIp(docker, gateway.id, networks.internal.name);
     return [{ type: 'gateway.started', data: { container: plan.containers.gateway, ip } }];
   };
@@ -224,7 +227,8 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
     const { plan } = ctx;
     const networks = await bottleNetworks(docker, plan);
     const gatewayIp = await containerIp(docker, plan.containers.gateway, networks.internal.name);
-    const spec = agentContainerSpec(plan, { env: agentEnvironment(plan, gatewayIp), networks });
+    const env = usesPipelock(plan) ? await pipelockEnvironment(docker, plan, networks, gatewayIp) : agentEnvironment(plan, gatewayIp);
+    const spec = agentContainerSpec(plan, { env, networks });
     const agent = await classifyDockerErrors('creating the agent', () => ensureContainer(docker, spec));
     if (agent.status === 'created') {
       const transcript = statePaths(plan.identity).transcript;
