@@ -9,6 +9,8 @@ export const LABELS = {
   agent: `${LABEL_PREFIX}.agent`,
   role: `${LABEL_PREFIX}.role`,
   contextHash: `${LABEL_PREFIX}.context-hash`,
+  /** Which event store (Redis) owns the bottle: `cleanup` only judges its own store's resources. */
+  store: `${LABEL_PREFIX}.store`,
 } as const;
 export const CREATED_BY = 'claude-bottle';
 
@@ -21,12 +23,24 @@ export function resourceNames(identity: string) {
   };
 }
 
+/**
+ * A worker serves exactly one event store; it records that store's id here
+ * once at start so every resource it creates says which store owns it. Two
+ * users (or test runs) sharing a Docker daemon with different Redis servers
+ * then never mistake each other's live bottles for orphans.
+ */
+let currentStore: string | undefined;
+export function setStoreLabel(storeId: string): void {
+  currentStore = storeId;
+}
+
 export function bottleLabels(identity: string, agent: string, role: string): Record<string, string> {
   return {
     [LABELS.createdBy]: CREATED_BY,
     [LABELS.identity]: identity,
     [LABELS.agent]: agent,
     [LABELS.role]: role,
+    ...(currentStore ? { [LABELS.store]: currentStore } : {}),
   };
 }
 

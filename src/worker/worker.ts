@@ -3,6 +3,8 @@ import { DelayedError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { PermanentEffectError, type EffectHandler, type EffectKind, type EffectRequest } from '../effects/types.js';
 import { EventLog } from '../events/log.js';
+import { storeId } from '../events/store-id.js';
+import { setStoreLabel } from '../shared/names.js';
 import { isTerminal } from '../machines/index.js';
 import { BottlePlanSchema } from '../plan/schema.js';
 import { BottleEngine } from './engine.js';
@@ -38,6 +40,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const redis = opts.connect();
   const queueConn = opts.connect();
   const log = new EventLog(redis);
+  setStoreLabel(await storeId(redis));
   const queue = openQueue(queueConn);
   const engine = new BottleEngine(log, queue);
   const shutdown = new AbortController();

@@ -95,8 +95,8 @@ describe('bottle resume', () => {
     expect(info.State.Running).toBe(true);
     expect(info.Config.WorkingDir).toBe(cwd);
     // The restored transcript is there and belongs to the agent user.
-    const cat = await execIn(agent, ['sh', '-c', 'cat ~/.claude/projects/x/s.jsonl && stat -c %U ~/.claude/projects/x/s.jsonl'], { user: 'node' });
-    expect(cat).toEqual({ code: 0, output: 'hello\nnode\n' });
+    const cat = await execIn(agent, ['sh', '-c', 'cat ~/.claude/projects/x/s.jsonl && [ -O ~/.claude/projects/x/s.jsonl ] && echo owned'], { user: 'node' });
+    expect(cat).toEqual({ code: 0, output: 'hello\nowned\n' });
 
     const stopped = await h.cli(['stop', identity]);
     expect(stopped.code, show(stopped)).toBe(0);

@@ -9,7 +9,7 @@ import { ensureBottleNetworks } from '../../src/effects/docker/networks.js';
 import { findOrphans, removeOrphans } from '../../src/effects/docker/orphans.js';
 import { removeBottleResources } from '../../src/effects/docker/teardown.js';
 import { waitForAgentExit } from '../../src/effects/docker/wait.js';
-import { LABELS } from '../../src/shared/names.js';
+import { LABELS, setStoreLabel } from '../../src/shared/names.js';
 import { ensureToolsImage, sweepIdentity, testDocker, testIdentity, testLabels, TEST_BASE_IMAGE, TEST_TOOLS_IMAGE } from '../support/docker.js';
 
 const docker: Docker = testDocker();
@@ -183,5 +183,20 @@ describe('orphans', () => {
     expect((await labelled(identity)).networks).toEqual([]);
     const after = await findOrphans(docker, isLive, { guardImage: TEST_TOOLS_IMAGE });
     expect(after).toEqual({ containers: [], networks: [], hostGuards: [] });
+  });
+
+  it("leaves alone another event store's resources even when their bottle is unknown here", async () => {
+    const identity = newIdentity();
+    setStoreLabel('other-store');
+    try {
+      await ensureBottleNetworks(docker, identity, 'life');
+    } finally {
+      setStoreLabel('');
+    }
+    const nothingLive = async () => false;
+    const mine = await findOrphans(docker, nothingLive, { guardImage: TEST_TOOLS_IMAGE, store: 'my-store' });
+    expect(mine.networks.filter((n) => n.identity === identity)).toEqual([]);
+    const theirs = await findOrphans(docker, async (c) => c !== identity, { guardImage: TEST_TOOLS_IMAGE, store: 'other-store' });
+    expect(theirs.networks.map((n) => n.identity)).toEqual([identity, identity]);
   });
 });

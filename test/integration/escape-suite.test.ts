@@ -145,15 +145,17 @@ describe('escape attempts from inside a real bottle are refused', () => {
     const before = listener.connections;
     const r = await inAgent(`env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy curl -sS --noproxy '*' --max-time 5 http://allowed.test:${listener.port}/`);
     expect(r.code, r.output).not.toBe(0);
-    expect(r.output).toMatch(/Could not resolve host/);
+    // curl's own resolver gets no answer: "Could not resolve host" or "Resolving timed out".
+    expect(r.output).toMatch(/resolv/i);
     expect(listener.connections).toBe(before);
   });
 
   it('network level: the agent has no IPv6 route, so a direct IPv6 connection fails locally', async () => {
-    const routes = await inAgent('cat /proc/net/ipv6_route 2>/dev/null; echo; cat /proc/net/if_inet6 2>/dev/null');
-    console.log(routes.output);
+    const addrs = await inAgent('cat /proc/net/if_inet6 2>/dev/null; ls /proc/net');
+    console.log(addrs.output);
     // IPv4-mapped form of this host's egress-bridge address: an address the test owns.
     const r = await inAgent(`curl -sS -6 --noproxy '*' --max-time 5 -g 'http://[::ffff:${egressBridgeGw}]:${listener.port}/'`);
+    console.log(r.output);
     expect(r.code, r.output).not.toBe(0);
   });
 
@@ -248,7 +250,7 @@ describe('escape attempts from inside a real bottle are refused', () => {
   it('gateway: a request flood beyond requests_per_minute (600) is cut off with 429 rate_limited', async () => {
     const at = await mark();
     const r = await inAgent(
-      `curl -s -Z --parallel-max 16 -o /dev/null -w '%{http_code}\\n' -x ${proxy()} 'http://unlisted.test/flood/[1-900]'`,
+      `curl -s --no-progress-meter -Z --parallel-max 16 -o /dev/null -w '%{http_code}\\n' -x ${proxy()} 'http://unlisted.test/flood/[1-900]' 2>/dev/null`,
     );
     const codes = r.output.trim().split('\n');
     expect(codes).toHaveLength(900);

@@ -3,14 +3,15 @@ import { join } from 'node:path';
 import { dockerClient } from '../../effects/docker/client.js';
 import { findOrphans, removeOrphans } from '../../effects/docker/orphans.js';
 import { isTerminal } from '../../machines/index.js';
+import { storeId } from '../../events/store-id.js';
 import { IDENTITY_PATTERN } from '../../shared/identity.js';
 import { bottleHome, statePaths } from '../../shared/paths.js';
 import type { CliIO } from '../io.js';
 import { openSession } from '../session.js';
 
 /**
- * Removes Docker resources labelled by claude-bottle whose bottle is not
- * running, and state folders that nothing will resume (no `.preserve`
+ * Removes Docker resources labelled by claude-bottle for this event store
+ * whose bottle is not running, and state folders that nothing will resume (no `.preserve`
  * marker, bottle not live). Preserved state is never touched.
  */
 export async function runCleanup(opts: { dryRun: boolean }, io: CliIO): Promise<number> {
@@ -21,7 +22,8 @@ export async function runCleanup(opts: { dryRun: boolean }, io: CliIO): Promise<
       return live !== null && !isTerminal(live) && live.value !== 'preserved';
     };
     const docker = dockerClient();
-    const orphans = await findOrphans(docker, isLive);
+    // Only this event store's resources: another Redis's live bottles are not ours to judge.
+    const orphans = await findOrphans(docker, isLive, { store: await storeId(session.redis) });
     const staleState: string[] = [];
     const stateRoot = join(bottleHome(), 'state');
     if (existsSync(stateRoot)) {

@@ -23,10 +23,14 @@ export interface Orphans {
 export interface OrphanOptions {
   /** Image with iptables for listing/removing host-guard rules; discovered when absent, skipped when none exists. */
   guardImage?: string;
+  /** Only resources labelled with this event store are judged (see LABELS.store); others belong to someone else. */
+  store?: string;
 }
 
 export async function findOrphans(docker: Docker, isLive: (identity: string) => Promise<boolean>, opts: OrphanOptions = {}): Promise<Orphans> {
-  const filters = JSON.stringify({ label: [`${LABELS.createdBy}=${CREATED_BY}`] });
+  const labels = [`${LABELS.createdBy}=${CREATED_BY}`];
+  if (opts.store) labels.push(`${LABELS.store}=${opts.store}`);
+  const filters = JSON.stringify({ label: labels });
   const liveness = new Map<string, Promise<boolean>>();
   const live = (identity: string) => {
     if (!liveness.has(identity)) liveness.set(identity, isLive(identity));
@@ -46,8 +50,13 @@ export async function findOrphans(docker: Docker, isLive: (identity: string) => 
   const hostGuards: HostGuard[] = [];
   const guardImage = opts.guardImage ?? (await findHostGuardImage(docker));
   if (guardImage) {
+    // A guard rule carries no store label: it is an orphan only when its bridge is gone or
+    // belongs to a network being removed here, so another store's live bottle keeps its protection.
+    const bridges = new Set((await docker.listNetworks()).map((n) => `br-${n.Id.slice(0, 12)}`));
+    const orphanBridges = new Set(networks.map((n) => `br-${n.id.slice(0, 12)}`));
     for (const guard of await listHostGuards(docker, guardImage)) {
-      if (!(await live(guard.identity))) hostGuards.push(guard);
+      const bridgeOrphaned = !bridges.has(guard.bridge) || orphanBridges.has(guard.bridge);
+      if (bridgeOrphaned && !(await live(guard.identity))) hostGuards.push(guard);
     }
   }
   return { containers, networks, hostGuards };

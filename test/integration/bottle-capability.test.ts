@@ -1,0 +1,141 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LifecycleEvent } from '../../src/events/schema.js';
+import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness, type CliResult } from '../support/cli-harness.js';
+import { execIn } from '../support/docker.js';
+
+/**
+ * Capability requests end to end: the agent asks the gateway
+ * (POST /_bottle/capability on the credential port), the request becomes a
+ * capability.requested event, the operator denies (the bottle keeps running)
+ * or approves (the apply step snapshots, records the change in the state
+ * folder and preserves the bottle), and `bottle resume` relaunches with the
+ * new host in the allowlist or the new Dockerfile built.
+ */
+
+let h: BottleHarness;
+let manifest: string;
+
+// Leaves a transcript file (to see the apply step snapshot it), then waits; stoppable by SIGTERM.
+const AGENT = ['bash', '-c', 'mkdir -p ~/.claude/projects/x && echo asked > ~/.claude/projects/x/s.jsonl; trap "exit 143" TERM; sleep 600 & wait'];
+
+beforeAll(async () => {
+  h = await startHarness();
+  manifest = h.writeManifest({
+    bottles: [{ name: 'box', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS }],
+    agents: [{ name: 'asker', bottle: 'box', command: AGENT }],
+  });
+});
+afterAll(async () => {
+  await h?.cleanup();
+});
+
+function show(r: CliResult): string {
+  return `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+}
+
+/** From inside the agent, as an agent would: the gateway's address comes from HTTPS_PROXY. */
+async function requestCapability(identity: string, body: Record<string, unknown>): Promise<{ code: number; output: string }> {
+  const script = 'gw=${HTTPS_PROXY#http://}; gw=${gw%:*}; curl -s -X POST "http://$gw:3129/_bottle/capability" -d "$BODY"';
+  return execIn(h.docker.getContainer(`cb-${identity}-agent`), ['sh', '-c', script], { user: 'node', env: [`BODY=${JSON.stringify(body)}`] });
+}
+
+async function waitForCount(identity: string, type: string, count: number, timeoutMs = 60_000): Promise<LifecycleEvent[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const events = await h.log.read(identity);
+    if (events.filter((e) => e.type === type).length >= count) return events;
+    if (Date.now() > deadline) throw new Error(`${identity}: fewer than ${count} ${type}; saw ${events.map((e) => e.type).join(', ')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function listedState(identity: string): Promise<string | undefined> {
+  const listed = await h.cli(['list', '--format', 'json']);
+  return (JSON.parse(listed.stdout) as Array<{ identity: string; state: string }>).find((b) => b.identity === identity)?.state;
+}
+
+async function startAsker(): Promise<{ identity: string; plan: { image: { tag: string } } }> {
+  const identity = identityFrom(await h.cli(['--manifest', manifest, 'start', 'asker', '--detach']));
+  const events = await h.waitForEvent(identity, 'agent.started');
+  return { identity, plan: (events[0].data as { plan: { image: { tag: string } } }).plan };
+}
+
+describe('egress capability', () => {
+  it('request -> pending in list -> deny keeps it running -> second request -> approve preserves -> resume allows the host', async () => {
+    const { identity } = await startAsker();
+
+    const asked = await requestCapability(identity, { kind: 'egress', host: 'newhost.test', port: 443, reason: 'need it' });
+    expect(asked.code, asked.output).toBe(0);
+    expect(JSON.parse(asked.output)).toMatchObject({ status: 'pending' });
+    let events = await waitForCount(identity, 'capability.requested', 1);
+    const first = events.find((e) => e.type === 'capability.requested')!;
+    expect(first.data).toMatchObject({ kind: 'egress', host: 'newhost.test', port: 443, reason: 'need it' });
+    expect(await listedState(identity)).toBe('running (capability pending)');
+
+    const denied = await h.cli(['deny', identity, '--reason', 'no']);
+    expect(denied.code, show(denied)).toBe(0);
+    events = await waitForCount(identity, 'capability.denied', 1);
+    expect(events.find((e) => e.type === 'capability.denied')!.data).toMatchObject({ request_id: (first.data as { request_id: string }).request_id, reason: 'no' });
+    expect(await listedState(identity)).toBe('running');
+    expect((await h.docker.getContainer(`cb-${identity}-agent`).inspect()).State.Running).toBe(true);
+    // Nothing pending any more: a second decision has nothing to decide.
+    const nothing = await h.cli(['approve', identity]);
+    expect(nothing.code).toBe(1);
+    expect(nothing.stderr).toContain('no pending capability request');
+
+    expect((await requestCapability(identity, { kind: 'egress', host: 'newhost.test', port: 443, reason: 'really need it' })).code).toBe(0);
+    await waitForCount(identity, 'capability.requested', 2);
+    expect(await listedState(identity)).toBe('running (capability pending)');
+
+    const approved = await h.cli(['approve', identity]);
+    expect(approved.code, show(approved)).toBe(0);
+    expect(approved.stdout).toContain(`bottle resume ${identity}`);
+    events = await h.log.read(identity);
+    const types = events.map((e) => e.type);
+    // The apply step: snapshot first (the container still exists), then preserved with reason capability.
+    expect(types.slice(types.indexOf('capability.approved'))).toEqual(expect.arrayContaining(['capability.approved', 'bottle.preserved']));
+    expect(events.find((e) => e.type === 'bottle.preserved')!.data).toMatchObject({ reason: 'capability', resume_hint: `bottle resume ${identity}` });
+    const state = join(h.home, 'state', identity);
+    expect(JSON.parse(readFileSync(join(state, '.preserve'), 'utf8'))).toMatchObject({ reason: 'capability' });
+    expect(readFileSync(join(state, 'transcript', 'projects', 'x', 's.jsonl'), 'utf8')).toBe('asked\n');
+    expect(await listedState(identity)).toBe('preserved');
+
+    const resumed = await h.cli(['resume', identity, '--detach']);
+    expect(resumed.code, show(resumed)).toBe(0);
+    events = await h.log.read(identity);
+    const resume = [...events].reverse().find((e) => e.type === 'bottle.resume_requested')!;
+    expect((resume.data as { plan: { hosts: string[] } }).plan.hosts).toContain('newhost.test');
+    const start = events.find((e) => e.type === 'bottle.start_requested')!;
+    expect((start.data as { plan: { hosts: string[] } }).plan.hosts).not.toContain('newhost.test');
+    expect((await h.cli(['stop', identity])).code).toBe(0);
+  });
+});
+
+describe('dockerfile capability', () => {
+  it('approve writes state/<id>/Dockerfile; resume builds it and the marker exists in the resumed container', async () => {
+    const { identity, plan } = await startAsker();
+    const dockerfile = `FROM ${plan.image.tag}\nRUN echo built-by-capability > /home/node/.capability-marker\n`;
+    expect((await requestCapability(identity, { kind: 'dockerfile', dockerfile, reason: 'need a marker' })).code).toBe(0);
+    await waitForCount(identity, 'capability.requested', 1);
+
+    const approved = await h.cli(['approve', identity]);
+    expect(approved.code, show(approved)).toBe(0);
+    const written = join(h.home, 'state', identity, 'Dockerfile');
+    expect(readFileSync(written, 'utf8')).toBe(dockerfile);
+
+    const resumed = await h.cli(['resume', identity, '--detach'], { timeoutMs: 300_000 });
+    expect(resumed.code, show(resumed)).toBe(0);
+    const events = await h.log.read(identity);
+    const resume = [...events].reverse().find((e) => e.type === 'bottle.resume_requested')!;
+    const resumedImage = (resume.data as { plan: { image: { tag: string; dockerfile: string } } }).plan.image;
+    expect(resumedImage.dockerfile).toBe(written);
+    expect(resumedImage.tag).not.toBe(plan.image.tag);
+    const agent = h.docker.getContainer(`cb-${identity}-agent`);
+    expect((await agent.inspect()).Config.Image).toBe(resumedImage.tag);
+    expect(await execIn(agent, ['cat', '/home/node/.capability-marker'], { user: 'node' })).toEqual({ code: 0, output: 'built-by-capability\n' });
+    expect((await h.cli(['stop', identity])).code).toBe(0);
+    expect(existsSync(written)).toBe(true);
+  });
+});
