@@ -74,6 +74,25 @@ export async function ensureWorker(target: RedisTarget, redis: Redis, say: (line
   if (target.kind === 'url' && process.env.CLAUDE_BOTTLE_NO_EMBEDDED_WORKER) {
     throw new RuntimeFailure('no live worker for this Redis; start one with `bottle worker`');
   }
+  // Several CLIs starting at once (e.g. ten `start --detach`) must start one worker, not one each:
+  // whoever takes the lock spawns it, the others wait for its heartbeat.
+  const lockKey = 'cb:worker-start-lock';
+  for (let i = 0; ; i++) {
+    if ((await redis.set(lockKey, String(process.pid), 'PX', 20_000, 'NX')) === 'OK') break;
+    if ((await liveWorkers(redis)).length > 0) return;
+    if (i >= 300) throw new RuntimeFailure('another bottle command is starting the local worker, and it did not come up within 30 s; see ' + workerPaths().log);
+    await sleep(100);
+  }
+  try {
+    // The lock holder before us may have just finished.
+    if ((await liveWorkers(redis)).length > 0) return;
+    await spawnWorker(redis, say);
+  } finally {
+    await redis.del(lockKey).catch(() => undefined);
+  }
+}
+
+async function spawnWorker(redis: Redis, say: (line: string) => void): Promise<void> {
   const paths = workerPaths();
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   const out = openSync(paths.log, 'a');

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { storeId } from '../../src/events/store-id.js';
 import { bottleLabels, LABELS, resourceNames } from '../../src/shared/names.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
 import { ensureToolsImage, sweepIdentity, testIdentity } from '../support/docker.js';
@@ -13,6 +14,7 @@ let h: BottleHarness;
 let manifest: string;
 let running: string; // a live `sleeper` bottle shared by the tests below
 const orphan = testIdentity('ghost'); // an identity this harness's Redis has never heard of
+const foreign = testIdentity('alien'); // labelled with another event store: someone else's bottle
 
 beforeAll(async () => {
   h = await startHarness();
@@ -27,6 +29,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await sweepIdentity(h.docker, orphan).catch(() => undefined);
+  await sweepIdentity(h.docker, foreign).catch(() => undefined);
   await h?.cleanup();
 });
 
@@ -68,48 +71,55 @@ describe('start --detach, list', () => {
 
 describe('cleanup', () => {
   beforeAll(async () => {
-    // What a worker that died mid-launch leaves behind: labelled resources of a bottle no Redis knows.
-    const names = resourceNames(orphan);
-    await h.docker.createNetwork({ Name: names.internalNetwork, Driver: 'bridge', Internal: true, Labels: bottleLabels(orphan, 'ghost', 'internal-network') });
-    await h.docker.createContainer({
-      name: names.agentContainer,
-      Image: await ensureToolsImage(h.docker),
-      Cmd: ['sleep', 'infinity'],
-      Labels: bottleLabels(orphan, 'ghost', 'agent'),
-      HostConfig: { NetworkMode: names.internalNetwork },
-    });
+    // What a worker that died mid-launch leaves behind: labelled resources of a bottle this store
+    // has no record of. The worker labels what it makes with its store's id; do the same here.
+    const conn = h.redis.connect();
+    const store = await storeId(conn);
+    conn.disconnect();
+    const image = await ensureToolsImage(h.docker);
+    for (const [identity, storeLabel] of [
+      [orphan, store],
+      [foreign, 'another-store'],
+    ] as const) {
+      const names = resourceNames(identity);
+      const agent = identity.split('-')[0];
+      await h.docker.createNetwork({
+        Name: names.internalNetwork,
+        Driver: 'bridge',
+        Internal: true,
+        Labels: { ...bottleLabels(identity, agent, 'internal-network'), [LABELS.store]: storeLabel },
+      });
+      await h.docker.createContainer({
+        name: names.agentContainer,
+        Image: image,
+        Cmd: ['sleep', 'infinity'],
+        Labels: { ...bottleLabels(identity, agent, 'agent'), [LABELS.store]: storeLabel },
+        HostConfig: { NetworkMode: names.internalNetwork },
+      });
+    }
   }, 120_000);
 
-  it('--dry-run lists the orphan without removing it, and leaves the live bottle out', async () => {
-    const before = await labelled(orphan);
-    expect(before).toEqual([`container ${resourceNames(orphan).agentContainer}`, `network ${resourceNames(orphan).internalNetwork}`]);
+  const orphanResources = () => [`container ${resourceNames(orphan).agentContainer}`, `network ${resourceNames(orphan).internalNetwork}`];
+  const foreignResources = () => [`container ${resourceNames(foreign).agentContainer}`, `network ${resourceNames(foreign).internalNetwork}`];
+
+  it('--dry-run lists the orphan without removing it, and leaves the live bottle and other stores out', async () => {
+    expect(await labelled(orphan)).toEqual(orphanResources());
     const dry = await h.cli(['cleanup', '--dry-run']);
     expect(dry.code).toBe(0);
-    expect(dry.stdout).toContain(`would remove container ${resourceNames(orphan).agentContainer}`);
-    expect(dry.stdout).toContain(`would remove network ${resourceNames(orphan).internalNetwork}`);
+    for (const r of orphanResources()) expect(dry.stdout).toContain(`would remove ${r}`);
     expect(dry.stdout).not.toContain(running);
-    expect(await labelled(orphan)).toEqual(before);
+    expect(dry.stdout).not.toContain(foreign);
+    expect(await labelled(orphan)).toEqual(orphanResources());
   });
 
-  it('removes the orphan and leaves the live bottle untouched', async (ctx) => {
-    // `cleanup` treats every claude-bottle resource this Redis does not know as an orphan.
-    // The suite runs integration files one at a time, so anything else is a leftover; but when
-    // someone else's bottles share this Docker host, removing them would break their work.
-    const mine = (line: string) => line.includes(orphan) || line.includes(h.home);
-    let foreign: string[] = [];
-    for (let i = 0; i < 30; i++) {
-      foreign = (await h.cli(['cleanup', '--dry-run'])).stdout.split('\n').filter((l) => l.startsWith('would remove') && !mine(l));
-      if (foreign.length === 0) break;
-      await new Promise((r) => setTimeout(r, 2000));
-    }
-    if (foreign.length > 0) ctx.skip(`other claude-bottle resources exist on this Docker host; not removing them: ${foreign.join('; ')}`);
-
+  it('removes the orphan and leaves the live bottle and another store\'s resources untouched', async () => {
     const liveBefore = await labelled(running);
     expect(liveBefore.length).toBeGreaterThanOrEqual(4); // two networks, gateway, agent
     const real = await h.cli(['cleanup']);
     expect(real.code).toBe(0);
-    expect(real.stdout).toContain(`removing container ${resourceNames(orphan).agentContainer}`);
+    for (const r of orphanResources()) expect(real.stdout).toContain(`removing ${r}`);
     expect(await labelled(orphan)).toEqual([]);
+    expect(await labelled(foreign)).toEqual(foreignResources());
     expect(await labelled(running)).toEqual(liveBefore);
     expect((await h.docker.getContainer(resourceNames(running).agentContainer).inspect()).State.Running).toBe(true);
     const rows = JSON.parse((await h.cli(['list', '--format', 'json'])).stdout) as Array<{ identity: string; state: string }>;

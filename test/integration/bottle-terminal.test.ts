@@ -46,6 +46,8 @@ afterAll(async () => {
       /* already gone */
     }
   }
+  // The server exits with its last session; its socket file stays behind.
+  rmSync(join(process.env.TMUX_TMPDIR ?? '/tmp', `tmux-${process.getuid?.() ?? 0}`, TMUX_SOCKET), { force: true });
   await h?.cleanup();
   if (work) rmSync(work, { recursive: true, force: true });
 });

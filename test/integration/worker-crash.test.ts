@@ -89,6 +89,24 @@ describe('reliability', () => {
     ]);
   });
 
+  it('SIGTERM hands a long effect back to the queue: the worker exits promptly and nothing is recorded as failed', async () => {
+    const log = new EventLog(redis.connect());
+    const identity = mintIdentity('term');
+    const first = await spawnWorker();
+    await start(identity);
+    await waitFor(log, identity, 'agent.started'); // watch_agent is now in flight on `first`
+    const exited = new Promise<number | null>((r) => first.once('exit', (code) => r(code)));
+    const t0 = Date.now();
+    first.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    await spawnWorker();
+    await redis.connect().set(exitKey(identity), '0');
+    const events = await waitFor(log, identity, 'bottle.cleaned');
+    expect(events.filter((e) => e.type === 'effect.failed')).toEqual([]);
+    expect(events.filter((e) => e.type === 'agent.exited')).toHaveLength(1);
+  });
+
   it('restarting Redis between two commands loses no event (append-only file)', async () => {
     const worker = await runWorker({ connect: () => redis.connect(), handlers: fakeEffects({ redis: redis.connect() }), concurrency: 8 });
     try {

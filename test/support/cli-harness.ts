@@ -17,7 +17,13 @@ import { startTestRedis, type TestRedis } from './redis-server.js';
  * would get one; `cleanup()` ends that worker by its pid, tears down every
  * bottle the harness's Redis knows, and removes the temp folders.
  */
-export const REPO = resolve(import.meta.dirname, '..', '..');
+// The repository root: the nearest folder up with bin/bottle.js. Walking up (rather than a fixed
+// '../..') keeps it right when this module is bundled elsewhere, e.g. into .bottle-test/ by `npm run bench`.
+export const REPO = findRepo(import.meta.dirname);
+function findRepo(from: string): string {
+  for (let dir = from; dir !== dirname(dir); dir = dirname(dir)) if (existsSync(join(dir, 'bin', 'bottle.js'))) return dir;
+  return resolve(from, '..', '..');
+}
 export const BOTTLE_BIN = join(REPO, 'bin', 'bottle.js');
 
 export interface CliResult {

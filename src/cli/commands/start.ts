@@ -1,13 +1,12 @@
-import type { Redis } from 'ioredis';
 import { dockerClient } from '../../effects/docker/client.js';
 import type { LifecycleEvent } from '../../events/schema.js';
 import { findAgent, loadManifest } from '../../manifest/load.js';
 import { resolvePlan } from '../../plan/resolve.js';
 import type { BottlePlan } from '../../plan/schema.js';
 import { UsageError } from '../../shared/errors.js';
-import { progressChannel } from '../../worker/progress.js';
 import { connectRedis } from '../../worker/redis.js';
 import { attachTerminal } from '../attach.js';
+import { followBuildProgress, type BuildProgressDisplay } from '../build-progress.js';
 import { followUntil } from '../follow.js';
 import type { CliIO } from '../io.js';
 import { describeEvent } from '../render-event.js';
@@ -67,15 +66,17 @@ export function routeSources(loaded: Awaited<ReturnType<typeof loadManifest>>, p
  */
 export async function launchAndAttach(session: Session, plan: BottlePlan, detach: boolean, io: CliIO, afterSeq: number): Promise<number> {
   const identity = plan.identity;
-  const stopProgress = showBuildProgress(session, identity, io);
+  const progress = showBuildProgress(session, identity, io);
   let lastSeq = afterSeq;
   const onEvent = (ev: LifecycleEvent) => {
     lastSeq = ev.seq;
-    if (!ev.type.startsWith('egress.')) io.stderr(`  ${describeEvent(ev, identity)}`);
+    if (ev.type.startsWith('egress.')) return;
+    progress.pause();
+    io.stderr(`  ${describeEvent(ev, identity)}`);
   };
   const launchEnd = await followUntil(session.log, identity, afterSeq, onEvent, (ev) =>
     ['agent.started', 'bottle.failed', 'bottle.preserved', 'bottle.cleaned'].includes(ev.type),
-  ).finally(stopProgress);
+  ).finally(() => progress.stop());
   if (!launchEnd || launchEnd.type !== 'agent.started') {
     io.stderr(`bottle ${identity} did not start; see: bottle events ${identity}`);
     return 1;
@@ -114,23 +115,8 @@ async function streamLogs(container: string): Promise<void> {
   });
 }
 
-/** Image build lines arrive on a pub/sub channel; on a terminal they overwrite one status line. */
-function showBuildProgress(session: Session, identity: string, io: CliIO): () => Promise<void> {
-  if (!io.isTTY) return async () => undefined;
-  let sub: Redis | undefined = connectRedis(session.target);
-  sub.on('error', () => undefined);
-  void sub.subscribe(progressChannel(identity));
-  let shown = false;
-  sub.on('message', (_channel: string, line: string) => {
-    const text = line.replace(/\s+/g, ' ').trim();
-    if (!text) return;
-    const width = Math.max(20, (process.stderr.columns ?? 80) - 4);
-    process.stderr.write(`\r\x1b[2K  … ${text.slice(0, width)}`);
-    shown = true;
-  });
-  return async () => {
-    if (shown) process.stderr.write('\r\x1b[2K');
-    sub?.disconnect();
-    sub = undefined;
-  };
+/** Build progress on a terminal (see build-progress.ts); nothing without one. */
+function showBuildProgress(session: Session, identity: string, io: CliIO): BuildProgressDisplay {
+  if (!io.isTTY) return { pause: () => undefined, stop: () => undefined };
+  return followBuildProgress(connectRedis(session.target), identity);
 }

@@ -1,0 +1,182 @@
+import type Docker from 'dockerode';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { dirname } from 'node:path';
+import { ensureHostGuard } from '../src/effects/docker/host-guard.js';
+import {
+  agentContainerSpec,
+  gatewayContainerSpec,
+  GATEWAY_CONFIG_PATH,
+  GATEWAY_SECRETS_PATH,
+  GATEWAY_UID,
+} from '../src/effects/docker/containers.js';
+import { waitForGatewayReady } from '../src/effects/docker/logs.js';
+import { describeNetwork, type BottleNetworks } from '../src/effects/docker/networks.js';
+import { putEntries } from '../src/effects/docker/provision.js';
+import { removeBottleResources } from '../src/effects/docker/teardown.js';
+import { gatewayConfigFor } from '../src/effects/handlers.js';
+import type { LifecycleEvent } from '../src/events/schema.js';
+import { agentEnvironment } from '../src/plan/agent-env.js';
+import type { BottlePlan } from '../src/plan/schema.js';
+import { bottleLabels, resourceNames } from '../src/shared/names.js';
+import { BOTTLE_BIN, identityFrom, PIN_DEFAULT_HOSTS, REPO, startHarness, type BottleHarness } from '../test/support/cli-harness.js';
+import { median, type Row } from './stats.js';
+
+/**
+ * Warm start (images cached): `bottle start demo-sleeper --detach`, from
+ * process spawn until the CLI exits (it exits once `agent.started` is in the
+ * log), next to the same Docker work done with raw dockerode calls in the same
+ * run: two networks, the gateway from the same image with the same config
+ * copied in, the agent with the same hardening. A second baseline adds the two
+ * safety steps the effects take that the bare sequence skips (host-guard
+ * one-shot container, waiting for the gateway's ready line), so the ratio can
+ * be read both ways. Per-phase medians come from the bottles' event
+ * timestamps (each includes the queue hop to the next effect).
+ */
+
+const AGENT = 'demo-sleeper';
+const PHASES: Array<[from: string, to: string, label: string]> = [
+  ['bottle.start_requested', 'bottle.prepared', 'prepare state'],
+  ['bottle.prepared', 'image.built', 'image check (cached)'],
+  ['image.built', 'network.created', 'networks + host-guard one-shot'],
+  ['network.created', 'gateway.started', 'gateway create+config+start+ready'],
+  ['gateway.started', 'agent.started', 'agent create+provision+start'],
+];
+
+interface CliRound {
+  wallMs: number;
+  identity: string;
+  events: LifecycleEvent[];
+}
+
+async function timedCli(h: BottleHarness, manifest: string): Promise<CliRound> {
+  const t0 = performance.now();
+  const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [BOTTLE_BIN, '--manifest', manifest, 'start', AGENT, '--detach'], { cwd: REPO, env: h.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+  const wallMs = performance.now() - t0;
+  if (result.code !== 0) throw new Error(`bottle start failed (${result.code}): ${result.stderr}`);
+  const identity = identityFrom(result);
+  return { wallMs, identity, events: await h.log.read(identity) };
+}
+
+/** Ends a CLI-started bottle through its lifecycle (SIGKILL -> preserved -> resources removed by the worker). */
+async function endBottle(h: BottleHarness, identity: string): Promise<void> {
+  await h.docker.getContainer(resourceNames(identity).agentContainer).kill({ signal: 'SIGKILL' }).catch(() => undefined);
+  await h.waitForEvent(identity, 'bottle.preserved', 60_000);
+}
+
+function rawIdentity(): string {
+  const alphabet = '0123456789abcdefghijklmnopqrstuvwxyz';
+  return `benchraw-${[...randomBytes(5)].map((b) => alphabet[b % 36]).join('')}`;
+}
+
+/** The plan of a CLI-made bottle, re-targeted at fresh names for the raw sequence. */
+function rawPlan(template: BottlePlan, identity: string): BottlePlan {
+  const names = resourceNames(identity);
+  return {
+    ...template,
+    identity,
+    networks: { internal: names.internalNetwork, egress: names.egressNetwork },
+    containers: { gateway: names.gatewayContainer, agent: names.agentContainer },
+  };
+}
+
+/** The bare Docker work of a launch, no inspect-before-create, no queue, no event log. */
+async function rawLaunch(docker: Docker, plan: BottlePlan, withSafetySteps: boolean): Promise<number> {
+  const t0 = performance.now();
+  const labels = (role: string) => bottleLabels(plan.identity, plan.agent, role);
+  await docker.createNetwork({ Name: plan.networks.internal, Driver: 'bridge', Internal: true, Labels: labels('internal-network') });
+  await docker.createNetwork({ Name: plan.networks.egress, Driver: 'bridge', Internal: false, Labels: labels('egress-network') });
+  const networks: BottleNetworks = {
+    internal: describeNetwork(await docker.getNetwork(plan.networks.internal).inspect()),
+    egress: describeNetwork(await docker.getNetwork(plan.networks.egress).inspect()),
+  };
+  if (withSafetySteps) await ensureHostGuard(docker, { identity: plan.identity, bridge: networks.internal.bridge, image: plan.gateway_image.tag });
+
+  const gateway = await docker.createContainer(gatewayContainerSpec(plan, { networks }));
+  await docker.getNetwork(networks.internal.name).connect({ Container: gateway.id });
+  await putEntries(
+    gateway,
+    [{ type: 'file', path: GATEWAY_CONFIG_PATH, mode: 0o444, uid: 0, gid: 0, content: JSON.stringify(gatewayConfigFor(plan, networks)) }],
+    dirname(GATEWAY_CONFIG_PATH),
+  );
+  await putEntries(gateway, [{ type: 'file', path: GATEWAY_SECRETS_PATH, mode: 0o400, uid: GATEWAY_UID, gid: GATEWAY_UID, content: '{}' }], dirname(GATEWAY_SECRETS_PATH));
+  await gateway.start();
+  if (withSafetySteps) await waitForGatewayReady(gateway);
+  const gatewayIp = (await gateway.inspect()).NetworkSettings.Networks[networks.internal.name].IPAddress;
+
+  const agent = await docker.createContainer(agentContainerSpec(plan, { env: agentEnvironment(plan, gatewayIp), networks }));
+  await agent.start();
+  return performance.now() - t0;
+}
+
+const at = (events: LifecycleEvent[], type: string) => {
+  const e = events.find((x) => x.type === type);
+  return e ? Date.parse(e.at) : NaN;
+};
+
+export async function benchWarmStart(rounds = 5): Promise<Row[]> {
+  const h = await startHarness();
+  const rawIds: string[] = [];
+  try {
+    const manifest = h.writeManifest({
+      bottles: [{ name: 'bench', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS }],
+      agents: [{ name: AGENT, bottle: 'bench', command: ['sleep', '600'] }],
+    });
+    // Warm-up: builds or finds the images, starts the local worker, and gives the plan the raw sequence reuses.
+    const warm = await timedCli(h, manifest);
+    await endBottle(h, warm.identity);
+    const template = (warm.events.find((e) => e.type === 'bottle.start_requested')!.data as { plan: BottlePlan }).plan;
+
+    const cli: CliRound[] = [];
+    const bare: number[] = [];
+    const safe: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      // Interleaved so drift on the machine hits both sides alike.
+      const round = await timedCli(h, manifest);
+      cli.push(round);
+      await endBottle(h, round.identity);
+      for (const [withSafety, samples] of [
+        [false, bare],
+        [true, safe],
+      ] as const) {
+        const id = rawIdentity();
+        rawIds.push(id);
+        try {
+          samples.push(await rawLaunch(h.docker, rawPlan(template, id), withSafety));
+        } finally {
+          await removeBottleResources(h.docker, id, { guardImage: template.gateway_image.tag });
+        }
+      }
+    }
+
+    const cliMedian = median(cli.map((r) => r.wallMs));
+    const rawMedian = median(bare);
+    const enqueueToStarted = median(cli.map((r) => at(r.events, 'agent.started') - Date.parse(r.events[0].at)));
+    const rows: Row[] = [
+      { metric: 'bottle start --detach, spawn to exit (median)', value: cliMedian, unit: 'ms', baseline: rawMedian, target: '<= 1.2x raw' },
+      { metric: 'same, vs raw + host guard + gateway ready wait', value: cliMedian, unit: 'ms', baseline: median(safe) },
+      { metric: 'first event -> agent.started (event log)', value: enqueueToStarted, unit: 'ms', baseline: rawMedian },
+      { metric: 'raw dockerode sequence (median)', value: rawMedian, unit: 'ms' },
+      { metric: 'raw + host guard + ready wait (median)', value: median(safe), unit: 'ms' },
+    ];
+    for (const [from, to, label] of PHASES) {
+      rows.push({ metric: `  phase: ${label}`, value: median(cli.map((r) => at(r.events, to) - at(r.events, from))), unit: 'ms' });
+    }
+    rows.push({
+      metric: '  CLI outside the log (spawn..first event + agent.started..exit)',
+      value: median(cli.map((r) => r.wallMs - (at(r.events, 'agent.started') - Date.parse(r.events[0].at)))),
+      unit: 'ms',
+    });
+    return rows;
+  } finally {
+    for (const id of rawIds) await removeBottleResources(h.docker, id).catch(() => undefined);
+    await h.cleanup();
+  }
+}
