@@ -1,3 +1,5 @@
+import { signalForExitCode } from '../shared/exit-signal.js';
+
 /**
  * Upcasters turn event data stored with an old schema version into the next
  * version, one step at a time, so the log is never rewritten and the machine
@@ -45,25 +47,7 @@ export function upcastData(type: string, fromVersion: number, toVersion: number,
 
 // --- registered upcasters ----------------------------------------------------
 
-/** Conventional shell exit status 128+N for a process killed by signal N (those the agent can plausibly get). */
-const SIGNAL_NAMES: Readonly<Record<number, string>> = {
-  1: 'SIGHUP',
-  2: 'SIGINT',
-  3: 'SIGQUIT',
-  6: 'SIGABRT',
-  9: 'SIGKILL',
-  11: 'SIGSEGV',
-  13: 'SIGPIPE',
-  14: 'SIGALRM',
-  15: 'SIGTERM',
-};
-
-/** The signal an exit status > 128 stands for, `SIG<N>` when unnamed; null for a normal exit. */
-export function signalForExitCode(code: number): string | null {
-  if (code <= 128) return null;
-  const n = code - 128;
-  return SIGNAL_NAMES[n] ?? `SIG${n}`;
-}
+export { signalForExitCode } from '../shared/exit-signal.js';
 
 // agent.exited v1 stored only { exit_code }; v2 is { code, signal }.
 registerUpcaster('agent.exited', 1, (data) => {

@@ -110,6 +110,7 @@ describe('egress capability', () => {
     const start = events.find((e) => e.type === 'bottle.start_requested')!;
     expect((start.data as { plan: { hosts: string[] } }).plan.hosts).not.toContain('newhost.test');
     expect((await h.cli(['stop', identity])).code).toBe(0);
+    console.log('DEBUG', (await h.log.read(identity)).map((e) => e.type).join(' '));
   });
 });
 

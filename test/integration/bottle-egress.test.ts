@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../src/events/schema.js';
 import { hostGuardComment } from '../../src/effects/docker/host-guard.js';
+import { inspectNetwork } from '../../src/effects/docker/networks.js';
 import { LABELS, resourceNames } from '../../src/shared/names.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
 import { execIn } from '../support/docker.js';
@@ -102,12 +103,9 @@ describe.each(['runc', 'runsc'] as const)('a real bottle under %s reaches the ou
     const gw = await h.docker.getContainer(names.gatewayContainer).inspect();
     gatewayInternalIp = gw.NetworkSettings.Networks[names.internalNetwork].IPAddress;
     gatewayEgressIp = gw.NetworkSettings.Networks[names.egressNetwork].IPAddress;
-    const [internal, egress] = await Promise.all([
-      h.docker.getNetwork(names.internalNetwork).inspect(),
-      h.docker.getNetwork(names.egressNetwork).inspect(),
-    ]);
-    internalBridgeIp = internal.IPAM.Config[0].Gateway;
-    egressBridgeIp = egress.IPAM.Config[0].Gateway;
+    const [internal, egress] = await Promise.all([inspectNetwork(h.docker, names.internalNetwork), inspectNetwork(h.docker, names.egressNetwork)]);
+    internalBridgeIp = internal!.gateway;
+    egressBridgeIp = egress!.gateway;
     // The agent really runs under the runtime the plan chose.
     expect((await agent.inspect()).HostConfig.Runtime).toBe(runtime);
   }, 180_000);

@@ -1,4 +1,5 @@
 import type Docker from 'dockerode';
+import { signalForExitCode } from '../../shared/exit-signal.js';
 
 /**
  * The agent's exit as the lifecycle records it. A shell reports death by
@@ -9,21 +10,8 @@ export interface AgentExit {
   signal: string | null;
 }
 
-const SIGNAL_NAMES: Record<number, string> = {
-  1: 'SIGHUP',
-  2: 'SIGINT',
-  3: 'SIGQUIT',
-  6: 'SIGABRT',
-  9: 'SIGKILL',
-  11: 'SIGSEGV',
-  13: 'SIGPIPE',
-  14: 'SIGALRM',
-  15: 'SIGTERM',
-};
-
 export function exitFromStatus(code: number): AgentExit {
-  if (code > 128 && code < 128 + 65) return { code, signal: SIGNAL_NAMES[code - 128] ?? `SIG${code - 128}` };
-  return { code, signal: null };
+  return { code, signal: signalForExitCode(code) };
 }
 
 /** Resolves when the container stops; returns at once for an already-stopped container. */
