@@ -88,8 +88,16 @@ function rawPlan(template: BottlePlan, identity: string): BottlePlan {
 }
 
 /** The bare Docker work of a launch, no inspect-before-create, no queue, no event log. */
-async function rawLaunch(docker: Docker, plan: BottlePlan, withSafetySteps: boolean): Promise<number> {
+type RawPhases = Record<'networks' | 'host_guard' | 'gateway' | 'gateway_ready' | 'agent', number>;
+
+async function rawLaunch(docker: Docker, plan: BottlePlan, withSafetySteps: boolean, phases?: RawPhases): Promise<number> {
   const t0 = performance.now();
+  let mark = t0;
+  const lap = (phase: keyof RawPhases) => {
+    const now = performance.now();
+    if (phases) phases[phase] = now - mark;
+    mark = now;
+  };
   const labels = (role: string) => bottleLabels(plan.identity, plan.agent, role);
   await docker.createNetwork({ Name: plan.networks.internal, Driver: 'bridge', Internal: true, Labels: labels('internal-network') });
   await docker.createNetwork({ Name: plan.networks.egress, Driver: 'bridge', Internal: false, Labels: labels('egress-network') });
@@ -97,7 +105,9 @@ async function rawLaunch(docker: Docker, plan: BottlePlan, withSafetySteps: bool
     internal: describeNetwork(await docker.getNetwork(plan.networks.internal).inspect()),
     egress: describeNetwork(await docker.getNetwork(plan.networks.egress).inspect()),
   };
+  lap('networks');
   if (withSafetySteps) await ensureHostGuard(docker, { identity: plan.identity, bridge: networks.internal.bridge, image: plan.gateway_image.tag });
+  lap('host_guard');
 
   const gateway = await docker.createContainer(gatewayContainerSpec(plan, { networks }));
   await docker.getNetwork(networks.internal.name).connect({ Container: gateway.id });
@@ -108,11 +118,14 @@ async function rawLaunch(docker: Docker, plan: BottlePlan, withSafetySteps: bool
   );
   await putEntries(gateway, [{ type: 'file', path: GATEWAY_SECRETS_PATH, mode: 0o400, uid: GATEWAY_UID, gid: GATEWAY_UID, content: '{}' }], dirname(GATEWAY_SECRETS_PATH));
   await gateway.start();
+  lap('gateway');
   if (withSafetySteps) await waitForGatewayReady(gateway);
+  lap('gateway_ready');
   const gatewayIp = (await gateway.inspect()).NetworkSettings.Networks[networks.internal.name].IPAddress;
 
   const agent = await docker.createContainer(agentContainerSpec(plan, { env: agentEnvironment(plan, gatewayIp), networks }));
   await agent.start();
+  lap('agent');
   return performance.now() - t0;
 }
 
@@ -137,6 +150,7 @@ export async function benchWarmStart(rounds = 5): Promise<Row[]> {
     const cli: CliRound[] = [];
     const bare: number[] = [];
     const safe: number[] = [];
+    const safePhases: RawPhases[] = [];
     for (let i = 0; i < rounds; i++) {
       // Interleaved so drift on the machine hits both sides alike.
       const round = await timedCli(h, manifest);
@@ -149,7 +163,9 @@ export async function benchWarmStart(rounds = 5): Promise<Row[]> {
         const id = rawIdentity();
         rawIds.push(id);
         try {
-          samples.push(await rawLaunch(h.docker, rawPlan(template, id), withSafety));
+          const phases = { networks: 0, host_guard: 0, gateway: 0, gateway_ready: 0, agent: 0 };
+          samples.push(await rawLaunch(h.docker, rawPlan(template, id), withSafety, phases));
+          if (withSafety) safePhases.push(phases);
         } finally {
           await removeBottleResources(h.docker, id, { guardImage: template.gateway_image.tag });
         }
@@ -168,6 +184,9 @@ export async function benchWarmStart(rounds = 5): Promise<Row[]> {
     ];
     for (const [from, to, label] of PHASES) {
       rows.push({ metric: `  phase: ${label}`, value: median(cli.map((r) => at(r.events, to) - at(r.events, from))), unit: 'ms' });
+    }
+    for (const phase of ['networks', 'host_guard', 'gateway', 'gateway_ready', 'agent'] as const) {
+      rows.push({ metric: `  raw (with safety steps): ${phase}`, value: median(safePhases.map((p) => p[phase])), unit: 'ms' });
     }
     rows.push({
       metric: '  CLI outside the log (spawn..first event + agent.started..exit)',

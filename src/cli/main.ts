@@ -1,20 +1,14 @@
 import { Command, CommanderError, Option } from 'commander';
 import { BottleError } from '../shared/errors.js';
 import { processIO, type CliIO } from './io.js';
-import { runStart } from './commands/start.js';
-import { runResume } from './commands/resume.js';
-import { runList } from './commands/list.js';
-import { runEvents } from './commands/events.js';
-import { runReplay } from './commands/replay.js';
-import { runDecide, runStop } from './commands/control.js';
-import { runCleanup } from './commands/cleanup.js';
-import { runWorkerCommand } from './commands/worker.js';
-import { runDoctor } from './commands/doctor.js';
-import { runDashboard } from './commands/dashboard.js';
 
 const formatOption = () => new Option('--format <format>', 'output format').choices(['text', 'json']).default('text');
 
-/** Builds the `bottle` program; each action resolves to an exit code. */
+/**
+ * Builds the `bottle` program; each action resolves to an exit code. Command
+ * modules load only when their command runs: bullmq, dockerode, ioredis and
+ * ink each cost a noticeable part of a second to import.
+ */
 export function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
   const program = new Command('bottle')
     .description('Run coding agents inside sandboxed Docker containers ("bottles")')
@@ -37,7 +31,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .option('--dry-run', 'print the launch plan; create nothing', false)
     .addOption(formatOption())
     .action((agent: string, args: string[], o) =>
-      run(() => runStart({ agent, args, manifestPath: manifest(), cwd: o.cwd, copyCwd: o.copyCwd, detach: o.detach, dryRun: o.dryRun, format: o.format }, io))(),
+      run(async () => (await import('./commands/start.js')).runStart({ agent, args, manifestPath: manifest(), cwd: o.cwd, copyCwd: o.copyCwd, detach: o.detach, dryRun: o.dryRun, format: o.format }, io))(),
     );
   program
     .command('resume')
@@ -45,61 +39,62 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .argument('<identity>')
     .argument('[args...]')
     .option('--detach', 'run headless', false)
-    .action((identity: string, args: string[], o) => run(() => runResume({ identity, args, detach: o.detach, manifestPath: manifest() }, io))());
+    .action((identity: string, args: string[], o) => run(async () => (await import('./commands/resume.js')).runResume({ identity, args, detach: o.detach, manifestPath: manifest() }, io))());
   program
     .command('list')
     .description('bottles and their current state')
     .option('--all', 'include finished bottles', false)
     .addOption(formatOption())
-    .action((o) => run(() => runList({ all: o.all, format: o.format }, io))());
+    .action((o) => run(async () => (await import('./commands/list.js')).runList({ all: o.all, format: o.format }, io))());
   program
     .command('events')
     .description('the lifecycle event log of a bottle')
     .argument('<identity>')
     .option('--follow', 'keep printing new events', false)
     .addOption(formatOption())
-    .action((identity: string, o) => run(() => runEvents({ identity, follow: o.follow, format: o.format }, io))());
+    .action((identity: string, o) => run(async () => (await import('./commands/events.js')).runEvents({ identity, follow: o.follow, format: o.format }, io))());
   program
     .command('replay')
     .description('fold the event log through the machine (no effects) and compare with the live state')
     .argument('<identity>')
     .option('--to <seq>', 'fold only events up to this seq')
     .addOption(formatOption())
-    .action((identity: string, o) => run(() => runReplay({ identity, to: o.to, format: o.format }, io))());
+    .action((identity: string, o) => run(async () => (await import('./commands/replay.js')).runReplay({ identity, to: o.to, format: o.format }, io))());
   program
     .command('approve')
     .description('approve the pending capability request of a bottle')
     .argument('<identity>')
-    .action((identity: string) => run(() => runDecide({ identity, approve: true }, io))());
+    .action((identity: string) => run(async () => (await import('./commands/control.js')).runDecide({ identity, approve: true }, io))());
   program
     .command('deny')
     .description('deny the pending capability request of a bottle')
     .argument('<identity>')
     .requiredOption('--reason <text>', 'why (the agent is told)')
-    .action((identity: string, o) => run(() => runDecide({ identity, approve: false, reason: o.reason }, io))());
+    .action((identity: string, o) => run(async () => (await import('./commands/control.js')).runDecide({ identity, approve: false, reason: o.reason }, io))());
   program
     .command('stop')
     .description('stop the agent; its state is preserved for resume')
     .argument('<identity>')
-    .action((identity: string) => run(() => runStop({ identity }, io))());
+    .action((identity: string) => run(async () => (await import('./commands/control.js')).runStop({ identity }, io))());
   program
     .command('cleanup')
     .description('remove orphaned Docker resources and stale state')
     .option('--dry-run', 'only list what would be removed', false)
-    .action((o) => run(() => runCleanup({ dryRun: o.dryRun }, io))());
+    .action((o) => run(async () => (await import('./commands/cleanup.js')).runCleanup({ dryRun: o.dryRun }, io))());
   program
     .command('worker')
     .description('run a worker for this Docker host')
     .option('--concurrency <n>', 'jobs run at once (default 32)')
-    .action((o) => run(() => runWorkerCommand({ concurrency: o.concurrency }, io))());
+    .action((o) => run(async () => (await import('./commands/worker.js')).runWorkerCommand({ concurrency: o.concurrency }, io))());
   program
     .command('doctor')
     .description('check Docker, runsc, Redis, images and worker liveness')
-    .action(() => run(() => runDoctor(io, {}))());
+    .action(() => run(async () => (await import('./commands/doctor.js')).runDoctor(io, {}))());
   program
     .command('dashboard')
     .description('live view of bottles, states, pending requests, egress and events')
-    .action(() => run(() => runDashboard(io))());
+    // Loaded on demand: ink and react take ~0.7 s to import, which every other command would pay.
+    .action(() => run(async () => (await import('./commands/dashboard.js')).runDashboard(io))());
   return program;
 }
 

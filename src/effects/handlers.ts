@@ -181,8 +181,16 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
   const { docker } = deps;
 
   const startGateway = async (_req: EffectRequest, ctx: EffectContext): Promise<NewEvent[]> => {
+    const networks = await bottleNetworks(docker, ctx.plan);
+    // The host guard must be in place before the agent starts (the next effect); installing it
+    // while the gateway boots saves the one-shot guard container's start from every launch.
+    const guard = ensureHostGuard(docker, { identity: ctx.identity, bridge: networks.internal.bridge, image: ctx.plan.gateway_image.tag });
+    const [events] = await Promise.all([bootGateway(ctx, networks), guard]);
+    return events;
+  };
+
+  const bootGateway = async (ctx: EffectContext, networks: BottleNetworks): Promise<NewEvent[]> => {
     const { plan } = ctx;
-    const networks = await bottleNetworks(docker, plan);
     const config = GatewayConfigSchema.safeParse(gatewayConfigFor(plan, networks));
     if (!config.success) throw new PermanentEffectError(`gateway configuration is invalid: ${config.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
 
@@ -306,7 +314,6 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
 
     create_networks: async (_req, ctx) => {
       const networks = await classifyDockerErrors('creating networks', () => ensureBottleNetworks(docker, ctx.identity, ctx.plan.agent));
-      await ensureHostGuard(docker, { identity: ctx.identity, bridge: networks.internal.bridge, image: ctx.plan.gateway_image.tag });
       return [{ type: 'network.created', data: { internal: networks.internal.name, egress: networks.egress.name } }];
     },
 
@@ -340,10 +347,11 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
 
     apply_capability: async (req, ctx) => {
       await applyCapabilityChange(ctx.identity, req.params);
-      await snapshotTranscript(docker, ctx.plan);
+      // Recorded like any other snapshot, so the log shows what the resume will restore.
+      const snapshot = await snapshotTranscript(docker, ctx.plan);
       await markPreserved(ctx.identity, 'capability');
       await removeBottleResources(docker, ctx.identity, { guardImage: ctx.plan.gateway_image.tag });
-      return [{ type: 'bottle.preserved', data: { reason: 'capability', resume_hint: resumeHint(ctx.identity) } }];
+      return [snapshot, { type: 'bottle.preserved', data: { reason: 'capability', resume_hint: resumeHint(ctx.identity) } }];
     },
 
     teardown_failed: async (req, ctx) => {

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GATEWAY_CONFIG_PATH } from '../../src/effects/docker/containers.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness, type CliResult } from '../support/cli-harness.js';
 import { execIn } from '../support/docker.js';
@@ -95,12 +96,20 @@ describe('egress capability', () => {
     events = await h.log.read(identity);
     const types = events.map((e) => e.type);
     // The apply step: snapshot first (the container still exists), then preserved with reason capability.
-    expect(types.slice(types.indexOf('capability.approved'))).toEqual(expect.arrayContaining(['capability.approved', 'bottle.preserved']));
+    const approvedAt = types.indexOf('capability.approved');
+    const snapshotAt = types.indexOf('transcript.snapshotted', approvedAt);
+    expect(snapshotAt).toBeGreaterThan(approvedAt);
+    expect(types.indexOf('bottle.preserved', approvedAt)).toBeGreaterThan(snapshotAt);
+    expect(events[snapshotAt].data).toMatchObject({ missing: false, files: 1 });
     expect(events.find((e) => e.type === 'bottle.preserved')!.data).toMatchObject({ reason: 'capability', resume_hint: `bottle resume ${identity}` });
     const state = join(h.home, 'state', identity);
     expect(JSON.parse(readFileSync(join(state, '.preserve'), 'utf8'))).toMatchObject({ reason: 'capability' });
     expect(readFileSync(join(state, 'transcript', 'projects', 'x', 's.jsonl'), 'utf8')).toBe('asked\n');
     expect(await listedState(identity)).toBe('preserved');
+    // The preserved bottle still remembers the approved request in its context; deciding again is refused, not followed forever.
+    const twice = await h.cli(['approve', identity], { timeoutMs: 30_000 });
+    expect(twice.code, show(twice)).toBe(1);
+    expect(twice.stderr).toContain(`${identity} is preserved and has no pending capability request`);
 
     const resumed = await h.cli(['resume', identity, '--detach']);
     expect(resumed.code, show(resumed)).toBe(0);
@@ -109,8 +118,13 @@ describe('egress capability', () => {
     expect((resume.data as { plan: { hosts: string[] } }).plan.hosts).toContain('newhost.test');
     const start = events.find((e) => e.type === 'bottle.start_requested')!;
     expect((start.data as { plan: { hosts: string[] } }).plan.hosts).not.toContain('newhost.test');
+    // And the resumed gateway enforces that allowlist.
+    await waitForCount(identity, 'agent.started', 2);
+    const gateway = h.docker.getContainer((resume.data as { plan: { containers: { gateway: string } } }).plan.containers.gateway);
+    const config = await execIn(gateway, ['cat', GATEWAY_CONFIG_PATH]);
+    expect(config.code).toBe(0);
+    expect((JSON.parse(config.output) as { allow: string[] }).allow).toContain('newhost.test');
     expect((await h.cli(['stop', identity])).code).toBe(0);
-    console.log('DEBUG', (await h.log.read(identity)).map((e) => e.type).join(' '));
   });
 });
 

@@ -1,7 +1,10 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CREDENTIAL_PLACEHOLDER } from '../../src/plan/agent-env.js';
 import { LABELS } from '../../src/shared/names.js';
 import { startClaudeFixture, TEST_TOKEN_ENV, type ClaudeFixture } from '../support/claude-fixture.js';
+import { execIn } from '../support/docker.js';
 import { identityFrom, startHarness, type BottleHarness, type CliResult } from '../support/cli-harness.js';
 
 /**
@@ -25,6 +28,11 @@ async function fixture(opts: Parameters<typeof startClaudeFixture>[1] = {}): Pro
   const f = await startClaudeFixture(h, opts);
   fixtures.push(f);
   return f;
+}
+
+function stateEntries(): string[] {
+  const dir = join(h.home, 'state');
+  return existsSync(dir) ? readdirSync(dir).sort() : [];
 }
 
 function show(r: CliResult): string {
@@ -56,6 +64,16 @@ describe('claude -p in a bottle against the fake Messages API', () => {
     const streamed = messages.filter((r) => (JSON.parse(r.body) as { stream?: boolean }).stream === true);
     expect(streamed.length).toBeGreaterThan(0);
     expect(f.fake.streamsFinished()).toBe(streamed.length);
+
+    // With the bottle's quiet agent environment Claude Code sends nothing but Messages API calls
+    // (without it: a HEAD /api/hello probe and ~13 s spent on unreachable telemetry hosts).
+    console.log(`claude -p requests: ${f.fake.requests.map((r) => `${r.method} ${r.url}`).join(', ')}`);
+    expect(f.fake.requests.map((r) => `${r.method} ${r.url.split('?')[0]}`).filter((r) => r !== 'POST /v1/messages')).toEqual([]);
+    const identity = /bottle ([a-z0-9_-]+-[0-9a-z]{5}): starting/.exec(run.stderr)?.[1];
+    expect(identity, run.stderr).toBeDefined();
+    const events = await h.log.read(identity!);
+    expect(events.filter((e) => e.type === 'egress.denied').map((e) => e.data)).toEqual([]);
+    expect(events.filter((e) => e.type === 'egress.allowed').map((e) => (e.data as { reason: string }).reason)).toContain('credential_route');
   });
 
   it('api-key route: the fake sees the real secret as x-api-key and no Authorization header', async () => {
@@ -82,20 +100,11 @@ describe('claude -p in a bottle against the fake Messages API', () => {
     expect(env[TEST_TOKEN_ENV]).toBeUndefined();
     expect(JSON.stringify(info)).not.toContain(f.secret);
     // Now use the credential from inside, as Claude Code would: the placeholder goes in, the secret comes out at the fake.
-    const exec = await agent.exec({
-      Cmd: ['sh', '-c', 'curl -sS -X POST "$ANTHROPIC_BASE_URL/v1/messages" -H "authorization: Bearer $CLAUDE_CODE_OAUTH_TOKEN" -H "content-type: application/json" -d \'{"model":"m","max_tokens":5,"messages":[]}\''],
-      User: 'node',
-      AttachStdout: true,
-      AttachStderr: true,
-    });
-    const out = await new Promise<string>((resolve, reject) => {
-      void exec.start({ hijack: true, stdin: false }).then((stream) => {
-        let text = '';
-        stream.on('data', (b: Buffer) => (text += b.toString()));
-        stream.on('end', () => resolve(text));
-        stream.on('error', reject);
-      }, reject);
-    });
+    const { output: out } = await execIn(
+      agent,
+      ['sh', '-c', 'curl -sS -X POST "$ANTHROPIC_BASE_URL/v1/messages" -H "authorization: Bearer $CLAUDE_CODE_OAUTH_TOKEN" -H "content-type: application/json" -d \'{"model":"m","max_tokens":5,"messages":[]}\''],
+      { user: 'node' },
+    );
     expect(out).toContain('"type":"message"');
     expect(f.fake.requests.length).toBe(1);
     expect(f.fake.requests[0].headers.authorization).toBe(`Bearer ${f.secret}`);
@@ -106,6 +115,7 @@ describe('claude -p in a bottle against the fake Messages API', () => {
   it('a route whose secret is missing: one clear line, exit 1, nothing created and no bottle listed', async () => {
     const f = await fixture({ bottle: 'nosecret', agents: [{ name: 'unset' }] });
     const before = await h.cli(['list', '--all', '--format', 'json']);
+    const stateBefore = stateEntries();
     // f.env is deliberately not passed: TEST_ANTHROPIC_TOKEN is unset for this CLI run.
     expect(h.env[TEST_TOKEN_ENV]).toBeUndefined();
     const run = await h.cli(['--manifest', f.manifestPath, 'start', f.agent, '--', '-p', 'hi']);
@@ -122,5 +132,7 @@ describe('claude -p in a bottle against the fake Messages API', () => {
     const filters = JSON.stringify({ label: [`${LABELS.agent}=unset`] });
     expect(await h.docker.listContainers({ all: true, filters })).toHaveLength(0);
     expect(await h.docker.listNetworks({ filters })).toHaveLength(0);
+    // Not even a state folder (and so no secrets file) was made.
+    expect(stateEntries()).toEqual(stateBefore);
   });
 });

@@ -109,13 +109,12 @@ describe('a bottle driven through the effect handlers', () => {
     expect(metadata.plan.identity).toBe(identity);
   });
 
-  it('create_networks makes the internal and egress networks and guards the host', async () => {
+  it('create_networks makes the internal and egress networks', async () => {
     const events = await run('create_networks', plan);
 
     expect(events).toEqual([{ type: 'network.created', data: { internal: plan.networks.internal, egress: plan.networks.egress } }]);
-    const internal = await inspectNetwork(docker, plan.networks.internal);
-    const guards = (await listHostGuards(docker, TEST_STANDIN_IMAGE)).filter((g) => g.identity === identity);
-    expect(guards).toEqual([{ identity, bridge: internal!.bridge }]);
+    expect(await inspectNetwork(docker, plan.networks.internal)).toBeTruthy();
+    expect(await inspectNetwork(docker, plan.networks.egress)).toBeTruthy();
   });
 
   it('start_gateway hands the gateway its config and secrets, then deletes the secrets file', async () => {
@@ -123,6 +122,11 @@ describe('a bottle driven through the effect handlers', () => {
     await writeFile(paths.secrets, JSON.stringify({ 'route-0': 'sekret-value' }), { mode: 0o600 });
 
     const events = await run('start_gateway', plan);
+
+    // The host guard is installed alongside the gateway, so it is in place before any agent starts.
+    const internal = await inspectNetwork(docker, plan.networks.internal);
+    const guards = (await listHostGuards(docker, TEST_STANDIN_IMAGE)).filter((g) => g.identity === identity);
+    expect(guards).toEqual([{ identity, bridge: internal!.bridge }]);
 
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({ type: 'gateway.started', data: { container: plan.containers.gateway } });

@@ -122,16 +122,16 @@ async function deniedEvent(afterSeq: number, match: Partial<Denial>, timeoutMs =
 describe('escape attempts from inside a real bottle are refused', () => {
   it('network level: a direct connection to this host through the internal bridge address fails and never arrives', async () => {
     const before = listener.connections;
-    const r = await inAgent(`curl -sS --noproxy '*' --max-time 5 http://${internalBridgeGw}:${listener.port}/`);
+    const r = await inAgent(`curl -sS --noproxy '*' --max-time 3 http://${internalBridgeGw}:${listener.port}/`);
     expect(r.code, r.output).not.toBe(0);
     expect(listener.connections).toBe(before);
   });
 
   it('network level: a direct connection to the egress bridge address and to the gateway egress address fails', async () => {
     const before = listener.connections;
-    const host = await inAgent(`curl -sS --noproxy '*' --max-time 5 http://${egressBridgeGw}:${listener.port}/`);
+    const host = await inAgent(`curl -sS --noproxy '*' --max-time 3 http://${egressBridgeGw}:${listener.port}/`);
     expect(host.code, host.output).not.toBe(0);
-    const gw = await inAgent(`curl -sS --noproxy '*' --max-time 5 http://${gatewayEgressIp}:3128/`);
+    const gw = await inAgent(`curl -sS --noproxy '*' --max-time 3 http://${gatewayEgressIp}:3128/`);
     expect(gw.code, gw.output).not.toBe(0);
     expect(listener.connections).toBe(before);
   });
@@ -145,7 +145,7 @@ describe('escape attempts from inside a real bottle are refused', () => {
 
   it('network level: with the proxy variables ignored, an allowlisted name cannot be reached (no DNS, no route)', async () => {
     const before = listener.connections;
-    const r = await inAgent(`env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy curl -sS --noproxy '*' --max-time 5 http://allowed.test:${listener.port}/`);
+    const r = await inAgent(`env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy curl -sS --noproxy '*' --max-time 3 http://allowed.test:${listener.port}/`);
     expect(r.code, r.output).not.toBe(0);
     // curl's own resolver gets no answer: "Could not resolve host" or "Resolving timed out".
     expect(r.output).toMatch(/resolv/i);
@@ -159,7 +159,7 @@ describe('escape attempts from inside a real bottle are refused', () => {
     }
     const before = listener.connections;
     // The IPv4-mapped literal of this host's egress-bridge address: an address this test owns.
-    const r = await inAgent(`curl -sS -6 --noproxy '*' --max-time 5 -g 'http://[::ffff:${egressBridgeGw}]:${listener.port}/'`);
+    const r = await inAgent(`curl -sS -6 --noproxy '*' --max-time 3 -g 'http://[::ffff:${egressBridgeGw}]:${listener.port}/'`);
     expect(r.code, r.output).not.toBe(0);
     expect(listener.connections).toBe(before);
   });

@@ -92,7 +92,9 @@ describe('malformed identities are refused with exit 2 before anything is touche
 
   it.each(COMMANDS)('%s refuses every malformed identity without creating a Redis key', async (_name, argv) => {
     const [beforeKeys, beforeTree] = [await keys(), tree(h.home)];
-    const results = await Promise.all(MALFORMED.map(async ([, id]) => h.cli(['--manifest', manifest, ...argv(id)])));
+    // The validation path is the one proved above; a few shapes suffice to watch the key space.
+    const shapes = ['demo/x-abcde', '..', 'demo-ABCDE', 'demo-abcd', ''];
+    const results = await Promise.all(shapes.map(async (id) => h.cli(['--manifest', manifest, ...argv(id)])));
     for (const r of results) expect(r.code, r.stderr).toBe(2);
     expect(await keys()).toEqual(beforeKeys);
     expect(tree(h.home)).toEqual(beforeTree);

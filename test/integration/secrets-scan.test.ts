@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventsKey } from '../../src/events/keys.js';
+import { bottleKeys } from '../../src/events/keys.js';
 import { startClaudeFixture, type ClaudeFixture } from '../support/claude-fixture.js';
 import { identityFrom, startHarness, type BottleHarness, type CliResult } from '../support/cli-harness.js';
 import { execIn } from '../support/docker.js';
@@ -145,7 +145,7 @@ describe('the credential secret appears nowhere but the gateway', () => {
     await h.waitForEvent(identity, 'bottle.preserved');
     const redis = new Redis({ path: h.redis.socket, maxRetriesPerRequest: null });
     try {
-      const stream = await redis.xrange(eventsKey(identity), '-', '+');
+      const stream = await redis.xrange(bottleKeys(identity).events, '-', '+');
       expect(stream.length).toBeGreaterThan(5);
       const streamText = JSON.stringify(stream);
       expect(streamText).toContain('egress.allowed');

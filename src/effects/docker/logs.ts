@@ -183,7 +183,8 @@ export async function waitForGatewayReady(
     }
     if (Date.now() > deadline) throw new Error('gateway did not report ready in time');
     if (opts.signal?.aborted) throw new Error('interrupted while waiting for the gateway');
-    await new Promise((resolve) => setTimeout(resolve, opts.pollMs ?? 200));
+    // Short: the gateway is usually ready ~0.3 s after start and the agent waits on this.
+    await new Promise((resolve) => setTimeout(resolve, opts.pollMs ?? 50));
   }
 }
 

@@ -71,7 +71,10 @@ async function ensureNetwork(docker: Docker, name: string, internal: boolean, la
 /** Idempotent: inspect before create, so a retried effect reuses what the first attempt made. */
 export async function ensureBottleNetworks(docker: Docker, identity: string, agent: string): Promise<BottleNetworks> {
   const names = resourceNames(identity);
-  const internal = await ensureNetwork(docker, names.internalNetwork, true, bottleLabels(identity, agent, 'internal-network'));
-  const egress = await ensureNetwork(docker, names.egressNetwork, false, bottleLabels(identity, agent, 'egress-network'));
+  // Independent of each other: created side by side (each create is a daemon round trip of ~100 ms).
+  const [internal, egress] = await Promise.all([
+    ensureNetwork(docker, names.internalNetwork, true, bottleLabels(identity, agent, 'internal-network')),
+    ensureNetwork(docker, names.egressNetwork, false, bottleLabels(identity, agent, 'egress-network')),
+  ]);
   return { internal, egress };
 }
