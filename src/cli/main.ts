@@ -69,7 +69,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .command('deny')
     .description('deny the pending capability request of a bottle')
     .argument('<identity>')
-    .requiredOption('--reason <text>', 'why (the agent is told)')
+    .requiredOption('--reason <text>', 'why (recorded in the event log)')
     .action((identity: string, o) => run(async () => (await import('./commands/control.js')).runDecide({ identity, approve: false, reason: o.reason }, io))());
   program
     .command('stop')

@@ -250,7 +250,9 @@ describe('preservation handlers', () => {
     const plan = freshPlan();
     const request = { request_id: 'r1', kind: 'dockerfile', dockerfile: 'FROM debian:bookworm-slim\nRUN true', reason: 'need a tool' };
     const events = await run('apply_capability', plan, { params: { request, approved_by: 'me' } });
-    expect(events).toEqual([{ type: 'bottle.preserved', data: { reason: 'capability', resume_hint: `bottle resume ${plan.identity}` } }]);
+    // No agent container exists here, so the snapshot reports it missing; the bottle is preserved regardless.
+    expect(events.map((e) => e.type)).toEqual(['transcript.snapshotted', 'bottle.preserved']);
+    expect(events[1]).toEqual({ type: 'bottle.preserved', data: { reason: 'capability', resume_hint: `bottle resume ${plan.identity}` } });
     expect(await readFile(statePaths(plan.identity).dockerfile, 'utf8')).toBe('FROM debian:bookworm-slim\nRUN true\n');
     expect(existsSync(statePaths(plan.identity).preserveMarker)).toBe(true);
   });

@@ -35,7 +35,7 @@ export async function runStop(opts: { identity: string }, io: CliIO): Promise<nu
 /** approve/deny the bottle's pending capability request. */
 export async function runDecide(opts: { identity: string; approve: boolean; reason?: string }, io: CliIO): Promise<number> {
   const { identity } = parseIdentity(opts.identity);
-  if (!opts.approve && !opts.reason?.trim()) throw new UsageError('deny needs --reason TEXT (the agent is told why)');
+  if (!opts.approve && !opts.reason?.trim()) throw new UsageError('deny needs --reason TEXT (recorded in the event log)');
   const session = await openSession({ needWorker: false });
   try {
     const live = await session.log.liveState(identity);
