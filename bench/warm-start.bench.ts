@@ -134,7 +134,7 @@ const at = (events: LifecycleEvent[], type: string) => {
   return e ? Date.parse(e.at) : NaN;
 };
 
-export async function benchWarmStart(rounds = 5): Promise<Row[]> {
+export async function benchWarmStart(rounds = 9): Promise<Row[]> {
   const h = await startHarness();
   const rawIds: string[] = [];
   try {
