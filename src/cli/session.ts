@@ -17,7 +17,6 @@ export interface Session {
   target: RedisTarget;
   redis: Redis;
   log: EventLog;
-  queue: Queue;
   enqueueCommand(identity: string, event: NewEvent): Promise<string>;
   /** Starts a local worker when none is alive; for commands that open with needWorker false and decide later. */
   ensureWorker(say?: (line: string) => void): Promise<void>;
@@ -29,26 +28,32 @@ export async function openSession(opts: { needWorker: boolean; say?: (line: stri
   const target = redisTarget(env);
   await ensureRedis(target, opts.say);
   const redis = connectRedis(target);
-  const queueConn = connectRedis(target);
-  const queue = openQueue(queueConn);
+  // The queue (and its connection) is opened only by commands that enqueue:
+  // read-only commands must leave Redis exactly as they found it.
+  let queue: { conn: Redis; queue: Queue } | undefined;
   if (opts.needWorker) await ensureWorker(target, redis, opts.say);
   return {
     target,
     redis,
     log: new EventLog(redis),
-    queue,
     async enqueueCommand(identity, event) {
+      if (!queue) {
+        const conn = connectRedis(target);
+        queue = { conn, queue: openQueue(conn) };
+      }
       const commandId = randomUUID();
-      await queue.add('command', { identity, command_id: commandId, event }, { jobId: commandJobId(identity, commandId) });
+      await queue.queue.add('command', { identity, command_id: commandId, event }, { jobId: commandJobId(identity, commandId) });
       return commandId;
     },
     async ensureWorker(say) {
       await ensureWorker(target, redis, say ?? opts.say);
     },
     async close() {
-      await queue.close();
+      if (queue) {
+        await queue.queue.close();
+        queue.conn.disconnect();
+      }
       redis.disconnect();
-      queueConn.disconnect();
     },
   };
 }

@@ -46,6 +46,7 @@ import {
 } from './docker/provision.js';
 import { removeBottleResources } from './docker/teardown.js';
 import { waitForAgentExit } from './docker/wait.js';
+import { ObservationBatch } from './observation-batch.js';
 import { pipelockEnvironment, startPipelock, usesPipelock } from './pipelock/launch.js';
 import { markPreserved, prepareState, readMetadata, removeFileIfPresent, removeState } from './state.js';
 import { PermanentEffectError, type EffectContext, type EffectHandler, type EffectKind, type EffectRequest, type NewEvent } from './types.js';
@@ -259,10 +260,11 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
     const gateway = docker.getContainer(plan.containers.gateway);
     // Highest decision recorded so far, whichever of follower or drain recorded it.
     let recorded = ctx.lastEgressDecision;
-    const onLine = async (decision: GatewayDecision) => {
-      await ctx.observe([decisionEvent(decision)]);
-      recorded = Math.max(recorded, decision.n);
-    };
+    const batch = new ObservationBatch<GatewayDecision>(async (decisions) => {
+      await ctx.observe(decisions.map(decisionEvent));
+      recorded = Math.max(recorded, ...decisions.map((d) => d.n));
+    });
+    const onLine = (decision: GatewayDecision) => batch.push(decision);
     const followerStop = new AbortController();
     const stopFollower = () => followerStop.abort();
     ctx.signal.addEventListener('abort', stopFollower, { once: true });
@@ -278,12 +280,15 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
       const exit = await Promise.race([waitForAgentExit(docker, agent), aborted]);
       followerStop.abort();
       await follower;
+      // Everything the follower saw is in the log before the drain decides what is new.
+      await batch.flush();
       if (exit === 'aborted') return [];
       try {
         await drainGatewayDecisions(gateway, { sinceN: recorded, onLine });
       } catch (err) {
         if (statusOf(err) !== 404) throw err; // no gateway left: nothing more to drain
       }
+      await batch.flush();
       return [{ type: 'agent.exited', data: { code: exit.code, signal: exit.signal } }];
     } finally {
       followerStop.abort();
