@@ -10,7 +10,6 @@ import { BottlePlanSchema } from '../plan/schema.js';
 import { BottleEngine } from './engine.js';
 import { startHeartbeat } from './heartbeat.js';
 import { CommandJobSchema, EffectJobSchema, EFFECT_ATTEMPTS, QUEUE_NAME, QUEUE_PREFIX, commandJobId, effectJobId, openQueue } from './queue.js';
-import { lastEgressDecision } from './egress-cursor.js';
 import { progressChannel } from './progress.js';
 
 export interface WorkerOptions {
@@ -74,7 +73,8 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
         identity: req.identity,
         plan,
         signal: effectAbort.signal,
-        lastEgressDecision: await lastEgressDecision(log, req.identity),
+        // The machine tracks the highest gateway decision recorded since the last gateway start.
+        lastEgressDecision: state.context.lastEgressDecision,
         observe: async (observed) => {
           await engine.apply(req.identity, observed);
         },
