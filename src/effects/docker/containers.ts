@@ -86,6 +86,8 @@ export function agentContainerSpec(plan: BottlePlan, opts: AgentContainerOptions
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges:true'],
       Dns: ['127.0.0.1'],
+      // Lookups cannot succeed; fail them in about a second instead of glibc's default ~20 s.
+      DnsOptions: ['timeout:1', 'attempts:1'],
       DnsSearch: [],
       Binds: agentBinds(plan),
       ...resourceLimits(plan.limits),
