@@ -52,30 +52,30 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .argument('<identity>')
     .option('--follow', 'keep printing new events', false)
     .addOption(formatOption())
-    .action((identity: string, o) => run(async () => (await import('./commands/events.js')).runEvents({ identity, follow: o.follow, format: o.format }, io))());
+    .action((identity: string, o) => run(async () => (await import('./commands/events.js')).runEvents({ identity, follow: o.follow, format: o.format, manifestPath: manifest() }, io))());
   program
     .command('replay')
     .description('fold the event log through the machine (no effects) and compare with the live state')
     .argument('<identity>')
     .option('--to <seq>', 'fold only events up to this seq')
     .addOption(formatOption())
-    .action((identity: string, o) => run(async () => (await import('./commands/replay.js')).runReplay({ identity, to: o.to, format: o.format }, io))());
+    .action((identity: string, o) => run(async () => (await import('./commands/replay.js')).runReplay({ identity, to: o.to, format: o.format, manifestPath: manifest() }, io))());
   program
     .command('approve')
     .description('approve the pending capability request of a bottle')
     .argument('<identity>')
-    .action((identity: string) => run(async () => (await import('./commands/control.js')).runDecide({ identity, approve: true }, io))());
+    .action((identity: string) => run(async () => (await import('./commands/control.js')).runDecide({ identity, approve: true, manifestPath: manifest() }, io))());
   program
     .command('deny')
     .description('deny the pending capability request of a bottle')
     .argument('<identity>')
     .requiredOption('--reason <text>', 'why (recorded in the event log)')
-    .action((identity: string, o) => run(async () => (await import('./commands/control.js')).runDecide({ identity, approve: false, reason: o.reason }, io))());
+    .action((identity: string, o) => run(async () => (await import('./commands/control.js')).runDecide({ identity, approve: false, reason: o.reason, manifestPath: manifest() }, io))());
   program
     .command('stop')
     .description('stop the agent; its state is preserved for resume')
     .argument('<identity>')
-    .action((identity: string) => run(async () => (await import('./commands/control.js')).runStop({ identity }, io))());
+    .action((identity: string) => run(async () => (await import('./commands/control.js')).runStop({ identity, manifestPath: manifest() }, io))());
   program
     .command('cleanup')
     .description('remove orphaned Docker resources and stale state')

@@ -1,3 +1,6 @@
+import { stampEvents } from '../../src/events/log.js';
+import { foldEvent, initialBottleState } from '../../src/machines/index.js';
+import { fakePlan } from '../support/fake-plan.js';
 import { lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
@@ -120,14 +123,35 @@ describe('agents that are not in the manifest', () => {
   });
 
   it.each(COMMANDS.filter(([name]) => name !== 'resume'))(
-    '%s answers "no such bottle" (exit 1) for a well-formed unknown identity, starting no worker and creating no key',
+    '%s refuses an identity whose agent is not in the manifest and that names no bottle (exit 2), starting no worker and creating no key',
     async (_name, argv) => {
       const [beforeKeys, beforeTree] = [await keys(), tree(h.home)];
       const r = await h.cli(['--manifest', manifest, ...argv('ghost-abcde')]);
-      expect(r.code, r.stderr).toBe(1);
-      expect(r.stderr).toMatch(/no such bottle|no events for ghost-abcde/);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/no agent named "ghost" in .* and no such bottle/);
       expect(await keys()).toEqual(beforeKeys);
       // A worker would have written $CLAUDE_BOTTLE_HOME/worker/.
+      expect(tree(h.home)).toEqual(beforeTree);
+    },
+  );
+
+  it('a bottle whose agent has left the manifest stays readable: its log is the source of truth', async () => {
+    const identity = 'renamed-abcde';
+    const events = stampEvents(0, [{ type: 'bottle.start_requested', data: { plan: fakePlan(identity) } }], new Date(0).toISOString());
+    await h.log.append(identity, 0, events, foldEvent(initialBottleState(identity), events[0]).state);
+    const r = await h.cli(['--manifest', manifest, 'events', identity, '--format', 'json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.trim()).type).toBe('bottle.start_requested');
+  });
+
+  it.each(COMMANDS.filter(([name]) => name !== 'resume'))(
+    '%s answers "no such bottle" (exit 1) for a known agent with no such bottle, starting no worker and creating no key',
+    async (_name, argv) => {
+      const [beforeKeys, beforeTree] = [await keys(), tree(h.home)];
+      const r = await h.cli(['--manifest', manifest, ...argv('demo-zzzzz')]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/no such bottle|no events for demo-zzzzz/);
+      expect(await keys()).toEqual(beforeKeys);
       expect(tree(h.home)).toEqual(beforeTree);
     },
   );

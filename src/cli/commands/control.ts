@@ -2,7 +2,7 @@ import { hostname, userInfo } from 'node:os';
 import type { LifecycleEvent } from '../../events/schema.js';
 import { bottleStatus, isTerminal } from '../../machines/index.js';
 import { RuntimeFailure, UsageError } from '../../shared/errors.js';
-import { parseIdentity } from '../../shared/identity.js';
+import { checkIdentityArg } from '../identity-arg.js';
 import { followUntil } from '../follow.js';
 import type { CliIO } from '../io.js';
 import { describeEvent } from '../render-event.js';
@@ -11,8 +11,8 @@ import { openSession } from '../session.js';
 const operator = () => `${userInfo().username}@${hostname()}`;
 
 /** `bottle stop`: a command; the machine asks for the agent to be stopped and the preservation matrix keeps its state. */
-export async function runStop(opts: { identity: string }, io: CliIO): Promise<number> {
-  const { identity } = parseIdentity(opts.identity);
+export async function runStop(opts: { identity: string; manifestPath?: string }, io: CliIO): Promise<number> {
+  const identity = await checkIdentityArg(opts.identity, { manifestPath: opts.manifestPath });
   // The identity is validated before Redis is opened; a worker is started only for a bottle that can be stopped.
   const session = await openSession({ needWorker: false });
   try {
@@ -33,8 +33,8 @@ export async function runStop(opts: { identity: string }, io: CliIO): Promise<nu
 }
 
 /** approve/deny the bottle's pending capability request. */
-export async function runDecide(opts: { identity: string; approve: boolean; reason?: string }, io: CliIO): Promise<number> {
-  const { identity } = parseIdentity(opts.identity);
+export async function runDecide(opts: { identity: string; approve: boolean; reason?: string; manifestPath?: string }, io: CliIO): Promise<number> {
+  const identity = await checkIdentityArg(opts.identity, { manifestPath: opts.manifestPath });
   if (!opts.approve && !opts.reason?.trim()) throw new UsageError('deny needs --reason TEXT (recorded in the event log)');
   const session = await openSession({ needWorker: false });
   try {

@@ -1,12 +1,12 @@
 import { RuntimeFailure } from '../../shared/errors.js';
-import { parseIdentity } from '../../shared/identity.js';
+import { checkIdentityArg } from '../identity-arg.js';
 import type { CliIO } from '../io.js';
 import { describeEvent, eventJsonLine } from '../render-event.js';
 import { openSession } from '../session.js';
 
 /** The lifecycle event log: JSON lines with seq, type, at, data (and v), or one readable line each. */
-export async function runEvents(opts: { identity: string; follow: boolean; format: 'text' | 'json' }, io: CliIO): Promise<number> {
-  const { identity } = parseIdentity(opts.identity);
+export async function runEvents(opts: { identity: string; follow: boolean; format: 'text' | 'json'; manifestPath?: string }, io: CliIO): Promise<number> {
+  const identity = await checkIdentityArg(opts.identity, { manifestPath: opts.manifestPath });
   const session = await openSession({ needWorker: false });
   const print = (ev: Parameters<typeof describeEvent>[0]) =>
     io.stdout(opts.format === 'json' ? eventJsonLine(ev) : `${String(ev.seq).padStart(5)}  ${ev.at}  ${ev.type.padEnd(24)} ${describeEvent(ev, identity)}`);

@@ -1,6 +1,6 @@
 import { bottleStatus, foldHistory, statesEqual } from '../../machines/index.js';
 import { RuntimeFailure, UsageError } from '../../shared/errors.js';
-import { parseIdentity } from '../../shared/identity.js';
+import { checkIdentityArg } from '../identity-arg.js';
 import type { CliIO } from '../io.js';
 import { openSession } from '../session.js';
 
@@ -9,8 +9,8 @@ import { openSession } from '../session.js';
  * the result with the live state the worker cached. `--to SEQ` folds a prefix
  * (then `matches` compares against nothing live and is only true at the end).
  */
-export async function runReplay(opts: { identity: string; to?: string; format: 'text' | 'json' }, io: CliIO): Promise<number> {
-  const { identity } = parseIdentity(opts.identity);
+export async function runReplay(opts: { identity: string; to?: string; format: 'text' | 'json'; manifestPath?: string }, io: CliIO): Promise<number> {
+  const identity = await checkIdentityArg(opts.identity, { manifestPath: opts.manifestPath });
   let to: number | undefined;
   if (opts.to !== undefined) {
     to = Number(opts.to);

@@ -52,6 +52,11 @@ export async function runResume(opts: { identity: string; manifestPath?: string;
   if (loaded) checkAgentKnown(identity, loaded);
 
   const paths = statePaths(identity);
+  if (!loaded && !existsSync(paths.metadata)) {
+    // No saved state to name a manifest: the default manifest decides whether the agent exists at all.
+    const fallback = await loadManifest({}).catch(() => undefined);
+    if (fallback) checkAgentKnown(identity, fallback);
+  }
   if (!existsSync(paths.metadata)) {
     throw new RuntimeFailure(`no saved state for ${identity}: ${paths.metadata} does not exist (only crashed, stopped or capability-blocked bottles keep state)`);
   }
