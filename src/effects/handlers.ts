@@ -32,7 +32,7 @@ import {
 } from './docker/containers.js';
 import { ensureHostGuard } from './docker/host-guard.js';
 import { agentImageSource, ensureImage, gatewayImageSource } from './docker/images.js';
-import { drainGatewayDecisions, followGatewayDecisions, GatewayExitedError, waitForGatewayReady, type GatewayDecision } from './docker/logs.js';
+import { ContainerExitedError, drainGatewayDecisions, followGatewayDecisions, waitForGatewayReady, type GatewayDecision } from './docker/logs.js';
 import { ensureBottleNetworks, inspectNetwork, type BottleNetworks } from './docker/networks.js';
 import {
   cwdEntries,
@@ -223,7 +223,7 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
     try {
       await waitForGatewayReady(gateway.container, { signal: ctx.signal });
     } catch (err) {
-      if (err instanceof GatewayExitedError) throw new PermanentEffectError(err.message);
+      if (err instanceof ContainerExitedError) throw new PermanentEffectError(err.message);
       throw err;
     }
     // With pipelock as the egress hop the gateway still serves the credential port.

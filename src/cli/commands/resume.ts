@@ -38,11 +38,10 @@ function checkAgentKnown(identity: string, loaded: LoadedManifest): void {
 
 /**
  * `bottle resume <identity>`. Order matters: everything that can refuse the
- * identity (its syntax, then its agent against an explicitly chosen manifest)
- * runs before any path is read, Redis is touched or a worker is started.
- * Resume is the one identity command that checks the agent against the
- * manifest, because it relaunches from the manifest; events, replay, stop,
- * approve and deny read only the event log, which outlives manifest edits.
+ * identity (its syntax, then its agent against the manifest) runs before any
+ * state is read, Redis is touched or a worker is started. Unlike the other
+ * identity commands (src/cli/identity-arg.ts), which accept any bottle whose
+ * log exists, resume requires the agent in the manifest it relaunches from.
  */
 export async function runResume(opts: { identity: string; manifestPath?: string; detach: boolean; args: string[] }, io: CliIO): Promise<number> {
   const { identity } = parseIdentity(opts.identity);

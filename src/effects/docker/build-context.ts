@@ -113,9 +113,10 @@ function readPersistedDigests(): Record<string, string> {
   }
 }
 
-function persistDigest(key: string, digest: string): void {
+function persistDigest(source: string, key: string, digest: string): void {
   try {
-    const all = readPersistedDigests();
+    // One entry per file: a reinstalled binary (new mtime or inode) replaces the old one.
+    const all = Object.fromEntries(Object.entries(readPersistedDigests()).filter(([k]) => !k.startsWith(`${source}\0`)));
     all[key] = digest;
     const path = persistedDigestsPath();
     mkdirSync(dirname(path), { recursive: true });
@@ -154,7 +155,7 @@ export async function fileDigest(source: string): Promise<string> {
   });
   const digest = hash.digest('hex');
   digestCache.set(key, digest);
-  if (big) persistDigest(key, digest);
+  if (big) persistDigest(source, key, digest);
   return digest;
 }
 

@@ -107,6 +107,25 @@ export function gatewayExtraHosts(extraHosts: Record<string, string>): string[] 
 }
 
 /**
+ * Hardening shared by the egress sidecars (the gateway, pipelock): runc, no
+ * capabilities, no-new-privileges, read-only root with a small noexec /tmp,
+ * bounded memory and pids, started on the egress network with the manifest's
+ * extra_hosts (names are resolved for egress there, never in the agent).
+ */
+export function sidecarHostConfig(plan: BottlePlan, egressNetwork: string): Docker.HostConfig {
+  return {
+    NetworkMode: egressNetwork,
+    Runtime: 'runc',
+    CapDrop: ['ALL'],
+    SecurityOpt: ['no-new-privileges:true'],
+    ReadonlyRootfs: true,
+    Tmpfs: { '/tmp': 'rw,noexec,nosuid,size=16m' },
+    ExtraHosts: gatewayExtraHosts(plan.extra_hosts),
+    ...resourceLimits({ memory: '512m', cpus: null, pids: 512 }),
+  };
+}
+
+/**
  * The gateway sidecar: starts on the egress network and is then connected to
  * the internal one. It runs under runc, not gVisor: it is our own code, it
  * never executes anything the agent supplies, and it is the one container
@@ -127,16 +146,7 @@ export function gatewayContainerSpec(plan: BottlePlan, opts: GatewayContainerOpt
     Tty: false,
     Labels: bottleLabels(plan.identity, plan.agent, 'gateway'),
     Volumes: { '/etc/claude-bottle': {}, '/run/claude-bottle': {} },
-    HostConfig: {
-      NetworkMode: egress,
-      Runtime: 'runc',
-      CapDrop: ['ALL'],
-      SecurityOpt: ['no-new-privileges:true'],
-      ReadonlyRootfs: true,
-      Tmpfs: { '/tmp': 'rw,noexec,nosuid,size=16m' },
-      ExtraHosts: gatewayExtraHosts(plan.extra_hosts),
-      ...resourceLimits({ memory: '512m', cpus: null, pids: 512 }),
-    },
+    HostConfig: sidecarHostConfig(plan, egress),
     NetworkingConfig: { EndpointsConfig: { [egress]: {} } },
   };
 }

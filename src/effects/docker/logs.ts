@@ -161,35 +161,49 @@ export async function drainGatewayDecisions(
   return delivery.highest;
 }
 
+export interface ReadyWaitOptions {
+  timeoutMs?: number;
+  pollMs?: number;
+  signal?: AbortSignal;
+}
+
 /**
- * Waits for the gateway's `{"t":"ready"}` line so the agent never starts
- * against a proxy that is not listening yet. A gateway that exits first (bad
- * config, missing secret) fails with its own last words.
+ * Waits until a sidecar (the gateway, pipelock) prints its ready line on
+ * stdout, so the agent never starts against a proxy that is not listening yet.
+ * A sidecar that exits first (bad config, missing secret) fails with a
+ * ContainerExitedError carrying its own last words.
  */
-export async function waitForGatewayReady(
-  gateway: Docker.Container,
-  opts: { timeoutMs?: number; pollMs?: number; signal?: AbortSignal } = {},
+export async function waitForReadyLine(
+  container: Docker.Container,
+  what: string,
+  isReady: (line: string) => boolean,
+  opts: ReadyWaitOptions = {},
 ): Promise<void> {
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   for (;;) {
-    // Inspect first: a ready line from a gateway that has since died must not count.
-    const info = await gateway.inspect();
-    const raw = (await gateway.logs({ follow: false, stdout: true, stderr: true })) as unknown as Buffer;
+    // Inspect first: a ready line from a container that has since died must not count.
+    const info = await container.inspect();
+    const raw = (await container.logs({ follow: false, stdout: true, stderr: true })) as unknown as Buffer;
     const { stdout, stderr } = demuxLogBuffer(raw);
-    if (info.State.Running && stdout.split('\n').some(isReadyLine)) return;
+    if (info.State.Running && stdout.split('\n').some(isReady)) return;
     if (!info.State.Running) {
       const lastWords = (stderr.trim() || stdout.trim()).split('\n').slice(-3).join(' | ');
-      throw new GatewayExitedError(`gateway exited (code ${info.State.ExitCode}) before it was ready: ${lastWords || 'no output'}`);
+      throw new ContainerExitedError(`${what} exited (code ${info.State.ExitCode}) before it was ready: ${lastWords || 'no output'}`);
     }
-    if (Date.now() > deadline) throw new Error('gateway did not report ready in time');
-    if (opts.signal?.aborted) throw new Error('interrupted while waiting for the gateway');
-    // Short: the gateway is usually ready ~0.3 s after start and the agent waits on this.
+    if (Date.now() > deadline) throw new Error(`${what} did not report ready in time`);
+    if (opts.signal?.aborted) throw new Error(`interrupted while waiting for ${what}`);
+    // Short: a sidecar is usually ready ~0.3 s after start and the agent waits on this.
     await new Promise((resolve) => setTimeout(resolve, opts.pollMs ?? 50));
   }
 }
 
-export class GatewayExitedError extends Error {
-  override name = 'GatewayExitedError';
+/** Waits for the gateway's `{"t":"ready"}` line. */
+export function waitForGatewayReady(gateway: Docker.Container, opts: ReadyWaitOptions = {}): Promise<void> {
+  return waitForReadyLine(gateway, 'gateway', isReadyLine, opts);
+}
+
+export class ContainerExitedError extends Error {
+  override name = 'ContainerExitedError';
 }
 
 function isReadyLine(line: string): boolean {

@@ -2,7 +2,7 @@ import type Docker from 'dockerode';
 import { isAbsolute } from 'node:path';
 import type { BottlePlan } from '../../plan/schema.js';
 import { bottleLabels } from '../../shared/names.js';
-import { gatewayExtraHosts, resourceLimits } from '../docker/containers.js';
+import { sidecarHostConfig } from '../docker/containers.js';
 import { PermanentEffectError } from '../types.js';
 import { PIPELOCK_LISTEN_PORT } from './config.js';
 
@@ -56,15 +56,8 @@ export function pipelockContainerSpec(plan: BottlePlan, image: string, configPat
     Labels: bottleLabels(plan.identity, plan.agent, PIPELOCK_ROLE),
     ExposedPorts: { [`${port}/tcp`]: {} },
     HostConfig: {
-      NetworkMode: egress,
-      Runtime: 'runc',
-      CapDrop: ['ALL'],
-      SecurityOpt: ['no-new-privileges:true'],
-      ReadonlyRootfs: true,
-      Tmpfs: { '/tmp': 'rw,noexec,nosuid,size=16m' },
+      ...sidecarHostConfig(plan, egress),
       Binds: [`${configPath}:${PIPELOCK_CONFIG_PATH}:ro`],
-      ExtraHosts: gatewayExtraHosts(plan.extra_hosts),
-      ...resourceLimits({ memory: '512m', cpus: null, pids: 512 }),
     },
     NetworkingConfig: { EndpointsConfig: { [egress]: {} } },
   };
