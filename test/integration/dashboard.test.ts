@@ -33,7 +33,7 @@ async function screenShows(pattern: RegExp, timeoutMs = 30_000): Promise<string>
 }
 
 describe('bottle dashboard', () => {
-  it('shows live bottles with their state, a pending capability request and egress decisions, and quits on q', async () => {
+  it('shows live bottles (even with CI set) with their state, a pending capability request and egress decisions, and quits on q', async () => {
     const manifest = h.writeManifest({
       bottles: [{ name: 'box', extra_hosts: PIN_DEFAULT_HOSTS }],
       agents: [{ name: 'watched', bottle: 'box', command: ['sleep', '600'] }],
@@ -53,7 +53,8 @@ describe('bottle dashboard', () => {
     await h.waitForEvent(identity, 'capability.requested');
 
     const envArgs = Object.entries(h.env).filter(([k]) => /^(CLAUDE_BOTTLE_HOME|REDIS_URL|PATH|HOME)$/.test(k)).map(([k, v]) => `${k}=${v}`);
-    tmux('new-session', '-d', '-s', session, '-x', '160', '-y', '40', 'env', ...envArgs, process.execPath, BOTTLE_BIN, 'dashboard');
+    // CI=true on purpose: ink holds every frame back until exit when it sees it, and CI machines set it.
+    tmux('new-session', '-d', '-s', session, '-x', '160', '-y', '40', 'env', ...envArgs, 'CI=true', process.execPath, BOTTLE_BIN, 'dashboard');
     const screen = await screenShows(new RegExp(`${identity}.*running \\(capability pending\\)`));
     expect(screen).toMatch(/PENDING REQUESTS/);
     expect(screen).toMatch(/wanted\.test/);
