@@ -1,12 +1,12 @@
 import type Docker from 'dockerode';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { dirname } from 'node:path';
 import { ensureHostGuard } from '../src/effects/docker/host-guard.js';
 import {
   agentContainerSpec,
   gatewayContainerSpec,
   GATEWAY_CONFIG_PATH,
+  GATEWAY_FILES_DIR,
   GATEWAY_SECRETS_PATH,
   GATEWAY_UID,
 } from '../src/effects/docker/containers.js';
@@ -113,10 +113,12 @@ async function rawLaunch(docker: Docker, plan: BottlePlan, withSafetySteps: bool
   await docker.getNetwork(networks.internal.name).connect({ Container: gateway.id });
   await putEntries(
     gateway,
-    [{ type: 'file', path: GATEWAY_CONFIG_PATH, mode: 0o444, uid: 0, gid: 0, content: JSON.stringify(gatewayConfigFor(plan, networks)) }],
-    dirname(GATEWAY_CONFIG_PATH),
+    [
+      { type: 'file', path: GATEWAY_CONFIG_PATH, mode: 0o444, uid: 0, gid: 0, content: JSON.stringify(gatewayConfigFor(plan, networks)) },
+      { type: 'file', path: GATEWAY_SECRETS_PATH, mode: 0o400, uid: GATEWAY_UID, gid: GATEWAY_UID, content: '{}' },
+    ],
+    GATEWAY_FILES_DIR,
   );
-  await putEntries(gateway, [{ type: 'file', path: GATEWAY_SECRETS_PATH, mode: 0o400, uid: GATEWAY_UID, gid: GATEWAY_UID, content: '{}' }], dirname(GATEWAY_SECRETS_PATH));
   await gateway.start();
   lap('gateway');
   if (withSafetySteps) await waitForGatewayReady(gateway);

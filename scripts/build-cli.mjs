@@ -4,7 +4,11 @@
 // `bottle` invocation pays that cost before it does anything.
 // Packages with native add-ons or wasm stay external and load from node_modules.
 import { build } from 'esbuild';
+import { rmSync } from 'node:fs';
+import { deferRequires } from './defer-requires.mjs';
 
+// Chunk names carry a content hash: start from an empty folder so old chunks do not pile up.
+rmSync('dist/cli-bundle', { recursive: true, force: true });
 await build({
   entryPoints: ['dist/cli/main.js'],
   bundle: true,
@@ -20,5 +24,6 @@ await build({
   chunkNames: '[name]-[hash]',
   external: ['cpu-features', 'ssh2', 'msgpackr-extract', 'ink', 'react', 'yoga-layout'],
   banner: { js: "import { createRequire as __bottleCreateRequire } from 'node:module'; const require = __bottleCreateRequire(import.meta.url);" },
+  plugins: [deferRequires],
   logLevel: 'warning',
 });

@@ -1,4 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
 import { BottleError } from '../shared/errors.js';
 import { processIO, type CliIO } from './io.js';
 
@@ -12,6 +13,7 @@ const formatOption = () => new Option('--format <format>', 'output format').choi
 export function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
   const program = new Command('bottle')
     .description('Run coding agents inside sandboxed Docker containers ("bottles")')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .option('--verbose', 'show error details and stack traces')
     .option('--manifest <path>', 'manifest file (default: $CLAUDE_BOTTLE_MANIFEST or ~/claude-bottle.json)')
     .showHelpAfterError('(run bottle --help for usage)')
@@ -96,6 +98,15 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     // Loaded on demand: ink and react take ~0.7 s to import, which every other command would pay.
     .action(() => run(async () => (await import('./commands/dashboard.js')).runDashboard(io))());
   return program;
+}
+
+/** dist/cli/ and dist/cli-bundle/ both sit two folders below package.json. */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
 }
 
 export async function main(argv: string[], io: CliIO = processIO): Promise<number> {

@@ -1,7 +1,7 @@
 import type Dockerode from 'dockerode';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { GatewayConfigSchema, GatewaySecretsSchema, type GatewayConfigInput } from '../gateway/config.js';
 import {
@@ -26,6 +26,7 @@ import {
   ensureContainer,
   gatewayContainerSpec,
   GATEWAY_CONFIG_PATH,
+  GATEWAY_FILES_DIR,
   GATEWAY_SECRETS_PATH,
   GATEWAY_UID,
   startContainer,
@@ -199,8 +200,7 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
     await ensureConnected(docker, gateway.id, networks.internal.name);
     if (gateway.status === 'created') {
       const secretsPath = statePaths(plan.identity).secrets;
-      const configFile: ArchiveEntry = { type: 'file', path: GATEWAY_CONFIG_PATH, mode: 0o444, uid: 0, gid: 0, content: JSON.stringify(config.data) };
-      await putEntries(gateway.container, [configFile], dirname(GATEWAY_CONFIG_PATH));
+      const files: ArchiveEntry[] = [{ type: 'file', path: GATEWAY_CONFIG_PATH, mode: 0o444, uid: 0, gid: 0, content: JSON.stringify(config.data) }];
       let secretsJson: string | undefined;
       if (existsSync(secretsPath)) {
         const secrets = GatewaySecretsSchema.safeParse(JSON.parse(await readFile(secretsPath, 'utf8')));
@@ -212,10 +212,9 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
         }
         secretsJson = '{}';
       }
-      if (secretsJson !== undefined) {
-        const secretsFile: ArchiveEntry = { type: 'file', path: GATEWAY_SECRETS_PATH, mode: 0o400, uid: GATEWAY_UID, gid: GATEWAY_UID, content: secretsJson };
-        await putEntries(gateway.container, [secretsFile], dirname(GATEWAY_SECRETS_PATH));
-      }
+      // A retry that finds the secrets already handed over rewrites only the config.
+      if (secretsJson !== undefined) files.push({ type: 'file', path: GATEWAY_SECRETS_PATH, mode: 0o400, uid: GATEWAY_UID, gid: GATEWAY_UID, content: secretsJson });
+      await putEntries(gateway.container, files, GATEWAY_FILES_DIR);
       // Secrets live in exactly one place once the gateway holds them.
       await removeFileIfPresent(secretsPath);
       await startContainer(gateway.container);

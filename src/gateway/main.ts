@@ -8,7 +8,7 @@ import type { GatewayLine } from './decision-log.js';
 import { startGateway } from './gateway.js';
 
 const DEFAULT_CONFIG_PATH = '/etc/claude-bottle/gateway.json';
-const DEFAULT_SECRETS_PATH = '/run/claude-bottle/secrets.json';
+const DEFAULT_SECRETS_PATH = '/etc/claude-bottle/secrets.json';
 
 function writeLine(line: GatewayLine): void {
   process.stdout.write(`${JSON.stringify(line)}\n`);

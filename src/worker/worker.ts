@@ -11,6 +11,7 @@ import { BottleEngine } from './engine.js';
 import { startHeartbeat } from './heartbeat.js';
 import { CommandJobSchema, EffectJobSchema, EFFECT_ATTEMPTS, QUEUE_NAME, QUEUE_PREFIX, commandJobId, effectJobId, openQueue } from './queue.js';
 import { progressChannel } from './progress.js';
+import { trace } from '../shared/trace.js';
 
 export interface WorkerOptions {
   /** Opens a fresh connection (BullMQ's worker blocks on its own). */
@@ -68,6 +69,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
     const onShutdown = () => effectAbort.abort();
     shutdown.signal.addEventListener('abort', onShutdown, { once: true });
     say(`effect ${req.kind} ${req.identity} (caused by #${req.causedBySeq}, attempt ${job.attemptsMade + 1})`);
+    const begun = performance.now();
     try {
       const events = await handler(req, {
         identity: req.identity,
@@ -84,6 +86,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
       });
       if (effectAbort.signal.aborted && shutdown.signal.aborted) throw new ShutdownInterrupt();
       await engine.apply(req.identity, events, cause);
+      trace(`effect ${req.kind} ${req.identity} done in ${(performance.now() - begun).toFixed(0)} ms`);
       return { events: events.map((e) => e.type) };
     } catch (err) {
       if (err instanceof ShutdownInterrupt || (shutdown.signal.aborted && !(err instanceof PermanentEffectError))) {

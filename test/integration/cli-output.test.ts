@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { foldEvent, initialBottleState } from '../../src/machines/index.js';
 import { stampEvents } from '../../src/events/log.js';
@@ -35,5 +36,21 @@ describe('bottle events over a pipe', () => {
 
     const replay = await h.cli(['replay', identity, '--format', 'json']);
     expect(JSON.parse(replay.stdout)).toMatchObject({ identity, events: 6000, matches: true });
+  });
+});
+
+describe('bottle --version and usage errors', () => {
+  it('--version prints the package version and exits 0', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const r = await h.cli(['--version']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(version);
+  });
+
+  it('an unknown command is a usage error: exit 2, no stack trace', async () => {
+    const r = await h.cli(['frobnicate']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/unknown command 'frobnicate'/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 });

@@ -135,8 +135,8 @@ describe('a bottle driven through the effect handlers', () => {
     expect(existsSync(paths.secrets)).toBe(false);
 
     const gateway = docker.getContainer(plan.containers.gateway);
-    expect((await execIn(gateway, ['stat', '-c', '%u %a', '/run/claude-bottle/secrets.json'])).output.trim()).toBe('65534 400');
-    expect(JSON.parse((await execIn(gateway, ['cat', '/run/claude-bottle/secrets.json'])).output)).toEqual({ 'route-0': 'sekret-value' });
+    expect((await execIn(gateway, ['stat', '-c', '%u %a', '/etc/claude-bottle/secrets.json'])).output.trim()).toBe('65534 400');
+    expect(JSON.parse((await execIn(gateway, ['cat', '/etc/claude-bottle/secrets.json'])).output)).toEqual({ 'route-0': 'sekret-value' });
     const config = JSON.parse((await execIn(gateway, ['cat', '/etc/claude-bottle/gateway.json'])).output);
     const egress = await inspectNetwork(docker, plan.networks.egress);
     expect(config).toMatchObject({

@@ -107,7 +107,7 @@ describe('gateway image', () => {
     await container.putArchive(
       tarOf([
         { name: 'etc/claude-bottle/gateway.json', content: JSON.stringify(config), uid: NOBODY },
-        { name: 'run/claude-bottle/secrets.json', content: JSON.stringify({ anthropic: SECRET }), mode: 0o400, uid: NOBODY },
+        { name: 'etc/claude-bottle/secrets.json', content: JSON.stringify({ anthropic: SECRET }), mode: 0o400, uid: NOBODY },
       ]),
       { path: '/' },
     );

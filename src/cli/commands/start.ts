@@ -4,6 +4,7 @@ import { findAgent, loadManifest } from '../../manifest/load.js';
 import { resolvePlan } from '../../plan/resolve.js';
 import type { BottlePlan } from '../../plan/schema.js';
 import { UsageError } from '../../shared/errors.js';
+import { trace } from '../../shared/trace.js';
 import { connectRedis } from '../../worker/redis.js';
 import { attachTerminal } from '../attach.js';
 import { followBuildProgress, type BuildProgressDisplay } from '../build-progress.js';
@@ -35,16 +36,21 @@ export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
       io,
     );
   }
+  trace('start: command loaded');
   const loaded = await loadManifest({ path: opts.manifestPath });
   findAgent(loaded, opts.agent);
+  trace('start: manifest loaded');
   const docker = dockerClient();
   const plan = await resolvePlan({ loaded, agent: opts.agent, cwd: opts.cwd ?? process.cwd(), copyCwd: opts.copyCwd, args: opts.args, docker });
   const secrets = resolveSecrets(plan, routeSources(loaded, plan));
+  trace('start: plan resolved');
 
   const session = await openSession({ needWorker: true, say: (l) => io.stderr(l) });
+  trace('start: session open');
   try {
     writeSecretsForWorker(plan.identity, secrets);
     await session.enqueueCommand(plan.identity, { type: 'bottle.start_requested', data: { plan } });
+    trace('start: enqueued');
     if (opts.detach) io.stdout(plan.identity);
     else io.stderr(`bottle ${plan.identity}: starting`);
     return await launchAndAttach(session, plan, opts.detach, io, 0);
@@ -70,6 +76,7 @@ export async function launchAndAttach(session: Session, plan: BottlePlan, detach
   let lastSeq = afterSeq;
   const onEvent = (ev: LifecycleEvent) => {
     lastSeq = ev.seq;
+    trace(`event ${ev.seq} ${ev.type}`);
     if (ev.type.startsWith('egress.')) return;
     progress.pause();
     io.stderr(`  ${describeEvent(ev, identity)}`);

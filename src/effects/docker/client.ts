@@ -1,11 +1,28 @@
 import Docker from 'dockerode';
 import { UsageError } from '../../shared/errors.js';
+import { trace, tracing } from '../../shared/trace.js';
 
 /** One dockerode client per process; DOCKER_HOST is honoured, else the local socket. */
 let shared: Docker | undefined;
 export function dockerClient(): Docker {
-  shared ??= new Docker();
+  if (!shared) {
+    shared = new Docker();
+    if (tracing) traceApiCalls(shared);
+  }
   return shared;
+}
+
+/** Under CLAUDE_BOTTLE_TRACE, one line per Docker API call with how long its answer took. */
+function traceApiCalls(docker: Docker): void {
+  const modem = docker.modem as { dial: (options: { method: string; path: string }, callback: (...args: unknown[]) => void) => unknown };
+  const dial = modem.dial.bind(modem);
+  modem.dial = (options, callback) => {
+    const started = performance.now();
+    return dial(options, (...args: unknown[]) => {
+      trace(`docker ${options.method} ${options.path.split('?')[0]} ${(performance.now() - started).toFixed(0)} ms`);
+      callback(...args);
+    });
+  };
 }
 
 export type ContainerRuntime = 'runc' | 'runsc';

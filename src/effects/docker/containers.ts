@@ -14,8 +14,10 @@ import type { BottleNetworks } from './networks.js';
 export const AGENT_USER = 'node';
 export const AGENT_UID = 1000;
 export const GATEWAY_UID = 65534;
+/** Config and secrets share one folder so one archive write delivers both. */
+export const GATEWAY_FILES_DIR = '/etc/claude-bottle';
 export const GATEWAY_CONFIG_PATH = '/etc/claude-bottle/gateway.json';
-export const GATEWAY_SECRETS_PATH = '/run/claude-bottle/secrets.json';
+export const GATEWAY_SECRETS_PATH = '/etc/claude-bottle/secrets.json';
 
 const MEMORY_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
 
@@ -133,9 +135,10 @@ export function sidecarHostConfig(plan: BottlePlan, egressNetwork: string): Dock
  * host-network mode. Its hardening is the container's own: no capabilities,
  * read-only root, unprivileged uid, no Docker socket.
  *
- * Config and secrets are written with putArchive before start. A read-only
- * root refuses archive writes, so their two folders are anonymous volumes
- * (removed with the container).
+ * Config and secrets are written with one putArchive before start. A read-only
+ * root refuses archive writes, so their folder is an anonymous volume
+ * (removed with the container), owned by root: the gateway can read its files
+ * but not change them.
  */
 export function gatewayContainerSpec(plan: BottlePlan, opts: GatewayContainerOptions): Docker.ContainerCreateOptions {
   const egress = opts.networks.egress.name;
@@ -145,7 +148,7 @@ export function gatewayContainerSpec(plan: BottlePlan, opts: GatewayContainerOpt
     User: `${GATEWAY_UID}:${GATEWAY_UID}`,
     Tty: false,
     Labels: bottleLabels(plan.identity, plan.agent, 'gateway'),
-    Volumes: { '/etc/claude-bottle': {}, '/run/claude-bottle': {} },
+    Volumes: { [GATEWAY_FILES_DIR]: {} },
     HostConfig: sidecarHostConfig(plan, egress),
     NetworkingConfig: { EndpointsConfig: { [egress]: {} } },
   };

@@ -163,13 +163,17 @@ export async function drainGatewayDecisions(
 
 export interface ReadyWaitOptions {
   timeoutMs?: number;
-  pollMs?: number;
   signal?: AbortSignal;
 }
+
+/** Output kept for a sidecar's "last words" when it dies before it is ready. */
+const LAST_WORDS_BYTES = 4096;
 
 /**
  * Waits until a sidecar (the gateway, pipelock) prints its ready line on
  * stdout, so the agent never starts against a proxy that is not listening yet.
+ * It follows the log stream rather than polling: the agent's start waits on
+ * this, and a poll interval would be added to every launch.
  * A sidecar that exits first (bad config, missing secret) fails with a
  * ContainerExitedError carrying its own last words.
  */
@@ -181,19 +185,56 @@ export async function waitForReadyLine(
 ): Promise<void> {
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   for (;;) {
-    // Inspect first: a ready line from a container that has since died must not count.
+    const { outcome, lastWords } = await followUntilReady(container, what, isReady, deadline, opts.signal);
+    // A ready line from a container that has died since must not count.
     const info = await container.inspect();
-    const raw = (await container.logs({ follow: false, stdout: true, stderr: true })) as unknown as Buffer;
-    const { stdout, stderr } = demuxLogBuffer(raw);
-    if (info.State.Running && stdout.split('\n').some(isReady)) return;
+    if (info.State.Running && outcome === 'ready') return;
     if (!info.State.Running) {
-      const lastWords = (stderr.trim() || stdout.trim()).split('\n').slice(-3).join(' | ');
       throw new ContainerExitedError(`${what} exited (code ${info.State.ExitCode}) before it was ready: ${lastWords || 'no output'}`);
     }
-    if (Date.now() > deadline) throw new Error(`${what} did not report ready in time`);
-    if (opts.signal?.aborted) throw new Error(`interrupted while waiting for ${what}`);
-    // Short: a sidecar is usually ready ~0.3 s after start and the agent waits on this.
-    await new Promise((resolve) => setTimeout(resolve, opts.pollMs ?? 50));
+    // The log stream ended while the container still runs (daemon hiccup): follow again.
+  }
+}
+
+async function followUntilReady(
+  container: Docker.Container,
+  what: string,
+  isReady: (line: string) => boolean,
+  deadline: number,
+  signal: AbortSignal | undefined,
+): Promise<{ outcome: 'ready' | 'ended'; lastWords: string }> {
+  if (signal?.aborted) throw new Error(`interrupted while waiting for ${what}`);
+  const stream = (await container.logs({ follow: true, stdout: true, stderr: true })) as unknown as NodeJS.ReadableStream & { destroy?: () => void };
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  container.modem.demuxStream(stream, stdout, stderr);
+  const splitter = new LineSplitter();
+  let tail = '';
+  const remember = (chunk: Buffer) => {
+    tail = (tail + chunk.toString('utf8')).slice(-LAST_WORDS_BYTES);
+  };
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  try {
+    const outcome = await new Promise<'ready' | 'ended'>((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not report ready in time`)), Math.max(0, deadline - Date.now()));
+      onAbort = () => reject(new Error(`interrupted while waiting for ${what}`));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      stdout.on('data', (chunk: Buffer) => {
+        remember(chunk);
+        if (splitter.push(chunk).some(isReady)) resolve('ready');
+      });
+      stderr.on('data', remember);
+      const ended = () => resolve(splitter.flush().some(isReady) ? 'ready' : 'ended');
+      stream.on('end', ended);
+      stream.on('close', ended);
+      stream.on('error', reject);
+    });
+    return { outcome, lastWords: tail.trim().split('\n').slice(-3).join(' | ') };
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
+    stream.destroy?.();
   }
 }
 
