@@ -7,17 +7,21 @@ import { GatewayConfigSchema, GatewaySecretsSchema, type GatewayConfigInput } fr
 import {
   agentEnvironment,
   AGENT_HOME,
+  CA_BUNDLE_TARGET,
+  GATEWAY_CA_TARGET,
   GATEWAY_CREDENTIAL_PORT,
+  interceptsTls,
   GATEWAY_PROXY_PORT,
   PROMPT_TARGET,
   SKILLS_TARGET_DIR,
   SSH_TARGET_DIR,
+  SYSTEM_CA_BUNDLE,
   TRANSCRIPT_TARGET,
 } from '../plan/agent-env.js';
 import type { BottlePlan } from '../plan/schema.js';
 import { routeId } from '../shared/names.js';
 import { statePaths } from '../shared/paths.js';
-import { snapshotDir } from './docker/archive.js';
+import { readContainerFile, snapshotDir } from './docker/archive.js';
 import { statusOf } from './docker/client.js';
 import {
   agentContainerSpec,
@@ -33,7 +37,14 @@ import {
 } from './docker/containers.js';
 import { ensureHostGuard } from './docker/host-guard.js';
 import { agentImageSource, ensureImage, gatewayImageSource } from './docker/images.js';
-import { ContainerExitedError, drainGatewayDecisions, followGatewayDecisions, waitForGatewayReady, type GatewayDecision } from './docker/logs.js';
+import {
+  ContainerExitedError,
+  drainGatewayDecisions,
+  followGatewayDecisions,
+  readGatewayReadyLine,
+  waitForGatewayReady,
+  type GatewayDecision,
+} from './docker/logs.js';
 import { ensureBottleNetworks, inspectNetwork, type BottleNetworks } from './docker/networks.js';
 import {
   cwdEntries,
@@ -42,6 +53,7 @@ import {
   skillEntries,
   sshEntries,
   transcriptEntries,
+  trustEntries,
   type ArchiveEntry,
   type ProvisionTargets,
 } from './docker/provision.js';
@@ -247,10 +259,21 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
       // A resume restores the snapshot; so does a retried start that finds one (the folder only exists after a run).
       if (existsSync(transcript)) entries.push(...(await transcriptEntries(transcript, AGENT_TARGETS)));
       if (plan.copy_cwd) entries.push(...(await cwdEntries(plan.cwd)));
+      if (interceptsTls(plan)) entries.push(...(await interceptionTrust(plan, agent.container)));
       await classifyDockerErrors('provisioning the agent', () => putEntries(agent.container, entries));
       await classifyDockerErrors('starting the agent', () => startContainer(agent.container));
     }
     return [{ type: 'agent.started', data: { container: plan.containers.agent, runtime: plan.runtime } }];
+  };
+
+  /** The CA the gateway printed when it became ready, with the agent image's own bundle. */
+  const interceptionTrust = async (plan: BottlePlan, agent: Dockerode.Container): Promise<ArchiveEntry[]> => {
+    const ready = await readGatewayReadyLine(docker.getContainer(plan.containers.gateway));
+    if (!ready?.interception_ca) {
+      throw new PermanentEffectError('the gateway published no interception CA, so the agent could not use its host credential routes over HTTPS');
+    }
+    const systemBundle = await readContainerFile(agent, SYSTEM_CA_BUNDLE);
+    return trustEntries(ready.interception_ca, systemBundle, { home: AGENT_HOME, caTarget: GATEWAY_CA_TARGET, bundleTarget: CA_BUNDLE_TARGET });
   };
 
   const watchAgent = async (_req: EffectRequest, ctx: EffectContext): Promise<NewEvent[]> => {

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { GatewayConfig, GatewayRoute, GatewaySecrets } from './config.js';
 import type { DecisionLog } from './decision-log.js';
 import type { EgressPolicy } from './egress-policy.js';
+import type { InterceptionCa } from './interception-ca.js';
 import type { TokenBucket } from './rate-limiter.js';
 
 /** Opens the TCP connection behind a CONNECT tunnel; injectable so tests can observe or refuse it. */
@@ -18,6 +19,8 @@ export interface GatewayContext {
   /** Host routes by canonical host name. */
   hostRoutes: Map<string, GatewayRoute>;
   anthropicRoute: GatewayRoute | undefined;
+  /** Present when there are host routes: terminates TLS for exactly those hosts (tls-interception.ts). */
+  interception: InterceptionCa | undefined;
   /** The credential port actually listened on (differs from config when tests ask for port 0). */
   credentialPort(): number;
   /** Human-readable diagnostics (stderr in the container). Never given a secret. */

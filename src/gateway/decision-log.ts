@@ -44,6 +44,8 @@ export interface ReadyLine {
   t: 'ready';
   proxy_port: number;
   credential_port: number;
+  /** PEM of the per-run CA for HTTPS to credential-route hosts (public; the key stays in the gateway). */
+  interception_ca?: string;
 }
 
 export type GatewayLine = EgressLine | CapabilityLine | ReadyLine;

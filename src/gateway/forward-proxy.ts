@@ -6,14 +6,17 @@ import type { GatewayContext } from './context.js';
 import { denialContext, forwardWithCredential, upstreamFailed } from './credential-proxy.js';
 import { canonicalHost, type ProxyMode } from './egress-policy.js';
 import { egressDeniedBody, sendJson, writeJsonAndClose } from './responses.js';
+import { createInterceptionServer, interceptTunnel } from './tls-interception.js';
 import { inspectTunnelStart } from './tunnel-inspection.js';
 import { pinnedAgent } from './upstream-agent.js';
 
 /**
  * The proxy port: what the agent's HTTP_PROXY / HTTPS_PROXY point at.
- * - `CONNECT host:port` opens a TCP tunnel (TLS inside it stays end to end;
- *   there is no interception), after the allowlist, the address policy and a
- *   check that the TLS server name matches the CONNECT host.
+ * - `CONNECT host:port` opens a TCP tunnel (TLS inside it stays end to end),
+ *   after the allowlist, the address policy and a check that the TLS server
+ *   name matches the CONNECT host. The one exception is port 443 of a host
+ *   with a credential route: the gateway terminates that TLS itself to inject
+ *   the secret (tls-interception.ts).
  * - Absolute-form plain HTTP (`GET http://host/path`) is forwarded after the
  *   same checks. When the host has a credential route the request is instead
  *   sent over https to the route's upstream with the secret injected.
@@ -30,6 +33,7 @@ export function createForwardProxy(ctx: GatewayContext): ForwardProxy {
     // Handled per request through the callback given to proxy.web.
   });
   const tunnels = new Set<Duplex>();
+  const interceptionServer = createInterceptionServer(ctx, proxy);
   const server = createServer({ maxHeaderSize: ctx.config.limits.max_header_bytes }, (req, res) => {
     handlePlainRequest(ctx, proxy, req, res).catch((err: unknown) => {
       ctx.log(`proxy port: internal error: ${(err as Error).message}`);
@@ -41,7 +45,7 @@ export function createForwardProxy(ctx: GatewayContext): ForwardProxy {
     tunnels.add(clientSocket);
     clientSocket.on('close', () => tunnels.delete(clientSocket));
     clientSocket.on('error', () => clientSocket.destroy());
-    handleConnect(ctx, req, clientSocket, head).catch((err: unknown) => {
+    handleConnect(ctx, interceptionServer, req, clientSocket, head).catch((err: unknown) => {
       ctx.log(`proxy port: internal error on CONNECT: ${(err as Error).message}`);
       clientSocket.destroy();
     });
@@ -104,7 +108,7 @@ async function handlePlainRequest(ctx: GatewayContext, proxy: httpProxy, req: In
   );
 }
 
-async function handleConnect(ctx: GatewayContext, req: IncomingMessage, clientSocket: Duplex, head: Buffer): Promise<void> {
+async function handleConnect(ctx: GatewayContext, interceptionServer: Server, req: IncomingMessage, clientSocket: Duplex, head: Buffer): Promise<void> {
   const method = 'CONNECT';
   const authority = parseAuthority(req.url ?? '');
   if (!ctx.limiter.tryTake()) {
@@ -118,6 +122,12 @@ async function handleConnect(ctx: GatewayContext, req: IncomingMessage, clientSo
     return;
   }
   const { host, port } = authority;
+  // Like plain-HTTP route requests, a route host needs no allowlist entry: the operator configured it.
+  const route = port === 443 && ctx.interception ? ctx.hostRoutes.get(host) : undefined;
+  if (route) {
+    interceptTunnel(ctx, interceptionServer, clientSocket, head, host, route);
+    return;
+  }
   const address = await admit(ctx, host, port, method, 'connect', (status, body) => writeJsonAndClose(clientSocket, status, body), req);
   if (!address) return;
 

@@ -7,6 +7,7 @@ import { createCredentialServer } from './credential-proxy.js';
 import { DecisionLog, type GatewayLine } from './decision-log.js';
 import { canonicalHost, EgressPolicy, systemResolver, type Resolver } from './egress-policy.js';
 import { createForwardProxy } from './forward-proxy.js';
+import { createInterceptionCa } from './interception-ca.js';
 import { TokenBucket } from './rate-limiter.js';
 
 export interface GatewayOptions {
@@ -25,6 +26,8 @@ export interface GatewayOptions {
 export interface RunningGateway {
   proxyPort: number;
   credentialPort: number;
+  /** The certificate agents must trust for HTTPS to credential-route hosts; absent without host routes. */
+  interceptionCaPem: string | undefined;
   close(): Promise<void>;
 }
 
@@ -41,6 +44,7 @@ export async function startGateway(
   const { config, secrets } = validateGatewayFiles(configInput, secretsInput);
   const listenHost = opts.listenHost ?? '127.0.0.1';
   let credentialPort = config.credential_port;
+  const hostRoutes = new Map(config.routes.filter((r) => r.host).map((r) => [canonicalHost(r.host!), r]));
 
   const ctx: GatewayContext = {
     config,
@@ -49,8 +53,9 @@ export async function startGateway(
     decisions: new DecisionLog(opts.onDecision ?? (() => {})),
     limiter: new TokenBucket(config.limits.requests_per_minute),
     connect: opts.connect ?? ((address, port) => netConnect({ host: address, port })),
-    hostRoutes: new Map(config.routes.filter((r) => r.host).map((r) => [canonicalHost(r.host!), r])),
+    hostRoutes,
     anthropicRoute: config.routes.find((r) => r.role === 'anthropic-base-url'),
+    interception: hostRoutes.size > 0 ? createInterceptionCa(config.identity) : undefined,
     credentialPort: () => credentialPort,
     log: opts.log ?? ((message) => process.stderr.write(`gateway: ${message}\n`)),
   };
@@ -69,6 +74,7 @@ export async function startGateway(
   return {
     proxyPort: (forward.server.address() as AddressInfo).port,
     credentialPort,
+    interceptionCaPem: ctx.interception?.certificatePem,
     close: async () => {
       forward.destroyTunnels();
       await Promise.all([closeServer(forward.server), closeServer(credential)]);

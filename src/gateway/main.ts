@@ -20,7 +20,12 @@ async function main(): Promise<void> {
     process.env.GATEWAY_SECRETS || DEFAULT_SECRETS_PATH,
   );
   const gateway = await startGateway(config, secrets, { onDecision: writeLine, listenHost: '0.0.0.0' });
-  writeLine({ t: 'ready', proxy_port: gateway.proxyPort, credential_port: gateway.credentialPort });
+  writeLine({
+    t: 'ready',
+    proxy_port: gateway.proxyPort,
+    credential_port: gateway.credentialPort,
+    ...(gateway.interceptionCaPem ? { interception_ca: gateway.interceptionCaPem } : {}),
+  });
   process.stderr.write(`gateway: ${config.identity} listening: proxy ${gateway.proxyPort}, credentials ${gateway.credentialPort}\n`);
 
   let stopping = false;

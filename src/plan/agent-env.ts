@@ -13,6 +13,11 @@ export const PROMPT_TARGET = '/home/node/.claude-bottle/prompt.md';
 export const SKILLS_TARGET_DIR = '/home/node/.claude/skills';
 export const SSH_TARGET_DIR = '/home/node/.ssh';
 export const TRANSCRIPT_TARGET = '/home/node/.claude';
+/** The gateway's interception CA (bottles with host routes), and the system bundle with it appended. */
+export const GATEWAY_CA_TARGET = '/home/node/.claude-bottle/gateway-ca.pem';
+export const CA_BUNDLE_TARGET = '/home/node/.claude-bottle/ca-certificates.pem';
+/** Where Debian-based images keep the system CA bundle the agent's own TLS clients trust. */
+export const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 
 /**
  * What the agent sees instead of a real Anthropic secret. The gateway swaps
@@ -31,6 +36,24 @@ export const QUIET_AGENT_ENV: Readonly<Record<string, string>> = {
   DISABLE_AUTOUPDATER: '1',
   DISABLE_TELEMETRY: '1',
   DISABLE_ERROR_REPORTING: '1',
+};
+
+/** Host routes mean the gateway terminates TLS for those hosts, so the agent must trust its CA. */
+export function interceptsTls(plan: Pick<BottlePlan, 'credentials'>): boolean {
+  return plan.credentials.some((route) => route.role !== 'anthropic-base-url' && Boolean(route.host));
+}
+
+/**
+ * The trust settings of common TLS clients: Node (and Claude Code) add
+ * NODE_EXTRA_CA_CERTS to their own roots; OpenSSL-based tools (curl, git,
+ * Python) read a whole bundle, so theirs is the system bundle plus the CA.
+ */
+const INTERCEPTION_TRUST_ENV: Readonly<Record<string, string>> = {
+  NODE_EXTRA_CA_CERTS: GATEWAY_CA_TARGET,
+  SSL_CERT_FILE: CA_BUNDLE_TARGET,
+  CURL_CA_BUNDLE: CA_BUNDLE_TARGET,
+  GIT_SSL_CAINFO: CA_BUNDLE_TARGET,
+  REQUESTS_CA_BUNDLE: CA_BUNDLE_TARGET,
 };
 
 export function agentEnvironment(plan: Pick<BottlePlan, 'credentials'>, gatewayIp: string): Record<string, string> {
@@ -53,6 +76,7 @@ export function agentEnvironment(plan: Pick<BottlePlan, 'credentials'>, gatewayI
     if (anthropic.auth === 'oauth') env.CLAUDE_CODE_OAUTH_TOKEN = CREDENTIAL_PLACEHOLDER;
     if (anthropic.auth === 'api-key') env.ANTHROPIC_API_KEY = CREDENTIAL_PLACEHOLDER;
   }
+  if (interceptsTls(plan)) Object.assign(env, INTERCEPTION_TRUST_ENV);
   return env;
 }
 

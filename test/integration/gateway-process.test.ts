@@ -108,6 +108,34 @@ function openTunnel(proxyPort: number, authority: string): Promise<import('node:
   });
 }
 
+/** An HTTPS request through a CONNECT tunnel to `host:443`, verifying the server against `ca` (none: the system store). */
+async function httpsThroughTunnel(
+  proxyPort: number,
+  host: string,
+  opts: { ca?: string; servername?: string; path: string; headers?: Record<string, string> },
+): Promise<SimpleResponse> {
+  const socket = await openTunnel(proxyPort, `${host}:443`);
+  return new Promise((resolve, reject) => {
+    const secure = tlsConnect({ socket, servername: opts.servername ?? host, ca: opts.ca ? [opts.ca] : undefined, ALPNProtocols: ['http/1.1'] });
+    secure.on('error', reject);
+    secure.on('secureConnect', () => {
+      const req = httpRequest(
+        { createConnection: () => secure, path: opts.path, headers: { host, ...opts.headers } },
+        (res) => {
+          let body = '';
+          res.on('data', (chunk) => (body += chunk));
+          res.on('end', () => {
+            secure.destroy();
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+  });
+}
+
 describe('egress gateway (in-process, loopback)', () => {
   let certDir: string;
   let cert: Buffer | undefined;
@@ -304,6 +332,41 @@ describe('egress gateway (in-process, loopback)', () => {
       expect(plain.seen.at(-1)).toMatchObject({ url: '/user', headers: { authorization: `Bearer ${REAL_HOST_ROUTE_TOKEN}` } });
       expect(lastEgress()).toMatchObject({ decision: 'allowed', host: 'api.example.test', reason: 'credential_route' });
     });
+
+    it('HTTPS to a credential-route host: the gateway terminates TLS with its own CA and injects the secret', async () => {
+      expect(gateway.interceptionCaPem).toMatch(/^-----BEGIN CERTIFICATE-----/);
+      const response = await httpsThroughTunnel(gateway.proxyPort, 'api.example.test', {
+        ca: gateway.interceptionCaPem!,
+        path: '/repos/o/r?page=3',
+        headers: { authorization: `Bearer ${PLACEHOLDER}` },
+      });
+      expect(response.status).toBe(200);
+      expect(response.body).toBe('plain upstream saw /repos/o/r?page=3');
+      expect(plain.seen.at(-1)).toMatchObject({ url: '/repos/o/r?page=3', headers: { authorization: `Bearer ${REAL_HOST_ROUTE_TOKEN}` } });
+      expect(lastEgress()).toMatchObject({ decision: 'allowed', host: 'api.example.test', method: 'GET', reason: 'credential_route' });
+    });
+
+    it('an agent that does not trust the interception CA gets no answer, and nothing is forwarded', async () => {
+      const before = plain.seen.length;
+      await expect(httpsThroughTunnel(gateway.proxyPort, 'api.example.test', { path: '/user' })).rejects.toThrow(/self.signed|unable to verify|certificate/i);
+      expect(plain.seen.length).toBe(before);
+    });
+
+    it('an intercepted tunnel whose TLS names another host is refused as tls_sni_mismatch', async () => {
+      const before = plain.seen.length;
+      await expect(
+        httpsThroughTunnel(gateway.proxyPort, 'api.example.test', { ca: gateway.interceptionCaPem!, servername: 'allowed.test', path: '/user' }),
+      ).rejects.toThrow();
+      expect(plain.seen.length).toBe(before);
+      expect(lastEgress()).toMatchObject({ decision: 'denied', host: 'api.example.test', method: 'CONNECT', reason: 'tls_sni_mismatch' });
+    });
+
+    it('a request inside an intercepted tunnel whose Host names another host is refused', async () => {
+      const before = plain.seen.length;
+      const response = await httpsThroughTunnel(gateway.proxyPort, 'api.example.test', { ca: gateway.interceptionCaPem!, path: '/user', headers: { host: 'allowed.test' } });
+      expect(response.status).toBe(400);
+      expect(plain.seen.length).toBe(before);
+    });
   });
 
   describe('credential port', () => {
@@ -492,6 +555,15 @@ describe('egress gateway rate limit', () => {
       }
       expect(statuses).toEqual([403, 403, 403, 429, 429]);
       expect(lines.filter((l) => l.t === 'egress' && l.reason === 'rate_limited')).toHaveLength(2);
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it('makes no interception CA when there is no host route (every tunnel stays end to end)', async () => {
+    const gateway = await startGateway({ identity: 'implementer-zz998', proxy_port: 0, credential_port: 0 }, {}, { resolver: async () => [], log: () => {} });
+    try {
+      expect(gateway.interceptionCaPem).toBeUndefined();
     } finally {
       await gateway.close();
     }

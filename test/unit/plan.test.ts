@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CREDENTIAL_PLACEHOLDER, PROMPT_TARGET, SKILLS_TARGET_DIR, SSH_TARGET_DIR, agentEnvNames, agentEnvironment } from '../../src/plan/agent-env.js';
+import { CA_BUNDLE_TARGET, CREDENTIAL_PLACEHOLDER, GATEWAY_CA_TARGET, PROMPT_TARGET, SKILLS_TARGET_DIR, SSH_TARGET_DIR, agentEnvNames, agentEnvironment } from '../../src/plan/agent-env.js';
 import { DEFAULT_HOSTS } from '../../src/plan/default-hosts.js';
 import { formatPlanText } from '../../src/plan/format-text.js';
 import { agentCommand, credentialRoutes, mergeHosts, planMounts, sshKeyTargets } from '../../src/plan/resolve.js';
@@ -77,6 +77,24 @@ describe('agentEnvironment', () => {
     expect(names).toEqual([...names].sort());
     expect(names).not.toContain('ANTHROPIC_BASE_URL');
     expect(names).not.toContain('GITHUB_TOKEN');
+  });
+
+  it('a host route makes the agent trust the gateway CA (the gateway terminates TLS for that host)', () => {
+    const env = agentEnvironment({ credentials: [{ host: 'api.github.com', auth: 'bearer', token_source: 'env:GITHUB_TOKEN' }] }, '10.9.0.2');
+    expect(env).toMatchObject({
+      NODE_EXTRA_CA_CERTS: GATEWAY_CA_TARGET,
+      SSL_CERT_FILE: CA_BUNDLE_TARGET,
+      CURL_CA_BUNDLE: CA_BUNDLE_TARGET,
+      GIT_SSL_CAINFO: CA_BUNDLE_TARGET,
+      REQUESTS_CA_BUNDLE: CA_BUNDLE_TARGET,
+    });
+  });
+
+  it('without a host route the agent keeps its own trust settings', () => {
+    for (const credentials of [[], [{ role: 'anthropic-base-url' as const, auth: 'oauth' as const, token_source: 'env:T' }]]) {
+      const env = agentEnvironment({ credentials }, '10.9.0.2');
+      for (const name of ['NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'CURL_CA_BUNDLE', 'GIT_SSL_CAINFO', 'REQUESTS_CA_BUNDLE']) expect(env[name]).toBeUndefined();
+    }
   });
 });
 

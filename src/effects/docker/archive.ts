@@ -109,3 +109,38 @@ export async function snapshotDir(docker: Docker, container: Docker.Container | 
   }
   return result;
 }
+
+/**
+ * One regular file out of a container (created, running or stopped), or
+ * undefined when the path is absent or not a regular file. Bounded: the
+ * content comes from an image the manifest chose.
+ */
+export async function readContainerFile(container: Docker.Container, path: string, maxBytes = 4 * 1024 * 1024): Promise<Buffer | undefined> {
+  let tar: NodeJS.ReadableStream;
+  try {
+    tar = await container.getArchive({ path });
+  } catch (err) {
+    if (statusOf(err) === 404) return undefined;
+    throw err;
+  }
+  const extract = tarExtract();
+  let content: Buffer | undefined;
+  extract.on('entry', (header, stream, next) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const wanted = content === undefined && header.type === 'file' && (header.size ?? 0) <= maxBytes;
+    stream.on('data', (data: unknown) => {
+      if (!wanted) return;
+      const chunk = data as Buffer;
+      size += chunk.length;
+      if (size <= maxBytes) chunks.push(chunk);
+    });
+    stream.on('end', () => {
+      if (wanted && size <= maxBytes) content = Buffer.concat(chunks);
+      next();
+    });
+    stream.resume();
+  });
+  await pipeline(tar, extract);
+  return content;
+}

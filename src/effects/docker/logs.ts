@@ -243,6 +243,26 @@ export function waitForGatewayReady(gateway: Docker.Container, opts: ReadyWaitOp
   return waitForReadyLine(gateway, 'gateway', isReadyLine, opts);
 }
 
+/** The gateway's ready line as printed (logs.ts reads, gateway/main.ts writes). */
+const GatewayReadyLineSchema = z.object({
+  t: z.literal('ready'),
+  proxy_port: z.number().int(),
+  credential_port: z.number().int(),
+  interception_ca: z.string().optional(),
+});
+export type GatewayReadyLine = z.infer<typeof GatewayReadyLineSchema>;
+
+/** The ready line of a gateway that has printed one, else undefined. */
+export async function readGatewayReadyLine(gateway: Docker.Container): Promise<GatewayReadyLine | undefined> {
+  const raw = (await gateway.logs({ follow: false, stdout: true, stderr: false })) as unknown as Buffer;
+  for (const line of demuxLogBuffer(raw).stdout.split('\n')) {
+    if (!isReadyLine(line)) continue;
+    const parsed = GatewayReadyLineSchema.safeParse(JSON.parse(line.trim()));
+    if (parsed.success) return parsed.data;
+  }
+  return undefined;
+}
+
 export class ContainerExitedError extends Error {
   override name = 'ContainerExitedError';
 }

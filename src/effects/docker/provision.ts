@@ -178,3 +178,24 @@ export async function transcriptEntries(transcriptDir: string, targets: Provisio
 export async function cwdEntries(cwd: string, owner = AGENT_OWNER): Promise<ArchiveEntry[]> {
   return hostTreeEntries(cwd, cwd, owner);
 }
+
+/**
+ * The gateway's interception CA for the agent to trust: the CA alone (for
+ * NODE_EXTRA_CA_CERTS) and the image's system bundle with the CA appended
+ * (for tools that read one bundle). Readable, not writable, by the agent.
+ */
+export function trustEntries(
+  caPem: string,
+  systemBundle: Buffer | undefined,
+  paths: { home: string; caTarget: string; bundleTarget: string },
+  owner = AGENT_OWNER,
+): ArchiveEntry[] {
+  const ca = caPem.endsWith('\n') ? caPem : `${caPem}\n`;
+  const system = systemBundle?.toString('utf8') ?? '';
+  const bundle = system === '' || system.endsWith('\n') ? `${system}${ca}` : `${system}\n${ca}`;
+  return [
+    ...ownedDirectories(posix.dirname(paths.caTarget), paths.home, owner),
+    { type: 'file', path: paths.caTarget, mode: 0o444, uid: 0, gid: 0, content: ca },
+    { type: 'file', path: paths.bundleTarget, mode: 0o444, uid: 0, gid: 0, content: bundle },
+  ];
+}

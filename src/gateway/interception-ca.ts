@@ -1,0 +1,97 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import forge from 'node-forge';
+
+/**
+ * The certificate authority the gateway uses to terminate TLS for hosts that
+ * have a credential route, so a secret can be injected into requests an agent
+ * sends over HTTPS (`curl https://api.github.com/...` through HTTPS_PROXY)
+ * without the agent ever holding it.
+ *
+ * It is made fresh in memory each time a gateway starts: its private key never
+ * leaves the gateway process, and its certificate is only good for one bottle
+ * run. The agent is given the certificate (public) to trust; the gateway
+ * prints it in its ready line for the launcher to hand over.
+ *
+ * Only route hosts are ever intercepted: every other tunnel stays end to end.
+ */
+export interface InterceptionCa {
+  /** PEM certificate the agent must trust. */
+  certificatePem: string;
+  /** A TLS context presenting a certificate for `host`, signed by this CA (cached per host). */
+  contextFor(host: string): SecureContext;
+}
+
+const CA_VALIDITY_DAYS = 30;
+const LEAF_VALIDITY_DAYS = 7;
+
+export function createInterceptionCa(identity: string, now: Date = new Date()): InterceptionCa {
+  const caKeys = rsaKeyPair();
+  const caCert = forge.pki.createCertificate();
+  caCert.publicKey = caKeys.publicKey;
+  caCert.serialNumber = serialNumber();
+  setValidity(caCert, now, CA_VALIDITY_DAYS);
+  const caName = [
+    { name: 'commonName', value: `claude-bottle gateway CA ${identity}` },
+    { name: 'organizationName', value: 'claude-bottle' },
+  ];
+  caCert.setSubject(caName);
+  caCert.setIssuer(caName);
+  caCert.setExtensions([
+    { name: 'basicConstraints', cA: true, critical: true, pathLenConstraint: 0 },
+    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+  ]);
+  caCert.sign(caKeys.privateKey, forge.md.sha256.create());
+
+  // One key for every leaf: the CA, not the leaf key, is what binds a host.
+  const leafKeys = rsaKeyPair();
+  const contexts = new Map<string, SecureContext>();
+
+  return {
+    certificatePem: forge.pki.certificateToPem(caCert),
+    contextFor(host: string): SecureContext {
+      const cached = contexts.get(host);
+      if (cached) return cached;
+      const leaf = forge.pki.createCertificate();
+      leaf.publicKey = leafKeys.publicKey;
+      leaf.serialNumber = serialNumber();
+      setValidity(leaf, now, LEAF_VALIDITY_DAYS);
+      leaf.setSubject([{ name: 'commonName', value: host }]);
+      leaf.setIssuer(caCert.subject.attributes);
+      leaf.setExtensions([
+        { name: 'basicConstraints', cA: false },
+        { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+        { name: 'extKeyUsage', serverAuth: true },
+        { name: 'subjectAltName', altNames: [{ type: 2, value: host }] },
+      ]);
+      leaf.sign(caKeys.privateKey, forge.md.sha256.create());
+      const context = createSecureContext({ key: leafKeys.privateKeyPem, cert: forge.pki.certificateToPem(leaf), minVersion: 'TLSv1.2' });
+      contexts.set(host, context);
+      return context;
+    },
+  };
+}
+
+/** Keys come from Node's native generator (forge's pure-JS one takes seconds). */
+function rsaKeyPair(): { publicKey: forge.pki.rsa.PublicKey; privateKey: forge.pki.rsa.PrivateKey; privateKeyPem: string } {
+  const { publicKey, privateKey } = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
+  });
+  return { publicKey: forge.pki.publicKeyFromPem(publicKey), privateKey: forge.pki.privateKeyFromPem(privateKey), privateKeyPem: privateKey };
+}
+
+function serialNumber(): string {
+  // Positive (high bit clear) and unique per certificate.
+  const bytes = randomBytes(16);
+  bytes[0] &= 0x7f;
+  return bytes.toString('hex');
+}
+
+function setValidity(cert: forge.pki.Certificate, now: Date, days: number): void {
+  // A little slack backwards for clocks that disagree between gateway and agent.
+  cert.validity.notBefore = new Date(now.getTime() - 60 * 60 * 1000);
+  cert.validity.notAfter = new Date(now.getTime() + days * 24 * 60 * 60 * 1000);
+}

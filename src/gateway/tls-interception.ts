@@ -1,0 +1,116 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
+import type httpProxy from 'http-proxy';
+import type { GatewayRoute } from './config.js';
+import type { GatewayContext } from './context.js';
+import { forwardWithCredential } from './credential-proxy.js';
+import { canonicalHost } from './egress-policy.js';
+import { isPathEscape } from './path-escape.js';
+import { sendJson } from './responses.js';
+
+/**
+ * HTTPS to a credential-route host: the CONNECT tunnel is answered by the
+ * gateway itself, which terminates TLS with a certificate from its per-run
+ * interception CA (interception-ca.ts), reads each request, and sends it to
+ * the route's upstream with the real secret — so `curl https://api.github.com`
+ * through HTTPS_PROXY works with a token the agent never holds. Tunnels to any
+ * other host are never opened here (forward-proxy.ts keeps them end to end).
+ */
+interface InterceptedTunnel {
+  host: string;
+  route: GatewayRoute;
+}
+
+const tunnelOf = new WeakMap<Socket, InterceptedTunnel>();
+
+/** The HTTP server that reads requests out of intercepted tunnels; it never listens on a port. */
+export function createInterceptionServer(ctx: GatewayContext, proxy: httpProxy): Server {
+  const server = createServer({ maxHeaderSize: ctx.config.limits.max_header_bytes }, (req, res) => {
+    handleInterceptedRequest(ctx, proxy, req, res).catch((err: unknown) => {
+      ctx.log(`intercepted request: internal error: ${(err as Error).message}`);
+      if (!res.headersSent) sendJson(res, 500, { error: 'gateway_error' });
+      else res.destroy();
+    });
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const tunnel = tunnelOf.get(socket as Socket);
+    if (err.code === 'HPE_HEADER_OVERFLOW') ctx.decisions.denied({ host: tunnel?.host ?? null, port: 443, method: null }, 'header_too_large');
+    socket.destroy();
+  });
+  return server;
+}
+
+/** Answers the CONNECT and starts TLS on the agent's side of the tunnel. */
+export function interceptTunnel(ctx: GatewayContext, server: Server, clientSocket: Duplex, head: Buffer, host: string, route: GatewayRoute): void {
+  const interception = ctx.interception!;
+  clientSocket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+  if (head.length > 0) clientSocket.unshift(head);
+  let sniRefused = false;
+  const tls = new TLSSocket(clientSocket as Socket, {
+    isServer: true,
+    ALPNProtocols: ['http/1.1'],
+    secureContext: interception.contextFor(host),
+    // The name inside TLS must be the CONNECT host, as for any tunnel (no fronting).
+    SNICallback: (servername, done) => {
+      if (canonicalHost(servername) !== host) {
+        sniRefused = true;
+        ctx.log(`intercepted tunnel to ${host} closed: TLS server name ${JSON.stringify(servername)} is not the CONNECT host`);
+        ctx.decisions.denied({ host, port: 443, method: 'CONNECT' }, 'tls_sni_mismatch');
+        done(new Error('server name mismatch'), undefined);
+        return;
+      }
+      done(null, interception.contextFor(host));
+    },
+  });
+  tunnelOf.set(tls, { host, route });
+  tls.on('error', (err: Error) => {
+    // An agent that does not trust the CA ends the handshake itself; nothing was forwarded.
+    if (!sniRefused) ctx.log(`intercepted tunnel to ${host}: ${err.message}`);
+    tls.destroy();
+    clientSocket.destroy();
+  });
+  tls.on('close', () => clientSocket.destroy());
+  server.emit('connection', tls);
+}
+
+async function handleInterceptedRequest(ctx: GatewayContext, proxy: httpProxy, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const tunnel = tunnelOf.get(req.socket);
+  const method = req.method ?? 'GET';
+  if (!tunnel) {
+    sendJson(res, 500, { error: 'gateway_error' });
+    return;
+  }
+  const { host, route } = tunnel;
+  const rawUrl = req.url ?? '';
+  if (!ctx.limiter.tryTake()) {
+    ctx.decisions.denied({ host, port: 443, method }, 'rate_limited');
+    sendJson(res, 429, { error: 'rate_limited', limit_per_minute: ctx.config.limits.requests_per_minute }, { 'retry-after': '60' });
+    return;
+  }
+  if (!rawUrl.startsWith('/')) {
+    ctx.decisions.denied({ host, port: 443, method }, 'bad_request');
+    sendJson(res, 400, { error: 'bad_request', detail: 'inside a tunnel, requests take origin-form paths, e.g. /user' });
+    return;
+  }
+  if (!hostHeaderNames(req.headers.host, host)) {
+    ctx.decisions.denied({ host, port: 443, method }, 'bad_request');
+    sendJson(res, 400, { error: 'host_header_mismatch', detail: 'the Host header must name the host the tunnel was opened for' });
+    return;
+  }
+  if (isPathEscape(rawUrl)) {
+    ctx.decisions.denied({ host, port: 443, method }, 'path_escape');
+    sendJson(res, 400, { error: 'path_escape', detail: 'dot segments, "//", backslashes and double encoding are refused' });
+    return;
+  }
+  await forwardWithCredential(ctx, proxy, req, res, route, rawUrl);
+}
+
+/** HTTP/1.1 requires Host; it must be the tunnel's host (port 443 or none). */
+function hostHeaderNames(header: string | undefined, host: string): boolean {
+  if (!header) return false;
+  const match = /^(.+?)(?::(\d+))?$/.exec(header.trim());
+  if (!match) return false;
+  return canonicalHost(match[1]) === host && (match[2] === undefined || match[2] === '443');
+}
