@@ -15,6 +15,8 @@ interface Row {
   agent: string;
   state: string;
   pending: string | null;
+  /** Requests waiting behind the pending one, oldest first. */
+  queued: string[];
 }
 interface View {
   rows: Row[];
@@ -32,12 +34,14 @@ async function snapshot(session: Session): Promise<View> {
   for (const entry of await session.log.listBottles()) {
     const live = await session.log.liveState(entry.identity);
     if (!live || isTerminal(live)) continue;
-    const pending = (live.context as { pendingCapability?: { request_id: string; kind: string; host?: string; reason: string } | null }).pendingCapability;
+    const describe = (r: { kind: string; host?: string; reason: string }) => `${r.kind}${r.host ? ` ${r.host}` : ''}: ${r.reason}`;
+    const pending = live.context.pendingCapability;
     rows.push({
       identity: entry.identity,
       agent: entry.agent,
       state: bottleStatus(live),
-      pending: pending ? `${pending.kind}${pending.host ? ` ${pending.host}` : ''}: ${pending.reason}` : null,
+      pending: pending ? describe(pending) : null,
+      queued: (live.context.queuedCapabilities ?? []).map(describe),
     });
     const last = await session.log.lastSeq(entry.identity);
     const recent: LifecycleEvent[] = await session.log.read(entry.identity, Math.max(1, last - 30));
@@ -83,7 +87,16 @@ export function Dashboard({ session }: { session: Session }) {
   return h(Box, { flexDirection: 'column' },
     h(Text, { bold: true }, `claude-bottle dashboard  ${view.at}  (q to quit)`),
     section('BOTTLES', view.rows.map((r) => `${r.identity.padEnd(20)} ${r.agent.padEnd(14)} ${r.state}`), 'no live bottles'),
-    section('PENDING REQUESTS', view.rows.filter((r) => r.pending).map((r) => `${r.identity}: ${r.pending}  -> bottle approve ${r.identity} | bottle deny ${r.identity} --reason ...`), 'none'),
+    section(
+      'PENDING REQUESTS',
+      view.rows
+        .filter((r) => r.pending)
+        .flatMap((r) => [
+          `${r.identity}: ${r.pending}  -> bottle approve ${r.identity} | bottle deny ${r.identity} --reason ...`,
+          ...r.queued.map((q) => `${r.identity}: (queued) ${q}`),
+        ]),
+      'none',
+    ),
     section('EGRESS', view.egress, 'no egress decisions yet'),
     section('EVENTS', view.events, 'no events'));
 }

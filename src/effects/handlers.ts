@@ -150,6 +150,7 @@ function decisionEvent(decision: GatewayDecision): NewEvent {
       ...(decision.port !== null ? { port: decision.port } : {}),
       ...(decision.dockerfile !== null ? { dockerfile: decision.dockerfile } : {}),
       reason: decision.reason,
+      queue_if_pending: true,
     },
   };
 }

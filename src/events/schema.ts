@@ -52,6 +52,11 @@ export const EVENT_DATA_SCHEMAS = {
     port: z.number().int().min(0).max(65535).optional(),
     dockerfile: z.string().optional(),
     reason: z.string(),
+    /**
+     * v2: a request that arrives while another is pending waits its turn.
+     * v1 logs (upcast with false) keep their meaning: such a request was ignored.
+     */
+    queue_if_pending: z.boolean(),
   }),
   'capability.approved': z.object({ request_id: z.string().min(1), by: z.string() }),
   'capability.denied': z.object({ request_id: z.string().min(1), reason: z.string(), by: z.string() }),
@@ -75,6 +80,8 @@ export const CURRENT_VERSION: Readonly<Record<EventType, number>> = Object.freez
   ...(Object.fromEntries(EVENT_TYPES.map((t) => [t, 1])) as Record<EventType, number>),
   // v1 stored only { exit_code }; v2 splits out the signal (see upcast.ts).
   'agent.exited': 2,
+  // v2 adds queue_if_pending (see upcast.ts).
+  'capability.requested': 2,
 });
 
 /** Seq + timestamp + version around each type's data, as one discriminated union on `type`. */

@@ -55,3 +55,6 @@ registerUpcaster('agent.exited', 1, (data) => {
   if (typeof code !== 'number') return data;
   return { code, signal: signalForExitCode(code) };
 });
+
+// capability.requested v1 had no queue: a request made while another was pending was ignored.
+registerUpcaster('capability.requested', 1, (data) => ({ ...data, queue_if_pending: false }));

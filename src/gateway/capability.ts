@@ -63,7 +63,11 @@ export async function handleCapabilityRequest(ctx: GatewayContext, req: Incoming
     dockerfile: request.dockerfile ?? null,
     reason: request.reason,
   });
-  sendJson(res, 202, { request_id: requestId, status: 'pending', note: 'the operator decides with bottle approve/deny' });
+  sendJson(res, 202, {
+    request_id: requestId,
+    status: 'pending',
+    note: 'the operator decides with bottle approve/deny; requests are decided one at a time, in the order they arrive',
+  });
 }
 
 function readBodyLimited(req: IncomingMessage, limit: number): Promise<Buffer | 'too_large'> {

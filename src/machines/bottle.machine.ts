@@ -1,7 +1,7 @@
 import { assign, enqueueActions, setup } from 'xstate';
 import type { EffectKind } from '../effects/types.js';
 import type { LifecycleEvent } from '../events/schema.js';
-import { freshRunFields, initialContext, type BottleContext } from './context.js';
+import { freshRunFields, initialContext, type BottleContext, type PendingCapability } from './context.js';
 
 /**
  * The lifecycle of one bottle. Nothing else decides lifecycle: the worker
@@ -43,6 +43,7 @@ export const bottleMachine = setup({
   guards: {
     isPermanentFailure: ({ event }) => event.type === 'effect.failed' && event.data.permanent,
     noCapabilityPending: ({ context }) => context.pendingCapability === null,
+    queuesBehindPending: ({ event }) => event.type === 'capability.requested' && event.data.queue_if_pending,
     decidesPendingCapability: ({ context, event }) =>
       (event.type === 'capability.approved' || event.type === 'capability.denied') &&
       context.pendingCapability?.request_id === event.data.request_id,
@@ -133,15 +134,22 @@ export const bottleMachine = setup({
             { type: 'requestEffect', params: ({ event }) => ({ kind: 'stop_agent', params: { by: event.data.by } }) },
           ],
         },
-        'capability.requested': {
-          guard: 'noCapabilityPending',
-          actions: assign({
-            pendingCapability: ({ event }) => ({ ...event.data, requested_seq: event.seq }),
-          }),
-        },
+        'capability.requested': [
+          {
+            guard: 'noCapabilityPending',
+            actions: assign({ pendingCapability: ({ event }) => pendingFrom(event) }),
+          },
+          {
+            guard: 'queuesBehindPending',
+            actions: assign({ queuedCapabilities: ({ context, event }) => [...context.queuedCapabilities, pendingFrom(event)] }),
+          },
+        ],
         'capability.denied': {
           guard: 'decidesPendingCapability',
-          actions: assign({ pendingCapability: null }),
+          actions: assign({
+            pendingCapability: ({ context }) => context.queuedCapabilities[0] ?? null,
+            queuedCapabilities: ({ context }) => context.queuedCapabilities.slice(1),
+          }),
         },
         'capability.approved': {
           guard: 'decidesPendingCapability',
@@ -263,4 +271,11 @@ function resume() {
         : {},
     ),
   } as const;
+}
+
+/** What the context keeps of a request: its data (without the queuing flag) and where it is in the log. */
+function pendingFrom(event: LifecycleEvent): PendingCapability {
+  if (event.type !== 'capability.requested') throw new Error(`not a capability request: ${event.type}`);
+  const { queue_if_pending: _queued, ...request } = event.data;
+  return { ...request, requested_seq: event.seq };
 }

@@ -27,8 +27,13 @@ export const BottleContextSchema = z.object({
   signal: z.string().nullable(),
   stopRequested: z.boolean(),
   stopRequestedBy: z.string().nullable(),
-  /** At most one request waits for a decision; later ones are ignored until it is decided. */
+  /** The one request the operator decides next (approve/deny name it). */
   pendingCapability: PendingCapabilitySchema.nullable(),
+  /**
+   * Requests made while one was pending, oldest first; a denial hands the turn
+   * to the next. Absent from states cached before queuing existed.
+   */
+  queuedCapabilities: z.array(PendingCapabilitySchema).default([]),
   resumes: z.number(),
   /** The latest effect.failed, transient or not; kept for status output and diagnosis. */
   lastError: z
@@ -65,6 +70,7 @@ export function initialContext(identity: string): BottleContext {
     stopRequested: false,
     stopRequestedBy: null,
     pendingCapability: null,
+    queuedCapabilities: [],
     resumes: 0,
     lastError: null,
     preservedReason: null,
@@ -76,7 +82,15 @@ export function initialContext(identity: string): BottleContext {
 /** The per-run fields a resume starts afresh; identity, resumes and history-wide facts stay. */
 export function freshRunFields(): Pick<
   BottleContext,
-  'exitCode' | 'signal' | 'stopRequested' | 'stopRequestedBy' | 'pendingCapability' | 'lastError' | 'preservedReason' | 'lastEgressDecision'
+  | 'exitCode'
+  | 'signal'
+  | 'stopRequested'
+  | 'stopRequestedBy'
+  | 'pendingCapability'
+  | 'queuedCapabilities'
+  | 'lastError'
+  | 'preservedReason'
+  | 'lastEgressDecision'
 > {
   return {
     exitCode: null,
@@ -84,6 +98,8 @@ export function freshRunFields(): Pick<
     stopRequested: false,
     stopRequestedBy: null,
     pendingCapability: null,
+    // Requests belong to the run that made them; the resumed agent asks again if it still needs them.
+    queuedCapabilities: [],
     lastError: null,
     preservedReason: null,
     lastEgressDecision: 0,

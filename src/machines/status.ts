@@ -15,7 +15,10 @@ export function isTerminal(state: BottleState): boolean {
 export function bottleStatus(state: BottleState): string {
   const { value, context } = state;
   if (value !== 'running') return value;
-  if (context.pendingCapability) return 'running (capability pending)';
+  if (context.pendingCapability) {
+    const queued = context.queuedCapabilities?.length ?? 0;
+    return queued > 0 ? `running (capability pending, ${queued} more queued)` : 'running (capability pending)';
+  }
   if (context.stopRequested) return 'running (stopping)';
   return 'running';
 }

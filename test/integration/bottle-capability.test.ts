@@ -64,6 +64,26 @@ async function startAsker(): Promise<{ identity: string; plan: { image: { tag: s
 }
 
 describe('egress capability', () => {
+  it('a request made while another is pending waits its turn: denying the first makes it the pending one', async () => {
+    const { identity } = await startAsker();
+    expect((await requestCapability(identity, { kind: 'egress', host: 'first.test', port: 443, reason: 'one' })).code).toBe(0);
+    await waitForCount(identity, 'capability.requested', 1);
+    expect((await requestCapability(identity, { kind: 'egress', host: 'second.test', port: 443, reason: 'two' })).code).toBe(0);
+    const events = await waitForCount(identity, 'capability.requested', 2);
+    const secondId = (events.filter((e) => e.type === 'capability.requested')[1].data as { request_id: string }).request_id;
+    expect(await listedState(identity)).toBe('running (capability pending, 1 more queued)');
+
+    const denied = await h.cli(['deny', identity, '--reason', 'not first']);
+    expect(denied.code, show(denied)).toBe(0);
+    expect(denied.stdout).toContain(`next pending request ${secondId}: egress second.test:443 (two)`);
+    expect(await listedState(identity)).toBe('running (capability pending)');
+
+    const deniedAgain = await h.cli(['deny', identity, '--reason', 'nor second']);
+    expect(deniedAgain.code, show(deniedAgain)).toBe(0);
+    expect(deniedAgain.stdout).toBe(`denied ${secondId}\n`);
+    expect(await listedState(identity)).toBe('running');
+  });
+
   it('request -> pending in list -> deny keeps it running -> second request -> approve preserves -> resume allows the host', async () => {
     const { identity } = await startAsker();
 

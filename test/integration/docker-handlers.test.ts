@@ -205,7 +205,7 @@ describe('a bottle driven through the effect handlers', () => {
     expect(await watching).toEqual([{ type: 'agent.exited', data: { code: 3, signal: null } }]);
     expect(observed).toEqual([
       { type: 'egress.denied', data: { n: 2, host: 'blocked.test', port: 443, method: 'CONNECT', reason: 'not_in_allowlist' } },
-      { type: 'capability.requested', data: { request_id: 'req-1', kind: 'egress', host: 'blocked.test', port: 443, reason: 'needs it' } },
+      { type: 'capability.requested', data: { request_id: 'req-1', kind: 'egress', host: 'blocked.test', port: 443, reason: 'needs it', queue_if_pending: true } },
     ]);
   });
 

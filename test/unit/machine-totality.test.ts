@@ -46,7 +46,7 @@ function randomStep(type: EventType, rand: () => number): Step {
     case 'bottle.cleaned':
       return [type, {}];
     case 'capability.requested':
-      return [type, { request_id: requestId, kind: 'egress', host: 'x.test', port: 443, reason: 'r' }];
+      return [type, { request_id: requestId, kind: 'egress', host: 'x.test', port: 443, reason: 'r', queue_if_pending: pick([true, false] as const) }];
     case 'capability.approved':
       return [type, { request_id: requestId, by: 'cli' }];
     case 'capability.denied':

@@ -154,7 +154,8 @@ describe('stop', () => {
 });
 
 describe('capability requests', () => {
-  const request: Step = ['capability.requested', { request_id: 'req-1', kind: 'egress', host: 'pypi.org', port: 443, reason: 'pip install' }];
+  const request: Step = ['capability.requested', { request_id: 'req-1', kind: 'egress', host: 'pypi.org', port: 443, reason: 'pip install', queue_if_pending: true }];
+  const second: Step = ['capability.requested', { request_id: 'req-2', kind: 'dockerfile', dockerfile: 'RUN apt-get install -y jq', reason: 'jq', queue_if_pending: true }];
 
   it('keeps running with the request pending', () => {
     const { state, effects } = foldAll(running([request]));
@@ -164,17 +165,53 @@ describe('capability requests', () => {
     expect(effects.filter((e) => e.causedBySeq === 7)).toEqual([]);
   });
 
-  it('ignores a decision for another request and a second request while one is pending', () => {
+  it('ignores a decision for a request that is not the pending one (queued or unknown)', () => {
     const { state } = foldAll(
       running([
         request,
-        ['capability.requested', { request_id: 'req-2', kind: 'dockerfile', dockerfile: 'RUN apt-get install -y jq', reason: 'jq' }],
+        second,
         ['capability.denied', { request_id: 'req-2', reason: 'no', by: 'cli' }],
         ['capability.approved', { request_id: 'req-9', by: 'cli' }],
       ]),
     );
     expect(state.value).toBe('running');
     expect(state.context.pendingCapability?.request_id).toBe('req-1');
+    expect(state.context.queuedCapabilities.map((r) => r.request_id)).toEqual(['req-2']);
+  });
+
+  it('queues a request made while another is pending, and hands it the turn when the first is denied', () => {
+    const queued = foldAll(running([request, second])).state;
+    expect(queued.context.pendingCapability?.request_id).toBe('req-1');
+    expect(queued.context.queuedCapabilities).toEqual([
+      { request_id: 'req-2', kind: 'dockerfile', dockerfile: 'RUN apt-get install -y jq', reason: 'jq', requested_seq: 8 },
+    ]);
+    const { state } = foldAll(running([request, second, ['capability.denied', { request_id: 'req-1', reason: 'not needed', by: 'cli' }]]));
+    expect(state.value).toBe('running');
+    expect(state.context.pendingCapability).toMatchObject({ request_id: 'req-2', kind: 'dockerfile', requested_seq: 8 });
+    expect(state.context.queuedCapabilities).toEqual([]);
+    expect(bottleStatus(state)).toBe('running (capability pending)');
+  });
+
+  it('a v1 request made while another was pending is ignored, as it was when it was recorded', () => {
+    const v1Second: Step = ['capability.requested', { request_id: 'req-2', kind: 'egress', host: 'x.test', reason: 'x', queue_if_pending: false }];
+    const { state } = foldAll(running([request, v1Second, ['capability.denied', { request_id: 'req-1', reason: 'no', by: 'cli' }]]));
+    expect(state.context.pendingCapability).toBeNull();
+    expect(state.context.queuedCapabilities).toEqual([]);
+  });
+
+  it('a resume starts with no queued requests (they belonged to the previous run)', () => {
+    const { state } = foldAll(
+      running([
+        request,
+        second,
+        ['capability.approved', { request_id: 'req-1', by: 'cli' }],
+        ['bottle.preserved', { reason: 'capability', resume_hint: `bottle resume ${ID}` }],
+        ['bottle.resume_requested', { plan: samplePlan(ID, { args: ['--continue'] }) }],
+      ]),
+    );
+    expect(state.value).toBe('preparing');
+    expect(state.context.pendingCapability).toBeNull();
+    expect(state.context.queuedCapabilities).toEqual([]);
   });
 
   it('clears the pending request when it is denied', () => {
@@ -246,7 +283,7 @@ describe('failures', () => {
   it.each([
     ['preserving', [['agent.exited', { code: 1, signal: null }], ['transcript.snapshotted', { files: 0, bytes: 0, missing: true }]]],
     ['cleaning', [['agent.exited', { code: 0, signal: null }], ['transcript.snapshotted', { files: 0, bytes: 0, missing: true }]]],
-    ['applying_capability', [['capability.requested', { request_id: 'r', kind: 'egress', host: 'x.test', port: 443, reason: 'r' }], ['capability.approved', { request_id: 'r', by: 'cli' }]]],
+    ['applying_capability', [['capability.requested', { request_id: 'r', kind: 'egress', host: 'x.test', port: 443, reason: 'r', queue_if_pending: true }], ['capability.approved', { request_id: 'r', by: 'cli' }]]],
     ['failing', [['effect.failed', { effect: 'watch_agent', error: 'gone', attempt: 3, permanent: true }]]],
   ] as Array<[string, Step[]]>)('goes straight to failed, requesting nothing, after a permanent failure in %s', (during, steps) => {
     const reached = foldAll(running(steps)).state;

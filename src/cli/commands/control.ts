@@ -52,9 +52,19 @@ export async function runDecide(opts: { identity: string; approve: boolean; reas
     const terminalTypes = opts.approve ? ['bottle.preserved', 'bottle.failed'] : ['capability.denied'];
     const end = await followUntil(session.log, identity, after, (ev: LifecycleEvent) => io.stderr(`  ${describeEvent(ev, identity)}`), (ev) => terminalTypes.includes(ev.type));
     if (opts.approve && end?.type === 'bottle.preserved') io.stdout(`approved; the bottle was rebuilt into saved state. Relaunch with: bottle resume ${identity}`);
-    else if (!opts.approve) io.stdout(`denied ${pending.request_id}`);
+    else if (!opts.approve) {
+      io.stdout(`denied ${pending.request_id}`);
+      // A request that waited behind this one is now the pending one.
+      const next = (await session.log.liveState(identity))?.context.pendingCapability;
+      if (next) io.stdout(`next pending request ${next.request_id}: ${describeRequest(next)} — decide with: bottle approve ${identity} / bottle deny ${identity} --reason ...`);
+    }
     return end?.type === 'bottle.failed' ? 1 : 0;
   } finally {
     await session.close();
   }
+}
+
+function describeRequest(request: { kind: string; host?: string; port?: number; reason: string }): string {
+  const target = request.host ? ` ${request.host}${request.port ? `:${request.port}` : ''}` : '';
+  return `${request.kind}${target} (${request.reason})`;
 }
