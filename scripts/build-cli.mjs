@@ -4,7 +4,9 @@
 // `bottle` invocation pays that cost before it does anything.
 // Packages with native add-ons or wasm stay external and load from node_modules.
 import { build } from 'esbuild';
-import { rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { deferRequires } from './defer-requires.mjs';
 
 // Chunk names carry a content hash: start from an empty folder so old chunks do not pile up.
@@ -27,3 +29,15 @@ await build({
   plugins: [deferRequires],
   logLevel: 'warning',
 });
+
+// The build identity workers publish in their heartbeat (src/shared/build-id.ts):
+// everything a worker runs, i.e. the bundle and the gateway program it ships.
+const hash = createHash('sha256');
+for (const dir of ['dist/cli-bundle', 'dist/gateway']) {
+  for (const name of readdirSync(dir).sort()) {
+    if (!name.endsWith('.js') && !name.endsWith('.cjs')) continue;
+    hash.update(name);
+    hash.update(readFileSync(join(dir, name)));
+  }
+}
+writeFileSync('dist/build-id.txt', `${hash.digest('hex').slice(0, 16)}\n`);

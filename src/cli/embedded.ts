@@ -3,10 +3,12 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
+import { hostname } from 'node:os';
+import { buildId } from '../shared/build-id.js';
 import { RuntimeFailure } from '../shared/errors.js';
 import { bottleHome } from '../shared/paths.js';
 import { describeRedisTarget, type RedisTarget } from '../shared/redis-target.js';
-import { liveWorkers } from '../worker/heartbeat.js';
+import { liveWorkers, type WorkerBeat } from '../worker/heartbeat.js';
 import { probeRedis } from '../worker/redis.js';
 
 /**
@@ -68,27 +70,93 @@ export function workerPaths(env: NodeJS.ProcessEnv = process.env) {
   return { dir, log: join(dir, 'worker.log'), pid: join(dir, 'worker.pid') };
 }
 
-/** Starts a detached `bottle worker` when no worker heartbeat is fresh. */
+/**
+ * Makes sure a worker on this build serves the queue. With none alive it
+ * starts a detached `bottle worker`. A live worker of another build (the
+ * installation was upgraded since it started) runs old effect code against
+ * new plans, so the local worker this CLI started (its pid file) is stopped
+ * with SIGTERM, which hands running effects back to the queue, and replaced.
+ * Workers this CLI did not start are left alone, with a note.
+ */
 export async function ensureWorker(target: RedisTarget, redis: Redis, say: (line: string) => void = () => undefined): Promise<void> {
-  if ((await liveWorkers(redis)).length > 0) return;
-  if (target.kind === 'url' && process.env.CLAUDE_BOTTLE_NO_EMBEDDED_WORKER) {
+  const build = buildId();
+  const onThisBuild = (live: WorkerBeat[]) => live.some((w) => w.build === build);
+  let live = await liveWorkers(redis);
+  if (onThisBuild(live)) return;
+  if (live.length > 0 && !ownStaleWorker(live)) {
+    say(otherBuildNote(live, build));
+    return;
+  }
+  if (live.length === 0 && target.kind === 'url' && process.env.CLAUDE_BOTTLE_NO_EMBEDDED_WORKER) {
     throw new RuntimeFailure('no live worker for this Redis; start one with `bottle worker`');
   }
   // Several CLIs starting at once (e.g. ten `start --detach`) must start one worker, not one each:
   // whoever takes the lock spawns it, the others wait for its heartbeat.
   const lockKey = 'cb:worker-start-lock';
   for (let i = 0; ; i++) {
-    if ((await redis.set(lockKey, String(process.pid), 'PX', 20_000, 'NX')) === 'OK') break;
-    if ((await liveWorkers(redis)).length > 0) return;
-    if (i >= 300) throw new RuntimeFailure('another bottle command is starting the local worker, and it did not come up within 30 s; see ' + workerPaths().log);
+    if ((await redis.set(lockKey, String(process.pid), 'PX', 60_000, 'NX')) === 'OK') break;
+    if (onThisBuild(await liveWorkers(redis))) return;
+    if (i >= 600) throw new RuntimeFailure('another bottle command is starting the local worker, and it did not come up within 60 s; see ' + workerPaths().log);
     await sleep(100);
   }
   try {
     // The lock holder before us may have just finished.
-    if ((await liveWorkers(redis)).length > 0) return;
+    live = await liveWorkers(redis);
+    if (onThisBuild(live)) return;
+    const stale = ownStaleWorker(live);
+    if (stale) await stopStaleWorker(redis, stale, build, say);
+    else if (live.length > 0) return say(otherBuildNote(live, build));
     await spawnWorker(redis, say);
   } finally {
     await redis.del(lockKey).catch(() => undefined);
+  }
+}
+
+/** The live worker this installation started (pid file, this host), if it runs another build. */
+function ownStaleWorker(live: WorkerBeat[]): WorkerBeat | undefined {
+  const path = workerPaths().pid;
+  const pid = existsSync(path) ? Number(readFileSync(path, 'utf8').trim()) : 0;
+  return pid > 0 ? live.find((w) => w.pid === pid && w.host === hostname()) : undefined;
+}
+
+function otherBuildNote(live: WorkerBeat[], build: string): string {
+  const builds = [...new Set(live.map((w) => w.build || 'unknown'))].join(', ');
+  return `note: the live worker${live.length === 1 ? ' runs' : 's run'} build ${builds}, this bottle command is build ${build}; restart ${live.length === 1 ? 'it' : 'them'} (bottle worker) after an upgrade`;
+}
+
+async function stopStaleWorker(redis: Redis, stale: WorkerBeat, build: string, say: (line: string) => void): Promise<void> {
+  // The heartbeat's host and pid matched our pid file (ownStaleWorker): this is the process we started.
+  say(`restarting the local worker (pid ${stale.pid} runs build ${stale.build || 'unknown'}, this is ${build}); running bottles carry on`);
+  try {
+    process.kill(stale.pid, 'SIGTERM');
+  } catch {
+    return; // already gone
+  }
+  // A graceful stop hands long effects back to the queue for the new worker; wait until the
+  // process is gone so no job can still run on the old code.
+  for (let i = 0; i < 300; i++) {
+    if (!processAlive(stale.pid)) {
+      await redis.del(stale.key).catch(() => undefined);
+      return;
+    }
+    await sleep(100);
+  }
+  throw new RuntimeFailure(`the local worker (pid ${stale.pid}) runs an older build and did not stop within 30 s; stop it and retry`);
+}
+
+/** Gone or a zombie (an exited orphan whose parent has not reaped it yet). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) state ..."; comm may contain spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
   }
 }
 
@@ -106,7 +174,7 @@ async function spawnWorker(redis: Redis, say: (line: string) => void): Promise<v
   child.unref();
   if (child.pid) writeFileSync(paths.pid, `${child.pid}\n`);
   for (let i = 0; i < 200; i++) {
-    if ((await liveWorkers(redis)).length > 0) return;
+    if ((await liveWorkers(redis)).some((w) => w.pid === child.pid)) return;
     if (child.exitCode !== null) break;
     await sleep(50);
   }

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
+import { buildId } from '../shared/build-id.js';
 
 /** A worker is alive while its heartbeat key is fresh; `doctor` and the CLI read these. */
 export const HEARTBEAT_PREFIX = 'cb:worker:';
@@ -12,6 +13,8 @@ export interface WorkerBeat {
   pid: number;
   beat: number;
   started: number;
+  /** The claude-bottle build the worker runs ('' for workers from before builds were published). */
+  build: string;
 }
 
 export function startHeartbeat(redis: Redis, now: () => number = Date.now): () => Promise<void> {
@@ -20,7 +23,7 @@ export function startHeartbeat(redis: Redis, now: () => number = Date.now): () =
   const beat = () =>
     redis
       .multi()
-      .hset(key, { host: hostname(), pid: String(process.pid), beat: String(now()), started: String(started) })
+      .hset(key, { host: hostname(), pid: String(process.pid), beat: String(now()), started: String(started), build: buildId() })
       .pexpire(key, HEARTBEAT_STALE_MS * 2)
       .exec()
       .catch(() => undefined);
@@ -46,7 +49,7 @@ export async function liveWorkers(redis: Redis, now: () => number = Date.now): P
     const h = await redis.hgetall(key);
     const beat = Number(h.beat);
     if (Number.isFinite(beat) && now() - beat <= HEARTBEAT_STALE_MS) {
-      beats.push({ key, host: h.host, pid: Number(h.pid), beat, started: Number(h.started) });
+      beats.push({ key, host: h.host, pid: Number(h.pid), beat, started: Number(h.started), build: h.build ?? '' });
     }
   }
   return beats;

@@ -133,8 +133,10 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
     worker,
     async close() {
       shutdown.abort();
-      await stopBeat();
+      // Stop taking jobs before the heartbeat goes: a CLI waiting for this worker to
+      // leave must not see it gone while it could still pick one up.
       await worker.close();
+      await stopBeat();
       await queue.close();
       redis.disconnect();
       queueConn.disconnect();

@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeBottleResources } from '../../src/effects/docker/teardown.js';
 import { EventLog } from '../../src/events/log.js';
+import { liveWorkers } from '../../src/worker/heartbeat.js';
 import { BOTTLE_BIN, PIN_DEFAULT_HOSTS, REPO } from '../support/cli-harness.js';
 
 /**
@@ -26,15 +27,21 @@ const pidFrom = (file: string) => (existsSync(file) ? Number(readFileSync(file, 
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
-    return pid > 0;
   } catch {
     return false;
   }
+  // An exited orphan stays a zombie until something reaps it: that is not alive.
+  const stat = existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, 'utf8') : '';
+  return pid > 0 && stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
 };
-const bottle = (args: string[]) => spawnSync(process.execPath, [BOTTLE_BIN, ...args], { cwd: REPO, env, encoding: 'utf8', timeout: 240_000 });
+const bottleWith = (extra: NodeJS.ProcessEnv, args: string[]) =>
+  spawnSync(process.execPath, [BOTTLE_BIN, ...args], { cwd: REPO, env: { ...env, ...extra }, encoding: 'utf8', timeout: 240_000 });
+const bottle = (args: string[]) => bottleWith({}, args);
+const sleeperManifest = join(manifestDir, 'sleeper.json');
 
 beforeAll(() => {
   writeFileSync(manifest, JSON.stringify({ bottles: [{ name: 'box', extra_hosts: PIN_DEFAULT_HOSTS }], agents: [{ name: 'ok', bottle: 'box', command: ['true'] }] }));
+  writeFileSync(sleeperManifest, JSON.stringify({ bottles: [{ name: 'box', extra_hosts: PIN_DEFAULT_HOSTS }], agents: [{ name: 'sleeper', bottle: 'box', command: ['sleep', '600'] }] }));
 });
 afterAll(async () => {
   const docker = new Docker();
@@ -75,6 +82,42 @@ describe('embedded default', () => {
       // Both bottles live in the embedded Redis's event log.
       const listed = (await new EventLog(redis).listBottles()).map((b) => b.identity);
       expect(listed).toEqual(expect.arrayContaining(identities));
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('after an upgrade (another build), the next start replaces the local worker; a running bottle carries on', async () => {
+    const socket = join(home, 'redis', 'redis.sock');
+    const longLived = bottle(['--manifest', sleeperManifest, 'start', 'sleeper', '--detach']);
+    expect(longLived.status, longLived.stderr).toBe(0);
+    const sleeperId = longLived.stdout.split('\n')[0];
+    identities.push(sleeperId);
+    const oldWorker = pidFrom(join(home, 'worker', 'worker.pid'));
+    expect(alive(oldWorker)).toBe(true);
+
+    // doctor from the "new" build sees the mismatch before anything restarts it.
+    const upgraded = { CLAUDE_BOTTLE_BUILD_ID: 'upgraded-build-test' };
+    const doctor = bottleWith(upgraded, ['doctor']);
+    expect(doctor.stdout).toMatch(/not all on this build \(upgraded-build-test\)/);
+
+    const next = bottleWith(upgraded, ['--manifest', manifest, 'start', 'ok', '--detach']);
+    expect(next.status, next.stderr).toBe(0);
+    identities.push(next.stdout.split('\n')[0]);
+    expect(next.stderr).toMatch(/restarting the local worker \(pid \d+ runs build \S+, this is upgraded-build-test\)/);
+    const newWorker = pidFrom(join(home, 'worker', 'worker.pid'));
+    expect(newWorker).not.toBe(oldWorker);
+    expect(alive(oldWorker)).toBe(false);
+    const redis = new Redis({ path: socket });
+    try {
+      const beats = (await liveWorkers(redis)).map((w) => ({ pid: w.pid, build: w.build }));
+      expect(beats).toEqual([{ pid: newWorker, build: 'upgraded-build-test' }]);
+      // The bottle started under the old worker is still watched: stopping it runs to preserved.
+      const stopped = bottleWith(upgraded, ['stop', sleeperId]);
+      expect(stopped.status, stopped.stderr).toBe(0);
+      const types = (await new EventLog(redis).read(sleeperId)).map((e) => e.type);
+      expect(types).toContain('agent.exited');
+      expect(types.at(-1)).toBe('bottle.preserved');
     } finally {
       redis.disconnect();
     }

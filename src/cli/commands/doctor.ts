@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { dockerClient, statusOf } from '../../effects/docker/client.js';
 import { claudeBinaryPath } from '../../effects/docker/build-context.js';
+import { buildId } from '../../shared/build-id.js';
 import { HEARTBEAT_PREFIX, HEARTBEAT_STALE_MS } from '../../worker/heartbeat.js';
 import { describeRedisTarget, redisTarget, type RedisTarget } from '../../shared/redis-target.js';
 
@@ -131,12 +132,22 @@ async function workerCheck(redis: Redis, target: RedisTarget): Promise<Check> {
   } while (cursor !== '0');
   const now = Date.now();
   const alive: string[] = [];
+  const otherBuilds: string[] = [];
   for (const key of keys) {
     const w = await redis.hgetall(key).catch(() => ({}) as Record<string, string>);
     const beat = Number(w.beat);
-    if (Number.isFinite(beat) && now - beat <= HEARTBEAT_STALE_MS) alive.push(`${w.host ?? '?'}:${w.pid ?? '?'}`);
+    if (!(Number.isFinite(beat) && now - beat <= HEARTBEAT_STALE_MS)) continue;
+    alive.push(`${w.host ?? '?'}:${w.pid ?? '?'}`);
+    if ((w.build ?? '') !== buildId()) otherBuilds.push(`${w.host ?? '?'}:${w.pid ?? '?'} runs ${w.build || 'an unknown build'}`);
   }
-  if (alive.length > 0) return { status: 'ok', what: `${alive.length} live worker${alive.length === 1 ? '' : 's'} (${alive.join(', ')})` };
+  if (otherBuilds.length > 0) {
+    return {
+      status: 'warn',
+      what: `${alive.length} live worker${alive.length === 1 ? '' : 's'}, not all on this build (${buildId()}): ${otherBuilds.join(', ')}`,
+      fix: target.kind === 'embedded' ? 'the next `bottle start` restarts the local worker on this build' : 'restart `bottle worker` with this version',
+    };
+  }
+  if (alive.length > 0) return { status: 'ok', what: `${alive.length} live worker${alive.length === 1 ? '' : 's'} (${alive.join(', ')}; build ${buildId()})` };
   return {
     status: 'warn',
     what: keys.length ? `no live worker (${keys.length} stale heartbeat${keys.length === 1 ? '' : 's'})` : 'no live worker',
