@@ -55,7 +55,7 @@ export async function startGateway(
     connect: opts.connect ?? ((address, port) => netConnect({ host: address, port })),
     hostRoutes,
     anthropicRoute: config.routes.find((r) => r.role === 'anthropic-base-url'),
-    interception: hostRoutes.size > 0 ? createInterceptionCa(config.identity) : undefined,
+    interception: hostRoutes.size > 0 ? createInterceptionCa(config.identity, [...hostRoutes.keys()]) : undefined,
     credentialPort: () => credentialPort,
     log: opts.log ?? ((message) => process.stderr.write(`gateway: ${message}\n`)),
   };

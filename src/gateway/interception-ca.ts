@@ -14,6 +14,8 @@ import forge from 'node-forge';
  * prints it in its ready line for the launcher to hand over.
  *
  * Only route hosts are ever intercepted: every other tunnel stays end to end.
+ * The CA itself is name-constrained to those hosts, so even a gateway that
+ * misbehaved could not use the agent's trust in it for any other name.
  */
 export interface InterceptionCa {
   /** PEM certificate the agent must trust. */
@@ -25,7 +27,8 @@ export interface InterceptionCa {
 const CA_VALIDITY_DAYS = 30;
 const LEAF_VALIDITY_DAYS = 7;
 
-export function createInterceptionCa(identity: string, now: Date = new Date()): InterceptionCa {
+export function createInterceptionCa(identity: string, hosts: readonly string[], now: Date = new Date()): InterceptionCa {
+  if (hosts.length === 0) throw new Error('an interception CA needs at least one host to be valid for');
   const caKeys = rsaKeyPair();
   const caCert = forge.pki.createCertificate();
   caCert.publicKey = caKeys.publicKey;
@@ -41,6 +44,7 @@ export function createInterceptionCa(identity: string, now: Date = new Date()): 
     { name: 'basicConstraints', cA: true, critical: true, pathLenConstraint: 0 },
     { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
     { name: 'subjectKeyIdentifier' },
+    { id: NAME_CONSTRAINTS_OID, critical: true, value: permittedDnsNames(hosts) },
   ]);
   caCert.sign(caKeys.privateKey, forge.md.sha256.create());
 
@@ -51,6 +55,7 @@ export function createInterceptionCa(identity: string, now: Date = new Date()): 
   return {
     certificatePem: forge.pki.certificateToPem(caCert),
     contextFor(host: string): SecureContext {
+      if (!hosts.includes(host)) throw new Error(`the interception CA is not valid for ${host}`);
       const cached = contexts.get(host);
       if (cached) return cached;
       const leaf = forge.pki.createCertificate();
@@ -71,6 +76,22 @@ export function createInterceptionCa(identity: string, now: Date = new Date()): 
       return context;
     },
   };
+}
+
+const NAME_CONSTRAINTS_OID = '2.5.29.30';
+
+/**
+ * DER of a NameConstraints extension (RFC 5280 4.2.1.10) permitting exactly
+ * these DNS names (and, by the RFC's rule, names below them); forge has no
+ * builder for it. TLS clients (OpenSSL, BoringSSL, Go) enforce it on the root.
+ */
+function permittedDnsNames(hosts: readonly string[]): string {
+  const { asn1 } = forge;
+  const subtrees = hosts.map((host) =>
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [asn1.create(asn1.Class.CONTEXT_SPECIFIC, 2, false, host)]),
+  );
+  const constraints = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, subtrees)]);
+  return asn1.toDer(constraints).getBytes();
 }
 
 /** Keys come from Node's native generator (forge's pure-JS one takes seconds). */
