@@ -12,6 +12,7 @@ import { createServer as createNetServer, connect as netConnect, type AddressInf
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
+import { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { GatewayConfigInput } from '../../src/gateway/config.js';
 import type { GatewayLine } from '../../src/gateway/decision-log.js';
@@ -112,28 +113,61 @@ function openTunnel(proxyPort: number, authority: string): Promise<import('node:
 async function httpsThroughTunnel(
   proxyPort: number,
   host: string,
-  opts: { ca?: string; servername?: string; path: string; headers?: Record<string, string> },
+  opts: { ca?: string; servername?: string; path: string; headers?: Record<string, string>; eager?: boolean },
 ): Promise<SimpleResponse> {
-  const socket = await openTunnel(proxyPort, `${host}:443`);
+  const transport = opts.eager ? eagerTunnel(proxyPort, host) : await openTunnel(proxyPort, `${host}:443`);
   return new Promise((resolve, reject) => {
-    const secure = tlsConnect({ socket, servername: opts.servername ?? host, ca: opts.ca ? [opts.ca] : undefined, ALPNProtocols: ['http/1.1'] });
+    const secure = tlsConnect({ socket: transport, servername: opts.servername ?? host, ca: opts.ca ? [opts.ca] : undefined, ALPNProtocols: ['http/1.1'] });
     secure.on('error', reject);
     secure.on('secureConnect', () => {
-      const req = httpRequest(
-        { createConnection: () => secure, path: opts.path, headers: { host, ...opts.headers } },
-        (res) => {
-          let body = '';
-          res.on('data', (chunk) => (body += chunk));
-          res.on('end', () => {
-            secure.destroy();
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
-          });
-        },
-      );
+      const req = httpRequest({ createConnection: () => secure, path: opts.path, headers: { host, ...opts.headers } }, (res) => {
+        let body = '';
+        res.on('data', (chunk) => (body += chunk));
+        res.on('end', () => {
+          secure.destroy();
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+        });
+      });
       req.on('error', reject);
       req.end();
     });
   });
+}
+
+/**
+ * A client that does not wait for the proxy's 200: its ClientHello goes out in
+ * the same write as the CONNECT, so the gateway receives it as `head`.
+ */
+function eagerTunnel(proxyPort: number, host: string): Duplex {
+  const raw = netConnect({ host: '127.0.0.1', port: proxyPort });
+  let first = true;
+  let answered = false;
+  let buffered = Buffer.alloc(0);
+  const relay = new Duplex({
+    read() {},
+    write(chunk: Buffer, _encoding, done) {
+      const connect = first ? Buffer.from(`CONNECT ${host}:443 HTTP/1.1\r\nHost: ${host}:443\r\n\r\n`) : Buffer.alloc(0);
+      first = false;
+      raw.write(Buffer.concat([connect, chunk]), done);
+    },
+    destroy(err, done) {
+      raw.destroy();
+      done(err);
+    },
+  });
+  raw.on('data', (chunk: Buffer) => {
+    if (answered) return void relay.push(chunk);
+    buffered = Buffer.concat([buffered, chunk]);
+    const end = buffered.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    answered = true;
+    const status = buffered.subarray(0, end).toString('latin1');
+    if (!status.startsWith('HTTP/1.1 200')) return void relay.destroy(new Error(`tunnel refused: ${status}`));
+    if (buffered.length > end + 4) relay.push(buffered.subarray(end + 4));
+  });
+  raw.on('end', () => relay.push(null));
+  raw.on('error', (err) => relay.destroy(err));
+  return relay;
 }
 
 describe('egress gateway (in-process, loopback)', () => {
@@ -344,6 +378,12 @@ describe('egress gateway (in-process, loopback)', () => {
       expect(response.body).toBe('plain upstream saw /repos/o/r?page=3');
       expect(plain.seen.at(-1)).toMatchObject({ url: '/repos/o/r?page=3', headers: { authorization: `Bearer ${REAL_HOST_ROUTE_TOKEN}` } });
       expect(lastEgress()).toMatchObject({ decision: 'allowed', host: 'api.example.test', method: 'GET', reason: 'credential_route' });
+    });
+
+    it('works for a client that sends its ClientHello right behind the CONNECT, without waiting for the 200', async () => {
+      const response = await httpsThroughTunnel(gateway.proxyPort, 'api.example.test', { ca: gateway.interceptionCaPem!, path: '/eager', eager: true });
+      expect(response.status).toBe(200);
+      expect(plain.seen.at(-1)).toMatchObject({ url: '/eager', headers: { authorization: `Bearer ${REAL_HOST_ROUTE_TOKEN}` } });
     });
 
     it('an agent that does not trust the interception CA gets no answer, and nothing is forwarded', async () => {
