@@ -1,5 +1,6 @@
 import type Docker from 'dockerode';
 import { bottleLabels, resourceNames } from '../../shared/names.js';
+import { PermanentEffectError } from '../types.js';
 import { statusOf } from './client.js';
 
 /**
@@ -61,6 +62,13 @@ async function ensureNetwork(docker: Docker, name: string, internal: boolean, la
     // and a retried effect would then see an ambiguous name.
     await docker.createNetwork({ Name: name, Driver: 'bridge', Internal: internal, CheckDuplicate: true, Labels: labels });
   } catch (err) {
+    if (isAddressPoolExhausted(err)) {
+      // Retrying does not help until some network goes away: say so at once, with the fix.
+      throw new PermanentEffectError(
+        'Docker has no free address pool left for a new network (each bottle uses 2): remove networks you no longer need (`bottle cleanup`, `docker network prune`) or give the daemon more with "default-address-pools" in /etc/docker/daemon.json',
+        String(err),
+      );
+    }
     if (statusOf(err) !== 409) throw err; // 409: a concurrent attempt created it first
   }
   const created = await inspectNetwork(docker, name);
@@ -77,4 +85,9 @@ export async function ensureBottleNetworks(docker: Docker, identity: string, age
     ensureNetwork(docker, names.egressNetwork, false, bottleLabels(identity, agent, 'egress-network')),
   ]);
   return { internal, egress };
+}
+
+/** Docker 20.10 answers 404 ("driver not found - could not find an available, non-overlapping IPv4 address pool ..."). */
+export function isAddressPoolExhausted(err: unknown): boolean {
+  return /non-overlapping IPv4 address pool/i.test(err instanceof Error ? err.message : String(err));
 }
