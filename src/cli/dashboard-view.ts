@@ -2,7 +2,7 @@ import { createElement as h, useEffect, useState } from 'react';
 import { Box, Text, useApp, useInput } from 'ink';
 import type { LifecycleEvent } from '../events/schema.js';
 import { bottleStatus, isTerminal } from '../machines/index.js';
-import { describeEvent } from './render-event.js';
+import { capabilityTarget, describeEvent } from './render-event.js';
 import type { Session } from './session.js';
 
 /**
@@ -34,7 +34,7 @@ async function snapshot(session: Session): Promise<View> {
   for (const entry of await session.log.listBottles()) {
     const live = await session.log.liveState(entry.identity);
     if (!live || isTerminal(live)) continue;
-    const describe = (r: { kind: string; host?: string; reason: string }) => `${r.kind}${r.host ? ` ${r.host}` : ''}: ${r.reason}`;
+    const describe = (r: { kind: string; host?: string; port?: number; reason: string }) => `${capabilityTarget(r)}: ${r.reason}`;
     const pending = live.context.pendingCapability;
     rows.push({
       identity: entry.identity,

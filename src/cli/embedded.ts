@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { buildId } from '../shared/build-id.js';
 import { RuntimeFailure } from '../shared/errors.js';
 import { bottleHome } from '../shared/paths.js';
+import { processAlive } from '../shared/process-alive.js';
 import { describeRedisTarget, type RedisTarget } from '../shared/redis-target.js';
 import { liveWorkers, type WorkerBeat } from '../worker/heartbeat.js';
 import { probeRedis } from '../worker/redis.js';
@@ -142,22 +143,6 @@ async function stopStaleWorker(redis: Redis, stale: WorkerBeat, build: string, s
     await sleep(100);
   }
   throw new RuntimeFailure(`the local worker (pid ${stale.pid}) runs an older build and did not stop within 30 s; stop it and retry`);
-}
-
-/** Gone or a zombie (an exited orphan whose parent has not reaped it yet). */
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    // /proc/<pid>/stat: "pid (comm) state ..."; comm may contain spaces and parentheses.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true;
-  }
 }
 
 async function spawnWorker(redis: Redis, say: (line: string) => void): Promise<void> {

@@ -1,5 +1,16 @@
 import type { LifecycleEvent } from '../events/schema.js';
 
+interface CapabilityTarget {
+  kind: string;
+  host?: string;
+  port?: number;
+}
+
+/** What a capability request asks for, e.g. `egress pypi.org:443` or `dockerfile`. */
+export function capabilityTarget(request: CapabilityTarget): string {
+  return `${request.kind}${request.host ? ` ${request.host}${request.port ? `:${request.port}` : ''}` : ''}`;
+}
+
 /** One human line per lifecycle event, for `start` progress and `events` text output. */
 export function describeEvent(ev: LifecycleEvent, identity: string): string {
   const d = ev.data as Record<string, any>;
@@ -16,7 +27,7 @@ export function describeEvent(ev: LifecycleEvent, identity: string): string {
     case 'transcript.snapshotted': return d.missing ? `transcript not found (${d.warning ?? 'nothing to snapshot'})` : `transcript snapshotted (${d.files} files, ${d.bytes} bytes)`;
     case 'bottle.preserved': return `state preserved (${d.reason}); resume with: ${d.resume_hint ?? `bottle resume ${identity}`}`;
     case 'bottle.cleaned': return 'cleaned up (state removed)';
-    case 'capability.requested': return `capability requested ${d.request_id}: ${d.kind}${d.host ? ` ${d.host}${d.port ? `:${d.port}` : ''}` : ''} — ${d.reason}; decide with: bottle approve ${identity} / bottle deny ${identity} --reason ...`;
+    case 'capability.requested': return `capability requested ${d.request_id}: ${capabilityTarget(d as CapabilityTarget)} — ${d.reason}; decide with: bottle approve ${identity} / bottle deny ${identity} --reason ...`;
     case 'capability.approved': return `capability ${d.request_id} approved by ${d.by}`;
     case 'capability.denied': return `capability ${d.request_id} denied by ${d.by}: ${d.reason}`;
     case 'egress.allowed': return `egress allowed ${d.method} ${d.host}:${d.port}`;

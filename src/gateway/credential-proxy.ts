@@ -6,7 +6,7 @@ import type { GatewayContext } from './context.js';
 import { canonicalHost } from './egress-policy.js';
 import { installClientErrorHandler } from './client-errors.js';
 import { isPathEscape } from './path-escape.js';
-import { capabilityUrlFor, egressDeniedBody, sendJson } from './responses.js';
+import { capabilityUrlFor, egressDeniedBody, refusePathEscape, refuseRateLimited, sendJson } from './responses.js';
 import { pinnedAgent } from './upstream-agent.js';
 
 /**
@@ -54,8 +54,7 @@ async function handleCredentialRequest(ctx: GatewayContext, proxy: httpProxy, re
   const target = describeTarget(ctx, hostRoute);
 
   if (!ctx.limiter.tryTake()) {
-    ctx.decisions.denied({ ...target, method }, 'rate_limited');
-    sendJson(res, 429, { error: 'rate_limited', limit_per_minute: ctx.config.limits.requests_per_minute }, { 'retry-after': '60' });
+    refuseRateLimited(ctx, res, { ...target, method });
     return;
   }
   if (!rawUrl.startsWith('/')) {
@@ -64,8 +63,7 @@ async function handleCredentialRequest(ctx: GatewayContext, proxy: httpProxy, re
     return;
   }
   if (isPathEscape(rawUrl)) {
-    ctx.decisions.denied({ ...target, method }, 'path_escape');
-    sendJson(res, 400, { error: 'path_escape', detail: 'dot segments, "//", backslashes and double encoding are refused' });
+    refusePathEscape(ctx, res, { ...target, method });
     return;
   }
   if (pathOnly === CAPABILITY_PATH) {

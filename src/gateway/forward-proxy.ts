@@ -5,7 +5,7 @@ import { installClientErrorHandler } from './client-errors.js';
 import type { GatewayContext } from './context.js';
 import { denialContext, forwardWithCredential, upstreamFailed } from './credential-proxy.js';
 import { canonicalHost, type ProxyMode } from './egress-policy.js';
-import { egressDeniedBody, sendJson, writeJsonAndClose } from './responses.js';
+import { egressDeniedBody, rateLimitedBody, refuseRateLimited, sendJson, writeJsonAndClose } from './responses.js';
 import { createInterceptionServer, interceptTunnel } from './tls-interception.js';
 import { inspectTunnelStart } from './tunnel-inspection.js';
 import { pinnedAgent } from './upstream-agent.js';
@@ -69,8 +69,7 @@ async function handlePlainRequest(ctx: GatewayContext, proxy: httpProxy, req: In
   const port = url ? (url.port ? Number(url.port) : 80) : null;
 
   if (!ctx.limiter.tryTake()) {
-    ctx.decisions.denied({ host, port, method }, 'rate_limited');
-    sendJson(res, 429, { error: 'rate_limited', limit_per_minute: ctx.config.limits.requests_per_minute }, { 'retry-after': '60' });
+    refuseRateLimited(ctx, res, { host, port, method });
     return;
   }
   if (!url || host === null || port === null) {
@@ -113,7 +112,7 @@ async function handleConnect(ctx: GatewayContext, interceptionServer: Server, re
   const authority = parseAuthority(req.url ?? '');
   if (!ctx.limiter.tryTake()) {
     ctx.decisions.denied({ host: authority?.host ?? null, port: authority?.port ?? null, method }, 'rate_limited');
-    writeJsonAndClose(clientSocket, 429, { error: 'rate_limited', limit_per_minute: ctx.config.limits.requests_per_minute });
+    writeJsonAndClose(clientSocket, 429, rateLimitedBody(ctx));
     return;
   }
   if (!authority) {

@@ -1,4 +1,6 @@
 import type { ServerResponse } from 'node:http';
+import type { GatewayContext } from './context.js';
+import type { EgressTarget } from './decision-log.js';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 
@@ -56,4 +58,20 @@ export function capabilityUrlFor(localAddress: string | undefined, credentialPor
   const address = localAddress?.replace(/^::ffff:/, '') ?? 'gateway';
   const host = address.includes(':') ? `[${address}]` : address;
   return `http://${host}:${credentialPort}/_bottle/capability`;
+}
+
+/** Records and answers a request over the bottle's per-minute budget. */
+export function refuseRateLimited(ctx: GatewayContext, res: ServerResponse, target: EgressTarget): void {
+  ctx.decisions.denied(target, 'rate_limited');
+  sendJson(res, 429, rateLimitedBody(ctx), { 'retry-after': '60' });
+}
+
+export function rateLimitedBody(ctx: GatewayContext): JsonBody {
+  return { error: 'rate_limited', limit_per_minute: ctx.config.limits.requests_per_minute };
+}
+
+/** Records and answers a path that could climb out of the route's upstream prefix. */
+export function refusePathEscape(ctx: GatewayContext, res: ServerResponse, target: EgressTarget): void {
+  ctx.decisions.denied(target, 'path_escape');
+  sendJson(res, 400, { error: 'path_escape', detail: 'dot segments, "//", backslashes and double encoding are refused' });
 }

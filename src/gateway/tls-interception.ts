@@ -8,7 +8,7 @@ import type { GatewayContext } from './context.js';
 import { forwardWithCredential } from './credential-proxy.js';
 import { canonicalHost } from './egress-policy.js';
 import { isPathEscape } from './path-escape.js';
-import { sendJson } from './responses.js';
+import { refusePathEscape, refuseRateLimited, sendJson } from './responses.js';
 
 /**
  * HTTPS to a credential-route host: the CONNECT tunnel is answered by the
@@ -85,8 +85,7 @@ async function handleInterceptedRequest(ctx: GatewayContext, proxy: httpProxy, r
   const { host, route } = tunnel;
   const rawUrl = req.url ?? '';
   if (!ctx.limiter.tryTake()) {
-    ctx.decisions.denied({ host, port: 443, method }, 'rate_limited');
-    sendJson(res, 429, { error: 'rate_limited', limit_per_minute: ctx.config.limits.requests_per_minute }, { 'retry-after': '60' });
+    refuseRateLimited(ctx, res, { host, port: 443, method });
     return;
   }
   if (!rawUrl.startsWith('/')) {
@@ -100,8 +99,7 @@ async function handleInterceptedRequest(ctx: GatewayContext, proxy: httpProxy, r
     return;
   }
   if (isPathEscape(rawUrl)) {
-    ctx.decisions.denied({ host, port: 443, method }, 'path_escape');
-    sendJson(res, 400, { error: 'path_escape', detail: 'dot segments, "//", backslashes and double encoding are refused' });
+    refusePathEscape(ctx, res, { host, port: 443, method });
     return;
   }
   await forwardWithCredential(ctx, proxy, req, res, route, rawUrl);

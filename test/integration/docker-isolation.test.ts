@@ -37,6 +37,22 @@ describe.each<ContainerRuntime>(['runc', 'runsc'])('a bottle under %s', (runtime
   let gatewayEgressIp: string;
   let cwd: string;
 
+  /** Exit code of a control container on `network` trying the host service at `ip` (0: it connected). */
+  async function controlConnects(network: string, ip: string): Promise<number> {
+    const control = await docker.createContainer({
+      Image: TEST_TOOLS_IMAGE,
+      Cmd: connectScript(ip, hostPort),
+      Labels: testLabels(identity, 'control'),
+      HostConfig: { NetworkMode: network, Runtime: runtime },
+    });
+    try {
+      await control.start();
+      return ((await control.wait()) as { StatusCode: number }).StatusCode;
+    } finally {
+      await control.remove({ force: true });
+    }
+  }
+
   beforeAll(async () => {
     await ensureToolsImage(docker);
     cwd = await mkdtemp(join(tmpdir(), 'cb-isolation-'));
@@ -82,36 +98,15 @@ describe.each<ContainerRuntime>(['runc', 'runsc'])('a bottle under %s', (runtime
   });
 
   it('lets a control container on the egress bridge reach the host service, so the probe can see the host', async () => {
-    const control = await docker.createContainer({
-      Image: TEST_TOOLS_IMAGE,
-      Cmd: connectScript(networks.egress.gateway, hostPort),
-      Labels: testLabels(identity, 'control'),
-      HostConfig: { NetworkMode: networks.egress.name, Runtime: runtime },
-    });
-    try {
-      await control.start();
-      const { StatusCode } = (await control.wait()) as { StatusCode: number };
-      expect(StatusCode).toBe(0);
-    } finally {
-      await control.remove({ force: true });
-    }
+    expect(await controlConnects(networks.egress.name, networks.egress.gateway)).toBe(0);
   });
 
   it('shows the pitfall is real: an internal network without the host guard reaches the host service', async () => {
     const unguarded = await docker.createNetwork({ Name: `cb-${identity}-unguarded`, Internal: true, CheckDuplicate: true, Labels: testLabels(identity, 'control') });
     const gatewayIp = ((await unguarded.inspect()) as { IPAM: { Config: Array<{ Gateway: string }> } }).IPAM.Config[0].Gateway;
-    const control = await docker.createContainer({
-      Image: TEST_TOOLS_IMAGE,
-      Cmd: connectScript(gatewayIp, hostPort),
-      Labels: testLabels(identity, 'control'),
-      HostConfig: { NetworkMode: unguarded.id, Runtime: runtime },
-    });
     try {
-      await control.start();
-      const { StatusCode } = (await control.wait()) as { StatusCode: number };
-      expect(StatusCode).toBe(0);
+      expect(await controlConnects(unguarded.id, gatewayIp)).toBe(0);
     } finally {
-      await control.remove({ force: true });
       await unguarded.remove();
     }
   });

@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeBottleResources } from '../../src/effects/docker/teardown.js';
 import { EventLog } from '../../src/events/log.js';
+import { processAlive } from '../../src/shared/process-alive.js';
 import { liveWorkers } from '../../src/worker/heartbeat.js';
 import { BOTTLE_BIN, PIN_DEFAULT_HOSTS, REPO } from '../support/cli-harness.js';
 
@@ -24,16 +25,7 @@ delete env.CLAUDE_BOTTLE_MANIFEST;
 const identities: string[] = [];
 
 const pidFrom = (file: string) => (existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : 0);
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  // An exited orphan stays a zombie until something reaps it: that is not alive.
-  const stat = existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, 'utf8') : '';
-  return pid > 0 && stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-};
+const alive = processAlive;
 const bottleWith = (extra: NodeJS.ProcessEnv, args: string[]) =>
   spawnSync(process.execPath, [BOTTLE_BIN, ...args], { cwd: REPO, env: { ...env, ...extra }, encoding: 'utf8', timeout: 240_000 });
 const bottle = (args: string[]) => bottleWith({}, args);

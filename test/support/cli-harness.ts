@@ -9,6 +9,7 @@ import { EventLog } from '../../src/events/log.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
 import { LABELS } from '../../src/shared/names.js';
 import { startTestRedis, type TestRedis } from './redis-server.js';
+import { processAlive } from '../../src/shared/process-alive.js';
 
 /**
  * Runs the real `bottle` CLI (bin/bottle.js over dist/, so `npm run build`
@@ -133,14 +134,7 @@ export async function startHarness(opts: { env?: NodeJS.ProcessEnv } = {}): Prom
 }
 
 async function endProcess(pid: number): Promise<void> {
-  const alive = () => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  const alive = () => processAlive(pid);
   if (!alive()) return;
   process.kill(pid, 'SIGTERM');
   for (let i = 0; i < 100 && alive(); i++) await new Promise((r) => setTimeout(r, 100));

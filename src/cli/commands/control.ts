@@ -5,7 +5,7 @@ import { RuntimeFailure, UsageError } from '../../shared/errors.js';
 import { checkIdentityArg } from '../identity-arg.js';
 import { followUntil } from '../follow.js';
 import type { CliIO } from '../io.js';
-import { describeEvent } from '../render-event.js';
+import { capabilityTarget, describeEvent } from '../render-event.js';
 import { openSession } from '../session.js';
 
 const operator = () => `${userInfo().username}@${hostname()}`;
@@ -56,15 +56,10 @@ export async function runDecide(opts: { identity: string; approve: boolean; reas
       io.stdout(`denied ${pending.request_id}`);
       // A request that waited behind this one is now the pending one.
       const next = (await session.log.liveState(identity))?.context.pendingCapability;
-      if (next) io.stdout(`next pending request ${next.request_id}: ${describeRequest(next)} — decide with: bottle approve ${identity} / bottle deny ${identity} --reason ...`);
+      if (next) io.stdout(`next pending request ${next.request_id}: ${capabilityTarget(next)} (${next.reason}) — decide with: bottle approve ${identity} / bottle deny ${identity} --reason ...`);
     }
     return end?.type === 'bottle.failed' ? 1 : 0;
   } finally {
     await session.close();
   }
-}
-
-function describeRequest(request: { kind: string; host?: string; port?: number; reason: string }): string {
-  const target = request.host ? ` ${request.host}${request.port ? `:${request.port}` : ''}` : '';
-  return `${request.kind}${target} (${request.reason})`;
 }

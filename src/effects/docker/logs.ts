@@ -256,9 +256,8 @@ export type GatewayReadyLine = z.infer<typeof GatewayReadyLineSchema>;
 export async function readGatewayReadyLine(gateway: Docker.Container): Promise<GatewayReadyLine | undefined> {
   const raw = (await gateway.logs({ follow: false, stdout: true, stderr: false })) as unknown as Buffer;
   for (const line of demuxLogBuffer(raw).stdout.split('\n')) {
-    if (!isReadyLine(line)) continue;
-    const parsed = GatewayReadyLineSchema.safeParse(JSON.parse(line.trim()));
-    if (parsed.success) return parsed.data;
+    const ready = parseReadyLine(line);
+    if (ready) return ready;
   }
   return undefined;
 }
@@ -267,12 +266,15 @@ export class ContainerExitedError extends Error {
   override name = 'ContainerExitedError';
 }
 
-function isReadyLine(line: string): boolean {
+function parseReadyLine(line: string): GatewayReadyLine | undefined {
   const trimmed = line.trim();
-  if (!trimmed.startsWith('{')) return false;
+  if (!trimmed.startsWith('{')) return undefined;
   try {
-    return (JSON.parse(trimmed) as { t?: unknown }).t === 'ready';
+    const parsed = GatewayReadyLineSchema.safeParse(JSON.parse(trimmed));
+    return parsed.success ? parsed.data : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
+
+const isReadyLine = (line: string): boolean => parseReadyLine(line) !== undefined;
