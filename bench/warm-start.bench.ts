@@ -1,7 +1,6 @@
 import type Docker from 'dockerode';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { ensureHostGuard } from '../src/effects/docker/host-guard.js';
 import {
   agentContainerSpec,
   gatewayContainerSpec,
@@ -11,7 +10,7 @@ import {
   GATEWAY_UID,
 } from '../src/effects/docker/containers.js';
 import { waitForGatewayReady } from '../src/effects/docker/logs.js';
-import { describeNetwork, type BottleNetworks } from '../src/effects/docker/networks.js';
+import { ADDRESSLESS_BRIDGE_OPTION, describeNetwork, type BottleNetworks } from '../src/effects/docker/networks.js';
 import { putEntries } from '../src/effects/docker/provision.js';
 import { removeBottleResources } from '../src/effects/docker/teardown.js';
 import { gatewayConfigFor } from '../src/effects/handlers.js';
@@ -27,10 +26,9 @@ import { median, type Row } from './stats.js';
  * process spawn until the running event (`agent.started`) is in the log, and
  * until the CLI exits right after it, next to the same Docker work done with raw dockerode calls in the same
  * run: two networks, the gateway from the same image with the same config
- * copied in, the agent with the same hardening. A second baseline adds the two
- * safety steps the effects take that the bare sequence skips (host-guard
- * one-shot container, waiting for the gateway's ready line), so the ratio can
- * be read both ways. Per-phase medians come from the bottles' event
+ * copied in, the agent with the same hardening. A second baseline adds the
+ * safety step the effects take that the bare sequence skips (waiting for the
+ * gateway's ready line before the agent starts), so the ratio can be read both ways. Per-phase medians come from the bottles' event
  * timestamps (each includes the queue hop to the next effect).
  */
 
@@ -38,7 +36,7 @@ const AGENT = 'demo-sleeper';
 const PHASES: Array<[from: string, to: string, label: string]> = [
   ['bottle.start_requested', 'bottle.prepared', 'prepare state'],
   ['bottle.prepared', 'image.built', 'image check (cached)'],
-  ['image.built', 'network.created', 'networks + host-guard one-shot'],
+  ['image.built', 'network.created', 'networks'],
   ['network.created', 'gateway.started', 'gateway create+config+start+ready'],
   ['gateway.started', 'agent.started', 'agent create+provision+start'],
 ];
@@ -91,7 +89,7 @@ function rawPlan(template: BottlePlan, identity: string): BottlePlan {
 }
 
 /** The bare Docker work of a launch, no inspect-before-create, no queue, no event log. */
-type RawPhases = Record<'networks' | 'host_guard' | 'gateway' | 'gateway_ready' | 'agent', number>;
+type RawPhases = Record<'networks' | 'gateway' | 'gateway_ready' | 'agent', number>;
 
 async function rawLaunch(docker: Docker, plan: BottlePlan, withSafetySteps: boolean, phases?: RawPhases): Promise<number> {
   const t0 = performance.now();
@@ -102,15 +100,13 @@ async function rawLaunch(docker: Docker, plan: BottlePlan, withSafetySteps: bool
     mark = now;
   };
   const labels = (role: string) => bottleLabels(plan.identity, plan.agent, role);
-  await docker.createNetwork({ Name: plan.networks.internal, Driver: 'bridge', Internal: true, Labels: labels('internal-network') });
+  await docker.createNetwork({ Name: plan.networks.internal, Driver: 'bridge', Internal: true, Labels: labels('internal-network'), Options: { [ADDRESSLESS_BRIDGE_OPTION]: 'true' } });
   await docker.createNetwork({ Name: plan.networks.egress, Driver: 'bridge', Internal: false, Labels: labels('egress-network') });
   const networks: BottleNetworks = {
     internal: describeNetwork(await docker.getNetwork(plan.networks.internal).inspect()),
     egress: describeNetwork(await docker.getNetwork(plan.networks.egress).inspect()),
   };
   lap('networks');
-  if (withSafetySteps) await ensureHostGuard(docker, { identity: plan.identity, bridge: networks.internal.bridge, image: plan.gateway_image.tag });
-  lap('host_guard');
 
   const gateway = await docker.createContainer(gatewayContainerSpec(plan, { networks }));
   await docker.getNetwork(networks.internal.name).connect({ Container: gateway.id });
@@ -168,7 +164,7 @@ export async function benchWarmStart(rounds = 9): Promise<Row[]> {
         const id = rawIdentity();
         rawIds.push(id);
         try {
-          const phases = { networks: 0, host_guard: 0, gateway: 0, gateway_ready: 0, agent: 0 };
+          const phases = { networks: 0, gateway: 0, gateway_ready: 0, agent: 0 };
           samples.push(await rawLaunch(h.docker, rawPlan(template, id), withSafety, phases));
           if (withSafety) safePhases.push(phases);
         } finally {
@@ -184,15 +180,15 @@ export async function benchWarmStart(rounds = 9): Promise<Row[]> {
     const rows: Row[] = [
       { metric: 'bottle start --detach, spawn to the running event (median)', value: untilRunning, unit: 'ms', baseline: rawMedian, target: '<= 1.2x raw' },
       { metric: 'bottle start --detach, spawn to exit (median)', value: cliMedian, unit: 'ms', baseline: rawMedian },
-      { metric: 'same, vs raw + host guard + gateway ready wait', value: cliMedian, unit: 'ms', baseline: median(safe) },
+      { metric: 'same, vs raw + gateway ready wait', value: cliMedian, unit: 'ms', baseline: median(safe) },
       { metric: 'first event -> agent.started (event log)', value: enqueueToStarted, unit: 'ms', baseline: rawMedian },
       { metric: 'raw dockerode sequence (median)', value: rawMedian, unit: 'ms' },
-      { metric: 'raw + host guard + ready wait (median)', value: median(safe), unit: 'ms' },
+      { metric: 'raw + ready wait (median)', value: median(safe), unit: 'ms' },
     ];
     for (const [from, to, label] of PHASES) {
       rows.push({ metric: `  phase: ${label}`, value: median(cli.map((r) => at(r.events, to) - at(r.events, from))), unit: 'ms' });
     }
-    for (const phase of ['networks', 'host_guard', 'gateway', 'gateway_ready', 'agent'] as const) {
+    for (const phase of ['networks', 'gateway', 'gateway_ready', 'agent'] as const) {
       rows.push({ metric: `  raw (with safety steps): ${phase}`, value: median(safePhases.map((p) => p[phase])), unit: 'ms' });
     }
     rows.push({

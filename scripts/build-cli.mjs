@@ -7,7 +7,7 @@ import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { deferRequires } from './defer-requires.mjs';
+import { DEFERRED_EXTERNALS, deferRequires } from './defer-requires.mjs';
 
 // Chunk names carry a content hash: start from an empty folder so old chunks do not pile up.
 rmSync('dist/cli-bundle', { recursive: true, force: true });
@@ -24,7 +24,7 @@ await build({
   // (embedded.ts locates bin/bottle.js that way).
   entryNames: '[name]',
   chunkNames: '[name]-[hash]',
-  external: ['cpu-features', 'ssh2', 'msgpackr-extract', 'ink', 'react', 'yoga-layout'],
+  external: ['cpu-features', 'ssh2', 'msgpackr-extract', 'ink', 'react', 'yoga-layout', ...DEFERRED_EXTERNALS],
   banner: { js: "import { createRequire as __bottleCreateRequire } from 'node:module'; const require = __bottleCreateRequire(import.meta.url);" },
   plugins: [deferRequires],
   logLevel: 'warning',

@@ -42,6 +42,7 @@ import {
   drainGatewayDecisions,
   followGatewayDecisions,
   readGatewayReadyLine,
+  waitForGatewayListening,
   waitForGatewayReady,
   type GatewayDecision,
 } from './docker/logs.js';
@@ -192,13 +193,28 @@ async function applyCapabilityChange(identity: string, params: Record<string, un
   await writeFile(extraPath, JSON.stringify({ hosts }, null, 2) + '\n', { mode: 0o600 });
 }
 
+/** A gateway that exits instead of coming up will not come up on a retry either. */
+async function gatewayWait(
+  wait: (gateway: Dockerode.Container, opts: { signal?: AbortSignal }) => Promise<void>,
+  gateway: Dockerode.Container,
+  signal: AbortSignal,
+): Promise<void> {
+  try {
+    await wait(gateway, { signal });
+  } catch (err) {
+    if (err instanceof ContainerExitedError) throw new PermanentEffectError(err.message);
+    throw err;
+  }
+}
+
 export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, EffectHandler> {
   const { docker } = deps;
 
   const startGateway = async (_req: EffectRequest, ctx: EffectContext): Promise<NewEvent[]> => {
     const networks = await bottleNetworks(docker, ctx.plan);
-    // The host guard must be in place before the agent starts (the next effect); installing it
-    // while the gateway boots saves the one-shot guard container's start from every launch.
+    if (networks.internal.hostAddressless) return bootGateway(ctx, networks);
+    // An internal network made by an earlier version (a launch retried across an upgrade) keeps its
+    // host address; the iptables guard closes that path and must be in place before the agent starts.
     const guard = ensureHostGuard(docker, { identity: ctx.identity, bridge: networks.internal.bridge, image: ctx.plan.gateway_image.tag });
     const [events] = await Promise.all([bootGateway(ctx, networks), guard]);
     return events;
@@ -232,12 +248,10 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
       await removeFileIfPresent(secretsPath);
       await startContainer(gateway.container);
     }
-    try {
-      await waitForGatewayReady(gateway.container, { signal: ctx.signal });
-    } catch (err) {
-      if (err instanceof ContainerExitedError) throw new PermanentEffectError(err.message);
-      throw err;
-    }
+    // The agent may start once the gateway's ports accept connections: it boots while the
+    // gateway's Node process does, and start_agent waits for the ready line alongside.
+    // Pipelock is only put in front of a gateway that is fully up.
+    await gatewayWait(usesPipelock(plan) ? waitForGatewayReady : waitForGatewayListening, gateway.container, ctx.signal);
     // With pipelock as the egress hop the gateway still serves the credential port.
     if (usesPipelock(plan)) await classifyDockerErrors('starting pipelock', () => startPipelock(docker, plan, networks, ctx.signal));
     const ip = await containerIp(docker, gateway.id, networks.internal.name);
@@ -246,6 +260,10 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
 
   const startAgent = async (_req: EffectRequest, ctx: EffectContext): Promise<NewEvent[]> => {
     const { plan } = ctx;
+    // Running means the gateway enforces the policy, not just holds its ports: its ready line
+    // is awaited while the agent is created and started.
+    const gatewayReady = gatewayWait(waitForGatewayReady, docker.getContainer(plan.containers.gateway), ctx.signal);
+    gatewayReady.catch(() => undefined); // awaited below; a failure must not surface as unhandled before then
     const networks = await bottleNetworks(docker, plan);
     const gatewayIp = await containerIp(docker, plan.containers.gateway, networks.internal.name);
     const env = usesPipelock(plan) ? await pipelockEnvironment(docker, plan, networks, gatewayIp) : agentEnvironment(plan, gatewayIp);
@@ -260,10 +278,15 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
       // A resume restores the snapshot; so does a retried start that finds one (the folder only exists after a run).
       if (existsSync(transcript)) entries.push(...(await transcriptEntries(transcript, AGENT_TARGETS)));
       if (plan.copy_cwd) entries.push(...(await cwdEntries(plan.cwd)));
-      if (interceptsTls(plan)) entries.push(...(await interceptionTrust(plan, agent.container)));
+      if (interceptsTls(plan)) {
+        // The CA to trust is in the ready line.
+        await gatewayReady;
+        entries.push(...(await interceptionTrust(plan, agent.container)));
+      }
       await classifyDockerErrors('provisioning the agent', () => putEntries(agent.container, entries));
-      await classifyDockerErrors('starting the agent', () => startContainer(agent.container));
+      await Promise.all([classifyDockerErrors('starting the agent', () => startContainer(agent.container)), gatewayReady]);
     }
+    await gatewayReady;
     return [{ type: 'agent.started', data: { container: plan.containers.agent, runtime: plan.runtime } }];
   };
 

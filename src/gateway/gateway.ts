@@ -7,7 +7,6 @@ import { createCredentialServer } from './credential-proxy.js';
 import { DecisionLog, type GatewayLine } from './decision-log.js';
 import { canonicalHost, EgressPolicy, systemResolver, type Resolver } from './egress-policy.js';
 import { createForwardProxy } from './forward-proxy.js';
-import { createInterceptionCa } from './interception-ca.js';
 import { TokenBucket } from './rate-limiter.js';
 
 export interface GatewayOptions {
@@ -21,6 +20,14 @@ export interface GatewayOptions {
   log?: (message: string) => void;
   /** Interface to listen on: the container uses 0.0.0.0; the default keeps tests on loopback. */
   listenHost?: string;
+  /** Sockets bound and listening already (the container's listen.pl), used instead of binding the configured ports. */
+  inheritedSockets?: InheritedSockets;
+}
+
+/** File descriptors of listening sockets this process inherited, one per server. */
+export interface InheritedSockets {
+  proxy: number;
+  credential: number;
 }
 
 export interface RunningGateway {
@@ -55,16 +62,25 @@ export async function startGateway(
     connect: opts.connect ?? ((address, port) => netConnect({ host: address, port })),
     hostRoutes,
     anthropicRoute: config.routes.find((r) => r.role === 'anthropic-base-url'),
-    interception: hostRoutes.size > 0 ? createInterceptionCa(config.identity, [...hostRoutes.keys()]) : undefined,
+    // node-forge is a quarter of the gateway's load time: only bottles with host routes pay for it.
+    interception: hostRoutes.size > 0 ? (await import('./interception-ca.js')).createInterceptionCa(config.identity, [...hostRoutes.keys()]) : undefined,
     credentialPort: () => credentialPort,
     log: opts.log ?? ((message) => process.stderr.write(`gateway: ${message}\n`)),
   };
 
   const forward = createForwardProxy(ctx);
   const credential = createCredentialServer(ctx);
+  const inherited = opts.inheritedSockets;
   try {
-    await listen(forward.server, config.proxy_port, listenHost);
-    await listen(credential, config.credential_port, listenHost);
+    await listen(forward.server, inherited ? { fd: inherited.proxy } : { port: config.proxy_port, host: listenHost });
+    await listen(credential, inherited ? { fd: inherited.credential } : { port: config.credential_port, host: listenHost });
+    if (inherited) {
+      // The sockets were bound for the ports the container was started with; they must be the configured ones.
+      for (const [server, port] of [[forward.server, config.proxy_port], [credential, config.credential_port]] as const) {
+        const bound = (server.address() as AddressInfo).port;
+        if (port !== 0 && bound !== port) throw new Error(`the inherited socket listens on port ${bound}, but the config says ${port}`);
+      }
+    }
   } catch (err) {
     await Promise.all([closeServer(forward.server), closeServer(credential)]);
     throw err;
@@ -82,10 +98,10 @@ export async function startGateway(
   };
 }
 
-function listen(server: Server, port: number, host: string): Promise<void> {
+function listen(server: Server, where: { port: number; host: string } | { fd: number }): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen(where, () => {
       server.off('error', reject);
       resolve();
     });

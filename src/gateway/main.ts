@@ -5,7 +5,7 @@
  */
 import { GatewayConfigError, readGatewayFiles } from './config.js';
 import type { GatewayLine } from './decision-log.js';
-import { startGateway } from './gateway.js';
+import { startGateway, type InheritedSockets } from './gateway.js';
 
 const DEFAULT_CONFIG_PATH = '/etc/claude-bottle/gateway.json';
 const DEFAULT_SECRETS_PATH = '/etc/claude-bottle/secrets.json';
@@ -14,12 +14,20 @@ function writeLine(line: GatewayLine): void {
   process.stdout.write(`${JSON.stringify(line)}\n`);
 }
 
+/** `GATEWAY_LISTEN_FDS=PROXY_FD,CREDENTIAL_FD`, set by listen.pl for the sockets it bound. */
+function inheritedSockets(value: string | undefined): InheritedSockets | undefined {
+  if (!value) return undefined;
+  const fds = value.split(',').map(Number);
+  if (fds.length !== 2 || !fds.every((fd) => Number.isInteger(fd) && fd > 2)) throw new Error(`GATEWAY_LISTEN_FDS must be two descriptors, got ${JSON.stringify(value)}`);
+  return { proxy: fds[0], credential: fds[1] };
+}
+
 async function main(): Promise<void> {
   const { config, secrets } = readGatewayFiles(
     process.env.GATEWAY_CONFIG || DEFAULT_CONFIG_PATH,
     process.env.GATEWAY_SECRETS || DEFAULT_SECRETS_PATH,
   );
-  const gateway = await startGateway(config, secrets, { onDecision: writeLine, listenHost: '0.0.0.0' });
+  const gateway = await startGateway(config, secrets, { onDecision: writeLine, listenHost: '0.0.0.0', inheritedSockets: inheritedSockets(process.env.GATEWAY_LISTEN_FDS) });
   writeLine({
     t: 'ready',
     proxy_port: gateway.proxyPort,

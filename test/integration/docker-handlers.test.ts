@@ -1,7 +1,7 @@
 import type Docker from 'dockerode';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listHostGuards } from '../../src/effects/docker/host-guard.js';
@@ -9,7 +9,7 @@ import { inspectNetwork } from '../../src/effects/docker/networks.js';
 import { effectHandlers } from '../../src/effects/handlers.js';
 import type { EffectContext, EffectKind, EffectRequest, NewEvent } from '../../src/effects/types.js';
 import type { BottlePlan } from '../../src/plan/schema.js';
-import { LABELS } from '../../src/shared/names.js';
+import { bottleLabels, LABELS } from '../../src/shared/names.js';
 import { statePaths } from '../../src/shared/paths.js';
 import { ensureStandInImage, execIn, sweepIdentity, testDocker, testIdentity, testPlan, TEST_STANDIN_IMAGE } from '../support/docker.js';
 
@@ -113,8 +113,11 @@ describe('a bottle driven through the effect handlers', () => {
     const events = await run('create_networks', plan);
 
     expect(events).toEqual([{ type: 'network.created', data: { internal: plan.networks.internal, egress: plan.networks.egress } }]);
-    expect(await inspectNetwork(docker, plan.networks.internal)).toBeTruthy();
-    expect(await inspectNetwork(docker, plan.networks.egress)).toBeTruthy();
+    const internal = await inspectNetwork(docker, plan.networks.internal);
+    expect(internal?.hostAddressless).toBe(true);
+    // The host holds no address on the internal bridge, so the agent's default route reaches nobody.
+    expect((networkInterfaces()[internal!.bridge] ?? []).filter((a) => a.family === 'IPv4')).toEqual([]);
+    expect((await inspectNetwork(docker, plan.networks.egress))?.hostAddressless).toBe(false);
   });
 
   it('start_gateway hands the gateway its config and secrets, then deletes the secrets file', async () => {
@@ -123,10 +126,8 @@ describe('a bottle driven through the effect handlers', () => {
 
     const events = await run('start_gateway', plan);
 
-    // The host guard is installed alongside the gateway, so it is in place before any agent starts.
-    const internal = await inspectNetwork(docker, plan.networks.internal);
-    const guards = (await listHostGuards(docker, TEST_STANDIN_IMAGE)).filter((g) => g.identity === identity);
-    expect(guards).toEqual([{ identity, bridge: internal!.bridge }]);
+    // An address-less internal bridge needs no iptables guard (and no one-shot container to install one).
+    expect((await listHostGuards(docker, TEST_STANDIN_IMAGE)).filter((g) => g.identity === identity)).toEqual([]);
 
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({ type: 'gateway.started', data: { container: plan.containers.gateway } });
@@ -229,6 +230,29 @@ describe('a bottle driven through the effect handlers', () => {
     expect(await labelledCount(identity)).toBe(0);
     expect((await listHostGuards(docker, TEST_STANDIN_IMAGE)).filter((g) => g.identity === identity)).toEqual([]);
     expect(existsSync(statePaths(identity).dir)).toBe(false);
+  });
+});
+
+describe('a launch retried on an internal network made before bridges were address-less', () => {
+  const identity = testIdentity('lgcy');
+  identities.push(identity);
+  const plan = testPlan(identity, { image: standInImagePlan(), gateway_image: { ...standInImagePlan(), dockerfile: 'builtin:gateway' } });
+
+  it('start_gateway installs the iptables host guard, and cleanup removes it with the networks', async () => {
+    // What an earlier version's create_networks left behind: an internal bridge that holds the host's address.
+    await docker.createNetwork({ Name: plan.networks.internal, Internal: true, CheckDuplicate: true, Labels: bottleLabels(identity, plan.agent, 'internal-network') });
+    await docker.createNetwork({ Name: plan.networks.egress, CheckDuplicate: true, Labels: bottleLabels(identity, plan.agent, 'egress-network') });
+    const internal = await inspectNetwork(docker, plan.networks.internal);
+    expect(internal?.hostAddressless).toBe(false);
+
+    await run('start_gateway', plan);
+
+    const guards = (await listHostGuards(docker, TEST_STANDIN_IMAGE)).filter((g) => g.identity === identity);
+    expect(guards).toEqual([{ identity, bridge: internal!.bridge }]);
+
+    expect(await run('cleanup', plan)).toEqual([{ type: 'bottle.cleaned', data: {} }]);
+    expect(await labelledCount(identity)).toBe(0);
+    expect((await listHostGuards(docker, TEST_STANDIN_IMAGE)).filter((g) => g.identity === identity)).toEqual([]);
   });
 });
 

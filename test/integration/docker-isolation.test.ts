@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ContainerRuntime } from '../../src/effects/docker/client.js';
 import { agentContainerSpec, containerIp, ensureConnected, ensureContainer, gatewayContainerSpec, startContainer } from '../../src/effects/docker/containers.js';
-import { ensureHostGuard, listHostGuards } from '../../src/effects/docker/host-guard.js';
+import { ensureHostGuard, listHostGuards, removeHostGuard } from '../../src/effects/docker/host-guard.js';
 import { ensureBottleNetworks, type BottleNetworks } from '../../src/effects/docker/networks.js';
 import { removeBottleResources } from '../../src/effects/docker/teardown.js';
 import { ensureToolsImage, execIn, sweepIdentity, testDocker, testIdentity, testLabels, testPlan, TEST_TOOLS_IMAGE } from '../support/docker.js';
@@ -62,8 +62,8 @@ describe.each<ContainerRuntime>(['runc', 'runsc'])('a bottle under %s', (runtime
     hostPort = (hostServer.address() as { port: number }).port;
 
     const plan = testPlan(identity, { runtime, cwd, copy_cwd: false });
+    // No iptables guard: the bottle's own address-less internal bridge has to hold on its own.
     networks = await ensureBottleNetworks(docker, identity, plan.agent);
-    await ensureHostGuard(docker, { identity, bridge: networks.internal.bridge, image: TEST_TOOLS_IMAGE });
 
     const gatewaySpec = gatewayContainerSpec(plan, { networks, image: TEST_TOOLS_IMAGE });
     gatewaySpec.Cmd = ['socat', `TCP-LISTEN:${STAND_IN_PORT},fork,reuseaddr`, 'SYSTEM:echo gateway'];
@@ -101,7 +101,7 @@ describe.each<ContainerRuntime>(['runc', 'runsc'])('a bottle under %s', (runtime
     expect(await controlConnects(networks.egress.name, networks.egress.gateway)).toBe(0);
   });
 
-  it('shows the pitfall is real: an internal network without the host guard reaches the host service', async () => {
+  it('shows the pitfall is real: a plain internal network, whose bridge holds a host address, reaches the host service', async () => {
     const unguarded = await docker.createNetwork({ Name: `cb-${identity}-unguarded`, Internal: true, CheckDuplicate: true, Labels: testLabels(identity, 'control') });
     const gatewayIp = ((await unguarded.inspect()) as { IPAM: { Config: Array<{ Gateway: string }> } }).IPAM.Config[0].Gateway;
     try {
@@ -109,6 +109,11 @@ describe.each<ContainerRuntime>(['runc', 'runsc'])('a bottle under %s', (runtime
     } finally {
       await unguarded.remove();
     }
+  });
+
+  it('gives the internal bridge no address on the host', async () => {
+    expect(networks.internal.hostAddressless).toBe(true);
+    expect((networkInterfaces()[networks.internal.bridge] ?? []).filter((a) => a.family === 'IPv4')).toEqual([]);
   });
 
   it('keeps the agent from reaching the host through the internal bridge address', async () => {
@@ -180,9 +185,15 @@ describe.each<ContainerRuntime>(['runc', 'runsc'])('a bottle under %s', (runtime
     expect((await agent.inspect()).HostConfig.SecurityOpt).toContain('no-new-privileges:true');
   });
 
-  it('installs exactly one host-guard rule for the bottle, even when asked twice', async () => {
-    await ensureHostGuard(docker, { identity, bridge: networks.internal.bridge, image: TEST_TOOLS_IMAGE });
-    const guards = (await listHostGuards(docker, TEST_TOOLS_IMAGE)).filter((g) => g.identity === identity);
-    expect(guards).toEqual([{ identity, bridge: networks.internal.bridge }]);
+  it('installs exactly one host-guard rule (for internal networks made by earlier versions), even when asked twice', async () => {
+    try {
+      await ensureHostGuard(docker, { identity, bridge: networks.internal.bridge, image: TEST_TOOLS_IMAGE });
+      await ensureHostGuard(docker, { identity, bridge: networks.internal.bridge, image: TEST_TOOLS_IMAGE });
+      const guards = (await listHostGuards(docker, TEST_TOOLS_IMAGE)).filter((g) => g.identity === identity);
+      expect(guards).toEqual([{ identity, bridge: networks.internal.bridge }]);
+    } finally {
+      // Teardown removes guards only where an earlier version could have installed one.
+      await removeHostGuard(docker, { identity, image: TEST_TOOLS_IMAGE });
+    }
   });
 });

@@ -9,7 +9,7 @@ import { ensureBottleNetworks } from '../../src/effects/docker/networks.js';
 import { findOrphans, removeOrphans } from '../../src/effects/docker/orphans.js';
 import { removeBottleResources } from '../../src/effects/docker/teardown.js';
 import { waitForAgentExit } from '../../src/effects/docker/wait.js';
-import { LABELS, setStoreLabel } from '../../src/shared/names.js';
+import { bottleLabels, LABELS, setStoreLabel } from '../../src/shared/names.js';
 import { ensureToolsImage, sweepIdentity, testDocker, testIdentity, testLabels, TEST_BASE_IMAGE, TEST_TOOLS_IMAGE } from '../support/docker.js';
 
 const docker: Docker = testDocker();
@@ -142,8 +142,10 @@ describe('snapshotDir', () => {
 describe('removeBottleResources', () => {
   it('leaves no labelled container, network or host-guard rule, and is harmless when repeated', async () => {
     const identity = newIdentity();
-    const networks = await ensureBottleNetworks(docker, identity, 'life');
-    await ensureHostGuard(docker, { identity, bridge: networks.internal.bridge, image: TEST_TOOLS_IMAGE });
+    // An internal network as earlier versions made it (the bridge holds a host address), guarded by iptables.
+    const legacy = await docker.createNetwork({ Name: `cb-${identity}-internal`, Internal: true, CheckDuplicate: true, Labels: bottleLabels(identity, 'life', 'internal-network') });
+    await docker.createNetwork({ Name: `cb-${identity}-egress`, CheckDuplicate: true, Labels: bottleLabels(identity, 'life', 'egress-network') });
+    await ensureHostGuard(docker, { identity, bridge: `br-${legacy.id.slice(0, 12)}`, image: TEST_TOOLS_IMAGE });
     await runContainer(identity, 'sleep 600');
     expect((await labelled(identity)).networks).toHaveLength(2);
 

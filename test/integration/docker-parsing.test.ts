@@ -134,7 +134,7 @@ describe('gatewayConfigFor', () => {
         { host: 'api.github.com', auth: 'bearer', token_source: 'env:G' },
       ],
     });
-    const network = (gateway: string) => ({ id: 'x', name: 'n', bridge: 'br-x', gateway, subnet: '172.30.0.0/16' });
+    const network = (gateway: string) => ({ id: 'x', name: 'n', bridge: 'br-x', gateway, subnet: '172.30.0.0/16', hostAddressless: false });
     const config = gatewayConfigFor(plan, { internal: network('172.30.0.1'), egress: network('172.31.0.1') });
     expect(config.extra_hosts).toEqual({ 'mirror.internal.test': '172.31.0.1', 'pinned.test': '10.9.8.7' });
     expect(config.routes).toEqual([

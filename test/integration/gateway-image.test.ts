@@ -13,6 +13,7 @@ import type Docker from 'dockerode';
 import { pack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dockerClient } from '../../src/effects/docker/client.js';
+import { gatewayImageSource } from '../../src/effects/docker/images.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const suffix = randomBytes(4).toString('hex');
@@ -33,10 +34,8 @@ function tarOf(entries: Array<{ name: string; content: string | Buffer; mode?: n
 
 async function buildImage(docker: Docker): Promise<void> {
   execFileSync(process.execPath, [join(root, 'scripts/build-gateway.mjs')], { stdio: 'inherit' });
-  const context = tarOf([
-    { name: 'Dockerfile', content: readFileSync(join(root, 'images/gateway/Dockerfile')) },
-    { name: 'gateway.cjs', content: readFileSync(join(root, 'dist/gateway/gateway.cjs')) },
-  ]);
+  // The same files the worker's build sends: images/gateway/* plus the bundle.
+  const context = tarOf(gatewayImageSource().files.map((file) => ({ name: file.path, content: readFileSync(file.source) })));
   const stream = await docker.buildImage(context, { t: tag, rm: true, forcerm: true });
   const output = await new Promise<Array<{ error?: string; errorDetail?: { message?: string } }>>((resolveBuild, reject) =>
     docker.modem.followProgress(stream, (err: Error | null, result: Array<{ error?: string }>) => (err ? reject(err) : resolveBuild(result))),
@@ -120,9 +119,11 @@ describe('gateway image', () => {
     if (imageBuilt) await docker.getImage(tag).remove({ force: true }).catch(() => {});
   });
 
-  it('starts as nobody and prints the ready line with both ports', async () => {
+  it('starts as nobody and prints the listening line, then the ready line, with both ports', async () => {
     const ready = await waitForStdoutLine(container!, (line) => line.t === 'ready');
     expect(ready).toEqual({ t: 'ready', proxy_port: 3128, credential_port: 3129 });
+    const lines = (await readLogs(container!)).stdout.trim().split('\n').map((line) => JSON.parse(line) as { t: string });
+    expect(lines.slice(0, 2)).toEqual([{ t: 'listening', proxy_port: 3128, credential_port: 3129 }, ready]);
     const info = await container!.inspect();
     expect(info.Config.User).toBe('65534:65534');
   });

@@ -243,6 +243,27 @@ export function waitForGatewayReady(gateway: Docker.Container, opts: ReadyWaitOp
   return waitForReadyLine(gateway, 'gateway', isReadyLine, opts);
 }
 
+/**
+ * Waits until the gateway's ports accept connections: its `{"t":"listening"}`
+ * line (printed by the image's listen.pl once both sockets listen, before Node
+ * boots) or, from an image without listen.pl, its ready line.
+ */
+export function waitForGatewayListening(gateway: Docker.Container, opts: ReadyWaitOptions = {}): Promise<void> {
+  return waitForReadyLine(gateway, 'gateway', (line) => isListeningLine(line) || isReadyLine(line), opts);
+}
+
+const GatewayListeningLineSchema = z.object({ t: z.literal('listening'), proxy_port: z.number().int(), credential_port: z.number().int() });
+
+function isListeningLine(line: string): boolean {
+  const trimmed = line.trim();
+  if (!trimmed.startsWith('{"t":"listening"')) return false;
+  try {
+    return GatewayListeningLineSchema.safeParse(JSON.parse(trimmed)).success;
+  } catch {
+    return false;
+  }
+}
+
 /** The gateway's ready line as printed (logs.ts reads, gateway/main.ts writes). */
 const GatewayReadyLineSchema = z.object({
   t: z.literal('ready'),

@@ -5,7 +5,8 @@ import { statusOf } from './client.js';
 
 /**
  * The two per-bottle networks. The agent sits only on `internal`
- * (Docker `Internal: true`: no route off the bridge); the gateway sits on both
+ * (Docker `Internal: true`: no forwarding off the bridge, and a bridge without
+ * a host address, so the host itself is out of reach too); the gateway sits on both
  * and is the agent's one way out through `egress`, a normal bridge.
  */
 export interface BottleNetwork {
@@ -13,9 +14,17 @@ export interface BottleNetwork {
   name: string;
   /** Host-side bridge interface, `br-<first 12 of the id>` unless the network names its own. */
   bridge: string;
-  /** The bridge's own address on the host: the address the host guard must make unreachable. */
+  /** The bridge's gateway address as Docker's IPAM reports it (the host's, unless the bridge is address-less). */
   gateway: string;
   subnet: string;
+  /**
+   * The bridge holds no IPv4 address on the host (Docker's `inhibit_ipv4`), so
+   * the default route Docker still gives containers on an internal network
+   * leads nowhere: nobody answers for its gateway address, and the host's other
+   * addresses are reachable only through that route. Networks made by earlier
+   * versions lack this and rely on the iptables host guard instead.
+   */
+  hostAddressless: boolean;
 }
 
 export interface BottleNetworks {
@@ -24,6 +33,7 @@ export interface BottleNetworks {
 }
 
 const BRIDGE_NAME_OPTION = 'com.docker.network.bridge.name';
+export const ADDRESSLESS_BRIDGE_OPTION = 'com.docker.network.bridge.inhibit_ipv4';
 
 interface NetworkInspect {
   Id: string;
@@ -41,6 +51,7 @@ export function describeNetwork(info: NetworkInspect): BottleNetwork {
     bridge: info.Options?.[BRIDGE_NAME_OPTION] ?? `br-${info.Id.slice(0, 12)}`,
     gateway: ipv4.Gateway,
     subnet: ipv4.Subnet,
+    hostAddressless: info.Options?.[ADDRESSLESS_BRIDGE_OPTION] === 'true',
   };
 }
 
@@ -60,7 +71,7 @@ async function ensureNetwork(docker: Docker, name: string, internal: boolean, la
   try {
     // CheckDuplicate: Docker otherwise happily creates two networks with one name,
     // and a retried effect would then see an ambiguous name.
-    await docker.createNetwork({ Name: name, Driver: 'bridge', Internal: internal, CheckDuplicate: true, Labels: labels });
+    await docker.createNetwork({ Name: name, Driver: 'bridge', Internal: internal, CheckDuplicate: true, Labels: labels, ...(internal ? { Options: { [ADDRESSLESS_BRIDGE_OPTION]: 'true' } } : {}) });
   } catch (err) {
     if (isAddressPoolExhausted(err)) {
       // Retrying does not help until some network goes away: say so at once, with the fix.

@@ -2,6 +2,7 @@ import type Docker from 'dockerode';
 import { LABELS } from '../../shared/names.js';
 import { statusOf } from './client.js';
 import { findHostGuardImage, removeHostGuard } from './host-guard.js';
+import { ADDRESSLESS_BRIDGE_OPTION } from './networks.js';
 
 /**
  * Removes everything Docker holds for one bottle, found by its identity label
@@ -16,7 +17,10 @@ export interface TeardownOptions {
 export interface TeardownResult {
   containers: number;
   networks: number;
-  /** false when no image with iptables was available: the rule then stays on a bridge that no longer exists, where it matches nothing. */
+  /**
+   * false when a legacy guard rule could exist but no image with iptables was available: the rule
+   * then stays on a bridge that no longer exists, where it matches nothing (orphan cleanup removes it).
+   */
   hostGuardRemoved: boolean;
 }
 
@@ -40,10 +44,12 @@ export async function removeBottleResources(docker: Docker, identity: string, op
     }
   }
 
-  const guardImage = opts.guardImage ?? gatewayImage ?? (await findHostGuardImage(docker));
+  const networks = await docker.listNetworks({ filters });
+  // Only an internal network made before bridges became address-less ever got an iptables guard.
+  const guarded = networks.some((n) => n.Labels?.[LABELS.role] === 'internal-network' && n.Options?.[ADDRESSLESS_BRIDGE_OPTION] !== 'true');
+  const guardImage = guarded ? (opts.guardImage ?? gatewayImage ?? (await findHostGuardImage(docker))) : undefined;
   if (guardImage) await removeHostGuard(docker, { identity, image: guardImage });
 
-  const networks = await docker.listNetworks({ filters });
   for (const n of networks) {
     try {
       await docker.getNetwork(n.Id).remove();
@@ -51,5 +57,5 @@ export async function removeBottleResources(docker: Docker, identity: string, op
       if (!gone(err)) throw err;
     }
   }
-  return { containers: containers.length, networks: networks.length, hostGuardRemoved: guardImage !== undefined };
+  return { containers: containers.length, networks: networks.length, hostGuardRemoved: !guarded || guardImage !== undefined };
 }
