@@ -1,7 +1,11 @@
 // Bundles the compiled CLI (dist/cli/main.js and everything it imports,
-// dependencies included) into dist/cli-bundle/, loaded by bin/bottle.js.
-// One file parses in about half the time of ~600 separate modules, and every
-// `bottle` invocation pays that cost before it does anything.
+// dependencies included) into one CommonJS file, dist/cli-bundle/bottle.cjs,
+// which bin/bottle.js runs through V8's code cache. One file parses in about
+// half the time of ~600 separate modules, and every `bottle` invocation pays
+// that cost before it does anything; CommonJS because only a classic script
+// can be compiled with a code cache on Node 20 (vm.Script), and because each
+// command module (loaded with import() in main.ts) then becomes a lazily
+// initialised part of the file.
 // Packages with native add-ons or wasm stay external and load from node_modules.
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
@@ -9,24 +13,41 @@ import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFERRED_EXTERNALS, deferRequires } from './defer-requires.mjs';
 
-// Chunk names carry a content hash: start from an empty folder so old chunks do not pile up.
+/** Leaves `import('../dashboard-view.js')` to load dist/cli-bundle/dashboard-view.js at run time. */
+const dashboardViewApart = {
+  name: 'dashboard-view-apart',
+  setup(b) {
+    b.onResolve({ filter: /[\\/]dashboard-view\.js$/ }, () => ({ path: './dashboard-view.js', external: true }));
+  },
+};
+
+// Also drops code caches taken of an earlier bundle.
 rmSync('dist/cli-bundle', { recursive: true, force: true });
 await build({
   entryPoints: ['dist/cli/main.js'],
   bundle: true,
-  splitting: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  // Two folders below the repository root, as dist/cli/ is, so modules that find
+  // files relative to import.meta.url keep working (embedded.ts locates bin/bottle.js that way).
+  outfile: 'dist/cli-bundle/bottle.cjs',
+  external: ['cpu-features', 'ssh2', 'msgpackr-extract', 'ink', 'react', 'yoga-layout', ...DEFERRED_EXTERNALS],
+  define: { 'import.meta.url': '__bottleModuleUrl' },
+  banner: { js: "var __bottleModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  plugins: [deferRequires, dashboardViewApart],
+  logLevel: 'warning',
+});
+// The dashboard's view is built on ink, which is ESM only (and awaits at the top
+// level): it stays an ES module next to the bundle, imported when the dashboard opens.
+await build({
+  entryPoints: ['dist/cli/dashboard-view.js'],
+  bundle: true,
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  outdir: 'dist/cli-bundle',
-  // Entry and chunks all sit two folders below the repository root, as dist/cli/
-  // does, so modules that find files relative to import.meta.url keep working
-  // (embedded.ts locates bin/bottle.js that way).
-  entryNames: '[name]',
-  chunkNames: '[name]-[hash]',
-  external: ['cpu-features', 'ssh2', 'msgpackr-extract', 'ink', 'react', 'yoga-layout', ...DEFERRED_EXTERNALS],
-  banner: { js: "import { createRequire as __bottleCreateRequire } from 'node:module'; const require = __bottleCreateRequire(import.meta.url);" },
-  plugins: [deferRequires],
+  outfile: 'dist/cli-bundle/dashboard-view.js',
+  external: ['ink', 'react', 'yoga-layout'],
   logLevel: 'warning',
 });
 
