@@ -49,11 +49,11 @@ interface CliRound {
   events: LifecycleEvent[];
 }
 
-async function timedCli(h: BottleHarness, manifest: string): Promise<CliRound> {
+async function timedCli(h: BottleHarness, manifest: string, env: NodeJS.ProcessEnv = h.env): Promise<CliRound> {
   const spawnedAt = Date.now();
   const t0 = performance.now();
   const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [BOTTLE_BIN, '--manifest', manifest, 'start', AGENT, '--detach'], { cwd: REPO, env: h.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BOTTLE_BIN, '--manifest', manifest, 'start', AGENT, '--detach'], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -64,6 +64,17 @@ async function timedCli(h: BottleHarness, manifest: string): Promise<CliRound> {
   if (result.code !== 0) throw new Error(`bottle start failed (${result.code}): ${result.stderr}`);
   const identity = identityFrom(result);
   return { wallMs, spawnedAt, identity, events: await h.log.read(identity) };
+}
+
+/** Wall time of a bare `node -e 0`: what any Node program pays before its first line in this environment. */
+async function timedNodeBoot(env: NodeJS.ProcessEnv): Promise<number> {
+  const t0 = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', '0'], { env, stdio: 'ignore' });
+    child.on('error', reject);
+    child.on('close', () => resolve());
+  });
+  return performance.now() - t0;
 }
 
 /** Ends a CLI-started bottle through its lifecycle (SIGKILL -> preserved -> resources removed by the worker). */
@@ -135,7 +146,7 @@ const at = (events: LifecycleEvent[], type: string) => {
   return e ? Date.parse(e.at) : NaN;
 };
 
-export async function benchWarmStart(rounds = 9): Promise<Row[]> {
+export async function benchWarmStart(rounds = 15): Promise<Row[]> {
   const h = await startHarness();
   const rawIds: string[] = [];
   try {
@@ -148,7 +159,15 @@ export async function benchWarmStart(rounds = 9): Promise<Row[]> {
     await endBottle(h, warm.identity);
     const template = (warm.events.find((e) => e.type === 'bottle.start_requested')!.data as { plan: BottlePlan }).plan;
 
+    // Node reads the file NODE_EXTRA_CA_CERTS names when it starts, whatever it runs (~40 ms for
+    // Debian's bundle here): a cost of the caller's environment, so it is also measured without.
+    const extraCaCerts = Boolean(h.env.NODE_EXTRA_CA_CERTS);
+    const envWithoutExtraCa = { ...h.env };
+    delete envWithoutExtraCa.NODE_EXTRA_CA_CERTS;
     const cli: CliRound[] = [];
+    const cliWithoutExtraCa: CliRound[] = [];
+    const nodeBoot: number[] = [];
+    const nodeBootWithoutExtraCa: number[] = [];
     const bare: number[] = [];
     const safe: number[] = [];
     const safePhases: RawPhases[] = [];
@@ -157,6 +176,13 @@ export async function benchWarmStart(rounds = 9): Promise<Row[]> {
       const round = await timedCli(h, manifest);
       cli.push(round);
       await endBottle(h, round.identity);
+      if (extraCaCerts) {
+        const plain = await timedCli(h, manifest, envWithoutExtraCa);
+        cliWithoutExtraCa.push(plain);
+        await endBottle(h, plain.identity);
+        nodeBoot.push(await timedNodeBoot(h.env));
+        nodeBootWithoutExtraCa.push(await timedNodeBoot(envWithoutExtraCa));
+      }
       for (const [withSafety, samples] of [
         [false, bare],
         [true, safe],
@@ -185,6 +211,20 @@ export async function benchWarmStart(rounds = 9): Promise<Row[]> {
       { metric: 'raw dockerode sequence (median)', value: rawMedian, unit: 'ms' },
       { metric: 'raw + ready wait (median)', value: median(safe), unit: 'ms' },
     ];
+    if (extraCaCerts) {
+      rows.splice(
+        1,
+        0,
+        {
+          metric: 'same, with NODE_EXTRA_CA_CERTS unset for the CLI (median)',
+          value: median(cliWithoutExtraCa.map((r) => at(r.events, 'agent.started') - r.spawnedAt)),
+          unit: 'ms',
+          baseline: rawMedian,
+        },
+        { metric: '  node -e 0 with this environment (median)', value: median(nodeBoot), unit: 'ms' },
+        { metric: '  node -e 0 without NODE_EXTRA_CA_CERTS (median)', value: median(nodeBootWithoutExtraCa), unit: 'ms' },
+      );
+    }
     for (const [from, to, label] of PHASES) {
       rows.push({ metric: `  phase: ${label}`, value: median(cli.map((r) => at(r.events, to) - at(r.events, from))), unit: 'ms' });
     }

@@ -12,6 +12,7 @@
 const { mkdirSync, readFileSync, renameSync, writeFileSync } = require('node:fs');
 const { createRequire, wrap } = require('node:module');
 const { join } = require('node:path');
+const { setFlagsFromString } = require('node:v8');
 const { Script, constants: vmConstants } = require('node:vm');
 
 const bundleDir = join(__dirname, '..', 'dist', 'cli-bundle');
@@ -28,21 +29,27 @@ function commandName(argv) {
 }
 
 function loadBundle(cacheFile) {
+  // V8 drops the bytecode of functions that have not run for a while (module bodies run once, at
+  // the start), so a cache taken at exit would lack exactly those. V8 also rejects a cache made
+  // under other flags: every run sets this one, before anything is compiled.
+  setFlagsFromString('--no-flush-bytecode');
   let cachedData;
   try {
     cachedData = readFileSync(cacheFile);
   } catch {
     // no cache yet
   }
-  const script = new Script(wrap(readFileSync(bundle, 'utf8')), {
+  // The build makes the bundle plain ASCII, so latin1 reads it exactly, without decoding.
+  const script = new Script(wrap(readFileSync(bundle, 'latin1')), {
     filename: bundle,
     cachedData,
     // import() inside the bundle (ink, the dashboard view) resolves as it would in a module loaded by require().
     importModuleDynamically: vmConstants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   });
+  const needsCache = cachedData === undefined || script.cachedDataRejected === true;
   const module = { exports: {}, filename: bundle, id: bundle, loaded: false };
   script.runInThisContext().call(module.exports, module.exports, createRequire(bundle), module, bundle, bundleDir);
-  return { exports: module.exports, script, needsCache: cachedData === undefined || script.cachedDataRejected === true };
+  return { exports: module.exports, script, needsCache };
 }
 
 function saveCache(script, cacheFile) {
@@ -59,6 +66,7 @@ function saveCache(script, cacheFile) {
 async function run() {
   const cacheFile = join(cacheDir, `${commandName(process.argv.slice(2))}.bin`);
   const { exports, script, needsCache } = loadBundle(cacheFile);
+  if (process.env.CLAUDE_BOTTLE_TRACE) process.stderr.write(`[trace ${performance.now().toFixed(0)} ms] bundle loaded${needsCache ? ' (no usable code cache)' : ''}\n`);
   const code = await exports.main(process.argv);
   if (needsCache) saveCache(script, cacheFile);
   // Piped stdout is asynchronous: wait until everything written has been

@@ -36,8 +36,15 @@ await build({
   define: { 'import.meta.url': '__bottleModuleUrl' },
   banner: { js: "var __bottleModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
   plugins: [deferRequires, dashboardViewApart],
+  // Whitespace and comments cost every run reading and hashing the file (the code cache
+  // spares parsing, not that); names are kept, so --verbose stack traces still say where.
+  minifyWhitespace: true,
+  minifySyntax: true,
+  // bin/bottle.js reads the bundle as latin1 (no UTF-8 decoding): it must be plain ASCII.
+  charset: 'ascii',
   logLevel: 'warning',
 });
+if (readFileSync('dist/cli-bundle/bottle.cjs').some((byte) => byte > 0x7f)) throw new Error('dist/cli-bundle/bottle.cjs is not plain ASCII');
 // The dashboard's view is built on ink, which is ESM only (and awaits at the top
 // level): it stays an ES module next to the bundle, imported when the dashboard opens.
 await build({

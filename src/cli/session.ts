@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { EventLog } from '../events/log.js';
 import { redisTarget, type RedisTarget } from '../shared/redis-target.js';
 import { connectRedis } from '../worker/redis.js';
-import { commandJobId, openQueue } from '../worker/queue.js';
+
 import type { NewEvent } from '../effects/types.js';
 import { ensureRedis, ensureWorker } from './embedded.js';
 
@@ -23,6 +23,18 @@ export interface Session {
   close(): Promise<void>;
 }
 
+let queueModule: Promise<typeof import('../worker/queue.js')> | undefined;
+
+/**
+ * The queue module is BullMQ, about half the code a start runs; it is loaded
+ * only by commands that enqueue, and a start begins loading it while it waits
+ * for the Docker daemon.
+ */
+export function loadQueueModule(): Promise<typeof import('../worker/queue.js')> {
+  queueModule ??= import('../worker/queue.js');
+  return queueModule;
+}
+
 export async function openSession(opts: { needWorker: boolean; say?: (line: string) => void; env?: NodeJS.ProcessEnv }): Promise<Session> {
   const env = opts.env ?? process.env;
   const target = redisTarget(env);
@@ -31,18 +43,36 @@ export async function openSession(opts: { needWorker: boolean; say?: (line: stri
   // The queue (and its connection) is opened only by commands that enqueue:
   // read-only commands must leave Redis exactly as they found it.
   let queue: { conn: Redis; queue: Queue } | undefined;
-  if (opts.needWorker) await ensureWorker(target, redis, opts.say);
+  const openCommandQueue = async () => {
+    const { openQueue } = await loadQueueModule();
+    if (!queue) {
+      const conn = connectRedis(target);
+      queue = { conn, queue: openQueue(conn) };
+    }
+    return queue;
+  };
+  if (opts.needWorker) {
+    // A command that needs a worker enqueues: its queue connection comes up while the worker is checked.
+    const opening = openCommandQueue();
+    try {
+      await Promise.all([opening, ensureWorker(target, redis, opts.say)]);
+    } catch (err) {
+      const opened = await opening.catch(() => undefined);
+      await opened?.queue.close().catch(() => undefined);
+      opened?.conn.disconnect();
+      redis.disconnect();
+      throw err;
+    }
+  }
   return {
     target,
     redis,
     log: new EventLog(redis),
     async enqueueCommand(identity, event) {
-      if (!queue) {
-        const conn = connectRedis(target);
-        queue = { conn, queue: openQueue(conn) };
-      }
+      const { queue: commandQueue } = await openCommandQueue();
+      const { commandJobId } = await loadQueueModule();
       const commandId = randomUUID();
-      await queue.queue.add('command', { identity, command_id: commandId, event }, { jobId: commandJobId(identity, commandId) });
+      await commandQueue.add('command', { identity, command_id: commandId, event }, { jobId: commandJobId(identity, commandId) });
       return commandId;
     },
     async ensureWorker(say) {

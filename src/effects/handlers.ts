@@ -28,6 +28,7 @@ import {
   containerIp,
   ensureConnected,
   ensureContainer,
+  ensureCreatedWithEnv,
   gatewayContainerSpec,
   GATEWAY_CONFIG_PATH,
   GATEWAY_FILES_DIR,
@@ -46,7 +47,7 @@ import {
   waitForGatewayReady,
   type GatewayDecision,
 } from './docker/logs.js';
-import { ensureBottleNetworks, inspectNetwork, type BottleNetworks } from './docker/networks.js';
+import { ensureBottleNetworks, firstContainerAddress, inspectNetwork, type BottleNetworks } from './docker/networks.js';
 import {
   cwdEntries,
   promptEntries,
@@ -227,6 +228,9 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
 
     const gateway = await classifyDockerErrors('creating the gateway', () => ensureContainer(docker, gatewayContainerSpec(plan, { networks })));
     await ensureConnected(docker, gateway.id, networks.internal.name);
+    // The gateway container takes a few hundred ms to start; the agent's container is created
+    // meanwhile for the address the gateway is about to get. start_agent checks the guess.
+    const agentEarly = gateway.created && !usesPipelock(plan) ? createAgentEarly(plan, networks) : Promise.resolve();
     if (gateway.status === 'created') {
       const secretsPath = statePaths(plan.identity).secrets;
       const files: ArchiveEntry[] = [{ type: 'file', path: GATEWAY_CONFIG_PATH, mode: 0o444, uid: 0, gid: 0, content: JSON.stringify(config.data) }];
@@ -248,6 +252,7 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
       await removeFileIfPresent(secretsPath);
       await startContainer(gateway.container);
     }
+    await agentEarly;
     // The agent may start once the gateway's ports accept connections: it boots while the
     // gateway's Node process does, and start_agent waits for the ready line alongside.
     // Pipelock is only put in front of a gateway that is fully up.
@@ -264,11 +269,16 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
     // is awaited while the agent is created and started.
     const gatewayReady = gatewayWait(waitForGatewayReady, docker.getContainer(plan.containers.gateway), ctx.signal);
     gatewayReady.catch(() => undefined); // awaited below; a failure must not surface as unhandled before then
-    const networks = await bottleNetworks(docker, plan);
-    const gatewayIp = await containerIp(docker, plan.containers.gateway, networks.internal.name);
+    // A gateway that died after binding its ports has no address any more; its own last words say more.
+    const gatewayAddress = containerIp(docker, plan.containers.gateway, plan.networks.internal).catch(async (err: unknown) => {
+      await gatewayReady;
+      throw err;
+    });
+    const [networks, gatewayIp] = await Promise.all([bottleNetworks(docker, plan), gatewayAddress]);
     const env = usesPipelock(plan) ? await pipelockEnvironment(docker, plan, networks, gatewayIp) : agentEnvironment(plan, gatewayIp);
     const spec = agentContainerSpec(plan, { env, networks });
-    const agent = await classifyDockerErrors('creating the agent', () => ensureContainer(docker, spec));
+    // Replaces a container created early for an address the gateway did not get.
+    const agent = await classifyDockerErrors('creating the agent', () => ensureCreatedWithEnv(docker, spec));
     if (agent.status === 'created') {
       const transcript = statePaths(plan.identity).transcript;
       const entries: ArchiveEntry[] = [];
@@ -288,6 +298,14 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
     }
     await gatewayReady;
     return [{ type: 'agent.started', data: { container: plan.containers.agent, runtime: plan.runtime } }];
+  };
+
+  /** Best effort: on any failure start_agent creates the container itself, and reports what went wrong. */
+  const createAgentEarly = async (plan: BottlePlan, networks: BottleNetworks): Promise<void> => {
+    const expectedGatewayIp = firstContainerAddress(networks.internal);
+    if (!expectedGatewayIp) return;
+    const spec = agentContainerSpec(plan, { env: agentEnvironment(plan, expectedGatewayIp), networks });
+    await ensureContainer(docker, spec).catch(() => undefined);
   };
 
   /** The CA the gateway printed when it became ready, with the agent image's own bundle. */

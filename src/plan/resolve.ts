@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, resolve } from 'node:path';
 import type Dockerode from 'dockerode';
-import { detectRuntime } from '../effects/docker/client.js';
+import { detectRuntime, type ContainerRuntime } from '../effects/docker/client.js';
 import { agentImageSource, gatewayImageSource, imagePlan } from '../effects/docker/images.js';
 import { findAgent, type LoadedManifest } from '../manifest/load.js';
 import type { Agent, Bottle } from '../manifest/schema.js';
@@ -24,6 +24,8 @@ export interface ResolvePlanOptions {
   /** Pinned by resume; fresh otherwise. */
   identity?: string;
   docker: Dockerode;
+  /** The runtime, when the caller already asked the daemon (detectRuntime); asked here otherwise. */
+  runtime?: Promise<ContainerRuntime>;
   /** A resumed bottle's per-bottle Dockerfile (state/<identity>/Dockerfile). */
   stateDockerfile?: string;
   /** A resumed bottle's transcript snapshot (state/<identity>/transcript), copied back into ~/.claude. */
@@ -45,7 +47,7 @@ export async function resolvePlan(opts: ResolvePlanOptions): Promise<BottlePlan>
 
   const agentSource = agentImageSource({ dockerfile: bottle.dockerfile, stateDockerfile: opts.stateDockerfile, bottle: bottle.name });
   const [runtime, image, gatewayImage] = await Promise.all([
-    detectRuntime(opts.docker),
+    opts.runtime ?? detectRuntime(opts.docker),
     imagePlan(agentSource),
     imagePlan(gatewayImageSource()),
   ]);

@@ -5,9 +5,11 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listHostGuards } from '../../src/effects/docker/host-guard.js';
+import { agentContainerSpec, gatewayContainerSpec } from '../../src/effects/docker/containers.js';
 import { inspectNetwork } from '../../src/effects/docker/networks.js';
 import { effectHandlers } from '../../src/effects/handlers.js';
-import type { EffectContext, EffectKind, EffectRequest, NewEvent } from '../../src/effects/types.js';
+import { PermanentEffectError, type EffectContext, type EffectKind, type EffectRequest, type NewEvent } from '../../src/effects/types.js';
+import { agentEnvironment } from '../../src/plan/agent-env.js';
 import type { BottlePlan } from '../../src/plan/schema.js';
 import { bottleLabels, LABELS } from '../../src/shared/names.js';
 import { statePaths } from '../../src/shared/paths.js';
@@ -147,6 +149,11 @@ describe('a bottle driven through the effect handlers', () => {
       routes: [{ id: 'route-0', role: 'anthropic-base-url', upstream: 'https://api.anthropic.com', auth: 'oauth' }],
     });
     expect((await execIn(gateway, ['touch', '/etc/claude-bottle/extra'])).code).not.toBe(0);
+
+    // While the gateway started, the agent's container was created (not started) for the address the gateway got.
+    const agent = await docker.getContainer(plan.containers.agent).inspect();
+    expect(agent.State.Status).toBe('created');
+    expect(agent.Config.Env).toContain(`HTTP_PROXY=http://${gatewayIp}:3128`);
   });
 
   it('start_gateway again reuses the running gateway', async () => {
@@ -230,6 +237,56 @@ describe('a bottle driven through the effect handlers', () => {
     expect(await labelledCount(identity)).toBe(0);
     expect((await listHostGuards(docker, TEST_STANDIN_IMAGE)).filter((g) => g.identity === identity)).toEqual([]);
     expect(existsSync(statePaths(identity).dir)).toBe(false);
+  });
+});
+
+describe('an agent container created for a gateway address that did not come true', () => {
+  const identity = testIdentity('miss');
+  identities.push(identity);
+
+  it('is replaced by start_agent with one that names the gateway it has', async () => {
+    const cwd = join(home, 'miss-cwd');
+    await mkdir(cwd, { recursive: true });
+    const plan = testPlan(identity, { image: standInImagePlan(), gateway_image: { ...standInImagePlan(), dockerfile: 'builtin:gateway' }, cwd });
+    await run('create_networks', plan);
+    const [gatewayStarted] = await run('start_gateway', plan);
+    const gatewayIp = String(gatewayStarted.data.ip);
+    // As if the early creation had guessed another address.
+    await docker.getContainer(plan.containers.agent).remove({ force: true });
+    const networks = { internal: (await inspectNetwork(docker, plan.networks.internal))!, egress: (await inspectNetwork(docker, plan.networks.egress))! };
+    await docker.createContainer(agentContainerSpec(plan, { env: agentEnvironment(plan, '10.255.255.254'), networks }));
+
+    expect(await run('start_agent', plan)).toEqual([{ type: 'agent.started', data: { container: plan.containers.agent, runtime: 'runc' } }]);
+
+    const agent = await docker.getContainer(plan.containers.agent).inspect();
+    expect(agent.State.Running).toBe(true);
+    expect(agent.Config.Env).toContain(`HTTP_PROXY=http://${gatewayIp}:3128`);
+    expect(agent.Config.Env!.join('\n')).not.toContain('10.255.255.254');
+  });
+});
+
+describe('a gateway that exits after binding its ports', () => {
+  const identity = testIdentity('gdie');
+  identities.push(identity);
+  const plan = testPlan(identity, { image: standInImagePlan(), gateway_image: { ...standInImagePlan(), dockerfile: 'builtin:gateway' } });
+
+  it('fails start_agent permanently with the gateway\'s last words', async () => {
+    await run('create_networks', plan);
+    const networks = { internal: (await inspectNetwork(docker, plan.networks.internal))!, egress: (await inspectNetwork(docker, plan.networks.egress))! };
+    const spec = gatewayContainerSpec(plan, { networks, image: TEST_STANDIN_IMAGE });
+    spec.Entrypoint = ['sh', '-c', 'echo \'{"t":"listening","proxy_port":3128,"credential_port":3129}\'; echo "gateway: cannot parse its secrets" >&2; exit 1'];
+    spec.Cmd = [];
+    const gateway = await docker.createContainer(spec);
+    await docker.getNetwork(plan.networks.internal).connect({ Container: gateway.id });
+    await gateway.start();
+    await gateway.wait();
+
+    const failure = await run('start_agent', plan).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(failure).toBeInstanceOf(PermanentEffectError);
+    expect((failure as Error).message).toMatch(/gateway exited \(code 1\) before it was ready: .*cannot parse its secrets/);
   });
 });
 

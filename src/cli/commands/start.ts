@@ -1,4 +1,4 @@
-import { dockerClient } from '../../effects/docker/client.js';
+import { detectRuntime, dockerClient } from '../../effects/docker/client.js';
 import type { LifecycleEvent } from '../../events/schema.js';
 import { findAgent, loadManifest } from '../../manifest/load.js';
 import { resolvePlan } from '../../plan/resolve.js';
@@ -12,7 +12,7 @@ import { followUntil } from '../follow.js';
 import type { CliIO } from '../io.js';
 import { describeEvent } from '../render-event.js';
 import { resolveSecrets, writeSecretsForWorker, type RouteSecretSource } from '../secrets.js';
-import { openSession, type Session } from '../session.js';
+import { loadQueueModule, openSession, type Session } from '../session.js';
 import { runDryRun } from './dry-run.js';
 
 export interface StartOptions {
@@ -37,11 +37,17 @@ export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
     );
   }
   trace('start: command loaded');
+  const docker = dockerClient();
+  // The daemon's answer is the slowest input of the plan: ask it while the manifest loads
+  // (a manifest error is still the one reported).
+  const runtime = detectRuntime(docker);
+  runtime.catch(() => undefined);
+  // Loads BullMQ once the request is on its way, so the two overlap.
+  setImmediate(() => void loadQueueModule().catch(() => undefined));
   const loaded = await loadManifest({ path: opts.manifestPath });
   findAgent(loaded, opts.agent);
   trace('start: manifest loaded');
-  const docker = dockerClient();
-  const plan = await resolvePlan({ loaded, agent: opts.agent, cwd: opts.cwd ?? process.cwd(), copyCwd: opts.copyCwd, args: opts.args, docker });
+  const plan = await resolvePlan({ loaded, agent: opts.agent, cwd: opts.cwd ?? process.cwd(), copyCwd: opts.copyCwd, args: opts.args, docker, runtime });
   const secrets = resolveSecrets(plan, routeSources(loaded, plan));
   trace('start: plan resolved');
 

@@ -58,7 +58,7 @@ export interface AgentContainerOptions {
 /**
  * The hardened agent container. Security-relevant choices, all pinned by the
  * isolation test:
- * - only the internal network (no route off the bridge; the host guard closes the bridge address);
+ * - only the internal network (no forwarding off the bridge, which holds no host address);
  * - no capabilities, no-new-privileges, non-root;
  * - Dns 127.0.0.1: Docker's embedded resolver (127.0.0.11) forwards names it
  *   does not know to the configured servers from inside the container's own
@@ -169,6 +169,22 @@ async function inspectByName(docker: Docker, name: string): Promise<Docker.Conta
     if (statusOf(err) === 404) return undefined;
     throw err;
   }
+}
+
+/**
+ * ensureContainer, except that a container that exists but has never started
+ * and was made with another environment is replaced. The agent's environment
+ * names the gateway's address, which an early creation (for the address the
+ * gateway was expected to get) or one before the gateway was recreated can have wrong.
+ */
+export async function ensureCreatedWithEnv(docker: Docker, spec: Docker.ContainerCreateOptions): Promise<ContainerState> {
+  const state = await ensureContainer(docker, spec);
+  if (state.created || state.status !== 'created') return state;
+  const env = (await state.container.inspect()).Config.Env ?? [];
+  const wanted = spec.Env ?? [];
+  if (wanted.every((entry) => env.includes(entry))) return state;
+  await state.container.remove({ force: true });
+  return ensureContainer(docker, spec);
 }
 
 /** Creates the container unless one with this name exists; 404 image / 400 config are permanent. */

@@ -55,6 +55,29 @@ export function describeNetwork(info: NetworkInspect): BottleNetwork {
   };
 }
 
+/**
+ * The address Docker's IPAM hands the first container that joins a fresh
+ * network: the one right after the bridge's gateway address (allocation is
+ * sequential). A guess to start work early with; callers check it.
+ */
+export function firstContainerAddress(network: Pick<BottleNetwork, 'gateway' | 'subnet'>): string | undefined {
+  const toInt = (ip: string) => {
+    const parts = ip.split('.').map(Number);
+    if (parts.length !== 4 || !parts.every((p) => Number.isInteger(p) && p >= 0 && p <= 255)) return undefined;
+    return ((parts[0] << 24) | (parts[1] << 16) | (parts[2] << 8) | parts[3]) >>> 0;
+  };
+  const [base, prefixText] = network.subnet.split('/');
+  const gateway = toInt(network.gateway);
+  const start = toInt(base);
+  const prefix = Number(prefixText);
+  if (gateway === undefined || start === undefined || !Number.isInteger(prefix) || prefix < 1 || prefix > 30) return undefined;
+  const size = 2 ** (32 - prefix);
+  const next = gateway + 1;
+  // Inside the subnet, and not its broadcast address.
+  if (next <= start || next >= start + size - 1) return undefined;
+  return [next >>> 24, (next >>> 16) & 255, (next >>> 8) & 255, next & 255].join('.');
+}
+
 /** Inspect by name; undefined when absent. */
 export async function inspectNetwork(docker: Docker, name: string): Promise<BottleNetwork | undefined> {
   try {
