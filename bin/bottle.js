@@ -19,11 +19,12 @@ const bundleDir = join(__dirname, '..', 'dist', 'cli-bundle');
 const bundle = join(bundleDir, 'bottle.cjs');
 const cacheDir = join(bundleDir, 'code-cache');
 
-/** The command word (`start`, `list`, ...), skipping global options and their values. */
+/** The command word (`start`, `list`, ...), skipping global options and their values; a dry run runs other code. */
 function commandName(argv) {
+  const dryRun = argv.includes('--dry-run') ? '-dry-run' : '';
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--manifest') i++;
-    else if (/^[a-z][a-z-]{0,30}$/.test(argv[i])) return argv[i];
+    else if (/^[a-z][a-z-]{0,30}$/.test(argv[i])) return argv[i] + dryRun;
   }
   return 'none';
 }
