@@ -7,8 +7,8 @@
 // command has run holds every function that command compiled (measured here:
 // loading and setting up `start` took ~60 ms instead of ~120 with the earlier
 // ES-module chunks and no cache). One cache per command, written next
-// to the bundle the first time (and again whenever V8 rejects it, e.g. after a
-// rebuild). Caching is best effort: a folder that is not writable only means
+// to the bundle by its first successful run (and again whenever V8 rejects it,
+// e.g. after a rebuild). Caching is best effort: a folder that is not writable only means
 // every run compiles afresh.
 const { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } = require('node:fs');
 const { createRequire, wrap } = require('node:module');
@@ -79,7 +79,8 @@ async function run() {
   const { exports, script, needsCache } = loadBundle(cacheFile);
   if (process.env.CLAUDE_BOTTLE_TRACE) process.stderr.write(`[trace ${performance.now().toFixed(0)} ms] bundle loaded${needsCache ? ' (no usable code cache)' : ''}\n`);
   const code = await exports.main(process.argv);
-  if (needsCache) saveCache(script, cacheFile);
+  // Only a run that did its work leaves a cache (not a typo's, not an early refusal's).
+  if (needsCache && code === 0) saveCache(script, cacheFile);
   // Piped stdout is asynchronous: wait until everything written has been
   // flushed (a write's callback runs after the writes before it), then exit so
   // open handles (Redis, Docker sockets) cannot keep a finished command alive.
