@@ -4,7 +4,6 @@ import { randomUUID } from 'node:crypto';
 import { EventLog } from '../events/log.js';
 import { redisTarget, type RedisTarget } from '../shared/redis-target.js';
 import { connectRedis } from '../worker/redis.js';
-
 import type { NewEvent } from '../effects/types.js';
 import { ensureRedis, ensureWorker } from './embedded.js';
 
@@ -26,11 +25,10 @@ export interface Session {
 let queueModule: Promise<typeof import('../worker/queue.js')> | undefined;
 
 /**
- * The queue module is BullMQ, about half the code a start runs; it is loaded
- * only by commands that enqueue, and a start begins loading it while it waits
- * for the Docker daemon.
+ * The queue module is BullMQ, about half the code a start runs: only commands
+ * that enqueue load it, so read-only ones (list, events, replay) start lighter.
  */
-export function loadQueueModule(): Promise<typeof import('../worker/queue.js')> {
+function loadQueueModule(): Promise<typeof import('../worker/queue.js')> {
   queueModule ??= import('../worker/queue.js');
   return queueModule;
 }
