@@ -25,10 +25,11 @@ export interface Session {
 let queueModule: Promise<typeof import('../worker/queue.js')> | undefined;
 
 /**
- * The queue module is BullMQ, about half the code a start runs: only commands
- * that enqueue load it, so read-only ones (list, events, replay) start lighter.
+ * The queue module is BullMQ, about half the code a start runs; it is loaded
+ * only by commands that enqueue, and a start begins loading it while it waits
+ * for the Docker daemon.
  */
-function loadQueueModule(): Promise<typeof import('../worker/queue.js')> {
+export function loadQueueModule(): Promise<typeof import('../worker/queue.js')> {
   queueModule ??= import('../worker/queue.js');
   return queueModule;
 }

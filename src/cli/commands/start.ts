@@ -12,7 +12,7 @@ import { followUntil } from '../follow.js';
 import type { CliIO } from '../io.js';
 import { describeEvent } from '../render-event.js';
 import { resolveSecrets, writeSecretsForWorker, type RouteSecretSource } from '../secrets.js';
-import { openSession, type Session } from '../session.js';
+import { loadQueueModule, openSession, type Session } from '../session.js';
 import { runDryRun } from './dry-run.js';
 
 export interface StartOptions {
@@ -42,6 +42,9 @@ export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
   // (a manifest error is still the one reported).
   const runtime = detectRuntime(docker);
   runtime.catch(() => undefined);
+  // Loads BullMQ once the request is on its way, so the two overlap (spawn to first event:
+  // median ~164 ms with this, ~176 without, over 3x11 interleaved starts each).
+  setImmediate(() => void loadQueueModule().catch(() => undefined));
   const loaded = await loadManifest({ path: opts.manifestPath });
   findAgent(loaded, opts.agent);
   trace('start: manifest loaded');
