@@ -16,6 +16,7 @@ my @ports = @ARGV;
 die "gateway: usage: listen.pl PROXY_PORT CREDENTIAL_PORT\n" unless @ports == 2;
 for my $port (@ports) {
   die "gateway: invalid port '$port'\n" unless $port =~ /\A[0-9]{1,5}\z/ && $port >= 1 && $port <= 65535;
+  $port += 0;    # "03128" is a valid port but not a JSON number
 }
 
 my (@fds, @sockets);
