@@ -39,7 +39,6 @@ import {
 import { ensureHostGuard } from './docker/host-guard.js';
 import { agentImageSource, ensureImage, gatewayImageSource } from './docker/images.js';
 import {
-  ContainerExitedError,
   drainGatewayDecisions,
   followGatewayDecisions,
   readGatewayReadyLine,
@@ -194,20 +193,6 @@ async function applyCapabilityChange(identity: string, params: Record<string, un
   await writeFile(extraPath, JSON.stringify({ hosts }, null, 2) + '\n', { mode: 0o600 });
 }
 
-/** A gateway that exits instead of coming up will not come up on a retry either. */
-async function gatewayWait(
-  wait: (gateway: Dockerode.Container, opts: { signal?: AbortSignal }) => Promise<void>,
-  gateway: Dockerode.Container,
-  signal: AbortSignal,
-): Promise<void> {
-  try {
-    await wait(gateway, { signal });
-  } catch (err) {
-    if (err instanceof ContainerExitedError) throw new PermanentEffectError(err.message);
-    throw err;
-  }
-}
-
 export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, EffectHandler> {
   const { docker } = deps;
 
@@ -256,7 +241,7 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
     // The agent may start once the gateway's ports accept connections: it boots while the
     // gateway's Node process does, and start_agent waits for the ready line alongside.
     // Pipelock is only put in front of a gateway that is fully up.
-    await gatewayWait(usesPipelock(plan) ? waitForGatewayReady : waitForGatewayListening, gateway.container, ctx.signal);
+    await (usesPipelock(plan) ? waitForGatewayReady : waitForGatewayListening)(gateway.container, { signal: ctx.signal });
     // With pipelock as the egress hop the gateway still serves the credential port.
     if (usesPipelock(plan)) await classifyDockerErrors('starting pipelock', () => startPipelock(docker, plan, networks, ctx.signal));
     const ip = await containerIp(docker, gateway.id, networks.internal.name);
@@ -267,7 +252,7 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
     const { plan } = ctx;
     // Running means the gateway enforces the policy, not just holds its ports: its ready line
     // is awaited while the agent is created and started.
-    const gatewayReady = gatewayWait(waitForGatewayReady, docker.getContainer(plan.containers.gateway), ctx.signal);
+    const gatewayReady = waitForGatewayReady(docker.getContainer(plan.containers.gateway), { signal: ctx.signal });
     gatewayReady.catch(() => undefined); // awaited below; a failure must not surface as unhandled before then
     // A gateway that died after binding its ports has no address any more; its own last words say more.
     const gatewayAddress = containerIp(docker, plan.containers.gateway, plan.networks.internal).catch(async (err: unknown) => {
@@ -294,7 +279,7 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
         entries.push(...(await interceptionTrust(plan, agent.container)));
       }
       await classifyDockerErrors('provisioning the agent', () => putEntries(agent.container, entries));
-      await Promise.all([classifyDockerErrors('starting the agent', () => startContainer(agent.container)), gatewayReady]);
+      await classifyDockerErrors('starting the agent', () => startContainer(agent.container));
     }
     await gatewayReady;
     return [{ type: 'agent.started', data: { container: plan.containers.agent, runtime: plan.runtime } }];

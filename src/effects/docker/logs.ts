@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import { PassThrough } from 'node:stream';
 import { z } from 'zod';
+import { PermanentEffectError } from '../types.js';
 
 /**
  * Reading container output. The gateway prints one JSON line per decision on
@@ -32,8 +33,8 @@ const CapabilityLineSchema = z.object({
 export const GatewayDecisionSchema = z.discriminatedUnion('t', [EgressLineSchema, CapabilityLineSchema]);
 export type GatewayDecision = z.infer<typeof GatewayDecisionSchema>;
 
-/** Parses one stdout line; anything that is not a numbered decision (ready lines, stray text) yields undefined. */
-export function parseDecisionLine(line: string): GatewayDecision | undefined {
+/** One stdout line as `schema` describes it; stray text, other JSON lines and malformed JSON yield undefined. */
+function parseJsonLine<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, line: string): T | undefined {
   const trimmed = line.trim();
   if (!trimmed.startsWith('{')) return undefined;
   let json: unknown;
@@ -42,8 +43,13 @@ export function parseDecisionLine(line: string): GatewayDecision | undefined {
   } catch {
     return undefined;
   }
-  const parsed = GatewayDecisionSchema.safeParse(json);
+  const parsed = schema.safeParse(json);
   return parsed.success ? parsed.data : undefined;
+}
+
+/** Parses one stdout line; anything that is not a numbered decision (ready lines, stray text) yields undefined. */
+export function parseDecisionLine(line: string): GatewayDecision | undefined {
+  return parseJsonLine(GatewayDecisionSchema, line);
 }
 
 /** Splits a byte stream into lines, keeping a partial last line until the next chunk completes it. */
@@ -174,8 +180,8 @@ const LAST_WORDS_BYTES = 4096;
  * stdout, so the agent never starts against a proxy that is not listening yet.
  * It follows the log stream rather than polling: the agent's start waits on
  * this, and a poll interval would be added to every launch.
- * A sidecar that exits first (bad config, missing secret) fails with a
- * ContainerExitedError carrying its own last words.
+ * A sidecar that exits first (bad config, missing secret) will not come up on
+ * a retry either: that is a PermanentEffectError carrying its own last words.
  */
 export async function waitForReadyLine(
   container: Docker.Container,
@@ -190,7 +196,7 @@ export async function waitForReadyLine(
     const info = await container.inspect();
     if (info.State.Running && outcome === 'ready') return;
     if (!info.State.Running) {
-      throw new ContainerExitedError(`${what} exited (code ${info.State.ExitCode}) before it was ready: ${lastWords || 'no output'}`);
+      throw new PermanentEffectError(`${what} exited (code ${info.State.ExitCode}) before it was ready: ${lastWords || 'no output'}`);
     }
     // The log stream ended while the container still runs (daemon hiccup): follow again.
   }
@@ -254,15 +260,7 @@ export function waitForGatewayListening(gateway: Docker.Container, opts: ReadyWa
 
 const GatewayListeningLineSchema = z.object({ t: z.literal('listening'), proxy_port: z.number().int(), credential_port: z.number().int() });
 
-function isListeningLine(line: string): boolean {
-  const trimmed = line.trim();
-  if (!trimmed.startsWith('{"t":"listening"')) return false;
-  try {
-    return GatewayListeningLineSchema.safeParse(JSON.parse(trimmed)).success;
-  } catch {
-    return false;
-  }
-}
+const isListeningLine = (line: string): boolean => parseJsonLine(GatewayListeningLineSchema, line) !== undefined;
 
 /** The gateway's ready line as printed (logs.ts reads, gateway/main.ts writes). */
 const GatewayReadyLineSchema = z.object({
@@ -283,19 +281,8 @@ export async function readGatewayReadyLine(gateway: Docker.Container): Promise<G
   return undefined;
 }
 
-export class ContainerExitedError extends Error {
-  override name = 'ContainerExitedError';
-}
-
 function parseReadyLine(line: string): GatewayReadyLine | undefined {
-  const trimmed = line.trim();
-  if (!trimmed.startsWith('{')) return undefined;
-  try {
-    const parsed = GatewayReadyLineSchema.safeParse(JSON.parse(trimmed));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
-  }
+  return parseJsonLine(GatewayReadyLineSchema, line);
 }
 
 const isReadyLine = (line: string): boolean => parseReadyLine(line) !== undefined;

@@ -35,6 +35,11 @@ export interface BottleNetworks {
 const BRIDGE_NAME_OPTION = 'com.docker.network.bridge.name';
 export const ADDRESSLESS_BRIDGE_OPTION = 'com.docker.network.bridge.inhibit_ipv4';
 
+/** Whether a network's driver options give its bridge no host address (see BottleNetwork.hostAddressless). */
+export function isHostAddressless(options: Record<string, string> | undefined): boolean {
+  return options?.[ADDRESSLESS_BRIDGE_OPTION] === 'true';
+}
+
 interface NetworkInspect {
   Id: string;
   Name: string;
@@ -51,7 +56,7 @@ export function describeNetwork(info: NetworkInspect): BottleNetwork {
     bridge: info.Options?.[BRIDGE_NAME_OPTION] ?? `br-${info.Id.slice(0, 12)}`,
     gateway: ipv4.Gateway,
     subnet: ipv4.Subnet,
-    hostAddressless: info.Options?.[ADDRESSLESS_BRIDGE_OPTION] === 'true',
+    hostAddressless: isHostAddressless(info.Options),
   };
 }
 

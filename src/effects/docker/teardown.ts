@@ -2,7 +2,7 @@ import type Docker from 'dockerode';
 import { LABELS } from '../../shared/names.js';
 import { statusOf } from './client.js';
 import { findHostGuardImage, removeHostGuard } from './host-guard.js';
-import { ADDRESSLESS_BRIDGE_OPTION } from './networks.js';
+import { isHostAddressless } from './networks.js';
 
 /**
  * Removes everything Docker holds for one bottle, found by its identity label
@@ -46,7 +46,7 @@ export async function removeBottleResources(docker: Docker, identity: string, op
 
   const networks = await docker.listNetworks({ filters });
   // Only an internal network made before bridges became address-less ever got an iptables guard.
-  const guarded = networks.some((n) => n.Labels?.[LABELS.role] === 'internal-network' && n.Options?.[ADDRESSLESS_BRIDGE_OPTION] !== 'true');
+  const guarded = networks.some((n) => n.Labels?.[LABELS.role] === 'internal-network' && !isHostAddressless(n.Options));
   const guardImage = guarded ? (opts.guardImage ?? gatewayImage ?? (await findHostGuardImage(docker))) : undefined;
   if (guardImage) await removeHostGuard(docker, { identity, image: guardImage });
 
