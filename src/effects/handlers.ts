@@ -35,7 +35,10 @@ import {
   GATEWAY_SECRETS_PATH,
   GATEWAY_UID,
   startContainer,
+  type ContainerState,
 } from './docker/containers.js';
+import { agentInitEntry, agentLaunch } from './docker/agent-init.js';
+import { watchAttachment } from './docker/network-events.js';
 import { ensureHostGuard } from './docker/host-guard.js';
 import { agentImageSource, ensureImage, gatewayImageSource } from './docker/images.js';
 import {
@@ -70,6 +73,17 @@ import { PermanentEffectError, type EffectContext, type EffectHandler, type Effe
  * job finds what the first attempt made and carries on) and each returning
  * the lifecycle events that record its outcome.
  */
+
+/** An agent container created and provisioned during the gateway's start, for the address the gateway was expected to get. */
+interface EarlyAgent {
+  container: Dockerode.Container;
+  gatewayIp: string;
+}
+
+/** The agent's start begun during the gateway's; false when it failed (start_agent then retries it and reports why). */
+interface EarlyStart {
+  agentStarted: Promise<boolean>;
+}
 
 const AGENT_TARGETS: ProvisionTargets = {
   home: AGENT_HOME,
@@ -213,9 +227,12 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
 
     const gateway = await classifyDockerErrors('creating the gateway', () => ensureContainer(docker, gatewayContainerSpec(plan, { networks })));
     await ensureConnected(docker, gateway.id, networks.internal.name);
-    // The gateway container takes a few hundred ms to start; the agent's container is created
-    // meanwhile for the address the gateway is about to get. start_agent checks the guess.
-    const agentEarly = gateway.created && !usesPipelock(plan) ? createAgentEarly(plan, networks) : Promise.resolve();
+    // The gateway container takes a few hundred ms to start, and so does the agent's. The agent's
+    // container is made ready meanwhile for the address the gateway is about to get, and started
+    // as soon as the gateway holds an address: the two start-ups overlap. The agent's init program
+    // holds its command back until the gateway accepts connections; start_agent checks the guess.
+    const early = gateway.created && startsAlongsideGateway(plan, networks) ? prepareAgentEarly(plan, networks) : undefined;
+    let earlyStart: EarlyStart | undefined;
     if (gateway.status === 'created') {
       const secretsPath = statePaths(plan.identity).secrets;
       const files: ArchiveEntry[] = [{ type: 'file', path: GATEWAY_CONFIG_PATH, mode: 0o444, uid: 0, gid: 0, content: JSON.stringify(config.data) }];
@@ -235,17 +252,80 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
       await putEntries(gateway.container, files, GATEWAY_FILES_DIR);
       // Secrets live in exactly one place once the gateway holds them.
       await removeFileIfPresent(secretsPath);
-      await startContainer(gateway.container);
+      earlyStart = await startGatewayWithAgent(gateway, networks, early);
     }
-    await agentEarly;
-    // The agent may start once the gateway's ports accept connections: it boots while the
-    // gateway's Node process does, and start_agent waits for the ready line alongside.
-    // Pipelock is only put in front of a gateway that is fully up.
+    // Pipelock is only put in front of a gateway that is fully up; otherwise its ports accepting
+    // connections is enough here, and start_agent awaits the ready line.
     await (usesPipelock(plan) ? waitForGatewayReady : waitForGatewayListening)(gateway.container, { signal: ctx.signal });
     // With pipelock as the egress hop the gateway still serves the credential port.
     if (usesPipelock(plan)) await classifyDockerErrors('starting pipelock', () => startPipelock(docker, plan, networks, ctx.signal));
     const ip = await containerIp(docker, gateway.id, networks.internal.name);
+    const guessed = await early;
+    if (earlyStart && guessed && guessed.gatewayIp !== ip && (await earlyStart.agentStarted)) {
+      // Its init program is waiting on an address nobody serves; start_agent makes it anew.
+      await guessed.container.remove({ force: true });
+    }
     return [{ type: 'gateway.started', data: { container: plan.containers.gateway, ip } }];
+  };
+
+  /**
+   * Starts the gateway and, once Docker has given it its address on the internal network
+   * (the first thing a start does), the agent prepared early; addresses are handed out in
+   * order, so the agent cannot take the one it was told the gateway has. Resolves when the
+   * gateway's start call returns, with the agent's start still running.
+   */
+  const startGatewayWithAgent = async (gateway: ContainerState, networks: BottleNetworks, early: Promise<EarlyAgent | undefined> | undefined): Promise<EarlyStart | undefined> => {
+    if (!early) {
+      await startContainer(gateway.container);
+      return undefined;
+    }
+    const attachment = await watchAttachment(docker, { network: networks.internal.name, container: gateway.id }).catch(() => undefined);
+    const gatewayStart = startContainer(gateway.container);
+    try {
+      // Without the event stream only the overlap is lost: the start's return means the address is taken too.
+      const started = gatewayStart.catch(() => undefined);
+      await (attachment ? Promise.race([attachment.attached, started]) : started);
+    } finally {
+      attachment?.close();
+    }
+    const agent = await early;
+    const agentStarted = agent ? startContainer(agent.container).then(() => true, () => false) : Promise.resolve(false);
+    await gatewayStart;
+    return { agentStarted };
+  };
+
+  /** Whether the agent may start before the gateway has finished starting (see bootGateway). */
+  const startsAlongsideGateway = (plan: BottlePlan, networks: BottleNetworks): boolean =>
+    // The agent's environment then names pipelock, which starts later; the interception CA is
+    // only known from the gateway's ready line; a legacy network's host guard must come first.
+    !usesPipelock(plan) && !interceptsTls(plan) && networks.internal.hostAddressless;
+
+  /** Best effort: on any failure start_agent creates, provisions and starts the agent itself, and reports what went wrong. */
+  const prepareAgentEarly = async (plan: BottlePlan, networks: BottleNetworks): Promise<EarlyAgent | undefined> => {
+    const gatewayIp = firstContainerAddress(networks.internal);
+    if (!gatewayIp) return undefined;
+    try {
+      const launch = await agentLaunch(docker, plan.image.tag, plan.command);
+      const agent = await ensureContainer(docker, agentContainerSpec(plan, { env: agentEnvironment(plan, gatewayIp), networks, launch }));
+      if (!agent.created) return undefined;
+      await putEntries(agent.container, await agentEntries(plan));
+      return { container: agent.container, gatewayIp };
+    } catch {
+      return undefined;
+    }
+  };
+
+  /** Everything copied into the agent before it starts, but the interception trust (see start_agent). */
+  const agentEntries = async (plan: BottlePlan): Promise<ArchiveEntry[]> => {
+    const transcript = statePaths(plan.identity).transcript;
+    const entries: ArchiveEntry[] = [agentInitEntry()];
+    if (plan.prompt) entries.push(...(await promptEntries(plan.prompt, AGENT_TARGETS)));
+    entries.push(...(await skillEntries(plan.skills, AGENT_TARGETS)));
+    entries.push(...(await sshEntries(plan.ssh, AGENT_TARGETS)));
+    // A resume restores the snapshot; so does a retried start that finds one (the folder only exists after a run).
+    if (existsSync(transcript)) entries.push(...(await transcriptEntries(transcript, AGENT_TARGETS)));
+    if (plan.copy_cwd) entries.push(...(await cwdEntries(plan.cwd)));
+    return entries;
   };
 
   const startAgent = async (_req: EffectRequest, ctx: EffectContext): Promise<NewEvent[]> => {
@@ -259,20 +339,18 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
       await gatewayReady;
       throw err;
     });
-    const [networks, gatewayIp] = await Promise.all([bottleNetworks(docker, plan), gatewayAddress]);
+    const [networks, gatewayIp, launch] = await Promise.all([
+      bottleNetworks(docker, plan),
+      gatewayAddress,
+      classifyDockerErrors('inspecting the agent image', () => agentLaunch(docker, plan.image.tag, plan.command)),
+    ]);
     const env = usesPipelock(plan) ? await pipelockEnvironment(docker, plan, networks, gatewayIp) : agentEnvironment(plan, gatewayIp);
-    const spec = agentContainerSpec(plan, { env, networks });
-    // Replaces a container created early for an address the gateway did not get.
+    const spec = agentContainerSpec(plan, { env, networks, launch });
+    // Replaces a container created early for an address the gateway did not get; one started
+    // early (bootGateway) is found running and left as it is.
     const agent = await classifyDockerErrors('creating the agent', () => ensureCreatedWithEnv(docker, spec));
     if (agent.status === 'created') {
-      const transcript = statePaths(plan.identity).transcript;
-      const entries: ArchiveEntry[] = [];
-      if (plan.prompt) entries.push(...(await promptEntries(plan.prompt, AGENT_TARGETS)));
-      entries.push(...(await skillEntries(plan.skills, AGENT_TARGETS)));
-      entries.push(...(await sshEntries(plan.ssh, AGENT_TARGETS)));
-      // A resume restores the snapshot; so does a retried start that finds one (the folder only exists after a run).
-      if (existsSync(transcript)) entries.push(...(await transcriptEntries(transcript, AGENT_TARGETS)));
-      if (plan.copy_cwd) entries.push(...(await cwdEntries(plan.cwd)));
+      const entries = await agentEntries(plan);
       if (interceptsTls(plan)) {
         // The CA to trust is in the ready line.
         await gatewayReady;
@@ -283,14 +361,6 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
     }
     await gatewayReady;
     return [{ type: 'agent.started', data: { container: plan.containers.agent, runtime: plan.runtime } }];
-  };
-
-  /** Best effort: on any failure start_agent creates the container itself, and reports what went wrong. */
-  const createAgentEarly = async (plan: BottlePlan, networks: BottleNetworks): Promise<void> => {
-    const expectedGatewayIp = firstContainerAddress(networks.internal);
-    if (!expectedGatewayIp) return;
-    const spec = agentContainerSpec(plan, { env: agentEnvironment(plan, expectedGatewayIp), networks });
-    await ensureContainer(docker, spec).catch(() => undefined);
   };
 
   /** The CA the gateway printed when it became ready, with the agent image's own bundle. */

@@ -110,6 +110,14 @@ describe.each(['runc', 'runsc'] as const)('a real bottle under %s reaches the ou
     expect((await agent.inspect()).HostConfig.Runtime).toBe(runtime);
   }, 180_000);
 
+  it("the agent's command is the container's main process, and the init's wait for the gateway left no decision", async () => {
+    const cmdline = await inAgent(['cat', '/proc/1/cmdline']);
+    expect(cmdline.output.split('\0')[0]).toBe('sleep');
+    // Decisions reach the log within a few hundred ms of the gateway printing them.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect((await bottleEvents(identity)).filter((e) => e.type.startsWith('egress.'))).toEqual([]);
+  });
+
   it('an allowlisted host answers by name through the gateway and is recorded as egress.allowed', async () => {
     const before = await upstream.connections();
     const res = await inAgent(['curl', '-sS', '--max-time', '15', `http://upstream.test:${upstream.port}/`]);

@@ -5,6 +5,7 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listHostGuards } from '../../src/effects/docker/host-guard.js';
+import { AGENT_INIT_PATH } from '../../src/effects/docker/agent-init.js';
 import { agentContainerSpec, gatewayContainerSpec } from '../../src/effects/docker/containers.js';
 import { inspectNetwork } from '../../src/effects/docker/networks.js';
 import { effectHandlers } from '../../src/effects/handlers.js';
@@ -13,7 +14,7 @@ import { agentEnvironment } from '../../src/plan/agent-env.js';
 import type { BottlePlan } from '../../src/plan/schema.js';
 import { bottleLabels, LABELS } from '../../src/shared/names.js';
 import { statePaths } from '../../src/shared/paths.js';
-import { ensureStandInImage, execIn, sweepIdentity, testDocker, testIdentity, testPlan, TEST_STANDIN_IMAGE } from '../support/docker.js';
+import { ensureStandInImage, execIn, sweepIdentity, testDocker, testIdentity, testLabels, testPlan, TEST_STANDIN_IMAGE } from '../support/docker.js';
 
 const docker: Docker = testDocker();
 const handlers = effectHandlers({ docker });
@@ -150,10 +151,14 @@ describe('a bottle driven through the effect handlers', () => {
     });
     expect((await execIn(gateway, ['touch', '/etc/claude-bottle/extra'])).code).not.toBe(0);
 
-    // While the gateway started, the agent's container was created (not started) for the address the gateway got.
+    // The agent's container was created for the address the gateway got and started alongside it,
+    // behind the init program that waits for the gateway's port.
     const agent = await docker.getContainer(plan.containers.agent).inspect();
-    expect(agent.State.Status).toBe('created');
+    expect(agent.State.Status).toBe('running');
     expect(agent.Config.Env).toContain(`HTTP_PROXY=http://${gatewayIp}:3128`);
+    expect(agent.Config.Entrypoint).toEqual([AGENT_INIT_PATH]);
+    expect(agent.Config.Cmd).toEqual(plan.command);
+    expect(Date.parse(agent.State.StartedAt)).toBeGreaterThan(0);
   });
 
   it('start_gateway again reuses the running gateway', async () => {
@@ -191,6 +196,8 @@ describe('a bottle driven through the effect handlers', () => {
     expect((await execIn(agent, ['printenv', 'HTTPS_PROXY'])).output.trim()).toBe(`http://${gatewayIp}:3128`);
     expect((await execIn(agent, ['printenv', 'ANTHROPIC_BASE_URL'])).output.trim()).toBe(`http://${gatewayIp}:3129`);
     expect((await execIn(agent, ['id', '-un'])).output.trim()).toBe('node');
+    // The init program gave its place to the agent's command.
+    expect((await execIn(agent, ['cat', '/proc/1/cmdline'])).output.split('\0').slice(0, 2)).toEqual(['sh', '-c']);
     const probe = await execIn(agent, ['bash', '-c', `timeout 3 bash -c 'exec 3<>/dev/tcp/${gatewayIp}/3128 && head -1 <&3'`]);
     expect(probe.output.trim()).toBe('gateway');
   });
@@ -262,6 +269,44 @@ describe('an agent container created for a gateway address that did not come tru
     expect(agent.State.Running).toBe(true);
     expect(agent.Config.Env).toContain(`HTTP_PROXY=http://${gatewayIp}:3128`);
     expect(agent.Config.Env!.join('\n')).not.toContain('10.255.255.254');
+  });
+});
+
+describe('an agent started alongside a gateway that got another address than expected', () => {
+  const identity = testIdentity('mist');
+  identities.push(identity);
+
+  it('is removed by start_gateway and made anew by start_agent, which then runs the command', async () => {
+    const cwd = join(home, 'mist-cwd');
+    await mkdir(cwd, { recursive: true });
+    const plan = testPlan(identity, {
+      image: standInImagePlan(),
+      gateway_image: { ...standInImagePlan(), dockerfile: 'builtin:gateway' },
+      cwd,
+      command: ['sh', '-c', 'touch /tmp/ran; exec sleep 600'],
+    });
+    await run('create_networks', plan);
+    // Something else takes the first address on the internal network, the one the early agent is made for.
+    const squatter = await docker.createContainer({
+      Image: TEST_STANDIN_IMAGE,
+      Cmd: ['sleep', '600'],
+      Labels: testLabels(identity, 'squatter'),
+      HostConfig: { NetworkMode: plan.networks.internal },
+    });
+    await squatter.start();
+    const squatterIp = (await squatter.inspect()).NetworkSettings.Networks[plan.networks.internal].IPAddress;
+
+    const [gatewayStarted] = await run('start_gateway', plan);
+    const gatewayIp = String(gatewayStarted.data.ip);
+    expect(gatewayIp).not.toBe(squatterIp);
+    await expect(docker.getContainer(plan.containers.agent).inspect()).rejects.toMatchObject({ statusCode: 404 });
+
+    expect(await run('start_agent', plan)).toEqual([{ type: 'agent.started', data: { container: plan.containers.agent, runtime: 'runc' } }]);
+    const agent = docker.getContainer(plan.containers.agent);
+    expect((await agent.inspect()).Config.Env).toContain(`HTTP_PROXY=http://${gatewayIp}:3128`);
+    const ran = async () => (await execIn(agent, ['test', '-f', '/tmp/ran'])).code === 0;
+    for (let i = 0; i < 50 && !(await ran()); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await ran()).toBe(true);
   });
 });
 

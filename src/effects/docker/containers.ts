@@ -3,6 +3,7 @@ import type { BottlePlan } from '../../plan/schema.js';
 import { bottleLabels } from '../../shared/names.js';
 import { PermanentEffectError } from '../types.js';
 import { statusOf } from './client.js';
+import type { AgentLaunch } from './agent-init.js';
 import type { BottleNetworks } from './networks.js';
 
 /**
@@ -53,6 +54,8 @@ export interface AgentContainerOptions {
   image?: string;
   /** Defaults to `node`; tests on a bare Debian image pass `1000:1000`. */
   user?: string;
+  /** Runs the agent behind the init program (see agent-init.ts); without it the container runs plan.command as the image says. */
+  launch?: AgentLaunch;
 }
 
 /**
@@ -72,7 +75,7 @@ export function agentContainerSpec(plan: BottlePlan, opts: AgentContainerOptions
     name: plan.containers.agent,
     Image: opts.image ?? plan.image.tag,
     User: opts.user ?? AGENT_USER,
-    Cmd: plan.command,
+    ...(opts.launch ? { Entrypoint: opts.launch.entrypoint, Cmd: opts.launch.cmd } : { Cmd: plan.command }),
     WorkingDir: plan.cwd,
     Env: Object.entries(opts.env).map(([k, v]) => `${k}=${v}`),
     Tty: true,

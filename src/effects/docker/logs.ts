@@ -34,7 +34,7 @@ export const GatewayDecisionSchema = z.discriminatedUnion('t', [EgressLineSchema
 export type GatewayDecision = z.infer<typeof GatewayDecisionSchema>;
 
 /** One stdout line as `schema` describes it; stray text, other JSON lines and malformed JSON yield undefined. */
-function parseJsonLine<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, line: string): T | undefined {
+export function parseJsonLine<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, line: string): T | undefined {
   const trimmed = line.trim();
   if (!trimmed.startsWith('{')) return undefined;
   let json: unknown;

@@ -1,0 +1,93 @@
+/*
+ * wait-for-proxy: the first program of every agent container.
+ *
+ * The agent's container is started while the egress gateway's container is
+ * still starting, so that the two start-ups overlap. The agent must still
+ * never see its proxy refuse a connection: this program waits until the proxy
+ * named in HTTPS_PROXY (or HTTP_PROXY) accepts a TCP connection, then execs
+ * the agent's command in its own place, so the agent is the container's main
+ * process (pid 1) and its exit status is the container's.
+ *
+ * Static and libc-only on purpose: it is copied into whatever image the agent
+ * runs, which may have no shell, no perl and no dynamic loader we know of.
+ *
+ * Exit status: the command's own once it runs; 125 when the proxy never
+ * accepted within the deadline; 126/127 when the command cannot be run
+ * (like a shell); 128+N when signal N arrived while waiting.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEADLINE_SECONDS 120
+#define RETRY_NANOSECONDS (10 * 1000 * 1000)
+
+/* As pid 1 the process ignores every signal it does not handle, so Ctrl-C or a
+ * stop during the wait would otherwise do nothing. exec resets these. */
+static void leave_on_signal(int sig) { _exit(128 + sig); }
+
+/* "http://10.0.0.2:3128" or "http://10.0.0.2:3128/" -> address; 0 if it is not that shape. */
+static int parse_proxy(const char *url, struct sockaddr_in *out) {
+  const char *host = strstr(url, "://");
+  host = host ? host + 3 : url;
+  const char *colon = strchr(host, ':');
+  if (!colon || colon == host || colon - host > 15) return 0;
+  char ip[16];
+  memcpy(ip, host, (size_t)(colon - host));
+  ip[colon - host] = '\0';
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if (end == colon + 1 || (*end != '\0' && *end != '/') || port < 1 || port > 65535) return 0;
+  memset(out, 0, sizeof *out);
+  out->sin_family = AF_INET;
+  out->sin_port = htons((unsigned short)port);
+  return inet_pton(AF_INET, ip, &out->sin_addr) == 1;
+}
+
+static int accepts(const struct sockaddr_in *addr) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  int ok = connect(fd, (const struct sockaddr *)addr, sizeof *addr) == 0;
+  close(fd);
+  return ok;
+}
+
+static int wait_for(const char *url) {
+  struct sockaddr_in addr;
+  if (!parse_proxy(url, &addr)) return 1; /* not an address this program can check: nothing to wait for */
+  time_t deadline = time(NULL) + DEADLINE_SECONDS;
+  const struct timespec pause = {0, RETRY_NANOSECONDS};
+  while (!accepts(&addr)) {
+    if (time(NULL) >= deadline) {
+      fprintf(stderr, "claude-bottle: the egress proxy %s did not accept connections within %d s; the agent was not started\n", url, DEADLINE_SECONDS);
+      return 0;
+    }
+    nanosleep(&pause, NULL);
+  }
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: wait-for-proxy COMMAND [ARG...]\n");
+    return 127;
+  }
+  signal(SIGINT, leave_on_signal);
+  signal(SIGTERM, leave_on_signal);
+  signal(SIGHUP, leave_on_signal);
+  const char *proxy = getenv("HTTPS_PROXY");
+  if (!proxy || !*proxy) proxy = getenv("HTTP_PROXY");
+  if (proxy && *proxy && !wait_for(proxy)) return 125;
+  execvp(argv[1], argv + 1);
+  int err = errno;
+  fprintf(stderr, "claude-bottle: cannot run %s: %s\n", argv[1], strerror(err));
+  return err == ENOENT ? 127 : 126;
+}
