@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Shared first step of the README's two commands: npm packages, then the
-# machine (scripts/setup-env.sh), then the build. Idempotent: npm ci runs
+# Shared first step of the README's two commands: npm packages, the gateway's
+# Node binary, then the machine (scripts/setup-env.sh), then the build. Idempotent: npm ci runs
 # only when package-lock.json changed since the last install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 else
   echo "[deps] node_modules up to date" >&2
 fi
+bash scripts/fetch-gateway-node.sh
 if [ "$(id -u)" = 0 ]; then
   bash scripts/setup-env.sh
 else

@@ -35,7 +35,7 @@ function tarOf(entries: Array<{ name: string; content: string | Buffer; mode?: n
 async function buildImage(docker: Docker): Promise<void> {
   execFileSync(process.execPath, [join(root, 'scripts/build-gateway.mjs')], { stdio: 'inherit' });
   // The same files the worker's build sends: images/gateway/* plus the bundle.
-  const context = tarOf(gatewayImageSource().files.map((file) => ({ name: file.path, content: readFileSync(file.source) })));
+  const context = tarOf(gatewayImageSource().files.map((file) => ({ name: file.path, content: readFileSync(file.source), mode: file.mode })));
   const stream = await docker.buildImage(context, { t: tag, rm: true, forcerm: true });
   const output = await new Promise<Array<{ error?: string; errorDetail?: { message?: string } }>>((resolveBuild, reject) =>
     docker.modem.followProgress(stream, (err: Error | null, result: Array<{ error?: string }>) => (err ? reject(err) : resolveBuild(result))),

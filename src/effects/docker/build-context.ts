@@ -4,6 +4,7 @@ import { stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
 import { RuntimeFailure } from '../../shared/errors.js';
 import { bottleHome } from '../../shared/paths.js';
 
@@ -85,6 +86,18 @@ export function claudeBinaryPath(): string {
   }
   const binary = join(dirname(pkgJson), 'claude');
   if (!existsSync(binary)) throw new RuntimeFailure(`Claude Code binary missing at ${binary}: run \`npm ci\``);
+  return binary;
+}
+
+const GatewayNodePinSchema = z.object({ package: z.string().min(1), version: z.string().min(1) });
+
+/** The gateway's Node binary, fetched by scripts/fetch-gateway-node.sh as package.json's `claudeBottle.gatewayNode` pins it. */
+export function gatewayNodePath(): string {
+  const root = repoRoot();
+  const pin = GatewayNodePinSchema.safeParse((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { claudeBottle?: { gatewayNode?: unknown } }).claudeBottle?.gatewayNode);
+  if (!pin.success) throw new RuntimeFailure(`package.json has no valid claudeBottle.gatewayNode pin; reinstall claude-bottle`);
+  const binary = join(root, 'vendor', `${pin.data.package}-${pin.data.version}`, 'node');
+  if (!existsSync(binary)) throw new RuntimeFailure(`the gateway's Node binary is missing at ${binary}: run \`bash scripts/fetch-gateway-node.sh\``);
   return binary;
 }
 

@@ -11,6 +11,7 @@ import { statusOf } from './client.js';
 import {
   claudeBinaryPath,
   contextHash,
+  gatewayNodePath,
   effectiveMode,
   folderFiles,
   repoRoot,
@@ -71,14 +72,15 @@ function customSource(dockerfile: string, bottle?: string): ImageSource {
   };
 }
 
-/** The gateway sidecar image: images/gateway/* plus the bundled gateway (dist/gateway/gateway.cjs). */
+/** The gateway sidecar image: images/gateway/* plus the bundled gateway (dist/gateway/gateway.cjs) and the Node that runs it. */
 export function gatewayImageSource(): ImageSource {
   const root = repoRoot();
   const dir = join(root, 'images', 'gateway');
   const bundle = join(root, 'dist', 'gateway', 'gateway.cjs');
   if (!existsSync(bundle)) throw new RuntimeFailure(`gateway bundle missing: run npm run build (expected ${bundle})`);
   if (!existsSync(join(dir, 'Dockerfile'))) throw new RuntimeFailure(`gateway Dockerfile missing at ${dir}/Dockerfile; reinstall claude-bottle`);
-  const files = withFile(folderFiles(dir), { path: 'gateway.cjs', source: bundle });
+  let files = withFile(folderFiles(dir), { path: 'gateway.cjs', source: bundle });
+  files = withFile(files, { path: 'node', source: gatewayNodePath(), mode: 0o755 });
   return { name: 'gateway', dockerfile: BUILTIN_GATEWAY, builtin: true, dockerfileInContext: 'Dockerfile', files };
 }
 
