@@ -30,6 +30,12 @@ import { median, type Row } from './stats.js';
  * safety step the effects take that the bare sequence skips (waiting for the
  * gateway's ready line before the agent starts), so the ratio can be read both ways. Per-phase medians come from the bottles' event
  * timestamps (each includes the queue hop to the next effect).
+ *
+ * The raw sequence is deliberately plain: one call after the other, the agent
+ * container created and started once the gateway's start has returned. The
+ * tool starts the agent's container while the gateway's is still starting
+ * (behind its init program), so its "gateway" phase holds most of the agent's
+ * start too, and its time inside the log can beat the raw sequence's.
  */
 
 const AGENT = 'demo-sleeper';
