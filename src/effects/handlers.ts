@@ -347,7 +347,8 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
     const env = usesPipelock(plan) ? await pipelockEnvironment(docker, plan, networks, gatewayIp) : agentEnvironment(plan, gatewayIp);
     const spec = agentContainerSpec(plan, { env, networks, launch });
     // Replaces a container created early for an address the gateway did not get; one started
-    // early (bootGateway) is found running and left as it is.
+    // early (bootGateway) is found running and left as it is (Docker answers an inspect of a
+    // container whose start is still under way only once that start is done).
     const agent = await classifyDockerErrors('creating the agent', () => ensureCreatedWithEnv(docker, spec));
     if (agent.status === 'created') {
       const entries = await agentEntries(plan);
