@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 
 #define DEADLINE_SECONDS 120
 #define RETRY_NANOSECONDS (10 * 1000 * 1000)
+#define ATTEMPT_MILLISECONDS 200
 
 /* As pid 1 the process ignores every signal it does not handle, so Ctrl-C or a
  * stop during the wait would otherwise do nothing. exec resets these. */
@@ -52,10 +54,18 @@ static int parse_proxy(const char *url, struct sockaddr_in *out) {
   return inet_pton(AF_INET, ip, &out->sin_addr) == 1;
 }
 
+/* One connection attempt, given up after ATTEMPT_MILLISECONDS: a blocking connect to an
+ * address whose owner is not up yet would sit in ARP resolution for seconds. */
 static int accepts(const struct sockaddr_in *addr) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return 0;
   int ok = connect(fd, (const struct sockaddr *)addr, sizeof *addr) == 0;
+  if (!ok && errno == EINPROGRESS) {
+    struct pollfd pending = {.fd = fd, .events = POLLOUT};
+    int error = 0;
+    socklen_t length = sizeof error;
+    ok = poll(&pending, 1, ATTEMPT_MILLISECONDS) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error == 0;
+  }
   close(fd);
   return ok;
 }

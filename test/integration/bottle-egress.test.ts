@@ -111,8 +111,9 @@ describe.each(['runc', 'runsc'] as const)('a real bottle under %s reaches the ou
   }, 180_000);
 
   it("the agent's command is the container's main process, and the init's wait for the gateway left no decision", async () => {
-    const cmdline = await inAgent(['cat', '/proc/1/cmdline']);
-    expect(cmdline.output.split('\0')[0]).toBe('sleep');
+    const pid1 = async () => (await inAgent(['cat', '/proc/1/cmdline'])).output.split('\0')[0];
+    for (let i = 0; i < 50 && (await pid1()) !== 'sleep'; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await pid1()).toBe('sleep');
     // Decisions reach the log within a few hundred ms of the gateway printing them.
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect((await bottleEvents(identity)).filter((e) => e.type.startsWith('egress.'))).toEqual([]);

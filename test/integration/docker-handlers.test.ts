@@ -196,8 +196,10 @@ describe('a bottle driven through the effect handlers', () => {
     expect((await execIn(agent, ['printenv', 'HTTPS_PROXY'])).output.trim()).toBe(`http://${gatewayIp}:3128`);
     expect((await execIn(agent, ['printenv', 'ANTHROPIC_BASE_URL'])).output.trim()).toBe(`http://${gatewayIp}:3129`);
     expect((await execIn(agent, ['id', '-un'])).output.trim()).toBe('node');
-    // The init program gave its place to the agent's command.
-    expect((await execIn(agent, ['cat', '/proc/1/cmdline'])).output.split('\0').slice(0, 2)).toEqual(['sh', '-c']);
+    // The init program gave its place to the agent's command once the gateway accepted.
+    const pid1 = async () => (await execIn(agent, ['cat', '/proc/1/cmdline'])).output.split('\0').slice(0, 2);
+    for (let i = 0; i < 50 && (await pid1())[0] !== 'sh'; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await pid1()).toEqual(['sh', '-c']);
     const probe = await execIn(agent, ['bash', '-c', `timeout 3 bash -c 'exec 3<>/dev/tcp/${gatewayIp}/3128 && head -1 <&3'`]);
     expect(probe.output.trim()).toBe('gateway');
   });

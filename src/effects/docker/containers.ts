@@ -150,6 +150,8 @@ export function gatewayContainerSpec(plan: BottlePlan, opts: GatewayContainerOpt
     Image: opts.image ?? plan.gateway_image.tag,
     User: `${GATEWAY_UID}:${GATEWAY_UID}`,
     Tty: false,
+    // The internal bridge's own address, which no container holds: see images/gateway/listen.pl.
+    Env: [`GATEWAY_ANNOUNCE_TO=${opts.networks.internal.gateway}`],
     Labels: bottleLabels(plan.identity, plan.agent, 'gateway'),
     Volumes: { [GATEWAY_FILES_DIR]: {} },
     HostConfig: sidecarHostConfig(plan, egress),
