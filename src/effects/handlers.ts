@@ -82,7 +82,8 @@ interface EarlyAgent {
 
 /** The agent's start begun during the gateway's; false when it failed (start_agent then retries it and reports why). */
 interface EarlyStart {
-  agentStarted: Promise<boolean>;
+  agent: EarlyAgent;
+  started: Promise<boolean>;
 }
 
 const AGENT_TARGETS: ProvisionTargets = {
@@ -260,10 +261,9 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
     // With pipelock as the egress hop the gateway still serves the credential port.
     if (usesPipelock(plan)) await classifyDockerErrors('starting pipelock', () => startPipelock(docker, plan, networks, ctx.signal));
     const ip = await containerIp(docker, gateway.id, networks.internal.name);
-    const guessed = await early;
-    if (earlyStart && guessed && guessed.gatewayIp !== ip && (await earlyStart.agentStarted)) {
+    if (earlyStart && earlyStart.agent.gatewayIp !== ip && (await earlyStart.started)) {
       // Its init program is waiting on an address nobody serves; start_agent makes it anew.
-      await guessed.container.remove({ force: true });
+      await earlyStart.agent.container.remove({ force: true });
     }
     return [{ type: 'gateway.started', data: { container: plan.containers.gateway, ip } }];
   };
@@ -272,7 +272,8 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
    * Starts the gateway and, once Docker has given it its address on the internal network
    * (the first thing a start does), the agent prepared early; addresses are handed out in
    * order, so the agent cannot take the one it was told the gateway has. Resolves when the
-   * gateway's start call returns, with the agent's start still running.
+   * gateway's start call returns, with the agent's start still running; undefined when no
+   * agent was prepared.
    */
   const startGatewayWithAgent = async (gateway: ContainerState, networks: BottleNetworks, early: Promise<EarlyAgent | undefined> | undefined): Promise<EarlyStart | undefined> => {
     if (!early) {
@@ -289,9 +290,9 @@ export function effectHandlers(deps: { docker: Dockerode }): Record<EffectKind, 
       attachment?.close();
     }
     const agent = await early;
-    const agentStarted = agent ? startContainer(agent.container).then(() => true, () => false) : Promise.resolve(false);
+    const started = agent ? startContainer(agent.container).then(() => true, () => false) : undefined;
     await gatewayStart;
-    return { agentStarted };
+    return agent && started ? { agent, started } : undefined;
   };
 
   /** Whether the agent may start before the gateway has finished starting (see bootGateway). */

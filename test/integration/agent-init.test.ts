@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import tar from 'tar-stream';
 import type Docker from 'dockerode';
@@ -15,6 +15,7 @@ import { AGENT_INIT_PATH, agentInitEntry, agentLaunch } from '../../src/effects/
 import { ADDRESSLESS_BRIDGE_OPTION, describeNetwork } from '../../src/effects/docker/networks.js';
 import { putEntries } from '../../src/effects/docker/provision.js';
 import { REPO } from '../support/cli-harness.js';
+import { freePort } from '../support/upstream.js';
 import { ensureToolsImage, testDocker, testIdentity, testLabels, TEST_TOOLS_IMAGE } from '../support/docker.js';
 
 const INIT = join(REPO, 'dist', 'agent-init', 'wait-for-proxy');
@@ -35,14 +36,6 @@ function runInit(args: string[], env: Record<string, string> = {}): Run {
   child.stderr!.on('data', (b: Buffer) => (output += b.toString()));
   const exited = new Promise<number>((resolve) => child.on('close', (code, signal) => resolve(code ?? (signal ? -1 : -2))));
   return { child, output: () => output, exited };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** A listener that records, per connection, how many bytes the peer sent before closing. */
@@ -90,10 +83,14 @@ describe('wait-for-proxy as a process', () => {
 
   it('falls back to HTTP_PROXY, and runs at once when the proxy already listens', async () => {
     const port = await freePort();
+    const held = runInit(['sh', '-c', 'exit 7'], { HTTP_PROXY: `http://127.0.0.1:${port}` });
+    await sleep(400);
+    expect(held.child.exitCode).toBeNull();
     const { server } = await countingServer(port);
     try {
-      const run = runInit(['sh', '-c', 'exit 7'], { HTTP_PROXY: `http://127.0.0.1:${port}` });
-      expect(await run.exited).toBe(7);
+      expect(await held.exited).toBe(7);
+      const atOnce = runInit(['sh', '-c', 'exit 7'], { HTTP_PROXY: `http://127.0.0.1:${port}` });
+      expect(await atOnce.exited).toBe(7);
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }

@@ -66,6 +66,11 @@ function standInImagePlan() {
   return { tag: TEST_STANDIN_IMAGE, context_hash: 'test', dockerfile: 'builtin:agent', builtin: true };
 }
 
+/** A plan whose agent and gateway both run the stand-in image. */
+function standInPlan(identity: string, overrides: Partial<BottlePlan> = {}): BottlePlan {
+  return testPlan(identity, { image: standInImagePlan(), gateway_image: { ...standInImagePlan(), dockerfile: 'builtin:gateway' }, ...overrides });
+}
+
 describe('a bottle driven through the effect handlers', () => {
   const identity = testIdentity('hand');
   identities.push(identity);
@@ -82,9 +87,7 @@ describe('a bottle driven through the effect handlers', () => {
     await chmod(join(inputs, 'id_test'), 0o600);
     await writeFile(join(inputs, 'work', 'main.ts'), 'export {};\n');
     await writeFile(join(inputs, 'work', '.git', 'HEAD'), 'ref: refs/heads/main\n');
-    plan = testPlan(identity, {
-      image: standInImagePlan(),
-      gateway_image: { ...standInImagePlan(), dockerfile: 'builtin:gateway' },
+    plan = standInPlan(identity, {
       hosts: ['registry.npmjs.org'],
       extra_hosts: { 'mirror.internal.test': 'host-gateway' },
       credentials: [{ role: 'anthropic-base-url', upstream: 'https://api.anthropic.com', auth: 'oauth', token_source: 'env:TOKEN' }],
@@ -256,7 +259,7 @@ describe('an agent container created for a gateway address that did not come tru
   it('is replaced by start_agent with one that names the gateway it has', async () => {
     const cwd = join(home, 'miss-cwd');
     await mkdir(cwd, { recursive: true });
-    const plan = testPlan(identity, { image: standInImagePlan(), gateway_image: { ...standInImagePlan(), dockerfile: 'builtin:gateway' }, cwd });
+    const plan = standInPlan(identity, { cwd });
     await run('create_networks', plan);
     const [gatewayStarted] = await run('start_gateway', plan);
     const gatewayIp = String(gatewayStarted.data.ip);
@@ -281,9 +284,7 @@ describe('an agent started alongside a gateway that got another address than exp
   it('is removed by start_gateway and made anew by start_agent, which then runs the command', async () => {
     const cwd = join(home, 'mist-cwd');
     await mkdir(cwd, { recursive: true });
-    const plan = testPlan(identity, {
-      image: standInImagePlan(),
-      gateway_image: { ...standInImagePlan(), dockerfile: 'builtin:gateway' },
+    const plan = standInPlan(identity, {
       cwd,
       command: ['sh', '-c', 'touch /tmp/ran; exec sleep 600'],
     });
@@ -315,7 +316,7 @@ describe('an agent started alongside a gateway that got another address than exp
 describe('a gateway that exits after binding its ports', () => {
   const identity = testIdentity('gdie');
   identities.push(identity);
-  const plan = testPlan(identity, { image: standInImagePlan(), gateway_image: { ...standInImagePlan(), dockerfile: 'builtin:gateway' } });
+  const plan = standInPlan(identity);
 
   it('fails start_agent permanently with the gateway\'s last words', async () => {
     await run('create_networks', plan);
@@ -340,7 +341,7 @@ describe('a gateway that exits after binding its ports', () => {
 describe('a launch retried on an internal network made before bridges were address-less', () => {
   const identity = testIdentity('lgcy');
   identities.push(identity);
-  const plan = testPlan(identity, { image: standInImagePlan(), gateway_image: { ...standInImagePlan(), dockerfile: 'builtin:gateway' } });
+  const plan = standInPlan(identity);
 
   it('start_gateway installs the iptables host guard, and cleanup removes it with the networks', async () => {
     // What an earlier version's create_networks left behind: an internal bridge that holds the host's address.

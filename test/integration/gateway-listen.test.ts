@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { REPO } from '../support/cli-harness.js';
+import { freePort } from '../support/upstream.js';
 
 const LISTEN_SCRIPT = join(REPO, 'images', 'gateway', 'listen.pl');
 const GATEWAY_BUNDLE = join(REPO, 'dist', 'gateway', 'gateway.cjs');
@@ -42,14 +43,6 @@ afterEach(async () => {
 afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 function writeConfig(proxyPort: number, credentialPort: number): string {
   const path = join(dir, `gateway-${proxyPort}.json`);
