@@ -1,17 +1,44 @@
-// Bundles the compiled CLI (dist/cli/main.js and everything it imports,
+// Bundles the compiled CLI (dist/cli/main.js and everything it imports, most
 // dependencies included) into one CommonJS file, dist/cli-bundle/bottle.cjs,
-// which bin/bottle.js runs through V8's code cache. One file parses in about
+// which bin/bottle.js runs (short-lived commands through V8's code cache). One file parses in about
 // half the time of ~600 separate modules, and every `bottle` invocation pays
 // that cost before it does anything; CommonJS because only a classic script
 // can be compiled with a code cache on Node 20 (vm.Script), and because each
 // command module (loaded with import() in main.ts) then becomes a lazily
 // initialised part of the file.
-// Packages with native add-ons or wasm stay external and load from node_modules.
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFERRED_EXTERNALS, deferRequires } from './defer-requires.mjs';
+
+// Packages left out of the bundle: node_modules supplies them when, and only when, code that needs
+// them runs. Native add-ons and wasm cannot be bundled. The Docker client is large and loads its
+// BuildKit (gRPC, protobufjs) and ssh:// (ssh2) support at once, which commands that never talk to
+// Docker would otherwise parse on every run.
+const COMMONJS_EXTERNALS = ['dockerode', 'docker-modem', 'ssh2', 'cpu-features', '@grpc/*', 'protobufjs', 'tar-fs', 'msgpackr-extract', 'react'];
+// ES modules (ink awaits at the top level, so require() cannot load it): only the dashboard imports them.
+const ES_MODULE_EXTERNALS = ['ink', 'yoga-layout'];
+
+/**
+ * esbuild keeps `import('dockerode')` of an external package as import(), which a script compiled
+ * with vm.Script (bin/bottle.js's code cache) can only run through an experimental loader. For a
+ * CommonJS package, require() at the same moment gives what Node's import() would: its exports as
+ * the default export.
+ */
+const requireCommonJsOnImport = {
+  name: 'require-commonjs-on-import',
+  setup(b) {
+    const isCommonJsExternal = (path) =>
+      COMMONJS_EXTERNALS.some((name) => (name.endsWith('/*') ? path.startsWith(name.slice(0, -1)) : path === name || path.startsWith(`${name}/`)));
+    b.onResolve({ filter: /^[@a-z]/ }, (args) =>
+      args.kind === 'dynamic-import' && isCommonJsExternal(args.path) ? { path: args.path, namespace: 'require-on-import' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'require-on-import' }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(args.path)});`,
+      loader: 'js',
+    }));
+  },
+};
 
 /** Leaves `import('../dashboard-view.js')` to load dist/cli-bundle/dashboard-view.js at run time. */
 const dashboardViewApart = {
@@ -32,10 +59,10 @@ await build({
   // Two folders below the repository root, as dist/cli/ is, so modules that find
   // files relative to import.meta.url keep working (embedded.ts locates bin/bottle.js that way).
   outfile: 'dist/cli-bundle/bottle.cjs',
-  external: ['cpu-features', 'ssh2', 'msgpackr-extract', 'ink', 'react', 'yoga-layout', ...DEFERRED_EXTERNALS],
+  external: [...COMMONJS_EXTERNALS, ...ES_MODULE_EXTERNALS],
   define: { 'import.meta.url': '__bottleModuleUrl' },
   banner: { js: "var __bottleModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
-  plugins: [deferRequires, dashboardViewApart],
+  plugins: [requireCommonJsOnImport, dashboardViewApart],
   // Whitespace and comments cost every run reading and hashing the file (the code cache
   // spares parsing, not that); names are kept, so --verbose stack traces still say where.
   minifyWhitespace: true,
@@ -54,7 +81,7 @@ await build({
   format: 'esm',
   target: 'node20',
   outfile: 'dist/cli-bundle/dashboard-view.js',
-  external: ['ink', 'react', 'yoga-layout'],
+  external: [...ES_MODULE_EXTERNALS, 'react'],
   logLevel: 'warning',
 });
 

@@ -5,16 +5,10 @@
 # agent's connections and holds them in the listen backlog, so the agent can
 # start alongside the gateway: its first connection waits instead of being
 # refused. Usage: listen.pl PROXY_PORT CREDENTIAL_PORT
-#
-# GATEWAY_ANNOUNCE_TO names an address on the agent's network that nobody
-# holds (the address-less bridge's). One empty UDP datagram to it makes this
-# kernel broadcast an ARP request that carries the gateway's own address and
-# MAC. An agent that looked the gateway up before its interface existed is
-# still waiting for an ARP answer (the next try is a second away); Linux
-# completes that pending entry from the broadcast at once.
+
 use strict;
 use warnings;
-use Socket qw(PF_INET SOCK_STREAM SOCK_DGRAM SOL_SOCKET SO_REUSEADDR INADDR_ANY inet_aton pack_sockaddr_in);
+use Socket qw(PF_INET SOCK_STREAM SOL_SOCKET SO_REUSEADDR INADDR_ANY pack_sockaddr_in);
 
 # Descriptors opened while $^F is this high carry no close-on-exec flag: Node inherits them.
 BEGIN { $^F = 1023 }
@@ -35,17 +29,6 @@ for my $port (@ports) {
   push @fds, fileno($sock);
   push @sockets, $sock;    # the descriptor stays open while its handle lives
 }
-
-if (my $to = $ENV{GATEWAY_ANNOUNCE_TO}) {
-  my $address = $to =~ /\A[0-9]{1,3}(?:\.[0-9]{1,3}){3}\z/ ? inet_aton($to) : undef;
-  die "gateway: GATEWAY_ANNOUNCE_TO must be an IPv4 address, got '$to'\n" unless $address;
-  # Best effort: without it an early agent only waits for its own ARP retry.
-  if (socket(my $udp, PF_INET, SOCK_DGRAM, 0)) {
-    send($udp, '', 0, pack_sockaddr_in(9, $address));
-    close $udp;
-  }
-}
-delete $ENV{GATEWAY_ANNOUNCE_TO};
 
 $| = 1;
 print qq({"t":"listening","proxy_port":$ports[0],"credential_port":$ports[1]}\n);

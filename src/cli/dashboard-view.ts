@@ -1,8 +1,10 @@
 import { createElement as h, useEffect, useState } from 'react';
 import { Box, Text, useApp, useInput } from 'ink';
 import type { LifecycleEvent } from '../events/schema.js';
-import { bottleStatus, isTerminal } from '../machines/index.js';
-import { capabilityTarget, describeEvent } from './render-event.js';
+import { bottleStatus, isTerminal, type PendingCapability } from '../machines/index.js';
+import { capabilityTarget } from '../shared/capability.js';
+import { describeEvent } from './render-event.js';
+import { currentState } from '../worker/bottle-log.js';
 import type { Session } from './session.js';
 
 /**
@@ -32,16 +34,16 @@ async function snapshot(session: Session): Promise<View> {
   const egress: Array<{ at: string; line: string }> = [];
   const events: Array<{ at: string; line: string }> = [];
   for (const entry of await session.log.listBottles()) {
-    const live = await session.log.liveState(entry.identity);
-    if (!live || isTerminal(live)) continue;
-    const describe = (r: { kind: string; host?: string; port?: number; reason: string }) => `${capabilityTarget(r)}: ${r.reason}`;
+    const { state: live, lastSeq } = await currentState(session.log, entry.identity);
+    if (lastSeq === 0 || isTerminal(live)) continue;
+    const describe = (r: PendingCapability) => `${capabilityTarget(r)}: ${r.reason}`;
     const pending = live.context.pendingCapability;
     rows.push({
       identity: entry.identity,
       agent: entry.agent,
       state: bottleStatus(live),
       pending: pending ? describe(pending) : null,
-      queued: (live.context.queuedCapabilities ?? []).map(describe),
+      queued: live.context.queuedCapabilities.map(describe),
     });
     const last = await session.log.lastSeq(entry.identity);
     const recent: LifecycleEvent[] = await session.log.read(entry.identity, Math.max(1, last - 30));

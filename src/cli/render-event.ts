@@ -1,15 +1,5 @@
 import type { LifecycleEvent } from '../events/schema.js';
-
-interface CapabilityTarget {
-  kind: string;
-  host?: string;
-  port?: number;
-}
-
-/** What a capability request asks for, e.g. `egress pypi.org:443` or `dockerfile`. */
-export function capabilityTarget(request: CapabilityTarget): string {
-  return `${request.kind}${request.host ? ` ${request.host}${request.port ? `:${request.port}` : ''}` : ''}`;
-}
+import { capabilityTarget, type CapabilityRequest } from '../shared/capability.js';
 
 /** One human line per lifecycle event, for `start` progress and `events` text output. */
 export function describeEvent(ev: LifecycleEvent, identity: string): string {
@@ -20,14 +10,16 @@ export function describeEvent(ev: LifecycleEvent, identity: string): string {
     case 'bottle.prepared': return `state prepared (${d.state_dir})`;
     case 'image.built': return `image ready ${d.tag}${d.cached ? ' (cached)' : ''}`;
     case 'network.created': return `networks ${d.internal} (internal) and ${d.egress} (egress)`;
-    case 'gateway.started': return `egress gateway up at ${d.ip}`;
+    case 'gateway.started': return `gateway container started at ${d.ip}`;
+    case 'gateway.ready': return `gateway enforcing the allowlist${d.interception_ca ? ' (interception CA published)' : ''}`;
+    case 'pipelock.started': return `pipelock started at ${d.ip}`;
     case 'agent.started': return `agent running under ${d.runtime}`;
     case 'agent.exited': return `agent exited with code ${d.code}${d.signal ? ` (${d.signal})` : ''}`;
     case 'bottle.stop_requested': return `stop requested by ${d.by}`;
     case 'transcript.snapshotted': return d.missing ? `transcript not found (${d.warning ?? 'nothing to snapshot'})` : `transcript snapshotted (${d.files} files, ${d.bytes} bytes)`;
     case 'bottle.preserved': return `state preserved (${d.reason}); resume with: ${d.resume_hint ?? `bottle resume ${identity}`}`;
     case 'bottle.cleaned': return 'cleaned up (state removed)';
-    case 'capability.requested': return `capability requested ${d.request_id}: ${capabilityTarget(d as CapabilityTarget)} — ${d.reason}; decide with: bottle approve ${identity} / bottle deny ${identity} --reason ...`;
+    case 'capability.requested': return `capability requested ${d.request_id}: ${capabilityTarget(d as CapabilityRequest)} — ${d.reason}; decide with: bottle approve ${identity} / bottle deny ${identity} --reason ...`;
     case 'capability.approved': return `capability ${d.request_id} approved by ${d.by}`;
     case 'capability.denied': return `capability ${d.request_id} denied by ${d.by}: ${d.reason}`;
     case 'egress.allowed': return `egress allowed ${d.method} ${d.host}:${d.port}`;

@@ -1,10 +1,10 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { EventLog } from '../events/log.js';
+import type { NewEvent } from '../events/schema.js';
 import { redisTarget, type RedisTarget } from '../shared/redis-target.js';
 import { connectRedis } from '../worker/redis.js';
-import type { NewEvent } from '../effects/types.js';
+import { openBottleLog, type BottleLog } from '../worker/bottle-log.js';
 import { ensureRedis, ensureWorker } from './embedded.js';
 
 /**
@@ -15,7 +15,7 @@ import { ensureRedis, ensureWorker } from './embedded.js';
 export interface Session {
   target: RedisTarget;
   redis: Redis;
-  log: EventLog;
+  log: BottleLog;
   enqueueCommand(identity: string, event: NewEvent): Promise<string>;
   /** Starts a local worker when none is alive; for commands that open with needWorker false and decide later. */
   ensureWorker(say?: (line: string) => void): Promise<void>;
@@ -66,7 +66,7 @@ export async function openSession(opts: { needWorker: boolean; say?: (line: stri
   return {
     target,
     redis,
-    log: new EventLog(redis),
+    log: openBottleLog(redis),
     async enqueueCommand(identity, event) {
       const { queue: commandQueue } = await openCommandQueue();
       const { commandJobId } = await loadQueueModule();

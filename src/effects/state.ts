@@ -1,14 +1,17 @@
-import { existsSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { BottlePlanSchema, type BottlePlan } from '../plan/schema.js';
 import { statePaths } from '../shared/paths.js';
 
 /**
- * The per-bottle state folder on the worker's host: metadata for `resume` and
- * `list`, the preservation marker, and (written elsewhere) the transcript
- * snapshot and a capability-changed Dockerfile.
+ * The per-bottle state folder on the worker's host, and the only code that
+ * reads or writes it: metadata for `resume`, the preservation marker, the
+ * secrets handed to the gateway, approved capability changes (a Dockerfile,
+ * extra egress hosts), pipelock's config, and (through snapshot copies) the
+ * transcript.
  */
 export const MetadataSchema = z.object({
   identity: z.string(),
@@ -86,4 +89,84 @@ export async function removeFileIfPresent(path: string): Promise<void> {
   await unlink(path).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'ENOENT') throw err;
   });
+}
+
+const APPROVED_EGRESS_FILE = 'egress-extra.json';
+const PIPELOCK_CONFIG_FILE = 'pipelock.yaml';
+const ApprovedEgressSchema = z.object({ hosts: z.array(z.string()).default([]) });
+const SecretsSchema = z.record(z.string().min(1));
+
+/** Where a bottle's state lives; for effects that hand a path to Docker or copy a folder. */
+export function stateLocations(identity: string) {
+  const paths = statePaths(identity);
+  return { dir: paths.dir, transcript: paths.transcript, dockerfile: paths.dockerfile };
+}
+
+export function hasTranscript(identity: string): boolean {
+  return existsSync(statePaths(identity).transcript);
+}
+
+/** The route secrets for a launch, written 0600 for the worker (the CLI's side of the hand-off). */
+export function writeGatewaySecrets(identity: string, secrets: Record<string, string>): void {
+  if (Object.keys(secrets).length === 0) return;
+  const paths = statePaths(identity);
+  mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
+  writeFileSync(paths.secrets, JSON.stringify(secrets), { mode: 0o600 });
+  chmodSync(paths.secrets, 0o600);
+}
+
+/** The handed-over secrets; undefined when there are none (already given to a gateway, or none needed). */
+export async function readGatewaySecrets(identity: string): Promise<Record<string, string> | undefined> {
+  const path = statePaths(identity).secrets;
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const parsed = SecretsSchema.safeParse(JSON.parse(text));
+  if (!parsed.success) throw new Error(`the secrets handed to the worker (${path}) are malformed`);
+  return parsed.data;
+}
+
+/** Secrets live in exactly one place once the gateway holds them. */
+export async function removeGatewaySecrets(identity: string): Promise<void> {
+  await removeFileIfPresent(statePaths(identity).secrets);
+}
+
+/** An approved Dockerfile request: the bottle's own Dockerfile from now on. */
+export async function writeBottleDockerfile(identity: string, dockerfile: string): Promise<void> {
+  const paths = statePaths(identity);
+  await mkdir(paths.dir, { recursive: true, mode: 0o700 });
+  await writeFile(paths.dockerfile, dockerfile.endsWith('\n') ? dockerfile : `${dockerfile}\n`, { mode: 0o644 });
+}
+
+/** The bottle's own Dockerfile written by an approved request, if any. */
+export function bottleDockerfile(identity: string): string | undefined {
+  const path = statePaths(identity).dockerfile;
+  return existsSync(path) ? path : undefined;
+}
+
+/** Hosts approved through capability requests, kept for later resumes. */
+export function readApprovedEgress(identity: string): string[] {
+  const path = join(statePaths(identity).dir, APPROVED_EGRESS_FILE);
+  if (!existsSync(path)) return [];
+  return ApprovedEgressSchema.parse(JSON.parse(readFileSync(path, 'utf8'))).hosts;
+}
+
+export async function addApprovedEgress(identity: string, entry: string): Promise<void> {
+  const paths = statePaths(identity);
+  await mkdir(paths.dir, { recursive: true, mode: 0o700 });
+  const hosts = [...new Set([...readApprovedEgress(identity), entry])].sort();
+  await writeFile(join(paths.dir, APPROVED_EGRESS_FILE), JSON.stringify({ hosts }, null, 2) + '\n', { mode: 0o600 });
+}
+
+/** pipelock's config for this launch; returns the host path Docker bind-mounts. */
+export async function writePipelockConfig(identity: string, yaml: string): Promise<string> {
+  const paths = statePaths(identity);
+  await mkdir(paths.dir, { recursive: true, mode: 0o700 });
+  const path = join(paths.dir, PIPELOCK_CONFIG_FILE);
+  await writeFile(path, yaml, { mode: 0o644 });
+  return path;
 }

@@ -1,9 +1,13 @@
 import type { Redis } from 'ioredis';
-import type { NewEvent } from '../effects/types.js';
-import { BottleStateSchema, type BottleState } from '../machines/context.js';
-import { RuntimeFailure } from '../shared/errors.js';
 import { BOTTLES_INDEX_KEY, bottleKeys } from './keys.js';
-import { CURRENT_VERSION, InvalidEventError, parseEvent, parseNewEventData, type LifecycleEvent } from './schema.js';
+import {
+  CURRENT_VERSION,
+  InvalidEventError,
+  parseEvent,
+  parseNewEventData,
+  type LifecycleEvent,
+  type NewEvent,
+} from './schema.js';
 import { APPEND_SCRIPT } from './scripts/append.js';
 
 /**
@@ -11,7 +15,12 @@ import { APPEND_SCRIPT } from './scripts/append.js';
  * bottle. One stream per bottle, never trimmed, entry id `<seq>-0`. Appends
  * are optimistic (expected last seq) and store the caller's folded live state
  * atomically with the events, so the cached state never lags the log.
+ *
+ * The log does not know what a live state is: whoever folds the events
+ * (the lifecycle machine) gives the parser that reads the cached one back,
+ * and that parser may refuse a cache it cannot trust (null: fold the log).
  */
+export type LiveStateParser<State> = (raw: unknown) => State | null;
 
 export class AppendConflictError extends Error {
   constructor(
@@ -69,8 +78,11 @@ export function stampEvents(expectedLastSeq: number, events: readonly NewEvent[]
   });
 }
 
-export class EventLog {
-  constructor(private readonly redis: Redis) {
+export class EventLog<State extends { seq: number } = { seq: number }> {
+  constructor(
+    private readonly redis: Redis,
+    private readonly parseState: LiveStateParser<State> = (raw) => raw as State,
+  ) {
     if (!(APPEND_COMMAND in redis)) redis.defineCommand(APPEND_COMMAND, { numberOfKeys: 5, lua: APPEND_SCRIPT });
   }
 
@@ -85,7 +97,7 @@ export class EventLog {
     identity: string,
     expectedLastSeq: number,
     events: readonly LifecycleEvent[],
-    liveState: BottleState,
+    liveState: State,
     cause?: string,
   ): Promise<AppendResult> {
     const keys = bottleKeys(identity);
@@ -162,18 +174,17 @@ export class EventLog {
     return tail.length === 0 ? 0 : seqOf(tail[0][0]);
   }
 
-  /** The cached live state written by the last append; null before the first. */
-  async liveState(identity: string): Promise<BottleState | null> {
+  /** The cached live state written by the last append; null before the first, or when the parser refuses it. */
+  async liveState(identity: string): Promise<State | null> {
     const raw = await this.redis.get(bottleKeys(identity).state);
     if (raw === null) return null;
-    const parsed = BottleStateSchema.safeParse(JSON.parse(raw));
-    if (!parsed.success) {
-      throw new RuntimeFailure(
-        `cached state of ${identity} is unreadable; \`bottle replay ${identity}\` rebuilds it from the event log`,
-        parsed.error.message,
-      );
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch {
+      return null;
     }
-    return parsed.data;
+    return this.parseState(json);
   }
 
   async exists(identity: string): Promise<boolean> {

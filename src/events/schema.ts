@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { BottlePlanSchema } from '../plan/schema.js';
-import { EFFECT_KINDS } from '../effects/types.js';
+import { CapabilityRequestSchema } from '../shared/capability.js';
 import { upcastData } from './upcast.js';
 
 /**
@@ -28,9 +28,34 @@ export const EVENT_DATA_SCHEMAS = {
   'bottle.resume_requested': z.object({ plan: BottlePlanSchema }),
   'bottle.prepared': z.object({ state_dir: z.string() }),
   'image.built': z.object({ tag: z.string(), gateway_tag: z.string(), cached: z.boolean() }),
-  'network.created': z.object({ internal: z.string(), egress: z.string() }),
-  'gateway.started': z.object({ container: z.string(), ip: z.string() }),
-  'agent.started': z.object({ container: z.string(), runtime: z.enum(['runc', 'runsc']) }),
+  'network.created': z.object({
+    internal: z.string(),
+    egress: z.string(),
+    /** Absent from logs written before bottle networks had subnets of their own. */
+    subnets: z.object({ internal: z.string(), egress: z.string() }).optional(),
+    /** The fixed addresses on the internal network, from its subnet. */
+    addresses: z.object({ gateway: z.string(), agent: z.string(), pipelock: z.string() }).optional(),
+  }),
+  'gateway.started': z.object({
+    container: z.string(),
+    ip: z.string(),
+    /** Docker's own start time of the container. */
+    started_at: z.string().optional(),
+    /**
+     * v1 events (upcast with true) come from the launch whose one gateway
+     * effect also started pipelock and whose agent start waited for the
+     * gateway's ready line; a v2 gateway effect starts the gateway only.
+     */
+    legacy_launch: z.boolean(),
+  }),
+  /** The gateway enforces its policy (its ready line); with host routes, the CA the agent must trust. */
+  'gateway.ready': z.object({ interception_ca: z.string().optional() }),
+  'pipelock.started': z.object({ container: z.string(), ip: z.string(), started_at: z.string().optional() }),
+  'agent.started': z.object({
+    container: z.string(),
+    runtime: z.enum(['runc', 'runsc']),
+    started_at: z.string().optional(),
+  }),
   'agent.exited': z.object({ code: z.number().int(), signal: ExitSignalSchema }),
   'bottle.stop_requested': z.object({ by: z.string() }),
   'transcript.snapshotted': z.object({
@@ -45,13 +70,7 @@ export const EVENT_DATA_SCHEMAS = {
     resume_hint: z.string(),
   }),
   'bottle.cleaned': z.object({}),
-  'capability.requested': z.object({
-    request_id: z.string().min(1),
-    kind: z.enum(['egress', 'dockerfile']),
-    host: z.string().optional(),
-    port: z.number().int().min(0).max(65535).optional(),
-    dockerfile: z.string().optional(),
-    reason: z.string(),
+  'capability.requested': CapabilityRequestSchema.extend({
     /**
      * v2: a request that arrives while another is pending waits its turn.
      * v1 logs (upcast with false) keep their meaning: such a request was ignored.
@@ -63,7 +82,8 @@ export const EVENT_DATA_SCHEMAS = {
   'egress.allowed': EgressDecisionDataSchema,
   'egress.denied': EgressDecisionDataSchema,
   'effect.failed': z.object({
-    effect: z.enum(EFFECT_KINDS),
+    /** An effect kind of the machine (src/machines/effects.ts); kept a string so retired kinds still read. */
+    effect: z.string().min(1),
     error: z.string(),
     attempt: z.number().int().nonnegative(),
     permanent: z.boolean(),
@@ -82,6 +102,8 @@ export const CURRENT_VERSION: Readonly<Record<EventType, number>> = Object.freez
   'agent.exited': 2,
   // v2 adds queue_if_pending (see upcast.ts).
   'capability.requested': 2,
+  // v2 adds legacy_launch (see upcast.ts).
+  'gateway.started': 2,
 });
 
 /** Seq + timestamp + version around each type's data, as one discriminated union on `type`. */
@@ -109,6 +131,9 @@ export type EventOf<T extends EventType> = {
   data: EventData<T>;
 };
 export type LifecycleEvent = { [T in EventType]: EventOf<T> }[EventType];
+
+/** An event not yet in the log (the log assigns seq, `at` and the version), typed by its type. */
+export type NewEvent<T extends EventType = EventType> = { [K in T]: { type: K; data: EventData<K> } }[T];
 
 const OBSERVATION_TYPES: ReadonlySet<string> = new Set<EventType>(['egress.allowed', 'egress.denied']);
 

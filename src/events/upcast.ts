@@ -58,3 +58,7 @@ registerUpcaster('agent.exited', 1, (data) => {
 
 // capability.requested v1 had no queue: a request made while another was pending was ignored.
 registerUpcaster('capability.requested', 1, (data) => ({ ...data, queue_if_pending: false }));
+
+// gateway.started v1 came from the launch whose one gateway effect also started pipelock (when the plan used
+// it) and whose agent start waited for the gateway's ready line.
+registerUpcaster('gateway.started', 1, (data) => ({ ...data, legacy_launch: true }));

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { z } from 'zod';
+import { CapabilityAskSchema } from '../shared/capability.js';
 import type { GatewayContext } from './context.js';
 import { sendJson } from './responses.js';
 
@@ -10,23 +10,6 @@ import { sendJson } from './responses.js';
  * the operator decides with `bottle approve` / `bottle deny`.
  */
 export const MAX_CAPABILITY_BODY_BYTES = 128 * 1024;
-
-export const CapabilityRequestSchema = z
-  .object({
-    kind: z.enum(['egress', 'dockerfile']),
-    host: z.string().min(1).max(253).optional(),
-    port: z.number().int().min(1).max(65535).optional(),
-    dockerfile: z.string().min(1).max(100_000).optional(),
-    reason: z.string().min(1).max(4000),
-  })
-  .strict()
-  .superRefine((request, ctx) => {
-    if (request.kind === 'egress' && !request.host) ctx.addIssue({ code: 'custom', path: ['host'], message: 'an egress request names the host' });
-    if (request.kind === 'dockerfile' && !request.dockerfile) {
-      ctx.addIssue({ code: 'custom', path: ['dockerfile'], message: 'a dockerfile request carries the full new Dockerfile' });
-    }
-  });
-export type CapabilityRequest = z.infer<typeof CapabilityRequestSchema>;
 
 export async function handleCapabilityRequest(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (req.method !== 'POST') {
@@ -45,7 +28,7 @@ export async function handleCapabilityRequest(ctx: GatewayContext, req: Incoming
     sendJson(res, 400, { error: 'invalid_capability_request', issues: ['body is not JSON'] });
     return;
   }
-  const parsed = CapabilityRequestSchema.safeParse(json);
+  const parsed = CapabilityAskSchema.safeParse(json);
   if (!parsed.success) {
     sendJson(res, 400, {
       error: 'invalid_capability_request',
@@ -58,9 +41,9 @@ export async function handleCapabilityRequest(ctx: GatewayContext, req: Incoming
   ctx.decisions.capability({
     request_id: requestId,
     kind: request.kind,
-    host: request.host ?? null,
-    port: request.port ?? (request.kind === 'egress' ? 443 : null),
-    dockerfile: request.dockerfile ?? null,
+    ...(request.host !== undefined ? { host: request.host } : {}),
+    ...(request.kind === 'egress' ? { port: request.port ?? 443 } : {}),
+    ...(request.dockerfile !== undefined ? { dockerfile: request.dockerfile } : {}),
     reason: request.reason,
   });
   sendJson(res, 202, {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { HostPatternError, parseHostPattern } from '../shared/host-pattern.js';
-import { GATEWAY_CREDENTIAL_PORT, GATEWAY_PROXY_PORT } from './ports.js';
+import { GATEWAY_CREDENTIAL_PORT, GATEWAY_PROXY_PORT } from './protocol.js';
 
 /**
  * The gateway's configuration file, written by the launcher into the gateway

@@ -4,11 +4,9 @@
  * launcher; everything for humans goes to stderr.
  */
 import { GatewayConfigError, readGatewayFiles } from './config.js';
-import type { GatewayLine } from './decision-log.js';
+import { GATEWAY_CONFIG_PATH, GATEWAY_SECRETS_PATH, type GatewayLine } from './protocol.js';
 import { startGateway, type InheritedSockets } from './gateway.js';
 
-const DEFAULT_CONFIG_PATH = '/etc/claude-bottle/gateway.json';
-const DEFAULT_SECRETS_PATH = '/etc/claude-bottle/secrets.json';
 
 function writeLine(line: GatewayLine): void {
   process.stdout.write(`${JSON.stringify(line)}\n`);
@@ -24,8 +22,8 @@ function inheritedSockets(value: string | undefined): InheritedSockets | undefin
 
 async function main(): Promise<void> {
   const { config, secrets } = readGatewayFiles(
-    process.env.GATEWAY_CONFIG || DEFAULT_CONFIG_PATH,
-    process.env.GATEWAY_SECRETS || DEFAULT_SECRETS_PATH,
+    process.env.GATEWAY_CONFIG || GATEWAY_CONFIG_PATH,
+    process.env.GATEWAY_SECRETS || GATEWAY_SECRETS_PATH,
   );
   const gateway = await startGateway(config, secrets, { onDecision: writeLine, listenHost: '0.0.0.0', inheritedSockets: inheritedSockets(process.env.GATEWAY_LISTEN_FDS) });
   writeLine({

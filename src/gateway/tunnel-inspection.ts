@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { MAX_CLIENT_HELLO_BYTES, parseClientHello } from './client-hello.js';
-import type { DenialReason } from './decision-log.js';
+import type { DenialReason } from './protocol.js';
 import { canonicalHost } from './egress-policy.js';
 
 /**

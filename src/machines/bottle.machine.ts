@@ -1,7 +1,14 @@
 import { assign, enqueueActions, setup } from 'xstate';
-import type { EffectKind } from '../effects/types.js';
 import type { LifecycleEvent } from '../events/schema.js';
-import { freshRunFields, initialContext, type BottleContext, type PendingCapability } from './context.js';
+import {
+  freshRunFields,
+  initialContext,
+  type BottleContext,
+  type NetworkLayout,
+  type PendingCapability,
+  type PreserveReason,
+} from './context.js';
+import type { EffectKind, EffectParams } from './effects.js';
 
 /**
  * The lifecycle of one bottle. Nothing else decides lifecycle: the worker
@@ -11,24 +18,43 @@ import { freshRunFields, initialContext, type BottleContext, type PendingCapabil
  * effect; the fold (fold.ts) reads them from xstate's pure `transition()`
  * result and never executes them, so replaying history has no side effects.
  *
+ * The launch is a parallel state: the gateway, pipelock (when the plan uses
+ * it) and the agent each have a region that requests its own effect and
+ * waits for that effect's event, so the log records each container start
+ * from the effect that made it, in the order the starts finished.
+ *
  * Every state ignores events that make no sense in it, so any history folds.
  */
 
-export interface EffectIntent {
-  kind: EffectKind;
-  params: Record<string, unknown>;
+export interface EffectIntent<K extends EffectKind = EffectKind> {
+  kind: K;
+  params: EffectParams<K>;
 }
+
+type ActionArgs = { context: BottleContext; event: LifecycleEvent };
 
 /** Exit statuses above 128 mean the agent was killed by a signal (130 SIGINT, 137 SIGKILL, 143 SIGTERM). */
 const killedBySignal = (code: number | null) => code !== null && code > 128;
 
-function preserveReason(context: BottleContext): 'stopped' | 'signal' | 'crash' {
+function preserveReason(context: BottleContext): PreserveReason {
   if (context.stopRequested) return 'stopped';
   return killedBySignal(context.exitCode) ? 'signal' : 'crash';
 }
 
-const request = (kind: EffectKind, params: Record<string, unknown> = {}) =>
-  ({ type: 'requestEffect', params: { kind, params } }) as const;
+/** A requestEffect action; params are computed from the context and event when the action runs. */
+function request<K extends EffectKind>(kind: K, params: (args: ActionArgs) => EffectParams<K>) {
+  return {
+    type: 'requestEffect' as const,
+    params: (args: ActionArgs): EffectIntent<K> => ({ kind, params: params(args) }),
+  };
+}
+const noParams = () => ({});
+const launchParams = ({ context }: ActionArgs) => ({ network: context.network });
+
+const permanentFailureOf =
+  (kind: EffectKind) =>
+  ({ event }: ActionArgs) =>
+    event.type === 'effect.failed' && event.data.permanent && event.data.effect === kind;
 
 export const bottleMachine = setup({
   types: {
@@ -48,6 +74,17 @@ export const bottleMachine = setup({
       (event.type === 'capability.approved' || event.type === 'capability.denied') &&
       context.pendingCapability?.request_id === event.data.request_id,
     cleanExit: ({ context }) => context.exitCode === 0 && !context.stopRequested,
+    usesPipelock: ({ context }) => context.plan?.egress?.proxy === 'pipelock',
+    // Host credential routes: the agent trusts the CA the gateway creates at its start.
+    agentNeedsGatewayCa: ({ context }) =>
+      (context.plan?.credentials ?? []).some((route) => route.role !== 'anthropic-base-url' && Boolean(route.host)),
+    gatewayFailed: permanentFailureOf('start_gateway'),
+    gatewayReadyFailed: permanentFailureOf('await_gateway_ready'),
+    pipelockFailed: permanentFailureOf('start_pipelock'),
+    agentFailed: permanentFailureOf('start_agent'),
+    // A v1 gateway.started: see its schema.
+    legacyLaunch: ({ event }) => event.type === 'gateway.started' && event.data.legacy_launch,
+    launchFailed: ({ context }) => context.launchFailure !== null,
   },
 }).createMachine({
   id: 'bottle',
@@ -56,11 +93,7 @@ export const bottleMachine = setup({
   on: {
     // Transient failures are only recorded; BullMQ retries the effect. States
     // that react to permanent failures override this.
-    'effect.failed': {
-      actions: assign({
-        lastError: ({ event }) => ({ ...event.data, seq: event.seq }),
-      }),
-    },
+    'effect.failed': { actions: recordError() },
   },
   states: {
     idle: {
@@ -72,50 +105,115 @@ export const bottleMachine = setup({
       },
     },
     preparing: {
-      entry: request('prepare_state'),
-      on: {
-        'bottle.prepared': 'building',
-        ...launchStateHandlers(),
-      },
+      entry: request('prepare_state', noParams),
+      on: { 'bottle.prepared': 'building', ...launchStateHandlers() },
     },
     building: {
-      entry: request('build_image'),
-      on: {
-        'image.built': 'networking',
-        ...launchStateHandlers(),
-      },
+      entry: request('build_image', noParams),
+      on: { 'image.built': 'networking', ...launchStateHandlers() },
     },
     networking: {
-      entry: request('create_networks'),
+      entry: request('create_networks', noParams),
       on: {
-        'network.created': 'starting_gateway',
-        ...launchStateHandlers(),
-      },
-    },
-    starting_gateway: {
-      entry: request('start_gateway'),
-      on: {
-        'gateway.started': {
+        'network.created': {
           target: 'launching',
-          // Decision numbers restart with each gateway container.
-          actions: assign({ lastEgressDecision: 0 }),
+          actions: assign({ network: ({ event }) => networkLayoutOf(event) }),
         },
         ...launchStateHandlers(),
       },
     },
     launching: {
-      entry: request('start_agent'),
+      type: 'parallel',
+      // A region that failed ends too, so a failed launch waits for its other starts to report before tearing down.
+      onDone: [{ guard: 'launchFailed', target: 'failing' }, { target: 'running' }],
       on: {
-        'agent.started': 'running',
-        ...launchStateHandlers(),
+        'bottle.stop_requested': rememberStop(),
+        'effect.failed': { actions: recordError() },
+      },
+      states: {
+        gateway: {
+          initial: 'starting',
+          states: {
+            starting: {
+              entry: request('start_gateway', launchParams),
+              on: {
+                'gateway.started': [
+                  // Its agent start already waited for the ready line.
+                  { guard: 'legacyLaunch', target: 'ready', actions: assign({ lastEgressDecision: 0 }) },
+                  // Decision numbers restart with each gateway container.
+                  { target: 'readying', actions: assign({ lastEgressDecision: 0 }) },
+                ],
+                'effect.failed': { guard: 'gatewayFailed', target: 'failed', actions: recordLaunchFailure() },
+              },
+            },
+            readying: {
+              entry: request('await_gateway_ready', noParams),
+              on: {
+                'gateway.ready': {
+                  target: 'ready',
+                  actions: assign({ gatewayCa: ({ event }) => event.data.interception_ca ?? null }),
+                },
+                'effect.failed': { guard: 'gatewayReadyFailed', target: 'failed', actions: recordLaunchFailure() },
+              },
+            },
+            ready: { type: 'final' },
+            failed: { type: 'final' },
+          },
+        },
+        pipelock: {
+          initial: 'deciding',
+          states: {
+            deciding: { always: [{ guard: 'usesPipelock', target: 'starting' }, { target: 'unused' }] },
+            starting: {
+              entry: request('start_pipelock', launchParams),
+              on: {
+                'pipelock.started': 'started',
+                'gateway.started': { guard: 'legacyLaunch', target: 'started' },
+                'effect.failed': { guard: 'pipelockFailed', target: 'failed', actions: recordLaunchFailure() },
+              },
+            },
+            started: { type: 'final' },
+            unused: { type: 'final' },
+            failed: { type: 'final' },
+          },
+        },
+        agent: {
+          initial: 'deciding',
+          states: {
+            deciding: { always: [{ guard: 'agentNeedsGatewayCa', target: 'waiting' }, { target: 'starting' }] },
+            waiting: {
+              on: {
+                'gateway.ready': 'starting',
+                'gateway.started': { guard: 'legacyLaunch', target: 'starting' },
+                'effect.failed': [
+                  { guard: 'gatewayFailed', target: 'skipped', actions: recordLaunchFailure() },
+                  { guard: 'gatewayReadyFailed', target: 'skipped', actions: recordLaunchFailure() },
+                ],
+              },
+            },
+            starting: {
+              entry: request('start_agent', ({ context }) => ({
+                network: context.network,
+                interception_ca: context.gatewayCa,
+              })),
+              on: {
+                'agent.started': 'started',
+                'effect.failed': { guard: 'agentFailed', target: 'failed', actions: recordLaunchFailure() },
+              },
+            },
+            started: { type: 'final' },
+            skipped: { type: 'final' },
+            failed: { type: 'final' },
+          },
+        },
       },
     },
     running: {
       entry: [
-        request('watch_agent'),
+        request('watch_agent', noParams),
         // A stop asked for during launch is honoured as soon as there is an agent to stop.
         enqueueActions(({ context, enqueue }) => {
-          if (context.stopRequested) enqueue(request('stop_agent', { by: context.stopRequestedBy }));
+          if (context.stopRequested) enqueue(request('stop_agent', () => ({ by: context.stopRequestedBy })));
         }),
       ],
       on: {
@@ -131,7 +229,7 @@ export const bottleMachine = setup({
         'bottle.stop_requested': {
           actions: [
             assign({ stopRequested: true, stopRequestedBy: ({ event }) => event.data.by }),
-            { type: 'requestEffect', params: ({ event }) => ({ kind: 'stop_agent', params: { by: event.data.by } }) },
+            request('stop_agent', ({ event }) => ({ by: event.type === 'bottle.stop_requested' ? event.data.by : null })),
           ],
         },
         'capability.requested': [
@@ -141,7 +239,9 @@ export const bottleMachine = setup({
           },
           {
             guard: 'queuesBehindPending',
-            actions: assign({ queuedCapabilities: ({ context, event }) => [...context.queuedCapabilities, pendingFrom(event)] }),
+            actions: assign({
+              queuedCapabilities: ({ context, event }) => [...context.queuedCapabilities, pendingFrom(event)],
+            }),
           },
         ],
         'capability.denied': {
@@ -159,16 +259,10 @@ export const bottleMachine = setup({
       },
     },
     applying_capability: {
-      entry: {
-        type: 'requestEffect',
-        params: ({ context, event }) => ({
-          kind: 'apply_capability',
-          params: {
-            request: context.pendingCapability,
-            approved_by: event.type === 'capability.approved' ? event.data.by : null,
-          },
-        }),
-      },
+      entry: request('apply_capability', ({ context, event }) => ({
+        request: context.pendingCapability!,
+        approved_by: event.type === 'capability.approved' ? event.data.by : null,
+      })),
       on: {
         'bottle.preserved': {
           target: 'preserved',
@@ -178,23 +272,14 @@ export const bottleMachine = setup({
       },
     },
     snapshotting: {
-      entry: {
-        type: 'requestEffect',
-        params: ({ context }) => ({
-          kind: 'snapshot_transcript',
-          params: { code: context.exitCode, signal: context.signal },
-        }),
-      },
+      entry: request('snapshot_transcript', ({ context }) => ({ code: context.exitCode, signal: context.signal })),
       on: {
         'transcript.snapshotted': [{ guard: 'cleanExit', target: 'cleaning' }, { target: 'preserving' }],
         'effect.failed': failOnPermanent('failing'),
       },
     },
     preserving: {
-      entry: {
-        type: 'requestEffect',
-        params: ({ context }) => ({ kind: 'preserve', params: { reason: preserveReason(context) } }),
-      },
+      entry: request('preserve', ({ context }) => ({ reason: preserveReason(context) })),
       on: {
         'bottle.preserved': {
           target: 'preserved',
@@ -204,7 +289,7 @@ export const bottleMachine = setup({
       },
     },
     cleaning: {
-      entry: request('cleanup'),
+      entry: request('cleanup', noParams),
       on: {
         'bottle.cleaned': 'cleaned',
         'effect.failed': failOnPermanent('failed'),
@@ -214,16 +299,10 @@ export const bottleMachine = setup({
       on: { 'bottle.resume_requested': resume() },
     },
     failing: {
-      entry: {
-        type: 'requestEffect',
-        params: ({ event }) => ({
-          kind: 'teardown_failed',
-          params:
-            event.type === 'effect.failed'
-              ? { effect: event.data.effect, error: event.data.error }
-              : { effect: 'unknown', error: 'unknown' },
-        }),
-      },
+      entry: request('teardown_failed', ({ context }) => {
+        const failure = context.launchFailure ?? context.lastError;
+        return { effect: failure?.effect ?? 'unknown', error: failure?.error ?? 'unknown' };
+      }),
       on: {
         'bottle.failed': 'failed',
         // A failing teardown must not loop back into another teardown.
@@ -241,25 +320,44 @@ export const bottleMachine = setup({
 // Transition configs shared by several states. Declared as functions so they are
 // hoisted above the machine definition and each state gets its own objects.
 
-/** Before `running`: a stop is remembered for later; a permanent failure tears down. */
-function launchStateHandlers() {
-  return {
-    'bottle.stop_requested': {
-      actions: assign<BottleContext, LifecycleEvent, undefined, LifecycleEvent, never>({
-        stopRequested: true,
-        stopRequestedBy: ({ event }) => (event.type === 'bottle.stop_requested' ? event.data.by : null),
-      }),
-    },
-    'effect.failed': failOnPermanent('failing'),
-  } as const;
-}
-
-function failOnPermanent(target: 'failing' | 'failed') {
-  const recordError = assign<BottleContext, LifecycleEvent, undefined, LifecycleEvent, never>({
+function recordError() {
+  return assign<BottleContext, LifecycleEvent, undefined, LifecycleEvent, never>({
     lastError: ({ event, context }) =>
       event.type === 'effect.failed' ? { ...event.data, seq: event.seq } : context.lastError,
   });
-  return [{ guard: 'isPermanentFailure', target, actions: recordError }, { actions: recordError }] as const;
+}
+
+/** The first permanent failure of a launch region: what the teardown reports, whatever is recorded after it. */
+function recordLaunchFailure() {
+  return [
+    recordError(),
+    assign<BottleContext, LifecycleEvent, undefined, LifecycleEvent, never>({
+      launchFailure: ({ event, context }) =>
+        context.launchFailure ??
+        (event.type === 'effect.failed' ? { effect: event.data.effect, error: event.data.error } : null),
+    }),
+  ];
+}
+
+function rememberStop() {
+  return {
+    actions: assign<BottleContext, LifecycleEvent, undefined, LifecycleEvent, never>({
+      stopRequested: true,
+      stopRequestedBy: ({ event }) => (event.type === 'bottle.stop_requested' ? event.data.by : null),
+    }),
+  };
+}
+
+/** Before the launch: a stop is remembered for later; a permanent failure tears down. */
+function launchStateHandlers() {
+  return { 'bottle.stop_requested': rememberStop(), 'effect.failed': failOnPermanent('failing') } as const;
+}
+
+function failOnPermanent(target: 'failing' | 'failed') {
+  return [
+    { guard: 'isPermanentFailure', target, actions: recordError() },
+    { actions: recordError() },
+  ] as const;
 }
 
 function resume() {
@@ -271,6 +369,18 @@ function resume() {
         : {},
     ),
   } as const;
+}
+
+/** The layout network.created reports; null for networks made before they had fixed addresses. */
+function networkLayoutOf(event: LifecycleEvent): NetworkLayout | null {
+  if (event.type !== 'network.created') return null;
+  const { internal, egress, subnets, addresses } = event.data;
+  if (!subnets || !addresses) return null;
+  return {
+    internal: { name: internal, subnet: subnets.internal },
+    egress: { name: egress, subnet: subnets.egress },
+    addresses,
+  };
 }
 
 /** What the context keeps of a request: its data (without the queuing flag) and where it is in the log. */

@@ -1,51 +1,60 @@
 import { z } from 'zod';
 import { BottlePlanSchema } from '../plan/schema.js';
-import { EFFECT_KINDS } from '../effects/types.js';
+import { CapabilityRequestSchema } from '../shared/capability.js';
 
 /**
  * What the lifecycle machine remembers about one bottle. Plain JSON only: the
  * worker caches the folded state in Redis and `bottle replay` compares it
  * with a fresh fold, so everything here must round-trip through JSON.
  */
-export const PendingCapabilitySchema = z.object({
-  request_id: z.string(),
-  kind: z.enum(['egress', 'dockerfile']),
-  host: z.string().optional(),
-  port: z.number().optional(),
-  dockerfile: z.string().optional(),
-  reason: z.string(),
+export const PendingCapabilitySchema = CapabilityRequestSchema.extend({
   /** seq of the capability.requested event. */
   requested_seq: z.number(),
 });
 export type PendingCapability = z.infer<typeof PendingCapabilitySchema>;
 
+export const PRESERVE_REASONS = ['crash', 'signal', 'stopped', 'capability', 'failure'] as const;
+export const PreserveReasonSchema = z.enum(PRESERVE_REASONS);
+export type PreserveReason = z.infer<typeof PreserveReasonSchema>;
+
+/** The bottle's two networks and the fixed addresses on the internal one, as network.created reported them. */
+export const NetworkLayoutSchema = z.object({
+  internal: z.object({ name: z.string(), subnet: z.string() }),
+  egress: z.object({ name: z.string(), subnet: z.string() }),
+  addresses: z.object({ gateway: z.string(), agent: z.string(), pipelock: z.string() }),
+});
+export type NetworkLayout = z.infer<typeof NetworkLayoutSchema>;
+
 export const BottleContextSchema = z.object({
   identity: z.string(),
   /** The plan of the current run: from start, replaced by each resume. */
   plan: BottlePlanSchema.nullable(),
+  /** This run's networks; null before network.created, and for networks made before they had fixed addresses. */
+  network: NetworkLayoutSchema.nullable(),
+  /** The CA this run's gateway created for host credential routes (public), once the gateway is ready. */
+  gatewayCa: z.string().nullable(),
   exitCode: z.number().nullable(),
   signal: z.string().nullable(),
   stopRequested: z.boolean(),
   stopRequestedBy: z.string().nullable(),
   /** The one request the operator decides next (approve/deny name it). */
   pendingCapability: PendingCapabilitySchema.nullable(),
-  /**
-   * Requests made while one was pending, oldest first; a denial hands the turn
-   * to the next. Absent from states cached before queuing existed.
-   */
-  queuedCapabilities: z.array(PendingCapabilitySchema).default([]),
+  /** Requests made while one was pending, oldest first; a denial hands the turn to the next. */
+  queuedCapabilities: z.array(PendingCapabilitySchema),
   resumes: z.number(),
   /** The latest effect.failed, transient or not; kept for status output and diagnosis. */
   lastError: z
     .object({
-      effect: z.enum(EFFECT_KINDS),
+      effect: z.string(),
       error: z.string(),
       attempt: z.number(),
       permanent: z.boolean(),
       seq: z.number(),
     })
     .nullable(),
-  preservedReason: z.enum(['crash', 'signal', 'stopped', 'capability', 'failure']).nullable(),
+  /** The permanent failure that ends a launch; the other starts still report before the teardown. */
+  launchFailure: z.object({ effect: z.string(), error: z.string() }).nullable(),
+  preservedReason: PreserveReasonSchema.nullable(),
   /** Highest gateway decision number recorded this run, so a retried watcher skips those. */
   lastEgressDecision: z.number(),
   /** seq of the last folded event (observations included). */
@@ -53,18 +62,37 @@ export const BottleContextSchema = z.object({
 });
 export type BottleContext = z.infer<typeof BottleContextSchema>;
 
+/** xstate's state value: a state name, or for the parallel launch, each region's state. */
+type StateValue = string | { [region: string]: StateValue };
+const StateValueSchema: z.ZodType<StateValue> = z.lazy(() => z.union([z.string(), z.record(StateValueSchema)]));
+
+/**
+ * Bumped whenever the machine's states or context change shape: a live state
+ * cached by another version is not trusted, and the log is folded again.
+ */
+export const MACHINE_VERSION = 2;
+
 export const BottleStateSchema = z.object({
-  value: z.string(),
+  machine: z.literal(MACHINE_VERSION),
+  value: StateValueSchema,
   context: BottleContextSchema,
   seq: z.number().int().nonnegative(),
 });
 /** A plain, serializable snapshot of one bottle's lifecycle. */
 export type BottleState = z.infer<typeof BottleStateSchema>;
 
+/** A cached live state, or null when it was written by another machine version or is malformed. */
+export function parseBottleState(raw: unknown): BottleState | null {
+  const parsed = BottleStateSchema.safeParse(raw);
+  return parsed.success ? parsed.data : null;
+}
+
 export function initialContext(identity: string): BottleContext {
   return {
     identity,
     plan: null,
+    network: null,
+    gatewayCa: null,
     exitCode: null,
     signal: null,
     stopRequested: false,
@@ -73,6 +101,7 @@ export function initialContext(identity: string): BottleContext {
     queuedCapabilities: [],
     resumes: 0,
     lastError: null,
+    launchFailure: null,
     preservedReason: null,
     lastEgressDecision: 0,
     seq: 0,
@@ -80,19 +109,10 @@ export function initialContext(identity: string): BottleContext {
 }
 
 /** The per-run fields a resume starts afresh; identity, resumes and history-wide facts stay. */
-export function freshRunFields(): Pick<
-  BottleContext,
-  | 'exitCode'
-  | 'signal'
-  | 'stopRequested'
-  | 'stopRequestedBy'
-  | 'pendingCapability'
-  | 'queuedCapabilities'
-  | 'lastError'
-  | 'preservedReason'
-  | 'lastEgressDecision'
-> {
+export function freshRunFields(): Omit<BottleContext, 'identity' | 'plan' | 'resumes' | 'seq'> {
   return {
+    network: null,
+    gatewayCa: null,
     exitCode: null,
     signal: null,
     stopRequested: false,
@@ -101,6 +121,7 @@ export function freshRunFields(): Pick<
     // Requests belong to the run that made them; the resumed agent asks again if it still needs them.
     queuedCapabilities: [],
     lastError: null,
+    launchFailure: null,
     preservedReason: null,
     lastEgressDecision: 0,
   };

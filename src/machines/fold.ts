@@ -1,8 +1,8 @@
 import { initialTransition, transition } from 'xstate';
-import type { EffectRequest } from '../effects/types.js';
-import { isObservation, type LifecycleEvent } from '../events/schema.js';
+import type { LifecycleEvent } from '../events/schema.js';
 import { bottleMachine, type EffectIntent } from './bottle.machine.js';
-import type { BottleContext, BottleState } from './context.js';
+import { MACHINE_VERSION, type BottleState } from './context.js';
+import { settles, type EffectRequest } from './effects.js';
 
 /**
  * Folding events into a BottleState with xstate's pure `transition()`: no
@@ -22,18 +22,17 @@ export class HistoryGapError extends Error {
 
 export interface FoldResult {
   state: BottleState;
-  /** Effects requested by folding this event (empty for ignored events and observations). */
+  /** Effects requested by the last event folded (empty for ignored events and observations). */
   effects: EffectRequest[];
 }
 
 type MachineSnapshot = ReturnType<typeof bottleMachine.resolveState>;
 
 function fromSnapshot(snapshot: MachineSnapshot, seq: number): BottleState {
-  // Flat machine: the state value is always a plain state name.
-  return { value: snapshot.value as string, context: { ...snapshot.context, seq }, seq };
+  return { machine: MACHINE_VERSION, value: snapshot.value, context: { ...snapshot.context, seq }, seq };
 }
 
-function toSnapshot(state: BottleState): MachineSnapshot {
+export function toSnapshot(state: BottleState): MachineSnapshot {
   return bottleMachine.resolveState({ value: state.value, context: state.context });
 }
 
@@ -42,61 +41,43 @@ export function initialBottleState(identity: string): BottleState {
   return fromSnapshot(snapshot, 0);
 }
 
-function effectsOf(actions: ReadonlyArray<{ type: string; params: unknown }>, context: BottleContext, seq: number): EffectRequest[] {
+function effectsOf(actions: ReadonlyArray<{ type: string; params: unknown }>, identity: string, seq: number): EffectRequest[] {
   const effects: EffectRequest[] = [];
   for (const action of actions) {
     if (action.type !== 'requestEffect') continue;
     const intent = action.params as EffectIntent;
-    effects.push({ kind: intent.kind, identity: context.identity, causedBySeq: seq, params: intent.params });
+    effects.push({ kind: intent.kind, identity, causedBySeq: seq, params: intent.params } as EffectRequest);
   }
   return effects;
 }
 
-function checkNext(lastSeq: number, event: LifecycleEvent): void {
-  if (event.seq !== lastSeq + 1) throw new HistoryGapError(lastSeq + 1, event.seq);
-}
-
-function observe(context: BottleContext, event: LifecycleEvent): BottleContext {
-  const n = event.type === 'egress.allowed' || event.type === 'egress.denied' ? event.data.n : 0;
-  return { ...context, seq: event.seq, lastEgressDecision: Math.max(context.lastEgressDecision, n) };
-}
-
 /**
- * Folds one event. An event at or below `state.seq` was already folded and
- * changes nothing (so a retried worker job is harmless); one that skips a seq
- * throws HistoryGapError, because the log is dense by construction.
+ * The one fold: applies `events` (which must continue `state` densely) and
+ * calls `onStep` with each lifecycle event and the effects its fold
+ * requested. An event at or below `state.seq` was already folded and is
+ * skipped, so a retried worker job is harmless; one that skips a seq throws
+ * HistoryGapError, because the log is dense by construction. The xstate
+ * snapshot is kept between events and runs of observations only touch the
+ * context once, so long egress-heavy histories fold at memory speed.
  */
-export function foldEvent(state: BottleState, event: LifecycleEvent): FoldResult {
-  if (event.seq <= state.seq) return { state, effects: [] };
-  checkNext(state.seq, event);
-  if (isObservation(event.type)) {
-    return { state: { value: state.value, context: observe(state.context, event), seq: event.seq }, effects: [] };
-  }
-  const [next, actions] = transition(bottleMachine, toSnapshot(state), event);
-  return { state: fromSnapshot(next, event.seq), effects: effectsOf(actions, next.context, event.seq) };
-}
-
-/**
- * Folds a whole history from the initial state. Returns the final state and
- * the effects requested by the last event. Keeps the xstate snapshot between
- * lifecycle events and batches runs of observations, so long egress-heavy
- * histories fold at memory speed.
- */
-export function foldHistory(identity: string, events: readonly LifecycleEvent[]): FoldResult {
-  let [snapshot] = initialTransition(bottleMachine, { identity });
-  let seq = 0;
-  let effects: EffectRequest[] = [];
-  // Observations since the last lifecycle event, applied lazily to the context.
+export function foldEvents(
+  state: BottleState,
+  events: readonly LifecycleEvent[],
+  onStep?: (event: LifecycleEvent, effects: EffectRequest[]) => void,
+): BottleState {
+  let snapshot = toSnapshot(state);
+  let seq = state.seq;
+  const identity = state.context.identity;
+  let lastEgressDecision = state.context.lastEgressDecision;
+  // Observations since the last lifecycle event, applied to the context lazily.
   let observedSeq = 0;
-  let lastEgressDecision = snapshot.context.lastEgressDecision;
-
   for (const event of events) {
-    checkNext(seq, event);
+    if (event.seq <= seq) continue;
+    if (event.seq !== seq + 1) throw new HistoryGapError(seq + 1, event.seq);
     seq = event.seq;
     if (event.type === 'egress.allowed' || event.type === 'egress.denied') {
       observedSeq = seq;
       if (event.data.n > lastEgressDecision) lastEgressDecision = event.data.n;
-      effects = [];
       continue;
     }
     if (observedSeq !== 0) {
@@ -109,11 +90,53 @@ export function foldHistory(identity: string, events: readonly LifecycleEvent[])
     const [next, actions] = transition(bottleMachine, snapshot, event);
     snapshot = next;
     lastEgressDecision = snapshot.context.lastEgressDecision;
-    effects = effectsOf(actions, snapshot.context, seq);
+    onStep?.(event, effectsOf(actions, identity, seq));
   }
-  const state = fromSnapshot(snapshot, seq);
-  if (observedSeq !== 0) state.context.lastEgressDecision = lastEgressDecision;
+  const folded = fromSnapshot(snapshot, seq);
+  folded.context.lastEgressDecision = lastEgressDecision;
+  return folded;
+}
+
+/** Folds one event: the new state and the effects it requested. */
+export function foldEvent(state: BottleState, event: LifecycleEvent): FoldResult {
+  let effects: EffectRequest[] = [];
+  const next = foldEvents(state, [event], (_event, requested) => (effects = requested));
+  return { state: next, effects };
+}
+
+/** Folds a whole history from the initial state: the final state and the effects its last event requested. */
+export function foldHistory(identity: string, events: readonly LifecycleEvent[]): FoldResult {
+  let effects: EffectRequest[] = [];
+  const state = foldEvents(initialBottleState(identity), events, (event, requested) => {
+    effects = requested;
+  });
+  // An observation after the last lifecycle event requested nothing.
+  if (events.length > 0 && events[events.length - 1].seq !== lastLifecycleSeq(events)) effects = [];
   return { state, effects };
+}
+
+function lastLifecycleSeq(events: readonly LifecycleEvent[]): number {
+  for (let i = events.length - 1; i >= 0; i--) {
+    const type = events[i].type;
+    if (type !== 'egress.allowed' && type !== 'egress.denied') return events[i].seq;
+  }
+  return 0;
+}
+
+/**
+ * The effects a history has requested that no later event reports done:
+ * what a worker must (re)enqueue to carry an unfinished bottle on. Effects
+ * are idempotent, and their job ids deterministic, so enqueuing one that is
+ * in fact still queued or running changes nothing.
+ */
+export function pendingEffects(identity: string, events: readonly LifecycleEvent[]): EffectRequest[] {
+  let pending: EffectRequest[] = [];
+  foldEvents(initialBottleState(identity), events, (event, requested) => {
+    pending = pending.filter((effect) => !settles(effect.kind, event));
+    // A new request of a kind replaces an older one of that kind.
+    pending = [...pending.filter((effect) => !requested.some((r) => r.kind === effect.kind)), ...requested];
+  });
+  return pending;
 }
 
 /** Structural equality as JSON sees it: key order and undefined-valued keys do not matter. */

@@ -2,10 +2,35 @@ export { bottleMachine, type EffectIntent } from './bottle.machine.js';
 export {
   BottleContextSchema,
   BottleStateSchema,
+  MACHINE_VERSION,
+  NetworkLayoutSchema,
+  parseBottleState,
   PendingCapabilitySchema,
   type BottleContext,
   type BottleState,
+  type NetworkLayout,
   type PendingCapability,
+  type PreserveReason,
 } from './context.js';
-export { foldEvent, foldHistory, HistoryGapError, initialBottleState, statesEqual, type FoldResult } from './fold.js';
-export { bottleStatus, isTerminal } from './status.js';
+export {
+  EFFECT_KINDS,
+  EFFECTS,
+  InvalidEffectRequestError,
+  parseEffectRequest,
+  type EffectKind,
+  type EffectOutcome,
+  type EffectParams,
+  type EffectRequest,
+  type ObservationEvent,
+} from './effects.js';
+export {
+  foldEvent,
+  foldEvents,
+  foldHistory,
+  HistoryGapError,
+  initialBottleState,
+  pendingEffects,
+  statesEqual,
+  type FoldResult,
+} from './fold.js';
+export { accepts, bottleStatus, isTerminal, stateName, type Command } from './status.js';

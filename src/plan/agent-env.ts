@@ -1,12 +1,13 @@
+import { GATEWAY_CREDENTIAL_PORT, GATEWAY_PROXY_PORT } from '../gateway/protocol.js';
 import type { BottlePlan } from './schema.js';
+
+export { GATEWAY_CREDENTIAL_PORT, GATEWAY_PROXY_PORT };
 
 /**
  * The agent container's environment and in-container paths. Shared by the
  * plan (env_names) and the Docker effects (the real environment), so the two
  * can never disagree.
  */
-export const GATEWAY_PROXY_PORT = 3128;
-export const GATEWAY_CREDENTIAL_PORT = 3129;
 
 export const AGENT_HOME = '/home/node';
 export const PROMPT_TARGET = '/home/node/.claude-bottle/prompt.md';

@@ -1,6 +1,6 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import { z } from 'zod';
-import { EFFECT_KINDS, type EffectRequest } from '../effects/types.js';
+import type { EffectRequest } from '../machines/effects.js';
 
 /** One queue carries both commands (from the CLI) and effects (requested by the machine). */
 export const QUEUE_NAME = 'bottle';
@@ -15,15 +15,9 @@ export const CommandJobSchema = z.object({
 });
 export type CommandJob = z.infer<typeof CommandJobSchema>;
 
-export const EffectJobSchema = z.object({
-  kind: z.enum(EFFECT_KINDS),
-  identity: z.string(),
-  causedBySeq: z.number().int().nonnegative(),
-  params: z.record(z.unknown()),
-});
 
 /** BullMQ forbids `:` in custom ids; identities never contain one, kinds use `_`. */
-export function effectJobId(req: EffectRequest): string {
+export function effectJobId(req: Pick<EffectRequest, 'identity' | 'causedBySeq' | 'kind'>): string {
   return `effect.${req.identity}.${req.causedBySeq}.${req.kind}`;
 }
 export function commandJobId(identity: string, commandId: string): string {

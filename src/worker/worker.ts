@@ -1,22 +1,23 @@
 import { setMaxListeners } from 'node:events';
-import { DelayedError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { PermanentEffectError, type EffectHandler, type EffectKind, type EffectRequest } from '../effects/types.js';
-import { EventLog } from '../events/log.js';
+import { PermanentEffectError, type EffectContext, type EffectHandlers } from '../effects/types.js';
+import type { NewEvent } from '../events/schema.js';
 import { storeId } from '../events/store-id.js';
 import { setStoreLabel } from '../shared/names.js';
-import { isTerminal } from '../machines/index.js';
+import { InvalidEffectRequestError, isTerminal, parseEffectRequest, type EffectRequest } from '../machines/index.js';
 import { BottlePlanSchema } from '../plan/schema.js';
+import { openBottleLog } from './bottle-log.js';
 import { BottleEngine } from './engine.js';
 import { startHeartbeat } from './heartbeat.js';
-import { CommandJobSchema, EffectJobSchema, EFFECT_ATTEMPTS, QUEUE_NAME, QUEUE_PREFIX, commandJobId, effectJobId, openQueue } from './queue.js';
+import { CommandJobSchema, EFFECT_ATTEMPTS, QUEUE_NAME, QUEUE_PREFIX, commandJobId, effectJobId, openQueue } from './queue.js';
 import { progressChannel } from './progress.js';
 import { trace } from '../shared/trace.js';
 
 export interface WorkerOptions {
   /** Opens a fresh connection (BullMQ's worker blocks on its own). */
   connect: () => Redis;
-  handlers: Record<EffectKind, EffectHandler>;
+  handlers: EffectHandlers;
   concurrency?: number;
   log?: (line: string) => void;
 }
@@ -39,7 +40,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const say = opts.log ?? (() => undefined);
   const redis = opts.connect();
   const queueConn = opts.connect();
-  const log = new EventLog(redis);
+  const log = openBottleLog(redis);
   setStoreLabel(await storeId(redis));
   const queue = openQueue(queueConn);
   const engine = new BottleEngine(log, queue);
@@ -50,11 +51,18 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const processJob = async (job: Job, token?: string): Promise<unknown> => {
     if (job.name === 'command') {
       const cmd = CommandJobSchema.parse(job.data);
-      const appended = await engine.apply(cmd.identity, [cmd.event], commandJobId(cmd.identity, cmd.command_id));
+      const appended = await engine.apply(cmd.identity, [cmd.event as NewEvent], commandJobId(cmd.identity, cmd.command_id));
       return { appended: appended.map((e) => e.seq) };
     }
     if (job.name === 'effect') {
-      const req = EffectJobSchema.parse(job.data) as EffectRequest;
+      let req: EffectRequest;
+      try {
+        req = parseEffectRequest(job.data);
+      } catch (err) {
+        // A job no handler can run (from another version, or corrupted) fails once, visibly.
+        if (err instanceof InvalidEffectRequestError) throw new UnrecoverableError(err.message);
+        throw err;
+      }
       return runEffect(job, req, token);
     }
     throw new PermanentEffectError(`unknown job ${job.name}`);
@@ -64,14 +72,13 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
     const cause = effectJobId(req);
     const { state } = await engine.currentState(req.identity);
     const plan = BottlePlanSchema.parse(state.context.plan);
-    const handler = opts.handlers[req.kind];
     const effectAbort = new AbortController();
     const onShutdown = () => effectAbort.abort();
     shutdown.signal.addEventListener('abort', onShutdown, { once: true });
     say(`effect ${req.kind} ${req.identity} (caused by #${req.causedBySeq}, attempt ${job.attemptsMade + 1})`);
     const begun = performance.now();
     try {
-      const events = await handler(req, {
+      const events = await runHandler(opts.handlers, req, {
         identity: req.identity,
         plan,
         signal: effectAbort.signal,
@@ -125,7 +132,8 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   // A worker that died between an append and its enqueue left effects unrequested.
   for (const entry of await log.listBottles()) {
     const live = await log.liveState(entry.identity);
-    if (live && !isTerminal(live)) await engine.reconcile(entry.identity);
+    // A live state cached by another machine version reads as null: the fold decides.
+    if (!live || !isTerminal(live)) await engine.reconcile(entry.identity);
   }
   say(`worker ready (concurrency ${opts.concurrency ?? 32})`);
 
@@ -145,3 +153,9 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
 }
 
 class ShutdownInterrupt extends Error {}
+
+/** The handler of the request's kind; the table's type pairs each kind with its own request and outcomes. */
+function runHandler(handlers: EffectHandlers, req: EffectRequest, ctx: EffectContext): Promise<NewEvent[]> {
+  const handler = handlers[req.kind] as (req: EffectRequest, ctx: EffectContext) => Promise<NewEvent[]>;
+  return handler(req, ctx);
+}

@@ -15,7 +15,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { GatewayConfigInput } from '../../src/gateway/config.js';
-import type { GatewayLine } from '../../src/gateway/decision-log.js';
+import type { GatewayLine } from '../../src/gateway/protocol.js';
 import { startGateway, type RunningGateway } from '../../src/gateway/gateway.js';
 import { startFakeAnthropic, type FakeAnthropic } from '../support/fake-anthropic.js';
 
@@ -512,7 +512,8 @@ describe('egress gateway (in-process, loopback)', () => {
       const body = jsonBody(response);
       expect(body).toMatchObject({ status: 'pending' });
       expect(body.note).toMatch(/bottle approve\/deny; requests are decided one at a time/);
-      expect(lines.at(-1)).toMatchObject({ t: 'capability', request_id: body.request_id, kind: 'egress', host: 'pypi.org', port: 443, reason: 'install requests', dockerfile: null });
+      expect(lines.at(-1)).toMatchObject({ t: 'capability', request_id: body.request_id, kind: 'egress', host: 'pypi.org', port: 443, reason: 'install requests' });
+      expect(lines.at(-1)).not.toHaveProperty('dockerfile');
     });
 
     it('rejects a capability request that fails validation', async () => {

@@ -1,8 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { EFFECT_KINDS } from '../../src/effects/types.js';
 import { EVENT_TYPES, type EventType } from '../../src/events/schema.js';
-import { BottleStateSchema, foldEvent, foldHistory, initialBottleState, statesEqual, type BottleState } from '../../src/machines/index.js';
-import { history, samplePlan, type Step } from '../golden/fixtures.js';
+import {
+  BottleStateSchema,
+  EFFECT_KINDS,
+  foldEvent,
+  foldHistory,
+  initialBottleState,
+  stateName,
+  statesEqual,
+  type BottleState,
+  type EffectKind,
+} from '../../src/machines/index.js';
+import { PRESERVE_REASONS } from '../../src/machines/context.js';
+import { history, hostRoutePlan, networkCreated, pipelockPlan, samplePlan, type Step } from '../golden/fixtures.js';
 
 const ID = 'dev-z9y8x';
 
@@ -24,15 +34,19 @@ function randomStep(type: EventType, rand: () => number): Step {
   switch (type) {
     case 'bottle.start_requested':
     case 'bottle.resume_requested':
-      return [type, { plan: samplePlan(ID) }];
+      return [type, { plan: pick([samplePlan(ID), pipelockPlan(ID), hostRoutePlan(ID)]) }];
     case 'bottle.prepared':
       return [type, { state_dir: '/s' }];
     case 'image.built':
       return [type, { tag: 't', gateway_tag: 'g', cached: rand() < 0.5 }];
     case 'network.created':
-      return [type, { internal: 'i', egress: 'e' }];
+      return rand() < 0.8 ? networkCreated(samplePlan(ID)) : [type, { internal: 'i', egress: 'e' }];
     case 'gateway.started':
-      return [type, { container: 'g', ip: '172.30.0.2' }];
+      return [type, { container: 'g', ip: '10.213.0.10', legacy_launch: rand() < 0.2 }];
+    case 'gateway.ready':
+      return [type, rand() < 0.5 ? {} : { interception_ca: 'CA' }];
+    case 'pipelock.started':
+      return [type, { container: 'p', ip: '10.213.0.12' }];
     case 'agent.started':
       return [type, { container: 'a', runtime: 'runsc' }];
     case 'agent.exited':
@@ -42,11 +56,12 @@ function randomStep(type: EventType, rand: () => number): Step {
     case 'transcript.snapshotted':
       return [type, { files: 1, bytes: 1, missing: false }];
     case 'bottle.preserved':
-      return [type, { reason: pick(['crash', 'signal', 'stopped', 'capability', 'failure'] as const), resume_hint: `bottle resume ${ID}` }];
+      return [type, { reason: pick(PRESERVE_REASONS), resume_hint: `bottle resume ${ID}` }];
     case 'bottle.cleaned':
       return [type, {}];
     case 'capability.requested':
-      return [type, { request_id: requestId, kind: 'egress', host: 'x.test', port: 443, reason: 'r', queue_if_pending: pick([true, false] as const) }];
+      const request = { request_id: requestId, kind: 'egress' as const, host: 'x.test', port: 443, reason: 'r' };
+      return [type, { ...request, queue_if_pending: pick([true, false]) }];
     case 'capability.approved':
       return [type, { request_id: requestId, by: 'cli' }];
     case 'capability.denied':
@@ -55,20 +70,23 @@ function randomStep(type: EventType, rand: () => number): Step {
     case 'egress.denied':
       return [type, { n: Math.floor(rand() * 100), host: 'h.test', port: 443, method: 'CONNECT', reason: 'r' }];
     case 'effect.failed':
-      return [type, { effect: pick(EFFECT_KINDS), error: 'e', attempt: 1, permanent: rand() < 0.5 }];
+      // Half the failures hit a launch effect, so failed launch regions are reached too.
+      const effect = pick(rand() < 0.5 ? LAUNCH_EFFECTS : EFFECT_KINDS);
+      return [type, { effect, error: 'e', attempt: 1, permanent: rand() < 0.5 }];
     case 'bottle.failed':
       return [type, { effect: 'build_image', error: 'e' }];
   }
 }
 
-/** Mostly the next sensible event, sometimes anything at all. */
+const LAUNCH_EFFECTS: EffectKind[] = ['start_gateway', 'await_gateway_ready', 'start_pipelock', 'start_agent'];
+
+/** Mostly the next sensible event, sometimes anything at all; keyed by stateName(). */
 const HAPPY_NEXT: Record<string, EventType[]> = {
   idle: ['bottle.start_requested'],
   preparing: ['bottle.prepared'],
   building: ['image.built'],
   networking: ['network.created'],
-  starting_gateway: ['gateway.started'],
-  launching: ['agent.started'],
+  launching: ['gateway.started', 'gateway.ready', 'pipelock.started', 'agent.started', 'effect.failed'],
   running: ['agent.exited', 'capability.requested', 'capability.approved', 'bottle.stop_requested', 'egress.allowed'],
   snapshotting: ['transcript.snapshotted'],
   preserving: ['bottle.preserved'],
@@ -80,15 +98,41 @@ const HAPPY_NEXT: Record<string, EventType[]> = {
   cleaned: ['bottle.resume_requested'],
 };
 
+/** Every state a launch region can rest in (its `deciding` step never rests). */
+const LAUNCH_REGION_STATES = [
+  'gateway.starting',
+  'gateway.readying',
+  'gateway.ready',
+  'gateway.failed',
+  'pipelock.starting',
+  'pipelock.started',
+  'pipelock.unused',
+  'pipelock.failed',
+  'agent.waiting',
+  'agent.starting',
+  'agent.started',
+  'agent.skipped',
+  'agent.failed',
+];
+
+/** The region states of a parallel state value, as region.state. */
+function regionStates(value: BottleState['value']): string[] {
+  if (typeof value === 'string') return [];
+  return Object.values(value).flatMap((regions) =>
+    typeof regions === 'string' ? [] : Object.entries(regions).map(([region, step]) => `${region}.${String(step)}`),
+  );
+}
+
 describe('replay is total', () => {
   it('folds 150 random histories without throwing, and the state stays valid and JSON-stable', () => {
     const visited = new Set<string>();
+    const visitedRegions = new Set<string>();
     for (let seed = 1; seed <= 150; seed++) {
       const rand = prng(seed);
       let state: BottleState = initialBottleState(ID);
       const steps: Step[] = [];
       for (let i = 0; i < 50; i++) {
-        const choices = rand() < 0.7 ? HAPPY_NEXT[state.value] : EVENT_TYPES;
+        const choices = rand() < 0.7 ? HAPPY_NEXT[stateName(state)] : EVENT_TYPES;
         const step = randomStep(choices[Math.floor(rand() * choices.length)], rand);
         steps.push(step);
         const [event] = history([step], undefined, i + 1);
@@ -98,10 +142,12 @@ describe('replay is total', () => {
         state = JSON.parse(JSON.stringify(next)) as BottleState;
         if (i % 10 === 0) BottleStateSchema.parse(state);
         expect(statesEqual(state, next), `seed ${seed} step ${i}`).toBe(true);
-        visited.add(state.value);
+        visited.add(stateName(state));
+        for (const region of regionStates(state.value)) visitedRegions.add(region);
       }
       expect(statesEqual(foldHistory(ID, history(steps)).state, state), `seed ${seed}`).toBe(true);
     }
     expect([...visited].sort()).toEqual(Object.keys(HAPPY_NEXT).sort());
+    expect([...visitedRegions].sort()).toEqual([...LAUNCH_REGION_STATES].sort());
   }, 60_000);
 });

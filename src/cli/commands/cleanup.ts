@@ -2,7 +2,8 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { dockerClient } from '../../effects/docker/client.js';
 import { findOrphans, removeOrphans } from '../../effects/docker/orphans.js';
-import { isTerminal } from '../../machines/index.js';
+import { isTerminal, stateName } from '../../machines/index.js';
+import { currentState } from '../../worker/bottle-log.js';
 import { storeId } from '../../events/store-id.js';
 import { IDENTITY_PATTERN } from '../../shared/identity.js';
 import { bottleHome, statePaths } from '../../shared/paths.js';
@@ -18,8 +19,8 @@ export async function runCleanup(opts: { dryRun: boolean }, io: CliIO): Promise<
   const session = await openSession({ needWorker: false });
   try {
     const isLive = async (identity: string) => {
-      const live = await session.log.liveState(identity);
-      return live !== null && !isTerminal(live) && live.value !== 'preserved';
+      const { state } = await currentState(session.log, identity);
+      return !isTerminal(state) && stateName(state) !== 'preserved';
     };
     const docker = dockerClient();
     // Only this event store's resources: another Redis's live bottles are not ours to judge.
@@ -36,8 +37,7 @@ export async function runCleanup(opts: { dryRun: boolean }, io: CliIO): Promise<
     }
     const describe = [
       ...orphans.containers.map((c) => `container ${c.name}`),
-      ...orphans.networks.map((n) => `network ${n.name}`),
-      ...orphans.hostGuards.map((g) => `host-guard rule for ${g.identity}`),
+      ...orphans.networks.map((n) => `network ${n.name}${n.why === 'earlier-version' ? ' (made by an earlier version)' : ''}`),
     ];
     if (describe.length === 0 && staleState.length === 0) {
       io.stdout('nothing to clean up');

@@ -1,11 +1,13 @@
 import { hostname, userInfo } from 'node:os';
 import type { LifecycleEvent } from '../../events/schema.js';
-import { bottleStatus, isTerminal } from '../../machines/index.js';
+import { accepts, bottleStatus, type Command } from '../../machines/index.js';
+import { currentState } from '../../worker/bottle-log.js';
 import { RuntimeFailure, UsageError } from '../../shared/errors.js';
 import { checkIdentityArg } from '../identity-arg.js';
 import { followUntil } from '../follow.js';
 import type { CliIO } from '../io.js';
-import { capabilityTarget, describeEvent } from '../render-event.js';
+import { capabilityTarget } from '../../shared/capability.js';
+import { describeEvent } from '../render-event.js';
 import { openSession } from '../session.js';
 
 const operator = () => `${userInfo().username}@${hostname()}`;
@@ -16,12 +18,13 @@ export async function runStop(opts: { identity: string; manifestPath?: string },
   // The identity is validated before Redis is opened; a worker is started only for a bottle that can be stopped.
   const session = await openSession({ needWorker: false });
   try {
-    const live = await session.log.liveState(identity);
-    if (!live) throw new RuntimeFailure(`no such bottle: ${identity}`);
-    if (isTerminal(live) || live.value === 'preserved') throw new RuntimeFailure(`${identity} is already ${bottleStatus(live)}`);
+    if (!(await session.log.exists(identity))) throw new RuntimeFailure(`no such bottle: ${identity}`);
+    const { state: live } = await currentState(session.log, identity);
+    const command = { type: 'bottle.stop_requested', data: { by: operator() } } as const;
+    if (!accepts(live, command)) throw new RuntimeFailure(`${identity} is ${bottleStatus(live)}; there is no agent to stop`);
     await session.ensureWorker((l) => io.stderr(l));
     const after = await session.log.lastSeq(identity);
-    await session.enqueueCommand(identity, { type: 'bottle.stop_requested', data: { by: operator() } });
+    await session.enqueueCommand(identity, command);
     const end = await followUntil(session.log, identity, after, (ev) => io.stderr(`  ${describeEvent(ev, identity)}`), (ev) =>
       ['bottle.preserved', 'bottle.cleaned', 'bottle.failed'].includes(ev.type),
     );
@@ -38,16 +41,18 @@ export async function runDecide(opts: { identity: string; approve: boolean; reas
   if (!opts.approve && !opts.reason?.trim()) throw new UsageError('deny needs --reason TEXT (recorded in the event log)');
   const session = await openSession({ needWorker: false });
   try {
-    const live = await session.log.liveState(identity);
-    if (!live) throw new RuntimeFailure(`no such bottle: ${identity}`);
-    // Only a running bottle decides requests; a preserved one still remembers the approved request in its context.
-    const pending = (live.context as { pendingCapability?: { request_id: string; kind: string; host?: string; reason: string } | null }).pendingCapability;
-    if (live.value !== 'running' || !pending) throw new RuntimeFailure(`${identity} is ${bottleStatus(live)} and has no pending capability request`);
+    if (!(await session.log.exists(identity))) throw new RuntimeFailure(`no such bottle: ${identity}`);
+    const { state: live } = await currentState(session.log, identity);
+    const pending = live.context.pendingCapability;
+    const request_id = pending?.request_id ?? '';
+    const event: Command<'capability.approved' | 'capability.denied'> = opts.approve
+      ? { type: 'capability.approved', data: { request_id, by: operator() } }
+      : { type: 'capability.denied', data: { request_id, reason: opts.reason!.trim(), by: operator() } };
+    if (!pending || !accepts(live, event)) {
+      throw new RuntimeFailure(`${identity} is ${bottleStatus(live)} and has no pending capability request`);
+    }
     await session.ensureWorker((l) => io.stderr(l));
     const after = await session.log.lastSeq(identity);
-    const event = opts.approve
-      ? { type: 'capability.approved', data: { request_id: pending.request_id, by: operator() } }
-      : { type: 'capability.denied', data: { request_id: pending.request_id, reason: opts.reason!.trim(), by: operator() } };
     await session.enqueueCommand(identity, event);
     const terminalTypes = opts.approve ? ['bottle.preserved', 'bottle.failed'] : ['capability.denied'];
     const end = await followUntil(session.log, identity, after, (ev: LifecycleEvent) => io.stderr(`  ${describeEvent(ev, identity)}`), (ev) => terminalTypes.includes(ev.type));
@@ -55,7 +60,7 @@ export async function runDecide(opts: { identity: string; approve: boolean; reas
     else if (!opts.approve) {
       io.stdout(`denied ${pending.request_id}`);
       // A request that waited behind this one is now the pending one.
-      const next = (await session.log.liveState(identity))?.context.pendingCapability;
+      const next = (await currentState(session.log, identity)).state.context.pendingCapability;
       if (next) io.stdout(`next pending request ${next.request_id}: ${capabilityTarget(next)} (${next.reason}) — decide with: bottle approve ${identity} / bottle deny ${identity} --reason ...`);
     }
     return end?.type === 'bottle.failed' ? 1 : 0;

@@ -1,5 +1,6 @@
 import { bottleStatus, isTerminal } from '../../machines/index.js';
 import type { CliIO } from '../io.js';
+import { currentState } from '../../worker/bottle-log.js';
 import { openSession } from '../session.js';
 
 export interface ListedBottle {
@@ -17,8 +18,8 @@ export async function runList(opts: { all: boolean; format: 'text' | 'json' }, i
   try {
     const rows: ListedBottle[] = [];
     for (const entry of await session.log.listBottles()) {
-      const live = await session.log.liveState(entry.identity);
-      if (!live) continue;
+      const { state: live, lastSeq } = await currentState(session.log, entry.identity);
+      if (lastSeq === 0) continue;
       if (!opts.all && isTerminal(live)) continue;
       rows.push({ identity: entry.identity, agent: entry.agent, bottle: entry.bottle, state: bottleStatus(live), host: entry.host, started_at: entry.started_at });
     }

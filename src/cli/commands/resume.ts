@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { dockerClient } from '../../effects/docker/client.js';
-import { bottleStatus } from '../../machines/index.js';
+import { accepts, bottleStatus } from '../../machines/index.js';
+import { currentState } from '../../worker/bottle-log.js';
 import { findAgent, loadManifest, MANIFEST_ENV, type LoadedManifest } from '../../manifest/load.js';
 import { resolvePlan } from '../../plan/resolve.js';
 import { RuntimeFailure } from '../../shared/errors.js';
@@ -19,9 +20,6 @@ interface StoredMetadata {
   manifest_path?: string;
   plan?: { manifest_path?: string };
 }
-
-/** Statuses a bottle can be resumed from: its container is gone and its state was kept. */
-const RESUMABLE = new Set(['preserved', 'failed']);
 
 /** The flag that makes the agent continue its most recent session (Claude Code: `--continue`); other commands get none. */
 export function continueArgs(command: readonly string[], args: readonly string[]): string[] {
@@ -97,17 +95,18 @@ export async function runResume(opts: { identity: string; manifestPath?: string;
   // The lifecycle check needs only the log; a worker is started once the resume is known to be possible.
   const session = await openSession({ needWorker: false, say: (l) => io.stderr(l) });
   try {
-    const live = await session.log.liveState(identity);
-    if (!live) {
+    if (!(await session.log.exists(identity))) {
       throw new RuntimeFailure(`no event log for ${identity} in this Redis; its state folder ${paths.dir} exists, but resume needs the log it was started with (check REDIS_URL)`);
     }
-    if (!RESUMABLE.has(live.value)) {
+    const { state: live } = await currentState(session.log, identity);
+    const command = { type: 'bottle.resume_requested', data: { plan } } as const;
+    if (!accepts(live, command)) {
       throw new RuntimeFailure(`${identity} is ${bottleStatus(live)}; only preserved or failed bottles can be resumed`);
     }
     await session.ensureWorker((l) => io.stderr(l));
     const afterSeq = await session.log.lastSeq(identity);
     writeSecretsForWorker(identity, secrets);
-    await session.enqueueCommand(identity, { type: 'bottle.resume_requested', data: { plan } });
+    await session.enqueueCommand(identity, command);
     if (opts.detach) io.stdout(identity);
     else io.stderr(`bottle ${identity}: resuming`);
     return await launchAndAttach(session, plan, opts.detach, io, afterSeq);

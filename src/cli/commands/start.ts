@@ -1,5 +1,7 @@
 import { detectRuntime, dockerClient } from '../../effects/docker/client.js';
 import type { LifecycleEvent } from '../../events/schema.js';
+import { foldEvents, stateName } from '../../machines/index.js';
+import { currentState } from '../../worker/bottle-log.js';
 import { findAgent, loadManifest } from '../../manifest/load.js';
 import { resolvePlan } from '../../plan/resolve.js';
 import type { BottlePlan } from '../../plan/schema.js';
@@ -88,10 +90,13 @@ export async function launchAndAttach(session: Session, plan: BottlePlan, detach
     progress.pause();
     io.stderr(`  ${describeEvent(ev, identity)}`);
   };
-  const launchEnd = await followUntil(session.log, identity, afterSeq, onEvent, (ev) =>
-    ['agent.started', 'bottle.failed', 'bottle.preserved', 'bottle.cleaned'].includes(ev.type),
-  ).finally(() => progress.stop());
-  if (!launchEnd || launchEnd.type !== 'agent.started') {
+  // Running is the machine's call (every launch region done), so the CLI folds what it follows.
+  let state = (await currentState(session.log, identity)).state;
+  const launchEnd = await followUntil(session.log, identity, afterSeq, onEvent, (ev) => {
+    state = foldEvents(state, [ev]);
+    return stateName(state) === 'running' || ['bottle.failed', 'bottle.preserved', 'bottle.cleaned'].includes(ev.type);
+  }).finally(() => progress.stop());
+  if (!launchEnd || stateName(state) !== 'running') {
     io.stderr(`bottle ${identity} did not start; see: bottle events ${identity}`);
     return 1;
   }

@@ -1,6 +1,6 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { dockerClient } from '../../effects/docker/client.js';
-import { effectHandlers } from '../../effects/handlers.js';
+import { effectHandlers } from '../../effects/index.js';
 import { UsageError } from '../../shared/errors.js';
 import { redisTarget } from '../../shared/redis-target.js';
 import { connectRedis } from '../../worker/redis.js';

@@ -4,7 +4,8 @@ import { bottleLabels } from '../../shared/names.js';
 import { PermanentEffectError } from '../types.js';
 import { statusOf } from './client.js';
 import type { AgentLaunch } from './agent-init.js';
-import type { BottleNetworks } from './networks.js';
+import { GATEWAY_FILES_DIR } from '../../gateway/protocol.js';
+import type { NetworkLayout } from '../../machines/context.js';
 
 /**
  * The two containers of a bottle. Creation is idempotent: a container that
@@ -15,10 +16,6 @@ import type { BottleNetworks } from './networks.js';
 export const AGENT_USER = 'node';
 export const AGENT_UID = 1000;
 export const GATEWAY_UID = 65534;
-/** Config and secrets share one folder so one archive write delivers both. */
-export const GATEWAY_FILES_DIR = '/etc/claude-bottle';
-export const GATEWAY_CONFIG_PATH = '/etc/claude-bottle/gateway.json';
-export const GATEWAY_SECRETS_PATH = '/etc/claude-bottle/secrets.json';
 
 const MEMORY_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
 
@@ -49,7 +46,7 @@ export function agentBinds(plan: BottlePlan): string[] {
 
 export interface AgentContainerOptions {
   env: Record<string, string>;
-  networks: BottleNetworks;
+  network: NetworkLayout;
   /** Image tag; defaults to plan.image.tag (a resumed bottle may run a rebuilt image). */
   image?: string;
   /** Defaults to `node`; tests on a bare Debian image pass `1000:1000`. */
@@ -70,7 +67,7 @@ export interface AgentContainerOptions {
  * - no Docker socket, no Redis: nothing is mounted but the cwd.
  */
 export function agentContainerSpec(plan: BottlePlan, opts: AgentContainerOptions): Docker.ContainerCreateOptions {
-  const internal = opts.networks.internal.name;
+  const internal = opts.network.internal.name;
   return {
     name: plan.containers.agent,
     Image: opts.image ?? plan.image.tag,
@@ -95,14 +92,17 @@ export function agentContainerSpec(plan: BottlePlan, opts: AgentContainerOptions
       DnsOptions: ['timeout:1', 'attempts:1'],
       DnsSearch: [],
       Binds: agentBinds(plan),
+      // The agent may start before the gateway's interface exists; an address it asked for then
+      // is asked for again after this, not after the kernel's default second.
+      Sysctls: { 'net.ipv4.neigh.eth0.retrans_time_ms': '100' },
       ...resourceLimits(plan.limits),
     },
-    NetworkingConfig: { EndpointsConfig: { [internal]: {} } },
+    NetworkingConfig: { EndpointsConfig: { [internal]: { IPAMConfig: { IPv4Address: opts.network.addresses.agent } } } },
   };
 }
 
 export interface GatewayContainerOptions {
-  networks: BottleNetworks;
+  network: NetworkLayout;
   image?: string;
 }
 
@@ -144,14 +144,12 @@ export function sidecarHostConfig(plan: BottlePlan, egressNetwork: string): Dock
  * but not change them.
  */
 export function gatewayContainerSpec(plan: BottlePlan, opts: GatewayContainerOptions): Docker.ContainerCreateOptions {
-  const egress = opts.networks.egress.name;
+  const egress = opts.network.egress.name;
   return {
     name: plan.containers.gateway,
     Image: opts.image ?? plan.gateway_image.tag,
     User: `${GATEWAY_UID}:${GATEWAY_UID}`,
     Tty: false,
-    // The internal bridge's own address, which no container holds: see images/gateway/listen.pl.
-    Env: [`GATEWAY_ANNOUNCE_TO=${opts.networks.internal.gateway}`],
     Labels: bottleLabels(plan.identity, plan.agent, 'gateway'),
     Volumes: { [GATEWAY_FILES_DIR]: {} },
     HostConfig: sidecarHostConfig(plan, egress),
@@ -176,22 +174,6 @@ async function inspectByName(docker: Docker, name: string): Promise<Docker.Conta
   }
 }
 
-/**
- * ensureContainer, except that a container that exists but has never started
- * and was made with another environment is replaced. The agent's environment
- * names the gateway's address, which an early creation (for the address the
- * gateway was expected to get) or one before the gateway was recreated can have wrong.
- */
-export async function ensureCreatedWithEnv(docker: Docker, spec: Docker.ContainerCreateOptions): Promise<ContainerState> {
-  const state = await ensureContainer(docker, spec);
-  if (state.created || state.status !== 'created') return state;
-  const env = (await state.container.inspect()).Config.Env ?? [];
-  const wanted = spec.Env ?? [];
-  if (wanted.every((entry) => env.includes(entry))) return state;
-  await state.container.remove({ force: true });
-  return ensureContainer(docker, spec);
-}
-
 /** Creates the container unless one with this name exists; 404 image / 400 config are permanent. */
 export async function ensureContainer(docker: Docker, spec: Docker.ContainerCreateOptions): Promise<ContainerState> {
   const name = spec.name!;
@@ -212,12 +194,12 @@ export async function ensureContainer(docker: Docker, spec: Docker.ContainerCrea
   }
 }
 
-/** Connects the container to a network unless it already is (a retried effect). */
-export async function ensureConnected(docker: Docker, containerId: string, network: string): Promise<void> {
+/** Connects the container to a network at a fixed address, unless it already is (a retried effect). */
+export async function ensureConnected(docker: Docker, containerId: string, network: string, ipv4: string): Promise<void> {
   const info = await docker.getContainer(containerId).inspect();
   if (info.NetworkSettings.Networks?.[network]) return;
   try {
-    await docker.getNetwork(network).connect({ Container: containerId });
+    await docker.getNetwork(network).connect({ Container: containerId, EndpointConfig: { IPAMConfig: { IPv4Address: ipv4 } } });
   } catch (err) {
     // 403 "already exists in network" on a racing retry.
     const again = await docker.getContainer(containerId).inspect();
@@ -234,10 +216,7 @@ export async function startContainer(container: Docker.Container): Promise<void>
   }
 }
 
-/** The container's address on one network (assigned at start). */
-export async function containerIp(docker: Docker, containerId: string, network: string): Promise<string> {
-  const info = await docker.getContainer(containerId).inspect();
-  const ip = info.NetworkSettings.Networks?.[network]?.IPAddress;
-  if (!ip) throw new Error(`container ${info.Name} has no address on ${network}`);
-  return ip;
+/** When Docker says the container's process started (State.StartedAt). */
+export async function startedAt(container: Docker.Container): Promise<string> {
+  return (await container.inspect()).State.StartedAt;
 }

@@ -1,6 +1,12 @@
 import type Docker from 'dockerode';
 import { PassThrough } from 'node:stream';
-import { z } from 'zod';
+import {
+  isReadyLine,
+  parseDecisionLine,
+  parseReadyLine,
+  type DecisionLine,
+  type ReadyLine,
+} from '../../gateway/protocol.js';
 import { PermanentEffectError } from '../types.js';
 
 /**
@@ -8,49 +14,6 @@ import { PermanentEffectError } from '../types.js';
  * stdout; its container has no TTY, so Docker multiplexes stdout/stderr into
  * 8-byte framed chunks that must be demultiplexed before splitting lines.
  */
-
-const EgressLineSchema = z.object({
-  t: z.literal('egress'),
-  n: z.number().int().positive(),
-  decision: z.enum(['allowed', 'denied']),
-  host: z.string().nullable(),
-  port: z.number().int().nullable(),
-  method: z.string().nullable(),
-  reason: z.string(),
-  at: z.string().optional(),
-});
-const CapabilityLineSchema = z.object({
-  t: z.literal('capability'),
-  n: z.number().int().positive(),
-  request_id: z.string(),
-  kind: z.enum(['egress', 'dockerfile']),
-  host: z.string().nullable(),
-  port: z.number().int().nullable(),
-  dockerfile: z.string().nullable(),
-  reason: z.string(),
-  at: z.string().optional(),
-});
-export const GatewayDecisionSchema = z.discriminatedUnion('t', [EgressLineSchema, CapabilityLineSchema]);
-export type GatewayDecision = z.infer<typeof GatewayDecisionSchema>;
-
-/** One stdout line as `schema` describes it; stray text, other JSON lines and malformed JSON yield undefined. */
-export function parseJsonLine<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, line: string): T | undefined {
-  const trimmed = line.trim();
-  if (!trimmed.startsWith('{')) return undefined;
-  let json: unknown;
-  try {
-    json = JSON.parse(trimmed);
-  } catch {
-    return undefined;
-  }
-  const parsed = schema.safeParse(json);
-  return parsed.success ? parsed.data : undefined;
-}
-
-/** Parses one stdout line; anything that is not a numbered decision (ready lines, stray text) yields undefined. */
-export function parseDecisionLine(line: string): GatewayDecision | undefined {
-  return parseJsonLine(GatewayDecisionSchema, line);
-}
 
 /** Splits a byte stream into lines, keeping a partial last line until the next chunk completes it. */
 export class LineSplitter {
@@ -88,7 +51,7 @@ export interface FollowOptions {
   /** Decisions numbered at or below this were already recorded by an earlier watcher. */
   sinceN: number;
   signal?: AbortSignal;
-  onLine(decision: GatewayDecision): void | Promise<void>;
+  onLine(decision: DecisionLine): void | Promise<void>;
 }
 
 /** Delivers decisions above a moving high-water mark, in order, one onLine at a time. */
@@ -116,7 +79,7 @@ class DecisionDelivery {
  * or `signal` aborts. Resolves with the highest decision number delivered.
  * onLine is awaited in order, so events reach the log in the gateway's order.
  */
-export async function followGatewayDecisions(docker: Docker, gateway: Docker.Container, opts: FollowOptions): Promise<number> {
+export async function followDecisionLines(docker: Docker, gateway: Docker.Container, opts: FollowOptions): Promise<number> {
   const delivery = new DecisionDelivery(opts.sinceN, opts.onLine);
   if (opts.signal?.aborted) return opts.sinceN;
   const stream = (await gateway.logs({ follow: true, stdout: true, stderr: false })) as unknown as NodeJS.ReadableStream & {
@@ -155,7 +118,7 @@ export async function followGatewayDecisions(docker: Docker, gateway: Docker.Con
 }
 
 /** One pass over everything the gateway printed so far: used after the agent exits to pick up decisions a follower had not yet seen. */
-export async function drainGatewayDecisions(
+export async function drainDecisionLines(
   gateway: Docker.Container,
   opts: Pick<FollowOptions, 'sinceN' | 'onLine'>,
 ): Promise<number> {
@@ -249,30 +212,8 @@ export function waitForGatewayReady(gateway: Docker.Container, opts: ReadyWaitOp
   return waitForReadyLine(gateway, 'gateway', isReadyLine, opts);
 }
 
-/**
- * Waits until the gateway's ports accept connections: its `{"t":"listening"}`
- * line (printed by the image's listen.pl once both sockets listen, before Node
- * boots) or, from an image without listen.pl, its ready line.
- */
-export function waitForGatewayListening(gateway: Docker.Container, opts: ReadyWaitOptions = {}): Promise<void> {
-  return waitForReadyLine(gateway, 'gateway', (line) => isListeningLine(line) || isReadyLine(line), opts);
-}
-
-const GatewayListeningLineSchema = z.object({ t: z.literal('listening'), proxy_port: z.number().int(), credential_port: z.number().int() });
-
-const isListeningLine = (line: string): boolean => parseJsonLine(GatewayListeningLineSchema, line) !== undefined;
-
-/** The gateway's ready line as printed (logs.ts reads, gateway/main.ts writes). */
-const GatewayReadyLineSchema = z.object({
-  t: z.literal('ready'),
-  proxy_port: z.number().int(),
-  credential_port: z.number().int(),
-  interception_ca: z.string().optional(),
-});
-export type GatewayReadyLine = z.infer<typeof GatewayReadyLineSchema>;
-
 /** The ready line of a gateway that has printed one, else undefined. */
-export async function readGatewayReadyLine(gateway: Docker.Container): Promise<GatewayReadyLine | undefined> {
+export async function readGatewayReadyLine(gateway: Docker.Container): Promise<ReadyLine | undefined> {
   const raw = (await gateway.logs({ follow: false, stdout: true, stderr: false })) as unknown as Buffer;
   for (const line of demuxLogBuffer(raw).stdout.split('\n')) {
     const ready = parseReadyLine(line);
@@ -280,9 +221,3 @@ export async function readGatewayReadyLine(gateway: Docker.Container): Promise<G
   }
   return undefined;
 }
-
-function parseReadyLine(line: string): GatewayReadyLine | undefined {
-  return parseJsonLine(GatewayReadyLineSchema, line);
-}
-
-const isReadyLine = (line: string): boolean => parseReadyLine(line) !== undefined;

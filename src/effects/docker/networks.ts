@@ -1,30 +1,20 @@
 import type Docker from 'dockerode';
 import { bottleLabels, resourceNames } from '../../shared/names.js';
+import { formatCidr, subnetAddresses, subnetCandidates, type Ipv4Cidr } from '../../shared/subnet-pool.js';
 import { PermanentEffectError } from '../types.js';
 import { statusOf } from './client.js';
 
 /**
- * The two per-bottle networks. The agent sits only on `internal`
- * (Docker `Internal: true`: no forwarding off the bridge, and a bridge without
- * a host address, so the host itself is out of reach too); the gateway sits on both
- * and is the agent's one way out through `egress`, a normal bridge.
+ * The two per-bottle networks, each on a small subnet of its own from the
+ * tool's pool. The agent sits only on `internal` (Docker `Internal: true`:
+ * no forwarding off the bridge, and a bridge without a host address, so the
+ * host itself is out of reach too); the gateway sits on both and is the
+ * agent's one way out through `egress`, a normal bridge.
  */
 export interface BottleNetwork {
   id: string;
   name: string;
-  /** Host-side bridge interface, `br-<first 12 of the id>` unless the network names its own. */
-  bridge: string;
-  /** The bridge's gateway address as Docker's IPAM reports it (the host's, unless the bridge is address-less). */
-  gateway: string;
   subnet: string;
-  /**
-   * The bridge holds no IPv4 address on the host (Docker's `inhibit_ipv4`), so
-   * the default route Docker still gives containers on an internal network
-   * leads nowhere: nobody answers for its gateway address, and the host's other
-   * addresses are reachable only through that route. Networks made by earlier
-   * versions lack this and rely on the iptables host guard instead.
-   */
-  hostAddressless: boolean;
 }
 
 export interface BottleNetworks {
@@ -32,10 +22,9 @@ export interface BottleNetworks {
   egress: BottleNetwork;
 }
 
-const BRIDGE_NAME_OPTION = 'com.docker.network.bridge.name';
 export const ADDRESSLESS_BRIDGE_OPTION = 'com.docker.network.bridge.inhibit_ipv4';
 
-/** Whether a network's driver options give its bridge no host address (see BottleNetwork.hostAddressless). */
+/** Whether a network's driver options give its bridge no host address (networks made by earlier versions lack it). */
 export function isHostAddressless(options: Record<string, string> | undefined): boolean {
   return options?.[ADDRESSLESS_BRIDGE_OPTION] === 'true';
 }
@@ -43,44 +32,13 @@ export function isHostAddressless(options: Record<string, string> | undefined): 
 interface NetworkInspect {
   Id: string;
   Name: string;
-  Options?: Record<string, string>;
   IPAM?: { Config?: Array<{ Subnet?: string; Gateway?: string }> };
 }
 
-export function describeNetwork(info: NetworkInspect): BottleNetwork {
+function describeNetwork(info: NetworkInspect): BottleNetwork {
   const ipv4 = (info.IPAM?.Config ?? []).find((c) => c.Subnet && !c.Subnet.includes(':'));
-  if (!ipv4?.Gateway || !ipv4.Subnet) throw new Error(`network ${info.Name} has no IPv4 subnet/gateway`);
-  return {
-    id: info.Id,
-    name: info.Name,
-    bridge: info.Options?.[BRIDGE_NAME_OPTION] ?? `br-${info.Id.slice(0, 12)}`,
-    gateway: ipv4.Gateway,
-    subnet: ipv4.Subnet,
-    hostAddressless: isHostAddressless(info.Options),
-  };
-}
-
-/**
- * The address Docker's IPAM hands the first container that joins a fresh
- * network: the one right after the bridge's gateway address (allocation is
- * sequential). A guess to start work early with; callers check it.
- */
-export function firstContainerAddress(network: Pick<BottleNetwork, 'gateway' | 'subnet'>): string | undefined {
-  const toInt = (ip: string) => {
-    const parts = ip.split('.').map(Number);
-    if (parts.length !== 4 || !parts.every((p) => Number.isInteger(p) && p >= 0 && p <= 255)) return undefined;
-    return ((parts[0] << 24) | (parts[1] << 16) | (parts[2] << 8) | parts[3]) >>> 0;
-  };
-  const [base, prefixText] = network.subnet.split('/');
-  const gateway = toInt(network.gateway);
-  const start = toInt(base);
-  const prefix = Number(prefixText);
-  if (gateway === undefined || start === undefined || !Number.isInteger(prefix) || prefix < 1 || prefix > 30) return undefined;
-  const size = 2 ** (32 - prefix);
-  const next = gateway + 1;
-  // Inside the subnet, and not its broadcast address.
-  if (next <= start || next >= start + size - 1) return undefined;
-  return [next >>> 24, (next >>> 16) & 255, (next >>> 8) & 255, next & 255].join('.');
+  if (!ipv4?.Subnet) throw new Error(`network ${info.Name} has no IPv4 subnet`);
+  return { id: info.Id, name: info.Name, subnet: ipv4.Subnet };
 }
 
 /** Inspect by name; undefined when absent. */
@@ -93,40 +51,78 @@ export async function inspectNetwork(docker: Docker, name: string): Promise<Bott
   }
 }
 
-async function ensureNetwork(docker: Docker, name: string, internal: boolean, labels: Record<string, string>): Promise<BottleNetwork> {
-  const existing = await inspectNetwork(docker, name);
+/** Docker's answer when a subnet overlaps one of its networks (or its host routes, for some versions). */
+export function isSubnetTaken(err: unknown): boolean {
+  return /overlap/i.test(err instanceof Error ? err.message : String(err));
+}
+
+interface NetworkRequest {
+  name: string;
+  internal: boolean;
+  labels: Record<string, string>;
+  pool: Ipv4Cidr;
+}
+
+/**
+ * The network under its deterministic name: the existing one (a retried
+ * effect), or a new one on the first candidate subnet the daemon accepts.
+ * The daemon refuses a subnet that overlaps one of its networks, which is
+ * what keeps two concurrent starts off the same subnet.
+ */
+async function ensureNetwork(docker: Docker, request: NetworkRequest): Promise<BottleNetwork> {
+  const existing = await inspectNetwork(docker, request.name);
   if (existing) return existing;
-  try {
-    // CheckDuplicate: Docker otherwise happily creates two networks with one name,
-    // and a retried effect would then see an ambiguous name.
-    await docker.createNetwork({ Name: name, Driver: 'bridge', Internal: internal, CheckDuplicate: true, Labels: labels, ...(internal ? { Options: { [ADDRESSLESS_BRIDGE_OPTION]: 'true' } } : {}) });
-  } catch (err) {
-    if (isAddressPoolExhausted(err)) {
-      // Retrying does not help until some network goes away: say so at once, with the fix.
-      throw new PermanentEffectError(
-        'Docker has no free address pool left for a new network (each bottle uses 2): remove networks you no longer need (`bottle cleanup`, `docker network prune`) or give the daemon more with "default-address-pools" in /etc/docker/daemon.json',
-        String(err),
-      );
+  let tried = 0;
+  for (const subnet of subnetCandidates(request.pool, request.name)) {
+    tried++;
+    const { bridge } = subnetAddresses(subnet);
+    try {
+      await docker.createNetwork({
+        Name: request.name,
+        Driver: 'bridge',
+        Internal: request.internal,
+        CheckDuplicate: true,
+        Labels: request.labels,
+        IPAM: { Driver: 'default', Config: [{ Subnet: subnet, Gateway: bridge }] },
+        ...(request.internal ? { Options: { [ADDRESSLESS_BRIDGE_OPTION]: 'true' } } : {}),
+      });
+    } catch (err) {
+      if (isSubnetTaken(err)) continue;
+      // 409: a concurrent attempt of this same effect created it first.
+      if (statusOf(err) !== 409) throw err;
     }
-    if (statusOf(err) !== 409) throw err; // 409: a concurrent attempt created it first
+    const created = await inspectNetwork(docker, request.name);
+    if (!created) throw new Error(`network ${request.name} vanished right after it was created`);
+    return created;
   }
-  const created = await inspectNetwork(docker, name);
-  if (!created) throw new Error(`network ${name} vanished right after it was created`);
-  return created;
+  throw new PermanentEffectError(
+    `no free subnet left in the bottle network pool ${formatCidr(request.pool)} (${tried} tried): ` +
+      'remove bottles you no longer need (`bottle cleanup`) or widen CLAUDE_BOTTLE_SUBNET_POOL',
+  );
 }
 
 /** Idempotent: inspect before create, so a retried effect reuses what the first attempt made. */
-export async function ensureBottleNetworks(docker: Docker, identity: string, agent: string): Promise<BottleNetworks> {
+export async function ensureBottleNetworks(
+  docker: Docker,
+  identity: string,
+  agent: string,
+  pool: Ipv4Cidr,
+): Promise<BottleNetworks> {
   const names = resourceNames(identity);
-  // Independent of each other: created side by side (each create is a daemon round trip of ~100 ms).
+  // Independent of each other: created side by side.
   const [internal, egress] = await Promise.all([
-    ensureNetwork(docker, names.internalNetwork, true, bottleLabels(identity, agent, 'internal-network')),
-    ensureNetwork(docker, names.egressNetwork, false, bottleLabels(identity, agent, 'egress-network')),
+    ensureNetwork(docker, {
+      name: names.internalNetwork,
+      internal: true,
+      labels: bottleLabels(identity, agent, 'internal-network'),
+      pool,
+    }),
+    ensureNetwork(docker, {
+      name: names.egressNetwork,
+      internal: false,
+      labels: bottleLabels(identity, agent, 'egress-network'),
+      pool,
+    }),
   ]);
   return { internal, egress };
-}
-
-/** Docker 20.10 answers 404 ("driver not found - could not find an available, non-overlapping IPv4 address pool ..."). */
-export function isAddressPoolExhausted(err: unknown): boolean {
-  return /non-overlapping IPv4 address pool/i.test(err instanceof Error ? err.message : String(err));
 }

@@ -1,15 +1,11 @@
-import type Docker from 'dockerode';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { BottlePlan } from '../../plan/schema.js';
-import { statePaths } from '../../shared/paths.js';
 import { statusOf } from '../docker/client.js';
-import { containerIp, ensureConnected, ensureContainer, startContainer } from '../docker/containers.js';
-import type { BottleNetworks } from '../docker/networks.js';
-import { PermanentEffectError } from '../types.js';
-import { pipelockAgentEnvironment } from './agent-env.js';
+import { ensureConnected, ensureContainer, startContainer, startedAt } from '../docker/containers.js';
+import { classifyDockerErrors, requireNetwork } from '../errors.js';
+import { writePipelockConfig } from '../state.js';
+import { PermanentEffectError, type EffectDeps, type EffectHandler } from '../types.js';
 import { generatePipelockConfig, PIPELOCK_LISTEN_PORT } from './config.js';
-import { pipelockContainerName, pipelockContainerSpec } from './container.js';
+import { pipelockContainerSpec } from './container.js';
 import { waitForPipelockReady } from './ready.js';
 
 /** The image named in pipelock's own docs; used when the manifest names none. */
@@ -24,32 +20,39 @@ export function pipelockImageFor(plan: BottlePlan): string {
 }
 
 /**
- * Runs pipelock as the bottle's egress hop, next to the gateway (which keeps
- * the credential port). Idempotent like every effect: the config is rewritten
- * from the plan, the container is found or created, connected to the internal
- * network and waited on until it logs its startup line. The image must already
- * be on the daemon: this tool never pulls.
+ * start_pipelock: pipelock as the bottle's egress hop, next to the gateway
+ * (which keeps the credential port). Idempotent like every effect: the config
+ * is rewritten from the plan, the container is found or created, connected to
+ * the internal network at its fixed address and waited on until it logs its
+ * startup line. The image must already be on the daemon: this tool never pulls.
  */
-export async function startPipelock(docker: Docker, plan: BottlePlan, networks: BottleNetworks, signal?: AbortSignal): Promise<void> {
-  const image = pipelockImageFor(plan);
-  try {
-    await docker.getImage(image).inspect();
-  } catch (err) {
-    if (statusOf(err) === 404) {
-      throw new PermanentEffectError(`pipelock image ${image} is not on this Docker daemon; load or build it (claude-bottle never pulls), or drop egress.proxy "pipelock"`);
+export const startPipelock =
+  ({ docker }: EffectDeps): EffectHandler<'start_pipelock'> =>
+  async (req, ctx) => {
+    const { plan } = ctx;
+    const network = requireNetwork(req.params.network);
+    const image = pipelockImageFor(plan);
+    try {
+      await docker.getImage(image).inspect();
+    } catch (err) {
+      if (statusOf(err) === 404) {
+        throw new PermanentEffectError(
+          `pipelock image ${image} is not on this Docker daemon; load or build it (claude-bottle never pulls), ` +
+            'or drop egress.proxy "pipelock"',
+        );
+      }
+      throw err;
     }
-    throw err;
-  }
-  const configPath = join(statePaths(plan.identity).dir, 'pipelock.yaml');
-  await writeFile(configPath, generatePipelockConfig(plan, { listenPort: PIPELOCK_LISTEN_PORT }), { mode: 0o644 });
-  const pipelock = await ensureContainer(docker, pipelockContainerSpec(plan, image, configPath));
-  await ensureConnected(docker, pipelock.id, networks.internal.name);
-  if (pipelock.status === 'created') await startContainer(pipelock.container);
-  await waitForPipelockReady(pipelock.container, { signal });
-}
-
-/** The agent's environment when pipelock is the egress hop. */
-export async function pipelockEnvironment(docker: Docker, plan: BottlePlan, networks: BottleNetworks, gatewayIp: string): Promise<Record<string, string>> {
-  const pipelockIp = await containerIp(docker, pipelockContainerName(plan.identity), networks.internal.name);
-  return pipelockAgentEnvironment(plan, { pipelockIp, gatewayIp });
-}
+    const configPath = await writePipelockConfig(
+      plan.identity,
+      generatePipelockConfig(plan, { listenPort: PIPELOCK_LISTEN_PORT }),
+    );
+    const pipelock = await classifyDockerErrors('creating pipelock', () =>
+      ensureContainer(docker, pipelockContainerSpec(plan, image, configPath)),
+    );
+    await ensureConnected(docker, pipelock.id, network.internal.name, network.addresses.pipelock);
+    if (pipelock.status === 'created') await startContainer(pipelock.container);
+    await waitForPipelockReady(pipelock.container, { signal: ctx.signal });
+    const data = { container: pipelock.id, ip: network.addresses.pipelock, started_at: await startedAt(pipelock.container) };
+    return [{ type: 'pipelock.started', data }];
+  };

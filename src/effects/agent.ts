@@ -1,0 +1,111 @@
+import {
+  AGENT_HOME,
+  agentEnvironment,
+  CA_BUNDLE_TARGET,
+  GATEWAY_CA_TARGET,
+  PROMPT_TARGET,
+  SKILLS_TARGET_DIR,
+  SSH_TARGET_DIR,
+  SYSTEM_CA_BUNDLE,
+  TRANSCRIPT_TARGET,
+} from '../plan/agent-env.js';
+import type { NetworkLayout } from '../machines/context.js';
+import type { BottlePlan } from '../plan/schema.js';
+import { agentInitEntry, agentLaunch } from './docker/agent-init.js';
+import { readContainerFile } from './docker/archive.js';
+import { statusOf } from './docker/client.js';
+import { agentContainerSpec, ensureContainer, startContainer, startedAt } from './docker/containers.js';
+import {
+  cwdEntries,
+  promptEntries,
+  putEntries,
+  skillEntries,
+  sshEntries,
+  transcriptEntries,
+  trustEntries,
+  type ArchiveEntry,
+  type ProvisionTargets,
+} from './docker/provision.js';
+import { classifyDockerErrors, requireNetwork } from './errors.js';
+import { pipelockAgentEnvironment } from './pipelock/agent-env.js';
+import { usesPipelock } from './pipelock/launch.js';
+import { hasTranscript, stateLocations } from './state.js';
+import { PermanentEffectError, type EffectDeps, type EffectHandler } from './types.js';
+
+const AGENT_TARGETS: ProvisionTargets = {
+  home: AGENT_HOME,
+  promptTarget: PROMPT_TARGET,
+  skillsDir: SKILLS_TARGET_DIR,
+  sshDir: SSH_TARGET_DIR,
+  claudeDir: TRANSCRIPT_TARGET,
+};
+
+/** The agent's environment: its proxy is the gateway, or pipelock when that is the egress hop. */
+function environmentFor(plan: BottlePlan, network: NetworkLayout): Record<string, string> {
+  const gatewayIp = network.addresses.gateway;
+  if (!usesPipelock(plan)) return agentEnvironment(plan, gatewayIp);
+  return pipelockAgentEnvironment(plan, { pipelockIp: network.addresses.pipelock, gatewayIp });
+}
+
+/** Everything copied into the agent before it starts. */
+async function provisioning(plan: BottlePlan): Promise<ArchiveEntry[]> {
+  const entries: ArchiveEntry[] = [agentInitEntry()];
+  if (plan.prompt) entries.push(...(await promptEntries(plan.prompt, AGENT_TARGETS)));
+  entries.push(...(await skillEntries(plan.skills, AGENT_TARGETS)));
+  entries.push(...(await sshEntries(plan.ssh, AGENT_TARGETS)));
+  // A resume restores the snapshot; so does a retried start that finds one (the folder only exists after a run).
+  if (hasTranscript(plan.identity)) {
+    entries.push(...(await transcriptEntries(stateLocations(plan.identity).transcript, AGENT_TARGETS)));
+  }
+  if (plan.copy_cwd) entries.push(...(await cwdEntries(plan.cwd)));
+  return entries;
+}
+
+/**
+ * start_agent: the hardened agent container at its fixed address, provisioned
+ * and started. It may start before the gateway listens: its first program
+ * (src/agent-init) holds the agent's command back until the proxy accepts.
+ * With host credential routes the machine passes the gateway's CA, which the
+ * agent is given to trust.
+ */
+export const startAgent =
+  ({ docker }: EffectDeps): EffectHandler<'start_agent'> =>
+  async (req, ctx) => {
+    const { plan } = ctx;
+    const network = requireNetwork(req.params.network);
+    const launch = await classifyDockerErrors('inspecting the agent image', () =>
+      agentLaunch(docker, plan.image.tag, plan.command),
+    );
+    const spec = agentContainerSpec(plan, { env: environmentFor(plan, network), network, launch });
+    const agent = await classifyDockerErrors('creating the agent', () => ensureContainer(docker, spec));
+    if (agent.status === 'created') {
+      const entries = await provisioning(plan);
+      const ca = req.params.interception_ca;
+      if (ca) {
+        const systemBundle = await readContainerFile(agent.container, SYSTEM_CA_BUNDLE);
+        const paths = { home: AGENT_HOME, caTarget: GATEWAY_CA_TARGET, bundleTarget: CA_BUNDLE_TARGET };
+        entries.push(...trustEntries(ca, systemBundle, paths));
+      } else if (plan.credentials.some((route) => route.role !== 'anthropic-base-url' && route.host)) {
+        throw new PermanentEffectError(
+          'the gateway published no interception CA, so the agent could not use its host credential routes over HTTPS',
+        );
+      }
+      await classifyDockerErrors('provisioning the agent', () => putEntries(agent.container, entries));
+      await classifyDockerErrors('starting the agent', () => startContainer(agent.container));
+    }
+    const data = { container: plan.containers.agent, runtime: plan.runtime, started_at: await startedAt(agent.container) };
+    return [{ type: 'agent.started', data }];
+  };
+
+/** stop_agent: SIGTERM, then SIGKILL after a grace period; the exit is reported by watch_agent. */
+export const stopAgent =
+  ({ docker }: EffectDeps): EffectHandler<'stop_agent'> =>
+  async (_req, ctx) => {
+    try {
+      await docker.getContainer(ctx.plan.containers.agent).stop({ t: 10 });
+    } catch (err) {
+      // 304: already stopped; 404: already removed.
+      if (statusOf(err) !== 304 && statusOf(err) !== 404) throw err;
+    }
+    return [];
+  };

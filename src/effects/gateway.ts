@@ -1,0 +1,107 @@
+import { GatewayConfigSchema, type GatewayConfigInput } from '../gateway/config.js';
+import {
+  GATEWAY_CONFIG_PATH,
+  GATEWAY_CREDENTIAL_PORT,
+  GATEWAY_FILES_DIR,
+  GATEWAY_PROXY_PORT,
+  GATEWAY_SECRETS_PATH,
+} from '../gateway/protocol.js';
+import type { NetworkLayout } from '../machines/context.js';
+import type { BottlePlan } from '../plan/schema.js';
+import { routeId } from '../shared/names.js';
+import { subnetAddresses } from '../shared/subnet-pool.js';
+import {
+  ensureConnected,
+  ensureContainer,
+  gatewayContainerSpec,
+  GATEWAY_UID,
+  startContainer,
+  startedAt,
+} from './docker/containers.js';
+import { readGatewayReadyLine, waitForGatewayReady } from './docker/logs.js';
+import { putEntries, type ArchiveEntry } from './docker/provision.js';
+import { classifyDockerErrors, requireNetwork } from './errors.js';
+import { readGatewaySecrets, removeGatewaySecrets } from './state.js';
+import { PermanentEffectError, type EffectDeps, type EffectHandler } from './types.js';
+
+/** The gateway's config: the allowlist, credential routes by id, and pinned names resolved to IPs. */
+export function gatewayConfigFor(plan: BottlePlan, network: NetworkLayout): GatewayConfigInput {
+  // host-gateway: the egress bridge's own address, the host as the gateway's network sees it.
+  const hostGateway = subnetAddresses(network.egress.subnet).bridge;
+  const extraHosts = Object.fromEntries(
+    Object.entries(plan.extra_hosts).map(([name, target]) => [name, target === 'host-gateway' ? hostGateway : target]),
+  );
+  return {
+    identity: plan.identity,
+    proxy_port: GATEWAY_PROXY_PORT,
+    credential_port: GATEWAY_CREDENTIAL_PORT,
+    allow: plan.hosts,
+    extra_hosts: extraHosts,
+    routes: plan.credentials.map((route, index) => ({
+      id: routeId(index),
+      ...(route.role ? { role: route.role } : {}),
+      ...(route.host ? { host: route.host } : {}),
+      ...(route.upstream ? { upstream: route.upstream } : {}),
+      auth: route.auth,
+      ...(route.header ? { header: route.header } : {}),
+    })),
+  };
+}
+
+/** The config and secrets files, written into the created gateway's root-owned files folder. */
+async function gatewayFiles(plan: BottlePlan, network: NetworkLayout, firstAttempt: boolean): Promise<ArchiveEntry[]> {
+  const config = GatewayConfigSchema.safeParse(gatewayConfigFor(plan, network));
+  if (!config.success) {
+    const issues = config.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new PermanentEffectError(`gateway configuration is invalid: ${issues}`);
+  }
+  const files: ArchiveEntry[] = [
+    { type: 'file', path: GATEWAY_CONFIG_PATH, mode: 0o444, uid: 0, gid: 0, content: JSON.stringify(config.data) },
+  ];
+  const secrets = await readGatewaySecrets(plan.identity);
+  if (!secrets && firstAttempt && plan.credentials.length > 0) {
+    throw new PermanentEffectError(
+      'the credential secrets for this launch are gone (already used by an earlier gateway); start or resume the bottle again',
+    );
+  }
+  // A retry that finds the secrets already handed over rewrites only the config.
+  if (secrets || firstAttempt) {
+    const content = JSON.stringify(secrets ?? {});
+    files.push({ type: 'file', path: GATEWAY_SECRETS_PATH, mode: 0o400, uid: GATEWAY_UID, gid: GATEWAY_UID, content });
+  }
+  return files;
+}
+
+/** start_gateway: the gateway container, on the egress network and at its fixed internal address, started. */
+export const startGateway =
+  ({ docker }: EffectDeps): EffectHandler<'start_gateway'> =>
+  async (req, ctx) => {
+    const { plan } = ctx;
+    const network = requireNetwork(req.params.network);
+    const gateway = await classifyDockerErrors('creating the gateway', () =>
+      ensureContainer(docker, gatewayContainerSpec(plan, { network })),
+    );
+    await ensureConnected(docker, gateway.id, network.internal.name, network.addresses.gateway);
+    if (gateway.status === 'created') {
+      await putEntries(gateway.container, await gatewayFiles(plan, network, gateway.created), GATEWAY_FILES_DIR);
+      await removeGatewaySecrets(plan.identity);
+      await classifyDockerErrors('starting the gateway', () => startContainer(gateway.container));
+    }
+    const started_at = await startedAt(gateway.container);
+    const data = { container: plan.containers.gateway, ip: network.addresses.gateway, started_at, legacy_launch: false };
+    return [{ type: 'gateway.started', data }];
+  };
+
+/**
+ * await_gateway_ready: the gateway's ready line, which it prints once it
+ * enforces its policy; with host credential routes it carries the CA the
+ * agent must trust.
+ */
+export const awaitGatewayReady =
+  ({ docker }: EffectDeps): EffectHandler<'await_gateway_ready'> =>
+  async (_req, ctx) => {
+    const gateway = docker.getContainer(ctx.plan.containers.gateway);
+    await waitForGatewayReady(gateway, { signal: ctx.signal });
+    const ready = await readGatewayReadyLine(gateway);
+    return [{ type: 'gateway.ready', data: ready?.interception_ca ? { interception_ca: ready.interception_ca } : {} }];
+  };

@@ -1,0 +1,28 @@
+import { agentImageSource, ensureImage, gatewayImageSource } from './docker/images.js';
+import { bottleDockerfile, readMetadata } from './state.js';
+import type { EffectDeps, EffectHandler } from './types.js';
+
+/** build_image: the agent and gateway images, built unless their tags already exist. */
+export const buildImage =
+  ({ docker }: EffectDeps): EffectHandler<'build_image'> =>
+  async (_req, ctx) => {
+    const { plan } = ctx;
+    // The plan decides which Dockerfile the image comes from; a resumed plan names the per-bottle one,
+    // whose build context is still the bottle's original folder (kept in metadata).
+    const usesStateDockerfile = plan.image.dockerfile === bottleDockerfile(ctx.identity);
+    const baseDockerfile = usesStateDockerfile
+      ? ((await readMetadata(ctx.identity))?.base_dockerfile ?? null)
+      : plan.image.builtin
+        ? null
+        : plan.image.dockerfile;
+    const agentSource = agentImageSource({
+      dockerfile: baseDockerfile ?? undefined,
+      stateDockerfile: usesStateDockerfile ? plan.image.dockerfile : undefined,
+      bottle: plan.bottle,
+    });
+    const onProgress = (line: string) => ctx.progress(line);
+    const agent = await ensureImage(docker, agentSource, plan.image, { onProgress });
+    const gateway = await ensureImage(docker, gatewayImageSource(), plan.gateway_image, { onProgress });
+    const cached = agent.cached && gateway.cached;
+    return [{ type: 'image.built', data: { tag: agent.tag, gateway_tag: gateway.tag, cached } }];
+  };

@@ -1,0 +1,81 @@
+import type { DecisionLine } from '../gateway/protocol.js';
+import type { ObservationEvent } from '../machines/effects.js';
+import { statusOf } from './docker/client.js';
+import { drainDecisionLines, followDecisionLines } from './docker/logs.js';
+import { waitForAgentExit } from './docker/wait.js';
+import { ObservationBatch } from './observation-batch.js';
+import type { EffectDeps, EffectHandler } from './types.js';
+
+/** A gateway decision line as the observation event it becomes. */
+export function decisionEvent(decision: DecisionLine): ObservationEvent {
+  if (decision.t === 'egress') {
+    const type = decision.decision === 'allowed' ? 'egress.allowed' : 'egress.denied';
+    // A request refused before its target was readable has no host/port/method.
+    const { n, host = '', port = 0, method = '', reason } = decision;
+    return { type, data: { n, host, port, method, reason } };
+  }
+  const { request_id, kind, host, port, dockerfile, reason } = decision;
+  return {
+    type: 'capability.requested',
+    data: {
+      request_id,
+      kind,
+      ...(host !== undefined ? { host } : {}),
+      ...(port !== undefined ? { port } : {}),
+      ...(dockerfile !== undefined ? { dockerfile } : {}),
+      reason,
+      queue_if_pending: true,
+    },
+  };
+}
+
+/**
+ * watch_agent: waits for the agent to exit, recording the gateway's decisions
+ * as observations meanwhile; after the exit, one drain picks up decisions
+ * the follower had not seen yet, so the log holds them all before agent.exited.
+ */
+export const watchAgent =
+  ({ docker }: EffectDeps): EffectHandler<'watch_agent'> =>
+  async (_req, ctx) => {
+    const { plan } = ctx;
+    const agent = docker.getContainer(plan.containers.agent);
+    const gateway = docker.getContainer(plan.containers.gateway);
+    // Highest decision recorded so far, whichever of follower or drain recorded it.
+    let recorded = ctx.lastEgressDecision;
+    const batch = new ObservationBatch<DecisionLine>(async (decisions) => {
+      await ctx.observe(decisions.map(decisionEvent));
+      recorded = Math.max(recorded, ...decisions.map((d) => d.n));
+    });
+    const onLine = (decision: DecisionLine) => batch.push(decision);
+    const followerStop = new AbortController();
+    const stopFollower = () => followerStop.abort();
+    ctx.signal.addEventListener('abort', stopFollower, { once: true });
+    // A follower failure (gateway gone) must not lose the agent's exit; the drain below catches up.
+    const follower = followDecisionLines(docker, gateway, {
+      sinceN: ctx.lastEgressDecision,
+      signal: followerStop.signal,
+      onLine,
+    }).catch(() => recorded);
+    try {
+      const aborted = new Promise<'aborted'>((resolve) => {
+        if (ctx.signal.aborted) resolve('aborted');
+        ctx.signal.addEventListener('abort', () => resolve('aborted'), { once: true });
+      });
+      const exit = await Promise.race([waitForAgentExit(docker, agent), aborted]);
+      followerStop.abort();
+      await follower;
+      // Everything the follower saw is in the log before the drain decides what is new.
+      await batch.flush();
+      if (exit === 'aborted') return [];
+      try {
+        await drainDecisionLines(gateway, { sinceN: recorded, onLine });
+      } catch (err) {
+        if (statusOf(err) !== 404) throw err; // no gateway left: nothing more to drain
+      }
+      await batch.flush();
+      return [{ type: 'agent.exited', data: { code: exit.code, signal: exit.signal } }];
+    } finally {
+      followerStop.abort();
+      ctx.signal.removeEventListener('abort', stopFollower);
+    }
+  };

@@ -1,0 +1,106 @@
+import { z } from 'zod';
+import { CapabilityRequestSchema } from '../shared/capability.js';
+
+/**
+ * What the gateway container and the worker agree on: where the launcher
+ * writes the gateway's files, which ports the gateway serves, and the JSON
+ * lines the gateway prints on stdout (decisions, capability requests, its
+ * listening and ready lines). Both sides import this module, so a line the
+ * gateway writes is exactly a line the worker can read.
+ */
+
+export const GATEWAY_PROXY_PORT = 3128;
+export const GATEWAY_CREDENTIAL_PORT = 3129;
+
+/** Config and secrets share one folder so one archive write delivers both. */
+export const GATEWAY_FILES_DIR = '/etc/claude-bottle';
+export const GATEWAY_CONFIG_PATH = `${GATEWAY_FILES_DIR}/gateway.json`;
+export const GATEWAY_SECRETS_PATH = `${GATEWAY_FILES_DIR}/secrets.json`;
+
+export const DENIAL_REASONS = [
+  'not_in_allowlist',
+  'port_not_allowed',
+  'private_address',
+  'tls_sni_mismatch',
+  'header_too_large',
+  'rate_limited',
+  'path_escape',
+  'bad_request',
+] as const;
+export type DenialReason = (typeof DENIAL_REASONS)[number];
+export const ALLOW_REASONS = ['allowlisted', 'credential_route'] as const;
+export type AllowReason = (typeof ALLOW_REASONS)[number];
+
+/** Lines written by older gateways carry null for absent fields; both mean "absent". */
+const absentAsUndefined = <T extends z.ZodTypeAny>(schema: T) =>
+  z.preprocess((value) => (value === null ? undefined : value), schema.optional());
+
+export const EgressLineSchema = z.object({
+  t: z.literal('egress'),
+  /** Decision number, monotonic per gateway run: lets a retried watcher skip recorded ones. */
+  n: z.number().int().positive(),
+  decision: z.enum(['allowed', 'denied']),
+  /** Absent when the request was refused before its target could be read (e.g. oversized headers). */
+  host: absentAsUndefined(z.string()),
+  port: absentAsUndefined(z.number().int()),
+  method: absentAsUndefined(z.string()),
+  reason: z.string(),
+  at: z.string().optional(),
+});
+export type EgressLine = z.infer<typeof EgressLineSchema>;
+
+export const CapabilityLineSchema = z.object({
+  t: z.literal('capability'),
+  n: z.number().int().positive(),
+  request_id: CapabilityRequestSchema.shape.request_id,
+  kind: CapabilityRequestSchema.shape.kind,
+  host: absentAsUndefined(z.string()),
+  port: absentAsUndefined(z.number().int().min(0).max(65535)),
+  dockerfile: absentAsUndefined(z.string()),
+  reason: CapabilityRequestSchema.shape.reason,
+  at: z.string().optional(),
+});
+export type CapabilityLine = z.infer<typeof CapabilityLineSchema>;
+
+/** Printed by the image's listen.pl once both ports listen, before Node boots. */
+export const ListeningLineSchema = z.object({
+  t: z.literal('listening'),
+  proxy_port: z.number().int(),
+  credential_port: z.number().int(),
+});
+
+/** Printed once the gateway enforces its policy. */
+export const ReadyLineSchema = z.object({
+  t: z.literal('ready'),
+  proxy_port: z.number().int(),
+  credential_port: z.number().int(),
+  /** PEM of the per-run CA for HTTPS to credential-route hosts (public; the key stays in the gateway). */
+  interception_ca: z.string().optional(),
+});
+export type ReadyLine = z.infer<typeof ReadyLineSchema>;
+
+export const DecisionLineSchema = z.discriminatedUnion('t', [EgressLineSchema, CapabilityLineSchema]);
+export type DecisionLine = z.infer<typeof DecisionLineSchema>;
+
+/** Everything the gateway writes to stdout. */
+export type GatewayLine = EgressLine | CapabilityLine | ReadyLine;
+
+/** One stdout line as `schema` describes it; stray text, other JSON lines and malformed JSON yield undefined. */
+export function parseJsonLine<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, line: string): T | undefined {
+  const trimmed = line.trim();
+  if (!trimmed.startsWith('{')) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(trimmed);
+  } catch {
+    return undefined;
+  }
+  const parsed = schema.safeParse(json);
+  return parsed.success ? parsed.data : undefined;
+}
+
+/** A numbered decision line (egress or capability); anything else yields undefined. */
+export const parseDecisionLine = (line: string): DecisionLine | undefined => parseJsonLine(DecisionLineSchema, line);
+export const parseReadyLine = (line: string): ReadyLine | undefined => parseJsonLine(ReadyLineSchema, line);
+export const isReadyLine = (line: string): boolean => parseReadyLine(line) !== undefined;
+export const isListeningLine = (line: string): boolean => parseJsonLine(ListeningLineSchema, line) !== undefined;
