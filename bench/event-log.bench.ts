@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import type { NewEvent } from '../src/effects/types.js';
 import { BOTTLES_INDEX_KEY, bottleKeys } from '../src/events/keys.js';
 import { EventLog, stampEvents } from '../src/events/log.js';
+import type { NewEvent } from '../src/events/schema.js';
 import { foldEvent, initialBottleState, type BottleState } from '../src/machines/index.js';
 import type { BottlePlan } from '../src/plan/schema.js';
 import { percentile, printRows, type Row } from './stats.js';

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { EventLog } from '../src/events/log.js';
-import type { EffectHandler, EffectKind } from '../src/effects/types.js';
-import { EFFECT_KINDS } from '../src/effects/types.js';
+import type { EffectHandlers } from '../src/effects/types.js';
+import { EFFECT_KINDS } from '../src/machines/index.js';
 import { runWorker } from '../src/worker/worker.js';
 import { commandJobId, openQueue } from '../src/worker/queue.js';
 import { percentile, type Row } from './stats.js';
@@ -15,7 +15,8 @@ import { percentile, type Row } from './stats.js';
  */
 export async function benchRoundTrip(connect: () => Redis, rounds = 200): Promise<Row[]> {
   const baseline = await bareBullmq(connect, rounds);
-  const noEffects = Object.fromEntries(EFFECT_KINDS.map((k) => [k, (async () => []) as EffectHandler])) as Record<EffectKind, EffectHandler>;
+  // Every effect reports nothing: the bench's bottle only ever receives commands.
+  const noEffects = Object.fromEntries(EFFECT_KINDS.map((k) => [k, async () => []])) as EffectHandlers;
   const running = await runWorker({ connect, handlers: noEffects, concurrency: 8 });
   const redis = connect();
   const log = new EventLog(redis);

@@ -12,10 +12,11 @@ import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 // Packages left out of the bundle: node_modules supplies them when, and only when, code that needs
-// them runs. Native add-ons and wasm cannot be bundled. The Docker client is large and loads its
-// BuildKit (gRPC, protobufjs) and ssh:// (ssh2) support at once, which commands that never talk to
-// Docker would otherwise parse on every run.
-const COMMONJS_EXTERNALS = ['dockerode', 'docker-modem', 'ssh2', 'cpu-features', '@grpc/*', 'protobufjs', 'tar-fs', 'msgpackr-extract', 'react'];
+// them runs. The Docker client is large and loads its BuildKit (gRPC, protobufjs) and ssh:// (ssh2)
+// support at once, which commands that never talk to Docker would otherwise parse on every run.
+const DOCKER_CLIENT = ['dockerode', 'docker-modem', 'ssh2', 'cpu-features', '@grpc/*', 'protobufjs', 'tar-fs'];
+// Native add-ons and wasm cannot be bundled; react is loaded by the dashboard only.
+const COMMONJS_EXTERNALS = [...DOCKER_CLIENT, 'msgpackr-extract', 'react'];
 // ES modules (ink awaits at the top level, so require() cannot load it): only the dashboard imports them.
 const ES_MODULE_EXTERNALS = ['ink', 'yoga-layout'];
 
@@ -29,10 +30,13 @@ const requireCommonJsOnImport = {
   name: 'require-commonjs-on-import',
   setup(b) {
     const isCommonJsExternal = (path) =>
-      COMMONJS_EXTERNALS.some((name) => (name.endsWith('/*') ? path.startsWith(name.slice(0, -1)) : path === name || path.startsWith(`${name}/`)));
-    b.onResolve({ filter: /^[@a-z]/ }, (args) =>
-      args.kind === 'dynamic-import' && isCommonJsExternal(args.path) ? { path: args.path, namespace: 'require-on-import' } : undefined,
-    );
+      COMMONJS_EXTERNALS.some((name) =>
+        name.endsWith('/*') ? path.startsWith(name.slice(0, -1)) : path === name || path.startsWith(`${name}/`),
+      );
+    b.onResolve({ filter: /^[@a-z]/ }, (args) => {
+      if (args.kind !== 'dynamic-import' || !isCommonJsExternal(args.path)) return undefined;
+      return { path: args.path, namespace: 'require-on-import' };
+    });
     b.onLoad({ filter: /.*/, namespace: 'require-on-import' }, (args) => ({
       contents: `module.exports = require(${JSON.stringify(args.path)});`,
       loader: 'js',

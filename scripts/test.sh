@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
+echo "[test] npm run lint" >&2
+npm run --silent lint
 export REDIS_URL_TEST=${REDIS_URL_TEST:-redis://127.0.0.1:${CLAUDE_BOTTLE_REDIS_PORT:-6379}}
 report=$(mktemp -t vitest-report.XXXXXX.json)
 trap 'rm -f "$report"' EXIT

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { BOTTLES_INDEX_KEY, bottleKeys } from './keys.js';
+import { entryToEvent, readEvents, seqOf, type StreamEntry } from './read.js';
 import {
   CURRENT_VERSION,
   InvalidEventError,
@@ -56,13 +57,9 @@ export interface FollowOptions {
   blockMs?: number;
 }
 
-/** Entries fetched per XRANGE round trip when reading a history. */
-const READ_PAGE = 2000;
 const FOLLOW_BATCH = 500;
 const APPEND_COMMAND = 'cbAppendEvents';
 
-type StreamEntry = [id: string, fields: string[]];
-type BufferEntry = [id: Buffer, fields: Buffer[]];
 type AppendReply = [status: 'ok' | 'conflict' | 'badseq', value: number] | ['duplicate', number, number];
 type AppendCommand = (...args: Array<string | number>) => Promise<AppendReply>;
 
@@ -150,22 +147,7 @@ export class EventLog<State extends { seq: number } = { seq: number }> {
 
   /** Events fromSeq..toSeq inclusive (default: to the end), upcast and validated. */
   async read(identity: string, fromSeq = 1, toSeq?: number): Promise<LifecycleEvent[]> {
-    const { events: key } = bottleKeys(identity);
-    const end = toSeq === undefined ? '+' : `${toSeq}-0`;
-    if (toSeq !== undefined && toSeq < fromSeq) return [];
-    // Buffer replies: ioredis would otherwise decode every field name and value
-    // of every entry into a string; we decode only the values (see bufferEntryToEvent).
-    const fetchPage = (start: string) => this.redis.xrangeBuffer(key, start, end, 'COUNT', READ_PAGE) as Promise<BufferEntry[]>;
-    const out: LifecycleEvent[] = [];
-    let pending = fetchPage(`${Math.max(1, fromSeq)}-0`);
-    for (;;) {
-      const page = await pending;
-      const more = page.length === READ_PAGE;
-      // Ask for the next page before parsing this one, so Redis works while we parse.
-      if (more) pending = fetchPage(`(${page[page.length - 1][0].toString('latin1')}`);
-      for (const entry of page) out.push(bufferEntryToEvent(identity, entry));
-      if (!more) return out;
-    }
+    return readEvents(this.redis, identity, fromSeq, toSeq);
   }
 
   /** Seq of the newest event, 0 for a bottle with no events. */
@@ -245,62 +227,3 @@ export class EventLog<State extends { seq: number } = { seq: number }> {
   }
 }
 
-function seqOf(id: string): number {
-  return Number.parseInt(id, 10);
-}
-
-function entryToEvent(identity: string, [id, fields]: StreamEntry): LifecycleEvent {
-  let type: string | undefined;
-  let at: string | undefined;
-  let v: string | undefined;
-  let data: string | undefined;
-  for (let i = 0; i < fields.length; i += 2) {
-    const value = fields[i + 1];
-    switch (fields[i]) {
-      case 'type':
-        type = value;
-        break;
-      case 'at':
-        at = value;
-        break;
-      case 'v':
-        v = value;
-        break;
-      case 'data':
-        data = value;
-        break;
-    }
-  }
-  return storedToEvent(identity, id, type, at, v, data);
-}
-
-/** Field names in the order the append script writes them. */
-const FIELD_ORDER = ['type', 'at', 'v', 'data'].map((name) => Buffer.from(name, 'latin1'));
-
-function isField(actual: Buffer, expected: Buffer): boolean {
-  if (actual.length !== expected.length) return false;
-  for (let i = 0; i < expected.length; i++) if (actual[i] !== expected[i]) return false;
-  return true;
-}
-
-function bufferEntryToEvent(identity: string, [id, fields]: BufferEntry): LifecycleEvent {
-  const inAppendOrder =
-    fields.length === 8 &&
-    isField(fields[0], FIELD_ORDER[0]) &&
-    isField(fields[2], FIELD_ORDER[1]) &&
-    isField(fields[4], FIELD_ORDER[2]) &&
-    isField(fields[6], FIELD_ORDER[3]);
-  if (inAppendOrder) {
-    return storedToEvent(identity, id.toString('latin1'), fields[1].toString(), fields[3].toString(), fields[5].toString('latin1'), fields[7].toString());
-  }
-  return entryToEvent(identity, [id.toString(), fields.map((f) => f.toString())]);
-}
-
-function storedToEvent(identity: string, id: string, type?: string, at?: string, v?: string, data?: string): LifecycleEvent {
-  try {
-    return parseEvent({ seq: seqOf(id), type, at, v: v === undefined ? undefined : Number(v), data: data === undefined ? undefined : JSON.parse(data) });
-  } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
-    throw new InvalidEventError(`bottle ${identity}: stored ${reason}`);
-  }
-}

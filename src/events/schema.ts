@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { datetimeRegex, z } from 'zod';
 import { BottlePlanSchema } from '../plan/schema.js';
 import { CapabilityRequestSchema } from '../shared/capability.js';
 import { upcastData } from './upcast.js';
@@ -168,8 +168,10 @@ const RawEnvelopeSchema = z.object({
  * and type in the message.
  */
 export function parseEvent(raw: unknown): LifecycleEvent {
-  const fast = parseObservationFast(raw);
-  if (fast) return fast;
+  if (isPlainRecord(raw)) {
+    const fast = parseObservationFast(raw.seq, raw.type, raw.at, raw.v, raw.data);
+    if (fast) return fast;
+  }
   const head = RawEnvelopeSchema.safeParse(raw);
   if (!head.success) throw new InvalidEventError(`malformed event envelope: ${head.error.issues[0]?.message ?? 'invalid'}`);
   const { type, v } = head.data;
@@ -207,23 +209,38 @@ export function parseNewEventData(type: string, data: unknown): Record<string, u
 // against each other) but is an order of magnitude cheaper. Anything it is
 // unsure about falls through to zod.
 
-const ISO_INSTANT =
-  /^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$/;
+/** The regex zod's `datetime({ offset: true })` runs on `at`, compiled once instead of on every check. */
+const AT_PATTERN = datetimeRegex({ precision: null, offset: true, local: false });
 
-function parseObservationFast(raw: unknown): LifecycleEvent | undefined {
-  if (typeof raw !== 'object' || raw === null) return undefined;
-  const r = raw as Record<string, unknown>;
-  if (r.type !== 'egress.allowed' && r.type !== 'egress.denied') return undefined;
-  if (r.v !== 1) return undefined;
-  const { seq, at, data } = r;
+/** The checks below are of version 1 data; a later version takes zod and its upcasters. */
+const OBSERVATIONS_AT_V1 = CURRENT_VERSION['egress.allowed'] === 1 && CURRENT_VERSION['egress.denied'] === 1;
+
+/** What zod takes for an object: anything else (arrays, class instances, thenables) is left to zod. */
+function isPlainRecord(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return (proto === Object.prototype || proto === null) && typeof (value as { then?: unknown }).then !== 'function';
+}
+
+/**
+ * parseEvent for an event already taken apart, as the log reads it, without
+ * building an envelope object for the common case. `v` undefined means absent.
+ */
+export function parseStoredEvent(seq: number, type: unknown, at: unknown, v: number | undefined, data: unknown): LifecycleEvent {
+  return parseObservationFast(seq, type, at, v, data) ?? parseEvent({ seq, type, at, v, data });
+}
+
+function parseObservationFast(seq: unknown, type: unknown, at: unknown, v: unknown, data: unknown): LifecycleEvent | undefined {
+  if (type !== 'egress.allowed' && type !== 'egress.denied') return undefined;
+  // An absent version counts as v1, as RawEnvelopeSchema's default has it.
+  if ((v !== 1 && v !== undefined) || !OBSERVATIONS_AT_V1) return undefined;
   if (typeof seq !== 'number' || !Number.isInteger(seq) || seq < 1) return undefined;
-  if (typeof at !== 'string' || !ISO_INSTANT.test(at)) return undefined;
-  if (typeof data !== 'object' || data === null) return undefined;
-  const d = data as Record<string, unknown>;
-  const { n, host, port, method, reason } = d;
+  if (typeof at !== 'string' || !AT_PATTERN.test(at)) return undefined;
+  if (!isPlainRecord(data)) return undefined;
+  const { n, host, port, method, reason } = data;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) return undefined;
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) return undefined;
   if (typeof host !== 'string' || typeof method !== 'string' || typeof reason !== 'string') return undefined;
   // Anything not exactly right falls through to zod, which produces the error message.
-  return { seq, type: r.type, at, v: 1, data: { n, host, port, method, reason } };
+  return { seq, type, at, v: 1, data: { n, host, port, method, reason } };
 }

@@ -9,14 +9,25 @@ import { NetworkLayoutSchema, PendingCapabilitySchema, PreserveReasonSchema } fr
  * (src/effects/index.ts); a handler that returns an event its effect may not
  * produce, or data of the wrong shape, does not type-check.
  */
+/** An event besides an effect's outcomes that shows the effect has nothing more to do. */
+interface Settler {
+  type: EventType;
+  when?: (data: unknown) => boolean;
+}
+
 function effect<const Outcomes extends readonly EventType[], Params extends z.ZodTypeAny>(
   params: Params,
   outcomes: Outcomes,
-  /** Events besides its outcomes that show the effect has nothing more to do. */
-  settledBy: readonly EventType[] = [],
+  settledBy: readonly Settler[] = [],
 ) {
   return { params, outcomes, settledBy };
 }
+
+/** A v1 gateway.started: its launch's one gateway effect also started pipelock. */
+const legacyGatewayStart: Settler = {
+  type: 'gateway.started',
+  when: (data) => (data as { legacy_launch?: boolean }).legacy_launch === true,
+};
 
 const noParams = z.object({}).strict();
 /** Null for networks made before they had fixed addresses: such a launch cannot go on. */
@@ -34,7 +45,7 @@ export const EFFECTS = {
   /** Waits until the started gateway enforces its policy (its ready line). */
   await_gateway_ready: effect(noParams, ['gateway.ready']),
   /** The pipelock container, when pipelock is the egress hop. */
-  start_pipelock: effect(launchParams, ['pipelock.started']),
+  start_pipelock: effect(launchParams, ['pipelock.started'], [legacyGatewayStart]),
   /** The hardened agent container, provisioned and started. */
   start_agent: effect(
     launchParams.extend({ interception_ca: z.string().nullable() }),
@@ -43,7 +54,7 @@ export const EFFECTS = {
   /** Follows the agent until it exits, recording the gateway's decisions as observations meanwhile. */
   watch_agent: effect(noParams, ['agent.exited']),
   /** Asks the agent to stop; its exit is reported by watch_agent. */
-  stop_agent: effect(z.object({ by: z.string().nullable() }), [], ['agent.exited']),
+  stop_agent: effect(z.object({ by: z.string().nullable() }), [], [{ type: 'agent.exited' }]),
   /** Copies the agent's transcript into the state folder. */
   snapshot_transcript: effect(
     z.object({ code: z.number().nullable(), signal: z.string().nullable() }),
@@ -116,7 +127,7 @@ export function parseEffectRequest(raw: unknown): EffectRequest {
 export function settles(kind: EffectKind, event: { type: string; data: unknown }): boolean {
   const spec = EFFECTS[kind];
   if ((spec.outcomes as readonly string[]).includes(event.type)) return true;
-  if ((spec.settledBy as readonly string[]).includes(event.type)) return true;
+  if (spec.settledBy.some((s) => s.type === event.type && (s.when?.(event.data) ?? true))) return true;
   if (event.type !== 'effect.failed') return false;
   const failure = event.data as { effect: string; permanent: boolean };
   return failure.effect === kind && failure.permanent;

@@ -12,11 +12,15 @@ import tar from 'tar-stream';
 import type Docker from 'dockerode';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_INIT_PATH, agentInitEntry, agentLaunch } from '../../src/effects/docker/agent-init.js';
-import { ADDRESSLESS_BRIDGE_OPTION, describeNetwork } from '../../src/effects/docker/networks.js';
+import { agentContainerSpec, ensureConnected } from '../../src/effects/docker/containers.js';
+import { ensureBottleNetworks } from '../../src/effects/docker/networks.js';
 import { putEntries } from '../../src/effects/docker/provision.js';
+import { removeBottleResources } from '../../src/effects/docker/teardown.js';
+import type { NetworkLayout } from '../../src/machines/context.js';
+import { subnetAddresses, subnetPool } from '../../src/shared/subnet-pool.js';
 import { REPO } from '../support/cli-harness.js';
 import { freePort } from '../support/upstream.js';
-import { ensureToolsImage, testDocker, testIdentity, testLabels, TEST_TOOLS_IMAGE } from '../support/docker.js';
+import { ensureToolsImage, testDocker, testIdentity, testLabels, testPlan, TEST_TOOLS_IMAGE } from '../support/docker.js';
 
 const INIT = join(REPO, 'dist', 'agent-init', 'wait-for-proxy');
 
@@ -174,61 +178,55 @@ describe('wait-for-proxy as the first program of a container', () => {
     expect(logs).toContain('command pid=1 uid=1000');
   });
 
-  it('reaches a gateway whose interface did not exist when it first looked, as soon as listen.pl binds and announces itself', async () => {
-    // Docker hands out addresses in order: a placeholder takes the first, the agent the second; once
-    // the placeholder is gone the "gateway" gets the first back. The agent's init asks for it in
-    // between, when nobody answers ARP for it, and its kernel would only ask again after
-    // retrans_time_ms (10 s here). (The init starts a second late so that it never meets the
-    // placeholder: Docker derives MACs from addresses, so an answer from it would hold for the gateway.)
-    const network = `cb-${identity}-arp`;
-    await docker.createNetwork({ Name: network, Internal: true, Labels: testLabels(identity, 'network'), Options: { [ADDRESSLESS_BRIDGE_OPTION]: 'true' } });
+  it('reaches a gateway at its fixed address that did not exist when it first looked, soon after listen.pl binds', async () => {
+    // The agent starts before the gateway has an interface on the internal network: its init's first
+    // lookups of the gateway's address go unanswered. The agent's spec asks the kernel to ask again
+    // every 100 ms, so once the gateway is connected at its fixed address and listens, the command runs.
+    const arp = testIdentity('arp');
+    const plan = testPlan(arp, { command: ['sh', '-c', 'echo reached'] });
     try {
-      const internal = describeNetwork(await docker.getNetwork(network).inspect());
-      const placeholder = await docker.createContainer({ Image: TEST_TOOLS_IMAGE, Cmd: ['sleep', '60'], Labels: testLabels(identity, 'placeholder'), HostConfig: { NetworkMode: network } });
-      made.push(placeholder);
-      await placeholder.start();
-      const gatewayIp = (await placeholder.inspect()).NetworkSettings.Networks[network].IPAddress;
-
-      const agent = await docker.createContainer({
-        Image: TEST_TOOLS_IMAGE,
-        Entrypoint: ['sh', '-c', 'sleep 1; exec "$0" "$@"', AGENT_INIT_PATH],
-        Cmd: ['sh', '-c', 'echo reached'],
-        User: '1000:1000',
-        Env: [`HTTPS_PROXY=http://${gatewayIp}:3128`],
-        Labels: testLabels(identity, 'agent'),
-        HostConfig: { NetworkMode: network, CapDrop: ['ALL'], Sysctls: { 'net.ipv4.neigh.eth0.retrans_time_ms': '10000' } },
-      });
-      made.push(agent);
+      const networks = await ensureBottleNetworks(docker, arp, plan.agent, subnetPool());
+      const { gateway: gatewayIp, agent: agentIp, pipelock } = subnetAddresses(networks.internal.subnet);
+      const network: NetworkLayout = {
+        internal: { name: networks.internal.name, subnet: networks.internal.subnet },
+        egress: { name: networks.egress.name, subnet: networks.egress.subnet },
+        addresses: { gateway: gatewayIp, agent: agentIp, pipelock },
+      };
+      const launch = await agentLaunch(docker, TEST_TOOLS_IMAGE, plan.command);
+      const env = { HTTPS_PROXY: `http://${gatewayIp}:3128` };
+      const agent = await docker.createContainer(agentContainerSpec(plan, { env, network, launch, user: '1000:1000' }));
       await putEntries(agent, [agentInitEntry()]);
       await agent.start();
-      await placeholder.remove({ force: true });
-      // The init's first lookup of the address has gone unanswered.
+      expect((await agent.inspect()).NetworkSettings.Networks[network.internal.name].IPAddress).toBe(agentIp);
+      // The init has been asking for the gateway's address for a while, unanswered.
       await sleep(1500);
       expect((await agent.inspect()).State.Running).toBe(true);
 
+      // Like the real gateway: made on the egress network, connected to the internal one at its fixed address.
       const gateway = await docker.createContainer({
         Image: TEST_TOOLS_IMAGE,
         Entrypoint: ['perl', '/opt/gateway/listen.pl'],
         Cmd: ['3128', '3129'],
-        Env: [`GATEWAY_ANNOUNCE_TO=${internal.gateway}`, 'PATH=/opt/gateway/bin:/usr/bin:/bin'],
-        Labels: testLabels(identity, 'gateway'),
-        HostConfig: { NetworkMode: network, CapDrop: ['ALL'] },
+        Env: ['PATH=/opt/gateway/bin:/usr/bin:/bin'],
+        Labels: testLabels(arp, 'gateway'),
+        HostConfig: { NetworkMode: network.egress.name, CapDrop: ['ALL'] },
       });
-      made.push(gateway);
+      await ensureConnected(docker, gateway.id, network.internal.name, gatewayIp);
       await putEntries(gateway, [
         { type: 'file', path: '/opt/gateway/listen.pl', mode: 0o755, uid: 0, gid: 0, content: readFileSync(join(REPO, 'images', 'gateway', 'listen.pl')) },
         // Stands in for the gateway's Node: holds the inherited sockets open.
         { type: 'file', path: '/opt/gateway/bin/node', mode: 0o755, uid: 0, gid: 0, content: '#!/bin/sh\nexec sleep 60\n' },
       ]);
       await gateway.start();
-      expect((await gateway.inspect()).NetworkSettings.Networks[network].IPAddress).toBe(gatewayIp);
+      const listening = Date.now();
+      expect((await gateway.inspect()).NetworkSettings.Networks[network.internal.name].IPAddress).toBe(gatewayIp);
 
       const exited = (await Promise.race([agent.wait(), sleep(5000).then(() => 'still waiting')])) as { StatusCode: number } | string;
       expect(exited).toEqual({ StatusCode: 0, Error: null });
+      expect(Date.now() - listening).toBeLessThan(3000);
       expect(((await agent.logs({ stdout: true, stderr: true })) as Buffer).toString('latin1')).toContain('reached');
     } finally {
-      for (const container of made.splice(0)) await container.remove({ force: true }).catch(() => undefined);
-      await docker.getNetwork(network).remove().catch(() => undefined);
+      await removeBottleResources(docker, arp);
     }
   }, 60_000);
 

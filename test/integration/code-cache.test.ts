@@ -67,7 +67,11 @@ describe('the CLI code cache', () => {
   it('is not used by `bottle worker`, which keeps V8 defaults for its whole life', async () => {
     const workerCache = join(CACHE_DIR, 'worker.bin');
     rmSync(workerCache, { force: true });
-    const worker = spawn(process.execPath, [BOTTLE_BIN, 'worker'], { cwd: REPO, env: h.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const worker = spawn(process.execPath, [BOTTLE_BIN, 'worker'], {
+      cwd: REPO,
+      env: h.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     worker.stdout.on('data', (b: Buffer) => (output += b.toString()));
     worker.stderr.on('data', (b: Buffer) => (output += b.toString()));
@@ -86,7 +90,8 @@ describe('the CLI code cache', () => {
 
 describe('Node warnings', () => {
   it('are printed by no short-lived command', async () => {
-    for (const args of [['--version'], ['list', '--all'], ['doctor'], ['--manifest', join(REPO, 'examples', 'claude-bottle.json'), 'start', 'demo', '--dry-run']]) {
+    const dryRun = ['--manifest', join(REPO, 'examples', 'claude-bottle.json'), 'start', 'demo', '--dry-run'];
+    for (const args of [['--version'], ['list', '--all'], ['doctor'], dryRun]) {
       const run = await h.cli(args);
       expect(run.stderr, args.join(' ')).not.toMatch(/Warning/);
     }
@@ -97,7 +102,8 @@ describe('Node warnings', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cb-dashboard-'));
     const stderrFile = join(dir, 'stderr');
     try {
-      const dashboard = spawn('script', ['-qec', `exec "${process.execPath}" "${BOTTLE_BIN}" dashboard 2>"${stderrFile}"`, '/dev/null'], {
+      const command = `exec "${process.execPath}" "${BOTTLE_BIN}" dashboard 2>"${stderrFile}"`;
+      const dashboard = spawn('script', ['-qec', command, '/dev/null'], {
         cwd: REPO,
         env: { ...h.env, TERM: 'xterm' },
         stdio: ['pipe', 'pipe', 'pipe'],

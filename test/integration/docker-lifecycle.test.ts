@@ -4,17 +4,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { snapshotDir } from '../../src/effects/docker/archive.js';
-import { ensureHostGuard, listHostGuards } from '../../src/effects/docker/host-guard.js';
 import { ensureBottleNetworks } from '../../src/effects/docker/networks.js';
 import { findOrphans, removeOrphans } from '../../src/effects/docker/orphans.js';
 import { removeBottleResources } from '../../src/effects/docker/teardown.js';
 import { waitForAgentExit } from '../../src/effects/docker/wait.js';
 import { bottleLabels, LABELS, setStoreLabel } from '../../src/shared/names.js';
-import { ensureToolsImage, sweepIdentity, testDocker, testIdentity, testLabels, TEST_BASE_IMAGE, TEST_TOOLS_IMAGE } from '../support/docker.js';
+import { subnetPool } from '../../src/shared/subnet-pool.js';
+import { ensureToolsImage, sweepIdentity, testDocker, testIdentity, testLabels, TEST_BASE_IMAGE } from '../support/docker.js';
 
 const docker: Docker = testDocker();
 const identities: string[] = [];
 const tempDirs: string[] = [];
+const pool = subnetPool();
 
 function newIdentity(): string {
   const identity = testIdentity('life');
@@ -48,7 +49,7 @@ beforeAll(async () => {
 
 afterEach(async () => {
   for (const identity of identities.splice(0)) {
-    await removeBottleResources(docker, identity, { guardImage: TEST_TOOLS_IMAGE }).catch(() => undefined);
+    await removeBottleResources(docker, identity).catch(() => undefined);
     await sweepIdentity(docker, identity);
   }
   for (const dir of tempDirs.splice(0)) await rm(dir, { recursive: true, force: true });
@@ -140,26 +141,29 @@ describe('snapshotDir', () => {
 });
 
 describe('removeBottleResources', () => {
-  it('leaves no labelled container, network or host-guard rule, and is harmless when repeated', async () => {
+  it('leaves no labelled container or network, and is harmless when repeated', async () => {
     const identity = newIdentity();
-    // An internal network as earlier versions made it (the bridge holds a host address), guarded by iptables.
-    const legacy = await docker.createNetwork({ Name: `cb-${identity}-internal`, Internal: true, CheckDuplicate: true, Labels: bottleLabels(identity, 'life', 'internal-network') });
-    await docker.createNetwork({ Name: `cb-${identity}-egress`, CheckDuplicate: true, Labels: bottleLabels(identity, 'life', 'egress-network') });
-    await ensureHostGuard(docker, { identity, bridge: `br-${legacy.id.slice(0, 12)}`, image: TEST_TOOLS_IMAGE });
+    await ensureBottleNetworks(docker, identity, 'life', pool);
+    // An internal network as earlier versions made it (on Docker's default pools, the bridge holding a host address).
+    await docker.createNetwork({
+      Name: `cb-${identity}-legacy`,
+      Internal: true,
+      CheckDuplicate: true,
+      Labels: bottleLabels(identity, 'life', 'internal-network'),
+    });
     await runContainer(identity, 'sleep 600');
-    expect((await labelled(identity)).networks).toHaveLength(2);
+    expect((await labelled(identity)).networks).toHaveLength(3);
 
-    await removeBottleResources(docker, identity, { guardImage: TEST_TOOLS_IMAGE });
+    await removeBottleResources(docker, identity);
 
     expect(await labelled(identity)).toEqual({ containers: [], networks: [] });
-    expect((await listHostGuards(docker, TEST_TOOLS_IMAGE)).filter((g) => g.identity === identity)).toEqual([]);
-    await expect(removeBottleResources(docker, identity, { guardImage: TEST_TOOLS_IMAGE })).resolves.toMatchObject({ containers: 0, networks: 0 });
+    await expect(removeBottleResources(docker, identity)).resolves.toMatchObject({ containers: 0, networks: 0 });
   });
 
   it('reuses existing networks when asked to create them again', async () => {
     const identity = newIdentity();
-    const first = await ensureBottleNetworks(docker, identity, 'life');
-    const second = await ensureBottleNetworks(docker, identity, 'life');
+    const first = await ensureBottleNetworks(docker, identity, 'life', pool);
+    const second = await ensureBottleNetworks(docker, identity, 'life', pool);
     expect(second).toEqual(first);
     expect((await docker.getNetwork(first.internal.id).inspect()).Internal).toBe(true);
     expect((await docker.getNetwork(first.egress.id).inspect()).Internal).toBe(false);
@@ -167,38 +171,59 @@ describe('removeBottleResources', () => {
 });
 
 describe('orphans', () => {
-  it("finds a labelled network and host-guard rule whose bottle is not live, and removes them", async () => {
+  it('finds the labelled networks and container of a bottle that is not live, and removes them', async () => {
     const identity = newIdentity();
-    const networks = await ensureBottleNetworks(docker, identity, 'life');
-    await ensureHostGuard(docker, { identity, bridge: networks.internal.bridge, image: TEST_TOOLS_IMAGE });
+    const networks = await ensureBottleNetworks(docker, identity, 'life', pool);
+    const container = await runContainer(identity, 'sleep 600', { start: false });
     // Every other bottle on this daemon counts as live, so only this test's resources can be touched.
     const isLive = async (candidate: string) => candidate !== identity;
 
-    const orphans = await findOrphans(docker, isLive, { guardImage: TEST_TOOLS_IMAGE });
+    const orphans = await findOrphans(docker, isLive);
 
-    expect(orphans.networks.map((n) => n.name).sort()).toEqual([networks.egress.name, networks.internal.name].sort());
-    expect(orphans.hostGuards).toEqual([{ identity, bridge: networks.internal.bridge }]);
-    expect(orphans.containers).toEqual([]);
+    const mine = <T extends { identity: string }>(list: T[]) => list.filter((r) => r.identity === identity);
+    expect(mine(orphans.networks).map((n) => n.name).sort()).toEqual([networks.egress.name, networks.internal.name].sort());
+    expect(mine(orphans.networks).map((n) => n.why)).toEqual(['not-live', 'not-live']);
+    expect(mine(orphans.containers).map((c) => c.id)).toEqual([container.id]);
 
-    await removeOrphans(docker, orphans, { guardImage: TEST_TOOLS_IMAGE });
+    await removeOrphans(docker, { containers: mine(orphans.containers), networks: mine(orphans.networks) });
 
-    expect((await labelled(identity)).networks).toEqual([]);
-    const after = await findOrphans(docker, isLive, { guardImage: TEST_TOOLS_IMAGE });
-    expect(after).toEqual({ containers: [], networks: [], hostGuards: [] });
+    expect(await labelled(identity)).toEqual({ containers: [], networks: [] });
+    const after = await findOrphans(docker, isLive);
+    expect(mine(after.networks)).toEqual([]);
+    expect(mine(after.containers)).toEqual([]);
+  });
+
+  it('finds the internal network of an earlier version even while its bottle is live', async () => {
+    const identity = newIdentity();
+    const networks = await ensureBottleNetworks(docker, identity, 'life', pool);
+    const legacy = await docker.createNetwork({
+      Name: `cb-${identity}-legacy`,
+      Internal: true,
+      CheckDuplicate: true,
+      Labels: bottleLabels(identity, 'life', 'internal-network'),
+    });
+    const everythingLive = async () => true;
+
+    const orphans = await findOrphans(docker, everythingLive);
+
+    const mine = orphans.networks.filter((n) => n.identity === identity);
+    // Its bottle's address-less internal network and its egress network stay.
+    expect(mine).toEqual([{ id: legacy.id, name: `cb-${identity}-legacy`, identity, why: 'earlier-version' }]);
+    expect(mine.map((n) => n.name)).not.toContain(networks.internal.name);
   });
 
   it("leaves alone another event store's resources even when their bottle is unknown here", async () => {
     const identity = newIdentity();
     setStoreLabel('other-store');
     try {
-      await ensureBottleNetworks(docker, identity, 'life');
+      await ensureBottleNetworks(docker, identity, 'life', pool);
     } finally {
       setStoreLabel('');
     }
     const nothingLive = async () => false;
-    const mine = await findOrphans(docker, nothingLive, { guardImage: TEST_TOOLS_IMAGE, store: 'my-store' });
+    const mine = await findOrphans(docker, nothingLive, { store: 'my-store' });
     expect(mine.networks.filter((n) => n.identity === identity)).toEqual([]);
-    const theirs = await findOrphans(docker, async (c) => c !== identity, { guardImage: TEST_TOOLS_IMAGE, store: 'other-store' });
+    const theirs = await findOrphans(docker, async (c) => c !== identity, { store: 'other-store' });
     expect(theirs.networks.map((n) => n.identity)).toEqual([identity, identity]);
   });
 });

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { isTameLink, safeRelativePath } from '../../src/effects/docker/archive.js';
 import { agentBinds, parseMemory, resourceLimits } from '../../src/effects/docker/containers.js';
-import { parseHostGuards } from '../../src/effects/docker/host-guard.js';
-import { demuxLogBuffer, LineSplitter, parseDecisionLine } from '../../src/effects/docker/logs.js';
+import { demuxLogBuffer, LineSplitter } from '../../src/effects/docker/logs.js';
 import { exitFromStatus } from '../../src/effects/docker/wait.js';
-import { gatewayConfigFor } from '../../src/effects/handlers.js';
+import { gatewayConfigFor } from '../../src/effects/gateway.js';
 import { GatewayConfigSchema } from '../../src/gateway/config.js';
+import { parseDecisionLine } from '../../src/gateway/protocol.js';
 import { PermanentEffectError } from '../../src/effects/types.js';
 import { testPlan } from '../support/docker.js';
 
@@ -49,22 +49,6 @@ describe('agentBinds', () => {
   });
 });
 
-describe('parseHostGuards', () => {
-  it('finds only DROP rules carrying a claude-bottle comment with a valid identity', () => {
-    const rules = [
-      '-P INPUT ACCEPT',
-      '-A INPUT -i br-0123456789ab -m comment --comment "claude-bottle:dev-a1b2c" -j DROP',
-      '-A INPUT -i br-ba9876543210 -m comment --comment claude-bottle:dev-zzzzz -j DROP',
-      '-A INPUT -i br-ffffffffffff -m comment --comment "someone-else" -j DROP',
-      '-A INPUT -i br-eeeeeeeeeeee -m comment --comment "claude-bottle:../etc" -j DROP',
-    ].join('\n');
-    expect(parseHostGuards(rules)).toEqual([
-      { bridge: 'br-0123456789ab', identity: 'dev-a1b2c' },
-      { bridge: 'br-ba9876543210', identity: 'dev-zzzzz' },
-    ]);
-  });
-});
-
 describe('archive path safety', () => {
   it('strips the folder name Docker puts first and refuses absolute or climbing names', () => {
     expect(safeRelativePath('.claude/projects/a.jsonl')).toBe('projects/a.jsonl');
@@ -90,14 +74,25 @@ describe('gateway output', () => {
   });
 
   it('parses numbered egress and capability lines and ignores ready lines and noise', () => {
-    expect(parseDecisionLine('{"t":"egress","n":4,"decision":"denied","host":null,"port":null,"method":null,"reason":"header_too_large","at":"x"}')).toMatchObject({
-      t: 'egress',
-      n: 4,
-      host: null,
-    });
+    const refused = '{"t":"egress","n":4,"decision":"denied","reason":"header_too_large","at":"x"}';
+    expect(parseDecisionLine(refused)).toEqual({ t: 'egress', n: 4, decision: 'denied', reason: 'header_too_large', at: 'x' });
+    const capability = '{"t":"capability","n":5,"request_id":"req-1","kind":"egress","host":"a.test","port":443,"reason":"r"}';
+    expect(parseDecisionLine(capability)).toMatchObject({ t: 'capability', n: 5, request_id: 'req-1', host: 'a.test' });
     expect(parseDecisionLine('{"t":"ready","proxy_port":3128,"credential_port":3129}')).toBeUndefined();
     expect(parseDecisionLine('listening...')).toBeUndefined();
     expect(parseDecisionLine('{"t":"egress","n":"x"}')).toBeUndefined();
+  });
+
+  it('reads the nulls of lines from older gateways as absent fields', () => {
+    const old = '{"t":"egress","n":4,"decision":"denied","host":null,"port":null,"method":null,"reason":"header_too_large","at":"x"}';
+    const parsed = parseDecisionLine(old);
+    expect(parsed).toMatchObject({ t: 'egress', n: 4, decision: 'denied', reason: 'header_too_large' });
+    expect(parsed && parsed.t === 'egress' && [parsed.host, parsed.port, parsed.method]).toEqual([undefined, undefined, undefined]);
+    const oldCapability =
+      '{"t":"capability","n":3,"request_id":"req-1","kind":"egress","host":"b.test","port":443,"dockerfile":null,"reason":"r"}';
+    const capability = parseDecisionLine(oldCapability);
+    expect(capability).toMatchObject({ t: 'capability', n: 3, request_id: 'req-1', host: 'b.test', port: 443 });
+    expect(capability?.t === 'capability' && capability.dockerfile).toBeUndefined();
   });
 
   it('demultiplexes a non-TTY log buffer into stdout and stderr', () => {
@@ -134,9 +129,13 @@ describe('gatewayConfigFor', () => {
         { host: 'api.github.com', auth: 'bearer', token_source: 'env:G' },
       ],
     });
-    const network = (gateway: string) => ({ id: 'x', name: 'n', bridge: 'br-x', gateway, subnet: '172.30.0.0/16', hostAddressless: false });
-    const config = gatewayConfigFor(plan, { internal: network('172.30.0.1'), egress: network('172.31.0.1') });
-    expect(config.extra_hosts).toEqual({ 'mirror.internal.test': '172.31.0.1', 'pinned.test': '10.9.8.7' });
+    const network = {
+      internal: { name: 'cb-conf-aaaaa-internal', subnet: '10.213.0.0/29' },
+      egress: { name: 'cb-conf-aaaaa-egress', subnet: '10.213.0.8/29' },
+      addresses: { gateway: '10.213.0.2', agent: '10.213.0.3', pipelock: '10.213.0.4' },
+    };
+    const config = gatewayConfigFor(plan, network);
+    expect(config.extra_hosts).toEqual({ 'mirror.internal.test': '10.213.0.9', 'pinned.test': '10.9.8.7' });
     expect(config.routes).toEqual([
       { id: 'route-0', role: 'anthropic-base-url', upstream: 'https://api.anthropic.com', auth: 'api-key' },
       { id: 'route-1', host: 'api.github.com', auth: 'bearer' },

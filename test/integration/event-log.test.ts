@@ -3,12 +3,19 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { NewEvent } from '../../src/effects/types.js';
 import { BOTTLES_INDEX_KEY, bottleKeys } from '../../src/events/keys.js';
 import { AppendConflictError, EventLog, stampEvents } from '../../src/events/log.js';
-import type { LifecycleEvent } from '../../src/events/schema.js';
+import type { LifecycleEvent, NewEvent } from '../../src/events/schema.js';
 import { APPEND_SCRIPT } from '../../src/events/scripts/append.js';
-import { foldEvent, foldHistory, initialBottleState, statesEqual, type BottleState } from '../../src/machines/index.js';
+import {
+  foldEvent,
+  foldHistory,
+  initialBottleState,
+  MACHINE_VERSION,
+  statesEqual,
+  type BottleState,
+} from '../../src/machines/index.js';
+import { openBottleLog } from '../../src/worker/bottle-log.js';
 import { launchSteps, samplePlan } from '../golden/fixtures.js';
 
 /** A db index of its own plus unique identities keep these keys away from everyone else's. */
@@ -57,26 +64,28 @@ async function commit(log: EventLog, identity: string, state: BottleState, event
 
 describe('EventLog against the real Redis', () => {
   it('round-trips appended events and stores the live state, index and info atomically', async () => {
-    const log = new EventLog(redis);
+    const log = openBottleLog(redis);
     const identity = newIdentity();
     expect(await log.exists(identity)).toBe(false);
     expect(await log.lastSeq(identity)).toBe(0);
     expect(await log.liveState(identity)).toBeNull();
 
     const { result, next } = await commit(log, identity, initialBottleState(identity), startEvents(identity));
-    expect(result.lastSeq).toBe(6);
-    expect(result.events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(result.lastSeq).toBe(7);
+    expect(result.events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
 
     const read = await log.read(identity);
     expect(read).toEqual(result.events);
-    expect(await redis.xrange(bottleKeys(identity).events, '-', '+').then((es) => es.map(([id]) => id))).toEqual(['1-0', '2-0', '3-0', '4-0', '5-0', '6-0']);
+    const ids = await redis.xrange(bottleKeys(identity).events, '-', '+').then((es) => es.map(([id]) => id));
+    expect(ids).toEqual(['1-0', '2-0', '3-0', '4-0', '5-0', '6-0', '7-0']);
     expect(await log.read(identity, 3, 4)).toEqual(read.slice(2, 4));
     expect(await log.exists(identity)).toBe(true);
-    expect(await log.lastSeq(identity)).toBe(6);
+    expect(await log.lastSeq(identity)).toBe(7);
 
     const live = await log.liveState(identity);
     expect(live).toEqual(next);
     expect(live?.value).toBe('running');
+    expect(live?.machine).toBe(MACHINE_VERSION);
     expect(statesEqual(live!, foldHistory(identity, read).state)).toBe(true);
 
     const listed = (await log.listBottles()).find((b) => b.identity === identity);
@@ -85,7 +94,7 @@ describe('EventLog against the real Redis', () => {
   });
 
   it('refuses an append whose expected last seq is stale, writing nothing', async () => {
-    const log = new EventLog(redis);
+    const log = openBottleLog(redis);
     const identity = newIdentity();
     const { next } = await commit(log, identity, initialBottleState(identity), startEvents(identity).slice(0, 2));
     const stale = initialBottleState(identity);
@@ -94,6 +103,24 @@ describe('EventLog against the real Redis', () => {
     expect((error as AppendConflictError).actualLastSeq).toBe(2);
     expect(await log.lastSeq(identity)).toBe(2);
     expect(await log.liveState(identity)).toEqual(next);
+  });
+
+  it('reads a cached live state it cannot trust as null instead of throwing', async () => {
+    const log = openBottleLog(redis);
+    const identity = newIdentity();
+    const { next } = await commit(log, identity, initialBottleState(identity), startEvents(identity).slice(0, 2));
+    const stateKey = bottleKeys(identity).state;
+    // Written by another machine version: its states may mean something else.
+    await redis.set(stateKey, JSON.stringify({ ...next, machine: MACHINE_VERSION + 1 }));
+    expect(await log.liveState(identity)).toBeNull();
+    await redis.set(stateKey, JSON.stringify({ seq: 2, value: 'building' }));
+    expect(await log.liveState(identity)).toBeNull();
+    await redis.set(stateKey, '{not json');
+    expect(await log.liveState(identity)).toBeNull();
+    // The log itself is untouched, and the next append stores a trusted state again.
+    expect(await log.lastSeq(identity)).toBe(2);
+    const again = await commit(log, identity, next, startEvents(identity).slice(2, 3));
+    expect(await log.liveState(identity)).toEqual(again.next);
   });
 
   it('appends a cause once: a retried job gets the first append seqs back', async () => {
@@ -116,15 +143,16 @@ describe('EventLog against the real Redis', () => {
 
   it('keeps a linear, gapless, duplicate-free history when two appenders race on one bottle', async () => {
     const identity = newIdentity();
-    const setup = new EventLog(redis);
+    const setup = openBottleLog(redis);
     await commit(setup, identity, initialBottleState(identity), startEvents(identity));
+    const launched = startEvents(identity).length;
 
     const ROUNDS = 150;
     const racers = ['a', 'b'].map((name) => ({ name, conn: new Redis(redisOptions), conflicts: 0 }));
     try {
       await Promise.all(
         racers.map(async (racer) => {
-          const log = new EventLog(racer.conn);
+          const log = openBottleLog(racer.conn);
           for (let round = 0; round < ROUNDS; round++) {
             // Odd rounds append two events at once, so batches interleave too.
             const batch: NewEvent[] = [{ type: 'egress.allowed', data: { n: round, host: `${racer.name}.test`, port: 443, method: 'CONNECT', reason: `${racer.name}-${round}` } }];
@@ -146,11 +174,11 @@ describe('EventLog against the real Redis', () => {
       for (const racer of racers) await racer.conn.quit();
     }
 
-    const log = new EventLog(redis);
+    const log = openBottleLog(redis);
     const events = await log.read(identity);
     const perRacer = ROUNDS + Math.floor(ROUNDS / 2);
-    expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 6 + 2 * perRacer }, (_, i) => i + 1));
-    const reasons = events.slice(6).map((e) => (e.data as { reason: string }).reason);
+    expect(events.map((e) => e.seq)).toEqual(Array.from({ length: launched + 2 * perRacer }, (_, i) => i + 1));
+    const reasons = events.slice(launched).map((e) => (e.data as { reason: string }).reason);
     expect(new Set(reasons).size).toBe(reasons.length);
     for (const racer of racers) {
       const mine = events.filter((e) => e.type.startsWith('egress.') && (e.data as { host: string }).host === `${racer.name}.test`);
@@ -228,7 +256,7 @@ describe('EventLog against the real Redis', () => {
   });
 
   it('never trims the stream: thousands of events all stay readable from seq 1', async () => {
-    const log = new EventLog(redis);
+    const log = openBottleLog(redis);
     const identity = newIdentity();
     let state = (await commit(log, identity, initialBottleState(identity), startEvents(identity))).next;
     const TOTAL_OBSERVATIONS = 4500;
@@ -239,7 +267,7 @@ describe('EventLog against the real Redis', () => {
       }));
       state = (await commit(log, identity, state, batch)).next;
     }
-    const total = 6 + TOTAL_OBSERVATIONS;
+    const total = startEvents(identity).length + TOTAL_OBSERVATIONS;
     expect(await redis.xlen(bottleKeys(identity).events)).toBe(total);
     const events = await log.read(identity);
     expect(events).toHaveLength(total);

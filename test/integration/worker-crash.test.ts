@@ -4,9 +4,10 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventLog } from '../../src/events/log.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
+import { bottleStatus, stateName } from '../../src/machines/index.js';
 import { mintIdentity } from '../../src/shared/identity.js';
+import { currentState, openBottleLog, type BottleLog } from '../../src/worker/bottle-log.js';
 import { commandJobId, openQueue } from '../../src/worker/queue.js';
 import { runWorker } from '../../src/worker/worker.js';
 import { exitKey, fakeEffects } from '../support/fake-effects.js';
@@ -22,7 +23,15 @@ const children: ChildProcess[] = [];
 beforeAll(async () => {
   redis = await startTestRedis();
   mkdirSync(bundleDir, { recursive: true });
-  await build({ entryPoints: [join(repo, 'test/support/fake-worker-main.ts')], bundle: true, platform: 'node', format: 'esm', packages: 'external', outfile: bundle, logLevel: 'silent' });
+  await build({
+    entryPoints: [join(repo, 'test/support/fake-worker-main.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    packages: 'external',
+    outfile: bundle,
+    logLevel: 'silent',
+  });
 });
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
@@ -50,7 +59,7 @@ async function killHard(child: ChildProcess) {
   await exited;
 }
 
-async function waitFor(log: EventLog, identity: string, type: string, timeoutMs = 60_000): Promise<LifecycleEvent[]> {
+async function waitFor(log: BottleLog, identity: string, type: string, timeoutMs = 60_000): Promise<LifecycleEvent[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const events = await log.read(identity);
@@ -60,41 +69,56 @@ async function waitFor(log: EventLog, identity: string, type: string, timeoutMs 
   }
 }
 
+/** Waits until the bottle's top-level state is `name` (the launch's regions may finish in any order). */
+async function waitForState(log: BottleLog, identity: string, name: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { state } = await currentState(log, identity);
+    if (stateName(state) === name) return;
+    if (Date.now() > deadline) throw new Error(`${identity}: not ${name}; is ${bottleStatus(state)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function start(identity: string) {
   const queue = openQueue(redis.connect());
   const id = randomUUID();
-  await queue.add('command', { identity, command_id: id, event: { type: 'bottle.start_requested', data: { plan: fakePlan(identity) } } }, { jobId: commandJobId(identity, id) });
+  const event = { type: 'bottle.start_requested', data: { plan: fakePlan(identity) } };
+  await queue.add('command', { identity, command_id: id, event }, { jobId: commandJobId(identity, id) });
   await queue.close();
 }
 
 describe('reliability', () => {
   it('SIGKILL of the worker mid-effect: the job runs again elsewhere, no event duplicated or lost', async () => {
-    const log = new EventLog(redis.connect());
+    const log = openBottleLog(redis.connect());
     const identity = mintIdentity('crash');
     const first = await spawnWorker({ build_image: 2000 });
     await start(identity);
     await waitFor(log, identity, 'bottle.prepared');
     await killHard(first); // build_image is in flight
     const second = await spawnWorker();
-    await waitFor(log, identity, 'agent.started');
+    await waitForState(log, identity, 'running');
     await killHard(second); // watch_agent is in flight
     await spawnWorker();
     await redis.connect().set(exitKey(identity), '0');
     const events = await waitFor(log, identity, 'bottle.cleaned');
     expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
     const lifecycle = events.filter((e) => !e.type.startsWith('egress.')).map((e) => e.type);
-    expect(lifecycle).toEqual([
-      'bottle.start_requested', 'bottle.prepared', 'image.built', 'network.created', 'gateway.started', 'agent.started',
-      'agent.exited', 'transcript.snapshotted', 'bottle.cleaned',
-    ]);
+    const preLaunch = ['bottle.start_requested', 'bottle.prepared', 'image.built', 'network.created'];
+    expect(lifecycle.slice(0, 4)).toEqual(preLaunch);
+    // The launch's starts finish in any order; the gateway is ready only after it started.
+    const launch = lifecycle.slice(4, 7);
+    expect([...launch].sort()).toEqual(['agent.started', 'gateway.ready', 'gateway.started']);
+    expect(launch.indexOf('gateway.started')).toBeLessThan(launch.indexOf('gateway.ready'));
+    expect(lifecycle.slice(7)).toEqual(['agent.exited', 'transcript.snapshotted', 'bottle.cleaned']);
   });
 
-  it('SIGTERM hands a long effect back to the queue: the worker exits promptly and nothing is recorded as failed', async () => {
-    const log = new EventLog(redis.connect());
+  it('SIGTERM hands a long effect back to the queue: the worker exits promptly, records no failure', async () => {
+    const log = openBottleLog(redis.connect());
     const identity = mintIdentity('term');
     const first = await spawnWorker();
     await start(identity);
-    await waitFor(log, identity, 'agent.started'); // watch_agent is now in flight on `first`
+    await waitForState(log, identity, 'running'); // watch_agent is now in flight on `first`
     const exited = new Promise<number | null>((r) => first.once('exit', (code) => r(code)));
     const t0 = Date.now();
     first.kill('SIGTERM');
@@ -108,12 +132,14 @@ describe('reliability', () => {
   });
 
   it('restarting Redis between two commands loses no event (append-only file)', async () => {
-    const worker = await runWorker({ connect: () => redis.connect(), handlers: fakeEffects({ redis: redis.connect() }), concurrency: 8 });
+    const handlers = fakeEffects({ redis: redis.connect() });
+    const worker = await runWorker({ connect: () => redis.connect(), handlers, concurrency: 8 });
     try {
-      const log = new EventLog(redis.connect());
+      const log = openBottleLog(redis.connect());
       const identity = mintIdentity('aof');
       await start(identity);
-      const before = await waitFor(log, identity, 'agent.started');
+      await waitForState(log, identity, 'running');
+      const before = await log.read(identity);
       await redis.stop();
       await redis.start();
       const afterRestart = await log.read(identity);

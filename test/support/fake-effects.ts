@@ -1,5 +1,8 @@
 import type { Redis } from 'ioredis';
-import { EFFECT_KINDS, PermanentEffectError, type EffectHandler, type EffectKind } from '../../src/effects/types.js';
+import { requireNetwork } from '../../src/effects/errors.js';
+import { PermanentEffectError, type EffectContext, type EffectHandlers } from '../../src/effects/types.js';
+import type { NewEvent } from '../../src/events/schema.js';
+import { EFFECT_KINDS, type EffectKind, type EffectRequest } from '../../src/machines/index.js';
 
 /**
  * In-memory stand-in for the Docker side only (allowed by the engine issue):
@@ -18,35 +21,50 @@ export interface FakeEffectsOptions {
 
 export const exitKey = (identity: string) => `fake:exit:{${identity}}`;
 
-export function fakeEffects(opts: FakeEffectsOptions): Record<EffectKind, EffectHandler> {
-  const failedOnce = new Set<string>();
-  const wrap = (kind: EffectKind, body: EffectHandler): EffectHandler => async (req, ctx) => {
-    opts.calls?.push({ kind, identity: req.identity });
-    const delay = opts.delays?.[kind];
-    if (delay) await new Promise((r) => setTimeout(r, delay));
-    const failure = opts.failures?.[kind];
-    if (failure === 'permanent') throw new PermanentEffectError(`${kind} cannot succeed (fake)`);
-    if (failure === 'transient' && !failedOnce.has(`${req.identity}.${kind}`)) {
-      failedOnce.add(`${req.identity}.${kind}`);
-      throw new Error(`${kind} hiccup (fake)`);
-    }
-    return body(req, ctx);
-  };
-  const handlers: Partial<Record<EffectKind, EffectHandler>> = {
+/** The networks the fake create_networks reports: fixed subnets and addresses, as the real pool hands out. */
+export const FAKE_SUBNETS = { internal: '10.213.0.8/29', egress: '10.213.0.16/29' };
+export const FAKE_ADDRESSES = { gateway: '10.213.0.10', agent: '10.213.0.11', pipelock: '10.213.0.12' };
+
+/** Every handler of the effect table, each returning its effect's typed outcome events. */
+function fakeHandlers(opts: FakeEffectsOptions): EffectHandlers {
+  return {
     prepare_state: async (req) => [{ type: 'bottle.prepared', data: { state_dir: `/tmp/fake/${req.identity}` } }],
     build_image: async (_req, ctx) => {
       ctx.progress('Step 1/1 : FROM debian:bookworm-slim');
-      return [{ type: 'image.built', data: { tag: ctx.plan.image.tag, gateway_tag: ctx.plan.gateway_image.tag, cached: true } }];
+      const { image, gateway_image } = ctx.plan;
+      return [{ type: 'image.built', data: { tag: image.tag, gateway_tag: gateway_image.tag, cached: true } }];
     },
-    create_networks: async (_req, ctx) => [{ type: 'network.created', data: { internal: ctx.plan.networks.internal, egress: ctx.plan.networks.egress } }],
-    start_gateway: async (_req, ctx) => [{ type: 'gateway.started', data: { container: ctx.plan.containers.gateway, ip: '10.0.0.2' } }],
-    start_agent: async (_req, ctx) => [{ type: 'agent.started', data: { container: ctx.plan.containers.agent, runtime: ctx.plan.runtime } }],
+    create_networks: async (_req, ctx) => {
+      const { internal, egress } = ctx.plan.networks;
+      const data = { internal, egress, subnets: FAKE_SUBNETS, addresses: FAKE_ADDRESSES };
+      return [{ type: 'network.created', data }];
+    },
+    start_gateway: async (req, ctx) => {
+      const { addresses } = requireNetwork(req.params.network);
+      const data = { container: ctx.plan.containers.gateway, ip: addresses.gateway, legacy_launch: false };
+      return [{ type: 'gateway.started', data }];
+    },
+    await_gateway_ready: async () => [{ type: 'gateway.ready', data: {} }],
+    start_pipelock: async (req) => {
+      const { addresses } = requireNetwork(req.params.network);
+      const data = { container: `cb-${req.identity}-pipelock`, ip: addresses.pipelock };
+      return [{ type: 'pipelock.started', data }];
+    },
+    start_agent: async (req, ctx) => {
+      requireNetwork(req.params.network);
+      return [{ type: 'agent.started', data: { container: ctx.plan.containers.agent, runtime: ctx.plan.runtime } }];
+    },
     watch_agent: async (req, ctx) => {
-      await ctx.observe([{ type: 'egress.denied', data: { n: ctx.lastEgressDecision + 1, host: 'blocked.test', port: 443, method: 'CONNECT', reason: 'not_in_allowlist' } }]);
+      const n = ctx.lastEgressDecision + 1;
+      const denied = { n, host: 'blocked.test', port: 443, method: 'CONNECT', reason: 'not_in_allowlist' };
+      await ctx.observe([{ type: 'egress.denied', data: denied }]);
       for (;;) {
         if (ctx.signal.aborted) return [];
         const code = await opts.redis.get(exitKey(req.identity));
-        if (code !== null) return [{ type: 'agent.exited', data: { code: Number(code), signal: Number(code) > 128 ? 'SIGKILL' : null } }];
+        if (code !== null) {
+          const signal = Number(code) > 128 ? 'SIGKILL' : null;
+          return [{ type: 'agent.exited', data: { code: Number(code), signal } }];
+        }
         await new Promise((r) => setTimeout(r, 50));
       }
     },
@@ -54,11 +72,41 @@ export function fakeEffects(opts: FakeEffectsOptions): Record<EffectKind, Effect
       await opts.redis.set(exitKey(req.identity), '143');
       return [];
     },
-    snapshot_transcript: async () => [{ type: 'transcript.snapshotted', data: { files: 3, bytes: 120, missing: false } }],
-    preserve: async (req) => [{ type: 'bottle.preserved', data: { reason: String(req.params.reason ?? 'crash'), resume_hint: `bottle resume ${req.identity}` } }],
+    snapshot_transcript: async () => [
+      { type: 'transcript.snapshotted', data: { files: 3, bytes: 120, missing: false } },
+    ],
+    preserve: async (req) => [
+      { type: 'bottle.preserved', data: { reason: req.params.reason, resume_hint: `bottle resume ${req.identity}` } },
+    ],
     cleanup: async () => [{ type: 'bottle.cleaned', data: {} }],
-    apply_capability: async (req) => [{ type: 'bottle.preserved', data: { reason: 'capability', resume_hint: `bottle resume ${req.identity}` } }],
-    teardown_failed: async (req) => [{ type: 'bottle.failed', data: { effect: String(req.params.effect ?? 'unknown'), error: String(req.params.error ?? '') } }],
+    apply_capability: async (req) => [
+      { type: 'bottle.preserved', data: { reason: 'capability', resume_hint: `bottle resume ${req.identity}` } },
+    ],
+    teardown_failed: async (req) => [
+      { type: 'bottle.failed', data: { effect: req.params.effect, error: req.params.error } },
+    ],
   };
-  return Object.fromEntries(EFFECT_KINDS.map((k) => [k, wrap(k, handlers[k]!)])) as Record<EffectKind, EffectHandler>;
+}
+
+type AnyHandler = (req: EffectRequest, ctx: EffectContext) => Promise<NewEvent[]>;
+
+export function fakeEffects(opts: FakeEffectsOptions): EffectHandlers {
+  const failedOnce = new Set<string>();
+  const handlers = fakeHandlers(opts);
+  const wrap =
+    (kind: EffectKind, body: AnyHandler): AnyHandler =>
+    async (req, ctx) => {
+      opts.calls?.push({ kind, identity: req.identity });
+      const delay = opts.delays?.[kind];
+      if (delay) await new Promise((r) => setTimeout(r, delay));
+      const failure = opts.failures?.[kind];
+      if (failure === 'permanent') throw new PermanentEffectError(`${kind} cannot succeed (fake)`);
+      if (failure === 'transient' && !failedOnce.has(`${req.identity}.${kind}`)) {
+        failedOnce.add(`${req.identity}.${kind}`);
+        throw new Error(`${kind} hiccup (fake)`);
+      }
+      return body(req, ctx);
+    };
+  // Each wrapped handler keeps its kind's request and outcome types; the table is rebuilt kind by kind.
+  return Object.fromEntries(EFFECT_KINDS.map((k) => [k, wrap(k, handlers[k] as AnyHandler)])) as EffectHandlers;
 }

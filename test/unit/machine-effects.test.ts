@@ -105,7 +105,7 @@ describe('pendingEffects', () => {
   });
 
   // A v1 gateway.started also reported pipelock's start, and the machine counts it so; settles() does not.
-  it.fails('in running after a v1 launch of a pipelock plan is watch_agent alone', () => {
+  it('in running after a v1 launch of a pipelock plan is watch_agent alone', () => {
     const events = history(legacyLaunchSteps(ID, pipelockPlan(ID)));
     expect(pending(events)).toEqual([`watch_agent@${events.length}`]);
   });

@@ -51,7 +51,8 @@ const TRICKY_STRINGS = [
 ];
 
 function configWith(strings: string[]): PipelockConfig {
-  const config = buildPipelockConfig(fakePlan('dev-abc12', { hosts: ['github.com'], default_hosts: [] }), { listenPort: 8888 });
+  const plan = fakePlan('dev-abc12', { hosts: ['github.com'], default_hosts: [] });
+  const config = buildPipelockConfig(plan, { listenPort: 8888 });
   // The schema would refuse most of these as host names; the YAML must carry any string regardless.
   return {
     ...config,
@@ -82,7 +83,8 @@ describe('the pipelock config YAML', () => {
 
   it('writes every string scalar, keys included, double-quoted', () => {
     const strings = stringScalars(text);
-    expect(strings.map((s) => s.value)).toEqual(expect.arrayContaining([...TRICKY_STRINGS, 'api_allowlist', 'strict', '0.0.0.0:8888']));
+    const expected = [...TRICKY_STRINGS, 'api_allowlist', 'strict', '0.0.0.0:8888'];
+    expect(strings.map((s) => s.value)).toEqual(expect.arrayContaining(expected));
     expect(strings.filter((s) => s.type !== 'QUOTE_DOUBLE')).toEqual([]);
   });
 

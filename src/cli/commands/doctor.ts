@@ -1,8 +1,9 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { dockerClient, statusOf } from '../../effects/docker/client.js';
 import { claudeBinaryPath } from '../../effects/docker/build-context.js';
 import { buildId } from '../../shared/build-id.js';
+import { formatCidr, overlaps, subnetPool, SUBNET_POOL_ENV, type Ipv4Cidr } from '../../shared/subnet-pool.js';
 import { HEARTBEAT_PREFIX, HEARTBEAT_STALE_MS } from '../../worker/heartbeat.js';
 import { describeRedisTarget, redisTarget, type RedisTarget } from '../../shared/redis-target.js';
 
@@ -28,6 +29,7 @@ export async function runDoctor(io: { stdout: (s: string) => void }, opts: { env
   const checks: Check[] = [];
   checks.push(...(await dockerChecks()));
   checks.push(claudeBinaryCheck());
+  checks.push(subnetPoolCheck(env));
   checks.push(...(await redisChecks(redisTarget(env))));
 
   for (const c of checks) io.stdout(`${c.status.padEnd(5)} ${c.what}${c.status !== 'ok' && c.fix ? `  (${c.fix})` : ''}\n`);
@@ -67,6 +69,48 @@ async function dockerChecks(): Promise<Check[]> {
     });
   }
   return checks;
+}
+
+/** Host routes as /proc/net/route lists them (little-endian hex), without Docker's own bridges. */
+function hostRoutes(): Array<{ iface: string; cidr: Ipv4Cidr }> {
+  let text: string;
+  try {
+    text = readFileSync('/proc/net/route', 'utf8');
+  } catch {
+    return [];
+  }
+  const hexToInt = (hex: string) => Buffer.from(hex, 'hex').readUInt32LE(0);
+  return text
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter(([iface, destination, , , , , , mask]) => iface && destination && mask && !/^(br-|docker0$)/.test(iface))
+    .map(([iface, destination, , , , , , mask]) => {
+      const prefix = hexToInt(mask).toString(2).replace(/0/g, '').length;
+      return { iface, cidr: { base: hexToInt(destination), prefix } };
+    })
+    .filter((route) => route.cidr.prefix > 0);
+}
+
+/** The bottle networks' pool must be valid and must not shadow a route the host already uses. */
+function subnetPoolCheck(env: NodeJS.ProcessEnv): Check {
+  let pool: Ipv4Cidr;
+  try {
+    pool = subnetPool(env);
+  } catch (err) {
+    return { status: 'FAIL', what: 'bottle network pool', fix: (err as Error).message, blocking: true };
+  }
+  const clashes = hostRoutes().filter((route) => overlaps(route.cidr, pool));
+  if (clashes.length > 0) {
+    const list = clashes.map((r) => `${formatCidr(r.cidr)} via ${r.iface}`).join(', ');
+    return {
+      status: 'warn',
+      what: `bottle network pool ${formatCidr(pool)} overlaps host routes (${list})`,
+      fix: `set ${SUBNET_POOL_ENV} to a range this host does not use`,
+    };
+  }
+  return { status: 'ok', what: `bottle network pool ${formatCidr(pool)} (no host route overlaps it)` };
 }
 
 function claudeBinaryCheck(): Check {

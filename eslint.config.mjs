@@ -1,0 +1,31 @@
+// Lint: the layering rules. The lifecycle machine, the event schemas and the
+// plan are pure: they never reach Docker, Redis, the file system or the
+// effects that do (src/effects). The CLI reaches Docker only through
+// attach and doctor's probe.
+import tseslint from 'typescript-eslint';
+
+const io = ['dockerode', 'ioredis', 'bullmq', 'node:fs', 'fs', 'node:fs/promises', 'fs/promises', 'node:child_process',
+  'child_process', 'node:net', 'net', 'node:http', 'http', 'node:https', 'https'];
+const pureLayer = (extra = []) => ({
+  'no-restricted-imports': ['error', {
+    paths: io.map((name) => ({ name, message: 'this layer is pure: no I/O' })),
+    patterns: [
+      { group: ['**/effects/**', '**/effects'], message: 'this layer is pure: it never imports effects' },
+      { group: ['**/worker/**'], message: 'this layer is pure: it never imports the worker' },
+      ...extra,
+    ],
+  }],
+});
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'vendor/**', '.bottle-test/**'] },
+  {
+    files: ['src/**/*.ts'],
+    languageOptions: { parser: tseslint.parser },
+  },
+  { files: ['src/machines/**/*.ts'], rules: pureLayer() },
+  {
+    files: ['src/events/**/*.ts'],
+    rules: pureLayer([{ group: ['**/machines/**', '**/machines'], message: 'events do not import the machine' }]),
+  },
+);
