@@ -26,6 +26,28 @@ export default tseslint.config(
   { files: ['src/machines/**/*.ts'], rules: pureLayer() },
   {
     files: ['src/events/**/*.ts'],
+    // The Redis stream log still lives here beside the schemas; its modules may reach Redis.
+    ignores: ['src/events/log.ts', 'src/events/read.ts', 'src/events/store-id.ts', 'src/events/scripts/**'],
     rules: pureLayer([{ group: ['**/machines/**', '**/machines'], message: 'events do not import the machine' }]),
+  },
+  {
+    files: ['src/events/log.ts', 'src/events/read.ts', 'src/events/store-id.ts', 'src/events/scripts/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [
+        { group: ['**/machines/**', '**/machines'], message: 'events do not import the machine' },
+        { group: ['**/effects/**', '**/effects'], message: 'events do not import effects' },
+      ] }],
+    },
+  },
+  {
+    files: ['src/cli/**/*.ts'],
+    ignores: ['src/cli/attach.ts', 'src/cli/commands/doctor.ts', 'src/cli/commands/worker.ts', 'src/cli/commands/cleanup.ts',
+      'src/cli/commands/start.ts', 'src/cli/commands/resume.ts', 'src/cli/commands/dry-run.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: [{ name: 'dockerode', message: 'the CLI reaches Docker only through attach and doctor' }],
+        patterns: [{ group: ['**/effects/docker/**'], message: 'the CLI reaches Docker only through attach and doctor' }],
+      }],
+    },
   },
 );

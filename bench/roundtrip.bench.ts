@@ -3,7 +3,7 @@ import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { EventLog } from '../src/events/log.js';
 import type { EffectHandlers } from '../src/effects/types.js';
-import { EFFECT_KINDS } from '../src/machines/index.js';
+import { EFFECT_KINDS, type EffectKind } from '../src/machines/index.js';
 import { runWorker } from '../src/worker/worker.js';
 import { commandJobId, openQueue } from '../src/worker/queue.js';
 import { percentile, type Row } from './stats.js';
@@ -16,8 +16,9 @@ import { percentile, type Row } from './stats.js';
 export async function benchRoundTrip(connect: () => Redis, rounds = 200): Promise<Row[]> {
   const baseline = await bareBullmq(connect, rounds);
   // Every effect reports nothing: the bench's bottle only ever receives commands.
-  const noEffects = Object.fromEntries(EFFECT_KINDS.map((k) => [k, async () => []])) as EffectHandlers;
-  const running = await runWorker({ connect, handlers: noEffects, concurrency: 8 });
+  const nothing = async (): Promise<never[]> => [];
+  const noEffects = Object.fromEntries(EFFECT_KINDS.map((k) => [k, nothing])) as Record<EffectKind, typeof nothing>;
+  const running = await runWorker({ connect, handlers: noEffects satisfies EffectHandlers, concurrency: 8 });
   const redis = connect();
   const log = new EventLog(redis);
   const queue = openQueue(connect());

@@ -8,8 +8,14 @@ import type Docker from 'dockerode';
  */
 export const DETACH_KEYS = 'ctrl-p,ctrl-q';
 
-export async function attachTerminal(docker: Docker, containerName: string): Promise<'exited' | 'detached'> {
-  const container = docker.getContainer(containerName);
+/** The Docker client, loaded only when a terminal is attached or output streamed. */
+async function docker(): Promise<Docker> {
+  const { default: Dockerode } = await import('dockerode');
+  return new Dockerode();
+}
+
+export async function attachTerminal(containerName: string): Promise<'exited' | 'detached'> {
+  const container = (await docker()).getContainer(containerName);
   const stream = (await container.attach({
     stream: true,
     stdin: true,
@@ -47,4 +53,16 @@ export async function attachTerminal(docker: Docker, containerName: string): Pro
   }
   const info = await container.inspect().catch(() => undefined);
   return info?.State?.Running ? 'detached' : 'exited';
+}
+
+/** Without a terminal, the agent's output still reaches the user. */
+export async function streamOutput(containerName: string): Promise<void> {
+  const c = (await docker()).getContainer(containerName);
+  const stream = (await c.logs({ follow: true, stdout: true, stderr: true })) as unknown as NodeJS.ReadableStream;
+  stream.pipe(process.stdout, { end: false });
+  await new Promise<void>((resolve) => {
+    stream.on('end', resolve);
+    stream.on('close', resolve);
+    stream.on('error', () => resolve());
+  });
 }

@@ -1,8 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, resolve } from 'node:path';
-import type Dockerode from 'dockerode';
-import { detectRuntime, type ContainerRuntime } from '../effects/docker/client.js';
+import type { ContainerRuntime } from '../shared/runtime.js';
 import { agentImageSource, gatewayImageSource, imagePlan } from '../effects/docker/images.js';
 import { findAgent, type LoadedManifest } from '../manifest/load.js';
 import type { Agent, Bottle } from '../manifest/schema.js';
@@ -23,9 +22,8 @@ export interface ResolvePlanOptions {
   args?: string[];
   /** Pinned by resume; fresh otherwise. */
   identity?: string;
-  docker: Dockerode;
-  /** The runtime, when the caller already asked the daemon (detectRuntime); asked here otherwise. */
-  runtime?: Promise<ContainerRuntime>;
+  /** The runtime of the Docker host the bottle runs on (from its worker's heartbeat, or the daemon). */
+  runtime: ContainerRuntime;
   /** A resumed bottle's per-bottle Dockerfile (state/<identity>/Dockerfile). */
   stateDockerfile?: string;
   /** A resumed bottle's transcript snapshot (state/<identity>/transcript), copied back into ~/.claude. */
@@ -46,11 +44,8 @@ export async function resolvePlan(opts: ResolvePlanOptions): Promise<BottlePlan>
   const names = resourceNames(identity);
 
   const agentSource = agentImageSource({ dockerfile: bottle.dockerfile, stateDockerfile: opts.stateDockerfile, bottle: bottle.name });
-  const [runtime, image, gatewayImage] = await Promise.all([
-    opts.runtime ?? detectRuntime(opts.docker),
-    imagePlan(agentSource),
-    imagePlan(gatewayImageSource()),
-  ]);
+  const runtime = opts.runtime;
+  const [image, gatewayImage] = await Promise.all([imagePlan(agentSource), imagePlan(gatewayImageSource())]);
 
   const credentials = credentialRoutes(bottle);
   const skills = agent.skills.map((source) => ({ name: basename(source), source }));

@@ -15,15 +15,28 @@ export interface WorkerBeat {
   started: number;
   /** The claude-bottle build the worker runs ('' for workers from before builds were published). */
   build: string;
+  /** The container runtimes its Docker daemon has registered (empty when the worker did not say). */
+  runtimes: string[];
 }
 
-export function startHeartbeat(redis: Redis, now: () => number = Date.now): () => Promise<void> {
+export function startHeartbeat(
+  redis: Redis,
+  now: () => number = Date.now,
+  runtimes: readonly string[] = [],
+): () => Promise<void> {
   const key = `${HEARTBEAT_PREFIX}${hostname()}:${process.pid}`;
   const started = now();
   const beat = () =>
     redis
       .multi()
-      .hset(key, { host: hostname(), pid: String(process.pid), beat: String(now()), started: String(started), build: buildId() })
+      .hset(key, {
+        host: hostname(),
+        pid: String(process.pid),
+        beat: String(now()),
+        started: String(started),
+        build: buildId(),
+        runtimes: runtimes.join(','),
+      })
       .pexpire(key, HEARTBEAT_STALE_MS * 2)
       .exec()
       .catch(() => undefined);
@@ -49,7 +62,8 @@ export async function liveWorkers(redis: Redis, now: () => number = Date.now): P
     const h = await redis.hgetall(key);
     const beat = Number(h.beat);
     if (Number.isFinite(beat) && now() - beat <= HEARTBEAT_STALE_MS) {
-      beats.push({ key, host: h.host, pid: Number(h.pid), beat, started: Number(h.started), build: h.build ?? '' });
+      const runtimes = h.runtimes ? h.runtimes.split(',') : [];
+      beats.push({ key, host: h.host, pid: Number(h.pid), beat, started: Number(h.started), build: h.build ?? '', runtimes });
     }
   }
   return beats;

@@ -20,6 +20,8 @@ export interface WorkerOptions {
   handlers: EffectHandlers;
   concurrency?: number;
   log?: (line: string) => void;
+  /** The runtimes its Docker daemon has registered, published in the heartbeat for the CLI's plans. */
+  runtimes?: string[];
 }
 
 export interface RunningWorker {
@@ -128,7 +130,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   worker.on('error', (err) => say(`worker error: ${err.message}`));
   await worker.waitUntilReady();
 
-  const stopBeat = startHeartbeat(redis);
+  const stopBeat = startHeartbeat(redis, Date.now, opts.runtimes ?? []);
   // A worker that died between an append and its enqueue left effects unrequested.
   for (const entry of await log.listBottles()) {
     const live = await log.liveState(entry.identity);

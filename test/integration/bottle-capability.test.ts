@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GATEWAY_CONFIG_PATH } from '../../src/effects/docker/containers.js';
+import { GATEWAY_CONFIG_PATH } from '../../src/gateway/protocol.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness, type CliResult } from '../support/cli-harness.js';
 import { execIn } from '../support/docker.js';

@@ -1,9 +1,10 @@
-import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../src/events/schema.js';
-import { hostGuardComment } from '../../src/effects/docker/host-guard.js';
-import { inspectNetwork } from '../../src/effects/docker/networks.js';
+import { inspectNetwork, isHostAddressless } from '../../src/effects/docker/networks.js';
 import { LABELS, resourceNames } from '../../src/shared/names.js';
+import { subnetAddresses } from '../../src/shared/subnet-pool.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
 import { execIn } from '../support/docker.js';
 import { startUpstream, type Upstream } from '../support/upstream.js';
@@ -47,6 +48,8 @@ afterAll(async () => {
   await blocked?.stop();
 });
 
+type NetworkCreated = Extract<LifecycleEvent, { type: 'network.created' }>['data'];
+
 async function labelledCount(identity: string): Promise<number> {
   const filters = JSON.stringify({ label: [`${LABELS.identity}=${identity}`] });
   const [containers, networks] = await Promise.all([h.docker.listContainers({ all: true, filters }), h.docker.listNetworks({ filters })]);
@@ -80,10 +83,6 @@ function splitHttp(raw: string): { status: number; body: string } {
   return { status, body: at >= 0 ? raw.slice(at + 4) : '' };
 }
 
-function iptablesInput(): string {
-  return execFileSync('iptables', ['-w', '-S', 'INPUT'], { encoding: 'utf8' });
-}
-
 describe.each(['runc', 'runsc'] as const)('a real bottle under %s reaches the outside only through its gateway', (runtime) => {
   let identity: string;
   let agent: ReturnType<BottleHarness['docker']['getContainer']>;
@@ -91,6 +90,7 @@ describe.each(['runc', 'runsc'] as const)('a real bottle under %s reaches the ou
   let gatewayEgressIp: string;
   let egressBridgeIp: string;
   let internalBridgeIp: string;
+  let networkCreated: NetworkCreated;
   const inAgent = (cmd: string[]) => execIn(agent, cmd, { user: 'node' });
 
   beforeAll(async () => {
@@ -104,11 +104,41 @@ describe.each(['runc', 'runsc'] as const)('a real bottle under %s reaches the ou
     gatewayInternalIp = gw.NetworkSettings.Networks[names.internalNetwork].IPAddress;
     gatewayEgressIp = gw.NetworkSettings.Networks[names.egressNetwork].IPAddress;
     const [internal, egress] = await Promise.all([inspectNetwork(h.docker, names.internalNetwork), inspectNetwork(h.docker, names.egressNetwork)]);
-    internalBridgeIp = internal!.gateway;
-    egressBridgeIp = egress!.gateway;
+    // The bridges' own addresses: the egress one is the host; the internal one is held by nothing.
+    internalBridgeIp = subnetAddresses(internal!.subnet).bridge;
+    egressBridgeIp = subnetAddresses(egress!.subnet).bridge;
+    networkCreated = events.find((e) => e.type === 'network.created')!.data as NetworkCreated;
     // The agent really runs under the runtime the plan chose.
     expect((await agent.inspect()).HostConfig.Runtime).toBe(runtime);
   }, 180_000);
+
+  it('puts the gateway and the agent at the fixed internal addresses that network.created names', async () => {
+    const names = resourceNames(identity);
+    const internal = (await inspectNetwork(h.docker, names.internalNetwork))!;
+    expect(networkCreated.subnets?.internal).toBe(internal.subnet);
+    const { gateway, agent: agentIp, pipelock } = subnetAddresses(internal.subnet);
+    expect(networkCreated.addresses).toEqual({ gateway, agent: agentIp, pipelock });
+    expect(gatewayInternalIp).toBe(gateway);
+    expect((await agent.inspect()).NetworkSettings.Networks[names.internalNetwork].IPAddress).toBe(agentIp);
+    // The agent's proxy is the gateway at that address.
+    const env = (await agent.inspect()).Config.Env ?? [];
+    expect(env).toContain(`HTTPS_PROXY=http://${gateway}:3128`);
+  });
+
+  it('gives the internal bridge no address on this host, so the host is not one hop away from the agent', async () => {
+    const info = (await h.docker.getNetwork(resourceNames(identity).internalNetwork).inspect()) as {
+      Id: string;
+      Internal: boolean;
+      Options?: Record<string, string>;
+    };
+    expect(info.Internal).toBe(true);
+    expect(isHostAddressless(info.Options)).toBe(true);
+    const bridge = `br-${info.Id.slice(0, 12)}`;
+    expect(existsSync(`/sys/class/net/${bridge}`)).toBe(true);
+    expect((networkInterfaces()[bridge] ?? []).filter((a) => a.family === 'IPv4')).toEqual([]);
+    const hostAddresses = Object.values(networkInterfaces()).flat().map((a) => a?.address);
+    expect(hostAddresses).not.toContain(internalBridgeIp);
+  });
 
   it("the agent's command is the container's main process, and the init's wait for the gateway left no decision", async () => {
     const pid1 = async () => (await inAgent(['cat', '/proc/1/cmdline'])).output.split('\0')[0];
@@ -163,13 +193,19 @@ describe.each(['runc', 'runsc'] as const)('a real bottle under %s reaches the ou
     // Positive control: the same probe works against the one address the agent may use.
     expect((await tcp(gatewayInternalIp, 3128)).code).toBe(0);
     // The upstream server listens on 0.0.0.0 of the host: any path to the host would reach it.
-    const probes = await Promise.all([
-      tcp(gatewayEgressIp, 3128),
-      tcp(egressBridgeIp, upstream.port),
-      tcp(internalBridgeIp, upstream.port),
-      tcp(internalBridgeIp, 3128),
-    ]);
-    for (const p of probes) expect(p.code).not.toBe(0);
+    const hostAddresses = Object.values(networkInterfaces())
+      .flat()
+      .filter((a) => a !== undefined && a.family === 'IPv4' && !a.internal)
+      .map((a) => a!.address);
+    const targets: Array<[string, number]> = [
+      [gatewayEgressIp, 3128],
+      [egressBridgeIp, upstream.port],
+      [internalBridgeIp, upstream.port],
+      [internalBridgeIp, 3128],
+      ...hostAddresses.map((ip): [string, number] => [ip, upstream.port]),
+    ];
+    const probes = await Promise.all(targets.map(([ip, port]) => tcp(ip, port)));
+    probes.forEach((p, i) => expect(p.code, `direct connection to ${targets[i].join(':')}`).not.toBe(0));
   });
 
   it('the agent cannot resolve outside names itself', async () => {
@@ -180,12 +216,9 @@ describe.each(['runc', 'runsc'] as const)('a real bottle under %s reaches the ou
     results.forEach((res, i) => expect(res.code, `getent hosts ${names[i]}: ${res.output}`).not.toBe(0));
   });
 
-  it('bottle stop leaves no labelled container or network, and the bottle never needed a host-guard rule', async () => {
-    // Its internal bridge holds no host address, so no iptables rule is installed for it.
-    expect(iptablesInput()).not.toContain(hostGuardComment(identity));
+  it('bottle stop leaves no labelled container or network', async () => {
     const stopped = await h.cli(['stop', identity]);
     expect(stopped.code).toBe(0);
     expect(await labelledCount(identity)).toBe(0);
-    expect(iptablesInput()).not.toContain(hostGuardComment(identity));
   }, 120_000);
 });

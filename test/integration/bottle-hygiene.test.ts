@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADDRESSLESS_BRIDGE_OPTION } from '../../src/effects/docker/networks.js';
 import { storeId } from '../../src/events/store-id.js';
 import { bottleLabels, LABELS, resourceNames } from '../../src/shared/names.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
@@ -15,6 +16,7 @@ let manifest: string;
 let running: string; // a live `sleeper` bottle shared by the tests below
 const orphan = testIdentity('ghost'); // an identity this harness's Redis has never heard of
 const foreign = testIdentity('alien'); // labelled with another event store: someone else's bottle
+const relic = testIdentity('relic'); // an internal network made by an earlier version (its bridge has a host address)
 
 beforeAll(async () => {
   h = await startHarness();
@@ -30,6 +32,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await sweepIdentity(h.docker, orphan).catch(() => undefined);
   await sweepIdentity(h.docker, foreign).catch(() => undefined);
+  await sweepIdentity(h.docker, relic).catch(() => undefined);
   await h?.cleanup();
 });
 
@@ -83,11 +86,13 @@ describe('cleanup', () => {
     ] as const) {
       const names = resourceNames(identity);
       const agent = identity.split('-')[0];
+      // As this version makes it: no host address on the bridge, so only the bottle's liveness decides.
       await h.docker.createNetwork({
         Name: names.internalNetwork,
         Driver: 'bridge',
         Internal: true,
         Labels: { ...bottleLabels(identity, agent, 'internal-network'), [LABELS.store]: storeLabel },
+        Options: { [ADDRESSLESS_BRIDGE_OPTION]: 'true' },
       });
       await h.docker.createContainer({
         name: names.agentContainer,
@@ -97,19 +102,29 @@ describe('cleanup', () => {
         HostConfig: { NetworkMode: names.internalNetwork },
       });
     }
+    await h.docker.createNetwork({
+      Name: resourceNames(relic).internalNetwork,
+      Driver: 'bridge',
+      Internal: true,
+      Labels: { ...bottleLabels(relic, relic.split('-')[0], 'internal-network'), [LABELS.store]: store },
+    });
   }, 120_000);
 
   const orphanResources = () => [`container ${resourceNames(orphan).agentContainer}`, `network ${resourceNames(orphan).internalNetwork}`];
   const foreignResources = () => [`container ${resourceNames(foreign).agentContainer}`, `network ${resourceNames(foreign).internalNetwork}`];
 
-  it('--dry-run lists the orphan without removing it, and leaves the live bottle and other stores out', async () => {
+  it('--dry-run lists orphans and earlier-version networks, removes nothing, leaves live and foreign out', async () => {
     expect(await labelled(orphan)).toEqual(orphanResources());
     const dry = await h.cli(['cleanup', '--dry-run']);
     expect(dry.code).toBe(0);
-    for (const r of orphanResources()) expect(dry.stdout).toContain(`would remove ${r}`);
+    const lines = dry.stdout.split('\n');
+    for (const r of orphanResources()) expect(lines).toContain(`would remove ${r}`);
+    const relicNetwork = resourceNames(relic).internalNetwork;
+    expect(lines).toContain(`would remove network ${relicNetwork} (made by an earlier version)`);
     expect(dry.stdout).not.toContain(running);
     expect(dry.stdout).not.toContain(foreign);
     expect(await labelled(orphan)).toEqual(orphanResources());
+    expect(await labelled(relic)).toEqual([`network ${relicNetwork}`]);
   });
 
   it('removes the orphan and leaves the live bottle and another store\'s resources untouched', async () => {
@@ -119,6 +134,7 @@ describe('cleanup', () => {
     expect(real.code).toBe(0);
     for (const r of orphanResources()) expect(real.stdout).toContain(`removing ${r}`);
     expect(await labelled(orphan)).toEqual([]);
+    expect(await labelled(relic)).toEqual([]);
     expect(await labelled(foreign)).toEqual(foreignResources());
     expect(await labelled(running)).toEqual(liveBefore);
     expect((await h.docker.getContainer(resourceNames(running).agentContainer).inspect()).State.Running).toBe(true);

@@ -3,24 +3,39 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import tar from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listHostGuards } from '../../src/effects/docker/host-guard.js';
 import { AGENT_INIT_PATH } from '../../src/effects/docker/agent-init.js';
-import { agentContainerSpec, gatewayContainerSpec } from '../../src/effects/docker/containers.js';
-import { inspectNetwork } from '../../src/effects/docker/networks.js';
-import { effectHandlers } from '../../src/effects/handlers.js';
-import { PermanentEffectError, type EffectContext, type EffectKind, type EffectRequest, type NewEvent } from '../../src/effects/types.js';
-import { agentEnvironment } from '../../src/plan/agent-env.js';
+import { ensureConnected, gatewayContainerSpec } from '../../src/effects/docker/containers.js';
+import { ADDRESSLESS_BRIDGE_OPTION } from '../../src/effects/docker/networks.js';
+import { effectHandlers } from '../../src/effects/index.js';
+import { PermanentEffectError, type EffectContext, type EffectHandler } from '../../src/effects/types.js';
+import type { NewEvent } from '../../src/events/schema.js';
+import { GATEWAY_CONFIG_PATH, GATEWAY_FILES_DIR, GATEWAY_SECRETS_PATH } from '../../src/gateway/protocol.js';
+import type { NetworkLayout } from '../../src/machines/context.js';
+import type { EffectKind, EffectOutcome, EffectParams, EffectRequest } from '../../src/machines/effects.js';
+import { CA_BUNDLE_TARGET, GATEWAY_CA_TARGET } from '../../src/plan/agent-env.js';
 import type { BottlePlan } from '../../src/plan/schema.js';
-import { bottleLabels, LABELS } from '../../src/shared/names.js';
+import { LABELS } from '../../src/shared/names.js';
 import { statePaths } from '../../src/shared/paths.js';
-import { ensureStandInImage, execIn, sweepIdentity, testDocker, testIdentity, testLabels, testPlan, TEST_STANDIN_IMAGE } from '../support/docker.js';
+import { overlaps, parseCidr, subnetAddresses, subnetPool } from '../../src/shared/subnet-pool.js';
+import {
+  ensureStandInImage,
+  execIn,
+  sweepIdentity,
+  testDocker,
+  testIdentity,
+  testPlan,
+  TEST_STANDIN_IMAGE,
+} from '../support/docker.js';
 
 const docker: Docker = testDocker();
 const handlers = effectHandlers({ docker });
 let home: string;
 let previousHome: string | undefined;
 const identities: string[] = [];
+/** A stand-in gateway that prints its ready line and listens only once /tmp/go exists in it. */
+const heldGatewayImage = `claude-bottle-test/standin-held:${testIdentity('img')}`;
 
 function context(plan: BottlePlan, observed: NewEvent[] = [], lastEgressDecision = 0): EffectContext {
   return {
@@ -35,18 +50,81 @@ function context(plan: BottlePlan, observed: NewEvent[] = [], lastEgressDecision
   };
 }
 
-function run(kind: EffectKind, plan: BottlePlan, opts: { params?: Record<string, unknown>; observed?: NewEvent[]; lastEgressDecision?: number } = {}) {
-  const req: EffectRequest = { kind, identity: plan.identity, causedBySeq: 1, params: opts.params ?? {} };
-  return handlers[kind](req, context(plan, opts.observed, opts.lastEgressDecision));
+interface RunOptions<K extends EffectKind> {
+  params?: EffectParams<K>;
+  observed?: NewEvent[];
+  lastEgressDecision?: number;
+}
+
+function run<K extends EffectKind>(kind: K, plan: BottlePlan, opts: RunOptions<K> = {}): Promise<EffectOutcome<K>[]> {
+  const req = { kind, identity: plan.identity, causedBySeq: 1, params: opts.params ?? {} } as EffectRequest<K>;
+  const handler = handlers[kind] as EffectHandler<K>;
+  return handler(req, context(plan, opts.observed, opts.lastEgressDecision));
+}
+
+/** What the machine passes the launch effects: the layout network.created reported. */
+function layoutOf(created: NewEvent<'network.created'>): NetworkLayout {
+  const { internal, egress, subnets, addresses } = created.data;
+  if (!subnets || !addresses) throw new Error('network.created without subnets or addresses');
+  return {
+    internal: { name: internal, subnet: subnets.internal },
+    egress: { name: egress, subnet: subnets.egress },
+    addresses,
+  };
+}
+
+async function createNetworks(plan: BottlePlan): Promise<NetworkLayout> {
+  const [created] = await run('create_networks', plan);
+  return layoutOf(created);
 }
 
 async function labelledCount(identity: string): Promise<number> {
   const filters = JSON.stringify({ label: [`${LABELS.identity}=${identity}`] });
-  return (await docker.listContainers({ all: true, filters })).length + (await docker.listNetworks({ filters })).length;
+  const [containers, networks] = await Promise.all([
+    docker.listContainers({ all: true, filters }),
+    docker.listNetworks({ filters }),
+  ]);
+  return containers.length + networks.length;
+}
+
+async function failureOf(work: Promise<unknown>): Promise<unknown> {
+  return work.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The agent's pid 1 as argv, polled until `done` says so or about five seconds pass. */
+async function pid1(agent: Docker.Container, done: (argv: string[]) => boolean = () => true): Promise<string[]> {
+  const read = async () => (await execIn(agent, ['cat', '/proc/1/cmdline'])).output.split('\0').filter(Boolean);
+  let argv = await read();
+  for (let i = 0; i < 50 && !done(argv); i++) {
+    await sleep(100);
+    argv = await read();
+  }
+  return argv;
+}
+
+async function buildHeldGatewayImage(): Promise<void> {
+  const pack = tar.pack();
+  const wait = 'while [ ! -f /tmp/go ]; do sleep 0.1; done; exec /usr/local/bin/standin-gateway';
+  pack.entry({ name: 'Dockerfile' }, `FROM ${TEST_STANDIN_IMAGE}\nCMD ["sh", "-c", ${JSON.stringify(wait)}]\n`);
+  pack.finalize();
+  const stream = await docker.buildImage(pack as unknown as NodeJS.ReadableStream, { t: heldGatewayImage, rm: true });
+  await new Promise<void>((resolve, reject) =>
+    docker.modem.followProgress(stream, (err: Error | null, out: Array<{ error?: string }>) => {
+      const failure = err?.message ?? out?.find((o) => o.error)?.error;
+      if (failure) reject(new Error(`building ${heldGatewayImage} failed: ${failure}`));
+      else resolve();
+    }),
+  );
 }
 
 beforeAll(async () => {
   await ensureStandInImage(docker);
+  await buildHeldGatewayImage();
   home = await mkdtemp(join(tmpdir(), 'cb-handlers-'));
   previousHome = process.env.CLAUDE_BOTTLE_HOME;
   process.env.CLAUDE_BOTTLE_HOME = join(home, 'bottle-home');
@@ -54,9 +132,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const identity of identities) {
-    await handlers.cleanup({ kind: 'cleanup', identity, causedBySeq: 1, params: {} }, context(testPlan(identity, { gateway_image: standInImagePlan() }))).catch(() => undefined);
+    await run('cleanup', standInPlan(identity)).catch(() => undefined);
     await sweepIdentity(docker, identity);
   }
+  await docker
+    .getImage(heldGatewayImage)
+    .remove({ force: true })
+    .catch(() => undefined);
   if (previousHome === undefined) delete process.env.CLAUDE_BOTTLE_HOME;
   else process.env.CLAUDE_BOTTLE_HOME = previousHome;
   if (home) await rm(home, { recursive: true, force: true });
@@ -68,14 +150,20 @@ function standInImagePlan() {
 
 /** A plan whose agent and gateway both run the stand-in image. */
 function standInPlan(identity: string, overrides: Partial<BottlePlan> = {}): BottlePlan {
-  return testPlan(identity, { image: standInImagePlan(), gateway_image: { ...standInImagePlan(), dockerfile: 'builtin:gateway' }, ...overrides });
+  const gateway_image = { ...standInImagePlan(), dockerfile: 'builtin:gateway' };
+  return testPlan(identity, { image: standInImagePlan(), gateway_image, ...overrides });
+}
+
+function newIdentity(agent: string): string {
+  const identity = testIdentity(agent);
+  identities.push(identity);
+  return identity;
 }
 
 describe('a bottle driven through the effect handlers', () => {
-  const identity = testIdentity('hand');
-  identities.push(identity);
+  const identity = newIdentity('hand');
   let plan: BottlePlan;
-  let gatewayIp: string;
+  let network: NetworkLayout;
 
   beforeAll(async () => {
     const inputs = join(home, 'inputs');
@@ -90,14 +178,26 @@ describe('a bottle driven through the effect handlers', () => {
     plan = standInPlan(identity, {
       hosts: ['registry.npmjs.org'],
       extra_hosts: { 'mirror.internal.test': 'host-gateway' },
-      credentials: [{ role: 'anthropic-base-url', upstream: 'https://api.anthropic.com', auth: 'oauth', token_source: 'env:TOKEN' }],
+      credentials: [
+        {
+          role: 'anthropic-base-url',
+          upstream: 'https://api.anthropic.com',
+          auth: 'oauth',
+          token_source: 'env:TOKEN',
+        },
+      ],
       prompt: join(inputs, 'prompt.md'),
       skills: [{ name: 'tdd', source: join(inputs, 'skills', 'tdd') }],
       ssh: [{ Host: 'github.com', IdentityFile: join(inputs, 'id_test') }],
       cwd: join(inputs, 'work'),
       copy_cwd: true,
       // Waits for the test's go-ahead, leaves a transcript behind, and exits non-zero.
-      command: ['sh', '-c', 'while [ ! -f /tmp/go ]; do sleep 0.2; done; mkdir -p /home/node/.claude/projects && echo turn > /home/node/.claude/projects/log.jsonl; exit 3'],
+      command: [
+        'sh',
+        '-c',
+        'while [ ! -f /tmp/go ]; do sleep 0.2; done; ' +
+          'mkdir -p /home/node/.claude/projects && echo turn > /home/node/.claude/projects/log.jsonl; exit 3',
+      ],
     });
   });
 
@@ -111,69 +211,107 @@ describe('a bottle driven through the effect handlers', () => {
     expect(events).toEqual([{ type: 'bottle.prepared', data: { state_dir: paths.dir } }]);
     expect(existsSync(paths.preserveMarker)).toBe(false);
     const metadata = JSON.parse(await readFile(paths.metadata, 'utf8'));
-    expect(metadata).toMatchObject({ identity, agent: plan.agent, bottle: 'test', cwd: plan.cwd, copy_cwd: true, base_dockerfile: null });
+    expect(metadata).toMatchObject({
+      identity,
+      agent: plan.agent,
+      bottle: 'test',
+      cwd: plan.cwd,
+      copy_cwd: true,
+      base_dockerfile: null,
+    });
     expect(metadata.plan.identity).toBe(identity);
   });
 
-  it('create_networks makes the internal and egress networks', async () => {
-    const events = await run('create_networks', plan);
+  it('create_networks puts each network on a pool subnet of its own and reports the fixed addresses', async () => {
+    const [created] = await run('create_networks', plan);
 
-    expect(events).toEqual([{ type: 'network.created', data: { internal: plan.networks.internal, egress: plan.networks.egress } }]);
-    const internal = await inspectNetwork(docker, plan.networks.internal);
-    expect(internal?.hostAddressless).toBe(true);
-    // The host holds no address on the internal bridge, so the agent's default route reaches nobody.
-    expect((networkInterfaces()[internal!.bridge] ?? []).filter((a) => a.family === 'IPv4')).toEqual([]);
-    expect((await inspectNetwork(docker, plan.networks.egress))?.hostAddressless).toBe(false);
+    network = layoutOf(created);
+    expect(created.data).toMatchObject({ internal: plan.networks.internal, egress: plan.networks.egress });
+    const pool = subnetPool();
+    for (const subnet of [network.internal.subnet, network.egress.subnet]) {
+      expect(subnet).toMatch(/\/29$/);
+      expect(overlaps(parseCidr(subnet), pool)).toBe(true);
+    }
+    expect(overlaps(parseCidr(network.internal.subnet), parseCidr(network.egress.subnet))).toBe(false);
+    const { gateway, agent, pipelock } = subnetAddresses(network.internal.subnet);
+    expect(network.addresses).toEqual({ gateway, agent, pipelock });
+
+    const internal = await docker.getNetwork(plan.networks.internal).inspect();
+    const egress = await docker.getNetwork(plan.networks.egress).inspect();
+    expect(internal.Internal).toBe(true);
+    expect(internal.IPAM?.Config).toEqual([expect.objectContaining({ Subnet: network.internal.subnet })]);
+    expect(internal.Options?.[ADDRESSLESS_BRIDGE_OPTION]).toBe('true');
+    expect(egress.Internal).toBe(false);
+    expect(egress.IPAM?.Config).toEqual([expect.objectContaining({ Subnet: network.egress.subnet })]);
   });
 
-  it('start_gateway hands the gateway its config and secrets, then deletes the secrets file', async () => {
+  it('start_gateway gives the gateway its fixed address, config and secrets, and deletes the secrets', async () => {
     const paths = statePaths(identity);
     await writeFile(paths.secrets, JSON.stringify({ 'route-0': 'sekret-value' }), { mode: 0o600 });
 
-    const events = await run('start_gateway', plan);
+    const events = await run('start_gateway', plan, { params: { network } });
 
-    // An address-less internal bridge needs no iptables guard (and no one-shot container to install one).
-    expect((await listHostGuards(docker, TEST_STANDIN_IMAGE)).filter((g) => g.identity === identity)).toEqual([]);
-
-    expect(events).toHaveLength(1);
-    expect(events[0]).toMatchObject({ type: 'gateway.started', data: { container: plan.containers.gateway } });
-    gatewayIp = String(events[0].data.ip);
-    expect(gatewayIp).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    const info = await docker.getContainer(plan.containers.gateway).inspect();
+    const started_at = info.State.StartedAt;
+    const ip = network.addresses.gateway;
+    const data = { container: plan.containers.gateway, ip, started_at, legacy_launch: false };
+    expect(events).toEqual([{ type: 'gateway.started', data }]);
+    expect(info.NetworkSettings.Networks[network.internal.name].IPAddress).toBe(network.addresses.gateway);
+    const attached = Object.keys(info.NetworkSettings.Networks).sort();
+    expect(attached).toEqual([network.egress.name, network.internal.name].sort());
     expect(existsSync(paths.secrets)).toBe(false);
 
     const gateway = docker.getContainer(plan.containers.gateway);
-    expect((await execIn(gateway, ['stat', '-c', '%u %a', '/etc/claude-bottle/secrets.json'])).output.trim()).toBe('65534 400');
-    expect(JSON.parse((await execIn(gateway, ['cat', '/etc/claude-bottle/secrets.json'])).output)).toEqual({ 'route-0': 'sekret-value' });
-    const config = JSON.parse((await execIn(gateway, ['cat', '/etc/claude-bottle/gateway.json'])).output);
-    const egress = await inspectNetwork(docker, plan.networks.egress);
+    expect((await execIn(gateway, ['stat', '-c', '%u %a', GATEWAY_SECRETS_PATH])).output.trim()).toBe('65534 400');
+    const secrets = JSON.parse((await execIn(gateway, ['cat', GATEWAY_SECRETS_PATH])).output);
+    expect(secrets).toEqual({ 'route-0': 'sekret-value' });
+    const config = JSON.parse((await execIn(gateway, ['cat', GATEWAY_CONFIG_PATH])).output);
     expect(config).toMatchObject({
       identity,
       allow: ['registry.npmjs.org'],
-      extra_hosts: { 'mirror.internal.test': egress!.gateway },
+      extra_hosts: { 'mirror.internal.test': subnetAddresses(network.egress.subnet).bridge },
       routes: [{ id: 'route-0', role: 'anthropic-base-url', upstream: 'https://api.anthropic.com', auth: 'oauth' }],
     });
-    expect((await execIn(gateway, ['touch', '/etc/claude-bottle/extra'])).code).not.toBe(0);
+    expect((await execIn(gateway, ['touch', `${GATEWAY_FILES_DIR}/extra`])).code).not.toBe(0);
 
-    // The agent's container was created for the address the gateway got and started alongside it,
-    // behind the init program that waits for the gateway's port.
-    const agent = await docker.getContainer(plan.containers.agent).inspect();
-    expect(agent.State.Status).toBe('running');
-    expect(agent.Config.Env).toContain(`HTTP_PROXY=http://${gatewayIp}:3128`);
-    expect(agent.Config.Entrypoint).toEqual([AGENT_INIT_PATH]);
-    expect(agent.Config.Cmd).toEqual(plan.command);
-    expect(Date.parse(agent.State.StartedAt)).toBeGreaterThan(0);
+    // With the gateway on both networks their bridges exist: the host holds no address on the internal
+    // one, so the agent's default route reaches nobody; the egress one holds the first of its subnet.
+    const hostAddresses = (name: string) => {
+      const bridge = `br-${info.NetworkSettings.Networks[name].NetworkID.slice(0, 12)}`;
+      return (networkInterfaces()[bridge] ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address);
+    };
+    expect(hostAddresses(network.internal.name)).toEqual([]);
+    expect(hostAddresses(network.egress.name)).toEqual([subnetAddresses(network.egress.subnet).bridge]);
+
+    // The agent is its own effect now: starting the gateway makes no agent container.
+    await expect(docker.getContainer(plan.containers.agent).inspect()).rejects.toMatchObject({ statusCode: 404 });
   });
 
-  it('start_gateway again reuses the running gateway', async () => {
-    const events = await run('start_gateway', plan);
-    expect(events).toEqual([{ type: 'gateway.started', data: { container: plan.containers.gateway, ip: gatewayIp } }]);
+  it('await_gateway_ready reports the ready line, without a CA when the gateway published none', async () => {
+    expect(await run('await_gateway_ready', plan)).toEqual([{ type: 'gateway.ready', data: {} }]);
   });
 
-  it('start_agent provisions prompt, skills, ssh and the copied cwd for uid 1000 and points the agent at the gateway', async () => {
-    const events = await run('start_agent', plan);
+  it('start_gateway again reuses the running gateway and reports the same start', async () => {
+    const before = await docker.getContainer(plan.containers.gateway).inspect();
+    const events = await run('start_gateway', plan, { params: { network } });
+    const { addresses } = network;
+    const started_at = before.State.StartedAt;
+    const data = { container: plan.containers.gateway, ip: addresses.gateway, started_at, legacy_launch: false };
+    expect(events).toEqual([{ type: 'gateway.started', data }]);
+    expect((await docker.getContainer(plan.containers.gateway).inspect()).Id).toBe(before.Id);
+  });
 
-    expect(events).toEqual([{ type: 'agent.started', data: { container: plan.containers.agent, runtime: 'runc' } }]);
+  it('start_agent provisions prompt, skills, ssh and cwd for uid 1000 and aims the agent at the gateway', async () => {
+    const events = await run('start_agent', plan, { params: { network, interception_ca: null } });
+
     const agent = docker.getContainer(plan.containers.agent);
+    const info = await agent.inspect();
+    const data = { container: plan.containers.agent, runtime: 'runc', started_at: info.State.StartedAt };
+    expect(events).toEqual([{ type: 'agent.started', data }]);
+    expect(info.NetworkSettings.Networks[network.internal.name].IPAddress).toBe(network.addresses.agent);
+    expect(Object.keys(info.NetworkSettings.Networks)).toEqual([network.internal.name]);
+    expect(info.Config.Entrypoint).toEqual([AGENT_INIT_PATH]);
+    expect(info.Config.Cmd).toEqual(plan.command);
     const listing = await execIn(agent, [
       'stat',
       '-c',
@@ -195,37 +333,55 @@ describe('a bottle driven through the effect handlers', () => {
       `${plan.cwd}/main.ts 1000:1000 644`,
       `${plan.cwd}/.git/HEAD 1000:1000 644`,
     ]);
-    expect((await execIn(agent, ['cat', '/home/node/.ssh/config'])).output).toContain('Host github.com\n  IdentityFile /home/node/.ssh/id_test');
+    const sshConfig = (await execIn(agent, ['cat', '/home/node/.ssh/config'])).output;
+    expect(sshConfig).toContain('Host github.com\n  IdentityFile /home/node/.ssh/id_test');
+    const gatewayIp = network.addresses.gateway;
     expect((await execIn(agent, ['printenv', 'HTTPS_PROXY'])).output.trim()).toBe(`http://${gatewayIp}:3128`);
     expect((await execIn(agent, ['printenv', 'ANTHROPIC_BASE_URL'])).output.trim()).toBe(`http://${gatewayIp}:3129`);
     expect((await execIn(agent, ['id', '-un'])).output.trim()).toBe('node');
+    // Without host credential routes the agent is given no CA of the gateway's.
+    expect((await execIn(agent, ['test', '-e', GATEWAY_CA_TARGET])).code).not.toBe(0);
     // The init program gave its place to the agent's command once the gateway accepted.
-    const pid1 = async () => (await execIn(agent, ['cat', '/proc/1/cmdline'])).output.split('\0').slice(0, 2);
-    for (let i = 0; i < 50 && (await pid1())[0] !== 'sh'; i++) await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(await pid1()).toEqual(['sh', '-c']);
-    const probe = await execIn(agent, ['bash', '-c', `timeout 3 bash -c 'exec 3<>/dev/tcp/${gatewayIp}/3128 && head -1 <&3'`]);
+    expect((await pid1(agent, (argv) => argv[0] === 'sh')).slice(0, 2)).toEqual(['sh', '-c']);
+    const connect = `timeout 3 bash -c 'exec 3<>/dev/tcp/${gatewayIp}/3128 && head -1 <&3'`;
+    const probe = await execIn(agent, ['bash', '-c', connect]);
     expect(probe.output.trim()).toBe('gateway');
   });
 
   it('start_agent again neither recreates nor restarts the agent', async () => {
     const before = await docker.getContainer(plan.containers.agent).inspect();
-    await run('start_agent', plan);
+    const events = await run('start_agent', plan, { params: { network, interception_ca: null } });
     const after = await docker.getContainer(plan.containers.agent).inspect();
     expect(after.Id).toBe(before.Id);
     expect(after.State.StartedAt).toBe(before.State.StartedAt);
+    const data = { container: plan.containers.agent, runtime: 'runc', started_at: before.State.StartedAt };
+    expect(events).toEqual([{ type: 'agent.started', data }]);
   });
 
   it('watch_agent records gateway decisions above the recorded mark, then the exit', async () => {
     const observed: NewEvent[] = [];
     const watching = run('watch_agent', plan, { observed, lastEgressDecision: 1 });
     // Let the stand-in gateway print its delayed capability line before the agent exits.
-    await new Promise((resolve) => setTimeout(resolve, 2500));
+    await sleep(2500);
     await execIn(docker.getContainer(plan.containers.agent), ['touch', '/tmp/go']);
 
     expect(await watching).toEqual([{ type: 'agent.exited', data: { code: 3, signal: null } }]);
     expect(observed).toEqual([
-      { type: 'egress.denied', data: { n: 2, host: 'blocked.test', port: 443, method: 'CONNECT', reason: 'not_in_allowlist' } },
-      { type: 'capability.requested', data: { request_id: 'req-1', kind: 'egress', host: 'blocked.test', port: 443, reason: 'needs it', queue_if_pending: true } },
+      {
+        type: 'egress.denied',
+        data: { n: 2, host: 'blocked.test', port: 443, method: 'CONNECT', reason: 'not_in_allowlist' },
+      },
+      {
+        type: 'capability.requested',
+        data: {
+          request_id: 'req-1',
+          kind: 'egress',
+          host: 'blocked.test',
+          port: 443,
+          reason: 'needs it',
+          queue_if_pending: true,
+        },
+      },
     ]);
   });
 
@@ -233,163 +389,191 @@ describe('a bottle driven through the effect handlers', () => {
     const observed: NewEvent[] = [];
     const events = await run('watch_agent', plan, { observed, lastEgressDecision: 2 });
     expect(events).toEqual([{ type: 'agent.exited', data: { code: 3, signal: null } }]);
-    expect(observed.map((e) => e.data.n ?? e.data.request_id)).toEqual(['req-1']);
+    expect(observed.map((e) => e.type)).toEqual(['capability.requested']);
   });
 
-  it("snapshot_transcript copies the agent's ~/.claude (its transcript and the provisioned skills) into the state folder", async () => {
-    const events = await run('snapshot_transcript', plan);
+  it("snapshot_transcript copies the agent's ~/.claude (transcript, provisioned skills) into the state", async () => {
+    const events = await run('snapshot_transcript', plan, { params: { code: 3, signal: null } });
     // projects/log.jsonl ("turn\n", 5 bytes) + skills/tdd/SKILL.md ("# tdd\n", 6 bytes)
     expect(events).toEqual([{ type: 'transcript.snapshotted', data: { files: 2, bytes: 11, missing: false } }]);
     expect(await readFile(join(statePaths(identity).transcript, 'projects', 'log.jsonl'), 'utf8')).toBe('turn\n');
   });
 
-  it('cleanup removes every container, network, the host guard and the state folder', async () => {
+  it('cleanup removes every container, network and the state folder', async () => {
     const events = await run('cleanup', plan);
     expect(events).toEqual([{ type: 'bottle.cleaned', data: {} }]);
     expect(await labelledCount(identity)).toBe(0);
-    expect((await listHostGuards(docker, TEST_STANDIN_IMAGE)).filter((g) => g.identity === identity)).toEqual([]);
     expect(existsSync(statePaths(identity).dir)).toBe(false);
   });
 });
 
-describe('an agent container created for a gateway address that did not come true', () => {
-  const identity = testIdentity('miss');
-  identities.push(identity);
+describe('an agent started before its gateway is ready', () => {
+  const identity = newIdentity('early');
 
-  it('is replaced by start_agent with one that names the gateway it has', async () => {
-    const cwd = join(home, 'miss-cwd');
-    await mkdir(cwd, { recursive: true });
-    const plan = standInPlan(identity, { cwd });
-    await run('create_networks', plan);
-    const [gatewayStarted] = await run('start_gateway', plan);
-    const gatewayIp = String(gatewayStarted.data.ip);
-    // As if the early creation had guessed another address.
-    await docker.getContainer(plan.containers.agent).remove({ force: true });
-    const networks = { internal: (await inspectNetwork(docker, plan.networks.internal))!, egress: (await inspectNetwork(docker, plan.networks.egress))! };
-    await docker.createContainer(agentContainerSpec(plan, { env: agentEnvironment(plan, '10.255.255.254'), networks }));
-
-    expect(await run('start_agent', plan)).toEqual([{ type: 'agent.started', data: { container: plan.containers.agent, runtime: 'runc' } }]);
-
-    const agent = await docker.getContainer(plan.containers.agent).inspect();
-    expect(agent.State.Running).toBe(true);
-    expect(agent.Config.Env).toContain(`HTTP_PROXY=http://${gatewayIp}:3128`);
-    expect(agent.Config.Env!.join('\n')).not.toContain('10.255.255.254');
-  });
-});
-
-describe('an agent started alongside a gateway that got another address than expected', () => {
-  const identity = testIdentity('mist');
-  identities.push(identity);
-
-  it('is removed by start_gateway and made anew by start_agent, which then runs the command', async () => {
-    const cwd = join(home, 'mist-cwd');
+  it('waits in its init program, then runs its command as pid 1 once the gateway listens', async () => {
+    const cwd = join(home, 'early-cwd');
     await mkdir(cwd, { recursive: true });
     const plan = standInPlan(identity, {
       cwd,
+      gateway_image: { ...standInImagePlan(), tag: heldGatewayImage, dockerfile: 'builtin:gateway' },
       command: ['sh', '-c', 'touch /tmp/ran; exec sleep 600'],
     });
-    await run('create_networks', plan);
-    // Something else takes the first address on the internal network, the one the early agent is made for.
-    const squatter = await docker.createContainer({
-      Image: TEST_STANDIN_IMAGE,
-      Cmd: ['sleep', '600'],
-      Labels: testLabels(identity, 'squatter'),
-      HostConfig: { NetworkMode: plan.networks.internal },
-    });
-    await squatter.start();
-    const squatterIp = (await squatter.inspect()).NetworkSettings.Networks[plan.networks.internal].IPAddress;
+    const network = await createNetworks(plan);
 
-    const [gatewayStarted] = await run('start_gateway', plan);
-    const gatewayIp = String(gatewayStarted.data.ip);
-    expect(gatewayIp).not.toBe(squatterIp);
-    await expect(docker.getContainer(plan.containers.agent).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    // Like the worker: both starts at once. Neither waits for the gateway to be ready.
+    const [gatewayStarted, agentStarted] = await Promise.all([
+      run('start_gateway', plan, { params: { network } }),
+      run('start_agent', plan, { params: { network, interception_ca: null } }),
+    ]);
+    expect(gatewayStarted).toMatchObject([{ type: 'gateway.started', data: { ip: network.addresses.gateway } }]);
+    expect(agentStarted).toMatchObject([{ type: 'agent.started', data: { container: plan.containers.agent } }]);
 
-    expect(await run('start_agent', plan)).toEqual([{ type: 'agent.started', data: { container: plan.containers.agent, runtime: 'runc' } }]);
     const agent = docker.getContainer(plan.containers.agent);
-    expect((await agent.inspect()).Config.Env).toContain(`HTTP_PROXY=http://${gatewayIp}:3128`);
-    const ran = async () => (await execIn(agent, ['test', '-f', '/tmp/ran'])).code === 0;
-    for (let i = 0; i < 50 && !(await ran()); i++) await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(await ran()).toBe(true);
+    const gateway = docker.getContainer(plan.containers.gateway);
+    // The gateway is running at its fixed address but does not listen yet; the agent's init holds its command back.
+    const gatewayInfo = await gateway.inspect();
+    expect(gatewayInfo.NetworkSettings.Networks[network.internal.name].IPAddress).toBe(network.addresses.gateway);
+    await sleep(1000);
+    expect((await agent.inspect()).State.Running).toBe(true);
+    expect(await pid1(agent)).toEqual([AGENT_INIT_PATH, ...plan.command]);
+    expect((await execIn(agent, ['test', '-e', '/tmp/ran'])).code).not.toBe(0);
+    let ready = false;
+    const readying = run('await_gateway_ready', plan).then((events) => {
+      ready = true;
+      return events;
+    });
+    await sleep(500);
+    expect(ready).toBe(false);
+
+    await execIn(gateway, ['touch', '/tmp/go']);
+
+    expect(await readying).toEqual([{ type: 'gateway.ready', data: {} }]);
+    expect(await pid1(agent, (argv) => argv[0] === 'sleep')).toEqual(['sleep', '600']);
+    expect((await execIn(agent, ['test', '-e', '/tmp/ran'])).code).toBe(0);
+  });
+});
+
+describe('an agent with host credential routes', () => {
+  const ca = '-----BEGIN CERTIFICATE-----\nMIIBtestonlynotarealcertificate\n-----END CERTIFICATE-----\n';
+  const credentials = [{ host: 'api.github.test', auth: 'bearer' as const, token_source: 'env:GITHUB_TOKEN' }];
+
+  it('trusts the interception CA passed in its params', async () => {
+    const identity = newIdentity('ca');
+    const cwd = join(home, 'ca-cwd');
+    await mkdir(cwd, { recursive: true });
+    const plan = standInPlan(identity, { cwd, credentials });
+    const network = await createNetworks(plan);
+
+    await run('start_agent', plan, { params: { network, interception_ca: ca } });
+
+    const agent = docker.getContainer(plan.containers.agent);
+    expect((await execIn(agent, ['stat', '-c', '%u %a', GATEWAY_CA_TARGET])).output.trim()).toBe('0 444');
+    expect((await execIn(agent, ['cat', GATEWAY_CA_TARGET])).output).toBe(ca);
+    expect((await execIn(agent, ['cat', CA_BUNDLE_TARGET])).output.endsWith(ca)).toBe(true);
+    expect((await execIn(agent, ['printenv', 'NODE_EXTRA_CA_CERTS'])).output.trim()).toBe(GATEWAY_CA_TARGET);
+  });
+
+  it('fails start_agent permanently when no CA is passed', async () => {
+    const identity = newIdentity('noca');
+    const cwd = join(home, 'noca-cwd');
+    await mkdir(cwd, { recursive: true });
+    const plan = standInPlan(identity, { cwd, credentials });
+    const network = await createNetworks(plan);
+
+    const failure = await failureOf(run('start_agent', plan, { params: { network, interception_ca: null } }));
+
+    expect(failure).toBeInstanceOf(PermanentEffectError);
+    expect((failure as Error).message).toMatch(/no interception CA/);
+    expect((await docker.getContainer(plan.containers.agent).inspect()).State.Running).toBe(false);
   });
 });
 
 describe('a gateway that exits after binding its ports', () => {
-  const identity = testIdentity('gdie');
-  identities.push(identity);
+  const identity = newIdentity('gdie');
   const plan = standInPlan(identity);
 
-  it('fails start_agent permanently with the gateway\'s last words', async () => {
-    await run('create_networks', plan);
-    const networks = { internal: (await inspectNetwork(docker, plan.networks.internal))!, egress: (await inspectNetwork(docker, plan.networks.egress))! };
-    const spec = gatewayContainerSpec(plan, { networks, image: TEST_STANDIN_IMAGE });
-    spec.Entrypoint = ['sh', '-c', 'echo \'{"t":"listening","proxy_port":3128,"credential_port":3129}\'; echo "gateway: cannot parse its secrets" >&2; exit 1'];
+  it("fails await_gateway_ready permanently with the gateway's last words", async () => {
+    const network = await createNetworks(plan);
+    const spec = gatewayContainerSpec(plan, { network });
+    spec.Entrypoint = [
+      'sh',
+      '-c',
+      'echo \'{"t":"listening","proxy_port":3128,"credential_port":3129}\'; ' +
+        'echo "gateway: cannot parse its secrets" >&2; exit 1',
+    ];
     spec.Cmd = [];
     const gateway = await docker.createContainer(spec);
-    await docker.getNetwork(plan.networks.internal).connect({ Container: gateway.id });
+    await ensureConnected(docker, gateway.id, network.internal.name, network.addresses.gateway);
     await gateway.start();
     await gateway.wait();
 
-    const failure = await run('start_agent', plan).then(
-      () => undefined,
-      (err: unknown) => err,
-    );
+    const failure = await failureOf(run('await_gateway_ready', plan));
+
     expect(failure).toBeInstanceOf(PermanentEffectError);
-    expect((failure as Error).message).toMatch(/gateway exited \(code 1\) before it was ready: .*cannot parse its secrets/);
+    const lastWords = /gateway exited \(code 1\) before it was ready: .*cannot parse its secrets/;
+    expect((failure as Error).message).toMatch(lastWords);
   });
 });
 
-describe('a launch retried on an internal network made before bridges were address-less', () => {
-  const identity = testIdentity('lgcy');
-  identities.push(identity);
+describe('a launch on networks made before they had fixed addresses', () => {
+  const identity = newIdentity('lgcy');
   const plan = standInPlan(identity);
 
-  it('start_gateway installs the iptables host guard, and cleanup removes it with the networks', async () => {
-    // What an earlier version's create_networks left behind: an internal bridge that holds the host's address.
-    await docker.createNetwork({ Name: plan.networks.internal, Internal: true, CheckDuplicate: true, Labels: bottleLabels(identity, plan.agent, 'internal-network') });
-    await docker.createNetwork({ Name: plan.networks.egress, CheckDuplicate: true, Labels: bottleLabels(identity, plan.agent, 'egress-network') });
-    const internal = await inspectNetwork(docker, plan.networks.internal);
-    expect(internal?.hostAddressless).toBe(false);
-
-    await run('start_gateway', plan);
-
-    const guards = (await listHostGuards(docker, TEST_STANDIN_IMAGE)).filter((g) => g.identity === identity);
-    expect(guards).toEqual([{ identity, bridge: internal!.bridge }]);
-
-    expect(await run('cleanup', plan)).toEqual([{ type: 'bottle.cleaned', data: {} }]);
+  it.each(['start_gateway', 'start_pipelock'] as const)('fails %s permanently, asking for a resume', async (kind) => {
+    const failure = await failureOf(run(kind, plan, { params: { network: null } }));
+    expect(failure).toBeInstanceOf(PermanentEffectError);
+    expect((failure as Error).message).toMatch(/without fixed addresses.*resume/);
     expect(await labelledCount(identity)).toBe(0);
-    expect((await listHostGuards(docker, TEST_STANDIN_IMAGE)).filter((g) => g.identity === identity)).toEqual([]);
+  });
+
+  it('fails start_agent permanently, asking for a resume', async () => {
+    const failure = await failureOf(run('start_agent', plan, { params: { network: null, interception_ca: null } }));
+    expect(failure).toBeInstanceOf(PermanentEffectError);
+    expect((failure as Error).message).toMatch(/without fixed addresses.*resume/);
+    expect(await labelledCount(identity)).toBe(0);
   });
 });
 
 describe('preservation handlers', () => {
   function freshPlan(): BottlePlan {
-    const identity = testIdentity('pres');
-    identities.push(identity);
-    return testPlan(identity, { image: standInImagePlan(), gateway_image: standInImagePlan() });
+    return testPlan(newIdentity('pres'), { image: standInImagePlan(), gateway_image: standInImagePlan() });
   }
 
   it('preserve leaves the .preserve marker and a resume hint', async () => {
     const plan = freshPlan();
     const events = await run('preserve', plan, { params: { reason: 'crash' } });
-    expect(events).toEqual([{ type: 'bottle.preserved', data: { reason: 'crash', resume_hint: `bottle resume ${plan.identity}` } }]);
-    expect(JSON.parse(await readFile(statePaths(plan.identity).preserveMarker, 'utf8'))).toMatchObject({ reason: 'crash' });
+    const data = { reason: 'crash', resume_hint: `bottle resume ${plan.identity}` };
+    expect(events).toEqual([{ type: 'bottle.preserved', data }]);
+    const marker = JSON.parse(await readFile(statePaths(plan.identity).preserveMarker, 'utf8'));
+    expect(marker).toMatchObject({ reason: 'crash' });
   });
 
   it('apply_capability for a Dockerfile writes the per-bottle Dockerfile and preserves the bottle', async () => {
     const plan = freshPlan();
-    const request = { request_id: 'r1', kind: 'dockerfile', dockerfile: 'FROM debian:bookworm-slim\nRUN true', reason: 'need a tool' };
+    const request = {
+      request_id: 'r1',
+      kind: 'dockerfile' as const,
+      dockerfile: 'FROM debian:bookworm-slim\nRUN true',
+      reason: 'need a tool',
+      requested_seq: 7,
+    };
     const events = await run('apply_capability', plan, { params: { request, approved_by: 'me' } });
     // No agent container exists here, so the snapshot reports it missing; the bottle is preserved regardless.
     expect(events.map((e) => e.type)).toEqual(['transcript.snapshotted', 'bottle.preserved']);
-    expect(events[1]).toEqual({ type: 'bottle.preserved', data: { reason: 'capability', resume_hint: `bottle resume ${plan.identity}` } });
+    const data = { reason: 'capability', resume_hint: `bottle resume ${plan.identity}` };
+    expect(events[1]).toEqual({ type: 'bottle.preserved', data });
     expect(await readFile(statePaths(plan.identity).dockerfile, 'utf8')).toBe('FROM debian:bookworm-slim\nRUN true\n');
     expect(existsSync(statePaths(plan.identity).preserveMarker)).toBe(true);
   });
 
   it('apply_capability for egress adds the host (with a non-default port) to egress-extra.json', async () => {
     const plan = freshPlan();
-    await run('apply_capability', plan, { params: { request: { kind: 'egress', host: 'a.example.test', port: 443 } } });
-    await run('apply_capability', plan, { params: { request: { kind: 'egress', host: 'b.example.test', port: 8443 } } });
+    const ask = (request_id: string, host: string, port: number) => ({
+      request: { request_id, kind: 'egress' as const, host, port, reason: 'r', requested_seq: 1 },
+      approved_by: null,
+    });
+    await run('apply_capability', plan, { params: ask('r1', 'a.example.test', 443) });
+    await run('apply_capability', plan, { params: ask('r2', 'b.example.test', 8443) });
     const extra = JSON.parse(await readFile(join(statePaths(plan.identity).dir, 'egress-extra.json'), 'utf8'));
     expect(extra).toEqual({ hosts: ['a.example.test', 'b.example.test:8443'] });
   });
@@ -398,7 +582,8 @@ describe('preservation handlers', () => {
     const plan = freshPlan();
     const events = await run('teardown_failed', plan, { params: { effect: 'start_agent', error: 'boom' } });
     expect(events).toEqual([{ type: 'bottle.failed', data: { effect: 'start_agent', error: 'boom' } }]);
-    expect(JSON.parse(await readFile(statePaths(plan.identity).preserveMarker, 'utf8'))).toMatchObject({ reason: 'failure' });
+    const marker = JSON.parse(await readFile(statePaths(plan.identity).preserveMarker, 'utf8'));
+    expect(marker).toMatchObject({ reason: 'failure' });
   });
 
   it('stop_agent stops a running agent and tolerates one that is already gone', async () => {
@@ -410,9 +595,9 @@ describe('preservation handlers', () => {
       Labels: { [LABELS.identity]: plan.identity },
     });
     await agent.start();
-    expect(await run('stop_agent', plan)).toEqual([]);
+    expect(await run('stop_agent', plan, { params: { by: 'test' } })).toEqual([]);
     expect((await agent.inspect()).State.ExitCode).toBe(143);
     await agent.remove({ force: true });
-    expect(await run('stop_agent', plan)).toEqual([]);
+    expect(await run('stop_agent', plan, { params: { by: 'test' } })).toEqual([]);
   });
 });

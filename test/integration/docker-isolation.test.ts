@@ -1,14 +1,27 @@
 import type Docker from 'dockerode';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ContainerRuntime } from '../../src/effects/docker/client.js';
-import { agentContainerSpec, containerIp, ensureConnected, ensureContainer, gatewayContainerSpec, startContainer } from '../../src/effects/docker/containers.js';
-import { ensureHostGuard, listHostGuards, removeHostGuard } from '../../src/effects/docker/host-guard.js';
-import { ensureBottleNetworks, type BottleNetworks } from '../../src/effects/docker/networks.js';
+import {
+  agentContainerSpec,
+  ensureConnected,
+  ensureContainer,
+  gatewayContainerSpec,
+  startContainer,
+} from '../../src/effects/docker/containers.js';
+import {
+  ensureBottleNetworks,
+  isHostAddressless,
+  isSubnetTaken,
+  type BottleNetworks,
+} from '../../src/effects/docker/networks.js';
 import { removeBottleResources } from '../../src/effects/docker/teardown.js';
+import type { NetworkLayout } from '../../src/machines/context.js';
+import { overlaps, parseCidr, subnetAddresses, subnetCandidates, subnetPool } from '../../src/shared/subnet-pool.js';
 import { ensureToolsImage, execIn, sweepIdentity, testDocker, testIdentity, testLabels, testPlan, TEST_TOOLS_IMAGE } from '../support/docker.js';
 
 const STAND_IN_PORT = 3128;
@@ -26,16 +39,37 @@ function hostIpv4Addresses(): string[] {
     .map((a) => a.address);
 }
 
+/** The container's address on `network`, as Docker reports it. */
+async function addressOn(container: Docker.Container, network: string): Promise<string> {
+  const ip = (await container.inspect()).NetworkSettings.Networks[network]?.IPAddress;
+  if (!ip) throw new Error(`container ${container.id} has no address on ${network}`);
+  return ip;
+}
+
+/** The launch's view of the networks: names, subnets and the fixed addresses on the internal one. */
+function layoutOf(networks: BottleNetworks): NetworkLayout {
+  const { gateway, agent, pipelock } = subnetAddresses(networks.internal.subnet);
+  return {
+    internal: { name: networks.internal.name, subnet: networks.internal.subnet },
+    egress: { name: networks.egress.name, subnet: networks.egress.subnet },
+    addresses: { gateway, agent, pipelock },
+  };
+}
+
 describe.each<ContainerRuntime>(['runc', 'runsc'])('a bottle under %s', (runtime) => {
   const docker: Docker = testDocker();
   const identity = testIdentity('isol');
   let hostServer: Server;
   let hostPort: number;
   let networks: BottleNetworks;
+  let layout: NetworkLayout;
   let agent: Docker.Container;
-  let gatewayInternalIp: string;
+  let gateway: Docker.Container;
   let gatewayEgressIp: string;
   let cwd: string;
+  /** The bridges' own addresses: the egress one is the host; the internal one is held by nothing. */
+  const internalBridgeIp = () => subnetAddresses(networks.internal.subnet).bridge;
+  const egressBridgeIp = () => subnetAddresses(networks.egress.subnet).bridge;
 
   /** Exit code of a control container on `network` trying the host service at `ip` (0: it connected). */
   async function controlConnects(network: string, ip: string): Promise<number> {
@@ -62,68 +96,99 @@ describe.each<ContainerRuntime>(['runc', 'runsc'])('a bottle under %s', (runtime
     hostPort = (hostServer.address() as { port: number }).port;
 
     const plan = testPlan(identity, { runtime, cwd, copy_cwd: false });
-    // No iptables guard: the bottle's own address-less internal bridge has to hold on its own.
-    networks = await ensureBottleNetworks(docker, identity, plan.agent);
+    // Nothing but the bottle's own networks: its address-less internal bridge has to hold on its own.
+    networks = await ensureBottleNetworks(docker, identity, plan.agent, subnetPool());
+    layout = layoutOf(networks);
 
-    const gatewaySpec = gatewayContainerSpec(plan, { networks, image: TEST_TOOLS_IMAGE });
+    const gatewaySpec = gatewayContainerSpec(plan, { network: layout, image: TEST_TOOLS_IMAGE });
     gatewaySpec.Cmd = ['socat', `TCP-LISTEN:${STAND_IN_PORT},fork,reuseaddr`, 'SYSTEM:echo gateway'];
-    const gateway = await ensureContainer(docker, gatewaySpec);
-    await ensureConnected(docker, gateway.id, networks.internal.name);
-    await startContainer(gateway.container);
-    gatewayInternalIp = await containerIp(docker, gateway.id, networks.internal.name);
-    gatewayEgressIp = await containerIp(docker, gateway.id, networks.egress.name);
+    const gatewayState = await ensureContainer(docker, gatewaySpec);
+    gateway = gatewayState.container;
+    await ensureConnected(docker, gatewayState.id, networks.internal.name, layout.addresses.gateway);
+    await startContainer(gateway);
+    gatewayEgressIp = await addressOn(gateway, networks.egress.name);
 
-    const agentState = await ensureContainer(docker, agentContainerSpec(plan, { env: {}, networks, image: TEST_TOOLS_IMAGE, user: '1000:1000' }));
+    const agentOptions = { env: {}, network: layout, image: TEST_TOOLS_IMAGE, user: '1000:1000' };
+    const agentSpec = agentContainerSpec(plan, agentOptions);
+    const agentState = await ensureContainer(docker, agentSpec);
     agent = agentState.container;
     await startContainer(agent);
   });
 
   afterAll(async () => {
-    await removeBottleResources(docker, identity, { guardImage: TEST_TOOLS_IMAGE }).catch(() => undefined);
+    await removeBottleResources(docker, identity).catch(() => undefined);
     await sweepIdentity(docker, identity);
     await new Promise<void>((resolve) => (hostServer ? hostServer.close(() => resolve()) : resolve()));
     if (cwd) await rm(cwd, { recursive: true, force: true });
   });
 
-  it('runs the agent under the requested runtime, only on the internal network', async () => {
+  it('runs the agent under the requested runtime, only on the internal network, at its fixed address', async () => {
     const info = await agent.inspect();
     expect(info.HostConfig.Runtime).toBe(runtime);
     expect(Object.keys(info.NetworkSettings.Networks)).toEqual([networks.internal.name]);
+    expect(info.NetworkSettings.Networks[networks.internal.name].IPAddress).toBe(layout.addresses.agent);
   });
 
-  it('lets the agent reach the gateway on its internal address', async () => {
-    const result = await execIn(agent, connectScript(gatewayInternalIp, STAND_IN_PORT));
+  it('lets the agent reach the gateway at its fixed internal address', async () => {
+    expect(await addressOn(gateway, networks.internal.name)).toBe(layout.addresses.gateway);
+    const result = await execIn(agent, connectScript(layout.addresses.gateway, STAND_IN_PORT));
     expect(result.output.trim()).toBe('gateway');
     expect(result.code).toBe(0);
   });
 
   it('lets a control container on the egress bridge reach the host service, so the probe can see the host', async () => {
-    expect(await controlConnects(networks.egress.name, networks.egress.gateway)).toBe(0);
+    expect(await controlConnects(networks.egress.name, egressBridgeIp())).toBe(0);
   });
 
-  it('shows the pitfall is real: a plain internal network, whose bridge holds a host address, reaches the host service', async () => {
-    const unguarded = await docker.createNetwork({ Name: `cb-${identity}-unguarded`, Internal: true, CheckDuplicate: true, Labels: testLabels(identity, 'control') });
-    const gatewayIp = ((await unguarded.inspect()) as { IPAM: { Config: Array<{ Gateway: string }> } }).IPAM.Config[0].Gateway;
+  it('shows the pitfall is real: an internal network without the address-less option reaches the host', async () => {
+    // Same pool, prefix and Internal flag as the bottle's internal network; only the option is missing.
+    let plain: Docker.Network | undefined;
+    let bridgeIp = '';
+    for (const subnet of subnetCandidates(subnetPool(), `cb-${identity}-plain`)) {
+      bridgeIp = subnetAddresses(subnet).bridge;
+      try {
+        plain = await docker.createNetwork({
+          Name: `cb-${identity}-plain`,
+          Driver: 'bridge',
+          Internal: true,
+          CheckDuplicate: true,
+          Labels: testLabels(identity, 'control'),
+          IPAM: { Driver: 'default', Config: [{ Subnet: subnet, Gateway: bridgeIp }] },
+        });
+        break;
+      } catch (err) {
+        if (!isSubnetTaken(err)) throw err;
+      }
+    }
+    if (!plain) throw new Error('no free subnet in the pool for the control network');
     try {
-      expect(await controlConnects(unguarded.id, gatewayIp)).toBe(0);
+      expect(await controlConnects(plain.id, bridgeIp)).toBe(0);
     } finally {
-      await unguarded.remove();
+      await plain.remove();
     }
   });
 
   it('gives the internal bridge no address on the host', async () => {
-    expect(networks.internal.hostAddressless).toBe(true);
-    expect((networkInterfaces()[networks.internal.bridge] ?? []).filter((a) => a.family === 'IPv4')).toEqual([]);
+    type Inspected = { Internal: boolean; Options?: Record<string, string> };
+    const info = (await docker.getNetwork(networks.internal.id).inspect()) as Inspected;
+    expect(info.Internal).toBe(true);
+    expect(isHostAddressless(info.Options)).toBe(true);
+    const bridge = `br-${networks.internal.id.slice(0, 12)}`;
+    expect(existsSync(`/sys/class/net/${bridge}`)).toBe(true);
+    expect((networkInterfaces()[bridge] ?? []).filter((a) => a.family === 'IPv4')).toEqual([]);
+    // No interface of this host holds the bridge address or any other address of the internal subnet.
+    const internal = parseCidr(networks.internal.subnet);
+    expect(hostIpv4Addresses().filter((a) => overlaps(parseCidr(`${a}/32`), internal))).toEqual([]);
   });
 
   it('keeps the agent from reaching the host through the internal bridge address', async () => {
-    const result = await execIn(agent, connectScript(networks.internal.gateway, hostPort));
+    const result = await execIn(agent, connectScript(internalBridgeIp(), hostPort));
     expect(result.output).not.toContain('host-service');
     expect(result.code).not.toBe(0);
   });
 
   it("keeps the agent from reaching the host through any of the host's other addresses", async () => {
-    const addresses = [...new Set([networks.egress.gateway, ...hostIpv4Addresses()])];
+    const addresses = [...new Set([egressBridgeIp(), ...hostIpv4Addresses()])];
     expect(addresses.length).toBeGreaterThan(1);
     for (const address of addresses) {
       const result = await execIn(agent, connectScript(address, hostPort));
@@ -151,8 +216,11 @@ describe.each<ContainerRuntime>(['runc', 'runsc'])('a bottle under %s', (runtime
 
   it("forwards the agent's outside-name queries only to its own loopback, the one resolver it is given", async () => {
     // Same network and DNS settings as the agent, but root so it can listen on 127.0.0.1:53 and catch what the resolver forwards.
-    const spec = agentContainerSpec(testPlan(identity, { runtime, cwd, copy_cwd: false }), { env: {}, networks, image: TEST_TOOLS_IMAGE, user: '0:0' });
+    const probePlan = testPlan(identity, { runtime, cwd, copy_cwd: false });
+    const spec = agentContainerSpec(probePlan, { env: {}, network: layout, image: TEST_TOOLS_IMAGE, user: '0:0' });
     spec.name = `cb-${identity}-dnsprobe`;
+    // The agent holds the fixed agent address; the probe takes whichever one is free.
+    spec.NetworkingConfig = { EndpointsConfig: { [networks.internal.name]: {} } };
     spec.Tty = false;
     spec.Labels = testLabels(identity, 'control');
     spec.HostConfig = { ...spec.HostConfig, CapDrop: [], Binds: [] };
@@ -183,17 +251,5 @@ describe.each<ContainerRuntime>(['runc', 'runsc'])('a bottle under %s', (runtime
     const privileges = await execIn(agent, ['setpriv', '--dump']);
     expect(privileges.output).toMatch(/^no_new_privs: 1$/m);
     expect((await agent.inspect()).HostConfig.SecurityOpt).toContain('no-new-privileges:true');
-  });
-
-  it('installs exactly one host-guard rule (for internal networks made by earlier versions), even when asked twice', async () => {
-    try {
-      await ensureHostGuard(docker, { identity, bridge: networks.internal.bridge, image: TEST_TOOLS_IMAGE });
-      await ensureHostGuard(docker, { identity, bridge: networks.internal.bridge, image: TEST_TOOLS_IMAGE });
-      const guards = (await listHostGuards(docker, TEST_TOOLS_IMAGE)).filter((g) => g.identity === identity);
-      expect(guards).toEqual([{ identity, bridge: networks.internal.bridge }]);
-    } finally {
-      // Teardown removes guards only where an earlier version could have installed one.
-      await removeHostGuard(docker, { identity, image: TEST_TOOLS_IMAGE });
-    }
   });
 });

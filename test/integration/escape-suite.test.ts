@@ -153,6 +153,26 @@ describe('escape attempts from inside a real bottle are refused', () => {
     expect(listener.connections).toBe(before);
   });
 
+  it("network level: none of this host's IPv4 addresses is reachable directly, and no connection arrives", async () => {
+    const agentRuntime = (await agent.inspect()).HostConfig.Runtime;
+    expect(['runc', 'runsc']).toContain(agentRuntime);
+    // Every address of every interface (other bottles' egress bridges included) is "the host" to a container.
+    const addresses = Object.values(networkInterfaces())
+      .flat()
+      .filter((a) => a !== undefined && a.family === 'IPv4' && !a.internal)
+      .map((a) => a!.address);
+    const targets = [...new Set([internalBridgeGw, egressBridgeGw, ...addresses])];
+    expect(targets.length).toBeGreaterThan(2);
+    const before = listener.connections;
+    // A bare TCP connect, all side by side: "reached" is printed for any address that accepts.
+    const connect = (ip: string) =>
+      `(timeout 3 bash -c 'exec 3<>/dev/tcp/${ip}/${listener.port}' && echo "reached ${ip}") &`;
+    const r = await inAgent(`${targets.map(connect).join(' ')} wait; echo done`);
+    expect(r.output, `${agentRuntime}: ${r.output}`).not.toContain('reached');
+    expect(r.output).toContain('done');
+    expect(listener.connections).toBe(before);
+  });
+
   it('network level: the agent has no IPv6 address on any network, and a direct IPv6-literal connection fails', async () => {
     const info = await agent.inspect();
     for (const [name, net] of Object.entries(info.NetworkSettings.Networks)) {

@@ -6,7 +6,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BOTTLES_INDEX_KEY, bottleKeys } from '../../src/events/keys.js';
 import { AppendConflictError, EventLog, stampEvents } from '../../src/events/log.js';
 import type { LifecycleEvent, NewEvent } from '../../src/events/schema.js';
+import { entryToEvent, type StreamEntry } from '../../src/events/read.js';
 import { APPEND_SCRIPT } from '../../src/events/scripts/append.js';
+import { READ_RANGE_SCRIPT } from '../../src/events/scripts/read-range.js';
 import {
   foldEvent,
   foldHistory,
@@ -276,7 +278,145 @@ describe('EventLog against the real Redis', () => {
     expect((await log.read(identity, 1999, 2002)).map((e) => e.seq)).toEqual([1999, 2000, 2001, 2002]);
     expect((await log.liveState(identity))?.context.lastEgressDecision).toBe(TOTAL_OBSERVATIONS);
     // Nothing on the write path can trim: no trimming command exists in the code at all.
-    const source = readFileSync(join(import.meta.dirname, '../../src/events/log.ts'), 'utf8');
-    for (const text of [APPEND_SCRIPT, source]) expect(text).not.toMatch(/XTRIM|MAXLEN|MINID|XDEL/i);
+    const sources = ['log.ts', 'read.ts'].map((file) => readFileSync(join(import.meta.dirname, '../../src/events', file), 'utf8'));
+    for (const text of [APPEND_SCRIPT, READ_RANGE_SCRIPT, ...sources]) expect(text).not.toMatch(/XTRIM|MAXLEN|MINID|XDEL/i);
   }, 60_000);
+});
+
+describe('EventLog.read: pages rendered by the read-range script', () => {
+  type Fields = Array<string | Buffer>;
+  type Outcome = { events: LifecycleEvent[] } | { error: string };
+
+  const egressData = (n: number, reason = 'allowlisted') => JSON.stringify({ n, host: 'github.com', port: 443, method: 'CONNECT', reason });
+  const egress = (n: number, at = AT, reason?: string): Fields => [
+    'type',
+    n % 5 === 0 ? 'egress.denied' : 'egress.allowed',
+    'at',
+    at,
+    'v',
+    '1',
+    'data',
+    egressData(n, reason),
+  ];
+
+  /** Stores entries as ids 1-0, 2-0, ... exactly as given, past every check append makes. */
+  async function store(identity: string, entries: Fields[]): Promise<void> {
+    const key = bottleKeys(identity).events;
+    for (let i = 0; i < entries.length; i += 1000) {
+      const pipeline = redis.pipeline();
+      entries.slice(i, i + 1000).forEach((fields, j) => pipeline.call('XADD', key, `${i + j + 1}-0`, ...fields));
+      for (const [err] of (await pipeline.exec()) ?? []) if (err) throw err;
+    }
+  }
+
+  async function outcome(read: () => Promise<LifecycleEvent[]>): Promise<Outcome> {
+    try {
+      return { events: await read() };
+    } catch (err) {
+      return { error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) };
+    }
+  }
+
+  /** The reference: every entry fetched with XRANGE and decoded on its own. */
+  const entryByEntry = (identity: string) =>
+    outcome(async () => {
+      const entries = (await redis.xrange(bottleKeys(identity).events, '-', '+')) as StreamEntry[];
+      return entries.map((entry) => entryToEvent(identity, entry));
+    });
+
+  it('reads a long, varied history exactly as decoding each entry on its own does', async () => {
+    const identity = newIdentity();
+    const times = ['2026-11-30T23:59:59.999Z', '2024-02-29T00:00:00+05:30', '2026-12-31T10:00Z', AT];
+    const entries = Array.from({ length: 10_000 }, (_, i) => egress(i + 1, times[i % times.length], `naïve "quoted" \\ ${i}\n🎉`));
+    for (let seq = 700; seq <= 10_000; seq += 700) {
+      entries[seq - 1] = ['type', 'bottle.stop_requested', 'at', AT, 'v', '1', 'data', JSON.stringify({ by: 'cli' })];
+    }
+    entries[1399] = ['type', 'agent.exited', 'at', AT, 'v', '1', 'data', JSON.stringify({ exit_code: 137 })];
+    entries[4320] = ['data', egressData(4321), 'v', '1', 'at', AT, 'type', 'egress.allowed'];
+    entries[4999] = ['type', 'egress.allowed', 'at', AT, 'data', egressData(5000)];
+    entries[5999] = ['type', 'egress.allowed', 'at', AT, 'v', '1', 'data', JSON.stringify({ ...JSON.parse(egressData(6000)), extra: 1 })];
+    await store(identity, entries);
+
+    const paged = await outcome(() => new EventLog(redis).read(identity));
+    expect(paged).toEqual(await entryByEntry(identity));
+    const events = 'events' in paged ? paged.events : [];
+    expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 10_000 }, (_, i) => i + 1));
+    expect(events[1399]).toMatchObject({ v: 2, data: { code: 137, signal: 'SIGKILL' } });
+    expect(events[4999]).toMatchObject({ v: 1, data: { n: 5000 } });
+    expect(events[5999].data).not.toHaveProperty('extra');
+  });
+
+  it('honours fromSeq and toSeq across page boundaries', async () => {
+    const identity = newIdentity();
+    await store(identity, Array.from({ length: 2500 }, (_, i) => egress(i + 1)));
+    const log = new EventLog(redis);
+    const seqs = async (from?: number, to?: number) => (await log.read(identity, from, to)).map((e) => e.seq);
+    const range = (first: number, last: number) => Array.from({ length: last - first + 1 }, (_, i) => first + i);
+    expect(await seqs()).toEqual(range(1, 2500));
+    expect(await seqs(1, 1000)).toEqual(range(1, 1000));
+    expect(await seqs(1000, 1001)).toEqual([1000, 1001]);
+    expect(await seqs(999, 2001)).toEqual(range(999, 2001));
+    expect(await seqs(2000)).toEqual(range(2000, 2500));
+    expect(await seqs(2400, 9999)).toEqual(range(2400, 2500));
+    expect(await seqs(0, 3)).toEqual([1, 2, 3]);
+    expect(await seqs(1234, 1234)).toEqual([1234]);
+    expect(await seqs(2501)).toEqual([]);
+    expect(await seqs(5, 4)).toEqual([]);
+    expect(await new EventLog(redis).read(newIdentity())).toEqual([]);
+  });
+
+  it('names the bottle and seq of a corrupt entry on any page, as decoding it alone does', async () => {
+    const corruptions: Record<string, Fields> = {
+      'data that is not JSON': ['type', 'egress.allowed', 'at', AT, 'v', '1', 'data', '{"n":'],
+      'data that is more than one JSON value': ['type', 'egress.allowed', 'at', AT, 'v', '1', 'data', '1],[2'],
+      'no type': ['at', AT, 'v', '1', 'data', egressData(1500)],
+      'a version that is not a number': ['type', 'egress.allowed', 'at', AT, 'v', 'x', 'data', egressData(1500)],
+      'a version that is not UTF-8': ['type', 'egress.allowed', 'at', AT, 'v', Buffer.from([0xa0, 0x31]), 'data', egressData(1500)],
+      'a quote in the type': ['type', 'egress."allowed', 'at', AT, 'v', '1', 'data', egressData(1500)],
+      'a backslash in the time': ['type', 'egress.allowed', 'at', `${AT}\\`, 'v', '1', 'data', egressData(1500)],
+      'a type ending in half a character': ['type', Buffer.from('egress.allowed\xe2\x82', 'latin1'), 'at', AT, 'v', '1', 'data', '{}'],
+      'data the schema refuses': ['type', 'egress.allowed', 'at', AT, 'v', '1', 'data', JSON.stringify({ ...JSON.parse(egressData(1500)), port: 70_000 })],
+    };
+    for (const [name, corrupt] of Object.entries(corruptions)) {
+      const identity = newIdentity();
+      const entries = Array.from({ length: 1800 }, (_, i) => egress(i + 1));
+      entries[1499] = corrupt;
+      await store(identity, entries);
+      const paged = await outcome(() => new EventLog(redis).read(identity));
+      expect(paged, name).toEqual(await entryByEntry(identity));
+      expect('error' in paged && paged.error, name).toMatch(new RegExp(`^InvalidEventError: bottle ${identity}: stored event 1500[ :]`));
+    }
+  });
+
+  it('never takes data that is not exactly one JSON value for an event', async () => {
+    // Together these two data texts would nest the second row inside the first and forge a
+    // replacement row: the counts come out right, only the forged row's marker is wrong.
+    const forged = `2]]],[0,"2-0","egress.allowed","${AT}","1",${egressData(2)}`;
+    const attempts: Fields[][] = [
+      [
+        ['type', 'egress.allowed', 'at', AT, 'v', '1', 'data', '[[1'],
+        ['type', 'egress.allowed', 'at', AT, 'v', '1', 'data', forged],
+      ],
+      [['type', 'egress.allowed', 'at', AT, 'v', '1', 'data', ` ${egressData(1)}\n`]],
+      [['type', 'egress.allowed', 'at', AT, 'v', '1', 'data', `\ufeff${egressData(1)}`]],
+    ];
+    for (const entries of attempts) {
+      const identity = newIdentity();
+      await store(identity, [...entries, egress(entries.length + 1)]);
+      expect(await outcome(() => new EventLog(redis).read(identity))).toEqual(await entryByEntry(identity));
+    }
+  });
+
+  it('decodes bytes that are not UTF-8 as decoding each entry on its own does', async () => {
+    const identity = newIdentity();
+    const bytes = (text: string) => Buffer.from(text, 'latin1');
+    await store(identity, [
+      ['type', 'egress.allowed', 'at', AT, 'v', '1', 'data', bytes('{"n":1,"host":"\xff\xfe","port":1,"method":"m","reason":"r"}')],
+      ['type', 'egress.allowed', 'at', AT, 'v', '1', 'data', bytes('{"n":2,"host":"h","port":1,"method":"m","reason":"cut \xe2\x82"}')],
+      ['type', 'egress.allowed', 'at', AT, 'v', '1', 'data', bytes('{"n":3,"host":"h","port":1,"method":"\xc3","reason":"\x80"}')],
+    ]);
+    const paged = await outcome(() => new EventLog(redis).read(identity));
+    expect(paged).toEqual(await entryByEntry(identity));
+    expect('events' in paged && paged.events.map((e) => (e.data as { host: string }).host)).toEqual(['\ufffd\ufffd', 'h', 'h']);
+  });
 });

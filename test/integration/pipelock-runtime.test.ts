@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { statusOf } from '../../src/effects/docker/client.js';
-import { containerIp } from '../../src/effects/docker/containers.js';
 import { demuxLogBuffer } from '../../src/effects/docker/logs.js';
 import { generatePipelockConfig, PIPELOCK_LISTEN_PORT } from '../../src/effects/pipelock/config.js';
 import { pipelockContainerSpec } from '../../src/effects/pipelock/container.js';
@@ -54,6 +53,13 @@ function viaProxy(proxyIp: string, url: string): Promise<{ status: number; body:
   });
 }
 
+/** The container's address on `network`, as Docker assigned it. */
+async function addressOn(container: Docker.Container, network: string): Promise<string> {
+  const ip = (await container.inspect()).NetworkSettings.Networks[network]?.IPAddress;
+  if (!ip) throw new Error(`container ${container.id} has no address on ${network}`);
+  return ip;
+}
+
 async function decisions(container: Docker.Container): Promise<PipelockDecision[]> {
   const raw = (await container.logs({ follow: false, stdout: true, stderr: true })) as unknown as Buffer;
   return demuxLogBuffer(raw)
@@ -88,7 +94,8 @@ describe('pipelock container spec under Docker', () => {
 
     const spec = pipelockContainerSpec(plan, await ensureToolsImage(docker), configPath);
     const probe = [
-      'grep -q "mode: \\"strict\\"" /etc/pipelock/pipelock.yaml && echo config-readable',
+      // The emitter may quote keys and values: match `mode: strict` in either spelling.
+      'grep -Eq \'^"?mode"?: "?strict"?$\' /etc/pipelock/pipelock.yaml && echo config-readable',
       'touch /etc/pipelock/pipelock.yaml 2>/dev/null || echo config-readonly',
       'touch /probe 2>/dev/null || echo root-readonly',
       'touch /tmp/probe && echo tmp-writable',
@@ -138,7 +145,7 @@ describe('pipelock as the egress hop', () => {
       HostConfig: { NetworkMode: names.egressNetwork, CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges:true'] },
     });
     await upstream.start();
-    const upstreamIp = await containerIp(docker, upstream.id, names.egressNetwork);
+    const upstreamIp = await addressOn(upstream, names.egressNetwork);
 
     const plan = testPlan(identity, {
       hosts: ['allowed.test:80'],
@@ -154,7 +161,7 @@ describe('pipelock as the egress hop', () => {
     const pipelock = await docker.createContainer(pipelockContainerSpec(plan, PIPELOCK_IMAGE, configPath));
     await pipelock.start();
     await waitForPipelockReady(pipelock, { timeoutMs: 60_000 });
-    const proxyIp = await containerIp(docker, pipelock.id, names.egressNetwork);
+    const proxyIp = await addressOn(pipelock, names.egressNetwork);
 
     const allowed = await viaProxy(proxyIp, 'http://allowed.test/');
     expect(allowed.status).toBe(200);

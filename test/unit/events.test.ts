@@ -1,3 +1,4 @@
+import { isDeepStrictEqual as isDeepEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import {
   CURRENT_VERSION,
@@ -7,6 +8,7 @@ import {
   LifecycleEventSchema,
   parseEvent,
   parseNewEventData,
+  parseStoredEvent,
 } from '../../src/events/schema.js';
 import { MissingUpcasterError, registerUpcaster, signalForExitCode, upcastData } from '../../src/events/upcast.js';
 import { samplePlan } from '../golden/fixtures.js';
@@ -95,6 +97,139 @@ describe('observations', () => {
     const viaZod = LifecycleEventSchema.safeParse(raw);
     if (viaZod.success) expect(parseEvent(raw)).toEqual(viaZod.data);
     else expect(() => parseEvent(raw)).toThrow(InvalidEventError);
+  });
+
+  /** What parseEvent's zod path makes of an egress event: the schema, after the envelope's default version. */
+  function viaZod(raw: unknown) {
+    const record = raw as Record<string, unknown> | null;
+    const defaulted = typeof record === 'object' && record !== null && record.v === undefined ? { ...record, v: 1 } : raw;
+    return LifecycleEventSchema.safeParse(defaulted);
+  }
+
+  type Outcome = { event: unknown; order: string } | { error: string };
+  function outcome(parse: () => unknown): Outcome {
+    try {
+      const event = parse();
+      return { event, order: JSON.stringify(event) };
+    } catch (err) {
+      if (!(err instanceof InvalidEventError)) throw err;
+      return { error: err.message };
+    }
+  }
+
+  /** A small seeded generator, so a failure names a case that can be replayed. */
+  function generator(seed: number) {
+    let state = seed >>> 0;
+    const next = () => {
+      state = (state + 0x6d2b79f5) >>> 0;
+      let t = state;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const pick = <T>(values: readonly T[]): T => values[Math.floor(next() * values.length)];
+    return { next, pick };
+  }
+
+  class Decision {
+    constructor(readonly n = 1, readonly host = 'h', readonly port = 443, readonly method = 'm', readonly reason = 'r') {}
+  }
+
+  const TRICKY_TIMES = [
+    at,
+    '2026-11-30T10:00:00Z',
+    '2026-11-31T10:00:00Z',
+    '2026-12-31T23:59:59.999999+05:30',
+    '2026-04-31T00:00:00Z',
+    '2026-02-29T00:00:00Z',
+    '2024-02-29T00:00:00Z',
+    '2000-02-29T00:00:00Z',
+    '1900-02-29T00:00:00Z',
+    '2026-11-30T10:00Z',
+    '2026-11-30T10:00+0200',
+    '2026-11-30T10:00:00-99:99',
+    '2026-11-30T24:00:00Z',
+    '2026-11-30T10:60:00Z',
+    '2026-11-30T10:00:60Z',
+    '2026-11-30T10:00:00.Z',
+    '2026-11-30t10:00:00z',
+    '2026-11-30T10:00:00',
+    ' 2026-11-30T10:00:00Z',
+    '2026-11-30T10:00:00Z\n',
+    '+02026-11-30T10:00:00Z',
+    '',
+  ];
+
+  function randomTime(g: ReturnType<typeof generator>): unknown {
+    const base = g.pick(TRICKY_TIMES);
+    if (g.next() < 0.5 || base.length === 0) return g.next() < 0.05 ? g.pick([undefined, null, 0, new Date(0)]) : base;
+    // Mutate one character: most mutants are invalid, some are valid in surprising ways.
+    const i = Math.floor(g.next() * base.length);
+    const replacement = g.pick(['0', '1', '2', '3', '9', 'T', 'Z', ':', '+', '-', '.', ' ', '']);
+    return base.slice(0, i) + replacement + base.slice(i + 1);
+  }
+
+  function randomData(g: ReturnType<typeof generator>): unknown {
+    const shape = g.next();
+    if (shape < 0.05) return g.pick([null, [], 'data', 7, new Map(), new Date(0)]);
+    const fields: Record<string, unknown> = {
+      n: g.pick([0, 7, -0, -1, 1.5, 2 ** 53, '7', NaN, Infinity, null, undefined]),
+      host: g.pick(['github.com', '', 'é"\\', 5, null, undefined]),
+      port: g.pick([0, 443, 65535, 65536, -1, 80.5, '443', NaN, undefined]),
+      method: g.pick(['CONNECT', '', 1, undefined]),
+      reason: g.pick(['allowlisted', '', false, undefined]),
+    };
+    // Mostly valid values, so the accepting side is well covered too.
+    for (const [key, value] of Object.entries({ n: 3, host: 'a.test', port: 80, method: 'GET', reason: 'ok' })) {
+      if (g.next() < 0.6) fields[key] = value;
+    }
+    if (g.next() < 0.1) delete fields[g.pick(Object.keys(fields))];
+    if (g.next() < 0.1) fields.extra = true;
+    if (shape < 0.08) return Object.assign(Object.create(null) as object, fields);
+    if (shape < 0.1) return { ...fields, then: () => undefined, catch: () => undefined };
+    if (shape < 0.12) return new Decision();
+    return fields;
+  }
+
+  it('the fast path accepts exactly what zod accepts, with the same result, on generated events', () => {
+    const g = generator(20261130);
+    const mismatches: unknown[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      const fields = {
+        seq: g.pick([1, 2, 12, 0, -1, 1.5, '1', NaN, Infinity, 2 ** 53, null, undefined]),
+        type: g.pick(['egress.allowed', 'egress.allowed', 'egress.denied', 'egress.other', 'bottle.cleaned', 1]),
+        at: randomTime(g),
+        v: g.pick([1, 1, 1, undefined, 2, 0, '1', null, true]),
+        data: randomData(g),
+      };
+      const raw = g.next() < 0.03 ? Object.assign(Object.create(null) as object, fields) : fields;
+      const expected = viaZod(raw);
+      const actual = outcome(() => parseEvent(raw));
+      const agrees = expected.success
+        ? 'event' in actual && JSON.stringify(expected.data) === actual.order && isDeepEqual(expected.data, actual.event)
+        : 'error' in actual;
+      // Taken apart, as the log reads it: the same outcome, error message included.
+      const stored = outcome(() => parseStoredEvent(fields.seq as number, fields.type, fields.at, fields.v as number, fields.data));
+      if (!agrees || !isDeepEqual(stored, actual)) mismatches.push({ case: i, raw, zod: expected.success, actual, stored });
+      if (mismatches.length > 5) break;
+    }
+    expect(mismatches).toEqual([]);
+  });
+
+  it('checks `at` exactly as zod does on every day of every month, leap years included', () => {
+    const egress = { n: 7, host: 'github.com', port: 443, method: 'CONNECT', reason: 'allowlisted' };
+    const disagreements: string[] = [];
+    for (const year of ['1900', '2000', '2023', '2024', '2026']) {
+      for (let month = 0; month <= 13; month++) {
+        for (let day = 0; day <= 32; day++) {
+          const time = `${year}-${String(month).padStart(2, '0')}-${String(day).padStart(2, '0')}T12:34:56.789+01:00`;
+          const raw = { seq: 1, type: 'egress.denied', at: time, v: 1, data: egress };
+          const accepted = 'event' in outcome(() => parseEvent(raw));
+          if (accepted !== LifecycleEventSchema.safeParse(raw).success) disagreements.push(time);
+        }
+      }
+    }
+    expect(disagreements).toEqual([]);
   });
 });
 

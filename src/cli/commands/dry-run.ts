@@ -1,4 +1,4 @@
-import { dockerClient } from '../../effects/docker/client.js';
+import { hostRuntime } from '../host-runtime.js';
 import { loadManifest } from '../../manifest/load.js';
 import { formatPlanText } from '../../plan/format-text.js';
 import { resolvePlan } from '../../plan/resolve.js';
@@ -25,7 +25,7 @@ export async function runDryRun(opts: DryRunOptions, io: { stdout: (s: string) =
     cwd: opts.cwd ?? process.cwd(),
     copyCwd: opts.copyCwd,
     args: opts.args,
-    docker: dockerClient(),
+    runtime: await hostRuntime(),
   });
   io.stdout(opts.format === 'json' ? `${JSON.stringify(plan, null, 2)}\n` : formatPlanText(plan));
   return 0;

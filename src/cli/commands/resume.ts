@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { dockerClient } from '../../effects/docker/client.js';
+import { hostRuntime } from '../host-runtime.js';
 import { accepts, bottleStatus } from '../../machines/index.js';
 import { currentState } from '../../worker/bottle-log.js';
 import { findAgent, loadManifest, MANIFEST_ENV, type LoadedManifest } from '../../manifest/load.js';
@@ -72,14 +72,13 @@ export async function runResume(opts: { identity: string; manifestPath?: string;
     throw new RuntimeFailure(`saved state for ${identity} belongs to agent ${JSON.stringify(metadata.agent)} (${paths.metadata}); refusing to resume it under another name`);
   }
   const { agent } = findAgent(loaded, metadata.agent);
-  const docker = dockerClient();
   const plan = await resolvePlan({
     loaded,
     agent: metadata.agent,
     cwd: metadata.cwd,
     copyCwd: metadata.copy_cwd,
     identity,
-    docker,
+    runtime: await hostRuntime(),
     args: continueArgs(agent.command, opts.args),
     stateDockerfile: existsSync(paths.dockerfile) ? paths.dockerfile : undefined,
     stateTranscript: paths.transcript,

@@ -1,4 +1,4 @@
-import { detectRuntime, dockerClient } from '../../effects/docker/client.js';
+import { hostRuntime } from '../host-runtime.js';
 import type { LifecycleEvent } from '../../events/schema.js';
 import { foldEvents, stateName } from '../../machines/index.js';
 import { currentState } from '../../worker/bottle-log.js';
@@ -8,7 +8,7 @@ import type { BottlePlan } from '../../plan/schema.js';
 import { UsageError } from '../../shared/errors.js';
 import { trace } from '../../shared/trace.js';
 import { connectRedis } from '../../worker/redis.js';
-import { attachTerminal } from '../attach.js';
+import { attachTerminal, streamOutput } from '../attach.js';
 import { followBuildProgress, type BuildProgressDisplay } from '../build-progress.js';
 import { followUntil } from '../follow.js';
 import type { CliIO } from '../io.js';
@@ -39,24 +39,20 @@ export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
     );
   }
   trace('start: command loaded');
-  const docker = dockerClient();
-  // The daemon's answer is the slowest input of the plan: ask it while the manifest loads
-  // (a manifest error is still the one reported).
-  const runtime = detectRuntime(docker);
-  runtime.catch(() => undefined);
   // Loads BullMQ once the request is on its way, so the two overlap (spawn to first event:
   // median ~164 ms with this, ~176 without, over 3x11 interleaved starts each).
   setImmediate(() => void loadQueueModule().catch(() => undefined));
   const loaded = await loadManifest({ path: opts.manifestPath });
   findAgent(loaded, opts.agent);
   trace('start: manifest loaded');
-  const plan = await resolvePlan({ loaded, agent: opts.agent, cwd: opts.cwd ?? process.cwd(), copyCwd: opts.copyCwd, args: opts.args, docker, runtime });
-  const secrets = resolveSecrets(plan, routeSources(loaded, plan));
-  trace('start: plan resolved');
-
   const session = await openSession({ needWorker: true, say: (l) => io.stderr(l) });
   trace('start: session open');
   try {
+    const runtime = await hostRuntime(session.redis);
+    const cwd = opts.cwd ?? process.cwd();
+    const plan = await resolvePlan({ loaded, agent: opts.agent, cwd, copyCwd: opts.copyCwd, args: opts.args, runtime });
+    const secrets = resolveSecrets(plan, routeSources(loaded, plan));
+    trace('start: plan resolved');
     writeSecretsForWorker(plan.identity, secrets);
     await session.enqueueCommand(plan.identity, { type: 'bottle.start_requested', data: { plan } });
     trace('start: enqueued');
@@ -104,13 +100,13 @@ export async function launchAndAttach(session: Session, plan: BottlePlan, detach
 
   if (io.isTTY) {
     io.stderr(`attached to ${identity} (detach: Ctrl-P Ctrl-Q)`);
-    const how = await attachTerminal(dockerClient(), plan.containers.agent);
+    const how = await attachTerminal(plan.containers.agent);
     if (how === 'detached') {
       io.stderr(`detached; the bottle keeps running. Re-attach is not supported yet; follow it with: bottle events ${identity} --follow`);
       return 0;
     }
   } else {
-    await streamLogs(plan.containers.agent);
+    await streamOutput(plan.containers.agent);
   }
   const end = await followUntil(session.log, identity, lastSeq, onEvent, (ev) =>
     ['bottle.cleaned', 'bottle.preserved', 'bottle.failed'].includes(ev.type),
@@ -120,18 +116,6 @@ export async function launchAndAttach(session: Session, plan: BottlePlan, detach
   const code = exit ? (exit.data as { code: number }).code : 1;
   if (end?.type === 'bottle.preserved') io.stderr(`state kept; resume with: bottle resume ${identity}`);
   return code;
-}
-
-/** Without a terminal, the agent's output still reaches the user. */
-async function streamLogs(container: string): Promise<void> {
-  const c = dockerClient().getContainer(container);
-  const stream = (await c.logs({ follow: true, stdout: true, stderr: true })) as unknown as NodeJS.ReadableStream;
-  stream.pipe(process.stdout, { end: false });
-  await new Promise<void>((resolve) => {
-    stream.on('end', resolve);
-    stream.on('close', resolve);
-    stream.on('error', () => resolve());
-  });
 }
 
 /** Build progress on a terminal (see build-progress.ts); nothing without one. */

@@ -1,5 +1,5 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
-import { dockerClient } from '../../effects/docker/client.js';
+import { dockerClient, registeredRuntimes } from '../../effects/docker/client.js';
 import { effectHandlers } from '../../effects/index.js';
 import { UsageError } from '../../shared/errors.js';
 import { redisTarget } from '../../shared/redis-target.js';
@@ -15,9 +15,11 @@ export async function runWorkerCommand(opts: { concurrency?: string }, io: CliIO
   const target = redisTarget();
   await ensureRedis(target, (l) => io.stderr(l));
   const stamp = () => new Date().toISOString();
+  const docker = dockerClient();
   const running = await runWorker({
     connect: () => connectRedis(target),
-    handlers: effectHandlers({ docker: dockerClient() }),
+    handlers: effectHandlers({ docker }),
+    runtimes: await registeredRuntimes(docker).catch(() => []),
     concurrency,
     log: (line) => io.stderr(`${stamp()} ${line}`),
   });

@@ -7,7 +7,7 @@ import { RuntimeFailure } from '../../shared/errors.js';
 import type { ImagePlan } from '../../plan/schema.js';
 import { PermanentEffectError } from '../types.js';
 import { CREATED_BY, LABELS } from '../../shared/names.js';
-import { statusOf } from './client.js';
+import { statusOf } from './status.js';
 import {
   claudeBinaryPath,
   contextHash,
