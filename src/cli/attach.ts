@@ -58,7 +58,14 @@ export async function attachTerminal(containerName: string): Promise<'exited' | 
 /** Without a terminal, the agent's output still reaches the user. */
 export async function streamOutput(containerName: string): Promise<void> {
   const c = (await docker()).getContainer(containerName);
-  const stream = (await c.logs({ follow: true, stdout: true, stderr: true })) as unknown as NodeJS.ReadableStream;
+  let stream: NodeJS.ReadableStream;
+  try {
+    stream = (await c.logs({ follow: true, stdout: true, stderr: true })) as unknown as NodeJS.ReadableStream;
+  } catch (err) {
+    // An agent that exited at once may already be torn down; its exit is in the event log.
+    if ((err as { statusCode?: number }).statusCode === 404) return;
+    throw err;
+  }
   stream.pipe(process.stdout, { end: false });
   await new Promise<void>((resolve) => {
     stream.on('end', resolve);

@@ -211,6 +211,15 @@ export function parseNewEventData(type: string, data: unknown): Record<string, u
 
 /** The regex zod's `datetime({ offset: true })` runs on `at`, compiled once instead of on every check. */
 const AT_PATTERN = datetimeRegex({ precision: null, offset: true, local: false });
+/** Events appended together share their time, so the last time that passed usually passes again. */
+let lastValidAt: string | undefined;
+
+function isValidAt(at: unknown): at is string {
+  if (at !== undefined && at === lastValidAt) return true;
+  if (typeof at !== 'string' || !AT_PATTERN.test(at)) return false;
+  lastValidAt = at;
+  return true;
+}
 
 /** The checks below are of version 1 data; a later version takes zod and its upcasters. */
 const OBSERVATIONS_AT_V1 = CURRENT_VERSION['egress.allowed'] === 1 && CURRENT_VERSION['egress.denied'] === 1;
@@ -235,7 +244,7 @@ function parseObservationFast(seq: unknown, type: unknown, at: unknown, v: unkno
   // An absent version counts as v1, as RawEnvelopeSchema's default has it.
   if ((v !== 1 && v !== undefined) || !OBSERVATIONS_AT_V1) return undefined;
   if (typeof seq !== 'number' || !Number.isInteger(seq) || seq < 1) return undefined;
-  if (typeof at !== 'string' || !AT_PATTERN.test(at)) return undefined;
+  if (!isValidAt(at)) return undefined;
   if (!isPlainRecord(data)) return undefined;
   const { n, host, port, method, reason } = data;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) return undefined;

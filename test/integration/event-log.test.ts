@@ -8,7 +8,6 @@ import { AppendConflictError, EventLog, stampEvents } from '../../src/events/log
 import type { LifecycleEvent, NewEvent } from '../../src/events/schema.js';
 import { entryToEvent, type StreamEntry } from '../../src/events/read.js';
 import { APPEND_SCRIPT } from '../../src/events/scripts/append.js';
-import { READ_RANGE_SCRIPT } from '../../src/events/scripts/read-range.js';
 import {
   foldEvent,
   foldHistory,
@@ -279,11 +278,11 @@ describe('EventLog against the real Redis', () => {
     expect((await log.liveState(identity))?.context.lastEgressDecision).toBe(TOTAL_OBSERVATIONS);
     // Nothing on the write path can trim: no trimming command exists in the code at all.
     const sources = ['log.ts', 'read.ts'].map((file) => readFileSync(join(import.meta.dirname, '../../src/events', file), 'utf8'));
-    for (const text of [APPEND_SCRIPT, READ_RANGE_SCRIPT, ...sources]) expect(text).not.toMatch(/XTRIM|MAXLEN|MINID|XDEL/i);
+    for (const text of [APPEND_SCRIPT, ...sources]) expect(text).not.toMatch(/XTRIM|MAXLEN|MINID|XDEL/i);
   }, 60_000);
 });
 
-describe('EventLog.read: pages rendered by the read-range script', () => {
+describe('EventLog.read: paged and decoded for speed, yet exactly as entry by entry', () => {
   type Fields = Array<string | Buffer>;
   type Outcome = { events: LifecycleEvent[] } | { error: string };
 
@@ -389,8 +388,8 @@ describe('EventLog.read: pages rendered by the read-range script', () => {
   });
 
   it('never takes data that is not exactly one JSON value for an event', async () => {
-    // Together these two data texts would nest the second row inside the first and forge a
-    // replacement row: the counts come out right, only the forged row's marker is wrong.
+    // Joined into one JSON text, these two would nest the second entry inside the first and forge
+    // a third in its place: a reader that parses many entries at once must not be fooled by them.
     const forged = `2]]],[0,"2-0","egress.allowed","${AT}","1",${egressData(2)}`;
     const attempts: Fields[][] = [
       [

@@ -35,6 +35,11 @@ function newIdentity(): string {
   return identity;
 }
 
+async function labelledNetworks(identity: string): Promise<number> {
+  const filters = JSON.stringify({ label: [`${LABELS.identity}=${identity}`] });
+  return (await docker.listNetworks({ filters })).length;
+}
+
 async function removeAll(): Promise<void> {
   const made = identities.splice(0);
   // Side by side: the 40-bottle case leaves 80 networks.
@@ -47,14 +52,28 @@ async function removeAll(): Promise<void> {
       .remove()
       .catch(() => undefined);
   }
+  // Anything a failed removal left is removed once more, one at a time, and reported if it stays.
+  const left: string[] = [];
+  for (const identity of made) {
+    if ((await labelledNetworks(identity)) === 0) continue;
+    await removeBottleResources(docker, identity).catch(() => undefined);
+    if ((await labelledNetworks(identity)) > 0) left.push(identity);
+  }
+  if (left.length > 0) throw new Error(`networks of ${left.join(', ')} could not be removed`);
 }
 
 afterEach(removeAll);
 afterAll(removeAll);
 
-async function labelledNetworks(identity: string): Promise<number> {
-  const filters = JSON.stringify({ label: [`${LABELS.identity}=${identity}`] });
-  return (await docker.listNetworks({ filters })).length;
+/**
+ * Every start's networks, once all of them have settled: a start that fails
+ * must not leave others still creating networks after the test cleaned up.
+ */
+async function allStarted(starts: Array<Promise<BottleNetworks>>): Promise<BottleNetworks[]> {
+  const settled = await Promise.allSettled(starts);
+  const failures = settled.flatMap((s) => (s.status === 'rejected' ? [String(s.reason)] : []));
+  expect(failures).toEqual([]);
+  return settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
 }
 
 function subnetsOf(networks: BottleNetworks[]): string[] {
@@ -110,7 +129,7 @@ describe('bottle networks on the subnet pool', () => {
     expect(2 ** (BOTTLE_SUBNET_PREFIX - prefix)).toBe(bottles * 2);
     const mine = collidingIdentities(pool, bottles);
 
-    const networks = await Promise.all(mine.map((identity) => ensureBottleNetworks(docker, identity, 'pool', pool)));
+    const networks = await allStarted(mine.map((identity) => ensureBottleNetworks(docker, identity, 'pool', pool)));
 
     const subnets = subnetsOf(networks);
     expect(new Set(subnets).size).toBe(bottles * 2);
@@ -130,7 +149,7 @@ describe('bottle networks on the subnet pool', () => {
     for (let batch = 0; batch < 4; batch++) {
       const mine = Array.from({ length: 10 }, () => newIdentity());
       const starts = mine.map((identity) => ensureBottleNetworks(docker, identity, 'pool', pool));
-      networks.push(...(await Promise.all(starts)));
+      networks.push(...(await allStarted(starts)));
     }
     const created = Date.now() - t0;
 

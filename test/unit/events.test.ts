@@ -216,6 +216,14 @@ describe('observations', () => {
     expect(mismatches).toEqual([]);
   });
 
+  it('remembers only a time that passed: an empty or malformed one right after it still fails', () => {
+    const egress = { n: 7, host: 'github.com', port: 443, method: 'CONNECT', reason: 'allowlisted' };
+    for (const time of [at, '', at, 'yesterday', at, undefined]) {
+      const raw = { seq: 1, type: 'egress.allowed', at: time, v: 1, data: egress };
+      expect('event' in outcome(() => parseEvent(raw)), String(time)).toBe(LifecycleEventSchema.safeParse(raw).success);
+    }
+  });
+
   it('checks `at` exactly as zod does on every day of every month, leap years included', () => {
     const egress = { n: 7, host: 'github.com', port: 443, method: 'CONNECT', reason: 'allowlisted' };
     const disagreements: string[] = [];

@@ -19,8 +19,9 @@ export async function runCleanup(opts: { dryRun: boolean }, io: CliIO): Promise<
   const session = await openSession({ needWorker: false });
   try {
     const isLive = async (identity: string) => {
-      const { state } = await currentState(session.log, identity);
-      return !isTerminal(state) && stateName(state) !== 'preserved';
+      const { state, lastSeq } = await currentState(session.log, identity);
+      // A bottle this store has no events for is not live here.
+      return lastSeq > 0 && !isTerminal(state) && stateName(state) !== 'preserved';
     };
     const docker = dockerClient();
     // Only this event store's resources: another Redis's live bottles are not ours to judge.
