@@ -5,7 +5,7 @@ import { InvalidEventError, parseStoredEvent, type LifecycleEvent } from './sche
 /**
  * Reading a bottle's history: XRANGE pages with Buffer replies, each entry
  * upcast and validated exactly as `parseEvent` does. Replays read thousands of
- * entries, so the decoding skips every allocation it can: the seq comes
+ * entries, so decoding one allocates as little as it can: the seq comes
  * straight from the id's bytes, and an entry stamped in the same batch as the
  * one before it reuses that entry's time.
  */
@@ -17,7 +17,12 @@ type BufferEntry = [id: Buffer, fields: Buffer[]];
 const READ_PAGE = 1000;
 
 /** Events fromSeq..toSeq inclusive (default: to the end), upcast and validated. */
-export async function readEvents(redis: Redis, identity: string, fromSeq = 1, toSeq?: number): Promise<LifecycleEvent[]> {
+export async function readEvents(
+  redis: Redis,
+  identity: string,
+  fromSeq = 1,
+  toSeq?: number,
+): Promise<LifecycleEvent[]> {
   if (toSeq !== undefined && toSeq < fromSeq) return [];
   const { events: key } = bottleKeys(identity);
   const end = toSeq === undefined ? '+' : `${toSeq}-0`;
@@ -61,7 +66,8 @@ class EntryDecoder {
       sameBytes(fields[6], FIELD_ORDER[3]);
     if (!inAppendOrder) return entryToEvent(this.identity, [id.toString(), fields.map((f) => f.toString())]);
     const [, type, , at, , v, , data] = fields;
-    return storedFieldsToEvent(this.identity, seqOfId(id), type.toString(), this.timeOf(at), versionOf(v), data.toString());
+    const seq = seqOfId(id);
+    return storedFieldsToEvent(this.identity, seq, type.toString(), this.timeOf(at), versionOf(v), data.toString());
   }
 
   private timeOf(at: Buffer): string {
@@ -131,12 +137,20 @@ export function entryToEvent(identity: string, [id, fields]: StreamEntry): Lifec
   return storedFieldsToEvent(identity, seqOf(id), type, at, v === undefined ? undefined : Number(v), data);
 }
 
-function storedFieldsToEvent(identity: string, seq: number, type?: string, at?: string, v?: number, data?: string): LifecycleEvent {
+function storedFieldsToEvent(
+  identity: string,
+  seq: number,
+  type?: string,
+  at?: string,
+  v?: number,
+  data?: string,
+): LifecycleEvent {
   let parsedData: unknown;
   try {
     parsedData = data === undefined ? undefined : JSON.parse(data);
   } catch (err) {
-    throw storedEventError(identity, seq, new Error(`data is not JSON (${err instanceof Error ? err.message : String(err)})`));
+    const reason = err instanceof Error ? err.message : String(err);
+    throw storedEventError(identity, seq, new Error(`data is not JSON (${reason})`));
   }
   try {
     return parseStoredEvent(seq, type, at, v, parsedData);

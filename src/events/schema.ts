@@ -235,11 +235,23 @@ function isPlainRecord(value: unknown): value is Record<string, unknown> {
  * parseEvent for an event already taken apart, as the log reads it, without
  * building an envelope object for the common case. `v` undefined means absent.
  */
-export function parseStoredEvent(seq: number, type: unknown, at: unknown, v: number | undefined, data: unknown): LifecycleEvent {
+export function parseStoredEvent(
+  seq: number,
+  type: unknown,
+  at: unknown,
+  v: number | undefined,
+  data: unknown,
+): LifecycleEvent {
   return parseObservationFast(seq, type, at, v, data) ?? parseEvent({ seq, type, at, v, data });
 }
 
-function parseObservationFast(seq: unknown, type: unknown, at: unknown, v: unknown, data: unknown): LifecycleEvent | undefined {
+function parseObservationFast(
+  seq: unknown,
+  type: unknown,
+  at: unknown,
+  v: unknown,
+  data: unknown,
+): LifecycleEvent | undefined {
   if (type !== 'egress.allowed' && type !== 'egress.denied') return undefined;
   // An absent version counts as v1, as RawEnvelopeSchema's default has it.
   if ((v !== 1 && v !== undefined) || !OBSERVATIONS_AT_V1) return undefined;

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BOTTLES_INDEX_KEY, bottleKeys } from '../../src/events/keys.js';
 import { AppendConflictError, EventLog, stampEvents } from '../../src/events/log.js';
-import type { LifecycleEvent, NewEvent } from '../../src/events/schema.js';
+import { parseEvent, type LifecycleEvent, type NewEvent } from '../../src/events/schema.js';
 import { entryToEvent, type StreamEntry } from '../../src/events/read.js';
 import { APPEND_SCRIPT } from '../../src/events/scripts/append.js';
 import {
@@ -277,7 +277,8 @@ describe('EventLog against the real Redis', () => {
     expect((await log.read(identity, 1999, 2002)).map((e) => e.seq)).toEqual([1999, 2000, 2001, 2002]);
     expect((await log.liveState(identity))?.context.lastEgressDecision).toBe(TOTAL_OBSERVATIONS);
     // Nothing on the write path can trim: no trimming command exists in the code at all.
-    const sources = ['log.ts', 'read.ts'].map((file) => readFileSync(join(import.meta.dirname, '../../src/events', file), 'utf8'));
+    const eventsDir = join(import.meta.dirname, '../../src/events');
+    const sources = ['log.ts', 'read.ts'].map((file) => readFileSync(join(eventsDir, file), 'utf8'));
     for (const text of [APPEND_SCRIPT, ...sources]) expect(text).not.toMatch(/XTRIM|MAXLEN|MINID|XDEL/i);
   }, 60_000);
 });
@@ -286,7 +287,8 @@ describe('EventLog.read: paged and decoded for speed, yet exactly as entry by en
   type Fields = Array<string | Buffer>;
   type Outcome = { events: LifecycleEvent[] } | { error: string };
 
-  const egressData = (n: number, reason = 'allowlisted') => JSON.stringify({ n, host: 'github.com', port: 443, method: 'CONNECT', reason });
+  const egressData = (n: number, reason = 'allowlisted') =>
+    JSON.stringify({ n, host: 'github.com', port: 443, method: 'CONNECT', reason });
   const egress = (n: number, at = AT, reason?: string): Fields => [
     'type',
     n % 5 === 0 ? 'egress.denied' : 'egress.allowed',
@@ -326,18 +328,30 @@ describe('EventLog.read: paged and decoded for speed, yet exactly as entry by en
   it('reads a long, varied history exactly as decoding each entry on its own does', async () => {
     const identity = newIdentity();
     const times = ['2026-11-30T23:59:59.999Z', '2024-02-29T00:00:00+05:30', '2026-12-31T10:00Z', AT];
-    const entries = Array.from({ length: 10_000 }, (_, i) => egress(i + 1, times[i % times.length], `naïve "quoted" \\ ${i}\n🎉`));
+    const reason = (i: number) => `naïve "quoted" \\ ${i}\n🎉`;
+    const entries = Array.from({ length: 10_000 }, (_, i) => egress(i + 1, times[i % times.length], reason(i)));
     for (let seq = 700; seq <= 10_000; seq += 700) {
       entries[seq - 1] = ['type', 'bottle.stop_requested', 'at', AT, 'v', '1', 'data', JSON.stringify({ by: 'cli' })];
     }
     entries[1399] = ['type', 'agent.exited', 'at', AT, 'v', '1', 'data', JSON.stringify({ exit_code: 137 })];
     entries[4320] = ['data', egressData(4321), 'v', '1', 'at', AT, 'type', 'egress.allowed'];
     entries[4999] = ['type', 'egress.allowed', 'at', AT, 'data', egressData(5000)];
-    entries[5999] = ['type', 'egress.allowed', 'at', AT, 'v', '1', 'data', JSON.stringify({ ...JSON.parse(egressData(6000)), extra: 1 })];
+    const extraKey = JSON.stringify({ ...JSON.parse(egressData(6000)), extra: 1 });
+    entries[5999] = ['type', 'egress.allowed', 'at', AT, 'v', '1', 'data', extraKey];
     await store(identity, entries);
 
     const paged = await outcome(() => new EventLog(redis).read(identity));
     expect(paged).toEqual(await entryByEntry(identity));
+    // And as the read path before the paged decoder: every entry's fields straight into parseEvent.
+    const stored = (await redis.xrange(bottleKeys(identity).events, '-', '+')) as StreamEntry[];
+    const parsedOneByOne = stored.map(([id, list]) => {
+      const fields = new Map(list.flatMap((name, i) => (i % 2 === 0 ? [[name, list[i + 1]] as const] : [])));
+      const [type, at, v, data] = ['type', 'at', 'v', 'data'].map((name) => fields.get(name));
+      const seq = Number.parseInt(id, 10);
+      const version = v === undefined ? undefined : Number(v);
+      return parseEvent({ seq, type, at, v: version, data: JSON.parse(data ?? 'null') });
+    });
+    expect(paged).toEqual({ events: parsedOneByOne });
     const events = 'events' in paged ? paged.events : [];
     expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 10_000 }, (_, i) => i + 1));
     expect(events[1399]).toMatchObject({ v: 2, data: { code: 137, signal: 'SIGKILL' } });
@@ -365,16 +379,20 @@ describe('EventLog.read: paged and decoded for speed, yet exactly as entry by en
   });
 
   it('names the bottle and seq of a corrupt entry on any page, as decoding it alone does', async () => {
+    const appended = (type: string | Buffer, at: string, v: string | Buffer, data: string): Fields => {
+      return ['type', type, 'at', at, 'v', v, 'data', data];
+    };
+    const valid = egressData(1500);
     const corruptions: Record<string, Fields> = {
-      'data that is not JSON': ['type', 'egress.allowed', 'at', AT, 'v', '1', 'data', '{"n":'],
-      'data that is more than one JSON value': ['type', 'egress.allowed', 'at', AT, 'v', '1', 'data', '1],[2'],
-      'no type': ['at', AT, 'v', '1', 'data', egressData(1500)],
-      'a version that is not a number': ['type', 'egress.allowed', 'at', AT, 'v', 'x', 'data', egressData(1500)],
-      'a version that is not UTF-8': ['type', 'egress.allowed', 'at', AT, 'v', Buffer.from([0xa0, 0x31]), 'data', egressData(1500)],
-      'a quote in the type': ['type', 'egress."allowed', 'at', AT, 'v', '1', 'data', egressData(1500)],
-      'a backslash in the time': ['type', 'egress.allowed', 'at', `${AT}\\`, 'v', '1', 'data', egressData(1500)],
-      'a type ending in half a character': ['type', Buffer.from('egress.allowed\xe2\x82', 'latin1'), 'at', AT, 'v', '1', 'data', '{}'],
-      'data the schema refuses': ['type', 'egress.allowed', 'at', AT, 'v', '1', 'data', JSON.stringify({ ...JSON.parse(egressData(1500)), port: 70_000 })],
+      'data that is not JSON': appended('egress.allowed', AT, '1', '{"n":'),
+      'data that is more than one JSON value': appended('egress.allowed', AT, '1', '1],[2'),
+      'no type': ['at', AT, 'v', '1', 'data', valid],
+      'a version that is not a number': appended('egress.allowed', AT, 'x', valid),
+      'a version that is not UTF-8': appended('egress.allowed', AT, Buffer.from([0xa0, 0x31]), valid),
+      'a quote in the type': appended('egress."allowed', AT, '1', valid),
+      'a backslash in the time': appended('egress.allowed', `${AT}\\`, '1', valid),
+      'a type ending in half a character': appended(Buffer.from('egress.allowed\xe2\x82', 'latin1'), AT, '1', valid),
+      'data the schema refuses': appended('egress.allowed', AT, '1', valid.replace('443', '70000')),
     };
     for (const [name, corrupt] of Object.entries(corruptions)) {
       const identity = newIdentity();
@@ -383,7 +401,8 @@ describe('EventLog.read: paged and decoded for speed, yet exactly as entry by en
       await store(identity, entries);
       const paged = await outcome(() => new EventLog(redis).read(identity));
       expect(paged, name).toEqual(await entryByEntry(identity));
-      expect('error' in paged && paged.error, name).toMatch(new RegExp(`^InvalidEventError: bottle ${identity}: stored event 1500[ :]`));
+      const named = new RegExp(`^InvalidEventError: bottle ${identity}: stored event 1500[ :]`);
+      expect('error' in paged && paged.error, name).toMatch(named);
     }
   });
 
@@ -406,16 +425,31 @@ describe('EventLog.read: paged and decoded for speed, yet exactly as entry by en
     }
   });
 
+  it('takes the seq from any stream id as decoding each entry on its own does', async () => {
+    const identity = newIdentity();
+    const key = bottleKeys(identity).events;
+    for (const id of ['1-5', '99999999999999-0', '999999999999999-0', '123456789012345678-0', '123456789012345678-1']) {
+      await redis.xadd(key, id, ...(egress(1) as string[]));
+    }
+    const paged = await outcome(() => new EventLog(redis).read(identity));
+    expect(paged).toEqual(await entryByEntry(identity));
+    const seqs = [1, 99999999999999, 999999999999999, 123456789012345678, 123456789012345678];
+    expect('events' in paged && paged.events.map((e) => e.seq)).toEqual(seqs);
+  });
+
   it('decodes bytes that are not UTF-8 as decoding each entry on its own does', async () => {
     const identity = newIdentity();
-    const bytes = (text: string) => Buffer.from(text, 'latin1');
+    const withData = (latin1: string): Fields => {
+      return ['type', 'egress.allowed', 'at', AT, 'v', '1', 'data', Buffer.from(latin1, 'latin1')];
+    };
     await store(identity, [
-      ['type', 'egress.allowed', 'at', AT, 'v', '1', 'data', bytes('{"n":1,"host":"\xff\xfe","port":1,"method":"m","reason":"r"}')],
-      ['type', 'egress.allowed', 'at', AT, 'v', '1', 'data', bytes('{"n":2,"host":"h","port":1,"method":"m","reason":"cut \xe2\x82"}')],
-      ['type', 'egress.allowed', 'at', AT, 'v', '1', 'data', bytes('{"n":3,"host":"h","port":1,"method":"\xc3","reason":"\x80"}')],
+      withData('{"n":1,"host":"\xff\xfe","port":1,"method":"m","reason":"r"}'),
+      withData('{"n":2,"host":"h","port":1,"method":"m","reason":"\xe2\x82"}'),
+      withData('{"n":3,"host":"h","port":1,"method":"\xc3","reason":"-"}'),
     ]);
     const paged = await outcome(() => new EventLog(redis).read(identity));
     expect(paged).toEqual(await entryByEntry(identity));
-    expect('events' in paged && paged.events.map((e) => (e.data as { host: string }).host)).toEqual(['\ufffd\ufffd', 'h', 'h']);
+    const hosts = 'events' in paged && paged.events.map((e) => (e.data as { host: string }).host);
+    expect(hosts).toEqual(['\ufffd\ufffd', 'h', 'h']);
   });
 });
