@@ -1,9 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { BottlePlan } from '../plan/schema.js';
 import { RuntimeFailure } from '../shared/errors.js';
 import { routeId } from '../shared/names.js';
-import { statePaths } from '../shared/paths.js';
 
 /**
  * Secrets are read on the host at start, before anything is created, and
@@ -50,12 +49,4 @@ export function resolveSecrets(
     secrets[routeId(i)] = value;
   });
   return secrets;
-}
-
-export function writeSecretsForWorker(identity: string, secrets: Record<string, string>): void {
-  if (Object.keys(secrets).length === 0) return;
-  const paths = statePaths(identity);
-  mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
-  writeFileSync(paths.secrets, JSON.stringify(secrets), { mode: 0o600 });
-  chmodSync(paths.secrets, 0o600);
 }

@@ -9,7 +9,8 @@ import { RuntimeFailure } from '../../shared/errors.js';
 import { parseIdentity } from '../../shared/identity.js';
 import { statePaths } from '../../shared/paths.js';
 import type { CliIO } from '../io.js';
-import { resolveSecrets, writeSecretsForWorker } from '../secrets.js';
+import { writeGatewaySecrets } from '../../effects/state.js';
+import { resolveSecrets } from '../secrets.js';
 import { openSession } from '../session.js';
 import { launchAndAttach, routeSources } from './start.js';
 
@@ -104,7 +105,7 @@ export async function runResume(opts: { identity: string; manifestPath?: string;
     }
     await session.ensureWorker((l) => io.stderr(l));
     const afterSeq = await session.log.lastSeq(identity);
-    writeSecretsForWorker(identity, secrets);
+    writeGatewaySecrets(identity, secrets);
     await session.enqueueCommand(identity, command);
     if (opts.detach) io.stdout(identity);
     else io.stderr(`bottle ${identity}: resuming`);

@@ -13,7 +13,8 @@ import { followBuildProgress, type BuildProgressDisplay } from '../build-progres
 import { followUntil } from '../follow.js';
 import type { CliIO } from '../io.js';
 import { describeEvent } from '../render-event.js';
-import { resolveSecrets, writeSecretsForWorker, type RouteSecretSource } from '../secrets.js';
+import { writeGatewaySecrets } from '../../effects/state.js';
+import { resolveSecrets, type RouteSecretSource } from '../secrets.js';
 import { loadQueueModule, openSession, type Session } from '../session.js';
 import { runDryRun } from './dry-run.js';
 
@@ -53,7 +54,7 @@ export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
     const plan = await resolvePlan({ loaded, agent: opts.agent, cwd, copyCwd: opts.copyCwd, args: opts.args, runtime });
     const secrets = resolveSecrets(plan, routeSources(loaded, plan));
     trace('start: plan resolved');
-    writeSecretsForWorker(plan.identity, secrets);
+    writeGatewaySecrets(plan.identity, secrets);
     await session.enqueueCommand(plan.identity, { type: 'bottle.start_requested', data: { plan } });
     trace('start: enqueued');
     if (opts.detach) io.stdout(plan.identity);
