@@ -14,7 +14,8 @@ async function docker(): Promise<Docker> {
   return new Dockerode();
 }
 
-export async function attachTerminal(containerName: string): Promise<'exited' | 'detached'> {
+/** `onAttached` runs once keystrokes reach the agent, so a notice printed there is never ahead of raw mode. */
+export async function attachTerminal(containerName: string, onAttached: () => void): Promise<'exited' | 'detached'> {
   const container = (await docker()).getContainer(containerName);
   const stream = (await container.attach({
     stream: true,
@@ -38,6 +39,7 @@ export async function attachTerminal(containerName: string): Promise<'exited' | 
   stream.pipe(process.stdout);
   process.stdout.on('resize', resize);
   resize();
+  onAttached();
 
   try {
     await new Promise<void>((resolve) => {

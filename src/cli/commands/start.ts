@@ -100,8 +100,7 @@ export async function launchAndAttach(session: Session, plan: BottlePlan, detach
   if (detach) return 0;
 
   if (io.isTTY) {
-    io.stderr(`attached to ${identity} (detach: Ctrl-P Ctrl-Q)`);
-    const how = await attachTerminal(plan.containers.agent);
+    const how = await attachTerminal(plan.containers.agent, () => io.stderr(`attached to ${identity} (detach: Ctrl-P Ctrl-Q)`));
     if (how === 'detached') {
       io.stderr(`detached; the bottle keeps running. Re-attach is not supported yet; follow it with: bottle events ${identity} --follow`);
       return 0;
