@@ -1,4 +1,5 @@
-import { agentImageSource, ensureImage, gatewayImageSource } from './docker/images.js';
+import { agentImageSource, gatewayImageSource } from '../images/sources.js';
+import { ensureImage } from './docker/images.js';
 import { bottleDockerfile, readMetadata } from './state.js';
 import type { EffectDeps, EffectHandler } from './types.js';
 

@@ -5,8 +5,8 @@ import { createRequire } from 'node:module';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { RuntimeFailure } from '../../shared/errors.js';
-import { bottleHome } from '../../shared/paths.js';
+import { RuntimeFailure } from '../shared/errors.js';
+import { bottleHome } from '../shared/paths.js';
 
 /**
  * What goes into one image build: the files of the build context (each read

@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, resolve } from 'node:path';
 import type { ContainerRuntime } from '../shared/runtime.js';
-import { agentImageSource, gatewayImageSource, imagePlan } from '../effects/docker/images.js';
+import { agentImageSource, gatewayImageSource, imagePlan } from '../images/sources.js';
 import { findAgent, type LoadedManifest } from '../manifest/load.js';
 import type { Agent, Bottle } from '../manifest/schema.js';
 import { parseHostPattern } from '../shared/host-pattern.js';

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDryRun } from '../../src/cli/commands/dry-run.js';
 import { dockerClient } from '../../src/effects/docker/client.js';
-import { repoRoot } from '../../src/effects/docker/build-context.js';
+import { repoRoot } from '../../src/images/build-context.js';
 import { DEFAULT_HOSTS } from '../../src/plan/default-hosts.js';
 import { BottlePlanSchema, type BottlePlan } from '../../src/plan/schema.js';
 import { LABELS } from '../../src/shared/names.js';

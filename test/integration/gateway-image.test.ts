@@ -13,7 +13,7 @@ import type Docker from 'dockerode';
 import { pack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dockerClient } from '../../src/effects/docker/client.js';
-import { gatewayImageSource } from '../../src/effects/docker/images.js';
+import { gatewayImageSource } from '../../src/images/sources.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const suffix = randomBytes(4).toString('hex');

@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dockerClient, statusOf } from '../../src/effects/docker/client.js';
-import { agentImageSource, ensureImage, gatewayImageSource, imagePlan } from '../../src/effects/docker/images.js';
-import { repoRoot } from '../../src/effects/docker/build-context.js';
+import { ensureImage } from '../../src/effects/docker/images.js';
+import { agentImageSource, gatewayImageSource, imagePlan } from '../../src/images/sources.js';
+import { repoRoot } from '../../src/images/build-context.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { PermanentEffectError } from '../../src/effects/types.js';
 

@@ -1,5 +1,6 @@
 import Docker from 'dockerode';
-import { agentImageSource, ensureImage, gatewayImageSource, imagePlan } from '../../src/effects/docker/images.js';
+import { ensureImage } from '../../src/effects/docker/images.js';
+import { agentImageSource, gatewayImageSource, imagePlan } from '../../src/images/sources.js';
 
 /**
  * Builds the built-in agent and gateway images once before any integration

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { dockerClient, statusOf } from '../../effects/docker/client.js';
-import { claudeBinaryPath } from '../../effects/docker/build-context.js';
+import { claudeBinaryPath } from '../../images/build-context.js';
 import { buildId } from '../../shared/build-id.js';
 import { formatCidr, overlaps, subnetPool, SUBNET_POOL_ENV, type Ipv4Cidr } from '../../shared/subnet-pool.js';
 import { HEARTBEAT_PREFIX, HEARTBEAT_STALE_MS } from '../../worker/heartbeat.js';

@@ -2,7 +2,7 @@ import type Docker from 'dockerode';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { RuntimeFailure } from '../../shared/errors.js';
-import { repoRoot } from './build-context.js';
+import { repoRoot } from '../../images/build-context.js';
 import type { ArchiveEntry } from './provision.js';
 
 /**

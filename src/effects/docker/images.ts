@@ -1,6 +1,5 @@
-import { createReadStream, existsSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { basename, dirname, join, relative, sep } from 'node:path';
 import type Docker from 'dockerode';
 import { pack as tarPack, type Pack } from 'tar-stream';
 import { RuntimeFailure } from '../../shared/errors.js';
@@ -8,86 +7,7 @@ import type { ImagePlan } from '../../plan/schema.js';
 import { PermanentEffectError } from '../types.js';
 import { CREATED_BY, LABELS } from '../../shared/names.js';
 import { statusOf } from './status.js';
-import {
-  claudeBinaryPath,
-  contextHash,
-  gatewayNodePath,
-  effectiveMode,
-  folderFiles,
-  repoRoot,
-  type ContextFile,
-  type ImageSource,
-} from './build-context.js';
-
-export { contextHash, type ContextFile, type ImageSource } from './build-context.js';
-
-export const BUILTIN_AGENT = 'builtin:agent';
-export const BUILTIN_GATEWAY = 'builtin:gateway';
-const TAG_HASH_LENGTH = 16;
-
-/** Replaces (or adds) the context entry at `path`. */
-function withFile(files: ContextFile[], file: ContextFile): ContextFile[] {
-  return [...files.filter((f) => f.path !== file.path), file];
-}
-
-/**
- * The agent image's build context.
- * - builtin: images/agent/* plus the Claude Code binary as `claude`;
- * - `dockerfile`: that file's folder, like `docker build -f FILE DIR`;
- * - `stateDockerfile` (a resumed bottle whose capability change wrote a new
- *   Dockerfile): the same context as the bottle's original image, with that
- *   Dockerfile in place of the original, so its COPY lines still work.
- */
-export function agentImageSource(opts: { dockerfile?: string; stateDockerfile?: string; bottle?: string }): ImageSource {
-  const base = opts.dockerfile ? customSource(opts.dockerfile, opts.bottle) : builtinAgentSource();
-  if (!opts.stateDockerfile) return base;
-  if (!existsSync(opts.stateDockerfile)) throw new RuntimeFailure(`per-bottle Dockerfile ${opts.stateDockerfile} is missing`);
-  return {
-    ...base,
-    dockerfile: opts.stateDockerfile,
-    builtin: false,
-    files: withFile(base.files, { path: base.dockerfileInContext, source: opts.stateDockerfile }),
-  };
-}
-
-function builtinAgentSource(): ImageSource {
-  const dir = join(repoRoot(), 'images', 'agent');
-  if (!existsSync(join(dir, 'Dockerfile'))) throw new RuntimeFailure(`built-in agent Dockerfile missing at ${dir}/Dockerfile; reinstall claude-bottle`);
-  let files = folderFiles(dir);
-  // Scripts installed into /usr/local/bin must be executable whatever the checkout's modes.
-  files = files.map((f) => (f.path === 'bottle-demo' ? { ...f, mode: 0o755 } : f));
-  files = withFile(files, { path: 'claude', source: claudeBinaryPath(), mode: 0o755 });
-  return { name: 'agent', dockerfile: BUILTIN_AGENT, builtin: true, dockerfileInContext: 'Dockerfile', files };
-}
-
-function customSource(dockerfile: string, bottle?: string): ImageSource {
-  const dir = dirname(dockerfile);
-  const files = withFile(folderFiles(dir), { path: relative(dir, dockerfile).split(sep).join('/'), source: dockerfile });
-  return {
-    name: bottle ?? basename(dir),
-    dockerfile,
-    builtin: false,
-    dockerfileInContext: relative(dir, dockerfile).split(sep).join('/'),
-    files,
-  };
-}
-
-/** The gateway sidecar image: images/gateway/* plus the bundled gateway (dist/gateway/gateway.cjs) and the Node that runs it. */
-export function gatewayImageSource(): ImageSource {
-  const root = repoRoot();
-  const dir = join(root, 'images', 'gateway');
-  const bundle = join(root, 'dist', 'gateway', 'gateway.cjs');
-  if (!existsSync(bundle)) throw new RuntimeFailure(`gateway bundle missing: run npm run build (expected ${bundle})`);
-  if (!existsSync(join(dir, 'Dockerfile'))) throw new RuntimeFailure(`gateway Dockerfile missing at ${dir}/Dockerfile; reinstall claude-bottle`);
-  let files = withFile(folderFiles(dir), { path: 'gateway.cjs', source: bundle });
-  files = withFile(files, { path: 'node', source: gatewayNodePath(), mode: 0o755 });
-  return { name: 'gateway', dockerfile: BUILTIN_GATEWAY, builtin: true, dockerfileInContext: 'Dockerfile', files };
-}
-
-export async function imagePlan(src: ImageSource): Promise<ImagePlan> {
-  const hash = await contextHash(src);
-  return { tag: `claude-bottle/${src.name}:${hash.slice(0, TAG_HASH_LENGTH)}`, context_hash: hash, dockerfile: src.dockerfile, builtin: src.builtin };
-}
+import { effectiveMode, type ImageSource } from '../../images/build-context.js';
 
 /** Streams the context as a tar, one file at a time, so a 400 MB binary is never held in memory. */
 function contextTar(src: ImageSource): Pack {
