@@ -26,6 +26,10 @@ export const DENIAL_REASONS = [
   'rate_limited',
   'path_escape',
   'bad_request',
+  'method_not_allowed',
+  'tls_no_sni',
+  'tunnel_host_mismatch',
+  'tunnel_unrecognized',
 ] as const;
 export type DenialReason = (typeof DENIAL_REASONS)[number];
 export const ALLOW_REASONS = ['allowlisted', 'credential_route'] as const;
