@@ -14,8 +14,11 @@ import forge from 'node-forge';
  * prints it in its ready line for the launcher to hand over.
  *
  * Only route hosts are ever intercepted: every other tunnel stays end to end.
- * The CA itself is name-constrained to those hosts, so even a gateway that
- * misbehaved could not use the agent's trust in it for any other name.
+ * The CA itself is name-constrained: DNS names only those hosts (and names
+ * below them), and every IPv4 and IPv6 address excluded, because a
+ * constraint on DNS names alone says nothing about IP addresses and a leaf
+ * for an IP SAN would otherwise verify. So even a gateway that misbehaved
+ * could not use the agent's trust in it for anything else.
  */
 export interface InterceptionCa {
   /** PEM certificate the agent must trust. */
@@ -28,25 +31,7 @@ const CA_VALIDITY_DAYS = 30;
 const LEAF_VALIDITY_DAYS = 7;
 
 export function createInterceptionCa(identity: string, hosts: readonly string[], now: Date = new Date()): InterceptionCa {
-  if (hosts.length === 0) throw new Error('an interception CA needs at least one host to be valid for');
-  const caKeys = rsaKeyPair();
-  const caCert = forge.pki.createCertificate();
-  caCert.publicKey = caKeys.publicKey;
-  caCert.serialNumber = serialNumber();
-  setValidity(caCert, now, CA_VALIDITY_DAYS);
-  const caName = [
-    { name: 'commonName', value: `claude-bottle gateway CA ${identity}` },
-    { name: 'organizationName', value: 'claude-bottle' },
-  ];
-  caCert.setSubject(caName);
-  caCert.setIssuer(caName);
-  caCert.setExtensions([
-    { name: 'basicConstraints', cA: true, critical: true, pathLenConstraint: 0 },
-    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
-    { name: 'subjectKeyIdentifier' },
-    { id: NAME_CONSTRAINTS_OID, critical: true, value: permittedDnsNames(hosts) },
-  ]);
-  caCert.sign(caKeys.privateKey, forge.md.sha256.create());
+  const { certificate: caCert, privateKey: caPrivateKey } = createCaCertificate(identity, hosts, now);
 
   // One key for every leaf: the CA, not the leaf key, is what binds a host.
   const leafKeys = rsaKeyPair();
@@ -70,7 +55,7 @@ export function createInterceptionCa(identity: string, hosts: readonly string[],
         { name: 'extKeyUsage', serverAuth: true },
         { name: 'subjectAltName', altNames: [{ type: 2, value: host }] },
       ]);
-      leaf.sign(caKeys.privateKey, forge.md.sha256.create());
+      leaf.sign(caPrivateKey, forge.md.sha256.create());
       const context = createSecureContext({ key: leafKeys.privateKeyPem, cert: forge.pki.certificateToPem(leaf), minVersion: 'TLSv1.2' });
       contexts.set(host, context);
       return context;
@@ -78,21 +63,65 @@ export function createInterceptionCa(identity: string, hosts: readonly string[],
   };
 }
 
+/**
+ * The CA certificate and its key. Only createInterceptionCa keeps the key;
+ * tests call this directly to sign leaves the gateway itself never would.
+ */
+export function createCaCertificate(
+  identity: string,
+  hosts: readonly string[],
+  now: Date,
+): { certificate: forge.pki.Certificate; privateKey: forge.pki.rsa.PrivateKey } {
+  if (hosts.length === 0) throw new Error('an interception CA needs at least one host to be valid for');
+  const caKeys = rsaKeyPair();
+  const caCert = forge.pki.createCertificate();
+  caCert.publicKey = caKeys.publicKey;
+  caCert.serialNumber = serialNumber();
+  setValidity(caCert, now, CA_VALIDITY_DAYS);
+  const caName = [
+    { name: 'commonName', value: `claude-bottle gateway CA ${identity}` },
+    { name: 'organizationName', value: 'claude-bottle' },
+  ];
+  caCert.setSubject(caName);
+  caCert.setIssuer(caName);
+  caCert.setExtensions([
+    { name: 'basicConstraints', cA: true, critical: true, pathLenConstraint: 0 },
+    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+    { id: NAME_CONSTRAINTS_OID, critical: true, value: nameConstraints(hosts) },
+  ]);
+  caCert.sign(caKeys.privateKey, forge.md.sha256.create());
+  return { certificate: caCert, privateKey: caKeys.privateKey };
+}
+
 const NAME_CONSTRAINTS_OID = '2.5.29.30';
 
 /**
- * DER of a NameConstraints extension (RFC 5280 4.2.1.10) permitting exactly
- * these DNS names (and, by the RFC's rule, names below them); forge has no
- * builder for it. TLS clients (OpenSSL, BoringSSL, Go) enforce it on the root.
+ * DER of a NameConstraints extension (RFC 5280 4.2.1.10): permitted DNS names
+ * exactly these hosts (and, by the RFC's rule, names below them); excluded
+ * every IP address (iPAddress subtrees 0.0.0.0/0 and ::/0, each an address
+ * followed by its mask). forge has no builder for it. TLS clients (OpenSSL,
+ * BoringSSL, Go) enforce it on the root.
  */
-function permittedDnsNames(hosts: readonly string[]): string {
+function nameConstraints(hosts: readonly string[]): string {
   const { asn1 } = forge;
-  const subtrees = hosts.map((host) =>
-    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [asn1.create(asn1.Class.CONTEXT_SPECIFIC, 2, false, host)]),
-  );
-  const constraints = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, subtrees)]);
+  const subtree = (tag: number, value: string) =>
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [asn1.create(asn1.Class.CONTEXT_SPECIFIC, tag, false, value)]);
+  const permitted = hosts.map((host) => subtree(GENERAL_NAME_DNS, host));
+  const everyIPv4 = '\0'.repeat(2 * 4);
+  const everyIPv6 = '\0'.repeat(2 * 16);
+  const excluded = [subtree(GENERAL_NAME_IP, everyIPv4), subtree(GENERAL_NAME_IP, everyIPv6)];
+  const constraints = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
+    asn1.create(asn1.Class.CONTEXT_SPECIFIC, PERMITTED_SUBTREES, true, permitted),
+    asn1.create(asn1.Class.CONTEXT_SPECIFIC, EXCLUDED_SUBTREES, true, excluded),
+  ]);
   return asn1.toDer(constraints).getBytes();
 }
+
+const PERMITTED_SUBTREES = 0;
+const EXCLUDED_SUBTREES = 1;
+const GENERAL_NAME_DNS = 2;
+const GENERAL_NAME_IP = 7;
 
 /** Keys come from Node's native generator (forge's pure-JS one takes seconds). */
 function rsaKeyPair(): { publicKey: forge.pki.rsa.PublicKey; privateKey: forge.pki.rsa.PrivateKey; privateKeyPem: string } {
