@@ -14,6 +14,7 @@ export type ForbiddenCategory =
   | 'cgnat'
   | 'multicast'
   | 'unique_local'
+  | 'site_local'
   | 'reserved'
   | 'not_an_ip';
 
@@ -47,7 +48,11 @@ const IPV6_RANGES: Range[] = [
   { network: '::1', prefix: 128, category: 'loopback' },
   { network: 'fe80::', prefix: 10, category: 'link_local' },
   { network: 'fc00::', prefix: 7, category: 'unique_local' },
+  // Deprecated (RFC 3879) but still routed inside some sites as their private space.
+  { network: 'fec0::', prefix: 10, category: 'site_local' },
   { network: 'ff00::', prefix: 8, category: 'multicast' },
+  // Local-use NAT64 (RFC 8215): the IPv4 address sits at an operator-chosen offset, so none can be vetted.
+  { network: '64:ff9b:1::', prefix: 48, category: 'reserved' },
 ];
 
 function buildLists(ranges: Range[], type: 'ipv4' | 'ipv6'): Array<{ list: BlockList; category: ForbiddenCategory }> {
@@ -78,17 +83,25 @@ function ipv6Groups(address: string): number[] {
 }
 
 /**
- * IPv4 addresses smuggled inside IPv6: IPv4-mapped (::ffff:a.b.c.d) and the
- * deprecated IPv4-compatible form (::a.b.c.d). Both reach the IPv4 address on
- * dual-stack hosts, so they are judged as that address.
+ * IPv4 addresses carried inside IPv6, each judged as that IPv4 address
+ * because a translator or relay delivers the packet to it:
+ * - IPv4-mapped (::ffff:a.b.c.d) and the deprecated IPv4-compatible form
+ *   (::a.b.c.d), which dual-stack hosts treat as the IPv4 address;
+ * - NAT64 well-known prefix (64:ff9b::a.b.c.d, RFC 6052);
+ * - 6to4 (2002:aabb:ccdd::/48, RFC 3056);
+ * - Teredo (2001:0::/32, RFC 4380): the client's address, bit-inverted, in
+ *   the last 32 bits; its server's address in bits 32-63.
  */
-function embeddedIPv4(address: string): string | null {
+function embeddedIPv4s(address: string): string[] {
   const g = ipv6Groups(address);
+  const dotted = (high: number, low: number) => [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
   const firstFiveZero = g.slice(0, 5).every((x) => x === 0);
-  const mapped = firstFiveZero && g[5] === 0xffff;
-  const compatible = firstFiveZero && g[5] === 0 && (g[6] !== 0 || g[7] > 1);
-  if (!mapped && !compatible) return null;
-  return [g[6] >> 8, g[6] & 0xff, g[7] >> 8, g[7] & 0xff].join('.');
+  if (firstFiveZero && g[5] === 0xffff) return [dotted(g[6], g[7])];
+  if (firstFiveZero && g[5] === 0 && (g[6] !== 0 || g[7] > 1)) return [dotted(g[6], g[7])];
+  if (g[0] === 0x64 && g[1] === 0xff9b && g.slice(2, 6).every((x) => x === 0)) return [dotted(g[6], g[7])];
+  if (g[0] === 0x2002) return [dotted(g[1], g[2])];
+  if (g[0] === 0x2001 && g[1] === 0) return [dotted(g[2], g[3]), dotted(g[6] ^ 0xffff, g[7] ^ 0xffff)];
+  return [];
 }
 
 export function classifyAddress(rawAddress: string): AddressVerdict {
@@ -96,8 +109,10 @@ export function classifyAddress(rawAddress: string): AddressVerdict {
   const family = isIP(address);
   if (family === 4) return firstMatch(IPV4_LISTS, address, 'ipv4');
   if (family === 6) {
-    const v4 = embeddedIPv4(address);
-    if (v4 !== null) return firstMatch(IPV4_LISTS, v4, 'ipv4');
+    for (const v4 of embeddedIPv4s(address)) {
+      const verdict = firstMatch(IPV4_LISTS, v4, 'ipv4');
+      if (verdict.forbidden) return verdict;
+    }
     return firstMatch(IPV6_LISTS, address, 'ipv6');
   }
   return { forbidden: true, category: 'not_an_ip' };

@@ -43,6 +43,31 @@ describe('classifyAddress refuses addresses an agent must never reach', () => {
     expect(classifyAddress(address)).toEqual({ forbidden: true, category });
   });
 
+  it.each([
+    ['64:ff9b::127.0.0.1', 'loopback'],
+    ['64:ff9b::a9fe:a9fe', 'cloud_metadata'],
+    ['64:ff9b::10.0.0.1', 'private'],
+    ['64:ff9b:1::1', 'reserved'],
+    ['2002:7f00:1::1', 'loopback'],
+    ['2002:a9fe:a9fe::', 'cloud_metadata'],
+    ['2002:c0a8:0101:5::1', 'private'],
+    ['2001:0:4136:e378:8000:63bf:80ff:fffe', 'loopback'],
+    ['2001:0:0a00:0001::1', 'private'],
+  ])('IPv4 behind NAT64, 6to4 or Teredo (%s) is judged as that IPv4 address: %s', (address, category) => {
+    expect(classifyAddress(address)).toEqual({ forbidden: true, category });
+  });
+
+  it.each(['fec0::1', 'feff:ffff::1', 'FEC0:0:0:1::1'])('site-local %s is refused', (address) => {
+    expect(classifyAddress(address)).toEqual({ forbidden: true, category: 'site_local' });
+  });
+
+  it.each(['64:ff9b::8.8.8.8', '2002:0808:0808::1', '2001:0:4136:e378:8000:63bf:f7f7:f7f7'])(
+    'a translated public IPv4 address (%s) passes',
+    (address) => {
+      expect(classifyAddress(address)).toEqual({ forbidden: false });
+    },
+  );
+
   it.each(['93.184.216.34', '1.1.1.1', '172.15.255.255', '172.32.0.0', '100.63.255.255', '100.128.0.0', '169.253.255.255', '192.169.0.1', '11.0.0.1', '2606:4700::1111', '::ffff:8.8.8.8', '2001:db8::1'])(
     'public address %s passes',
     (address) => {
