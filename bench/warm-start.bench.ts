@@ -71,7 +71,7 @@ async function timedCli(h: BottleHarness, manifest: string, env: NodeJS.ProcessE
   const spawnedAt = Date.now();
   const t0 = performance.now();
   const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    const args = [BOTTLE_BIN, '--manifest', manifest, 'start', AGENT, '--detach'];
+    const args = [BOTTLE_BIN, '--manifest', manifest, 'start', AGENT, '--detach', '--yes'];
     const child = spawn(process.execPath, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';

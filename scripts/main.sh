@@ -20,7 +20,7 @@ echo "[main] plan:" >&2
 node bin/bottle.js --manifest "$manifest" start "$agent" --dry-run >&2
 echo "[main] bottle start $agent" >&2
 set +e
-node bin/bottle.js --manifest "$manifest" start "$agent" "$@"
+node bin/bottle.js --manifest "$manifest" start --yes "$agent" "$@"
 code=$?
 set -e
 echo "[main] the agent exited with $code; the bottle's lifecycle: (bottle list --all, bottle events <identity>)" >&2

@@ -1,7 +1,7 @@
 import { createElement as h, useEffect, useState } from 'react';
 import { Box, Text, useApp, useInput } from 'ink';
 import type { LifecycleEvent } from '../events/schema.js';
-import { bottleStatus, isTerminal, type PendingCapability } from '../machines/index.js';
+import { bottleStatus, stateName, type PendingCapability } from '../machines/index.js';
 import { capabilityTarget } from '../shared/capability.js';
 import { describeEvent } from './render-event.js';
 import { currentState } from '../worker/bottle-log.js';
@@ -35,7 +35,8 @@ async function snapshot(session: Session): Promise<View> {
   const events: Array<{ at: string; line: string }> = [];
   for (const entry of await session.log.listBottles()) {
     const { state: live, lastSeq } = await currentState(session.log, entry.identity);
-    if (lastSeq === 0 || isTerminal(live)) continue;
+    // Failed bottles stay listed, as preserved ones do: both wait for a resume.
+    if (lastSeq === 0 || stateName(live) === 'cleaned') continue;
     const describe = (r: PendingCapability) => `${capabilityTarget(r)}: ${r.reason}`;
     const pending = live.context.pendingCapability;
     rows.push({

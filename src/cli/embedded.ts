@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
@@ -174,3 +174,82 @@ export function bottleBin(): string {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A service this state folder started and left running for the next command:
+ * the embedded redis-server and the local worker. Each is known by the pid
+ * file written when it was started; a pid is taken as the service's only
+ * while that process still looks like it (its command line), so a pid reused
+ * by an unrelated process is never reported, nor signalled, as ours.
+ */
+export interface EmbeddedService {
+  name: 'redis-server' | 'worker';
+  pidFile: string;
+  /** From the pid file; null without one. */
+  pid: number | null;
+  /** The pid runs and its command line is this service's. */
+  running: boolean;
+  /** Where it serves or logs. */
+  where: string;
+}
+
+export function embeddedServices(env: NodeJS.ProcessEnv = process.env): EmbeddedService[] {
+  const redisDir = join(bottleHome(env), 'redis');
+  const socket = join(redisDir, 'redis.sock');
+  const worker = workerPaths(env);
+  type LooksLike = (argv: string[]) => boolean;
+  const service = (name: EmbeddedService['name'], pidFile: string, where: string, looksLike: LooksLike) => {
+    const pid = readPid(pidFile);
+    const running = pid !== null && processAlive(pid) && looksLike(commandLine(pid));
+    return { name, pidFile, pid, running, where };
+  };
+  return [
+    service('worker', worker.pid, `log ${worker.log}`, isBottleWorker),
+    service('redis-server', join(redisDir, 'redis.pid'), `unix:${socket}`, (argv) => argv.join(' ').includes('redis')),
+  ];
+}
+
+const isBottleWorker = (argv: string[]) => argv.includes('worker') && argv.some((a) => /bottle(\.js)?$/.test(a));
+
+function readPid(path: string): number | null {
+  if (!existsSync(path)) return null;
+  const pid = Number(readFileSync(path, 'utf8').trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : null;
+}
+
+function commandLine(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Stops one embedded service with SIGTERM (the worker hands running effects
+ * back to the queue; redis-server flushes its append-only file) and waits
+ * for it to go. The pid file is removed once the process is gone.
+ */
+export async function stopEmbeddedService(
+  svc: EmbeddedService,
+  timeoutMs = 30_000,
+): Promise<'stopped' | 'not running' | 'still running'> {
+  if (!svc.running || svc.pid === null) {
+    if (svc.pid !== null) rmSync(svc.pidFile, { force: true });
+    return 'not running';
+  }
+  try {
+    process.kill(svc.pid, 'SIGTERM');
+  } catch {
+    rmSync(svc.pidFile, { force: true });
+    return 'not running';
+  }
+  for (let waited = 0; waited < timeoutMs; waited += 100) {
+    if (!processAlive(svc.pid)) {
+      rmSync(svc.pidFile, { force: true });
+      return 'stopped';
+    }
+    await sleep(100);
+  }
+  return 'still running';
+}

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { chooseRuntime, type ContainerRuntime } from '../shared/runtime.js';
 import { liveWorkers } from '../worker/heartbeat.js';
+import { localRuntime } from './docker-probe.js';
 
 /**
  * The runtime a bottle will run under: from the runtimes the live worker's
@@ -12,6 +13,5 @@ export async function hostRuntime(redis?: Redis): Promise<ContainerRuntime> {
     const said = (await liveWorkers(redis)).find((w) => w.runtimes.length > 0);
     if (said) return chooseRuntime(said.runtimes);
   }
-  const { dockerClient, registeredRuntimes } = await import('../effects/docker/client.js');
-  return chooseRuntime(await registeredRuntimes(dockerClient()));
+  return localRuntime();
 }

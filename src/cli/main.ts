@@ -31,9 +31,25 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .option('--copy-cwd', 'copy the working directory (with .git) into the bottle instead of bind-mounting it', false)
     .option('--detach', 'run headless; print the identity as the first line of stdout', false)
     .option('--dry-run', 'print the launch plan; create nothing', false)
+    .option('-y, --yes', 'launch without showing the plan and asking (required without a terminal)', false)
     .addOption(formatOption())
     .action((agent: string, args: string[], o) =>
-      run(async () => (await import('./commands/start.js')).runStart({ agent, args, manifestPath: manifest(), cwd: o.cwd, copyCwd: o.copyCwd, detach: o.detach, dryRun: o.dryRun, format: o.format }, io))(),
+      run(async () =>
+        (await import('./commands/start.js')).runStart(
+          {
+            agent,
+            args,
+            manifestPath: manifest(),
+            cwd: o.cwd,
+            copyCwd: o.copyCwd,
+            detach: o.detach,
+            dryRun: o.dryRun,
+            format: o.format,
+            yes: o.yes,
+          },
+          io,
+        ),
+      )(),
     );
   program
     .command('resume')
@@ -41,11 +57,35 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .argument('<identity>')
     .argument('[args...]')
     .option('--detach', 'run headless', false)
-    .action((identity: string, args: string[], o) => run(async () => (await import('./commands/resume.js')).runResume({ identity, args, detach: o.detach, manifestPath: manifest() }, io))());
+    .option('-y, --yes', 'launch without showing the plan and asking (required without a terminal)', false)
+    .action((identity: string, args: string[], o) =>
+      run(async () => {
+        const { runResume } = await import('./commands/resume.js');
+        return runResume({ identity, args, detach: o.detach, yes: o.yes, manifestPath: manifest() }, io);
+      })(),
+    );
+  program
+    .command('attach')
+    .description("re-attach your terminal to a running bottle's agent (detach: Ctrl-P Ctrl-Q)")
+    .argument('<identity>')
+    .action((identity: string) =>
+      run(async () => (await import('./commands/attach.js')).runAttach({ identity, manifestPath: manifest() }, io))(),
+    );
+  program
+    .command('logs')
+    .description("the agent's own output (its terminal), while its container exists")
+    .argument('<identity>')
+    .option('--follow', 'keep printing until the agent exits', false)
+    .action((identity: string, o) =>
+      run(async () => {
+        const { runLogs } = await import('./commands/logs.js');
+        return runLogs({ identity, follow: o.follow, manifestPath: manifest() }, io);
+      })(),
+    );
   program
     .command('list')
     .description('bottles and their current state')
-    .option('--all', 'include finished bottles', false)
+    .option('--all', 'include cleaned bottles', false)
     .addOption(formatOption())
     .action((o) => run(async () => (await import('./commands/list.js')).runList({ all: o.all, format: o.format }, io))());
   program
@@ -92,6 +132,11 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .command('doctor')
     .description('check Docker, runsc, Redis, images and worker liveness')
     .action(() => run(async () => (await import('./commands/doctor.js')).runDoctor(io, {}))());
+  program
+    .command('shutdown')
+    .description('stop the redis-server and worker this state folder started (refused while bottles run)')
+    .option('--force', 'stop them even while bottles run (unwatched until a worker runs again)', false)
+    .action((o) => run(async () => (await import('./commands/shutdown.js')).runShutdown({ force: o.force }, io))());
   program
     .command('dashboard')
     .description('live view of bottles, states, pending requests, egress and events')

@@ -5,6 +5,7 @@ import type { NewEvent } from '../events/schema.js';
 import { redisTarget, type RedisTarget } from '../shared/redis-target.js';
 import { connectRedis } from '../worker/redis.js';
 import { openBottleLog, type BottleLog } from '../worker/bottle-log.js';
+import { HOST_TASK_JOB, type HostTask } from '../worker/host-task.js';
 import { ensureRedis, ensureWorker } from './embedded.js';
 
 /**
@@ -17,6 +18,8 @@ export interface Session {
   redis: Redis;
   log: BottleLog;
   enqueueCommand(identity: string, event: NewEvent): Promise<string>;
+  /** Queues a host task for the worker and waits for its answer (the job's result). */
+  runHostTask(task: HostTask, timeoutMs: number): Promise<unknown>;
   /** Starts a local worker when none is alive; for commands that open with needWorker false and decide later. */
   ensureWorker(say?: (line: string) => void): Promise<void>;
   close(): Promise<void>;
@@ -73,6 +76,21 @@ export async function openSession(opts: { needWorker: boolean; say?: (line: stri
       const commandId = randomUUID();
       await commandQueue.add('command', { identity, command_id: commandId, event }, { jobId: commandJobId(identity, commandId) });
       return commandId;
+    },
+    async runHostTask(task, timeoutMs) {
+      const { queue: taskQueue } = await openCommandQueue();
+      const { QueueEvents } = await import('bullmq');
+      const { QUEUE_NAME, QUEUE_PREFIX } = await loadQueueModule();
+      const eventsConn = connectRedis(target);
+      const events = new QueueEvents(QUEUE_NAME, { connection: eventsConn, prefix: QUEUE_PREFIX, autorun: true });
+      try {
+        await events.waitUntilReady();
+        const job = await taskQueue.add(HOST_TASK_JOB, task, { attempts: 1 });
+        return await job.waitUntilFinished(events, timeoutMs);
+      } finally {
+        await events.close();
+        eventsConn.disconnect();
+      }
     },
     async ensureWorker(say) {
       await ensureWorker(target, redis, say ?? opts.say);

@@ -1,10 +1,12 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { BottlePlanSchema, type BottlePlan } from '../plan/schema.js';
-import { statePaths } from '../shared/paths.js';
+import { RuntimeFailure } from '../shared/errors.js';
+import { IDENTITY_PATTERN } from '../shared/identity.js';
+import { bottleHome, statePaths } from '../shared/paths.js';
 
 /**
  * The per-bottle state folder on the worker's host, and the only code that
@@ -84,6 +86,67 @@ export async function readMetadata(identity: string): Promise<Metadata | undefin
   return MetadataSchema.parse(JSON.parse(text));
 }
 
+/** The part of the saved metadata a resume relies on; loose, so metadata from older versions still resumes. */
+const ResumeMetadataSchema = z.object({
+  agent: z.string(),
+  cwd: z.string(),
+  copy_cwd: z.boolean(),
+  manifest_path: z.string().optional(),
+  plan: z.object({ manifest_path: z.string().optional() }).passthrough().optional(),
+});
+
+/** What `resume` needs from a bottle's state folder: where the folder is, how it started, what was approved. */
+export interface ResumeState {
+  dir: string;
+  metadataPath: string;
+  agent: string;
+  cwd: string;
+  copyCwd: boolean;
+  manifestPath?: string;
+  /** The bottle's own Dockerfile written by an approved request. */
+  dockerfile?: string;
+  /** The transcript snapshot, when one was taken. */
+  transcript?: string;
+  approvedEgress: string[];
+}
+
+/**
+ * Reads the saved state a resume relaunches from; undefined when the bottle
+ * has no metadata here. A file that exists but can't be read is an error
+ * naming the file.
+ */
+export function readResumeState(identity: string): ResumeState | undefined {
+  const paths = statePaths(identity);
+  if (!existsSync(paths.metadata)) return undefined;
+  let metadata: z.infer<typeof ResumeMetadataSchema>;
+  try {
+    metadata = ResumeMetadataSchema.parse(JSON.parse(readFileSync(paths.metadata, 'utf8')));
+  } catch (err) {
+    const why = err instanceof z.ZodError ? 'unexpected fields' : (err as Error).message;
+    throw new RuntimeFailure(`saved state for ${identity} is unreadable: ${paths.metadata} (${why})`);
+  }
+  return {
+    dir: paths.dir,
+    metadataPath: paths.metadata,
+    agent: metadata.agent,
+    cwd: metadata.cwd,
+    copyCwd: metadata.copy_cwd,
+    manifestPath: metadata.plan?.manifest_path ?? metadata.manifest_path,
+    dockerfile: bottleDockerfile(identity),
+    transcript: hasTranscript(identity) ? paths.transcript : undefined,
+    approvedEgress: readApprovedEgress(identity),
+  };
+}
+
+/** Every bottle state folder on this host, with whether it is kept for a resume. */
+export function resumableStateFolders(): Array<{ identity: string; dir: string; preserved: boolean }> {
+  const root = join(bottleHome(), 'state');
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .filter((name) => IDENTITY_PATTERN.test(name))
+    .map((identity) => ({ identity, dir: statePaths(identity).dir, preserved: isPreserved(identity) }));
+}
+
 /** Deletes a file that may already be gone. */
 export async function removeFileIfPresent(path: string): Promise<void> {
   await unlink(path).catch((err: NodeJS.ErrnoException) => {
@@ -99,7 +162,7 @@ const SecretsSchema = z.record(z.string().min(1));
 /** Where a bottle's state lives; for effects that hand a path to Docker or copy a folder. */
 export function stateLocations(identity: string) {
   const paths = statePaths(identity);
-  return { dir: paths.dir, transcript: paths.transcript, dockerfile: paths.dockerfile };
+  return { dir: paths.dir, metadata: paths.metadata, transcript: paths.transcript, dockerfile: paths.dockerfile };
 }
 
 export function hasTranscript(identity: string): boolean {
@@ -113,6 +176,22 @@ export function writeGatewaySecrets(identity: string, secrets: Record<string, st
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   writeFileSync(paths.secrets, JSON.stringify(secrets), { mode: 0o600 });
   chmodSync(paths.secrets, 0o600);
+}
+
+/**
+ * Writes the secrets, then sends the command that makes a launch take them;
+ * if sending fails no launch will ever read or delete the file, so it goes
+ * here. Every later way out of a launch (the gateway taking them, a failed
+ * launch's teardown, a preservation, a cleanup) deletes it too.
+ */
+export async function handOverGatewaySecrets<T>(identity: string, secrets: Record<string, string>, send: () => Promise<T>): Promise<T> {
+  writeGatewaySecrets(identity, secrets);
+  try {
+    return await send();
+  } catch (err) {
+    await removeGatewaySecrets(identity);
+    throw err;
+  }
 }
 
 /** The handed-over secrets; undefined when there are none (already given to a gateway, or none needed). */

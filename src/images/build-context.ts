@@ -1,11 +1,21 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import {
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  realpathSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { RuntimeFailure } from '../shared/errors.js';
+import { RuntimeFailure, UsageError } from '../shared/errors.js';
 import { bottleHome } from '../shared/paths.js';
 
 /**
@@ -53,26 +63,58 @@ export function repoRoot(): string {
 
 const SKIPPED_DIRS = new Set(['.git', 'node_modules']);
 
+/** `path` is `folder` or lies under it (both real paths). */
+function within(folder: string, path: string): boolean {
+  return path === folder || path.startsWith(folder.endsWith(sep) ? folder : folder + sep);
+}
+
 /**
  * Every regular file under `dir`, as context files rooted at the folder (like
  * `docker build DIR`). Synchronous: a plan is resolved once per command and
  * image sources are plain values.
+ *
+ * A symbolic link whose target (fully resolved) leaves the folder is refused:
+ * followed, it would copy any host file the link names into the image. A link
+ * that stays inside is kept as the file it points to (its content is already
+ * part of the context, so nothing new gets in), read from the resolved path so
+ * that the link cannot be swapped for an outside one between plan and build.
  */
 export function folderFiles(dir: string, prefix = ''): ContextFile[] {
   const out: ContextFile[] = [];
+  const root = realpathSync(dir);
   const walk = (current: string) => {
     for (const entry of readdirSync(current, { withFileTypes: true })) {
       const abs = join(current, entry.name);
       const rel = prefix + relative(dir, abs).split(sep).join('/');
       if (entry.isDirectory()) {
         if (!SKIPPED_DIRS.has(entry.name)) walk(abs);
-      } else if (entry.isFile() || (entry.isSymbolicLink() && statSync(abs, { throwIfNoEntry: false })?.isFile())) {
+      } else if (entry.isFile()) {
         out.push({ path: rel, source: abs });
+      } else if (entry.isSymbolicLink() && !SKIPPED_DIRS.has(entry.name)) {
+        const target = linkTarget(abs);
+        if (target === undefined) continue;
+        if (!within(root, target)) {
+          throw new UsageError(
+            `build context ${dir}: ${rel} is a symbolic link to ${target}, outside the context folder; ` +
+              'copy the file into the folder instead (docker build refuses such links too)',
+          );
+        }
+        if (statSync(target).isFile()) out.push({ path: rel, source: target });
       }
     }
   };
   walk(dir);
   return out;
+}
+
+/** Where a link finally points; undefined for a dangling link (nothing to copy, as before). */
+function linkTarget(link: string): string | undefined {
+  try {
+    return realpathSync(link);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
 }
 
 /** The Claude Code native binary installed by npm, shipped into the agent image. */
@@ -110,6 +152,11 @@ export async function effectiveMode(file: ContextFile): Promise<number> {
 
 const digestCache = new Map<string, string>();
 
+/** Whether big files' digests may be written to the cache folder (a dry run writes nothing). */
+export interface DigestCacheUse {
+  persist: boolean;
+}
+
 /** Files at least this big have their digest remembered across processes. */
 const PERSISTED_DIGEST_MIN_BYTES = 1024 * 1024;
 
@@ -146,7 +193,7 @@ function persistDigest(source: string, key: string, digest: string): void {
  * binary is ~400 MB and every `bottle start` plans its image, so big files'
  * digests are also kept under $CLAUDE_BOTTLE_HOME/cache between processes.
  */
-export async function fileDigest(source: string): Promise<string> {
+export async function fileDigest(source: string, cache: DigestCacheUse = { persist: true }): Promise<string> {
   const s = await stat(source);
   const key = `${source}\0${s.size}\0${s.mtimeMs}\0${s.ino}`;
   const cached = digestCache.get(key);
@@ -168,17 +215,17 @@ export async function fileDigest(source: string): Promise<string> {
   });
   const digest = hash.digest('hex');
   digestCache.set(key, digest);
-  if (big) persistDigest(source, key, digest);
+  if (big && cache.persist) persistDigest(source, key, digest);
   return digest;
 }
 
 /** Content hash of a build context: sha256 over sorted (path, mode, sha256(content)) and the Dockerfile location. */
-export async function contextHash(src: ImageSource): Promise<string> {
+export async function contextHash(src: ImageSource, cache: DigestCacheUse = { persist: true }): Promise<string> {
   const sorted = [...src.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const hash = createHash('sha256');
   hash.update(`dockerfile\0${src.dockerfileInContext}\n`);
   for (const file of sorted) {
-    const [mode, digest] = await Promise.all([effectiveMode(file), fileDigest(file.source)]);
+    const [mode, digest] = await Promise.all([effectiveMode(file), fileDigest(file.source, cache)]);
     hash.update(`${file.path}\0${mode.toString(8)}\0${digest}\n`);
   }
   return hash.digest('hex');

@@ -5,6 +5,7 @@ import { RuntimeFailure } from '../shared/errors.js';
 import {
   claudeBinaryPath,
   contextHash,
+  type DigestCacheUse,
   folderFiles,
   gatewayNodePath,
   repoRoot,
@@ -82,8 +83,8 @@ export function gatewayImageSource(): ImageSource {
   return { name: 'gateway', dockerfile: BUILTIN_GATEWAY, builtin: true, dockerfileInContext: 'Dockerfile', files };
 }
 
-export async function imagePlan(src: ImageSource): Promise<ImagePlan> {
-  const hash = await contextHash(src);
+export async function imagePlan(src: ImageSource, cache: DigestCacheUse = { persist: true }): Promise<ImagePlan> {
+  const hash = await contextHash(src, cache);
   return { tag: `claude-bottle/${src.name}:${hash.slice(0, TAG_HASH_LENGTH)}`, context_hash: hash, dockerfile: src.dockerfile, builtin: src.builtin };
 }
 

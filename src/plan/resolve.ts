@@ -1,51 +1,55 @@
-import { existsSync, statSync } from 'node:fs';
-import { hostname } from 'node:os';
-import { basename, resolve } from 'node:path';
+import { basename } from 'node:path';
 import type { ContainerRuntime } from '../shared/runtime.js';
-import { agentImageSource, gatewayImageSource, imagePlan } from '../images/sources.js';
 import { findAgent, type LoadedManifest } from '../manifest/load.js';
 import type { Agent, Bottle } from '../manifest/schema.js';
 import { parseHostPattern } from '../shared/host-pattern.js';
-import { UsageError } from '../shared/errors.js';
 import { mintIdentity, parseIdentity } from '../shared/identity.js';
 import { resourceNames } from '../shared/names.js';
 import { PROMPT_TARGET, SKILLS_TARGET_DIR, SSH_TARGET_DIR, TRANSCRIPT_TARGET, agentEnvNames } from './agent-env.js';
 import { DEFAULT_HOSTS } from './default-hosts.js';
-import { BottlePlanSchema, type BottlePlan, type CredentialRoute, type Mount } from './schema.js';
+import { planLimits } from './default-limits.js';
+import { BottlePlanSchema, type BottlePlan, type CredentialRoute, type ImagePlan, type Mount } from './schema.js';
+
+/**
+ * What a plan needs to know about the world, gathered by its caller (the
+ * plan itself reads no file and asks no daemon): the host's runtime, the
+ * image tags its build contexts hash to, the checked working folder.
+ */
+export interface PlanFacts {
+  /** The runtime of the Docker host the bottle runs on (from its worker's heartbeat). */
+  runtime: ContainerRuntime;
+  /** The host the bottle is planned for. */
+  host: string;
+  /** The working folder as an absolute path, known to exist and to be a folder. */
+  cwd: string;
+  images: { agent: ImagePlan; gateway: ImagePlan };
+  /** A resumed bottle's transcript snapshot, present only when one exists; copied back into ~/.claude. */
+  transcript?: string;
+}
 
 export interface ResolvePlanOptions {
   loaded: LoadedManifest;
   agent: string;
-  cwd: string;
   /** `--copy-cwd`: can turn copying on for one start; the manifest's copy_cwd stays the default. */
   copyCwd?: boolean;
   args?: string[];
   /** Pinned by resume; fresh otherwise. */
   identity?: string;
-  /** The runtime of the Docker host the bottle runs on (from its worker's heartbeat, or the daemon). */
-  runtime: ContainerRuntime;
-  /** A resumed bottle's per-bottle Dockerfile (state/<identity>/Dockerfile). */
-  stateDockerfile?: string;
-  /** A resumed bottle's transcript snapshot (state/<identity>/transcript), copied back into ~/.claude. */
-  stateTranscript?: string;
+  facts: PlanFacts;
 }
 
 /**
  * Resolves everything a launch needs from the manifest, the command line and
- * the daemon (runtime), without creating anything: `start --dry-run` prints
- * this, and `start` carries it in bottle.start_requested.
+ * the facts gathered about the host, without creating anything: `start
+ * --dry-run` prints this, and `start` carries it in bottle.start_requested.
  */
-export async function resolvePlan(opts: ResolvePlanOptions): Promise<BottlePlan> {
+export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
   const { agent, bottle } = findAgent(opts.loaded, opts.agent);
   const identity = opts.identity ? parseIdentity(opts.identity, [agent.name]).identity : mintIdentity(agent.name);
-  const cwd = checkedCwd(opts.cwd);
+  const { cwd, runtime } = opts.facts;
   const copyCwd = Boolean(opts.copyCwd) || agent.copy_cwd;
   const args = opts.args ?? [];
   const names = resourceNames(identity);
-
-  const agentSource = agentImageSource({ dockerfile: bottle.dockerfile, stateDockerfile: opts.stateDockerfile, bottle: bottle.name });
-  const runtime = opts.runtime;
-  const [image, gatewayImage] = await Promise.all([imagePlan(agentSource), imagePlan(gatewayImageSource())]);
 
   const credentials = credentialRoutes(bottle);
   const skills = agent.skills.map((source) => ({ name: basename(source), source }));
@@ -54,15 +58,15 @@ export async function resolvePlan(opts: ResolvePlanOptions): Promise<BottlePlan>
     identity,
     agent: agent.name,
     bottle: bottle.name,
-    image,
-    gateway_image: gatewayImage,
+    image: opts.facts.images.agent,
+    gateway_image: opts.facts.images.gateway,
     runtime,
     networks: { internal: names.internalNetwork, egress: names.egressNetwork },
     containers: { gateway: names.gatewayContainer, agent: names.agentContainer },
     hosts: mergeHosts(bottle.egress.allow, DEFAULT_HOSTS),
     default_hosts: [...DEFAULT_HOSTS].sort(),
     extra_hosts: { ...bottle.extra_hosts },
-    mounts: planMounts({ cwd, copyCwd, prompt: agent.prompt, skills, ssh, transcript: opts.stateTranscript }),
+    mounts: planMounts({ cwd, copyCwd, prompt: agent.prompt, skills, ssh, transcript: opts.facts.transcript }),
     env_names: agentEnvNames({ credentials }),
     credentials,
     ssh,
@@ -72,20 +76,12 @@ export async function resolvePlan(opts: ResolvePlanOptions): Promise<BottlePlan>
     args,
     cwd,
     copy_cwd: copyCwd,
-    limits: { memory: bottle.limits.memory ?? null, cpus: bottle.limits.cpus ?? null, pids: bottle.limits.pids ?? null },
-    host: hostname(),
+    limits: planLimits(bottle.limits),
+    host: opts.facts.host,
     manifest_path: opts.loaded.path,
     egress: { proxy: bottle.egress.proxy, pipelock_image: bottle.egress.pipelock_image ?? null },
   };
   return BottlePlanSchema.parse(plan);
-}
-
-function checkedCwd(cwd: string): string {
-  const abs = resolve(cwd);
-  const s = statSync(abs, { throwIfNoEntry: false });
-  if (!s) throw new UsageError(`working folder ${abs} does not exist; pass an existing folder with --cwd`);
-  if (!s.isDirectory()) throw new UsageError(`working folder ${abs} is not a folder; pass a folder with --cwd`);
-  return abs;
 }
 
 /**
@@ -139,7 +135,7 @@ export function planMounts(input: {
   // The folder appears at the same path inside, so paths in tool output and
   // Claude Code's per-project transcript key match the host.
   const mounts: Mount[] = [{ kind: input.copyCwd ? 'copy' : 'bind', source: input.cwd, target: input.cwd, readonly: false, purpose: 'cwd' }];
-  if (input.transcript && existsSync(input.transcript)) {
+  if (input.transcript) {
     mounts.push({ kind: 'copy', source: input.transcript, target: TRANSCRIPT_TARGET, readonly: false, purpose: 'transcript' });
   }
   if (input.prompt) mounts.push({ kind: 'copy', source: input.prompt, target: PROMPT_TARGET, readonly: true, purpose: 'prompt' });

@@ -5,11 +5,19 @@ import { PermanentEffectError, type EffectContext, type EffectHandlers } from '.
 import type { NewEvent } from '../events/schema.js';
 import { storeId } from '../events/store-id.js';
 import { setStoreLabel } from '../shared/names.js';
-import { InvalidEffectRequestError, isTerminal, parseEffectRequest, type EffectRequest } from '../machines/index.js';
+import { InvalidEffectRequestError, isTerminal, parseEffectRequest, stateName, type EffectRequest } from '../machines/index.js';
 import { BottlePlanSchema } from '../plan/schema.js';
 import { openBottleLog } from './bottle-log.js';
 import { BottleEngine } from './engine.js';
 import { startHeartbeat } from './heartbeat.js';
+import {
+  CleanupReportSchema,
+  HOST_TASK_JOB,
+  HostTaskSchema,
+  type CleanupReport,
+  type HostTask,
+  type HostTaskHandlers,
+} from './host-task.js';
 import { CommandJobSchema, EFFECT_ATTEMPTS, QUEUE_NAME, QUEUE_PREFIX, commandJobId, effectJobId, openQueue } from './queue.js';
 import { progressChannel } from './progress.js';
 import { trace } from '../shared/trace.js';
@@ -22,6 +30,8 @@ export interface WorkerOptions {
   log?: (line: string) => void;
   /** The runtimes its Docker daemon has registered, published in the heartbeat for the CLI's plans. */
   runtimes?: string[];
+  /** Host-wide tasks (cleanup); a worker without them refuses such jobs. */
+  hostTasks?: HostTaskHandlers;
 }
 
 export interface RunningWorker {
@@ -43,7 +53,8 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const redis = opts.connect();
   const queueConn = opts.connect();
   const log = openBottleLog(redis);
-  setStoreLabel(await storeId(redis));
+  const store = await storeId(redis);
+  setStoreLabel(store);
   const queue = openQueue(queueConn);
   const engine = new BottleEngine(log, queue);
   const shutdown = new AbortController();
@@ -67,7 +78,20 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
       }
       return runEffect(job, req, token);
     }
+    if (job.name === HOST_TASK_JOB) return runHostTask(HostTaskSchema.parse(job.data));
     throw new PermanentEffectError(`unknown job ${job.name}`);
+  };
+
+  const isLive = async (identity: string) => {
+    const { state, lastSeq } = await engine.currentState(identity);
+    // A bottle this store has no events for is not live here.
+    return lastSeq > 0 && !isTerminal(state) && stateName(state) !== 'preserved';
+  };
+
+  const runHostTask = async (task: HostTask): Promise<CleanupReport> => {
+    if (!opts.hostTasks) throw new UnrecoverableError(`this worker runs no host tasks (asked for ${task.task})`);
+    say(`host task ${task.task}${task.dry_run ? ' (dry run)' : ''}`);
+    return CleanupReportSchema.parse(await opts.hostTasks.cleanup(task, { id: store, isLive }));
   };
 
   const runEffect = async (job: Job, req: EffectRequest, token?: string): Promise<unknown> => {

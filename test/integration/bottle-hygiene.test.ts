@@ -132,7 +132,7 @@ describe('cleanup', () => {
     expect(liveBefore.length).toBeGreaterThanOrEqual(4); // two networks, gateway, agent
     const real = await h.cli(['cleanup']);
     expect(real.code).toBe(0);
-    for (const r of orphanResources()) expect(real.stdout).toContain(`removing ${r}`);
+    for (const r of orphanResources()) expect(real.stdout).toContain(`removed ${r}`);
     expect(await labelled(orphan)).toEqual([]);
     expect(await labelled(relic)).toEqual([]);
     expect(await labelled(foreign)).toEqual(foreignResources());

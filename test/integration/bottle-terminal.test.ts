@@ -68,7 +68,7 @@ function startInTmux(agent: string): TerminalRun {
     script,
     [
       `cd ${q(REPO)}`,
-      `env -i ${Object.entries(env).map(([k, v]) => `${k}=${q(v)}`).join(' ')} TERM="$TERM" ${q(process.execPath)} ${q(BOTTLE_BIN)} --manifest ${q(manifest)} start ${q(agent)}`,
+      `env -i ${Object.entries(env).map(([k, v]) => `${k}=${q(v)}`).join(' ')} TERM="$TERM" ${q(process.execPath)} ${q(BOTTLE_BIN)} --manifest ${q(manifest)} start --yes ${q(agent)}`,
       `echo $? > ${q(exitFile)}`,
       // Keep the pane (and its last screen) around for capture-pane.
       'sleep 3600',

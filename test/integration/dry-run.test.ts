@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -93,7 +93,7 @@ function assertPlan(plan: BottlePlan, output: string) {
   expect(plan.cwd).toBe(cwd);
   expect(plan.copy_cwd).toBe(false);
   expect(plan.command).toEqual(['claude', '--append-system-prompt-file', '/home/node/.claude-bottle/prompt.md', '-p', 'say hi']);
-  expect(plan.limits).toEqual({ memory: '2g', cpus: 1, pids: 512 });
+  expect(plan.limits).toMatchObject({ memory: '2g', cpus: 1, pids: 512 });
   expect(output).not.toContain(SECRET);
   expect(output).not.toContain(GH_SECRET);
 }
@@ -103,7 +103,7 @@ describe('runDryRun', () => {
     let output = '';
     const code = await runDryRun(
       { manifestPath: manifest.path, agent: 'implementer', cwd, copyCwd: false, format: 'json', args: ['-p', 'say hi'] },
-      { stdout: (s) => (output += s) },
+      { stdout: (s) => (output += s), stderr: () => {} },
     );
     expect(code).toBe(0);
     const plan = BottlePlanSchema.parse(JSON.parse(output));
@@ -115,7 +115,7 @@ describe('runDryRun', () => {
     let output = '';
     await runDryRun(
       { manifestPath: manifest.path, agent: 'implementer', cwd, copyCwd: true, format: 'text', args: [] },
-      { stdout: (s) => (output += s) },
+      { stdout: (s) => (output += s), stderr: () => {} },
     );
     expect(output).toMatch(/^runtime: +runsc \(gVisor\)$/m);
     expect(output).toMatch(new RegExp(`^cwd: +${cwd.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(copied in\\)$`, 'm'));
@@ -125,7 +125,7 @@ describe('runDryRun', () => {
 
   it('rejects an unknown agent with the known ones listed', async () => {
     await expect(
-      runDryRun({ manifestPath: manifest.path, agent: 'reviewer', cwd, copyCwd: false, format: 'json', args: [] }, { stdout: () => {} }),
+      runDryRun({ manifestPath: manifest.path, agent: 'reviewer', cwd, copyCwd: false, format: 'json', args: [] }, { stdout: () => {}, stderr: () => {} }),
     ).rejects.toThrow(/no agent named "reviewer".*known agents: implementer/);
   });
 });
@@ -145,5 +145,39 @@ describe.skipIf(!cliBuilt)('bottle start --dry-run --format json (built CLI)', (
     const plan = BottlePlanSchema.parse(JSON.parse(stdout));
     assertPlan(plan, stdout);
     expect(await dockerResourcesOf(plan.identity)).toEqual([]);
+  });
+});
+
+describe.skipIf(!cliBuilt)('a dry run writes nothing', () => {
+  it('leaves a fresh CLAUDE_BOTTLE_HOME empty (no digest cache, no state, no worker)', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'cb-dryrun-home-'));
+    try {
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        [cliBin, '--manifest', manifest.path, 'start', 'implementer', '--cwd', cwd, '--dry-run'],
+        { env: { ...process.env, CLAUDE_BOTTLE_HOME: home }, timeout: 120_000 },
+      );
+      expect(stdout).toMatch(/^runtime: /m);
+      expect(await readdir(home)).toEqual([]);
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+
+  it("says which image can't be planned yet instead of failing", async () => {
+    let output = '';
+    let notes = '';
+    const code = await runDryRun(
+      { manifestPath: manifest.path, agent: 'implementer', cwd, copyCwd: false, format: 'text', args: [] },
+      { stdout: (s) => (output += s), stderr: (s) => (notes += s) },
+      {
+        gatewaySource: () => {
+          throw new Error("the gateway's Node binary is missing at /nonexistent/node: run `bash scripts/fetch-gateway-node.sh`");
+        },
+      },
+    );
+    expect(code).toBe(0);
+    expect(output).toMatch(/^gateway: +claude-bottle\/gateway:unplanned$/m);
+    expect(notes).toMatch(/the gateway image can't be planned yet: .*fetch-gateway-node\.sh/);
   });
 });

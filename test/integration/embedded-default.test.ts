@@ -9,7 +9,7 @@ import { removeBottleResources } from '../../src/effects/docker/teardown.js';
 import { EventLog } from '../../src/events/log.js';
 import { processAlive } from '../../src/shared/process-alive.js';
 import { liveWorkers } from '../../src/worker/heartbeat.js';
-import { BOTTLE_BIN, PIN_DEFAULT_HOSTS, REPO } from '../support/cli-harness.js';
+import { BOTTLE_BIN, PIN_DEFAULT_HOSTS, REPO, withYes } from '../support/cli-harness.js';
 
 /**
  * With no REDIS_URL, one machine needs no configuration: the CLI starts a
@@ -27,7 +27,7 @@ const identities: string[] = [];
 const pidFrom = (file: string) => (existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : 0);
 const alive = processAlive;
 const bottleWith = (extra: NodeJS.ProcessEnv, args: string[]) =>
-  spawnSync(process.execPath, [BOTTLE_BIN, ...args], { cwd: REPO, env: { ...env, ...extra }, encoding: 'utf8', timeout: 240_000 });
+  spawnSync(process.execPath, [BOTTLE_BIN, ...withYes(args)], { cwd: REPO, env: { ...env, ...extra }, encoding: 'utf8', timeout: 240_000 });
 const bottle = (args: string[]) => bottleWith({}, args);
 const sleeperManifest = join(manifestDir, 'sleeper.json');
 

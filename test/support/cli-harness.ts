@@ -41,7 +41,11 @@ export interface BottleHarness {
   docker: Docker;
   /** Writes `manifest` (and extra files relative to it) into a temp folder; returns the manifest path. */
   writeManifest(manifest: unknown, files?: Record<string, string>): string;
-  cli(args: string[], opts?: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string }): Promise<CliResult>;
+  /**
+   * Runs `bottle ARGS` without a terminal. `start` and `resume` get `--yes` (without a terminal they
+   * refuse to launch unasked) unless `askToLaunch` is set, for the tests of that refusal.
+   */
+  cli(args: string[], opts?: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string; askToLaunch?: boolean }): Promise<CliResult>;
   waitForEvent(identity: string, type: string, timeoutMs?: number): Promise<LifecycleEvent[]>;
   cleanup(): Promise<void>;
 }
@@ -88,7 +92,8 @@ export async function startHarness(opts: { env?: NodeJS.ProcessEnv } = {}): Prom
     },
     cli(args, o = {}) {
       return new Promise((resolveRun) => {
-        const child = spawn(process.execPath, [BOTTLE_BIN, ...args], { cwd: o.cwd ?? REPO, env: { ...env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+        const argv = o.askToLaunch ? args : withYes(args);
+        const child = spawn(process.execPath, [BOTTLE_BIN, ...argv], { cwd: o.cwd ?? REPO, env: { ...env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
         let stdout = '';
         let stderr = '';
         child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -131,6 +136,16 @@ export async function startHarness(opts: { env?: NodeJS.ProcessEnv } = {}): Prom
     },
   };
   return harness;
+}
+
+/** ARGS with `--yes` after a `start` or `resume` command that has none (before any `--`). */
+export function withYes(args: string[]): string[] {
+  let i = 0;
+  while (i < args.length && args[i].startsWith('-') && args[i] !== '--') i += args[i] === '--manifest' ? 2 : 1;
+  if (args[i] !== 'start' && args[i] !== 'resume') return args;
+  const end = args.indexOf('--') === -1 ? args.length : args.indexOf('--');
+  if (args.slice(0, end).some((a) => a === '--yes' || a === '-y')) return args;
+  return [...args.slice(0, i + 1), '--yes', ...args.slice(i + 1)];
 }
 
 async function endProcess(pid: number): Promise<void> {

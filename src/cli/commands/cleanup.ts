@@ -1,56 +1,56 @@
-import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { dockerClient } from '../../effects/docker/client.js';
-import { findOrphans, removeOrphans } from '../../effects/docker/orphans.js';
-import { isTerminal, stateName } from '../../machines/index.js';
-import { currentState } from '../../worker/bottle-log.js';
-import { storeId } from '../../events/store-id.js';
-import { IDENTITY_PATTERN } from '../../shared/identity.js';
-import { bottleHome, statePaths } from '../../shared/paths.js';
+import { RuntimeFailure } from '../../shared/errors.js';
+import { CleanupReportSchema, type CleanupReport } from '../../worker/host-task.js';
 import type { CliIO } from '../io.js';
 import { openSession } from '../session.js';
 
+/** Long enough for a host with many leftovers; a worker that never answers is reported, not waited on forever. */
+const CLEANUP_TIMEOUT_MS = 10 * 60_000;
+
 /**
- * Removes Docker resources labelled by claude-bottle for this event store
- * whose bottle is not running, and state folders that nothing will resume (no `.preserve`
- * marker, bottle not live). Preserved state is never touched.
+ * `bottle cleanup [--dry-run]`: the worker that owns the Docker host and the
+ * state folder finds and removes what no live bottle uses (see
+ * src/effects/cleanup.ts); the CLI only asks and prints the answer.
  */
 export async function runCleanup(opts: { dryRun: boolean }, io: CliIO): Promise<number> {
-  const session = await openSession({ needWorker: false });
+  const session = await openSession({ needWorker: true, say: (l) => io.stderr(l) });
+  let report: CleanupReport;
   try {
-    const isLive = async (identity: string) => {
-      const { state, lastSeq } = await currentState(session.log, identity);
-      // A bottle this store has no events for is not live here.
-      return lastSeq > 0 && !isTerminal(state) && stateName(state) !== 'preserved';
-    };
-    const docker = dockerClient();
-    // Only this event store's resources: another Redis's live bottles are not ours to judge.
-    const orphans = await findOrphans(docker, isLive, { store: await storeId(session.redis) });
-    const staleState: string[] = [];
-    const stateRoot = join(bottleHome(), 'state');
-    if (existsSync(stateRoot)) {
-      for (const name of readdirSync(stateRoot)) {
-        if (!IDENTITY_PATTERN.test(name)) continue;
-        const paths = statePaths(name);
-        if (existsSync(paths.preserveMarker) || (await isLive(name))) continue;
-        staleState.push(paths.dir);
-      }
-    }
-    const describe = [
-      ...orphans.containers.map((c) => `container ${c.name}`),
-      ...orphans.networks.map((n) => `network ${n.name}${n.why === 'earlier-version' ? ' (made by an earlier version)' : ''}`),
-    ];
-    if (describe.length === 0 && staleState.length === 0) {
-      io.stdout('nothing to clean up');
-      return 0;
-    }
-    for (const line of describe) io.stdout(`${opts.dryRun ? 'would remove' : 'removing'} ${line}`);
-    for (const dir of staleState) io.stdout(`${opts.dryRun ? 'would remove' : 'removing'} state ${dir}`);
-    if (opts.dryRun) return 0;
-    await removeOrphans(docker, orphans);
-    for (const dir of staleState) rmSync(dir, { recursive: true, force: true });
-    return 0;
+    const answer = await session.runHostTask({ task: 'cleanup', dry_run: opts.dryRun }, CLEANUP_TIMEOUT_MS);
+    report = CleanupReportSchema.parse(answer);
+  } catch (err) {
+    throw new RuntimeFailure(`cleanup did not complete on the worker: ${(err as Error).message}`);
   } finally {
     await session.close();
   }
+  printReport(report, io);
+  return 0;
+}
+
+function printReport(report: CleanupReport, io: CliIO): void {
+  const lines = [
+    ...report.containers.map((c) => `container ${c.name}`),
+    ...report.networks.map((n) => `network ${n.name}${n.why === 'earlier-version' ? ' (made by an earlier version)' : ''}`),
+    ...report.state.map((dir) => `state ${dir}`),
+    ...report.images.map((i) => `image ${i.tag} (${formatBytes(i.bytes)})`),
+  ];
+  if (lines.length === 0) {
+    io.stdout('nothing to clean up');
+    return;
+  }
+  for (const line of lines) io.stdout(`${report.dry_run ? 'would remove' : 'removed'} ${line}`);
+  if (report.images.length > 0) {
+    const total = report.images.reduce((sum, i) => sum + i.bytes, 0);
+    io.stdout(report.dry_run ? `would free ${formatBytes(total)}` : `freed ${formatBytes(report.freed_bytes)}`);
+  }
+}
+
+function formatBytes(bytes: number): string {
+  const units = ['B', 'KB', 'MB', 'GB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }

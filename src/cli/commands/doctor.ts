@@ -6,6 +6,7 @@ import { buildId } from '../../shared/build-id.js';
 import { formatCidr, overlaps, subnetPool, SUBNET_POOL_ENV, type Ipv4Cidr } from '../../shared/subnet-pool.js';
 import { HEARTBEAT_PREFIX, HEARTBEAT_STALE_MS } from '../../worker/heartbeat.js';
 import { describeRedisTarget, redisTarget, type RedisTarget } from '../../shared/redis-target.js';
+import { embeddedServices } from '../embedded.js';
 
 type Status = 'ok' | 'FAIL' | 'warn';
 interface Check {
@@ -31,6 +32,7 @@ export async function runDoctor(io: { stdout: (s: string) => void }, opts: { env
   checks.push(claudeBinaryCheck());
   checks.push(subnetPoolCheck(env));
   checks.push(...(await redisChecks(redisTarget(env))));
+  checks.push(...embeddedServiceChecks(env));
 
   for (const c of checks) io.stdout(`${c.status.padEnd(5)} ${c.what}${c.status !== 'ok' && c.fix ? `  (${c.fix})` : ''}\n`);
   return checks.some((c) => c.status === 'FAIL' && c.blocking) ? 1 : 0;
@@ -160,6 +162,21 @@ async function redisChecks(target: RedisTarget): Promise<Check[]> {
   } finally {
     redis.disconnect();
   }
+}
+
+/** The redis-server and worker this state folder started: they outlive the command that started them. */
+function embeddedServiceChecks(env: NodeJS.ProcessEnv): Check[] {
+  const services = embeddedServices(env);
+  const lines: Check[] = services.map((s) => {
+    if (s.running) return { status: 'ok', what: `embedded ${s.name} running (pid ${s.pid}, ${s.where})` };
+    const stale = s.pid !== null ? ` (stale pid file ${s.pidFile}: pid ${s.pid} is not it)` : '';
+    return { status: 'ok', what: `embedded ${s.name} not running${stale}` };
+  });
+  if (services.some((s) => s.running)) {
+    const what = 'they keep running after each command; `bottle shutdown` stops them (refused while bottles run)';
+    lines.push({ status: 'ok', what });
+  }
+  return lines;
 }
 
 function redisOptions() {

@@ -2,6 +2,7 @@ import { hostRuntime } from '../host-runtime.js';
 import { loadManifest } from '../../manifest/load.js';
 import { formatPlanText } from '../../plan/format-text.js';
 import { resolvePlan } from '../../plan/resolve.js';
+import { gatherPlanFacts, type GatherOptions } from '../plan-facts.js';
 
 export interface DryRunOptions {
   manifestPath?: string;
@@ -15,18 +16,26 @@ export interface DryRunOptions {
 /**
  * `bottle start --dry-run`: resolve and print the launch plan. It asks the
  * daemon only read-only questions (runtime), creates no Docker resource and
- * writes no state. The identity shown is a sample: a real start mints its own.
+ * writes nothing (not even the digest cache). The identity shown is a sample: a real start mints its own.
  */
-export async function runDryRun(opts: DryRunOptions, io: { stdout: (s: string) => void }): Promise<number> {
+export async function runDryRun(
+  opts: DryRunOptions,
+  io: { stdout: (s: string) => void; stderr: (s: string) => void },
+  sources: Pick<GatherOptions, 'gatewaySource'> = {},
+): Promise<number> {
   const loaded = await loadManifest({ path: opts.manifestPath });
-  const plan = await resolvePlan({
+  const cwd = opts.cwd ?? process.cwd();
+  const unplannable: string[] = [];
+  const facts = await gatherPlanFacts({
     loaded,
     agent: opts.agent,
-    cwd: opts.cwd ?? process.cwd(),
-    copyCwd: opts.copyCwd,
-    args: opts.args,
+    cwd,
     runtime: await hostRuntime(),
+    ...sources,
+    dryRun: { onUnplannable: (image, reason) => unplannable.push(`note: the ${image} image can't be planned yet: ${reason}`) },
   });
+  const plan = resolvePlan({ loaded, agent: opts.agent, copyCwd: opts.copyCwd, args: opts.args, facts });
   io.stdout(opts.format === 'json' ? `${JSON.stringify(plan, null, 2)}\n` : formatPlanText(plan));
+  for (const note of unplannable) io.stderr(note);
   return 0;
 }

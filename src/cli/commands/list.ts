@@ -1,4 +1,4 @@
-import { bottleStatus, isTerminal } from '../../machines/index.js';
+import { bottleStatus, stateName } from '../../machines/index.js';
 import type { CliIO } from '../io.js';
 import { currentState } from '../../worker/bottle-log.js';
 import { openSession } from '../session.js';
@@ -12,7 +12,10 @@ export interface ListedBottle {
   started_at: string;
 }
 
-/** Live bottles by default; `--all` includes cleaned and failed ones. Reads only the event log's index and live states. */
+/**
+ * Every bottle not cleaned by default (failed and preserved ones wait for a resume); `--all` includes
+ * cleaned ones. Reads only the event log's index and live states.
+ */
 export async function runList(opts: { all: boolean; format: 'text' | 'json' }, io: CliIO): Promise<number> {
   const session = await openSession({ needWorker: false });
   try {
@@ -20,7 +23,7 @@ export async function runList(opts: { all: boolean; format: 'text' | 'json' }, i
     for (const entry of await session.log.listBottles()) {
       const { state: live, lastSeq } = await currentState(session.log, entry.identity);
       if (lastSeq === 0) continue;
-      if (!opts.all && isTerminal(live)) continue;
+      if (!opts.all && stateName(live) === 'cleaned') continue;
       rows.push({ identity: entry.identity, agent: entry.agent, bottle: entry.bottle, state: bottleStatus(live), host: entry.host, started_at: entry.started_at });
     }
     if (opts.format === 'json') {
@@ -28,7 +31,7 @@ export async function runList(opts: { all: boolean; format: 'text' | 'json' }, i
       return 0;
     }
     if (rows.length === 0) {
-      io.stdout(opts.all ? 'no bottles' : 'no live bottles (bottle list --all shows finished ones)');
+      io.stdout(opts.all ? 'no bottles' : 'no live, preserved or failed bottles (bottle list --all shows cleaned ones)');
       return 0;
     }
     const header = ['IDENTITY', 'AGENT', 'BOTTLE', 'STATE', 'HOST', 'STARTED'];

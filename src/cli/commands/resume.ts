@@ -8,6 +8,7 @@ import { resolvePlan } from '../../plan/resolve.js';
 import { RuntimeFailure } from '../../shared/errors.js';
 import { parseIdentity } from '../../shared/identity.js';
 import { statePaths } from '../../shared/paths.js';
+import { confirmLaunch, requireConfirmable } from '../confirm.js';
 import type { CliIO } from '../io.js';
 import { writeGatewaySecrets } from '../../effects/state.js';
 import { resolveSecrets } from '../secrets.js';
@@ -42,8 +43,9 @@ function checkAgentKnown(identity: string, loaded: LoadedManifest): void {
  * identity commands (src/cli/identity-arg.ts), which accept any bottle whose
  * log exists, resume requires the agent in the manifest it relaunches from.
  */
-export async function runResume(opts: { identity: string; manifestPath?: string; detach: boolean; args: string[] }, io: CliIO): Promise<number> {
+export async function runResume(opts: { identity: string; manifestPath?: string; detach: boolean; args: string[]; yes?: boolean }, io: CliIO): Promise<number> {
   const { identity } = parseIdentity(opts.identity);
+  requireConfirmable(opts.yes ?? false, io, 'resume');
   // An explicitly chosen manifest (--manifest or $CLAUDE_BOTTLE_MANIFEST) is checked before the state folder.
   const explicitManifest = opts.manifestPath ?? process.env[MANIFEST_ENV];
   let loaded = explicitManifest ? await loadManifest({ path: explicitManifest }) : undefined;
@@ -103,6 +105,7 @@ export async function runResume(opts: { identity: string; manifestPath?: string;
     if (!accepts(live, command)) {
       throw new RuntimeFailure(`${identity} is ${bottleStatus(live)}; only preserved or failed bottles can be resumed`);
     }
+    if (!(await confirmLaunch(plan, opts.yes ?? false, io))) return 1;
     await session.ensureWorker((l) => io.stderr(l));
     const afterSeq = await session.log.lastSeq(identity);
     writeGatewaySecrets(identity, secrets);

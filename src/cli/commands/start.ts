@@ -1,6 +1,6 @@
 import { hostRuntime } from '../host-runtime.js';
 import type { LifecycleEvent } from '../../events/schema.js';
-import { foldEvents, stateName } from '../../machines/index.js';
+import { accepts, foldEvents, stateName } from '../../machines/index.js';
 import { currentState } from '../../worker/bottle-log.js';
 import { findAgent, loadManifest } from '../../manifest/load.js';
 import { resolvePlan } from '../../plan/resolve.js';
@@ -9,6 +9,7 @@ import { UsageError } from '../../shared/errors.js';
 import { trace } from '../../shared/trace.js';
 import { connectRedis } from '../../worker/redis.js';
 import { attachTerminal, streamOutput } from '../attach.js';
+import { confirmLaunch, requireConfirmable } from '../confirm.js';
 import { followBuildProgress, type BuildProgressDisplay } from '../build-progress.js';
 import { followUntil } from '../follow.js';
 import type { CliIO } from '../io.js';
@@ -27,6 +28,7 @@ export interface StartOptions {
   dryRun: boolean;
   format: 'text' | 'json';
   args: string[];
+  yes?: boolean;
 }
 
 export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
@@ -39,6 +41,7 @@ export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
       io,
     );
   }
+  requireConfirmable(opts.yes ?? false, io, 'start');
   trace('start: command loaded');
   // Loads BullMQ once the request is on its way, so the two overlap (spawn to first event:
   // median ~164 ms with this, ~176 without, over 3x11 interleaved starts each).
@@ -54,6 +57,7 @@ export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
     const plan = await resolvePlan({ loaded, agent: opts.agent, cwd, copyCwd: opts.copyCwd, args: opts.args, runtime });
     const secrets = resolveSecrets(plan, routeSources(loaded, plan));
     trace('start: plan resolved');
+    if (!(await confirmLaunch(plan, opts.yes ?? false, io))) return 1;
     writeGatewaySecrets(plan.identity, secrets);
     await session.enqueueCommand(plan.identity, { type: 'bottle.start_requested', data: { plan } });
     trace('start: enqueued');
@@ -95,6 +99,7 @@ export async function launchAndAttach(session: Session, plan: BottlePlan, detach
   }).finally(() => progress.stop());
   if (!launchEnd || stateName(state) !== 'running') {
     io.stderr(`bottle ${identity} did not start; see: bottle events ${identity}`);
+    if (accepts(state, { type: 'bottle.resume_requested', data: { plan } })) io.stderr(`resume it with: bottle resume ${identity}`);
     return 1;
   }
   if (detach) return 0;
@@ -102,7 +107,7 @@ export async function launchAndAttach(session: Session, plan: BottlePlan, detach
   if (io.isTTY) {
     const how = await attachTerminal(plan.containers.agent, () => io.stderr(`attached to ${identity} (detach: Ctrl-P Ctrl-Q)`));
     if (how === 'detached') {
-      io.stderr(`detached; the bottle keeps running. Re-attach is not supported yet; follow it with: bottle events ${identity} --follow`);
+      io.stderr(`detached; the bottle keeps running. Re-attach with: bottle attach ${identity}`);
       return 0;
     }
   } else {

@@ -1,5 +1,6 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { dockerClient, registeredRuntimes } from '../../effects/docker/client.js';
+import { cleanupHost } from '../../effects/cleanup.js';
 import { effectHandlers } from '../../effects/index.js';
 import { UsageError } from '../../shared/errors.js';
 import { redisTarget } from '../../shared/redis-target.js';
@@ -19,6 +20,7 @@ export async function runWorkerCommand(opts: { concurrency?: string }, io: CliIO
   const running = await runWorker({
     connect: () => connectRedis(target),
     handlers: effectHandlers({ docker }),
+    hostTasks: { cleanup: (task, store) => cleanupHost(docker, task, store) },
     runtimes: await registeredRuntimes(docker).catch(() => []),
     concurrency,
     log: (line) => io.stderr(`${stamp()} ${line}`),

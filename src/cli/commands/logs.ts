@@ -1,0 +1,37 @@
+import { bottleStatus } from '../../machines/index.js';
+import { RuntimeFailure } from '../../shared/errors.js';
+import { agentOutput } from '../attach.js';
+import { checkIdentityArg } from '../identity-arg.js';
+import type { CliIO } from '../io.js';
+import { openSession } from '../session.js';
+import { agentOf, notRunningHint } from './attach.js';
+
+/**
+ * `bottle logs <identity> [--follow]`: what the agent wrote to its terminal,
+ * as Docker kept it while the agent container exists. It is untrusted
+ * output: on a terminal it is passed through as `docker logs` would (it is
+ * the agent's own screen), anywhere else its control characters are
+ * neutralised (src/cli/attach.ts, OutputNeutraliser).
+ */
+export async function runLogs(
+  opts: { identity: string; follow: boolean; manifestPath?: string },
+  io: CliIO,
+): Promise<number> {
+  const identity = await checkIdentityArg(opts.identity, { manifestPath: opts.manifestPath });
+  const session = await openSession({ needWorker: false });
+  let agent: Awaited<ReturnType<typeof agentOf>>;
+  try {
+    agent = await agentOf(session, identity);
+  } finally {
+    await session.close();
+  }
+  const shown = await agentOutput(agent.container, { follow: opts.follow, raw: io.isTTY });
+  if (shown === 'gone') {
+    const status = bottleStatus(agent.state);
+    const hint = notRunningHint(identity, agent.state);
+    throw new RuntimeFailure(
+      `${identity} is ${status} and its agent container is gone (its output is kept only while it runs)${hint}`,
+    );
+  }
+  return 0;
+}

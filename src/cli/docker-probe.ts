@@ -1,0 +1,20 @@
+import type Docker from 'dockerode';
+import { chooseRuntime, type ContainerRuntime } from '../shared/runtime.js';
+
+/**
+ * The CLI's read-only questions to the local Docker daemon: doctor's checks,
+ * and the runtime when no worker has said which it has. With attach.ts, the
+ * only place the CLI reaches Docker; dockerode loads only when asked.
+ */
+export async function localDocker(): Promise<Docker> {
+  const { dockerClient } = await import('../effects/docker/client.js');
+  return dockerClient();
+}
+
+/** The local daemon's runtime, for a CLI with no live worker to ask. */
+export async function localRuntime(): Promise<ContainerRuntime> {
+  const { registeredRuntimes } = await import('../effects/docker/client.js');
+  return chooseRuntime(await registeredRuntimes(await localDocker()));
+}
+
+export { statusOf } from '../effects/docker/status.js';

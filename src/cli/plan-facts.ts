@@ -1,0 +1,60 @@
+import { statSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { findAgent, type LoadedManifest } from '../manifest/load.js';
+import type { PlanFacts } from '../plan/resolve.js';
+import type { ImagePlan } from '../plan/schema.js';
+import { agentImageSource, gatewayImageSource, imagePlan, type ImageSource } from '../images/sources.js';
+import { UsageError } from '../shared/errors.js';
+import type { ContainerRuntime } from '../shared/runtime.js';
+
+export interface GatherOptions {
+  loaded: LoadedManifest;
+  agent: string;
+  cwd: string;
+  runtime: ContainerRuntime;
+  /** A resumed bottle's per-bottle Dockerfile, which replaces the bottle's own in its build context. */
+  stateDockerfile?: string;
+  /** A resumed bottle's transcript snapshot, when it kept one. */
+  stateTranscript?: string;
+  /**
+   * A dry run writes nothing (no digest cache) and does not fail on an image
+   * that cannot be planned yet: it reports why through `onUnplannable`.
+   */
+  dryRun?: { onUnplannable: (image: string, reason: string) => void };
+  /** The gateway's build context; the installation's own unless a caller (a test) names another. */
+  gatewaySource?: () => ImageSource;
+}
+
+/** The facts about this host that a plan is resolved from: everything here reads files, nothing writes. */
+export async function gatherPlanFacts(opts: GatherOptions): Promise<PlanFacts> {
+  const { bottle } = findAgent(opts.loaded, opts.agent);
+  const persist = !opts.dryRun;
+  const plan = async (name: string, source: () => ImageSource): Promise<ImagePlan> => {
+    try {
+      return await imagePlan(source(), { persist });
+    } catch (err) {
+      if (!opts.dryRun) throw err;
+      opts.dryRun.onUnplannable(name, (err as Error).message);
+      return { tag: `claude-bottle/${name}:unplanned`, context_hash: '', dockerfile: `builtin:${name}`, builtin: true };
+    }
+  };
+  const agentSource = () =>
+    agentImageSource({ dockerfile: bottle.dockerfile, stateDockerfile: opts.stateDockerfile, bottle: bottle.name });
+  const [agent, gateway] = await Promise.all([plan('agent', agentSource), plan('gateway', opts.gatewaySource ?? gatewayImageSource)]);
+  return {
+    runtime: opts.runtime,
+    host: hostname(),
+    cwd: checkedCwd(opts.cwd),
+    images: { agent, gateway },
+    transcript: opts.stateTranscript,
+  };
+}
+
+function checkedCwd(cwd: string): string {
+  const abs = resolve(cwd);
+  const s = statSync(abs, { throwIfNoEntry: false });
+  if (!s) throw new UsageError(`working folder ${abs} does not exist; pass an existing folder with --cwd`);
+  if (!s.isDirectory()) throw new UsageError(`working folder ${abs} is not a folder; pass a folder with --cwd`);
+  return abs;
+}

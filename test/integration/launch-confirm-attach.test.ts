@@ -1,0 +1,194 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LABELS } from '../../src/shared/names.js';
+import { BOTTLE_BIN, identityFrom, PIN_DEFAULT_HOSTS, REPO, startHarness, type BottleHarness } from '../support/cli-harness.js';
+
+/**
+ * Issue 13, items 2 and 7, through a real terminal where it matters: `start`
+ * shows the plan and asks `Launch? [y/N]` (n creates nothing, y launches),
+ * refuses without a terminal unless --yes; after Ctrl-P Ctrl-Q, `bottle
+ * attach` gets the session back and `bottle logs` shows what the agent wrote;
+ * a launch that fails prints its resume hint and stays in `bottle list`.
+ * tmux runs on its own socket, so only this file's sessions are touched.
+ */
+
+const TMUX_SOCKET = `cbconfirm-${randomBytes(4).toString('hex')}`;
+const sessions: string[] = [];
+let h: BottleHarness;
+let manifest: string;
+let work: string;
+
+const tmux = (...args: string[]) => execFileSync('tmux', ['-L', TMUX_SOCKET, ...args], { encoding: 'utf8' });
+const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+beforeAll(async () => {
+  h = await startHarness();
+  work = mkdtempSync(join(tmpdir(), 'cb-confirm-'));
+  manifest = h.writeManifest(
+    {
+      bottles: [
+        { name: 'box', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS },
+        { name: 'broken', dockerfile: './broken.Dockerfile', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS },
+      ],
+      agents: [
+        { name: 'shell', bottle: 'box', command: ['bash'] },
+        { name: 'unbuildable', bottle: 'broken', command: ['bash'] },
+      ],
+    },
+    { 'broken.Dockerfile': 'FROM debian:bookworm-slim\nRUN echo this image cannot be built && exit 3\n' },
+  );
+}, 120_000);
+
+afterAll(async () => {
+  try {
+    tmux('kill-server');
+  } catch {
+    /* already gone */
+  }
+  rmSync(join(process.env.TMUX_TMPDIR ?? '/tmp', `tmux-${process.getuid?.() ?? 0}`, TMUX_SOCKET), { force: true });
+  await h?.cleanup();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+interface TerminalRun {
+  session: string;
+  screen(): string;
+  exitCode(): Promise<number>;
+}
+
+/** Runs `bottle ARGS` in a fresh tmux pane (a real terminal); the shell records its exit code. */
+function inTmux(args: string[]): TerminalRun {
+  const session = `cbc-${randomBytes(3).toString('hex')}`;
+  const exitFile = join(work, `${session}.exit`);
+  const script = join(work, `${session}.sh`);
+  const env = { PATH: h.env.PATH ?? '/usr/bin:/bin', HOME: h.env.HOME ?? '/root', CLAUDE_BOTTLE_HOME: h.home, REDIS_URL: h.redis.url };
+  const envArgs = Object.entries(env).map(([k, v]) => `${k}=${q(v)}`).join(' ');
+  writeFileSync(
+    script,
+    [
+      `cd ${q(REPO)}`,
+      `env -i ${envArgs} TERM="$TERM" ${q(process.execPath)} ${q(BOTTLE_BIN)} ${args.map(q).join(' ')}`,
+      `echo $? > ${q(exitFile)}`,
+      'sleep 3600',
+      '',
+    ].join('\n'),
+  );
+  tmux('new-session', '-d', '-s', session, '-x', '120', '-y', '50', `bash ${q(script)}`);
+  sessions.push(session);
+  const screen = () => tmux('capture-pane', '-p', '-J', '-S', '-300', '-t', session);
+  return {
+    session,
+    screen,
+    exitCode: async () => Number(await until(`${session} to exit`, () => existsSync(exitFile) && readFileSync(exitFile, 'utf8').trim())),
+  };
+}
+
+async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function labelledContainers(identity: string): Promise<string[]> {
+  const found = await h.docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${LABELS.identity}=${identity}`] }) });
+  return found.map((c) => c.Names[0]);
+}
+
+describe('confirm before launch', () => {
+  it('without a terminal and without --yes, start and resume refuse with exit 2 and create nothing', async () => {
+    const start = await h.cli(['--manifest', manifest, 'start', 'shell'], { askToLaunch: true });
+    expect(start.code).toBe(2);
+    expect(start.stderr.trim().split('\n')).toEqual([expect.stringMatching(/no terminal to confirm the launch on; pass --yes/)]);
+    const resume = await h.cli(['--manifest', manifest, 'resume', 'shell-abcde'], { askToLaunch: true });
+    expect(resume.code).toBe(2);
+    expect(resume.stderr).toContain('pass --yes');
+    expect(await h.log.listBottles()).toEqual([]);
+    // Not even the local worker was started.
+    expect(existsSync(join(h.home, 'worker', 'worker.pid'))).toBe(false);
+  });
+
+  it('on a terminal it shows the plan and asks; n launches nothing', async () => {
+    const run = inTmux(['--manifest', manifest, 'start', 'shell']);
+    const screen = await until('the question', () => run.screen().includes('Launch? [y/N]') && run.screen());
+    expect(screen).toMatch(/hosts:\s+\d+ allowed/);
+    const identity = /identity:\s+(shell-[0-9a-z]{5})/.exec(screen)?.[1];
+    expect(identity).toBeDefined();
+    tmux('send-keys', '-t', run.session, 'n', 'Enter');
+    expect(await run.exitCode()).toBe(1);
+    expect(run.screen()).toContain('not launched');
+    expect(await h.log.exists(identity!)).toBe(false);
+    expect(await h.log.listBottles()).toEqual([]);
+    expect(await labelledContainers(identity!)).toEqual([]);
+  }, 120_000);
+
+  it('y launches and attaches; after a detach, logs shows the output and attach gets the terminal back', async () => {
+    const run = inTmux(['--manifest', manifest, 'start', 'shell']);
+    const screen = await until('the question', () => run.screen().includes('Launch? [y/N]') && run.screen());
+    const identity = /identity:\s+(shell-[0-9a-z]{5})/.exec(screen)![1];
+    tmux('send-keys', '-t', run.session, 'y', 'Enter');
+    await until('the attach notice', () => run.screen().includes(`attached to ${identity}`), 180_000);
+    tmux('send-keys', '-t', run.session, "printf '\\033[31mcolour-%s\\033[0m\\n' $((6*7))", 'Enter');
+    await until('colour-42 on screen', () => run.screen().includes('colour-42'));
+
+    tmux('send-keys', '-t', run.session, 'C-p', 'C-q');
+    expect(await run.exitCode()).toBe(0);
+    expect(run.screen()).toContain(`Re-attach with: bottle attach ${identity}`);
+    const listed = await h.cli(['list', '--format', 'json']);
+    expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ identity, state: 'running' })]);
+
+    // Off a terminal, logs neutralises the agent's control characters.
+    const logs = await h.cli(['logs', identity]);
+    expect(logs.code, logs.stderr).toBe(0);
+    expect(logs.stdout).toContain('colour-42');
+    expect(logs.stdout).not.toContain('\x1b');
+    expect(logs.stdout).not.toContain('\r');
+
+    const noTerminal = await h.cli(['attach', identity]);
+    expect(noTerminal.code).toBe(2);
+    expect(noTerminal.stderr).toContain(`bottle logs ${identity} --follow`);
+
+    const again = inTmux(['attach', identity]);
+    await until('the re-attach notice', () => again.screen().includes(`attached to ${identity}`));
+    tmux('send-keys', '-t', again.session, 'echo again-$((2*3))', 'Enter');
+    await until('again-6 on screen', () => again.screen().includes('again-6'));
+    // logs --follow sees the session to its end.
+    const following = h.cli(['logs', identity, '--follow']);
+    await new Promise((r) => setTimeout(r, 1000));
+    tmux('send-keys', '-t', again.session, 'echo bye-$((3*3)); exit 5', 'Enter');
+    expect(await again.exitCode()).toBe(5);
+    expect(again.screen()).toContain(`bottle resume ${identity}`);
+    const followed = await following;
+    expect(followed.stdout).toContain('again-6');
+    expect(followed.stdout).toContain('bye-9');
+
+    const attachPreserved = await h.cli(['attach', identity]);
+    expect(attachPreserved.code).toBe(2); // no terminal comes first
+    const logsPreserved = await h.cli(['logs', identity]);
+    expect(logsPreserved.code).toBe(1);
+    expect(logsPreserved.stderr).toContain(`bottle resume ${identity}`);
+  }, 300_000);
+});
+
+describe('a launch that fails', () => {
+  it('prints the resume hint and stays in bottle list, with or without --all', async () => {
+    const started = await h.cli(['--manifest', manifest, 'start', 'unbuildable', '--detach'], { timeoutMs: 240_000 });
+    const identity = identityFrom(started);
+    expect(started.code).toBe(1);
+    expect(started.stderr).toContain(`bottle ${identity} did not start`);
+    expect(started.stderr).toContain(`resume it with: bottle resume ${identity}`);
+    for (const args of [['list'], ['list', '--all']]) {
+      const listed = await h.cli([...args, '--format', 'json']);
+      expect(JSON.parse(listed.stdout)).toContainEqual(expect.objectContaining({ identity, state: 'failed' }));
+    }
+    const text = await h.cli(['list']);
+    expect(text.stdout).toMatch(new RegExp(`${identity}\\s.*failed`));
+  }, 300_000);
+});
