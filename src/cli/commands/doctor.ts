@@ -1,11 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { Redis } from 'ioredis';
-import { dockerClient, statusOf } from '../../effects/docker/client.js';
+import type { Redis } from 'ioredis';
 import { claudeBinaryPath } from '../../images/build-context.js';
 import { buildId } from '../../shared/build-id.js';
 import { formatCidr, overlaps, subnetPool, SUBNET_POOL_ENV, type Ipv4Cidr } from '../../shared/subnet-pool.js';
-import { HEARTBEAT_PREFIX, HEARTBEAT_STALE_MS } from '../../worker/heartbeat.js';
+import { liveWorkers, type WorkerBeat } from '../../worker/heartbeat.js';
+import { probeRedis } from '../../worker/redis.js';
 import { describeRedisTarget, redisTarget, type RedisTarget } from '../../shared/redis-target.js';
+import { localDocker, statusOf } from '../docker-probe.js';
 import { embeddedServices } from '../embedded.js';
 
 type Status = 'ok' | 'FAIL' | 'warn';
@@ -18,7 +19,6 @@ interface Check {
 }
 
 export const BASE_IMAGE = 'debian:bookworm-slim';
-const WORKER_KEY_PATTERN = `${HEARTBEAT_PREFIX}*`;
 const REDIS_TIMEOUT_MS = 1500;
 
 /**
@@ -39,7 +39,7 @@ export async function runDoctor(io: { stdout: (s: string) => void }, opts: { env
 }
 
 async function dockerChecks(): Promise<Check[]> {
-  const docker = dockerClient();
+  const docker = await localDocker();
   let version: { Version?: string; ApiVersion?: string };
   try {
     version = await withTimeout(docker.version(), 5000, 'Docker did not answer within 5 s');
@@ -131,15 +131,12 @@ async function redisChecks(target: RedisTarget): Promise<Check[]> {
       { status: 'warn', what: 'no live worker', fix: '`bottle start` starts one with the embedded Redis; or run `bottle worker`' },
     ];
   }
-  const redis =
-    target.kind === 'url'
-      ? new Redis(target.url, redisOptions())
-      : new Redis({ path: target.socket, ...redisOptions() });
+  const redis = probeRedis(target);
   let lastError: Error | undefined;
   // Kept for the report: the failed command itself only says "Connection is closed".
   redis.on('error', (err: Error) => (lastError = err));
   try {
-    await withTimeout(redis.connect().then(() => redis.ping()), REDIS_TIMEOUT_MS + 500, `no answer within ${REDIS_TIMEOUT_MS} ms`);
+    await withTimeout(redis.connect().then(() => redis.ping()), REDIS_TIMEOUT_MS, `no answer within ${REDIS_TIMEOUT_MS} ms`);
   } catch (err) {
     redis.disconnect();
     const reason = lastError?.message ?? (err as Error).message;
@@ -179,40 +176,29 @@ function embeddedServiceChecks(env: NodeJS.ProcessEnv): Check[] {
   return lines;
 }
 
-function redisOptions() {
-  return { lazyConnect: true, connectTimeout: REDIS_TIMEOUT_MS, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false } as const;
-}
-
 async function workerCheck(redis: Redis, target: RedisTarget): Promise<Check> {
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', WORKER_KEY_PATTERN, 'COUNT', 100);
-    cursor = next;
-    keys.push(...batch);
-  } while (cursor !== '0');
-  const now = Date.now();
-  const alive: string[] = [];
-  const otherBuilds: string[] = [];
-  for (const key of keys) {
-    const w = await redis.hgetall(key).catch(() => ({}) as Record<string, string>);
-    const beat = Number(w.beat);
-    if (!(Number.isFinite(beat) && now - beat <= HEARTBEAT_STALE_MS)) continue;
-    alive.push(`${w.host ?? '?'}:${w.pid ?? '?'}`);
-    if ((w.build ?? '') !== buildId()) otherBuilds.push(`${w.host ?? '?'}:${w.pid ?? '?'} runs ${w.build || 'an unknown build'}`);
-  }
+  const alive = await liveWorkers(redis);
+  const named = (w: WorkerBeat) => `${w.host ?? '?'}:${w.pid}`;
+  const otherBuilds = alive.filter((w) => w.build !== buildId()).map((w) => `${named(w)} runs ${w.build || 'an unknown build'}`);
+  const count = `${alive.length} live worker${alive.length === 1 ? '' : 's'}`;
   if (otherBuilds.length > 0) {
     return {
       status: 'warn',
-      what: `${alive.length} live worker${alive.length === 1 ? '' : 's'}, not all on this build (${buildId()}): ${otherBuilds.join(', ')}`,
-      fix: target.kind === 'embedded' ? 'the next `bottle start` restarts the local worker on this build' : 'restart `bottle worker` with this version',
+      what: `${count}, not all on this build (${buildId()}): ${otherBuilds.join(', ')}`,
+      fix:
+        target.kind === 'embedded'
+          ? 'the next `bottle start` restarts the local worker on this build'
+          : 'restart `bottle worker` with this version',
     };
   }
-  if (alive.length > 0) return { status: 'ok', what: `${alive.length} live worker${alive.length === 1 ? '' : 's'} (${alive.join(', ')}; build ${buildId()})` };
+  if (alive.length > 0) return { status: 'ok', what: `${count} (${alive.map(named).join(', ')}; build ${buildId()})` };
   return {
     status: 'warn',
-    what: keys.length ? `no live worker (${keys.length} stale heartbeat${keys.length === 1 ? '' : 's'})` : 'no live worker',
-    fix: target.kind === 'embedded' ? '`bottle start` starts one with the embedded default; or run `bottle worker`' : 'run `bottle worker` on this Docker host',
+    what: 'no live worker',
+    fix:
+      target.kind === 'embedded'
+        ? '`bottle start` starts one with the embedded default; or run `bottle worker`'
+        : 'run `bottle worker` on this Docker host',
   };
 }
 

@@ -1,27 +1,20 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import { hostRuntime } from '../host-runtime.js';
 import { accepts, bottleStatus } from '../../machines/index.js';
 import { currentState } from '../../worker/bottle-log.js';
 import { findAgent, loadManifest, MANIFEST_ENV, type LoadedManifest } from '../../manifest/load.js';
 import { resolvePlan } from '../../plan/resolve.js';
+import { gatherPlanFacts } from '../plan-facts.js';
 import { RuntimeFailure } from '../../shared/errors.js';
 import { parseIdentity } from '../../shared/identity.js';
-import { statePaths } from '../../shared/paths.js';
 import { confirmLaunch, requireConfirmable } from '../confirm.js';
 import type { CliIO } from '../io.js';
-import { writeGatewaySecrets } from '../../effects/state.js';
+import { handOverGatewaySecrets, readResumeState, stateLocations } from '../../effects/state.js';
+import { refuseUnsafeWorkdir } from '../workdir-guard.js';
 import { resolveSecrets } from '../secrets.js';
 import { openSession } from '../session.js';
 import { launchAndAttach, routeSources } from './start.js';
 
-interface StoredMetadata {
-  agent: string;
-  cwd: string;
-  copy_cwd: boolean;
-  manifest_path?: string;
-  plan?: { manifest_path?: string };
-}
 
 /** The flag that makes the agent continue its most recent session (Claude Code: `--continue`); other commands get none. */
 export function continueArgs(command: readonly string[], args: readonly string[]): string[] {
@@ -51,54 +44,56 @@ export async function runResume(opts: { identity: string; manifestPath?: string;
   let loaded = explicitManifest ? await loadManifest({ path: explicitManifest }) : undefined;
   if (loaded) checkAgentKnown(identity, loaded);
 
-  const paths = statePaths(identity);
-  if (!loaded && !existsSync(paths.metadata)) {
+  const saved = readResumeState(identity);
+  if (!loaded && !saved) {
     // No saved state to name a manifest: the default manifest decides whether the agent exists at all.
     const fallback = await loadManifest({}).catch(() => undefined);
     if (fallback) checkAgentKnown(identity, fallback);
   }
-  if (!existsSync(paths.metadata)) {
-    throw new RuntimeFailure(`no saved state for ${identity}: ${paths.metadata} does not exist (only crashed, stopped or capability-blocked bottles keep state)`);
-  }
-  let metadata: StoredMetadata;
-  try {
-    metadata = JSON.parse(readFileSync(paths.metadata, 'utf8')) as StoredMetadata;
-  } catch (err) {
-    throw new RuntimeFailure(`saved state for ${identity} is unreadable: ${paths.metadata} (${(err as Error).message})`);
+  if (!saved) {
+    throw new RuntimeFailure(
+      `no saved state for ${identity}: ${stateLocations(identity).metadata} does not exist ` +
+        '(only crashed, stopped, failed or capability-blocked bottles keep state)',
+    );
   }
   if (!loaded) {
     // Without an explicit choice, the bottle resumes from the manifest it was started with.
-    loaded = await loadManifest({ path: metadata.plan?.manifest_path ?? metadata.manifest_path });
+    loaded = await loadManifest({ path: saved.manifestPath });
     checkAgentKnown(identity, loaded);
   }
-  if (metadata.agent !== parseIdentity(identity).agent) {
-    throw new RuntimeFailure(`saved state for ${identity} belongs to agent ${JSON.stringify(metadata.agent)} (${paths.metadata}); refusing to resume it under another name`);
+  if (saved.agent !== parseIdentity(identity).agent) {
+    throw new RuntimeFailure(
+      `saved state for ${identity} belongs to agent ${JSON.stringify(saved.agent)} (${saved.metadataPath}); ` +
+        'refusing to resume it under another name',
+    );
   }
-  const { agent } = findAgent(loaded, metadata.agent);
-  const plan = await resolvePlan({
+  const { agent } = findAgent(loaded, saved.agent);
+  refuseUnsafeWorkdir(saved.cwd, loaded);
+  const facts = await gatherPlanFacts({
     loaded,
-    agent: metadata.agent,
-    cwd: metadata.cwd,
-    copyCwd: metadata.copy_cwd,
-    identity,
+    agent: saved.agent,
+    cwd: saved.cwd,
     runtime: await hostRuntime(),
+    stateDockerfile: saved.dockerfile,
+    stateTranscript: saved.transcript,
+  });
+  const plan = resolvePlan({
+    loaded,
+    agent: saved.agent,
+    copyCwd: saved.copyCwd,
+    identity,
     args: continueArgs(agent.command, opts.args),
-    stateDockerfile: existsSync(paths.dockerfile) ? paths.dockerfile : undefined,
-    stateTranscript: paths.transcript,
+    facts,
   });
   // Hosts approved through a capability request join the allowlist on resume.
-  const extraPath = join(paths.dir, 'egress-extra.json');
-  if (existsSync(extraPath)) {
-    const extra = JSON.parse(readFileSync(extraPath, 'utf8')) as { hosts?: string[] };
-    plan.hosts = [...new Set([...plan.hosts, ...(extra.hosts ?? [])])].sort();
-  }
+  plan.hosts = [...new Set([...plan.hosts, ...saved.approvedEgress])].sort();
   const secrets = resolveSecrets(plan, routeSources(loaded, plan));
 
   // The lifecycle check needs only the log; a worker is started once the resume is known to be possible.
   const session = await openSession({ needWorker: false, say: (l) => io.stderr(l) });
   try {
     if (!(await session.log.exists(identity))) {
-      throw new RuntimeFailure(`no event log for ${identity} in this Redis; its state folder ${paths.dir} exists, but resume needs the log it was started with (check REDIS_URL)`);
+      throw new RuntimeFailure(`no event log for ${identity} in this Redis; its state folder ${saved.dir} exists, but resume needs the log it was started with (check REDIS_URL)`);
     }
     const { state: live } = await currentState(session.log, identity);
     const command = { type: 'bottle.resume_requested', data: { plan } } as const;
@@ -108,8 +103,7 @@ export async function runResume(opts: { identity: string; manifestPath?: string;
     if (!(await confirmLaunch(plan, opts.yes ?? false, io))) return 1;
     await session.ensureWorker((l) => io.stderr(l));
     const afterSeq = await session.log.lastSeq(identity);
-    writeGatewaySecrets(identity, secrets);
-    await session.enqueueCommand(identity, command);
+    await handOverGatewaySecrets(identity, secrets, () => session.enqueueCommand(identity, command));
     if (opts.detach) io.stdout(identity);
     else io.stderr(`bottle ${identity}: resuming`);
     return await launchAndAttach(session, plan, opts.detach, io, afterSeq);
