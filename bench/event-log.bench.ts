@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { BOTTLES_INDEX_KEY, bottleKeys } from '../src/events/keys.js';
-import { EventLog, stampEvents } from '../src/events/log.js';
+import { BOTTLES_INDEX_KEY, bottleKeys } from '../src/event-store/keys.js';
+import { EventLog, stampEvents } from '../src/event-store/log.js';
 import type { NewEvent } from '../src/events/schema.js';
 import { foldEvent, initialBottleState, type BottleState } from '../src/machines/index.js';
 import type { BottlePlan } from '../src/plan/schema.js';

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { initialTransition, transition } from 'xstate';
-import { EventLog } from '../src/events/log.js';
+import { EventLog } from '../src/event-store/log.js';
 import type { LifecycleEvent, NewEvent } from '../src/events/schema.js';
 import { bottleMachine, foldHistory, initialBottleState, type BottleState } from '../src/machines/index.js';
 import { benchIdentity, benchPlan, commit, egressEvent, removeBenchBottle } from './event-log.bench.js';

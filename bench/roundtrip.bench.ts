@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { EventLog } from '../src/events/log.js';
+import { EventLog } from '../src/event-store/log.js';
 import type { EffectHandlers } from '../src/effects/types.js';
 import { EFFECT_KINDS, type EffectKind } from '../src/machines/index.js';
 import { runWorker } from '../src/worker/worker.js';

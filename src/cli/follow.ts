@@ -1,4 +1,4 @@
-import type { EventLog } from '../events/log.js';
+import type { EventLog } from '../event-store/log.js';
 import type { LifecycleEvent } from '../events/schema.js';
 
 /**

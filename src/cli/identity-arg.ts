@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { bottleKeys } from '../events/keys.js';
+import { bottleKeys } from '../event-store/keys.js';
 import { loadManifest } from '../manifest/load.js';
 import { UsageError } from '../shared/errors.js';
 import { parseIdentity } from '../shared/identity.js';

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { EventLog } from '../events/log.js';
+import { EventLog } from '../event-store/log.js';
 import { foldEvents, initialBottleState, parseBottleState, type BottleState } from '../machines/index.js';
 
 export type BottleLog = EventLog<BottleState>;

@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import { AppendConflictError, stampEvents } from '../events/log.js';
+import { AppendConflictError, stampEvents } from '../event-store/log.js';
 import type { LifecycleEvent, NewEvent } from '../events/schema.js';
 import {
   foldEvents,

@@ -3,7 +3,7 @@ import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { PermanentEffectError, type EffectContext, type EffectHandlers } from '../effects/types.js';
 import type { NewEvent } from '../events/schema.js';
-import { storeId } from '../events/store-id.js';
+import { storeId } from '../event-store/store-id.js';
 import { setStoreLabel } from '../shared/names.js';
 import { InvalidEffectRequestError, isTerminal, parseEffectRequest, stateName, type EffectRequest } from '../machines/index.js';
 import { BottlePlanSchema } from '../plan/schema.js';

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADDRESSLESS_BRIDGE_OPTION } from '../../src/effects/docker/networks.js';
-import { storeId } from '../../src/events/store-id.js';
+import { storeId } from '../../src/event-store/store-id.js';
 import { bottleLabels, LABELS, resourceNames } from '../../src/shared/names.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
 import { ensureToolsImage, sweepIdentity, testIdentity } from '../support/docker.js';

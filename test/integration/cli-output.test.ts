@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { foldEvent, initialBottleState } from '../../src/machines/index.js';
-import { stampEvents } from '../../src/events/log.js';
+import { stampEvents } from '../../src/event-store/log.js';
 import type { NewEvent } from '../../src/events/schema.js';
 import { mintIdentity } from '../../src/shared/identity.js';
 import { startHarness, type BottleHarness } from '../support/cli-harness.js';

@@ -3,11 +3,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BOTTLES_INDEX_KEY, bottleKeys } from '../../src/events/keys.js';
-import { AppendConflictError, EventLog, stampEvents } from '../../src/events/log.js';
+import { BOTTLES_INDEX_KEY, bottleKeys } from '../../src/event-store/keys.js';
+import { AppendConflictError, EventLog, stampEvents } from '../../src/event-store/log.js';
 import { parseEvent, type LifecycleEvent, type NewEvent } from '../../src/events/schema.js';
-import { entryToEvent, type StreamEntry } from '../../src/events/read.js';
-import { APPEND_SCRIPT } from '../../src/events/scripts/append.js';
+import { entryToEvent, type StreamEntry } from '../../src/event-store/read.js';
+import { APPEND_SCRIPT } from '../../src/event-store/scripts/append.js';
 import {
   foldEvent,
   foldHistory,

@@ -1,4 +1,4 @@
-import { stampEvents } from '../../src/events/log.js';
+import { stampEvents } from '../../src/event-store/log.js';
 import { foldEvent, initialBottleState } from '../../src/machines/index.js';
 import { fakePlan } from '../support/fake-plan.js';
 import { lstatSync, readdirSync } from 'node:fs';

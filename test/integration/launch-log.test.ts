@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bottleKeys } from '../../src/events/keys.js';
+import { bottleKeys } from '../../src/event-store/keys.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
 import { LABELS, resourceNames } from '../../src/shared/names.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';

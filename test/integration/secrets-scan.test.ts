@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bottleKeys } from '../../src/events/keys.js';
+import { bottleKeys } from '../../src/event-store/keys.js';
 import { startClaudeFixture, type ClaudeFixture } from '../support/claude-fixture.js';
 import { identityFrom, startHarness, type BottleHarness, type CliResult } from '../support/cli-harness.js';
 import { execIn } from '../support/docker.js';

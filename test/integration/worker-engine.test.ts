@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { stampEvents } from '../../src/events/log.js';
+import { stampEvents } from '../../src/event-store/log.js';
 import type { LifecycleEvent, NewEvent } from '../../src/events/schema.js';
 import { bottleStatus, foldEvents, foldHistory, stateName, statesEqual } from '../../src/machines/index.js';
 import { mintIdentity } from '../../src/shared/identity.js';

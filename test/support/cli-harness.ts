@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import Docker from 'dockerode';
 import { Redis } from 'ioredis';
 import { removeBottleResources } from '../../src/effects/docker/teardown.js';
-import { EventLog } from '../../src/events/log.js';
+import { EventLog } from '../../src/event-store/log.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
 import { LABELS } from '../../src/shared/names.js';
 import { startTestRedis, type TestRedis } from './redis-server.js';

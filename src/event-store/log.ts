@@ -8,7 +8,7 @@ import {
   parseNewEventData,
   type LifecycleEvent,
   type NewEvent,
-} from './schema.js';
+} from '../events/schema.js';
 import { APPEND_SCRIPT } from './scripts/append.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { bottleKeys } from './keys.js';
-import { InvalidEventError, parseStoredEvent, type LifecycleEvent } from './schema.js';
+import { InvalidEventError, parseStoredEvent, type LifecycleEvent } from '../events/schema.js';
 
 /**
  * Reading a bottle's history: XRANGE pages with Buffer replies, each entry
