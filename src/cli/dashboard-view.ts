@@ -3,6 +3,7 @@ import { Box, Text, useApp, useInput } from 'ink';
 import type { LifecycleEvent } from '../events/schema.js';
 import { bottleStatus, stateName, type PendingCapability } from '../machines/index.js';
 import { capabilityTarget } from '../shared/capability.js';
+import { visibleText } from '../shared/visible-text.js';
 import { describeEvent } from './render-event.js';
 import { currentState } from '../worker/bottle-log.js';
 import type { Session } from './session.js';
@@ -37,7 +38,8 @@ async function snapshot(session: Session): Promise<View> {
     const { state: live, lastSeq } = await currentState(session.log, entry.identity);
     // Failed bottles stay listed, as preserved ones do: both wait for a resume.
     if (lastSeq === 0 || stateName(live) === 'cleaned') continue;
-    const describe = (r: PendingCapability) => `${capabilityTarget(r)}: ${r.reason}`;
+    // Host and reason are the agent's words: shown with their control characters spelled out.
+    const describe = (r: PendingCapability) => visibleText(`${r.request_id} ${capabilityTarget(r)}: ${r.reason}`);
     const pending = live.context.pendingCapability;
     rows.push({
       identity: entry.identity,
@@ -81,12 +83,14 @@ export function Dashboard({ session }: { session: Session }) {
       clearInterval(timer);
     };
   }, [session]);
-  if (error) return h(Text, { color: 'red' }, `dashboard: ${error}`);
+  if (error) return h(Text, { color: 'red' }, `dashboard: ${visibleText(error)}`);
   if (!view) return h(Text, null, 'loading…');
   const section = (title: string, lines: string[], empty: string) =>
     h(Box, { flexDirection: 'column', marginTop: 1 },
       h(Text, { bold: true }, title),
-      ...(lines.length ? lines.map((l, i) => h(Text, { key: String(i), wrap: 'truncate-end' }, l)) : [h(Text, { key: 'e', dimColor: true }, empty)]));
+      ...(lines.length
+        ? lines.map((l, i) => h(Text, { key: String(i), wrap: 'truncate-end' }, visibleText(l)))
+        : [h(Text, { key: 'e', dimColor: true }, empty)]));
   return h(Box, { flexDirection: 'column' },
     h(Text, { bold: true }, `claude-bottle dashboard  ${view.at}  (q to quit)`),
     section('BOTTLES', view.rows.map((r) => `${r.identity.padEnd(20)} ${r.agent.padEnd(14)} ${r.state}`), 'no live bottles'),

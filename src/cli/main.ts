@@ -106,7 +106,8 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .command('approve')
     .description('approve the pending capability request of a bottle')
     .argument('<identity>')
-    .action((identity: string) => run(async () => (await import('./commands/control.js')).runDecide({ identity, approve: true, manifestPath: manifest() }, io))());
+    .option('--request <id>', 'the request you reviewed; refused unless it is the pending one')
+    .action((identity: string, o) => run(async () => (await import('./commands/control.js')).runDecide({ identity, approve: true, requestId: o.request, manifestPath: manifest() }, io))());
   program
     .command('deny')
     .description('deny the pending capability request of a bottle')

@@ -1,8 +1,17 @@
 import type { LifecycleEvent } from '../events/schema.js';
 import { capabilityTarget, type CapabilityRequest } from '../shared/capability.js';
+import { terminalSafeJson, visibleText } from '../shared/visible-text.js';
 
-/** One human line per lifecycle event, for `start` progress and `events` text output. */
+/**
+ * One human line per lifecycle event, for `start` progress, `events` text output and the dashboard.
+ * Event data can carry what the agent wrote (a reason, a host, an error it caused), so the whole
+ * line is made visible, not just the fields known today to be agent-controlled.
+ */
 export function describeEvent(ev: LifecycleEvent, identity: string): string {
+  return visibleText(describeRaw(ev, identity));
+}
+
+function describeRaw(ev: LifecycleEvent, identity: string): string {
   const d = ev.data as Record<string, any>;
   switch (ev.type) {
     case 'bottle.start_requested': return `start requested (agent ${d.plan?.agent}, bottle ${d.plan?.bottle})`;
@@ -31,5 +40,5 @@ export function describeEvent(ev: LifecycleEvent, identity: string): string {
 }
 
 export function eventJsonLine(ev: LifecycleEvent): string {
-  return JSON.stringify({ seq: ev.seq, type: ev.type, at: ev.at, data: ev.data, v: ev.v });
+  return terminalSafeJson({ seq: ev.seq, type: ev.type, at: ev.at, data: ev.data, v: ev.v });
 }

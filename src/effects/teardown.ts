@@ -9,6 +9,8 @@ export const preserve =
   async (req, ctx) => {
     const { reason } = req.params;
     await markPreserved(ctx.identity, reason);
+    // Kept state is for a resume, which hands over fresh secrets: none of this run's stay on disk.
+    await removeGatewaySecrets(ctx.identity);
     await removeBottleResources(docker, ctx.identity);
     return [{ type: 'bottle.preserved', data: { reason, resume_hint: resumeHint(ctx.identity) } }];
   };
@@ -17,6 +19,8 @@ export const preserve =
 export const cleanup =
   ({ docker }: EffectDeps): EffectHandler<'cleanup'> =>
   async (_req, ctx) => {
+    // First, so a teardown that fails half-way still leaves no secret behind.
+    await removeGatewaySecrets(ctx.identity);
     await removeBottleResources(docker, ctx.identity);
     await removeState(ctx.identity);
     return [{ type: 'bottle.cleaned', data: {} }];

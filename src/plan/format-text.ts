@@ -1,3 +1,4 @@
+import { planLimits } from './default-limits.js';
 import type { BottlePlan } from './schema.js';
 
 /** The plan for people: what will run, where, and what it can reach. */
@@ -32,11 +33,11 @@ export function formatPlanText(plan: BottlePlan): string {
   list('ssh', plan.ssh.map((s) => `${s.Host}: ${s.IdentityFile}`));
   list('skills', plan.skills.map((s) => `${s.name} (${s.source})`));
   field('prompt', plan.prompt ?? '(none)');
-  const limits = [
-    plan.limits.memory && `memory ${plan.limits.memory}`,
-    plan.limits.cpus !== null && `cpus ${plan.limits.cpus}`,
-    plan.limits.pids !== null && `pids ${plan.limits.pids}`,
-  ].filter(Boolean);
-  field('limits', limits.length ? limits.join(', ') : '(Docker defaults)');
+  // A plan made before limits had defaults carries nulls; the agent container fills them the same way.
+  const limits = planLimits(plan.limits);
+  const defaulted = new Set([...(plan.limits.defaulted ?? []), ...(limits.defaulted ?? [])]);
+  const limit = (name: 'memory' | 'cpus' | 'pids') =>
+    `${name} ${limits[name]}${defaulted.has(name) ? ' (default)' : ''}`;
+  field('limits', [limit('memory'), limit('cpus'), limit('pids')].join(', '));
   return `${lines.join('\n')}\n`;
 }

@@ -58,7 +58,14 @@ export const BottlePlanSchema = z.object({
   args: z.array(z.string()),
   cwd: z.string(),
   copy_cwd: z.boolean(),
-  limits: z.object({ memory: z.string().nullable(), cpus: z.number().nullable(), pids: z.number().nullable() }),
+  /** The agent's limits; the manifest's, else the defaults (default-limits.ts). Null only in plans made before defaults. */
+  limits: z.object({
+    memory: z.string().nullable(),
+    cpus: z.number().nullable(),
+    pids: z.number().nullable(),
+    /** The limits the manifest left out, filled with defaults. */
+    defaulted: z.array(z.enum(['memory', 'cpus', 'pids'])).optional(),
+  }),
   host: z.string(),
   manifest_path: z.string(),
   /** Which egress proxy enforces `hosts` (manifest egress.proxy; default gateway) and, for pipelock, its image. */

@@ -9,6 +9,19 @@ import type { CliIO } from '../io.js';
 import { capabilityTarget } from '../../shared/capability.js';
 import { describeEvent } from '../render-event.js';
 import { openSession } from '../session.js';
+import { capabilityReview } from '../capability-review.js';
+import { visibleText } from '../../shared/visible-text.js';
+
+/** A y/N question on the terminal; anything but y/yes is no. */
+async function confirmed(question: string): Promise<boolean> {
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
+}
 
 const operator = () => `${userInfo().username}@${hostname()}`;
 
@@ -36,7 +49,10 @@ export async function runStop(opts: { identity: string; manifestPath?: string },
 }
 
 /** approve/deny the bottle's pending capability request. */
-export async function runDecide(opts: { identity: string; approve: boolean; reason?: string; manifestPath?: string }, io: CliIO): Promise<number> {
+export async function runDecide(
+  opts: { identity: string; approve: boolean; reason?: string; requestId?: string; manifestPath?: string },
+  io: CliIO,
+): Promise<number> {
   const identity = await checkIdentityArg(opts.identity, { manifestPath: opts.manifestPath });
   if (!opts.approve && !opts.reason?.trim()) throw new UsageError('deny needs --reason TEXT (recorded in the event log)');
   const session = await openSession({ needWorker: false });
@@ -51,6 +67,20 @@ export async function runDecide(opts: { identity: string; approve: boolean; reas
     if (!pending || !accepts(live, event)) {
       throw new RuntimeFailure(`${identity} is ${bottleStatus(live)} and has no pending capability request`);
     }
+    if (opts.requestId !== undefined && opts.requestId !== pending.request_id) {
+      const pendingId = visibleText(pending.request_id);
+      throw new UsageError(
+        `request ${visibleText(opts.requestId)} is not ${identity}'s pending request (that is ${pendingId}); ` +
+          `nothing was decided — review it with: bottle approve ${identity} --request ${pendingId}`,
+      );
+    }
+    // The operator sees exactly what the decision covers before it is recorded.
+    if (opts.approve) for (const line of await capabilityReview(session, identity, live, pending)) io.stdout(line);
+    const askFirst = opts.approve && opts.requestId === undefined && io.isTTY;
+    if (askFirst && !(await confirmed(`approve ${visibleText(pending.request_id)}? [y/N] `))) {
+      io.stderr('nothing approved');
+      return 0;
+    }
     await session.ensureWorker((l) => io.stderr(l));
     const after = await session.log.lastSeq(identity);
     await session.enqueueCommand(identity, event);
@@ -58,10 +88,14 @@ export async function runDecide(opts: { identity: string; approve: boolean; reas
     const end = await followUntil(session.log, identity, after, (ev: LifecycleEvent) => io.stderr(`  ${describeEvent(ev, identity)}`), (ev) => terminalTypes.includes(ev.type));
     if (opts.approve && end?.type === 'bottle.preserved') io.stdout(`approved; the bottle was rebuilt into saved state. Relaunch with: bottle resume ${identity}`);
     else if (!opts.approve) {
-      io.stdout(`denied ${pending.request_id}`);
+      io.stdout(`denied ${visibleText(pending.request_id)}`);
       // A request that waited behind this one is now the pending one.
       const next = (await currentState(session.log, identity)).state.context.pendingCapability;
-      if (next) io.stdout(`next pending request ${next.request_id}: ${capabilityTarget(next)} (${next.reason}) — decide with: bottle approve ${identity} / bottle deny ${identity} --reason ...`);
+      if (next) {
+        const asked = visibleText(`${next.request_id}: ${capabilityTarget(next)} (${next.reason})`);
+        const decide = `bottle approve ${identity} / bottle deny ${identity} --reason ...`;
+        io.stdout(`next pending request ${asked} — decide with: ${decide}`);
+      }
     }
     return end?.type === 'bottle.failed' ? 1 : 0;
   } finally {

@@ -2,6 +2,7 @@ import { bottleStatus, stateName } from '../../machines/index.js';
 import type { CliIO } from '../io.js';
 import { currentState } from '../../worker/bottle-log.js';
 import { openSession } from '../session.js';
+import { terminalSafeJson, visibleText } from '../../shared/visible-text.js';
 
 export interface ListedBottle {
   identity: string;
@@ -27,7 +28,7 @@ export async function runList(opts: { all: boolean; format: 'text' | 'json' }, i
       rows.push({ identity: entry.identity, agent: entry.agent, bottle: entry.bottle, state: bottleStatus(live), host: entry.host, started_at: entry.started_at });
     }
     if (opts.format === 'json') {
-      io.stdout(JSON.stringify(rows));
+      io.stdout(terminalSafeJson(rows));
       return 0;
     }
     if (rows.length === 0) {
@@ -35,7 +36,9 @@ export async function runList(opts: { all: boolean; format: 'text' | 'json' }, i
       return 0;
     }
     const header = ['IDENTITY', 'AGENT', 'BOTTLE', 'STATE', 'HOST', 'STARTED'];
-    const table = [header, ...rows.map((r) => [r.identity, r.agent, r.bottle, r.state, r.host, r.started_at])];
+    // The index is written from outside the bottle, but a cell is printed as visible text all the same.
+    const cells = (r: ListedBottle) => [r.identity, r.agent, r.bottle, r.state, r.host, r.started_at].map(visibleText);
+    const table = [header, ...rows.map(cells)];
     const widths = header.map((_, i) => Math.max(...table.map((row) => row[i].length)));
     for (const row of table) io.stdout(row.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
     return 0;

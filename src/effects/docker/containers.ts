@@ -1,5 +1,6 @@
 import type Docker from 'dockerode';
 import type { BottlePlan } from '../../plan/schema.js';
+import { planLimits } from '../../plan/default-limits.js';
 import { bottleLabels } from '../../shared/names.js';
 import { PermanentEffectError } from '../types.js';
 import { statusOf } from './client.js';
@@ -13,8 +14,12 @@ import type { NetworkLayout } from '../../machines/context.js';
  * effect never makes a second one.
  */
 
-export const AGENT_USER = 'node';
 export const AGENT_UID = 1000;
+/**
+ * By number, never by name: an approved Dockerfile may rewrite /etc/passwd, and a name
+ * (`node`) would then resolve to whatever uid that file says, root included.
+ */
+export const AGENT_USER = `${AGENT_UID}:${AGENT_UID}`;
 export const GATEWAY_UID = 65534;
 
 const MEMORY_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
@@ -49,7 +54,7 @@ export interface AgentContainerOptions {
   network: NetworkLayout;
   /** Image tag; defaults to plan.image.tag (a resumed bottle may run a rebuilt image). */
   image?: string;
-  /** Defaults to `node`; tests on a bare Debian image pass `1000:1000`. */
+  /** Defaults to AGENT_USER; tests that probe as root pass `0:0`. */
   user?: string;
   /** Runs the agent behind the init program (see agent-init.ts); without it the container runs plan.command as the image says. */
   launch?: AgentLaunch;
@@ -95,7 +100,8 @@ export function agentContainerSpec(plan: BottlePlan, opts: AgentContainerOptions
       // The agent may start before the gateway's interface exists; an address it asked for then
       // is asked for again after this, not after the kernel's default second.
       Sysctls: { 'net.ipv4.neigh.eth0.retrans_time_ms': '100' },
-      ...resourceLimits(plan.limits),
+      // A manifest without limits still gets bounded ones; an older plan's nulls get the same defaults.
+      ...resourceLimits(planLimits(plan.limits)),
     },
     NetworkingConfig: { EndpointsConfig: { [internal]: { IPAMConfig: { IPv4Address: opts.network.addresses.agent } } } },
   };

@@ -1,0 +1,30 @@
+import type { BottlePlan } from './schema.js';
+
+type LimitName = 'memory' | 'cpus' | 'pids';
+
+/**
+ * What an agent gets when the manifest sets no limit: enough for a coding
+ * agent running builds and test suites, bounded so that a runaway (a fork
+ * bomb, a leaking process, a build that eats every core) cannot take the
+ * Docker host down with it.
+ */
+export const DEFAULT_LIMITS: Readonly<{ memory: string; cpus: number; pids: number }> = {
+  memory: '4g',
+  cpus: 2,
+  pids: 1024,
+};
+
+/** The manifest's limits with the defaults filled in; `defaulted` names the ones the manifest left out. */
+export function planLimits(limits: {
+  memory?: string | null;
+  cpus?: number | null;
+  pids?: number | null;
+}): BottlePlan['limits'] {
+  const defaulted = (['memory', 'cpus', 'pids'] as const).filter((name: LimitName) => limits[name] == null);
+  return {
+    memory: limits.memory ?? DEFAULT_LIMITS.memory,
+    cpus: limits.cpus ?? DEFAULT_LIMITS.cpus,
+    pids: limits.pids ?? DEFAULT_LIMITS.pids,
+    defaulted,
+  };
+}

@@ -1,0 +1,88 @@
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
+
+/**
+ * `start` and `resume` refuse (exit 2, one line that suggests a project
+ * folder) a working folder the agent must not be able to write: here, the
+ * folder that holds the manifest, reached through a symlink, and $HOME. They
+ * refuse before anything is made: the state folder tree and the Redis key
+ * space are the same before and after.
+ */
+
+let h: BottleHarness;
+let manifest: string;
+let redis: Redis;
+let scratch: string;
+
+beforeAll(async () => {
+  h = await startHarness();
+  manifest = h.writeManifest({
+    bottles: [{ name: 'box', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS }],
+    agents: [{ name: 'demo', bottle: 'box', command: ['sleep', '600'] }],
+  });
+  redis = h.redis.connect();
+  scratch = mkdtempSync(join(tmpdir(), 'cb-workdir-'));
+});
+afterAll(async () => {
+  redis?.disconnect();
+  await h?.cleanup();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+function tree(root: string): string[] {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const p = join(dir, name);
+      const s = lstatSync(p);
+      out.push(`${p.slice(root.length)} ${s.isDirectory() ? 'dir' : s.size} ${s.mtimeMs}`);
+      if (s.isDirectory()) walk(p);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+async function refusedWithoutTrace(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const before = { home: tree(h.home), keys: (await redis.keys('*')).sort() };
+  const result = await h.cli(['--manifest', manifest, ...args], { env, timeoutMs: 60_000 });
+  expect(result.code, result.stderr).toBe(2);
+  const lines = result.stderr.trim().split('\n');
+  expect(lines, result.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(/run it from a project folder \(cd into one, or pass --cwd DIR\)$/);
+  expect(result.stdout).toBe('');
+  expect(tree(h.home)).toEqual(before.home);
+  expect((await redis.keys('*')).sort()).toEqual(before.keys);
+  expect(await h.docker.listContainers({ all: true, filters: JSON.stringify({ name: ['cb-demo-'] }) })).toEqual([]);
+  return lines[0];
+}
+
+describe('the working folder guard', () => {
+  it('refuses the folder holding the manifest, compared by real path (a symlink to it too)', async () => {
+    const link = join(scratch, 'looks-like-a-project');
+    symlinkSync(dirname(manifest), link);
+    const line = await refusedWithoutTrace(['start', 'demo', '--detach', '--cwd', link]);
+    expect(line).toContain(`it holds the manifest ${manifest}`);
+  });
+
+  it('refuses $HOME, also for --copy-cwd', async () => {
+    const home = join(scratch, 'home');
+    mkdirSync(home);
+    const line = await refusedWithoutTrace(['start', 'demo', '--detach', '--copy-cwd', '--cwd', home], { HOME: home });
+    expect(line).toMatch(/it is your home folder/);
+  });
+
+  it('refuses the state folder (CLAUDE_BOTTLE_HOME) on resume as well', async () => {
+    const identity = 'demo-r3sm3';
+    const stateDir = join(h.home, 'state', identity);
+    mkdirSync(stateDir, { recursive: true });
+    const metadata = { identity, agent: 'demo', bottle: 'box', cwd: h.home, copy_cwd: false, manifest_path: manifest };
+    writeFileSync(join(stateDir, 'metadata.json'), JSON.stringify(metadata));
+    const line = await refusedWithoutTrace(['resume', identity, '--detach']);
+    expect(line).toMatch(/it is the claude-bottle state folder/);
+  });
+});
