@@ -5,8 +5,14 @@ import type { GatewayRoute } from './config.js';
 import type { GatewayContext } from './context.js';
 import { canonicalHost } from './egress-policy.js';
 import { installClientErrorHandler } from './client-errors.js';
-import { isPathEscape } from './path-escape.js';
-import { capabilityUrlFor, egressDeniedBody, refusePathEscape, refuseRateLimited, sendJson } from './responses.js';
+import { credentialRequestRefusal } from './path-escape.js';
+import {
+  capabilityUrlFor,
+  egressDeniedBody,
+  refuseCredentialRequest,
+  refuseRateLimited,
+  sendJson,
+} from './responses.js';
 import { pinnedAgent } from './upstream-agent.js';
 
 /**
@@ -46,7 +52,12 @@ export function createCredentialServer(ctx: GatewayContext): Server {
   return server;
 }
 
-async function handleCredentialRequest(ctx: GatewayContext, proxy: httpProxy, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handleCredentialRequest(
+  ctx: GatewayContext,
+  proxy: httpProxy,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const rawUrl = req.url ?? '';
   const method = req.method ?? 'GET';
   const pathOnly = rawUrl.split('?')[0];
@@ -59,11 +70,15 @@ async function handleCredentialRequest(ctx: GatewayContext, proxy: httpProxy, re
   }
   if (!rawUrl.startsWith('/')) {
     ctx.decisions.denied({ ...target, method }, 'bad_request');
-    sendJson(res, 400, { error: 'bad_request', detail: 'the credential port takes origin-form paths, e.g. /v1/messages' });
+    sendJson(res, 400, {
+      error: 'bad_request',
+      detail: 'the credential port takes origin-form paths, e.g. /v1/messages',
+    });
     return;
   }
-  if (isPathEscape(rawUrl)) {
-    refusePathEscape(ctx, res, { ...target, method });
+  const refusal = credentialRequestRefusal(method, rawUrl);
+  if (refusal) {
+    refuseCredentialRequest(ctx, res, { ...target, method }, refusal);
     return;
   }
   if (pathOnly === CAPABILITY_PATH) {
@@ -74,7 +89,11 @@ async function handleCredentialRequest(ctx: GatewayContext, proxy: httpProxy, re
     const route = ctx.hostRoutes.get(hostRoute.host);
     if (!route) {
       ctx.decisions.denied({ host: hostRoute.host, port: null, method }, 'bad_request');
-      sendJson(res, 404, { error: 'no_credential_route', host: hostRoute.host, detail: 'no credential route is configured for this host' });
+      sendJson(res, 404, {
+        error: 'no_credential_route',
+        host: hostRoute.host,
+        detail: 'no credential route is configured for this host',
+      });
       return;
     }
     await forwardWithCredential(ctx, proxy, req, res, route, hostRoute.rest);
@@ -82,7 +101,10 @@ async function handleCredentialRequest(ctx: GatewayContext, proxy: httpProxy, re
   }
   if (!ctx.anthropicRoute) {
     ctx.decisions.denied({ host: null, port: null, method }, 'bad_request');
-    sendJson(res, 404, { error: 'no_credential_route', detail: `no anthropic-base-url route; host routes are served under ${HOST_ROUTE_PREFIX}<host>/` });
+    sendJson(res, 404, {
+      error: 'no_credential_route',
+      detail: `no anthropic-base-url route; host routes are served under ${HOST_ROUTE_PREFIX}<host>/`,
+    });
     return;
   }
   await forwardWithCredential(ctx, proxy, req, res, ctx.anthropicRoute, rawUrl);
@@ -97,7 +119,10 @@ function parseHostRoutePath(rawUrl: string): { host: string; rest: string } | nu
   return { host, rest: rest.startsWith('?') ? `/${rest}` : rest };
 }
 
-function describeTarget(ctx: GatewayContext, hostRoute: { host: string } | null): { host: string | null; port: number | null } {
+function describeTarget(
+  ctx: GatewayContext,
+  hostRoute: { host: string } | null,
+): { host: string | null; port: number | null } {
   const route = hostRoute ? ctx.hostRoutes.get(hostRoute.host) : ctx.anthropicRoute;
   if (!route) return { host: hostRoute?.host ?? null, port: null };
   const url = routeUpstream(route);
@@ -129,8 +154,10 @@ export function credentialHeader(route: GatewayRoute, secret: string): [string, 
 
 /**
  * Sends one request to a route's upstream with the secret injected.
- * `pathAndQuery` is appended to the upstream's own path. Responses, including
- * server-sent event streams, are piped through as they arrive.
+ * `pathAndQuery` is appended to the upstream's own path; it must be the raw
+ * text the client sent (see rawPathAndQuery), because the escape check runs
+ * here, for every way in. Responses, including server-sent event streams,
+ * are piped through as they arrive.
  */
 export async function forwardWithCredential(
   ctx: GatewayContext,
@@ -144,6 +171,11 @@ export async function forwardWithCredential(
   const host = canonicalHost(upstream.hostname);
   const port = portOf(upstream);
   const method = req.method ?? 'GET';
+  const refusal = credentialRequestRefusal(method, pathAndQuery);
+  if (refusal) {
+    refuseCredentialRequest(ctx, res, { host, port, method }, refusal);
+    return;
+  }
   const resolved = await ctx.policy.resolve(host);
   if (!resolved.ok) {
     if (resolved.why === 'private_address') {
@@ -183,5 +215,8 @@ export function upstreamFailed(ctx: GatewayContext, res: ServerResponse, host: s
 }
 
 export function denialContext(ctx: GatewayContext, req: IncomingMessage): { identity: string; capabilityUrl: string } {
-  return { identity: ctx.config.identity, capabilityUrl: capabilityUrlFor(req.socket.localAddress, ctx.credentialPort()) };
+  return {
+    identity: ctx.config.identity,
+    capabilityUrl: capabilityUrlFor(req.socket.localAddress, ctx.credentialPort()),
+  };
 }

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import { installClientErrorHandler } from './client-errors.js';
@@ -6,17 +7,21 @@ import type { GatewayContext } from './context.js';
 import { denialContext, forwardWithCredential, upstreamFailed } from './credential-proxy.js';
 import { canonicalHost, type ProxyMode } from './egress-policy.js';
 import { egressDeniedBody, rateLimitedBody, refuseRateLimited, sendJson, writeJsonAndClose } from './responses.js';
+import { rawPathAndQuery } from './path-escape.js';
 import { createInterceptionServer, interceptTunnel } from './tls-interception.js';
+import type { DenialReason } from './protocol.js';
 import { inspectTunnelStart } from './tunnel-inspection.js';
-import { pinnedAgent } from './upstream-agent.js';
+import { connectorAgent, pinnedAgent } from './upstream-agent.js';
 
 /**
  * The proxy port: what the agent's HTTP_PROXY / HTTPS_PROXY point at.
  * - `CONNECT host:port` opens a TCP tunnel (TLS inside it stays end to end),
- *   after the allowlist, the address policy and a check that the TLS server
- *   name matches the CONNECT host. The one exception is port 443 of a host
- *   with a credential route: the gateway terminates that TLS itself to inject
- *   the secret (tls-interception.ts).
+ *   after the allowlist, the address policy and a check that the tunnel's
+ *   first message names the CONNECT host (tunnel-inspection.ts). Plain HTTP
+ *   inside a tunnel is served request by request, each Host header checked.
+ *   The one exception is port 443 of a host with a credential route: the
+ *   gateway terminates that TLS itself to inject the secret
+ *   (tls-interception.ts).
  * - Absolute-form plain HTTP (`GET http://host/path`) is forwarded after the
  *   same checks. When the host has a credential route the request is instead
  *   sent over https to the route's upstream with the secret injected.
@@ -34,6 +39,7 @@ export function createForwardProxy(ctx: GatewayContext): ForwardProxy {
   });
   const tunnels = new Set<Duplex>();
   const interceptionServer = createInterceptionServer(ctx, proxy);
+  const plainTunnelServer = createPlainTunnelServer(ctx, proxy);
   const server = createServer({ maxHeaderSize: ctx.config.limits.max_header_bytes }, (req, res) => {
     handlePlainRequest(ctx, proxy, req, res).catch((err: unknown) => {
       ctx.log(`proxy port: internal error: ${(err as Error).message}`);
@@ -45,7 +51,7 @@ export function createForwardProxy(ctx: GatewayContext): ForwardProxy {
     tunnels.add(clientSocket);
     clientSocket.on('close', () => tunnels.delete(clientSocket));
     clientSocket.on('error', () => clientSocket.destroy());
-    handleConnect(ctx, interceptionServer, req, clientSocket, head).catch((err: unknown) => {
+    handleConnect(ctx, { interceptionServer, plainTunnelServer }, req, clientSocket, head).catch((err: unknown) => {
       ctx.log(`proxy port: internal error on CONNECT: ${(err as Error).message}`);
       clientSocket.destroy();
     });
@@ -61,7 +67,12 @@ export function createForwardProxy(ctx: GatewayContext): ForwardProxy {
 
 const HOP_BY_HOP_PROXY_HEADERS = ['proxy-authorization', 'proxy-connection'];
 
-async function handlePlainRequest(ctx: GatewayContext, proxy: httpProxy, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handlePlainRequest(
+  ctx: GatewayContext,
+  proxy: httpProxy,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const method = req.method ?? 'GET';
   const rawUrl = req.url ?? '';
   const url = rawUrl.startsWith('http://') ? safeUrl(rawUrl) : null;
@@ -84,7 +95,10 @@ async function handlePlainRequest(ctx: GatewayContext, proxy: httpProxy, req: In
   }
   if (!hostHeaderAgrees(req.headers.host, host, port)) {
     ctx.decisions.denied({ host, port, method }, 'bad_request');
-    sendJson(res, 400, { error: 'host_header_mismatch', detail: 'the Host header must name the same host and port as the request URL' });
+    sendJson(res, 400, {
+      error: 'host_header_mismatch',
+      detail: 'the Host header must name the same host and port as the request URL',
+    });
     return;
   }
   for (const name of HOP_BY_HOP_PROXY_HEADERS) delete req.headers[name];
@@ -92,22 +106,31 @@ async function handlePlainRequest(ctx: GatewayContext, proxy: httpProxy, req: In
 
   const route = port === 80 ? ctx.hostRoutes.get(host) : undefined;
   if (route) {
-    await forwardWithCredential(ctx, proxy, req, res, route, pathAndQuery);
+    // The raw text, not the parsed URL: WHATWG parsing resolves "..", which would hide it from the escape check.
+    await forwardWithCredential(ctx, proxy, req, res, route, rawPathAndQuery(rawUrl));
     return;
   }
   const admitted = await admit(ctx, host, port, method, 'http', (status, body) => sendJson(res, status, body), req);
   if (!admitted) return;
   ctx.decisions.allowed({ host, port, method }, 'allowlisted');
   req.url = pathAndQuery;
-  proxy.web(
-    req,
-    res,
-    { target: `http://${url.host}`, agent: pinnedAgent(admitted, false) },
-    (err: Error) => upstreamFailed(ctx, res, host, port, err),
+  proxy.web(req, res, { target: `http://${url.host}`, agent: pinnedAgent(admitted, false) }, (err: Error) =>
+    upstreamFailed(ctx, res, host, port, err),
   );
 }
 
-async function handleConnect(ctx: GatewayContext, interceptionServer: Server, req: IncomingMessage, clientSocket: Duplex, head: Buffer): Promise<void> {
+interface TunnelServers {
+  interceptionServer: Server;
+  plainTunnelServer: Server;
+}
+
+async function handleConnect(
+  ctx: GatewayContext,
+  servers: TunnelServers,
+  req: IncomingMessage,
+  clientSocket: Duplex,
+  head: Buffer,
+): Promise<void> {
   const method = 'CONNECT';
   const authority = parseAuthority(req.url ?? '');
   if (!ctx.limiter.tryTake()) {
@@ -124,40 +147,165 @@ async function handleConnect(ctx: GatewayContext, interceptionServer: Server, re
   // Like plain-HTTP route requests, a route host needs no allowlist entry: the operator configured it.
   const route = port === 443 && ctx.interception ? ctx.hostRoutes.get(host) : undefined;
   if (route) {
-    interceptTunnel(ctx, interceptionServer, clientSocket, head, host, route);
+    clientSocket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    inspectTunnelStart(clientSocket, head, { host, port }, (verdict) => {
+      // The gateway itself terminates this TLS, so only TLS naming the route host is taken.
+      if (verdict.ok && verdict.kind === 'tls') {
+        interceptTunnel(ctx, servers.interceptionServer, clientSocket, verdict.buffered, host, route);
+        return;
+      }
+      const refusal = verdict.ok
+        ? { reason: 'tunnel_unrecognized' as const, detail: `${verdict.kind} to a credential-route host` }
+        : verdict;
+      refuseTunnel(ctx, clientSocket, host, port, refusal);
+    });
     return;
   }
-  const address = await admit(ctx, host, port, method, 'connect', (status, body) => writeJsonAndClose(clientSocket, status, body), req);
+  const address = await admit(
+    ctx,
+    host,
+    port,
+    method,
+    'connect',
+    (status, body) => writeJsonAndClose(clientSocket, status, body),
+    req,
+  );
   if (!address) return;
 
   const upstream = ctx.connect(address, port);
   let established = false;
+  const closeClient = () => clientSocket.destroy();
   upstream.on('error', (err: NodeJS.ErrnoException) => {
     ctx.log(`tunnel to ${host}:${port} failed: ${err.code ?? err.message}`);
     if (!established) writeJsonAndClose(clientSocket, 502, { error: 'upstream_unreachable', host, port });
     else clientSocket.destroy();
   });
   clientSocket.on('close', () => upstream.destroy());
-  upstream.on('close', () => clientSocket.destroy());
+  upstream.on('close', closeClient);
   upstream.once('connect', () => {
     established = true;
     clientSocket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    // Server-first protocols (SSH, SMTP) may speak before the client does.
+    // Server-first protocols (SSH) may speak before the client does.
     upstream.pipe(clientSocket);
-    inspectTunnelStart(clientSocket, head, host, (verdict) => {
-      if (verdict.ok) {
+    inspectTunnelStart(clientSocket, head, { host, port }, (verdict) => {
+      if (!verdict.ok) {
+        upstream.destroy();
+        refuseTunnel(ctx, clientSocket, host, port, verdict);
+      } else if (verdict.kind === 'http') {
+        // Served request by request, so every Host header is checked, not only the first.
+        upstream.off('close', closeClient);
+        upstream.unpipe(clientSocket);
+        upstream.destroy();
+        servePlainTunnel(servers.plainTunnelServer, clientSocket, verdict.buffered, { host, port, address });
+      } else {
         ctx.decisions.allowed({ host, port, method }, 'allowlisted');
         upstream.write(verdict.buffered);
         clientSocket.pipe(upstream);
         clientSocket.resume();
-      } else {
-        ctx.log(`tunnel to ${host}:${port} closed: ${verdict.detail}`);
-        ctx.decisions.denied({ host, port, method }, verdict.reason);
-        upstream.destroy();
-        clientSocket.destroy();
       }
     });
   });
+}
+
+function refuseTunnel(
+  ctx: GatewayContext,
+  clientSocket: Duplex,
+  host: string,
+  port: number,
+  refusal: { reason: DenialReason; detail: string },
+): void {
+  ctx.log(`tunnel to ${host}:${port} closed: ${refusal.detail}`);
+  ctx.decisions.denied({ host, port, method: 'CONNECT' }, refusal.reason);
+  clientSocket.destroy();
+}
+
+interface PlainTunnel {
+  host: string;
+  port: number;
+  /** The address the CONNECT was admitted for; requests go only there. */
+  address: string;
+}
+
+const plainTunnelOf = new WeakMap<Socket, PlainTunnel>();
+
+/** Reads HTTP requests out of tunnels whose client speaks plain HTTP; it never listens on a port. */
+function createPlainTunnelServer(ctx: GatewayContext, proxy: httpProxy): Server {
+  const server = createServer({ maxHeaderSize: ctx.config.limits.max_header_bytes }, (req, res) => {
+    handlePlainTunnelRequest(ctx, proxy, req, res).catch((err: unknown) => {
+      ctx.log(`request in a tunnel: internal error: ${(err as Error).message}`);
+      if (!res.headersSent) sendJson(res, 500, { error: 'gateway_error' });
+      else res.destroy();
+    });
+  });
+  installClientErrorHandler(ctx, server);
+  return server;
+}
+
+function servePlainTunnel(server: Server, clientSocket: Duplex, buffered: Buffer, tunnel: PlainTunnel): void {
+  plainTunnelOf.set(clientSocket as Socket, tunnel);
+  if (buffered.length > 0) clientSocket.unshift(buffered);
+  server.emit('connection', clientSocket);
+  clientSocket.resume();
+}
+
+async function handlePlainTunnelRequest(
+  ctx: GatewayContext,
+  proxy: httpProxy,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const tunnel = plainTunnelOf.get(req.socket);
+  const method = req.method ?? 'GET';
+  if (!tunnel) {
+    sendJson(res, 500, { error: 'gateway_error' });
+    return;
+  }
+  const { host, port, address } = tunnel;
+  if (!ctx.limiter.tryTake()) {
+    refuseRateLimited(ctx, res, { host, port, method });
+    return;
+  }
+  const rawUrl = req.url ?? '';
+  const targetNamesTunnel = rawUrl.startsWith('/') || authorityNames(safeUrl(rawUrl), host, port);
+  if (!targetNamesTunnel || !authorityNames(hostHeaderUrl(req.headers.host), host, port)) {
+    ctx.log(`request in the tunnel to ${host}:${port} refused: it names another host`);
+    ctx.decisions.denied({ host, port, method }, 'tunnel_host_mismatch');
+    sendJson(
+      res,
+      403,
+      {
+        error: 'tunnel_host_mismatch',
+        host,
+        port,
+        detail: 'a request inside a tunnel must name the tunnel host in its Host header',
+      },
+      { connection: 'close' },
+    );
+    return;
+  }
+  for (const name of HOP_BY_HOP_PROXY_HEADERS) delete req.headers[name];
+  ctx.decisions.allowed({ host, port, method }, 'allowlisted');
+  req.url = rawPathAndQuery(rawUrl);
+  const authority = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  const agent = connectorAgent(() => ctx.connect(address, port));
+  proxy.web(req, res, { target: `http://${authority}`, agent }, (err: Error) =>
+    upstreamFailed(ctx, res, host, port, err),
+  );
+}
+
+/** A Host header as a URL, or null when it is absent or carries more than an authority. */
+function hostHeaderUrl(header: string | undefined): URL | null {
+  if (header === undefined) return null;
+  const url = safeUrl(`http://${header}`);
+  return url && url.pathname === '/' && !url.search && !url.hash && !/[/?#]/.test(header) ? url : null;
+}
+
+/** A Host header or absolute URL naming the tunnel's host; a port, when given, must be the tunnel's. */
+function authorityNames(url: URL | null, host: string, port: number): boolean {
+  if (!url || url.protocol !== 'http:') return false;
+  if (url.username || url.password) return false;
+  if (canonicalHost(url.hostname) !== host) return false;
+  return url.port === '' || Number(url.port) === port;
 }
 
 /**

@@ -30,7 +30,11 @@ export interface InterceptionCa {
 const CA_VALIDITY_DAYS = 30;
 const LEAF_VALIDITY_DAYS = 7;
 
-export function createInterceptionCa(identity: string, hosts: readonly string[], now: Date = new Date()): InterceptionCa {
+export function createInterceptionCa(
+  identity: string,
+  hosts: readonly string[],
+  now: Date = new Date(),
+): InterceptionCa {
   const { certificate: caCert, privateKey: caPrivateKey } = createCaCertificate(identity, hosts, now);
 
   // One key for every leaf: the CA, not the leaf key, is what binds a host.
@@ -56,7 +60,11 @@ export function createInterceptionCa(identity: string, hosts: readonly string[],
         { name: 'subjectAltName', altNames: [{ type: 2, value: host }] },
       ]);
       leaf.sign(caPrivateKey, forge.md.sha256.create());
-      const context = createSecureContext({ key: leafKeys.privateKeyPem, cert: forge.pki.certificateToPem(leaf), minVersion: 'TLSv1.2' });
+      const context = createSecureContext({
+        key: leafKeys.privateKeyPem,
+        cert: forge.pki.certificateToPem(leaf),
+        minVersion: 'TLSv1.2',
+      });
       contexts.set(host, context);
       return context;
     },
@@ -106,7 +114,9 @@ const NAME_CONSTRAINTS_OID = '2.5.29.30';
 function nameConstraints(hosts: readonly string[]): string {
   const { asn1 } = forge;
   const subtree = (tag: number, value: string) =>
-    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [asn1.create(asn1.Class.CONTEXT_SPECIFIC, tag, false, value)]);
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
+      asn1.create(asn1.Class.CONTEXT_SPECIFIC, tag, false, value),
+    ]);
   const permitted = hosts.map((host) => subtree(GENERAL_NAME_DNS, host));
   const everyIPv4 = '\0'.repeat(2 * 4);
   const everyIPv6 = '\0'.repeat(2 * 16);
@@ -124,13 +134,21 @@ const GENERAL_NAME_DNS = 2;
 const GENERAL_NAME_IP = 7;
 
 /** Keys come from Node's native generator (forge's pure-JS one takes seconds). */
-function rsaKeyPair(): { publicKey: forge.pki.rsa.PublicKey; privateKey: forge.pki.rsa.PrivateKey; privateKeyPem: string } {
+function rsaKeyPair(): {
+  publicKey: forge.pki.rsa.PublicKey;
+  privateKey: forge.pki.rsa.PrivateKey;
+  privateKeyPem: string;
+} {
   const { publicKey, privateKey } = generateKeyPairSync('rsa', {
     modulusLength: 2048,
     publicKeyEncoding: { type: 'spki', format: 'pem' },
     privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
   });
-  return { publicKey: forge.pki.publicKeyFromPem(publicKey), privateKey: forge.pki.privateKeyFromPem(privateKey), privateKeyPem: privateKey };
+  return {
+    publicKey: forge.pki.publicKeyFromPem(publicKey),
+    privateKey: forge.pki.privateKeyFromPem(privateKey),
+    privateKeyPem: privateKey,
+  };
 }
 
 function serialNumber(): string {

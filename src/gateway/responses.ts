@@ -3,6 +3,7 @@ import type { GatewayContext } from './context.js';
 import type { EgressTarget } from './decision-log.js';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
+import type { CredentialRequestRefusal } from './path-escape.js';
 
 /**
  * Every refusal the gateway gives is JSON, so an agent can read what was
@@ -10,7 +11,12 @@ import { STATUS_CODES } from 'node:http';
  */
 export type JsonBody = Record<string, unknown>;
 
-export function sendJson(res: ServerResponse, status: number, body: JsonBody, extraHeaders: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: JsonBody,
+  extraHeaders: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     'content-type': 'application/json',
@@ -70,8 +76,13 @@ export function rateLimitedBody(ctx: GatewayContext): JsonBody {
   return { error: 'rate_limited', limit_per_minute: ctx.config.limits.requests_per_minute };
 }
 
-/** Records and answers a path that could climb out of the route's upstream prefix. */
-export function refusePathEscape(ctx: GatewayContext, res: ServerResponse, target: EgressTarget): void {
-  ctx.decisions.denied(target, 'path_escape');
-  sendJson(res, 400, { error: 'path_escape', detail: 'dot segments, "//", backslashes and double encoding are refused' });
+/** Records and answers a request that must not carry a secret (path escape, reflecting method). */
+export function refuseCredentialRequest(
+  ctx: GatewayContext,
+  res: ServerResponse,
+  target: EgressTarget,
+  refusal: CredentialRequestRefusal,
+): void {
+  ctx.decisions.denied(target, refusal.reason);
+  sendJson(res, refusal.status, refusal.body);
 }

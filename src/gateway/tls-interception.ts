@@ -7,8 +7,7 @@ import type { GatewayRoute } from './config.js';
 import type { GatewayContext } from './context.js';
 import { forwardWithCredential } from './credential-proxy.js';
 import { canonicalHost } from './egress-policy.js';
-import { isPathEscape } from './path-escape.js';
-import { refusePathEscape, refuseRateLimited, sendJson } from './responses.js';
+import { refuseRateLimited, sendJson } from './responses.js';
 
 /**
  * HTTPS to a credential-route host: the CONNECT tunnel is answered by the
@@ -36,16 +35,26 @@ export function createInterceptionServer(ctx: GatewayContext, proxy: httpProxy):
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const tunnel = tunnelOf.get(socket as Socket);
-    if (err.code === 'HPE_HEADER_OVERFLOW') ctx.decisions.denied({ host: tunnel?.host ?? null, port: 443, method: null }, 'header_too_large');
+    if (err.code === 'HPE_HEADER_OVERFLOW')
+      ctx.decisions.denied({ host: tunnel?.host ?? null, port: 443, method: null }, 'header_too_large');
     socket.destroy();
   });
   return server;
 }
 
-/** Answers the CONNECT and starts TLS on the agent's side of the tunnel. */
-export function interceptTunnel(ctx: GatewayContext, server: Server, clientSocket: Duplex, head: Buffer, host: string, route: GatewayRoute): void {
+/**
+ * Starts TLS on the agent's side of an answered CONNECT. `head` is what the
+ * client already sent (its ClientHello, judged by tunnel-inspection.ts).
+ */
+export function interceptTunnel(
+  ctx: GatewayContext,
+  server: Server,
+  clientSocket: Duplex,
+  head: Buffer,
+  host: string,
+  route: GatewayRoute,
+): void {
   const interception = ctx.interception!;
-  clientSocket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
   if (head.length > 0) clientSocket.unshift(head);
   let sniRefused = false;
   const tls = new TLSSocket(clientSocket as Socket, {
@@ -56,7 +65,9 @@ export function interceptTunnel(ctx: GatewayContext, server: Server, clientSocke
     SNICallback: (servername, done) => {
       if (canonicalHost(servername) !== host) {
         sniRefused = true;
-        ctx.log(`intercepted tunnel to ${host} closed: TLS server name ${JSON.stringify(servername)} is not the CONNECT host`);
+        ctx.log(
+          `intercepted tunnel to ${host} closed: TLS server name ${JSON.stringify(servername)} is not the CONNECT host`,
+        );
         ctx.decisions.denied({ host, port: 443, method: 'CONNECT' }, 'tls_sni_mismatch');
         done(new Error('server name mismatch'), undefined);
         return;
@@ -75,7 +86,12 @@ export function interceptTunnel(ctx: GatewayContext, server: Server, clientSocke
   server.emit('connection', tls);
 }
 
-async function handleInterceptedRequest(ctx: GatewayContext, proxy: httpProxy, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handleInterceptedRequest(
+  ctx: GatewayContext,
+  proxy: httpProxy,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const tunnel = tunnelOf.get(req.socket);
   const method = req.method ?? 'GET';
   if (!tunnel) {
@@ -90,18 +106,21 @@ async function handleInterceptedRequest(ctx: GatewayContext, proxy: httpProxy, r
   }
   if (!rawUrl.startsWith('/')) {
     ctx.decisions.denied({ host, port: 443, method }, 'bad_request');
-    sendJson(res, 400, { error: 'bad_request', detail: 'inside a tunnel, requests take origin-form paths, e.g. /user' });
+    sendJson(res, 400, {
+      error: 'bad_request',
+      detail: 'inside a tunnel, requests take origin-form paths, e.g. /user',
+    });
     return;
   }
   if (!hostHeaderNames(req.headers.host, host)) {
     ctx.decisions.denied({ host, port: 443, method }, 'bad_request');
-    sendJson(res, 400, { error: 'host_header_mismatch', detail: 'the Host header must name the host the tunnel was opened for' });
+    sendJson(res, 400, {
+      error: 'host_header_mismatch',
+      detail: 'the Host header must name the host the tunnel was opened for',
+    });
     return;
   }
-  if (isPathEscape(rawUrl)) {
-    refusePathEscape(ctx, res, { host, port: 443, method });
-    return;
-  }
+  // The path-escape and method checks happen in forwardWithCredential, as for every other way in.
   await forwardWithCredential(ctx, proxy, req, res, route, rawUrl);
 }
 

@@ -1,6 +1,6 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import type { LookupFunction } from 'node:net';
+import type { LookupFunction, Socket } from 'node:net';
 import { isIP } from 'node:net';
 
 /**
@@ -17,4 +17,15 @@ export function pinnedAgent(address: string, secure: boolean): HttpAgent {
   }) as unknown as LookupFunction;
   // One agent per request, no keep-alive: a pooled socket must not outlive the check that admitted it.
   return secure ? new HttpsAgent({ keepAlive: false, lookup }) : new HttpAgent({ keepAlive: false, lookup });
+}
+
+/**
+ * An agent that opens every connection with `connect` (the gateway's tunnel
+ * connector, already bound to the vetted address and port), so requests read
+ * out of a plain-HTTP tunnel go exactly where the tunnel was admitted to.
+ */
+export function connectorAgent(connect: () => Socket): HttpAgent {
+  const agent = new HttpAgent({ keepAlive: false });
+  Object.assign(agent, { createConnection: () => connect() });
+  return agent;
 }

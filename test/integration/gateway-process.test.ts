@@ -552,7 +552,7 @@ describe('egress gateway connects to the address it checked', () => {
     const resolver = vi.fn(async () => answers.shift() ?? []);
     const dialled: Array<[string, number]> = [];
     const gateway = await startGateway(
-      { identity: 'implementer-rb001', proxy_port: 0, credential_port: 0, allow: ['rebind.test:7000'] },
+      { identity: 'implementer-rb001', proxy_port: 0, credential_port: 0, allow: ['rebind.test:22'] },
       {},
       {
         resolver,
@@ -564,15 +564,16 @@ describe('egress gateway connects to the address it checked', () => {
       },
     );
     try {
-      const tunnel = await openTunnel(gateway.proxyPort, 'rebind.test:7000');
+      const tunnel = await openTunnel(gateway.proxyPort, 'rebind.test:22');
       const echoed = await new Promise<string>((resolve) => {
         tunnel.once('data', (chunk) => resolve(chunk.toString()));
-        tunnel.write('ping');
+        // A tunnel's first bytes must name a protocol the gateway can judge; SSH is taken on port 22.
+        tunnel.write('SSH-2.0-ping\r\n');
       });
       tunnel.destroy();
-      expect(echoed).toBe('ping');
+      expect(echoed).toBe('SSH-2.0-ping\r\n');
       expect(resolver).toHaveBeenCalledTimes(1);
-      expect(dialled).toEqual([['203.0.113.10', 7000]]);
+      expect(dialled).toEqual([['203.0.113.10', 22]]);
     } finally {
       await gateway.close();
       await new Promise<void>((resolve) => echo.close(() => resolve()));

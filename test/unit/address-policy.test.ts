@@ -68,12 +68,22 @@ describe('classifyAddress refuses addresses an agent must never reach', () => {
     },
   );
 
-  it.each(['93.184.216.34', '1.1.1.1', '172.15.255.255', '172.32.0.0', '100.63.255.255', '100.128.0.0', '169.253.255.255', '192.169.0.1', '11.0.0.1', '2606:4700::1111', '::ffff:8.8.8.8', '2001:db8::1'])(
-    'public address %s passes',
-    (address) => {
-      expect(classifyAddress(address)).toEqual({ forbidden: false });
-    },
-  );
+  it.each([
+    '93.184.216.34',
+    '1.1.1.1',
+    '172.15.255.255',
+    '172.32.0.0',
+    '100.63.255.255',
+    '100.128.0.0',
+    '169.253.255.255',
+    '192.169.0.1',
+    '11.0.0.1',
+    '2606:4700::1111',
+    '::ffff:8.8.8.8',
+    '2001:db8::1',
+  ])('public address %s passes', (address) => {
+    expect(classifyAddress(address)).toEqual({ forbidden: false });
+  });
 
   it('treats a string that is not an IP address as forbidden', () => {
     expect(classifyAddress('example.com')).toEqual({ forbidden: true, category: 'not_an_ip' });

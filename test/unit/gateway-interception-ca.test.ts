@@ -28,7 +28,10 @@ describe('interception CA', () => {
 
   it('is name-constrained (critical) to the route hosts, and signs leaves for nothing else', () => {
     const parsed = forge.pki.certificateFromPem(ca.certificatePem);
-    const constraints = parsed.getExtension('nameConstraints') as { critical?: boolean; permittedSubtrees?: Array<{ type: number; value: string }> } | null;
+    const constraints = parsed.getExtension('nameConstraints') as {
+      critical?: boolean;
+      permittedSubtrees?: Array<{ type: number; value: string }>;
+    } | null;
     expect(constraints?.critical).toBe(true);
     expect(constraints?.permittedSubtrees?.map((t) => t.value)).toEqual(['api.github.test', 'registry.npm.test']);
     expect(() => ca.contextFor('evil.test')).toThrow(/not valid for evil.test/);
@@ -36,7 +39,9 @@ describe('interception CA', () => {
 
   it('serves a leaf for a route host that a client trusting only this CA accepts', async () => {
     const host = 'api.github.test';
-    const server = createServer({ SNICallback: (name, done) => done(null, ca.contextFor(name)) }, (socket) => socket.end('ok'));
+    const server = createServer({ SNICallback: (name, done) => done(null, ca.contextFor(name)) }, (socket) =>
+      socket.end('ok'),
+    );
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as AddressInfo).port;
     try {
@@ -44,7 +49,9 @@ describe('interception CA', () => {
         const socket: TLSSocket = connect({ host: '127.0.0.1', port, servername: host, ca: [ca.certificatePem] });
         socket.on('secureConnect', () => {
           const leaf = socket.getPeerX509Certificate()!;
-          resolve(`${leaf.checkHost(host) ?? 'no match'} issued-by-ca=${leaf.checkIssued(new X509Certificate(ca.certificatePem))}`);
+          resolve(
+            `${leaf.checkHost(host) ?? 'no match'} issued-by-ca=${leaf.checkIssued(new X509Certificate(ca.certificatePem))}`,
+          );
           socket.destroy();
         });
         socket.on('error', reject);
@@ -56,7 +63,9 @@ describe('interception CA', () => {
   });
 
   it('is refused by a client that trusts only the system roots', async () => {
-    const server = createServer({ SNICallback: (name, done) => done(null, ca.contextFor(name)) }, (socket) => socket.end('ok'));
+    const server = createServer({ SNICallback: (name, done) => done(null, ca.contextFor(name)) }, (socket) =>
+      socket.end('ok'),
+    );
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as AddressInfo).port;
     try {
@@ -77,7 +86,10 @@ describe('interception CA', () => {
  * What `openssl verify` says about a leaf signed by a CA made the way the
  * gateway makes its own (same code, same constraints), with the given SANs.
  */
-function verifyLeaf(altNames: Array<{ type: 2; value: string } | { type: 7; ip: string }>, commonName: string): { ok: boolean; output: string } {
+function verifyLeaf(
+  altNames: Array<{ type: 2; value: string } | { type: 7; ip: string }>,
+  commonName: string,
+): { ok: boolean; output: string } {
   const { certificate: caCert, privateKey } = createCaCertificate('implementer-ab12c', ['api.github.test'], new Date());
   const keys = forge.pki.rsa.generateKeyPair({ bits: 1024 });
   const leaf = forge.pki.createCertificate();
@@ -98,7 +110,10 @@ function verifyLeaf(altNames: Array<{ type: 2; value: string } | { type: 7; ip: 
     writeFileSync(join(dir, 'ca.pem'), forge.pki.certificateToPem(caCert));
     writeFileSync(join(dir, 'leaf.pem'), forge.pki.certificateToPem(leaf));
     try {
-      const output = execFileSync('openssl', ['verify', '-CAfile', join(dir, 'ca.pem'), join(dir, 'leaf.pem')], { encoding: 'utf8', stdio: 'pipe' });
+      const output = execFileSync('openssl', ['verify', '-CAfile', join(dir, 'ca.pem'), join(dir, 'leaf.pem')], {
+        encoding: 'utf8',
+        stdio: 'pipe',
+      });
       return { ok: true, output };
     } catch (err) {
       const failure = err as { stdout?: string; stderr?: string };
@@ -121,12 +136,21 @@ describe('interception CA name constraints, checked by openssl verify', () => {
     expect(result.output).toMatch(/permitted subtree violation/);
   });
 
-  it.each(['140.82.112.6', '127.0.0.1', '2001:db8::1'])('a leaf carrying the IP SAN %s does not verify (excluded subtree)', (ip) => {
-    // The DNS SAN is a permitted one, so only the IP constraint can refuse it.
-    const result = verifyLeaf([{ type: 2, value: 'api.github.test' }, { type: 7, ip }], 'api.github.test');
-    expect(result.ok, result.output).toBe(false);
-    expect(result.output).toMatch(/excluded subtree violation/);
-  });
+  it.each(['140.82.112.6', '127.0.0.1', '2001:db8::1'])(
+    'a leaf carrying the IP SAN %s does not verify (excluded subtree)',
+    (ip) => {
+      // The DNS SAN is a permitted one, so only the IP constraint can refuse it.
+      const result = verifyLeaf(
+        [
+          { type: 2, value: 'api.github.test' },
+          { type: 7, ip },
+        ],
+        'api.github.test',
+      );
+      expect(result.ok, result.output).toBe(false);
+      expect(result.output).toMatch(/excluded subtree violation/);
+    },
+  );
 
   it('the CA certificate carries both excluded IP subtrees (IPv4 and IPv6, everything)', () => {
     const ca = new X509Certificate(createInterceptionCa('implementer-ab12c', ['api.github.test']).certificatePem);

@@ -25,15 +25,26 @@ function clientHello(serverName: string | null): Buffer {
     u16(extensionBlock.length),
     extensionBlock,
   ]);
-  const handshake = Buffer.concat([Buffer.from([1, body.length >> 16, (body.length >> 8) & 0xff, body.length & 0xff]), body]);
+  const handshake = Buffer.concat([
+    Buffer.from([1, body.length >> 16, (body.length >> 8) & 0xff, body.length & 0xff]),
+    body,
+  ]);
   return Buffer.concat([Buffer.from([22, 3, 1]), u16(handshake.length), handshake]);
 }
 
-function inspect(head: Buffer, host: string, feed: Buffer[] = [], timeoutMs = 1000): Promise<TunnelVerdict> {
+function inspect(
+  head: Buffer,
+  host: string,
+  feed: Buffer[] = [],
+  timeoutMs = 1000,
+  port = 443,
+  end = false,
+): Promise<TunnelVerdict> {
   const client = new PassThrough();
   return new Promise((resolve) => {
-    inspectTunnelStart(client, head, host, resolve, timeoutMs);
+    inspectTunnelStart(client, head, { host, port }, resolve, timeoutMs);
     for (const chunk of feed) client.write(chunk);
+    if (end) client.end();
   });
 }
 
@@ -48,7 +59,7 @@ describe('inspectTunnelStart', () => {
   it('releases a ClientHello naming the CONNECT host, with every buffered byte', async () => {
     const hello = clientHello('Allowed.Test');
     const verdict = await inspect(Buffer.alloc(0), 'allowed.test', [hello.subarray(0, 10), hello.subarray(10)]);
-    expect(verdict).toEqual({ ok: true, buffered: hello });
+    expect(verdict).toEqual({ ok: true, kind: 'tls', buffered: hello });
   });
 
   it('judges bytes that arrived with the CONNECT request itself', async () => {
@@ -57,20 +68,71 @@ describe('inspectTunnelStart', () => {
   });
 
   it('refuses a ClientHello naming another host', async () => {
-    expect(await inspect(Buffer.alloc(0), 'allowed.test', [clientHello('evil.test')])).toMatchObject({ ok: false, reason: 'tls_sni_mismatch' });
+    expect(await inspect(Buffer.alloc(0), 'allowed.test', [clientHello('evil.test')])).toMatchObject({
+      ok: false,
+      reason: 'tls_sni_mismatch',
+    });
   });
 
-  it('releases a ClientHello without SNI (nothing to compare)', async () => {
-    expect(await inspect(Buffer.alloc(0), 'allowed.test', [clientHello(null)])).toMatchObject({ ok: true });
+  it('refuses a ClientHello without SNI to a named host (nothing ties it to the CONNECT host)', async () => {
+    expect(await inspect(Buffer.alloc(0), 'allowed.test', [clientHello(null)])).toMatchObject({
+      ok: false,
+      reason: 'tls_no_sni',
+    });
   });
 
-  it('releases a stream that is not TLS', async () => {
+  it('releases a ClientHello without SNI to an IP address (an address has no name to send)', async () => {
+    expect(await inspect(Buffer.alloc(0), '203.0.113.7', [clientHello(null)])).toMatchObject({ ok: true, kind: 'tls' });
+  });
+
+  it('releases an HTTP request line, even split across segments, for the proxy to check each Host', async () => {
+    const request = Buffer.from('GET /x HTTP/1.1\r\nHost: allowed.test\r\n\r\n');
+    const verdict = await inspect(
+      Buffer.alloc(0),
+      'allowed.test',
+      [request.subarray(0, 5), request.subarray(5)],
+      1000,
+      80,
+    );
+    expect(verdict).toEqual({ ok: true, kind: 'http', buffered: request });
+  });
+
+  it('releases an SSH identification line on port 22 only', async () => {
     const banner = Buffer.from('SSH-2.0-OpenSSH_9.2\r\n');
-    expect(await inspect(Buffer.alloc(0), 'github.com', [banner])).toEqual({ ok: true, buffered: banner });
+    expect(await inspect(Buffer.alloc(0), 'github.test', [banner], 1000, 22)).toEqual({
+      ok: true,
+      kind: 'ssh',
+      buffered: banner,
+    });
+    expect(await inspect(Buffer.alloc(0), 'github.test', [banner], 1000, 443)).toMatchObject({
+      ok: false,
+      reason: 'tunnel_unrecognized',
+    });
+  });
+
+  it.each([
+    ['binary junk', Buffer.from([0x00, 0x01, 0x02, 0xff])],
+    ['a line that is no request', Buffer.from('HELLO THERE\r\n')],
+    ['a request line of another protocol', Buffer.from('GET / RTSP/1.0\r\n')],
+  ])('refuses %s (tunnel_unrecognized)', async (_what, bytes) => {
+    expect(await inspect(Buffer.alloc(0), 'allowed.test', [bytes])).toMatchObject({
+      ok: false,
+      reason: 'tunnel_unrecognized',
+    });
+  });
+
+  it('refuses a client that half-closes before sending anything recognisable', async () => {
+    expect(await inspect(Buffer.alloc(0), 'allowed.test', [Buffer.from('GET /')], 1000, 80, true)).toMatchObject({
+      ok: false,
+      reason: 'tunnel_unrecognized',
+    });
   });
 
   it('gives up on a ClientHello that never completes', async () => {
     const partial = clientHello('allowed.test').subarray(0, 20);
-    expect(await inspect(Buffer.alloc(0), 'allowed.test', [partial], 50)).toMatchObject({ ok: false, reason: 'bad_request' });
+    expect(await inspect(Buffer.alloc(0), 'allowed.test', [partial], 50)).toMatchObject({
+      ok: false,
+      reason: 'bad_request',
+    });
   });
 });
