@@ -14,7 +14,7 @@ export const DEFAULT_LIMITS: Readonly<{ memory: string; cpus: number; pids: numb
   pids: 1024,
 };
 
-/** The manifest's limits with the defaults filled in; `defaulted` names the ones the manifest left out. */
+/** The manifest's limits with the defaults filled in; `defaulted` names the ones the manifest left out, if any. */
 export function planLimits(limits: {
   memory?: string | null;
   cpus?: number | null;
@@ -25,6 +25,6 @@ export function planLimits(limits: {
     memory: limits.memory ?? DEFAULT_LIMITS.memory,
     cpus: limits.cpus ?? DEFAULT_LIMITS.cpus,
     pids: limits.pids ?? DEFAULT_LIMITS.pids,
-    defaulted,
+    ...(defaulted.length > 0 ? { defaulted } : {}),
   };
 }

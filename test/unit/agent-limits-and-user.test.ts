@@ -41,3 +41,9 @@ describe('the agent user', () => {
     expect(spec.User).toBe('1000:1000');
   });
 });
+
+describe('a manifest that sets every limit', () => {
+  it('plans exactly its limits, with nothing marked as default', () => {
+    expect(planLimits({ memory: '2g', cpus: 1, pids: 512 })).toEqual({ memory: '2g', cpus: 1, pids: 512 });
+  });
+});
