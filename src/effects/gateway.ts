@@ -2,6 +2,7 @@ import { GatewayConfigSchema, type GatewayConfigInput } from '../gateway/config.
 import {
   GATEWAY_CONFIG_PATH,
   GATEWAY_CREDENTIAL_PORT,
+  GATEWAY_DNS_PORT,
   GATEWAY_FILES_DIR,
   GATEWAY_PROXY_PORT,
   GATEWAY_SECRETS_PATH,
@@ -35,6 +36,7 @@ export function gatewayConfigFor(plan: BottlePlan, network: NetworkLayout): Gate
     identity: plan.identity,
     proxy_port: GATEWAY_PROXY_PORT,
     credential_port: GATEWAY_CREDENTIAL_PORT,
+    dns_port: GATEWAY_DNS_PORT,
     allow: plan.hosts,
     extra_hosts: extraHosts,
     routes: plan.credentials.map((route, index) => ({

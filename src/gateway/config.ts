@@ -42,6 +42,8 @@ export const GatewayConfigSchema = z
     identity: z.string().min(1),
     proxy_port: PortSchema.default(GATEWAY_PROXY_PORT),
     credential_port: PortSchema.default(GATEWAY_CREDENTIAL_PORT),
+    /** UDP port of the refusing DNS server the agent's lookups go to (dns.ts); null runs none. */
+    dns_port: PortSchema.nullable().default(null),
     allow: z.array(z.string()).default([]),
     /** Operator-pinned names: resolved here instead of DNS, and exempt from the private-address block. */
     extra_hosts: z.record(z.string().refine((ip) => isIP(ip) !== 0, 'must be an IP address')).default({}),

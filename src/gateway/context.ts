@@ -15,6 +15,10 @@ export interface GatewayContext {
   policy: EgressPolicy;
   decisions: DecisionLog;
   limiter: TokenBucket;
+  /** Capability requests' own budget: asking the operator is rare, and each ask lands in the event log. */
+  capabilityLimiter: TokenBucket;
+  /** How many DNS lookups are recorded; over it they are still refused, but not written. */
+  dnsLimiter: TokenBucket;
   connect: TunnelConnector;
   /** Host routes by canonical host name. */
   hostRoutes: Map<string, GatewayRoute>;

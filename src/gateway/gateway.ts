@@ -9,6 +9,12 @@ import type { GatewayLine } from './protocol.js';
 import { canonicalHost, EgressPolicy, systemResolver, type Resolver } from './egress-policy.js';
 import { createForwardProxy } from './forward-proxy.js';
 import { TokenBucket } from './rate-limiter.js';
+import { CAPABILITY_BURST, CAPABILITY_REFILL_WINDOW_MS } from './capability.js';
+import { startDnsRefuser } from './dns.js';
+import type { Socket as UdpSocket } from 'node:dgram';
+
+/** Lookups recorded per minute (and as a burst); a resolver retry loop must not flood the event log. */
+const DNS_RECORDS_PER_MINUTE = 60;
 
 export interface GatewayOptions {
   /** Replaces DNS; tests use it to prove a denied name is never looked up. */
@@ -19,10 +25,15 @@ export interface GatewayOptions {
   onDecision?: (line: GatewayLine) => void;
   /** Human diagnostics; default stderr. */
   log?: (message: string) => void;
-  /** Interface to listen on: the container uses 0.0.0.0; the default keeps tests on loopback. */
+  /**
+   * Address to listen on: the container passes its internal-network address (never every interface:
+   * the egress bridge is reachable from the host); the default keeps tests on loopback.
+   */
   listenHost?: string;
   /** Sockets bound and listening already (the container's listen.pl), used instead of binding the configured ports. */
   inheritedSockets?: InheritedSockets;
+  /** The rate limiters' clock, in milliseconds; tests hold it still. */
+  now?: () => number;
 }
 
 /** File descriptors of listening sockets this process inherited, one per server. */
@@ -34,6 +45,8 @@ export interface InheritedSockets {
 export interface RunningGateway {
   proxyPort: number;
   credentialPort: number;
+  /** The DNS server's UDP port, when the config asks for one. */
+  dnsPort: number | undefined;
   /** The certificate agents must trust for HTTPS to credential-route hosts; absent without host routes. */
   interceptionCaPem: string | undefined;
   close(): Promise<void>;
@@ -59,7 +72,9 @@ export async function startGateway(
     secrets,
     policy: new EgressPolicy(config.allow, config.extra_hosts, opts.resolver ?? systemResolver),
     decisions: new DecisionLog(opts.onDecision ?? (() => {})),
-    limiter: new TokenBucket(config.limits.requests_per_minute),
+    limiter: new TokenBucket(config.limits.requests_per_minute, opts.now),
+    capabilityLimiter: new TokenBucket(CAPABILITY_BURST, opts.now, CAPABILITY_REFILL_WINDOW_MS),
+    dnsLimiter: new TokenBucket(DNS_RECORDS_PER_MINUTE, opts.now),
     connect: opts.connect ?? ((address, port) => netConnect({ host: address, port })),
     hostRoutes,
     anthropicRoute: config.routes.find((r) => r.role === 'anthropic-base-url'),
@@ -72,6 +87,7 @@ export async function startGateway(
   const forward = createForwardProxy(ctx);
   const credential = createCredentialServer(ctx);
   const inherited = opts.inheritedSockets;
+  let dns: UdpSocket | undefined;
   try {
     await listen(forward.server, inherited ? { fd: inherited.proxy } : { port: config.proxy_port, host: listenHost });
     await listen(credential, inherited ? { fd: inherited.credential } : { port: config.credential_port, host: listenHost });
@@ -82,6 +98,7 @@ export async function startGateway(
         if (port !== 0 && bound !== port) throw new Error(`the inherited socket listens on port ${bound}, but the config says ${port}`);
       }
     }
+    if (config.dns_port !== null) dns = await startDnsRefuser(ctx, listenHost, config.dns_port);
   } catch (err) {
     await Promise.all([closeServer(forward.server), closeServer(credential)]);
     throw err;
@@ -91,9 +108,11 @@ export async function startGateway(
   return {
     proxyPort: (forward.server.address() as AddressInfo).port,
     credentialPort,
+    dnsPort: dns?.address().port,
     interceptionCaPem: ctx.interception?.certificatePem,
     close: async () => {
       forward.destroyTunnels();
+      dns?.close();
       await Promise.all([closeServer(forward.server), closeServer(credential)]);
     },
   };

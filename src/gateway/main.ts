@@ -4,7 +4,7 @@
  * launcher; everything for humans goes to stderr.
  */
 import { GatewayConfigError, readGatewayFiles } from './config.js';
-import { GATEWAY_CONFIG_PATH, GATEWAY_SECRETS_PATH, type GatewayLine } from './protocol.js';
+import { GATEWAY_CONFIG_PATH, GATEWAY_LISTEN_ADDRESS_ENV, GATEWAY_SECRETS_PATH, type GatewayLine } from './protocol.js';
 import { startGateway, type InheritedSockets } from './gateway.js';
 
 
@@ -25,14 +25,21 @@ async function main(): Promise<void> {
     process.env.GATEWAY_CONFIG || GATEWAY_CONFIG_PATH,
     process.env.GATEWAY_SECRETS || GATEWAY_SECRETS_PATH,
   );
-  const gateway = await startGateway(config, secrets, { onDecision: writeLine, listenHost: '0.0.0.0', inheritedSockets: inheritedSockets(process.env.GATEWAY_LISTEN_FDS) });
+  const gateway = await startGateway(config, secrets, {
+    onDecision: writeLine,
+    // The gateway's internal-network address (listen.pl binds its TCP ports there too); loopback when unset.
+    listenHost: process.env[GATEWAY_LISTEN_ADDRESS_ENV] || '127.0.0.1',
+    inheritedSockets: inheritedSockets(process.env.GATEWAY_LISTEN_FDS),
+  });
   writeLine({
     t: 'ready',
     proxy_port: gateway.proxyPort,
     credential_port: gateway.credentialPort,
     ...(gateway.interceptionCaPem ? { interception_ca: gateway.interceptionCaPem } : {}),
   });
-  process.stderr.write(`gateway: ${config.identity} listening: proxy ${gateway.proxyPort}, credentials ${gateway.credentialPort}\n`);
+  const ports = [`proxy ${gateway.proxyPort}`, `credentials ${gateway.credentialPort}`];
+  if (gateway.dnsPort !== undefined) ports.push(`dns ${gateway.dnsPort}`);
+  process.stderr.write(`gateway: ${config.identity} listening: ${ports.join(', ')}\n`);
 
   let stopping = false;
   const stop = (signal: string) => {

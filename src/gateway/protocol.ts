@@ -11,6 +11,10 @@ import { CapabilityRequestSchema } from '../shared/capability.js';
 
 export const GATEWAY_PROXY_PORT = 3128;
 export const GATEWAY_CREDENTIAL_PORT = 3129;
+/** The agent container's DNS server is the gateway (dns.ts); resolvers only speak to port 53. */
+export const GATEWAY_DNS_PORT = 53;
+/** The environment variable that tells the gateway container its internal-network address, the one it listens on. */
+export const GATEWAY_LISTEN_ADDRESS_ENV = 'GATEWAY_LISTEN_ADDRESS';
 
 /** Config and secrets share one folder so one archive write delivers both. */
 export const GATEWAY_FILES_DIR = '/etc/claude-bottle';
@@ -30,6 +34,8 @@ export const DENIAL_REASONS = [
   'tls_no_sni',
   'tunnel_host_mismatch',
   'tunnel_unrecognized',
+  /** The agent asked the gateway's DNS server for a name; names are resolved only for proxied requests. */
+  'dns_lookup',
 ] as const;
 export type DenialReason = (typeof DENIAL_REASONS)[number];
 export const ALLOW_REASONS = ['allowlisted', 'credential_route'] as const;

@@ -1,7 +1,9 @@
 /**
- * One token bucket for the whole gateway: a bottle gets `requestsPerMinute`
- * requests as a burst and then that many per minute, refilled continuously.
- * The clock is injectable so the limiter is tested without waiting.
+ * A token bucket: `capacity` requests as a burst, then `capacity` per window
+ * (a minute unless given), refilled continuously. The gateway keeps one for
+ * all proxied requests and smaller ones of their own for capability requests
+ * and recorded DNS lookups, so neither can spend the other's budget. The
+ * clock is injectable so the limiter is tested without waiting.
  */
 export class TokenBucket {
   private tokens: number;
@@ -11,20 +13,34 @@ export class TokenBucket {
   constructor(
     private readonly capacity: number,
     private readonly now: () => number = () => performance.now(),
+    windowMs = 60_000,
   ) {
-    if (!(capacity > 0)) throw new RangeError('requests per minute must be positive');
+    if (!(capacity > 0)) throw new RangeError('the bucket capacity must be positive');
+    if (!(windowMs > 0)) throw new RangeError('the refill window must be positive');
     this.tokens = capacity;
     this.lastRefill = now();
-    this.refillPerMs = capacity / 60_000;
+    this.refillPerMs = capacity / windowMs;
   }
 
   /** Spends one token if there is one; false means "over the limit, refuse". */
   tryTake(): boolean {
-    const now = this.now();
-    this.tokens = Math.min(this.capacity, this.tokens + (now - this.lastRefill) * this.refillPerMs);
-    this.lastRefill = now;
+    this.refill();
     if (this.tokens < 1) return false;
     this.tokens -= 1;
     return true;
+  }
+
+  /** Whole seconds until the next token is available (0 when one is). */
+  secondsUntilNext(): number {
+    this.refill();
+    if (this.tokens >= 1) return 0;
+    // Rounded to whole milliseconds first, so float noise never adds a second.
+    return Math.ceil(Math.round((1 - this.tokens) / this.refillPerMs) / 1000);
+  }
+
+  private refill(): void {
+    const now = this.now();
+    this.tokens = Math.min(this.capacity, this.tokens + (now - this.lastRefill) * this.refillPerMs);
+    this.lastRefill = now;
   }
 }

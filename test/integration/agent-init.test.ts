@@ -207,7 +207,7 @@ describe('wait-for-proxy as the first program of a container', () => {
         Image: TEST_TOOLS_IMAGE,
         Entrypoint: ['perl', '/opt/gateway/listen.pl'],
         Cmd: ['3128', '3129'],
-        Env: ['PATH=/opt/gateway/bin:/usr/bin:/bin'],
+        Env: ['PATH=/opt/gateway/bin:/usr/bin:/bin', `GATEWAY_LISTEN_ADDRESS=${gatewayIp}`],
         Labels: testLabels(arp, 'gateway'),
         HostConfig: { NetworkMode: network.egress.name, CapDrop: ['ALL'] },
       });

@@ -70,9 +70,17 @@ interface Launched {
   nextLine(predicate: (text: string) => boolean, timeoutMs?: number): Promise<{ at: number; text: string }>;
 }
 
-function launch(args: string[], configPath: string): Launched {
+function launch(args: string[], configPath: string, listenAddress: string | null = '127.0.0.1'): Launched {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PATH: `${join(dir, 'bin')}:${process.env.PATH}`,
+    GATEWAY_CONFIG: configPath,
+    GATEWAY_SECRETS: join(dir, 'no-secrets.json'),
+  };
+  delete env.GATEWAY_LISTEN_ADDRESS;
+  if (listenAddress !== null) env.GATEWAY_LISTEN_ADDRESS = listenAddress;
   const child = spawn('perl', [LISTEN_SCRIPT, ...args], {
-    env: { ...process.env, PATH: `${join(dir, 'bin')}:${process.env.PATH}`, GATEWAY_CONFIG: configPath, GATEWAY_SECRETS: join(dir, 'no-secrets.json') },
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.push(child);
@@ -107,6 +115,16 @@ function launch(args: string[], configPath: string): Launched {
       }
     },
   };
+}
+
+function connectOutcome(host: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, host, () => {
+      socket.destroy();
+      resolve('connected');
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
 }
 
 /** Sends a plain-HTTP proxy request for a name the allowlist refuses; resolves with the raw response. */
@@ -165,10 +183,30 @@ describe('listen.pl, the gateway image entry point', () => {
     try {
       const gateway = launch([String(takenPort), String(await freePort())], writeConfig(takenPort, 1));
       expect(await gateway.exited).not.toBe(0);
-      expect(gateway.stderr().trim()).toBe(`gateway: cannot bind port ${takenPort}: Address already in use`);
+      expect(gateway.stderr().trim()).toBe(`gateway: cannot bind 127.0.0.1 port ${takenPort}: Address already in use`);
       expect(gateway.lines).toEqual([]);
     } finally {
       await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+
+  it('listens on the address it is given only: another address of this host refuses', async () => {
+    const [proxyPort, credentialPort] = [await freePort(), await freePort()];
+    const gateway = launch([String(proxyPort), String(credentialPort)], writeConfig(proxyPort, credentialPort));
+    await gateway.nextLine((t) => t.includes('"ready"'));
+    // 127.0.0.2 is this host too (all of 127/8 is loopback): a socket bound to every interface would answer it.
+    for (const port of [proxyPort, credentialPort]) {
+      expect(await connectOutcome('127.0.0.1', port)).toBe('connected');
+      expect(await connectOutcome('127.0.0.2', port)).toBe('ECONNREFUSED');
+    }
+  });
+
+  it('refuses to start without an address to listen on, or with the any-address', async () => {
+    for (const address of [null, '', '0.0.0.0', 'gateway', '10.0.0.256']) {
+      const gateway = launch(['3128', '3129'], writeConfig(1, 2), address);
+      expect({ address, code: await gateway.exited }).toEqual({ address, code: 255 });
+      expect(gateway.stderr()).toMatch(/^gateway: GATEWAY_LISTEN_ADDRESS must be the gateway's internal IPv4 address/);
+      expect(gateway.lines).toEqual([]);
     }
   });
 

@@ -31,3 +31,22 @@ describe('TokenBucket', () => {
     expect(() => new TokenBucket(0)).toThrow(RangeError);
   });
 });
+
+describe('TokenBucket with its own window', () => {
+  it('refills the capacity over the window given, and says when the next token comes', () => {
+    let now = 0;
+    const bucket = new TokenBucket(4, () => now, 10 * 60_000);
+    expect([1, 2, 3, 4, 5].map(() => bucket.tryTake())).toEqual([true, true, true, true, false]);
+    expect(bucket.secondsUntilNext()).toBe(150);
+    now += 149_000;
+    expect(bucket.tryTake()).toBe(false);
+    expect(bucket.secondsUntilNext()).toBe(1);
+    now += 1_000;
+    expect(bucket.secondsUntilNext()).toBe(0);
+    expect(bucket.tryTake()).toBe(true);
+  });
+
+  it('rejects a non-positive window', () => {
+    expect(() => new TokenBucket(1, () => 0, 0)).toThrow(RangeError);
+  });
+});

@@ -5,7 +5,7 @@ import { bottleLabels } from '../../shared/names.js';
 import { PermanentEffectError } from '../types.js';
 import { statusOf } from './client.js';
 import type { AgentLaunch } from './agent-init.js';
-import { GATEWAY_FILES_DIR } from '../../gateway/protocol.js';
+import { GATEWAY_DNS_PORT, GATEWAY_FILES_DIR, GATEWAY_LISTEN_ADDRESS_ENV } from '../../gateway/protocol.js';
 import type { NetworkLayout } from '../../machines/context.js';
 
 /**
@@ -65,10 +65,11 @@ export interface AgentContainerOptions {
  * isolation test:
  * - only the internal network (no forwarding off the bridge, which holds no host address);
  * - no capabilities, no-new-privileges, non-root;
- * - Dns 127.0.0.1: Docker's embedded resolver (127.0.0.11) forwards names it
- *   does not know to the configured servers from inside the container's own
- *   namespace, so outside names go to the container's loopback, where nothing
- *   answers: no query leaves the machine. The gateway is addressed by IP.
+ * - Dns is the gateway's internal address: Docker's embedded resolver (127.0.0.11)
+ *   forwards names it does not know to the configured servers from inside the
+ *   container's own namespace, so outside names reach the gateway, which refuses
+ *   every one and records it (src/gateway/dns.ts): no query leaves the machine,
+ *   and each attempt is an egress.denied event. The gateway is addressed by IP.
  * - no Docker socket, no Redis: nothing is mounted but the cwd.
  */
 export function agentContainerSpec(plan: BottlePlan, opts: AgentContainerOptions): Docker.ContainerCreateOptions {
@@ -92,7 +93,7 @@ export function agentContainerSpec(plan: BottlePlan, opts: AgentContainerOptions
       Runtime: plan.runtime,
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges:true'],
-      Dns: ['127.0.0.1'],
+      Dns: [opts.network.addresses.gateway],
       // Lookups cannot succeed; fail them in about a second instead of glibc's default ~20 s.
       DnsOptions: ['timeout:1', 'attempts:1'],
       DnsSearch: [],
@@ -158,7 +159,13 @@ export function gatewayContainerSpec(plan: BottlePlan, opts: GatewayContainerOpt
     Tty: false,
     Labels: bottleLabels(plan.identity, plan.agent, 'gateway'),
     Volumes: { [GATEWAY_FILES_DIR]: {} },
-    HostConfig: sidecarHostConfig(plan, egress),
+    // Its agent-facing ports listen on this address only, never on the egress bridge the host reaches.
+    Env: [`${GATEWAY_LISTEN_ADDRESS_ENV}=${opts.network.addresses.gateway}`],
+    // The agent's DNS server (port 53) runs as the unprivileged gateway user.
+    HostConfig: {
+      ...sidecarHostConfig(plan, egress),
+      Sysctls: { 'net.ipv4.ip_unprivileged_port_start': String(GATEWAY_DNS_PORT) },
+    },
     NetworkingConfig: { EndpointsConfig: { [egress]: {} } },
   };
 }
