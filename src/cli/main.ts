@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { BottleError } from '../shared/errors.js';
 import { processIO, type CliIO } from './io.js';
+import { visibleLines } from '../shared/visible-text.js';
 
 const formatOption = () => new Option('--format <format>', 'output format').choices(['text', 'json']).default('text');
 
@@ -168,13 +169,14 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
       return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0 ? 0 : 2;
     }
     if (err instanceof BottleError) {
-      io.stderr(`bottle: ${err.message}`);
+      // A message may quote text that came from a bottle: line breaks stay, other control characters are spelled out.
+      io.stderr(`bottle: ${visibleLines(err.message).join('\n')}`);
       if (verbose && err.detail) io.stderr(err.detail);
       if (verbose && err.stack) io.stderr(err.stack);
       return err.exitCode;
     }
     const message = err instanceof Error ? err.message : String(err);
-    io.stderr(`bottle: ${message}`);
+    io.stderr(`bottle: ${visibleLines(message).join('\n')}`);
     if (verbose && err instanceof Error && err.stack) io.stderr(err.stack);
     else io.stderr('(run with --verbose for details)');
     return 1;
