@@ -112,7 +112,9 @@ function linkTarget(link: string): string | undefined {
   try {
     return realpathSync(link);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') throw new UsageError(`build context: ${link} is a symbolic link that loops; remove it`);
     throw err;
   }
 }

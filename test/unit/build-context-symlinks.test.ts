@@ -49,6 +49,13 @@ describe('a Dockerfile folder with symbolic links', () => {
     expect(files.get('app.conf')).toBe(files.get('conf/app.conf'));
   });
 
+  it('refuses a link that loops, with a clear error', () => {
+    symlinkSync(join(context, 'b'), join(context, 'a'));
+    symlinkSync(join(context, 'a'), join(context, 'b'));
+    expect(() => folderFiles(context)).toThrow(UsageError);
+    expect(() => folderFiles(context)).toThrow(/is a symbolic link that loops/);
+  });
+
   it('skips a dangling link, as before', () => {
     symlinkSync(join(context, 'gone'), join(context, 'dangling'));
     expect(folderFiles(context).map((f) => f.path).sort()).toEqual(['Dockerfile', 'conf/app.conf']);
