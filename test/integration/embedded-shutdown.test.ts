@@ -60,7 +60,7 @@ describe('bottle shutdown', () => {
     expect(processAlive(redisPid) && processAlive(workerPid)).toBe(true);
 
     const doctor = bottle(['doctor']);
-    expect(doctor.stdout).toContain(`embedded redis-server running (pid ${redisPid}, unix:${join(home, 'redis', 'redis.sock')})`);
+    expect(doctor.stdout, doctor.stderr).toContain(`embedded redis-server running (pid ${redisPid}, unix:${join(home, 'redis', 'redis.sock')})`);
     expect(doctor.stdout).toContain(`embedded worker running (pid ${workerPid}`);
     expect(doctor.stdout).toContain('bottle shutdown');
 
@@ -94,7 +94,7 @@ describe('bottle shutdown', () => {
     }
 
     const afterDoctor = bottle(['doctor']);
-    expect(afterDoctor.stdout).toContain('embedded redis-server not running');
+    expect(afterDoctor.stdout, afterDoctor.stderr).toContain('embedded redis-server not running');
     expect(afterDoctor.stdout).toContain('embedded worker not running');
   }, 300_000);
 
