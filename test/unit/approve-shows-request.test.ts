@@ -6,7 +6,7 @@ import { capabilityReview, currentDockerfile } from '../../src/cli/capability-re
 import { lineDiff } from '../../src/cli/line-diff.js';
 import type { Session } from '../../src/cli/session.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
-import { foldEvents, initialBottleState } from '../../src/machines/index.js';
+import { foldEvents, initialBottleState, type PendingCapability } from '../../src/machines/index.js';
 import { history, launchSteps, samplePlan, type Step } from '../golden/fixtures.js';
 
 const ID = 'dev-a1b2c';
@@ -49,7 +49,8 @@ describe('bottle approve shows the request it approves', () => {
   it('reads the Dockerfile body from the capability.requested event, not from the live state', async () => {
     const events = history([...launchSteps(ID, plan), ask('cap-8', 'FROM scratch\n')]);
     const live = foldEvents(initialBottleState(ID), events);
-    const pending = { ...live.context.pendingCapability!, dockerfile: undefined };
+    // The live state may or may not still carry the body; the review must not depend on it.
+    const pending = { ...live.context.pendingCapability!, dockerfile: undefined } as PendingCapability;
     const lines = await capabilityReview(fakeSession(events), ID, live, pending);
     expect(lines).toContain('+ FROM scratch');
   });
