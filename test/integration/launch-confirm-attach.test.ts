@@ -179,7 +179,7 @@ describe('confirm before launch', () => {
 });
 
 describe('a launch that fails', () => {
-  it('prints the resume hint and stays in bottle list, with or without --all', async () => {
+  it('prints the resume hint and stays in bottle list (with or without --all) and in the dashboard', async () => {
     const started = await h.cli(['--manifest', manifest, 'start', 'unbuildable', '--detach'], { timeoutMs: 240_000 });
     const identity = identityFrom(started);
     expect(started.code).toBe(1);
@@ -191,5 +191,9 @@ describe('a launch that fails', () => {
     }
     const text = await h.cli(['list']);
     expect(text.stdout).toMatch(new RegExp(`${identity}\\s.*failed`));
+    const dashboard = inTmux(['dashboard']);
+    await until('the failed bottle in the dashboard', () => new RegExp(`${identity}\\s.*failed`).test(dashboard.screen()), 30_000);
+    tmux('send-keys', '-t', dashboard.session, 'q');
+    expect(await dashboard.exitCode()).toBe(0);
   }, 300_000);
 });
