@@ -2,6 +2,7 @@
 // the same run and its target. Redis is a throwaway redis-server started here
 // (loopback unix socket) so no benchmark touches anyone's queues or bottles.
 import { benchEventLog } from './event-log.bench.js';
+import { benchEscape } from './escape.bench.js';
 import { benchReplay } from './replay.bench.js';
 import { benchRoundTrip } from './roundtrip.bench.js';
 import { benchWarmStart } from './warm-start.bench.js';
@@ -17,6 +18,7 @@ try {
   if (want('roundtrip')) printRows('Command round trip (CLI enqueue -> worker fold+append -> CLI sees event)', await benchRoundTrip(() => redis.connect()));
   if (want('replay')) printRows('Replay of a 10,000-event history', await benchReplay(redis.connect()));
   if (want('warm-start')) printRows('Warm start (image cached): bottle start --detach until running vs raw dockerode', await benchWarmStart());
+  if (only.includes('escape')) await benchEscape(); // by name only: real bottles under both runtimes
 } finally {
   await redis.destroy();
 }

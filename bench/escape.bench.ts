@@ -1,0 +1,100 @@
+// `npm run bench escape`: runs the escape suite (test/integration/escape-suite.test.ts)
+// against real bottles under every runtime it covers and prints what it tried:
+// attempts, refused, recorded as events, leaked (must be 0). The suite writes one
+// row per attempt to ESCAPE_TABLE_FILE; this script only runs it and tabulates.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO } from '../test/support/cli-harness.js';
+
+export interface EscapeRow {
+  runtime: string;
+  /** Issue 12's finding number, or "base" for what the suite covered before it. */
+  finding: string;
+  attempt: string;
+  refused: boolean;
+  /** null: refused below the gateway (network level), where no decision line exists to record. */
+  recorded: boolean | null;
+  leaked: boolean;
+}
+
+/** Issue 12's findings; those without a row yet are listed under the table so the gap is visible. */
+export const ISSUE_12_FINDINGS: Record<string, string> = {
+  '1': 'working folder holding the tool home or secrets',
+  '2': 'build contexts following symlinks',
+  '3': 'terminal escapes in bottle strings',
+  '4': 'agent run by name instead of uid',
+  '5': 'capability endpoint flood',
+  '6': 'credential port on every interface',
+  '7': 'plain-HTTP route requests skipping the path check',
+  '8': 'TRACE/TRACK reflecting the secret',
+  '9': '"..;" segments',
+  '10': 'interception CA unconstrained for IP addresses',
+  '11': 'NAT64, 6to4 and site-local IPv6 answers',
+  '12': 'no default resource limits',
+  '13': 'secrets left on disk after a failed launch',
+  '14': 'tunnels without a matching TLS name or Host',
+  '15': 'exfiltration-friendly default hosts',
+  '16': 'network-level attempts leaving no event',
+};
+
+export function escapeTable(rows: readonly EscapeRow[]): string {
+  const lines: string[] = [];
+  const yesNo = (value: boolean | null) => (value === null ? 'n/a' : value ? 'yes' : 'NO');
+  const table = [
+    ['runtime', 'finding', 'attempt', 'refused', 'event', 'leaked'],
+    ...rows.map((r) => [
+      r.runtime,
+      r.finding,
+      r.attempt,
+      yesNo(r.refused),
+      yesNo(r.recorded),
+      r.leaked ? 'LEAKED' : 'no',
+    ]),
+  ];
+  const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
+  for (const row of table) lines.push('  ' + row.map((cell, i) => cell.padEnd(widths[i])).join('  '));
+  lines.push('');
+  for (const runtime of [...new Set(rows.map((r) => r.runtime))]) {
+    const mine = rows.filter((r) => r.runtime === runtime);
+    const eventful = mine.filter((r) => r.recorded !== null);
+    lines.push(
+      `  ${runtime}: attempts tried ${mine.length}, refused ${mine.filter((r) => r.refused).length}, ` +
+        `recorded as events ${eventful.filter((r) => r.recorded).length} of ${eventful.length} gateway-level, ` +
+        `leaked ${mine.filter((r) => r.leaked).length} (must be 0)`,
+    );
+  }
+  const covered = new Set(rows.map((r) => r.finding));
+  const missing = Object.entries(ISSUE_12_FINDINGS).filter(([n]) => !covered.has(n));
+  if (missing.length > 0)
+    lines.push(`  issue 12 findings with no case here yet: ${missing.map(([n, what]) => `${n} (${what})`).join('; ')}`);
+  return lines.join('\n');
+}
+
+/** Runs the suite (its progress goes to stderr) and prints the table on stdout. */
+export async function benchEscape(): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'cb-escape-'));
+  const tableFile = join(dir, 'rows.json');
+  try {
+    const code = await new Promise<number>((resolve) => {
+      const child = spawn('npx', ['vitest', 'run', 'test/integration/escape-suite.test.ts'], {
+        cwd: REPO,
+        env: {
+          ...process.env,
+          ESCAPE_TABLE_FILE: tableFile,
+          REDIS_URL_TEST: process.env.REDIS_URL_TEST ?? 'redis://127.0.0.1:6379',
+        },
+        stdio: ['ignore', process.stderr, process.stderr],
+      });
+      child.on('close', (exitCode) => resolve(exitCode ?? 1));
+    });
+    const rows = existsSync(tableFile) ? (JSON.parse(readFileSync(tableFile, 'utf8')) as EscapeRow[]) : [];
+    console.log('\nEscape suite (issue 12): attempts from inside real bottles');
+    console.log(rows.length > 0 ? escapeTable(rows) : '  the suite recorded no attempts (see its output above)');
+    if (code !== 0) console.log(`  the escape suite failed (vitest exit ${code}): see its output above`);
+    return code;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
