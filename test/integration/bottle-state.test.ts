@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { LifecycleEvent } from '../../src/events/schema.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
 
@@ -61,7 +62,9 @@ async function expectPreserved(identity: string, reason: string): Promise<Lifecy
 describe('metadata.json', () => {
   it('is written at prepare with agent, cwd, copy_cwd, started_at and the Docker host, and read while the bottle runs; bottle stop preserves', async () => {
     const before = Date.now();
-    const cwd = realpathSync(h.home);
+    // A project folder of its own: the state folder itself is refused as a working folder.
+    const cwd = realpathSync(mkdtempSync(join(tmpdir(), 'cb-state-cwd-')));
+    onTestFinished(() => rmSync(cwd, { recursive: true, force: true }));
     const started = await h.cli(['--manifest', manifest, 'start', 'sleeper', '--detach', '--cwd', cwd]);
     const identity = identityFrom(started);
     await h.waitForEvent(identity, 'agent.started');

@@ -3,6 +3,7 @@ import { loadManifest } from '../../manifest/load.js';
 import { formatPlanText } from '../../plan/format-text.js';
 import { resolvePlan } from '../../plan/resolve.js';
 import { gatherPlanFacts, type GatherOptions } from '../plan-facts.js';
+import { refuseUnsafeWorkdir } from '../workdir-guard.js';
 
 export interface DryRunOptions {
   manifestPath?: string;
@@ -25,6 +26,8 @@ export async function runDryRun(
 ): Promise<number> {
   const loaded = await loadManifest({ path: opts.manifestPath });
   const cwd = opts.cwd ?? process.cwd();
+  // What a real start would refuse, a dry run refuses too: it shows what would happen.
+  refuseUnsafeWorkdir(cwd, loaded);
   const unplannable: string[] = [];
   const facts = await gatherPlanFacts({
     loaded,
