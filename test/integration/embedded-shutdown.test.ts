@@ -33,7 +33,8 @@ const bottle = (args: string[]) =>
 
 beforeAll(() => {
   const box = { name: 'box', extra_hosts: PIN_DEFAULT_HOSTS };
-  writeFileSync(manifest, JSON.stringify({ bottles: [box], agents: [{ name: 'sleeper', bottle: 'box', command: ['sleep', '600'] }] }));
+  const sleeper = { name: 'sleeper', bottle: 'box', command: ['sleep', '600'] };
+  writeFileSync(manifest, JSON.stringify({ bottles: [box], agents: [sleeper] }));
   // A process of ours that no shutdown may touch, even when a stale pid file names it.
   decoy = spawn('sleep', ['600'], { stdio: 'ignore' });
 });
@@ -60,7 +61,8 @@ describe('bottle shutdown', () => {
     expect(processAlive(redisPid) && processAlive(workerPid)).toBe(true);
 
     const doctor = bottle(['doctor']);
-    expect(doctor.stdout, doctor.stderr).toContain(`embedded redis-server running (pid ${redisPid}, unix:${join(home, 'redis', 'redis.sock')})`);
+    const socket = join(home, 'redis', 'redis.sock');
+    expect(doctor.stdout, doctor.stderr).toContain(`embedded redis-server running (pid ${redisPid}, unix:${socket})`);
     expect(doctor.stdout).toContain(`embedded worker running (pid ${workerPid}`);
     expect(doctor.stdout).toContain('bottle shutdown');
 
@@ -85,7 +87,8 @@ describe('bottle shutdown', () => {
     expect(existsSync(workerPidFile)).toBe(false);
     // Nothing else: the decoy and the machine's shared Redis still run.
     expect(processAlive(decoy.pid!)).toBe(true);
-    const shared = new Redis(process.env.REDIS_URL_TEST ?? 'redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 1 });
+    const sharedUrl = process.env.REDIS_URL_TEST ?? 'redis://127.0.0.1:6379';
+    const shared = new Redis(sharedUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
     try {
       await shared.connect();
       expect(await shared.ping()).toBe('PONG');

@@ -2,7 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findSupersededImages, formatBytes, removeImages } from '../../src/effects/docker/images-cleanup.js';
+import { findSupersededImages, removeImages } from '../../src/effects/docker/images-cleanup.js';
+import { formatBytes } from '../../src/shared/format-bytes.js';
 import { CREATED_BY, LABELS } from '../../src/shared/names.js';
 
 /**
@@ -63,7 +64,8 @@ describe('superseded claude-bottle images', () => {
   });
 
   it('skips an image a container still uses instead of forcing it', async () => {
-    const container = await docker.createContainer({ Image: tag('v1'), Cmd: ['true'], Labels: { [LABELS.createdBy]: 'cleanup-test' } });
+    const labels = { [LABELS.createdBy]: 'cleanup-test' };
+    const container = await docker.createContainer({ Image: tag('v1'), Cmd: ['true'], Labels: labels });
     containers.push(container.id);
     const scan = await findSupersededImages(docker, { inUse: [tag('v0')], keep: [tag('v2')], scope: ours });
     const removal = await removeImages(docker, scan.superseded);

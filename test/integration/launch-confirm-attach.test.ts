@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABELS } from '../../src/shared/names.js';
-import { BOTTLE_BIN, identityFrom, PIN_DEFAULT_HOSTS, REPO, startHarness, type BottleHarness } from '../support/cli-harness.js';
+import { BOTTLE_BIN, identityFrom, PIN_DEFAULT_HOSTS, REPO, startHarness } from '../support/cli-harness.js';
+import type { BottleHarness } from '../support/cli-harness.js';
 
 /**
  * Issue 13, items 2 and 7, through a real terminal where it matters: `start`
@@ -66,7 +67,12 @@ function inTmux(args: string[]): TerminalRun {
   const session = `cbc-${randomBytes(3).toString('hex')}`;
   const exitFile = join(work, `${session}.exit`);
   const script = join(work, `${session}.sh`);
-  const env = { PATH: h.env.PATH ?? '/usr/bin:/bin', HOME: h.env.HOME ?? '/root', CLAUDE_BOTTLE_HOME: h.home, REDIS_URL: h.redis.url };
+  const env = {
+    PATH: h.env.PATH ?? '/usr/bin:/bin',
+    HOME: h.env.HOME ?? '/root',
+    CLAUDE_BOTTLE_HOME: h.home,
+    REDIS_URL: h.redis.url,
+  };
   const envArgs = Object.entries(env).map(([k, v]) => `${k}=${q(v)}`).join(' ');
   writeFileSync(
     script,
@@ -84,11 +90,16 @@ function inTmux(args: string[]): TerminalRun {
   return {
     session,
     screen,
-    exitCode: async () => Number(await until(`${session} to exit`, () => existsSync(exitFile) && readFileSync(exitFile, 'utf8').trim())),
+    exitCode: async () => {
+      const recorded = () => existsSync(exitFile) && readFileSync(exitFile, 'utf8').trim();
+      return Number(await until(`${session} to exit`, recorded));
+    },
   };
 }
 
-async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
+type Probe<T> = () => T | undefined | false | Promise<T | undefined | false>;
+
+async function until<T>(what: string, probe: Probe<T>, timeoutMs = 90_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await probe();
@@ -99,7 +110,8 @@ async function until<T>(what: string, probe: () => T | undefined | false | Promi
 }
 
 async function labelledContainers(identity: string): Promise<string[]> {
-  const found = await h.docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${LABELS.identity}=${identity}`] }) });
+  const filters = JSON.stringify({ label: [`${LABELS.identity}=${identity}`] });
+  const found = await h.docker.listContainers({ all: true, filters });
   return found.map((c) => c.Names[0]);
 }
 
@@ -107,7 +119,8 @@ describe('confirm before launch', () => {
   it('without a terminal and without --yes, start and resume refuse with exit 2 and create nothing', async () => {
     const start = await h.cli(['--manifest', manifest, 'start', 'shell'], { askToLaunch: true });
     expect(start.code).toBe(2);
-    expect(start.stderr.trim().split('\n')).toEqual([expect.stringMatching(/no terminal to confirm the launch on; pass --yes/)]);
+    const refusal = /no terminal to confirm the launch on; pass --yes/;
+    expect(start.stderr.trim().split('\n')).toEqual([expect.stringMatching(refusal)]);
     const resume = await h.cli(['--manifest', manifest, 'resume', 'shell-abcde'], { askToLaunch: true });
     expect(resume.code).toBe(2);
     expect(resume.stderr).toContain('pass --yes');
@@ -192,7 +205,8 @@ describe('a launch that fails', () => {
     const text = await h.cli(['list']);
     expect(text.stdout).toMatch(new RegExp(`${identity}\\s.*failed`));
     const dashboard = inTmux(['dashboard']);
-    await until('the failed bottle in the dashboard', () => new RegExp(`${identity}\\s.*failed`).test(dashboard.screen()), 30_000);
+    const failedRow = new RegExp(`${identity}\\s.*failed`);
+    await until('the failed bottle in the dashboard', () => failedRow.test(dashboard.screen()), 30_000);
     tmux('send-keys', '-t', dashboard.session, 'q');
     expect(await dashboard.exitCode()).toBe(0);
   }, 300_000);

@@ -33,6 +33,13 @@ export interface CliResult {
   stderr: string;
 }
 
+export interface CliOptions {
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  cwd?: string;
+  askToLaunch?: boolean;
+}
+
 export interface BottleHarness {
   home: string;
   redis: TestRedis;
@@ -45,7 +52,7 @@ export interface BottleHarness {
    * Runs `bottle ARGS` without a terminal. `start` and `resume` get `--yes` (without a terminal they
    * refuse to launch unasked) unless `askToLaunch` is set, for the tests of that refusal.
    */
-  cli(args: string[], opts?: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string; askToLaunch?: boolean }): Promise<CliResult>;
+  cli(args: string[], opts?: CliOptions): Promise<CliResult>;
   waitForEvent(identity: string, type: string, timeoutMs?: number): Promise<LifecycleEvent[]>;
   cleanup(): Promise<void>;
 }
@@ -93,7 +100,11 @@ export async function startHarness(opts: { env?: NodeJS.ProcessEnv } = {}): Prom
     cli(args, o = {}) {
       return new Promise((resolveRun) => {
         const argv = o.askToLaunch ? args : withYes(args);
-        const child = spawn(process.execPath, [BOTTLE_BIN, ...argv], { cwd: o.cwd ?? REPO, env: { ...env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = spawn(process.execPath, [BOTTLE_BIN, ...argv], {
+          cwd: o.cwd ?? REPO,
+          env: { ...env, ...o.env },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
         let stdout = '';
         let stderr = '';
         child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));

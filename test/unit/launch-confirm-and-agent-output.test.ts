@@ -20,7 +20,11 @@ describe('confirm before launch', () => {
 
   it('shows the plan and launches only on y or yes', async () => {
     const plan = fakePlan('demo-abcde');
-    for (const [answer, launch] of [['y', true], ['YES', true], [' y ', true], ['', false], ['n', false], ['no', false], ['maybe', false]] as const) {
+    const answers = [
+      ['y', true], ['YES', true], [' y ', true],
+      ['', false], ['n', false], ['no', false], ['maybe', false],
+    ] as const;
+    for (const [answer, launch] of answers) {
       const io = capture(true);
       const questions: string[] = [];
       const ok = await confirmLaunch(plan, false, io, async (q) => (questions.push(q), answer));
