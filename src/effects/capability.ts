@@ -1,8 +1,9 @@
+import type { PendingCapability } from '../machines/context.js';
 import { egressAllowEntry } from '../shared/capability.js';
 import { removeBottleResources } from './docker/teardown.js';
 import { snapshotTranscript } from './snapshot.js';
 import { addApprovedEgress, markPreserved, writeBottleDockerfile } from './state.js';
-import { PermanentEffectError, type EffectDeps, type EffectHandler } from './types.js';
+import { PermanentEffectError, type EffectContext, type EffectDeps, type EffectHandler } from './types.js';
 
 /**
  * apply_capability: writes an approved request into the bottle's state (its
@@ -14,8 +15,7 @@ export const applyCapability =
   async (req, ctx) => {
     const { request } = req.params;
     if (request.kind === 'dockerfile') {
-      if (!request.dockerfile) throw new PermanentEffectError('dockerfile capability request carries no Dockerfile');
-      await writeBottleDockerfile(ctx.identity, request.dockerfile);
+      await writeBottleDockerfile(ctx.identity, await requestedDockerfile(ctx, request));
     } else {
       const entry = egressAllowEntry(request);
       if (!entry) throw new PermanentEffectError('egress capability request carries no host');
@@ -27,6 +27,22 @@ export const applyCapability =
     await removeBottleResources(docker, ctx.identity);
     return [snapshot, { type: 'bottle.preserved', data: { reason: 'capability', resume_hint: resumeHint(ctx.identity) } }];
   };
+
+/** The approved Dockerfile, from the request's own event in the log (the live state keeps only its length). */
+async function requestedDockerfile(ctx: EffectContext, request: PendingCapability): Promise<string> {
+  const event = await ctx.loggedEvent?.(request.requested_seq);
+  const matches = event?.type === 'capability.requested' && event.data.request_id === request.request_id;
+  const dockerfile = matches ? event.data.dockerfile : undefined;
+  if (dockerfile === undefined) {
+    const where = `the event log at seq ${request.requested_seq}`;
+    throw new PermanentEffectError(`the Dockerfile of capability request ${request.request_id} is not in ${where}`);
+  }
+  if (request.dockerfile_chars !== undefined && dockerfile.length !== request.dockerfile_chars) {
+    const id = request.request_id;
+    throw new PermanentEffectError(`the logged Dockerfile of capability request ${id} is not the one approved`);
+  }
+  return dockerfile;
+}
 
 export function resumeHint(identity: string): string {
   return `bottle resume ${identity}`;

@@ -1,5 +1,6 @@
 import type { EffectKind, EffectOutcome, EffectRequest, ObservationEvent } from '../machines/effects.js';
 import type { BottlePlan } from '../plan/schema.js';
+import type { LifecycleEvent } from '../events/schema.js';
 
 /**
  * The one narrow interface between the worker and the outside world. The
@@ -19,6 +20,8 @@ export interface EffectContext {
   signal: AbortSignal;
   /** Highest egress decision number already recorded, so a retried watcher skips those. */
   lastEgressDecision: number;
+  /** The bottle's logged event at `seq` (a capability request's Dockerfile is read from there). */
+  loggedEvent?(seq: number): Promise<LifecycleEvent | undefined>;
 }
 
 export type EffectHandler<K extends EffectKind> = (req: EffectRequest<K>, ctx: EffectContext) => Promise<EffectOutcome<K>[]>;

@@ -383,9 +383,13 @@ function networkLayoutOf(event: LifecycleEvent): NetworkLayout | null {
   };
 }
 
-/** What the context keeps of a request: its data (without the queuing flag) and where it is in the log. */
+/**
+ * What the context keeps of a request: its data (without the queuing flag) and where it is in
+ * the log; of a Dockerfile only its length (readers take the body from the event).
+ */
 function pendingFrom(event: LifecycleEvent): PendingCapability {
   if (event.type !== 'capability.requested') throw new Error(`not a capability request: ${event.type}`);
-  const { queue_if_pending: _queued, ...request } = event.data;
-  return { ...request, requested_seq: event.seq };
+  const { queue_if_pending: _queued, dockerfile, ...request } = event.data;
+  const size = dockerfile !== undefined ? { dockerfile_chars: dockerfile.length } : {};
+  return { ...request, ...size, requested_seq: event.seq };
 }

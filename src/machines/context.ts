@@ -7,9 +7,14 @@ import { CapabilityRequestSchema } from '../shared/capability.js';
  * worker caches the folded state in Redis and `bottle replay` compares it
  * with a fresh fold, so everything here must round-trip through JSON.
  */
-export const PendingCapabilitySchema = CapabilityRequestSchema.extend({
+export const PendingCapabilitySchema = CapabilityRequestSchema.omit({ dockerfile: true }).extend({
   /** seq of the capability.requested event. */
   requested_seq: z.number(),
+  /**
+   * Length of a requested Dockerfile. The body stays in the capability.requested event at
+   * requested_seq: the live state is rewritten on every append, and requests can queue up.
+   */
+  dockerfile_chars: z.number().int().nonnegative().optional(),
 });
 export type PendingCapability = z.infer<typeof PendingCapabilitySchema>;
 
@@ -70,7 +75,7 @@ const StateValueSchema: z.ZodType<StateValue> = z.lazy(() => z.union([z.string()
  * Bumped whenever the machine's states or context change shape: a live state
  * cached by another version is not trusted, and the log is folded again.
  */
-export const MACHINE_VERSION = 2;
+export const MACHINE_VERSION = 3;
 
 export const BottleStateSchema = z.object({
   machine: z.literal(MACHINE_VERSION),

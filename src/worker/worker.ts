@@ -88,10 +88,21 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
     return lastSeq > 0 && !isTerminal(state) && stateName(state) !== 'preserved';
   };
 
+  const imagesInUse = async () => {
+    const tags = new Set<string>();
+    for (const entry of await log.listBottles()) {
+      const { state } = await engine.currentState(entry.identity);
+      if (stateName(state) === 'cleaned') continue;
+      const plan = BottlePlanSchema.safeParse(state.context.plan);
+      if (plan.success) [plan.data.image.tag, plan.data.gateway_image.tag].forEach((tag) => tags.add(tag));
+    }
+    return [...tags];
+  };
+
   const runHostTask = async (task: HostTask): Promise<CleanupReport> => {
     if (!opts.hostTasks) throw new UnrecoverableError(`this worker runs no host tasks (asked for ${task.task})`);
     say(`host task ${task.task}${task.dry_run ? ' (dry run)' : ''}`);
-    return CleanupReportSchema.parse(await opts.hostTasks.cleanup(task, { id: store, isLive }));
+    return CleanupReportSchema.parse(await opts.hostTasks.cleanup(task, { id: store, isLive, imagesInUse }));
   };
 
   const runEffect = async (job: Job, req: EffectRequest, token?: string): Promise<unknown> => {
@@ -110,6 +121,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
         signal: effectAbort.signal,
         // The machine tracks the highest gateway decision recorded since the last gateway start.
         lastEgressDecision: state.context.lastEgressDecision,
+        loggedEvent: async (seq) => (await log.read(req.identity, seq, seq))[0],
         observe: async (observed) => {
           await engine.apply(req.identity, observed);
         },

@@ -10,7 +10,7 @@ import { ensureConnected, gatewayContainerSpec } from '../../src/effects/docker/
 import { ADDRESSLESS_BRIDGE_OPTION } from '../../src/effects/docker/networks.js';
 import { effectHandlers } from '../../src/effects/index.js';
 import { PermanentEffectError, type EffectContext, type EffectHandler } from '../../src/effects/types.js';
-import type { NewEvent } from '../../src/events/schema.js';
+import type { LifecycleEvent, NewEvent } from '../../src/events/schema.js';
 import { GATEWAY_CONFIG_PATH, GATEWAY_FILES_DIR, GATEWAY_SECRETS_PATH } from '../../src/gateway/protocol.js';
 import type { NetworkLayout } from '../../src/machines/context.js';
 import type { EffectKind, EffectOutcome, EffectParams, EffectRequest } from '../../src/machines/effects.js';
@@ -37,8 +37,14 @@ const identities: string[] = [];
 /** A stand-in gateway that prints its ready line and listens only once /tmp/go exists in it. */
 const heldGatewayImage = `claude-bottle-test/standin-held:${testIdentity('img')}`;
 
-function context(plan: BottlePlan, observed: NewEvent[] = [], lastEgressDecision = 0): EffectContext {
+function context(
+  plan: BottlePlan,
+  observed: NewEvent[] = [],
+  lastEgressDecision = 0,
+  logged: LifecycleEvent[] = [],
+): EffectContext {
   return {
+    loggedEvent: async (seq) => logged.find((e) => e.seq === seq),
     identity: plan.identity,
     plan,
     observe: async (events) => {
@@ -54,12 +60,13 @@ interface RunOptions<K extends EffectKind> {
   params?: EffectParams<K>;
   observed?: NewEvent[];
   lastEgressDecision?: number;
+  logged?: LifecycleEvent[];
 }
 
 function run<K extends EffectKind>(kind: K, plan: BottlePlan, opts: RunOptions<K> = {}): Promise<EffectOutcome<K>[]> {
   const req = { kind, identity: plan.identity, causedBySeq: 1, params: opts.params ?? {} } as EffectRequest<K>;
   const handler = handlers[kind] as EffectHandler<K>;
-  return handler(req, context(plan, opts.observed, opts.lastEgressDecision));
+  return handler(req, context(plan, opts.observed, opts.lastEgressDecision, opts.logged));
 }
 
 /** What the machine passes the launch effects: the layout network.created reported. */
@@ -550,14 +557,14 @@ describe('preservation handlers', () => {
 
   it('apply_capability for a Dockerfile writes the per-bottle Dockerfile and preserves the bottle', async () => {
     const plan = freshPlan();
-    const request = {
-      request_id: 'r1',
-      kind: 'dockerfile' as const,
-      dockerfile: 'FROM debian:bookworm-slim\nRUN true',
-      reason: 'need a tool',
-      requested_seq: 7,
-    };
-    const events = await run('apply_capability', plan, { params: { request, approved_by: 'me' } });
+    const dockerfile = 'FROM debian:bookworm-slim\nRUN true';
+    const asked = { request_id: 'r1', kind: 'dockerfile' as const, reason: 'need a tool' };
+    const request = { ...asked, dockerfile_chars: dockerfile.length, requested_seq: 7 };
+    // The body is read from the request's own event, not from the live state.
+    const requested = { ...asked, dockerfile, queue_if_pending: true };
+    const at = new Date().toISOString();
+    const logged = [{ seq: 7, type: 'capability.requested', at, v: 2, data: requested }] as LifecycleEvent[];
+    const events = await run('apply_capability', plan, { params: { request, approved_by: 'me' }, logged });
     // No agent container exists here, so the snapshot reports it missing; the bottle is preserved regardless.
     expect(events.map((e) => e.type)).toEqual(['transcript.snapshotted', 'bottle.preserved']);
     const data = { reason: 'capability', resume_hint: `bottle resume ${plan.identity}` };

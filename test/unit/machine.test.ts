@@ -498,7 +498,8 @@ describe('capability requests', () => {
       {
         request_id: 'req-2',
         kind: 'dockerfile',
-        dockerfile: 'RUN apt-get install -y jq',
+        // The body stays in the log; the live state, rewritten on every append, keeps its length.
+        dockerfile_chars: 'RUN apt-get install -y jq'.length,
         reason: 'jq',
         requested_seq: LAUNCHED + 2,
       },
