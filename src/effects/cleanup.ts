@@ -1,12 +1,14 @@
 import type Docker from 'dockerode';
 import type { CleanupReport, CleanupTask, EventStoreView } from '../worker/host-task.js';
+import { findSupersededImages, removeImages } from './docker/images-cleanup.js';
 import { findOrphans, removeOrphans } from './docker/orphans.js';
 import { removeState, resumableStateFolders } from './state.js';
 
 /**
  * `bottle cleanup` on the worker's host: Docker resources labelled for this
- * event store whose bottle is not live, and state folders nothing will
- * resume (no preservation marker, bottle not live). Preserved state is never
+ * event store whose bottle is not live, state folders nothing will resume
+ * (no preservation marker, bottle not live), and superseded claude-bottle
+ * images no live or resumable bottle uses. Preserved state is never
  * touched; resources of another event store are not judged.
  */
 export async function cleanupHost(
@@ -21,17 +23,22 @@ export async function cleanupHost(
     if (folder.preserved || (await isLive(folder.identity))) continue;
     staleState.push(folder);
   }
+  // Containers go first: an orphan container still holds its image.
   if (!task.dry_run) {
     await removeOrphans(docker, orphans);
     for (const folder of staleState) await removeState(folder.identity);
   }
+  const images = await findSupersededImages(docker, { inUse: await store.imagesInUse() });
+  const removal = task.dry_run ? undefined : await removeImages(docker, images.superseded);
+  const imagesGone = removal ? removal.removed : images.superseded;
   const named = (r: { name: string; why: 'not-live' | 'earlier-version' }) => ({ name: r.name, why: r.why });
   return {
     dry_run: task.dry_run,
     containers: orphans.containers.map(named),
     networks: orphans.networks.map(named),
     state: staleState.map((f) => f.dir),
-    images: [],
-    freed_bytes: 0,
+    images: imagesGone.map((i) => ({ tag: i.tag, bytes: i.uniqueSize })),
+    images_skipped: (removal?.skipped ?? []).map((s) => ({ tag: s.image.tag, reason: s.reason })),
+    freed_bytes: removal?.bytesFreed ?? 0,
   };
 }

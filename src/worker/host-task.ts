@@ -31,6 +31,8 @@ export const CleanupReportSchema = z.object({
   state: z.array(z.string()),
   /** Superseded claude-bottle images no preserved or running bottle uses. */
   images: z.array(z.object({ tag: z.string(), bytes: z.number().nonnegative() })).default([]),
+  /** Superseded images the daemon would not remove (a container outside claude-bottle uses one). */
+  images_skipped: z.array(z.object({ tag: z.string(), reason: z.string() })).default([]),
   /** Space given back by removing those images (0 on a dry run). */
   freed_bytes: z.number().nonnegative().default(0),
 });
@@ -42,6 +44,8 @@ export interface EventStoreView {
   id: string;
   /** Whether a bottle is live (launching, running, stopping) by its event log. */
   isLive(identity: string): Promise<boolean>;
+  /** The image tags of every bottle that is live or kept for a resume (preserved or failed). */
+  imagesInUse(): Promise<string[]>;
 }
 
 /** What a worker runs host tasks with; the effects layer provides it. */

@@ -1,4 +1,5 @@
 import { RuntimeFailure } from '../../shared/errors.js';
+import { formatBytes } from '../../shared/format-bytes.js';
 import { CleanupReportSchema, type CleanupReport } from '../../worker/host-task.js';
 import type { CliIO } from '../io.js';
 import { openSession } from '../session.js';
@@ -33,6 +34,7 @@ function printReport(report: CleanupReport, io: CliIO): void {
     ...report.state.map((dir) => `state ${dir}`),
     ...report.images.map((i) => `image ${i.tag} (${formatBytes(i.bytes)})`),
   ];
+  for (const skipped of report.images_skipped) io.stdout(`kept image ${skipped.tag}: ${skipped.reason}`);
   if (lines.length === 0) {
     io.stdout('nothing to clean up');
     return;
@@ -40,17 +42,6 @@ function printReport(report: CleanupReport, io: CliIO): void {
   for (const line of lines) io.stdout(`${report.dry_run ? 'would remove' : 'removed'} ${line}`);
   if (report.images.length > 0) {
     const total = report.images.reduce((sum, i) => sum + i.bytes, 0);
-    io.stdout(report.dry_run ? `would free ${formatBytes(total)}` : `freed ${formatBytes(report.freed_bytes)}`);
+    io.stdout(report.dry_run ? `would free at least ${formatBytes(total)}` : `freed ${formatBytes(report.freed_bytes)}`);
   }
-}
-
-function formatBytes(bytes: number): string {
-  const units = ['B', 'KB', 'MB', 'GB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit += 1;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
