@@ -1,3 +1,4 @@
+import type Docker from 'dockerode';
 import {
   AGENT_HOME,
   agentEnvironment,
@@ -10,12 +11,14 @@ import {
   TRANSCRIPT_TARGET,
 } from '../plan/agent-env.js';
 import type { NetworkLayout } from '../machines/context.js';
+import { CLAUDE_GLOBAL_CONFIG_TARGET } from '../plan/claude-state.js';
 import type { BottlePlan } from '../plan/schema.js';
 import { agentInitEntry, agentLaunch } from './docker/agent-init.js';
 import { readContainerFile } from './docker/archive.js';
 import { statusOf } from './docker/client.js';
 import { agentContainerSpec, ensureContainer, startContainer, startedAt } from './docker/containers.js';
 import {
+  claudeStateEntries,
   cwdEntries,
   promptEntries,
   putEntries,
@@ -48,15 +51,19 @@ function environmentFor(plan: BottlePlan, network: NetworkLayout): Record<string
 }
 
 /** Everything copied into the agent before it starts. */
-async function provisioning(plan: BottlePlan): Promise<ArchiveEntry[]> {
-  const entries: ArchiveEntry[] = [agentInitEntry()];
+async function provisioning(plan: BottlePlan, agent: Docker.Container): Promise<ArchiveEntry[]> {
+  let entries: ArchiveEntry[] = [agentInitEntry()];
   if (plan.prompt) entries.push(...(await promptEntries(plan.prompt, AGENT_TARGETS)));
   entries.push(...(await skillEntries(plan.skills, AGENT_TARGETS)));
   entries.push(...(await sshEntries(plan.ssh, AGENT_TARGETS)));
   // A resume restores the snapshot; so does a retried start that finds one (the folder only exists after a run).
-  if (hasTranscript(plan.identity)) {
-    entries.push(...(await transcriptEntries(stateLocations(plan.identity).transcript, AGENT_TARGETS)));
-  }
+  const restoredTranscript = hasTranscript(plan.identity) ? stateLocations(plan.identity).transcript : undefined;
+  if (restoredTranscript) entries.push(...(await transcriptEntries(restoredTranscript, AGENT_TARGETS)));
+  const shipped = await readContainerFile(agent, CLAUDE_GLOBAL_CONFIG_TARGET);
+  const claudeState = await claudeStateEntries(plan, { globalConfig: shipped?.toString('utf8'), restoredTranscript });
+  // A merged file replaces the restored one of the same name.
+  const merged = new Set(claudeState.filter((e) => e.type === 'file').map((e) => e.path));
+  entries = [...entries.filter((e) => e.type === 'directory' || !merged.has(e.path)), ...claudeState];
   if (plan.copy_cwd) entries.push(...(await cwdEntries(plan.cwd)));
   return entries;
 }
@@ -79,7 +86,7 @@ export const startAgent =
     const spec = agentContainerSpec(plan, { env: environmentFor(plan, network), network, launch });
     const agent = await classifyDockerErrors('creating the agent', () => ensureContainer(docker, spec));
     if (agent.status === 'created') {
-      const entries = await provisioning(plan);
+      const entries = await provisioning(plan, agent.container);
       const ca = req.params.interception_ca;
       if (ca) {
         const systemBundle = await readContainerFile(agent.container, SYSTEM_CA_BUNDLE);

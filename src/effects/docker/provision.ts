@@ -1,9 +1,13 @@
 import type Docker from 'dockerode';
 import { createReadStream } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { join, posix } from 'node:path';
 import { pack as tarPack, type Pack } from 'tar-stream';
+import { AGENT_HOME } from '../../plan/agent-env.js';
+import { CLAUDE_GLOBAL_CONFIG_TARGET, CLAUDE_USER_SETTINGS_TARGET, claudeStateFiles } from '../../plan/claude-state.js';
 import { sshKeyTargets } from '../../plan/resolve.js';
+import type { BottlePlan } from '../../plan/schema.js';
 import { expandHome } from '../../shared/paths.js';
 import { PermanentEffectError } from '../types.js';
 
@@ -198,4 +202,75 @@ export function trustEntries(
     { type: 'file', path: paths.caTarget, mode: 0o444, uid: 0, gid: 0, content: ca },
     { type: 'file', path: paths.bundleTarget, mode: 0o444, uid: 0, gid: 0, content: bundle },
   ];
+}
+
+/** Where the user's own Claude Code keeps its files on this host (CLAUDE_CONFIG_DIR moves both, as for Claude Code). */
+export function userClaudeFiles(
+  env: NodeJS.ProcessEnv = process.env,
+  home = homedir(),
+): { globalConfig: string; settings: string } {
+  const configDir = env.CLAUDE_CONFIG_DIR;
+  return {
+    globalConfig: configDir ? join(configDir, '.claude.json') : join(home, '.claude.json'),
+    settings: join(configDir || join(home, '.claude'), 'settings.json'),
+  };
+}
+
+/** A JSON file's value, or undefined when it is absent, unreadable or not JSON: preferences are optional. */
+async function readOptionalJson(path: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+const MAX_RESTORED_SETTINGS_BYTES = 1024 * 1024;
+
+/**
+ * A restored file the bottle wrote: undefined only when absent. Anything but a
+ * small regular file (a link could point anywhere on this host) reads as '',
+ * which leaves it as it is.
+ */
+async function readRestoredText(path: string): Promise<string | undefined> {
+  try {
+    const s = await lstat(path);
+    if (!s.isFile() || s.size > MAX_RESTORED_SETTINGS_BYTES) return '';
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : '';
+  }
+}
+
+/**
+ * The agent's Claude Code state (src/plan/claude-state.ts says what and why),
+ * merged into what the image ships (`existingGlobalConfig`) and what a restored
+ * transcript holds (`restoredTranscript`, the host folder copied to `~/.claude`).
+ * The user's own files are read for their display preferences only.
+ */
+export async function claudeStateEntries(
+  plan: Pick<BottlePlan, 'cwd' | 'credentials'>,
+  existing: { globalConfig?: string; restoredTranscript?: string },
+  user = userClaudeFiles(),
+  owner = AGENT_OWNER,
+): Promise<ArchiveEntry[]> {
+  const files = claudeStateFiles({
+    plan,
+    userGlobalConfig: await readOptionalJson(user.globalConfig),
+    userSettings: await readOptionalJson(user.settings),
+    existingGlobalConfig: existing.globalConfig,
+    existingSettings: existing.restoredTranscript
+      ? await readRestoredText(join(existing.restoredTranscript, posix.basename(CLAUDE_USER_SETTINGS_TARGET)))
+      : undefined,
+  });
+  const entries: ArchiveEntry[] = [
+    { type: 'file', path: CLAUDE_GLOBAL_CONFIG_TARGET, mode: 0o600, ...owner, content: files.globalConfig },
+  ];
+  if (files.settings !== undefined) {
+    entries.push(
+      ...ownedDirectories(posix.dirname(CLAUDE_USER_SETTINGS_TARGET), AGENT_HOME, owner),
+      { type: 'file', path: CLAUDE_USER_SETTINGS_TARGET, mode: 0o600, ...owner, content: files.settings },
+    );
+  }
+  return entries;
 }

@@ -1,0 +1,249 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CREDENTIAL_PLACEHOLDER } from '../../src/plan/agent-env.js';
+import { startClaudeFixture, TEST_TOKEN_ENV, type ClaudeFixture } from '../support/claude-fixture.js';
+import { BOTTLE_BIN, startHarness, type BottleHarness } from '../support/cli-harness.js';
+import { execIn } from '../support/docker.js';
+
+/**
+ * The real Claude Code, started interactively in a fresh bottle as a user
+ * would (`bottle start claude` on a terminal: tmux owns the pty), on a route
+ * whose upstream is a local fake Messages API, not api.anthropic.com. The
+ * session must open on its prompt with no onboarding, no folder-trust
+ * question and no "use this API key?" question; a typed message gets the
+ * fake's reply on screen; the fake sees the real key; and nothing goes to
+ * api.anthropic.com. The user's own Claude Code display preferences come
+ * along, their account and secrets do not.
+ */
+
+const TMUX_SOCKET = `cbclaude-${randomBytes(4).toString('hex')}`;
+const sessions: string[] = [];
+const fixtures: ClaudeFixture[] = [];
+let h: BottleHarness;
+let work: string;
+let userConfigDir: string;
+
+/** Marks that must never reach the bottle, planted in the user's own Claude Code files. */
+const USER_SECRET_MARKS = [
+  'user-oauth-account-mark',
+  'user-primary-api-key-mark',
+  'user-settings-env-mark',
+  'user-history-mark',
+];
+
+function tmux(...args: string[]): string {
+  return execFileSync('tmux', ['-L', TMUX_SOCKET, ...args], { encoding: 'utf8' });
+}
+
+const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'cb-claude-tty-'));
+  // The user's own Claude Code files on the host (CLAUDE_CONFIG_DIR moves both, as it does for Claude Code itself).
+  userConfigDir = join(work, 'user-claude');
+  mkdirSync(userConfigDir);
+  writeFileSync(
+    join(userConfigDir, '.claude.json'),
+    JSON.stringify({
+      theme: 'light',
+      editorMode: 'vim',
+      hasCompletedOnboarding: true,
+      oauthAccount: { accountUuid: USER_SECRET_MARKS[0], emailAddress: 'user@example.test' },
+      primaryApiKey: USER_SECRET_MARKS[1],
+      projects: {
+        '/home/user/project': { history: [{ display: USER_SECRET_MARKS[3] }], hasTrustDialogAccepted: true },
+      },
+    }),
+  );
+  writeFileSync(
+    join(userConfigDir, 'settings.json'),
+    JSON.stringify({ spinnerTipsEnabled: false, env: { SOME_TOKEN: USER_SECRET_MARKS[2] }, hooks: { Stop: [] } }),
+  );
+  h = await startHarness({ env: { CLAUDE_CONFIG_DIR: userConfigDir } });
+}, 120_000);
+
+afterAll(async () => {
+  for (const s of sessions) {
+    try {
+      tmux('kill-session', '-t', s);
+    } catch {
+      /* already gone */
+    }
+  }
+  rmSync(join(process.env.TMUX_TMPDIR ?? '/tmp', `tmux-${process.getuid?.() ?? 0}`, TMUX_SOCKET), { force: true });
+  for (const f of fixtures) await f.close();
+  await h?.cleanup();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+interface TerminalRun {
+  session: string;
+  exitFile: string;
+  screen(): string;
+}
+
+/** `bottle start --yes <agent>` in a fresh tmux session, from a working folder the agent (uid 1000) can use. */
+function startInTmux(f: ClaudeFixture): TerminalRun {
+  const session = `cbclaude-${randomBytes(3).toString('hex')}`;
+  const cwd = join(work, `${session}-cwd`);
+  mkdirSync(cwd);
+  chownSync(cwd, 1000, 1000);
+  const exitFile = join(work, `${session}.exit`);
+  const script = join(work, `${session}.sh`);
+  const env = {
+    PATH: h.env.PATH ?? '/usr/bin:/bin',
+    HOME: h.env.HOME ?? '/root',
+    CLAUDE_BOTTLE_HOME: h.home,
+    REDIS_URL: h.redis.url,
+    CLAUDE_CONFIG_DIR: userConfigDir,
+    [TEST_TOKEN_ENV]: f.secret,
+  };
+  const assignments = Object.entries(env)
+    .map(([k, v]) => `${k}=${q(v)}`)
+    .join(' ');
+  const bottleArgs = `--manifest ${q(f.manifestPath)} start --yes ${q(f.agent)}`;
+  writeFileSync(
+    script,
+    [
+      `cd ${q(cwd)}`,
+      `env -i ${assignments} TERM="$TERM" ${q(process.execPath)} ${q(BOTTLE_BIN)} ${bottleArgs}`,
+      `echo $? > ${q(exitFile)}`,
+      'sleep 3600',
+      '',
+    ].join('\n'),
+  );
+  tmux('new-session', '-d', '-s', session, '-x', '120', '-y', '40', `bash ${q(script)}`);
+  sessions.push(session);
+  return { session, exitFile, screen: () => tmux('capture-pane', '-p', '-J', '-S', '-200', '-t', session) };
+}
+
+async function until<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 90_000,
+  onTimeout: () => string = () => '',
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${onTimeout()}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function identityOf(agent: string): Promise<string> {
+  return until(`a ${agent} bottle`, async () => (await h.log.listBottles()).find((b) => b.agent === agent)?.identity);
+}
+
+/** What Claude Code shows before a session when its state is missing: none may appear. */
+const DIALOGS = [
+  /Welcome to Claude Code/i,
+  /Unable to connect to Anthropic services/i,
+  /Accessing workspace/i,
+  /trust this folder/i,
+  /Detected a custom API key/i,
+  /Do you want to use this API key/i,
+  /Select login method|Choose the text style/i,
+];
+
+/** Claude Code's input box is ready: its banner and the prompt's status line are drawn. */
+const readyPrompt = (screen: string) => /Claude Code v\d/.test(screen) && /shift\+tab|\? for shortcuts/.test(screen);
+
+async function openSession(f: ClaudeFixture): Promise<{ run: TerminalRun; identity: string }> {
+  const run = startInTmux(f);
+  const identity = await identityOf(f.agent);
+  await h.waitForEvent(identity, 'agent.started');
+  const shown = (screen: string) =>
+    readyPrompt(screen) || DIALOGS.some((dialog) => dialog.test(screen)) || existsSync(run.exitFile);
+  const screen = await until('Claude Code prompt', () => shown(run.screen()) && run.screen(), 120_000).catch(
+    async (err) => {
+      // A hang before the first screen is the onboarding waiting on an Anthropic host: say which hosts it asked for.
+      throw new Error(
+        `${(err as Error).message}\negress: ${(await egressHosts(identity)).join(', ')}\n${run.screen()}`,
+      );
+    },
+  );
+  for (const dialog of DIALOGS) expect(screen, screen).not.toMatch(dialog);
+  expect(readyPrompt(screen), screen).toBe(true);
+  return { run, identity };
+}
+
+async function talk(f: ClaudeFixture, run: TerminalRun): Promise<void> {
+  tmux('send-keys', '-t', run.session, '-l', 'say hello to the bottle');
+  tmux('send-keys', '-t', run.session, 'Enter');
+  await until('the fake reply on screen', () => run.screen().includes(f.reply), 120_000, run.screen);
+  for (const dialog of DIALOGS) expect(run.screen()).not.toMatch(dialog);
+}
+
+async function egressHosts(identity: string): Promise<string[]> {
+  const events = await h.log.read(identity);
+  return events
+    .filter((e) => e.type === 'egress.allowed' || e.type === 'egress.denied')
+    .map((e) => String((e.data as { host?: string }).host));
+}
+
+function messageRequests(f: ClaudeFixture) {
+  return f.fake.requests.filter((r) => r.method === 'POST' && r.url.split('?')[0] === '/v1/messages');
+}
+
+async function exitSession(run: TerminalRun): Promise<void> {
+  tmux('send-keys', '-t', run.session, 'C-c');
+  tmux('send-keys', '-t', run.session, 'C-c');
+  await until('the CLI to exit', () => existsSync(run.exitFile), 60_000, run.screen).catch(() => undefined);
+}
+
+describe('interactive claude in a fresh bottle goes straight to the prompt', () => {
+  it('api-key route: no dialog, the typed message gets the reply, the fake gets the real key', async () => {
+    const f = await startClaudeFixture(h, {
+      auth: 'api-key',
+      bottle: 'tty-api',
+      agents: [{ name: 'tty-api' }],
+      reply: 'Straight to the prompt, via the fake.',
+    });
+    fixtures.push(f);
+    const { run, identity } = await openSession(f);
+    await talk(f, run);
+
+    expect(messageRequests(f).length).toBeGreaterThan(0);
+    for (const r of f.fake.requests) {
+      expect(r.headers['x-api-key']).toBe(f.secret);
+      expect(r.headers.authorization).toBeUndefined();
+      expect(JSON.stringify(r.headers) + r.body).not.toContain(CREDENTIAL_PLACEHOLDER);
+    }
+    // The route's upstream is the fake: Claude Code asked no Anthropic host for anything (onboarding would have).
+    expect((await egressHosts(identity)).filter((host) => host.endsWith('anthropic.com'))).toEqual([]);
+
+    // What was provisioned: the user's display preferences came along, nothing of their account or secrets.
+    const agent = h.docker.getContainer(`cb-${identity}-agent`);
+    const { output: config } = await execIn(agent, ['cat', '/home/node/.claude.json'], { user: '1000' });
+    const { output: settings } = await execIn(agent, ['cat', '/home/node/.claude/settings.json'], { user: '1000' });
+    expect(config).toMatch(/"theme":\s*"light"/);
+    expect(config).toMatch(/"editorMode":\s*"vim"/);
+    expect(settings).toMatch(/"spinnerTipsEnabled":\s*false/);
+    for (const mark of USER_SECRET_MARKS) expect(config + settings).not.toContain(mark);
+    expect(config + settings).not.toContain('user@example.test');
+    expect(settings).not.toContain('hooks');
+    await exitSession(run);
+  }, 360_000);
+
+  it('oauth route: no dialog and the reply arrives, the fake sees the real token as Bearer', async () => {
+    const f = await startClaudeFixture(h, {
+      auth: 'oauth',
+      bottle: 'tty-oauth',
+      agents: [{ name: 'tty-oauth' }],
+      reply: 'OAuth route answered interactively.',
+    });
+    fixtures.push(f);
+    const { run, identity } = await openSession(f);
+    await talk(f, run);
+    expect(messageRequests(f).length).toBeGreaterThan(0);
+    for (const r of messageRequests(f)) expect(r.headers.authorization).toBe(`Bearer ${f.secret}`);
+    expect((await egressHosts(identity)).filter((host) => host.endsWith('anthropic.com'))).toEqual([]);
+    await exitSession(run);
+  }, 360_000);
+});
