@@ -86,8 +86,11 @@ interface TerminalRun {
   screen(): string;
 }
 
-/** `bottle start --yes <agent>` in a fresh tmux session, from a working folder the agent (uid 1000) can use. */
-function startInTmux(f: ClaudeFixture): TerminalRun {
+/**
+ * `bottle start --yes <agent>` (or `resume --yes <identity>`) in a fresh tmux session, from a working folder the
+ * agent (uid 1000) can use.
+ */
+function startInTmux(f: ClaudeFixture, resumeIdentity?: string): TerminalRun {
   const session = `cbclaude-${randomBytes(3).toString('hex')}`;
   const cwd = join(work, `${session}-cwd`);
   mkdirSync(cwd);
@@ -105,7 +108,9 @@ function startInTmux(f: ClaudeFixture): TerminalRun {
   const assignments = Object.entries(env)
     .map(([k, v]) => `${k}=${q(v)}`)
     .join(' ');
-  const bottleArgs = `--manifest ${q(f.manifestPath)} start --yes ${q(f.agent)}`;
+  const bottleArgs = resumeIdentity
+    ? `resume --yes ${q(resumeIdentity)}`
+    : `--manifest ${q(f.manifestPath)} start --yes ${q(f.agent)}`;
   writeFileSync(
     script,
     [
@@ -154,9 +159,9 @@ const DIALOGS = [
 /** Claude Code's input box is ready: its banner and the prompt's status line are drawn. */
 const readyPrompt = (screen: string) => /Claude Code v\d/.test(screen) && /shift\+tab|\? for shortcuts/.test(screen);
 
-async function openSession(f: ClaudeFixture): Promise<{ run: TerminalRun; identity: string }> {
-  const run = startInTmux(f);
-  const identity = await identityOf(f.agent);
+async function openSession(f: ClaudeFixture, resumeIdentity?: string): Promise<{ run: TerminalRun; identity: string }> {
+  const run = startInTmux(f, resumeIdentity);
+  const identity = resumeIdentity ?? (await identityOf(f.agent));
   await h.waitForEvent(identity, 'agent.started');
   const shown = (screen: string) =>
     readyPrompt(screen) || DIALOGS.some((dialog) => dialog.test(screen)) || existsSync(run.exitFile);
@@ -173,10 +178,13 @@ async function openSession(f: ClaudeFixture): Promise<{ run: TerminalRun; identi
   return { run, identity };
 }
 
-async function talk(f: ClaudeFixture, run: TerminalRun): Promise<void> {
-  tmux('send-keys', '-t', run.session, '-l', 'say hello to the bottle');
+async function talk(f: ClaudeFixture, run: TerminalRun, message = 'say hello to the bottle'): Promise<void> {
+  const before = f.fake.requests.length;
+  tmux('send-keys', '-t', run.session, '-l', message);
   tmux('send-keys', '-t', run.session, 'Enter');
-  await until('the fake reply on screen', () => run.screen().includes(f.reply), 120_000, run.screen);
+  const answered = () =>
+    f.fake.requests.slice(before).some((r) => r.body.includes(message)) && run.screen().includes(f.reply);
+  await until('the fake reply on screen', answered, 120_000, run.screen);
   for (const dialog of DIALOGS) expect(run.screen()).not.toMatch(dialog);
 }
 
@@ -246,4 +254,46 @@ describe('interactive claude in a fresh bottle goes straight to the prompt', () 
     expect((await egressHosts(identity)).filter((host) => host.endsWith('anthropic.com'))).toEqual([]);
     await exitSession(run);
   }, 360_000);
+
+  it('a resumed bottle opens on the prompt again, continues the conversation and keeps its own settings', async () => {
+    const f = await startClaudeFixture(h, {
+      auth: 'api-key',
+      bottle: 'tty-resume',
+      agents: [{ name: 'tty-resume' }],
+      reply: 'Resumed bottles answer too.',
+    });
+    fixtures.push(f);
+    const first = await openSession(f);
+    await talk(f, first.run);
+    const identity = first.identity;
+    // A setting changed inside the bottle is the bottle's own: the resume must not put the user's back over it.
+    const settingsPath = '/home/node/.claude/settings.json';
+    const agent = h.docker.getContainer(`cb-${identity}-agent`);
+    const changed = await execIn(agent, ['sh', '-c', `echo '{"theme":"dark-daltonized"}' > ${settingsPath}`], {
+      user: '1000',
+    });
+    expect(changed.code, changed.output).toBe(0);
+
+    const stopped = await h.cli(['stop', identity]);
+    expect(stopped.code, stopped.stderr).toBe(0);
+    await h.waitForEvent(identity, 'bottle.preserved');
+    await until('the first CLI to exit', () => existsSync(first.run.exitFile), 60_000, first.run.screen);
+
+    const second = await openSession(f, identity);
+    // Claude Code continued the session: the first exchange is back on screen, then a new one.
+    await until(
+      'the earlier conversation',
+      () => second.run.screen().includes('say hello to the bottle'),
+      60_000,
+      second.run.screen,
+    );
+    await talk(f, second.run, 'and once more after the resume');
+    for (const r of messageRequests(f)) expect(r.headers['x-api-key']).toBe(f.secret);
+
+    const resumedAgent = h.docker.getContainer(`cb-${identity}-agent`);
+    const { output: settings } = await execIn(resumedAgent, ['cat', settingsPath], { user: '1000' });
+    // The bottle's theme stays; the user's missing preference is added back (Claude Code itself may add more).
+    expect(JSON.parse(settings)).toMatchObject({ theme: 'dark-daltonized', spinnerTipsEnabled: false });
+    await exitSession(second.run);
+  }, 480_000);
 });
