@@ -183,7 +183,7 @@ async function rawLaunch(
   const gateway = await docker.createContainer(gatewayContainerSpec(plan, { network }));
   const endpoint = { IPAMConfig: { IPv4Address: gatewayIp } };
   await docker.getNetwork(internal.name).connect({ Container: gateway.id, EndpointConfig: endpoint });
-  const config = JSON.stringify(gatewayConfigFor(plan, network));
+  const config = JSON.stringify(gatewayConfigFor(plan));
   await putEntries(
     gateway,
     [

@@ -7,10 +7,8 @@ import {
   GATEWAY_PROXY_PORT,
   GATEWAY_SECRETS_PATH,
 } from '../gateway/protocol.js';
-import type { NetworkLayout } from '../machines/context.js';
 import type { BottlePlan } from '../plan/schema.js';
 import { routeId } from '../shared/names.js';
-import { subnetAddresses } from '../shared/subnet-pool.js';
 import {
   ensureConnected,
   ensureContainer,
@@ -26,19 +24,15 @@ import { readGatewaySecrets, removeGatewaySecrets } from './state.js';
 import { PermanentEffectError, type EffectDeps, type EffectHandler } from './types.js';
 
 /** The gateway's config: the allowlist, credential routes by id, and pinned names resolved to IPs. */
-export function gatewayConfigFor(plan: BottlePlan, network: NetworkLayout): GatewayConfigInput {
-  // host-gateway: the egress bridge's own address, the host as the gateway's network sees it.
-  const hostGateway = subnetAddresses(network.egress.subnet).bridge;
-  const extraHosts = Object.fromEntries(
-    Object.entries(plan.extra_hosts).map(([name, target]) => [name, target === 'host-gateway' ? hostGateway : target]),
-  );
+export function gatewayConfigFor(plan: BottlePlan): GatewayConfigInput {
   return {
     identity: plan.identity,
     proxy_port: GATEWAY_PROXY_PORT,
     credential_port: GATEWAY_CREDENTIAL_PORT,
     dns_port: GATEWAY_DNS_PORT,
     allow: plan.hosts,
-    extra_hosts: extraHosts,
+    // host-gateway stays as written: Docker resolves it in the gateway's /etc/hosts, where the gateway reads it.
+    extra_hosts: plan.extra_hosts,
     routes: plan.credentials.map((route, index) => ({
       id: routeId(index),
       ...(route.role ? { role: route.role } : {}),
@@ -51,8 +45,8 @@ export function gatewayConfigFor(plan: BottlePlan, network: NetworkLayout): Gate
 }
 
 /** The config and secrets files, written into the created gateway's root-owned files folder. */
-async function gatewayFiles(plan: BottlePlan, network: NetworkLayout, firstAttempt: boolean): Promise<ArchiveEntry[]> {
-  const config = GatewayConfigSchema.safeParse(gatewayConfigFor(plan, network));
+async function gatewayFiles(plan: BottlePlan, firstAttempt: boolean): Promise<ArchiveEntry[]> {
+  const config = GatewayConfigSchema.safeParse(gatewayConfigFor(plan));
   if (!config.success) {
     const issues = config.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
     throw new PermanentEffectError(`gateway configuration is invalid: ${issues}`);
@@ -85,7 +79,7 @@ export const startGateway =
     );
     await ensureConnected(docker, gateway.id, network.internal.name, network.addresses.gateway);
     if (gateway.status === 'created') {
-      await putEntries(gateway.container, await gatewayFiles(plan, network, gateway.created), GATEWAY_FILES_DIR);
+      await putEntries(gateway.container, await gatewayFiles(plan, gateway.created), GATEWAY_FILES_DIR);
       await removeGatewaySecrets(plan.identity);
       await classifyDockerErrors('starting the gateway', () => startContainer(gateway.container));
     }

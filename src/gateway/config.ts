@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { HOST_GATEWAY, resolveHostGateway } from './host-gateway.js';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { HostPatternError, parseHostPattern } from '../shared/host-pattern.js';
@@ -46,7 +47,9 @@ export const GatewayConfigSchema = z
     dns_port: PortSchema.nullable().default(null),
     allow: z.array(z.string()).default([]),
     /** Operator-pinned names: resolved here instead of DNS, and exempt from the private-address block. */
-    extra_hosts: z.record(z.string().refine((ip) => isIP(ip) !== 0, 'must be an IP address')).default({}),
+    extra_hosts: z
+      .record(z.string().refine((ip) => isIP(ip) !== 0 || ip === HOST_GATEWAY, 'must be an IP address or "host-gateway"'))
+      .default({}),
     routes: z.array(RouteSchema).default([]),
     limits: z
       .object({
@@ -123,8 +126,25 @@ function describeIssues(error: z.ZodError): string {
  * file at all; a route whose secret is missing is still refused by
  * validateGatewayFiles.
  */
-export function readGatewayFiles(configPath: string, secretsPath: string): { config: GatewayConfig; secrets: GatewaySecrets } {
-  return validateGatewayFiles(readJsonFile(configPath, 'config'), readJsonFile(secretsPath, 'secrets', {}));
+export function readGatewayFiles(
+  configPath: string,
+  secretsPath: string,
+  hostsPath = '/etc/hosts',
+): { config: GatewayConfig; secrets: GatewaySecrets } {
+  const files = validateGatewayFiles(readJsonFile(configPath, 'config'), readJsonFile(secretsPath, 'secrets', {}));
+  const targets = Object.values(files.config.extra_hosts);
+  if (!targets.includes(HOST_GATEWAY)) return files;
+  let hostsFile: string;
+  try {
+    hostsFile = readFileSync(hostsPath, 'utf8');
+  } catch (err) {
+    throw new GatewayConfigError(`cannot read ${hostsPath} for host-gateway: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
+  try {
+    return { ...files, config: { ...files.config, extra_hosts: resolveHostGateway(files.config.extra_hosts, hostsFile) } };
+  } catch (err) {
+    throw new GatewayConfigError((err as Error).message);
+  }
 }
 
 function readJsonFile(path: string, what: string, whenMissing?: unknown): unknown {

@@ -1,7 +1,8 @@
 import type { Server } from 'node:http';
 import { connect as netConnect, type AddressInfo } from 'node:net';
 import type { GatewayConfigInput, GatewaySecrets } from './config.js';
-import { validateGatewayFiles } from './config.js';
+import { GatewayConfigError, validateGatewayFiles } from './config.js';
+import { HOST_GATEWAY } from './host-gateway.js';
 import type { GatewayContext, TunnelConnector } from './context.js';
 import { createCredentialServer } from './credential-proxy.js';
 import { DecisionLog } from './decision-log.js';
@@ -63,6 +64,11 @@ export async function startGateway(
   opts: GatewayOptions = {},
 ): Promise<RunningGateway> {
   const { config, secrets } = validateGatewayFiles(configInput, secretsInput);
+  const unresolved = Object.entries(config.extra_hosts).filter(([, target]) => target === HOST_GATEWAY);
+  if (unresolved.length > 0) {
+    const names = unresolved.map(([name]) => name).join(', ');
+    throw new GatewayConfigError(`host-gateway is not resolved for ${names} (readGatewayFiles resolves it)`);
+  }
   const listenHost = opts.listenHost ?? '127.0.0.1';
   let credentialPort = config.credential_port;
   const hostRoutes = new Map(config.routes.filter((r) => r.host).map((r) => [canonicalHost(r.host!), r]));

@@ -120,7 +120,7 @@ describe('exitFromStatus', () => {
 });
 
 describe('gatewayConfigFor', () => {
-  it('resolves host-gateway to the egress bridge address, keys routes by position, and passes the gateway schema', () => {
+  it('passes host-gateway through for Docker to resolve, keys routes by position, and passes the gateway schema', () => {
     const plan = testPlan('conf-aaaaa', {
       hosts: ['github.com'],
       extra_hosts: { 'mirror.internal.test': 'host-gateway', 'pinned.test': '10.9.8.7' },
@@ -129,13 +129,8 @@ describe('gatewayConfigFor', () => {
         { host: 'api.github.com', auth: 'bearer', token_source: 'env:G' },
       ],
     });
-    const network = {
-      internal: { name: 'cb-conf-aaaaa-internal', subnet: '10.213.0.0/29' },
-      egress: { name: 'cb-conf-aaaaa-egress', subnet: '10.213.0.8/29' },
-      addresses: { gateway: '10.213.0.2', agent: '10.213.0.3', pipelock: '10.213.0.4' },
-    };
-    const config = gatewayConfigFor(plan, network);
-    expect(config.extra_hosts).toEqual({ 'mirror.internal.test': '10.213.0.9', 'pinned.test': '10.9.8.7' });
+    const config = gatewayConfigFor(plan);
+    expect(config.extra_hosts).toEqual({ 'mirror.internal.test': 'host-gateway', 'pinned.test': '10.9.8.7' });
     expect(config.routes).toEqual([
       { id: 'route-0', role: 'anthropic-base-url', upstream: 'https://api.anthropic.com', auth: 'api-key' },
       { id: 'route-1', host: 'api.github.com', auth: 'bearer' },

@@ -46,17 +46,25 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startUpstream(docker: Docker, opts: { body: string; name?: string }): Promise<Upstream> {
+export async function startUpstream(
+  docker: Docker,
+  opts: { body: string; name?: string; /** Listen on this host address only (default: every address). */ bind?: string },
+): Promise<Upstream> {
   const image = await ensureToolsImage(docker);
   const port = await freePort();
   const name = opts.name ?? `cbtest-upstream-${randomBytes(4).toString('hex')}`;
   const container = await docker.createContainer({
     name,
     Image: image,
-    Env: [`UPSTREAM_BODY=${opts.body}`, `UPSTREAM_PORT=${port}`, `SERVE_SCRIPT=${SERVE_SCRIPT}`],
+    Env: [
+      `UPSTREAM_BODY=${opts.body}`,
+      `UPSTREAM_PORT=${port}`,
+      `UPSTREAM_BIND=${opts.bind ? `,bind=${opts.bind}` : ''}`,
+      `SERVE_SCRIPT=${SERVE_SCRIPT}`,
+    ],
     Entrypoint: ['/bin/sh', '-c'],
     Cmd: [
-      'printf "%s" "$SERVE_SCRIPT" > /tmp/serve.sh && chmod +x /tmp/serve.sh && : > /tmp/hits && exec socat -d -d TCP-LISTEN:$UPSTREAM_PORT,fork,reuseaddr EXEC:/tmp/serve.sh',
+      'printf "%s" "$SERVE_SCRIPT" > /tmp/serve.sh && chmod +x /tmp/serve.sh && : > /tmp/hits && exec socat -d -d TCP-LISTEN:$UPSTREAM_PORT$UPSTREAM_BIND,fork,reuseaddr EXEC:/tmp/serve.sh',
     ],
     Labels: { [UPSTREAM_TEST_LABEL]: 'upstream' },
     HostConfig: { NetworkMode: 'host', Runtime: 'runc', AutoRemove: false },

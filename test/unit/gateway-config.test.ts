@@ -29,8 +29,9 @@ describe('GatewayConfigSchema', () => {
     expect(result.error?.issues[0].path).toEqual(['allow', 1]);
   });
 
-  it('rejects an extra_hosts value that is not an IP address', () => {
-    expect(GatewayConfigSchema.safeParse({ ...minimal, extra_hosts: { 'mirror.test': 'host-gateway' } }).success).toBe(false);
+  it('rejects an extra_hosts value that is neither an IP address nor host-gateway', () => {
+    expect(GatewayConfigSchema.safeParse({ ...minimal, extra_hosts: { 'mirror.test': 'my-host' } }).success).toBe(false);
+    expect(GatewayConfigSchema.safeParse({ ...minimal, extra_hosts: { 'mirror.test': 'host-gateway' } }).success).toBe(true);
   });
 
   it('refuses an http upstream unless its name is pinned in extra_hosts', () => {
@@ -88,6 +89,19 @@ describe('readGatewayFiles', () => {
     dir = mkdtempSync(join(tmpdir(), 'cb-gateway-config-'));
     writeFileSync(join(dir, 'gateway.json'), JSON.stringify(minimal));
     expect(readGatewayFiles(join(dir, 'gateway.json'), join(dir, 'missing.json')).secrets).toEqual({});
+  });
+
+  it("resolves host-gateway names from the hosts file Docker wrote, and names one it can't resolve", () => {
+    dir = mkdtempSync(join(tmpdir(), 'cb-gateway-config-'));
+    const config = { ...minimal, extra_hosts: { 'mirror.test': 'host-gateway', 'pinned.test': '10.9.8.7' } };
+    writeFileSync(join(dir, 'gateway.json'), JSON.stringify(config));
+    writeFileSync(join(dir, 'hosts'), '127.0.0.1 localhost\n172.17.0.1\tmirror.test\n');
+    const read = readGatewayFiles(join(dir, 'gateway.json'), join(dir, 'missing.json'), join(dir, 'hosts'));
+    expect(read.config.extra_hosts).toEqual({ 'mirror.test': '172.17.0.1', 'pinned.test': '10.9.8.7' });
+    writeFileSync(join(dir, 'hosts'), '127.0.0.1 localhost\n');
+    expect(() => readGatewayFiles(join(dir!, 'gateway.json'), join(dir!, 'missing.json'), join(dir!, 'hosts'))).toThrow(
+      /mirror\.test maps to host-gateway/,
+    );
   });
 
   it('names the file that is not JSON', () => {
