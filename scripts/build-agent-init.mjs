@@ -10,7 +10,9 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const source = resolve(root, 'src/agent-init/wait-for-proxy.c');
 const output = resolve(root, 'dist/agent-init/wait-for-proxy');
 mkdirSync(dirname(output), { recursive: true });
-const gcc = spawnSync('gcc', ['-static', '-Os', '-s', '-Wall', '-Wextra', '-Werror', '-o', output, source], { stdio: 'inherit' });
+const gcc = spawnSync('gcc', ['-static', '-Os', '-s', '-Wall', '-Wextra', '-Werror', '-o', output, source], {
+  stdio: 'inherit',
+});
 if (gcc.error?.code === 'ENOENT') {
   console.error('build: gcc not found; run scripts/setup-env.sh as root (it installs gcc and libc6-dev)');
   process.exit(1);

@@ -75,7 +75,8 @@ await build({
   charset: 'ascii',
   logLevel: 'warning',
 });
-if (readFileSync('dist/cli-bundle/bottle.cjs').some((byte) => byte > 0x7f)) throw new Error('dist/cli-bundle/bottle.cjs is not plain ASCII');
+if (readFileSync('dist/cli-bundle/bottle.cjs').some((byte) => byte > 0x7f))
+  throw new Error('dist/cli-bundle/bottle.cjs is not plain ASCII');
 // The dashboard's view is built on ink, which is ESM only (and awaits at the top
 // level): it stays an ES module next to the bundle, imported when the dashboard opens.
 await build({

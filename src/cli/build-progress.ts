@@ -16,7 +16,11 @@ export interface BuildProgressDisplay {
   stop(): void;
 }
 
-export function followBuildProgress(subscriber: Redis, identity: string, stream: NodeJS.WriteStream = process.stderr): BuildProgressDisplay {
+export function followBuildProgress(
+  subscriber: Redis,
+  identity: string,
+  stream: NodeJS.WriteStream = process.stderr,
+): BuildProgressDisplay {
   let bar: cliProgress.SingleBar | undefined;
   const stopBar = () => {
     bar?.stop();
@@ -30,7 +34,13 @@ export function followBuildProgress(subscriber: Redis, identity: string, stream:
     if (!bar || Number(step) === 1) {
       stopBar();
       bar = new cliProgress.SingleBar(
-        { stream, format: '  building image [{bar}] {value}/{total} {instruction}', hideCursor: false, clearOnComplete: true, barsize: 24 },
+        {
+          stream,
+          format: '  building image [{bar}] {value}/{total} {instruction}',
+          hideCursor: false,
+          clearOnComplete: true,
+          barsize: 24,
+        },
         cliProgress.Presets.shades_classic,
       );
       bar.start(Number(total), 0, { instruction: '' });

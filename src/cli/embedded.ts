@@ -22,34 +22,49 @@ import { probeRedis } from '../worker/redis.js';
 export async function ensureRedis(target: RedisTarget, say: (line: string) => void = () => undefined): Promise<void> {
   if (await pingRedis(target)) return;
   if (target.kind === 'url') {
-    throw new RuntimeFailure(`Redis at ${describeRedisTarget(target)} is not reachable; check REDIS_URL or unset it to use the embedded default`);
+    throw new RuntimeFailure(
+      `Redis at ${describeRedisTarget(target)} is not reachable; check REDIS_URL or unset it to use the embedded default`,
+    );
   }
   const which = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
   const binary = which.stdout.trim();
-  if (!binary) throw new RuntimeFailure('redis-server is not installed; run scripts/setup-env.sh (as root) or set REDIS_URL');
+  if (!binary)
+    throw new RuntimeFailure('redis-server is not installed; run scripts/setup-env.sh (as root) or set REDIS_URL');
   mkdirSync(target.dir, { recursive: true, mode: 0o700 });
   say(`starting embedded redis-server (${target.socket})`);
   const started = spawnSync(
     binary,
     [
-      '--port', '0',
-      '--unixsocket', target.socket,
-      '--unixsocketperm', '700',
-      '--dir', target.dir,
-      '--appendonly', 'yes',
-      '--appendfsync', 'everysec',
-      '--daemonize', 'yes',
-      '--pidfile', join(target.dir, 'redis.pid'),
-      '--logfile', join(target.dir, 'redis.log'),
+      '--port',
+      '0',
+      '--unixsocket',
+      target.socket,
+      '--unixsocketperm',
+      '700',
+      '--dir',
+      target.dir,
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'everysec',
+      '--daemonize',
+      'yes',
+      '--pidfile',
+      join(target.dir, 'redis.pid'),
+      '--logfile',
+      join(target.dir, 'redis.log'),
     ],
     { encoding: 'utf8' },
   );
-  if (started.status !== 0) throw new RuntimeFailure(`redis-server failed to start: ${started.stderr.trim() || started.stdout.trim()}`);
+  if (started.status !== 0)
+    throw new RuntimeFailure(`redis-server failed to start: ${started.stderr.trim() || started.stdout.trim()}`);
   for (let i = 0; i < 100; i++) {
     if (await pingRedis(target)) return;
     await sleep(50);
   }
-  throw new RuntimeFailure(`embedded redis-server did not answer on ${target.socket}; see ${join(target.dir, 'redis.log')}`);
+  throw new RuntimeFailure(
+    `embedded redis-server did not answer on ${target.socket}; see ${join(target.dir, 'redis.log')}`,
+  );
 }
 
 export async function pingRedis(target: RedisTarget): Promise<boolean> {
@@ -79,7 +94,11 @@ export function workerPaths(env: NodeJS.ProcessEnv = process.env) {
  * with SIGTERM, which hands running effects back to the queue, and replaced.
  * Workers this CLI did not start are left alone, with a note.
  */
-export async function ensureWorker(target: RedisTarget, redis: Redis, say: (line: string) => void = () => undefined): Promise<void> {
+export async function ensureWorker(
+  target: RedisTarget,
+  redis: Redis,
+  say: (line: string) => void = () => undefined,
+): Promise<void> {
   const build = buildId();
   const onThisBuild = (live: WorkerBeat[]) => live.some((w) => w.build === build);
   let live = await liveWorkers(redis);
@@ -97,7 +116,11 @@ export async function ensureWorker(target: RedisTarget, redis: Redis, say: (line
   for (let i = 0; ; i++) {
     if ((await redis.set(lockKey, String(process.pid), 'PX', 60_000, 'NX')) === 'OK') break;
     if (onThisBuild(await liveWorkers(redis))) return;
-    if (i >= 600) throw new RuntimeFailure('another bottle command is starting the local worker, and it did not come up within 60 s; see ' + workerPaths().log);
+    if (i >= 600)
+      throw new RuntimeFailure(
+        'another bottle command is starting the local worker, and it did not come up within 60 s; see ' +
+          workerPaths().log,
+      );
     await sleep(100);
   }
   try {
@@ -125,9 +148,16 @@ function otherBuildNote(live: WorkerBeat[], build: string): string {
   return `note: the live worker${live.length === 1 ? ' runs' : 's run'} build ${builds}, this bottle command is build ${build}; restart ${live.length === 1 ? 'it' : 'them'} (bottle worker) after an upgrade`;
 }
 
-async function stopStaleWorker(redis: Redis, stale: WorkerBeat, build: string, say: (line: string) => void): Promise<void> {
+async function stopStaleWorker(
+  redis: Redis,
+  stale: WorkerBeat,
+  build: string,
+  say: (line: string) => void,
+): Promise<void> {
   // The heartbeat's host and pid matched our pid file (ownStaleWorker): this is the process we started.
-  say(`restarting the local worker (pid ${stale.pid} runs build ${stale.build || 'unknown'}, this is ${build}); running bottles carry on`);
+  say(
+    `restarting the local worker (pid ${stale.pid} runs build ${stale.build || 'unknown'}, this is ${build}); running bottles carry on`,
+  );
   try {
     process.kill(stale.pid, 'SIGTERM');
   } catch {
@@ -142,7 +172,9 @@ async function stopStaleWorker(redis: Redis, stale: WorkerBeat, build: string, s
     }
     await sleep(100);
   }
-  throw new RuntimeFailure(`the local worker (pid ${stale.pid}) runs an older build and did not stop within 30 s; stop it and retry`);
+  throw new RuntimeFailure(
+    `the local worker (pid ${stale.pid}) runs an older build and did not stop within 30 s; stop it and retry`,
+  );
 }
 
 async function spawnWorker(redis: Redis, say: (line: string) => void): Promise<void> {

@@ -15,7 +15,10 @@ import { probeRedis } from '../worker/redis.js';
  * running cannot hold the bottle). Without a loadable manifest only the shape
  * is checked: the log is the source of truth for these commands.
  */
-export async function checkIdentityArg(raw: string, opts: { manifestPath?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+export async function checkIdentityArg(
+  raw: string,
+  opts: { manifestPath?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<string> {
   const env = opts.env ?? process.env;
   const { identity, agent } = parseIdentity(raw);
   let known: string[];

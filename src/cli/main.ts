@@ -88,38 +88,70 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .description('bottles and their current state')
     .option('--all', 'include cleaned bottles', false)
     .addOption(formatOption())
-    .action((o) => run(async () => (await import('./commands/list.js')).runList({ all: o.all, format: o.format }, io))());
+    .action((o) =>
+      run(async () => (await import('./commands/list.js')).runList({ all: o.all, format: o.format }, io))(),
+    );
   program
     .command('events')
     .description('the lifecycle event log of a bottle')
     .argument('<identity>')
     .option('--follow', 'keep printing new events', false)
     .addOption(formatOption())
-    .action((identity: string, o) => run(async () => (await import('./commands/events.js')).runEvents({ identity, follow: o.follow, format: o.format, manifestPath: manifest() }, io))());
+    .action((identity: string, o) =>
+      run(async () =>
+        (await import('./commands/events.js')).runEvents(
+          { identity, follow: o.follow, format: o.format, manifestPath: manifest() },
+          io,
+        ),
+      )(),
+    );
   program
     .command('replay')
     .description('fold the event log through the machine (no effects) and compare with the live state')
     .argument('<identity>')
     .option('--to <seq>', 'fold only events up to this seq')
     .addOption(formatOption())
-    .action((identity: string, o) => run(async () => (await import('./commands/replay.js')).runReplay({ identity, to: o.to, format: o.format, manifestPath: manifest() }, io))());
+    .action((identity: string, o) =>
+      run(async () =>
+        (await import('./commands/replay.js')).runReplay(
+          { identity, to: o.to, format: o.format, manifestPath: manifest() },
+          io,
+        ),
+      )(),
+    );
   program
     .command('approve')
     .description('approve the pending capability request of a bottle')
     .argument('<identity>')
     .option('--request <id>', 'the request you reviewed; refused unless it is the pending one')
-    .action((identity: string, o) => run(async () => (await import('./commands/control.js')).runDecide({ identity, approve: true, requestId: o.request, manifestPath: manifest() }, io))());
+    .action((identity: string, o) =>
+      run(async () =>
+        (await import('./commands/control.js')).runDecide(
+          { identity, approve: true, requestId: o.request, manifestPath: manifest() },
+          io,
+        ),
+      )(),
+    );
   program
     .command('deny')
     .description('deny the pending capability request of a bottle')
     .argument('<identity>')
     .requiredOption('--reason <text>', 'why (recorded in the event log)')
-    .action((identity: string, o) => run(async () => (await import('./commands/control.js')).runDecide({ identity, approve: false, reason: o.reason, manifestPath: manifest() }, io))());
+    .action((identity: string, o) =>
+      run(async () =>
+        (await import('./commands/control.js')).runDecide(
+          { identity, approve: false, reason: o.reason, manifestPath: manifest() },
+          io,
+        ),
+      )(),
+    );
   program
     .command('stop')
     .description('stop the agent; its state is preserved for resume')
     .argument('<identity>')
-    .action((identity: string) => run(async () => (await import('./commands/control.js')).runStop({ identity, manifestPath: manifest() }, io))());
+    .action((identity: string) =>
+      run(async () => (await import('./commands/control.js')).runStop({ identity, manifestPath: manifest() }, io))(),
+    );
   program
     .command('cleanup')
     .description('remove orphaned Docker resources and stale state')
@@ -129,7 +161,9 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .command('worker')
     .description('run a worker for this Docker host')
     .option('--concurrency <n>', 'jobs run at once (default 32)')
-    .action((o) => run(async () => (await import('./commands/worker.js')).runWorkerCommand({ concurrency: o.concurrency }, io))());
+    .action((o) =>
+      run(async () => (await import('./commands/worker.js')).runWorkerCommand({ concurrency: o.concurrency }, io))(),
+    );
   program
     .command('doctor')
     .description('check Docker, runsc, Redis, images and worker liveness')
@@ -150,7 +184,8 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
 /** dist/cli/ and dist/cli-bundle/ both sit two folders below package.json. */
 function packageVersion(): string {
   try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
+      .version;
   } catch {
     return 'unknown';
   }

@@ -41,7 +41,10 @@ export async function gatherPlanFacts(opts: GatherOptions): Promise<PlanFacts> {
   };
   const agentSource = () =>
     agentImageSource({ dockerfile: bottle.dockerfile, stateDockerfile: opts.stateDockerfile, bottle: bottle.name });
-  const [agent, gateway] = await Promise.all([plan('agent', agentSource), plan('gateway', opts.gatewaySource ?? gatewayImageSource)]);
+  const [agent, gateway] = await Promise.all([
+    plan('agent', agentSource),
+    plan('gateway', opts.gatewaySource ?? gatewayImageSource),
+  ]);
   return {
     runtime: opts.runtime,
     host: hostname(),

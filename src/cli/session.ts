@@ -37,7 +37,11 @@ export function loadQueueModule(): Promise<typeof import('../worker/queue.js')> 
   return queueModule;
 }
 
-export async function openSession(opts: { needWorker: boolean; say?: (line: string) => void; env?: NodeJS.ProcessEnv }): Promise<Session> {
+export async function openSession(opts: {
+  needWorker: boolean;
+  say?: (line: string) => void;
+  env?: NodeJS.ProcessEnv;
+}): Promise<Session> {
   const env = opts.env ?? process.env;
   const target = redisTarget(env);
   await ensureRedis(target, opts.say);
@@ -74,7 +78,11 @@ export async function openSession(opts: { needWorker: boolean; say?: (line: stri
       const { queue: commandQueue } = await openCommandQueue();
       const { commandJobId } = await loadQueueModule();
       const commandId = randomUUID();
-      await commandQueue.add('command', { identity, command_id: commandId, event }, { jobId: commandJobId(identity, commandId) });
+      await commandQueue.add(
+        'command',
+        { identity, command_id: commandId, event },
+        { jobId: commandJobId(identity, commandId) },
+      );
       return commandId;
     },
     async runHostTask(task, timeoutMs) {

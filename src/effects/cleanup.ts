@@ -11,11 +11,7 @@ import { removeState, resumableStateFolders } from './state.js';
  * images no live or resumable bottle uses. Preserved state is never
  * touched; resources of another event store are not judged.
  */
-export async function cleanupHost(
-  docker: Docker,
-  task: CleanupTask,
-  store: EventStoreView,
-): Promise<CleanupReport> {
+export async function cleanupHost(docker: Docker, task: CleanupTask, store: EventStoreView): Promise<CleanupReport> {
   const isLive = (identity: string) => store.isLive(identity);
   const orphans = await findOrphans(docker, isLive, { store: store.id });
   const staleState: Array<{ identity: string; dir: string }> = [];

@@ -37,7 +37,11 @@ export type Metadata = z.infer<typeof MetadataSchema>;
 export const PreserveMarkerSchema = z.object({ reason: z.string(), at: z.string() });
 
 /** mkdir -p, write metadata.json, and clear a `.preserve` left by an earlier run: a launching bottle is no longer preserved. */
-export async function prepareState(identity: string, plan: BottlePlan, now: () => Date = () => new Date()): Promise<string> {
+export async function prepareState(
+  identity: string,
+  plan: BottlePlan,
+  now: () => Date = () => new Date(),
+): Promise<string> {
   const paths = statePaths(identity);
   await mkdir(paths.dir, { recursive: true, mode: 0o700 });
   const previous = await readMetadata(identity).catch(() => undefined);
@@ -49,7 +53,12 @@ export async function prepareState(identity: string, plan: BottlePlan, now: () =
     copy_cwd: plan.copy_cwd,
     started_at: now().toISOString(),
     host: hostname(),
-    base_dockerfile: previous?.base_dockerfile !== undefined ? previous.base_dockerfile : plan.image.builtin ? null : plan.image.dockerfile,
+    base_dockerfile:
+      previous?.base_dockerfile !== undefined
+        ? previous.base_dockerfile
+        : plan.image.builtin
+          ? null
+          : plan.image.dockerfile,
     plan,
   };
   // Write-then-rename so a reader never sees half a file.
@@ -60,7 +69,11 @@ export async function prepareState(identity: string, plan: BottlePlan, now: () =
   return paths.dir;
 }
 
-export async function markPreserved(identity: string, reason: string, now: () => Date = () => new Date()): Promise<void> {
+export async function markPreserved(
+  identity: string,
+  reason: string,
+  now: () => Date = () => new Date(),
+): Promise<void> {
   const paths = statePaths(identity);
   await mkdir(paths.dir, { recursive: true, mode: 0o700 });
   await writeFile(paths.preserveMarker, JSON.stringify({ reason, at: now().toISOString() }) + '\n', { mode: 0o600 });
@@ -184,7 +197,11 @@ export function writeGatewaySecrets(identity: string, secrets: Record<string, st
  * here. Every later way out of a launch (the gateway taking them, a failed
  * launch's teardown, a preservation, a cleanup) deletes it too.
  */
-export async function handOverGatewaySecrets<T>(identity: string, secrets: Record<string, string>, send: () => Promise<T>): Promise<T> {
+export async function handOverGatewaySecrets<T>(
+  identity: string,
+  secrets: Record<string, string>,
+  send: () => Promise<T>,
+): Promise<T> {
   writeGatewaySecrets(identity, secrets);
   try {
     return await send();

@@ -24,7 +24,10 @@ export interface EffectContext {
   loggedEvent?(seq: number): Promise<LifecycleEvent | undefined>;
 }
 
-export type EffectHandler<K extends EffectKind> = (req: EffectRequest<K>, ctx: EffectContext) => Promise<EffectOutcome<K>[]>;
+export type EffectHandler<K extends EffectKind> = (
+  req: EffectRequest<K>,
+  ctx: EffectContext,
+) => Promise<EffectOutcome<K>[]>;
 
 export type EffectHandlers = { [K in EffectKind]: EffectHandler<K> };
 

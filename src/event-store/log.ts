@@ -71,7 +71,13 @@ type AppendCommand = (...args: Array<string | number>) => Promise<AppendReply>;
 export function stampEvents(expectedLastSeq: number, events: readonly NewEvent[], at: string): LifecycleEvent[] {
   return events.map((e, i) => {
     const data = parseNewEventData(e.type, e.data);
-    return parseEvent({ seq: expectedLastSeq + 1 + i, type: e.type, at, v: CURRENT_VERSION[e.type as keyof typeof CURRENT_VERSION], data });
+    return parseEvent({
+      seq: expectedLastSeq + 1 + i,
+      type: e.type,
+      at,
+      v: CURRENT_VERSION[e.type as keyof typeof CURRENT_VERSION],
+      data,
+    });
   });
 }
 
@@ -101,12 +107,16 @@ export class EventLog<State extends { seq: number } = { seq: number }> {
     if (events.length === 0) return { events: [], lastSeq: await this.lastSeq(identity) };
     events.forEach((ev, i) => {
       if (ev.seq !== expectedLastSeq + 1 + i) {
-        throw new InvalidEventError(`append to ${identity}: event ${i} has seq ${ev.seq}, expected ${expectedLastSeq + 1 + i}`);
+        throw new InvalidEventError(
+          `append to ${identity}: event ${i} has seq ${ev.seq}, expected ${expectedLastSeq + 1 + i}`,
+        );
       }
     });
     const lastEvent = events[events.length - 1];
     if (liveState.seq !== lastEvent.seq) {
-      throw new Error(`append to ${identity}: live state is at seq ${liveState.seq} but the batch ends at ${lastEvent.seq}`);
+      throw new Error(
+        `append to ${identity}: live state is at seq ${liveState.seq} but the batch ends at ${lastEvent.seq}`,
+      );
     }
 
     const first = events[0];
@@ -184,7 +194,13 @@ export class EventLog<State extends { seq: number } = { seq: number }> {
       const [err, fields] = replies[i] ?? [null, {}];
       if (err) throw err;
       const info = (fields ?? {}) as Record<string, string>;
-      return { identity, agent: info.agent ?? '', bottle: info.bottle ?? '', host: info.host ?? '', started_at: info.started_at ?? '' };
+      return {
+        identity,
+        agent: info.agent ?? '',
+        bottle: info.bottle ?? '',
+        host: info.host ?? '',
+        started_at: info.started_at ?? '',
+      };
     });
   }
 
@@ -193,7 +209,11 @@ export class EventLog<State extends { seq: number } = { seq: number }> {
    * aborts. Uses its own connection (XREAD BLOCK holds it) and always resumes
    * from the last id it saw, never `$`, so no event is skipped between calls.
    */
-  async *follow(identity: string, afterSeq: number, opts: FollowOptions): AsyncGenerator<LifecycleEvent, void, undefined> {
+  async *follow(
+    identity: string,
+    afterSeq: number,
+    opts: FollowOptions,
+  ): AsyncGenerator<LifecycleEvent, void, undefined> {
     const { events: key } = bottleKeys(identity);
     const { signal, blockMs = 5000 } = opts;
     if (signal.aborted) return;
@@ -226,4 +246,3 @@ export class EventLog<State extends { seq: number } = { seq: number }> {
     }
   }
 }
-

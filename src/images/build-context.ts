@@ -56,7 +56,10 @@ export function repoRoot(): string {
       }
     }
     const parent = dirname(dir);
-    if (parent === dir) throw new RuntimeFailure('cannot find the claude-bottle installation folder (no package.json named claude-bottle above this module)');
+    if (parent === dir)
+      throw new RuntimeFailure(
+        'cannot find the claude-bottle installation folder (no package.json named claude-bottle above this module)',
+      );
     dir = parent;
   }
 }
@@ -126,7 +129,9 @@ export function claudeBinaryPath(): string {
   try {
     pkgJson = require.resolve('@anthropic-ai/claude-code-linux-x64/package.json');
   } catch {
-    throw new RuntimeFailure('Claude Code binary missing (@anthropic-ai/claude-code-linux-x64 is not installed): run `npm ci`');
+    throw new RuntimeFailure(
+      'Claude Code binary missing (@anthropic-ai/claude-code-linux-x64 is not installed): run `npm ci`',
+    );
   }
   const binary = join(dirname(pkgJson), 'claude');
   if (!existsSync(binary)) throw new RuntimeFailure(`Claude Code binary missing at ${binary}: run \`npm ci\``);
@@ -138,10 +143,17 @@ const GatewayNodePinSchema = z.object({ package: z.string().min(1), version: z.s
 /** The gateway's Node binary, fetched by scripts/fetch-gateway-node.sh as package.json's `claudeBottle.gatewayNode` pins it. */
 export function gatewayNodePath(): string {
   const root = repoRoot();
-  const pin = GatewayNodePinSchema.safeParse((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { claudeBottle?: { gatewayNode?: unknown } }).claudeBottle?.gatewayNode);
-  if (!pin.success) throw new RuntimeFailure(`package.json has no valid claudeBottle.gatewayNode pin; reinstall claude-bottle`);
+  const pin = GatewayNodePinSchema.safeParse(
+    (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { claudeBottle?: { gatewayNode?: unknown } })
+      .claudeBottle?.gatewayNode,
+  );
+  if (!pin.success)
+    throw new RuntimeFailure(`package.json has no valid claudeBottle.gatewayNode pin; reinstall claude-bottle`);
   const binary = join(root, 'vendor', `${pin.data.package}-${pin.data.version}`, 'node');
-  if (!existsSync(binary)) throw new RuntimeFailure(`the gateway's Node binary is missing at ${binary}: run \`bash scripts/fetch-gateway-node.sh\``);
+  if (!existsSync(binary))
+    throw new RuntimeFailure(
+      `the gateway's Node binary is missing at ${binary}: run \`bash scripts/fetch-gateway-node.sh\``,
+    );
   return binary;
 }
 
@@ -178,7 +190,9 @@ function readPersistedDigests(): Record<string, string> {
 function persistDigest(source: string, key: string, digest: string): void {
   try {
     // One entry per file: a reinstalled binary (new mtime or inode) replaces the old one.
-    const all = Object.fromEntries(Object.entries(readPersistedDigests()).filter(([k]) => !k.startsWith(`${source}\0`)));
+    const all = Object.fromEntries(
+      Object.entries(readPersistedDigests()).filter(([k]) => !k.startsWith(`${source}\0`)),
+    );
     all[key] = digest;
     const path = persistedDigestsPath();
     mkdirSync(dirname(path), { recursive: true });

@@ -37,10 +37,15 @@ function withFile(files: ContextFile[], file: ContextFile): ContextFile[] {
  *   Dockerfile): the same context as the bottle's original image, with that
  *   Dockerfile in place of the original, so its COPY lines still work.
  */
-export function agentImageSource(opts: { dockerfile?: string; stateDockerfile?: string; bottle?: string }): ImageSource {
+export function agentImageSource(opts: {
+  dockerfile?: string;
+  stateDockerfile?: string;
+  bottle?: string;
+}): ImageSource {
   const base = opts.dockerfile ? customSource(opts.dockerfile, opts.bottle) : builtinAgentSource();
   if (!opts.stateDockerfile) return base;
-  if (!existsSync(opts.stateDockerfile)) throw new RuntimeFailure(`per-bottle Dockerfile ${opts.stateDockerfile} is missing`);
+  if (!existsSync(opts.stateDockerfile))
+    throw new RuntimeFailure(`per-bottle Dockerfile ${opts.stateDockerfile} is missing`);
   return {
     ...base,
     dockerfile: opts.stateDockerfile,
@@ -51,7 +56,8 @@ export function agentImageSource(opts: { dockerfile?: string; stateDockerfile?: 
 
 function builtinAgentSource(): ImageSource {
   const dir = join(repoRoot(), 'images', 'agent');
-  if (!existsSync(join(dir, 'Dockerfile'))) throw new RuntimeFailure(`built-in agent Dockerfile missing at ${dir}/Dockerfile; reinstall claude-bottle`);
+  if (!existsSync(join(dir, 'Dockerfile')))
+    throw new RuntimeFailure(`built-in agent Dockerfile missing at ${dir}/Dockerfile; reinstall claude-bottle`);
   let files = folderFiles(dir);
   // Scripts installed into /usr/local/bin must be executable whatever the checkout's modes.
   files = files.map((f) => (f.path === 'bottle-demo' ? { ...f, mode: 0o755 } : f));
@@ -61,7 +67,10 @@ function builtinAgentSource(): ImageSource {
 
 function customSource(dockerfile: string, bottle?: string): ImageSource {
   const dir = dirname(dockerfile);
-  const files = withFile(folderFiles(dir), { path: relative(dir, dockerfile).split(sep).join('/'), source: dockerfile });
+  const files = withFile(folderFiles(dir), {
+    path: relative(dir, dockerfile).split(sep).join('/'),
+    source: dockerfile,
+  });
   return {
     name: bottle ?? basename(dir),
     dockerfile,
@@ -77,7 +86,8 @@ export function gatewayImageSource(): ImageSource {
   const dir = join(root, 'images', 'gateway');
   const bundle = join(root, 'dist', 'gateway', 'gateway.cjs');
   if (!existsSync(bundle)) throw new RuntimeFailure(`gateway bundle missing: run npm run build (expected ${bundle})`);
-  if (!existsSync(join(dir, 'Dockerfile'))) throw new RuntimeFailure(`gateway Dockerfile missing at ${dir}/Dockerfile; reinstall claude-bottle`);
+  if (!existsSync(join(dir, 'Dockerfile')))
+    throw new RuntimeFailure(`gateway Dockerfile missing at ${dir}/Dockerfile; reinstall claude-bottle`);
   let files = withFile(folderFiles(dir), { path: 'gateway.cjs', source: bundle });
   files = withFile(files, { path: 'node', source: gatewayNodePath(), mode: 0o755 });
   return { name: 'gateway', dockerfile: BUILTIN_GATEWAY, builtin: true, dockerfileInContext: 'Dockerfile', files };
@@ -85,6 +95,10 @@ export function gatewayImageSource(): ImageSource {
 
 export async function imagePlan(src: ImageSource, cache: DigestCacheUse = { persist: true }): Promise<ImagePlan> {
   const hash = await contextHash(src, cache);
-  return { tag: `claude-bottle/${src.name}:${hash.slice(0, TAG_HASH_LENGTH)}`, context_hash: hash, dockerfile: src.dockerfile, builtin: src.builtin };
+  return {
+    tag: `claude-bottle/${src.name}:${hash.slice(0, TAG_HASH_LENGTH)}`,
+    context_hash: hash,
+    dockerfile: src.dockerfile,
+    builtin: src.builtin,
+  };
 }
-

@@ -44,7 +44,10 @@ export function problemsFromZod(error: z.ZodError): ManifestProblem[] {
   for (const issue of error.issues) {
     if (issue.code === z.ZodIssueCode.unrecognized_keys) {
       for (const key of issue.keys) {
-        problems.push({ path: formatJsonPath([...issue.path, key]), message: `unknown key "${key}"; ${issue.message.replace(/^unknown key; /, '')}; remove it or fix its spelling` });
+        problems.push({
+          path: formatJsonPath([...issue.path, key]),
+          message: `unknown key "${key}"; ${issue.message.replace(/^unknown key; /, '')}; remove it or fix its spelling`,
+        });
       }
     } else if (issue.code === z.ZodIssueCode.invalid_type && issue.received === 'undefined') {
       problems.push({ path: formatJsonPath(issue.path), message: requiredMessage(issue) });

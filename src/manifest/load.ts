@@ -46,7 +46,8 @@ export async function loadManifest(opts: { path?: string; env?: NodeJS.ProcessEn
   try {
     manifest = parseManifest(json, path);
   } catch (err) {
-    if (err instanceof ManifestError && missing.length > 0) throw new ManifestError(path, [...err.problems, ...missing]);
+    if (err instanceof ManifestError && missing.length > 0)
+      throw new ManifestError(path, [...err.problems, ...missing]);
     throw err;
   }
   if (missing.length > 0) throw new ManifestError(path, missing);
@@ -59,7 +60,12 @@ export function parseJsonText(text: string, manifestPath: string): unknown {
   } catch (err) {
     const where = locateJsonSyntaxError(text);
     const detail = where ? `line ${where.line}, column ${where.column}: ${where.message}` : (err as Error).message;
-    throw new ManifestError(manifestPath, [{ path: '(file)', message: `invalid JSON at ${detail}; fix the syntax (JSON allows no comments or trailing commas)` }]);
+    throw new ManifestError(manifestPath, [
+      {
+        path: '(file)',
+        message: `invalid JSON at ${detail}; fix the syntax (JSON allows no comments or trailing commas)`,
+      },
+    ]);
   }
 }
 
@@ -70,7 +76,9 @@ export function parseJsonText(text: string, manifestPath: string): unknown {
  */
 export function parseManifest(json: unknown, manifestPath: string): Manifest {
   if (!isRecord(json)) {
-    throw new ManifestError(manifestPath, [{ path: '(top level)', message: 'the manifest must be a JSON object with "bottles" and "agents" arrays' }]);
+    throw new ManifestError(manifestPath, [
+      { path: '(top level)', message: 'the manifest must be a JSON object with "bottles" and "agents" arrays' },
+    ]);
   }
   const result = ManifestSchema.safeParse(json);
   const problems = [...(result.success ? [] : problemsFromZod(result.error)), ...crossReferenceProblems(json)];
@@ -81,9 +89,16 @@ export function parseManifest(json: unknown, manifestPath: string): Manifest {
   const bottles: Bottle[] = result.data.bottles.map(({ runtime: _runtime, ...b }) => ({
     ...b,
     dockerfile: b.dockerfile === undefined ? undefined : abs(b.dockerfile),
-    egress: { allow: b.egress?.allow ?? [], proxy: b.egress?.proxy ?? 'gateway', pipelock_image: b.egress?.pipelock_image },
+    egress: {
+      allow: b.egress?.allow ?? [],
+      proxy: b.egress?.proxy ?? 'gateway',
+      pipelock_image: b.egress?.pipelock_image,
+    },
     cred_proxy: {
-      routes: (b.cred_proxy?.routes ?? []).map((r) => ({ ...r, token_file: r.token_file === undefined ? undefined : abs(r.token_file) })),
+      routes: (b.cred_proxy?.routes ?? []).map((r) => ({
+        ...r,
+        token_file: r.token_file === undefined ? undefined : abs(r.token_file),
+      })),
     },
     ssh: (b.ssh ?? []).map((s) => ({ Host: s.Host, IdentityFile: abs(s.IdentityFile) })),
     extra_hosts: b.extra_hosts ?? {},
@@ -115,7 +130,11 @@ function crossReferenceProblems(json: Record<string, unknown>): ManifestProblem[
   bottles.forEach((b, i) => {
     if (!isRecord(b) || typeof b.name !== 'string') return;
     const first = bottleNames.get(b.name);
-    if (first !== undefined) problems.push({ path: formatJsonPath(['bottles', i, 'name']), message: `duplicate bottle name "${b.name}" (also bottles[${first}]); bottle names must be unique` });
+    if (first !== undefined)
+      problems.push({
+        path: formatJsonPath(['bottles', i, 'name']),
+        message: `duplicate bottle name "${b.name}" (also bottles[${first}]); bottle names must be unique`,
+      });
     else bottleNames.set(b.name, i);
   });
 
@@ -124,7 +143,11 @@ function crossReferenceProblems(json: Record<string, unknown>): ManifestProblem[
     if (!isRecord(a)) return;
     if (typeof a.name === 'string') {
       const first = agentNames.get(a.name);
-      if (first !== undefined) problems.push({ path: formatJsonPath(['agents', i, 'name']), message: `duplicate agent name "${a.name}" (also agents[${first}]); agent names must be unique` });
+      if (first !== undefined)
+        problems.push({
+          path: formatJsonPath(['agents', i, 'name']),
+          message: `duplicate agent name "${a.name}" (also agents[${first}]); agent names must be unique`,
+        });
       else agentNames.set(a.name, i);
     }
     if (typeof a.bottle === 'string' && !bottleNames.has(a.bottle)) {
@@ -139,7 +162,11 @@ function crossReferenceProblems(json: Record<string, unknown>): ManifestProblem[
       a.skills.forEach((s, j) => {
         if (typeof s !== 'string' || s === '') return;
         const name = basename(s.replace(/\/+$/, ''));
-        if (seen.has(name)) problems.push({ path: formatJsonPath(['agents', i, 'skills', j]), message: `two skills are named "${name}" (also skills[${seen.get(name)}]); skill folder names must differ` });
+        if (seen.has(name))
+          problems.push({
+            path: formatJsonPath(['agents', i, 'skills', j]),
+            message: `two skills are named "${name}" (also skills[${seen.get(name)}]); skill folder names must differ`,
+          });
         else seen.set(name, j);
       });
     }
@@ -159,7 +186,9 @@ export async function missingReferencedFiles(json: unknown, manifestDir: string)
   const expect = (path: Array<string | number>, raw: unknown, kind: 'file' | 'dir', what: string, child?: string) => {
     if (typeof raw !== 'string' || raw === '') return;
     const file = child ? join(abs(raw), child) : abs(raw);
-    const fix = child ? `a skill folder must contain ${child}` : 'fix the path (relative paths resolve against the manifest folder)';
+    const fix = child
+      ? `a skill folder must contain ${child}`
+      : 'fix the path (relative paths resolve against the manifest folder)';
     checks.push(
       stat(file).then(
         (s) =>
@@ -202,7 +231,9 @@ export function findAgent(loaded: LoadedManifest, name: string): { agent: Agent;
   const agent = loaded.manifest.agents.find((a) => a.name === name);
   if (!agent) {
     const known = loaded.manifest.agents.map((a) => a.name);
-    throw new UsageError(`no agent named "${name}" in ${loaded.path}; known agents: ${known.length ? known.join(', ') : '(none)'}`);
+    throw new UsageError(
+      `no agent named "${name}" in ${loaded.path}; known agents: ${known.length ? known.join(', ') : '(none)'}`,
+    );
   }
   const bottle = loaded.manifest.bottles.find((b) => b.name === agent.bottle);
   // parseManifest guarantees the link; a miss means the manifest was built by hand.

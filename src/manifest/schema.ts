@@ -32,19 +32,23 @@ const nameField = (what: string) =>
       message: `invalid ${what} name: use 1-40 characters of a-z, 0-9, "_" or "-", starting with a letter or digit`,
     });
 
-const hostPatternString = z.string({ invalid_type_error: 'each egress entry must be a string such as "github.com"' }).superRefine((raw, ctx) => {
-  try {
-    parseHostPattern(raw);
-  } catch (err) {
-    if (!(err instanceof HostPatternError)) throw err;
-    // Reasons that already quote the entry ("*" alone ...) need no second copy of it.
-    const subject = err.reason.startsWith(JSON.stringify(raw)) ? '' : `${JSON.stringify(raw)}: `;
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${subject}${err.reason}; ${err.fix}` });
-  }
-});
+const hostPatternString = z
+  .string({ invalid_type_error: 'each egress entry must be a string such as "github.com"' })
+  .superRefine((raw, ctx) => {
+    try {
+      parseHostPattern(raw);
+    } catch (err) {
+      if (!(err instanceof HostPatternError)) throw err;
+      // Reasons that already quote the entry ("*" alone ...) need no second copy of it.
+      const subject = err.reason.startsWith(JSON.stringify(raw)) ? '' : `${JSON.stringify(raw)}: `;
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${subject}${err.reason}; ${err.fix}` });
+    }
+  });
 
 const EgressSchema = strictObject('egress', {
-  allow: z.array(hostPatternString, { invalid_type_error: 'egress.allow must be an array of host strings' }).default([]),
+  allow: z
+    .array(hostPatternString, { invalid_type_error: 'egress.allow must be an array of host strings' })
+    .default([]),
   proxy: z
     .enum(['gateway', 'pipelock'], { errorMap: () => ({ message: 'proxy must be "gateway" or "pipelock"' }) })
     .default('gateway'),
@@ -78,17 +82,25 @@ const ROLE_AUTHS = ['oauth', 'api-key'];
 const HOST_AUTHS = ['bearer', 'basic', 'header'];
 
 const RouteSchema = strictObject('a cred_proxy route', {
-  role: z.literal('anthropic-base-url', { errorMap: () => ({ message: 'role must be "anthropic-base-url" (the only role)' }) }).optional(),
+  role: z
+    .literal('anthropic-base-url', {
+      errorMap: () => ({ message: 'role must be "anthropic-base-url" (the only role)' }),
+    })
+    .optional(),
   host: nonEmptyString('host').optional(),
   upstream: nonEmptyString('upstream').optional(),
   token_env: z
     .string({ invalid_type_error: 'token_env must be a string' })
-    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'token_env must be an environment variable name such as "GITHUB_TOKEN"' })
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, {
+      message: 'token_env must be an environment variable name such as "GITHUB_TOKEN"',
+    })
     .optional(),
   token_file: nonEmptyString('token_file').optional(),
   token_command: nonEmptyString('token_command').optional(),
   auth: z.enum(['oauth', 'api-key', 'bearer', 'basic', 'header'], {
-    errorMap: () => ({ message: 'auth must be one of "oauth", "api-key" (role routes) or "bearer", "basic", "header" (host routes)' }),
+    errorMap: () => ({
+      message: 'auth must be one of "oauth", "api-key" (role routes) or "bearer", "basic", "header" (host routes)',
+    }),
   }),
   header: z
     .string({ invalid_type_error: 'header must be a string' })
@@ -97,23 +109,35 @@ const RouteSchema = strictObject('a cred_proxy route', {
 }).superRefine((route, ctx) => {
   const issue = (path: string, message: string) => ctx.addIssue({ code: z.ZodIssueCode.custom, path: [path], message });
   const sources = TOKEN_SOURCES.filter((k) => route[k] !== undefined);
-  if (sources.length === 0) issue('token_env', 'missing token source: set exactly one of token_env, token_file or token_command');
+  if (sources.length === 0)
+    issue('token_env', 'missing token source: set exactly one of token_env, token_file or token_command');
   if (sources.length > 1) issue(sources[1], `${sources.join(' and ')} are both set; keep exactly one token source`);
 
-  if (route.role && route.host) issue('host', 'a route has either "role" or "host", not both; split it into two routes');
-  if (!route.role && !route.host) issue('host', 'a route needs "role": "anthropic-base-url" or a "host" to inject the secret for');
+  if (route.role && route.host)
+    issue('host', 'a route has either "role" or "host", not both; split it into two routes');
+  if (!route.role && !route.host)
+    issue('host', 'a route needs "role": "anthropic-base-url" or a "host" to inject the secret for');
   if (route.role && !ROLE_AUTHS.includes(route.auth)) {
-    issue('auth', `auth "${route.auth}" does not fit an anthropic-base-url route; use "oauth" (CLAUDE_CODE_OAUTH_TOKEN) or "api-key" (ANTHROPIC_API_KEY)`);
+    issue(
+      'auth',
+      `auth "${route.auth}" does not fit an anthropic-base-url route; use "oauth" (CLAUDE_CODE_OAUTH_TOKEN) or "api-key" (ANTHROPIC_API_KEY)`,
+    );
   }
   if (route.host && !route.role && !HOST_AUTHS.includes(route.auth)) {
-    issue('auth', `auth "${route.auth}" is only for anthropic-base-url routes; host routes use "bearer", "basic" or "header"`);
+    issue(
+      'auth',
+      `auth "${route.auth}" is only for anthropic-base-url routes; host routes use "bearer", "basic" or "header"`,
+    );
   }
-  if (route.auth === 'header' && !route.header) issue('header', 'auth "header" needs "header": the header name to put the secret in, e.g. "X-Api-Key"');
-  if (route.auth !== 'header' && route.header !== undefined) issue('header', `"header" only applies to auth "header"; remove it or set auth to "header"`);
+  if (route.auth === 'header' && !route.header)
+    issue('header', 'auth "header" needs "header": the header name to put the secret in, e.g. "X-Api-Key"');
+  if (route.auth !== 'header' && route.header !== undefined)
+    issue('header', `"header" only applies to auth "header"; remove it or set auth to "header"`);
   if (route.host) {
     try {
       const p = parseHostPattern(route.host);
-      if (p.kind !== 'exact') issue('host', `route host ${JSON.stringify(route.host)} must be one exact host, not a wildcard`);
+      if (p.kind !== 'exact')
+        issue('host', `route host ${JSON.stringify(route.host)} must be one exact host, not a wildcard`);
     } catch (err) {
       if (!(err instanceof HostPatternError)) throw err;
       issue('host', `${JSON.stringify(route.host)}: ${err.reason}; ${err.fix}`);
@@ -132,17 +156,28 @@ const CredProxySchema = strictObject('cred_proxy', {
 const SshEntrySchema = strictObject('an ssh entry', {
   Host: z
     .string({ required_error: 'ssh entry needs "Host"', invalid_type_error: 'Host must be a string' })
-    .regex(/^[A-Za-z0-9._*?-]+$/, { message: 'Host must be one ssh host name or pattern without spaces, e.g. "github.com"' }),
-  IdentityFile: nonEmptyString('IdentityFile').refine((s) => !s.includes('\n'), { message: 'IdentityFile must be one path' }),
+    .regex(/^[A-Za-z0-9._*?-]+$/, {
+      message: 'Host must be one ssh host name or pattern without spaces, e.g. "github.com"',
+    }),
+  IdentityFile: nonEmptyString('IdentityFile').refine((s) => !s.includes('\n'), {
+    message: 'IdentityFile must be one path',
+  }),
 });
 
 const extraHostName = z.string().superRefine((name, ctx) => {
   try {
     const p = parseHostPattern(name);
-    if (p.kind !== 'exact' || p.port !== null || isIP(p.host)) throw new HostPatternError('not a plain host name', 'write a name without wildcard or port, e.g. "mirror.internal.test"');
+    if (p.kind !== 'exact' || p.port !== null || isIP(p.host))
+      throw new HostPatternError(
+        'not a plain host name',
+        'write a name without wildcard or port, e.g. "mirror.internal.test"',
+      );
   } catch (err) {
     if (!(err instanceof HostPatternError)) throw err;
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `extra_hosts name ${JSON.stringify(name)}: ${err.reason}; ${err.fix}` });
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      message: `extra_hosts name ${JSON.stringify(name)}: ${err.reason}; ${err.fix}`,
+    });
   }
 });
 
@@ -155,7 +190,9 @@ const extraHostAddress = z
 const LimitsSchema = strictObject('limits', {
   memory: z
     .string({ invalid_type_error: 'memory must be a string such as "512m" or "4g"' })
-    .regex(/^[1-9][0-9]*[bkmg]$/i, { message: 'memory must look like "512m" or "4g" (a whole number and one of b, k, m, g)' })
+    .regex(/^[1-9][0-9]*[bkmg]$/i, {
+      message: 'memory must look like "512m" or "4g" (a whole number and one of b, k, m, g)',
+    })
     .optional(),
   cpus: z
     .number({ invalid_type_error: 'cpus must be a number such as 2 or 0.5' })
@@ -173,14 +210,21 @@ export const BottleSchema = strictObject('a bottle', {
   dockerfile: nonEmptyString('dockerfile').optional(),
   egress: EgressSchema.optional(),
   cred_proxy: CredProxySchema.optional(),
-  ssh: z.array(SshEntrySchema, { invalid_type_error: 'ssh must be an array of {"Host", "IdentityFile"} entries' }).optional(),
-  extra_hosts: z.record(extraHostName, extraHostAddress, { invalid_type_error: 'extra_hosts must be an object mapping host names to addresses' }).optional(),
+  ssh: z
+    .array(SshEntrySchema, { invalid_type_error: 'ssh must be an array of {"Host", "IdentityFile"} entries' })
+    .optional(),
+  extra_hosts: z
+    .record(extraHostName, extraHostAddress, {
+      invalid_type_error: 'extra_hosts must be an object mapping host names to addresses',
+    })
+    .optional(),
   limits: LimitsSchema.optional(),
   // Listed so that its presence gets a dedicated explanation instead of "unknown key".
   runtime: z
     .undefined({
       errorMap: () => ({
-        message: '"runtime" is no longer a manifest setting: gVisor (runsc) is auto-detected and used whenever the Docker daemon has it registered; remove the key',
+        message:
+          '"runtime" is no longer a manifest setting: gVisor (runsc) is auto-detected and used whenever the Docker daemon has it registered; remove the key',
       }),
     })
     .optional(),
@@ -188,19 +232,32 @@ export const BottleSchema = strictObject('a bottle', {
 
 export const AgentSchema = strictObject('an agent', {
   name: nameField('agent'),
-  bottle: z.string({ required_error: 'agent needs "bottle": the name of one of the bottles', invalid_type_error: 'bottle must be a bottle name (string)' }),
+  bottle: z.string({
+    required_error: 'agent needs "bottle": the name of one of the bottles',
+    invalid_type_error: 'bottle must be a bottle name (string)',
+  }),
   prompt: nonEmptyString('prompt').optional(),
-  skills: z.array(nonEmptyString('skill path'), { invalid_type_error: 'skills must be an array of skill folder paths' }).optional(),
+  skills: z
+    .array(nonEmptyString('skill path'), { invalid_type_error: 'skills must be an array of skill folder paths' })
+    .optional(),
   command: z
-    .array(nonEmptyString('command element'), { invalid_type_error: 'command must be an array of strings, e.g. ["claude"]' })
+    .array(nonEmptyString('command element'), {
+      invalid_type_error: 'command must be an array of strings, e.g. ["claude"]',
+    })
     .min(1, { message: 'command must not be empty; omit it to run ["claude"]' })
     .optional(),
   copy_cwd: z.boolean({ invalid_type_error: 'copy_cwd must be true or false' }).optional(),
 });
 
 export const ManifestSchema = strictObject('the manifest', {
-  bottles: z.array(BottleSchema, { required_error: 'the manifest needs a "bottles" array', invalid_type_error: 'bottles must be an array' }),
-  agents: z.array(AgentSchema, { required_error: 'the manifest needs an "agents" array', invalid_type_error: 'agents must be an array' }),
+  bottles: z.array(BottleSchema, {
+    required_error: 'the manifest needs a "bottles" array',
+    invalid_type_error: 'bottles must be an array',
+  }),
+  agents: z.array(AgentSchema, {
+    required_error: 'the manifest needs an "agents" array',
+    invalid_type_error: 'agents must be an array',
+  }),
 });
 
 type RawManifest = z.infer<typeof ManifestSchema>;
@@ -209,7 +266,10 @@ type RawAgent = RawManifest['agents'][number];
 export type CredentialRouteConfig = NonNullable<RawBottle['cred_proxy']>['routes'][number];
 
 /** A loaded manifest: defaults applied, every path absolute. */
-export interface Bottle extends Omit<RawBottle, 'runtime' | 'egress' | 'cred_proxy' | 'ssh' | 'extra_hosts' | 'limits'> {
+export interface Bottle extends Omit<
+  RawBottle,
+  'runtime' | 'egress' | 'cred_proxy' | 'ssh' | 'extra_hosts' | 'limits'
+> {
   egress: { allow: string[]; proxy: 'gateway' | 'pipelock'; pipelock_image?: string };
   cred_proxy: { routes: CredentialRouteConfig[] };
   ssh: Array<{ Host: string; IdentityFile: string }>;

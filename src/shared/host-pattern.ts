@@ -29,16 +29,24 @@ const MAX_LABEL = 63;
 const MAX_HOST = 253;
 
 export function parseHostPattern(raw: string): HostPattern {
-  if (typeof raw !== 'string') throw new HostPatternError('not a string', 'write the host as a JSON string, e.g. "github.com"');
+  if (typeof raw !== 'string')
+    throw new HostPatternError('not a string', 'write the host as a JSON string, e.g. "github.com"');
   if (raw.length === 0) throw new HostPatternError('empty host', 'write a host name such as "github.com"');
   if (/\s/.test(raw)) throw new HostPatternError('contains whitespace', 'remove the spaces; one host per entry');
   if (/[^\x21-\x7e]/.test(raw)) {
-    throw new HostPatternError('contains non-ASCII characters', 'write internationalised names in punycode ("xn--...")');
+    throw new HostPatternError(
+      'contains non-ASCII characters',
+      'write internationalised names in punycode ("xn--...")',
+    );
   }
   if (raw.includes('://')) {
-    throw new HostPatternError('contains a URL scheme', `write only the host (and optional :port), e.g. "${raw.split('://')[1]?.split('/')[0] || 'example.com'}"`);
+    throw new HostPatternError(
+      'contains a URL scheme',
+      `write only the host (and optional :port), e.g. "${raw.split('://')[1]?.split('/')[0] || 'example.com'}"`,
+    );
   }
-  if (raw.includes('/')) throw new HostPatternError('contains a path', 'paths cannot be filtered; list only the host (and optional :port)');
+  if (raw.includes('/'))
+    throw new HostPatternError('contains a path', 'paths cannot be filtered; list only the host (and optional :port)');
   if (raw === '*') throw new HostPatternError('"*" alone would allow every host', 'list hosts or use "*.example.com"');
 
   const { hostPart, port } = splitPort(raw);
@@ -51,17 +59,24 @@ export function parseHostPattern(raw: string): HostPattern {
     if (host === '' || host === '.') throw new HostPatternError('"*." has no domain after it', 'write "*.example.com"');
   }
   if (host.includes('*')) {
-    throw new HostPatternError('wildcard not at the start', 'a wildcard may only be a leading "*." (e.g. "*.example.com")');
+    throw new HostPatternError(
+      'wildcard not at the start',
+      'a wildcard may only be a leading "*." (e.g. "*.example.com")',
+    );
   }
   if (host.endsWith('.')) host = host.slice(0, -1);
 
   if (isIP(host)) {
-    if (kind === 'subdomains') throw new HostPatternError('wildcard on an IP address', 'write the IP address alone, without "*."');
+    if (kind === 'subdomains')
+      throw new HostPatternError('wildcard on an IP address', 'write the IP address alone, without "*."');
     return { raw, kind, host, port };
   }
   validateHostName(host);
   if (kind === 'subdomains' && !host.includes('.')) {
-    throw new HostPatternError(`"*.${host}" would allow a whole top-level domain`, 'name a registrable domain, e.g. "*.example.com"');
+    throw new HostPatternError(
+      `"*.${host}" would allow a whole top-level domain`,
+      'name a registrable domain, e.g. "*.example.com"',
+    );
   }
   return { raw, kind, host, port };
 }
@@ -70,9 +85,14 @@ function splitPort(raw: string): { hostPart: string; port: number | null } {
   if (raw.startsWith('[')) {
     // Bracketed IPv6, the only way to combine an IPv6 address with a port.
     const close = raw.indexOf(']');
-    if (close < 0) throw new HostPatternError('unclosed "[" in IPv6 address', 'write "[2001:db8::1]" or "[2001:db8::1]:443"');
+    if (close < 0)
+      throw new HostPatternError('unclosed "[" in IPv6 address', 'write "[2001:db8::1]" or "[2001:db8::1]:443"');
     const inner = raw.slice(1, close);
-    if (isIP(inner) !== 6) throw new HostPatternError('brackets hold no IPv6 address', 'brackets are only for IPv6, e.g. "[2001:db8::1]:443"');
+    if (isIP(inner) !== 6)
+      throw new HostPatternError(
+        'brackets hold no IPv6 address',
+        'brackets are only for IPv6, e.g. "[2001:db8::1]:443"',
+      );
     const rest = raw.slice(close + 1);
     if (rest === '') return { hostPart: inner, port: null };
     if (!rest.startsWith(':')) throw new HostPatternError('unexpected text after "]"', 'write "[addr]:port"');
@@ -83,26 +103,42 @@ function splitPort(raw: string): { hostPart: string; port: number | null } {
   if (colon < 0) return { hostPart: raw, port: null };
   const hostPart = raw.slice(0, colon);
   if (hostPart.includes(':')) {
-    throw new HostPatternError('too many ":"', 'write "host:port"; put IPv6 addresses in brackets, e.g. "[2001:db8::1]:443"');
+    throw new HostPatternError(
+      'too many ":"',
+      'write "host:port"; put IPv6 addresses in brackets, e.g. "[2001:db8::1]:443"',
+    );
   }
   return { hostPart, port: parsePort(raw.slice(colon + 1)) };
 }
 
 function parsePort(text: string): number {
-  if (!/^[0-9]+$/.test(text)) throw new HostPatternError(`port ${JSON.stringify(text)} is not a number`, 'write a port from 1 to 65535, e.g. "example.com:443"');
+  if (!/^[0-9]+$/.test(text))
+    throw new HostPatternError(
+      `port ${JSON.stringify(text)} is not a number`,
+      'write a port from 1 to 65535, e.g. "example.com:443"',
+    );
   const port = Number(text);
-  if (port < 1 || port > 65535) throw new HostPatternError(`port ${text} is out of range`, 'use a port from 1 to 65535');
+  if (port < 1 || port > 65535)
+    throw new HostPatternError(`port ${text} is out of range`, 'use a port from 1 to 65535');
   return port;
 }
 
 function validateHostName(host: string): void {
   if (host === '') throw new HostPatternError('empty host', 'write a host name such as "github.com"');
-  if (host.length > MAX_HOST) throw new HostPatternError(`host name longer than ${MAX_HOST} characters`, 'shorten the host name');
+  if (host.length > MAX_HOST)
+    throw new HostPatternError(`host name longer than ${MAX_HOST} characters`, 'shorten the host name');
   for (const label of host.split('.')) {
     if (label === '') throw new HostPatternError('empty label (".." or a leading ".")', 'remove the extra dot');
-    if (label.length > MAX_LABEL) throw new HostPatternError(`label "${label.slice(0, 12)}..." is longer than ${MAX_LABEL} characters`, 'DNS labels are at most 63 characters');
+    if (label.length > MAX_LABEL)
+      throw new HostPatternError(
+        `label "${label.slice(0, 12)}..." is longer than ${MAX_LABEL} characters`,
+        'DNS labels are at most 63 characters',
+      );
     if (!LABEL.test(label)) {
-      throw new HostPatternError(`label ${JSON.stringify(label)} has invalid characters`, 'use letters, digits and "-" (not at either end of a label)');
+      throw new HostPatternError(
+        `label ${JSON.stringify(label)} has invalid characters`,
+        'use letters, digits and "-" (not at either end of a label)',
+      );
     }
   }
 }

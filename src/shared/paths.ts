@@ -16,7 +16,8 @@ export function expandHome(p: string): string {
 
 /** Per-bottle state folder. The identity must already be validated; this re-checks as a last guard against path injection. */
 export function stateDir(identity: string, env: NodeJS.ProcessEnv = process.env): string {
-  if (!IDENTITY_PATTERN.test(identity)) throw new Error(`refusing to build a path from unvalidated identity ${JSON.stringify(identity)}`);
+  if (!IDENTITY_PATTERN.test(identity))
+    throw new Error(`refusing to build a path from unvalidated identity ${JSON.stringify(identity)}`);
   return join(bottleHome(env), 'state', identity);
 }
 

@@ -6,9 +6,7 @@ import { bottleHome } from './paths.js';
  * `redis-server` on a unix socket under the state directory that the CLI
  * starts on demand (see src/cli/embedded.ts).
  */
-export type RedisTarget =
-  | { kind: 'url'; url: string }
-  | { kind: 'embedded'; socket: string; dir: string };
+export type RedisTarget = { kind: 'url'; url: string } | { kind: 'embedded'; socket: string; dir: string };
 
 export function redisTarget(env: NodeJS.ProcessEnv = process.env): RedisTarget {
   if (env.REDIS_URL) return { kind: 'url', url: env.REDIS_URL };

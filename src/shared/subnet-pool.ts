@@ -45,7 +45,8 @@ export function parseCidr(text: string): Ipv4Cidr {
     throw new SubnetPoolError(`${JSON.stringify(text)} is not an IPv4 CIDR like 10.213.0.0/16`);
   }
   const size = 2 ** (32 - prefix);
-  if (base % size !== 0) throw new SubnetPoolError(`${text} has host bits set; did you mean ${intToIp(base - (base % size))}/${prefix}?`);
+  if (base % size !== 0)
+    throw new SubnetPoolError(`${text} has host bits set; did you mean ${intToIp(base - (base % size))}/${prefix}?`);
   return { base, prefix };
 }
 
@@ -63,7 +64,9 @@ export function subnetPool(env: NodeJS.ProcessEnv = process.env): Ipv4Cidr {
     throw new SubnetPoolError(`${SUBNET_POOL_ENV}: ${(err as Error).message}`);
   }
   if (pool.prefix > BOTTLE_SUBNET_PREFIX) {
-    throw new SubnetPoolError(`${SUBNET_POOL_ENV} ${text} is smaller than one bottle network (/${BOTTLE_SUBNET_PREFIX})`);
+    throw new SubnetPoolError(
+      `${SUBNET_POOL_ENV} ${text} is smaller than one bottle network (/${BOTTLE_SUBNET_PREFIX})`,
+    );
   }
   return pool;
 }
@@ -97,5 +100,10 @@ export function* subnetCandidates(pool: Ipv4Cidr, seed: string): Generator<strin
 /** The fixed addresses in a bottle subnet: the bridge's (reserved by Docker), the gateway's, the agent's, pipelock's. */
 export function subnetAddresses(subnet: string): { bridge: string; gateway: string; agent: string; pipelock: string } {
   const { base } = parseCidr(subnet);
-  return { bridge: intToIp(base + 1), gateway: intToIp(base + 2), agent: intToIp(base + 3), pipelock: intToIp(base + 4) };
+  return {
+    bridge: intToIp(base + 1),
+    gateway: intToIp(base + 2),
+    agent: intToIp(base + 3),
+    pipelock: intToIp(base + 4),
+  };
 }

@@ -63,7 +63,15 @@ export async function liveWorkers(redis: Redis, now: () => number = Date.now): P
     const beat = Number(h.beat);
     if (Number.isFinite(beat) && now() - beat <= HEARTBEAT_STALE_MS) {
       const runtimes = h.runtimes ? h.runtimes.split(',') : [];
-      beats.push({ key, host: h.host, pid: Number(h.pid), beat, started: Number(h.started), build: h.build ?? '', runtimes });
+      beats.push({
+        key,
+        host: h.host,
+        pid: Number(h.pid),
+        beat,
+        started: Number(h.started),
+        build: h.build ?? '',
+        runtimes,
+      });
     }
   }
   return beats;

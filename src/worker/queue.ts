@@ -15,7 +15,6 @@ export const CommandJobSchema = z.object({
 });
 export type CommandJob = z.infer<typeof CommandJobSchema>;
 
-
 /** BullMQ forbids `:` in custom ids; identities never contain one, kinds use `_`. */
 export function effectJobId(req: Pick<EffectRequest, 'identity' | 'causedBySeq' | 'kind'>): string {
   return `effect.${req.identity}.${req.causedBySeq}.${req.kind}`;

@@ -5,7 +5,13 @@ import { PermanentEffectError, type EffectContext, type EffectHandlers } from '.
 import type { NewEvent } from '../events/schema.js';
 import { storeId } from '../event-store/store-id.js';
 import { setStoreLabel } from '../shared/names.js';
-import { InvalidEffectRequestError, isTerminal, parseEffectRequest, stateName, type EffectRequest } from '../machines/index.js';
+import {
+  InvalidEffectRequestError,
+  isTerminal,
+  parseEffectRequest,
+  stateName,
+  type EffectRequest,
+} from '../machines/index.js';
 import { BottlePlanSchema } from '../plan/schema.js';
 import { openBottleLog } from './bottle-log.js';
 import { BottleEngine } from './engine.js';
@@ -18,7 +24,15 @@ import {
   type HostTask,
   type HostTaskHandlers,
 } from './host-task.js';
-import { CommandJobSchema, EFFECT_ATTEMPTS, QUEUE_NAME, QUEUE_PREFIX, commandJobId, effectJobId, openQueue } from './queue.js';
+import {
+  CommandJobSchema,
+  EFFECT_ATTEMPTS,
+  QUEUE_NAME,
+  QUEUE_PREFIX,
+  commandJobId,
+  effectJobId,
+  openQueue,
+} from './queue.js';
 import { progressChannel } from './progress.js';
 import { trace } from '../shared/trace.js';
 
@@ -64,7 +78,11 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const processJob = async (job: Job, token?: string): Promise<unknown> => {
     if (job.name === 'command') {
       const cmd = CommandJobSchema.parse(job.data);
-      const appended = await engine.apply(cmd.identity, [cmd.event as NewEvent], commandJobId(cmd.identity, cmd.command_id));
+      const appended = await engine.apply(
+        cmd.identity,
+        [cmd.event as NewEvent],
+        commandJobId(cmd.identity, cmd.command_id),
+      );
       return { appended: appended.map((e) => e.seq) };
     }
     if (job.name === 'effect') {
@@ -139,12 +157,18 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
         await job.moveToDelayed(Date.now() + 250, token);
         throw new DelayedError();
       }
-      const permanent = err instanceof PermanentEffectError || job.attemptsMade + 1 >= (job.opts.attempts ?? EFFECT_ATTEMPTS);
+      const permanent =
+        err instanceof PermanentEffectError || job.attemptsMade + 1 >= (job.opts.attempts ?? EFFECT_ATTEMPTS);
       const message = err instanceof Error ? err.message : String(err);
       say(`effect ${req.kind} ${req.identity} failed${permanent ? ' permanently' : ''}: ${message}`);
       await engine.apply(
         req.identity,
-        [{ type: 'effect.failed', data: { effect: req.kind, error: message, attempt: job.attemptsMade + 1, permanent } }],
+        [
+          {
+            type: 'effect.failed',
+            data: { effect: req.kind, error: message, attempt: job.attemptsMade + 1, permanent },
+          },
+        ],
         `${cause}.failed.${job.attemptsMade + 1}`,
       );
       if (permanent) return { failed: message };

@@ -33,9 +33,24 @@ export function samplePlan(identity = 'dev-a1b2c', overrides: Partial<BottlePlan
     hosts: ['api.anthropic.com:443', 'github.com:443', 'registry.npmjs.org:443'],
     default_hosts: ['api.anthropic.com:443'],
     extra_hosts: {},
-    mounts: [{ kind: 'copy', source: '/home/user/prompts/implementer.md', target: '/home/node/prompt.md', readonly: true, purpose: 'prompt' }],
+    mounts: [
+      {
+        kind: 'copy',
+        source: '/home/user/prompts/implementer.md',
+        target: '/home/node/prompt.md',
+        readonly: true,
+        purpose: 'prompt',
+      },
+    ],
     env_names: ['ANTHROPIC_BASE_URL', 'CLAUDE_CODE_OAUTH_TOKEN'],
-    credentials: [{ role: 'anthropic-base-url', upstream: 'https://api.anthropic.com', auth: 'oauth', token_source: 'env:CLAUDE_BOTTLE_OAUTH_TOKEN' }],
+    credentials: [
+      {
+        role: 'anthropic-base-url',
+        upstream: 'https://api.anthropic.com',
+        auth: 'oauth',
+        token_source: 'env:CLAUDE_BOTTLE_OAUTH_TOKEN',
+      },
+    ],
     ssh: [],
     skills: [],
     prompt: '/home/user/prompts/implementer.md',

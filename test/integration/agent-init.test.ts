@@ -20,7 +20,14 @@ import type { NetworkLayout } from '../../src/machines/context.js';
 import { subnetAddresses, subnetPool } from '../../src/shared/subnet-pool.js';
 import { REPO } from '../support/cli-harness.js';
 import { freePort } from '../support/upstream.js';
-import { ensureToolsImage, testDocker, testIdentity, testLabels, testPlan, TEST_TOOLS_IMAGE } from '../support/docker.js';
+import {
+  ensureToolsImage,
+  testDocker,
+  testIdentity,
+  testLabels,
+  testPlan,
+  TEST_TOOLS_IMAGE,
+} from '../support/docker.js';
 
 const INIT = join(REPO, 'dist', 'agent-init', 'wait-for-proxy');
 
@@ -33,12 +40,17 @@ interface Run {
 const children: ChildProcess[] = [];
 
 function runInit(args: string[], env: Record<string, string> = {}): Run {
-  const child = spawn(INIT, args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(INIT, args, {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   let output = '';
   child.stdout!.on('data', (b: Buffer) => (output += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (output += b.toString()));
-  const exited = new Promise<number>((resolve) => child.on('close', (code, signal) => resolve(code ?? (signal ? -1 : -2))));
+  const exited = new Promise<number>((resolve) =>
+    child.on('close', (code, signal) => resolve(code ?? (signal ? -1 : -2))),
+  );
   return { child, output: () => output, exited };
 }
 
@@ -69,7 +81,10 @@ afterEach(async () => {
 describe('wait-for-proxy as a process', () => {
   it('holds the command back until the proxy in HTTPS_PROXY accepts, probing without sending a byte', async () => {
     const port = await freePort();
-    const run = runInit(['sh', '-c', 'echo ran'], { HTTPS_PROXY: `http://127.0.0.1:${port}/`, HTTP_PROXY: 'http://127.0.0.1:1' });
+    const run = runInit(['sh', '-c', 'echo ran'], {
+      HTTPS_PROXY: `http://127.0.0.1:${port}/`,
+      HTTP_PROXY: 'http://127.0.0.1:1',
+    });
     await sleep(600);
     expect(run.child.exitCode).toBeNull();
     expect(run.output()).toBe('');
@@ -132,9 +147,16 @@ describe('wait-for-proxy as the first program of a container', () => {
     await ensureToolsImage(docker);
     // An image with an entrypoint of its own, which the launch must keep.
     const pack = tar.pack();
-    pack.entry({ name: 'Dockerfile' }, `FROM ${TEST_TOOLS_IMAGE}\nENTRYPOINT ["/bin/sh", "-c", "echo \\"entrypoint pid=$$ args=$*\\"; exec \\"$@\\"", "entry"]\nCMD ["echo", "image-default"]\n`);
+    pack.entry(
+      { name: 'Dockerfile' },
+      `FROM ${TEST_TOOLS_IMAGE}\nENTRYPOINT ["/bin/sh", "-c", "echo \\"entrypoint pid=$$ args=$*\\"; exec \\"$@\\"", "entry"]\nCMD ["echo", "image-default"]\n`,
+    );
     pack.finalize();
-    const stream = await docker.buildImage(pack as unknown as NodeJS.ReadableStream, { t: imageTag, rm: true, forcerm: true });
+    const stream = await docker.buildImage(pack as unknown as NodeJS.ReadableStream, {
+      t: imageTag,
+      rm: true,
+      forcerm: true,
+    });
     await new Promise<void>((resolve, reject) =>
       docker.modem.followProgress(stream, (err: Error | null, out: Array<{ error?: string }>) => {
         const failure = err?.message ?? out?.find((o) => o.error)?.error;
@@ -152,7 +174,9 @@ describe('wait-for-proxy as the first program of a container', () => {
       .catch(() => undefined);
   });
 
-  async function runContainer(command: string[]): Promise<{ code: number; logs: string; launch: Awaited<ReturnType<typeof agentLaunch>> }> {
+  async function runContainer(
+    command: string[],
+  ): Promise<{ code: number; logs: string; launch: Awaited<ReturnType<typeof agentLaunch>> }> {
     const launch = await agentLaunch(docker, imageTag, command);
     const container = await docker.createContainer({
       Image: imageTag,
@@ -213,15 +237,30 @@ describe('wait-for-proxy as the first program of a container', () => {
       });
       await ensureConnected(docker, gateway.id, network.internal.name, gatewayIp);
       await putEntries(gateway, [
-        { type: 'file', path: '/opt/gateway/listen.pl', mode: 0o755, uid: 0, gid: 0, content: readFileSync(join(REPO, 'images', 'gateway', 'listen.pl')) },
+        {
+          type: 'file',
+          path: '/opt/gateway/listen.pl',
+          mode: 0o755,
+          uid: 0,
+          gid: 0,
+          content: readFileSync(join(REPO, 'images', 'gateway', 'listen.pl')),
+        },
         // Stands in for the gateway's Node: holds the inherited sockets open.
-        { type: 'file', path: '/opt/gateway/bin/node', mode: 0o755, uid: 0, gid: 0, content: '#!/bin/sh\nexec sleep 60\n' },
+        {
+          type: 'file',
+          path: '/opt/gateway/bin/node',
+          mode: 0o755,
+          uid: 0,
+          gid: 0,
+          content: '#!/bin/sh\nexec sleep 60\n',
+        },
       ]);
       await gateway.start();
       const listening = Date.now();
       expect((await gateway.inspect()).NetworkSettings.Networks[network.internal.name].IPAddress).toBe(gatewayIp);
 
-      const exited = (await Promise.race([agent.wait(), sleep(5000).then(() => 'still waiting')])) as { StatusCode: number } | string;
+      const exited = (await Promise.race([agent.wait(), sleep(5000).then(() => 'still waiting')])) as
+        { StatusCode: number } | string;
       expect(exited).toEqual({ StatusCode: 0, Error: null });
       expect(Date.now() - listening).toBeLessThan(3000);
       expect(((await agent.logs({ stdout: true, stderr: true })) as Buffer).toString('latin1')).toContain('reached');

@@ -21,7 +21,11 @@ async function ensureNodeIsRootImage(): Promise<void> {
     `FROM ${TEST_BASE_IMAGE}\nRUN echo 'node:x:0:0:root in disguise:/home/node:/bin/sh' >> /etc/passwd && mkdir -p /home/node\n`,
   );
   pack.finalize();
-  const stream = await docker.buildImage(pack as unknown as NodeJS.ReadableStream, { t: NODE_IS_ROOT_IMAGE, rm: true, forcerm: true });
+  const stream = await docker.buildImage(pack as unknown as NodeJS.ReadableStream, {
+    t: NODE_IS_ROOT_IMAGE,
+    rm: true,
+    forcerm: true,
+  });
   await new Promise<void>((resolve, reject) => {
     docker.modem.followProgress(stream, (err: Error | null, output: Array<{ error?: string }>) => {
       const failure = err?.message ?? output?.find((o) => o.error)?.error;

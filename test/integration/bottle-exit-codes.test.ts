@@ -24,7 +24,10 @@ afterAll(async () => {
 
 async function labelled(identity: string) {
   const filters = JSON.stringify({ label: [`${LABELS.identity}=${identity}`] });
-  const [containers, networks] = await Promise.all([h.docker.listContainers({ all: true, filters }), h.docker.listNetworks({ filters })]);
+  const [containers, networks] = await Promise.all([
+    h.docker.listContainers({ all: true, filters }),
+    h.docker.listNetworks({ filters }),
+  ]);
   return containers.length + networks.length;
 }
 

@@ -2,7 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness, type CliResult } from '../support/cli-harness.js';
+import {
+  identityFrom,
+  PIN_DEFAULT_HOSTS,
+  startHarness,
+  type BottleHarness,
+  type CliResult,
+} from '../support/cli-harness.js';
 import { execIn } from '../support/docker.js';
 
 /**
@@ -45,7 +51,16 @@ function manifestWith(command: string[]): string {
     bottles: [
       {
         name: 'routed',
-        cred_proxy: { routes: [{ host: ROUTED_HOST, upstream: `http://${ROUTED_HOST}:${upstreamPort}`, token_env: TOKEN_ENV, auth: 'bearer' }] },
+        cred_proxy: {
+          routes: [
+            {
+              host: ROUTED_HOST,
+              upstream: `http://${ROUTED_HOST}:${upstreamPort}`,
+              token_env: TOKEN_ENV,
+              auth: 'bearer',
+            },
+          ],
+        },
         extra_hosts: { ...PIN_DEFAULT_HOSTS, [ROUTED_HOST]: 'host-gateway' },
       },
     ],
@@ -62,11 +77,16 @@ describe('a host credential route over HTTPS', () => {
       // Every other HTTPS host still gets an end-to-end tunnel, and an unlisted one a refusal.
       `curl -sS -o /dev/null -w 'other: %{http_connect}\\n' https://unlisted.test/ || true`,
     ].join('; ');
-    const run = await h.cli(['--manifest', manifestWith(['bash', '-c', script]), 'start', 'router'], { env: { [TOKEN_ENV]: secret } });
+    const run = await h.cli(['--manifest', manifestWith(['bash', '-c', script]), 'start', 'router'], {
+      env: { [TOKEN_ENV]: secret },
+    });
     expect(run.code, show(run)).toBe(0);
     expect(run.stdout).toContain('routed upstream saw GET /user/repos?page=2');
     expect(run.stdout).toContain('other: 403');
-    expect(seen.at(-1)).toMatchObject({ url: '/user/repos?page=2', headers: { authorization: `Bearer ${secret}`, host: `${ROUTED_HOST}:${upstreamPort}` } });
+    expect(seen.at(-1)).toMatchObject({
+      url: '/user/repos?page=2',
+      headers: { authorization: `Bearer ${secret}`, host: `${ROUTED_HOST}:${upstreamPort}` },
+    });
 
     const identity = /bottle ([a-z0-9_-]+-[0-9a-z]{5}): starting/.exec(run.stderr)?.[1];
     expect(identity, run.stderr).toBeDefined();
@@ -83,17 +103,21 @@ describe('a host credential route over HTTPS', () => {
 
   it('the running agent has the trust settings and the CA files, and no token anywhere in its environment', async () => {
     const secret = `ghp_${randomBytes(16).toString('hex')}`;
-    const started = await h.cli(['--manifest', manifestWith(['sleep', '600']), 'start', 'router', '--detach'], { env: { [TOKEN_ENV]: secret } });
+    const started = await h.cli(['--manifest', manifestWith(['sleep', '600']), 'start', 'router', '--detach'], {
+      env: { [TOKEN_ENV]: secret },
+    });
     expect(started.code, show(started)).toBe(0);
     const identity = identityFrom(started);
     const agent = h.docker.getContainer(`cb-${identity}-agent`);
     const env = (await agent.inspect()).Config.Env ?? [];
-    expect(env).toEqual(expect.arrayContaining([
-      'NODE_EXTRA_CA_CERTS=/home/node/.claude-bottle/gateway-ca.pem',
-      'SSL_CERT_FILE=/home/node/.claude-bottle/ca-certificates.pem',
-      'CURL_CA_BUNDLE=/home/node/.claude-bottle/ca-certificates.pem',
-      'GIT_SSL_CAINFO=/home/node/.claude-bottle/ca-certificates.pem',
-    ]));
+    expect(env).toEqual(
+      expect.arrayContaining([
+        'NODE_EXTRA_CA_CERTS=/home/node/.claude-bottle/gateway-ca.pem',
+        'SSL_CERT_FILE=/home/node/.claude-bottle/ca-certificates.pem',
+        'CURL_CA_BUNDLE=/home/node/.claude-bottle/ca-certificates.pem',
+        'GIT_SSL_CAINFO=/home/node/.claude-bottle/ca-certificates.pem',
+      ]),
+    );
     expect(env.join('\n')).not.toContain(secret);
 
     const ca = await execIn(agent, ['cat', '/home/node/.claude-bottle/gateway-ca.pem'], { user: 'node' });
@@ -103,7 +127,9 @@ describe('a host credential route over HTTPS', () => {
     expect((bundle.output.match(/BEGIN CERTIFICATE/g) ?? []).length).toBeGreaterThan(50);
     expect(bundle.output.trimEnd().endsWith(ca.output.trimEnd())).toBe(true);
     // The CA's private key is not in the agent: nothing key-like below its home.
-    const keys = await execIn(agent, ['bash', '-c', 'grep -rl "PRIVATE KEY" /home/node 2>/dev/null || true'], { user: 'node' });
+    const keys = await execIn(agent, ['bash', '-c', 'grep -rl "PRIVATE KEY" /home/node 2>/dev/null || true'], {
+      user: 'node',
+    });
     expect(keys.output.trim()).toBe('');
   });
 });

@@ -38,8 +38,14 @@ afterAll(async () => {
 
 async function labelled(identity: string): Promise<string[]> {
   const filters = JSON.stringify({ label: [`${LABELS.identity}=${identity}`] });
-  const [containers, networks] = await Promise.all([h.docker.listContainers({ all: true, filters }), h.docker.listNetworks({ filters })]);
-  return [...containers.map((c) => `container ${c.Names[0].replace(/^\//, '')}`), ...networks.map((n) => `network ${n.Name}`)].sort();
+  const [containers, networks] = await Promise.all([
+    h.docker.listContainers({ all: true, filters }),
+    h.docker.listNetworks({ filters }),
+  ]);
+  return [
+    ...containers.map((c) => `container ${c.Names[0].replace(/^\//, '')}`),
+    ...networks.map((n) => `network ${n.Name}`),
+  ].sort();
 }
 
 describe('start --detach, list', () => {
@@ -61,12 +67,21 @@ describe('start --detach, list', () => {
     const rows = JSON.parse(live.stdout) as Array<Record<string, unknown>>;
     expect(Array.isArray(rows)).toBe(true);
     const row = rows.find((r) => r.identity === running);
-    expect(row).toEqual({ identity: running, agent: 'sleeper', bottle: 'box', state: 'running', host: expect.any(String), started_at: expect.any(String) });
+    expect(row).toEqual({
+      identity: running,
+      agent: 'sleeper',
+      bottle: 'box',
+      state: 'running',
+      host: expect.any(String),
+      started_at: expect.any(String),
+    });
     expect(String(row!.host)).toContain(hostname());
     expect(Number.isNaN(Date.parse(String(row!.started_at)))).toBe(false);
     expect(rows.map((r) => r.identity)).not.toContain(done);
 
-    const all = JSON.parse((await h.cli(['list', '--all', '--format', 'json'])).stdout) as Array<Record<string, unknown>>;
+    const all = JSON.parse((await h.cli(['list', '--all', '--format', 'json'])).stdout) as Array<
+      Record<string, unknown>
+    >;
     expect(all.find((r) => r.identity === done)).toMatchObject({ agent: 'ok', state: 'cleaned' });
     expect(all.find((r) => r.identity === running)).toMatchObject({ state: 'running' });
   });
@@ -110,8 +125,14 @@ describe('cleanup', () => {
     });
   }, 120_000);
 
-  const orphanResources = () => [`container ${resourceNames(orphan).agentContainer}`, `network ${resourceNames(orphan).internalNetwork}`];
-  const foreignResources = () => [`container ${resourceNames(foreign).agentContainer}`, `network ${resourceNames(foreign).internalNetwork}`];
+  const orphanResources = () => [
+    `container ${resourceNames(orphan).agentContainer}`,
+    `network ${resourceNames(orphan).internalNetwork}`,
+  ];
+  const foreignResources = () => [
+    `container ${resourceNames(foreign).agentContainer}`,
+    `network ${resourceNames(foreign).internalNetwork}`,
+  ];
 
   it('--dry-run lists orphans and earlier-version networks, removes nothing, leaves live and foreign out', async () => {
     expect(await labelled(orphan)).toEqual(orphanResources());
@@ -127,7 +148,7 @@ describe('cleanup', () => {
     expect(await labelled(relic)).toEqual([`network ${relicNetwork}`]);
   });
 
-  it('removes the orphan and leaves the live bottle and another store\'s resources untouched', async () => {
+  it("removes the orphan and leaves the live bottle and another store's resources untouched", async () => {
     const liveBefore = await labelled(running);
     expect(liveBefore.length).toBeGreaterThanOrEqual(4); // two networks, gateway, agent
     const real = await h.cli(['cleanup']);
@@ -138,7 +159,10 @@ describe('cleanup', () => {
     expect(await labelled(foreign)).toEqual(foreignResources());
     expect(await labelled(running)).toEqual(liveBefore);
     expect((await h.docker.getContainer(resourceNames(running).agentContainer).inspect()).State.Running).toBe(true);
-    const rows = JSON.parse((await h.cli(['list', '--format', 'json'])).stdout) as Array<{ identity: string; state: string }>;
+    const rows = JSON.parse((await h.cli(['list', '--format', 'json'])).stdout) as Array<{
+      identity: string;
+      state: string;
+    }>;
     expect(rows.find((r) => r.identity === running)?.state).toBe('running');
   }, 120_000);
 });

@@ -5,7 +5,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../src/events/schema.js';
 import { startClaudeFixture, type ClaudeFixture } from '../support/claude-fixture.js';
-import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness, type CliResult } from '../support/cli-harness.js';
+import {
+  identityFrom,
+  PIN_DEFAULT_HOSTS,
+  startHarness,
+  type BottleHarness,
+  type CliResult,
+} from '../support/cli-harness.js';
 import { execIn } from '../support/docker.js';
 
 /**
@@ -56,7 +62,8 @@ async function waitInRun(identity: string, type: string, timeoutMs = 120_000): P
   for (;;) {
     const run = lastRun(await h.log.read(identity));
     if (run.some((e) => e.type === type)) return run;
-    if (Date.now() > deadline) throw new Error(`${identity}: no ${type} in the latest run; saw ${run.map((e) => e.type).join(', ')}`);
+    if (Date.now() > deadline)
+      throw new Error(`${identity}: no ${type} in the latest run; saw ${run.map((e) => e.type).join(', ')}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -74,14 +81,22 @@ describe('bottle resume', () => {
     const cwd = workFolder();
     const identity = identityFrom(await h.cli(['--manifest', manifest, 'start', 'phoenix', '--detach', '--cwd', cwd]));
     const first = await h.waitForEvent(identity, 'bottle.preserved');
-    const startPlan = (first.find((e) => e.type === 'bottle.start_requested')!.data as { plan: { containers: unknown; networks: unknown } }).plan;
+    const startPlan = (
+      first.find((e) => e.type === 'bottle.start_requested')!.data as {
+        plan: { containers: unknown; networks: unknown };
+      }
+    ).plan;
 
     // No --manifest: resume finds the manifest and cwd in the saved metadata.
     const resumed = await h.cli(['resume', identity, '--detach']);
     expect(resumed.code, show(resumed)).toBe(0);
     expect(resumed.stdout.split('\n')[0]).toBe(identity);
     const run = await waitInRun(identity, 'agent.started');
-    const plan = (run[0].data as { plan: { identity: string; containers: unknown; networks: unknown; cwd: string; command: string[] } }).plan;
+    const plan = (
+      run[0].data as {
+        plan: { identity: string; containers: unknown; networks: unknown; cwd: string; command: string[] };
+      }
+    ).plan;
     expect(plan.identity).toBe(identity);
     expect(plan.containers).toEqual(startPlan.containers);
     expect(plan.networks).toEqual(startPlan.networks);
@@ -95,12 +110,18 @@ describe('bottle resume', () => {
     expect(info.State.Running).toBe(true);
     expect(info.Config.WorkingDir).toBe(cwd);
     // The restored transcript is there and belongs to the agent user.
-    const cat = await execIn(agent, ['sh', '-c', 'cat ~/.claude/projects/x/s.jsonl && [ -O ~/.claude/projects/x/s.jsonl ] && echo owned'], { user: 'node' });
+    const cat = await execIn(
+      agent,
+      ['sh', '-c', 'cat ~/.claude/projects/x/s.jsonl && [ -O ~/.claude/projects/x/s.jsonl ] && echo owned'],
+      { user: 'node' },
+    );
     expect(cat).toEqual({ code: 0, output: 'hello\nowned\n' });
 
     const stopped = await h.cli(['stop', identity]);
     expect(stopped.code, show(stopped)).toBe(0);
-    expect((await waitInRun(identity, 'bottle.preserved')).find((e) => e.type === 'bottle.preserved')!.data).toMatchObject({ reason: 'stopped' });
+    expect(
+      (await waitInRun(identity, 'bottle.preserved')).find((e) => e.type === 'bottle.preserved')!.data,
+    ).toMatchObject({ reason: 'stopped' });
   });
 
   it('refuses a bottle that is running, with a clear error and no second launch', async () => {
@@ -121,24 +142,36 @@ describe('bottle resume', () => {
   it('no saved state: exit 1 naming the missing metadata path', async () => {
     const r = await h.cli(['--manifest', manifest, 'resume', 'phoenix-00000']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`no saved state for phoenix-00000: ${join(h.home, 'state', 'phoenix-00000', 'metadata.json')} does not exist`);
+    expect(r.stderr).toContain(
+      `no saved state for phoenix-00000: ${join(h.home, 'state', 'phoenix-00000', 'metadata.json')} does not exist`,
+    );
   });
 });
 
 describe('resume continues the Claude Code session (real claude, fake Messages API)', () => {
   it('a stopped `claude -p` mid-answer resumes with --continue and resends the first turn', async () => {
-    const f = await startClaudeFixture(h, { bottle: 'resumable', agents: [{ name: 'talker' }], fake: { holdStreamAfterFirstEvent: true } });
+    const f = await startClaudeFixture(h, {
+      bottle: 'resumable',
+      agents: [{ name: 'talker' }],
+      fake: { holdStreamAfterFirstEvent: true },
+    });
     fixtures.push(f);
     const cwd = workFolder();
     const words = `zebra-${randomBytes(4).toString('hex')} quokka-${randomBytes(4).toString('hex')}`;
     const messages = () => f.fake.requests.filter((r) => r.method === 'POST' && r.url.split('?')[0] === '/v1/messages');
 
-    const started = await h.cli(['--manifest', f.manifestPath, 'start', f.agent, '--detach', '--cwd', cwd, '--', '-p', `first turn ${words}`], { env: f.env });
+    const started = await h.cli(
+      ['--manifest', f.manifestPath, 'start', f.agent, '--detach', '--cwd', cwd, '--', '-p', `first turn ${words}`],
+      { env: f.env },
+    );
     const identity = identityFrom(started);
     // The fake holds its answer, so Claude Code is mid-turn when it is stopped.
     const deadline = Date.now() + 90_000;
     while (!messages().some((r) => r.body.includes(words))) {
-      if (Date.now() > deadline) throw new Error(`the fake never received the first turn; events: ${(await h.log.read(identity)).map((e) => e.type).join(', ')}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `the fake never received the first turn; events: ${(await h.log.read(identity)).map((e) => e.type).join(', ')}`,
+        );
       await new Promise((r) => setTimeout(r, 200));
     }
     const firstCount = messages().length;
@@ -166,7 +199,10 @@ describe('resume continues the Claude Code session (real claude, fake Messages A
     }
     const resumedRequests = messages().slice(firstCount);
     const secondTurn = resumedRequests.filter((r) => r.body.includes('second turn'));
-    expect(secondTurn.length, `requests after resume: ${resumedRequests.map((r) => r.body.slice(0, 200)).join('\n')}`).toBeGreaterThan(0);
+    expect(
+      secondTurn.length,
+      `requests after resume: ${resumedRequests.map((r) => r.body.slice(0, 200)).join('\n')}`,
+    ).toBeGreaterThan(0);
     // The continued session sends the earlier conversation along with the new turn.
     expect(secondTurn.some((r) => r.body.includes(words))).toBe(true);
     expect(existsSync(join(h.home, 'state', identity))).toBe(false);

@@ -26,8 +26,16 @@ beforeAll(async () => {
     bottles: [{ name: 'box', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS }],
     agents: [
       { name: 'sleeper', bottle: 'box', command: STOPPABLE },
-      { name: 'ok', bottle: 'box', command: ['bash', '-c', 'mkdir -p ~/.claude/projects/x && echo bye > ~/.claude/projects/x/s.jsonl; exit 0'] },
-      { name: 'writer', bottle: 'box', command: ['bash', '-c', 'mkdir -p ~/.claude/projects/x && echo hello > ~/.claude/projects/x/s.jsonl; exit 1'] },
+      {
+        name: 'ok',
+        bottle: 'box',
+        command: ['bash', '-c', 'mkdir -p ~/.claude/projects/x && echo bye > ~/.claude/projects/x/s.jsonl; exit 0'],
+      },
+      {
+        name: 'writer',
+        bottle: 'box',
+        command: ['bash', '-c', 'mkdir -p ~/.claude/projects/x && echo hello > ~/.claude/projects/x/s.jsonl; exit 1'],
+      },
       { name: 'nohome', bottle: 'box', command: ['bash', '-c', 'rm -rf ~/.claude; exit 1'] },
       // A child killed by SIGINT (as Ctrl-C would) makes the agent exit 130.
       { name: 'interrupted', bottle: 'box', command: ['bash', '-c', 'bash -c "kill -INT \\$\\$"; exit $?'] },

@@ -33,7 +33,11 @@ beforeAll(async () => {
     bottles: [{ name: 'box', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS }],
     agents: [
       { name: 'shell', bottle: 'box', command: ['bash'] },
-      { name: 'trapper', bottle: 'box', command: ['bash', '-c', 'trap "exit 130" INT; while true; do sleep 0.2; done'] },
+      {
+        name: 'trapper',
+        bottle: 'box',
+        command: ['bash', '-c', 'trap "exit 130" INT; while true; do sleep 0.2; done'],
+      },
     ],
   });
 }, 120_000);
@@ -63,12 +67,21 @@ function startInTmux(agent: string): TerminalRun {
   const session = `cbterm-${agent}-${randomBytes(3).toString('hex')}`;
   const exitFile = join(work, `${session}.exit`);
   const script = join(work, `${session}.sh`);
-  const env = { PATH: h.env.PATH ?? '/usr/bin:/bin', HOME: h.env.HOME ?? '/root', CLAUDE_BOTTLE_HOME: h.home, REDIS_URL: h.redis.url };
+  const env = {
+    PATH: h.env.PATH ?? '/usr/bin:/bin',
+    HOME: h.env.HOME ?? '/root',
+    CLAUDE_BOTTLE_HOME: h.home,
+    REDIS_URL: h.redis.url,
+  };
   writeFileSync(
     script,
     [
       `cd ${q(REPO)}`,
-      `env -i ${Object.entries(env).map(([k, v]) => `${k}=${q(v)}`).join(' ')} TERM="$TERM" ${q(process.execPath)} ${q(BOTTLE_BIN)} --manifest ${q(manifest)} start --yes ${q(agent)}`,
+      `env -i ${Object.entries(env)
+        .map(([k, v]) => `${k}=${q(v)}`)
+        .join(
+          ' ',
+        )} TERM="$TERM" ${q(process.execPath)} ${q(BOTTLE_BIN)} --manifest ${q(manifest)} start --yes ${q(agent)}`,
       `echo $? > ${q(exitFile)}`,
       // Keep the pane (and its last screen) around for capture-pane.
       'sleep 3600',
@@ -80,7 +93,11 @@ function startInTmux(agent: string): TerminalRun {
   return { session, exitFile, screen: () => tmux('capture-pane', '-p', '-J', '-S', '-200', '-t', session) };
 }
 
-async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+async function until<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await probe();
@@ -96,7 +113,10 @@ async function identityOf(agent: string): Promise<string> {
 }
 
 async function exitCode(run: TerminalRun): Promise<number> {
-  const text = await until(`the CLI to exit (${run.session})`, () => existsSync(run.exitFile) && readFileSync(run.exitFile, 'utf8').trim());
+  const text = await until(
+    `the CLI to exit (${run.session})`,
+    () => existsSync(run.exitFile) && readFileSync(run.exitFile, 'utf8').trim(),
+  );
   return Number(text);
 }
 
@@ -112,13 +132,19 @@ describe('bottle start attaches a real terminal', () => {
     await until('marker-42 on screen', () => run.screen().includes('marker-42'));
 
     tmux('resize-window', '-t', run.session, '-x', '91', '-y', '27');
-    const [rows, cols] = tmux('display-message', '-p', '-t', run.session, '#{pane_height} #{pane_width}').trim().split(' ');
+    const [rows, cols] = tmux('display-message', '-p', '-t', run.session, '#{pane_height} #{pane_width}')
+      .trim()
+      .split(' ');
     expect(cols).toBe('91');
     // SIGWINCH -> the CLI resizes the container's TTY; ask the agent what it sees (retry: the resize is asynchronous).
-    await until(`stty size ${rows} ${cols}`, () => {
-      tmux('send-keys', '-t', run.session, 'echo size=$(stty size | tr " " x)', 'Enter');
-      return run.screen().includes(`size=${rows}x${cols}`);
-    }, 20_000);
+    await until(
+      `stty size ${rows} ${cols}`,
+      () => {
+        tmux('send-keys', '-t', run.session, 'echo size=$(stty size | tr " " x)', 'Enter');
+        return run.screen().includes(`size=${rows}x${cols}`);
+      },
+      20_000,
+    );
 
     tmux('send-keys', '-t', run.session, 'exit 3', 'Enter');
     expect(await exitCode(run)).toBe(3);

@@ -68,12 +68,16 @@ describe('claude -p in a bottle against the fake Messages API', () => {
     // With the bottle's quiet agent environment Claude Code sends nothing but Messages API calls
     // (without it: a HEAD /api/hello probe and ~13 s spent on unreachable telemetry hosts).
     console.log(`claude -p requests: ${f.fake.requests.map((r) => `${r.method} ${r.url}`).join(', ')}`);
-    expect(f.fake.requests.map((r) => `${r.method} ${r.url.split('?')[0]}`).filter((r) => r !== 'POST /v1/messages')).toEqual([]);
+    expect(
+      f.fake.requests.map((r) => `${r.method} ${r.url.split('?')[0]}`).filter((r) => r !== 'POST /v1/messages'),
+    ).toEqual([]);
     const identity = /bottle ([a-z0-9_-]+-[0-9a-z]{5}): starting/.exec(run.stderr)?.[1];
     expect(identity, run.stderr).toBeDefined();
     const events = await h.log.read(identity!);
     expect(events.filter((e) => e.type === 'egress.denied').map((e) => e.data)).toEqual([]);
-    expect(events.filter((e) => e.type === 'egress.allowed').map((e) => (e.data as { reason: string }).reason)).toContain('credential_route');
+    expect(
+      events.filter((e) => e.type === 'egress.allowed').map((e) => (e.data as { reason: string }).reason),
+    ).toContain('credential_route');
   });
 
   it('api-key route: the fake sees the real secret as x-api-key and no Authorization header', async () => {
@@ -90,11 +94,15 @@ describe('claude -p in a bottle against the fake Messages API', () => {
 
   it('the running agent holds only the placeholder: its container env has no secret, the fake never saw the placeholder', async () => {
     const f = await fixture({ agents: [{ name: 'holder', command: ['sleep', '600'] }] });
-    const identity = identityFrom(await h.cli(['--manifest', f.manifestPath, 'start', f.agent, '--detach'], { env: f.env }));
+    const identity = identityFrom(
+      await h.cli(['--manifest', f.manifestPath, 'start', f.agent, '--detach'], { env: f.env }),
+    );
     await h.waitForEvent(identity, 'agent.started');
     const agent = h.docker.getContainer(`cb-${identity}-agent`);
     const info = await agent.inspect();
-    const env = Object.fromEntries((info.Config.Env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+    const env = Object.fromEntries(
+      (info.Config.Env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+    );
     expect(env.CLAUDE_CODE_OAUTH_TOKEN).toBe(CREDENTIAL_PLACEHOLDER);
     expect(env.ANTHROPIC_BASE_URL).toMatch(/^http:\/\/[0-9.]+:3129$/);
     expect(env[TEST_TOKEN_ENV]).toBeUndefined();
@@ -102,7 +110,11 @@ describe('claude -p in a bottle against the fake Messages API', () => {
     // Now use the credential from inside, as Claude Code would: the placeholder goes in, the secret comes out at the fake.
     const { output: out } = await execIn(
       agent,
-      ['sh', '-c', 'curl -sS -X POST "$ANTHROPIC_BASE_URL/v1/messages" -H "authorization: Bearer $CLAUDE_CODE_OAUTH_TOKEN" -H "content-type: application/json" -d \'{"model":"m","max_tokens":5,"messages":[]}\''],
+      [
+        'sh',
+        '-c',
+        'curl -sS -X POST "$ANTHROPIC_BASE_URL/v1/messages" -H "authorization: Bearer $CLAUDE_CODE_OAUTH_TOKEN" -H "content-type: application/json" -d \'{"model":"m","max_tokens":5,"messages":[]}\'',
+      ],
       { user: 'node' },
     );
     expect(out).toContain('"type":"message"');

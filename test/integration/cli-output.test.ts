@@ -21,7 +21,16 @@ describe('bottle events over a pipe', () => {
     const identity = mintIdentity('long');
     const batch: NewEvent[] = [{ type: 'bottle.start_requested', data: { plan: fakePlan(identity) } }];
     for (let n = 1; n < 6000; n++) {
-      batch.push({ type: n % 3 ? 'egress.allowed' : 'egress.denied', data: { n, host: `h${n}.test`, port: 443, method: 'CONNECT', reason: n % 3 ? 'allowlisted' : 'not_in_allowlist' } });
+      batch.push({
+        type: n % 3 ? 'egress.allowed' : 'egress.denied',
+        data: {
+          n,
+          host: `h${n}.test`,
+          port: 443,
+          method: 'CONNECT',
+          reason: n % 3 ? 'allowlisted' : 'not_in_allowlist',
+        },
+      });
     }
     const events = stampEvents(0, batch, new Date(0).toISOString());
     let state = initialBottleState(identity);
@@ -41,7 +50,9 @@ describe('bottle events over a pipe', () => {
 
 describe('bottle --version and usage errors', () => {
   it('--version prints the package version and exits 0', async () => {
-    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
     const r = await h.cli(['--version']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe(version);

@@ -39,7 +39,9 @@ afterAll(async () => {
 describe('concurrent starts', () => {
   it(`${N} simultaneous starts in one folder: ${N} identities, containers, networks and state folders, all running, one worker`, async () => {
     const results = await Promise.all(
-      Array.from({ length: N }, () => h.cli(['--manifest', manifest, 'start', 'twin', '--detach', '--cwd', cwd], { timeoutMs: 300_000 })),
+      Array.from({ length: N }, () =>
+        h.cli(['--manifest', manifest, 'start', 'twin', '--detach', '--cwd', cwd], { timeoutMs: 300_000 }),
+      ),
     );
     for (const r of results) expect(r.code, `stdout: ${r.stdout}\nstderr: ${r.stderr}`).toBe(0);
     const identities = results.map(identityFrom);
@@ -49,20 +51,28 @@ describe('concurrent starts', () => {
     for (const events of runs) expect(events.some((e) => e.type === 'bottle.failed')).toBe(false);
 
     const labelled = JSON.stringify({ label: [LABELS.identity] });
-    const containers = (await h.docker.listContainers({ filters: labelled })).filter((c) => identities.includes(c.Labels[LABELS.identity]));
+    const containers = (await h.docker.listContainers({ filters: labelled })).filter((c) =>
+      identities.includes(c.Labels[LABELS.identity]),
+    );
     const agents = containers.filter((c) => c.Names.some((n) => n.endsWith('-agent')));
     expect(agents).toHaveLength(N);
     expect(new Set(agents.map((c) => c.Labels[LABELS.identity])).size).toBe(N);
     for (const c of agents) expect(c.State).toBe('running');
-    const networks = (await h.docker.listNetworks({ filters: labelled })).filter((n) => identities.includes(n.Labels?.[LABELS.identity] ?? ''));
+    const networks = (await h.docker.listNetworks({ filters: labelled })).filter((n) =>
+      identities.includes(n.Labels?.[LABELS.identity] ?? ''),
+    );
     expect(new Set(networks.map((n) => n.Name)).size).toBe(2 * N);
     for (const id of identities) {
       expect(existsSync(join(h.home, 'state', id, 'metadata.json'))).toBe(true);
       const bind = (await h.docker.getContainer(`cb-${id}-agent`).inspect()).Mounts.find((m) => m.Destination === cwd);
       expect(bind?.Source).toBe(cwd);
     }
-    const listed = JSON.parse((await h.cli(['list', '--format', 'json'])).stdout) as Array<{ identity: string; state: string }>;
-    for (const id of identities) expect(listed).toContainEqual(expect.objectContaining({ identity: id, state: 'running' }));
+    const listed = JSON.parse((await h.cli(['list', '--format', 'json'])).stdout) as Array<{
+      identity: string;
+      state: string;
+    }>;
+    for (const id of identities)
+      expect(listed).toContainEqual(expect.objectContaining({ identity: id, state: 'running' }));
     // The ten CLIs raced to start the local worker; exactly one did.
     expect(await liveWorkers(redis)).toHaveLength(1);
 
@@ -72,7 +82,9 @@ describe('concurrent starts', () => {
       await h.waitForEvent(id, 'bottle.preserved');
       expect(existsSync(join(h.home, 'state', id, '.preserve'))).toBe(true);
     }
-    const left = (await h.docker.listContainers({ all: true, filters: labelled })).filter((c) => identities.includes(c.Labels[LABELS.identity]));
+    const left = (await h.docker.listContainers({ all: true, filters: labelled })).filter((c) =>
+      identities.includes(c.Labels[LABELS.identity]),
+    );
     expect(left).toHaveLength(0);
   }, 600_000);
 });

@@ -22,7 +22,16 @@ import {
 import { removeBottleResources } from '../../src/effects/docker/teardown.js';
 import type { NetworkLayout } from '../../src/machines/context.js';
 import { overlaps, parseCidr, subnetAddresses, subnetCandidates, subnetPool } from '../../src/shared/subnet-pool.js';
-import { ensureToolsImage, execIn, sweepIdentity, testDocker, testIdentity, testLabels, testPlan, TEST_TOOLS_IMAGE } from '../support/docker.js';
+import {
+  ensureToolsImage,
+  execIn,
+  sweepIdentity,
+  testDocker,
+  testIdentity,
+  testLabels,
+  testPlan,
+  TEST_TOOLS_IMAGE,
+} from '../support/docker.js';
 
 const STAND_IN_PORT = 3128;
 

@@ -10,7 +10,14 @@ import { removeBottleResources } from '../../src/effects/docker/teardown.js';
 import { waitForAgentExit } from '../../src/effects/docker/wait.js';
 import { bottleLabels, LABELS, setStoreLabel } from '../../src/shared/names.js';
 import { subnetPool } from '../../src/shared/subnet-pool.js';
-import { ensureToolsImage, sweepIdentity, testDocker, testIdentity, testLabels, TEST_BASE_IMAGE } from '../support/docker.js';
+import {
+  ensureToolsImage,
+  sweepIdentity,
+  testDocker,
+  testIdentity,
+  testLabels,
+  TEST_BASE_IMAGE,
+} from '../support/docker.js';
 
 const docker: Docker = testDocker();
 const identities: string[] = [];
@@ -23,7 +30,11 @@ function newIdentity(): string {
   return identity;
 }
 
-async function runContainer(identity: string, script: string, opts: { start?: boolean } = {}): Promise<Docker.Container> {
+async function runContainer(
+  identity: string,
+  script: string,
+  opts: { start?: boolean } = {},
+): Promise<Docker.Container> {
   const container = await docker.createContainer({
     Image: TEST_BASE_IMAGE,
     Cmd: ['sh', '-c', script],
@@ -181,7 +192,11 @@ describe('orphans', () => {
     const orphans = await findOrphans(docker, isLive);
 
     const mine = <T extends { identity: string }>(list: T[]) => list.filter((r) => r.identity === identity);
-    expect(mine(orphans.networks).map((n) => n.name).sort()).toEqual([networks.egress.name, networks.internal.name].sort());
+    expect(
+      mine(orphans.networks)
+        .map((n) => n.name)
+        .sort(),
+    ).toEqual([networks.egress.name, networks.internal.name].sort());
     expect(mine(orphans.networks).map((n) => n.why)).toEqual(['not-live', 'not-live']);
     expect(mine(orphans.containers).map((c) => c.id)).toEqual([container.id]);
 

@@ -28,7 +28,11 @@ describe('parseMemory', () => {
   });
 
   it('turns plan limits into Docker host config, leaving unset limits out', () => {
-    expect(resourceLimits({ memory: '512m', cpus: 1.5, pids: 100 })).toEqual({ Memory: 512 * 1024 ** 2, NanoCpus: 1_500_000_000, PidsLimit: 100 });
+    expect(resourceLimits({ memory: '512m', cpus: 1.5, pids: 100 })).toEqual({
+      Memory: 512 * 1024 ** 2,
+      NanoCpus: 1_500_000_000,
+      PidsLimit: 100,
+    });
     expect(resourceLimits({ memory: null, cpus: null, pids: null })).toEqual({});
   });
 });
@@ -75,8 +79,15 @@ describe('gateway output', () => {
 
   it('parses numbered egress and capability lines and ignores ready lines and noise', () => {
     const refused = '{"t":"egress","n":4,"decision":"denied","reason":"header_too_large","at":"x"}';
-    expect(parseDecisionLine(refused)).toEqual({ t: 'egress', n: 4, decision: 'denied', reason: 'header_too_large', at: 'x' });
-    const capability = '{"t":"capability","n":5,"request_id":"req-1","kind":"egress","host":"a.test","port":443,"reason":"r"}';
+    expect(parseDecisionLine(refused)).toEqual({
+      t: 'egress',
+      n: 4,
+      decision: 'denied',
+      reason: 'header_too_large',
+      at: 'x',
+    });
+    const capability =
+      '{"t":"capability","n":5,"request_id":"req-1","kind":"egress","host":"a.test","port":443,"reason":"r"}';
     expect(parseDecisionLine(capability)).toMatchObject({ t: 'capability', n: 5, request_id: 'req-1', host: 'a.test' });
     expect(parseDecisionLine('{"t":"ready","proxy_port":3128,"credential_port":3129}')).toBeUndefined();
     expect(parseDecisionLine('listening...')).toBeUndefined();
@@ -84,10 +95,15 @@ describe('gateway output', () => {
   });
 
   it('reads the nulls of lines from older gateways as absent fields', () => {
-    const old = '{"t":"egress","n":4,"decision":"denied","host":null,"port":null,"method":null,"reason":"header_too_large","at":"x"}';
+    const old =
+      '{"t":"egress","n":4,"decision":"denied","host":null,"port":null,"method":null,"reason":"header_too_large","at":"x"}';
     const parsed = parseDecisionLine(old);
     expect(parsed).toMatchObject({ t: 'egress', n: 4, decision: 'denied', reason: 'header_too_large' });
-    expect(parsed && parsed.t === 'egress' && [parsed.host, parsed.port, parsed.method]).toEqual([undefined, undefined, undefined]);
+    expect(parsed && parsed.t === 'egress' && [parsed.host, parsed.port, parsed.method]).toEqual([
+      undefined,
+      undefined,
+      undefined,
+    ]);
     const oldCapability =
       '{"t":"capability","n":3,"request_id":"req-1","kind":"egress","host":"b.test","port":443,"dockerfile":null,"reason":"r"}';
     const capability = parseDecisionLine(oldCapability);
@@ -103,7 +119,10 @@ describe('gateway output', () => {
       header.writeUInt32BE(body.length, 4);
       return Buffer.concat([header, body]);
     };
-    expect(demuxLogBuffer(Buffer.concat([frame(1, 'out1\n'), frame(2, 'err\n'), frame(1, 'out2\n')]))).toEqual({ stdout: 'out1\nout2\n', stderr: 'err\n' });
+    expect(demuxLogBuffer(Buffer.concat([frame(1, 'out1\n'), frame(2, 'err\n'), frame(1, 'out2\n')]))).toEqual({
+      stdout: 'out1\nout2\n',
+      stderr: 'err\n',
+    });
   });
 });
 

@@ -32,10 +32,23 @@ beforeAll(async () => {
       bottles: [
         {
           name: 'dev',
-          egress: { allow: ['github.com', 'GitHub.com', 'api.anthropic.com', '*.githubusercontent.com', 'registry.npmjs.org:443'] },
+          egress: {
+            allow: [
+              'github.com',
+              'GitHub.com',
+              'api.anthropic.com',
+              '*.githubusercontent.com',
+              'registry.npmjs.org:443',
+            ],
+          },
           cred_proxy: {
             routes: [
-              { role: 'anthropic-base-url', upstream: 'https://api.anthropic.com', token_env: TOKEN_ENV, auth: 'oauth' },
+              {
+                role: 'anthropic-base-url',
+                upstream: 'https://api.anthropic.com',
+                token_env: TOKEN_ENV,
+                auth: 'oauth',
+              },
               { host: 'api.github.com', token_env: GH_ENV, auth: 'bearer' },
             ],
           },
@@ -62,7 +75,10 @@ afterAll(async () => {
 
 async function dockerResourcesOf(identity: string) {
   const filters = { label: [`${LABELS.identity}=${identity}`] };
-  const [containers, networks] = await Promise.all([docker.listContainers({ all: true, filters }), docker.listNetworks({ filters })]);
+  const [containers, networks] = await Promise.all([
+    docker.listContainers({ all: true, filters }),
+    docker.listNetworks({ filters }),
+  ]);
   const byName = await docker.listNetworks({ filters: { name: [`cb-${identity}-`] } });
   return [...containers, ...networks, ...byName];
 }
@@ -77,14 +93,23 @@ function assertPlan(plan: BottlePlan, output: string) {
   expect(plan.gateway_image.tag).toMatch(/^claude-bottle\/gateway:[0-9a-f]{16}$/);
   expect(plan.hosts).toEqual([...new Set(plan.hosts)].sort());
   expect(plan.hosts.filter((h) => h === 'github.com')).toHaveLength(1);
-  expect(plan.hosts).toEqual(expect.arrayContaining(['github.com', '*.githubusercontent.com', 'registry.npmjs.org:443', ...DEFAULT_HOSTS]));
+  expect(plan.hosts).toEqual(
+    expect.arrayContaining(['github.com', '*.githubusercontent.com', 'registry.npmjs.org:443', ...DEFAULT_HOSTS]),
+  );
   expect(plan.networks).toEqual({ internal: `cb-${plan.identity}-internal`, egress: `cb-${plan.identity}-egress` });
   expect(plan.mounts.map((m) => m.purpose)).toEqual(['cwd', 'prompt', 'skill', 'ssh']);
   expect(plan.mounts[0]).toMatchObject({ kind: 'bind', source: cwd, target: cwd });
-  expect(plan.env_names).toEqual(expect.arrayContaining(['ANTHROPIC_BASE_URL', 'CLAUDE_CODE_OAUTH_TOKEN', 'HTTPS_PROXY']));
+  expect(plan.env_names).toEqual(
+    expect.arrayContaining(['ANTHROPIC_BASE_URL', 'CLAUDE_CODE_OAUTH_TOKEN', 'HTTPS_PROXY']),
+  );
   expect(plan.env_names).not.toContain(TOKEN_ENV);
   expect(plan.credentials).toEqual([
-    { role: 'anthropic-base-url', upstream: 'https://api.anthropic.com', auth: 'oauth', token_source: `env:${TOKEN_ENV}` },
+    {
+      role: 'anthropic-base-url',
+      upstream: 'https://api.anthropic.com',
+      auth: 'oauth',
+      token_source: `env:${TOKEN_ENV}`,
+    },
     { host: 'api.github.com', upstream: 'https://api.github.com', auth: 'bearer', token_source: `env:${GH_ENV}` },
   ]);
   expect(plan.ssh).toEqual([{ Host: 'github.com', IdentityFile: join(manifest.dir, 'keys/id_ed25519') }]);
@@ -92,7 +117,13 @@ function assertPlan(plan: BottlePlan, output: string) {
   expect(plan.skills).toEqual([{ name: 'tdd', source: join(manifest.dir, 'skills/tdd') }]);
   expect(plan.cwd).toBe(cwd);
   expect(plan.copy_cwd).toBe(false);
-  expect(plan.command).toEqual(['claude', '--append-system-prompt-file', '/home/node/.claude-bottle/prompt.md', '-p', 'say hi']);
+  expect(plan.command).toEqual([
+    'claude',
+    '--append-system-prompt-file',
+    '/home/node/.claude-bottle/prompt.md',
+    '-p',
+    'say hi',
+  ]);
   expect(plan.limits).toMatchObject({ memory: '2g', cpus: 1, pids: 512 });
   expect(output).not.toContain(SECRET);
   expect(output).not.toContain(GH_SECRET);
@@ -102,7 +133,14 @@ describe('runDryRun', () => {
   it('prints the resolved plan as JSON without secrets and creates no Docker resource', async () => {
     let output = '';
     const code = await runDryRun(
-      { manifestPath: manifest.path, agent: 'implementer', cwd, copyCwd: false, format: 'json', args: ['-p', 'say hi'] },
+      {
+        manifestPath: manifest.path,
+        agent: 'implementer',
+        cwd,
+        copyCwd: false,
+        format: 'json',
+        args: ['-p', 'say hi'],
+      },
       { stdout: (s) => (output += s), stderr: () => {} },
     );
     expect(code).toBe(0);
@@ -125,7 +163,10 @@ describe('runDryRun', () => {
 
   it('rejects an unknown agent with the known ones listed', async () => {
     await expect(
-      runDryRun({ manifestPath: manifest.path, agent: 'reviewer', cwd, copyCwd: false, format: 'json', args: [] }, { stdout: () => {}, stderr: () => {} }),
+      runDryRun(
+        { manifestPath: manifest.path, agent: 'reviewer', cwd, copyCwd: false, format: 'json', args: [] },
+        { stdout: () => {}, stderr: () => {} },
+      ),
     ).rejects.toThrow(/no agent named "reviewer".*known agents: implementer/);
   });
 });
@@ -138,7 +179,21 @@ describe.skipIf(!cliBuilt)('bottle start --dry-run --format json (built CLI)', (
   it('prints the same plan from a child process and exits 0', async () => {
     const { stdout, stderr } = await promisify(execFile)(
       process.execPath,
-      [cliBin, '--manifest', manifest.path, 'start', 'implementer', '--cwd', cwd, '--dry-run', '--format', 'json', '--', '-p', 'say hi'],
+      [
+        cliBin,
+        '--manifest',
+        manifest.path,
+        'start',
+        'implementer',
+        '--cwd',
+        cwd,
+        '--dry-run',
+        '--format',
+        'json',
+        '--',
+        '-p',
+        'say hi',
+      ],
       { env: { ...process.env }, timeout: 120_000 },
     );
     expect(stderr).not.toContain(SECRET);
@@ -172,7 +227,9 @@ describe.skipIf(!cliBuilt)('a dry run writes nothing', () => {
       { stdout: (s) => (output += s), stderr: (s) => (notes += s) },
       {
         gatewaySource: () => {
-          throw new Error("the gateway's Node binary is missing at /nonexistent/node: run `bash scripts/fetch-gateway-node.sh`");
+          throw new Error(
+            "the gateway's Node binary is missing at /nonexistent/node: run `bash scripts/fetch-gateway-node.sh`",
+          );
         },
       },
     );

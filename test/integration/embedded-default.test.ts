@@ -27,13 +27,30 @@ const identities: string[] = [];
 const pidFrom = (file: string) => (existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : 0);
 const alive = processAlive;
 const bottleWith = (extra: NodeJS.ProcessEnv, args: string[]) =>
-  spawnSync(process.execPath, [BOTTLE_BIN, ...withYes(args)], { cwd: REPO, env: { ...env, ...extra }, encoding: 'utf8', timeout: 240_000 });
+  spawnSync(process.execPath, [BOTTLE_BIN, ...withYes(args)], {
+    cwd: REPO,
+    env: { ...env, ...extra },
+    encoding: 'utf8',
+    timeout: 240_000,
+  });
 const bottle = (args: string[]) => bottleWith({}, args);
 const sleeperManifest = join(manifestDir, 'sleeper.json');
 
 beforeAll(() => {
-  writeFileSync(manifest, JSON.stringify({ bottles: [{ name: 'box', extra_hosts: PIN_DEFAULT_HOSTS }], agents: [{ name: 'ok', bottle: 'box', command: ['true'] }] }));
-  writeFileSync(sleeperManifest, JSON.stringify({ bottles: [{ name: 'box', extra_hosts: PIN_DEFAULT_HOSTS }], agents: [{ name: 'sleeper', bottle: 'box', command: ['sleep', '600'] }] }));
+  writeFileSync(
+    manifest,
+    JSON.stringify({
+      bottles: [{ name: 'box', extra_hosts: PIN_DEFAULT_HOSTS }],
+      agents: [{ name: 'ok', bottle: 'box', command: ['true'] }],
+    }),
+  );
+  writeFileSync(
+    sleeperManifest,
+    JSON.stringify({
+      bottles: [{ name: 'box', extra_hosts: PIN_DEFAULT_HOSTS }],
+      agents: [{ name: 'sleeper', bottle: 'box', command: ['sleep', '600'] }],
+    }),
+  );
 });
 afterAll(async () => {
   const docker = new Docker();

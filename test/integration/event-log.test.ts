@@ -90,7 +90,13 @@ describe('EventLog against the real Redis', () => {
     expect(statesEqual(live!, foldHistory(identity, read).state)).toBe(true);
 
     const listed = (await log.listBottles()).find((b) => b.identity === identity);
-    expect(listed).toEqual({ identity, agent: samplePlan(identity).agent, bottle: 'dev', host: 'buildhost', started_at: AT });
+    expect(listed).toEqual({
+      identity,
+      agent: samplePlan(identity).agent,
+      bottle: 'dev',
+      host: 'buildhost',
+      started_at: AT,
+    });
     expect(await redis.zscore(BOTTLES_INDEX_KEY, identity)).toBe(String(Date.parse(AT)));
   });
 
@@ -127,7 +133,13 @@ describe('EventLog against the real Redis', () => {
   it('appends a cause once: a retried job gets the first append seqs back', async () => {
     const log = new EventLog(redis);
     const identity = newIdentity();
-    const first = await commit(log, identity, initialBottleState(identity), startEvents(identity).slice(0, 2), 'command.start.1');
+    const first = await commit(
+      log,
+      identity,
+      initialBottleState(identity),
+      startEvents(identity).slice(0, 2),
+      'command.start.1',
+    );
     const again = await commit(log, identity, first.next, startEvents(identity).slice(0, 2), 'command.start.1');
     expect(again.result.duplicateOf).toEqual({ first: 1, last: 2 });
     expect(again.result.events).toEqual([]);
@@ -138,7 +150,9 @@ describe('EventLog against the real Redis', () => {
     const log = new EventLog(redis);
     const identity = newIdentity();
     const stamped = stampEvents(1, startEvents(identity).slice(0, 1), AT);
-    await expect(log.append(identity, 0, stamped, { ...initialBottleState(identity), seq: 2 })).rejects.toThrow(/has seq 2, expected 1/);
+    await expect(log.append(identity, 0, stamped, { ...initialBottleState(identity), seq: 2 })).rejects.toThrow(
+      /has seq 2, expected 1/,
+    );
     expect(await log.exists(identity)).toBe(false);
   });
 
@@ -156,8 +170,29 @@ describe('EventLog against the real Redis', () => {
           const log = openBottleLog(racer.conn);
           for (let round = 0; round < ROUNDS; round++) {
             // Odd rounds append two events at once, so batches interleave too.
-            const batch: NewEvent[] = [{ type: 'egress.allowed', data: { n: round, host: `${racer.name}.test`, port: 443, method: 'CONNECT', reason: `${racer.name}-${round}` } }];
-            if (round % 2 === 1) batch.push({ type: 'egress.denied', data: { n: round, host: `${racer.name}.test`, port: 80, method: 'GET', reason: `${racer.name}-${round}-second` } });
+            const batch: NewEvent[] = [
+              {
+                type: 'egress.allowed',
+                data: {
+                  n: round,
+                  host: `${racer.name}.test`,
+                  port: 443,
+                  method: 'CONNECT',
+                  reason: `${racer.name}-${round}`,
+                },
+              },
+            ];
+            if (round % 2 === 1)
+              batch.push({
+                type: 'egress.denied',
+                data: {
+                  n: round,
+                  host: `${racer.name}.test`,
+                  port: 80,
+                  method: 'GET',
+                  reason: `${racer.name}-${round}-second`,
+                },
+              });
             for (;;) {
               const state = (await log.liveState(identity)) ?? initialBottleState(identity);
               try {
@@ -182,7 +217,9 @@ describe('EventLog against the real Redis', () => {
     const reasons = events.slice(launched).map((e) => (e.data as { reason: string }).reason);
     expect(new Set(reasons).size).toBe(reasons.length);
     for (const racer of racers) {
-      const mine = events.filter((e) => e.type.startsWith('egress.') && (e.data as { host: string }).host === `${racer.name}.test`);
+      const mine = events.filter(
+        (e) => e.type.startsWith('egress.') && (e.data as { host: string }).host === `${racer.name}.test`,
+      );
       expect(mine).toHaveLength(perRacer);
       // Each racer's own events stay in the order it appended them.
       const rounds = mine.map((e) => (e.data as { n: number }).n);
@@ -209,7 +246,10 @@ describe('EventLog against the real Redis', () => {
     await new Promise((r) => setTimeout(r, 300));
     await commit(log, identity, next, [
       startEvents(identity)[5],
-      { type: 'egress.allowed', data: { n: 1, host: 'github.com', port: 443, method: 'CONNECT', reason: 'allowlisted' } },
+      {
+        type: 'egress.allowed',
+        data: { n: 1, host: 'github.com', port: 443, method: 'CONNECT', reason: 'allowlisted' },
+      },
     ]);
     await following;
     expect(seen.map((e) => e.seq)).toEqual([4, 5, 6, 7]);
@@ -235,11 +275,24 @@ describe('EventLog against the real Redis', () => {
     const log = new EventLog(redis);
     const identity = newIdentity();
     const key = bottleKeys(identity).events;
-    await redis.xadd(key, '1-0', 'type', 'agent.exited', 'at', AT, 'v', '1', 'data', JSON.stringify({ exit_code: 137 }));
+    await redis.xadd(
+      key,
+      '1-0',
+      'type',
+      'agent.exited',
+      'at',
+      AT,
+      'v',
+      '1',
+      'data',
+      JSON.stringify({ exit_code: 137 }),
+    );
     const [event] = await log.read(identity);
     expect(event).toEqual({ seq: 1, type: 'agent.exited', at: AT, v: 2, data: { code: 137, signal: 'SIGKILL' } });
     // The stored record itself is untouched.
-    expect(await redis.xrange(key, '-', '+')).toEqual([['1-0', ['type', 'agent.exited', 'at', AT, 'v', '1', 'data', '{"exit_code":137}']]]);
+    expect(await redis.xrange(key, '-', '+')).toEqual([
+      ['1-0', ['type', 'agent.exited', 'at', AT, 'v', '1', 'data', '{"exit_code":137}']],
+    ]);
   });
 
   it('reads entries whose fields are stored in another order', async () => {
@@ -252,8 +305,21 @@ describe('EventLog against the real Redis', () => {
   it('reports a corrupt stored event with the bottle and seq', async () => {
     const log = new EventLog(redis);
     const identity = newIdentity();
-    await redis.xadd(bottleKeys(identity).events, '1-0', 'type', 'image.built', 'at', AT, 'v', '1', 'data', '{"tag":1}');
-    await expect(log.read(identity)).rejects.toThrow(new RegExp(`bottle ${identity}: stored event 1 \\(image\\.built\\)`));
+    await redis.xadd(
+      bottleKeys(identity).events,
+      '1-0',
+      'type',
+      'image.built',
+      'at',
+      AT,
+      'v',
+      '1',
+      'data',
+      '{"tag":1}',
+    );
+    await expect(log.read(identity)).rejects.toThrow(
+      new RegExp(`bottle ${identity}: stored event 1 \\(image\\.built\\)`),
+    );
   });
 
   it('never trims the stream: thousands of events all stay readable from seq 1', async () => {
@@ -361,7 +427,10 @@ describe('EventLog.read: paged and decoded for speed, yet exactly as entry by en
 
   it('honours fromSeq and toSeq across page boundaries', async () => {
     const identity = newIdentity();
-    await store(identity, Array.from({ length: 2500 }, (_, i) => egress(i + 1)));
+    await store(
+      identity,
+      Array.from({ length: 2500 }, (_, i) => egress(i + 1)),
+    );
     const log = new EventLog(redis);
     const seqs = async (from?: number, to?: number) => (await log.read(identity, from, to)).map((e) => e.seq);
     const range = (first: number, last: number) => Array.from({ length: last - first + 1 }, (_, i) => first + i);

@@ -23,10 +23,15 @@ const containerName = `cb-gwtest-${suffix}`;
 const SECRET = `sk-ant-oat01-IMAGE-TEST-SECRET-${suffix}`;
 const NOBODY = 65534;
 
-function tarOf(entries: Array<{ name: string; content: string | Buffer; mode?: number; uid?: number }>): NodeJS.ReadableStream {
+function tarOf(
+  entries: Array<{ name: string; content: string | Buffer; mode?: number; uid?: number }>,
+): NodeJS.ReadableStream {
   const archive = pack();
   for (const entry of entries) {
-    archive.entry({ name: entry.name, mode: entry.mode ?? 0o644, uid: entry.uid ?? 0, gid: entry.uid ?? 0 }, entry.content);
+    archive.entry(
+      { name: entry.name, mode: entry.mode ?? 0o644, uid: entry.uid ?? 0, gid: entry.uid ?? 0 },
+      entry.content,
+    );
   }
   archive.finalize();
   return archive as unknown as NodeJS.ReadableStream;
@@ -35,10 +40,19 @@ function tarOf(entries: Array<{ name: string; content: string | Buffer; mode?: n
 async function buildImage(docker: Docker): Promise<void> {
   execFileSync(process.execPath, [join(root, 'scripts/build-gateway.mjs')], { stdio: 'inherit' });
   // The same files the worker's build sends: images/gateway/* plus the bundle.
-  const context = tarOf(gatewayImageSource().files.map((file) => ({ name: file.path, content: readFileSync(file.source), mode: file.mode })));
+  const context = tarOf(
+    gatewayImageSource().files.map((file) => ({
+      name: file.path,
+      content: readFileSync(file.source),
+      mode: file.mode,
+    })),
+  );
   const stream = await docker.buildImage(context, { t: tag, rm: true, forcerm: true });
-  const output = await new Promise<Array<{ error?: string; errorDetail?: { message?: string } }>>((resolveBuild, reject) =>
-    docker.modem.followProgress(stream, (err: Error | null, result: Array<{ error?: string }>) => (err ? reject(err) : resolveBuild(result))),
+  const output = await new Promise<Array<{ error?: string; errorDetail?: { message?: string } }>>(
+    (resolveBuild, reject) =>
+      docker.modem.followProgress(stream, (err: Error | null, result: Array<{ error?: string }>) =>
+        err ? reject(err) : resolveBuild(result),
+      ),
   );
   const failure = output.find((entry) => entry.error);
   if (failure) throw new Error(`gateway image build failed: ${failure.error}`);
@@ -64,7 +78,11 @@ async function readLogs(container: Docker.Container): Promise<{ stdout: string; 
   return demux(raw);
 }
 
-async function waitForStdoutLine(container: Docker.Container, predicate: (line: Record<string, unknown>) => boolean, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+async function waitForStdoutLine(
+  container: Docker.Container,
+  predicate: (line: Record<string, unknown>) => boolean,
+  timeoutMs = 30_000,
+): Promise<Record<string, unknown>> {
   const deadline = Date.now() + timeoutMs;
   let last = { stdout: '', stderr: '' };
   while (Date.now() < deadline) {
@@ -87,7 +105,11 @@ describe('gateway image', () => {
   beforeAll(async () => {
     await buildImage(docker);
     imageBuilt = true;
-    network = await docker.createNetwork({ Name: networkName, Driver: 'bridge', Labels: { 'dev.claude-bottle.test': 'gateway-image' } });
+    network = await docker.createNetwork({
+      Name: networkName,
+      Driver: 'bridge',
+      Labels: { 'dev.claude-bottle.test': 'gateway-image' },
+    });
     container = await docker.createContainer({
       name: containerName,
       Image: tag,
@@ -106,7 +128,12 @@ describe('gateway image', () => {
     await container.putArchive(
       tarOf([
         { name: 'etc/claude-bottle/gateway.json', content: JSON.stringify(config), uid: NOBODY },
-        { name: 'etc/claude-bottle/secrets.json', content: JSON.stringify({ anthropic: SECRET }), mode: 0o400, uid: NOBODY },
+        {
+          name: 'etc/claude-bottle/secrets.json',
+          content: JSON.stringify({ anthropic: SECRET }),
+          mode: 0o400,
+          uid: NOBODY,
+        },
       ]),
       { path: '/' },
     );
@@ -116,13 +143,20 @@ describe('gateway image', () => {
   afterAll(async () => {
     await container?.remove({ force: true }).catch(() => {});
     await network?.remove().catch(() => {});
-    if (imageBuilt) await docker.getImage(tag).remove({ force: true }).catch(() => {});
+    if (imageBuilt)
+      await docker
+        .getImage(tag)
+        .remove({ force: true })
+        .catch(() => {});
   });
 
   it('starts as nobody and prints the listening line, then the ready line, with both ports', async () => {
     const ready = await waitForStdoutLine(container!, (line) => line.t === 'ready');
     expect(ready).toEqual({ t: 'ready', proxy_port: 3128, credential_port: 3129 });
-    const lines = (await readLogs(container!)).stdout.trim().split('\n').map((line) => JSON.parse(line) as { t: string });
+    const lines = (await readLogs(container!)).stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { t: string });
     expect(lines.slice(0, 2)).toEqual([{ t: 'listening', proxy_port: 3128, credential_port: 3129 }, ready]);
     const info = await container!.inspect();
     expect(info.Config.User).toBe('65534:65534');
@@ -144,7 +178,15 @@ describe('gateway image', () => {
     expect(reply).toMatch(/^HTTP\/1\.1 403/);
     expect(reply).toContain('"error":"egress_denied"');
     const denial = await waitForStdoutLine(container!, (line) => line.t === 'egress');
-    expect(denial).toMatchObject({ t: 'egress', n: 1, decision: 'denied', host: 'blocked.test', port: 443, method: 'CONNECT', reason: 'not_in_allowlist' });
+    expect(denial).toMatchObject({
+      t: 'egress',
+      n: 1,
+      decision: 'denied',
+      host: 'blocked.test',
+      port: 443,
+      method: 'CONNECT',
+      reason: 'not_in_allowlist',
+    });
     const logs = await readLogs(container!);
     expect(logs.stdout + logs.stderr).not.toContain(SECRET);
   });

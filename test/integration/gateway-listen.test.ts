@@ -27,7 +27,10 @@ beforeAll(() => {
   // Stands in for the image's node: boots late, then runs the real gateway (listen.pl's arguments are ignored).
   const fakeNode = join(dir, 'bin', 'node');
   mkdirSync(join(dir, 'bin'));
-  writeFileSync(fakeNode, `#!/bin/sh\nsleep ${BOOT_DELAY_MS / 1000}\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(GATEWAY_BUNDLE)}\n`);
+  writeFileSync(
+    fakeNode,
+    `#!/bin/sh\nsleep ${BOOT_DELAY_MS / 1000}\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(GATEWAY_BUNDLE)}\n`,
+  );
   chmodSync(fakeNode, 0o755);
 });
 
@@ -107,7 +110,8 @@ function launch(args: string[], configPath: string, listenAddress: string | null
       for (;;) {
         const found = lines.find((l) => predicate(l.text));
         if (found) return found;
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no matching line; stdout ${JSON.stringify(lines)}; stderr ${stderr}`);
+        if (Date.now() > deadline || child.exitCode !== null)
+          throw new Error(`no matching line; stdout ${JSON.stringify(lines)}; stderr ${stderr}`);
         await new Promise<void>((resolve) => {
           waiters.push(resolve);
           setTimeout(resolve, 50);
@@ -133,7 +137,9 @@ function proxyRequest(port: number): { sentAt: Promise<number>; response: Promis
   const sentAt = new Promise<number>((resolve) => (markSent = resolve));
   const response = new Promise<string>((resolve, reject) => {
     const socket = connect(port, '127.0.0.1', () => {
-      socket.write('GET http://refused.invalid/ HTTP/1.1\r\nHost: refused.invalid\r\nConnection: close\r\n\r\n', () => markSent(performance.now()));
+      socket.write('GET http://refused.invalid/ HTTP/1.1\r\nHost: refused.invalid\r\nConnection: close\r\n\r\n', () =>
+        markSent(performance.now()),
+      );
     });
     let body = '';
     socket.on('data', (chunk) => (body += chunk.toString()));
@@ -149,7 +155,11 @@ describe('listen.pl, the gateway image entry point', () => {
     const gateway = launch([String(proxyPort), String(credentialPort)], writeConfig(proxyPort, credentialPort));
 
     const listening = await gateway.nextLine((t) => t.includes('"listening"'));
-    expect(JSON.parse(listening.text)).toEqual({ t: 'listening', proxy_port: proxyPort, credential_port: credentialPort });
+    expect(JSON.parse(listening.text)).toEqual({
+      t: 'listening',
+      proxy_port: proxyPort,
+      credential_port: credentialPort,
+    });
     const request = proxyRequest(proxyPort);
     const sentAt = await request.sentAt;
     const response = await request.response;
@@ -159,7 +169,11 @@ describe('listen.pl, the gateway image entry point', () => {
     expect(sentAt).toBeLessThan(ready.at);
     expect(response).toMatch(/^HTTP\/1\.1 403/);
     expect(response).toContain('refused.invalid');
-    expect(JSON.parse(ready.text)).toMatchObject({ t: 'ready', proxy_port: proxyPort, credential_port: credentialPort });
+    expect(JSON.parse(ready.text)).toMatchObject({
+      t: 'ready',
+      proxy_port: proxyPort,
+      credential_port: credentialPort,
+    });
   });
 
   it('answers on the credential port it bound, too', async () => {
@@ -167,7 +181,9 @@ describe('listen.pl, the gateway image entry point', () => {
     const gateway = launch([String(proxyPort), String(credentialPort)], writeConfig(proxyPort, credentialPort));
     await gateway.nextLine((t) => t.includes('"listening"'));
     const reply = await new Promise<string>((resolve, reject) => {
-      const socket = connect(credentialPort, '127.0.0.1', () => socket.write('GET /no-route/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+      const socket = connect(credentialPort, '127.0.0.1', () =>
+        socket.write('GET /no-route/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+      );
       let body = '';
       socket.on('data', (chunk) => (body += chunk.toString()));
       socket.on('end', () => resolve(body));
@@ -220,8 +236,13 @@ describe('listen.pl, the gateway image entry point', () => {
 
   it('stops the gateway when the sockets it inherited are not on the configured ports', async () => {
     const [proxyPort, credentialPort] = [await freePort(), await freePort()];
-    const gateway = launch([String(proxyPort), String(credentialPort)], writeConfig(proxyPort + 1 === credentialPort ? proxyPort + 2 : proxyPort + 1, credentialPort));
+    const gateway = launch(
+      [String(proxyPort), String(credentialPort)],
+      writeConfig(proxyPort + 1 === credentialPort ? proxyPort + 2 : proxyPort + 1, credentialPort),
+    );
     expect(await gateway.exited).toBe(1);
-    expect(gateway.stderr()).toMatch(/gateway: failed to start: the inherited socket listens on port \d+, but the config says \d+/);
+    expect(gateway.stderr()).toMatch(
+      /gateway: failed to start: the inherited socket listens on port \d+, but the config says \d+/,
+    );
   });
 });

@@ -74,13 +74,20 @@ interface SimpleResponse {
   body: string;
 }
 
-function request(port: number, path: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<SimpleResponse> {
+function request(
+  port: number,
+  path: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<SimpleResponse> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, method: init.method ?? 'GET', headers: init.headers, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (chunk) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
+    const req = httpRequest(
+      { host: '127.0.0.1', port, path, method: init.method ?? 'GET', headers: init.headers, agent: false },
+      (res) => {
+        let body = '';
+        res.on('data', (chunk) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
     req.on('error', reject);
     req.end(init.body);
   });
@@ -117,17 +124,25 @@ async function httpsThroughTunnel(
 ): Promise<SimpleResponse> {
   const transport = opts.eager ? eagerTunnel(proxyPort, host) : await openTunnel(proxyPort, `${host}:443`);
   return new Promise((resolve, reject) => {
-    const secure = tlsConnect({ socket: transport, servername: opts.servername ?? host, ca: opts.ca ? [opts.ca] : undefined, ALPNProtocols: ['http/1.1'] });
+    const secure = tlsConnect({
+      socket: transport,
+      servername: opts.servername ?? host,
+      ca: opts.ca ? [opts.ca] : undefined,
+      ALPNProtocols: ['http/1.1'],
+    });
     secure.on('error', reject);
     secure.on('secureConnect', () => {
-      const req = httpRequest({ createConnection: () => secure, path: opts.path, headers: { host, ...opts.headers } }, (res) => {
-        let body = '';
-        res.on('data', (chunk) => (body += chunk));
-        res.on('end', () => {
-          secure.destroy();
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
-        });
-      });
+      const req = httpRequest(
+        { createConnection: () => secure, path: opts.path, headers: { host, ...opts.headers } },
+        (res) => {
+          let body = '';
+          res.on('data', (chunk) => (body += chunk));
+          res.on('end', () => {
+            secure.destroy();
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+          });
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -146,7 +161,9 @@ function eagerTunnel(proxyPort: number, host: string): Duplex {
   const relay = new Duplex({
     read() {},
     write(chunk: Buffer, _encoding, done) {
-      const connect = first ? Buffer.from(`CONNECT ${host}:443 HTTP/1.1\r\nHost: ${host}:443\r\n\r\n`) : Buffer.alloc(0);
+      const connect = first
+        ? Buffer.from(`CONNECT ${host}:443 HTTP/1.1\r\nHost: ${host}:443\r\n\r\n`)
+        : Buffer.alloc(0);
       first = false;
       raw.write(Buffer.concat([connect, chunk]), done);
     },
@@ -198,7 +215,23 @@ describe('egress gateway (in-process, loopback)', () => {
     if (opensslAvailable) {
       execFileSync(
         'openssl',
-        ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(certDir, 'key.pem'), '-out', join(certDir, 'cert.pem'), '-days', '1', '-subj', '/CN=allowed.test', '-addext', 'subjectAltName=DNS:allowed.test'],
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-keyout',
+          join(certDir, 'key.pem'),
+          '-out',
+          join(certDir, 'cert.pem'),
+          '-days',
+          '1',
+          '-subj',
+          '/CN=allowed.test',
+          '-addext',
+          'subjectAltName=DNS:allowed.test',
+        ],
         { stdio: 'ignore' },
       );
       cert = readFileSync(join(certDir, 'cert.pem'));
@@ -219,13 +252,23 @@ describe('egress gateway (in-process, loopback)', () => {
     fake = await startFakeAnthropic({ holdStreamAfterFirstEvent: true });
     const allow = [`allowed.test:${plain.port}`, `sneaky.test:${plain.port}`];
     const routes: NonNullable<GatewayConfigInput['routes']> = [
-      { id: 'anthropic', role: 'anthropic-base-url', upstream: `http://fake-anthropic.test:${fake.port}`, auth: 'oauth' },
+      {
+        id: 'anthropic',
+        role: 'anthropic-base-url',
+        upstream: `http://fake-anthropic.test:${fake.port}`,
+        auth: 'oauth',
+      },
       { id: 'gh', host: 'api.example.test', upstream: `http://api.example.test:${plain.port}`, auth: 'bearer' },
       { id: 'internal', host: 'internal-api.test', auth: 'header', header: 'x-private-token' },
     ];
     if (tls) {
       allow.push(`allowed.test:${tls.port}`);
-      routes.push({ id: 'selfsigned', host: 'selfsigned-route.test', upstream: `https://allowed.test:${tls.port}`, auth: 'bearer' });
+      routes.push({
+        id: 'selfsigned',
+        host: 'selfsigned-route.test',
+        upstream: `https://allowed.test:${tls.port}`,
+        auth: 'bearer',
+      });
     }
     gateway = await startGateway(
       {
@@ -233,11 +276,20 @@ describe('egress gateway (in-process, loopback)', () => {
         proxy_port: 0,
         credential_port: 0,
         allow,
-        extra_hosts: { 'allowed.test': '127.0.0.1', 'fake-anthropic.test': '127.0.0.1', 'api.example.test': '127.0.0.1' },
+        extra_hosts: {
+          'allowed.test': '127.0.0.1',
+          'fake-anthropic.test': '127.0.0.1',
+          'api.example.test': '127.0.0.1',
+        },
         routes,
         limits: { max_header_bytes: 4096, requests_per_minute: 10_000 },
       },
-      { anthropic: REAL_ANTHROPIC_TOKEN, gh: REAL_HOST_ROUTE_TOKEN, internal: REAL_HOST_ROUTE_TOKEN, selfsigned: REAL_HOST_ROUTE_TOKEN },
+      {
+        anthropic: REAL_ANTHROPIC_TOKEN,
+        gh: REAL_HOST_ROUTE_TOKEN,
+        internal: REAL_HOST_ROUTE_TOKEN,
+        selfsigned: REAL_HOST_ROUTE_TOKEN,
+      },
       { resolver, onDecision: (line) => lines.push(line), log: () => {} },
     );
   });
@@ -250,20 +302,37 @@ describe('egress gateway (in-process, loopback)', () => {
 
   describe('proxy port', () => {
     it('forwards an allowlisted plain HTTP request and reports it allowed', async () => {
-      const response = await request(gateway.proxyPort, `http://allowed.test:${plain.port}/hello?x=1`, { headers: { host: `allowed.test:${plain.port}` } });
+      const response = await request(gateway.proxyPort, `http://allowed.test:${plain.port}/hello?x=1`, {
+        headers: { host: `allowed.test:${plain.port}` },
+      });
       expect(response.status).toBe(200);
       expect(response.body).toBe('plain upstream saw /hello?x=1');
-      expect(lastEgress()).toMatchObject({ decision: 'allowed', host: 'allowed.test', port: plain.port, method: 'GET', reason: 'allowlisted' });
+      expect(lastEgress()).toMatchObject({
+        decision: 'allowed',
+        host: 'allowed.test',
+        port: plain.port,
+        method: 'GET',
+        reason: 'allowlisted',
+      });
     });
 
     it('refuses a host not on the list with a JSON 403, without DNS or any connection', async () => {
       const before = plain.connections();
       resolver.mockClear();
-      const response = await request(gateway.proxyPort, `http://blocked.test:${plain.port}/`, { headers: { host: `blocked.test:${plain.port}` } });
+      const response = await request(gateway.proxyPort, `http://blocked.test:${plain.port}/`, {
+        headers: { host: `blocked.test:${plain.port}` },
+      });
       expect(response.status).toBe(403);
       const body = jsonBody(response);
-      expect(body).toMatchObject({ error: 'egress_denied', host: 'blocked.test', port: plain.port, reason: 'not_in_allowlist' });
-      expect(body.how_to_request).toMatch(/POST http:\/\/127\.0\.0\.1:\d+\/_bottle\/capability .*"kind":"egress".*bottle approve implementer-ab12c/);
+      expect(body).toMatchObject({
+        error: 'egress_denied',
+        host: 'blocked.test',
+        port: plain.port,
+        reason: 'not_in_allowlist',
+      });
+      expect(body.how_to_request).toMatch(
+        /POST http:\/\/127\.0\.0\.1:\d+\/_bottle\/capability .*"kind":"egress".*bottle approve implementer-ab12c/,
+      );
       expect(resolver).not.toHaveBeenCalled();
       expect(plain.connections()).toBe(before);
       expect(lastEgress()).toMatchObject({ decision: 'denied', host: 'blocked.test', reason: 'not_in_allowlist' });
@@ -271,24 +340,41 @@ describe('egress gateway (in-process, loopback)', () => {
 
     it('refuses CONNECT to a host not on the list without DNS', async () => {
       resolver.mockClear();
-      const response = await rawExchange(gateway.proxyPort, 'CONNECT blocked.test:443 HTTP/1.1\r\nHost: blocked.test:443\r\n\r\n');
+      const response = await rawExchange(
+        gateway.proxyPort,
+        'CONNECT blocked.test:443 HTTP/1.1\r\nHost: blocked.test:443\r\n\r\n',
+      );
       expect(response).toMatch(/^HTTP\/1\.1 403/);
-      expect(JSON.parse(response.slice(response.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: 'egress_denied', host: 'blocked.test', port: 443 });
+      expect(JSON.parse(response.slice(response.indexOf('\r\n\r\n') + 4))).toMatchObject({
+        error: 'egress_denied',
+        host: 'blocked.test',
+        port: 443,
+      });
       expect(resolver).not.toHaveBeenCalled();
       expect(lastEgress()).toMatchObject({ decision: 'denied', method: 'CONNECT', reason: 'not_in_allowlist' });
     });
 
     it('refuses CONNECT to a port the pattern does not name', async () => {
       const before = plain.connections();
-      const response = await rawExchange(gateway.proxyPort, 'CONNECT allowed.test:1 HTTP/1.1\r\nHost: allowed.test:1\r\n\r\n');
+      const response = await rawExchange(
+        gateway.proxyPort,
+        'CONNECT allowed.test:1 HTTP/1.1\r\nHost: allowed.test:1\r\n\r\n',
+      );
       expect(response).toMatch(/^HTTP\/1\.1 403/);
-      expect(lastEgress()).toMatchObject({ decision: 'denied', host: 'allowed.test', port: 1, reason: 'port_not_allowed' });
+      expect(lastEgress()).toMatchObject({
+        decision: 'denied',
+        host: 'allowed.test',
+        port: 1,
+        reason: 'port_not_allowed',
+      });
       expect(plain.connections()).toBe(before);
     });
 
     it('refuses an allowlisted name that resolves to a loopback address, without connecting', async () => {
       const before = plain.connections();
-      const response = await request(gateway.proxyPort, `http://sneaky.test:${plain.port}/`, { headers: { host: `sneaky.test:${plain.port}` } });
+      const response = await request(gateway.proxyPort, `http://sneaky.test:${plain.port}/`, {
+        headers: { host: `sneaky.test:${plain.port}` },
+      });
       expect(response.status).toBe(403);
       expect(jsonBody(response)).toMatchObject({ error: 'egress_denied', reason: 'private_address' });
       expect(resolver).toHaveBeenCalledWith('sneaky.test');
@@ -306,7 +392,9 @@ describe('egress gateway (in-process, loopback)', () => {
 
     it('refuses an absolute-form request whose Host header names another host', async () => {
       const before = plain.connections();
-      const response = await request(gateway.proxyPort, `http://allowed.test:${plain.port}/`, { headers: { host: 'blocked.test' } });
+      const response = await request(gateway.proxyPort, `http://allowed.test:${plain.port}/`, {
+        headers: { host: 'blocked.test' },
+      });
       expect(response.status).toBe(400);
       expect(jsonBody(response)).toMatchObject({ error: 'host_header_mismatch' });
       expect(plain.connections()).toBe(before);
@@ -320,7 +408,9 @@ describe('egress gateway (in-process, loopback)', () => {
     });
 
     it('answers oversized headers with 431 and a header_too_large denial', async () => {
-      const response = await request(gateway.proxyPort, `http://allowed.test:${plain.port}/`, { headers: { host: `allowed.test:${plain.port}`, 'x-padding': 'a'.repeat(8192) } });
+      const response = await request(gateway.proxyPort, `http://allowed.test:${plain.port}/`, {
+        headers: { host: `allowed.test:${plain.port}`, 'x-padding': 'a'.repeat(8192) },
+      });
       expect(response.status).toBe(431);
       expect(jsonBody(response)).toMatchObject({ error: 'header_too_large' });
       expect(lastEgress()).toMatchObject({ decision: 'denied', reason: 'header_too_large' });
@@ -339,7 +429,11 @@ describe('egress gateway (in-process, loopback)', () => {
       });
       expect(body).toMatch(/^HTTP\/1\.1 200/);
       expect(body).toContain('tls upstream says hi');
-      expect(egressLines().filter((l) => l.t === 'egress' && l.method === 'CONNECT' && l.decision === 'allowed').at(-1)).toMatchObject({
+      expect(
+        egressLines()
+          .filter((l) => l.t === 'egress' && l.method === 'CONNECT' && l.decision === 'allowed')
+          .at(-1),
+      ).toMatchObject({
         host: 'allowed.test',
         port: tls!.port,
         reason: 'allowlisted',
@@ -351,19 +445,32 @@ describe('egress gateway (in-process, loopback)', () => {
       tls!.server.on('secureConnection', () => (handshakes += 1));
       const tunnel = await openTunnel(gateway.proxyPort, `allowed.test:${tls!.port}`);
       const outcome = await new Promise<string>((resolve) => {
-        const secure = tlsConnect({ socket: tunnel, servername: 'other.test', ca: cert, rejectUnauthorized: false }, () => resolve('handshake completed'));
+        const secure = tlsConnect(
+          { socket: tunnel, servername: 'other.test', ca: cert, rejectUnauthorized: false },
+          () => resolve('handshake completed'),
+        );
         secure.on('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code ?? err.message}`));
         secure.on('close', () => resolve('closed'));
       });
       expect(outcome).not.toBe('handshake completed');
       expect(handshakes).toBe(0);
-      expect(lastEgress()).toMatchObject({ decision: 'denied', host: 'allowed.test', method: 'CONNECT', reason: 'tls_sni_mismatch' });
+      expect(lastEgress()).toMatchObject({
+        decision: 'denied',
+        host: 'allowed.test',
+        method: 'CONNECT',
+        reason: 'tls_sni_mismatch',
+      });
     });
 
     it('sends an absolute-form request for a credential-route host to the route with its secret', async () => {
-      const response = await request(gateway.proxyPort, 'http://api.example.test/user', { headers: { host: 'api.example.test', authorization: `Bearer ${PLACEHOLDER}` } });
+      const response = await request(gateway.proxyPort, 'http://api.example.test/user', {
+        headers: { host: 'api.example.test', authorization: `Bearer ${PLACEHOLDER}` },
+      });
       expect(response.status).toBe(200);
-      expect(plain.seen.at(-1)).toMatchObject({ url: '/user', headers: { authorization: `Bearer ${REAL_HOST_ROUTE_TOKEN}` } });
+      expect(plain.seen.at(-1)).toMatchObject({
+        url: '/user',
+        headers: { authorization: `Bearer ${REAL_HOST_ROUTE_TOKEN}` },
+      });
       expect(lastEgress()).toMatchObject({ decision: 'allowed', host: 'api.example.test', reason: 'credential_route' });
     });
 
@@ -376,34 +483,64 @@ describe('egress gateway (in-process, loopback)', () => {
       });
       expect(response.status).toBe(200);
       expect(response.body).toBe('plain upstream saw /repos/o/r?page=3');
-      expect(plain.seen.at(-1)).toMatchObject({ url: '/repos/o/r?page=3', headers: { authorization: `Bearer ${REAL_HOST_ROUTE_TOKEN}` } });
-      expect(lastEgress()).toMatchObject({ decision: 'allowed', host: 'api.example.test', method: 'GET', reason: 'credential_route' });
+      expect(plain.seen.at(-1)).toMatchObject({
+        url: '/repos/o/r?page=3',
+        headers: { authorization: `Bearer ${REAL_HOST_ROUTE_TOKEN}` },
+      });
+      expect(lastEgress()).toMatchObject({
+        decision: 'allowed',
+        host: 'api.example.test',
+        method: 'GET',
+        reason: 'credential_route',
+      });
     });
 
     it('works for a client that sends its ClientHello right behind the CONNECT, without waiting for the 200', async () => {
-      const response = await httpsThroughTunnel(gateway.proxyPort, 'api.example.test', { ca: gateway.interceptionCaPem!, path: '/eager', eager: true });
+      const response = await httpsThroughTunnel(gateway.proxyPort, 'api.example.test', {
+        ca: gateway.interceptionCaPem!,
+        path: '/eager',
+        eager: true,
+      });
       expect(response.status).toBe(200);
-      expect(plain.seen.at(-1)).toMatchObject({ url: '/eager', headers: { authorization: `Bearer ${REAL_HOST_ROUTE_TOKEN}` } });
+      expect(plain.seen.at(-1)).toMatchObject({
+        url: '/eager',
+        headers: { authorization: `Bearer ${REAL_HOST_ROUTE_TOKEN}` },
+      });
     });
 
     it('an agent that does not trust the interception CA gets no answer, and nothing is forwarded', async () => {
       const before = plain.seen.length;
-      await expect(httpsThroughTunnel(gateway.proxyPort, 'api.example.test', { path: '/user' })).rejects.toThrow(/self.signed|unable to verify|certificate/i);
+      await expect(httpsThroughTunnel(gateway.proxyPort, 'api.example.test', { path: '/user' })).rejects.toThrow(
+        /self.signed|unable to verify|certificate/i,
+      );
       expect(plain.seen.length).toBe(before);
     });
 
     it('an intercepted tunnel whose TLS names another host is refused as tls_sni_mismatch', async () => {
       const before = plain.seen.length;
       await expect(
-        httpsThroughTunnel(gateway.proxyPort, 'api.example.test', { ca: gateway.interceptionCaPem!, servername: 'allowed.test', path: '/user' }),
+        httpsThroughTunnel(gateway.proxyPort, 'api.example.test', {
+          ca: gateway.interceptionCaPem!,
+          servername: 'allowed.test',
+          path: '/user',
+        }),
       ).rejects.toThrow();
       expect(plain.seen.length).toBe(before);
-      expect(lastEgress()).toMatchObject({ decision: 'denied', host: 'api.example.test', method: 'CONNECT', reason: 'tls_sni_mismatch' });
+      expect(lastEgress()).toMatchObject({
+        decision: 'denied',
+        host: 'api.example.test',
+        method: 'CONNECT',
+        reason: 'tls_sni_mismatch',
+      });
     });
 
     it('a request inside an intercepted tunnel whose Host names another host is refused', async () => {
       const before = plain.seen.length;
-      const response = await httpsThroughTunnel(gateway.proxyPort, 'api.example.test', { ca: gateway.interceptionCaPem!, path: '/user', headers: { host: 'allowed.test' } });
+      const response = await httpsThroughTunnel(gateway.proxyPort, 'api.example.test', {
+        ca: gateway.interceptionCaPem!,
+        path: '/user',
+        headers: { host: 'allowed.test' },
+      });
       expect(response.status).toBe(400);
       expect(plain.seen.length).toBe(before);
     });
@@ -413,7 +550,11 @@ describe('egress gateway (in-process, loopback)', () => {
     it('forwards to the anthropic upstream with the real token instead of the placeholder', async () => {
       const response = await request(gateway.credentialPort, '/v1/messages?beta=true', {
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${PLACEHOLDER}`, 'x-api-key': PLACEHOLDER },
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${PLACEHOLDER}`,
+          'x-api-key': PLACEHOLDER,
+        },
         body: JSON.stringify({ model: 'claude-test', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }),
       });
       expect(response.status).toBe(200);
@@ -423,7 +564,13 @@ describe('egress gateway (in-process, loopback)', () => {
       expect(seen.headers.authorization).toBe(`Bearer ${REAL_ANTHROPIC_TOKEN}`);
       expect(seen.headers['x-api-key']).toBeUndefined();
       expect(seen.headers.host).toBe(`fake-anthropic.test:${fake.port}`);
-      expect(lastEgress()).toMatchObject({ decision: 'allowed', host: 'fake-anthropic.test', port: fake.port, method: 'POST', reason: 'credential_route' });
+      expect(lastEgress()).toMatchObject({
+        decision: 'allowed',
+        host: 'fake-anthropic.test',
+        port: fake.port,
+        method: 'POST',
+        reason: 'credential_route',
+      });
     });
 
     it('streams server-sent events through without buffering', async () => {
@@ -434,7 +581,14 @@ describe('egress gateway (in-process, loopback)', () => {
       const firstChunk = new Promise<string>((resolve) => (resolveFirstChunk = resolve));
       const ended = new Promise<void>((resolve) => (resolveEnd = resolve));
       const req = httpRequest(
-        { host: '127.0.0.1', port: gateway.credentialPort, path: '/v1/messages', method: 'POST', headers: { 'content-type': 'application/json' }, agent: false },
+        {
+          host: '127.0.0.1',
+          port: gateway.credentialPort,
+          path: '/v1/messages',
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          agent: false,
+        },
         (res) => {
           res.setEncoding('utf8');
           res.on('data', (chunk: string) => {
@@ -444,10 +598,20 @@ describe('egress gateway (in-process, loopback)', () => {
           res.on('end', () => resolveEnd());
         },
       );
-      req.end(JSON.stringify({ model: 'claude-test', max_tokens: 16, stream: true, messages: [{ role: 'user', content: 'hi' }] }));
+      req.end(
+        JSON.stringify({
+          model: 'claude-test',
+          max_tokens: 16,
+          stream: true,
+          messages: [{ role: 'user', content: 'hi' }],
+        }),
+      );
 
       // The fake holds the rest of the stream until released: a buffering proxy would deliver nothing yet.
-      const first = await Promise.race([firstChunk, new Promise<string>((resolve) => setTimeout(() => resolve('(nothing within 5 s)'), 5000))]);
+      const first = await Promise.race([
+        firstChunk,
+        new Promise<string>((resolve) => setTimeout(() => resolve('(nothing within 5 s)'), 5000)),
+      ]);
       expect(first).toContain('event: message_start');
       expect(fake.streamsFinished()).toBe(finishedBefore);
       fake.releaseStream();
@@ -465,36 +629,55 @@ describe('egress gateway (in-process, loopback)', () => {
       expect(streamText).toContain('"type":"text_delta"');
     });
 
-    it.each(['/v1/%2e%2e/admin', '/v1/../admin', '//v1/messages', '/v1\\messages'])('refuses the path escape %s', async (path) => {
-      const before = fake.requests.length;
-      const response = await rawExchange(gateway.credentialPort, `GET ${path} HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n`);
-      expect(response).toMatch(/^HTTP\/1\.1 400/);
-      expect(response).toContain('"error":"path_escape"');
-      expect(fake.requests.length).toBe(before);
-      expect(lastEgress()).toMatchObject({ decision: 'denied', reason: 'path_escape' });
-    });
+    it.each(['/v1/%2e%2e/admin', '/v1/../admin', '//v1/messages', '/v1\\messages'])(
+      'refuses the path escape %s',
+      async (path) => {
+        const before = fake.requests.length;
+        const response = await rawExchange(
+          gateway.credentialPort,
+          `GET ${path} HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n`,
+        );
+        expect(response).toMatch(/^HTTP\/1\.1 400/);
+        expect(response).toContain('"error":"path_escape"');
+        expect(fake.requests.length).toBe(before);
+        expect(lastEgress()).toMatchObject({ decision: 'denied', reason: 'path_escape' });
+      },
+    );
 
     it('serves /_host/<host>/ for a host route with that route secret', async () => {
-      const response = await request(gateway.credentialPort, '/_host/api.example.test/repos/o/r?page=2', { headers: { authorization: `token ${PLACEHOLDER}` } });
+      const response = await request(gateway.credentialPort, '/_host/api.example.test/repos/o/r?page=2', {
+        headers: { authorization: `token ${PLACEHOLDER}` },
+      });
       expect(response.status).toBe(200);
-      expect(plain.seen.at(-1)).toMatchObject({ url: '/repos/o/r?page=2', headers: { authorization: `Bearer ${REAL_HOST_ROUTE_TOKEN}` } });
+      expect(plain.seen.at(-1)).toMatchObject({
+        url: '/repos/o/r?page=2',
+        headers: { authorization: `Bearer ${REAL_HOST_ROUTE_TOKEN}` },
+      });
     });
 
     it('still applies the address policy to a route upstream that resolves to a private address', async () => {
       const response = await request(gateway.credentialPort, '/_host/internal-api.test/x');
       expect(response.status).toBe(403);
-      expect(jsonBody(response)).toMatchObject({ error: 'egress_denied', host: 'internal-api.test', port: 443, reason: 'private_address' });
+      expect(jsonBody(response)).toMatchObject({
+        error: 'egress_denied',
+        host: 'internal-api.test',
+        port: 443,
+        reason: 'private_address',
+      });
       expect(response.body).not.toContain(REAL_HOST_ROUTE_TOKEN);
       expect(lastEgress()).toMatchObject({ decision: 'denied', host: 'internal-api.test', reason: 'private_address' });
     });
 
-    it.skipIf(!opensslAvailable)('connects an https route upstream by its name (SNI) and refuses a certificate it cannot verify', async () => {
-      tlsServerNames.length = 0;
-      const response = await request(gateway.credentialPort, '/_host/selfsigned-route.test/x');
-      expect(response.status).toBe(502);
-      expect(jsonBody(response)).toMatchObject({ error: 'upstream_unreachable', host: 'allowed.test' });
-      expect(tlsServerNames).toContain('allowed.test');
-    });
+    it.skipIf(!opensslAvailable)(
+      'connects an https route upstream by its name (SNI) and refuses a certificate it cannot verify',
+      async () => {
+        tlsServerNames.length = 0;
+        const response = await request(gateway.credentialPort, '/_host/selfsigned-route.test/x');
+        expect(response.status).toBe(502);
+        expect(jsonBody(response)).toMatchObject({ error: 'upstream_unreachable', host: 'allowed.test' });
+        expect(tlsServerNames).toContain('allowed.test');
+      },
+    );
 
     it('answers 404 for /_host/ of a host without a route', async () => {
       const response = await request(gateway.credentialPort, '/_host/blocked.test/x');
@@ -512,12 +695,22 @@ describe('egress gateway (in-process, loopback)', () => {
       const body = jsonBody(response);
       expect(body).toMatchObject({ status: 'pending' });
       expect(body.note).toMatch(/bottle approve\/deny; requests are decided one at a time/);
-      expect(lines.at(-1)).toMatchObject({ t: 'capability', request_id: body.request_id, kind: 'egress', host: 'pypi.org', port: 443, reason: 'install requests' });
+      expect(lines.at(-1)).toMatchObject({
+        t: 'capability',
+        request_id: body.request_id,
+        kind: 'egress',
+        host: 'pypi.org',
+        port: 443,
+        reason: 'install requests',
+      });
       expect(lines.at(-1)).not.toHaveProperty('dockerfile');
     });
 
     it('rejects a capability request that fails validation', async () => {
-      const response = await request(gateway.credentialPort, '/_bottle/capability', { method: 'POST', body: JSON.stringify({ kind: 'root', reason: 'x' }) });
+      const response = await request(gateway.credentialPort, '/_bottle/capability', {
+        method: 'POST',
+        body: JSON.stringify({ kind: 'root', reason: 'x' }),
+      });
       expect(response.status).toBe(400);
       expect(jsonBody(response)).toMatchObject({ error: 'invalid_capability_request' });
     });
@@ -592,7 +785,9 @@ describe('egress gateway rate limit', () => {
     try {
       const statuses: number[] = [];
       for (let i = 0; i < 5; i++) {
-        const response = await request(gateway.proxyPort, 'http://blocked.test/', { headers: { host: 'blocked.test' } });
+        const response = await request(gateway.proxyPort, 'http://blocked.test/', {
+          headers: { host: 'blocked.test' },
+        });
         statuses.push(response.status);
         if (response.status === 429) expect(jsonBody(response)).toMatchObject({ error: 'rate_limited' });
       }
@@ -604,7 +799,11 @@ describe('egress gateway rate limit', () => {
   });
 
   it('makes no interception CA when there is no host route (every tunnel stays end to end)', async () => {
-    const gateway = await startGateway({ identity: 'implementer-zz998', proxy_port: 0, credential_port: 0 }, {}, { resolver: async () => [], log: () => {} });
+    const gateway = await startGateway(
+      { identity: 'implementer-zz998', proxy_port: 0, credential_port: 0 },
+      {},
+      { resolver: async () => [], log: () => {} },
+    );
     try {
       expect(gateway.interceptionCaPem).toBeUndefined();
     } finally {

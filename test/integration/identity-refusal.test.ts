@@ -80,18 +80,25 @@ const COMMANDS: Array<[string, (id: string) => string[]]> = [
 ];
 
 describe('malformed identities are refused with exit 2 before anything is touched', () => {
-  it.each(COMMANDS)('%s refuses every malformed identity (embedded default: no redis-server started, no file written)', async (_name, argv) => {
-    const before = tree(h.home);
-    // No REDIS_URL: a command that got past validation would start the embedded redis-server under $CLAUDE_BOTTLE_HOME.
-    const results = await Promise.all(
-      MALFORMED.map(async ([what, id]) => ({ what, id, r: await h.cli(['--manifest', manifest, ...argv(id)], { env: { REDIS_URL: undefined } }) })),
-    );
-    for (const { what, id, r } of results) {
-      expect(r.code, `${what} (${JSON.stringify(id)}): ${r.stderr}`).toBe(2);
-      expect(r.stderr).toMatch(/invalid identity|missing required argument/);
-    }
-    expect(tree(h.home)).toEqual(before);
-  });
+  it.each(COMMANDS)(
+    '%s refuses every malformed identity (embedded default: no redis-server started, no file written)',
+    async (_name, argv) => {
+      const before = tree(h.home);
+      // No REDIS_URL: a command that got past validation would start the embedded redis-server under $CLAUDE_BOTTLE_HOME.
+      const results = await Promise.all(
+        MALFORMED.map(async ([what, id]) => ({
+          what,
+          id,
+          r: await h.cli(['--manifest', manifest, ...argv(id)], { env: { REDIS_URL: undefined } }),
+        })),
+      );
+      for (const { what, id, r } of results) {
+        expect(r.code, `${what} (${JSON.stringify(id)}): ${r.stderr}`).toBe(2);
+        expect(r.stderr).toMatch(/invalid identity|missing required argument/);
+      }
+      expect(tree(h.home)).toEqual(before);
+    },
+  );
 
   it.each(COMMANDS)('%s refuses every malformed identity without creating a Redis key', async (_name, argv) => {
     const [beforeKeys, beforeTree] = [await keys(), tree(h.home)];
@@ -137,7 +144,11 @@ describe('agents that are not in the manifest', () => {
 
   it('a bottle whose agent has left the manifest stays readable: its log is the source of truth', async () => {
     const identity = 'renamed-abcde';
-    const events = stampEvents(0, [{ type: 'bottle.start_requested', data: { plan: fakePlan(identity) } }], new Date(0).toISOString());
+    const events = stampEvents(
+      0,
+      [{ type: 'bottle.start_requested', data: { plan: fakePlan(identity) } }],
+      new Date(0).toISOString(),
+    );
     await h.log.append(identity, 0, events, foldEvent(initialBottleState(identity), events[0]).state);
     const r = await h.cli(['--manifest', manifest, 'events', identity, '--format', 'json']);
     expect(r.code, r.stderr).toBe(0);

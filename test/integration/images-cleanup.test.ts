@@ -45,8 +45,16 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  for (const id of containers) await docker.getContainer(id).remove({ force: true }).catch(() => undefined);
-  for (const t of built) await docker.getImage(t).remove({ force: true }).catch(() => undefined);
+  for (const id of containers)
+    await docker
+      .getContainer(id)
+      .remove({ force: true })
+      .catch(() => undefined);
+  for (const t of built)
+    await docker
+      .getImage(t)
+      .remove({ force: true })
+      .catch(() => undefined);
 });
 
 describe('superseded claude-bottle images', () => {

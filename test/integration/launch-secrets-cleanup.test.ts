@@ -88,7 +88,9 @@ describe('a launch that fails before its gateway starts', () => {
             name: 'broken',
             dockerfile: './broken/Dockerfile',
             extra_hosts: PIN_DEFAULT_HOSTS,
-            cred_proxy: { routes: [{ role: 'anthropic-base-url', token_env: 'CB_TEST_LAUNCH_TOKEN', auth: 'api-key' }] },
+            cred_proxy: {
+              routes: [{ role: 'anthropic-base-url', token_env: 'CB_TEST_LAUNCH_TOKEN', auth: 'api-key' }],
+            },
           },
         ],
         agents: [{ name: 'broke', bottle: 'broken', command: ['sleep', '600'] }],

@@ -20,7 +20,13 @@ describe('egress.proxy "pipelock" without the image on the daemon', () => {
   it('fails the bottle with a message naming the image, and tears everything down', async () => {
     const image = 'claude-bottle-test/no-such-pipelock:0';
     const manifest = h.writeManifest({
-      bottles: [{ name: 'pl', egress: { allow: ['example.test'], proxy: 'pipelock', pipelock_image: image }, extra_hosts: PIN_DEFAULT_HOSTS }],
+      bottles: [
+        {
+          name: 'pl',
+          egress: { allow: ['example.test'], proxy: 'pipelock', pipelock_image: image },
+          extra_hosts: PIN_DEFAULT_HOSTS,
+        },
+      ],
       agents: [{ name: 'pl', bottle: 'pl', command: ['sleep', '60'] }],
     });
     const plan = await h.cli(['--manifest', manifest, 'start', 'pl', '--dry-run', '--format', 'json']);
@@ -31,7 +37,9 @@ describe('egress.proxy "pipelock" without the image on the daemon', () => {
     const identity = started.stdout.split('\n')[0];
     const events = await h.waitForEvent(identity, 'bottle.failed');
     const failure = events.find((e) => e.type === 'effect.failed' && (e.data as { permanent: boolean }).permanent);
-    expect((failure!.data as { error: string }).error).toContain(`pipelock image ${image} is not on this Docker daemon`);
+    expect((failure!.data as { error: string }).error).toContain(
+      `pipelock image ${image} is not on this Docker daemon`,
+    );
     const filters = JSON.stringify({ label: [`${LABELS.identity}=${identity}`] });
     expect(await h.docker.listContainers({ all: true, filters })).toHaveLength(0);
     expect(await h.docker.listNetworks({ filters })).toHaveLength(0);

@@ -29,8 +29,15 @@ async function imagePresent(client: Docker, image: string): Promise<{ present: b
     await client.getImage(image).inspect();
     return { present: true, why: '' };
   } catch (err) {
-    if (statusOf(err) === 404) return { present: false, why: `pipelock image ${image} not present on this daemon; runtime test skipped (nothing can be pulled here)` };
-    return { present: false, why: `Docker daemon not reachable (${(err as Error).message}); pipelock runtime test skipped` };
+    if (statusOf(err) === 404)
+      return {
+        present: false,
+        why: `pipelock image ${image} not present on this daemon; runtime test skipped (nothing can be pulled here)`,
+      };
+    return {
+      present: false,
+      why: `Docker daemon not reachable (${(err as Error).message}); pipelock runtime test skipped`,
+    };
   }
 }
 
@@ -41,12 +48,22 @@ if (!availability.present) console.warn(availability.why);
 function viaProxy(proxyIp: string, url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const target = new URL(url);
-    const req = request({ host: proxyIp, port: PIPELOCK_LISTEN_PORT, method: 'GET', path: url, headers: { host: target.host }, timeout: 15_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = request(
+      {
+        host: proxyIp,
+        port: PIPELOCK_LISTEN_PORT,
+        method: 'GET',
+        path: url,
+        headers: { host: target.host },
+        timeout: 15_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`proxied request to ${url} timed out`)));
     req.on('error', reject);
     req.end();
@@ -85,7 +102,11 @@ describe('pipelock container spec under Docker', () => {
 
   it('runs unprivileged with no capabilities, a read-only root and a readable, read-only config', async () => {
     const names = resourceNames(identity);
-    await docker.createNetwork({ Name: names.egressNetwork, Driver: 'bridge', Labels: testLabels(identity, 'egress-network') });
+    await docker.createNetwork({
+      Name: names.egressNetwork,
+      Driver: 'bridge',
+      Labels: testLabels(identity, 'egress-network'),
+    });
     const plan = testPlan(identity, { hosts: ['allowed.test:80'], default_hosts: [] });
     tempDir = await mkdtemp(join(tmpdir(), 'cb-pipelock-spec-'));
     const configPath = join(tempDir, 'pipelock.yaml');
@@ -105,7 +126,9 @@ describe('pipelock container spec under Docker', () => {
     const container = await docker.createContainer({ ...spec, Entrypoint: ['sh', '-c'], Cmd: [probe] });
     await container.start();
     const exit = (await container.wait()) as { StatusCode: number };
-    const { stdout, stderr } = demuxLogBuffer((await container.logs({ follow: false, stdout: true, stderr: true })) as unknown as Buffer);
+    const { stdout, stderr } = demuxLogBuffer(
+      (await container.logs({ follow: false, stdout: true, stderr: true })) as unknown as Buffer,
+    );
     expect(exit.StatusCode, stderr).toBe(0);
     expect(stdout).toContain('config-readable');
     expect(stdout).toContain('config-readonly');
@@ -133,14 +156,22 @@ describe('pipelock as the egress hop', () => {
 
   it('passes an allowlisted .test host and refuses one that is not listed, logging both decisions', async () => {
     const names = resourceNames(identity);
-    await docker.createNetwork({ Name: names.egressNetwork, Driver: 'bridge', Labels: testLabels(identity, 'egress-network') });
+    await docker.createNetwork({
+      Name: names.egressNetwork,
+      Driver: 'bridge',
+      Labels: testLabels(identity, 'egress-network'),
+    });
 
     const toolsImage = await ensureToolsImage(docker);
     const upstreamName = `cb-${identity}-upstream`;
     const upstream = await docker.createContainer({
       name: upstreamName,
       Image: toolsImage,
-      Cmd: ['socat', 'TCP-LISTEN:80,fork,reuseaddr', 'SYSTEM:printf "HTTP/1.1 200 OK\\r\\nContent-Length: 8\\r\\nConnection: close\\r\\n\\r\\nupstream"'],
+      Cmd: [
+        'socat',
+        'TCP-LISTEN:80,fork,reuseaddr',
+        'SYSTEM:printf "HTTP/1.1 200 OK\\r\\nContent-Length: 8\\r\\nConnection: close\\r\\n\\r\\nupstream"',
+      ],
       Labels: testLabels(identity, 'upstream'),
       HostConfig: { NetworkMode: names.egressNetwork, CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges:true'] },
     });

@@ -32,7 +32,10 @@ async function cli(args: string[]): Promise<CliResult> {
 
 beforeAll(async () => {
   h = await startHarness();
-  fx = await startClaudeFixture(h, { agents: [{ name: 'keeper', command: ['sleep', '600'] }], reply: 'Secret-free greetings.' });
+  fx = await startClaudeFixture(h, {
+    agents: [{ name: 'keeper', command: ['sleep', '600'] }],
+    reply: 'Secret-free greetings.',
+  });
   expect(fx.secret.length).toBeGreaterThan(30);
 }, 60_000);
 
@@ -94,7 +97,11 @@ describe('the credential secret appears nowhere but the gateway', () => {
   });
 
   it('the real Claude Code uses the secret once (through the gateway), so there is something to leak', async () => {
-    const run = await execIn(agent, ['sh', '-c', `printf %s ${CONTROL} > /home/node/control.txt && claude -p 'say hi'`], { user: 'node' });
+    const run = await execIn(
+      agent,
+      ['sh', '-c', `printf %s ${CONTROL} > /home/node/control.txt && claude -p 'say hi'`],
+      { user: 'node' },
+    );
     expect(run.code, run.output).toBe(0);
     expect(run.output).toContain('Secret-free greetings.');
     expect(fx.fake.requests.length).toBeGreaterThan(0);
@@ -114,7 +121,11 @@ describe('the credential secret appears nowhere but the gateway', () => {
   it('not in any file of the agent container (grep as root and as node inside; the whole filesystem archive outside)', async () => {
     for (const user of ['root', 'node']) {
       // grep exits 1 when nothing matched; the control marker shows the search reads the agent's own files.
-      const search = await execIn(agent, ['grep', '-rlsF', '--exclude-dir=proc', '--exclude-dir=sys', '-e', fx.secret, '-e', CONTROL, '/'], { user });
+      const search = await execIn(
+        agent,
+        ['grep', '-rlsF', '--exclude-dir=proc', '--exclude-dir=sys', '-e', fx.secret, '-e', CONTROL, '/'],
+        { user },
+      );
       const hits = search.output.trim().split('\n').filter(Boolean);
       expect(hits, user).toEqual(['/home/node/control.txt']);
     }
@@ -132,7 +143,9 @@ describe('the credential secret appears nowhere but the gateway', () => {
   });
 
   it("not in the gateway's decision output (its container logs)", async () => {
-    const logs = (await h.docker.getContainer(`cb-${identity}-gateway`).logs({ stdout: true, stderr: true })) as unknown as Buffer;
+    const logs = (await h.docker
+      .getContainer(`cb-${identity}-gateway`)
+      .logs({ stdout: true, stderr: true })) as unknown as Buffer;
     const text = logs.toString('utf8');
     // The decision for Claude Code's request is there, so this is the right output.
     expect(text).toContain('credential_route');

@@ -81,7 +81,12 @@ function expectLinear(events: LifecycleEvent[]) {
     .filter((e) => !e.type.startsWith('egress.') && e.type !== 'effect.failed')
     .map((e) => e.type);
   const once = [
-    ...PRE_LAUNCH, 'gateway.started', 'gateway.ready', 'pipelock.started', 'agent.started', 'agent.exited',
+    ...PRE_LAUNCH,
+    'gateway.started',
+    'gateway.ready',
+    'pipelock.started',
+    'agent.started',
+    'agent.exited',
     'transcript.snapshotted',
   ];
   for (const t of once) expect(lifecycle.filter((x) => x === t).length, `${t} appears once`).toBeLessThanOrEqual(1);

@@ -10,12 +10,20 @@ const noLimits = { memory: null, cpus: null, pids: null };
 describe('default limits on the agent', () => {
   it('fills every limit the manifest leaves out and says which', () => {
     expect(planLimits({})).toEqual({ ...DEFAULT_LIMITS, defaulted: ['memory', 'cpus', 'pids'] });
-    expect(planLimits({ memory: '8g' })).toEqual({ memory: '8g', cpus: DEFAULT_LIMITS.cpus, pids: DEFAULT_LIMITS.pids, defaulted: ['cpus', 'pids'] });
+    expect(planLimits({ memory: '8g' })).toEqual({
+      memory: '8g',
+      cpus: DEFAULT_LIMITS.cpus,
+      pids: DEFAULT_LIMITS.pids,
+      defaulted: ['cpus', 'pids'],
+    });
     expect(DEFAULT_LIMITS).toEqual({ memory: '4g', cpus: 2, pids: 1024 });
   });
 
   it('gives the agent container bounded memory, cpus and pids even when the plan has none', () => {
-    const spec = agentContainerSpec(samplePlan('dev-a1b2c', { limits: noLimits }), { env: {}, network: sampleNetwork() });
+    const spec = agentContainerSpec(samplePlan('dev-a1b2c', { limits: noLimits }), {
+      env: {},
+      network: sampleNetwork(),
+    });
     expect(spec.HostConfig).toMatchObject({ Memory: 4 * 1024 ** 3, NanoCpus: 2e9, PidsLimit: 1024 });
   });
 
@@ -31,7 +39,12 @@ describe('default limits on the agent', () => {
   it('shows the limits in the plan text, marking defaults, and in the plan JSON', () => {
     const plan = BottlePlanSchema.parse(samplePlan('dev-a1b2c', { limits: planLimits({ cpus: 4 }) }));
     expect(formatPlanText(plan)).toMatch(/^limits: +memory 4g \(default\), cpus 4, pids 1024 \(default\)$/m);
-    expect(JSON.parse(JSON.stringify(plan)).limits).toEqual({ memory: '4g', cpus: 4, pids: 1024, defaulted: ['memory', 'pids'] });
+    expect(JSON.parse(JSON.stringify(plan)).limits).toEqual({
+      memory: '4g',
+      cpus: 4,
+      pids: 1024,
+      defaulted: ['memory', 'pids'],
+    });
   });
 });
 

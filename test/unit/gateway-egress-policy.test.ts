@@ -31,7 +31,12 @@ describe('EgressPolicy.resolve', () => {
 
   it('refuses a name when any resolved address is private', async () => {
     const policy = new EgressPolicy([], {}, async () => ['93.184.216.34', '127.0.0.1']);
-    expect(await policy.resolve('sneaky.test')).toMatchObject({ ok: false, why: 'private_address', address: '127.0.0.1', category: 'loopback' });
+    expect(await policy.resolve('sneaky.test')).toMatchObject({
+      ok: false,
+      why: 'private_address',
+      address: '127.0.0.1',
+      category: 'loopback',
+    });
   });
 
   it('checks an IP literal directly without DNS', async () => {

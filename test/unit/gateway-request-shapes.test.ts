@@ -10,12 +10,18 @@ describe('parseAuthority (the CONNECT target)', () => {
     expect(parseAuthority('[2001:db8::1]:8443')).toEqual({ host: '2001:db8::1', port: 8443 });
   });
 
-  it.each(['github.com', 'github.com:0', 'github.com:70000', 'user@github.com:443', 'github.com:443/path', 'github.com:443?x', 'git hub.com:443', ''])(
-    'refuses %j',
-    (raw) => {
-      expect(parseAuthority(raw)).toBeNull();
-    },
-  );
+  it.each([
+    'github.com',
+    'github.com:0',
+    'github.com:70000',
+    'user@github.com:443',
+    'github.com:443/path',
+    'github.com:443?x',
+    'git hub.com:443',
+    '',
+  ])('refuses %j', (raw) => {
+    expect(parseAuthority(raw)).toBeNull();
+  });
 });
 
 describe('hostHeaderAgrees', () => {
@@ -34,7 +40,12 @@ describe('hostHeaderAgrees', () => {
 });
 
 describe('credentialHeader', () => {
-  const route = (auth: GatewayRoute['auth'], header?: string): GatewayRoute => ({ id: 'r', host: 'api.example.test', auth, header });
+  const route = (auth: GatewayRoute['auth'], header?: string): GatewayRoute => ({
+    id: 'r',
+    host: 'api.example.test',
+    auth,
+    header,
+  });
 
   it.each([
     ['oauth', undefined, ['authorization', 'Bearer s3cret']],
@@ -46,7 +57,10 @@ describe('credentialHeader', () => {
   });
 
   it('auth basic base64-encodes "user:password"', () => {
-    expect(credentialHeader(route('basic'), 'me:pw')).toEqual(['authorization', `Basic ${Buffer.from('me:pw').toString('base64')}`]);
+    expect(credentialHeader(route('basic'), 'me:pw')).toEqual([
+      'authorization',
+      `Basic ${Buffer.from('me:pw').toString('base64')}`,
+    ]);
   });
 });
 
@@ -58,7 +72,12 @@ describe('routeUpstream', () => {
 
 describe('egressDeniedBody', () => {
   it('says what was refused and the exact capability call to make', () => {
-    const body = egressDeniedBody({ identity: 'implementer-ab12c', capabilityUrl: capabilityUrlFor('::ffff:172.18.0.2', 3129) }, 'pypi.org', 443, 'not_in_allowlist');
+    const body = egressDeniedBody(
+      { identity: 'implementer-ab12c', capabilityUrl: capabilityUrlFor('::ffff:172.18.0.2', 3129) },
+      'pypi.org',
+      443,
+      'not_in_allowlist',
+    );
     expect(body).toMatchObject({ error: 'egress_denied', host: 'pypi.org', port: 443, reason: 'not_in_allowlist' });
     expect(body.how_to_request).toBe(
       'ask the operator: POST http://172.18.0.2:3129/_bottle/capability {"kind":"egress","host":"pypi.org","port":443,"reason":"<why the task needs it>"} then the operator runs `bottle approve implementer-ab12c`',

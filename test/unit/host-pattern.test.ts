@@ -3,7 +3,12 @@ import { HostPatternError, parseHostPattern, patternMatches } from '../../src/sh
 
 describe('parseHostPattern', () => {
   it('parses an exact host, lowercased, without port', () => {
-    expect(parseHostPattern('GitHub.com')).toEqual({ raw: 'GitHub.com', kind: 'exact', host: 'github.com', port: null });
+    expect(parseHostPattern('GitHub.com')).toEqual({
+      raw: 'GitHub.com',
+      kind: 'exact',
+      host: 'github.com',
+      port: null,
+    });
   });
 
   it('parses a subdomain wildcard with a port', () => {

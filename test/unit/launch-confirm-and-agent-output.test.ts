@@ -21,8 +21,13 @@ describe('confirm before launch', () => {
   it('shows the plan and launches only on y or yes', async () => {
     const plan = fakePlan('demo-abcde');
     const answers = [
-      ['y', true], ['YES', true], [' y ', true],
-      ['', false], ['n', false], ['no', false], ['maybe', false],
+      ['y', true],
+      ['YES', true],
+      [' y ', true],
+      ['', false],
+      ['n', false],
+      ['no', false],
+      ['maybe', false],
     ] as const;
     for (const [answer, launch] of answers) {
       const io = capture(true);

@@ -42,7 +42,9 @@ describe('loadManifest', () => {
 
   it('reports invalid JSON in a file with its line and column', async () => {
     const m = await manifestDir(() => '{\n  "bottles": [\n    { "name": "dev" }\n    { "name": "other" }\n  ]\n}\n');
-    await expect(loadManifest({ path: m.path })).rejects.toThrow(/invalid JSON at line 4, column 5: unexpected "\{", expected "," or "\]"/);
+    await expect(loadManifest({ path: m.path })).rejects.toThrow(
+      /invalid JSON at line 4, column 5: unexpected "\{", expected "," or "\]"/,
+    );
   });
 
   it('reads CLAUDE_BOTTLE_MANIFEST when no --manifest is given', async () => {
@@ -93,10 +95,22 @@ describe('loadManifest', () => {
     const problems = (err as ManifestError).problems;
     expect(problems).toEqual(
       expect.arrayContaining([
-        { path: 'bottles[0].dockerfile', message: expect.stringContaining(`${join(m.dir, 'missing.Dockerfile')} does not exist`) },
-        { path: 'bottles[0].ssh[0].IdentityFile', message: expect.stringContaining(`${join(m.dir, 'keys/nope')} does not exist`) },
-        { path: 'agents[0].prompt', message: expect.stringContaining(`${join(m.dir, 'prompts/missing.md')} does not exist`) },
-        { path: 'agents[0].skills[0]', message: expect.stringContaining(`skill folder ${join(m.dir, 'skills/none')} does not exist`) },
+        {
+          path: 'bottles[0].dockerfile',
+          message: expect.stringContaining(`${join(m.dir, 'missing.Dockerfile')} does not exist`),
+        },
+        {
+          path: 'bottles[0].ssh[0].IdentityFile',
+          message: expect.stringContaining(`${join(m.dir, 'keys/nope')} does not exist`),
+        },
+        {
+          path: 'agents[0].prompt',
+          message: expect.stringContaining(`${join(m.dir, 'prompts/missing.md')} does not exist`),
+        },
+        {
+          path: 'agents[0].skills[0]',
+          message: expect.stringContaining(`skill folder ${join(m.dir, 'skills/none')} does not exist`),
+        },
         { path: 'agents[0].skills[1]', message: expect.stringContaining('must contain SKILL.md') },
       ]),
     );
@@ -140,7 +154,13 @@ describe('examples/claude-bottle.json', () => {
     const path = join(import.meta.dirname, '..', '..', 'examples', 'claude-bottle.json');
     const loaded = await loadManifest({ path, env: {} });
     // The README's main command runs `demo` (no credential needed) or `claude` / `claude-api-key`.
-    expect(loaded.manifest.agents.map((a) => a.name)).toEqual(['demo', 'claude', 'claude-api-key', 'implementer', 'reviewer']);
+    expect(loaded.manifest.agents.map((a) => a.name)).toEqual([
+      'demo',
+      'claude',
+      'claude-api-key',
+      'implementer',
+      'reviewer',
+    ]);
     expect(findAgent(loaded, 'demo').bottle.name).toBe('sandbox');
     expect(findAgent(loaded, 'demo').bottle.cred_proxy?.routes ?? []).toEqual([]);
     expect(findAgent(loaded, 'implementer').bottle.name).toBe('dev');

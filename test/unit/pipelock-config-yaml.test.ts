@@ -105,7 +105,12 @@ describe('the pipelock config YAML', () => {
   it('writes each string on one line, however long', () => {
     expect(text).toContain(`"${'x'.repeat(300)}"`);
     const oneScalarPerLine = /^ *(- )?"(?:[^"\\]|\\.)*"(:( .*)?)?$/;
-    expect(text.trimEnd().split('\n').filter((line) => !oneScalarPerLine.test(line))).toEqual([]);
+    expect(
+      text
+        .trimEnd()
+        .split('\n')
+        .filter((line) => !oneScalarPerLine.test(line)),
+    ).toEqual([]);
   });
 
   it('writes empty lists as empty lists', () => {
@@ -124,7 +129,12 @@ describe('generatePipelockConfig', () => {
   const text = generatePipelockConfig(plan, { listenPort: 8888 });
 
   it('parses back into the config it built, after its comment header', () => {
-    expect(text.split('\n').slice(0, 2).every((line) => line.startsWith('# '))).toBe(true);
+    expect(
+      text
+        .split('\n')
+        .slice(0, 2)
+        .every((line) => line.startsWith('# ')),
+    ).toBe(true);
     const config = buildPipelockConfig(plan, { listenPort: 8888 });
     expect(parseYaml(text)).toEqual(config);
     expect(config.api_allowlist).toEqual(['*.x.test', '0x10', '1', '1e3', 'no', 'null', 'off', 'on', 'true', 'yes']);

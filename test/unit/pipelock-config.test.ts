@@ -31,7 +31,10 @@ function readBack(yamlText: string) {
 
 describe('pipelock allowlist mapping', () => {
   it('maps exact hosts one to one', () => {
-    const { entries, widenings } = pipelockAllowlist({ hosts: ['github.com', 'registry.npmjs.org'], default_hosts: [] });
+    const { entries, widenings } = pipelockAllowlist({
+      hosts: ['github.com', 'registry.npmjs.org'],
+      default_hosts: [],
+    });
     expect(entries).toEqual(['github.com', 'registry.npmjs.org']);
     expect(widenings).toEqual([]);
   });
@@ -39,11 +42,20 @@ describe('pipelock allowlist mapping', () => {
   it('keeps *.domain and records that pipelock also admits the apex', () => {
     const { entries, widenings } = pipelockAllowlist({ hosts: ['*.githubusercontent.com'], default_hosts: [] });
     expect(entries).toEqual(['*.githubusercontent.com']);
-    expect(widenings).toEqual([{ entry: '*.githubusercontent.com', kind: 'apex-included', explanation: expect.stringContaining('githubusercontent.com itself') }]);
+    expect(widenings).toEqual([
+      {
+        entry: '*.githubusercontent.com',
+        kind: 'apex-included',
+        explanation: expect.stringContaining('githubusercontent.com itself'),
+      },
+    ]);
   });
 
   it('drops the port, which pipelock host lists cannot carry, and records the widening', () => {
-    const { entries, widenings } = pipelockAllowlist({ hosts: ['registry.npmjs.org:443', 'mirror.internal.test:8080'], default_hosts: [] });
+    const { entries, widenings } = pipelockAllowlist({
+      hosts: ['registry.npmjs.org:443', 'mirror.internal.test:8080'],
+      default_hosts: [],
+    });
     expect(entries).toEqual(['mirror.internal.test', 'registry.npmjs.org']);
     expect(widenings.map((w) => [w.entry, w.kind])).toEqual([
       ['registry.npmjs.org:443', 'any-port'],
@@ -52,7 +64,10 @@ describe('pipelock allowlist mapping', () => {
   });
 
   it('deduplicates entries that differ only by port', () => {
-    const { entries } = pipelockAllowlist({ hosts: ['example.com', 'example.com:443', 'example.com:8443'], default_hosts: [] });
+    const { entries } = pipelockAllowlist({
+      hosts: ['example.com', 'example.com:443', 'example.com:8443'],
+      default_hosts: [],
+    });
     expect(entries).toEqual(['example.com']);
   });
 
@@ -68,7 +83,10 @@ describe('pipelock allowlist mapping', () => {
   });
 
   it('is sorted so the same plan always yields the same file', () => {
-    const { entries } = pipelockAllowlist({ hosts: ['zeta.example', 'alpha.example', '*.mid.example'], default_hosts: [] });
+    const { entries } = pipelockAllowlist({
+      hosts: ['zeta.example', 'alpha.example', '*.mid.example'],
+      default_hosts: [],
+    });
     expect(entries).toEqual(['*.mid.example', 'alpha.example', 'zeta.example']);
   });
 });
@@ -78,7 +96,7 @@ describe('generatePipelockConfig', () => {
   const text = generatePipelockConfig(plan, { listenPort: PIPELOCK_LISTEN_PORT });
   const config = readBack(text);
 
-  it('round-trips through a YAML parser into pipelock\'s documented schema', () => {
+  it("round-trips through a YAML parser into pipelock's documented schema", () => {
     expect(config).toEqual(buildPipelockConfig(plan, { listenPort: PIPELOCK_LISTEN_PORT }));
   });
 
@@ -90,7 +108,9 @@ describe('generatePipelockConfig', () => {
   });
 
   it('allowlists the plan hosts with defaults included', () => {
-    expect(config.api_allowlist).toEqual([...new Set(['*.githubusercontent.com', 'github.com', 'registry.npmjs.org', ...DEFAULT_HOSTS])].sort());
+    expect(config.api_allowlist).toEqual(
+      [...new Set(['*.githubusercontent.com', 'github.com', 'registry.npmjs.org', ...DEFAULT_HOSTS])].sort(),
+    );
   });
 
   it('turns the forward proxy on, with SNI checked against the CONNECT target', () => {
@@ -103,7 +123,12 @@ describe('generatePipelockConfig', () => {
   });
 
   it('keeps secret scanning blocking on plain egress, where no real secret should ever appear', () => {
-    expect(config.request_body_scanning).toMatchObject({ enabled: true, action: 'block', scan_headers: true, header_mode: 'sensitive' });
+    expect(config.request_body_scanning).toMatchObject({
+      enabled: true,
+      action: 'block',
+      scan_headers: true,
+      header_mode: 'sensitive',
+    });
     expect(config.request_body_scanning.sensitive_headers).toContain('Authorization');
     expect(config.dlp).toEqual({ scan_env: true, include_defaults: true });
   });
@@ -111,7 +136,12 @@ describe('generatePipelockConfig', () => {
   it('never carries a credential route, its upstream or its secret source: those stay with the gateway', () => {
     const withRoutes = planWith(['github.com'], {
       credentials: [
-        { role: 'anthropic-base-url', upstream: 'https://api.anthropic.com', auth: 'oauth', token_source: 'env:CLAUDE_BOTTLE_OAUTH_TOKEN' },
+        {
+          role: 'anthropic-base-url',
+          upstream: 'https://api.anthropic.com',
+          auth: 'oauth',
+          token_source: 'env:CLAUDE_BOTTLE_OAUTH_TOKEN',
+        },
         { host: 'api.github.com', auth: 'bearer', token_source: 'env:GITHUB_TOKEN' },
       ],
     });
@@ -126,12 +156,26 @@ describe('generatePipelockConfig', () => {
 
   it('blocks private, loopback, link-local and metadata ranges after resolution', () => {
     expect(config.internal).toEqual([...PIPELOCK_INTERNAL_RANGES]);
-    expect(config.internal).toEqual(expect.arrayContaining(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16', '127.0.0.0/8', 'fc00::/7']));
+    expect(config.internal).toEqual(
+      expect.arrayContaining([
+        '10.0.0.0/8',
+        '172.16.0.0/12',
+        '192.168.0.0/16',
+        '169.254.0.0/16',
+        '127.0.0.0/8',
+        'fc00::/7',
+      ]),
+    );
   });
 
   it('trusts only the operator-pinned extra_hosts names to resolve internally', () => {
     expect(config.trusted_domains).toEqual([]);
-    const pinned = readBack(generatePipelockConfig(planWith(['mirror.internal.test'], { extra_hosts: { 'Mirror.Internal.Test': 'host-gateway' } }), { listenPort: 8888 }));
+    const pinned = readBack(
+      generatePipelockConfig(
+        planWith(['mirror.internal.test'], { extra_hosts: { 'Mirror.Internal.Test': 'host-gateway' } }),
+        { listenPort: 8888 },
+      ),
+    );
     expect(pinned.trusted_domains).toEqual(['mirror.internal.test']);
     expect(pinned.api_allowlist).toContain('mirror.internal.test');
   });
@@ -155,7 +199,9 @@ describe('PipelockConfigSchema', () => {
 
   it('rejects keys pipelock does not know, as pipelock itself does at load', () => {
     expect(PipelockConfigSchema.safeParse({ ...valid, allowlist: ['x.example'] }).success).toBe(false);
-    expect(PipelockConfigSchema.safeParse({ ...valid, forward_proxy: { ...valid.forward_proxy, port: 8888 } }).success).toBe(false);
+    expect(
+      PipelockConfigSchema.safeParse({ ...valid, forward_proxy: { ...valid.forward_proxy, port: 8888 } }).success,
+    ).toBe(false);
   });
 
   it.each([
@@ -169,7 +215,12 @@ describe('PipelockConfigSchema', () => {
   });
 
   it('accepts exact hosts, *.domain wildcards and IP literals', () => {
-    expect(PipelockConfigSchema.safeParse({ ...valid, api_allowlist: ['github.com', '*.example.co.uk', '192.0.2.1', '2001:db8::1'] }).success).toBe(true);
+    expect(
+      PipelockConfigSchema.safeParse({
+        ...valid,
+        api_allowlist: ['github.com', '*.example.co.uk', '192.0.2.1', '2001:db8::1'],
+      }).success,
+    ).toBe(true);
   });
 
   it('rejects an internal range that is not a CIDR', () => {
@@ -182,6 +233,8 @@ describe('plans pipelock cannot express', () => {
   it('are refused with one permanent error naming the entry, not a half-valid file', () => {
     const plan = fakePlan('dev-abc12', { hosts: ['my_host.example'], default_hosts: [] });
     expect(() => generatePipelockConfig(plan, { listenPort: 8888 })).toThrow(PermanentEffectError);
-    expect(() => generatePipelockConfig(plan, { listenPort: 8888 })).toThrow(/api_allowlist\.0: "my_host\.example" is not a legal host name/);
+    expect(() => generatePipelockConfig(plan, { listenPort: 8888 })).toThrow(
+      /api_allowlist\.0: "my_host\.example" is not a legal host name/,
+    );
   });
 });

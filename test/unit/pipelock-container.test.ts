@@ -1,20 +1,31 @@
 import { describe, expect, it } from 'vitest';
 import { pipelockAgentEnvironment } from '../../src/effects/pipelock/agent-env.js';
-import { PIPELOCK_CONFIG_PATH, pipelockContainerName, pipelockContainerSpec } from '../../src/effects/pipelock/container.js';
+import {
+  PIPELOCK_CONFIG_PATH,
+  pipelockContainerName,
+  pipelockContainerSpec,
+} from '../../src/effects/pipelock/container.js';
 import { CREDENTIAL_PLACEHOLDER, GATEWAY_CREDENTIAL_PORT } from '../../src/plan/agent-env.js';
 import { LABELS } from '../../src/shared/names.js';
 import { PermanentEffectError } from '../../src/effects/types.js';
 import { fakePlan } from '../support/fake-plan.js';
 
 const IMAGE = 'ghcr.io/luckypipewrench/pipelock:latest';
-const plan = fakePlan('dev-abc12', { extra_hosts: { 'mirror.internal.test': 'host-gateway' }, egress: { proxy: 'pipelock', pipelock_image: IMAGE } });
+const plan = fakePlan('dev-abc12', {
+  extra_hosts: { 'mirror.internal.test': 'host-gateway' },
+  egress: { proxy: 'pipelock', pipelock_image: IMAGE },
+});
 const spec = pipelockContainerSpec(plan, IMAGE, '/var/lib/claude-bottle/state/dev-abc12/pipelock.yaml');
 
 describe('pipelockContainerSpec', () => {
   it('has a deterministic per-bottle name and the bottle labels, so teardown finds it by identity', () => {
     expect(spec.name).toBe(pipelockContainerName('dev-abc12'));
     expect(spec.name).toBe('cb-dev-abc12-pipelock');
-    expect(spec.Labels).toMatchObject({ [LABELS.identity]: 'dev-abc12', [LABELS.agent]: 'dev', [LABELS.role]: 'pipelock' });
+    expect(spec.Labels).toMatchObject({
+      [LABELS.identity]: 'dev-abc12',
+      [LABELS.agent]: 'dev',
+      [LABELS.role]: 'pipelock',
+    });
   });
 
   it('runs the given image with the documented run flags, listening where the config says', () => {
@@ -37,7 +48,9 @@ describe('pipelockContainerSpec', () => {
   });
 
   it('mounts the generated config read-only and nothing else from the host (no Docker socket)', () => {
-    expect(spec.HostConfig?.Binds).toEqual(['/var/lib/claude-bottle/state/dev-abc12/pipelock.yaml:/etc/pipelock/pipelock.yaml:ro']);
+    expect(spec.HostConfig?.Binds).toEqual([
+      '/var/lib/claude-bottle/state/dev-abc12/pipelock.yaml:/etc/pipelock/pipelock.yaml:ro',
+    ]);
     expect(JSON.stringify(spec)).not.toContain('docker.sock');
     expect(spec.HostConfig?.Mounts ?? []).toEqual([]);
   });
@@ -47,7 +60,7 @@ describe('pipelockContainerSpec', () => {
     expect(Object.keys(spec.NetworkingConfig?.EndpointsConfig ?? {})).toEqual([plan.networks.egress]);
   });
 
-  it('carries no secret in its environment, which pipelock\'s scan_env would read', () => {
+  it("carries no secret in its environment, which pipelock's scan_env would read", () => {
     expect(spec.Env).toEqual(['HOME=/tmp']);
   });
 
@@ -69,12 +82,20 @@ describe('pipelockContainerSpec', () => {
 
 describe('pipelockAgentEnvironment', () => {
   const withRoute = fakePlan('dev-abc12', {
-    credentials: [{ role: 'anthropic-base-url', upstream: 'https://api.anthropic.com', auth: 'oauth', token_source: 'env:CLAUDE_BOTTLE_OAUTH_TOKEN' }],
+    credentials: [
+      {
+        role: 'anthropic-base-url',
+        upstream: 'https://api.anthropic.com',
+        auth: 'oauth',
+        token_source: 'env:CLAUDE_BOTTLE_OAUTH_TOKEN',
+      },
+    ],
   });
   const env = pipelockAgentEnvironment(withRoute, { pipelockIp: '172.30.0.4', gatewayIp: '172.30.0.3' });
 
   it('sends plain egress through pipelock', () => {
-    for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']) expect(env[name]).toBe('http://172.30.0.4:8888');
+    for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy'])
+      expect(env[name]).toBe('http://172.30.0.4:8888');
   });
 
   it('keeps credential routes on the gateway and out of pipelock', () => {

@@ -23,7 +23,12 @@ afterEach(async () => {
 describe('agentImageSource for a custom Dockerfile', () => {
   it('uses the Dockerfile folder as context, like docker build -f, skipping .git and node_modules', () => {
     const src = agentImageSource({ dockerfile: join(dir, 'bottles', 'dev.Dockerfile'), bottle: 'dev' });
-    expect(src).toMatchObject({ name: 'dev', builtin: false, dockerfile: join(dir, 'bottles', 'dev.Dockerfile'), dockerfileInContext: 'dev.Dockerfile' });
+    expect(src).toMatchObject({
+      name: 'dev',
+      builtin: false,
+      dockerfile: join(dir, 'bottles', 'dev.Dockerfile'),
+      dockerfileInContext: 'dev.Dockerfile',
+    });
     expect(src.files.map((f) => f.path).sort()).toEqual(['dev.Dockerfile', 'files/a.txt']);
   });
 
@@ -31,7 +36,11 @@ describe('agentImageSource for a custom Dockerfile', () => {
     const stateDockerfile = join(dir, 'state-Dockerfile');
     await writeFile(stateDockerfile, 'FROM debian:bookworm-slim\nCOPY files/a.txt /a.txt\nRUN echo approved\n');
     const original = agentImageSource({ dockerfile: join(dir, 'bottles', 'dev.Dockerfile'), bottle: 'dev' });
-    const resumed = agentImageSource({ dockerfile: join(dir, 'bottles', 'dev.Dockerfile'), stateDockerfile, bottle: 'dev' });
+    const resumed = agentImageSource({
+      dockerfile: join(dir, 'bottles', 'dev.Dockerfile'),
+      stateDockerfile,
+      bottle: 'dev',
+    });
     expect(resumed.dockerfile).toBe(stateDockerfile);
     expect(resumed.files.find((f) => f.path === 'dev.Dockerfile')?.source).toBe(stateDockerfile);
     expect(resumed.files.map((f) => f.path).sort()).toEqual(original.files.map((f) => f.path).sort());
@@ -40,7 +49,13 @@ describe('agentImageSource for a custom Dockerfile', () => {
 });
 
 describe('contextHash', () => {
-  const source = (files: ImageSource['files']): ImageSource => ({ name: 't', dockerfile: '/x/Dockerfile', builtin: false, dockerfileInContext: 'Dockerfile', files });
+  const source = (files: ImageSource['files']): ImageSource => ({
+    name: 't',
+    dockerfile: '/x/Dockerfile',
+    builtin: false,
+    dockerfileInContext: 'Dockerfile',
+    files,
+  });
 
   it('does not depend on the order files are listed in', async () => {
     const a = { path: 'Dockerfile', source: join(dir, 'bottles', 'dev.Dockerfile') };
@@ -63,7 +78,9 @@ describe('contextHash', () => {
   });
 
   it('gives image tags of the form claude-bottle/<name>:<16 hex>', async () => {
-    const plan = await imagePlan(agentImageSource({ dockerfile: join(dir, 'bottles', 'dev.Dockerfile'), bottle: 'dev' }));
+    const plan = await imagePlan(
+      agentImageSource({ dockerfile: join(dir, 'bottles', 'dev.Dockerfile'), bottle: 'dev' }),
+    );
     expect(plan.tag).toMatch(/^claude-bottle\/dev:[0-9a-f]{16}$/);
     expect(plan.context_hash.startsWith(plan.tag.split(':')[1])).toBe(true);
   });

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { CA_BUNDLE_TARGET, CREDENTIAL_PLACEHOLDER, GATEWAY_CA_TARGET, PROMPT_TARGET, SKILLS_TARGET_DIR, SSH_TARGET_DIR, agentEnvNames, agentEnvironment } from '../../src/plan/agent-env.js';
+import {
+  CA_BUNDLE_TARGET,
+  CREDENTIAL_PLACEHOLDER,
+  GATEWAY_CA_TARGET,
+  PROMPT_TARGET,
+  SKILLS_TARGET_DIR,
+  SSH_TARGET_DIR,
+  agentEnvNames,
+  agentEnvironment,
+} from '../../src/plan/agent-env.js';
 import { DEFAULT_HOSTS } from '../../src/plan/default-hosts.js';
 import { formatPlanText } from '../../src/plan/format-text.js';
 import { agentCommand, credentialRoutes, mergeHosts, planMounts, sshKeyTargets } from '../../src/plan/resolve.js';
@@ -27,14 +36,36 @@ describe('credentialRoutes', () => {
         routes: [
           { role: 'anthropic-base-url', token_env: 'CLAUDE_BOTTLE_OAUTH_TOKEN', auth: 'oauth' },
           { host: 'API.github.com', token_file: '/run/secrets/gh', auth: 'bearer' },
-          { host: 'api.internal.test', upstream: 'http://api.internal.test:9000', token_command: 'pass show x', auth: 'header', header: 'X-Api-Key' },
+          {
+            host: 'api.internal.test',
+            upstream: 'http://api.internal.test:9000',
+            token_command: 'pass show x',
+            auth: 'header',
+            header: 'X-Api-Key',
+          },
         ],
       },
     });
     expect(routes).toEqual([
-      { role: 'anthropic-base-url', upstream: 'https://api.anthropic.com', auth: 'oauth', token_source: 'env:CLAUDE_BOTTLE_OAUTH_TOKEN' },
-      { host: 'api.github.com', upstream: 'https://api.github.com', auth: 'bearer', token_source: 'file:/run/secrets/gh' },
-      { host: 'api.internal.test', upstream: 'http://api.internal.test:9000', auth: 'header', header: 'X-Api-Key', token_source: 'command' },
+      {
+        role: 'anthropic-base-url',
+        upstream: 'https://api.anthropic.com',
+        auth: 'oauth',
+        token_source: 'env:CLAUDE_BOTTLE_OAUTH_TOKEN',
+      },
+      {
+        host: 'api.github.com',
+        upstream: 'https://api.github.com',
+        auth: 'bearer',
+        token_source: 'file:/run/secrets/gh',
+      },
+      {
+        host: 'api.internal.test',
+        upstream: 'http://api.internal.test:9000',
+        auth: 'header',
+        header: 'X-Api-Key',
+        token_source: 'command',
+      },
     ]);
     expect(JSON.stringify(routes)).not.toContain('pass show x');
   });
@@ -60,27 +91,38 @@ describe('agentEnvironment', () => {
   });
 
   it('gives an oauth route ANTHROPIC_BASE_URL on the credential port and a placeholder OAuth token', () => {
-    const env = agentEnvironment({ credentials: [{ role: 'anthropic-base-url', auth: 'oauth', token_source: 'env:T' }] }, '10.9.0.2');
+    const env = agentEnvironment(
+      { credentials: [{ role: 'anthropic-base-url', auth: 'oauth', token_source: 'env:T' }] },
+      '10.9.0.2',
+    );
     expect(env.ANTHROPIC_BASE_URL).toBe('http://10.9.0.2:3129');
     expect(env.CLAUDE_CODE_OAUTH_TOKEN).toBe(CREDENTIAL_PLACEHOLDER);
     expect(env.ANTHROPIC_API_KEY).toBeUndefined();
   });
 
   it('gives an api-key route a placeholder ANTHROPIC_API_KEY instead', () => {
-    const env = agentEnvironment({ credentials: [{ role: 'anthropic-base-url', auth: 'api-key', token_source: 'command' }] }, '10.9.0.2');
+    const env = agentEnvironment(
+      { credentials: [{ role: 'anthropic-base-url', auth: 'api-key', token_source: 'command' }] },
+      '10.9.0.2',
+    );
     expect(env.ANTHROPIC_API_KEY).toBe(CREDENTIAL_PLACEHOLDER);
     expect(env.CLAUDE_CODE_OAUTH_TOKEN).toBeUndefined();
   });
 
   it('lists names only, sorted, with no Anthropic variables when there is no role route', () => {
-    const names = agentEnvNames({ credentials: [{ host: 'api.github.com', auth: 'bearer', token_source: 'env:GITHUB_TOKEN' }] });
+    const names = agentEnvNames({
+      credentials: [{ host: 'api.github.com', auth: 'bearer', token_source: 'env:GITHUB_TOKEN' }],
+    });
     expect(names).toEqual([...names].sort());
     expect(names).not.toContain('ANTHROPIC_BASE_URL');
     expect(names).not.toContain('GITHUB_TOKEN');
   });
 
   it('a host route makes the agent trust the gateway CA (the gateway terminates TLS for that host)', () => {
-    const env = agentEnvironment({ credentials: [{ host: 'api.github.com', auth: 'bearer', token_source: 'env:GITHUB_TOKEN' }] }, '10.9.0.2');
+    const env = agentEnvironment(
+      { credentials: [{ host: 'api.github.com', auth: 'bearer', token_source: 'env:GITHUB_TOKEN' }] },
+      '10.9.0.2',
+    );
     expect(env).toMatchObject({
       NODE_EXTRA_CA_CERTS: GATEWAY_CA_TARGET,
       SSL_CERT_FILE: CA_BUNDLE_TARGET,
@@ -91,9 +133,19 @@ describe('agentEnvironment', () => {
   });
 
   it('without a host route the agent keeps its own trust settings', () => {
-    for (const credentials of [[], [{ role: 'anthropic-base-url' as const, auth: 'oauth' as const, token_source: 'env:T' }]]) {
+    for (const credentials of [
+      [],
+      [{ role: 'anthropic-base-url' as const, auth: 'oauth' as const, token_source: 'env:T' }],
+    ]) {
       const env = agentEnvironment({ credentials }, '10.9.0.2');
-      for (const name of ['NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'CURL_CA_BUNDLE', 'GIT_SSL_CAINFO', 'REQUESTS_CA_BUNDLE']) expect(env[name]).toBeUndefined();
+      for (const name of [
+        'NODE_EXTRA_CA_CERTS',
+        'SSL_CERT_FILE',
+        'CURL_CA_BUNDLE',
+        'GIT_SSL_CAINFO',
+        'REQUESTS_CA_BUNDLE',
+      ])
+        expect(env[name]).toBeUndefined();
     }
   });
 });
@@ -117,11 +169,13 @@ describe('agentCommand', () => {
 
 describe('sshKeyTargets and planMounts', () => {
   it('puts keys under ~/.ssh with distinct names, even when two keys share a file name or a reserved name', () => {
-    expect(sshKeyTargets([{ IdentityFile: '/h/a/id_ed25519' }, { IdentityFile: '/h/b/id_ed25519' }, { IdentityFile: '/h/c/config' }])).toEqual([
-      `${SSH_TARGET_DIR}/id_ed25519`,
-      `${SSH_TARGET_DIR}/1-id_ed25519`,
-      `${SSH_TARGET_DIR}/2-config`,
-    ]);
+    expect(
+      sshKeyTargets([
+        { IdentityFile: '/h/a/id_ed25519' },
+        { IdentityFile: '/h/b/id_ed25519' },
+        { IdentityFile: '/h/c/config' },
+      ]),
+    ).toEqual([`${SSH_TARGET_DIR}/id_ed25519`, `${SSH_TARGET_DIR}/1-id_ed25519`, `${SSH_TARGET_DIR}/2-config`]);
   });
 
   it('binds the cwd at the same path, or copies it with copy_cwd, and copies prompt, skills and keys read-only', () => {
@@ -147,8 +201,18 @@ describe('formatPlanText', () => {
     identity: 'implementer-a1b2c',
     agent: 'implementer',
     bottle: 'dev',
-    image: { tag: 'claude-bottle/agent:0123456789abcdef', context_hash: 'f'.repeat(64), dockerfile: 'builtin:agent', builtin: true },
-    gateway_image: { tag: 'claude-bottle/gateway:fedcba9876543210', context_hash: 'e'.repeat(64), dockerfile: 'builtin:gateway', builtin: true },
+    image: {
+      tag: 'claude-bottle/agent:0123456789abcdef',
+      context_hash: 'f'.repeat(64),
+      dockerfile: 'builtin:agent',
+      builtin: true,
+    },
+    gateway_image: {
+      tag: 'claude-bottle/gateway:fedcba9876543210',
+      context_hash: 'e'.repeat(64),
+      dockerfile: 'builtin:gateway',
+      builtin: true,
+    },
     runtime: 'runsc',
     networks: { internal: 'cb-implementer-a1b2c-internal', egress: 'cb-implementer-a1b2c-egress' },
     containers: { gateway: 'cb-implementer-a1b2c-gateway', agent: 'cb-implementer-a1b2c-agent' },
@@ -157,7 +221,9 @@ describe('formatPlanText', () => {
     extra_hosts: { 'mirror.internal.test': 'host-gateway' },
     mounts: [{ kind: 'bind', source: '/work/proj', target: '/work/proj', purpose: 'cwd' }],
     env_names: ['HOME', 'HTTPS_PROXY'],
-    credentials: [{ host: 'api.github.com', upstream: 'https://api.github.com', auth: 'bearer', token_source: 'env:GITHUB_TOKEN' }],
+    credentials: [
+      { host: 'api.github.com', upstream: 'https://api.github.com', auth: 'bearer', token_source: 'env:GITHUB_TOKEN' },
+    ],
     ssh: [],
     skills: [{ name: 'tdd', source: '/m/skills/tdd' }],
     prompt: null,

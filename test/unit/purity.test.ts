@@ -57,7 +57,8 @@ function importedModules(source: string): string[] {
 /** Relative modules loaded at run time (`import type` is erased by the compiler, so it cannot do I/O). */
 function runtimeRelativeImports(source: string): string[] {
   const specifiers: string[] = [];
-  const pattern = /\bimport\s+(?!type\b)[^'";]*?from\s*['"](\.{1,2}\/[^'"]+)['"]|\bexport\s+(?!type\b)[^'";]*?from\s*['"](\.{1,2}\/[^'"]+)['"]/g;
+  const pattern =
+    /\bimport\s+(?!type\b)[^'";]*?from\s*['"](\.{1,2}\/[^'"]+)['"]|\bexport\s+(?!type\b)[^'";]*?from\s*['"](\.{1,2}\/[^'"]+)['"]/g;
   for (const match of stripComments(source).matchAll(pattern)) specifiers.push(match[1] ?? match[2]);
   return specifiers;
 }
@@ -93,9 +94,12 @@ describe('src/machines purity', () => {
     expect(files.length).toBeGreaterThan(0);
   });
 
-  it.each(files.map((f) => [relative(MACHINES_DIR, f), f]))('%s imports no I/O and reads no clock or randomness', (_name, file) => {
-    expect(purityViolations(readFileSync(file, 'utf8'))).toEqual([]);
-  });
+  it.each(files.map((f) => [relative(MACHINES_DIR, f), f]))(
+    '%s imports no I/O and reads no clock or randomness',
+    (_name, file) => {
+      expect(purityViolations(readFileSync(file, 'utf8'))).toEqual([]);
+    },
+  );
 
   const loaded = runtimeClosure(files).filter((f) => !f.startsWith(MACHINES_DIR));
   it.each(loaded.map((f) => [relative(join(MACHINES_DIR, '../..'), f), f]))(
@@ -115,6 +119,10 @@ describe('src/machines purity', () => {
     expect(purityViolations(`const r = Math.random();`)).toEqual(['uses Math.random']);
     expect(purityViolations(`// a comment about Date.now() is fine\nconst x = 1;`)).toEqual([]);
     expect(purityViolations(`import { setup } from 'xstate';`)).toEqual([]);
-    expect(runtimeRelativeImports(`import type { A } from './a.js';\nimport { b } from '../b.js';\nexport { c } from './c.js';`)).toEqual(['../b.js', './c.js']);
+    expect(
+      runtimeRelativeImports(
+        `import type { A } from './a.js';\nimport { b } from '../b.js';\nexport { c } from './c.js';`,
+      ),
+    ).toEqual(['../b.js', './c.js']);
   });
 });

@@ -7,7 +7,13 @@ import { terminalSafeJson, visibleLines, visibleText } from '../../src/shared/vi
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 const requested = (data: Record<string, unknown>) =>
-  parseEvent({ seq: 7, type: 'capability.requested', at: '2026-11-30T10:00:00.000Z', v: 2, data: { request_id: 'cap-1', queue_if_pending: true, ...data } });
+  parseEvent({
+    seq: 7,
+    type: 'capability.requested',
+    at: '2026-11-30T10:00:00.000Z',
+    v: 2,
+    data: { request_id: 'cap-1', queue_if_pending: true, ...data },
+  });
 
 describe('visibleText', () => {
   it('spells out C0, DEL, C1 and bidirectional overrides, and leaves ordinary text alone', () => {
@@ -37,7 +43,10 @@ describe('event lines', () => {
   const spoof = 'need pip\u001b[2K\r\u001b[1Aegress pypi.org:443 — need pip\u009b31m';
 
   it('show a capability reason and host with their escapes visible', () => {
-    const line = describeEvent(requested({ kind: 'egress', host: 'evil\u001b]0;x\u0007.test', port: 443, reason: spoof }), 'dev-a1b2c');
+    const line = describeEvent(
+      requested({ kind: 'egress', host: 'evil\u001b]0;x\u0007.test', port: 443, reason: spoof }),
+      'dev-a1b2c',
+    );
     expect(line).not.toMatch(CONTROL);
     expect(line).toContain('\\x1b[2K\\r\\x1b[1Aegress pypi.org:443');
     expect(line).toContain('evil\\x1b]0;x\\x07.test');
@@ -45,7 +54,10 @@ describe('event lines', () => {
 
   it('show agent-caused errors and exit details with their escapes visible', () => {
     const failed = parseEvent({
-      seq: 9, type: 'bottle.failed', at: '2026-11-30T10:00:00.000Z', v: 1,
+      seq: 9,
+      type: 'bottle.failed',
+      at: '2026-11-30T10:00:00.000Z',
+      v: 1,
       data: { effect: 'build_image', error: 'step failed\u001b[8m hidden' },
     });
     expect(describeEvent(failed, 'dev-a1b2c')).toBe('bottle failed in build_image: step failed\\x1b[8m hidden');

@@ -31,12 +31,16 @@ describe('the working folder the agent may write to', () => {
     expect(message).not.toContain('\n');
   });
 
-  it.each(['/home/op/src/app', '/home/op/bottles-old', '/home/op/skills/tdd-notes', '/srv/keys-backup', '/tmp/x', '/home/op/..project'])(
-    'accepts the project folder %s',
-    (workdir) => {
-      expect(refusal(workdir)).toBeUndefined();
-    },
-  );
+  it.each([
+    '/home/op/src/app',
+    '/home/op/bottles-old',
+    '/home/op/skills/tdd-notes',
+    '/srv/keys-backup',
+    '/tmp/x',
+    '/home/op/..project',
+  ])('accepts the project folder %s', (workdir) => {
+    expect(refusal(workdir)).toBeUndefined();
+  });
 
   it.each([
     ['/home/op/bottles/sub', /it is inside bottle dev's Dockerfile folder \/home\/op\/bottles/],

@@ -30,7 +30,9 @@ export async function runCleanup(opts: { dryRun: boolean }, io: CliIO): Promise<
 function printReport(report: CleanupReport, io: CliIO): void {
   const lines = [
     ...report.containers.map((c) => `container ${c.name}`),
-    ...report.networks.map((n) => `network ${n.name}${n.why === 'earlier-version' ? ' (made by an earlier version)' : ''}`),
+    ...report.networks.map(
+      (n) => `network ${n.name}${n.why === 'earlier-version' ? ' (made by an earlier version)' : ''}`,
+    ),
     ...report.state.map((dir) => `state ${dir}`),
     ...report.images.map((i) => `image ${i.tag} (${formatBytes(i.bytes)})`),
   ];
@@ -42,6 +44,8 @@ function printReport(report: CleanupReport, io: CliIO): void {
   for (const line of lines) io.stdout(`${report.dry_run ? 'would remove' : 'removed'} ${line}`);
   if (report.images.length > 0) {
     const total = report.images.reduce((sum, i) => sum + i.bytes, 0);
-    io.stdout(report.dry_run ? `would free at least ${formatBytes(total)}` : `freed ${formatBytes(report.freed_bytes)}`);
+    io.stdout(
+      report.dry_run ? `would free at least ${formatBytes(total)}` : `freed ${formatBytes(report.freed_bytes)}`,
+    );
   }
 }

@@ -25,7 +25,10 @@ const REDIS_TIMEOUT_MS = 1500;
  * `bottle doctor`: checks what a start needs and says how to fix what is
  * missing. Every probe has a short timeout so it never hangs.
  */
-export async function runDoctor(io: { stdout: (s: string) => void }, opts: { env?: NodeJS.ProcessEnv } = {}): Promise<number> {
+export async function runDoctor(
+  io: { stdout: (s: string) => void },
+  opts: { env?: NodeJS.ProcessEnv } = {},
+): Promise<number> {
   const env = opts.env ?? process.env;
   const checks: Check[] = [];
   checks.push(...(await dockerChecks()));
@@ -34,7 +37,8 @@ export async function runDoctor(io: { stdout: (s: string) => void }, opts: { env
   checks.push(...(await redisChecks(redisTarget(env))));
   checks.push(...embeddedServiceChecks(env));
 
-  for (const c of checks) io.stdout(`${c.status.padEnd(5)} ${c.what}${c.status !== 'ok' && c.fix ? `  (${c.fix})` : ''}\n`);
+  for (const c of checks)
+    io.stdout(`${c.status.padEnd(5)} ${c.what}${c.status !== 'ok' && c.fix ? `  (${c.fix})` : ''}\n`);
   return checks.some((c) => c.status === 'FAIL' && c.blocking) ? 1 : 0;
 }
 
@@ -44,9 +48,18 @@ async function dockerChecks(): Promise<Check[]> {
   try {
     version = await withTimeout(docker.version(), 5000, 'Docker did not answer within 5 s');
   } catch (err) {
-    return [{ status: 'FAIL', what: `Docker reachable`, fix: `${(err as Error).message}; start dockerd (scripts/setup-env.sh) or set DOCKER_HOST`, blocking: true }];
+    return [
+      {
+        status: 'FAIL',
+        what: `Docker reachable`,
+        fix: `${(err as Error).message}; start dockerd (scripts/setup-env.sh) or set DOCKER_HOST`,
+        blocking: true,
+      },
+    ];
   }
-  const checks: Check[] = [{ status: 'ok', what: `Docker reachable (Engine ${version.Version ?? '?'}, API ${version.ApiVersion ?? '?'})` }];
+  const checks: Check[] = [
+    { status: 'ok', what: `Docker reachable (Engine ${version.Version ?? '?'}, API ${version.ApiVersion ?? '?'})` },
+  ];
 
   const info = (await docker.info().catch(() => ({}))) as { Runtimes?: Record<string, unknown> };
   checks.push(
@@ -119,7 +132,12 @@ function claudeBinaryCheck(): Check {
   try {
     return { status: 'ok', what: `Claude Code binary present (${claudeBinaryPath()})` };
   } catch (err) {
-    return { status: 'FAIL', what: 'Claude Code binary missing in node_modules', fix: (err as Error).message, blocking: true };
+    return {
+      status: 'FAIL',
+      what: 'Claude Code binary missing in node_modules',
+      fix: (err as Error).message,
+      blocking: true,
+    };
   }
 }
 
@@ -128,7 +146,11 @@ async function redisChecks(target: RedisTarget): Promise<Check[]> {
   if (target.kind === 'embedded' && !existsSync(target.socket)) {
     return [
       { status: 'warn', what: `Redis (embedded, ${where}) not started yet`, fix: '`bottle start` starts it' },
-      { status: 'warn', what: 'no live worker', fix: '`bottle start` starts one with the embedded Redis; or run `bottle worker`' },
+      {
+        status: 'warn',
+        what: 'no live worker',
+        fix: '`bottle start` starts one with the embedded Redis; or run `bottle worker`',
+      },
     ];
   }
   const redis = probeRedis(target);
@@ -136,7 +158,11 @@ async function redisChecks(target: RedisTarget): Promise<Check[]> {
   // Kept for the report: the failed command itself only says "Connection is closed".
   redis.on('error', (err: Error) => (lastError = err));
   try {
-    await withTimeout(redis.connect().then(() => redis.ping()), REDIS_TIMEOUT_MS, `no answer within ${REDIS_TIMEOUT_MS} ms`);
+    await withTimeout(
+      redis.connect().then(() => redis.ping()),
+      REDIS_TIMEOUT_MS,
+      `no answer within ${REDIS_TIMEOUT_MS} ms`,
+    );
   } catch (err) {
     redis.disconnect();
     const reason = lastError?.message ?? (err as Error).message;
@@ -179,7 +205,9 @@ function embeddedServiceChecks(env: NodeJS.ProcessEnv): Check[] {
 async function workerCheck(redis: Redis, target: RedisTarget): Promise<Check> {
   const alive = await liveWorkers(redis);
   const named = (w: WorkerBeat) => `${w.host ?? '?'}:${w.pid}`;
-  const otherBuilds = alive.filter((w) => w.build !== buildId()).map((w) => `${named(w)} runs ${w.build || 'an unknown build'}`);
+  const otherBuilds = alive
+    .filter((w) => w.build !== buildId())
+    .map((w) => `${named(w)} runs ${w.build || 'an unknown build'}`);
   const count = `${alive.length} live worker${alive.length === 1 ? '' : 's'}`;
   if (otherBuilds.length > 0) {
     return {

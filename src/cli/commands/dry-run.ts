@@ -35,7 +35,9 @@ export async function runDryRun(
     cwd,
     runtime: await hostRuntime(),
     ...sources,
-    dryRun: { onUnplannable: (image, reason) => unplannable.push(`note: the ${image} image can't be planned yet: ${reason}`) },
+    dryRun: {
+      onUnplannable: (image, reason) => unplannable.push(`note: the ${image} image can't be planned yet: ${reason}`),
+    },
   });
   const plan = resolvePlan({ loaded, agent: opts.agent, copyCwd: opts.copyCwd, args: opts.args, facts });
   io.stdout(opts.format === 'json' ? `${JSON.stringify(plan, null, 2)}\n` : formatPlanText(plan));

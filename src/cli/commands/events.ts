@@ -5,13 +5,23 @@ import { describeEvent, eventJsonLine } from '../render-event.js';
 import { openSession } from '../session.js';
 
 /** The lifecycle event log: JSON lines with seq, type, at, data (and v), or one readable line each. */
-export async function runEvents(opts: { identity: string; follow: boolean; format: 'text' | 'json'; manifestPath?: string }, io: CliIO): Promise<number> {
+export async function runEvents(
+  opts: { identity: string; follow: boolean; format: 'text' | 'json'; manifestPath?: string },
+  io: CliIO,
+): Promise<number> {
   const identity = await checkIdentityArg(opts.identity, { manifestPath: opts.manifestPath });
   const session = await openSession({ needWorker: false });
   const print = (ev: Parameters<typeof describeEvent>[0]) =>
-    io.stdout(opts.format === 'json' ? eventJsonLine(ev) : `${String(ev.seq).padStart(5)}  ${ev.at}  ${ev.type.padEnd(24)} ${describeEvent(ev, identity)}`);
+    io.stdout(
+      opts.format === 'json'
+        ? eventJsonLine(ev)
+        : `${String(ev.seq).padStart(5)}  ${ev.at}  ${ev.type.padEnd(24)} ${describeEvent(ev, identity)}`,
+    );
   try {
-    if (!(await session.log.exists(identity))) throw new RuntimeFailure(`no events for ${identity}: no such bottle in ${session.target.kind === 'url' ? 'REDIS_URL' : 'the embedded Redis'}`);
+    if (!(await session.log.exists(identity)))
+      throw new RuntimeFailure(
+        `no events for ${identity}: no such bottle in ${session.target.kind === 'url' ? 'REDIS_URL' : 'the embedded Redis'}`,
+      );
     const events = await session.log.read(identity);
     events.forEach(print);
     if (!opts.follow) return 0;
@@ -21,7 +31,8 @@ export async function runEvents(opts: { identity: string; follow: boolean; forma
     process.once('SIGTERM', stop);
     try {
       const after = events.length ? events[events.length - 1].seq : 0;
-      for await (const ev of session.log.follow(identity, after, { signal: controller.signal, blockMs: 1000 })) print(ev);
+      for await (const ev of session.log.follow(identity, after, { signal: controller.signal, blockMs: 1000 }))
+        print(ev);
     } finally {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);

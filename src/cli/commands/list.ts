@@ -25,14 +25,23 @@ export async function runList(opts: { all: boolean; format: 'text' | 'json' }, i
       const { state: live, lastSeq } = await currentState(session.log, entry.identity);
       if (lastSeq === 0) continue;
       if (!opts.all && stateName(live) === 'cleaned') continue;
-      rows.push({ identity: entry.identity, agent: entry.agent, bottle: entry.bottle, state: bottleStatus(live), host: entry.host, started_at: entry.started_at });
+      rows.push({
+        identity: entry.identity,
+        agent: entry.agent,
+        bottle: entry.bottle,
+        state: bottleStatus(live),
+        host: entry.host,
+        started_at: entry.started_at,
+      });
     }
     if (opts.format === 'json') {
       io.stdout(terminalSafeJson(rows));
       return 0;
     }
     if (rows.length === 0) {
-      io.stdout(opts.all ? 'no bottles' : 'no live, preserved or failed bottles (bottle list --all shows cleaned ones)');
+      io.stdout(
+        opts.all ? 'no bottles' : 'no live, preserved or failed bottles (bottle list --all shows cleaned ones)',
+      );
       return 0;
     }
     const header = ['IDENTITY', 'AGENT', 'BOTTLE', 'STATE', 'HOST', 'STARTED'];
@@ -40,7 +49,13 @@ export async function runList(opts: { all: boolean; format: 'text' | 'json' }, i
     const cells = (r: ListedBottle) => [r.identity, r.agent, r.bottle, r.state, r.host, r.started_at].map(visibleText);
     const table = [header, ...rows.map(cells)];
     const widths = header.map((_, i) => Math.max(...table.map((row) => row[i].length)));
-    for (const row of table) io.stdout(row.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
+    for (const row of table)
+      io.stdout(
+        row
+          .map((c, i) => c.padEnd(widths[i]))
+          .join('  ')
+          .trimEnd(),
+      );
     return 0;
   } finally {
     await session.close();

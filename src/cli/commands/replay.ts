@@ -9,12 +9,16 @@ import { openSession } from '../session.js';
  * the result with the live state the worker cached. `--to SEQ` folds a prefix
  * (then `matches` compares against nothing live and is only true at the end).
  */
-export async function runReplay(opts: { identity: string; to?: string; format: 'text' | 'json'; manifestPath?: string }, io: CliIO): Promise<number> {
+export async function runReplay(
+  opts: { identity: string; to?: string; format: 'text' | 'json'; manifestPath?: string },
+  io: CliIO,
+): Promise<number> {
   const identity = await checkIdentityArg(opts.identity, { manifestPath: opts.manifestPath });
   let to: number | undefined;
   if (opts.to !== undefined) {
     to = Number(opts.to);
-    if (!Number.isInteger(to) || to < 1) throw new UsageError(`--to must be a positive event number, got ${JSON.stringify(opts.to)}`);
+    if (!Number.isInteger(to) || to < 1)
+      throw new UsageError(`--to must be a positive event number, got ${JSON.stringify(opts.to)}`);
   }
   const session = await openSession({ needWorker: false });
   try {
@@ -26,10 +30,23 @@ export async function runReplay(opts: { identity: string; to?: string; format: '
     const complete = to === undefined || to >= lastSeq;
     const matches = complete && live !== null && statesEqual(state, live);
     if (opts.format === 'json') {
-      io.stdout(JSON.stringify({ identity, state: bottleStatus(state), events: events.length, matches, live_state: live ? bottleStatus(live) : null, last_seq: lastSeq }));
+      io.stdout(
+        JSON.stringify({
+          identity,
+          state: bottleStatus(state),
+          events: events.length,
+          matches,
+          live_state: live ? bottleStatus(live) : null,
+          last_seq: lastSeq,
+        }),
+      );
     } else {
-      io.stdout(`${identity}: folded ${events.length} event(s)${complete ? '' : ` of ${lastSeq}`} -> ${bottleStatus(state)}`);
-      io.stdout(`live state: ${live ? bottleStatus(live) : '(none)'}; ${complete ? (matches ? 'replay matches the live state' : 'replay DIFFERS from the live state') : 'partial replay, not compared'}`);
+      io.stdout(
+        `${identity}: folded ${events.length} event(s)${complete ? '' : ` of ${lastSeq}`} -> ${bottleStatus(state)}`,
+      );
+      io.stdout(
+        `live state: ${live ? bottleStatus(live) : '(none)'}; ${complete ? (matches ? 'replay matches the live state' : 'replay DIFFERS from the live state') : 'partial replay, not compared'}`,
+      );
     }
     return complete && !matches ? 1 : 0;
   } finally {

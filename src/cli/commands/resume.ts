@@ -15,7 +15,6 @@ import { resolveSecrets } from '../secrets.js';
 import { openSession } from '../session.js';
 import { launchAndAttach, routeSources } from './start.js';
 
-
 /** The flag that makes the agent continue its most recent session (Claude Code: `--continue`); other commands get none. */
 export function continueArgs(command: readonly string[], args: readonly string[]): string[] {
   return command.length > 0 && basename(command[0]) === 'claude' ? ['--continue', ...args] : [...args];
@@ -36,7 +35,10 @@ function checkAgentKnown(identity: string, loaded: LoadedManifest): void {
  * identity commands (src/cli/identity-arg.ts), which accept any bottle whose
  * log exists, resume requires the agent in the manifest it relaunches from.
  */
-export async function runResume(opts: { identity: string; manifestPath?: string; detach: boolean; args: string[]; yes?: boolean }, io: CliIO): Promise<number> {
+export async function runResume(
+  opts: { identity: string; manifestPath?: string; detach: boolean; args: string[]; yes?: boolean },
+  io: CliIO,
+): Promise<number> {
   const { identity } = parseIdentity(opts.identity);
   requireConfirmable(opts.yes ?? false, io, 'resume');
   // An explicitly chosen manifest (--manifest or $CLAUDE_BOTTLE_MANIFEST) is checked before the state folder.
@@ -93,7 +95,9 @@ export async function runResume(opts: { identity: string; manifestPath?: string;
   const session = await openSession({ needWorker: false, say: (l) => io.stderr(l) });
   try {
     if (!(await session.log.exists(identity))) {
-      throw new RuntimeFailure(`no event log for ${identity} in this Redis; its state folder ${saved.dir} exists, but resume needs the log it was started with (check REDIS_URL)`);
+      throw new RuntimeFailure(
+        `no event log for ${identity} in this Redis; its state folder ${saved.dir} exists, but resume needs the log it was started with (check REDIS_URL)`,
+      );
     }
     const { state: live } = await currentState(session.log, identity);
     const command = { type: 'bottle.resume_requested', data: { plan } } as const;

@@ -35,11 +35,20 @@ export interface StartOptions {
 
 export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
   if (opts.format === 'json' && !opts.dryRun) {
-    throw new UsageError('--format json is only for --dry-run (a live start attaches a terminal); use `bottle events --format json` to follow a bottle as JSON');
+    throw new UsageError(
+      '--format json is only for --dry-run (a live start attaches a terminal); use `bottle events --format json` to follow a bottle as JSON',
+    );
   }
   if (opts.dryRun) {
     return runDryRun(
-      { manifestPath: opts.manifestPath, agent: opts.agent, cwd: opts.cwd, copyCwd: opts.copyCwd, format: opts.format, args: opts.args },
+      {
+        manifestPath: opts.manifestPath,
+        agent: opts.agent,
+        cwd: opts.cwd,
+        copyCwd: opts.copyCwd,
+        format: opts.format,
+        args: opts.args,
+      },
       io,
     );
   }
@@ -75,7 +84,9 @@ export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
 
 /** The manifest routes, in plan order, for secret resolution (the plan itself holds no secret source values beyond names). */
 export function routeSources(loaded: Awaited<ReturnType<typeof loadManifest>>, plan: BottlePlan): RouteSecretSource[] {
-  const bottle = (loaded.manifest.bottles as Array<{ name: string; cred_proxy?: { routes: RouteSecretSource[] } }>).find((b) => b.name === plan.bottle);
+  const bottle = (
+    loaded.manifest.bottles as Array<{ name: string; cred_proxy?: { routes: RouteSecretSource[] } }>
+  ).find((b) => b.name === plan.bottle);
   return bottle?.cred_proxy?.routes ?? [];
 }
 
@@ -84,7 +95,13 @@ export function routeSources(loaded: Awaited<ReturnType<typeof loadManifest>>, p
  * then either return (detached) or attach the terminal, and afterwards follow
  * it to its end to report what the preservation matrix decided.
  */
-export async function launchAndAttach(session: Session, plan: BottlePlan, detach: boolean, io: CliIO, afterSeq: number): Promise<number> {
+export async function launchAndAttach(
+  session: Session,
+  plan: BottlePlan,
+  detach: boolean,
+  io: CliIO,
+  afterSeq: number,
+): Promise<number> {
   const identity = plan.identity;
   const progress = showBuildProgress(session, identity, io);
   let lastSeq = afterSeq;
@@ -103,13 +120,16 @@ export async function launchAndAttach(session: Session, plan: BottlePlan, detach
   }).finally(() => progress.stop());
   if (!launchEnd || stateName(state) !== 'running') {
     io.stderr(`bottle ${identity} did not start; see: bottle events ${identity}`);
-    if (accepts(state, { type: 'bottle.resume_requested', data: { plan } })) io.stderr(`resume it with: bottle resume ${identity}`);
+    if (accepts(state, { type: 'bottle.resume_requested', data: { plan } }))
+      io.stderr(`resume it with: bottle resume ${identity}`);
     return 1;
   }
   if (detach) return 0;
 
   if (io.isTTY) {
-    const how = await attachTerminal(plan.containers.agent, () => io.stderr(`attached to ${identity} (detach: Ctrl-P Ctrl-Q)`));
+    const how = await attachTerminal(plan.containers.agent, () =>
+      io.stderr(`attached to ${identity} (detach: Ctrl-P Ctrl-Q)`),
+    );
     if (how === 'detached') {
       io.stderr(`detached; the bottle keeps running. Re-attach with: bottle attach ${identity}`);
       return 0;

@@ -12,7 +12,8 @@ import type { CliIO } from '../io.js';
 /** `bottle worker`: runs effects for this Docker host until SIGTERM/SIGINT, then shuts down gracefully. */
 export async function runWorkerCommand(opts: { concurrency?: string }, io: CliIO): Promise<number> {
   const concurrency = opts.concurrency === undefined ? 32 : Number(opts.concurrency);
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError(`--concurrency must be a positive integer, got ${JSON.stringify(opts.concurrency)}`);
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new UsageError(`--concurrency must be a positive integer, got ${JSON.stringify(opts.concurrency)}`);
   const target = redisTarget();
   await ensureRedis(target, (l) => io.stderr(l));
   const stamp = () => new Date().toISOString();

@@ -17,7 +17,8 @@ export const AGENT_INIT_PATH = '/usr/local/lib/claude-bottle/wait-for-proxy';
 
 function agentInitBinary(): string {
   const binary = join(repoRoot(), 'dist', 'agent-init', 'wait-for-proxy');
-  if (!existsSync(binary)) throw new RuntimeFailure(`agent init program missing: run npm run build (expected ${binary})`);
+  if (!existsSync(binary))
+    throw new RuntimeFailure(`agent init program missing: run npm run build (expected ${binary})`);
   return binary;
 }
 
@@ -40,7 +41,11 @@ export interface AgentLaunch {
  */
 export async function agentLaunch(docker: Docker, imageTag: string, command: readonly string[]): Promise<AgentLaunch> {
   const config = (await docker.getImage(imageTag).inspect()).Config;
-  const imageEntrypoint = config.Entrypoint ? (Array.isArray(config.Entrypoint) ? config.Entrypoint : [config.Entrypoint]) : [];
+  const imageEntrypoint = config.Entrypoint
+    ? Array.isArray(config.Entrypoint)
+      ? config.Entrypoint
+      : [config.Entrypoint]
+    : [];
   const cmd = command.length > 0 ? [...command] : (config.Cmd ?? []);
   return { entrypoint: [AGENT_INIT_PATH, ...imageEntrypoint], cmd };
 }

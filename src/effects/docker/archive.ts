@@ -39,10 +39,17 @@ export function safeRelativePath(entryName: string): string | undefined {
  * allowed `..` can be fooled by links through other links.)
  */
 export function isTameLink(linkname: string): boolean {
-  return linkname !== '' && !linkname.startsWith('/') && !linkname.split('/').includes('..') && !linkname.includes('\0');
+  return (
+    linkname !== '' && !linkname.startsWith('/') && !linkname.split('/').includes('..') && !linkname.includes('\0')
+  );
 }
 
-export async function snapshotDir(docker: Docker, container: Docker.Container | string, sourcePath: string, destDir: string): Promise<SnapshotResult> {
+export async function snapshotDir(
+  docker: Docker,
+  container: Docker.Container | string,
+  sourcePath: string,
+  destDir: string,
+): Promise<SnapshotResult> {
   const target = typeof container === 'string' ? docker.getContainer(container) : container;
   let tar: NodeJS.ReadableStream;
   try {
@@ -115,7 +122,11 @@ export async function snapshotDir(docker: Docker, container: Docker.Container | 
  * undefined when the path is absent or not a regular file. Bounded: the
  * content comes from an image the manifest chose.
  */
-export async function readContainerFile(container: Docker.Container, path: string, maxBytes = 4 * 1024 * 1024): Promise<Buffer | undefined> {
+export async function readContainerFile(
+  container: Docker.Container,
+  path: string,
+  maxBytes = 4 * 1024 * 1024,
+): Promise<Buffer | undefined> {
   let tar: NodeJS.ReadableStream;
   try {
     tar = await container.getArchive({ path });

@@ -14,7 +14,9 @@ export function dockerClient(): Docker {
 
 /** Under CLAUDE_BOTTLE_TRACE, one line per Docker API call with how long its answer took. */
 function traceApiCalls(docker: Docker): void {
-  const modem = docker.modem as { dial: (options: { method: string; path: string }, callback?: (...args: unknown[]) => void) => unknown };
+  const modem = docker.modem as {
+    dial: (options: { method: string; path: string }, callback?: (...args: unknown[]) => void) => unknown;
+  };
   const dial = modem.dial.bind(modem);
   modem.dial = (options, callback) => {
     const started = performance.now();

@@ -16,7 +16,9 @@ function contextTar(src: ImageSource): Pack {
     for (const file of src.files) {
       const [s, mode] = await Promise.all([stat(file.source), effectiveMode(file)]);
       await new Promise<void>((resolve, reject) => {
-        const entry = pack.entry({ name: file.path, size: s.size, mode, mtime: new Date(0) }, (err) => (err ? reject(err) : resolve()));
+        const entry = pack.entry({ name: file.path, size: s.size, mode, mtime: new Date(0) }, (err) =>
+          err ? reject(err) : resolve(),
+        );
         createReadStream(file.source).on('error', reject).pipe(entry);
       });
     }
@@ -94,7 +96,8 @@ async function ensureImageOnce(
             opts.onProgress?.(line);
           }
         }
-        if (event.error || event.errorDetail) failure = event.errorDetail?.message ?? event.error ?? 'unknown build error';
+        if (event.error || event.errorDetail)
+          failure = event.errorDetail?.message ?? event.error ?? 'unknown build error';
       },
     );
   }).catch((err: Error) => {
@@ -103,7 +106,10 @@ async function ensureImageOnce(
 
   if (failure !== null) {
     const where = lastStep ? ` at "${lastStep}"` : '';
-    throw new PermanentEffectError(`image build of ${plan.tag} failed${where}: ${String(failure).trim()}`, `dockerfile: ${src.dockerfile}`);
+    throw new PermanentEffectError(
+      `image build of ${plan.tag} failed${where}: ${String(failure).trim()}`,
+      `dockerfile: ${src.dockerfile}`,
+    );
   }
   if (!(await imageExists(docker, plan.tag))) {
     throw new RuntimeFailure(`image build of ${plan.tag} finished but the tag does not exist`);

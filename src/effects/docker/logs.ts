@@ -79,10 +79,18 @@ class DecisionDelivery {
  * or `signal` aborts. Resolves with the highest decision number delivered.
  * onLine is awaited in order, so events reach the log in the gateway's order.
  */
-export async function followDecisionLines(docker: Docker, gateway: Docker.Container, opts: FollowOptions): Promise<number> {
+export async function followDecisionLines(
+  docker: Docker,
+  gateway: Docker.Container,
+  opts: FollowOptions,
+): Promise<number> {
   const delivery = new DecisionDelivery(opts.sinceN, opts.onLine);
   if (opts.signal?.aborted) return opts.sinceN;
-  const stream = (await gateway.logs({ follow: true, stdout: true, stderr: false })) as unknown as NodeJS.ReadableStream & {
+  const stream = (await gateway.logs({
+    follow: true,
+    stdout: true,
+    stderr: false,
+  })) as unknown as NodeJS.ReadableStream & {
     destroy?: () => void;
   };
   const stdout = new PassThrough();
@@ -159,7 +167,9 @@ export async function waitForReadyLine(
     const info = await container.inspect();
     if (info.State.Running && outcome === 'ready') return;
     if (!info.State.Running) {
-      throw new PermanentEffectError(`${what} exited (code ${info.State.ExitCode}) before it was ready: ${lastWords || 'no output'}`);
+      throw new PermanentEffectError(
+        `${what} exited (code ${info.State.ExitCode}) before it was ready: ${lastWords || 'no output'}`,
+      );
     }
     // The log stream ended while the container still runs (daemon hiccup): follow again.
   }
@@ -173,7 +183,11 @@ async function followUntilReady(
   signal: AbortSignal | undefined,
 ): Promise<{ outcome: 'ready' | 'ended'; lastWords: string }> {
   if (signal?.aborted) throw new Error(`interrupted while waiting for ${what}`);
-  const stream = (await container.logs({ follow: true, stdout: true, stderr: true })) as unknown as NodeJS.ReadableStream & { destroy?: () => void };
+  const stream = (await container.logs({
+    follow: true,
+    stdout: true,
+    stderr: true,
+  })) as unknown as NodeJS.ReadableStream & { destroy?: () => void };
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   container.modem.demuxStream(stream, stdout, stderr);
@@ -186,7 +200,10 @@ async function followUntilReady(
   let onAbort: (() => void) | undefined;
   try {
     const outcome = await new Promise<'ready' | 'ended'>((resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not report ready in time`)), Math.max(0, deadline - Date.now()));
+      timer = setTimeout(
+        () => reject(new Error(`${what} did not report ready in time`)),
+        Math.max(0, deadline - Date.now()),
+      );
       onAbort = () => reject(new Error(`interrupted while waiting for ${what}`));
       signal?.addEventListener('abort', onAbort, { once: true });
       stdout.on('data', (chunk: Buffer) => {

@@ -18,9 +18,20 @@ export interface PipelockAgentAddresses {
  * to the gateway instead of being sent through pipelock, which would refuse
  * an internal address.
  */
-export function pipelockAgentEnvironment(plan: Pick<BottlePlan, 'credentials'>, addresses: PipelockAgentAddresses): Record<string, string> {
+export function pipelockAgentEnvironment(
+  plan: Pick<BottlePlan, 'credentials'>,
+  addresses: PipelockAgentAddresses,
+): Record<string, string> {
   const env = agentEnvironment(plan, addresses.gatewayIp);
   const proxy = `http://${addresses.pipelockIp}:${addresses.listenPort ?? PIPELOCK_LISTEN_PORT}`;
   const noProxy = `localhost,127.0.0.1,${addresses.gatewayIp}`;
-  return { ...env, HTTP_PROXY: proxy, HTTPS_PROXY: proxy, http_proxy: proxy, https_proxy: proxy, NO_PROXY: noProxy, no_proxy: noProxy };
+  return {
+    ...env,
+    HTTP_PROXY: proxy,
+    HTTPS_PROXY: proxy,
+    http_proxy: proxy,
+    https_proxy: proxy,
+    NO_PROXY: noProxy,
+    no_proxy: noProxy,
+  };
 }

@@ -44,7 +44,14 @@ export const PIPELOCK_INTERNAL_RANGES: readonly string[] = [
 ];
 
 /** Headers pipelock scans in `sensitive` header mode (its documented default set). */
-export const PIPELOCK_SENSITIVE_HEADERS: readonly string[] = ['Authorization', 'Cookie', 'X-Api-Key', 'X-Token', 'Proxy-Authorization', 'X-Goog-Api-Key'];
+export const PIPELOCK_SENSITIVE_HEADERS: readonly string[] = [
+  'Authorization',
+  'Cookie',
+  'X-Api-Key',
+  'X-Token',
+  'Proxy-Authorization',
+  'X-Goog-Api-Key',
+];
 
 /** Where pipelock's allowlist is broader than the manifest entry it came from. */
 export interface AllowlistWidening {
@@ -77,12 +84,20 @@ export function pipelockAllowlist(plan: Pick<BottlePlan, 'hosts' | 'default_host
     const pattern = parseHostPattern(raw);
     if (pattern.kind === 'subdomains') {
       entries.add(`*.${pattern.host}`);
-      widenings.push({ entry: raw, kind: 'apex-included', explanation: `pipelock's "*.${pattern.host}" also allows ${pattern.host} itself` });
+      widenings.push({
+        entry: raw,
+        kind: 'apex-included',
+        explanation: `pipelock's "*.${pattern.host}" also allows ${pattern.host} itself`,
+      });
     } else {
       entries.add(pattern.host);
     }
     if (pattern.port !== null) {
-      widenings.push({ entry: raw, kind: 'any-port', explanation: `pipelock host lists take no port: every port of ${pattern.host} is allowed, not only ${pattern.port}` });
+      widenings.push({
+        entry: raw,
+        kind: 'any-port',
+        explanation: `pipelock host lists take no port: every port of ${pattern.host} is allowed, not only ${pattern.port}`,
+      });
     }
   }
   return { entries: [...entries].sort(), widenings };
@@ -115,7 +130,9 @@ export function buildPipelockConfig(plan: BottlePlan, opts: PipelockConfigOption
     // Operator-pinned names (extra_hosts) point at deliberately internal
     // addresses, as the gateway's pinned names do; they still need an
     // allowlist entry to be reachable.
-    trusted_domains: Object.keys(plan.extra_hosts).map((name) => name.toLowerCase().replace(/\.$/, '')).sort(),
+    trusted_domains: Object.keys(plan.extra_hosts)
+      .map((name) => name.toLowerCase().replace(/\.$/, ''))
+      .sort(),
   };
   const checked = PipelockConfigSchema.safeParse(config);
   if (!checked.success) {

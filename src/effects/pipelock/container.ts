@@ -39,9 +39,18 @@ export interface PipelockContainerOptions {
  * @param image the pipelock image (plan.egress.pipelock_image, or the default tag)
  * @param configPath absolute host path of the file written from `generatePipelockConfig`
  */
-export function pipelockContainerSpec(plan: BottlePlan, image: string, configPath: string, opts: PipelockContainerOptions = {}): Docker.ContainerCreateOptions {
-  if (!isAbsolute(configPath)) throw new PermanentEffectError(`pipelock config path must be absolute, got ${JSON.stringify(configPath)}`);
-  if (configPath.includes(':')) throw new PermanentEffectError(`pipelock config path cannot contain ":" (Docker bind syntax): ${JSON.stringify(configPath)}`);
+export function pipelockContainerSpec(
+  plan: BottlePlan,
+  image: string,
+  configPath: string,
+  opts: PipelockContainerOptions = {},
+): Docker.ContainerCreateOptions {
+  if (!isAbsolute(configPath))
+    throw new PermanentEffectError(`pipelock config path must be absolute, got ${JSON.stringify(configPath)}`);
+  if (configPath.includes(':'))
+    throw new PermanentEffectError(
+      `pipelock config path cannot contain ":" (Docker bind syntax): ${JSON.stringify(configPath)}`,
+    );
   const port = opts.listenPort ?? PIPELOCK_LISTEN_PORT;
   const egress = plan.networks.egress;
   return {

@@ -53,6 +53,10 @@ export const startPipelock =
     await ensureConnected(docker, pipelock.id, network.internal.name, network.addresses.pipelock);
     if (pipelock.status === 'created') await startContainer(pipelock.container);
     await waitForPipelockReady(pipelock.container, { signal: ctx.signal });
-    const data = { container: pipelock.id, ip: network.addresses.pipelock, started_at: await startedAt(pipelock.container) };
+    const data = {
+      container: pipelock.id,
+      ip: network.addresses.pipelock,
+      started_at: await startedAt(pipelock.container),
+    };
     return [{ type: 'pipelock.started', data }];
   };

@@ -55,7 +55,9 @@ export function parsePipelockLogLine(line: string): PipelockDecision | null {
   const destination = entry.target ? fromTarget(entry.target) : entry.url ? fromUrl(entry.url) : null;
   if (!destination) return null;
   const method = (entry.method || (entry.target ? 'CONNECT' : 'GET')).toUpperCase();
-  const reason = allowed ? `pipelock ${entry.event}` : [entry.scanner, entry.reason].filter(Boolean).join(': ') || 'blocked by pipelock';
+  const reason = allowed
+    ? `pipelock ${entry.event}`
+    : [entry.scanner, entry.reason].filter(Boolean).join(': ') || 'blocked by pipelock';
   return { decision: allowed ? 'allowed' : 'denied', host: destination.host, port: destination.port, method, reason };
 }
 

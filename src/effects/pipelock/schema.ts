@@ -31,16 +31,25 @@ export const PipelockHostPatternSchema = z.string().superRefine((entry, ctx) => 
   if (isIP(entry) !== 0) return;
   const wildcard = entry.startsWith('*.');
   const host = wildcard ? entry.slice(2) : entry;
-  if (host !== host.toLowerCase()) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${JSON.stringify(entry)} must be lowercase` });
-  else if (!isHostName(host)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${JSON.stringify(entry)} is not a legal host name (no port, URL or interior wildcard)` });
-  else if (wildcard && !host.includes('.')) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${JSON.stringify(entry)} covers a whole top-level domain` });
+  if (host !== host.toLowerCase())
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${JSON.stringify(entry)} must be lowercase` });
+  else if (!isHostName(host))
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      message: `${JSON.stringify(entry)} is not a legal host name (no port, URL or interior wildcard)`,
+    });
+  else if (wildcard && !host.includes('.'))
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${JSON.stringify(entry)} covers a whole top-level domain` });
 });
 
 /** `address:port` for a listener; pipelock's examples use `127.0.0.1:8888` and `0.0.0.0:8888`. */
-export const PipelockListenSchema = z.string().regex(/^(\d{1,3}(\.\d{1,3}){3}):(\d{1,5})$/, 'must be "ipv4:port"').refine((listen) => {
-  const port = Number(listen.split(':')[1]);
-  return port >= 1 && port <= 65535;
-}, 'port must be 1..65535');
+export const PipelockListenSchema = z
+  .string()
+  .regex(/^(\d{1,3}(\.\d{1,3}){3}):(\d{1,5})$/, 'must be "ipv4:port"')
+  .refine((listen) => {
+    const port = Number(listen.split(':')[1]);
+    return port >= 1 && port <= 65535;
+  }, 'port must be 1..65535');
 
 const CidrSchema = z.string().refine((cidr) => {
   const [address, prefix, extra] = cidr.split('/');
