@@ -23,7 +23,8 @@ export async function ensureRedis(target: RedisTarget, say: (line: string) => vo
   if (await pingRedis(target)) return;
   if (target.kind === 'url') {
     throw new RuntimeFailure(
-      `Redis at ${describeRedisTarget(target)} is not reachable; check REDIS_URL or unset it to use the embedded default`,
+      `Redis at ${describeRedisTarget(target)} is not reachable; ` +
+        'check REDIS_URL or unset it to use the embedded default',
     );
   }
   const which = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
@@ -145,7 +146,11 @@ function ownStaleWorker(live: WorkerBeat[]): WorkerBeat | undefined {
 
 function otherBuildNote(live: WorkerBeat[], build: string): string {
   const builds = [...new Set(live.map((w) => w.build || 'unknown'))].join(', ');
-  return `note: the live worker${live.length === 1 ? ' runs' : 's run'} build ${builds}, this bottle command is build ${build}; restart ${live.length === 1 ? 'it' : 'them'} (bottle worker) after an upgrade`;
+  const one = live.length === 1;
+  return (
+    `note: the live worker${one ? ' runs' : 's run'} build ${builds}, this bottle command is build ${build}; ` +
+    `restart ${one ? 'it' : 'them'} (bottle worker) after an upgrade`
+  );
 }
 
 async function stopStaleWorker(
@@ -156,7 +161,8 @@ async function stopStaleWorker(
 ): Promise<void> {
   // The heartbeat's host and pid matched our pid file (ownStaleWorker): this is the process we started.
   say(
-    `restarting the local worker (pid ${stale.pid} runs build ${stale.build || 'unknown'}, this is ${build}); running bottles carry on`,
+    `restarting the local worker (pid ${stale.pid} runs build ${stale.build || 'unknown'}, this is ${build}); ` +
+      'running bottles carry on',
   );
   try {
     process.kill(stale.pid, 'SIGTERM');

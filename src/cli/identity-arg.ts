@@ -32,7 +32,8 @@ export async function checkIdentityArg(
   }
   if (known.includes(agent) || (await bottleExists(identity, env))) return identity;
   throw new UsageError(
-    `invalid identity ${JSON.stringify(raw)}: no agent named ${JSON.stringify(agent)} in ${manifestPath} (known: ${known.join(', ') || 'none'}) and no such bottle`,
+    `invalid identity ${JSON.stringify(raw)}: no agent named ${JSON.stringify(agent)} in ${manifestPath} ` +
+      `(known: ${known.join(', ') || 'none'}) and no such bottle`,
   );
 }
 

@@ -45,7 +45,10 @@ function describeRaw(ev: LifecycleEvent, identity: string): string {
     case 'bottle.cleaned':
       return 'cleaned up (state removed)';
     case 'capability.requested':
-      return `capability requested ${d.request_id}: ${capabilityTarget(d as CapabilityRequest)} — ${d.reason}; decide with: bottle approve ${identity} / bottle deny ${identity} --reason ...`;
+      return (
+        `capability requested ${d.request_id}: ${capabilityTarget(d as CapabilityRequest)} — ${d.reason}; ` +
+        `decide with: bottle approve ${identity} / bottle deny ${identity} --reason ...`
+      );
     case 'capability.approved':
       return `capability ${d.request_id} approved by ${d.by}`;
     case 'capability.denied':

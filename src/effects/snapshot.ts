@@ -17,7 +17,8 @@ export async function snapshotTranscript(
     const result = await snapshotDir(docker, plan.containers.agent, TRANSCRIPT_TARGET, target);
     const warning =
       result.refused > 0
-        ? `${result.refused} transcript entries were not copied (links or special files that could leave the state folder)`
+        ? `${result.refused} transcript entries were not copied ` +
+          '(links or special files that could leave the state folder)'
         : undefined;
     const data = { files: result.files, bytes: result.bytes, missing: result.missing, ...(warning ? { warning } : {}) };
     return { type: 'transcript.snapshotted', data };

@@ -36,7 +36,7 @@ export type Metadata = z.infer<typeof MetadataSchema>;
 
 export const PreserveMarkerSchema = z.object({ reason: z.string(), at: z.string() });
 
-/** mkdir -p, write metadata.json, and clear a `.preserve` left by an earlier run: a launching bottle is no longer preserved. */
+/** Writes metadata.json and clears a `.preserve` left by an earlier run: a launching bottle is no longer preserved. */
 export async function prepareState(
   identity: string,
   plan: BottlePlan,

@@ -140,7 +140,7 @@ export function claudeBinaryPath(): string {
 
 const GatewayNodePinSchema = z.object({ package: z.string().min(1), version: z.string().min(1) });
 
-/** The gateway's Node binary, fetched by scripts/fetch-gateway-node.sh as package.json's `claudeBottle.gatewayNode` pins it. */
+/** The gateway's Node binary, fetched by scripts/fetch-gateway-node.sh as `claudeBottle.gatewayNode` pins it. */
 export function gatewayNodePath(): string {
   const root = repoRoot();
   const pin = GatewayNodePinSchema.safeParse(

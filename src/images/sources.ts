@@ -80,7 +80,7 @@ function customSource(dockerfile: string, bottle?: string): ImageSource {
   };
 }
 
-/** The gateway sidecar image: images/gateway/* plus the bundled gateway (dist/gateway/gateway.cjs) and the Node that runs it. */
+/** The gateway sidecar image: images/gateway/*, the bundled gateway (dist/gateway/gateway.cjs), its Node. */
 export function gatewayImageSource(): ImageSource {
   const root = repoRoot();
   const dir = join(root, 'images', 'gateway');

@@ -46,7 +46,8 @@ export function problemsFromZod(error: z.ZodError): ManifestProblem[] {
       for (const key of issue.keys) {
         problems.push({
           path: formatJsonPath([...issue.path, key]),
-          message: `unknown key "${key}"; ${issue.message.replace(/^unknown key; /, '')}; remove it or fix its spelling`,
+          message:
+            `unknown key "${key}"; ${issue.message.replace(/^unknown key; /, '')}; ` + 'remove it or fix its spelling',
         });
       }
     } else if (issue.code === z.ZodIssueCode.invalid_type && issue.received === 'undefined') {

@@ -33,7 +33,8 @@ export async function loadManifest(opts: { path?: string; env?: NodeJS.ProcessEn
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
       throw new UsageError(
-        `manifest ${path} not found: create it (see examples/claude-bottle.json), pass --manifest PATH, or set ${MANIFEST_ENV}; the default is ~/claude-bottle.json`,
+        `manifest ${path} not found: create it (see examples/claude-bottle.json), pass --manifest PATH, ` +
+          `or set ${MANIFEST_ENV}; the default is ~/claude-bottle.json`,
       );
     }
     if (code === 'EISDIR') throw new UsageError(`manifest ${path} is a folder; point --manifest at the JSON file`);
@@ -154,7 +155,9 @@ function crossReferenceProblems(json: Record<string, unknown>): ManifestProblem[
       const known = [...bottleNames.keys()];
       problems.push({
         path: formatJsonPath(['agents', i, 'bottle']),
-        message: `no bottle named "${a.bottle}"; ${known.length ? `known bottles: ${known.join(', ')}` : 'add it to "bottles"'}`,
+        message: `no bottle named "${a.bottle}"; ${
+          known.length ? `known bottles: ${known.join(', ')}` : 'add it to "bottles"'
+        }`,
       });
     }
     if (Array.isArray(a.skills)) {

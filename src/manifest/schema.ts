@@ -72,7 +72,10 @@ export function upstreamProblem(upstream: string): string | null {
   if (url.protocol === 'http:') {
     const h = url.hostname.toLowerCase().replace(/\.$/, '');
     if (h === 'localhost' || h.endsWith('.localhost') || h.endsWith('.test') || h.endsWith('.internal')) return null;
-    return `upstream ${JSON.stringify(upstream)} uses plain http, which would send the secret in clear text; use https:// (http:// is only allowed for .test, .internal and localhost hosts)`;
+    return (
+      `upstream ${JSON.stringify(upstream)} uses plain http, which would send the secret in clear text; ` +
+      'use https:// (http:// is only allowed for .test, .internal and localhost hosts)'
+    );
   }
   return `upstream ${JSON.stringify(upstream)} must be an https:// URL`;
 }
@@ -120,7 +123,8 @@ const RouteSchema = strictObject('a cred_proxy route', {
   if (route.role && !ROLE_AUTHS.includes(route.auth)) {
     issue(
       'auth',
-      `auth "${route.auth}" does not fit an anthropic-base-url route; use "oauth" (CLAUDE_CODE_OAUTH_TOKEN) or "api-key" (ANTHROPIC_API_KEY)`,
+      `auth "${route.auth}" does not fit an anthropic-base-url route; ` +
+        'use "oauth" (CLAUDE_CODE_OAUTH_TOKEN) or "api-key" (ANTHROPIC_API_KEY)',
     );
   }
   if (route.host && !route.role && !HOST_AUTHS.includes(route.auth)) {
@@ -224,7 +228,8 @@ export const BottleSchema = strictObject('a bottle', {
     .undefined({
       errorMap: () => ({
         message:
-          '"runtime" is no longer a manifest setting: gVisor (runsc) is auto-detected and used whenever the Docker daemon has it registered; remove the key',
+          '"runtime" is no longer a manifest setting: gVisor (runsc) is auto-detected and used whenever ' +
+          'the Docker daemon has it registered; remove the key',
       }),
     })
     .optional(),

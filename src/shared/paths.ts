@@ -14,7 +14,7 @@ export function expandHome(p: string): string {
   return p;
 }
 
-/** Per-bottle state folder. The identity must already be validated; this re-checks as a last guard against path injection. */
+/** Per-bottle state folder. The identity is validated already; this re-check guards against path injection. */
 export function stateDir(identity: string, env: NodeJS.ProcessEnv = process.env): string {
   if (!IDENTITY_PATTERN.test(identity))
     throw new Error(`refusing to build a path from unvalidated identity ${JSON.stringify(identity)}`);

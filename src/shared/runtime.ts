@@ -15,7 +15,8 @@ export function chooseRuntime(registered: readonly string[], env: NodeJS.Process
   if (forced === 'runsc') {
     if (!hasRunsc) {
       throw new UsageError(
-        'CLAUDE_BOTTLE_RUNTIME=runsc but the Docker daemon has no runsc runtime registered; run scripts/setup-env.sh or unset it',
+        'CLAUDE_BOTTLE_RUNTIME=runsc but the Docker daemon has no runsc runtime registered; ' +
+          'run scripts/setup-env.sh or unset it',
       );
     }
     return 'runsc';

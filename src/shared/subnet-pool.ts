@@ -97,7 +97,7 @@ export function* subnetCandidates(pool: Ipv4Cidr, seed: string): Generator<strin
   }
 }
 
-/** The fixed addresses in a bottle subnet: the bridge's (reserved by Docker), the gateway's, the agent's, pipelock's. */
+/** Fixed addresses in a bottle subnet: the bridge's (Docker reserves it), the gateway's, the agent's, pipelock's. */
 export function subnetAddresses(subnet: string): { bridge: string; gateway: string; agent: string; pipelock: string } {
   const { base } = parseCidr(subnet);
   return {

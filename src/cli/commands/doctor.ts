@@ -68,7 +68,9 @@ async function dockerChecks(): Promise<Check[]> {
       : {
           status: 'warn',
           what: 'gVisor runtime runsc not registered: bottles run under runc',
-          fix: 'register it in /etc/docker/daemon.json as "runtimes": {"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=host"]}} and reload dockerd, or run scripts/setup-env.sh',
+          fix:
+            'register it in /etc/docker/daemon.json as "runtimes": {"runsc": {"path": "/usr/bin/runsc", ' +
+            '"runtimeArgs": ["--network=host"]}} and reload dockerd, or run scripts/setup-env.sh',
         },
   );
 
@@ -78,7 +80,9 @@ async function dockerChecks(): Promise<Check[]> {
   } catch (err) {
     checks.push({
       status: 'FAIL',
-      what: `base image ${BASE_IMAGE} ${statusOf(err) === 404 ? 'missing' : `not inspectable: ${(err as Error).message}`}`,
+      what: `base image ${BASE_IMAGE} ${
+        statusOf(err) === 404 ? 'missing' : `not inspectable: ${(err as Error).message}`
+      }`,
       fix: 'nothing can be pulled here; build it locally with scripts/setup-env.sh (debootstrap + docker import)',
       blocking: true,
     });

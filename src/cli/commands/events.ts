@@ -20,7 +20,8 @@ export async function runEvents(
   try {
     if (!(await session.log.exists(identity)))
       throw new RuntimeFailure(
-        `no events for ${identity}: no such bottle in ${session.target.kind === 'url' ? 'REDIS_URL' : 'the embedded Redis'}`,
+        `no events for ${identity}: no such bottle in ` +
+          (session.target.kind === 'url' ? 'REDIS_URL' : 'the embedded Redis'),
       );
     const events = await session.log.read(identity);
     events.forEach(print);

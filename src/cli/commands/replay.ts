@@ -44,12 +44,15 @@ export async function runReplay(
       io.stdout(
         `${identity}: folded ${events.length} event(s)${complete ? '' : ` of ${lastSeq}`} -> ${bottleStatus(state)}`,
       );
-      io.stdout(
-        `live state: ${live ? bottleStatus(live) : '(none)'}; ${complete ? (matches ? 'replay matches the live state' : 'replay DIFFERS from the live state') : 'partial replay, not compared'}`,
-      );
+      io.stdout(`live state: ${live ? bottleStatus(live) : '(none)'}; ${comparison(complete, matches)}`);
     }
     return complete && !matches ? 1 : 0;
   } finally {
     await session.close();
   }
+}
+
+function comparison(complete: boolean, matches: boolean): string {
+  if (!complete) return 'partial replay, not compared';
+  return matches ? 'replay matches the live state' : 'replay DIFFERS from the live state';
 }

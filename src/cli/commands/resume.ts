@@ -15,7 +15,7 @@ import { resolveSecrets } from '../secrets.js';
 import { openSession } from '../session.js';
 import { launchAndAttach, routeSources } from './start.js';
 
-/** The flag that makes the agent continue its most recent session (Claude Code: `--continue`); other commands get none. */
+/** The flag that continues the agent's most recent session (Claude Code: `--continue`); other commands get none. */
 export function continueArgs(command: readonly string[], args: readonly string[]): string[] {
   return command.length > 0 && basename(command[0]) === 'claude' ? ['--continue', ...args] : [...args];
 }
@@ -96,7 +96,8 @@ export async function runResume(
   try {
     if (!(await session.log.exists(identity))) {
       throw new RuntimeFailure(
-        `no event log for ${identity} in this Redis; its state folder ${saved.dir} exists, but resume needs the log it was started with (check REDIS_URL)`,
+        `no event log for ${identity} in this Redis; its state folder ${saved.dir} exists, ` +
+          'but resume needs the log it was started with (check REDIS_URL)',
       );
     }
     const { state: live } = await currentState(session.log, identity);

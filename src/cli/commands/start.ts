@@ -36,7 +36,8 @@ export interface StartOptions {
 export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
   if (opts.format === 'json' && !opts.dryRun) {
     throw new UsageError(
-      '--format json is only for --dry-run (a live start attaches a terminal); use `bottle events --format json` to follow a bottle as JSON',
+      '--format json is only for --dry-run (a live start attaches a terminal); ' +
+        'use `bottle events --format json` to follow a bottle as JSON',
     );
   }
   if (opts.dryRun) {
@@ -82,7 +83,7 @@ export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
   }
 }
 
-/** The manifest routes, in plan order, for secret resolution (the plan itself holds no secret source values beyond names). */
+/** The manifest routes, in plan order, for secret resolution (the plan names secret sources, never their values). */
 export function routeSources(loaded: Awaited<ReturnType<typeof loadManifest>>, plan: BottlePlan): RouteSecretSource[] {
   const bottle = (
     loaded.manifest.bottles as Array<{ name: string; cred_proxy?: { routes: RouteSecretSource[] } }>

@@ -125,7 +125,10 @@ export async function followDecisionLines(
   return delivery.highest;
 }
 
-/** One pass over everything the gateway printed so far: used after the agent exits to pick up decisions a follower had not yet seen. */
+/**
+ * One pass over everything the gateway printed so far: used after the agent
+ * exits to pick up decisions a follower had not yet seen.
+ */
 export async function drainDecisionLines(
   gateway: Docker.Container,
   opts: Pick<FollowOptions, 'sinceN' | 'onLine'>,
