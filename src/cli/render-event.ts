@@ -53,6 +53,10 @@ function describeRaw(ev: LifecycleEvent, identity: string): string {
       return `capability ${d.request_id} approved by ${d.by}`;
     case 'capability.denied':
       return `capability ${d.request_id} denied by ${d.by}: ${d.reason}`;
+    case 'egress.granted':
+      return d.live ? `${d.entry} allowed in the running gateway (kept for resumes)` : `${d.entry} kept for resumes`;
+    case 'capability.answered':
+      return `the agent was ${d.delivered ? '' : 'not '}told that ${d.request_id} is ${d.decision}`;
     case 'egress.allowed':
       return `egress allowed ${d.method} ${d.host}:${d.port}`;
     case 'egress.denied':

@@ -14,6 +14,7 @@ import type { NetworkLayout } from '../machines/context.js';
 import { CLAUDE_GLOBAL_CONFIG_TARGET } from '../plan/claude-state.js';
 import type { BottlePlan } from '../plan/schema.js';
 import { agentInitEntry, agentLaunch } from './docker/agent-init.js';
+import { bottleRequestEntries } from './docker/bottle-request.js';
 import { readContainerFile } from './docker/archive.js';
 import { statusOf } from './docker/client.js';
 import { agentContainerSpec, ensureContainer, startContainer, startedAt } from './docker/containers.js';
@@ -59,6 +60,7 @@ async function provisioning(plan: BottlePlan, agent: Docker.Container): Promise<
   // A resume restores the snapshot; so does a retried start that finds one (the folder only exists after a run).
   const restoredTranscript = hasTranscript(plan.identity) ? stateLocations(plan.identity).transcript : undefined;
   if (restoredTranscript) entries.push(...(await transcriptEntries(restoredTranscript, AGENT_TARGETS)));
+  entries.push(...bottleRequestEntries(AGENT_TARGETS));
   const shipped = await readContainerFile(agent, CLAUDE_GLOBAL_CONFIG_TARGET);
   const claudeState = await claudeStateEntries(plan, { globalConfig: shipped?.toString('utf8'), restoredTranscript });
   // A merged file replaces the restored one of the same name.

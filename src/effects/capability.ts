@@ -1,5 +1,6 @@
 import type { PendingCapability } from '../machines/context.js';
 import { egressAllowEntry } from '../shared/capability.js';
+import { awaitAgentTold, decisionFile, tellGateway } from './answer.js';
 import { removeBottleResources } from './docker/teardown.js';
 import { snapshotTranscript } from './snapshot.js';
 import { addApprovedEgress, markPreserved, writeBottleDockerfile } from './state.js';
@@ -7,8 +8,10 @@ import { PermanentEffectError, type EffectContext, type EffectDeps, type EffectH
 
 /**
  * apply_capability: writes an approved request into the bottle's state (its
- * own Dockerfile, or one more allowed host), snapshots the transcript,
- * preserves and tears down; the resume rebuilds with the change.
+ * own Dockerfile, or, for an approval recorded before egress applied live,
+ * one more allowed host), tells the agent through its gateway that the bottle
+ * will be rebuilt, snapshots the transcript, preserves and tears down; the
+ * resume rebuilds with the change.
  */
 export const applyCapability =
   ({ docker }: EffectDeps): EffectHandler<'apply_capability'> =>
@@ -20,6 +23,12 @@ export const applyCapability =
       const entry = egressAllowEntry(request);
       if (!entry) throw new PermanentEffectError('egress capability request carries no host');
       await addApprovedEgress(ctx.identity, entry);
+    }
+    // Told before the snapshot, so the agent's own note of the answer is in the transcript it resumes with.
+    const rebuild = { ...decisionFile(request, 'approved', null), applies: 'rebuild' as const, allow: null };
+    // Telling is a courtesy: the rebuild goes ahead whether or not the gateway could take it in.
+    if (await tellGateway(docker, ctx.plan, rebuild, ctx.signal).catch(() => false)) {
+      await awaitAgentTold(docker, ctx.plan, request.request_id, ctx.signal);
     }
     // Recorded like any other snapshot, so the log shows what the resume will restore.
     const snapshot = await snapshotTranscript(docker, ctx.plan);

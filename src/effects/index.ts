@@ -1,4 +1,5 @@
 import { startAgent, stopAgent } from './agent.js';
+import { answerCapability } from './answer.js';
 import { applyCapability } from './capability.js';
 import { awaitGatewayReady, startGateway } from './gateway.js';
 import { buildImage } from './image.js';
@@ -30,6 +31,7 @@ export function effectHandlers(deps: EffectDeps): EffectHandlers {
     preserve: preserve(deps),
     cleanup: cleanup(deps),
     apply_capability: applyCapability(deps),
+    answer_capability: answerCapability(deps),
     teardown_failed: teardownFailed(deps),
   };
 }

@@ -77,8 +77,33 @@ export const EVENT_DATA_SCHEMAS = {
      */
     queue_if_pending: z.boolean(),
   }),
-  'capability.approved': z.object({ request_id: z.string().min(1), by: z.string() }),
-  'capability.denied': z.object({ request_id: z.string().min(1), reason: z.string(), by: z.string() }),
+  'capability.approved': z.object({
+    request_id: z.string().min(1),
+    by: z.string(),
+    /**
+     * v1 decisions (upcast with true) were never told to the agent, and an approved v1 egress request was
+     * applied by preserving the bottle for a rebuild; a v2 egress approval applies live (see egress.granted).
+     */
+    legacy_decision: z.literal(true).optional(),
+  }),
+  'capability.denied': z.object({
+    request_id: z.string().min(1),
+    reason: z.string(),
+    by: z.string(),
+    /** v1 denials (upcast with true) were only recorded; a v2 denial is told to the agent through the gateway. */
+    legacy_decision: z.literal(true).optional(),
+  }),
+  /**
+   * An approved egress request's allowlist entry: kept for later resumes, and added to the running
+   * gateway's allowlist in place when `live` (false: the gateway had already stopped).
+   */
+  'egress.granted': z.object({ request_id: z.string().min(1), entry: z.string().min(1), live: z.boolean() }),
+  /** The gateway was told a decision, so the agent's `bottle-request` learns it (false: the gateway was gone). */
+  'capability.answered': z.object({
+    request_id: z.string().min(1),
+    decision: z.enum(['approved', 'denied']),
+    delivered: z.boolean(),
+  }),
   'egress.allowed': EgressDecisionDataSchema,
   'egress.denied': EgressDecisionDataSchema,
   'effect.failed': z.object({
@@ -104,6 +129,9 @@ export const CURRENT_VERSION: Readonly<Record<EventType, number>> = Object.freez
   'capability.requested': 2,
   // v2 adds legacy_launch (see upcast.ts).
   'gateway.started': 2,
+  // v2 decisions reach the agent; v1 ones are upcast with legacy_decision (see upcast.ts).
+  'capability.approved': 2,
+  'capability.denied': 2,
 });
 
 /** Seq + timestamp + version around each type's data, as one discriminated union on `type`. */

@@ -62,3 +62,8 @@ registerUpcaster('capability.requested', 1, (data) => ({ ...data, queue_if_pendi
 // gateway.started v1 came from the launch whose one gateway effect also started pipelock (when the plan used
 // it) and whose agent start waited for the gateway's ready line.
 registerUpcaster('gateway.started', 1, (data) => ({ ...data, legacy_launch: true }));
+
+// capability.approved / capability.denied v1 were decided before the agent could learn a decision: a v1
+// egress approval ended the bottle for a rebuild, and a v1 denial asked for nothing to be done.
+registerUpcaster('capability.approved', 1, (data) => ({ ...data, legacy_decision: true }));
+registerUpcaster('capability.denied', 1, (data) => ({ ...data, legacy_decision: true }));

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { CapabilityBook } from './capability.js';
 import type { GatewayConfig, GatewayRoute, GatewaySecrets } from './config.js';
 import type { DecisionLog } from './decision-log.js';
 import type { EgressPolicy } from './egress-policy.js';
@@ -17,6 +18,8 @@ export interface GatewayContext {
   limiter: TokenBucket;
   /** Capability requests' own budget: asking the operator is rare, and each ask lands in the event log. */
   capabilityLimiter: TokenBucket;
+  /** This run's capability requests and the operator's decisions on them. */
+  capabilities: CapabilityBook;
   /** How many DNS lookups are recorded; over it they are still refused, but not written. */
   dnsLimiter: TokenBucket;
   connect: TunnelConnector;

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import httpProxy from 'http-proxy';
-import { handleCapabilityRequest } from './capability.js';
+import { CAPABILITY_PATH, handleCapabilityRequest, handleCapabilityStatus } from './capability.js';
 import type { GatewayRoute } from './config.js';
 import type { GatewayContext } from './context.js';
 import { canonicalHost } from './egress-policy.js';
@@ -20,6 +20,7 @@ import { pinnedAgent } from './upstream-agent.js';
  * agent never holds. Shapes served:
  *
  * - `POST /_bottle/capability` — a capability request (see capability.ts);
+ * - `GET /_bottle/capability/<id>` — that request's status;
  * - `/_host/<host>/<path>` — forwarded to `<route upstream or https://<host>>/<path>`
  *   for the host route of `<host>`, with that route's secret injected;
  * - any other path — forwarded to the anthropic-base-url route's upstream
@@ -31,7 +32,6 @@ import { pinnedAgent } from './upstream-agent.js';
  * them), but still pass the private-address policy.
  */
 export const HOST_ROUTE_PREFIX = '/_host/';
-const CAPABILITY_PATH = '/_bottle/capability';
 
 /** Headers an agent might use to smuggle its placeholder (or anything else) as a credential. */
 const CREDENTIAL_HEADERS = ['authorization', 'x-api-key', 'proxy-authorization', 'proxy-connection'];
@@ -83,6 +83,10 @@ async function handleCredentialRequest(
   }
   if (pathOnly === CAPABILITY_PATH) {
     await handleCapabilityRequest(ctx, req, res);
+    return;
+  }
+  if (pathOnly.startsWith(`${CAPABILITY_PATH}/`)) {
+    await handleCapabilityStatus(ctx, req, res, decodeURIComponent(pathOnly.slice(CAPABILITY_PATH.length + 1)));
     return;
   }
   if (hostRoute) {

@@ -34,6 +34,7 @@ export function canonicalHost(host: string): string {
  * answer cannot swap in a forbidden address.
  */
 export class EgressPolicy {
+  /** Grows while the gateway runs: an approved egress request is added in place (allow()). */
   private readonly patterns: HostPattern[];
   private readonly pinnedHosts: Map<string, string>;
 
@@ -44,6 +45,15 @@ export class EgressPolicy {
   ) {
     this.patterns = allow.map((raw) => parseHostPattern(raw));
     this.pinnedHosts = new Map(Object.entries(extraHosts).map(([name, ip]) => [canonicalHost(name), ip]));
+  }
+
+  /** Adds an allowlist entry (an approved egress request); returns false when it was there already. */
+  allow(raw: string): boolean {
+    const pattern = parseHostPattern(raw);
+    const same = (p: HostPattern) => p.kind === pattern.kind && p.host === pattern.host && p.port === pattern.port;
+    if (this.patterns.some(same)) return false;
+    this.patterns.push(pattern);
+    return true;
   }
 
   checkAllowlist(host: string, port: number, mode: ProxyMode): AllowlistVerdict {

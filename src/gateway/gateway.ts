@@ -10,7 +10,7 @@ import type { GatewayLine } from './protocol.js';
 import { canonicalHost, EgressPolicy, systemResolver, type Resolver } from './egress-policy.js';
 import { createForwardProxy } from './forward-proxy.js';
 import { TokenBucket } from './rate-limiter.js';
-import { CAPABILITY_BURST, CAPABILITY_REFILL_WINDOW_MS } from './capability.js';
+import { CAPABILITY_BURST, CAPABILITY_REFILL_WINDOW_MS, CapabilityBook } from './capability.js';
 import { startDnsRefuser } from './dns.js';
 import type { Socket as UdpSocket } from 'node:dgram';
 
@@ -33,6 +33,8 @@ export interface GatewayOptions {
   listenHost?: string;
   /** Sockets bound and listening already (the container's listen.pl), used instead of binding the configured ports. */
   inheritedSockets?: InheritedSockets;
+  /** The folder the worker writes decisions into (protocol.ts GATEWAY_DECISIONS_DIR); none: nothing is decided. */
+  decisionsDir?: string;
   /** The rate limiters' clock, in milliseconds; tests hold it still. */
   now?: () => number;
 }
@@ -50,6 +52,8 @@ export interface RunningGateway {
   dnsPort: number | undefined;
   /** The certificate agents must trust for HTTPS to credential-route hosts; absent without host routes. */
   interceptionCaPem: string | undefined;
+  /** Takes in decisions written since the last look (main.ts calls it on SIGHUP). */
+  reloadDecisions(): void;
   close(): Promise<void>;
 }
 
@@ -73,11 +77,15 @@ export async function startGateway(
   let credentialPort = config.credential_port;
   const hostRoutes = new Map(config.routes.filter((r) => r.host).map((r) => [canonicalHost(r.host!), r]));
 
+  const policy = new EgressPolicy(config.allow, config.extra_hosts, opts.resolver ?? systemResolver);
+  const emit = opts.onDecision ?? (() => {});
+  const log = opts.log ?? ((message: string) => process.stderr.write(`gateway: ${message}\n`));
   const ctx: GatewayContext = {
     config,
     secrets,
-    policy: new EgressPolicy(config.allow, config.extra_hosts, opts.resolver ?? systemResolver),
-    decisions: new DecisionLog(opts.onDecision ?? (() => {})),
+    policy,
+    decisions: new DecisionLog(emit),
+    capabilities: new CapabilityBook(opts.decisionsDir, (entry) => policy.allow(entry), emit, log),
     limiter: new TokenBucket(config.limits.requests_per_minute, opts.now),
     capabilityLimiter: new TokenBucket(CAPABILITY_BURST, opts.now, CAPABILITY_REFILL_WINDOW_MS),
     dnsLimiter: new TokenBucket(DNS_RECORDS_PER_MINUTE, opts.now),
@@ -87,7 +95,7 @@ export async function startGateway(
     // node-forge is a quarter of the gateway's load time: only bottles with host routes pay for it.
     interception: hostRoutes.size > 0 ? (await import('./interception-ca.js')).createInterceptionCa(config.identity, [...hostRoutes.keys()]) : undefined,
     credentialPort: () => credentialPort,
-    log: opts.log ?? ((message) => process.stderr.write(`gateway: ${message}\n`)),
+    log,
   };
 
   const forward = createForwardProxy(ctx);
@@ -116,6 +124,7 @@ export async function startGateway(
     credentialPort,
     dnsPort: dns?.address().port,
     interceptionCaPem: ctx.interception?.certificatePem,
+    reloadDecisions: () => ctx.capabilities.reload(),
     close: async () => {
       forward.destroyTunnels();
       dns?.close();

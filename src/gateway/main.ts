@@ -4,7 +4,13 @@
  * launcher; everything for humans goes to stderr.
  */
 import { GatewayConfigError, readGatewayFiles } from './config.js';
-import { GATEWAY_CONFIG_PATH, GATEWAY_LISTEN_ADDRESS_ENV, GATEWAY_SECRETS_PATH, type GatewayLine } from './protocol.js';
+import {
+  GATEWAY_CONFIG_PATH,
+  GATEWAY_DECISIONS_DIR,
+  GATEWAY_LISTEN_ADDRESS_ENV,
+  GATEWAY_SECRETS_PATH,
+  type GatewayLine,
+} from './protocol.js';
 import { startGateway, type InheritedSockets } from './gateway.js';
 
 
@@ -30,6 +36,15 @@ async function main(): Promise<void> {
     // The gateway's internal-network address (listen.pl binds its TCP ports there too); loopback when unset.
     listenHost: process.env[GATEWAY_LISTEN_ADDRESS_ENV] || '127.0.0.1',
     inheritedSockets: inheritedSockets(process.env.GATEWAY_LISTEN_FDS),
+    decisionsDir: process.env.GATEWAY_DECISIONS || GATEWAY_DECISIONS_DIR,
+  });
+  // The worker has written a decision (src/effects/answer.ts).
+  process.on('SIGHUP', () => {
+    try {
+      gateway.reloadDecisions();
+    } catch (err) {
+      process.stderr.write(`gateway: reading decisions failed: ${(err as Error).message}\n`);
+    }
   });
   writeLine({
     t: 'ready',

@@ -20,6 +20,34 @@ export const GATEWAY_LISTEN_ADDRESS_ENV = 'GATEWAY_LISTEN_ADDRESS';
 export const GATEWAY_FILES_DIR = '/etc/claude-bottle';
 export const GATEWAY_CONFIG_PATH = `${GATEWAY_FILES_DIR}/gateway.json`;
 export const GATEWAY_SECRETS_PATH = `${GATEWAY_FILES_DIR}/secrets.json`;
+/**
+ * The operator's decisions on this run's capability requests, one file per request, written by the
+ * worker while the gateway runs (root-owned like the config: the gateway reads them, never writes).
+ * The worker then sends SIGHUP; the gateway also rereads the folder whenever the agent asks for a status.
+ */
+export const GATEWAY_DECISIONS_DIR = `${GATEWAY_FILES_DIR}/decisions`;
+
+/** Request ids the gateway issues are UUIDs; anything else cannot name a decision file. */
+const DECISION_REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
+
+export const DecisionFileSchema = z
+  .object({
+    request_id: z.string().regex(DECISION_REQUEST_ID),
+    decision: z.enum(['approved', 'denied']),
+    /** The operator's reason for a denial. */
+    reason: z.string().nullable(),
+    /** How an approval takes effect: the allowlist grows in place, or the bottle is rebuilt and resumed. */
+    applies: z.enum(['live', 'rebuild']).nullable(),
+    /** The allowlist entry a live approval adds. */
+    allow: z.string().nullable(),
+  })
+  .strict();
+export type DecisionFile = z.infer<typeof DecisionFileSchema>;
+
+/** The decision file's name for a request id; undefined for an id that cannot be one. */
+export function decisionFileName(requestId: string): string | undefined {
+  return DECISION_REQUEST_ID.test(requestId) ? `${requestId}.json` : undefined;
+}
 
 export const DENIAL_REASONS = [
   'not_in_allowlist',
@@ -89,11 +117,23 @@ export const ReadyLineSchema = z.object({
 });
 export type ReadyLine = z.infer<typeof ReadyLineSchema>;
 
+/** Printed once the gateway has taken in a decision (an approved egress entry is enforced from then on). */
+export const AnsweredLineSchema = z.object({
+  t: z.literal('answered'),
+  request_id: z.string(),
+  decision: z.enum(['approved', 'denied']),
+});
+export type AnsweredLine = z.infer<typeof AnsweredLineSchema>;
+
+/** Printed the first time the agent is sent a decided status: before a rebuild, the agent has heard why. */
+export const ToldLineSchema = z.object({ t: z.literal('told'), request_id: z.string() });
+export type ToldLine = z.infer<typeof ToldLineSchema>;
+
 export const DecisionLineSchema = z.discriminatedUnion('t', [EgressLineSchema, CapabilityLineSchema]);
 export type DecisionLine = z.infer<typeof DecisionLineSchema>;
 
 /** Everything the gateway writes to stdout. */
-export type GatewayLine = EgressLine | CapabilityLine | ReadyLine;
+export type GatewayLine = EgressLine | CapabilityLine | ReadyLine | AnsweredLine | ToldLine;
 
 /** One stdout line as `schema` describes it; stray text, other JSON lines and malformed JSON yield undefined. */
 export function parseJsonLine<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, line: string): T | undefined {
@@ -114,3 +154,13 @@ export const parseDecisionLine = (line: string): DecisionLine | undefined => par
 export const parseReadyLine = (line: string): ReadyLine | undefined => parseJsonLine(ReadyLineSchema, line);
 export const isReadyLine = (line: string): boolean => parseReadyLine(line) !== undefined;
 export const isListeningLine = (line: string): boolean => parseJsonLine(ListeningLineSchema, line) !== undefined;
+/** Whether the line says the gateway has taken in the decision on `requestId`. */
+export const isAnsweredLineFor =
+  (requestId: string) =>
+  (line: string): boolean =>
+    parseJsonLine(AnsweredLineSchema, line)?.request_id === requestId;
+/** Whether the line says the agent has been sent the decision on `requestId`. */
+export const isToldLineFor =
+  (requestId: string) =>
+  (line: string): boolean =>
+    parseJsonLine(ToldLineSchema, line)?.request_id === requestId;

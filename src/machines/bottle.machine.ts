@@ -73,6 +73,18 @@ export const bottleMachine = setup({
     decidesPendingCapability: ({ context, event }) =>
       (event.type === 'capability.approved' || event.type === 'capability.denied') &&
       context.pendingCapability?.request_id === event.data.request_id,
+    // A v2 approval of more egress grows the running gateway's allowlist; v1 ones (and Dockerfiles) rebuild.
+    approvesEgressLive: ({ context, event }) =>
+      event.type === 'capability.approved' &&
+      !event.data.legacy_decision &&
+      context.pendingCapability?.request_id === event.data.request_id &&
+      context.pendingCapability.kind === 'egress',
+    deniesLive: ({ context, event }) =>
+      event.type === 'capability.denied' &&
+      !event.data.legacy_decision &&
+      context.pendingCapability?.request_id === event.data.request_id,
+    // Telling the agent a decision is a courtesy to it: failing to must not end the bottle.
+    answerFailed: ({ event }) => event.type === 'effect.failed' && event.data.effect === 'answer_capability',
     cleanExit: ({ context }) => context.exitCode === 0 && !context.stopRequested,
     usesPipelock: ({ context }) => context.plan?.egress?.proxy === 'pipelock',
     // Host credential routes: the agent trusts the CA the gateway creates at its start.
@@ -244,18 +256,15 @@ export const bottleMachine = setup({
             }),
           },
         ],
-        'capability.denied': {
-          guard: 'decidesPendingCapability',
-          actions: assign({
-            pendingCapability: ({ context }) => context.queuedCapabilities[0] ?? null,
-            queuedCapabilities: ({ context }) => context.queuedCapabilities.slice(1),
-          }),
-        },
-        'capability.approved': {
-          guard: 'decidesPendingCapability',
-          target: 'applying_capability',
-        },
-        'effect.failed': failOnPermanent('failing'),
+        'capability.denied': [
+          { guard: 'deniesLive', actions: [answerDecision(), nextPendingCapability()] },
+          { guard: 'decidesPendingCapability', actions: nextPendingCapability() },
+        ],
+        'capability.approved': [
+          { guard: 'approvesEgressLive', actions: [answerDecision(), nextPendingCapability()] },
+          { guard: 'decidesPendingCapability', target: 'applying_capability' },
+        ],
+        'effect.failed': [{ guard: 'answerFailed', actions: recordError() }, ...failOnPermanent('failing')],
       },
     },
     applying_capability: {
@@ -337,6 +346,26 @@ function recordLaunchFailure() {
         (event.type === 'effect.failed' ? { effect: event.data.effect, error: event.data.error } : null),
     }),
   ];
+}
+
+/** The decided request hands the operator's turn to the one queued behind it. */
+function nextPendingCapability() {
+  return assign<BottleContext, LifecycleEvent, undefined, LifecycleEvent, never>({
+    pendingCapability: ({ context }) => context.queuedCapabilities[0] ?? null,
+    queuedCapabilities: ({ context }) => context.queuedCapabilities.slice(1),
+  });
+}
+
+/** The decision as the agent will learn it (listed before the pending request is replaced). */
+function answerDecision() {
+  return request('answer_capability', ({ context, event }) => {
+    const decided = context.pendingCapability!;
+    if (event.type === 'capability.denied') {
+      return { request: decided, decision: 'denied' as const, reason: event.data.reason, by: event.data.by };
+    }
+    const by = event.type === 'capability.approved' ? event.data.by : null;
+    return { request: decided, decision: 'approved' as const, reason: null, by };
+  });
 }
 
 function rememberStop() {

@@ -69,6 +69,20 @@ export const EFFECTS = {
     z.object({ request: PendingCapabilitySchema, approved_by: z.string().nullable() }),
     ['transcript.snapshotted', 'bottle.preserved'],
   ),
+  /**
+   * Tells the running gateway a decision, so the agent's `bottle-request` learns it; an approved egress
+   * request also grows the gateway's allowlist in place and is kept for later resumes.
+   */
+  answer_capability: effect(
+    z.object({
+      request: PendingCapabilitySchema,
+      decision: z.enum(['approved', 'denied']),
+      /** The operator's reason for a denial. */
+      reason: z.string().nullable(),
+      by: z.string().nullable(),
+    }),
+    ['egress.granted', 'capability.answered'],
+  ),
   /** Tears down after a permanent failure, keeping the state for a resume. */
   teardown_failed: effect(z.object({ effect: z.string(), error: z.string() }), ['bottle.failed']),
 };

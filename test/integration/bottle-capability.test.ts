@@ -10,9 +10,10 @@ import { execIn } from '../support/docker.js';
  * Capability requests end to end: the agent asks the gateway
  * (POST /_bottle/capability on the credential port), the request becomes a
  * capability.requested event, the operator denies (the bottle keeps running)
- * or approves (the apply step snapshots, records the change in the state
- * folder and preserves the bottle), and `bottle resume` relaunches with the
- * new host in the allowlist or the new Dockerfile built.
+ * or approves: a host joins the running gateway's allowlist and the state
+ * folder (a later resume keeps it); a Dockerfile is applied by a step that
+ * snapshots, records it in the state folder and preserves the bottle, and
+ * `bottle resume` relaunches with the new Dockerfile built.
  */
 
 let h: BottleHarness;
@@ -84,7 +85,7 @@ describe('egress capability', () => {
     expect(await listedState(identity)).toBe('running');
   });
 
-  it('request -> pending in list -> deny keeps it running -> second request -> approve preserves -> resume allows the host', async () => {
+  it('request -> pending in list -> deny keeps it running -> second request -> approve applies live -> kept on resume', async () => {
     const { identity } = await startAsker();
 
     const asked = await requestCapability(identity, { kind: 'egress', host: 'newhost.test', port: 443, reason: 'need it' });
@@ -112,24 +113,20 @@ describe('egress capability', () => {
 
     const approved = await h.cli(['approve', identity]);
     expect(approved.code, show(approved)).toBe(0);
-    expect(approved.stdout).toContain(`bottle resume ${identity}`);
+    // An egress approval applies to the running bottle: no snapshot, no preservation, no resume needed.
+    expect(approved.stdout).toContain('approved; newhost.test is allowed now in the running bottle (no resume needed)');
     events = await h.log.read(identity);
     const types = events.map((e) => e.type);
-    // The apply step: snapshot first (the container still exists), then preserved with reason capability.
-    const approvedAt = types.indexOf('capability.approved');
-    const snapshotAt = types.indexOf('transcript.snapshotted', approvedAt);
-    expect(snapshotAt).toBeGreaterThan(approvedAt);
-    expect(types.indexOf('bottle.preserved', approvedAt)).toBeGreaterThan(snapshotAt);
-    expect(events[snapshotAt].data).toMatchObject({ missing: false, files: 1 });
-    expect(events.find((e) => e.type === 'bottle.preserved')!.data).toMatchObject({ reason: 'capability', resume_hint: `bottle resume ${identity}` });
-    const state = join(h.home, 'state', identity);
-    expect(JSON.parse(readFileSync(join(state, '.preserve'), 'utf8'))).toMatchObject({ reason: 'capability' });
-    expect(readFileSync(join(state, 'transcript', 'projects', 'x', 's.jsonl'), 'utf8')).toBe('asked\n');
-    expect(await listedState(identity)).toBe('preserved');
-    // The preserved bottle still remembers the approved request in its context; deciding again is refused, not followed forever.
+    expect(types.slice(types.indexOf('capability.approved'))).not.toContain('bottle.preserved');
+    expect(events.find((e) => e.type === 'egress.granted')!.data).toMatchObject({ entry: 'newhost.test', live: true });
+    expect(await listedState(identity)).toBe('running');
+    expect((await h.docker.getContainer(`cb-${identity}-agent`).inspect()).State.Running).toBe(true);
     const twice = await h.cli(['approve', identity], { timeoutMs: 30_000 });
     expect(twice.code, show(twice)).toBe(1);
-    expect(twice.stderr).toContain(`${identity} is preserved and has no pending capability request`);
+    expect(twice.stderr).toContain(`${identity} is running and has no pending capability request`);
+    // Kept for later resumes: a stopped and resumed bottle launches with the host on its allowlist.
+    expect((await h.cli(['stop', identity])).code).toBe(0);
+    expect(await listedState(identity)).toBe('preserved');
 
     const resumed = await h.cli(['resume', identity, '--detach']);
     expect(resumed.code, show(resumed)).toBe(0);

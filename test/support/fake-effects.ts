@@ -82,6 +82,17 @@ function fakeHandlers(opts: FakeEffectsOptions): EffectHandlers {
     apply_capability: async (req) => [
       { type: 'bottle.preserved', data: { reason: 'capability', resume_hint: `bottle resume ${req.identity}` } },
     ],
+    answer_capability: async (req) => {
+      const { request, decision } = req.params;
+      if (decision === 'denied') {
+        return [{ type: 'capability.answered', data: { request_id: request.request_id, decision, delivered: true } }];
+      }
+      const entry = request.host ?? 'unknown.test';
+      return [
+        { type: 'egress.granted', data: { request_id: request.request_id, entry, live: true } },
+        { type: 'capability.answered', data: { request_id: request.request_id, decision, delivered: true } },
+      ];
+    },
     teardown_failed: async (req) => [
       { type: 'bottle.failed', data: { effect: req.params.effect, error: req.params.error } },
     ],

@@ -167,6 +167,11 @@ describe('parseEffectRequest', () => {
         agentStarted(samplePlan(ID)),
       ],
       legacyLaunchSteps(ID, pipelock),
+      [
+        ...launchSteps(ID),
+        ['capability.requested', { ...capability[1], request_id: 'req-2', kind: 'dockerfile', dockerfile: 'FROM x' }],
+        ['capability.approved', { request_id: 'req-2', by: 'cli' }],
+      ],
     ];
     const effects = histories.flatMap((steps) => requested(history(steps)));
     expect([...new Set(effects.map((e) => e.kind))].sort()).toEqual([...EFFECT_KINDS].sort());

@@ -63,9 +63,13 @@ function randomStep(type: EventType, rand: () => number): Step {
       const request = { request_id: requestId, kind: 'egress' as const, host: 'x.test', port: 443, reason: 'r' };
       return [type, { ...request, queue_if_pending: pick([true, false]) }];
     case 'capability.approved':
-      return [type, { request_id: requestId, by: 'cli' }];
+      return [type, { request_id: requestId, by: 'cli', ...(rand() < 0.3 ? { legacy_decision: true } : {}) }];
     case 'capability.denied':
-      return [type, { request_id: requestId, reason: 'no', by: 'cli' }];
+      return [type, { request_id: requestId, reason: 'no', by: 'cli', ...(rand() < 0.3 ? { legacy_decision: true } : {}) }];
+    case 'egress.granted':
+      return [type, { request_id: requestId, entry: 'x.test', live: rand() < 0.8 }];
+    case 'capability.answered':
+      return [type, { request_id: requestId, decision: pick(['approved', 'denied'] as const), delivered: true }];
     case 'egress.allowed':
     case 'egress.denied':
       return [type, { n: Math.floor(rand() * 100), host: 'h.test', port: 443, method: 'CONNECT', reason: 'r' }];

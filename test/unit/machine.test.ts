@@ -15,7 +15,7 @@ import {
   type Command,
   type EffectRequest,
 } from '../../src/machines/index.js';
-import type { LifecycleEvent } from '../../src/events/schema.js';
+import { parseEvent, type LifecycleEvent } from '../../src/events/schema.js';
 import type { BottlePlan } from '../../src/plan/schema.js';
 import {
   agentStarted,
@@ -530,9 +530,9 @@ describe('capability requests', () => {
   it('a resume starts with no queued requests (they belonged to the previous run)', () => {
     const { state } = foldAll(
       running([
-        request,
         second,
-        ['capability.approved', { request_id: 'req-1', by: 'cli' }],
+        request,
+        ['capability.approved', { request_id: 'req-2', by: 'cli' }],
         ['bottle.preserved', { reason: 'capability', resume_hint: `bottle resume ${ID}` }],
         ['bottle.resume_requested', { plan: samplePlan(ID, { args: ['--continue'] }) }],
       ]),
@@ -551,28 +551,103 @@ describe('capability requests', () => {
     expect(bottleStatus(state)).toBe('running');
   });
 
-  it('applies an approved request, preserves, and resumes with the new plan', () => {
+  it('applies an approved Dockerfile request, preserves, and resumes with the new plan', () => {
     const resumedPlan = samplePlan(ID, { args: ['--continue'] });
     const { state, effects } = foldAll(
       running([
-        request,
-        ['capability.approved', { request_id: 'req-1', by: 'cli' }],
+        second,
+        ['capability.approved', { request_id: 'req-2', by: 'cli' }],
         ['bottle.preserved', { reason: 'capability', resume_hint: `bottle resume ${ID}` }],
         ['bottle.resume_requested', { plan: resumedPlan }],
       ]),
     );
     const apply = effects.find((e) => e.kind === 'apply_capability')!;
     expect(apply.causedBySeq).toBe(LAUNCHED + 2);
-    expect(apply.params).toMatchObject({
-      approved_by: 'cli',
-      request: { request_id: 'req-1', host: 'pypi.org', port: 443 },
-    });
+    expect(apply.params).toMatchObject({ approved_by: 'cli', request: { request_id: 'req-2', kind: 'dockerfile' } });
     expect(state.value).toBe('preparing');
     expect(state.context.resumes).toBe(1);
     expect(state.context.plan).toEqual(resumedPlan);
     expect(state.context.pendingCapability).toBeNull();
     expect(state.context.preservedReason).toBeNull();
     expect(effects.at(-1)).toMatchObject({ kind: 'prepare_state', causedBySeq: LAUNCHED + 4 });
+  });
+
+  it('applies an approved egress request live: keeps running, asks the gateway to be told, hands on the turn', () => {
+    const approval: Step = ['capability.approved', { request_id: 'req-1', by: 'cli' }];
+    const { state, effects } = foldAll(running([request, second, approval]));
+    expect(state.value).toBe('running');
+    expect(state.context.pendingCapability).toMatchObject({ request_id: 'req-2', kind: 'dockerfile' });
+    expect(state.context.queuedCapabilities).toEqual([]);
+    const asked = effects.filter((e) => e.causedBySeq === LAUNCHED + 3);
+    expect(asked).toEqual([
+      {
+        kind: 'answer_capability',
+        identity: ID,
+        causedBySeq: LAUNCHED + 3,
+        params: {
+          request: {
+            request_id: 'req-1',
+            kind: 'egress',
+            host: 'pypi.org',
+            port: 443,
+            reason: 'pip install',
+            requested_seq: LAUNCHED + 1,
+          },
+          decision: 'approved',
+          reason: null,
+          by: 'cli',
+        },
+      },
+    ]);
+    const granted: Step = ['egress.granted', { request_id: 'req-1', entry: 'pypi.org', live: true }];
+    const after = foldAll(running([request, second, approval, granted]));
+    expect(after.state.value).toBe('running');
+    expect(after.effects.filter((e) => e.causedBySeq === LAUNCHED + 4)).toEqual([]);
+  });
+
+  it('tells the agent a denial with the operator\'s reason', () => {
+    const denial: Step = ['capability.denied', { request_id: 'req-1', reason: 'use the mirror', by: 'ops' }];
+    const { state, effects } = foldAll(running([request, denial]));
+    expect(state.value).toBe('running');
+    expect(state.context.pendingCapability).toBeNull();
+    const [answer] = effects.filter((e) => e.causedBySeq === LAUNCHED + 2);
+    expect(answer).toMatchObject({
+      kind: 'answer_capability',
+      params: { request: { request_id: 'req-1' }, decision: 'denied', reason: 'use the mirror', by: 'ops' },
+    });
+    const answered: Step = ['capability.answered', { request_id: 'req-1', decision: 'denied', delivered: true }];
+    expect(foldAll(running([request, denial, answered])).state.value).toBe('running');
+  });
+
+  it('v1 decisions keep their recorded meaning: an egress approval rebuilds, a denial asks for nothing', () => {
+    const approval: Step = ['capability.approved', { request_id: 'req-1', by: 'cli', legacy_decision: true }];
+    const approved = foldAll(running([request, approval]));
+    expect(approved.state.value).toBe('applying_capability');
+    expect(approved.effects.filter((e) => e.causedBySeq === LAUNCHED + 2).map((e) => e.kind)).toEqual([
+      'apply_capability',
+    ]);
+    const denial: Step = ['capability.denied', { request_id: 'req-1', reason: 'no', by: 'cli', legacy_decision: true }];
+    const denied = foldAll(running([request, denial]));
+    expect(denied.state.value).toBe('running');
+    expect(denied.effects.filter((e) => e.causedBySeq === LAUNCHED + 2)).toEqual([]);
+  });
+
+  it('a stored v1 decision is read as a legacy one', () => {
+    const at = '2026-11-20T10:00:00.000Z';
+    const approved = parseEvent({ seq: 3, type: 'capability.approved', at, v: 1, data: { request_id: 'r', by: 'c' } });
+    expect(approved).toMatchObject({ v: 2, data: { request_id: 'r', by: 'c', legacy_decision: true } });
+    const data = { request_id: 'r', reason: 'no', by: 'c' };
+    const denied = parseEvent({ seq: 4, type: 'capability.denied', at, v: 1, data });
+    expect(denied).toMatchObject({ v: 2, data: { ...data, legacy_decision: true } });
+  });
+
+  it('keeps running when telling the agent fails for good', () => {
+    const denial: Step = ['capability.denied', { request_id: 'req-1', reason: 'no', by: 'cli' }];
+    const failure = failed('answer_capability', true, 'the gateway did not take the decision in');
+    const { state, effects } = foldAll(running([request, denial, failure]));
+    expect(state.value).toBe('running');
+    expect(state.context.lastError).toMatchObject({ effect: 'answer_capability', permanent: true });
+    expect(effects.filter((e) => e.causedBySeq === LAUNCHED + 3)).toEqual([]);
   });
 
   it.each([
@@ -650,7 +725,7 @@ describe('failures', () => {
       [
         [
           'capability.requested',
-          { request_id: 'r', kind: 'egress', host: 'x.test', port: 443, reason: 'r', queue_if_pending: true },
+          { request_id: 'r', kind: 'dockerfile', dockerfile: 'FROM x', reason: 'r', queue_if_pending: true },
         ],
         ['capability.approved', { request_id: 'r', by: 'cli' }],
       ],

@@ -6,7 +6,7 @@ import { RuntimeFailure, UsageError } from '../../shared/errors.js';
 import { checkIdentityArg } from '../identity-arg.js';
 import { followUntil } from '../follow.js';
 import type { CliIO } from '../io.js';
-import { capabilityTarget } from '../../shared/capability.js';
+import { capabilityTarget, egressAllowEntry } from '../../shared/capability.js';
 import { describeEvent } from '../render-event.js';
 import { openSession } from '../session.js';
 import { capabilityReview } from '../capability-review.js';
@@ -84,10 +84,23 @@ export async function runDecide(
     await session.ensureWorker((l) => io.stderr(l));
     const after = await session.log.lastSeq(identity);
     await session.enqueueCommand(identity, event);
-    const terminalTypes = opts.approve ? ['bottle.preserved', 'bottle.failed'] : ['capability.denied'];
-    const end = await followUntil(session.log, identity, after, (ev: LifecycleEvent) => io.stderr(`  ${describeEvent(ev, identity)}`), (ev) => terminalTypes.includes(ev.type));
+    // An egress approval applies to the running bottle: it has taken effect once the agent was told.
+    const terminalTypes = opts.approve ? ['bottle.preserved', 'bottle.failed', 'capability.answered'] : ['capability.denied'];
+    const answerFailed = (ev: LifecycleEvent) =>
+      ev.type === 'effect.failed' && ev.data.effect === 'answer_capability' && ev.data.permanent;
+    const end = await followUntil(session.log, identity, after, (ev: LifecycleEvent) => io.stderr(`  ${describeEvent(ev, identity)}`), (ev) => terminalTypes.includes(ev.type) || (opts.approve && answerFailed(ev)));
     if (opts.approve && end?.type === 'bottle.preserved') io.stdout(`approved; the bottle was rebuilt into saved state. Relaunch with: bottle resume ${identity}`);
-    else if (!opts.approve) {
+    else if (opts.approve && end?.type === 'capability.answered') {
+      const host = visibleText(egressAllowEntry(pending) ?? capabilityTarget(pending));
+      io.stdout(
+        end.data.delivered
+          ? `approved; ${host} is allowed now in the running bottle (no resume needed) and kept for later resumes`
+          : `approved; the bottle had already stopped: ${host} is kept for its next resume`,
+      );
+    } else if (opts.approve && end?.type === 'effect.failed') {
+      io.stdout(`approved and kept for later resumes, but the running gateway was not told: ${visibleText(end.data.error)}`);
+      return 1;
+    } else if (!opts.approve) {
       io.stdout(`denied ${visibleText(pending.request_id)}`);
       // A request that waited behind this one is now the pending one.
       const next = (await currentState(session.log, identity)).state.context.pendingCapability;

@@ -1,0 +1,112 @@
+/**
+ * images/agent/bottle-request against a gateway on loopback: it files the request, waits for the decision
+ * and prints it (exit 0 approved, 1 denied with the operator's reason made visible, 2 usage). The decision
+ * is written the way the worker writes it: a file in the decisions folder, then a reload.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startGateway, type RunningGateway } from '../../src/gateway/gateway.js';
+import { decisionFileName, type CapabilityLine, type DecisionFile, type GatewayLine } from '../../src/gateway/protocol.js';
+
+const SCRIPT = join(import.meta.dirname, '../../images/agent/bottle-request');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+let dir: string;
+let gateway: RunningGateway;
+let requests: CapabilityLine[];
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'cb-bottle-request-'));
+  requests = [];
+  const onDecision = (line: GatewayLine) => {
+    if (line.t === 'capability') requests.push(line);
+  };
+  gateway = await startGateway(
+    { identity: 'dev-r3qst', proxy_port: 0, credential_port: 0, allow: [] },
+    {},
+    { decisionsDir: dir, onDecision, log: () => {} },
+  );
+});
+
+afterEach(async () => {
+  await gateway.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function run(args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', CLAUDE_BOTTLE_GATEWAY_URL: `http://127.0.0.1:${gateway.credentialPort}` };
+    const child = spawn('bash', [SCRIPT, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function filed(): Promise<CapabilityLine> {
+  for (let i = 0; i < 200 && requests.length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+  expect(requests).toHaveLength(1);
+  return requests[0];
+}
+
+function decide(decision: DecisionFile): void {
+  writeFileSync(join(dir, decisionFileName(decision.request_id)!), JSON.stringify(decision));
+  gateway.reloadDecisions();
+}
+
+describe('bottle-request', () => {
+  it('prints a denial with the operator reason, control characters made visible, and exits 1', async () => {
+    const running = run(['egress', 'pypi.org:8443', '--reason', 'pip install "requests"\nfor the tests']);
+    const request = await filed();
+    expect(request).toMatchObject({ kind: 'egress', host: 'pypi.org', port: 8443 });
+    expect(request.reason).toBe('pip install "requests"\nfor the tests');
+    decide({ request_id: request.request_id, decision: 'denied', reason: 'use the mirror\u001b[2J\u009b', applies: null, allow: null });
+    const result = await running;
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('denied: the operator refused this request: use the mirror');
+    expect(result.stdout).not.toMatch(/[\u001b\u009b]/);
+  });
+
+  it('says an approved host is allowed now and exits 0', async () => {
+    const running = run(['egress', 'pypi.org', '--reason', 'pip']);
+    const request = await filed();
+    expect(request.port).toBe(443);
+    decide({ request_id: request.request_id, decision: 'approved', reason: null, applies: 'live', allow: 'pypi.org' });
+    const result = await running;
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe('approved: pypi.org is allowed now from this bottle; retry what needed it\n');
+  });
+
+  it('sends a Dockerfile whole and says the bottle will be rebuilt and resumed', async () => {
+    const file = join(dir, 'Dockerfile.new');
+    const dockerfile = 'FROM debian:bookworm-slim\nRUN echo "a\\tb" \\\n && true\n';
+    writeFileSync(file, dockerfile);
+    const running = run(['dockerfile', file, '--reason', 'needs jq']);
+    const request = await filed();
+    expect(request).toMatchObject({ kind: 'dockerfile', dockerfile });
+    decide({ request_id: request.request_id, decision: 'approved', reason: null, applies: 'rebuild', allow: null });
+    const result = await running;
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/rebuilt with the new Dockerfile and resumed with its transcript/);
+    expect(readdirSync(dir)).toContain(decisionFileName(request.request_id));
+  });
+
+  it('refuses usage errors with exit 2 and a request the gateway refuses with exit 3', async () => {
+    expect((await run(['egress', 'pypi.org'])).code).toBe(2);
+    expect((await run(['network', 'pypi.org', '--reason', 'x'])).code).toBe(2);
+    const refused = await run(['egress', 'https://pypi.org', '--reason', 'x']);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toMatch(/refused the request \(HTTP 400\)/);
+  });
+});
