@@ -1,6 +1,5 @@
-import { hostname, userInfo } from 'node:os';
 import type { LifecycleEvent } from '../../events/schema.js';
-import { accepts, bottleStatus, type Command } from '../../machines/index.js';
+import { accepts, bottleStatus } from '../../machines/index.js';
 import { currentState } from '../../worker/bottle-log.js';
 import { RuntimeFailure, UsageError } from '../../shared/errors.js';
 import { checkIdentityArg } from '../identity-arg.js';
@@ -11,6 +10,7 @@ import { describeEvent } from '../render-event.js';
 import { openSession } from '../session.js';
 import { capabilityReview } from '../capability-review.js';
 import { visibleText } from '../../shared/visible-text.js';
+import { checkDecision, enqueueDecision, operator } from '../capability-decision.js';
 
 /** A y/N question on the terminal; anything but y/yes is no. */
 async function confirmed(question: string): Promise<boolean> {
@@ -22,8 +22,6 @@ async function confirmed(question: string): Promise<boolean> {
     rl.close();
   }
 }
-
-const operator = () => `${userInfo().username}@${hostname()}`;
 
 /** `bottle stop`: a command; the machine asks for the agent to be stopped and the preservation matrix keeps its state. */
 export async function runStop(opts: { identity: string; manifestPath?: string }, io: CliIO): Promise<number> {
@@ -54,26 +52,13 @@ export async function runDecide(
   io: CliIO,
 ): Promise<number> {
   const identity = await checkIdentityArg(opts.identity, { manifestPath: opts.manifestPath });
-  if (!opts.approve && !opts.reason?.trim()) throw new UsageError('deny needs --reason TEXT (recorded in the event log)');
+  // Checked before Redis is opened; checkDecision checks it again for callers that have a session already.
+  if (!opts.approve && !opts.reason?.trim()) {
+    throw new UsageError('deny needs --reason TEXT (recorded in the event log)');
+  }
   const session = await openSession({ needWorker: false });
   try {
-    if (!(await session.log.exists(identity))) throw new RuntimeFailure(`no such bottle: ${identity}`);
-    const { state: live } = await currentState(session.log, identity);
-    const pending = live.context.pendingCapability;
-    const request_id = pending?.request_id ?? '';
-    const event: Command<'capability.approved' | 'capability.denied'> = opts.approve
-      ? { type: 'capability.approved', data: { request_id, by: operator() } }
-      : { type: 'capability.denied', data: { request_id, reason: opts.reason!.trim(), by: operator() } };
-    if (!pending || !accepts(live, event)) {
-      throw new RuntimeFailure(`${identity} is ${bottleStatus(live)} and has no pending capability request`);
-    }
-    if (opts.requestId !== undefined && opts.requestId !== pending.request_id) {
-      const pendingId = visibleText(pending.request_id);
-      throw new UsageError(
-        `request ${visibleText(opts.requestId)} is not ${identity}'s pending request (that is ${pendingId}); ` +
-          `nothing was decided — review it with: bottle approve ${identity} --request ${pendingId}`,
-      );
-    }
+    const { live, pending, command } = await checkDecision(session, identity, opts);
     // The operator sees exactly what the decision covers before it is recorded.
     if (opts.approve) for (const line of await capabilityReview(session, identity, live, pending)) io.stdout(line);
     const askFirst = opts.approve && opts.requestId === undefined && io.isTTY;
@@ -81,16 +66,11 @@ export async function runDecide(
       io.stderr('nothing approved');
       return 0;
     }
-    await session.ensureWorker((l) => io.stderr(l));
-    const after = await session.log.lastSeq(identity);
-    await session.enqueueCommand(identity, event);
-    // An egress approval applies to the running bottle: it has taken effect once the agent was told.
-    const terminalTypes = opts.approve ? ['bottle.preserved', 'bottle.failed', 'capability.answered'] : ['capability.denied'];
-    const answerFailed = (ev: LifecycleEvent) =>
-      ev.type === 'effect.failed' && ev.data.effect === 'answer_capability' && ev.data.permanent;
-    const end = await followUntil(session.log, identity, after, (ev: LifecycleEvent) => io.stderr(`  ${describeEvent(ev, identity)}`), (ev) => terminalTypes.includes(ev.type) || (opts.approve && answerFailed(ev)));
-    if (opts.approve && end?.type === 'bottle.preserved') io.stdout(`approved; the bottle was rebuilt into saved state. Relaunch with: bottle resume ${identity}`);
-    else if (opts.approve && end?.type === 'capability.answered') {
+    const progress = (ev: LifecycleEvent) => io.stderr(`  ${describeEvent(ev, identity)}`);
+    const end = await enqueueDecision(session, identity, command, progress, (l) => io.stderr(l));
+    if (opts.approve && end?.type === 'bottle.preserved') {
+      io.stdout(`approved; the bottle was rebuilt into saved state. Relaunch with: bottle resume ${identity}`);
+    } else if (opts.approve && end?.type === 'capability.answered') {
       const host = visibleText(egressAllowEntry(pending) ?? capabilityTarget(pending));
       io.stdout(
         end.data.delivered

@@ -1,0 +1,232 @@
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LifecycleEvent } from '../../src/events/schema.js';
+import {
+  BOTTLE_BIN,
+  identityFrom,
+  PIN_DEFAULT_HOSTS,
+  REPO,
+  startHarness,
+  type BottleHarness,
+} from '../support/cli-harness.js';
+import { execIn } from '../support/docker.js';
+
+/**
+ * Deciding a capability request in the dashboard, driven through a real tmux
+ * pane of 80x24: the pending Dockerfile request is reviewed as a diff and
+ * approved with a key (the resume command appears), and a deny asks for a
+ * reason that the deny event carries to the agent.
+ */
+let h: BottleHarness;
+const session = `cb-decide-${randomUUID().slice(0, 8)}`;
+// A private tmux server (-L) so other tests' tmux sessions are never touched.
+const tmux = (...args: string[]) => execFileSync('tmux', ['-L', session, ...args], { encoding: 'utf8' });
+const AGENT = ['bash', '-c', 'trap "exit 143" TERM; sleep 600 & wait'];
+
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(async () => {
+  try {
+    tmux('kill-server');
+  } catch {
+    /* already gone */
+  }
+  await h?.cleanup();
+});
+
+const screen = () => tmux('capture-pane', '-p', '-t', session);
+
+async function screenShows(pattern: RegExp, timeoutMs = 60_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let text = '';
+  while (Date.now() < deadline) {
+    text = screen();
+    if (pattern.test(text)) return text;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`screen never matched ${pattern}:\n${text}`);
+}
+
+/** Long lines are wrapped to the pane's width, each continuation marked; joined, they give the line back. */
+const unwrapped = (text: string) => text.replace(/\n(?:↳ |[-+ ]↳)/g, '');
+const keys = (...k: string[]) => tmux('send-keys', '-t', session, ...k);
+const typed = (text: string) => tmux('send-keys', '-t', session, '-l', text);
+
+/** From inside the agent, as an agent would: the gateway's address comes from HTTPS_PROXY. */
+async function requestCapability(identity: string, body: Record<string, unknown>): Promise<string> {
+  const script =
+    'gw=${HTTPS_PROXY#http://}; gw=${gw%:*}; curl -s -X POST "http://$gw:3129/_bottle/capability" -d "$BODY"';
+  const agent = h.docker.getContainer(`cb-${identity}-agent`);
+  const asked = await execIn(agent, ['sh', '-c', script], { user: 'node', env: [`BODY=${JSON.stringify(body)}`] });
+  expect(asked.code, asked.output).toBe(0);
+  expect(asked.output).toContain('pending');
+  const events = await h.waitForEvent(identity, 'capability.requested');
+  return (events.find((e) => e.type === 'capability.requested')!.data as { request_id: string }).request_id;
+}
+
+/** The decision as the agent would ask for it; `status` is undefined where the gateway does not answer this. */
+async function askDecision(identity: string, requestId: string): Promise<{ status?: string; body: string }> {
+  const script = 'gw=${HTTPS_PROXY#http://}; gw=${gw%:*}; curl -s "http://$gw:3129/_bottle/capability/$ID"';
+  const agent = h.docker.getContainer(`cb-${identity}-agent`);
+  let body = '';
+  for (let attempt = 0; attempt < 20; attempt++) {
+    body = (await execIn(agent, ['sh', '-c', script], { user: 'node', env: [`ID=${requestId}`] })).output;
+    let status: unknown;
+    try {
+      status = (JSON.parse(body) as { status?: unknown }).status;
+    } catch {
+      return { body };
+    }
+    if (typeof status !== 'string') return { body };
+    if (status !== 'pending') return { status, body };
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return { status: 'pending', body };
+}
+
+function dataOf(events: LifecycleEvent[], type: string): Record<string, unknown> | undefined {
+  return [...events].reverse().find((e) => e.type === type)?.data as Record<string, unknown> | undefined;
+}
+
+describe('bottle dashboard decides capability requests', () => {
+  it('80x24 tmux: a Dockerfile diff approved with a key shows resume; deny asks a reason', async () => {
+    const manifest = h.writeManifest(
+      {
+        bottles: [
+          { name: 'box', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS },
+          { name: 'broken', dockerfile: './broken.Dockerfile', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS },
+        ],
+        agents: [
+          { name: 'builder', bottle: 'box', command: AGENT },
+          { name: 'surfer', bottle: 'box', command: AGENT },
+          { name: 'unbuildable', bottle: 'broken', command: AGENT },
+        ],
+      },
+      { 'broken.Dockerfile': 'FROM debian:bookworm-slim\nRUN echo this image cannot be built && exit 3\n' },
+    );
+    // A launch that fails: listed with its resume command, as a preserved bottle is.
+    const failed = identityFrom(await h.cli(['--manifest', manifest, 'start', 'unbuildable', '--detach']));
+    await h.waitForEvent(failed, 'bottle.failed');
+    const builder = identityFrom(await h.cli(['--manifest', manifest, 'start', 'builder', '--detach']));
+    const surfer = identityFrom(await h.cli(['--manifest', manifest, 'start', 'surfer', '--detach']));
+    await h.waitForEvent(builder, 'agent.started');
+    await h.waitForEvent(surfer, 'agent.started');
+
+    // The built-in Dockerfile with one line added near its top: the diff shows it among unchanged lines.
+    const current = readFileSync(join(REPO, 'images', 'agent', 'Dockerfile'), 'utf8').split('\n');
+    const wanted = [current[0], 'RUN echo added-by-request > /etc/dashboard-marker', ...current.slice(1)].join('\n');
+    const dockerfileId = await requestCapability(builder, {
+      kind: 'dockerfile',
+      dockerfile: wanted,
+      reason: 'a marker\tplease',
+    });
+    const egressId = await requestCapability(surfer, {
+      kind: 'egress',
+      host: 'wanted.test',
+      port: 443,
+      reason: 'docs',
+    });
+
+    const envArgs = Object.entries(h.env)
+      .filter(([k]) => /^(CLAUDE_BOTTLE_HOME|REDIS_URL|PATH|HOME)$/.test(k))
+      .map(([k, v]) => `${k}=${v}`);
+    tmux(
+      'new-session',
+      '-d',
+      '-s',
+      session,
+      '-x',
+      '80',
+      '-y',
+      '24',
+      'env',
+      ...envArgs,
+      process.execPath,
+      BOTTLE_BIN,
+      'dashboard',
+    );
+    let shown = await screenShows(new RegExp(`PENDING \\(${builder}\\)`));
+    expect(shown).toContain(`${builder}`);
+    expect(shown).toContain(`${surfer}`);
+    expect(shown).toMatch(/also pending: /);
+    expect(shown).toMatch(new RegExp(`${failed} +unbuildable +failed\\n +resume: bottle resume ${failed}\\n`));
+    // A control character the agent wrote (the gateway lets a tab through) is spelled out, never drawn.
+    expect(shown).toContain(`${dockerfileId} dockerfile: a marker\\tplease`);
+
+    // Review: the whole request, the Dockerfile as a diff against the one the bottle runs.
+    keys('Enter');
+    shown = await screenShows(/a approve {2}d deny/);
+    expect(shown).toContain(`REVIEW ${builder} request ${dockerfileId}`);
+    expect(shown).toContain('reason: a marker\\tplease');
+    expect(shown).toContain('requested Dockerfile, as a diff against the current one (the built-in agent');
+    expect(shown).toContain(`  ${current[0]}`);
+    expect(shown).toContain('+ RUN echo added-by-request > /etc/dashboard-marker');
+    // The frame fits the pane: its first line has not scrolled off.
+    expect(shown.split('\n')[0]).toBe(`REVIEW ${builder} request ${dockerfileId}`);
+    // The rest of the diff is a scroll away.
+    keys('PageDown');
+    await screenShows(/lines (?!1-)\d+-\d+ of/);
+    keys('End');
+    await screenShows(/ {2}WORKDIR \/home\/node/);
+
+    keys('a');
+    shown = await screenShows(new RegExp(`^ {2}bottle resume ${builder}\\s*$`, 'm'), 120_000);
+    expect(unwrapped(shown)).toContain(
+      `approved ${dockerfileId}; ${builder} was rebuilt into saved state. Relaunch with:`,
+    );
+    // Nothing is pending on a preserved bottle: the approved request is gone from the pending list.
+    expect(shown).not.toContain(`PENDING (${builder})`);
+    let events = await h.log.read(builder);
+    expect(dataOf(events, 'capability.approved')).toMatchObject({ request_id: dockerfileId });
+    expect(dataOf(events, 'bottle.preserved')).toMatchObject({ reason: 'capability' });
+    expect(readFileSync(join(h.home, 'state', builder, 'Dockerfile'), 'utf8')).toBe(wanted);
+    // The preserved bottle is listed with its resume command.
+    await screenShows(new RegExp(`resume: bottle resume ${builder}`));
+
+    // Deny the other bottle's request: select it, review, d, type the reason, Enter.
+    keys('Down');
+    shown = await screenShows(new RegExp(`PENDING \\(${surfer}\\)`));
+    keys('Enter');
+    shown = await screenShows(new RegExp(`REVIEW ${surfer} request ${egressId}`));
+    expect(unwrapped(shown)).toContain(`request ${egressId} from ${surfer}: egress wanted.test:443`);
+    keys('d');
+    await screenShows(/deny reason \(told to the agent\):/);
+    typed('use the mirror instead');
+    await screenShows(/deny reason \(told to the agent\): use the mirror instead/);
+    keys('Enter');
+    await screenShows(new RegExp(`denied ${egressId}: use the mirror\\s*instead`));
+    events = await h.log.read(surfer);
+    expect(dataOf(events, 'capability.denied')).toMatchObject({
+      request_id: egressId,
+      reason: 'use the mirror instead',
+    });
+    // The agent asks the gateway for the answer; where the gateway answers it (GET /_bottle/capability/ID),
+    // the operator's reason is what it hears.
+    const answer = await askDecision(surfer, egressId);
+    if (answer.status !== undefined) {
+      expect(answer.status, answer.body).toBe('denied');
+      expect(answer.body).toContain('use the mirror instead');
+    }
+    // A deny keeps the bottle running.
+    expect((await h.docker.getContainer(`cb-${surfer}-agent`).inspect()).State.Running).toBe(true);
+    await screenShows(new RegExp(`${surfer} +surfer +running\\s*$`, 'm'));
+
+    keys('q');
+    const deadline = Date.now() + 10_000;
+    let gone = false;
+    while (!gone && Date.now() < deadline) {
+      try {
+        gone = tmux('list-panes', '-t', session, '-F', '#{pane_dead}').trim() === '1';
+      } catch {
+        gone = true;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(gone).toBe(true);
+    expect((await h.cli(['stop', surfer])).code).toBe(0);
+  }, 400_000);
+});
