@@ -17,5 +17,8 @@ await build({
   // Stack traces in the gateway's stderr should point at readable code.
   minify: false,
   legalComments: 'none',
+  // ssh2's optional native parts (its crypto binding and cpu-features): ssh2 falls back to
+  // Node's own crypto when they cannot be loaded, and the gateway image has no node_modules.
+  external: ['cpu-features', '*.node'],
   logLevel: 'warning',
 });

@@ -1,14 +1,17 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { BottlePlan } from '../plan/schema.js';
-import { RuntimeFailure } from '../shared/errors.js';
+import { sshKeyId } from '../plan/ssh-config.js';
+import { RuntimeFailure, UsageError } from '../shared/errors.js';
 import { routeId } from '../shared/names.js';
 
 /**
  * Secrets are read on the host at start, before anything is created, and
  * handed to the worker through a 0600 file in the bottle's state folder that
  * the gateway effect copies into the gateway container and then deletes.
- * They never enter the event log, the plan, the agent, or any output.
+ * They never enter the event log, the plan, the agent, or any output. The
+ * private keys of the manifest's ssh entries travel the same way, for the
+ * gateway's ssh-agent.
  */
 export interface RouteSecretSource {
   token_env?: string;
@@ -48,5 +51,54 @@ export function resolveSecrets(
     }
     secrets[routeId(i)] = value;
   });
+  plan.ssh.forEach((entry, i) => {
+    secrets[sshKeyId(i)] = readSshPrivateKey(entry.Host, entry.IdentityFile);
+  });
   return secrets;
+}
+
+const OPENSSH_KEY = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/;
+const PEM_PRIVATE_KEY = /-----BEGIN ((RSA|EC|DSA|ENCRYPTED) )?PRIVATE KEY-----/;
+
+/**
+ * An ssh entry's private key, for the gateway's ssh-agent. Keys with a
+ * passphrase are refused: the gateway has no one to ask for it. Never quotes
+ * the file's content.
+ */
+export function readSshPrivateKey(host: string, path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new RuntimeFailure(`ssh entry ${host}: cannot read IdentityFile ${path} (${code})`);
+  }
+  const encrypted =
+    `ssh entry ${host}: IdentityFile ${path} is protected by a passphrase, which the gateway's ssh-agent ` +
+    'cannot ask for; name a key without one (e.g. a deploy key) or remove it with ssh-keygen -p';
+  const openssh = OPENSSH_KEY.exec(text);
+  const notAKey = `ssh entry ${host}: IdentityFile ${path} is not an ssh private key (OpenSSH or PEM format)`;
+  if (openssh) {
+    const cipher = opensshCipher(openssh[1]);
+    if (cipher === null) throw new UsageError(notAKey);
+    if (cipher !== 'none') throw new UsageError(encrypted);
+    return text;
+  }
+  const pem = PEM_PRIVATE_KEY.exec(text);
+  if (pem) {
+    if (pem[2] === 'ENCRYPTED' || /^Proc-Type:\s*4,ENCRYPTED/m.test(text)) throw new UsageError(encrypted);
+    return text;
+  }
+  throw new UsageError(notAKey);
+}
+
+/** The cipher named in an OpenSSH private key ("none" when it has no passphrase); null when unreadable. */
+function opensshCipher(base64: string): string | null {
+  const bytes = Buffer.from(base64.replace(/\s+/g, ''), 'base64');
+  const magic = Buffer.from('openssh-key-v1\0', 'latin1');
+  if (bytes.length < magic.length + 4 || !bytes.subarray(0, magic.length).equals(magic)) return null;
+  const length = bytes.readUInt32BE(magic.length);
+  const start = magic.length + 4;
+  if (start + length > bytes.length) return null;
+  return bytes.subarray(start, start + length).toString('latin1');
 }

@@ -13,6 +13,7 @@ import {
 import type { NetworkLayout } from '../machines/context.js';
 import { CLAUDE_GLOBAL_CONFIG_TARGET } from '../plan/claude-state.js';
 import type { BottlePlan } from '../plan/schema.js';
+import { hasSsh, withSshAgentBridge } from '../plan/ssh-config.js';
 import { agentInitEntry, agentLaunch } from './docker/agent-init.js';
 import { bottleRequestEntries } from './docker/bottle-request.js';
 import { readContainerFile } from './docker/archive.js';
@@ -52,11 +53,11 @@ function environmentFor(plan: BottlePlan, network: NetworkLayout): Record<string
 }
 
 /** Everything copied into the agent before it starts. */
-async function provisioning(plan: BottlePlan, agent: Docker.Container): Promise<ArchiveEntry[]> {
+async function provisioning(plan: BottlePlan, agent: Docker.Container, gatewayIp: string): Promise<ArchiveEntry[]> {
   let entries: ArchiveEntry[] = [agentInitEntry()];
   if (plan.prompt) entries.push(...(await promptEntries(plan.prompt, AGENT_TARGETS)));
   entries.push(...(await skillEntries(plan.skills, AGENT_TARGETS)));
-  entries.push(...(await sshEntries(plan.ssh, AGENT_TARGETS)));
+  entries.push(...sshEntries(plan.ssh, AGENT_TARGETS, gatewayIp));
   // A resume restores the snapshot; so does a retried start that finds one (the folder only exists after a run).
   const restoredTranscript = hasTranscript(plan.identity) ? stateLocations(plan.identity).transcript : undefined;
   if (restoredTranscript) entries.push(...(await transcriptEntries(restoredTranscript, AGENT_TARGETS)));
@@ -82,13 +83,14 @@ export const startAgent =
   async (req, ctx) => {
     const { plan } = ctx;
     const network = requireNetwork(req.params.network);
-    const launch = await classifyDockerErrors('inspecting the agent image', () =>
+    const imageLaunch = await classifyDockerErrors('inspecting the agent image', () =>
       agentLaunch(docker, plan.image.tag, plan.command),
     );
+    const launch = hasSsh(plan) ? withSshAgentBridge(imageLaunch) : imageLaunch;
     const spec = agentContainerSpec(plan, { env: environmentFor(plan, network), network, launch });
     const agent = await classifyDockerErrors('creating the agent', () => ensureContainer(docker, spec));
     if (agent.status === 'created') {
-      const entries = await provisioning(plan, agent.container);
+      const entries = await provisioning(plan, agent.container, network.addresses.gateway);
       const ca = req.params.interception_ca;
       if (ca) {
         const systemBundle = await readContainerFile(agent.container, SYSTEM_CA_BUNDLE);

@@ -6,7 +6,9 @@ import {
   GATEWAY_FILES_DIR,
   GATEWAY_PROXY_PORT,
   GATEWAY_SECRETS_PATH,
+  GATEWAY_SSH_AGENT_PORT,
 } from '../gateway/protocol.js';
+import { hasSsh, sshKeyId } from '../plan/ssh-config.js';
 import type { BottlePlan } from '../plan/schema.js';
 import { routeId } from '../shared/names.js';
 import {
@@ -41,6 +43,7 @@ export function gatewayConfigFor(plan: BottlePlan): GatewayConfigInput {
       auth: route.auth,
       ...(route.header ? { header: route.header } : {}),
     })),
+    ssh_agent: hasSsh(plan) ? { port: GATEWAY_SSH_AGENT_PORT, keys: plan.ssh.map((_, i) => sshKeyId(i)) } : null,
   };
 }
 
@@ -55,7 +58,7 @@ async function gatewayFiles(plan: BottlePlan, firstAttempt: boolean): Promise<Ar
     { type: 'file', path: GATEWAY_CONFIG_PATH, mode: 0o444, uid: 0, gid: 0, content: JSON.stringify(config.data) },
   ];
   const secrets = await readGatewaySecrets(plan.identity);
-  if (!secrets && firstAttempt && plan.credentials.length > 0) {
+  if (!secrets && firstAttempt && (plan.credentials.length > 0 || hasSsh(plan))) {
     throw new PermanentEffectError(
       'the credential secrets for this launch are gone (already used by an earlier gateway); start or resume the bottle again',
     );

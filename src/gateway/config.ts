@@ -51,6 +51,12 @@ export const GatewayConfigSchema = z
       .record(z.string().refine((ip) => isIP(ip) !== 0 || ip === HOST_GATEWAY, 'must be an IP address or "host-gateway"'))
       .default({}),
     routes: z.array(RouteSchema).default([]),
+    /** The ssh-agent the bottle signs with: its port and the ids of the keys (in the secrets file) it holds. */
+    ssh_agent: z
+      .object({ port: PortSchema, keys: z.array(z.string().min(1)).min(1) })
+      .strict()
+      .nullable()
+      .default(null),
     limits: z
       .object({
         max_header_bytes: z.number().int().min(1024).default(32768),
@@ -114,6 +120,8 @@ export function validateGatewayFiles(configJson: unknown, secretsJson: unknown):
   }
   const missing = config.data.routes.filter((r) => !(r.id in secrets.data)).map((r) => r.id);
   if (missing.length > 0) throw new GatewayConfigError(`no secret for route(s): ${missing.join(', ')}`);
+  const missingKeys = (config.data.ssh_agent?.keys ?? []).filter((id) => !(id in secrets.data));
+  if (missingKeys.length > 0) throw new GatewayConfigError(`no secret for ssh key(s): ${missingKeys.join(', ')}`);
   return { config: config.data, secrets: secrets.data };
 }
 

@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { connect as netConnect, type AddressInfo } from 'node:net';
+import { connect as netConnect, type AddressInfo, type Server as NetServer } from 'node:net';
 import type { GatewayConfigInput, GatewaySecrets } from './config.js';
 import { GatewayConfigError, validateGatewayFiles } from './config.js';
 import { HOST_GATEWAY } from './host-gateway.js';
@@ -13,6 +13,7 @@ import { TokenBucket } from './rate-limiter.js';
 import { CAPABILITY_BURST, CAPABILITY_REFILL_WINDOW_MS, CapabilityBook } from './capability.js';
 import { startDnsRefuser } from './dns.js';
 import type { Socket as UdpSocket } from 'node:dgram';
+import type { SshAgentServer } from './ssh-agent.js';
 
 /** Lookups recorded per minute (and as a burst); a resolver retry loop must not flood the event log. */
 const DNS_RECORDS_PER_MINUTE = 60;
@@ -50,6 +51,8 @@ export interface RunningGateway {
   credentialPort: number;
   /** The DNS server's UDP port, when the config asks for one. */
   dnsPort: number | undefined;
+  /** The ssh-agent's port, when the bottle has ssh keys. */
+  sshAgentPort: number | undefined;
   /** The certificate agents must trust for HTTPS to credential-route hosts; absent without host routes. */
   interceptionCaPem: string | undefined;
   /** Takes in decisions written since the last look (main.ts calls it on SIGHUP). */
@@ -102,6 +105,7 @@ export async function startGateway(
   const credential = createCredentialServer(ctx);
   const inherited = opts.inheritedSockets;
   let dns: UdpSocket | undefined;
+  let sshAgent: SshAgentServer | undefined;
   try {
     await listen(forward.server, inherited ? { fd: inherited.proxy } : { port: config.proxy_port, host: listenHost });
     await listen(credential, inherited ? { fd: inherited.credential } : { port: config.credential_port, host: listenHost });
@@ -113,8 +117,15 @@ export async function startGateway(
       }
     }
     if (config.dns_port !== null) dns = await startDnsRefuser(ctx, listenHost, config.dns_port);
+    if (config.ssh_agent) {
+      // ssh2 is loaded only by bottles that hold ssh keys.
+      const { createSshAgentServer, loadSshKeys } = await import('./ssh-agent.js');
+      sshAgent = createSshAgentServer(loadSshKeys(config.ssh_agent.keys, secrets), ctx.log);
+      await listen(sshAgent.server, { port: config.ssh_agent.port, host: listenHost });
+    }
   } catch (err) {
-    await Promise.all([closeServer(forward.server), closeServer(credential)]);
+    dns?.close();
+    await Promise.all([closeServer(forward.server), closeServer(credential), ...(sshAgent ? [sshAgent.close()] : [])]);
     throw err;
   }
   credentialPort = (credential.address() as AddressInfo).port;
@@ -123,17 +134,18 @@ export async function startGateway(
     proxyPort: (forward.server.address() as AddressInfo).port,
     credentialPort,
     dnsPort: dns?.address().port,
+    sshAgentPort: sshAgent ? (sshAgent.server.address() as AddressInfo).port : undefined,
     interceptionCaPem: ctx.interception?.certificatePem,
     reloadDecisions: () => ctx.capabilities.reload(),
     close: async () => {
       forward.destroyTunnels();
       dns?.close();
-      await Promise.all([closeServer(forward.server), closeServer(credential)]);
+      await Promise.all([closeServer(forward.server), closeServer(credential), ...(sshAgent ? [sshAgent.close()] : [])]);
     },
   };
 }
 
-function listen(server: Server, where: { port: number; host: string } | { fd: number }): Promise<void> {
+function listen(server: Server | NetServer, where: { port: number; host: string } | { fd: number }): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(where, () => {

@@ -1,5 +1,6 @@
 import { GATEWAY_CREDENTIAL_PORT, GATEWAY_PROXY_PORT } from '../gateway/protocol.js';
 import type { BottlePlan } from './schema.js';
+import { hasSsh, SSH_AUTH_SOCK_TARGET } from './ssh-config.js';
 
 export { GATEWAY_CREDENTIAL_PORT, GATEWAY_PROXY_PORT };
 
@@ -57,7 +58,10 @@ const INTERCEPTION_TRUST_ENV: Readonly<Record<string, string>> = {
   REQUESTS_CA_BUNDLE: CA_BUNDLE_TARGET,
 };
 
-export function agentEnvironment(plan: Pick<BottlePlan, 'credentials'>, gatewayIp: string): Record<string, string> {
+export function agentEnvironment(
+  plan: Pick<BottlePlan, 'credentials'> & { ssh?: BottlePlan['ssh'] },
+  gatewayIp: string,
+): Record<string, string> {
   const proxy = `http://${gatewayIp}:${GATEWAY_PROXY_PORT}`;
   const env: Record<string, string> = {
     HOME: AGENT_HOME,
@@ -78,10 +82,12 @@ export function agentEnvironment(plan: Pick<BottlePlan, 'credentials'>, gatewayI
     if (anthropic.auth === 'api-key') env.ANTHROPIC_API_KEY = CREDENTIAL_PLACEHOLDER;
   }
   if (interceptsTls(plan)) Object.assign(env, INTERCEPTION_TRUST_ENV);
+  // A socket that reaches the gateway's ssh-agent, never a key.
+  if (hasSsh(plan)) env.SSH_AUTH_SOCK = SSH_AUTH_SOCK_TARGET;
   return env;
 }
 
 /** Names only: the plan is printed and stored, values are decided at launch. */
-export function agentEnvNames(plan: Pick<BottlePlan, 'credentials'>): string[] {
+export function agentEnvNames(plan: Pick<BottlePlan, 'credentials'> & { ssh?: BottlePlan['ssh'] }): string[] {
   return Object.keys(agentEnvironment(plan, '0.0.0.0')).sort();
 }

@@ -1,6 +1,16 @@
 import { planLimits } from './default-limits.js';
 import type { BottlePlan } from './schema.js';
 
+/** Says so when an ssh entry's host cannot be reached because its port 22 is not allowed. */
+function sshReach(plan: Pick<BottlePlan, 'hosts'>, host: string): string {
+  const name = host.toLowerCase();
+  const allowed = plan.hosts.some(
+    (h) => h === `${name}:22` || (h.startsWith('*.') && h.endsWith(':22') && name.endsWith(h.slice(1, -3))),
+  );
+  if (/[*?]/.test(host) || allowed) return '';
+  return `; add "${name}:22" to egress.allow to reach it`;
+}
+
 /** The plan for people: what will run, where, and what it can reach. */
 export function formatPlanText(plan: BottlePlan): string {
   const lines: string[] = [];
@@ -30,7 +40,7 @@ export function formatPlanText(plan: BottlePlan): string {
     'credentials',
     plan.credentials.map((c) => `${c.role ?? c.host} -> ${c.upstream ?? ''} (${c.auth}${c.header ? ` ${c.header}` : ''}, from ${c.token_source})`),
   );
-  list('ssh', plan.ssh.map((s) => `${s.Host}: ${s.IdentityFile}`));
+  list('ssh', plan.ssh.map((s) => `${s.Host}: key ${s.IdentityFile} (held by the gateway${sshReach(plan, s.Host)})`));
   list('skills', plan.skills.map((s) => `${s.name} (${s.source})`));
   field('prompt', plan.prompt ?? '(none)');
   // A plan made before limits had defaults carries nulls; the agent container fills them the same way.

@@ -5,7 +5,7 @@ import type { Agent, Bottle } from '../manifest/schema.js';
 import { parseHostPattern } from '../shared/host-pattern.js';
 import { mintIdentity, parseIdentity } from '../shared/identity.js';
 import { resourceNames } from '../shared/names.js';
-import { PROMPT_TARGET, SKILLS_TARGET_DIR, SSH_TARGET_DIR, TRANSCRIPT_TARGET, agentEnvNames } from './agent-env.js';
+import { PROMPT_TARGET, SKILLS_TARGET_DIR, TRANSCRIPT_TARGET, agentEnvNames } from './agent-env.js';
 import { DEFAULT_HOSTS } from './default-hosts.js';
 import { planLimits } from './default-limits.js';
 import { BottlePlanSchema, type BottlePlan, type CredentialRoute, type ImagePlan, type Mount } from './schema.js';
@@ -66,8 +66,8 @@ export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
     hosts: mergeHosts(bottle.egress.allow, DEFAULT_HOSTS),
     default_hosts: [...DEFAULT_HOSTS].sort(),
     extra_hosts: { ...bottle.extra_hosts },
-    mounts: planMounts({ cwd, copyCwd, prompt: agent.prompt, skills, ssh, transcript: opts.facts.transcript }),
-    env_names: agentEnvNames({ credentials }),
+    mounts: planMounts({ cwd, copyCwd, prompt: agent.prompt, skills, transcript: opts.facts.transcript }),
+    env_names: agentEnvNames({ credentials, ssh }),
     credentials,
     ssh,
     skills,
@@ -109,27 +109,11 @@ export function credentialRoutes(bottle: Pick<Bottle, 'cred_proxy'>): Credential
   }));
 }
 
-/**
- * Where each ssh key lands in the container: `~/.ssh/<file name>`, prefixed
- * with its index when two keys share a name (or a name ssh reserves). The
- * provisioning step (src/effects/docker/provision.ts) names them the same way.
- */
-export function sshKeyTargets(ssh: ReadonlyArray<{ IdentityFile: string }>): string[] {
-  const used = new Set<string>(['config', 'known_hosts']);
-  return ssh.map((entry, i) => {
-    let name = basename(entry.IdentityFile);
-    if (used.has(name)) name = `${i}-${name}`;
-    used.add(name);
-    return `${SSH_TARGET_DIR}/${name}`;
-  });
-}
-
 export function planMounts(input: {
   cwd: string;
   copyCwd: boolean;
   prompt?: string;
   skills: Array<{ name: string; source: string }>;
-  ssh: Array<{ IdentityFile: string }>;
   transcript?: string;
 }): Mount[] {
   // The folder appears at the same path inside, so paths in tool output and
@@ -142,10 +126,7 @@ export function planMounts(input: {
   for (const skill of input.skills) {
     mounts.push({ kind: 'copy', source: skill.source, target: `${SKILLS_TARGET_DIR}/${skill.name}`, readonly: true, purpose: 'skill' });
   }
-  const targets = sshKeyTargets(input.ssh);
-  input.ssh.forEach((entry, i) => {
-    mounts.push({ kind: 'copy', source: entry.IdentityFile, target: targets[i], readonly: true, purpose: 'ssh' });
-  });
+  // SSH keys are not among them: the gateway holds them (plan/ssh-config.ts).
   return mounts;
 }
 

@@ -15,6 +15,7 @@ import { GATEWAY_CONFIG_PATH, GATEWAY_FILES_DIR, GATEWAY_SECRETS_PATH } from '..
 import type { NetworkLayout } from '../../src/machines/context.js';
 import type { EffectKind, EffectOutcome, EffectParams, EffectRequest } from '../../src/machines/effects.js';
 import { CA_BUNDLE_TARGET, GATEWAY_CA_TARGET } from '../../src/plan/agent-env.js';
+import { SSH_AGENT_BRIDGE_PATH } from '../../src/plan/ssh-config.js';
 import type { BottlePlan } from '../../src/plan/schema.js';
 import { LABELS } from '../../src/shared/names.js';
 import { statePaths } from '../../src/shared/paths.js';
@@ -308,7 +309,7 @@ describe('a bottle driven through the effect handlers', () => {
     expect((await docker.getContainer(plan.containers.gateway).inspect()).Id).toBe(before.Id);
   });
 
-  it('start_agent provisions prompt, skills, ssh and cwd for uid 1000 and aims the agent at the gateway', async () => {
+  it('start_agent provisions prompt, skills, ssh config and cwd for uid 1000 and aims the agent at the gateway', async () => {
     const events = await run('start_agent', plan, { params: { network, interception_ca: null } });
 
     const agent = docker.getContainer(plan.containers.agent);
@@ -317,7 +318,8 @@ describe('a bottle driven through the effect handlers', () => {
     expect(events).toEqual([{ type: 'agent.started', data }]);
     expect(info.NetworkSettings.Networks[network.internal.name].IPAddress).toBe(network.addresses.agent);
     expect(Object.keys(info.NetworkSettings.Networks)).toEqual([network.internal.name]);
-    expect(info.Config.Entrypoint).toEqual([AGENT_INIT_PATH]);
+    // With ssh entries the gateway's ssh-agent is bridged into the bottle before the command runs.
+    expect(info.Config.Entrypoint).toEqual([AGENT_INIT_PATH, SSH_AGENT_BRIDGE_PATH]);
     expect(info.Config.Cmd).toEqual(plan.command);
     const listing = await execIn(agent, [
       'stat',
@@ -326,8 +328,8 @@ describe('a bottle driven through the effect handlers', () => {
       '/home/node/.claude-bottle/prompt.md',
       '/home/node/.claude/skills/tdd/SKILL.md',
       '/home/node/.ssh',
-      '/home/node/.ssh/id_test',
       '/home/node/.ssh/config',
+      SSH_AGENT_BRIDGE_PATH,
       `${plan.cwd}/main.ts`,
       `${plan.cwd}/.git/HEAD`,
     ]);
@@ -335,14 +337,17 @@ describe('a bottle driven through the effect handlers', () => {
       '/home/node/.claude-bottle/prompt.md 1000:1000 644',
       '/home/node/.claude/skills/tdd/SKILL.md 1000:1000 644',
       '/home/node/.ssh 1000:1000 700',
-      '/home/node/.ssh/id_test 1000:1000 600',
       '/home/node/.ssh/config 1000:1000 600',
+      `${SSH_AGENT_BRIDGE_PATH} 0:0 755`,
       `${plan.cwd}/main.ts 1000:1000 644`,
       `${plan.cwd}/.git/HEAD 1000:1000 644`,
     ]);
     const sshConfig = (await execIn(agent, ['cat', '/home/node/.ssh/config'])).output;
-    expect(sshConfig).toContain('Host github.com\n  IdentityFile /home/node/.ssh/id_test');
     const gatewayIp = network.addresses.gateway;
+    expect(sshConfig).toContain(`ProxyCommand nc -X connect -x ${gatewayIp}:3128 %h %p`);
+    // The key stays with the gateway: nothing of it is copied in.
+    expect((await execIn(agent, ['test', '-e', '/home/node/.ssh/id_test'])).code).not.toBe(0);
+    expect((await execIn(agent, ['printenv', 'SSH_AUTH_SOCK'])).output.trim()).toBe('/home/node/.ssh/agent.sock');
     expect((await execIn(agent, ['printenv', 'HTTPS_PROXY'])).output.trim()).toBe(`http://${gatewayIp}:3128`);
     expect((await execIn(agent, ['printenv', 'ANTHROPIC_BASE_URL'])).output.trim()).toBe(`http://${gatewayIp}:3129`);
     expect((await execIn(agent, ['id', '-un'])).output.trim()).toBe('node');

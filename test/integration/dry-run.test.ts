@@ -97,7 +97,8 @@ function assertPlan(plan: BottlePlan, output: string) {
     expect.arrayContaining(['github.com', '*.githubusercontent.com', 'registry.npmjs.org:443', ...DEFAULT_HOSTS]),
   );
   expect(plan.networks).toEqual({ internal: `cb-${plan.identity}-internal`, egress: `cb-${plan.identity}-egress` });
-  expect(plan.mounts.map((m) => m.purpose)).toEqual(['cwd', 'prompt', 'skill', 'ssh']);
+  // The ssh key is not among them: the gateway holds it.
+  expect(plan.mounts.map((m) => m.purpose)).toEqual(['cwd', 'prompt', 'skill']);
   expect(plan.mounts[0]).toMatchObject({ kind: 'bind', source: cwd, target: cwd });
   expect(plan.env_names).toEqual(
     expect.arrayContaining(['ANTHROPIC_BASE_URL', 'CLAUDE_CODE_OAUTH_TOKEN', 'HTTPS_PROXY']),
@@ -113,7 +114,7 @@ function assertPlan(plan: BottlePlan, output: string) {
     { host: 'api.github.com', upstream: 'https://api.github.com', auth: 'bearer', token_source: `env:${GH_ENV}` },
   ]);
   expect(plan.ssh).toEqual([{ Host: 'github.com', IdentityFile: join(manifest.dir, 'keys/id_ed25519') }]);
-  expect(plan.mounts.find((m) => m.purpose === 'ssh')?.target).toBe('/home/node/.ssh/id_ed25519');
+  expect(plan.env_names).toContain('SSH_AUTH_SOCK');
   expect(plan.skills).toEqual([{ name: 'tdd', source: join(manifest.dir, 'skills/tdd') }]);
   expect(plan.cwd).toBe(cwd);
   expect(plan.copy_cwd).toBe(false);

@@ -5,13 +5,12 @@ import {
   GATEWAY_CA_TARGET,
   PROMPT_TARGET,
   SKILLS_TARGET_DIR,
-  SSH_TARGET_DIR,
   agentEnvNames,
   agentEnvironment,
 } from '../../src/plan/agent-env.js';
 import { DEFAULT_HOSTS } from '../../src/plan/default-hosts.js';
 import { formatPlanText } from '../../src/plan/format-text.js';
-import { agentCommand, credentialRoutes, mergeHosts, planMounts, sshKeyTargets } from '../../src/plan/resolve.js';
+import { agentCommand, credentialRoutes, mergeHosts, planMounts } from '../../src/plan/resolve.js';
 import { BottlePlanSchema, type BottlePlan } from '../../src/plan/schema.js';
 
 describe('mergeHosts', () => {
@@ -167,30 +166,19 @@ describe('agentCommand', () => {
   });
 });
 
-describe('sshKeyTargets and planMounts', () => {
-  it('puts keys under ~/.ssh with distinct names, even when two keys share a file name or a reserved name', () => {
-    expect(
-      sshKeyTargets([
-        { IdentityFile: '/h/a/id_ed25519' },
-        { IdentityFile: '/h/b/id_ed25519' },
-        { IdentityFile: '/h/c/config' },
-      ]),
-    ).toEqual([`${SSH_TARGET_DIR}/id_ed25519`, `${SSH_TARGET_DIR}/1-id_ed25519`, `${SSH_TARGET_DIR}/2-config`]);
-  });
-
-  it('binds the cwd at the same path, or copies it with copy_cwd, and copies prompt, skills and keys read-only', () => {
+describe('planMounts', () => {
+  it('binds the cwd at the same path, or copies it with copy_cwd, and copies prompt and skills read-only', () => {
     const base = {
       cwd: '/work/proj',
       prompt: '/m/prompt.md',
       skills: [{ name: 'tdd', source: '/m/skills/tdd' }],
-      ssh: [{ IdentityFile: '/h/.ssh/id' }],
     };
     const bound = planMounts({ ...base, copyCwd: false });
+    // No ssh key is among them: the gateway holds the keys.
     expect(bound).toEqual([
       { kind: 'bind', source: '/work/proj', target: '/work/proj', readonly: false, purpose: 'cwd' },
       { kind: 'copy', source: '/m/prompt.md', target: PROMPT_TARGET, readonly: true, purpose: 'prompt' },
       { kind: 'copy', source: '/m/skills/tdd', target: `${SKILLS_TARGET_DIR}/tdd`, readonly: true, purpose: 'skill' },
-      { kind: 'copy', source: '/h/.ssh/id', target: `${SSH_TARGET_DIR}/id`, readonly: true, purpose: 'ssh' },
     ]);
     expect(planMounts({ ...base, copyCwd: true })[0]).toMatchObject({ kind: 'copy', purpose: 'cwd' });
   });
@@ -250,5 +238,24 @@ describe('formatPlanText', () => {
     // A plan made before limits had defaults (pids null) shows what the container will get.
     expect(text).toMatch(/^limits: +memory 4g, cpus 2, pids 1024 \(default\)$/m);
     expect(text).toMatch(/^ssh: +\(none\)$/m);
+  });
+
+  it('shows that the gateway holds each ssh key, and says when the host\'s port 22 is not allowed', () => {
+    const ssh = [
+      { Host: 'github.com', IdentityFile: '/h/.ssh/id_ed25519' },
+      { Host: 'git.example.org', IdentityFile: '/h/.ssh/deploy' },
+    ];
+    const text = formatPlanText({ ...plan, hosts: [...plan.hosts, 'github.com:22'], ssh });
+    expect(text).toMatch(/^ {2}- github\.com: key \/h\/\.ssh\/id_ed25519 \(held by the gateway\)$/m);
+    expect(text).toContain('git.example.org: key /h/.ssh/deploy (held by the gateway; add "git.example.org:22" to egress.allow');
+  });
+});
+
+describe('agentEnvironment and ssh', () => {
+  it('points SSH_AUTH_SOCK at the bottle\'s agent socket only when the bottle has ssh entries', () => {
+    expect(agentEnvironment({ credentials: [], ssh: [] }, '10.0.0.2').SSH_AUTH_SOCK).toBeUndefined();
+    const env = agentEnvironment({ credentials: [], ssh: [{ Host: 'github.com', IdentityFile: '/h/id' }] }, '10.0.0.2');
+    expect(env.SSH_AUTH_SOCK).toBe('/home/node/.ssh/agent.sock');
+    expect(agentEnvNames({ credentials: [], ssh: [{ Host: 'github.com', IdentityFile: '/h/id' }] })).toContain('SSH_AUTH_SOCK');
   });
 });

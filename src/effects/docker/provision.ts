@@ -6,7 +6,7 @@ import { join, posix } from 'node:path';
 import { pack as tarPack, type Pack } from 'tar-stream';
 import { AGENT_HOME } from '../../plan/agent-env.js';
 import { CLAUDE_GLOBAL_CONFIG_TARGET, CLAUDE_USER_SETTINGS_TARGET, claudeStateFiles } from '../../plan/claude-state.js';
-import { sshKeyTargets } from '../../plan/resolve.js';
+import { SSH_AGENT_BRIDGE_PATH, sshAgentBridgeScript, sshClientConfig } from '../../plan/ssh-config.js';
 import type { BottlePlan } from '../../plan/schema.js';
 import { expandHome } from '../../shared/paths.js';
 import { PermanentEffectError } from '../types.js';
@@ -151,26 +151,29 @@ export async function skillEntries(skills: Array<{ name: string; source: string 
 }
 
 /**
- * SSH keys copied to `<sshDir>/<key file name>` (0600, folder 0700) and a
- * generated `config` mapping each Host to its copied key.
+ * SSH without keys: `~/.ssh/config` (0600, folder 0700) sends ssh through the
+ * gateway, and the bridge script (root's, run before the agent's command) serves
+ * the gateway's ssh-agent at SSH_AUTH_SOCK. No key is read or written here.
  */
-export async function sshEntries(ssh: Array<{ Host: string; IdentityFile: string }>, targets: ProvisionTargets, owner = AGENT_OWNER): Promise<ArchiveEntry[]> {
+export function sshEntries(
+  ssh: ReadonlyArray<{ Host: string }>,
+  targets: ProvisionTargets,
+  gatewayIp: string,
+  owner = AGENT_OWNER,
+): ArchiveEntry[] {
   if (ssh.length === 0) return [];
-  const entries: ArchiveEntry[] = [...ownedDirectories(posix.dirname(targets.sshDir), targets.home, owner), { type: 'directory', path: targets.sshDir, mode: 0o700, ...owner }];
-  // The plan printed these target names; sharing the function keeps the copy and the plan in agreement.
-  const names = sshKeyTargets(ssh).map((target) => posix.basename(target));
-  const config: string[] = [];
-  for (const [index, entry] of ssh.entries()) {
+  for (const entry of ssh) {
     if (!/^[^\s"]+$/.test(entry.Host)) throw new PermanentEffectError(`invalid ssh Host ${JSON.stringify(entry.Host)}`);
-    const source = expandHome(entry.IdentityFile);
-    const name = names[index];
-    const [key] = await hostTreeEntries(source, posix.join(targets.sshDir, name), owner);
-    if (key.type !== 'host-file') throw new PermanentEffectError(`ssh key ${source} is not a regular file`);
-    entries.push({ ...key, mode: 0o600 });
-    config.push(`Host ${entry.Host}`, `  IdentityFile ${posix.join(targets.sshDir, name)}`, '  IdentitiesOnly yes', '');
   }
-  entries.push({ type: 'file', path: posix.join(targets.sshDir, 'config'), mode: 0o600, ...owner, content: config.join('\n') });
-  return entries;
+  const config = sshClientConfig(ssh.map((entry) => entry.Host), gatewayIp);
+  const bridge = sshAgentBridgeScript(gatewayIp);
+  return [
+    ...ownedDirectories(posix.dirname(targets.sshDir), targets.home, owner),
+    { type: 'directory', path: targets.sshDir, mode: 0o700, ...owner },
+    { type: 'file', path: posix.join(targets.sshDir, 'config'), mode: 0o600, ...owner, content: config },
+    // Beside the init program: root's, so the agent can run it but not change it.
+    { type: 'file', path: SSH_AGENT_BRIDGE_PATH, mode: 0o755, uid: 0, gid: 0, content: bridge },
+  ];
 }
 
 /** A preserved transcript folder restored as the agent's `~/.claude`. */
