@@ -277,9 +277,12 @@ describe('a bottle driven through the effect handlers', () => {
     expect(config).toMatchObject({
       identity,
       allow: ['registry.npmjs.org'],
-      extra_hosts: { 'mirror.internal.test': subnetAddresses(network.egress.subnet).bridge },
+      // Docker resolves host-gateway where the gateway reads it: its own /etc/hosts.
+      extra_hosts: { 'mirror.internal.test': 'host-gateway' },
       routes: [{ id: 'route-0', role: 'anthropic-base-url', upstream: 'https://api.anthropic.com', auth: 'oauth' }],
     });
+    const hostsFile = (await execIn(gateway, ['cat', '/etc/hosts'])).output;
+    expect(hostsFile).toMatch(/^\S+\s+mirror\.internal\.test$/m);
     expect((await execIn(gateway, ['touch', `${GATEWAY_FILES_DIR}/extra`])).code).not.toBe(0);
 
     // With the gateway on both networks their bridges exist: the host holds no address on the internal
