@@ -11,7 +11,7 @@ import type { PendingCapability } from '../machines/context.js';
 import type { BottlePlan } from '../plan/schema.js';
 import { egressAllowEntry } from '../shared/capability.js';
 import { statusOf } from './docker/client.js';
-import { waitForReadyLine } from './docker/logs.js';
+import { readGatewayReadyLine, waitForReadyLine } from './docker/logs.js';
 import { putEntries } from './docker/provision.js';
 import { addApprovedEgress } from './state.js';
 import { PermanentEffectError, type EffectDeps, type EffectHandler } from './types.js';
@@ -45,6 +45,8 @@ export async function tellGateway(
   if (!name) throw new PermanentEffectError(`capability request id ${JSON.stringify(decision.request_id)} cannot be told`);
   const gateway = docker.getContainer(plan.containers.gateway);
   if (!(await isRunning(gateway))) return false;
+  // A gateway from before decisions were told would die of the signal; its agent never learns the answer.
+  if (!(await readGatewayReadyLine(gateway))?.takes_decisions) return false;
   const owner = { uid: 0, gid: 0 };
   await putEntries(
     gateway,

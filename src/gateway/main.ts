@@ -51,6 +51,7 @@ async function main(): Promise<void> {
     proxy_port: gateway.proxyPort,
     credential_port: gateway.credentialPort,
     ...(gateway.interceptionCaPem ? { interception_ca: gateway.interceptionCaPem } : {}),
+    takes_decisions: true,
   });
   const ports = [`proxy ${gateway.proxyPort}`, `credentials ${gateway.credentialPort}`];
   if (gateway.dnsPort !== undefined) ports.push(`dns ${gateway.dnsPort}`);

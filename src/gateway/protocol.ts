@@ -13,8 +13,6 @@ export const GATEWAY_PROXY_PORT = 3128;
 export const GATEWAY_CREDENTIAL_PORT = 3129;
 /** The agent container's DNS server is the gateway (dns.ts); resolvers only speak to port 53. */
 export const GATEWAY_DNS_PORT = 53;
-/** The ssh-agent holding the bottle's ssh keys (ssh-agent.ts), on the gateway's internal address. */
-export const GATEWAY_SSH_AGENT_PORT = 3130;
 /** The environment variable that tells the gateway container its internal-network address, the one it listens on. */
 export const GATEWAY_LISTEN_ADDRESS_ENV = 'GATEWAY_LISTEN_ADDRESS';
 
@@ -116,6 +114,8 @@ export const ReadyLineSchema = z.object({
   credential_port: z.number().int(),
   /** PEM of the per-run CA for HTTPS to credential-route hosts (public; the key stays in the gateway). */
   interception_ca: z.string().optional(),
+  /** The gateway takes decisions in on SIGHUP; to a gateway started before it could, SIGHUP is fatal. */
+  takes_decisions: z.literal(true).optional(),
 });
 export type ReadyLine = z.infer<typeof ReadyLineSchema>;
 

@@ -140,7 +140,9 @@ describe('bottle-request', () => {
     const answerFile = '~/.claude/projects/x/answer.txt';
     const asking = inAgent(
       identity,
-      `bottle-request dockerfile /tmp/Dockerfile.new --reason 'needs a marker' > ${answerFile} 2>&1; echo "exit $?" >> ${answerFile}`,
+      // The agent's own command may not have made the folder yet.
+      `mkdir -p ~/.claude/projects/x; bottle-request dockerfile /tmp/Dockerfile.new --reason 'needs a marker' ` +
+        `> ${answerFile} 2>&1; echo "exit $?" >> ${answerFile}`,
     );
     const requested = await waitForCount(identity, 'capability.requested', 1).catch(async (err: Error) => {
       const said = await inAgent(identity, `cat ${answerFile}; ps ax`);
