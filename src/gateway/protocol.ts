@@ -13,6 +13,8 @@ export const GATEWAY_PROXY_PORT = 3128;
 export const GATEWAY_CREDENTIAL_PORT = 3129;
 /** The agent container's DNS server is the gateway (dns.ts); resolvers only speak to port 53. */
 export const GATEWAY_DNS_PORT = 53;
+/** The ssh-agent holding the bottle's ssh keys (ssh-agent.ts), on the gateway's internal address. */
+export const GATEWAY_SSH_AGENT_PORT = 3130;
 /** The environment variable that tells the gateway container its internal-network address, the one it listens on. */
 export const GATEWAY_LISTEN_ADDRESS_ENV = 'GATEWAY_LISTEN_ADDRESS';
 
