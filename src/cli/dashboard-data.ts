@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BOTTLES_INDEX_KEY, bottleKeys } from '../event-store/keys.js';
 import type { LifecycleEvent } from '../events/schema.js';
 import { accepts, bottleStatus, stateName, type PendingCapability } from '../machines/index.js';
@@ -95,36 +96,36 @@ export async function readDashboard(
 }
 
 /**
- * Resolves when something the view shows may have changed: an event appended
+ * Waits for the next change to what the dashboard shows: an event appended
  * to a shown bottle's stream after what the view read, or a bottle added to
- * the index. Blocks on the streams (XREAD on its own connection), so an
- * idle dashboard costs one blocked read at a time, never a read of Docker.
+ * the index. Blocks on the streams (XREAD on a connection of its own, kept for
+ * the dashboard's lifetime), so an idle dashboard costs one blocked read at a
+ * time and never a read of Docker.
  */
-export async function nextChange(
+export function watchChanges(
   redis: Redis,
-  view: DashboardView,
   signal: AbortSignal,
   blockMs = 2000,
-): Promise<void> {
+): (view: DashboardView) => Promise<void> {
   const conn = redis.duplicate();
-  const stop = () => conn.disconnect();
-  signal.addEventListener('abort', stop, { once: true });
-  try {
+  // A lost connection shows as a failed read (drawn by the dashboard), never as a line over the screen.
+  conn.on('error', () => undefined);
+  signal.addEventListener('abort', () => conn.disconnect(), { once: true });
+  return async (view) => {
     const keys = view.rows.map((r) => bottleKeys(r.identity).events);
     const ids = view.rows.map((r) => `${r.lastSeq}-0`);
-    while (!signal.aborted) {
-      if (keys.length > 0) {
-        const reply = await conn.xread('COUNT', 1, 'BLOCK', blockMs, 'STREAMS', ...keys, ...ids);
-        if (reply) return;
-      } else {
-        await new Promise((resolve) => setTimeout(resolve, blockMs));
+    try {
+      while (!signal.aborted) {
+        if (keys.length > 0) {
+          const reply = await conn.xread('COUNT', 1, 'BLOCK', blockMs, 'STREAMS', ...keys, ...ids);
+          if (reply) return;
+        } else {
+          await sleep(blockMs, undefined, { signal });
+        }
+        if ((await conn.zcard(BOTTLES_INDEX_KEY)) !== view.indexed) return;
       }
-      if ((await conn.zcard(BOTTLES_INDEX_KEY)) !== view.indexed) return;
+    } catch (err) {
+      if (!signal.aborted) throw err;
     }
-  } catch (err) {
-    if (!signal.aborted) throw err;
-  } finally {
-    signal.removeEventListener('abort', stop);
-    conn.disconnect();
-  }
+  };
 }

@@ -1,11 +1,12 @@
 import { createElement as h, useCallback, useEffect, useRef, useState, type ReactElement } from 'react';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Box, Text, useApp, useInput, useStdout, type Key } from 'ink';
-import { MAX_REASON_CHARS } from '../shared/capability.js';
+import { capabilityTarget, egressAllowEntry, MAX_REASON_CHARS } from '../shared/capability.js';
 import { visibleText } from '../shared/visible-text.js';
 import { currentState } from '../worker/bottle-log.js';
 import { capabilityReview } from './capability-review.js';
 import { checkDecision, enqueueDecision } from './capability-decision.js';
-import { nextChange, readDashboard, type DashboardRow, type DashboardView } from './dashboard-data.js';
+import { readDashboard, watchChanges, type DashboardRow, type DashboardView } from './dashboard-data.js';
 import { describeEvent } from './render-event.js';
 import type { Session } from './session.js';
 
@@ -113,6 +114,7 @@ export function Dashboard({ session }: { session: Session }) {
 
   useEffect(() => {
     const signal = alive.current.signal;
+    const nextChange = watchChanges(session.redis, signal);
     void (async () => {
       while (!signal.aborted) {
         try {
@@ -120,11 +122,11 @@ export function Dashboard({ session }: { session: Session }) {
           if (signal.aborted) return;
           setView(next);
           setError(null);
-          await nextChange(session.redis, next, signal);
+          await nextChange(next);
         } catch (err) {
           if (signal.aborted) return;
           setError(err instanceof Error ? err.message : String(err));
-          await new Promise((resolve) => setTimeout(resolve, 2000));
+          await sleep(2000, undefined, { signal }).catch(() => undefined);
         }
       }
     })();
@@ -163,7 +165,7 @@ export function Dashboard({ session }: { session: Session }) {
     setMode({ kind: 'list' });
     setDeciding((now) => new Set(now).add(identity));
     try {
-      const { command } = await checkDecision(session, identity, { approve, reason, requestId });
+      const { command, pending } = await checkDecision(session, identity, { approve, reason, requestId });
       say({ identity, text: `${approve ? 'approving' : 'denying'} ${shownId}…` });
       const progress = (ev: Parameters<typeof describeEvent>[0]) =>
         say({ identity, text: `${approve ? 'approved' : 'denied'} ${shownId}: ${describeEvent(ev, identity)}` });
@@ -181,6 +183,16 @@ export function Dashboard({ session }: { session: Session }) {
           command: `bottle resume ${identity}`,
           error: true,
         });
+      } else if (end?.type === 'capability.answered') {
+        // An approved egress request applies to the running bottle: nothing to resume.
+        const host = visibleText(egressAllowEntry(pending) ?? capabilityTarget(pending));
+        const text = end.data.delivered
+          ? `approved ${shownId}: ${host} is allowed now in the running ${identity} (no resume needed)`
+          : `approved ${shownId}: ${identity} had already stopped; ${host} is kept for its next resume`;
+        say({ identity, text });
+      } else if (end?.type === 'effect.failed') {
+        const text = `approved ${shownId} (kept for later resumes), but the running gateway was not told`;
+        say({ identity, text: `${text}: ${visibleText(end.data.error)}`, error: true });
       } else if (end?.type === 'capability.denied') {
         say({
           identity,

@@ -40,19 +40,21 @@ afterAll(async () => {
 
 const screen = () => tmux('capture-pane', '-p', '-t', session);
 
+/** Long lines are wrapped to the pane's width, each continuation marked; joined, they give the line back. */
+const unwrapped = (text: string) => text.replace(/\n(?:↳ |[-+ ]↳)/g, '');
+
+/** The pane once it matches, as drawn or with its wrapped lines joined. */
 async function screenShows(pattern: RegExp, timeoutMs = 60_000): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   let text = '';
   while (Date.now() < deadline) {
     text = screen();
-    if (pattern.test(text)) return text;
+    if (pattern.test(text) || pattern.test(unwrapped(text))) return text;
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`screen never matched ${pattern}:\n${text}`);
 }
 
-/** Long lines are wrapped to the pane's width, each continuation marked; joined, they give the line back. */
-const unwrapped = (text: string) => text.replace(/\n(?:↳ |[-+ ]↳)/g, '');
 const keys = (...k: string[]) => tmux('send-keys', '-t', session, ...k);
 const typed = (text: string) => tmux('send-keys', '-t', session, '-l', text);
 
@@ -63,29 +65,25 @@ async function requestCapability(identity: string, body: Record<string, unknown>
   const agent = h.docker.getContainer(`cb-${identity}-agent`);
   const asked = await execIn(agent, ['sh', '-c', script], { user: 'node', env: [`BODY=${JSON.stringify(body)}`] });
   expect(asked.code, asked.output).toBe(0);
-  expect(asked.output).toContain('pending');
-  const events = await h.waitForEvent(identity, 'capability.requested');
-  return (events.find((e) => e.type === 'capability.requested')!.data as { request_id: string }).request_id;
+  const { request_id: requestId } = JSON.parse(asked.output) as { request_id: string };
+  // Shown once the request is in the event log, which the dashboard reads.
+  const deadline = Date.now() + 60_000;
+  const logged = async () =>
+    (await h.log.read(identity)).some((e) => e.type === 'capability.requested' && e.data.request_id === requestId);
+  while (!(await logged())) {
+    if (Date.now() > deadline) throw new Error(`${identity}: request ${requestId} never reached the event log`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return requestId;
 }
 
-/** The decision as the agent would ask for it; `status` is undefined where the gateway does not answer this. */
-async function askDecision(identity: string, requestId: string): Promise<{ status?: string; body: string }> {
-  const script = 'gw=${HTTPS_PROXY#http://}; gw=${gw%:*}; curl -s "http://$gw:3129/_bottle/capability/$ID"';
+/** The decision as the agent learns it: the gateway's answer to GET /_bottle/capability/ID, once decided. */
+async function askDecision(identity: string, requestId: string): Promise<{ status: string; reason?: string }> {
+  const script = 'gw=${HTTPS_PROXY#http://}; gw=${gw%:*}; curl -s "http://$gw:3129/_bottle/capability/$ID?wait=30"';
   const agent = h.docker.getContainer(`cb-${identity}-agent`);
-  let body = '';
-  for (let attempt = 0; attempt < 20; attempt++) {
-    body = (await execIn(agent, ['sh', '-c', script], { user: 'node', env: [`ID=${requestId}`] })).output;
-    let status: unknown;
-    try {
-      status = (JSON.parse(body) as { status?: unknown }).status;
-    } catch {
-      return { body };
-    }
-    if (typeof status !== 'string') return { body };
-    if (status !== 'pending') return { status, body };
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  return { status: 'pending', body };
+  const asked = await execIn(agent, ['sh', '-c', script], { user: 'node', env: [`ID=${requestId}`] });
+  expect(asked.code, asked.output).toBe(0);
+  return JSON.parse(asked.output) as { status: string; reason?: string };
 }
 
 function dataOf(events: LifecycleEvent[], type: string): Record<string, unknown> | undefined {
@@ -93,7 +91,7 @@ function dataOf(events: LifecycleEvent[], type: string): Record<string, unknown>
 }
 
 describe('bottle dashboard decides capability requests', () => {
-  it('80x24 tmux: a Dockerfile diff approved with a key shows resume; deny asks a reason', async () => {
+  it('80x24 tmux: a Dockerfile diff approved shows resume; a deny reason reaches the agent; egress is live', async () => {
     const manifest = h.writeManifest(
       {
         bottles: [
@@ -204,16 +202,22 @@ describe('bottle dashboard decides capability requests', () => {
       request_id: egressId,
       reason: 'use the mirror instead',
     });
-    // The agent asks the gateway for the answer; where the gateway answers it (GET /_bottle/capability/ID),
-    // the operator's reason is what it hears.
-    const answer = await askDecision(surfer, egressId);
-    if (answer.status !== undefined) {
-      expect(answer.status, answer.body).toBe('denied');
-      expect(answer.body).toContain('use the mirror instead');
-    }
+    // The agent hears the operator's reason from the gateway.
+    expect(await askDecision(surfer, egressId)).toMatchObject({ status: 'denied', reason: 'use the mirror instead' });
     // A deny keeps the bottle running.
     expect((await h.docker.getContainer(`cb-${surfer}-agent`).inspect()).State.Running).toBe(true);
     await screenShows(new RegExp(`${surfer} +surfer +running\\s*$`, 'm'));
+
+    // An approved egress request applies to the running bottle: the dashboard says so, and no resume is offered.
+    const laterId = await requestCapability(surfer, { kind: 'egress', host: 'later.test', port: 443, reason: 'docs' });
+    await screenShows(new RegExp(`PENDING \\(${surfer}\\)`));
+    keys('Enter');
+    await screenShows(new RegExp(`REVIEW ${surfer} request ${laterId}`));
+    keys('a');
+    shown = await screenShows(/is allowed now in the running/, 120_000);
+    expect(unwrapped(shown)).toContain(`approved ${laterId}: later.test is allowed now in the running ${surfer}`);
+    expect(shown).not.toMatch(new RegExp(`^ {2}bottle resume ${surfer}`, 'm'));
+    expect((await h.docker.getContainer(`cb-${surfer}-agent`).inspect()).State.Running).toBe(true);
 
     keys('q');
     const deadline = Date.now() + 10_000;
