@@ -91,7 +91,7 @@ function dataOf(events: LifecycleEvent[], type: string): Record<string, unknown>
 }
 
 describe('bottle dashboard decides capability requests', () => {
-  it('80x24 tmux: a Dockerfile diff approved shows resume; a deny reason reaches the agent; egress is live', async () => {
+  it('80x24 tmux: Dockerfile diff approved shows resume; a deny reason reaches the agent; egress is live', async () => {
     const manifest = h.writeManifest(
       {
         bottles: [
