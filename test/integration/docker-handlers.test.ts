@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -409,8 +409,10 @@ describe('a bottle driven through the effect handlers', () => {
 
   it("snapshot_transcript copies the agent's ~/.claude (transcript, provisioned skills) into the state", async () => {
     const events = await run('snapshot_transcript', plan, { params: { code: 3, signal: null } });
-    // projects/log.jsonl ("turn\n", 5 bytes) + skills/tdd/SKILL.md ("# tdd\n", 6 bytes)
-    expect(events).toEqual([{ type: 'transcript.snapshotted', data: { files: 2, bytes: 11, missing: false } }]);
+    // projects/log.jsonl ("turn\n", 5 bytes) + skills/tdd/SKILL.md ("# tdd\n", 6 bytes) + the shipped bottle-request skill
+    const shipped = statSync(join(import.meta.dirname, '../../images/agent/skills/bottle-request/SKILL.md')).size;
+    const data = { files: 3, bytes: 11 + shipped, missing: false };
+    expect(events).toEqual([{ type: 'transcript.snapshotted', data }]);
     expect(await readFile(join(statePaths(identity).transcript, 'projects', 'log.jsonl'), 'utf8')).toBe('turn\n');
   });
 
