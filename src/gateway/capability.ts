@@ -219,10 +219,17 @@ export async function handleCapabilityStatus(
   ctx: GatewayContext,
   req: IncomingMessage,
   res: ServerResponse,
-  requestId: string,
+  encodedId: string,
 ): Promise<void> {
   if (req.method !== 'GET') {
     sendJson(res, 405, { error: 'method_not_allowed', allowed: 'GET' }, { allow: 'GET' });
+    return;
+  }
+  let requestId: string;
+  try {
+    requestId = decodeURIComponent(encodedId);
+  } catch {
+    sendJson(res, 400, { error: 'bad_request', detail: 'the request id is not a valid URL path segment' });
     return;
   }
   const wait = statusWaitSeconds(req.url ?? '');

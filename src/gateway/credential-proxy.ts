@@ -86,7 +86,7 @@ async function handleCredentialRequest(
     return;
   }
   if (pathOnly.startsWith(`${CAPABILITY_PATH}/`)) {
-    await handleCapabilityStatus(ctx, req, res, decodeURIComponent(pathOnly.slice(CAPABILITY_PATH.length + 1)));
+    await handleCapabilityStatus(ctx, req, res, pathOnly.slice(CAPABILITY_PATH.length + 1));
     return;
   }
   if (hostRoute) {

@@ -95,6 +95,8 @@ describe('capability status', () => {
     const reply = await call(gateway.credentialPort, 'GET', '/_bottle/capability/0b5e2c1e-0000-4000-8000-000000000000');
     expect(reply.status).toBe(404);
     expect(JSON.parse(reply.text)).toMatchObject({ error: 'unknown_capability_request' });
+    expect((await call(gateway.credentialPort, 'GET', '/_bottle/capability/%E0%A4%A')).status).toBe(400);
+    expect((await call(gateway.credentialPort, 'POST', '/_bottle/capability/x')).status).toBe(405);
   });
 
   it('is pending until decided; a denial carries the reason, made visible in the text form', async () => {
