@@ -42,7 +42,8 @@ export async function tellGateway(
   signal?: AbortSignal,
 ): Promise<boolean> {
   const name = decisionFileName(decision.request_id);
-  if (!name) throw new PermanentEffectError(`capability request id ${JSON.stringify(decision.request_id)} cannot be told`);
+  if (!name)
+    throw new PermanentEffectError(`capability request id ${JSON.stringify(decision.request_id)} cannot be told`);
   const gateway = docker.getContainer(plan.containers.gateway);
   if (!(await isRunning(gateway))) return false;
   // A gateway from before decisions were told would die of the signal; its agent never learns the answer.
@@ -52,7 +53,13 @@ export async function tellGateway(
     gateway,
     [
       { type: 'directory', path: GATEWAY_DECISIONS_DIR, mode: 0o755, ...owner },
-      { type: 'file', path: `${GATEWAY_DECISIONS_DIR}/${name}`, mode: 0o444, ...owner, content: JSON.stringify(decision) },
+      {
+        type: 'file',
+        path: `${GATEWAY_DECISIONS_DIR}/${name}`,
+        mode: 0o444,
+        ...owner,
+        content: JSON.stringify(decision),
+      },
     ],
     GATEWAY_FILES_DIR,
   );

@@ -37,7 +37,11 @@ export const MAX_CAPABILITY_REASON_CHARS = 1000;
  */
 const UNSHOWABLE = /[^\P{Cc}\t\n]|[\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|\p{Cs}/u;
 
-export async function handleCapabilityRequest(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function handleCapabilityRequest(
+  ctx: GatewayContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   if (req.method !== 'POST') {
     sendJson(res, 405, { error: 'method_not_allowed', allowed: 'POST' }, { allow: 'POST' });
     return;

@@ -2,7 +2,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../src/events/schema.js';
-import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness, type CliResult } from '../support/cli-harness.js';
+import {
+  identityFrom,
+  PIN_DEFAULT_HOSTS,
+  startHarness,
+  type BottleHarness,
+  type CliResult,
+} from '../support/cli-harness.js';
 import { execIn } from '../support/docker.js';
 import { startUpstream, type Upstream } from '../support/upstream.js';
 
@@ -19,21 +25,40 @@ import { startUpstream, type Upstream } from '../support/upstream.js';
 let h: BottleHarness;
 let upstream: Upstream;
 let manifest: string;
+let customManifest: string;
+
+// A custom image with no curl (debian:bookworm-slim and a node user): bottle-request falls back on bash's /dev/tcp.
+const CUSTOM_DOCKERFILE =
+  'FROM debian:bookworm-slim\n' +
+  'RUN groupadd --gid 1000 node && useradd --uid 1000 --gid node --create-home --home-dir /home/node node\n' +
+  'USER node\nWORKDIR /home/node\n';
 
 // Leaves a transcript file, then waits; stoppable by SIGTERM.
 const AGENT = [
   'bash',
   '-c',
-  'mkdir -p ~/.claude/projects/x && echo started > ~/.claude/projects/x/s.jsonl; trap "exit 143" TERM; sleep 600 & wait',
+  'mkdir -p ~/.claude/projects/x && echo started > ~/.claude/projects/x/s.jsonl; ' +
+    'trap "exit 143" TERM; sleep 600 & wait',
 ];
 
 beforeAll(async () => {
   h = await startHarness();
   upstream = await startUpstream(h.docker, { body: 'hello-after-approval' });
   manifest = h.writeManifest({
-    bottles: [{ name: 'box', egress: { allow: [] }, extra_hosts: { 'live.test': 'host-gateway', ...PIN_DEFAULT_HOSTS } }],
+    bottles: [
+      { name: 'box', egress: { allow: [] }, extra_hosts: { 'live.test': 'host-gateway', ...PIN_DEFAULT_HOSTS } },
+    ],
     agents: [{ name: 'asker', bottle: 'box', command: AGENT }],
   });
+  customManifest = h.writeManifest(
+    {
+      bottles: [
+        { name: 'bare', dockerfile: './bare.Dockerfile', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS },
+      ],
+      agents: [{ name: 'bare-asker', bottle: 'bare', command: ['sleep', '600'] }],
+    },
+    { 'bare.Dockerfile': CUSTOM_DOCKERFILE },
+  );
 }, 180_000);
 
 afterAll(async () => {
@@ -45,19 +70,26 @@ function show(r: CliResult): string {
   return `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 }
 
-async function waitForCount(identity: string, type: string, count: number, timeoutMs = 60_000): Promise<LifecycleEvent[]> {
+async function waitForCount(
+  identity: string,
+  type: string,
+  count: number,
+  timeoutMs = 60_000,
+): Promise<LifecycleEvent[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const events = await h.log.read(identity);
     if (events.filter((e) => e.type === type).length >= count) return events;
-    if (Date.now() > deadline) throw new Error(`${identity}: fewer than ${count} ${type}; saw ${events.map((e) => e.type).join(', ')}`);
+    if (Date.now() > deadline)
+      throw new Error(`${identity}: fewer than ${count} ${type}; saw ${events.map((e) => e.type).join(', ')}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
 async function listedState(identity: string): Promise<string | undefined> {
   const listed = await h.cli(['list', '--format', 'json']);
-  return (JSON.parse(listed.stdout) as Array<{ identity: string; state: string }>).find((b) => b.identity === identity)?.state;
+  return (JSON.parse(listed.stdout) as Array<{ identity: string; state: string }>).find((b) => b.identity === identity)
+    ?.state;
 }
 
 async function startAsker(): Promise<{ identity: string; plan: { image: { tag: string } } }> {
@@ -67,20 +99,22 @@ async function startAsker(): Promise<{ identity: string; plan: { image: { tag: s
 }
 
 const agentOf = (identity: string) => h.docker.getContainer(`cb-${identity}-agent`);
-const inAgent = (identity: string, script: string) => execIn(agentOf(identity), ['bash', '-c', script], { user: 'node' });
+const inAgent = (identity: string, script: string) =>
+  execIn(agentOf(identity), ['bash', '-c', script], { user: 'node' });
 
 /** The upstream through the gateway, as any tool in the bottle would reach it: status code, then body. */
 const fetchUpstream = (identity: string) =>
   inAgent(identity, `curl -s -w '\\n%{http_code}' http://live.test:${upstream.port}/`);
 
 describe('bottle-request', () => {
-  it('egress: a denial reaches the agent with its reason; an approval lets the same running agent through at once', async () => {
+  it('egress: a denial tells the agent why; an approval lets the same running agent through at once', async () => {
     const { identity } = await startAsker();
     const before = await fetchUpstream(identity);
     expect(before.output.trim().split('\n').at(-1)).toBe('403');
     expect(before.output).toContain(`bottle-request egress live.test:${upstream.port}`);
 
-    const ask = () => inAgent(identity, `bottle-request egress live.test:${upstream.port} --reason 'fetch the fixtures'`);
+    const ask = () =>
+      inAgent(identity, `bottle-request egress live.test:${upstream.port} --reason 'fetch the fixtures'`);
     const denying = ask();
     await waitForCount(identity, 'capability.requested', 1);
     const denied = await h.cli(['deny', identity, '--reason', 'use the mirror\u001b[2J instead']);
@@ -93,7 +127,10 @@ describe('bottle-request', () => {
     expect((await agentOf(identity).inspect()).State.Running).toBe(true);
     expect(await listedState(identity)).toBe('running');
     const told = await waitForCount(identity, 'capability.answered', 1);
-    expect(told.find((e) => e.type === 'capability.answered')!.data).toMatchObject({ decision: 'denied', delivered: true });
+    expect(told.find((e) => e.type === 'capability.answered')!.data).toMatchObject({
+      decision: 'denied',
+      delivered: true,
+    });
 
     const approving = ask();
     await waitForCount(identity, 'capability.requested', 2);
@@ -117,7 +154,9 @@ describe('bottle-request', () => {
     });
     expect(await listedState(identity)).toBe('running');
     // Kept for later resumes.
-    const kept = JSON.parse(readFileSync(join(h.home, 'state', identity, 'egress-extra.json'), 'utf8')) as { hosts: string[] };
+    const kept = JSON.parse(readFileSync(join(h.home, 'state', identity, 'egress-extra.json'), 'utf8')) as {
+      hosts: string[];
+    };
     expect(kept.hosts).toEqual([`live.test:${upstream.port}`]);
     expect((await h.cli(['stop', identity])).code).toBe(0);
     const resumed = await h.cli(['resume', identity, '--detach']);
@@ -148,7 +187,10 @@ describe('bottle-request', () => {
       const said = await inAgent(identity, `cat ${answerFile}; ps ax`);
       throw new Error(`${err.message}\nin the bottle: ${said.output}`);
     });
-    expect(requested.find((e) => e.type === 'capability.requested')!.data).toMatchObject({ kind: 'dockerfile', dockerfile });
+    expect(requested.find((e) => e.type === 'capability.requested')!.data).toMatchObject({
+      kind: 'dockerfile',
+      dockerfile,
+    });
 
     const approved = await h.cli(['approve', identity]);
     expect(approved.code, show(approved)).toBe(0);
@@ -163,8 +205,27 @@ describe('bottle-request', () => {
     expect(marker).toEqual({ code: 0, output: 'built-by-request\n' });
     // The session continued: its transcript came along, with what bottle-request told the agent.
     const answer = await inAgent(identity, `cat ${answerFile}`);
-    expect(answer.output).toMatch(/approved: this bottle will now be stopped, rebuilt with the new Dockerfile and resumed/);
+    expect(answer.output).toMatch(
+      /approved: this bottle will now be stopped, rebuilt with the new Dockerfile and resumed/,
+    );
     expect(answer.output).toContain('exit 0');
+    expect((await h.cli(['stop', identity])).code).toBe(0);
+  });
+
+  it('a custom image without curl gets the command too, and hears a denial', async () => {
+    const started = await h.cli(['--manifest', customManifest, 'start', 'bare-asker', '--detach'], {
+      timeoutMs: 300_000,
+    });
+    const identity = identityFrom(started);
+    await h.waitForEvent(identity, 'agent.started', 300_000);
+    expect((await inAgent(identity, 'command -v curl || echo none')).output).toBe('none\n');
+    const asking = inAgent(identity, `bottle-request egress mirror.test --reason 'a package mirror'`);
+    await waitForCount(identity, 'capability.requested', 1);
+    const denied = await h.cli(['deny', identity, '--reason', 'no mirrors today']);
+    expect(denied.code, show(denied)).toBe(0);
+    const answer = await asking;
+    expect(answer.code, answer.output).toBe(1);
+    expect(answer.output).toContain('denied: the operator refused this request: no mirrors today');
     expect((await h.cli(['stop', identity])).code).toBe(0);
   });
 });

@@ -3,13 +3,18 @@
  * and prints it (exit 0 approved, 1 denied with the operator's reason made visible, 2 usage). The decision
  * is written the way the worker writes it: a file in the decisions folder, then a reload.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../../src/gateway/gateway.js';
-import { decisionFileName, type CapabilityLine, type DecisionFile, type GatewayLine } from '../../src/gateway/protocol.js';
+import {
+  decisionFileName,
+  type CapabilityLine,
+  type DecisionFile,
+  type GatewayLine,
+} from '../../src/gateway/protocol.js';
 
 const SCRIPT = join(import.meta.dirname, '../../images/agent/bottle-request');
 
@@ -17,6 +22,17 @@ interface Run {
   code: number | null;
   stdout: string;
   stderr: string;
+}
+
+/** A PATH with the few tools the script needs besides curl, for the images that have no curl. */
+function pathWithoutCurl(root: string): string {
+  const bin = join(root, 'bin-without-curl');
+  if (existsSync(bin)) return bin;
+  mkdirSync(bin);
+  for (const tool of ['cat', 'sed', 'sleep']) {
+    symlinkSync(execFileSync('bash', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), join(bin, tool));
+  }
+  return bin;
 }
 
 let dir: string;
@@ -41,10 +57,13 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+let withCurl = true;
+
 function run(args: string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', CLAUDE_BOTTLE_GATEWAY_URL: `http://127.0.0.1:${gateway.credentialPort}` };
-    const child = spawn('bash', [SCRIPT, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const PATH = withCurl ? (process.env.PATH ?? '/usr/bin:/bin') : pathWithoutCurl(dir);
+    const env = { PATH, CLAUDE_BOTTLE_GATEWAY_URL: `http://127.0.0.1:${gateway.credentialPort}` };
+    const child = spawn(process.env.BASH ?? '/bin/bash', [SCRIPT, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));
@@ -65,13 +84,26 @@ function decide(decision: DecisionFile): void {
   gateway.reloadDecisions();
 }
 
-describe('bottle-request', () => {
+describe.each([
+  ['with curl', true],
+  ["with bash's /dev/tcp (an image without curl)", false],
+])('bottle-request %s', (_how, curl) => {
+  beforeEach(() => {
+    withCurl = curl;
+  });
+
   it('prints a denial with the operator reason, control characters made visible, and exits 1', async () => {
     const running = run(['egress', 'pypi.org:8443', '--reason', 'pip install "requests"\nfor the tests']);
     const request = await filed();
     expect(request).toMatchObject({ kind: 'egress', host: 'pypi.org', port: 8443 });
     expect(request.reason).toBe('pip install "requests"\nfor the tests');
-    decide({ request_id: request.request_id, decision: 'denied', reason: 'use the mirror\u001b[2J\u009b', applies: null, allow: null });
+    decide({
+      request_id: request.request_id,
+      decision: 'denied',
+      reason: 'use the mirror\u001b[2J\u009b',
+      applies: null,
+      allow: null,
+    });
     const result = await running;
     expect(result.code).toBe(1);
     expect(result.stdout).toContain('denied: the operator refused this request: use the mirror');

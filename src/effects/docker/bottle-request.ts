@@ -6,7 +6,7 @@ import { AGENT_OWNER, ownedDirectories, type ArchiveEntry, type ProvisionTargets
 
 /**
  * The agent's side of capability requests, shipped in every bottle whatever
- * its image: the `bottle-request` command (bash and curl; root-owned, so the
+ * its image: the `bottle-request` command (bash, and curl when the image has it; root-owned, so the
  * agent cannot change what it runs) and the Claude Code skill that tells the
  * agent when and how to use it. Copied in after a restored transcript, so a
  * resumed bottle gets this version's skill rather than the one it saved.
