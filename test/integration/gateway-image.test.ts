@@ -13,7 +13,10 @@ import type Docker from 'dockerode';
 import { pack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dockerClient } from '../../src/effects/docker/client.js';
+import { isSubnetTaken } from '../../src/effects/docker/networks.js';
+import { GATEWAY_LISTEN_ADDRESS_ENV } from '../../src/gateway/protocol.js';
 import { gatewayImageSource } from '../../src/images/sources.js';
+import { subnetAddresses, subnetCandidates, subnetPool } from '../../src/shared/subnet-pool.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const suffix = randomBytes(4).toString('hex');
@@ -101,21 +104,36 @@ describe('gateway image', () => {
   let container: Docker.Container | undefined;
   let network: Docker.Network | undefined;
   let imageBuilt = false;
+  let gatewayAddress = '';
 
   beforeAll(async () => {
     await buildImage(docker);
     imageBuilt = true;
-    network = await docker.createNetwork({
-      Name: networkName,
-      Driver: 'bridge',
-      Labels: { 'dev.claude-bottle.test': 'gateway-image' },
-    });
+    // The gateway listens on one fixed address of its internal network, as a bottle's gateway does.
+    let listenAddress = '';
+    for (const subnet of subnetCandidates(subnetPool(), networkName)) {
+      try {
+        network = await docker.createNetwork({
+          Name: networkName,
+          Driver: 'bridge',
+          Labels: { 'dev.claude-bottle.test': 'gateway-image' },
+          IPAM: { Config: [{ Subnet: subnet }] },
+        });
+        listenAddress = subnetAddresses(subnet).gateway;
+        break;
+      } catch (err) {
+        if (!isSubnetTaken(err)) throw err;
+      }
+    }
     container = await docker.createContainer({
       name: containerName,
       Image: tag,
+      Env: [`${GATEWAY_LISTEN_ADDRESS_ENV}=${listenAddress}`],
       Labels: { 'dev.claude-bottle.test': 'gateway-image' },
       HostConfig: { NetworkMode: networkName },
+      NetworkingConfig: { EndpointsConfig: { [networkName]: { IPAMConfig: { IPv4Address: listenAddress } } } },
     });
+    gatewayAddress = listenAddress;
     const config = {
       identity: 'implementer-ab12c',
       proxy_port: 3128,
@@ -165,7 +183,8 @@ describe('gateway image', () => {
   it('refuses an unlisted host from inside its network and reports it on stdout', async () => {
     // A client in the container itself: the request never leaves the gateway (blocked.test is not listed).
     const script =
-      "const s=require('net').connect(3128,'127.0.0.1',()=>s.write('CONNECT blocked.test:443 HTTP/1.1\\r\\n\\r\\n'));" +
+      `const s=require('net').connect(3128,'${gatewayAddress}',` +
+      "()=>s.write('CONNECT blocked.test:443 HTTP/1.1\\r\\n\\r\\n'));" +
       "s.on('data',d=>process.stdout.write(d));";
     const exec = await container!.exec({ Cmd: ['node', '-e', script], AttachStdout: true, AttachStderr: true });
     const stream = await exec.start({});
