@@ -1,14 +1,26 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer as createHttpServer, type IncomingHttpHeaders, type Server as HttpServer } from 'node:http';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { networkInterfaces } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { escapeTable, type EscapeRow } from '../../bench/escape.bench.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
+import { CAPABILITY_BURST } from '../../src/gateway/capability.js';
 import { execIn } from '../support/docker.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
 
@@ -40,6 +52,8 @@ const RUNTIMES = ['runsc', 'runc'] as const;
 const ROUTE_HOST = 'gh.test';
 const TOKEN_ENV = 'ESCAPE_SUITE_ROUTE_TOKEN';
 const AGENT_CA = '/home/node/.claude-bottle/gateway-ca.pem';
+/** Direct connects tried at once from the agent: each is a subshell, a timeout and a bash. */
+const CONNECTS_AT_ONCE = 8;
 
 const ledger: EscapeRow[] = [];
 let listener: { server: Server; port: number; connections: number; bytes: number; sockets: Set<Socket> };
@@ -101,6 +115,173 @@ interface Denial {
   method: string;
   reason: string;
 }
+
+/** Every file under `root` with its size and modification time, to prove a refused command wrote nothing. */
+function fileTree(root: string): string[] {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const path = join(dir, name);
+      const stat = lstatSync(path);
+      out.push(`${path.slice(root.length)} ${stat.isDirectory() ? 'dir' : stat.size} ${stat.mtimeMs}`);
+      if (stat.isDirectory()) walk(path);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+/** Whether `needle` is in any regular file under `root`. */
+function anyFileHolds(root: string, needle: string): boolean {
+  for (const name of readdirSync(root)) {
+    const path = join(root, name);
+    const stat = lstatSync(path);
+    if (stat.isDirectory() && anyFileHolds(path, needle)) return true;
+    if (stat.isFile() && readFileSync(path).includes(needle)) return true;
+  }
+  return false;
+}
+
+/**
+ * The findings refused on the host before any container runs (the working folder, the build
+ * context, a launch that fails before its gateway): one harness, runtime "host" in the table.
+ */
+describe('escape attempts refused on the host, before any bottle runs', () => {
+  let h: BottleHarness;
+  let scratch: string;
+
+  beforeAll(async () => {
+    h = await startHarness();
+    scratch = mkdtempSync(join(tmpdir(), 'cb-escape-host-'));
+  });
+
+  afterAll(async () => {
+    await h?.cleanup();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  }, 120_000);
+
+  function row(finding: string, attempt: string, outcome: Omit<EscapeRow, 'runtime' | 'finding' | 'attempt'>): void {
+    ledger.push({ runtime: 'host', finding, attempt, ...outcome });
+  }
+
+  /** Runs `bottle ARGS`; reports whether it was refused with exit 2 and one line, and whether anything was made. */
+  async function refusedStart(args: string[], env: NodeJS.ProcessEnv = {}) {
+    const redis = h.redis.connect();
+    try {
+      const before = { home: fileTree(h.home), keys: (await redis.keys('*')).sort() };
+      const result = await h.cli(args, { env, timeoutMs: 60_000 });
+      const lines = result.stderr.trim().split('\n');
+      const refused = result.code === 2 && lines.length === 1 && result.stdout === '';
+      const after = { home: fileTree(h.home), keys: (await redis.keys('*')).sort() };
+      const created = JSON.stringify(after) !== JSON.stringify(before);
+      return { result, line: lines[0], refused, created };
+    } finally {
+      redis.disconnect();
+    }
+  }
+
+  it('finding 1: start refuses $HOME, the state folder and the manifest folder as the working folder', async () => {
+    const manifest = h.writeManifest({
+      bottles: [{ name: 'box', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS }],
+      agents: [{ name: 'roamer', bottle: 'box', command: ['sleep', '600'] }],
+    });
+    const fakeHome = join(scratch, 'home');
+    mkdirSync(fakeHome);
+    const cases = [
+      { attempt: 'working folder = $HOME', cwd: fakeHome, env: { HOME: fakeHome }, why: /it is your home folder/ },
+      { attempt: 'working folder = CLAUDE_BOTTLE_HOME', cwd: h.home, env: {}, why: /claude-bottle state folder/ },
+      { attempt: "working folder = the manifest's folder", cwd: dirname(manifest), env: {}, why: /holds the manifest/ },
+    ];
+    for (const c of cases) {
+      const out = await refusedStart(['--manifest', manifest, 'start', 'roamer', '--detach', '--cwd', c.cwd], c.env);
+      const containers = await h.docker.listContainers({
+        all: true,
+        filters: JSON.stringify({ name: ['cb-roamer-'] }),
+      });
+      const leaked = out.created || containers.length > 0;
+      row('1', c.attempt, { refused: out.refused, recorded: null, leaked, note: 'exit 2 before anything exists' });
+      expect(out.result.code, out.result.stderr).toBe(2);
+      expect(out.refused, out.result.stderr).toBe(true);
+      expect(out.line).toMatch(c.why);
+      expect(out.line).toMatch(/run it from a project folder/);
+      expect(leaked).toBe(false);
+    }
+  });
+
+  it('finding 2: a Dockerfile folder with a symlink to a host file is refused at build; no image is made', async () => {
+    const hostSecret = `host-only-${randomBytes(12).toString('hex')}`;
+    const target = join(scratch, 'id_ed25519');
+    writeFileSync(target, `${hostSecret}\n`);
+    const bottle = `linked${randomBytes(4).toString('hex')}`;
+    const manifest = h.writeManifest(
+      {
+        bottles: [{ name: bottle, dockerfile: './linked/Dockerfile', extra_hosts: PIN_DEFAULT_HOSTS }],
+        agents: [{ name: 'linker', bottle, command: ['sleep', '600'] }],
+      },
+      { 'linked/Dockerfile': 'FROM debian:bookworm-slim\nCOPY . /ctx/\n' },
+    );
+    symlinkSync(target, join(dirname(manifest), 'linked', 'key'));
+    const project = mkdtempSync(join(scratch, 'project-'));
+    const result = await h.cli(['--manifest', manifest, 'start', 'linker', '--detach', '--cwd', project]);
+    // The first state-changing command starts the local worker (and says so) before the plan is made.
+    const line = result.stderr.trim().split('\n').at(-1) ?? '';
+    const images = await h.docker.listImages({ filters: JSON.stringify({ reference: [`claude-bottle/${bottle}`] }) });
+    const containers = await h.docker.listContainers({ all: true, filters: JSON.stringify({ name: ['cb-linker-'] }) });
+    const states = existsSync(join(h.home, 'state')) ? readdirSync(join(h.home, 'state')) : [];
+    const made = images.length > 0 || containers.length > 0 || states.some((name) => name.startsWith('linker-'));
+    const leaked = made || result.stdout.includes(hostSecret) || result.stderr.includes(hostSecret);
+    row('2', 'Dockerfile folder with a symlink to a host file', {
+      refused: result.code === 2 && /key is a symbolic link/.test(line),
+      recorded: null,
+      leaked,
+      note: 'usage error (exit 2) before any build: no image, no bottle',
+    });
+    expect(result.code, result.stderr).toBe(2);
+    expect(line).toMatch(/key is a symbolic link to .*id_ed25519, outside the context folder/);
+    expect(result.stdout).toBe('');
+    expect(images).toEqual([]);
+    expect(leaked).toBe(false);
+  });
+
+  it('finding 13: a launch that fails before its gateway starts leaves no secrets on disk', async () => {
+    const secret = `sk-escape-${randomBytes(16).toString('hex')}`;
+    const manifest = h.writeManifest(
+      {
+        bottles: [
+          {
+            name: 'broken',
+            dockerfile: './broken/Dockerfile',
+            extra_hosts: PIN_DEFAULT_HOSTS,
+            cred_proxy: {
+              routes: [{ role: 'anthropic-base-url', token_env: 'CB_ESCAPE_LAUNCH_TOKEN', auth: 'api-key' }],
+            },
+          },
+        ],
+        agents: [{ name: 'broke', bottle: 'broken', command: ['sleep', '600'] }],
+      },
+      { 'broken/Dockerfile': 'FROM debian:bookworm-slim\nRUN echo cannot build && exit 3\n' },
+    );
+    const project = mkdtempSync(join(scratch, 'project-'));
+    const started = await h.cli(['--manifest', manifest, 'start', 'broke', '--detach', '--cwd', project], {
+      env: { CB_ESCAPE_LAUNCH_TOKEN: secret },
+    });
+    const identity = identityFrom(started);
+    const events = await h.waitForEvent(identity, 'bottle.failed');
+    const gatewayStarted = events.some((e) => e.type === 'gateway.started');
+    const secretsFile = existsSync(join(h.home, 'state', identity, 'secrets.json'));
+    const leaked = secretsFile || anyFileHolds(h.home, secret);
+    row('13', 'launch failing in its image build, with a route secret', {
+      refused: !gatewayStarted && !secretsFile,
+      recorded: events.some((e) => e.type === 'bottle.failed'),
+      leaked,
+      note: 'event: bottle.failed; the secret is in no file under the home',
+    });
+    expect(gatewayStarted).toBe(false);
+    expect(existsSync(join(h.home, 'state', identity))).toBe(true);
+    expect(secretsFile).toBe(false);
+    expect(leaked).toBe(false);
+  }, 240_000);
+});
 
 describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are refused', (runtime) => {
   let h: BottleHarness;
@@ -213,12 +394,39 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
     );
   }
 
-  function row(
-    finding: string,
-    attempt: string,
-    outcome: { refused: boolean; recorded: boolean | null; leaked: boolean },
-  ): void {
+  function row(finding: string, attempt: string, outcome: Omit<EscapeRow, 'runtime' | 'finding' | 'attempt'>): void {
     ledger.push({ runtime, finding, attempt, ...outcome });
+  }
+
+  /** A TCP connect from this host: 'connected', or why not (ECONNREFUSED, timeout, ...). */
+  function connectOutcome(host: string, port: number): Promise<string> {
+    return new Promise((resolve) => {
+      const socket = connect({ host, port, timeout: 5000 }, () => {
+        socket.destroy();
+        resolve('connected');
+      });
+      socket.on('timeout', () => {
+        socket.destroy();
+        resolve('timeout');
+      });
+      socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    });
+  }
+
+  /**
+   * Before a packet is sent to an address off the machine: the internal bridge holds no host address
+   * (so the agent's default route has no next hop that answers) and the host drops anything forwarded
+   * off the bridge.
+   */
+  async function expectNoWayOffTheInternalBridge(): Promise<void> {
+    const net = (await h.docker.getNetwork(`cb-${identity}-internal`).inspect()) as {
+      Id: string;
+      IPAM: { Config: Array<{ Subnet: string }> };
+    };
+    const bridge = `br-${net.Id.slice(0, 12)}`;
+    expect((networkInterfaces()[bridge] ?? []).filter((a) => a.family === 'IPv4')).toEqual([]);
+    const rules = execFileSync('iptables', ['-S'], { encoding: 'utf8' });
+    expect(rules).toContain(`! -d ${net.IPAM.Config[0].Subnet} -i ${bridge} -j DROP`);
   }
 
   /** A refusal at the network level: nothing answered and nothing arrived at this host's listener. */
@@ -300,10 +508,17 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
       const targets = [...new Set([internalBridgeGw, egressBridgeGw, ...addresses])];
       expect(targets.length).toBeGreaterThan(2);
       const before = listener.connections;
-      // A bare TCP connect, all side by side: "reached" is printed for any address that accepts.
+      // A bare TCP connect, a few side by side: "reached" is printed for any address that accepts.
+      // A few, not all: under runsc the pids limit also counts the sandbox's own threads, and a
+      // hundred processes at once exhaust the default limit and end the whole sandbox.
       const connect = (ip: string) =>
         `(timeout 3 bash -c 'exec 3<>/dev/tcp/${ip}/${listener.port}' && echo "reached ${ip}") &`;
-      const r = await inAgent(`${targets.map(connect).join(' ')} wait; echo done`);
+      const batches: string[] = [];
+      for (let i = 0; i < targets.length; i += CONNECTS_AT_ONCE) {
+        const batch = targets.slice(i, i + CONNECTS_AT_ONCE).map(connect);
+        batches.push(`${batch.join(' ')} wait;`);
+      }
+      const r = await inAgent(`${batches.join(' ')} echo done`);
       networkRow(`direct TCP to every host IPv4 address (${targets.length})`, !r.output.includes('reached'), before);
       expect(r.output, `${runtime}: ${r.output}`).not.toContain('reached');
       expect(r.output).toContain('done');
@@ -326,17 +541,8 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
     });
 
     it('the metadata address is unreachable directly (nothing routes off the internal bridge)', async () => {
-      // Guard first: only send the packet if it provably cannot leave the machine: the bridge holds no
-      // host address (so the agent's default route has no next hop that answers), and the host drops
-      // anything forwarded off the bridge.
-      const net = (await h.docker.getNetwork(`cb-${identity}-internal`).inspect()) as {
-        Id: string;
-        IPAM: { Config: Array<{ Subnet: string }> };
-      };
-      const bridge = `br-${net.Id.slice(0, 12)}`;
-      expect((networkInterfaces()[bridge] ?? []).filter((a) => a.family === 'IPv4')).toEqual([]);
-      const rules = execFileSync('iptables', ['-S'], { encoding: 'utf8' });
-      expect(rules).toContain(`! -d ${net.IPAM.Config[0].Subnet} -i ${bridge} -j DROP`);
+      // Guard first: only send the packet if it provably cannot leave the machine.
+      await expectNoWayOffTheInternalBridge();
       const r = await inAgent(`curl -sS --noproxy '*' --max-time 4 http://169.254.169.254/latest/meta-data/`);
       row('base', 'direct connection to the metadata address', {
         refused: r.code !== 0,
@@ -676,6 +882,227 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
     });
   });
 
+  describe('issue 12: the agent container, the capability endpoint, the host side, DNS and direct connections', () => {
+    const capabilityEndpoint = () => `${credentialPort()}/_bottle/capability`;
+    /** Capability asks that reached the endpoint's budget so far (a refused ask spends it as well). */
+    let capabilityAsksSpent = 0;
+
+    /** Posts each body to the capability endpoint, one after the other; answers [status, body] per post. */
+    async function postAsks(bodies: string[]): Promise<Array<{ status: number; body: string }>> {
+      // JSON.stringify escapes every control character and quote, so a body is safe inside single quotes.
+      for (const body of bodies) expect(body).not.toContain("'");
+      const script = bodies
+        .map((body) => `curl -sS --max-time 10 -X POST -d '${body}' -w '\\n%{http_code}\\n' ${capabilityEndpoint()}`)
+        .join('; ');
+      const r = await inAgent(script);
+      capabilityAsksSpent += bodies.length;
+      const lines = r.output.trim().split('\n');
+      const answers: Array<{ status: number; body: string }> = [];
+      for (let i = 0; i + 1 < lines.length; i += 2) answers.push({ body: lines[i], status: Number(lines[i + 1]) });
+      expect(answers, r.output).toHaveLength(bodies.length);
+      return answers;
+    }
+
+    /**
+     * Makes the gateway print one more decision line and waits for its event: the gateway's lines
+     * are numbered and recorded in order, so every line printed before it is in the log too.
+     */
+    async function barrier(): Promise<void> {
+      const at = await mark();
+      const host = `barrier-${randomBytes(4).toString('hex')}.test`;
+      await inAgent(`curl -sS --max-time 10 -o /dev/null -x ${proxy()} http://${host}/`);
+      await deniedEvent(at, { host, reason: 'not_in_allowlist' });
+    }
+
+    async function eventsAfter(afterSeq: number, type: string): Promise<LifecycleEvent[]> {
+      return (await h.log.read(identity, afterSeq + 1)).filter((e) => e.type === type);
+    }
+
+    it('finding 4: the agent runs as uid 1000, given by number', async () => {
+      const info = await agent.inspect();
+      // No user given: the exec runs as the container's own user, as the agent's process does.
+      const ids = await execIn(agent, ['sh', '-c', 'id -u; id -g']);
+      const byNumber = info.Config.User === '1000:1000';
+      const uid1000 = ids.code === 0 && ids.output.trim().split(/\s+/).join(' ') === '1000 1000';
+      row('4', 'agent user (id -u / -g, Config.User)', {
+        refused: byNumber && uid1000,
+        recorded: null,
+        leaked: false,
+        note: 'node remapped to uid 0: agent-uid-by-number.test.ts',
+      });
+      expect(info.Config.User).toBe('1000:1000');
+      expect(ids.output.trim().split(/\s+/)).toEqual(['1000', '1000']);
+    });
+
+    it('finding 12: the agent container has the default limits when the manifest sets none', async () => {
+      const { Memory, NanoCpus, PidsLimit } = (await agent.inspect()).HostConfig;
+      const limited = Memory === 4 * 1024 ** 3 && NanoCpus === 2e9 && PidsLimit === 1024;
+      row('12', 'agent limits with none in the manifest (4g, 2 cpus, 1024 pids)', {
+        refused: limited,
+        recorded: null,
+        leaked: false,
+      });
+      expect({ Memory, NanoCpus, PidsLimit }).toEqual({ Memory: 4 * 1024 ** 3, NanoCpus: 2e9, PidsLimit: 1024 });
+    });
+
+    it('finding 6: the gateway egress address refuses 3128 and 3129 from the host; the proxy still works', async () => {
+      const outcomes: Record<number, string> = {};
+      for (const port of [3128, 3129]) outcomes[port] = await connectOutcome(gatewayEgressIp, port);
+      const before = reflector.seen.length;
+      const agentProxy = await inAgent(
+        `curl -sS --max-time 10 -x ${proxy()} -w '\\n%{http_code}' 'http://allowed.test:${reflector.port}/still-works'`,
+      );
+      row('6', 'host to the gateway egress address :3128 and :3129', {
+        refused: outcomes[3128] === 'ECONNREFUSED' && outcomes[3129] === 'ECONNREFUSED',
+        recorded: null,
+        leaked: Object.values(outcomes).includes('connected'),
+        note: 'refused by the socket layer: no gateway handler sees it',
+      });
+      expect(outcomes).toEqual({ 3128: 'ECONNREFUSED', 3129: 'ECONNREFUSED' });
+      expect(agentProxy.output).toMatch(/200$/);
+      expect(reflector.seen.slice(before).map((s) => s.url)).toEqual(['/still-works']);
+    });
+
+    it('finding 15: sentry.io and statsig.anthropic.com are not allowlisted: refused and recorded', async () => {
+      for (const host of ['sentry.io', 'statsig.anthropic.com']) {
+        // The gateway refuses the CONNECT without resolving the name (pinned to this host anyway).
+        const at = await mark();
+        const r = await inAgent(`curl -sS --max-time 10 -p -x ${proxy()} https://${host}/`);
+        const recorded = await recordedAs(at, { host, port: 443, method: 'CONNECT', reason: 'not_in_allowlist' });
+        row('15', `CONNECT ${host}:443`, { refused: r.code !== 0 && /403/.test(r.output), recorded, leaked: false });
+        expect(r.code).not.toBe(0);
+        expect(r.output).toMatch(/403/);
+        expect(recorded).toBe(true);
+      }
+    });
+
+    it('finding 3: capability asks with ESC or CR in the reason or host are refused (400), no event', async () => {
+      const at = await mark();
+      const asks = [
+        { kind: 'egress', host: 'pypi.test', reason: 'need pip\u001b[2K\u001b[1Aegress pypi.test:443 - need pip' },
+        { kind: 'egress', host: 'docs.test\r', reason: 'read the docs' },
+      ];
+      const answers = await postAsks(asks.map((a) => JSON.stringify(a)));
+      await barrier();
+      const requested = await eventsAfter(at, 'capability.requested');
+      const issues = answers.map((a) => (JSON.parse(a.body) as { issues?: string[] }).issues ?? []);
+      const attempts = ['capability ask, ESC in the reason', 'capability ask, CR in the host'];
+      answers.forEach((a, i) =>
+        row('3', attempts[i], {
+          refused: a.status === 400 && a.body.includes('invalid_capability_request'),
+          recorded: false,
+          leaked: requested.length > 0,
+          note: 'by design: a refused ask is no event (asserted)',
+        }),
+      );
+      expect(answers.map((a) => a.status)).toEqual([400, 400]);
+      expect(issues[0].join(' ')).toMatch(/^reason: control characters/);
+      expect(issues[1].join(' ')).toMatch(/^host: /);
+      expect(requested).toEqual([]);
+    });
+
+    it('finding 5: 20 capability asks in a row: the budget of 4 is spent, then 429 rate limited', async () => {
+      const at = await mark();
+      // The endpoint takes from its budget before it reads a body, so the asks refused above spent it too.
+      const spentBefore = capabilityAsksSpent;
+      const expectedAccepted = Math.max(0, CAPABILITY_BURST - spentBefore);
+      const asks = Array.from({ length: 20 }, (_, i) =>
+        JSON.stringify({ kind: 'egress', host: `flood-${i}.test`, reason: `ask ${i}\nbottle: approved` }),
+      );
+      const answers = await postAsks(asks);
+      await barrier();
+      const requested = await eventsAfter(at, 'capability.requested');
+      const statuses = answers.map((a) => a.status);
+      const accepted = statuses.filter((s) => s === 202).length;
+      const limited = answers.filter((a) => a.status === 429 && a.body.includes('"capability_rate_limited"'));
+      const inOrder = statuses.every((s, i) => s === (i < expectedAccepted ? 202 : 429));
+      row('5', '20 capability asks in a row', {
+        refused: inOrder && limited.length === 20 - expectedAccepted,
+        recorded: requested.length === accepted,
+        leaked: accepted > CAPABILITY_BURST || requested.length > accepted,
+        note:
+          `${accepted} accepted (budget ${CAPABILITY_BURST}, ${spentBefore} spent by finding 3's asks), ` +
+          `${limited.length} refused 429; ${requested.length} capability.requested events`,
+      });
+      expect(statuses).toEqual(asks.map((_, i) => (i < expectedAccepted ? 202 : 429)));
+      expect(limited).toHaveLength(20 - expectedAccepted);
+      expect(requested.map((e) => (e.data as { host: string }).host)).toEqual(
+        asks.slice(0, expectedAccepted).map((_, i) => `flood-${i}.test`),
+      );
+    });
+
+    it('finding 3: bottle events shows a reason with a line break and a DNS name with ESC/CR visibly', async () => {
+      const at = await mark();
+      // A raw DNS query for the name "x<ESC>[2Ky<CR>.esc-probe.test", sent to the agent's own resolver.
+      const query =
+        '\\022\\064\\001\\000\\000\\001\\000\\000\\000\\000\\000\\000' +
+        '\\007x\\033[2Ky\\015\\011esc-probe\\004test\\000\\000\\001\\000\\001';
+      const sent = await execIn(
+        agent,
+        [
+          'bash',
+          '-c',
+          `ns=$(awk '/^nameserver/ {print $2; exit}' /etc/resolv.conf); exec 3<>/dev/udp/$ns/53; ` +
+            `printf '${query}' >&3; timeout 3 head -c 4 <&3 | od -An -tx1`,
+        ],
+        { user: 'node' },
+      );
+      const shownName = 'x\\027[2Ky\\013.esc-probe.test';
+      const forged = 'bottle: approved';
+      const recorded = await recordedAs(at, { host: shownName, port: 53, method: 'DNS', reason: 'dns_lookup' });
+      const shown = await h.cli(['events', identity]);
+      const raw = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/.exec(shown.stdout);
+      const lines = shown.stdout.split('\n');
+      const dnsLine = lines.find((l) => l.includes('esc-probe.test')) ?? '';
+      const reasonLine = lines.find((l) => l.includes('flood-0.test')) ?? '';
+      row('3', 'DNS name with ESC and CR, in bottle events', {
+        refused: raw === null && dnsLine.includes(shownName),
+        recorded,
+        leaked: raw !== null,
+      });
+      row('3', 'capability reason with a line break, in bottle events', {
+        refused: reasonLine.includes('ask 0\\nbottle: approved') && !lines.some((l) => l.startsWith(forged)),
+        recorded: reasonLine !== '',
+        leaked: raw !== null,
+      });
+      expect(sent.code, sent.output).toBe(0);
+      expect(recorded).toBe(true);
+      expect(shown.code, shown.stderr).toBe(0);
+      expect(raw, JSON.stringify(raw?.[0])).toBeNull();
+      expect(dnsLine).toContain(shownName);
+      expect(reasonLine).toContain('ask 0\\nbottle: approved');
+      expect(lines.filter((l) => l.startsWith(forged))).toEqual([]);
+    });
+
+    it('finding 16: a DNS lookup from the agent fails and is recorded as egress.denied (dns_lookup)', async () => {
+      const at = await mark();
+      const r = await inAgent('timeout 8 getent hosts x.test; echo "rc=$?"');
+      const recorded = await recordedAs(at, { host: 'x.test', port: 53, method: 'DNS', reason: 'dns_lookup' });
+      const resolved = /\d+\.\d+\.\d+\.\d+\s+x\.test/.test(r.output);
+      row('16', 'getent hosts x.test', { refused: /rc=2/.test(r.output) && !resolved, recorded, leaked: resolved });
+      expect(r.output).toMatch(/rc=2/);
+      expect(resolved).toBe(false);
+      expect(recorded).toBe(true);
+    });
+
+    it('finding 16: a direct connection to an outside address fails in the agent (unrecorded: known gap)', async () => {
+      // 192.0.2.1 is TEST-NET-1, documentation space that is never routed; and the same guard as for the
+      // metadata address proves the packet cannot leave the machine anyway.
+      await expectNoWayOffTheInternalBridge();
+      const at = await mark();
+      const r = await inAgent(`curl -sS --noproxy '*' --max-time 4 http://192.0.2.1/`);
+      const recorded = await recordedAs(at, { host: '192.0.2.1' }, 3000);
+      row('16', 'direct TCP to 192.0.2.1:80 from the agent', {
+        refused: r.code !== 0,
+        recorded,
+        leaked: r.code === 0,
+        note: recorded ? undefined : 'known gap: dropped by the internal network, which records nothing',
+      });
+      expect(r.code, r.output).not.toBe(0);
+      expect(r.output).toMatch(/timed out|Failed to connect|unreachable/i);
+    });
+  });
+
   // Last: the limiter is gateway-wide, so a drained bucket would refuse the attempts above too.
   it('a request flood beyond requests_per_minute (600) is cut off with 429 rate_limited', async () => {
     const at = await mark();
@@ -712,6 +1139,7 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
       'tunnel_host_mismatch',
       'tls_no_sni',
       'tunnel_unrecognized',
+      'dns_lookup',
     ];
     const deadline = Date.now() + 60_000;
     let reasons = new Set<string>();
