@@ -1,3 +1,4 @@
+import type { ContainerRuntime } from '../shared/runtime.js';
 import type { BottlePlan } from './schema.js';
 
 type LimitName = 'memory' | 'cpus' | 'pids';
@@ -14,17 +15,28 @@ export const DEFAULT_LIMITS: Readonly<{ memory: string; cpus: number; pids: numb
   pids: 1024,
 };
 
+/**
+ * Under gVisor the pids limit counts the sandbox's own host threads, several
+ * per process inside it, and reaching it ends the whole sandbox rather than
+ * failing one fork; the default leaves a parallel build the same headroom it
+ * has under runc.
+ */
+export const DEFAULT_RUNSC_PIDS = 16384;
+
+export function defaultPids(runtime: ContainerRuntime): number {
+  return runtime === 'runsc' ? DEFAULT_RUNSC_PIDS : DEFAULT_LIMITS.pids;
+}
+
 /** The manifest's limits with the defaults filled in; `defaulted` names the ones the manifest left out, if any. */
-export function planLimits(limits: {
-  memory?: string | null;
-  cpus?: number | null;
-  pids?: number | null;
-}): BottlePlan['limits'] {
+export function planLimits(
+  limits: { memory?: string | null; cpus?: number | null; pids?: number | null },
+  runtime: ContainerRuntime,
+): BottlePlan['limits'] {
   const defaulted = (['memory', 'cpus', 'pids'] as const).filter((name: LimitName) => limits[name] == null);
   return {
     memory: limits.memory ?? DEFAULT_LIMITS.memory,
     cpus: limits.cpus ?? DEFAULT_LIMITS.cpus,
-    pids: limits.pids ?? DEFAULT_LIMITS.pids,
+    pids: limits.pids ?? defaultPids(runtime),
     ...(defaulted.length > 0 ? { defaulted } : {}),
   };
 }

@@ -44,7 +44,7 @@ export function formatPlanText(plan: BottlePlan): string {
   list('skills', plan.skills.map((s) => `${s.name} (${s.source})`));
   field('prompt', plan.prompt ?? '(none)');
   // A plan made before limits had defaults carries nulls; the agent container fills them the same way.
-  const limits = planLimits(plan.limits);
+  const limits = planLimits(plan.limits, plan.runtime);
   const defaulted = new Set([...(plan.limits.defaulted ?? []), ...(limits.defaulted ?? [])]);
   const limit = (name: 'memory' | 'cpus' | 'pids') =>
     `${name} ${limits[name]}${defaulted.has(name) ? ' (default)' : ''}`;

@@ -76,7 +76,7 @@ export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
     args,
     cwd,
     copy_cwd: copyCwd,
-    limits: planLimits(bottle.limits),
+    limits: planLimits(bottle.limits, runtime),
     host: opts.facts.host,
     manifest_path: opts.loaded.path,
     egress: { proxy: bottle.egress.proxy, pipelock_image: bottle.egress.pipelock_image ?? null },

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { agentContainerSpec } from '../../src/effects/docker/containers.js';
-import { DEFAULT_LIMITS, planLimits } from '../../src/plan/default-limits.js';
+import { DEFAULT_LIMITS, DEFAULT_RUNSC_PIDS, planLimits } from '../../src/plan/default-limits.js';
 import { formatPlanText } from '../../src/plan/format-text.js';
 import { BottlePlanSchema } from '../../src/plan/schema.js';
 import { samplePlan, sampleNetwork } from '../golden/fixtures.js';
@@ -9,8 +9,8 @@ const noLimits = { memory: null, cpus: null, pids: null };
 
 describe('default limits on the agent', () => {
   it('fills every limit the manifest leaves out and says which', () => {
-    expect(planLimits({})).toEqual({ ...DEFAULT_LIMITS, defaulted: ['memory', 'cpus', 'pids'] });
-    expect(planLimits({ memory: '8g' })).toEqual({
+    expect(planLimits({}, 'runc')).toEqual({ ...DEFAULT_LIMITS, defaulted: ['memory', 'cpus', 'pids'] });
+    expect(planLimits({ memory: '8g' }, 'runc')).toEqual({
       memory: '8g',
       cpus: DEFAULT_LIMITS.cpus,
       pids: DEFAULT_LIMITS.pids,
@@ -19,8 +19,14 @@ describe('default limits on the agent', () => {
     expect(DEFAULT_LIMITS).toEqual({ memory: '4g', cpus: 2, pids: 1024 });
   });
 
+  it("leaves gVisor's sandbox threads room under the pids limit: runsc gets a higher default", () => {
+    expect(planLimits({}, 'runsc').pids).toBe(DEFAULT_RUNSC_PIDS);
+    expect(DEFAULT_RUNSC_PIDS).toBeGreaterThan(DEFAULT_LIMITS.pids);
+    expect(planLimits({ pids: 300 }, 'runsc').pids).toBe(300);
+  });
+
   it('gives the agent container bounded memory, cpus and pids even when the plan has none', () => {
-    const spec = agentContainerSpec(samplePlan('dev-a1b2c', { limits: noLimits }), {
+    const spec = agentContainerSpec(samplePlan('dev-a1b2c', { limits: noLimits, runtime: 'runc' }), {
       env: {},
       network: sampleNetwork(),
     });
@@ -37,7 +43,8 @@ describe('default limits on the agent', () => {
   });
 
   it('shows the limits in the plan text, marking defaults, and in the plan JSON', () => {
-    const plan = BottlePlanSchema.parse(samplePlan('dev-a1b2c', { limits: planLimits({ cpus: 4 }) }));
+    const limits = planLimits({ cpus: 4 }, 'runc');
+    const plan = BottlePlanSchema.parse(samplePlan('dev-a1b2c', { limits, runtime: 'runc' }));
     expect(formatPlanText(plan)).toMatch(/^limits: +memory 4g \(default\), cpus 4, pids 1024 \(default\)$/m);
     expect(JSON.parse(JSON.stringify(plan)).limits).toEqual({
       memory: '4g',
@@ -57,6 +64,6 @@ describe('the agent user', () => {
 
 describe('a manifest that sets every limit', () => {
   it('plans exactly its limits, with nothing marked as default', () => {
-    expect(planLimits({ memory: '2g', cpus: 1, pids: 512 })).toEqual({ memory: '2g', cpus: 1, pids: 512 });
+    expect(planLimits({ memory: '2g', cpus: 1, pids: 512 }, 'runsc')).toEqual({ memory: '2g', cpus: 1, pids: 512 });
   });
 });

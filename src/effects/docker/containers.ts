@@ -102,7 +102,7 @@ export function agentContainerSpec(plan: BottlePlan, opts: AgentContainerOptions
       // is asked for again after this, not after the kernel's default second.
       Sysctls: { 'net.ipv4.neigh.eth0.retrans_time_ms': '100' },
       // A manifest without limits still gets bounded ones; an older plan's nulls get the same defaults.
-      ...resourceLimits(planLimits(plan.limits)),
+      ...resourceLimits(planLimits(plan.limits, plan.runtime)),
     },
     NetworkingConfig: { EndpointsConfig: { [internal]: { IPAMConfig: { IPv4Address: opts.network.addresses.agent } } } },
   };
