@@ -4,17 +4,35 @@
 // attach and doctor's probe.
 import tseslint from 'typescript-eslint';
 
-const io = ['dockerode', 'ioredis', 'bullmq', 'node:fs', 'fs', 'node:fs/promises', 'fs/promises', 'node:child_process',
-  'child_process', 'node:net', 'net', 'node:http', 'http', 'node:https', 'https'];
+const io = [
+  'dockerode',
+  'ioredis',
+  'bullmq',
+  'node:fs',
+  'fs',
+  'node:fs/promises',
+  'fs/promises',
+  'node:child_process',
+  'child_process',
+  'node:net',
+  'net',
+  'node:http',
+  'http',
+  'node:https',
+  'https',
+];
 const pureLayer = (extra = []) => ({
-  'no-restricted-imports': ['error', {
-    paths: io.map((name) => ({ name, message: 'this layer is pure: no I/O' })),
-    patterns: [
-      { group: ['**/effects/**', '**/effects'], message: 'this layer is pure: it never imports effects' },
-      { group: ['**/worker/**'], message: 'this layer is pure: it never imports the worker' },
-      ...extra,
-    ],
-  }],
+  'no-restricted-imports': [
+    'error',
+    {
+      paths: io.map((name) => ({ name, message: 'this layer is pure: no I/O' })),
+      patterns: [
+        { group: ['**/effects/**', '**/effects'], message: 'this layer is pure: it never imports effects' },
+        { group: ['**/worker/**'], message: 'this layer is pure: it never imports the worker' },
+        ...extra,
+      ],
+    },
+  ],
 });
 
 export default tseslint.config(
@@ -33,10 +51,15 @@ export default tseslint.config(
     // The event store (Redis streams) reads and appends events; it knows neither the machine nor the effects.
     files: ['src/event-store/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [
-        { group: ['**/machines/**', '**/machines'], message: 'the event store does not import the machine' },
-        { group: ['**/effects/**', '**/effects'], message: 'the event store does not import effects' },
-      ] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['**/machines/**', '**/machines'], message: 'the event store does not import the machine' },
+            { group: ['**/effects/**', '**/effects'], message: 'the event store does not import effects' },
+          ],
+        },
+      ],
     },
   },
   {
@@ -44,11 +67,18 @@ export default tseslint.config(
     // attach and doctor's probe are the CLI's Docker; `bottle worker` is the worker's entry point.
     ignores: ['src/cli/attach.ts', 'src/cli/docker-probe.ts', 'src/cli/commands/worker.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        paths: [{ name: 'dockerode', message: 'the CLI reaches Docker only through attach and doctor\'s probe' }],
-        patterns: [{ group: ['**/effects/docker/**', '**/effects/cleanup*', '**/effects/index*'],
-          message: 'the CLI reaches Docker only through attach and doctor\'s probe' }],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: 'dockerode', message: "the CLI reaches Docker only through attach and doctor's probe" }],
+          patterns: [
+            {
+              group: ['**/effects/docker/**', '**/effects/cleanup*', '**/effects/index*'],
+              message: "the CLI reaches Docker only through attach and doctor's probe",
+            },
+          ],
+        },
+      ],
     },
   },
 );

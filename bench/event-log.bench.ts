@@ -29,8 +29,18 @@ export function benchPlan(identity: string): BottlePlan {
     identity,
     agent: identity.replace(/-[0-9a-z]{5}$/, ''),
     bottle: 'bench',
-    image: { tag: 'claude-bottle/bench:0000000000000000', context_hash: '0'.repeat(32), dockerfile: 'builtin:agent', builtin: true },
-    gateway_image: { tag: 'claude-bottle/gateway:0000000000000000', context_hash: '0'.repeat(32), dockerfile: 'builtin:gateway', builtin: true },
+    image: {
+      tag: 'claude-bottle/bench:0000000000000000',
+      context_hash: '0'.repeat(32),
+      dockerfile: 'builtin:agent',
+      builtin: true,
+    },
+    gateway_image: {
+      tag: 'claude-bottle/gateway:0000000000000000',
+      context_hash: '0'.repeat(32),
+      dockerfile: 'builtin:gateway',
+      builtin: true,
+    },
     runtime: 'runsc',
     networks: { internal: `cb-${identity}-internal`, egress: `cb-${identity}-egress` },
     containers: { gateway: `cb-${identity}-gateway`, agent: `cb-${identity}-agent` },
@@ -57,12 +67,23 @@ export function egressEvent(n: number): NewEvent {
   const allowed = n % 5 !== 0;
   return {
     type: allowed ? 'egress.allowed' : 'egress.denied',
-    data: { n, host: allowed ? 'api.anthropic.com' : 'blocked.invalid', port: 443, method: 'CONNECT', reason: allowed ? 'allowlisted' : 'host not in allowlist' },
+    data: {
+      n,
+      host: allowed ? 'api.anthropic.com' : 'blocked.invalid',
+      port: 443,
+      method: 'CONNECT',
+      reason: allowed ? 'allowlisted' : 'host not in allowlist',
+    },
   };
 }
 
 /** Stamps, folds and appends like the worker does; returns the new live state. */
-export async function commit(log: EventLog, identity: string, state: BottleState, events: NewEvent[]): Promise<BottleState> {
+export async function commit(
+  log: EventLog,
+  identity: string,
+  state: BottleState,
+  events: NewEvent[],
+): Promise<BottleState> {
   const stamped = stampEvents(state.seq, events, new Date().toISOString());
   let next = state;
   for (const ev of stamped) next = foldEvent(next, ev).state;
@@ -79,7 +100,18 @@ export async function benchEventLog(redis: Redis, samples = 2000, warmup = 200):
     for (let i = 0; i < warmup + samples; i++) {
       const data = JSON.stringify(egressEvent(i + 1).data);
       const t0 = performance.now();
-      await redis.xadd(scratch, `${i + 1}-0`, 'type', 'egress.allowed', 'at', new Date().toISOString(), 'v', '1', 'data', data);
+      await redis.xadd(
+        scratch,
+        `${i + 1}-0`,
+        'type',
+        'egress.allowed',
+        'at',
+        new Date().toISOString(),
+        'v',
+        '1',
+        'data',
+        data,
+      );
       if (i >= warmup) xadd.push(performance.now() - t0);
     }
 
@@ -102,10 +134,25 @@ export async function benchEventLog(redis: Redis, samples = 2000, warmup = 200):
       }
     }
     return [
-      { metric: 'append p50 (1 event, Lua: check + XADD + state + index)', value: percentile(append, 50), unit: 'ms', baseline: percentile(xadd, 50) },
+      {
+        metric: 'append p50 (1 event, Lua: check + XADD + state + index)',
+        value: percentile(append, 50),
+        unit: 'ms',
+        baseline: percentile(xadd, 50),
+      },
       { metric: 'append p99', value: percentile(append, 99), unit: 'ms', baseline: percentile(xadd, 99) },
-      { metric: 'stamp + validate + fold + append p50', value: percentile(endToEnd, 50), unit: 'ms', baseline: percentile(xadd, 50) },
-      { metric: 'stamp + validate + fold + append p99', value: percentile(endToEnd, 99), unit: 'ms', baseline: percentile(xadd, 99) },
+      {
+        metric: 'stamp + validate + fold + append p50',
+        value: percentile(endToEnd, 50),
+        unit: 'ms',
+        baseline: percentile(xadd, 50),
+      },
+      {
+        metric: 'stamp + validate + fold + append p99',
+        value: percentile(endToEnd, 99),
+        unit: 'ms',
+        baseline: percentile(xadd, 99),
+      },
     ];
   } finally {
     await redis.del(scratch);

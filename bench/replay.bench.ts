@@ -40,9 +40,33 @@ function launch(identity: string, resumed: boolean): NewEvent[] {
 export function replayHistory(identity: string, total = 10_000): NewEvent[][] {
   const lifecycle: NewEvent[][] = [
     launch(identity, false),
-    [{ type: 'capability.requested', data: { request_id: 'cap-1', kind: 'egress', host: 'pypi.org', port: 443, reason: 'pip', queue_if_pending: true } }],
+    [
+      {
+        type: 'capability.requested',
+        data: {
+          request_id: 'cap-1',
+          kind: 'egress',
+          host: 'pypi.org',
+          port: 443,
+          reason: 'pip',
+          queue_if_pending: true,
+        },
+      },
+    ],
     [{ type: 'capability.denied', data: { request_id: 'cap-1', reason: 'no', by: 'cli' } }],
-    [{ type: 'capability.requested', data: { request_id: 'cap-2', kind: 'egress', host: 'crates.io', port: 443, reason: 'cargo', queue_if_pending: true } }],
+    [
+      {
+        type: 'capability.requested',
+        data: {
+          request_id: 'cap-2',
+          kind: 'egress',
+          host: 'crates.io',
+          port: 443,
+          reason: 'cargo',
+          queue_if_pending: true,
+        },
+      },
+    ],
     [
       { type: 'capability.approved', data: { request_id: 'cap-2', by: 'cli' } },
       { type: 'bottle.preserved', data: { reason: 'capability', resume_hint: `bottle resume ${identity}` } },

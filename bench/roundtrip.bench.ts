@@ -22,14 +22,21 @@ export async function benchRoundTrip(connect: () => Redis, rounds = 200): Promis
   const redis = connect();
   const log = new EventLog(redis);
   const queue = openQueue(connect());
-  const identity = `bench-${randomUUID().replace(/-/g, '').slice(0, 5).replace(/[^0-9a-z]/g, 'a')}`;
+  const identity = `bench-${randomUUID()
+    .replace(/-/g, '')
+    .slice(0, 5)
+    .replace(/[^0-9a-z]/g, 'a')}`;
   const samples: number[] = [];
   try {
     let after = await log.lastSeq(identity);
     for (let i = 0; i < rounds + 10; i++) {
       const commandId = randomUUID();
       const t0 = performance.now();
-      await queue.add('command', { identity, command_id: commandId, event: { type: 'bottle.stop_requested', data: { by: 'bench' } } }, { jobId: commandJobId(identity, commandId) });
+      await queue.add(
+        'command',
+        { identity, command_id: commandId, event: { type: 'bottle.stop_requested', data: { by: 'bench' } } },
+        { jobId: commandJobId(identity, commandId) },
+      );
       for await (const ev of log.follow(identity, after, { signal: AbortSignal.timeout(10_000), blockMs: 1000 })) {
         after = ev.seq;
         break;
@@ -44,8 +51,19 @@ export async function benchRoundTrip(connect: () => Redis, rounds = 200): Promis
     redis.disconnect();
   }
   return [
-    { metric: 'command round trip p50', value: percentile(samples, 50), unit: 'ms', baseline: percentile(baseline, 50), target: '<= 5 ms' },
-    { metric: 'command round trip p99', value: percentile(samples, 99), unit: 'ms', baseline: percentile(baseline, 99) },
+    {
+      metric: 'command round trip p50',
+      value: percentile(samples, 50),
+      unit: 'ms',
+      baseline: percentile(baseline, 50),
+      target: '<= 5 ms',
+    },
+    {
+      metric: 'command round trip p99',
+      value: percentile(samples, 99),
+      unit: 'ms',
+      baseline: percentile(baseline, 99),
+    },
   ];
 }
 
@@ -53,7 +71,11 @@ async function bareBullmq(connect: () => Redis, rounds: number): Promise<number[
   const name = `bench-bare-${randomUUID()}`;
   const queue = new Queue(name, { connection: connect(), prefix: 'cbbench' });
   let pickedUp: (() => void) | undefined;
-  const worker = new Worker(name, async () => pickedUp?.(), { connection: connect(), prefix: 'cbbench', concurrency: 8 });
+  const worker = new Worker(name, async () => pickedUp?.(), {
+    connection: connect(),
+    prefix: 'cbbench',
+    concurrency: 8,
+  });
   await worker.waitUntilReady();
   const samples: number[] = [];
   try {

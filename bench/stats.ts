@@ -17,7 +17,8 @@ export const median = (xs: number[]) => percentile(xs, 50);
 
 export function printRows(title: string, rows: Row[]): void {
   console.log(`\n${title}`);
-  const fmt = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '-' : n >= 100 ? n.toFixed(0) : n.toFixed(3));
+  const fmt = (n: number | undefined) =>
+    n === undefined || Number.isNaN(n) ? '-' : n >= 100 ? n.toFixed(0) : n.toFixed(3);
   const table = [
     ['metric', 'value', 'baseline (same run)', 'ratio', 'target'],
     ...rows.map((r) => [

@@ -31,19 +31,32 @@ export function resolveSecrets(
     let value: string | undefined;
     if (src.token_env) {
       value = env[src.token_env];
-      if (!value) throw new RuntimeFailure(`credential route ${what}: environment variable ${src.token_env} is not set; export it or change token_env in the manifest`);
+      if (!value)
+        throw new RuntimeFailure(
+          `credential route ${what}: environment variable ${src.token_env} is not set; ` +
+            'export it or change token_env in the manifest',
+        );
     } else if (src.token_file) {
       try {
         value = readFileSync(src.token_file, 'utf8').trim();
       } catch (err) {
-        throw new RuntimeFailure(`credential route ${what}: cannot read token_file ${src.token_file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+        throw new RuntimeFailure(
+          `credential route ${what}: cannot read token_file ${src.token_file} ` +
+            `(${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+        );
       }
       if (!value) throw new RuntimeFailure(`credential route ${what}: token_file ${src.token_file} is empty`);
     } else if (src.token_command) {
       try {
-        value = execFileSync('sh', ['-c', src.token_command], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 }).trim();
+        value = execFileSync('sh', ['-c', src.token_command], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+          timeout: 30_000,
+        }).trim();
       } catch (err) {
-        throw new RuntimeFailure(`credential route ${what}: token_command failed (exit ${(err as { status?: number }).status ?? '?'})`);
+        throw new RuntimeFailure(
+          `credential route ${what}: token_command failed (exit ${(err as { status?: number }).status ?? '?'})`,
+        );
       }
       if (!value) throw new RuntimeFailure(`credential route ${what}: token_command printed nothing`);
     } else {

@@ -104,7 +104,11 @@ export const startAgent =
       await classifyDockerErrors('provisioning the agent', () => putEntries(agent.container, entries));
       await classifyDockerErrors('starting the agent', () => startContainer(agent.container));
     }
-    const data = { container: plan.containers.agent, runtime: plan.runtime, started_at: await startedAt(agent.container) };
+    const data = {
+      container: plan.containers.agent,
+      runtime: plan.runtime,
+      started_at: await startedAt(agent.container),
+    };
     return [{ type: 'agent.started', data }];
   };
 

@@ -34,7 +34,10 @@ export const applyCapability =
     const snapshot = await snapshotTranscript(docker, ctx.plan);
     await markPreserved(ctx.identity, 'capability');
     await removeBottleResources(docker, ctx.identity);
-    return [snapshot, { type: 'bottle.preserved', data: { reason: 'capability', resume_hint: resumeHint(ctx.identity) } }];
+    return [
+      snapshot,
+      { type: 'bottle.preserved', data: { reason: 'capability', resume_hint: resumeHint(ctx.identity) } },
+    ];
   };
 
 /** The approved Dockerfile, from the request's own event in the log (the live state keeps only its length). */

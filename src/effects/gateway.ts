@@ -60,7 +60,8 @@ async function gatewayFiles(plan: BottlePlan, firstAttempt: boolean): Promise<Ar
   const secrets = await readGatewaySecrets(plan.identity);
   if (!secrets && firstAttempt && (plan.credentials.length > 0 || hasSsh(plan))) {
     throw new PermanentEffectError(
-      'the credential secrets for this launch are gone (already used by an earlier gateway); start or resume the bottle again',
+      'the credential secrets for this launch are gone (already used by an earlier gateway); ' +
+        'start or resume the bottle again',
     );
   }
   // A retry that finds the secrets already handed over rewrites only the config.
@@ -87,7 +88,12 @@ export const startGateway =
       await classifyDockerErrors('starting the gateway', () => startContainer(gateway.container));
     }
     const started_at = await startedAt(gateway.container);
-    const data = { container: plan.containers.gateway, ip: network.addresses.gateway, started_at, legacy_launch: false };
+    const data = {
+      container: plan.containers.gateway,
+      ip: network.addresses.gateway,
+      started_at,
+      legacy_launch: false,
+    };
     return [{ type: 'gateway.started', data }];
   };
 

@@ -201,13 +201,16 @@ export function parseEvent(raw: unknown): LifecycleEvent {
     if (fast) return fast;
   }
   const head = RawEnvelopeSchema.safeParse(raw);
-  if (!head.success) throw new InvalidEventError(`malformed event envelope: ${head.error.issues[0]?.message ?? 'invalid'}`);
+  if (!head.success)
+    throw new InvalidEventError(`malformed event envelope: ${head.error.issues[0]?.message ?? 'invalid'}`);
   const { type, v } = head.data;
   const where = `event ${String(head.data.seq)} (${type})`;
   if (!isEventType(type)) throw new InvalidEventError(`${where}: unknown event type`);
   const current = CURRENT_VERSION[type];
   if (v > current) {
-    throw new InvalidEventError(`${where}: schema version ${v} is newer than this claude-bottle understands (${current}); upgrade claude-bottle`);
+    throw new InvalidEventError(
+      `${where}: schema version ${v} is newer than this claude-bottle understands (${current}); upgrade claude-bottle`,
+    );
   }
   const data = v < current ? upcastData(type, v, current, head.data.data) : head.data.data;
   const parsed = LifecycleEventSchema.safeParse({ ...head.data, v: current, data });
@@ -226,7 +229,9 @@ export function parseNewEventData(type: string, data: unknown): Record<string, u
   const parsed = EVENT_DATA_SCHEMAS[type].safeParse(data);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new InvalidEventError(`new ${type} event: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}`);
+    throw new InvalidEventError(
+      `new ${type} event: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}`,
+    );
   }
   return parsed.data as Record<string, unknown>;
 }

@@ -13,7 +13,10 @@ export function installClientErrorHandler(ctx: GatewayContext, server: Server): 
     const code = err.code ?? '';
     if (code === 'HPE_HEADER_OVERFLOW') {
       ctx.decisions.denied({ host: null, port: null, method: null }, 'header_too_large');
-      writeJsonAndClose(socket, 431, { error: 'header_too_large', max_header_bytes: ctx.config.limits.max_header_bytes });
+      writeJsonAndClose(socket, 431, {
+        error: 'header_too_large',
+        max_header_bytes: ctx.config.limits.max_header_bytes,
+      });
       return;
     }
     if (code.startsWith('HPE_')) {

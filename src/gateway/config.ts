@@ -22,7 +22,10 @@ const RouteSchema = z
     upstream: z.string().url().optional(),
     auth: z.enum(['oauth', 'api-key', 'bearer', 'basic', 'header']),
     /** Header name for auth "header". */
-    header: z.string().regex(/^[A-Za-z0-9-]+$/).optional(),
+    header: z
+      .string()
+      .regex(/^[A-Za-z0-9-]+$/)
+      .optional(),
   })
   .strict()
   .superRefine((route, ctx) => {
@@ -48,7 +51,9 @@ export const GatewayConfigSchema = z
     allow: z.array(z.string()).default([]),
     /** Operator-pinned names: resolved here instead of DNS, and exempt from the private-address block. */
     extra_hosts: z
-      .record(z.string().refine((ip) => isIP(ip) !== 0 || ip === HOST_GATEWAY, 'must be an IP address or "host-gateway"'))
+      .record(
+        z.string().refine((ip) => isIP(ip) !== 0 || ip === HOST_GATEWAY, 'must be an IP address or "host-gateway"'),
+      )
       .default({}),
     routes: z.array(RouteSchema).default([]),
     /** The ssh-agent the bottle signs with: its port and the ids of the keys (in the secrets file) it holds. */
@@ -78,7 +83,8 @@ export const GatewayConfigSchema = z
     const ids = new Set<string>();
     const pinned = new Set(Object.keys(config.extra_hosts).map((h) => h.toLowerCase()));
     config.routes.forEach((route, index) => {
-      if (ids.has(route.id)) ctx.addIssue({ code: 'custom', path: ['routes', index, 'id'], message: `duplicate route id ${route.id}` });
+      if (ids.has(route.id))
+        ctx.addIssue({ code: 'custom', path: ['routes', index, 'id'], message: `duplicate route id ${route.id}` });
       ids.add(route.id);
       if (!route.upstream) return;
       const url = new URL(route.upstream);
@@ -91,7 +97,11 @@ export const GatewayConfigSchema = z
           message: `http upstream ${url.hostname} is only allowed for a name mapped in extra_hosts; use https`,
         });
       } else if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-        ctx.addIssue({ code: 'custom', path: ['routes', index, 'upstream'], message: 'upstream must be an http(s) URL' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', index, 'upstream'],
+          message: 'upstream must be an http(s) URL',
+        });
       }
     });
     if (config.routes.filter((r) => r.role === 'anthropic-base-url').length > 1) {
@@ -110,13 +120,19 @@ export class GatewayConfigError extends Error {
 }
 
 /** Parses and checks the config; every route must have its secret. Messages never contain secret values. */
-export function validateGatewayFiles(configJson: unknown, secretsJson: unknown): { config: GatewayConfig; secrets: GatewaySecrets } {
+export function validateGatewayFiles(
+  configJson: unknown,
+  secretsJson: unknown,
+): { config: GatewayConfig; secrets: GatewaySecrets } {
   const config = GatewayConfigSchema.safeParse(configJson);
   if (!config.success) throw new GatewayConfigError(`invalid gateway config: ${describeIssues(config.error)}`);
   const secrets = GatewaySecretsSchema.safeParse(secretsJson);
   // Report only paths: a zod message about a secrets file could quote the value.
   if (!secrets.success) {
-    throw new GatewayConfigError(`invalid gateway secrets: each entry must be a non-empty string (${secrets.error.issues.map((i) => i.path.join('.')).join(', ')})`);
+    throw new GatewayConfigError(
+      'invalid gateway secrets: each entry must be a non-empty string ' +
+        `(${secrets.error.issues.map((i) => i.path.join('.')).join(', ')})`,
+    );
   }
   const missing = config.data.routes.filter((r) => !(r.id in secrets.data)).map((r) => r.id);
   if (missing.length > 0) throw new GatewayConfigError(`no secret for route(s): ${missing.join(', ')}`);
@@ -146,10 +162,15 @@ export function readGatewayFiles(
   try {
     hostsFile = readFileSync(hostsPath, 'utf8');
   } catch (err) {
-    throw new GatewayConfigError(`cannot read ${hostsPath} for host-gateway: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    throw new GatewayConfigError(
+      `cannot read ${hostsPath} for host-gateway: ${(err as NodeJS.ErrnoException).code ?? err}`,
+    );
   }
   try {
-    return { ...files, config: { ...files.config, extra_hosts: resolveHostGateway(files.config.extra_hosts, hostsFile) } };
+    return {
+      ...files,
+      config: { ...files.config, extra_hosts: resolveHostGateway(files.config.extra_hosts, hostsFile) },
+    };
   } catch (err) {
     throw new GatewayConfigError((err as Error).message);
   }
@@ -161,7 +182,9 @@ function readJsonFile(path: string, what: string, whenMissing?: unknown): unknow
     text = readFileSync(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' && whenMissing !== undefined) return whenMissing;
-    throw new GatewayConfigError(`cannot read gateway ${what} file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new GatewayConfigError(
+      `cannot read gateway ${what} file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+    );
   }
   try {
     return JSON.parse(text);

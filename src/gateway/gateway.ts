@@ -96,7 +96,10 @@ export async function startGateway(
     hostRoutes,
     anthropicRoute: config.routes.find((r) => r.role === 'anthropic-base-url'),
     // node-forge is a quarter of the gateway's load time: only bottles with host routes pay for it.
-    interception: hostRoutes.size > 0 ? (await import('./interception-ca.js')).createInterceptionCa(config.identity, [...hostRoutes.keys()]) : undefined,
+    interception:
+      hostRoutes.size > 0
+        ? (await import('./interception-ca.js')).createInterceptionCa(config.identity, [...hostRoutes.keys()])
+        : undefined,
     credentialPort: () => credentialPort,
     log,
   };
@@ -108,12 +111,19 @@ export async function startGateway(
   let sshAgent: SshAgentServer | undefined;
   try {
     await listen(forward.server, inherited ? { fd: inherited.proxy } : { port: config.proxy_port, host: listenHost });
-    await listen(credential, inherited ? { fd: inherited.credential } : { port: config.credential_port, host: listenHost });
+    await listen(
+      credential,
+      inherited ? { fd: inherited.credential } : { port: config.credential_port, host: listenHost },
+    );
     if (inherited) {
       // The sockets were bound for the ports the container was started with; they must be the configured ones.
-      for (const [server, port] of [[forward.server, config.proxy_port], [credential, config.credential_port]] as const) {
+      for (const [server, port] of [
+        [forward.server, config.proxy_port],
+        [credential, config.credential_port],
+      ] as const) {
         const bound = (server.address() as AddressInfo).port;
-        if (port !== 0 && bound !== port) throw new Error(`the inherited socket listens on port ${bound}, but the config says ${port}`);
+        if (port !== 0 && bound !== port)
+          throw new Error(`the inherited socket listens on port ${bound}, but the config says ${port}`);
       }
     }
     if (config.dns_port !== null) dns = await startDnsRefuser(ctx, listenHost, config.dns_port);
@@ -140,7 +150,11 @@ export async function startGateway(
     close: async () => {
       forward.destroyTunnels();
       dns?.close();
-      await Promise.all([closeServer(forward.server), closeServer(credential), ...(sshAgent ? [sshAgent.close()] : [])]);
+      await Promise.all([
+        closeServer(forward.server),
+        closeServer(credential),
+        ...(sshAgent ? [sshAgent.close()] : []),
+      ]);
     },
   };
 }

@@ -26,7 +26,9 @@ export function resolveHostGateway(extraHosts: Record<string, string>, hostsFile
       if (target !== HOST_GATEWAY) return [name, target];
       const address = addresses.get(name.toLowerCase());
       if (!address) {
-        throw new UnresolvedHostGatewayError(`extra host ${name} maps to host-gateway, but the hosts file names no address for it`);
+        throw new UnresolvedHostGatewayError(
+          `extra host ${name} maps to host-gateway, but the hosts file names no address for it`,
+        );
       }
       return [name, address];
     }),

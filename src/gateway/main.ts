@@ -13,7 +13,6 @@ import {
 } from './protocol.js';
 import { startGateway, type InheritedSockets } from './gateway.js';
 
-
 function writeLine(line: GatewayLine): void {
   process.stdout.write(`${JSON.stringify(line)}\n`);
 }
@@ -22,7 +21,8 @@ function writeLine(line: GatewayLine): void {
 function inheritedSockets(value: string | undefined): InheritedSockets | undefined {
   if (!value) return undefined;
   const fds = value.split(',').map(Number);
-  if (fds.length !== 2 || !fds.every((fd) => Number.isInteger(fd) && fd > 2)) throw new Error(`GATEWAY_LISTEN_FDS must be two descriptors, got ${JSON.stringify(value)}`);
+  if (fds.length !== 2 || !fds.every((fd) => Number.isInteger(fd) && fd > 2))
+    throw new Error(`GATEWAY_LISTEN_FDS must be two descriptors, got ${JSON.stringify(value)}`);
   return { proxy: fds[0], credential: fds[1] };
 }
 

@@ -56,9 +56,13 @@ export function egressDeniedBody(ctx: DenialContext, host: string, port: number,
     host,
     port,
     reason,
-    how_to_request: `ask the operator: POST ${ctx.capabilityUrl} ${example} then the operator runs \`bottle approve ${ctx.identity}\``,
+    how_to_request:
+      `ask the operator: POST ${ctx.capabilityUrl} ${example} ` +
+      `then the operator runs \`bottle approve ${ctx.identity}\``,
     // The command every bottle ships: it files the request and waits for the operator's answer.
-    ask_with: `bottle-request egress ${host.includes(':') ? `[${host}]` : host}:${port} --reason '<why the task needs it>'`,
+    ask_with:
+      `bottle-request egress ${host.includes(':') ? `[${host}]` : host}:${port} ` +
+      "--reason '<why the task needs it>'",
   };
 }
 

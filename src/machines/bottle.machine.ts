@@ -241,7 +241,9 @@ export const bottleMachine = setup({
         'bottle.stop_requested': {
           actions: [
             assign({ stopRequested: true, stopRequestedBy: ({ event }) => event.data.by }),
-            request('stop_agent', ({ event }) => ({ by: event.type === 'bottle.stop_requested' ? event.data.by : null })),
+            request('stop_agent', ({ event }) => ({
+              by: event.type === 'bottle.stop_requested' ? event.data.by : null,
+            })),
           ],
         },
         'capability.requested': [
@@ -383,10 +385,7 @@ function launchStateHandlers() {
 }
 
 function failOnPermanent(target: 'failing' | 'failed') {
-  return [
-    { guard: 'isPermanentFailure', target, actions: recordError() },
-    { actions: recordError() },
-  ] as const;
+  return [{ guard: 'isPermanentFailure', target, actions: recordError() }, { actions: recordError() }] as const;
 }
 
 function resume() {

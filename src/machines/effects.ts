@@ -47,28 +47,24 @@ export const EFFECTS = {
   /** The pipelock container, when pipelock is the egress hop. */
   start_pipelock: effect(launchParams, ['pipelock.started'], [legacyGatewayStart]),
   /** The hardened agent container, provisioned and started. */
-  start_agent: effect(
-    launchParams.extend({ interception_ca: z.string().nullable() }),
-    ['agent.started'],
-  ),
+  start_agent: effect(launchParams.extend({ interception_ca: z.string().nullable() }), ['agent.started']),
   /** Follows the agent until it exits, recording the gateway's decisions as observations meanwhile. */
   watch_agent: effect(noParams, ['agent.exited']),
   /** Asks the agent to stop; its exit is reported by watch_agent. */
   stop_agent: effect(z.object({ by: z.string().nullable() }), [], [{ type: 'agent.exited' }]),
   /** Copies the agent's transcript into the state folder. */
-  snapshot_transcript: effect(
-    z.object({ code: z.number().nullable(), signal: z.string().nullable() }),
-    ['transcript.snapshotted'],
-  ),
+  snapshot_transcript: effect(z.object({ code: z.number().nullable(), signal: z.string().nullable() }), [
+    'transcript.snapshotted',
+  ]),
   /** Keeps the state for a resume and removes the bottle's Docker resources. */
   preserve: effect(z.object({ reason: PreserveReasonSchema }), ['bottle.preserved']),
   /** Removes the bottle's Docker resources and its state. */
   cleanup: effect(noParams, ['bottle.cleaned']),
   /** Writes an approved capability change into the state, snapshots, preserves and tears down. */
-  apply_capability: effect(
-    z.object({ request: PendingCapabilitySchema, approved_by: z.string().nullable() }),
-    ['transcript.snapshotted', 'bottle.preserved'],
-  ),
+  apply_capability: effect(z.object({ request: PendingCapabilitySchema, approved_by: z.string().nullable() }), [
+    'transcript.snapshotted',
+    'bottle.preserved',
+  ]),
   /**
    * Tells the running gateway a decision, so the agent's `bottle-request` learns it; an approved egress
    * request also grows the gateway's allowlist in place and is kept for later resumes.
@@ -137,7 +133,7 @@ export function parseEffectRequest(raw: unknown): EffectRequest {
   return { kind, identity, causedBySeq, params: params.data } as EffectRequest;
 }
 
-/** Whether `event` reports that an effect of this kind is done (its outcome, a permanent failure, or a settling event). */
+/** Whether `event` says an effect of this kind is done (its outcome, a permanent failure, or a settling event). */
 export function settles(kind: EffectKind, event: { type: string; data: unknown }): boolean {
   const spec = EFFECTS[kind];
   if ((spec.outcomes as readonly string[]).includes(event.type)) return true;

@@ -41,7 +41,11 @@ export function initialBottleState(identity: string): BottleState {
   return fromSnapshot(snapshot, 0);
 }
 
-function effectsOf(actions: ReadonlyArray<{ type: string; params: unknown }>, identity: string, seq: number): EffectRequest[] {
+function effectsOf(
+  actions: ReadonlyArray<{ type: string; params: unknown }>,
+  identity: string,
+  seq: number,
+): EffectRequest[] {
   const effects: EffectRequest[] = [];
   for (const action of actions) {
     if (action.type !== 'requestEffect') continue;

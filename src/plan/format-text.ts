@@ -30,18 +30,37 @@ export function formatPlanText(plan: BottlePlan): string {
   field('networks', `${plan.networks.internal} (internal), ${plan.networks.egress} (egress)`);
   field('cwd', `${plan.cwd} (${plan.copy_cwd ? 'copied in' : 'bind-mounted'})`);
   field('command', plan.command.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' '));
-  const proxy = plan.egress?.proxy === 'pipelock' ? `, enforced by pipelock${plan.egress.pipelock_image ? ` (${plan.egress.pipelock_image})` : ''}` : '';
+  const proxy =
+    plan.egress?.proxy === 'pipelock'
+      ? `, enforced by pipelock${plan.egress.pipelock_image ? ` (${plan.egress.pipelock_image})` : ''}`
+      : '';
   lines.push(`hosts:        ${plan.hosts.length} allowed${proxy}`);
   for (const h of plan.hosts) lines.push(`  - ${h}${defaults.has(h) ? '  (default)' : ''}`);
-  list('extra hosts', Object.entries(plan.extra_hosts).map(([name, addr]) => `${name} -> ${addr}`));
-  list('mounts', plan.mounts.map((m) => `${m.purpose}: ${m.source} -> ${m.target} (${m.kind}${m.readonly ? ', read-only' : ''})`));
+  list(
+    'extra hosts',
+    Object.entries(plan.extra_hosts).map(([name, addr]) => `${name} -> ${addr}`),
+  );
+  list(
+    'mounts',
+    plan.mounts.map((m) => `${m.purpose}: ${m.source} -> ${m.target} (${m.kind}${m.readonly ? ', read-only' : ''})`),
+  );
   list('env', plan.env_names);
   list(
     'credentials',
-    plan.credentials.map((c) => `${c.role ?? c.host} -> ${c.upstream ?? ''} (${c.auth}${c.header ? ` ${c.header}` : ''}, from ${c.token_source})`),
+    plan.credentials.map(
+      (c) =>
+        `${c.role ?? c.host} -> ${c.upstream ?? ''} ` +
+        `(${c.auth}${c.header ? ` ${c.header}` : ''}, from ${c.token_source})`,
+    ),
   );
-  list('ssh', plan.ssh.map((s) => `${s.Host}: key ${s.IdentityFile} (held by the gateway${sshReach(plan, s.Host)})`));
-  list('skills', plan.skills.map((s) => `${s.name} (${s.source})`));
+  list(
+    'ssh',
+    plan.ssh.map((s) => `${s.Host}: key ${s.IdentityFile} (held by the gateway${sshReach(plan, s.Host)})`),
+  );
+  list(
+    'skills',
+    plan.skills.map((s) => `${s.name} (${s.source})`),
+  );
   field('prompt', plan.prompt ?? '(none)');
   // A plan made before limits had defaults carries nulls; the agent container fills them the same way.
   const limits = planLimits(plan.limits, plan.runtime);

@@ -118,13 +118,28 @@ export function planMounts(input: {
 }): Mount[] {
   // The folder appears at the same path inside, so paths in tool output and
   // Claude Code's per-project transcript key match the host.
-  const mounts: Mount[] = [{ kind: input.copyCwd ? 'copy' : 'bind', source: input.cwd, target: input.cwd, readonly: false, purpose: 'cwd' }];
+  const mounts: Mount[] = [
+    { kind: input.copyCwd ? 'copy' : 'bind', source: input.cwd, target: input.cwd, readonly: false, purpose: 'cwd' },
+  ];
   if (input.transcript) {
-    mounts.push({ kind: 'copy', source: input.transcript, target: TRANSCRIPT_TARGET, readonly: false, purpose: 'transcript' });
+    mounts.push({
+      kind: 'copy',
+      source: input.transcript,
+      target: TRANSCRIPT_TARGET,
+      readonly: false,
+      purpose: 'transcript',
+    });
   }
-  if (input.prompt) mounts.push({ kind: 'copy', source: input.prompt, target: PROMPT_TARGET, readonly: true, purpose: 'prompt' });
+  if (input.prompt)
+    mounts.push({ kind: 'copy', source: input.prompt, target: PROMPT_TARGET, readonly: true, purpose: 'prompt' });
   for (const skill of input.skills) {
-    mounts.push({ kind: 'copy', source: skill.source, target: `${SKILLS_TARGET_DIR}/${skill.name}`, readonly: true, purpose: 'skill' });
+    mounts.push({
+      kind: 'copy',
+      source: skill.source,
+      target: `${SKILLS_TARGET_DIR}/${skill.name}`,
+      readonly: true,
+      purpose: 'skill',
+    });
   }
   // SSH keys are not among them: the gateway holds them (plan/ssh-config.ts).
   return mounts;
@@ -132,6 +147,7 @@ export function planMounts(input: {
 
 /** The agent's argv: its command, the system prompt flag when Claude Code gets a prompt, then `-- ARGS`. */
 export function agentCommand(agent: Pick<Agent, 'command' | 'prompt'>, args: readonly string[]): string[] {
-  const promptFlag = agent.prompt && basename(agent.command[0]) === 'claude' ? ['--append-system-prompt-file', PROMPT_TARGET] : [];
+  const promptFlag =
+    agent.prompt && basename(agent.command[0]) === 'claude' ? ['--append-system-prompt-file', PROMPT_TARGET] : [];
   return [...agent.command, ...promptFlag, ...args];
 }

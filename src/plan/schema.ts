@@ -58,7 +58,7 @@ export const BottlePlanSchema = z.object({
   args: z.array(z.string()),
   cwd: z.string(),
   copy_cwd: z.boolean(),
-  /** The agent's limits; the manifest's, else the defaults (default-limits.ts). Null only in plans made before defaults. */
+  /** The agent's limits: the manifest's, else the defaults (default-limits.ts); null in plans older than defaults. */
   limits: z.object({
     memory: z.string().nullable(),
     cpus: z.number().nullable(),

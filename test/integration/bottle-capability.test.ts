@@ -3,7 +3,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GATEWAY_CONFIG_PATH } from '../../src/gateway/protocol.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
-import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness, type CliResult } from '../support/cli-harness.js';
+import {
+  identityFrom,
+  PIN_DEFAULT_HOSTS,
+  startHarness,
+  type BottleHarness,
+  type CliResult,
+} from '../support/cli-harness.js';
 import { execIn } from '../support/docker.js';
 
 /**
@@ -20,7 +26,11 @@ let h: BottleHarness;
 let manifest: string;
 
 // Leaves a transcript file (to see the apply step snapshot it), then waits; stoppable by SIGTERM.
-const AGENT = ['bash', '-c', 'mkdir -p ~/.claude/projects/x && echo asked > ~/.claude/projects/x/s.jsonl; trap "exit 143" TERM; sleep 600 & wait'];
+const AGENT = [
+  'bash',
+  '-c',
+  'mkdir -p ~/.claude/projects/x && echo asked > ~/.claude/projects/x/s.jsonl; trap "exit 143" TERM; sleep 600 & wait',
+];
 
 beforeAll(async () => {
   h = await startHarness();
@@ -38,24 +48,38 @@ function show(r: CliResult): string {
 }
 
 /** From inside the agent, as an agent would: the gateway's address comes from HTTPS_PROXY. */
-async function requestCapability(identity: string, body: Record<string, unknown>): Promise<{ code: number; output: string }> {
-  const script = 'gw=${HTTPS_PROXY#http://}; gw=${gw%:*}; curl -s -X POST "http://$gw:3129/_bottle/capability" -d "$BODY"';
-  return execIn(h.docker.getContainer(`cb-${identity}-agent`), ['sh', '-c', script], { user: 'node', env: [`BODY=${JSON.stringify(body)}`] });
+async function requestCapability(
+  identity: string,
+  body: Record<string, unknown>,
+): Promise<{ code: number; output: string }> {
+  const script =
+    'gw=${HTTPS_PROXY#http://}; gw=${gw%:*}; curl -s -X POST "http://$gw:3129/_bottle/capability" -d "$BODY"';
+  return execIn(h.docker.getContainer(`cb-${identity}-agent`), ['sh', '-c', script], {
+    user: 'node',
+    env: [`BODY=${JSON.stringify(body)}`],
+  });
 }
 
-async function waitForCount(identity: string, type: string, count: number, timeoutMs = 60_000): Promise<LifecycleEvent[]> {
+async function waitForCount(
+  identity: string,
+  type: string,
+  count: number,
+  timeoutMs = 60_000,
+): Promise<LifecycleEvent[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const events = await h.log.read(identity);
     if (events.filter((e) => e.type === type).length >= count) return events;
-    if (Date.now() > deadline) throw new Error(`${identity}: fewer than ${count} ${type}; saw ${events.map((e) => e.type).join(', ')}`);
+    if (Date.now() > deadline)
+      throw new Error(`${identity}: fewer than ${count} ${type}; saw ${events.map((e) => e.type).join(', ')}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
 async function listedState(identity: string): Promise<string | undefined> {
   const listed = await h.cli(['list', '--format', 'json']);
-  return (JSON.parse(listed.stdout) as Array<{ identity: string; state: string }>).find((b) => b.identity === identity)?.state;
+  return (JSON.parse(listed.stdout) as Array<{ identity: string; state: string }>).find((b) => b.identity === identity)
+    ?.state;
 }
 
 async function startAsker(): Promise<{ identity: string; plan: { image: { tag: string } } }> {
@@ -67,11 +91,16 @@ async function startAsker(): Promise<{ identity: string; plan: { image: { tag: s
 describe('egress capability', () => {
   it('a request made while another is pending waits its turn: denying the first makes it the pending one', async () => {
     const { identity } = await startAsker();
-    expect((await requestCapability(identity, { kind: 'egress', host: 'first.test', port: 443, reason: 'one' })).code).toBe(0);
+    expect(
+      (await requestCapability(identity, { kind: 'egress', host: 'first.test', port: 443, reason: 'one' })).code,
+    ).toBe(0);
     await waitForCount(identity, 'capability.requested', 1);
-    expect((await requestCapability(identity, { kind: 'egress', host: 'second.test', port: 443, reason: 'two' })).code).toBe(0);
+    expect(
+      (await requestCapability(identity, { kind: 'egress', host: 'second.test', port: 443, reason: 'two' })).code,
+    ).toBe(0);
     const events = await waitForCount(identity, 'capability.requested', 2);
-    const secondId = (events.filter((e) => e.type === 'capability.requested')[1].data as { request_id: string }).request_id;
+    const secondId = (events.filter((e) => e.type === 'capability.requested')[1].data as { request_id: string })
+      .request_id;
     expect(await listedState(identity)).toBe('running (capability pending, 1 more queued)');
 
     const denied = await h.cli(['deny', identity, '--reason', 'not first']);
@@ -88,7 +117,12 @@ describe('egress capability', () => {
   it('request -> pending in list -> deny keeps it running -> second request -> approve applies live -> kept on resume', async () => {
     const { identity } = await startAsker();
 
-    const asked = await requestCapability(identity, { kind: 'egress', host: 'newhost.test', port: 443, reason: 'need it' });
+    const asked = await requestCapability(identity, {
+      kind: 'egress',
+      host: 'newhost.test',
+      port: 443,
+      reason: 'need it',
+    });
     expect(asked.code, asked.output).toBe(0);
     expect(JSON.parse(asked.output)).toMatchObject({ status: 'pending' });
     let events = await waitForCount(identity, 'capability.requested', 1);
@@ -99,7 +133,10 @@ describe('egress capability', () => {
     const denied = await h.cli(['deny', identity, '--reason', 'no']);
     expect(denied.code, show(denied)).toBe(0);
     events = await waitForCount(identity, 'capability.denied', 1);
-    expect(events.find((e) => e.type === 'capability.denied')!.data).toMatchObject({ request_id: (first.data as { request_id: string }).request_id, reason: 'no' });
+    expect(events.find((e) => e.type === 'capability.denied')!.data).toMatchObject({
+      request_id: (first.data as { request_id: string }).request_id,
+      reason: 'no',
+    });
     expect(await listedState(identity)).toBe('running');
     expect((await h.docker.getContainer(`cb-${identity}-agent`).inspect()).State.Running).toBe(true);
     // Nothing pending any more: a second decision has nothing to decide.
@@ -107,7 +144,10 @@ describe('egress capability', () => {
     expect(nothing.code).toBe(1);
     expect(nothing.stderr).toContain('no pending capability request');
 
-    expect((await requestCapability(identity, { kind: 'egress', host: 'newhost.test', port: 443, reason: 'really need it' })).code).toBe(0);
+    expect(
+      (await requestCapability(identity, { kind: 'egress', host: 'newhost.test', port: 443, reason: 'really need it' }))
+        .code,
+    ).toBe(0);
     await waitForCount(identity, 'capability.requested', 2);
     expect(await listedState(identity)).toBe('running (capability pending)');
 
@@ -137,7 +177,9 @@ describe('egress capability', () => {
     expect((start.data as { plan: { hosts: string[] } }).plan.hosts).not.toContain('newhost.test');
     // And the resumed gateway enforces that allowlist.
     await waitForCount(identity, 'agent.started', 2);
-    const gateway = h.docker.getContainer((resume.data as { plan: { containers: { gateway: string } } }).plan.containers.gateway);
+    const gateway = h.docker.getContainer(
+      (resume.data as { plan: { containers: { gateway: string } } }).plan.containers.gateway,
+    );
     const config = await execIn(gateway, ['cat', GATEWAY_CONFIG_PATH]);
     expect(config.code).toBe(0);
     expect((JSON.parse(config.output) as { allow: string[] }).allow).toContain('newhost.test');
@@ -149,7 +191,9 @@ describe('dockerfile capability', () => {
   it('approve writes state/<id>/Dockerfile; resume builds it and the marker exists in the resumed container', async () => {
     const { identity, plan } = await startAsker();
     const dockerfile = `FROM ${plan.image.tag}\nRUN echo built-by-capability > /home/node/.capability-marker\n`;
-    expect((await requestCapability(identity, { kind: 'dockerfile', dockerfile, reason: 'need a marker' })).code).toBe(0);
+    expect((await requestCapability(identity, { kind: 'dockerfile', dockerfile, reason: 'need a marker' })).code).toBe(
+      0,
+    );
     await waitForCount(identity, 'capability.requested', 1);
 
     const approved = await h.cli(['approve', identity]);
@@ -166,7 +210,10 @@ describe('dockerfile capability', () => {
     expect(resumedImage.tag).not.toBe(plan.image.tag);
     const agent = h.docker.getContainer(`cb-${identity}-agent`);
     expect((await agent.inspect()).Config.Image).toBe(resumedImage.tag);
-    expect(await execIn(agent, ['cat', '/home/node/.capability-marker'], { user: 'node' })).toEqual({ code: 0, output: 'built-by-capability\n' });
+    expect(await execIn(agent, ['cat', '/home/node/.capability-marker'], { user: 'node' })).toEqual({
+      code: 0,
+      output: 'built-by-capability\n',
+    });
     expect((await h.cli(['stop', identity])).code).toBe(0);
     expect(existsSync(written)).toBe(true);
   });

@@ -1,7 +1,14 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BOTTLE_BIN, identityFrom, PIN_DEFAULT_HOSTS, REPO, startHarness, type BottleHarness } from '../support/cli-harness.js';
+import {
+  BOTTLE_BIN,
+  identityFrom,
+  PIN_DEFAULT_HOSTS,
+  REPO,
+  startHarness,
+  type BottleHarness,
+} from '../support/cli-harness.js';
 
 /** The dashboard is a terminal program: run it in a real tmux pane and read the screen. */
 let h: BottleHarness;
@@ -42,7 +49,11 @@ describe('bottle dashboard', () => {
     // The agent asks for a capability and tries a blocked host: both must show up.
     const agent = h.docker.getContainer(`cb-${identity}-agent`);
     const exec = await agent.exec({
-      Cmd: ['bash', '-c', 'gw=${HTTPS_PROXY#http://}; gw=${gw%:*}; curl -s -o /dev/null http://denied.test/; curl -s -X POST -d \'{"kind":"egress","host":"wanted.test","port":443,"reason":"docs"}\' http://$gw:3129/_bottle/capability'],
+      Cmd: [
+        'bash',
+        '-c',
+        'gw=${HTTPS_PROXY#http://}; gw=${gw%:*}; curl -s -o /dev/null http://denied.test/; curl -s -X POST -d \'{"kind":"egress","host":"wanted.test","port":443,"reason":"docs"}\' http://$gw:3129/_bottle/capability',
+      ],
       User: 'node',
       AttachStdout: true,
       AttachStderr: true,
@@ -52,9 +63,26 @@ describe('bottle dashboard', () => {
     await new Promise((r) => stream.on('end', r));
     await h.waitForEvent(identity, 'capability.requested');
 
-    const envArgs = Object.entries(h.env).filter(([k]) => /^(CLAUDE_BOTTLE_HOME|REDIS_URL|PATH|HOME)$/.test(k)).map(([k, v]) => `${k}=${v}`);
+    const envArgs = Object.entries(h.env)
+      .filter(([k]) => /^(CLAUDE_BOTTLE_HOME|REDIS_URL|PATH|HOME)$/.test(k))
+      .map(([k, v]) => `${k}=${v}`);
     // CI=true on purpose: ink holds every frame back until exit when it sees it, and CI machines set it.
-    tmux('new-session', '-d', '-s', session, '-x', '160', '-y', '40', 'env', ...envArgs, 'CI=true', process.execPath, BOTTLE_BIN, 'dashboard');
+    tmux(
+      'new-session',
+      '-d',
+      '-s',
+      session,
+      '-x',
+      '160',
+      '-y',
+      '40',
+      'env',
+      ...envArgs,
+      'CI=true',
+      process.execPath,
+      BOTTLE_BIN,
+      'dashboard',
+    );
     const screen = await screenShows(new RegExp(`${identity}.*running \\(capability pending\\)`));
     expect(screen).toContain(`PENDING (${identity})`);
     expect(screen).toMatch(/wanted\.test/);

@@ -90,7 +90,12 @@ export async function startClaudeFixture(h: BottleHarness, opts: ClaudeFixtureOp
         egress: { allow: opts.allow ?? [] },
         cred_proxy: {
           routes: [
-            { role: 'anthropic-base-url', upstream: `http://${FAKE_ANTHROPIC_HOST}:${fake.port}`, token_env: TEST_TOKEN_ENV, auth: opts.auth ?? 'oauth' },
+            {
+              role: 'anthropic-base-url',
+              upstream: `http://${FAKE_ANTHROPIC_HOST}:${fake.port}`,
+              token_env: TEST_TOKEN_ENV,
+              auth: opts.auth ?? 'oauth',
+            },
           ],
         },
         extra_hosts: { ...PIN_DEFAULT_HOSTS, [FAKE_ANTHROPIC_HOST]: 'host-gateway', ...opts.extraHosts },

@@ -22,7 +22,8 @@ import { processAlive } from '../../src/shared/process-alive.js';
 // '../..') keeps it right when this module is bundled elsewhere, e.g. into .bottle-test/ by `npm run bench`.
 export const REPO = findRepo(import.meta.dirname);
 function findRepo(from: string): string {
-  for (let dir = from; dir !== dirname(dir); dir = dirname(dir)) if (existsSync(join(dir, 'bin', 'bottle.js'))) return dir;
+  for (let dir = from; dir !== dirname(dir); dir = dirname(dir))
+    if (existsSync(join(dir, 'bin', 'bottle.js'))) return dir;
   return resolve(from, '..', '..');
 }
 export const BOTTLE_BIN = join(REPO, 'bin', 'bottle.js');
@@ -121,7 +122,10 @@ export async function startHarness(opts: { env?: NodeJS.ProcessEnv } = {}): Prom
       for (;;) {
         const events = await log.read(identity);
         if (events.some((e) => e.type === type)) return events;
-        if (Date.now() > deadline) throw new Error(`${identity}: no ${type} within ${timeoutMs} ms; saw ${events.map((e) => e.type).join(', ')}`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `${identity}: no ${type} within ${timeoutMs} ms; saw ${events.map((e) => e.type).join(', ')}`,
+          );
         await new Promise((r) => setTimeout(r, 100));
       }
     },
@@ -135,10 +139,17 @@ export async function startHarness(opts: { env?: NodeJS.ProcessEnv } = {}): Prom
       for (const entry of await log.listBottles().catch(() => [])) identities.add(entry.identity);
       for (const identity of identities) await removeBottleResources(docker, identity).catch(() => undefined);
       // Anything labelled with an identity this harness created but never indexed (a start that failed early).
-      const containers = await docker.listContainers({ all: true, filters: JSON.stringify({ label: [LABELS.identity] }) });
+      const containers = await docker.listContainers({
+        all: true,
+        filters: JSON.stringify({ label: [LABELS.identity] }),
+      });
       for (const c of containers) {
         const id = c.Labels[LABELS.identity];
-        if (identities.has(id)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+        if (identities.has(id))
+          await docker
+            .getContainer(c.Id)
+            .remove({ force: true })
+            .catch(() => undefined);
       }
       redisConn.disconnect();
       await redis.destroy();
@@ -171,7 +182,9 @@ async function endProcess(pid: number): Promise<void> {
 export function identityFrom(result: CliResult): string {
   const first = result.stdout.split('\n')[0]?.trim() ?? '';
   if (!/^[a-z0-9][a-z0-9_-]*-[0-9a-z]{5}$/.test(first)) {
-    throw new Error(`start --detach did not print an identity first (code ${result.code})\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
+    throw new Error(
+      `start --detach did not print an identity first (code ${result.code})\nstdout: ${result.stdout}\nstderr: ${result.stderr}`,
+    );
   }
   return first;
 }

@@ -50,7 +50,11 @@ export async function ensureToolsImage(docker: Docker): Promise<string> {
   const pack = tar.pack();
   pack.entry({ name: 'Dockerfile' }, TOOLS_DOCKERFILE);
   pack.finalize();
-  const stream = await docker.buildImage(pack as unknown as NodeJS.ReadableStream, { t: TEST_TOOLS_IMAGE, rm: true, forcerm: true });
+  const stream = await docker.buildImage(pack as unknown as NodeJS.ReadableStream, {
+    t: TEST_TOOLS_IMAGE,
+    rm: true,
+    forcerm: true,
+  });
   await new Promise<void>((resolve, reject) => {
     docker.modem.followProgress(stream, (err: Error | null, output: Array<{ error?: string }>) => {
       const failure = err?.message ?? output?.find((o) => o.error)?.error;
@@ -67,7 +71,13 @@ export async function execIn(
   cmd: string[],
   opts: { user?: string; env?: string[] } = {},
 ): Promise<{ code: number; output: string }> {
-  const exec = await container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, User: opts.user, Env: opts.env });
+  const exec = await container.exec({
+    Cmd: cmd,
+    AttachStdout: true,
+    AttachStderr: true,
+    User: opts.user,
+    Env: opts.env,
+  });
   const stream = await exec.start({ hijack: true, stdin: false });
   const chunks: Buffer[] = [];
   const sink = new PassThrough();
@@ -87,17 +97,28 @@ export async function sweepIdentity(docker: Docker, identity: string): Promise<v
   const filters = JSON.stringify({ label: [`${LABELS.identity}=${identity}`] });
   const containers = await docker.listContainers({ all: true, filters });
   for (const c of containers) {
-    await docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined);
+    await docker
+      .getContainer(c.Id)
+      .remove({ force: true, v: true })
+      .catch(() => undefined);
   }
   const networks = await docker.listNetworks({ filters });
   for (const n of networks) {
-    await docker.getNetwork(n.Id).remove().catch(() => undefined);
+    await docker
+      .getNetwork(n.Id)
+      .remove()
+      .catch(() => undefined);
   }
 }
 
 /** Labels that mark a test-made resource as a claude-bottle one, for containers the test creates outside the effects. */
 export function testLabels(identity: string, role: string): Record<string, string> {
-  return { [LABELS.createdBy]: CREATED_BY, [LABELS.identity]: identity, [LABELS.agent]: identity.split('-')[0], [LABELS.role]: role };
+  return {
+    [LABELS.createdBy]: CREATED_BY,
+    [LABELS.identity]: identity,
+    [LABELS.agent]: identity.split('-')[0],
+    [LABELS.role]: role,
+  };
 }
 
 /** A complete plan for tests that drive the container specs with stand-in images. */
@@ -167,7 +188,11 @@ CMD ["/usr/local/bin/standin-gateway"]
   );
   pack.entry({ name: 'gateway.sh', mode: 0o755 }, STANDIN_GATEWAY_SCRIPT);
   pack.finalize();
-  const stream = await docker.buildImage(pack as unknown as NodeJS.ReadableStream, { t: TEST_STANDIN_IMAGE, rm: true, forcerm: true });
+  const stream = await docker.buildImage(pack as unknown as NodeJS.ReadableStream, {
+    t: TEST_STANDIN_IMAGE,
+    rm: true,
+    forcerm: true,
+  });
   await new Promise<void>((resolve, reject) => {
     docker.modem.followProgress(stream, (err: Error | null, output: Array<{ error?: string }>) => {
       const failure = err?.message ?? output?.find((o) => o.error)?.error;

@@ -72,7 +72,10 @@ export async function startFakeAnthropic(options: FakeAnthropicOptions = {}): Pr
       return json(res, 200, { input_tokens: countTokens(body) });
     }
     if (req.method !== 'POST' || path !== '/v1/messages') {
-      return json(res, 404, { type: 'error', error: { type: 'not_found_error', message: `fake: no route ${req.method} ${path}` } });
+      return json(res, 404, {
+        type: 'error',
+        error: { type: 'not_found_error', message: `fake: no route ${req.method} ${path}` },
+      });
     }
     let request: { model?: string; stream?: boolean };
     try {
@@ -118,9 +121,19 @@ export async function startFakeAnthropic(options: FakeAnthropicOptions = {}): Pr
       ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }],
       ...reply
         .split(/(?<= )/)
-        .map((word): [string, unknown] => ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: word } }]),
+        .map((word): [string, unknown] => [
+          'content_block_delta',
+          { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: word } },
+        ]),
       ['content_block_stop', { type: 'content_block_stop', index: 0 }],
-      ['message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: outputTokens } }],
+      [
+        'message_delta',
+        {
+          type: 'message_delta',
+          delta: { stop_reason: 'end_turn', stop_sequence: null },
+          usage: { output_tokens: outputTokens },
+        },
+      ],
       ['message_stop', { type: 'message_stop' }],
     ];
     for (const [index, [event, data]] of events.entries()) {

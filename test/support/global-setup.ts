@@ -23,6 +23,8 @@ export default async function setup(): Promise<void> {
         }
       },
     });
-    process.stderr.write(`[global-setup] ${result.tag} ${result.cached ? 'cached' : `built in ${Math.round((Date.now() - t0) / 1000)} s`}\n`);
+    process.stderr.write(
+      `[global-setup] ${result.tag} ${result.cached ? 'cached' : `built in ${Math.round((Date.now() - t0) / 1000)} s`}\n`,
+    );
   }
 }

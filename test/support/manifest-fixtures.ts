@@ -11,7 +11,12 @@ export function validManifestJson(): Record<string, any> {
         egress: { allow: ['github.com', '*.githubusercontent.com', 'registry.npmjs.org:443'] },
         cred_proxy: {
           routes: [
-            { role: 'anthropic-base-url', upstream: 'https://api.anthropic.com', token_env: 'CLAUDE_BOTTLE_OAUTH_TOKEN', auth: 'oauth' },
+            {
+              role: 'anthropic-base-url',
+              upstream: 'https://api.anthropic.com',
+              token_env: 'CLAUDE_BOTTLE_OAUTH_TOKEN',
+              auth: 'oauth',
+            },
             { host: 'api.github.com', token_env: 'GITHUB_TOKEN', auth: 'bearer' },
           ],
         },

@@ -48,7 +48,11 @@ export async function freePort(): Promise<number> {
 
 export async function startUpstream(
   docker: Docker,
-  opts: { body: string; name?: string; /** Listen on this host address only (default: every address). */ bind?: string },
+  opts: {
+    body: string;
+    name?: string;
+    /** Listen on this host address only (default: every address). */ bind?: string;
+  },
 ): Promise<Upstream> {
   const image = await ensureToolsImage(docker);
   const port = await freePort();

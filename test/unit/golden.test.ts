@@ -2,7 +2,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseEvent, type LifecycleEvent } from '../../src/events/schema.js';
-import { bottleStatus, foldEvent, foldHistory, initialBottleState, statesEqual, type BottleState } from '../../src/machines/index.js';
+import {
+  bottleStatus,
+  foldEvent,
+  foldHistory,
+  initialBottleState,
+  statesEqual,
+  type BottleState,
+} from '../../src/machines/index.js';
 
 /**
  * Recorded histories must keep folding to what they folded to when they were
@@ -26,10 +33,13 @@ const names = readdirSync(GOLDEN_DIR)
   .sort();
 
 function load(name: string): { identity: string; events: LifecycleEvent[]; expected: Expected } {
-  const lines = readFileSync(join(GOLDEN_DIR, `${name}.jsonl`), 'utf8').split('\n').filter((l) => l.trim() !== '');
+  const lines = readFileSync(join(GOLDEN_DIR, `${name}.jsonl`), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   const events = lines.map((line) => parseEvent(JSON.parse(line)));
   const first = events[0];
-  if (first.type !== 'bottle.start_requested') throw new Error(`${name}: a recorded history starts with bottle.start_requested`);
+  if (first.type !== 'bottle.start_requested')
+    throw new Error(`${name}: a recorded history starts with bottle.start_requested`);
   const expected = JSON.parse(readFileSync(join(GOLDEN_DIR, `${name}.expected.json`), 'utf8')) as Expected;
   return { identity: first.data.plan.identity, events, expected };
 }

@@ -65,7 +65,10 @@ function randomStep(type: EventType, rand: () => number): Step {
     case 'capability.approved':
       return [type, { request_id: requestId, by: 'cli', ...(rand() < 0.3 ? { legacy_decision: true } : {}) }];
     case 'capability.denied':
-      return [type, { request_id: requestId, reason: 'no', by: 'cli', ...(rand() < 0.3 ? { legacy_decision: true } : {}) }];
+      return [
+        type,
+        { request_id: requestId, reason: 'no', by: 'cli', ...(rand() < 0.3 ? { legacy_decision: true } : {}) },
+      ];
     case 'egress.granted':
       return [type, { request_id: requestId, entry: 'x.test', live: rand() < 0.8 }];
     case 'capability.answered':

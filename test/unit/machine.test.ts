@@ -605,7 +605,7 @@ describe('capability requests', () => {
     expect(after.effects.filter((e) => e.causedBySeq === LAUNCHED + 4)).toEqual([]);
   });
 
-  it('tells the agent a denial with the operator\'s reason', () => {
+  it("tells the agent a denial with the operator's reason", () => {
     const denial: Step = ['capability.denied', { request_id: 'req-1', reason: 'use the mirror', by: 'ops' }];
     const { state, effects } = foldAll(running([request, denial]));
     expect(state.value).toBe('running');

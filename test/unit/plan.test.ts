@@ -240,22 +240,26 @@ describe('formatPlanText', () => {
     expect(text).toMatch(/^ssh: +\(none\)$/m);
   });
 
-  it('shows that the gateway holds each ssh key, and says when the host\'s port 22 is not allowed', () => {
+  it("shows that the gateway holds each ssh key, and says when the host's port 22 is not allowed", () => {
     const ssh = [
       { Host: 'github.com', IdentityFile: '/h/.ssh/id_ed25519' },
       { Host: 'git.example.org', IdentityFile: '/h/.ssh/deploy' },
     ];
     const text = formatPlanText({ ...plan, hosts: [...plan.hosts, 'github.com:22'], ssh });
     expect(text).toMatch(/^ {2}- github\.com: key \/h\/\.ssh\/id_ed25519 \(held by the gateway\)$/m);
-    expect(text).toContain('git.example.org: key /h/.ssh/deploy (held by the gateway; add "git.example.org:22" to egress.allow');
+    expect(text).toContain(
+      'git.example.org: key /h/.ssh/deploy (held by the gateway; add "git.example.org:22" to egress.allow',
+    );
   });
 });
 
 describe('agentEnvironment and ssh', () => {
-  it('points SSH_AUTH_SOCK at the bottle\'s agent socket only when the bottle has ssh entries', () => {
+  it("points SSH_AUTH_SOCK at the bottle's agent socket only when the bottle has ssh entries", () => {
     expect(agentEnvironment({ credentials: [], ssh: [] }, '10.0.0.2').SSH_AUTH_SOCK).toBeUndefined();
     const env = agentEnvironment({ credentials: [], ssh: [{ Host: 'github.com', IdentityFile: '/h/id' }] }, '10.0.0.2');
     expect(env.SSH_AUTH_SOCK).toBe('/home/node/.ssh/agent.sock');
-    expect(agentEnvNames({ credentials: [], ssh: [{ Host: 'github.com', IdentityFile: '/h/id' }] })).toContain('SSH_AUTH_SOCK');
+    expect(agentEnvNames({ credentials: [], ssh: [{ Host: 'github.com', IdentityFile: '/h/id' }] })).toContain(
+      'SSH_AUTH_SOCK',
+    );
   });
 });

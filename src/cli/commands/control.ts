@@ -23,7 +23,7 @@ async function confirmed(question: string): Promise<boolean> {
   }
 }
 
-/** `bottle stop`: a command; the machine asks for the agent to be stopped and the preservation matrix keeps its state. */
+/** `bottle stop`: a command; the machine asks for the agent to stop and the preservation matrix keeps its state. */
 export async function runStop(opts: { identity: string; manifestPath?: string }, io: CliIO): Promise<number> {
   const identity = await checkIdentityArg(opts.identity, { manifestPath: opts.manifestPath });
   // The identity is validated before Redis is opened; a worker is started only for a bottle that can be stopped.
@@ -32,12 +32,17 @@ export async function runStop(opts: { identity: string; manifestPath?: string },
     if (!(await session.log.exists(identity))) throw new RuntimeFailure(`no such bottle: ${identity}`);
     const { state: live } = await currentState(session.log, identity);
     const command = { type: 'bottle.stop_requested', data: { by: operator() } } as const;
-    if (!accepts(live, command)) throw new RuntimeFailure(`${identity} is ${bottleStatus(live)}; there is no agent to stop`);
+    if (!accepts(live, command))
+      throw new RuntimeFailure(`${identity} is ${bottleStatus(live)}; there is no agent to stop`);
     await session.ensureWorker((l) => io.stderr(l));
     const after = await session.log.lastSeq(identity);
     await session.enqueueCommand(identity, command);
-    const end = await followUntil(session.log, identity, after, (ev) => io.stderr(`  ${describeEvent(ev, identity)}`), (ev) =>
-      ['bottle.preserved', 'bottle.cleaned', 'bottle.failed'].includes(ev.type),
+    const end = await followUntil(
+      session.log,
+      identity,
+      after,
+      (ev) => io.stderr(`  ${describeEvent(ev, identity)}`),
+      (ev) => ['bottle.preserved', 'bottle.cleaned', 'bottle.failed'].includes(ev.type),
     );
     if (end?.type === 'bottle.preserved') io.stdout(`stopped; resume with: bottle resume ${identity}`);
     return end?.type === 'bottle.failed' ? 1 : 0;
@@ -78,7 +83,9 @@ export async function runDecide(
           : `approved; the bottle had already stopped: ${host} is kept for its next resume`,
       );
     } else if (opts.approve && end?.type === 'effect.failed') {
-      io.stdout(`approved and kept for later resumes, but the running gateway was not told: ${visibleText(end.data.error)}`);
+      io.stdout(
+        `approved and kept for later resumes, but the running gateway was not told: ${visibleText(end.data.error)}`,
+      );
       return 1;
     } else if (!opts.approve) {
       io.stdout(`denied ${visibleText(pending.request_id)}`);

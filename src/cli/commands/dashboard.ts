@@ -12,7 +12,8 @@ import { openSession } from '../session.js';
  * so those markers are cleared before ink is loaded.
  */
 export async function runDashboard(io: CliIO): Promise<number> {
-  if (!io.isTTY) throw new UsageError('dashboard needs a terminal; use `bottle list` or `bottle events --follow` in scripts');
+  if (!io.isTTY)
+    throw new UsageError('dashboard needs a terminal; use `bottle list` or `bottle events --follow` in scripts');
   delete process.env.CI;
   delete process.env.CONTINUOUS_INTEGRATION;
   const [{ render }, { Dashboard }] = await Promise.all([import('ink'), import('../dashboard-view.js')]);

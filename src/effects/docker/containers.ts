@@ -33,7 +33,9 @@ export function parseMemory(value: string): number {
   return bytes;
 }
 
-export function resourceLimits(limits: BottlePlan['limits']): Pick<Docker.HostConfig, 'Memory' | 'NanoCpus' | 'PidsLimit'> {
+export function resourceLimits(
+  limits: BottlePlan['limits'],
+): Pick<Docker.HostConfig, 'Memory' | 'NanoCpus' | 'PidsLimit'> {
   return {
     ...(limits.memory ? { Memory: parseMemory(limits.memory) } : {}),
     ...(limits.cpus ? { NanoCpus: Math.round(limits.cpus * 1e9) } : {}),
@@ -43,7 +45,9 @@ export function resourceLimits(limits: BottlePlan['limits']): Pick<Docker.HostCo
 
 /** Bind mounts for the agent: the planned binds, plus the cwd at its own path unless it is copied in. */
 export function agentBinds(plan: BottlePlan): string[] {
-  const binds = plan.mounts.filter((m) => m.kind === 'bind').map((m) => `${m.source}:${m.target}${m.readonly ? ':ro' : ''}`);
+  const binds = plan.mounts
+    .filter((m) => m.kind === 'bind')
+    .map((m) => `${m.source}:${m.target}${m.readonly ? ':ro' : ''}`);
   const cwdBound = plan.mounts.some((m) => m.kind === 'bind' && m.target === plan.cwd);
   if (!plan.copy_cwd && !cwdBound) binds.push(`${plan.cwd}:${plan.cwd}`);
   return binds;
@@ -56,7 +60,7 @@ export interface AgentContainerOptions {
   image?: string;
   /** Defaults to AGENT_USER; tests that probe as root pass `0:0`. */
   user?: string;
-  /** Runs the agent behind the init program (see agent-init.ts); without it the container runs plan.command as the image says. */
+  /** Runs the agent behind the init program (agent-init.ts); else the container runs plan.command as its image says. */
   launch?: AgentLaunch;
 }
 
@@ -104,7 +108,9 @@ export function agentContainerSpec(plan: BottlePlan, opts: AgentContainerOptions
       // A manifest without limits still gets bounded ones; an older plan's nulls get the same defaults.
       ...resourceLimits(planLimits(plan.limits, plan.runtime)),
     },
-    NetworkingConfig: { EndpointsConfig: { [internal]: { IPAMConfig: { IPv4Address: opts.network.addresses.agent } } } },
+    NetworkingConfig: {
+      EndpointsConfig: { [internal]: { IPAMConfig: { IPv4Address: opts.network.addresses.agent } } },
+    },
   };
 }
 
@@ -191,7 +197,13 @@ async function inspectByName(docker: Docker, name: string): Promise<Docker.Conta
 export async function ensureContainer(docker: Docker, spec: Docker.ContainerCreateOptions): Promise<ContainerState> {
   const name = spec.name!;
   const existing = await inspectByName(docker, name);
-  if (existing) return { container: docker.getContainer(existing.Id), id: existing.Id, status: existing.State.Status, created: false };
+  if (existing)
+    return {
+      container: docker.getContainer(existing.Id),
+      id: existing.Id,
+      status: existing.State.Status,
+      created: false,
+    };
   try {
     const container = await docker.createContainer(spec);
     return { container, id: container.id, status: 'created', created: true };
@@ -199,20 +211,30 @@ export async function ensureContainer(docker: Docker, spec: Docker.ContainerCrea
     const status = statusOf(err);
     if (status === 409) {
       const raced = await inspectByName(docker, name);
-      if (raced) return { container: docker.getContainer(raced.Id), id: raced.Id, status: raced.State.Status, created: false };
+      if (raced)
+        return { container: docker.getContainer(raced.Id), id: raced.Id, status: raced.State.Status, created: false };
     }
-    if (status === 404) throw new PermanentEffectError(`image ${spec.Image} is not available locally; build it first`, String(err));
-    if (status === 400) throw new PermanentEffectError(`Docker refused the ${name} container configuration`, String(err));
+    if (status === 404)
+      throw new PermanentEffectError(`image ${spec.Image} is not available locally; build it first`, String(err));
+    if (status === 400)
+      throw new PermanentEffectError(`Docker refused the ${name} container configuration`, String(err));
     throw err;
   }
 }
 
 /** Connects the container to a network at a fixed address, unless it already is (a retried effect). */
-export async function ensureConnected(docker: Docker, containerId: string, network: string, ipv4: string): Promise<void> {
+export async function ensureConnected(
+  docker: Docker,
+  containerId: string,
+  network: string,
+  ipv4: string,
+): Promise<void> {
   const info = await docker.getContainer(containerId).inspect();
   if (info.NetworkSettings.Networks?.[network]) return;
   try {
-    await docker.getNetwork(network).connect({ Container: containerId, EndpointConfig: { IPAMConfig: { IPv4Address: ipv4 } } });
+    await docker
+      .getNetwork(network)
+      .connect({ Container: containerId, EndpointConfig: { IPAMConfig: { IPv4Address: ipv4 } } });
   } catch (err) {
     // 403 "already exists in network" on a racing retry.
     const again = await docker.getContainer(containerId).inspect();

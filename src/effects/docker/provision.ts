@@ -31,7 +31,8 @@ export interface Owner {
 /** Absolute container path -> tar name relative to the extraction root. */
 function tarName(absolute: string, root: string): string {
   const normal = posix.normalize(absolute);
-  if (!normal.startsWith('/') || normal.split('/').includes('..')) throw new Error(`not an absolute container path: ${absolute}`);
+  if (!normal.startsWith('/') || normal.split('/').includes('..'))
+    throw new Error(`not an absolute container path: ${absolute}`);
   const prefix = root === '/' ? '/' : `${posix.normalize(root)}/`;
   if (!normal.startsWith(prefix)) throw new Error(`${absolute} is not below the extraction root ${root}`);
   return normal.slice(prefix.length);
@@ -54,12 +55,23 @@ export function ownedDirectories(dir: string, ownedFrom: string, owner: Owner, m
  * links (never followed), so nothing outside the folder is read; sockets and
  * fifos are skipped.
  */
-export async function hostTreeEntries(source: string, target: string, owner: Owner, opts: { exclude?: (rel: string) => boolean } = {}): Promise<ArchiveEntry[]> {
+export async function hostTreeEntries(
+  source: string,
+  target: string,
+  owner: Owner,
+  opts: { exclude?: (rel: string) => boolean } = {},
+): Promise<ArchiveEntry[]> {
   const entries: ArchiveEntry[] = [];
   const walk = async (hostPath: string, containerPath: string, rel: string): Promise<void> => {
     const s = await lstat(hostPath);
     if (s.isSymbolicLink()) {
-      entries.push({ type: 'symlink', path: containerPath, uid: owner.uid, gid: owner.gid, linkname: await readlink(hostPath) });
+      entries.push({
+        type: 'symlink',
+        path: containerPath,
+        uid: owner.uid,
+        gid: owner.gid,
+        linkname: await readlink(hostPath),
+      });
     } else if (s.isDirectory()) {
       entries.push({ type: 'directory', path: containerPath, mode: s.mode & 0o7777, uid: owner.uid, gid: owner.gid });
       const names = (await readdir(hostPath)).sort();
@@ -69,13 +81,22 @@ export async function hostTreeEntries(source: string, target: string, owner: Own
         await walk(join(hostPath, name), posix.join(containerPath, name), childRel);
       }
     } else if (s.isFile()) {
-      entries.push({ type: 'host-file', path: containerPath, mode: s.mode & 0o777, uid: owner.uid, gid: owner.gid, source: hostPath, size: s.size });
+      entries.push({
+        type: 'host-file',
+        path: containerPath,
+        mode: s.mode & 0o777,
+        uid: owner.uid,
+        gid: owner.gid,
+        source: hostPath,
+        size: s.size,
+      });
     }
   };
   try {
     await walk(source, target, '');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new PermanentEffectError(`cannot copy ${source} into the bottle: it does not exist`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new PermanentEffectError(`cannot copy ${source} into the bottle: it does not exist`);
     throw err;
   }
   return entries;
@@ -97,7 +118,11 @@ export function packEntries(entries: ArchiveEntry[], root = '/'): Pack {
             pack.entry({ ...base, type: 'symlink', linkname: e.linkname, mode: 0o777 }, done);
             break;
           case 'file':
-            pack.entry({ ...base, type: 'file', mode: e.mode }, typeof e.content === 'string' ? Buffer.from(e.content) : e.content, done);
+            pack.entry(
+              { ...base, type: 'file', mode: e.mode },
+              typeof e.content === 'string' ? Buffer.from(e.content) : e.content,
+              done,
+            );
             break;
           case 'host-file': {
             const sink = pack.entry({ ...base, type: 'file', mode: e.mode, size: e.size }, done);
@@ -133,18 +158,27 @@ export interface ProvisionTargets {
 export const AGENT_OWNER: Owner = { uid: 1000, gid: 1000 };
 
 /** The prompt file, readable by the agent. */
-export async function promptEntries(promptSource: string, targets: ProvisionTargets, owner = AGENT_OWNER): Promise<ArchiveEntry[]> {
+export async function promptEntries(
+  promptSource: string,
+  targets: ProvisionTargets,
+  owner = AGENT_OWNER,
+): Promise<ArchiveEntry[]> {
   const [file] = await hostTreeEntries(promptSource, targets.promptTarget, owner);
   if (file.type !== 'host-file') throw new PermanentEffectError(`prompt ${promptSource} is not a regular file`);
   return [...ownedDirectories(posix.dirname(targets.promptTarget), targets.home, owner), { ...file, mode: 0o644 }];
 }
 
 /** Each skill folder becomes `<skillsDir>/<name>/`. */
-export async function skillEntries(skills: Array<{ name: string; source: string }>, targets: ProvisionTargets, owner = AGENT_OWNER): Promise<ArchiveEntry[]> {
+export async function skillEntries(
+  skills: Array<{ name: string; source: string }>,
+  targets: ProvisionTargets,
+  owner = AGENT_OWNER,
+): Promise<ArchiveEntry[]> {
   if (skills.length === 0) return [];
   const entries = ownedDirectories(targets.skillsDir, targets.home, owner);
   for (const skill of skills) {
-    if (!/^[A-Za-z0-9._-]+$/.test(skill.name) || skill.name.startsWith('.')) throw new PermanentEffectError(`invalid skill name ${JSON.stringify(skill.name)}`);
+    if (!/^[A-Za-z0-9._-]+$/.test(skill.name) || skill.name.startsWith('.'))
+      throw new PermanentEffectError(`invalid skill name ${JSON.stringify(skill.name)}`);
     entries.push(...(await hostTreeEntries(skill.source, posix.join(targets.skillsDir, skill.name), owner)));
   }
   return entries;
@@ -165,7 +199,10 @@ export function sshEntries(
   for (const entry of ssh) {
     if (!/^[^\s"]+$/.test(entry.Host)) throw new PermanentEffectError(`invalid ssh Host ${JSON.stringify(entry.Host)}`);
   }
-  const config = sshClientConfig(ssh.map((entry) => entry.Host), gatewayIp);
+  const config = sshClientConfig(
+    ssh.map((entry) => entry.Host),
+    gatewayIp,
+  );
   const bridge = sshAgentBridgeScript(gatewayIp);
   return [
     ...ownedDirectories(posix.dirname(targets.sshDir), targets.home, owner),
@@ -177,8 +214,15 @@ export function sshEntries(
 }
 
 /** A preserved transcript folder restored as the agent's `~/.claude`. */
-export async function transcriptEntries(transcriptDir: string, targets: ProvisionTargets, owner = AGENT_OWNER): Promise<ArchiveEntry[]> {
-  return [...ownedDirectories(posix.dirname(targets.claudeDir), targets.home, owner), ...(await hostTreeEntries(transcriptDir, targets.claudeDir, owner))];
+export async function transcriptEntries(
+  transcriptDir: string,
+  targets: ProvisionTargets,
+  owner = AGENT_OWNER,
+): Promise<ArchiveEntry[]> {
+  return [
+    ...ownedDirectories(posix.dirname(targets.claudeDir), targets.home, owner),
+    ...(await hostTreeEntries(transcriptDir, targets.claudeDir, owner)),
+  ];
 }
 
 /** The working folder copied in (with .git) for copy_cwd bottles, owned by the agent. */
@@ -270,10 +314,13 @@ export async function claudeStateEntries(
     { type: 'file', path: CLAUDE_GLOBAL_CONFIG_TARGET, mode: 0o600, ...owner, content: files.globalConfig },
   ];
   if (files.settings !== undefined) {
-    entries.push(
-      ...ownedDirectories(posix.dirname(CLAUDE_USER_SETTINGS_TARGET), AGENT_HOME, owner),
-      { type: 'file', path: CLAUDE_USER_SETTINGS_TARGET, mode: 0o600, ...owner, content: files.settings },
-    );
+    entries.push(...ownedDirectories(posix.dirname(CLAUDE_USER_SETTINGS_TARGET), AGENT_HOME, owner), {
+      type: 'file',
+      path: CLAUDE_USER_SETTINGS_TARGET,
+      mode: 0o600,
+      ...owner,
+      content: files.settings,
+    });
   }
   return entries;
 }
