@@ -149,7 +149,9 @@ describe('wait-for-proxy as the first program of a container', () => {
     const pack = tar.pack();
     pack.entry(
       { name: 'Dockerfile' },
-      `FROM ${TEST_TOOLS_IMAGE}\nENTRYPOINT ["/bin/sh", "-c", "echo \\"entrypoint pid=$$ args=$*\\"; exec \\"$@\\"", "entry"]\nCMD ["echo", "image-default"]\n`,
+      `FROM ${TEST_TOOLS_IMAGE}\n` +
+        `ENTRYPOINT ["/bin/sh", "-c", "echo \\"entrypoint pid=$$ args=$*\\"; exec \\"$@\\"", "entry"]\n` +
+        `CMD ["echo", "image-default"]\n`,
     );
     pack.finalize();
     const stream = await docker.buildImage(pack as unknown as NodeJS.ReadableStream, {
@@ -202,7 +204,7 @@ describe('wait-for-proxy as the first program of a container', () => {
     expect(logs).toContain('command pid=1 uid=1000');
   });
 
-  it('reaches a gateway at its fixed address that did not exist when it first looked, soon after listen.pl binds', async () => {
+  it('reaches the gateway at its fixed address, absent when it first looked, soon after listen.pl binds', async () => {
     // The agent starts before the gateway has an interface on the internal network: its init's first
     // lookups of the gateway's address go unanswered. The agent's spec asks the kernel to ask again
     // every 100 ms, so once the gateway is connected at its fixed address and listens, the command runs.

@@ -18,7 +18,8 @@ async function ensureNodeIsRootImage(): Promise<void> {
   const pack = tar.pack();
   pack.entry(
     { name: 'Dockerfile' },
-    `FROM ${TEST_BASE_IMAGE}\nRUN echo 'node:x:0:0:root in disguise:/home/node:/bin/sh' >> /etc/passwd && mkdir -p /home/node\n`,
+    `FROM ${TEST_BASE_IMAGE}\n` +
+      `RUN echo 'node:x:0:0:root in disguise:/home/node:/bin/sh' >> /etc/passwd && mkdir -p /home/node\n`,
   );
   pack.finalize();
   const stream = await docker.buildImage(pack as unknown as NodeJS.ReadableStream, {

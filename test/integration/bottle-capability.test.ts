@@ -114,7 +114,7 @@ describe('egress capability', () => {
     expect(await listedState(identity)).toBe('running');
   });
 
-  it('request -> pending in list -> deny keeps it running -> second request -> approve applies live -> kept on resume', async () => {
+  it('ask, pending in list; deny keeps it running; ask again; approve applies live; kept on resume', async () => {
     const { identity } = await startAsker();
 
     const asked = await requestCapability(identity, {
@@ -188,7 +188,7 @@ describe('egress capability', () => {
 });
 
 describe('dockerfile capability', () => {
-  it('approve writes state/<id>/Dockerfile; resume builds it and the marker exists in the resumed container', async () => {
+  it('approve writes state/<id>/Dockerfile; resume builds it and the resumed container has the marker', async () => {
     const { identity, plan } = await startAsker();
     const dockerfile = `FROM ${plan.image.tag}\nRUN echo built-by-capability > /home/node/.capability-marker\n`;
     expect((await requestCapability(identity, { kind: 'dockerfile', dockerfile, reason: 'need a marker' })).code).toBe(

@@ -139,7 +139,7 @@ describe.each(['runc', 'runsc'] as const)(
       expect(env).toContain(`HTTPS_PROXY=http://${gateway}:3128`);
     });
 
-    it('gives the internal bridge no address on this host, so the host is not one hop away from the agent', async () => {
+    it('gives the internal bridge no host address, so the host is not one hop away from the agent', async () => {
       const info = (await h.docker.getNetwork(resourceNames(identity).internalNetwork).inspect()) as {
         Id: string;
         Internal: boolean;
@@ -156,7 +156,7 @@ describe.each(['runc', 'runsc'] as const)(
       expect(hostAddresses).not.toContain(internalBridgeIp);
     });
 
-    it("the agent's command is the container's main process, and the init's wait for the gateway left no decision", async () => {
+    it("the agent's command is the container's main process; the init's gateway wait left no decision", async () => {
       const pid1 = async () => (await inAgent(['cat', '/proc/1/cmdline'])).output.split('\0')[0];
       for (let i = 0; i < 50 && (await pid1()) !== 'sleep'; i++)
         await new Promise((resolve) => setTimeout(resolve, 100));
@@ -179,7 +179,7 @@ describe.each(['runc', 'runsc'] as const)(
       expect(allowed.data).toMatchObject({ host: 'upstream.test', port: upstream.port });
     });
 
-    it('a host not on the list gets the JSON 403 for plain HTTP and CONNECT, and the gateway never connects to it', async () => {
+    it('an unlisted host gets the JSON 403 for plain HTTP and CONNECT; the gateway never connects to it', async () => {
       const plain = await inAgent(['curl', '-sS', '-i', '--max-time', '15', `http://blocked.test:${blocked.port}/`]);
       const plainRes = splitHttp(plain.output);
       expect(plainRes.status).toBe(403);
@@ -206,7 +206,10 @@ describe.each(['runc', 'runsc'] as const)(
       const raw = await inAgent([
         'bash',
         '-c',
-        `exec 3<>/dev/tcp/${gatewayInternalIp}/3128 && printf 'CONNECT blocked.test:${blocked.port} HTTP/1.1\\r\\nHost: blocked.test:${blocked.port}\\r\\n\\r\\n' >&3 && timeout 5 cat <&3`,
+        `exec 3<>/dev/tcp/${gatewayInternalIp}/3128 && ` +
+          `printf 'CONNECT blocked.test:${blocked.port} HTTP/1.1\\r\\n` +
+          `Host: blocked.test:${blocked.port}\\r\\n\\r\\n' >&3 && ` +
+          `timeout 5 cat <&3`,
       ]);
       const connectRes = splitHttp(raw.output);
       expect(connectRes.status).toBe(403);

@@ -69,7 +69,7 @@ function manifestWith(command: string[]): string {
 }
 
 describe('a host credential route over HTTPS', () => {
-  it('curl https://<route host> through the proxy gets the real token injected; the agent trusts the gateway CA and holds no token', async () => {
+  it('curl https://<route host> gets the real token injected; agent trusts gateway CA, holds no token', async () => {
     const secret = `ghp_${randomBytes(16).toString('hex')}`;
     const script = [
       // The agent's own (placeholder) credential is replaced, not forwarded.
@@ -101,7 +101,7 @@ describe('a host credential route over HTTPS', () => {
     expect(run.stdout + run.stderr).not.toContain(secret);
   });
 
-  it('the running agent has the trust settings and the CA files, and no token anywhere in its environment', async () => {
+  it('the running agent has the trust settings and CA files, and no token anywhere in its environment', async () => {
     const secret = `ghp_${randomBytes(16).toString('hex')}`;
     const started = await h.cli(['--manifest', manifestWith(['sleep', '600']), 'start', 'router', '--detach'], {
       env: { [TOKEN_ENV]: secret },

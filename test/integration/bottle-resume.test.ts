@@ -31,7 +31,8 @@ const dirs: string[] = [];
 const CRASH_THEN_WAIT = [
   'bash',
   '-c',
-  'if [ -f ~/.claude/projects/x/s.jsonl ]; then trap "exit 143" TERM; sleep 600 & wait; else mkdir -p ~/.claude/projects/x && echo hello > ~/.claude/projects/x/s.jsonl; exit 1; fi',
+  'if [ -f ~/.claude/projects/x/s.jsonl ]; then trap "exit 143" TERM; sleep 600 & wait; ' +
+    'else mkdir -p ~/.claude/projects/x && echo hello > ~/.claude/projects/x/s.jsonl; exit 1; fi',
 ];
 
 beforeAll(async () => {
@@ -77,7 +78,7 @@ function workFolder(): string {
 }
 
 describe('bottle resume', () => {
-  it('relaunches with the same identity and container names, the transcript restored into ~/.claude, metadata cwd kept', async () => {
+  it('relaunches keeping identity and container names; transcript back in ~/.claude; metadata cwd kept', async () => {
     const cwd = workFolder();
     const identity = identityFrom(await h.cli(['--manifest', manifest, 'start', 'phoenix', '--detach', '--cwd', cwd]));
     const first = await h.waitForEvent(identity, 'bottle.preserved');
@@ -168,10 +169,10 @@ describe('resume continues the Claude Code session (real claude, fake Messages A
     // The fake holds its answer, so Claude Code is mid-turn when it is stopped.
     const deadline = Date.now() + 90_000;
     while (!messages().some((r) => r.body.includes(words))) {
-      if (Date.now() > deadline)
-        throw new Error(
-          `the fake never received the first turn; events: ${(await h.log.read(identity)).map((e) => e.type).join(', ')}`,
-        );
+      if (Date.now() > deadline) {
+        const eventTypes = (await h.log.read(identity)).map((e) => e.type).join(', ');
+        throw new Error(`the fake never received the first turn; events: ${eventTypes}`);
+      }
       await new Promise((r) => setTimeout(r, 200));
     }
     const firstCount = messages().length;

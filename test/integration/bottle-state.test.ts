@@ -50,7 +50,9 @@ afterAll(async () => {
 const stateOf = (identity: string) => join(h.home, 'state', identity);
 const only = (events: LifecycleEvent[], type: string) => events.filter((e) => e.type === type);
 
-/** The preserved outcome every non-zero exit must have: marker, kept folder, hint in the event and in `bottle events`. */
+/**
+ * The preserved outcome every non-zero exit must have: marker, kept folder, hint in the event and in `bottle events`.
+ */
 async function expectPreserved(identity: string, reason: string): Promise<LifecycleEvent[]> {
   const events = await h.waitForEvent(identity, 'bottle.preserved');
   const preserved = only(events, 'bottle.preserved')[0];
@@ -68,7 +70,7 @@ async function expectPreserved(identity: string, reason: string): Promise<Lifecy
 }
 
 describe('metadata.json', () => {
-  it('is written at prepare with agent, cwd, copy_cwd, started_at and the Docker host, and read while the bottle runs; bottle stop preserves', async () => {
+  it('written at prepare (agent, cwd, copy_cwd, started_at, host), read while running; stop preserves', async () => {
     const before = Date.now();
     // A project folder of its own: the state folder itself is refused as a working folder.
     const cwd = realpathSync(mkdtempSync(join(tmpdir(), 'cb-state-cwd-')));
@@ -104,7 +106,7 @@ describe('transcript snapshot and the preservation matrix', () => {
     expect(existsSync(stateOf(identity))).toBe(false);
   });
 
-  it('exit 1 (attached, no TTY): files the agent wrote under ~/.claude are in state/<id>/transcript, and start prints the resume hint', async () => {
+  it('exit 1 (attached, no TTY): ~/.claude files land in state/<id>/transcript; start prints resume hint', async () => {
     const run = await h.cli(['--manifest', manifest, 'start', 'writer']);
     expect(run.code, run.stderr).toBe(1);
     const identity = /bottle (\S+): starting/.exec(run.stderr)?.[1];
@@ -117,7 +119,7 @@ describe('transcript snapshot and the preservation matrix', () => {
     expect(readFileSync(join(stateOf(identity!), 'transcript', 'projects', 'x', 's.jsonl'), 'utf8')).toBe('hello\n');
   });
 
-  it('a missing ~/.claude is a warning (transcript.snapshotted missing: true), not a failure: the bottle is still preserved', async () => {
+  it('no ~/.claude: a warning (transcript.snapshotted missing: true), not a failure; still preserved', async () => {
     const identity = identityFrom(await h.cli(['--manifest', manifest, 'start', 'nohome', '--detach']));
     const events = await expectPreserved(identity, 'crash');
     expect(only(events, 'transcript.snapshotted')[0].data).toMatchObject({ missing: true, files: 0 });

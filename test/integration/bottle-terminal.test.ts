@@ -62,7 +62,9 @@ interface TerminalRun {
   screen(): string;
 }
 
-/** Starts `bottle --manifest M start <agent>` in a fresh tmux session; the shell records the CLI's exit code afterwards. */
+/**
+ * Starts `bottle --manifest M start <agent>` in a fresh tmux session; the shell records the CLI's exit code afterwards.
+ */
 function startInTmux(agent: string): TerminalRun {
   const session = `cbterm-${agent}-${randomBytes(3).toString('hex')}`;
   const exitFile = join(work, `${session}.exit`);

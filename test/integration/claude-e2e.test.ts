@@ -44,7 +44,7 @@ function messageRequests(f: ClaudeFixture) {
 }
 
 describe('claude -p in a bottle against the fake Messages API', () => {
-  it('oauth route: prints the fake answer, the fake sees only the real secret as Bearer, the stream is served as SSE', async () => {
+  it('oauth route: prints fake answer; fake sees only the real secret as Bearer; stream served as SSE', async () => {
     const f = await fixture({ reply: 'Bottled greetings from the fake API.' });
     const run = await h.cli(['--manifest', f.manifestPath, 'start', f.agent, '--', '-p', 'say hi'], { env: f.env });
     expect(run.code, show(run)).toBe(0);
@@ -54,7 +54,8 @@ describe('claude -p in a bottle against the fake Messages API', () => {
     const messages = messageRequests(f);
     expect(messages.length).toBeGreaterThan(0);
     for (const r of f.fake.requests) {
-      // Every request that reached the fake went through the credential proxy, which swapped the placeholder for the secret.
+      // Every request that reached the fake went through the credential proxy,
+      // which swapped the placeholder for the secret.
       expect(r.headers.authorization).toBe(`Bearer ${f.secret}`);
       expect(r.headers['x-api-key']).toBeUndefined();
       expect(JSON.stringify(r.headers)).not.toContain(CREDENTIAL_PLACEHOLDER);
@@ -92,7 +93,7 @@ describe('claude -p in a bottle against the fake Messages API', () => {
     }
   });
 
-  it('the running agent holds only the placeholder: its container env has no secret, the fake never saw the placeholder', async () => {
+  it('agent holds only the placeholder (no secret in container env); the fake never sees the placeholder', async () => {
     const f = await fixture({ agents: [{ name: 'holder', command: ['sleep', '600'] }] });
     const identity = identityFrom(
       await h.cli(['--manifest', f.manifestPath, 'start', f.agent, '--detach'], { env: f.env }),
@@ -107,13 +108,15 @@ describe('claude -p in a bottle against the fake Messages API', () => {
     expect(env.ANTHROPIC_BASE_URL).toMatch(/^http:\/\/[0-9.]+:3129$/);
     expect(env[TEST_TOKEN_ENV]).toBeUndefined();
     expect(JSON.stringify(info)).not.toContain(f.secret);
-    // Now use the credential from inside, as Claude Code would: the placeholder goes in, the secret comes out at the fake.
+    // Now use the credential from inside, as Claude Code would:
+    // the placeholder goes in, the secret comes out at the fake.
     const { output: out } = await execIn(
       agent,
       [
         'sh',
         '-c',
-        'curl -sS -X POST "$ANTHROPIC_BASE_URL/v1/messages" -H "authorization: Bearer $CLAUDE_CODE_OAUTH_TOKEN" -H "content-type: application/json" -d \'{"model":"m","max_tokens":5,"messages":[]}\'',
+        'curl -sS -X POST "$ANTHROPIC_BASE_URL/v1/messages" -H "authorization: Bearer $CLAUDE_CODE_OAUTH_TOKEN" ' +
+          '-H "content-type: application/json" -d \'{"model":"m","max_tokens":5,"messages":[]}\'',
       ],
       { user: 'node' },
     );

@@ -37,7 +37,7 @@ afterAll(async () => {
 });
 
 describe('concurrent starts', () => {
-  it(`${N} simultaneous starts in one folder: ${N} identities, containers, networks and state folders, all running, one worker`, async () => {
+  it(`${N} concurrent starts, one folder: ${N} distinct running bottles (networks, state), one worker`, async () => {
     const results = await Promise.all(
       Array.from({ length: N }, () =>
         h.cli(['--manifest', manifest, 'start', 'twin', '--detach', '--cwd', cwd], { timeoutMs: 300_000 }),

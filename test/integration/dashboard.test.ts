@@ -40,7 +40,7 @@ async function screenShows(pattern: RegExp, timeoutMs = 30_000): Promise<string>
 }
 
 describe('bottle dashboard', () => {
-  it('shows live bottles (even with CI set) with their state, a pending capability request and egress decisions, and quits on q', async () => {
+  it('shows live bottles (CI set too): state, a pending capability request, egress decisions; q quits', async () => {
     const manifest = h.writeManifest({
       bottles: [{ name: 'box', extra_hosts: PIN_DEFAULT_HOSTS }],
       agents: [{ name: 'watched', bottle: 'box', command: ['sleep', '600'] }],
@@ -52,7 +52,9 @@ describe('bottle dashboard', () => {
       Cmd: [
         'bash',
         '-c',
-        'gw=${HTTPS_PROXY#http://}; gw=${gw%:*}; curl -s -o /dev/null http://denied.test/; curl -s -X POST -d \'{"kind":"egress","host":"wanted.test","port":443,"reason":"docs"}\' http://$gw:3129/_bottle/capability',
+        'gw=${HTTPS_PROXY#http://}; gw=${gw%:*}; curl -s -o /dev/null http://denied.test/; ' +
+          'curl -s -X POST -d \'{"kind":"egress","host":"wanted.test","port":443,"reason":"docs"}\' ' +
+          'http://$gw:3129/_bottle/capability',
       ],
       User: 'node',
       AttachStdout: true,

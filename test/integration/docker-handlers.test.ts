@@ -312,7 +312,7 @@ describe('a bottle driven through the effect handlers', () => {
     expect((await docker.getContainer(plan.containers.gateway).inspect()).Id).toBe(before.Id);
   });
 
-  it('start_agent provisions prompt, skills, ssh config and cwd for uid 1000 and aims the agent at the gateway', async () => {
+  it('start_agent provisions prompt, skills, ssh config, cwd for uid 1000; aims the agent at the gateway', async () => {
     const events = await run('start_agent', plan, { params: { network, interception_ca: null } });
 
     const agent = docker.getContainer(plan.containers.agent);
@@ -409,7 +409,8 @@ describe('a bottle driven through the effect handlers', () => {
 
   it("snapshot_transcript copies the agent's ~/.claude (transcript, provisioned skills) into the state", async () => {
     const events = await run('snapshot_transcript', plan, { params: { code: 3, signal: null } });
-    // projects/log.jsonl ("turn\n", 5 bytes) + skills/tdd/SKILL.md ("# tdd\n", 6 bytes) + the shipped bottle-request skill
+    // projects/log.jsonl ("turn\n", 5 bytes) + skills/tdd/SKILL.md ("# tdd\n", 6 bytes)
+    // + the shipped bottle-request skill
     const shipped = statSync(join(import.meta.dirname, '../../images/agent/skills/bottle-request/SKILL.md')).size;
     const data = { files: 3, bytes: 11 + shipped, missing: false };
     expect(events).toEqual([{ type: 'transcript.snapshotted', data }]);

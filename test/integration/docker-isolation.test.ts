@@ -145,7 +145,7 @@ describe.each<ContainerRuntime>(['runc', 'runsc'])('a bottle under %s', (runtime
     expect(result.code).toBe(0);
   });
 
-  it('lets a control container on the egress bridge reach the host service, so the probe can see the host', async () => {
+  it('lets a control container on the egress bridge reach the host service: the probe can see the host', async () => {
     expect(await controlConnects(networks.egress.name, egressBridgeIp())).toBe(0);
   });
 

@@ -93,7 +93,8 @@ describe('snapshotDir', () => {
   it("copies a stopped agent's ~/.claude into the destination folder", async () => {
     const container = await runContainer(
       newIdentity(),
-      'mkdir -p /tmp/home/.claude/projects/p1 && printf hello > /tmp/home/.claude/projects/p1/log.jsonl && printf "{}" > /tmp/home/.claude/settings.json && ln -s projects/p1 /tmp/home/.claude/latest',
+      'mkdir -p /tmp/home/.claude/projects/p1 && printf hello > /tmp/home/.claude/projects/p1/log.jsonl && ' +
+        'printf "{}" > /tmp/home/.claude/settings.json && ln -s projects/p1 /tmp/home/.claude/latest',
     );
     await container.wait();
     const dest = join(await mkdtemp(join(tmpdir(), 'cb-snap-')), 'transcript');

@@ -96,7 +96,8 @@ describe('gateway output', () => {
 
   it('reads the nulls of lines from older gateways as absent fields', () => {
     const old =
-      '{"t":"egress","n":4,"decision":"denied","host":null,"port":null,"method":null,"reason":"header_too_large","at":"x"}';
+      '{"t":"egress","n":4,"decision":"denied","host":null,"port":null,"method":null,' +
+      '"reason":"header_too_large","at":"x"}';
     const parsed = parseDecisionLine(old);
     expect(parsed).toMatchObject({ t: 'egress', n: 4, decision: 'denied', reason: 'header_too_large' });
     expect(parsed && parsed.t === 'egress' && [parsed.host, parsed.port, parsed.method]).toEqual([
@@ -105,7 +106,8 @@ describe('gateway output', () => {
       undefined,
     ]);
     const oldCapability =
-      '{"t":"capability","n":3,"request_id":"req-1","kind":"egress","host":"b.test","port":443,"dockerfile":null,"reason":"r"}';
+      '{"t":"capability","n":3,"request_id":"req-1","kind":"egress","host":"b.test","port":443,' +
+      '"dockerfile":null,"reason":"r"}';
     const capability = parseDecisionLine(oldCapability);
     expect(capability).toMatchObject({ t: 'capability', n: 3, request_id: 'req-1', host: 'b.test', port: 443 });
     expect(capability?.t === 'capability' && capability.dockerfile).toBeUndefined();
@@ -139,7 +141,7 @@ describe('exitFromStatus', () => {
 });
 
 describe('gatewayConfigFor', () => {
-  it('passes host-gateway through for Docker to resolve, keys routes by position, and passes the gateway schema', () => {
+  it('passes host-gateway through for Docker to resolve, keys routes by position, passes the gateway schema', () => {
     const plan = testPlan('conf-aaaaa', {
       hosts: ['github.com'],
       extra_hosts: { 'mirror.internal.test': 'host-gateway', 'pinned.test': '10.9.8.7' },

@@ -96,7 +96,7 @@ describe('embedded default', () => {
     }
   });
 
-  it('after an upgrade (another build), the next start replaces the local worker; a running bottle carries on', async () => {
+  it('on upgrade (another build), the next start replaces the local worker; a running bottle carries on', async () => {
     const socket = join(home, 'redis', 'redis.sock');
     const longLived = bottle(['--manifest', sleeperManifest, 'start', 'sleeper', '--detach']);
     expect(longLived.status, longLived.stderr).toBe(0);

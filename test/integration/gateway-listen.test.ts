@@ -29,7 +29,8 @@ beforeAll(() => {
   mkdirSync(join(dir, 'bin'));
   writeFileSync(
     fakeNode,
-    `#!/bin/sh\nsleep ${BOOT_DELAY_MS / 1000}\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(GATEWAY_BUNDLE)}\n`,
+    `#!/bin/sh\nsleep ${BOOT_DELAY_MS / 1000}\n` +
+      `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(GATEWAY_BUNDLE)}\n`,
   );
   chmodSync(fakeNode, 0o755);
 });
@@ -150,7 +151,7 @@ function proxyRequest(port: number): { sentAt: Promise<number>; response: Promis
 }
 
 describe('listen.pl, the gateway image entry point', () => {
-  it('binds both ports before the gateway boots, so a request sent meanwhile waits and is answered, not refused', async () => {
+  it('binds both ports before the gateway boots; an early request waits and is answered, not refused', async () => {
     const [proxyPort, credentialPort] = [await freePort(), await freePort()];
     const gateway = launch([String(proxyPort), String(credentialPort)], writeConfig(proxyPort, credentialPort));
 

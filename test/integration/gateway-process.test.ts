@@ -116,7 +116,9 @@ function openTunnel(proxyPort: number, authority: string): Promise<import('node:
   });
 }
 
-/** An HTTPS request through a CONNECT tunnel to `host:443`, verifying the server against `ca` (none: the system store). */
+/**
+ * An HTTPS request through a CONNECT tunnel to `host:443`, verifying the server against `ca` (none: the system store).
+ */
 async function httpsThroughTunnel(
   proxyPort: number,
   host: string,
@@ -474,7 +476,7 @@ describe('egress gateway (in-process, loopback)', () => {
       expect(lastEgress()).toMatchObject({ decision: 'allowed', host: 'api.example.test', reason: 'credential_route' });
     });
 
-    it('HTTPS to a credential-route host: the gateway terminates TLS with its own CA and injects the secret', async () => {
+    it('HTTPS to a credential-route host: the gateway terminates TLS with its CA and injects the secret', async () => {
       expect(gateway.interceptionCaPem).toMatch(/^-----BEGIN CERTIFICATE-----/);
       const response = await httpsThroughTunnel(gateway.proxyPort, 'api.example.test', {
         ca: gateway.interceptionCaPem!,
@@ -495,7 +497,7 @@ describe('egress gateway (in-process, loopback)', () => {
       });
     });
 
-    it('works for a client that sends its ClientHello right behind the CONNECT, without waiting for the 200', async () => {
+    it('works for a client sending its ClientHello right behind the CONNECT, without waiting for the 200', async () => {
       const response = await httpsThroughTunnel(gateway.proxyPort, 'api.example.test', {
         ca: gateway.interceptionCaPem!,
         path: '/eager',

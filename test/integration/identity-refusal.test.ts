@@ -84,7 +84,8 @@ describe('malformed identities are refused with exit 2 before anything is touche
     '%s refuses every malformed identity (embedded default: no redis-server started, no file written)',
     async (_name, argv) => {
       const before = tree(h.home);
-      // No REDIS_URL: a command that got past validation would start the embedded redis-server under $CLAUDE_BOTTLE_HOME.
+      // No REDIS_URL: a command that got past validation would start the embedded redis-server
+      // under $CLAUDE_BOTTLE_HOME.
       const results = await Promise.all(
         MALFORMED.map(async ([what, id]) => ({
           what,
@@ -112,7 +113,7 @@ describe('malformed identities are refused with exit 2 before anything is touche
 });
 
 describe('agents that are not in the manifest', () => {
-  it('resume refuses an identity whose agent is not in the manifest with exit 2, before looking for state', async () => {
+  it('resume refuses an identity whose agent is not in the manifest (exit 2) before looking for state', async () => {
     const [beforeKeys, beforeTree] = [await keys(), tree(h.home)];
     const r = await h.cli(['--manifest', manifest, 'resume', 'ghost-abcde']);
     expect(r.code).toBe(2);
@@ -130,7 +131,7 @@ describe('agents that are not in the manifest', () => {
   });
 
   it.each(COMMANDS.filter(([name]) => name !== 'resume'))(
-    '%s refuses an identity whose agent is not in the manifest and that names no bottle (exit 2), starting no worker and creating no key',
+    '%s refuses an identity naming no bottle whose agent is not in the manifest (exit 2): no worker, no key created',
     async (_name, argv) => {
       const [beforeKeys, beforeTree] = [await keys(), tree(h.home)];
       const r = await h.cli(['--manifest', manifest, ...argv('ghost-abcde')]);
@@ -156,7 +157,7 @@ describe('agents that are not in the manifest', () => {
   });
 
   it.each(COMMANDS.filter(([name]) => name !== 'resume'))(
-    '%s answers "no such bottle" (exit 1) for a known agent with no such bottle, starting no worker and creating no key',
+    '%s answers "no such bottle" (exit 1) for a known agent with no such bottle, starting no worker, creating no key',
     async (_name, argv) => {
       const [beforeKeys, beforeTree] = [await keys(), tree(h.home)];
       const r = await h.cli(['--manifest', manifest, ...argv('demo-zzzzz')]);

@@ -16,7 +16,9 @@ const builtTags = new Set<string>();
 const suffix = randomBytes(4).toString('hex');
 let dir: string;
 
-/** Shared tags (the builtin agent image) are removed without force: a 409 means someone else's container uses it now. */
+/**
+ * Shared tags (the builtin agent image) are removed without force: a 409 means someone else's container uses it now.
+ */
 const sharedTags = new Set<string>();
 async function removeImage(tag: string) {
   const shared = sharedTags.has(tag);
@@ -147,7 +149,7 @@ describe('builtin agent image', () => {
 });
 
 describe.skipIf(!existsSync(join(repoRoot(), 'dist', 'gateway', 'gateway.cjs')))('gateway image source', () => {
-  it('is images/gateway plus the bundled gateway as gateway.cjs and the pinned Node as node, tagged by content', async () => {
+  it('is images/gateway plus the bundled gateway.cjs and the pinned Node as node, tagged by content', async () => {
     const src = gatewayImageSource();
     expect(src.files.map((f) => f.path)).toEqual(
       expect.arrayContaining(['Dockerfile', 'gateway.cjs', 'listen.pl', 'node']),

@@ -118,7 +118,7 @@ describe('the credential secret appears nowhere but the gateway', () => {
     expect(pid1.output).not.toContain(fx.secret);
   });
 
-  it('not in any file of the agent container (grep as root and as node inside; the whole filesystem archive outside)', async () => {
+  it('not in any agent container file (grep as root and node inside; whole filesystem archive outside)', async () => {
     for (const user of ['root', 'node']) {
       // grep exits 1 when nothing matched; the control marker shows the search reads the agent's own files.
       const search = await execIn(
@@ -134,7 +134,7 @@ describe('the credential secret appears nowhere but the gateway', () => {
     expect(counts[fx.secret]).toBe(0);
   }, 180_000);
 
-  it('not in docker inspect of the agent (nor of the gateway: it holds the secret in a file, not in its config)', async () => {
+  it('not in docker inspect of the agent (nor of the gateway: its secret is in a file, not its config)', async () => {
     const agentInfo = JSON.stringify(await agent.inspect());
     expect(agentInfo).toContain('CLAUDE_CODE_OAUTH_TOKEN');
     expect(agentInfo).not.toContain(fx.secret);

@@ -183,7 +183,8 @@ export function identityFrom(result: CliResult): string {
   const first = result.stdout.split('\n')[0]?.trim() ?? '';
   if (!/^[a-z0-9][a-z0-9_-]*-[0-9a-z]{5}$/.test(first)) {
     throw new Error(
-      `start --detach did not print an identity first (code ${result.code})\nstdout: ${result.stdout}\nstderr: ${result.stderr}`,
+      `start --detach did not print an identity first (code ${result.code})\n` +
+        `stdout: ${result.stdout}\nstderr: ${result.stderr}`,
     );
   }
   return first;

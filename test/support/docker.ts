@@ -92,7 +92,10 @@ export async function execIn(
   return { code: info.ExitCode ?? -1, output: Buffer.concat(chunks).toString('utf8') };
 }
 
-/** Removes every container and network carrying this identity's label; used in afterEach so failures leave nothing behind. */
+/**
+ * Removes every container and network carrying this identity's label;
+ * used in afterEach so failures leave nothing behind.
+ */
 export async function sweepIdentity(docker: Docker, identity: string): Promise<void> {
   const filters = JSON.stringify({ label: [`${LABELS.identity}=${identity}`] });
   const containers = await docker.listContainers({ all: true, filters });
@@ -111,7 +114,9 @@ export async function sweepIdentity(docker: Docker, identity: string): Promise<v
   }
 }
 
-/** Labels that mark a test-made resource as a claude-bottle one, for containers the test creates outside the effects. */
+/**
+ * Labels that mark a test-made resource as a claude-bottle one, for containers the test creates outside the effects.
+ */
 export function testLabels(identity: string, role: string): Record<string, string> {
   return {
     [LABELS.createdBy]: CREATED_BY,
@@ -163,14 +168,46 @@ export function testPlan(identity: string, overrides: Partial<BottlePlan> = {}):
  */
 export const TEST_STANDIN_IMAGE = 'claude-bottle-test/standin:2';
 
+const STANDIN_ALLOWED = JSON.stringify({
+  t: 'egress',
+  n: 1,
+  decision: 'allowed',
+  host: 'registry.npmjs.org',
+  port: 443,
+  method: 'CONNECT',
+  reason: 'allowlisted',
+  at: '2026-01-01T00:00:00Z',
+});
+const STANDIN_DENIED = JSON.stringify({
+  t: 'egress',
+  n: 2,
+  decision: 'denied',
+  host: 'blocked.test',
+  port: 443,
+  method: 'CONNECT',
+  reason: 'not_in_allowlist',
+  at: '2026-01-01T00:00:01Z',
+});
+const STANDIN_CAPABILITY = JSON.stringify({
+  t: 'capability',
+  n: 3,
+  request_id: 'req-1',
+  kind: 'egress',
+  host: 'blocked.test',
+  port: 443,
+  dockerfile: null,
+  reason: 'needs it',
+  at: '2026-01-01T00:00:02Z',
+});
+
 const STANDIN_GATEWAY_SCRIPT = `#!/bin/sh
 socat TCP-LISTEN:3128,fork,reuseaddr SYSTEM:'echo gateway' &
 sleep 0.2
 echo '{"t":"ready","proxy_port":3128,"credential_port":3129}'
-echo '{"t":"egress","n":1,"decision":"allowed","host":"registry.npmjs.org","port":443,"method":"CONNECT","reason":"allowlisted","at":"2026-01-01T00:00:00Z"}'
-echo '{"t":"egress","n":2,"decision":"denied","host":"blocked.test","port":443,"method":"CONNECT","reason":"not_in_allowlist","at":"2026-01-01T00:00:01Z"}'
+echo '${STANDIN_ALLOWED}'
+echo '${STANDIN_DENIED}'
 sleep 2
-echo '{"t":"capability","n":3,"request_id":"req-1","kind":"egress","host":"blocked.test","port":443,"dockerfile":null,"reason":"needs it","at":"2026-01-01T00:00:02Z"}'
+echo '${STANDIN_CAPABILITY}'
 wait
 `;
 

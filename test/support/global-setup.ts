@@ -23,8 +23,7 @@ export default async function setup(): Promise<void> {
         }
       },
     });
-    process.stderr.write(
-      `[global-setup] ${result.tag} ${result.cached ? 'cached' : `built in ${Math.round((Date.now() - t0) / 1000)} s`}\n`,
-    );
+    const outcome = result.cached ? 'cached' : `built in ${Math.round((Date.now() - t0) / 1000)} s`;
+    process.stderr.write(`[global-setup] ${result.tag} ${outcome}\n`);
   }
 }

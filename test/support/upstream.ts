@@ -27,10 +27,12 @@ export interface Upstream {
 
 // One process per connection (socat fork + EXEC): count first, read the request
 // head up to the blank line (so closing never resets unread data), answer.
+const RESPONSE_FORMAT =
+  'HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: %d\\r\\nConnection: close\\r\\n\\r\\n%s';
 const SERVE_SCRIPT = `#!/bin/sh
 echo hit >> /tmp/hits
 sed -u -n '/^\\r\\{0,1\\}$/q'
-printf 'HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: %d\\r\\nConnection: close\\r\\n\\r\\n%s' "\${#UPSTREAM_BODY}" "$UPSTREAM_BODY"
+printf '${RESPONSE_FORMAT}' "\${#UPSTREAM_BODY}" "$UPSTREAM_BODY"
 `;
 
 /** A port free on every interface right now (the kernel picks it). */
@@ -68,7 +70,8 @@ export async function startUpstream(
     ],
     Entrypoint: ['/bin/sh', '-c'],
     Cmd: [
-      'printf "%s" "$SERVE_SCRIPT" > /tmp/serve.sh && chmod +x /tmp/serve.sh && : > /tmp/hits && exec socat -d -d TCP-LISTEN:$UPSTREAM_PORT$UPSTREAM_BIND,fork,reuseaddr EXEC:/tmp/serve.sh',
+      'printf "%s" "$SERVE_SCRIPT" > /tmp/serve.sh && chmod +x /tmp/serve.sh && : > /tmp/hits && ' +
+        'exec socat -d -d TCP-LISTEN:$UPSTREAM_PORT$UPSTREAM_BIND,fork,reuseaddr EXEC:/tmp/serve.sh',
     ],
     Labels: { [UPSTREAM_TEST_LABEL]: 'upstream' },
     HostConfig: { NetworkMode: 'host', Runtime: 'runc', AutoRemove: false },

@@ -80,7 +80,9 @@ describe('egressDeniedBody', () => {
     );
     expect(body).toMatchObject({ error: 'egress_denied', host: 'pypi.org', port: 443, reason: 'not_in_allowlist' });
     expect(body.how_to_request).toBe(
-      'ask the operator: POST http://172.18.0.2:3129/_bottle/capability {"kind":"egress","host":"pypi.org","port":443,"reason":"<why the task needs it>"} then the operator runs `bottle approve implementer-ab12c`',
+      'ask the operator: POST http://172.18.0.2:3129/_bottle/capability ' +
+        '{"kind":"egress","host":"pypi.org","port":443,"reason":"<why the task needs it>"} ' +
+        'then the operator runs `bottle approve implementer-ab12c`',
     );
   });
 });

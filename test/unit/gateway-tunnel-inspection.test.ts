@@ -13,7 +13,8 @@ function clientHello(serverName: string | null): Buffer {
     const list = Buffer.concat([u16(entry.length), entry]);
     extensions.push(Buffer.concat([u16(0), u16(list.length), list]));
   }
-  extensions.push(Buffer.concat([u16(0x000b), u16(2), Buffer.from([1, 0])])); // ec_point_formats, to have a non-SNI extension
+  // ec_point_formats, to have a non-SNI extension
+  extensions.push(Buffer.concat([u16(0x000b), u16(2), Buffer.from([1, 0])]));
   const extensionBlock = Buffer.concat(extensions);
   const body = Buffer.concat([
     Buffer.from([3, 3]),

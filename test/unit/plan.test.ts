@@ -71,7 +71,7 @@ describe('credentialRoutes', () => {
 });
 
 describe('agentEnvironment', () => {
-  it('points every proxy variable at the gateway and keeps loopback and the gateway itself (credential port) direct', () => {
+  it('points every proxy variable at the gateway; loopback and the gateway (credential port) go direct', () => {
     const env = agentEnvironment({ credentials: [] }, '10.9.0.2');
     expect(env).toEqual({
       HOME: '/home/node',

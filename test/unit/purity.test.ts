@@ -57,8 +57,9 @@ function importedModules(source: string): string[] {
 /** Relative modules loaded at run time (`import type` is erased by the compiler, so it cannot do I/O). */
 function runtimeRelativeImports(source: string): string[] {
   const specifiers: string[] = [];
-  const pattern =
-    /\bimport\s+(?!type\b)[^'";]*?from\s*['"](\.{1,2}\/[^'"]+)['"]|\bexport\s+(?!type\b)[^'";]*?from\s*['"](\.{1,2}\/[^'"]+)['"]/g;
+  const runtimeImport = /\bimport\s+(?!type\b)[^'";]*?from\s*['"](\.{1,2}\/[^'"]+)['"]/;
+  const runtimeReexport = /\bexport\s+(?!type\b)[^'";]*?from\s*['"](\.{1,2}\/[^'"]+)['"]/;
+  const pattern = new RegExp(`${runtimeImport.source}|${runtimeReexport.source}`, 'g');
   for (const match of stripComments(source).matchAll(pattern)) specifiers.push(match[1] ?? match[2]);
   return specifiers;
 }
