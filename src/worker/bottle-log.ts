@@ -15,5 +15,7 @@ export async function currentState(log: BottleLog, identity: string): Promise<{ 
   if (lastSeq === 0) return { state: initialBottleState(identity), lastSeq };
   const cached = await log.liveState(identity);
   if (cached && cached.seq === lastSeq) return { state: cached, lastSeq };
-  return { state: foldEvents(initialBottleState(identity), await log.read(identity)), lastSeq };
+  // Another append may have landed since lastSeq was read: the state and its seq come from one read.
+  const events = await log.read(identity);
+  return { state: foldEvents(initialBottleState(identity), events), lastSeq: events.at(-1)?.seq ?? 0 };
 }

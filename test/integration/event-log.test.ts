@@ -343,7 +343,7 @@ describe('EventLog against the real Redis', () => {
     expect((await log.read(identity, 1999, 2002)).map((e) => e.seq)).toEqual([1999, 2000, 2001, 2002]);
     expect((await log.liveState(identity))?.context.lastEgressDecision).toBe(TOTAL_OBSERVATIONS);
     // Nothing on the write path can trim: no trimming command exists in the code at all.
-    const eventsDir = join(import.meta.dirname, '../../src/events');
+    const eventsDir = join(import.meta.dirname, '../../src/event-store');
     const sources = ['log.ts', 'read.ts'].map((file) => readFileSync(join(eventsDir, file), 'utf8'));
     for (const text of [APPEND_SCRIPT, ...sources]) expect(text).not.toMatch(/XTRIM|MAXLEN|MINID|XDEL/i);
   }, 60_000);
