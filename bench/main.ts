@@ -5,6 +5,7 @@ import { benchEventLog } from './event-log.bench.js';
 import { benchEscape } from './escape.bench.js';
 import { benchReplay } from './replay.bench.js';
 import { benchRoundTrip } from './roundtrip.bench.js';
+import { benchScale } from './scale.bench.js';
 import { benchWarmStart } from './warm-start.bench.js';
 import { printRows } from './stats.js';
 import { startTestRedis } from '../test/support/redis-server.js';
@@ -18,6 +19,7 @@ try {
   if (want('roundtrip')) printRows('Command round trip (CLI enqueue -> worker fold+append -> CLI sees event)', await benchRoundTrip(() => redis.connect()));
   if (want('replay')) printRows('Replay of a 10,000-event history', await benchReplay(redis.connect()));
   if (want('warm-start')) printRows('Warm start (image cached): bottle start --detach until running vs raw dockerode', await benchWarmStart());
+  if (want('scale')) printRows('Scale: N bottles started at once (baseline: one bottle alone, same run)', await benchScale());
   if (only.includes('escape')) await benchEscape(); // by name only: real bottles under both runtimes
 } finally {
   await redis.destroy();
