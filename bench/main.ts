@@ -16,10 +16,19 @@ const want = (name: string) => only.length === 0 || only.includes(name);
 const redis = await startTestRedis();
 try {
   if (want('event-log')) printRows('Event append (loopback Redis, unix socket)', await benchEventLog(redis.connect()));
-  if (want('roundtrip')) printRows('Command round trip (CLI enqueue -> worker fold+append -> CLI sees event)', await benchRoundTrip(() => redis.connect()));
+  if (want('roundtrip'))
+    printRows(
+      'Command round trip (CLI enqueue -> worker fold+append -> CLI sees event)',
+      await benchRoundTrip(() => redis.connect()),
+    );
   if (want('replay')) printRows('Replay of a 10,000-event history', await benchReplay(redis.connect()));
-  if (want('warm-start')) printRows('Warm start (image cached): bottle start --detach until running vs raw dockerode', await benchWarmStart());
-  if (want('scale')) printRows('Scale: N bottles started at once (baseline: one bottle alone, same run)', await benchScale());
+  if (want('warm-start'))
+    printRows(
+      'Warm start (image cached): bottle start --detach until running vs raw dockerode',
+      await benchWarmStart(),
+    );
+  if (want('scale'))
+    printRows('Scale: N bottles started at once (baseline: one bottle alone, same run)', await benchScale());
   if (only.includes('escape')) await benchEscape(); // by name only: real bottles under both runtimes
 } finally {
   await redis.destroy();

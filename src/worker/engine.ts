@@ -10,7 +10,10 @@ import {
   type EffectRequest,
 } from '../machines/index.js';
 import { currentState, type BottleLog } from './bottle-log.js';
-import { effectJobId } from './queue.js';
+import { effectJobId, queueNameFor } from './queue.js';
+
+/** The queues effects are enqueued on, by name (see queueNameFor). */
+export type EffectQueues = ReadonlyMap<string, Queue>;
 
 /** How often an append is retried when another worker appended first. */
 const MAX_APPEND_ATTEMPTS = 50;
@@ -26,7 +29,7 @@ const MAX_APPEND_ATTEMPTS = 50;
 export class BottleEngine {
   constructor(
     private readonly log: BottleLog,
-    private readonly queue: Queue,
+    private readonly queues: EffectQueues,
     private readonly clock: () => Date = () => new Date(),
   ) {}
 
@@ -84,7 +87,9 @@ export class BottleEngine {
 
   async enqueue(effects: readonly EffectRequest[]): Promise<void> {
     for (const req of effects) {
-      await this.queue.add('effect', req, { jobId: effectJobId(req) });
+      const queue = this.queues.get(queueNameFor(req.kind));
+      if (!queue) throw new Error(`no queue ${queueNameFor(req.kind)} for effect ${req.kind}`);
+      await queue.add('effect', req, { jobId: effectJobId(req) });
     }
   }
 }

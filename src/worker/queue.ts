@@ -1,9 +1,22 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import { z } from 'zod';
-import type { EffectRequest } from '../machines/effects.js';
+import type { EffectKind, EffectRequest } from '../machines/effects.js';
 
-/** One queue carries both commands (from the CLI) and effects (requested by the machine). */
+/** One queue carries commands (from the CLI), host tasks and every effect that ends on its own. */
 export const QUEUE_NAME = 'bottle';
+/**
+ * Effects that last as long as a bottle runs (watching its agent) have a
+ * queue of their own, served by a worker without a small concurrency bound:
+ * on the shared queue each running bottle would hold one of its slots for
+ * life, and once they were all held no other bottle could launch or stop.
+ */
+export const LIFELONG_QUEUE_NAME = 'bottle-lifelong';
+const LIFELONG_EFFECTS: ReadonlySet<EffectKind> = new Set<EffectKind>(['watch_agent']);
+
+/** The queue an effect of this kind is enqueued on. */
+export function queueNameFor(kind: EffectKind): string {
+  return LIFELONG_EFFECTS.has(kind) ? LIFELONG_QUEUE_NAME : QUEUE_NAME;
+}
 /** BullMQ key prefix; kept apart from the event log's `cb:` keys. */
 export const QUEUE_PREFIX = 'cbq';
 
@@ -27,8 +40,8 @@ export function commandJobId(identity: string, commandId: string): string {
 export const EFFECT_ATTEMPTS = 5;
 export const RETRY_BACKOFF = { type: 'exponential' as const, delay: 500 };
 
-export function openQueue(connection: ConnectionOptions): Queue {
-  return new Queue(QUEUE_NAME, {
+export function openQueue(connection: ConnectionOptions, name: string = QUEUE_NAME): Queue {
+  return new Queue(name, {
     connection,
     prefix: QUEUE_PREFIX,
     defaultJobOptions: {

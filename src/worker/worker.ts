@@ -27,6 +27,7 @@ import {
 import {
   CommandJobSchema,
   EFFECT_ATTEMPTS,
+  LIFELONG_QUEUE_NAME,
   QUEUE_NAME,
   QUEUE_PREFIX,
   commandJobId,
@@ -44,6 +45,8 @@ export interface WorkerOptions {
   log?: (line: string) => void;
   /** The runtimes its Docker daemon has registered, published in the heartbeat for the CLI's plans. */
   runtimes?: string[];
+  /** How many lifelong effects (one per running bottle) this worker serves at once. */
+  lifelongConcurrency?: number;
   /** Host-wide tasks (cleanup); a worker without them refuses such jobs. */
   hostTasks?: HostTaskHandlers;
 }
@@ -61,6 +64,8 @@ export interface RunningWorker {
 const LOCK_DURATION_MS = 10_000;
 const STALLED_INTERVAL_MS = 5_000;
 const MAX_STALLED_COUNT = 20;
+/** Bounds the bottles one worker watches, far above what one Docker host runs. */
+const LIFELONG_CONCURRENCY = 1000;
 
 export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const say = opts.log ?? (() => undefined);
@@ -70,7 +75,14 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const store = await storeId(redis);
   setStoreLabel(store);
   const queue = openQueue(queueConn);
-  const engine = new BottleEngine(log, queue);
+  const lifelongQueue = openQueue(queueConn, LIFELONG_QUEUE_NAME);
+  const engine = new BottleEngine(
+    log,
+    new Map([
+      [QUEUE_NAME, queue],
+      [LIFELONG_QUEUE_NAME, lifelongQueue],
+    ]),
+  );
   const shutdown = new AbortController();
   // Every running effect listens for shutdown; concurrency bounds them, not 10.
   setMaxListeners(0, shutdown.signal);
@@ -178,17 +190,22 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
     }
   };
 
-  const worker = new Worker(QUEUE_NAME, processJob, {
-    connection: opts.connect(),
-    prefix: QUEUE_PREFIX,
-    concurrency: opts.concurrency ?? 32,
-    lockDuration: LOCK_DURATION_MS,
-    stalledInterval: STALLED_INTERVAL_MS,
-    maxStalledCount: MAX_STALLED_COUNT,
-    autorun: true,
-  });
-  worker.on('error', (err) => say(`worker error: ${err.message}`));
-  await worker.waitUntilReady();
+  const workerFor = (name: string, concurrency: number) => {
+    const w = new Worker(name, processJob, {
+      connection: opts.connect(),
+      prefix: QUEUE_PREFIX,
+      concurrency,
+      lockDuration: LOCK_DURATION_MS,
+      stalledInterval: STALLED_INTERVAL_MS,
+      maxStalledCount: MAX_STALLED_COUNT,
+      autorun: true,
+    });
+    w.on('error', (err) => say(`worker error (${name}): ${err.message}`));
+    return w;
+  };
+  const worker = workerFor(QUEUE_NAME, opts.concurrency ?? 32);
+  const lifelongWorker = workerFor(LIFELONG_QUEUE_NAME, opts.lifelongConcurrency ?? LIFELONG_CONCURRENCY);
+  await Promise.all([worker.waitUntilReady(), lifelongWorker.waitUntilReady()]);
 
   const stopBeat = startHeartbeat(redis, Date.now, opts.runtimes ?? []);
   // A worker that died between an append and its enqueue left effects unrequested.
@@ -205,9 +222,9 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
       shutdown.abort();
       // Stop taking jobs before the heartbeat goes: a CLI waiting for this worker to
       // leave must not see it gone while it could still pick one up.
-      await worker.close();
+      await Promise.all([worker.close(), lifelongWorker.close()]);
       await stopBeat();
-      await queue.close();
+      await Promise.all([queue.close(), lifelongQueue.close()]);
       redis.disconnect();
       queueConn.disconnect();
     },
