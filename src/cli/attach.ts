@@ -101,8 +101,9 @@ export async function agentOutput(
       ? ((await c.logs({ ...logOpts, follow: true })) as unknown as NodeJS.ReadableStream)
       : Readable.from([(await c.logs({ ...logOpts, follow: false })) as unknown as Buffer]);
   } catch (err) {
-    // An agent that exited may already be torn down; its exit is in the event log.
-    if ((err as { statusCode?: number }).statusCode === 404) return 'gone';
+    // An agent that exited may already be torn down (gone) or being removed (conflict); its exit is in the log.
+    const status = (err as { statusCode?: number }).statusCode;
+    if (status === 404 || status === 409) return 'gone';
     throw err;
   }
   const neutraliser = new OutputNeutraliser();
