@@ -161,9 +161,17 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .command('worker')
     .description('run a worker for this Docker host')
     .option('--concurrency <n>', 'jobs run at once (default 32)')
+    .option('--host <id>', "the id this Docker host is known by (default: the machine's hostname)")
     .action((o) =>
-      run(async () => (await import('./commands/worker.js')).runWorkerCommand({ concurrency: o.concurrency }, io))(),
+      run(async () =>
+        (await import('./commands/worker.js')).runWorkerCommand({ concurrency: o.concurrency, host: o.host }, io),
+      )(),
     );
+  program
+    .command('hosts')
+    .description('live worker hosts: id, engine, build, bottles, capacity')
+    .addOption(formatOption())
+    .action((o) => run(async () => (await import('./commands/hosts.js')).runHosts({ format: o.format }, io))());
   program
     .command('doctor')
     .description('check Docker, runsc, Redis, images and worker liveness')

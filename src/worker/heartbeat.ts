@@ -17,13 +17,29 @@ export interface WorkerBeat {
   build: string;
   /** The container runtimes its Docker daemon has registered (empty when the worker did not say). */
   runtimes: string[];
+  /** The Docker host it serves, by the id it was given (`bottle worker --host`); its machine's name by default. */
+  hostId: string;
+  /** The Docker engine's own id ('' when the worker did not say). */
+  engineId: string;
+  /** Bottles it is watching now, and how many it can. */
+  bottles: number;
+  capacity: number;
 }
 
-export function startHeartbeat(
-  redis: Redis,
-  now: () => number = Date.now,
-  runtimes: readonly string[] = [],
-): () => Promise<void> {
+/** What a worker says about the host it serves, beside its liveness. */
+export interface HostBeat {
+  hostId: string;
+  engineId: string;
+  runtimes: readonly string[];
+  capacity: number;
+  /** Read at every beat. */
+  bottles: () => number;
+}
+
+/** A host id: what `--host` accepts, and how heartbeats name the host. */
+export const HOST_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+export function startHeartbeat(redis: Redis, host: HostBeat, now: () => number = Date.now): () => Promise<void> {
   const key = `${HEARTBEAT_PREFIX}${hostname()}:${process.pid}`;
   const started = now();
   const beat = () =>
@@ -35,7 +51,11 @@ export function startHeartbeat(
         beat: String(now()),
         started: String(started),
         build: buildId(),
-        runtimes: runtimes.join(','),
+        runtimes: host.runtimes.join(','),
+        host_id: host.hostId,
+        engine_id: host.engineId,
+        bottles: String(host.bottles()),
+        capacity: String(host.capacity),
       })
       .pexpire(key, HEARTBEAT_STALE_MS * 2)
       .exec()
@@ -71,6 +91,10 @@ export async function liveWorkers(redis: Redis, now: () => number = Date.now): P
         started: Number(h.started),
         build: h.build ?? '',
         runtimes,
+        hostId: h.host_id || h.host,
+        engineId: h.engine_id ?? '',
+        bottles: Number(h.bottles ?? 0) || 0,
+        capacity: Number(h.capacity ?? 0) || 0,
       });
     }
   }

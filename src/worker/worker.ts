@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import { hostname } from 'node:os';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { PermanentEffectError, type EffectContext, type EffectHandlers } from '../effects/types.js';
@@ -33,6 +34,7 @@ import {
   commandJobId,
   effectJobId,
   openQueue,
+  queueNameFor,
 } from './queue.js';
 import { progressChannel } from './progress.js';
 import { trace } from '../shared/trace.js';
@@ -45,6 +47,8 @@ export interface WorkerOptions {
   log?: (line: string) => void;
   /** The runtimes its Docker daemon has registered, published in the heartbeat for the CLI's plans. */
   runtimes?: string[];
+  /** The Docker host this worker serves: its id and the engine's, published in the heartbeat. */
+  host?: { id: string; engineId: string };
   /** How many lifelong effects (one per running bottle) this worker serves at once. */
   lifelongConcurrency?: number;
   /** Host-wide tasks (cleanup); a worker without them refuses such jobs. */
@@ -87,6 +91,8 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   // Every running effect listens for shutdown; concurrency bounds them, not 10.
   setMaxListeners(0, shutdown.signal);
 
+  // Lifelong effects in flight: the bottles this worker is watching.
+  let watching = 0;
   const processJob = async (job: Job, token?: string): Promise<unknown> => {
     if (job.name === 'command') {
       const cmd = CommandJobSchema.parse(job.data);
@@ -106,7 +112,13 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
         if (err instanceof InvalidEffectRequestError) throw new UnrecoverableError(err.message);
         throw err;
       }
-      return runEffect(job, req, token);
+      if (queueNameFor(req.kind) !== LIFELONG_QUEUE_NAME) return runEffect(job, req, token);
+      watching += 1;
+      try {
+        return await runEffect(job, req, token);
+      } finally {
+        watching -= 1;
+      }
     }
     if (job.name === HOST_TASK_JOB) return runHostTask(HostTaskSchema.parse(job.data));
     throw new PermanentEffectError(`unknown job ${job.name}`);
@@ -204,10 +216,17 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
     return w;
   };
   const worker = workerFor(QUEUE_NAME, opts.concurrency ?? 32);
-  const lifelongWorker = workerFor(LIFELONG_QUEUE_NAME, opts.lifelongConcurrency ?? LIFELONG_CONCURRENCY);
+  const lifelongConcurrency = opts.lifelongConcurrency ?? LIFELONG_CONCURRENCY;
+  const lifelongWorker = workerFor(LIFELONG_QUEUE_NAME, lifelongConcurrency);
   await Promise.all([worker.waitUntilReady(), lifelongWorker.waitUntilReady()]);
 
-  const stopBeat = startHeartbeat(redis, Date.now, opts.runtimes ?? []);
+  const stopBeat = startHeartbeat(redis, {
+    hostId: opts.host?.id ?? hostname(),
+    engineId: opts.host?.engineId ?? '',
+    runtimes: opts.runtimes ?? [],
+    capacity: lifelongConcurrency,
+    bottles: () => watching,
+  });
   // A worker that died between an append and its enqueue left effects unrequested.
   for (const entry of await log.listBottles()) {
     const live = await log.liveState(entry.identity);

@@ -6,6 +6,7 @@ import { formatCidr, overlaps, subnetPool, SUBNET_POOL_ENV, type Ipv4Cidr } from
 import { liveWorkers, type WorkerBeat } from '../../worker/heartbeat.js';
 import { probeRedis } from '../../worker/redis.js';
 import { describeRedisTarget, redisTarget, type RedisTarget } from '../../shared/redis-target.js';
+import { visibleText } from '../../shared/visible-text.js';
 import { localDocker, statusOf } from '../docker-probe.js';
 import { embeddedServices } from '../embedded.js';
 
@@ -208,7 +209,8 @@ function embeddedServiceChecks(env: NodeJS.ProcessEnv): Check[] {
 
 async function workerCheck(redis: Redis, target: RedisTarget): Promise<Check> {
   const alive = await liveWorkers(redis);
-  const named = (w: WorkerBeat) => `${w.host ?? '?'}:${w.pid}`;
+  const named = (w: WorkerBeat) =>
+    visibleText(`host ${w.hostId} (pid ${w.pid} on ${w.host ?? '?'}, ${w.bottles}/${w.capacity} bottles)`);
   const otherBuilds = alive
     .filter((w) => w.build !== buildId())
     .map((w) => `${named(w)} runs ${w.build || 'an unknown build'}`);

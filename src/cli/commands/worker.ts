@@ -1,19 +1,29 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type Docker from 'dockerode';
 import { dockerClient, registeredRuntimes } from '../../effects/docker/client.js';
 import { cleanupHost } from '../../effects/cleanup.js';
 import { effectHandlers } from '../../effects/index.js';
 import { UsageError } from '../../shared/errors.js';
 import { redisTarget } from '../../shared/redis-target.js';
 import { connectRedis } from '../../worker/redis.js';
+import { HOST_ID_PATTERN } from '../../worker/heartbeat.js';
 import { runWorker } from '../../worker/worker.js';
 import { ensureRedis, workerPaths } from '../embedded.js';
 import type { CliIO } from '../io.js';
 
 /** `bottle worker`: runs effects for this Docker host until SIGTERM/SIGINT, then shuts down gracefully. */
-export async function runWorkerCommand(opts: { concurrency?: string }, io: CliIO): Promise<number> {
+export async function runWorkerCommand(opts: { concurrency?: string; host?: string }, io: CliIO): Promise<number> {
   const concurrency = opts.concurrency === undefined ? 32 : Number(opts.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1)
     throw new UsageError(`--concurrency must be a positive integer, got ${JSON.stringify(opts.concurrency)}`);
+  const hostId = opts.host ?? hostname();
+  if (!HOST_ID_PATTERN.test(hostId)) {
+    throw new UsageError(
+      `--host must be letters, digits, '.', '_' or '-' (at most 63, starting with a letter or digit), ` +
+        `got ${JSON.stringify(hostId)}`,
+    );
+  }
   const target = redisTarget();
   await ensureRedis(target, (l) => io.stderr(l));
   const stamp = () => new Date().toISOString();
@@ -23,6 +33,7 @@ export async function runWorkerCommand(opts: { concurrency?: string }, io: CliIO
     handlers: effectHandlers({ docker }),
     hostTasks: { cleanup: (task, store) => cleanupHost(docker, task, store) },
     runtimes: await registeredRuntimes(docker).catch(() => []),
+    host: { id: hostId, engineId: await engineId(docker) },
     concurrency,
     log: (line) => io.stderr(`${stamp()} ${line}`),
   });
@@ -42,4 +53,10 @@ export async function runWorkerCommand(opts: { concurrency?: string }, io: CliIO
   await running.close();
   io.stderr(`${stamp()} worker stopped`);
   return 0;
+}
+
+/** The Docker engine's own id, so two workers on one daemon can be told apart from two daemons. */
+async function engineId(docker: Docker): Promise<string> {
+  const info = (await docker.info().catch(() => ({}))) as { ID?: string };
+  return info.ID ?? '';
 }

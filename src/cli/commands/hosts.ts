@@ -1,0 +1,74 @@
+import { terminalSafeJson, visibleText } from '../../shared/visible-text.js';
+import { liveWorkers, type WorkerBeat } from '../../worker/heartbeat.js';
+import type { CliIO } from '../io.js';
+import { openSession } from '../session.js';
+
+export interface ListedHost {
+  id: string;
+  engine: string;
+  builds: string[];
+  workers: number;
+  bottles: number;
+  capacity: number;
+}
+
+/** Live workers grouped by the host they serve; read from their heartbeats in Redis, nothing else. */
+export function hostsOf(beats: readonly WorkerBeat[]): ListedHost[] {
+  const byId = new Map<string, ListedHost>();
+  for (const beat of beats) {
+    const host = byId.get(beat.hostId) ?? {
+      id: beat.hostId,
+      engine: beat.engineId,
+      builds: [],
+      workers: 0,
+      bottles: 0,
+      capacity: 0,
+    };
+    if (!host.builds.includes(beat.build)) host.builds.push(beat.build);
+    host.engine ||= beat.engineId;
+    host.workers += 1;
+    host.bottles += beat.bottles;
+    host.capacity += beat.capacity;
+    byId.set(beat.hostId, host);
+  }
+  return [...byId.values()].sort((a, b) => a.id.localeCompare(b.id));
+}
+
+/** `bottle hosts`: the Docker hosts a live worker serves. */
+export async function runHosts(opts: { format: 'text' | 'json' }, io: CliIO): Promise<number> {
+  const session = await openSession({ needWorker: false });
+  let hosts: ListedHost[];
+  try {
+    hosts = hostsOf(await liveWorkers(session.redis));
+  } finally {
+    await session.close();
+  }
+  if (opts.format === 'json') {
+    io.stdout(terminalSafeJson(hosts));
+    return 0;
+  }
+  if (hosts.length === 0) {
+    io.stdout('no live worker host (`bottle start` starts a local one; or run `bottle worker` on a Docker host)');
+    return 0;
+  }
+  const rows = hosts.map((h) => [
+    h.id,
+    h.engine || '?',
+    h.builds.map((b) => b || 'unknown').join(','),
+    String(h.workers),
+    `${h.bottles}/${h.capacity}`,
+  ]);
+  const header = ['HOST', 'ENGINE', 'BUILD', 'WORKERS', 'BOTTLES'];
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((r) => r[i].length)));
+  for (const row of [header, ...rows]) {
+    io.stdout(
+      visibleText(
+        row
+          .map((cell, i) => cell.padEnd(widths[i]))
+          .join('  ')
+          .trimEnd(),
+      ),
+    );
+  }
+  return 0;
+}

@@ -1,0 +1,95 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ListedHost } from '../../src/cli/commands/hosts.js';
+import {
+  BOTTLE_BIN,
+  identityFrom,
+  PIN_DEFAULT_HOSTS,
+  REPO,
+  startHarness,
+  type BottleHarness,
+} from '../support/cli-harness.js';
+
+/**
+ * A worker serves one Docker host under a host id and says so in its
+ * heartbeat; `bottle hosts` lists the live ones from Redis alone.
+ */
+
+let h: BottleHarness;
+let worker: ChildProcess | undefined;
+const hostId = `cb-test-host-${randomBytes(3).toString('hex')}`;
+
+async function listedHosts(): Promise<ListedHost[]> {
+  const res = await h.cli(['hosts', '--format', 'json']);
+  expect(res.code, res.stderr).toBe(0);
+  return JSON.parse(res.stdout) as ListedHost[];
+}
+
+beforeAll(async () => {
+  h = await startHarness();
+}, 120_000);
+
+afterAll(async () => {
+  if (worker?.exitCode === null) {
+    const exited = new Promise((resolve) => worker!.once('exit', resolve));
+    worker.kill('SIGTERM');
+    await exited;
+  }
+  await h?.cleanup();
+});
+
+describe('bottle hosts', () => {
+  it('says so when no worker is alive', async () => {
+    expect(await listedHosts()).toEqual([]);
+    expect((await h.cli(['hosts'])).stdout).toMatch(/^no live worker host/);
+  });
+
+  it("lists a worker's host id, its engine's id, build, bottles and capacity", async () => {
+    worker = spawn(process.execPath, [BOTTLE_BIN, 'worker', '--host', hostId], {
+      cwd: REPO,
+      env: h.env,
+      stdio: 'ignore',
+    });
+    const deadline = Date.now() + 60_000;
+    let hosts = await listedHosts();
+    while (!hosts.some((x) => x.id === hostId)) {
+      if (Date.now() > deadline) throw new Error(`worker --host ${hostId} never appeared in bottle hosts`);
+      await new Promise((r) => setTimeout(r, 300));
+      hosts = await listedHosts();
+    }
+    const engine = ((await h.docker.info()) as { ID: string }).ID;
+    expect(hosts).toEqual([
+      { id: hostId, engine, builds: [expect.any(String)], workers: 1, bottles: 0, capacity: expect.any(Number) },
+    ]);
+    expect(hosts[0].capacity).toBeGreaterThan(0);
+    const text = (await h.cli(['hosts'])).stdout.split('\n');
+    expect(text[0]).toMatch(/^HOST\s+ENGINE\s+BUILD\s+WORKERS\s+BOTTLES$/);
+    expect(text[1]).toMatch(new RegExp(`^${hostId}\\s+${engine}\\s+\\S+\\s+1\\s+0/\\d+$`));
+    const doctor = await h.cli(['doctor']);
+    expect(doctor.stdout).toContain(`host ${hostId} (pid ${worker.pid}`);
+  }, 120_000);
+
+  it('counts the bottles the host runs while they run', async () => {
+    const manifest = h.writeManifest({
+      bottles: [{ name: 'box', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS }],
+      agents: [{ name: 'sleeper', bottle: 'box', command: ['sleep', '600'] }],
+    });
+    const identity = identityFrom(await h.cli(['--manifest', manifest, 'start', 'sleeper', '--detach']));
+    await h.waitForEvent(identity, 'agent.started');
+    const deadline = Date.now() + 30_000;
+    while ((await listedHosts()).find((x) => x.id === hostId)?.bottles !== 1) {
+      if (Date.now() > deadline) throw new Error('the running bottle was never counted');
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    const stopped = await h.cli(['stop', identity]);
+    expect(stopped.code, stopped.stderr).toBe(0);
+  }, 120_000);
+
+  it('refuses a host id that is not a name, with exit 2 and one line', async () => {
+    const res = await h.cli(['worker', '--host', 'bad host!']);
+    expect(res.code).toBe(2);
+    expect(res.stderr.trim().split('\n')).toHaveLength(1);
+    expect(res.stderr).toMatch(/--host must be/);
+  });
+});
