@@ -1,17 +1,41 @@
 import type { Redis } from 'ioredis';
+import { hostname } from 'node:os';
+import { RuntimeFailure } from '../shared/errors.js';
 import { chooseRuntime, type ContainerRuntime } from '../shared/runtime.js';
-import { liveWorkers } from '../worker/heartbeat.js';
+import { liveWorkers, type WorkerBeat } from '../worker/heartbeat.js';
 import { localRuntime } from './docker-probe.js';
 
+/** The Docker host a bottle is pinned to, and the runtime its daemon has. */
+export interface PlanHost {
+  id: string;
+  runtime: ContainerRuntime;
+}
+
+const load = (w: WorkerBeat) => (w.capacity > 0 ? w.bottles / w.capacity : w.bottles);
+
 /**
- * The runtime a bottle will run under: from the runtimes the live worker's
- * Docker daemon registered (its heartbeat), so a start needs no Docker client
- * of its own; without a worker that says, the local daemon is asked.
+ * Where a new bottle runs: the host asked for (it must have a live worker),
+ * else this machine's when a worker serves it, else the least-loaded live
+ * host. The runtime comes from that host's heartbeat, so a start needs no
+ * Docker client of its own; with no live worker at all, the local daemon is
+ * asked and the bottle is planned for this machine.
  */
-export async function hostRuntime(redis?: Redis): Promise<ContainerRuntime> {
-  if (redis) {
-    const said = (await liveWorkers(redis)).find((w) => w.runtimes.length > 0);
-    if (said) return chooseRuntime(said.runtimes);
+export async function chooseHost(redis: Redis | undefined, requested?: string): Promise<PlanHost> {
+  const live = redis ? await liveWorkers(redis) : [];
+  const runtimeOf = (w: WorkerBeat) => (w.runtimes.length > 0 ? chooseRuntime(w.runtimes) : undefined);
+  if (requested !== undefined) {
+    const serving = live.filter((w) => w.hostId === requested);
+    if (serving.length === 0 && redis) {
+      throw new RuntimeFailure(
+        `no live worker serves host ${JSON.stringify(requested)}; \`bottle hosts\` lists the live ones`,
+      );
+    }
+    const runtime = serving.map(runtimeOf).find((r) => r !== undefined);
+    return { id: requested, runtime: runtime ?? (await localRuntime()) };
   }
-  return localRuntime();
+  const local = live.filter((w) => w.hostId === hostname());
+  const candidates = local.length > 0 ? local : [...live].sort((a, b) => load(a) - load(b));
+  const chosen = candidates.find((w) => runtimeOf(w) !== undefined);
+  if (chosen) return { id: chosen.hostId, runtime: runtimeOf(chosen)! };
+  return { id: hostname(), runtime: await localRuntime() };
 }

@@ -33,6 +33,10 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .option('--detach', 'run headless; print the identity as the first line of stdout', false)
     .option('--dry-run', 'print the launch plan; create nothing', false)
     .option('-y, --yes', 'launch without showing the plan and asking (required without a terminal)', false)
+    .option(
+      '--host <id>',
+      'the Docker host to run on (default: this one when a worker serves it, else the least loaded)',
+    )
     .addOption(formatOption())
     .action((agent: string, args: string[], o) =>
       run(async () =>
@@ -47,6 +51,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
             dryRun: o.dryRun,
             format: o.format,
             yes: o.yes,
+            host: o.host,
           },
           io,
         ),

@@ -1,5 +1,4 @@
 import { statSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { findAgent, type LoadedManifest } from '../manifest/load.js';
 import type { PlanFacts } from '../plan/resolve.js';
@@ -13,6 +12,8 @@ export interface GatherOptions {
   agent: string;
   cwd: string;
   runtime: ContainerRuntime;
+  /** The host the bottle is pinned to. */
+  host: string;
   /** A resumed bottle's per-bottle Dockerfile, which replaces the bottle's own in its build context. */
   stateDockerfile?: string;
   /** A resumed bottle's transcript snapshot, when it kept one. */
@@ -47,7 +48,7 @@ export async function gatherPlanFacts(opts: GatherOptions): Promise<PlanFacts> {
   ]);
   return {
     runtime: opts.runtime,
-    host: hostname(),
+    host: opts.host,
     cwd: checkedCwd(opts.cwd),
     images: { agent, gateway },
     transcript: opts.stateTranscript,

@@ -104,8 +104,9 @@ const ResumeMetadataSchema = z.object({
   agent: z.string(),
   cwd: z.string(),
   copy_cwd: z.boolean(),
+  host: z.string().optional(),
   manifest_path: z.string().optional(),
-  plan: z.object({ manifest_path: z.string().optional() }).passthrough().optional(),
+  plan: z.object({ manifest_path: z.string().optional(), host: z.string().optional() }).passthrough().optional(),
 });
 
 /** What `resume` needs from a bottle's state folder: where the folder is, how it started, what was approved. */
@@ -115,6 +116,8 @@ export interface ResumeState {
   agent: string;
   cwd: string;
   copyCwd: boolean;
+  /** The host the bottle was pinned to. */
+  host?: string;
   manifestPath?: string;
   /** The bottle's own Dockerfile written by an approved request. */
   dockerfile?: string;
@@ -144,6 +147,7 @@ export function readResumeState(identity: string): ResumeState | undefined {
     agent: metadata.agent,
     cwd: metadata.cwd,
     copyCwd: metadata.copy_cwd,
+    host: metadata.plan?.host ?? metadata.host,
     manifestPath: metadata.plan?.manifest_path ?? metadata.manifest_path,
     dockerfile: bottleDockerfile(identity),
     transcript: hasTranscript(identity) ? paths.transcript : undefined,

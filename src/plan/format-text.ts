@@ -26,6 +26,7 @@ export function formatPlanText(plan: BottlePlan): string {
   field('identity', plan.identity);
   field('image', `${plan.image.tag} (${plan.image.builtin ? 'built-in' : plan.image.dockerfile})`);
   field('gateway', plan.gateway_image.tag);
+  field('host', plan.host);
   field('runtime', plan.runtime === 'runsc' ? 'runsc (gVisor)' : 'runc (gVisor not registered with the daemon)');
   field('networks', `${plan.networks.internal} (internal), ${plan.networks.egress} (egress)`);
   field('cwd', `${plan.cwd} (${plan.copy_cwd ? 'copied in' : 'bind-mounted'})`);

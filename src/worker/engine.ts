@@ -10,10 +10,17 @@ import {
   type EffectRequest,
 } from '../machines/index.js';
 import { currentState, type BottleLog } from './bottle-log.js';
-import { effectJobId, queueNameFor } from './queue.js';
+import { effectJobId, effectQueueName } from './queue.js';
 
-/** The queues effects are enqueued on, by name (see queueNameFor). */
-export type EffectQueues = ReadonlyMap<string, Queue>;
+/** Opens (or returns the already open) queue of this name. */
+export type QueueByName = (name: string) => Queue;
+
+/** The host a bottle is pinned to: its plan's, from start (a resume keeps it). */
+function hostOf(state: BottleState): string {
+  const host = state.context.plan?.host;
+  if (!host) throw new Error(`${state.context.identity} has no plan, so no host to run its effects on`);
+  return host;
+}
 
 /** How often an append is retried when another worker appended first. */
 const MAX_APPEND_ATTEMPTS = 50;
@@ -29,7 +36,7 @@ const MAX_APPEND_ATTEMPTS = 50;
 export class BottleEngine {
   constructor(
     private readonly log: BottleLog,
-    private readonly queues: EffectQueues,
+    private readonly queueByName: QueueByName,
     private readonly clock: () => Date = () => new Date(),
   ) {}
 
@@ -45,10 +52,10 @@ export class BottleEngine {
         if (result.duplicateOf) {
           // Already appended by an earlier try of this job: re-enqueue what it asked for.
           const { first, last } = result.duplicateOf;
-          await this.enqueue(await this.effectsRequestedBy(identity, first, last));
+          await this.enqueue(await this.effectsRequestedBy(identity, first, last), hostOf(next));
           return result.events;
         }
-        await this.enqueue(effects);
+        if (effects.length > 0) await this.enqueue(effects, hostOf(next));
         return result.events;
       } catch (err) {
         if (err instanceof AppendConflictError) continue;
@@ -81,15 +88,14 @@ export class BottleEngine {
     const state = foldEvents(initialBottleState(identity), events);
     if (isTerminal(state)) return 0;
     const pending = pendingEffects(identity, events);
-    await this.enqueue(pending);
+    if (pending.length > 0) await this.enqueue(pending, hostOf(state));
     return pending.length;
   }
 
-  async enqueue(effects: readonly EffectRequest[]): Promise<void> {
+  /** Effects go to the queues of the bottle's host; commands that caused them may have been decided anywhere. */
+  async enqueue(effects: readonly EffectRequest[], host: string): Promise<void> {
     for (const req of effects) {
-      const queue = this.queues.get(queueNameFor(req.kind));
-      if (!queue) throw new Error(`no queue ${queueNameFor(req.kind)} for effect ${req.kind}`);
-      await queue.add('effect', req, { jobId: effectJobId(req) });
+      await this.queueByName(effectQueueName(req.kind, host)).add('effect', req, { jobId: effectJobId(req) });
     }
   }
 }

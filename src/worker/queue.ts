@@ -2,20 +2,29 @@ import { Queue, type ConnectionOptions } from 'bullmq';
 import { z } from 'zod';
 import type { EffectKind, EffectRequest } from '../machines/effects.js';
 
-/** One queue carries commands (from the CLI), host tasks and every effect that ends on its own. */
+/** Commands (from the CLI) and host tasks: any worker may decide a command. */
 export const QUEUE_NAME = 'bottle';
-/**
- * Effects that last as long as a bottle runs (watching its agent) have a
- * queue of their own, served by a worker without a small concurrency bound:
- * on the shared queue each running bottle would hold one of its slots for
- * life, and once they were all held no other bottle could launch or stop.
- */
-export const LIFELONG_QUEUE_NAME = 'bottle-lifelong';
 const LIFELONG_EFFECTS: ReadonlySet<EffectKind> = new Set<EffectKind>(['watch_agent']);
 
-/** The queue an effect of this kind is enqueued on. */
-export function queueNameFor(kind: EffectKind): string {
-  return LIFELONG_EFFECTS.has(kind) ? LIFELONG_QUEUE_NAME : QUEUE_NAME;
+/**
+ * A bottle's effects run on the host it is pinned to: each host has a queue
+ * for its effects and one for its lifelong effects (watching an agent). The
+ * lifelong ones are apart, served without a small concurrency bound: on the
+ * shared queue each running bottle would hold one of its slots for life, and
+ * once they were all held no other bottle could launch or stop.
+ */
+export function hostQueueNames(hostId: string): { effects: string; lifelong: string } {
+  return { effects: `effects.${hostId}`, lifelong: `lifelong.${hostId}` };
+}
+
+export function isLifelong(kind: EffectKind): boolean {
+  return LIFELONG_EFFECTS.has(kind);
+}
+
+/** The queue an effect of this kind for a bottle on `hostId` is enqueued on. */
+export function effectQueueName(kind: EffectKind, hostId: string): string {
+  const names = hostQueueNames(hostId);
+  return isLifelong(kind) ? names.lifelong : names.effects;
 }
 /** BullMQ key prefix; kept apart from the event log's `cb:` keys. */
 export const QUEUE_PREFIX = 'cbq';

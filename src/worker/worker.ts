@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { PermanentEffectError, type EffectContext, type EffectHandlers } from '../effects/types.js';
 import type { NewEvent } from '../events/schema.js';
@@ -28,13 +28,13 @@ import {
 import {
   CommandJobSchema,
   EFFECT_ATTEMPTS,
-  LIFELONG_QUEUE_NAME,
   QUEUE_NAME,
   QUEUE_PREFIX,
   commandJobId,
   effectJobId,
   openQueue,
-  queueNameFor,
+  hostQueueNames,
+  isLifelong,
 } from './queue.js';
 import { progressChannel } from './progress.js';
 import { trace } from '../shared/trace.js';
@@ -78,15 +78,18 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const log = openBottleLog(redis);
   const store = await storeId(redis);
   setStoreLabel(store);
-  const queue = openQueue(queueConn);
-  const lifelongQueue = openQueue(queueConn, LIFELONG_QUEUE_NAME);
-  const engine = new BottleEngine(
-    log,
-    new Map([
-      [QUEUE_NAME, queue],
-      [LIFELONG_QUEUE_NAME, lifelongQueue],
-    ]),
-  );
+  const hostId = opts.host?.id ?? hostname();
+  const hostQueues = hostQueueNames(hostId);
+  const queues = new Map<string, Queue>();
+  const queueByName = (name: string): Queue => {
+    let queue = queues.get(name);
+    if (!queue) {
+      queue = openQueue(queueConn, name);
+      queues.set(name, queue);
+    }
+    return queue;
+  };
+  const engine = new BottleEngine(log, queueByName);
   const shutdown = new AbortController();
   // Every running effect listens for shutdown; concurrency bounds them, not 10.
   setMaxListeners(0, shutdown.signal);
@@ -112,7 +115,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
         if (err instanceof InvalidEffectRequestError) throw new UnrecoverableError(err.message);
         throw err;
       }
-      if (queueNameFor(req.kind) !== LIFELONG_QUEUE_NAME) return runEffect(job, req, token);
+      if (!isLifelong(req.kind)) return runEffect(job, req, token);
       watching += 1;
       try {
         return await runEffect(job, req, token);
@@ -215,13 +218,15 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
     w.on('error', (err) => say(`worker error (${name}): ${err.message}`));
     return w;
   };
+  // Commands and host tasks come from any CLI; effects only for bottles pinned to this host.
   const worker = workerFor(QUEUE_NAME, opts.concurrency ?? 32);
+  const effectsWorker = workerFor(hostQueues.effects, opts.concurrency ?? 32);
   const lifelongConcurrency = opts.lifelongConcurrency ?? LIFELONG_CONCURRENCY;
-  const lifelongWorker = workerFor(LIFELONG_QUEUE_NAME, lifelongConcurrency);
-  await Promise.all([worker.waitUntilReady(), lifelongWorker.waitUntilReady()]);
+  const lifelongWorker = workerFor(hostQueues.lifelong, lifelongConcurrency);
+  await Promise.all([worker.waitUntilReady(), effectsWorker.waitUntilReady(), lifelongWorker.waitUntilReady()]);
 
   const stopBeat = startHeartbeat(redis, {
-    hostId: opts.host?.id ?? hostname(),
+    hostId,
     engineId: opts.host?.engineId ?? '',
     runtimes: opts.runtimes ?? [],
     capacity: lifelongConcurrency,
@@ -241,9 +246,9 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
       shutdown.abort();
       // Stop taking jobs before the heartbeat goes: a CLI waiting for this worker to
       // leave must not see it gone while it could still pick one up.
-      await Promise.all([worker.close(), lifelongWorker.close()]);
+      await Promise.all([worker.close(), effectsWorker.close(), lifelongWorker.close()]);
       await stopBeat();
-      await Promise.all([queue.close(), lifelongQueue.close()]);
+      await Promise.all([...queues.values()].map((q) => q.close()));
       redis.disconnect();
       queueConn.disconnect();
     },

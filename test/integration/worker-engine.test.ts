@@ -5,7 +5,7 @@ import type { LifecycleEvent, NewEvent } from '../../src/events/schema.js';
 import { bottleStatus, foldEvents, foldHistory, stateName, statesEqual } from '../../src/machines/index.js';
 import { mintIdentity } from '../../src/shared/identity.js';
 import { currentState, openBottleLog, type BottleLog } from '../../src/worker/bottle-log.js';
-import { commandJobId, effectJobId, openQueue } from '../../src/worker/queue.js';
+import { commandJobId, effectJobId, hostQueueNames, openQueue } from '../../src/worker/queue.js';
 import { runWorker, type RunningWorker } from '../../src/worker/worker.js';
 import { exitKey, fakeEffects, type FakeEffectsOptions } from '../support/fake-effects.js';
 import { fakePlan } from '../support/fake-plan.js';
@@ -231,7 +231,8 @@ describe('worker restart and bad jobs', () => {
     const mine = calls.filter((c) => c.identity === identity).map((c) => c.kind);
     expect(mine.slice(0, 2).sort()).toEqual(['start_agent', 'start_gateway']);
     expect(mine).not.toContain('create_networks');
-    const queue = openQueue(redis.connect());
+    // The bottle's effects are queued for the host its plan is pinned to.
+    const queue = openQueue(redis.connect(), hostQueueNames(plan.host).effects);
     try {
       for (const kind of ['start_gateway', 'start_agent'] as const) {
         const job = await queue.getJob(effectJobId({ identity, causedBySeq: 4, kind }));

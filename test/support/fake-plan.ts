@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { BottlePlanSchema, type BottlePlan } from '../../src/plan/schema.js';
 import { resourceNames } from '../../src/shared/names.js';
 
@@ -38,7 +39,8 @@ export function fakePlan(identity: string, overrides: Partial<BottlePlan> = {}):
     cwd: '/tmp',
     copy_cwd: false,
     limits: { memory: null, cpus: null, pids: null },
-    host: 'test-host',
+    // The host a test's worker serves by default (its machine's name), so the bottle's effects reach it.
+    host: hostname(),
     manifest_path: '/tmp/claude-bottle.json',
     ...overrides,
   });

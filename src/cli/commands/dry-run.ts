@@ -1,4 +1,5 @@
-import { hostRuntime } from '../host-runtime.js';
+import { hostname } from 'node:os';
+import { localRuntime } from '../docker-probe.js';
 import { loadManifest } from '../../manifest/load.js';
 import { formatPlanText } from '../../plan/format-text.js';
 import { resolvePlan } from '../../plan/resolve.js';
@@ -12,6 +13,7 @@ export interface DryRunOptions {
   copyCwd: boolean;
   format: 'text' | 'json';
   args: string[];
+  host?: string;
 }
 
 /**
@@ -33,7 +35,7 @@ export async function runDryRun(
     loaded,
     agent: opts.agent,
     cwd,
-    runtime: await hostRuntime(),
+    ...(await dryRunHost(opts.host)),
     ...sources,
     dryRun: {
       onUnplannable: (image, reason) => unplannable.push(`note: the ${image} image can't be planned yet: ${reason}`),
@@ -43,4 +45,11 @@ export async function runDryRun(
   io.stdout(opts.format === 'json' ? `${JSON.stringify(plan, null, 2)}\n` : formatPlanText(plan));
   for (const note of unplannable) io.stderr(note);
   return 0;
+}
+
+/** A dry run reads no heartbeat (it opens no Redis): the host asked for, or this one, with the local runtime. */
+async function dryRunHost(
+  requested?: string,
+): Promise<{ host: string; runtime: Awaited<ReturnType<typeof localRuntime>> }> {
+  return { host: requested ?? hostname(), runtime: await localRuntime() };
 }

@@ -1,4 +1,5 @@
-import { bottleStatus, stateName } from '../../machines/index.js';
+import { bottleStatus, isTerminal, stateName } from '../../machines/index.js';
+import { liveWorkers } from '../../worker/heartbeat.js';
 import type { CliIO } from '../io.js';
 import { currentState } from '../../worker/bottle-log.js';
 import { openSession } from '../session.js';
@@ -21,16 +22,20 @@ export async function runList(opts: { all: boolean; format: 'text' | 'json' }, i
   const session = await openSession({ needWorker: false });
   try {
     const rows: ListedBottle[] = [];
+    const servedHosts = new Set((await liveWorkers(session.redis)).map((w) => w.hostId));
     for (const entry of await session.log.listBottles()) {
       const { state: live, lastSeq } = await currentState(session.log, entry.identity);
       if (lastSeq === 0) continue;
       if (!opts.all && stateName(live) === 'cleaned') continue;
+      const host = live.context.plan?.host ?? entry.host;
+      // A bottle that still has effects to run waits for its own host; no other host adopts it.
+      const waiting = !isTerminal(live) && stateName(live) !== 'preserved' && !servedHosts.has(host);
       rows.push({
         identity: entry.identity,
         agent: entry.agent,
         bottle: entry.bottle,
-        state: bottleStatus(live),
-        host: entry.host,
+        state: waiting ? `${bottleStatus(live)} (waiting for host ${host})` : bottleStatus(live),
+        host,
         started_at: entry.started_at,
       });
     }

@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { hostRuntime } from '../host-runtime.js';
+import { chooseHost } from '../host-runtime.js';
 import { accepts, bottleStatus } from '../../machines/index.js';
 import { currentState } from '../../worker/bottle-log.js';
 import { findAgent, loadManifest, MANIFEST_ENV, type LoadedManifest } from '../../manifest/load.js';
@@ -75,7 +75,8 @@ export async function runResume(
     loaded,
     agent: saved.agent,
     cwd: saved.cwd,
-    runtime: await hostRuntime(),
+    // A resume runs on the host that holds the bottle's state.
+    ...(await chooseHost(undefined, saved.host ?? undefined).then((h) => ({ host: h.id, runtime: h.runtime }))),
     stateDockerfile: saved.dockerfile,
     stateTranscript: saved.transcript,
   });

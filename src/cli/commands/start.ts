@@ -1,4 +1,4 @@
-import { hostRuntime } from '../host-runtime.js';
+import { chooseHost } from '../host-runtime.js';
 import type { LifecycleEvent } from '../../events/schema.js';
 import { accepts, foldEvents, stateName } from '../../machines/index.js';
 import { currentState } from '../../worker/bottle-log.js';
@@ -30,6 +30,8 @@ export interface StartOptions {
   dryRun: boolean;
   format: 'text' | 'json';
   args: string[];
+  /** The Docker host to pin the bottle to (see chooseHost). */
+  host?: string;
   yes?: boolean;
 }
 
@@ -46,6 +48,7 @@ export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
         manifestPath: opts.manifestPath,
         agent: opts.agent,
         cwd: opts.cwd,
+        host: opts.host,
         copyCwd: opts.copyCwd,
         format: opts.format,
         args: opts.args,
@@ -65,9 +68,9 @@ export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
   const session = await openSession({ needWorker: true, say: (l) => io.stderr(l) });
   trace('start: session open');
   try {
-    const runtime = await hostRuntime(session.redis);
+    const { id: host, runtime } = await chooseHost(session.redis, opts.host);
     const cwd = opts.cwd ?? process.cwd();
-    const facts = await gatherPlanFacts({ loaded, agent: opts.agent, cwd, runtime });
+    const facts = await gatherPlanFacts({ loaded, agent: opts.agent, cwd, runtime, host });
     const plan = resolvePlan({ loaded, agent: opts.agent, copyCwd: opts.copyCwd, args: opts.args, facts });
     const secrets = resolveSecrets(plan, routeSources(loaded, plan));
     trace('start: plan resolved');
