@@ -1,5 +1,7 @@
 import type Docker from 'dockerode';
 import { PassThrough, Readable } from 'node:stream';
+import { visibleOutput } from '../shared/visible-text.js';
+import { localDocker } from './docker-probe.js';
 
 /**
  * Attaches the user's terminal to the agent container: raw mode, window
@@ -9,11 +11,8 @@ import { PassThrough, Readable } from 'node:stream';
  */
 export const DETACH_KEYS = 'ctrl-p,ctrl-q';
 
-/** The Docker client, loaded only when a terminal is attached or output streamed. */
-async function docker(): Promise<Docker> {
-  const { default: Dockerode } = await import('dockerode');
-  return new Dockerode();
-}
+/** The CLI's Docker client (docker-probe.ts), loaded only when a terminal is attached or output streamed. */
+const docker = localDocker;
 
 /**
  * `onAttached` runs once keystrokes reach the agent, so a notice printed there is never ahead of raw mode.
@@ -143,8 +142,6 @@ const SEQUENCE = new RegExp(`${OSC}|${CSI}|${TWO_BYTE}`, 'g');
 // An escape at the end of a chunk that may still be completed by the next one.
 const UNFINISHED = /\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?)?$/;
 const MAX_UNFINISHED = 4096;
-const CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g;
-
 /**
  * Makes terminal output from inside a bottle safe to print anywhere: control
  * sequences (formatting, cursor moves, titles) are dropped, carriage returns
@@ -178,8 +175,5 @@ export class OutputNeutraliser {
 }
 
 function neutralise(text: string): string {
-  return text
-    .replace(SEQUENCE, '')
-    .replace(/\r\n|\r/g, '\n')
-    .replace(CONTROL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return visibleOutput(text.replace(SEQUENCE, '').replace(/\r\n|\r/g, '\n'));
 }

@@ -62,7 +62,7 @@ export async function checkDecision(
  * where the machine applies it to the running bottle, once the gateway has
  * been told (or telling it has failed for good).
  */
-export function decisionSettled(command: DecisionCommand, ev: LifecycleEvent): boolean {
+function decisionSettled(command: DecisionCommand, ev: LifecycleEvent): boolean {
   if (command.type === 'capability.denied') return ev.type === 'capability.denied';
   const data = ev.data as Record<string, unknown>;
   const type: string = ev.type;

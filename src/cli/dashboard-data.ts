@@ -41,7 +41,7 @@ export interface DashboardView {
 const RECENT_EVENTS = 30;
 
 /** A pending or queued request in one line: the host and reason are the agent's words, made visible. */
-export function requestLine(request: PendingCapability): string {
+function requestLine(request: PendingCapability): string {
   return visibleText(`${request.request_id} ${capabilityTarget(request)}: ${request.reason}`);
 }
 

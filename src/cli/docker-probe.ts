@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import { chooseRuntime, type ContainerRuntime } from '../shared/runtime.js';
+import type { ContainerRuntime } from '../shared/runtime.js';
 
 /**
  * The CLI's read-only questions to the local Docker daemon: doctor's checks,
@@ -13,8 +13,8 @@ export async function localDocker(): Promise<Docker> {
 
 /** The local daemon's runtime, for a CLI with no live worker to ask. */
 export async function localRuntime(): Promise<ContainerRuntime> {
-  const { registeredRuntimes } = await import('../effects/docker/client.js');
-  return chooseRuntime(await registeredRuntimes(await localDocker()));
+  const { detectRuntime } = await import('../effects/docker/client.js');
+  return detectRuntime(await localDocker());
 }
 
 export { statusOf } from '../effects/docker/status.js';

@@ -12,7 +12,7 @@ import { bottleHome } from '../shared/paths.js';
  * folder still to be created or a key behind a symlinked folder is compared
  * where it will really be.
  */
-export function realPathOf(path: string): string {
+function realPathOf(path: string): string {
   const absolute = resolve(path);
   try {
     return realpathSync(absolute);

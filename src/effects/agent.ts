@@ -9,6 +9,7 @@ import {
   SSH_TARGET_DIR,
   SYSTEM_CA_BUNDLE,
   TRANSCRIPT_TARGET,
+  interceptsTls,
 } from '../plan/agent-env.js';
 import type { NetworkLayout } from '../machines/context.js';
 import { CLAUDE_GLOBAL_CONFIG_TARGET } from '../plan/claude-state.js';
@@ -96,7 +97,7 @@ export const startAgent =
         const systemBundle = await readContainerFile(agent.container, SYSTEM_CA_BUNDLE);
         const paths = { home: AGENT_HOME, caTarget: GATEWAY_CA_TARGET, bundleTarget: CA_BUNDLE_TARGET };
         entries.push(...trustEntries(ca, systemBundle, paths));
-      } else if (plan.credentials.some((route) => route.role !== 'anthropic-base-url' && route.host)) {
+      } else if (interceptsTls(plan)) {
         throw new PermanentEffectError(
           'the gateway published no interception CA, so the agent could not use its host credential routes over HTTPS',
         );

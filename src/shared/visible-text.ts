@@ -26,6 +26,11 @@ export function visibleText(value: unknown): string {
   return String(value).replace(UNSAFE, escapeChar);
 }
 
+/** Program output (many lines): line breaks and tabs stay, every other unsafe character is spelled out. */
+export function visibleOutput(value: string): string {
+  return value.replace(UNSAFE, (ch) => (ch === '\n' || ch === '\t' ? ch : escapeChar(ch)));
+}
+
 /**
  * A multi-line text (a Dockerfile) as lines, each made visible: line breaks
  * stay line breaks, a lone CR or any other control character is spelled out.

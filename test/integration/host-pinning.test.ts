@@ -37,7 +37,7 @@ function startWorker(hostId: string): ChildProcess {
 }
 
 async function stopWorker(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
+  if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
   await exited;

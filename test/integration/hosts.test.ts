@@ -31,7 +31,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  if (worker?.exitCode === null) {
+  if (worker && worker.exitCode === null && worker.signalCode === null) {
     const exited = new Promise((resolve) => worker!.once('exit', resolve));
     worker.kill('SIGTERM');
     await exited;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { describeEvent, eventJsonLine } from '../../src/cli/render-event.js';
 import { parseEvent } from '../../src/events/schema.js';
-import { terminalSafeJson, visibleLines, visibleText } from '../../src/shared/visible-text.js';
+import { terminalSafeJson, visibleLines, visibleText, visibleOutput } from '../../src/shared/visible-text.js';
 
 /** Any byte a terminal acts on instead of drawing: C0, DEL, C1. */
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
@@ -68,5 +68,11 @@ describe('event lines', () => {
     const line = eventJsonLine(ev);
     expect(line).not.toMatch(CONTROL);
     expect(JSON.parse(line).data.reason).toBe(spoof);
+  });
+});
+
+describe('agent output shown off a terminal', () => {
+  it('keeps line breaks and tabs, spells out ESC and the bidirectional overrides', () => {
+    expect(visibleOutput('a\tb\nc\u001b[2Kd\u202ee\n')).toBe('a\tb\nc\\x1b[2Kd\\u202ee\n');
   });
 });

@@ -11,16 +11,11 @@ import { openSession } from '../session.js';
 import { capabilityReview } from '../capability-review.js';
 import { visibleText } from '../../shared/visible-text.js';
 import { checkDecision, enqueueDecision, operator } from '../capability-decision.js';
+import { askOnTerminal } from '../confirm.js';
 
-/** A y/N question on the terminal; anything but y/yes is no. */
+/** A y/N question on the terminal (Ctrl-C or end of input answers no); anything but y/yes is no. */
 async function confirmed(question: string): Promise<boolean> {
-  const { createInterface } = await import('node:readline/promises');
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    return /^y(es)?$/i.test((await rl.question(question)).trim());
-  } finally {
-    rl.close();
-  }
+  return /^y(es)?$/i.test((await askOnTerminal(question)).trim());
 }
 
 /** `bottle stop`: a command; the machine asks for the agent to stop and the preservation matrix keeps its state. */

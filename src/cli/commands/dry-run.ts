@@ -1,5 +1,4 @@
-import { hostname } from 'node:os';
-import { localRuntime } from '../docker-probe.js';
+import { chooseHost } from '../host-runtime.js';
 import { loadManifest } from '../../manifest/load.js';
 import { formatPlanText } from '../../plan/format-text.js';
 import { resolvePlan } from '../../plan/resolve.js';
@@ -35,7 +34,8 @@ export async function runDryRun(
     loaded,
     agent: opts.agent,
     cwd,
-    ...(await dryRunHost(opts.host)),
+    // A dry run opens no Redis, so reads no heartbeat: the host asked for, or this one, with the local runtime.
+    ...(await chooseHost(undefined, opts.host).then((h) => ({ host: h.id, runtime: h.runtime }))),
     ...sources,
     dryRun: {
       onUnplannable: (image, reason) => unplannable.push(`note: the ${image} image can't be planned yet: ${reason}`),
@@ -45,11 +45,4 @@ export async function runDryRun(
   io.stdout(opts.format === 'json' ? `${JSON.stringify(plan, null, 2)}\n` : formatPlanText(plan));
   for (const note of unplannable) io.stderr(note);
   return 0;
-}
-
-/** A dry run reads no heartbeat (it opens no Redis): the host asked for, or this one, with the local runtime. */
-async function dryRunHost(
-  requested?: string,
-): Promise<{ host: string; runtime: Awaited<ReturnType<typeof localRuntime>> }> {
-  return { host: requested ?? hostname(), runtime: await localRuntime() };
 }

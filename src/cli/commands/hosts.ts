@@ -13,7 +13,7 @@ export interface ListedHost {
 }
 
 /** Live workers grouped by the host they serve; read from their heartbeats in Redis, nothing else. */
-export function hostsOf(beats: readonly WorkerBeat[]): ListedHost[] {
+function hostsOf(beats: readonly WorkerBeat[]): ListedHost[] {
   const byId = new Map<string, ListedHost>();
   for (const beat of beats) {
     const host = byId.get(beat.hostId) ?? {

@@ -1,7 +1,6 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
-import type Docker from 'dockerode';
-import { dockerClient, registeredRuntimes } from '../../effects/docker/client.js';
+import { daemonFacts, dockerClient } from '../../effects/docker/client.js';
 import { cleanupHost } from '../../effects/cleanup.js';
 import { effectHandlers } from '../../effects/index.js';
 import { UsageError } from '../../shared/errors.js';
@@ -28,12 +27,14 @@ export async function runWorkerCommand(opts: { concurrency?: string; host?: stri
   await ensureRedis(target, (l) => io.stderr(l));
   const stamp = () => new Date().toISOString();
   const docker = dockerClient();
+  // A daemon not answering yet is not fatal: the worker's effects report it when they run.
+  const daemon = await daemonFacts(docker).catch(() => ({ runtimes: [], engineId: '' }));
   const running = await runWorker({
     connect: () => connectRedis(target),
     handlers: effectHandlers({ docker }),
     hostTasks: { cleanup: (task, store) => cleanupHost(docker, task, store) },
-    runtimes: await registeredRuntimes(docker).catch(() => []),
-    host: { id: hostId, engineId: await engineId(docker) },
+    runtimes: daemon.runtimes,
+    host: { id: hostId, engineId: daemon.engineId },
     concurrency,
     log: (line) => io.stderr(`${stamp()} ${line}`),
   });
@@ -53,10 +54,4 @@ export async function runWorkerCommand(opts: { concurrency?: string; host?: stri
   await running.close();
   io.stderr(`${stamp()} worker stopped`);
   return 0;
-}
-
-/** The Docker engine's own id, so two workers on one daemon can be told apart from two daemons. */
-async function engineId(docker: Docker): Promise<string> {
-  const info = (await docker.info().catch(() => ({}))) as { ID?: string };
-  return info.ID ?? '';
 }

@@ -31,8 +31,17 @@ export type { ContainerRuntime } from '../../shared/runtime.js';
 
 /** The runtimes the daemon has registered (runc always; runsc when gVisor is set up). */
 export async function registeredRuntimes(docker: Docker): Promise<string[]> {
-  const info = (await docker.info()) as { Runtimes?: Record<string, unknown> };
-  return Object.keys(info.Runtimes ?? { runc: {} });
+  return (await daemonFacts(docker)).runtimes;
+}
+
+/**
+ * What a worker says about its daemon, from one `info` call: the registered
+ * runtimes and the engine's own id (which tells two daemons apart from two
+ * workers on one).
+ */
+export async function daemonFacts(docker: Docker): Promise<{ runtimes: string[]; engineId: string }> {
+  const info = (await docker.info()) as { Runtimes?: Record<string, unknown>; ID?: string };
+  return { runtimes: Object.keys(info.Runtimes ?? { runc: {} }), engineId: info.ID ?? '' };
 }
 
 /** The runtime a bottle on this daemon runs under (see chooseRuntime). */
