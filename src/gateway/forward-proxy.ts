@@ -363,8 +363,9 @@ export function parseAuthority(raw: string): { host: string; port: number } | nu
 /** A missing Host header is tolerated (HTTP/1.0); a present one must name the URL's host and port. */
 export function hostHeaderAgrees(hostHeader: string | undefined, host: string, port: number): boolean {
   if (hostHeader === undefined) return true;
-  const parsed = safeUrl(`http://${hostHeader}`);
-  if (!parsed || parsed.pathname !== '/' || parsed.search) return false;
+  // The same reading of a Host header as inside tunnels: an authority and nothing else.
+  const parsed = hostHeaderUrl(hostHeader);
+  if (!parsed) return false;
   const headerPort = parsed.port ? Number(parsed.port) : 80;
   return canonicalHost(parsed.hostname) === host && headerPort === port;
 }

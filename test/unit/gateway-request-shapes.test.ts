@@ -37,6 +37,11 @@ describe('hostHeaderAgrees', () => {
     expect(hostHeaderAgrees('allowed.test/evil', 'allowed.test', 80)).toBe(false);
     expect(hostHeaderAgrees('a@blocked.test', 'allowed.test', 80)).toBe(false);
   });
+
+  it('reads the header as tunnels do: a fragment or query after the authority is refused', () => {
+    expect(hostHeaderAgrees('allowed.test#x', 'allowed.test', 80)).toBe(false);
+    expect(hostHeaderAgrees('allowed.test?x', 'allowed.test', 80)).toBe(false);
+  });
 });
 
 describe('credentialHeader', () => {
