@@ -23,8 +23,9 @@ mkdir -p "$STATE_DIR"
 # --- Debian packages -------------------------------------------------------
 need_pkgs=()
 # tmux and openssl are used by the test suite (a real pseudo-terminal; throwaway TLS certificates);
-# gcc and libc6-dev build the static wait-for-proxy that runs first in every agent container.
-for pkg in docker.io redis-server runsc debootstrap iptables iproute2 ca-certificates tmux openssl gcc libc6-dev; do
+# gcc and libc6-dev build the static wait-for-proxy that runs first in every agent container;
+# docker-compose brings up docker-compose.yml (Redis and a worker) and runs its test.
+for pkg in docker.io docker-compose redis-server runsc debootstrap iptables iproute2 ca-certificates tmux openssl gcc libc6-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$pkg")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
