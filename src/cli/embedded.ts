@@ -15,7 +15,7 @@ import { probeRedis } from '../worker/redis.js';
 /**
  * The embedded default: with no REDIS_URL, one machine needs no
  * configuration. The CLI starts a redis-server on a unix socket under the
- * state directory (append-only file on) and a detached local worker, and
+ * state directory (append-only file, fsynced on every write) and a detached local worker, and
  * reuses both next time. Their pids are written next to their logs so a
  * caller (tests, `bottle doctor`) can stop exactly what was started.
  */
@@ -46,8 +46,10 @@ export async function ensureRedis(target: RedisTarget, say: (line: string) => vo
       target.dir,
       '--appendonly',
       'yes',
+      // Each write is on disk before Redis replies, so an event the worker saw appended survives
+      // a crash of redis-server or of the machine (README, Durability).
       '--appendfsync',
-      'everysec',
+      'always',
       '--daemonize',
       'yes',
       '--pidfile',
