@@ -1,4 +1,8 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, statfsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { BOTTLES_INDEX_KEY, bottleKeys } from '../src/event-store/keys.js';
 import { EventLog, stampEvents } from '../src/event-store/log.js';
@@ -159,6 +163,154 @@ export async function benchEventLog(redis: Redis, samples = 2000, warmup = 200):
     await removeBenchBottle(redis, identity);
   }
 }
+
+type FsyncPolicy = 'always' | 'everysec';
+
+interface FsyncRedis {
+  policy: FsyncPolicy;
+  dir: string;
+  redis: Redis;
+  stop(): Promise<void>;
+}
+
+/**
+ * A redis-server of the bench's own, as the embedded default runs it (append-only file, unix
+ * socket) with the given fsync policy, in a temp folder; stopped by its pid and the folder removed.
+ */
+async function startRedisWithFsync(policy: FsyncPolicy): Promise<FsyncRedis> {
+  const dir = mkdtempSync(join(tmpdir(), `cb-bench-fsync-${policy}-`));
+  const socket = join(dir, 'redis.sock');
+  const args = ['--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--dir', dir];
+  const child = spawn('redis-server', [...args, '--appendonly', 'yes', '--appendfsync', policy, '--save', ''], {
+    stdio: 'ignore',
+  });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  for (let i = 0; i < 200; i++) {
+    const redis = new Redis({ path: socket, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    redis.on('error', () => undefined);
+    try {
+      await redis.connect();
+      if ((await redis.ping()) === 'PONG') return { policy, dir, redis, stop };
+    } catch {
+      redis.disconnect();
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  await stop();
+  throw new Error(`redis-server (appendfsync ${policy}) did not start in ${dir}`);
+}
+
+/** One appender: `count` appends of one event each, one after another. */
+async function appendSequence(log: EventLog, identity: string, state: BottleState, count: number) {
+  const latencies: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now();
+    state = await commit(log, identity, state, [egressEvent(state.seq)]);
+    latencies.push(performance.now() - t0);
+  }
+  return { latencies, state };
+}
+
+/**
+ * What fsyncing every write costs the event log: the same appends against two redis-servers
+ * started here, one with appendfsync always (what the embedded default and compose run) and one
+ * with everysec, in alternating rounds so both see the same machine. One appender measures
+ * latency; several at once (the worker appends for many bottles) measure throughput, where Redis
+ * fsyncs the writes of one event-loop turn together.
+ */
+export async function benchFsyncPolicies(samples = 1000, rounds = 4, appenders = 8): Promise<Row[]> {
+  const servers: FsyncRedis[] = [];
+  try {
+    for (const policy of ['always', 'everysec'] as const) servers.push(await startRedisWithFsync(policy));
+    const perRound = Math.ceil(samples / rounds);
+    const measured = new Map<FsyncPolicy, { latencies: number[]; soloMs: number; manyMs: number; many: number }>();
+    const states = new Map<string, BottleState>();
+    const begin = async (log: EventLog, identity: string) =>
+      commit(log, identity, initialBottleState(identity), [
+        { type: 'bottle.start_requested', data: { plan: benchPlan(identity) } },
+      ]);
+    for (const server of servers) {
+      const log = new EventLog(server.redis);
+      const solo = benchIdentity('benchfsync');
+      states.set(`${server.policy}:solo`, (await appendSequence(log, solo, await begin(log, solo), 50)).state);
+      for (let a = 0; a < appenders; a++) {
+        const identity = benchIdentity(`benchfsync${a}x`);
+        states.set(`${server.policy}:${a}`, await begin(log, identity));
+      }
+      measured.set(server.policy, { latencies: [], soloMs: 0, manyMs: 0, many: 0 });
+    }
+    for (let round = 0; round < rounds; round++) {
+      for (const server of servers) {
+        const log = new EventLog(server.redis);
+        const m = measured.get(server.policy)!;
+        const soloKey = `${server.policy}:solo`;
+        const soloState = states.get(soloKey)!;
+        const t0 = performance.now();
+        const run = await appendSequence(log, soloState.context.identity, soloState, perRound);
+        m.soloMs += performance.now() - t0;
+        m.latencies.push(...run.latencies);
+        states.set(soloKey, run.state);
+
+        const t1 = performance.now();
+        const perAppender = Math.ceil(perRound / appenders);
+        const runs = await Promise.all(
+          Array.from({ length: appenders }, (_, a) => {
+            const state = states.get(`${server.policy}:${a}`)!;
+            return appendSequence(log, state.context.identity, state, perAppender);
+          }),
+        );
+        m.manyMs += performance.now() - t1;
+        m.many += perAppender * appenders;
+        runs.forEach((r, a) => states.set(`${server.policy}:${a}`, r.state));
+      }
+    }
+    const always = measured.get('always')!;
+    const everysec = measured.get('everysec')!;
+    const perSecond = (count: number, ms: number) => (count * 1000) / ms;
+    const onTmpfs = statfsSync(servers[0].dir).type === TMPFS_MAGIC;
+    const where = onTmpfs ? ' [temp folder is tmpfs: fsync is free there, set TMPDIR to a disk]' : '';
+    return [
+      {
+        metric: `append p50, appendfsync always (baseline: everysec)${where}`,
+        value: percentile(always.latencies, 50),
+        unit: 'ms',
+        baseline: percentile(everysec.latencies, 50),
+      },
+      {
+        metric: 'append p99, appendfsync always',
+        value: percentile(always.latencies, 99),
+        unit: 'ms',
+        baseline: percentile(everysec.latencies, 99),
+      },
+      {
+        metric: 'appends per second, one appender, always',
+        value: perSecond(always.latencies.length, always.soloMs),
+        unit: '/s',
+        baseline: perSecond(everysec.latencies.length, everysec.soloMs),
+      },
+      {
+        metric: `appends per second, ${appenders} appenders at once, always`,
+        value: perSecond(always.many, always.manyMs),
+        unit: '/s',
+        baseline: perSecond(everysec.many, everysec.manyMs),
+      },
+    ];
+  } finally {
+    for (const server of servers) {
+      server.redis.disconnect();
+      await server.stop();
+    }
+  }
+}
+
+const TMPFS_MAGIC = 0x01021994;
 
 export async function main(): Promise<void> {
   const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');

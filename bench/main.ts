@@ -1,7 +1,7 @@
 // `npm run bench`: every benchmark, each figure next to a baseline measured in
 // the same run and its target. Redis is a throwaway redis-server started here
 // (loopback unix socket) so no benchmark touches anyone's queues or bottles.
-import { benchEventLog } from './event-log.bench.js';
+import { benchEventLog, benchFsyncPolicies } from './event-log.bench.js';
 import { benchEscape } from './escape.bench.js';
 import { benchReplay } from './replay.bench.js';
 import { benchRoundTrip } from './roundtrip.bench.js';
@@ -15,7 +15,13 @@ const want = (name: string) => only.length === 0 || only.includes(name);
 
 const redis = await startTestRedis();
 try {
-  if (want('event-log')) printRows('Event append (loopback Redis, unix socket)', await benchEventLog(redis.connect()));
+  if (want('event-log')) {
+    printRows('Event append (loopback Redis, unix socket)', await benchEventLog(redis.connect()));
+    printRows(
+      'Event append: appendfsync always (embedded default, compose) vs everysec, each its own redis-server',
+      await benchFsyncPolicies(),
+    );
+  }
   if (want('roundtrip'))
     printRows(
       'Command round trip (CLI enqueue -> worker fold+append -> CLI sees event)',
