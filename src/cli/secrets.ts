@@ -1,17 +1,20 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
 import type { BottlePlan } from '../plan/schema.js';
+import { sealSecrets, type SealedSecrets } from '../shared/sealed-secrets.js';
+import { readHostPublicKey } from '../worker/host-key.js';
 import { sshKeyId } from '../plan/ssh-config.js';
 import { RuntimeFailure, UsageError } from '../shared/errors.js';
 import { routeId } from '../shared/names.js';
 
 /**
- * Secrets are read on the host at start, before anything is created, and
- * handed to the worker through a 0600 file in the bottle's state folder that
- * the gateway effect copies into the gateway container and then deletes.
- * They never enter the event log, the plan, the agent, or any output. The
- * private keys of the manifest's ssh entries travel the same way, for the
- * gateway's ssh-agent.
+ * Secrets are read on the CLI's machine at start, before anything is created,
+ * sealed to the public key of the bottle's host, and sent inside the command
+ * job; only that host's worker can open them, in memory, to hand them to the
+ * gateway. They never enter the event log, the plan, the agent, any output,
+ * or any disk. The private keys of the manifest's ssh entries travel the same
+ * way, for the gateway's ssh-agent.
  */
 export interface RouteSecretSource {
   token_env?: string;
@@ -68,6 +71,23 @@ export function resolveSecrets(
     secrets[sshKeyId(i)] = readSshPrivateKey(entry.Host, entry.IdentityFile);
   });
   return secrets;
+}
+
+/** The launch's secrets sealed for the plan's host; undefined when the bottle needs none. */
+export async function sealForHost(
+  redis: Redis,
+  plan: BottlePlan,
+  secrets: Record<string, string>,
+): Promise<SealedSecrets | undefined> {
+  if (Object.keys(secrets).length === 0) return undefined;
+  const publicKey = await readHostPublicKey(redis, plan.host);
+  if (!publicKey) {
+    throw new RuntimeFailure(
+      `host ${plan.host} has published no key to seal the credential secrets to (no worker of it has started); ` +
+        `run \`bottle worker --host ${plan.host}\` on that host once, then retry`,
+    );
+  }
+  return sealSecrets(secrets, { identity: plan.identity, host: plan.host, publicKey });
 }
 
 const OPENSSH_KEY = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/;

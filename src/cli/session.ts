@@ -2,6 +2,7 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import type { NewEvent } from '../events/schema.js';
+import type { SealedSecrets } from '../shared/sealed-secrets.js';
 import { redisTarget, type RedisTarget } from '../shared/redis-target.js';
 import { connectRedis } from '../worker/redis.js';
 import { openBottleLog, type BottleLog } from '../worker/bottle-log.js';
@@ -17,7 +18,8 @@ export interface Session {
   target: RedisTarget;
   redis: Redis;
   log: BottleLog;
-  enqueueCommand(identity: string, event: NewEvent): Promise<string>;
+  /** Sends a command; a launch's route secrets ride along sealed, outside the event. */
+  enqueueCommand(identity: string, event: NewEvent, sealedSecrets?: SealedSecrets): Promise<string>;
   /** Queues a host task for the worker and waits for its answer (the job's result). */
   runHostTask(task: HostTask, timeoutMs: number): Promise<unknown>;
   /** Starts a local worker when none is alive; for commands that open with needWorker false and decide later. */
@@ -74,13 +76,13 @@ export async function openSession(opts: {
     target,
     redis,
     log: openBottleLog(redis),
-    async enqueueCommand(identity, event) {
+    async enqueueCommand(identity, event, sealedSecrets) {
       const { queue: commandQueue } = await openCommandQueue();
       const { commandJobId } = await loadQueueModule();
       const commandId = randomUUID();
       await commandQueue.add(
         'command',
-        { identity, command_id: commandId, event },
+        { identity, command_id: commandId, event, ...(sealedSecrets ? { sealed_secrets: sealedSecrets } : {}) },
         { jobId: commandJobId(identity, commandId) },
       );
       return commandId;

@@ -22,8 +22,8 @@ import {
 import { readGatewayReadyLine, waitForGatewayReady } from './docker/logs.js';
 import { putEntries, type ArchiveEntry } from './docker/provision.js';
 import { classifyDockerErrors, requireNetwork } from './errors.js';
-import { readGatewaySecrets, removeGatewaySecrets } from './state.js';
-import { PermanentEffectError, type EffectDeps, type EffectHandler } from './types.js';
+import { SealedSecretsError } from '../shared/sealed-secrets.js';
+import { PermanentEffectError, type EffectDeps, type EffectHandler, type LaunchSecrets } from './types.js';
 
 /** The gateway's config: the allowlist, credential routes by id, and pinned names resolved to IPs. */
 export function gatewayConfigFor(plan: BottlePlan): GatewayConfigInput {
@@ -48,7 +48,11 @@ export function gatewayConfigFor(plan: BottlePlan): GatewayConfigInput {
 }
 
 /** The config and secrets files, written into the created gateway's root-owned files folder. */
-async function gatewayFiles(plan: BottlePlan, firstAttempt: boolean): Promise<ArchiveEntry[]> {
+async function gatewayFiles(
+  plan: BottlePlan,
+  firstAttempt: boolean,
+  launchSecrets: LaunchSecrets,
+): Promise<ArchiveEntry[]> {
   const config = GatewayConfigSchema.safeParse(gatewayConfigFor(plan));
   if (!config.success) {
     const issues = config.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
@@ -57,7 +61,7 @@ async function gatewayFiles(plan: BottlePlan, firstAttempt: boolean): Promise<Ar
   const files: ArchiveEntry[] = [
     { type: 'file', path: GATEWAY_CONFIG_PATH, mode: 0o444, uid: 0, gid: 0, content: JSON.stringify(config.data) },
   ];
-  const secrets = await readGatewaySecrets(plan.identity);
+  const secrets = await openLaunchSecrets(launchSecrets);
   if (!secrets && firstAttempt && (plan.credentials.length > 0 || hasSsh(plan))) {
     throw new PermanentEffectError(
       'the credential secrets for this launch are gone (already used by an earlier gateway); ' +
@@ -72,6 +76,16 @@ async function gatewayFiles(plan: BottlePlan, firstAttempt: boolean): Promise<Ar
   return files;
 }
 
+/** A blob this host cannot open will not open on a retry either. */
+async function openLaunchSecrets(launchSecrets: LaunchSecrets): Promise<Record<string, string> | undefined> {
+  try {
+    return await launchSecrets.open();
+  } catch (err) {
+    if (err instanceof SealedSecretsError) throw new PermanentEffectError(err.message);
+    throw err;
+  }
+}
+
 /** start_gateway: the gateway container, on the egress network and at its fixed internal address, started. */
 export const startGateway =
   ({ docker }: EffectDeps): EffectHandler<'start_gateway'> =>
@@ -83,8 +97,8 @@ export const startGateway =
     );
     await ensureConnected(docker, gateway.id, network.internal.name, network.addresses.gateway);
     if (gateway.status === 'created') {
-      await putEntries(gateway.container, await gatewayFiles(plan, gateway.created), GATEWAY_FILES_DIR);
-      await removeGatewaySecrets(plan.identity);
+      await putEntries(gateway.container, await gatewayFiles(plan, gateway.created, ctx.secrets), GATEWAY_FILES_DIR);
+      await ctx.secrets.discard();
       await classifyDockerErrors('starting the gateway', () => startContainer(gateway.container));
     }
     const started_at = await startedAt(gateway.container);

@@ -10,8 +10,8 @@ import { bottleHome, statePaths } from '../shared/paths.js';
 
 /**
  * The per-bottle state folder on the worker's host, and the only code that
- * reads or writes it: metadata for `resume`, the preservation marker, the
- * secrets handed to the gateway, approved capability changes (a Dockerfile,
+ * reads or writes it: metadata for `resume`, the preservation marker,
+ * approved capability changes (a Dockerfile,
  * extra egress hosts), pipelock's config, and (through snapshot copies) the
  * transcript.
  */
@@ -174,7 +174,6 @@ export async function removeFileIfPresent(path: string): Promise<void> {
 const APPROVED_EGRESS_FILE = 'egress-extra.json';
 const PIPELOCK_CONFIG_FILE = 'pipelock.yaml';
 const ApprovedEgressSchema = z.object({ hosts: z.array(z.string()).default([]) });
-const SecretsSchema = z.record(z.string().min(1));
 
 /** Where a bottle's state lives; for effects that hand a path to Docker or copy a folder. */
 export function stateLocations(identity: string) {
@@ -184,55 +183,6 @@ export function stateLocations(identity: string) {
 
 export function hasTranscript(identity: string): boolean {
   return existsSync(statePaths(identity).transcript);
-}
-
-/** The route secrets for a launch, written 0600 for the worker (the CLI's side of the hand-off). */
-export function writeGatewaySecrets(identity: string, secrets: Record<string, string>): void {
-  if (Object.keys(secrets).length === 0) return;
-  const paths = statePaths(identity);
-  mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
-  writeFileSync(paths.secrets, JSON.stringify(secrets), { mode: 0o600 });
-  chmodSync(paths.secrets, 0o600);
-}
-
-/**
- * Writes the secrets, then sends the command that makes a launch take them;
- * if sending fails no launch will ever read or delete the file, so it goes
- * here. Every later way out of a launch (the gateway taking them, a failed
- * launch's teardown, a preservation, a cleanup) deletes it too.
- */
-export async function handOverGatewaySecrets<T>(
-  identity: string,
-  secrets: Record<string, string>,
-  send: () => Promise<T>,
-): Promise<T> {
-  writeGatewaySecrets(identity, secrets);
-  try {
-    return await send();
-  } catch (err) {
-    await removeGatewaySecrets(identity);
-    throw err;
-  }
-}
-
-/** The handed-over secrets; undefined when there are none (already given to a gateway, or none needed). */
-export async function readGatewaySecrets(identity: string): Promise<Record<string, string> | undefined> {
-  const path = statePaths(identity).secrets;
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-  const parsed = SecretsSchema.safeParse(JSON.parse(text));
-  if (!parsed.success) throw new Error(`the secrets handed to the worker (${path}) are malformed`);
-  return parsed.data;
-}
-
-/** Secrets live in exactly one place once the gateway holds them. */
-export async function removeGatewaySecrets(identity: string): Promise<void> {
-  await removeFileIfPresent(statePaths(identity).secrets);
 }
 
 /** An approved Dockerfile request: the bottle's own Dockerfile from now on. */

@@ -1,6 +1,6 @@
 import { resumeHint } from './capability.js';
 import { removeBottleResources } from './docker/teardown.js';
-import { markPreserved, removeGatewaySecrets, removeState } from './state.js';
+import { markPreserved, removeState } from './state.js';
 import type { EffectDeps, EffectHandler } from './types.js';
 
 /** preserve: the state kept for a resume, the bottle's Docker resources removed. */
@@ -9,8 +9,8 @@ export const preserve =
   async (req, ctx) => {
     const { reason } = req.params;
     await markPreserved(ctx.identity, reason);
-    // Kept state is for a resume, which hands over fresh secrets: none of this run's stay on disk.
-    await removeGatewaySecrets(ctx.identity);
+    // Kept state is for a resume, which brings freshly sealed secrets: none of this run's are kept.
+    await ctx.secrets.discard();
     await removeBottleResources(docker, ctx.identity);
     return [{ type: 'bottle.preserved', data: { reason, resume_hint: resumeHint(ctx.identity) } }];
   };
@@ -20,7 +20,7 @@ export const cleanup =
   ({ docker }: EffectDeps): EffectHandler<'cleanup'> =>
   async (_req, ctx) => {
     // First, so a teardown that fails half-way still leaves no secret behind.
-    await removeGatewaySecrets(ctx.identity);
+    await ctx.secrets.discard();
     await removeBottleResources(docker, ctx.identity);
     await removeState(ctx.identity);
     return [{ type: 'bottle.cleaned', data: {} }];
@@ -32,8 +32,8 @@ export const teardownFailed =
   async (req, ctx) => {
     // Marker first: if teardown itself fails, the state is still kept for a resume.
     await markPreserved(ctx.identity, 'failure');
-    // A launch that failed before its gateway took the secrets must not leave them on disk.
-    await removeGatewaySecrets(ctx.identity);
+    // A launch that failed before its gateway took the secrets must not leave them waiting.
+    await ctx.secrets.discard();
     await removeBottleResources(docker, ctx.identity);
     return [{ type: 'bottle.failed', data: { effect: req.params.effect, error: req.params.error } }];
   };

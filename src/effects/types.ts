@@ -22,6 +22,15 @@ export interface EffectContext {
   lastEgressDecision: number;
   /** The bottle's logged event at `seq` (a capability request's Dockerfile is read from there). */
   loggedEvent?(seq: number): Promise<LifecycleEvent | undefined>;
+  /** The route secrets the CLI sealed for this launch, opened in memory with this host's key. */
+  secrets: LaunchSecrets;
+}
+
+export interface LaunchSecrets {
+  /** Undefined when the launch brought none, or a gateway already took them. */
+  open(): Promise<Record<string, string> | undefined>;
+  /** Every way out of a launch drops them: once the gateway holds them, or when the launch ends without it. */
+  discard(): Promise<void>;
 }
 
 export type EffectHandler<K extends EffectKind> = (

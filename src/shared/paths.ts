@@ -29,6 +29,5 @@ export const statePaths = (identity: string, env: NodeJS.ProcessEnv = process.en
     dockerfile: join(dir, 'Dockerfile'),
     transcript: join(dir, 'transcript'),
     preserveMarker: join(dir, '.preserve'),
-    secrets: join(dir, 'secrets.json'),
   };
 };

@@ -24,6 +24,8 @@ export interface WorkerBeat {
   /** Bottles it is watching now, and how many it can. */
   bottles: number;
   capacity: number;
+  /** The host's X25519 public key, which the CLI seals route secrets to ('' when the worker did not say). */
+  publicKey: string;
 }
 
 /** What a worker says about the host it serves, beside its liveness. */
@@ -32,6 +34,7 @@ export interface HostBeat {
   engineId: string;
   runtimes: readonly string[];
   capacity: number;
+  publicKey: string;
   /** Read at every beat. */
   bottles: () => number;
 }
@@ -56,6 +59,7 @@ export function startHeartbeat(redis: Redis, host: HostBeat, now: () => number =
         engine_id: host.engineId,
         bottles: String(host.bottles()),
         capacity: String(host.capacity),
+        public_key: host.publicKey,
       })
       .pexpire(key, HEARTBEAT_STALE_MS * 2)
       .exec()
@@ -95,6 +99,7 @@ export async function liveWorkers(redis: Redis, now: () => number = Date.now): P
         engineId: h.engine_id ?? '',
         bottles: Number(h.bottles ?? 0) || 0,
         capacity: Number(h.capacity ?? 0) || 0,
+        publicKey: h.public_key ?? '',
       });
     }
   }

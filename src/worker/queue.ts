@@ -1,5 +1,6 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import { z } from 'zod';
+import { SealedSecretsSchema } from '../shared/sealed-secrets.js';
 import type { EffectKind, EffectRequest } from '../machines/effects.js';
 
 /** Commands (from the CLI) and host tasks: any worker may decide a command. */
@@ -34,6 +35,8 @@ export const CommandJobSchema = z.object({
   /** Client-chosen id; the append is skipped if an event with this cause is already in the log. */
   command_id: z.string(),
   event: z.object({ type: z.string(), data: z.record(z.unknown()) }),
+  /** A launch's route secrets, sealed to the pinned host's key; never part of the event. */
+  sealed_secrets: SealedSecretsSchema.optional(),
 });
 export type CommandJob = z.infer<typeof CommandJobSchema>;
 

@@ -18,6 +18,13 @@ import { openBottleLog } from './bottle-log.js';
 import { BottleEngine } from './engine.js';
 import { startHeartbeat } from './heartbeat.js';
 import {
+  discardSealedSecrets,
+  loadOrCreateHostKey,
+  publishHostKey,
+  readSealedSecrets,
+  storeSealedSecrets,
+} from './host-key.js';
+import {
   CleanupReportSchema,
   HOST_TASK_JOB,
   HostTaskSchema,
@@ -38,6 +45,7 @@ import {
 } from './queue.js';
 import { progressChannel } from './progress.js';
 import { trace } from '../shared/trace.js';
+import { openSealedSecrets, type HostKeyPair } from '../shared/sealed-secrets.js';
 
 export interface WorkerOptions {
   /** Opens a fresh connection (BullMQ's worker blocks on its own). */
@@ -53,6 +61,8 @@ export interface WorkerOptions {
   lifelongConcurrency?: number;
   /** Host-wide tasks (cleanup); a worker without them refuses such jobs. */
   hostTasks?: HostTaskHandlers;
+  /** The host's key pair for sealed secrets; by default read from (or created in) the worker's home. */
+  hostKeys?: HostKeyPair;
 }
 
 export interface RunningWorker {
@@ -80,6 +90,8 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   setStoreLabel(store);
   const hostId = opts.host?.id ?? hostname();
   const hostQueues = hostQueueNames(hostId);
+  const hostKeys = opts.hostKeys ?? loadOrCreateHostKey(hostId);
+  await publishHostKey(redis, hostId, hostKeys.publicKey);
   const queues = new Map<string, Queue>();
   const queueByName = (name: string): Queue => {
     let queue = queues.get(name);
@@ -99,6 +111,8 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const processJob = async (job: Job, token?: string): Promise<unknown> => {
     if (job.name === 'command') {
       const cmd = CommandJobSchema.parse(job.data);
+      // Stored before the append, so the launch it starts finds them; a retried job stores the same blob.
+      if (cmd.sealed_secrets) await storeSealedSecrets(redis, cmd.identity, cmd.sealed_secrets);
       const appended = await engine.apply(
         cmd.identity,
         [cmd.event as NewEvent],
@@ -173,6 +187,20 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
         progress: (line) => {
           void redis.publish(progressChannel(req.identity), line).catch(() => undefined);
         },
+        secrets: {
+          open: async () => {
+            const blob = await readSealedSecrets(redis, req.identity);
+            return (
+              blob &&
+              openSealedSecrets(blob, {
+                identity: req.identity,
+                host: hostId,
+                keys: hostKeys,
+              })
+            );
+          },
+          discard: () => discardSealedSecrets(redis, req.identity),
+        },
       });
       if (effectAbort.signal.aborted && shutdown.signal.aborted) throw new ShutdownInterrupt();
       await engine.apply(req.identity, events, cause);
@@ -193,7 +221,12 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
         [
           {
             type: 'effect.failed',
-            data: { effect: req.kind, error: message, attempt: job.attemptsMade + 1, permanent },
+            data: {
+              effect: req.kind,
+              error: message,
+              attempt: job.attemptsMade + 1,
+              permanent,
+            },
           },
         ],
         `${cause}.failed.${job.attemptsMade + 1}`,
@@ -231,6 +264,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
     runtimes: opts.runtimes ?? [],
     capacity: lifelongConcurrency,
     bottles: () => watching,
+    publicKey: hostKeys.publicKey,
   });
   // A worker that died between an append and its enqueue left effects unrequested.
   for (const entry of await log.listBottles()) {

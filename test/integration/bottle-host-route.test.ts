@@ -1,6 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   identityFrom,
@@ -10,6 +14,7 @@ import {
   type CliResult,
 } from '../support/cli-harness.js';
 import { execIn } from '../support/docker.js';
+import { redisKeysHolding } from '../support/launch-secrets.js';
 
 /**
  * A host credential route used the way tools use it: plain `curl https://…`
@@ -99,6 +104,20 @@ describe('a host credential route over HTTPS', () => {
     );
     expect(JSON.stringify(events)).not.toContain(secret);
     expect(run.stdout + run.stderr).not.toContain(secret);
+
+    // The secret travelled sealed inside the command job: never plaintext in Redis or on any disk.
+    const redis = new Redis({ path: h.redis.socket });
+    try {
+      expect(await redisKeysHolding(redis, secret)).toEqual([]);
+      expect(await redisKeysHolding(redis, 'ephemeral_key')).not.toEqual([]);
+    } finally {
+      redis.disconnect();
+    }
+    const grep = spawnSync('grep', ['-rlF', secret, h.home], { encoding: 'utf8' });
+    expect(grep.stdout).toBe('');
+    const hostKeys = readdirSync(join(h.home, 'host-keys'));
+    expect(hostKeys).toHaveLength(1);
+    expect(statSync(join(h.home, 'host-keys', hostKeys[0])).mode & 0o777).toBe(0o600);
   });
 
   it('the running agent has the trust settings and CA files, and no token anywhere in its environment', async () => {

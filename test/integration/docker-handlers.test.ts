@@ -9,7 +9,12 @@ import { AGENT_INIT_PATH } from '../../src/effects/docker/agent-init.js';
 import { ensureConnected, gatewayContainerSpec } from '../../src/effects/docker/containers.js';
 import { ADDRESSLESS_BRIDGE_OPTION } from '../../src/effects/docker/networks.js';
 import { effectHandlers } from '../../src/effects/index.js';
-import { PermanentEffectError, type EffectContext, type EffectHandler } from '../../src/effects/types.js';
+import {
+  PermanentEffectError,
+  type EffectContext,
+  type EffectHandler,
+  type LaunchSecrets,
+} from '../../src/effects/types.js';
 import type { LifecycleEvent, NewEvent } from '../../src/events/schema.js';
 import { GATEWAY_CONFIG_PATH, GATEWAY_FILES_DIR, GATEWAY_SECRETS_PATH } from '../../src/gateway/protocol.js';
 import type { NetworkLayout } from '../../src/machines/context.js';
@@ -29,6 +34,7 @@ import {
   testPlan,
   TEST_STANDIN_IMAGE,
 } from '../support/docker.js';
+import { heldLaunchSecrets } from '../support/launch-secrets.js';
 
 const docker: Docker = testDocker();
 const handlers = effectHandlers({ docker });
@@ -43,6 +49,7 @@ function context(
   observed: NewEvent[] = [],
   lastEgressDecision = 0,
   logged: LifecycleEvent[] = [],
+  secrets: LaunchSecrets = heldLaunchSecrets(),
 ): EffectContext {
   return {
     loggedEvent: async (seq) => logged.find((e) => e.seq === seq),
@@ -54,6 +61,7 @@ function context(
     progress: () => undefined,
     signal: new AbortController().signal,
     lastEgressDecision,
+    secrets,
   };
 }
 
@@ -62,12 +70,13 @@ interface RunOptions<K extends EffectKind> {
   observed?: NewEvent[];
   lastEgressDecision?: number;
   logged?: LifecycleEvent[];
+  secrets?: LaunchSecrets;
 }
 
 function run<K extends EffectKind>(kind: K, plan: BottlePlan, opts: RunOptions<K> = {}): Promise<EffectOutcome<K>[]> {
   const req = { kind, identity: plan.identity, causedBySeq: 1, params: opts.params ?? {} } as EffectRequest<K>;
   const handler = handlers[kind] as EffectHandler<K>;
-  return handler(req, context(plan, opts.observed, opts.lastEgressDecision, opts.logged));
+  return handler(req, context(plan, opts.observed, opts.lastEgressDecision, opts.logged, opts.secrets));
 }
 
 /** What the machine passes the launch effects: the layout network.created reported. */
@@ -253,11 +262,10 @@ describe('a bottle driven through the effect handlers', () => {
     expect(egress.IPAM?.Config).toEqual([expect.objectContaining({ Subnet: network.egress.subnet })]);
   });
 
-  it('start_gateway gives the gateway its fixed address, config and secrets, and deletes the secrets', async () => {
-    const paths = statePaths(identity);
-    await writeFile(paths.secrets, JSON.stringify({ 'route-0': 'sekret-value' }), { mode: 0o600 });
+  it('start_gateway gives the gateway its fixed address, config and secrets, and discards the secrets', async () => {
+    const launchSecrets = heldLaunchSecrets({ 'route-0': 'sekret-value' });
 
-    const events = await run('start_gateway', plan, { params: { network } });
+    const events = await run('start_gateway', plan, { params: { network }, secrets: launchSecrets });
 
     const info = await docker.getContainer(plan.containers.gateway).inspect();
     const started_at = info.State.StartedAt;
@@ -267,7 +275,7 @@ describe('a bottle driven through the effect handlers', () => {
     expect(info.NetworkSettings.Networks[network.internal.name].IPAddress).toBe(network.addresses.gateway);
     const attached = Object.keys(info.NetworkSettings.Networks).sort();
     expect(attached).toEqual([network.egress.name, network.internal.name].sort());
-    expect(existsSync(paths.secrets)).toBe(false);
+    expect(launchSecrets.discarded).toBe(true);
 
     const gateway = docker.getContainer(plan.containers.gateway);
     expect((await execIn(gateway, ['stat', '-c', '%u %a', GATEWAY_SECRETS_PATH])).output.trim()).toBe('65534 400');

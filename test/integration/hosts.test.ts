@@ -2,6 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ListedHost } from '../../src/cli/commands/hosts.js';
+import { hostKeyId } from '../../src/shared/sealed-secrets.js';
+import { loadOrCreateHostKey } from '../../src/worker/host-key.js';
 import {
   BOTTLE_BIN,
   identityFrom,
@@ -59,13 +61,22 @@ describe('bottle hosts', () => {
       hosts = await listedHosts();
     }
     const engine = ((await h.docker.info()) as { ID: string }).ID;
+    const keyId = hostKeyId(loadOrCreateHostKey(hostId, h.env).publicKey);
     expect(hosts).toEqual([
-      { id: hostId, engine, builds: [expect.any(String)], workers: 1, bottles: 0, capacity: expect.any(Number) },
+      {
+        id: hostId,
+        engine,
+        builds: [expect.any(String)],
+        workers: 1,
+        bottles: 0,
+        capacity: expect.any(Number),
+        keys: [keyId],
+      },
     ]);
     expect(hosts[0].capacity).toBeGreaterThan(0);
     const text = (await h.cli(['hosts'])).stdout.split('\n');
-    expect(text[0]).toMatch(/^HOST\s+ENGINE\s+BUILD\s+WORKERS\s+BOTTLES$/);
-    expect(text[1]).toMatch(new RegExp(`^${hostId}\\s+${engine}\\s+\\S+\\s+1\\s+0/\\d+$`));
+    expect(text[0]).toMatch(/^HOST\s+ENGINE\s+BUILD\s+WORKERS\s+BOTTLES\s+KEY$/);
+    expect(text[1]).toMatch(new RegExp(`^${hostId}\\s+${engine}\\s+\\S+\\s+1\\s+0/\\d+\\s+${keyId}$`));
     const doctor = await h.cli(['doctor']);
     expect(doctor.stdout).toContain(`host ${hostId} (pid ${worker.pid}`);
   }, 120_000);

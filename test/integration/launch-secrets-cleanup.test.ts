@@ -1,20 +1,20 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { effectHandlers } from '../../src/effects/index.js';
-import { handOverGatewaySecrets, writeGatewaySecrets } from '../../src/effects/state.js';
-import type { EffectContext, EffectHandler } from '../../src/effects/types.js';
+import type { EffectContext, EffectHandler, LaunchSecrets } from '../../src/effects/types.js';
 import type { EffectKind, EffectParams, EffectRequest } from '../../src/machines/effects.js';
-import { statePaths } from '../../src/shared/paths.js';
 import { PIN_DEFAULT_HOSTS, identityFrom, startHarness, type BottleHarness } from '../support/cli-harness.js';
 import { testDocker, testIdentity, testPlan } from '../support/docker.js';
+import { heldLaunchSecrets, redisKeysHolding } from '../support/launch-secrets.js';
 
 /**
- * The CLI writes a launch's route secrets to state/<id>/secrets.json for the
- * gateway effect, which deletes the file once the gateway holds them. A
- * launch can end without that effect ever running: every way out removes the
- * file.
+ * The CLI seals a launch's route secrets to the host's key and sends them in
+ * the command; they wait in Redis, as ciphertext, for the gateway effect,
+ * which drops them once the gateway holds them. A launch can end without that
+ * effect ever running: every way out drops them too.
  */
 
 const SECRET = 'sk-test-launch-secret-0123456789';
@@ -35,7 +35,7 @@ describe('the effects that end a launch', () => {
     rmSync(home, { recursive: true, force: true });
   });
 
-  function run<K extends EffectKind>(kind: K, identity: string, params: EffectParams<K>) {
+  function run<K extends EffectKind>(kind: K, identity: string, params: EffectParams<K>, secrets: LaunchSecrets) {
     const plan = testPlan(identity);
     const ctx: EffectContext = {
       identity,
@@ -44,6 +44,7 @@ describe('the effects that end a launch', () => {
       progress: () => undefined,
       signal: new AbortController().signal,
       lastEgressDecision: 0,
+      secrets,
     };
     return (handlers[kind] as EffectHandler<K>)({ kind, identity, causedBySeq: 1, params } as EffectRequest<K>, ctx);
   }
@@ -52,22 +53,12 @@ describe('the effects that end a launch', () => {
     ['preserve', { reason: 'stopped' }],
     ['teardown_failed', { effect: 'build_image', error: 'boom' }],
     ['cleanup', {}],
-  ] as const)('%s deletes secrets no gateway took', async (kind, params) => {
+  ] as const)('%s drops secrets no gateway took', async (kind, params) => {
     const identity = testIdentity('sec');
-    writeGatewaySecrets(identity, { anthropic: SECRET });
-    expect(existsSync(statePaths(identity).secrets)).toBe(true);
-    await run(kind, identity, params as never);
-    expect(existsSync(statePaths(identity).secrets)).toBe(false);
-  });
-
-  it('a command that could not be sent takes its secrets back', async () => {
-    const identity = testIdentity('sec');
-    const send = async () => {
-      expect(existsSync(statePaths(identity).secrets)).toBe(true);
-      throw new Error('Redis went away');
-    };
-    await expect(handOverGatewaySecrets(identity, { anthropic: SECRET }, send)).rejects.toThrow('Redis went away');
-    expect(existsSync(statePaths(identity).secrets)).toBe(false);
+    const secrets = heldLaunchSecrets({ anthropic: SECRET });
+    await run(kind, identity, params as never, secrets);
+    expect(secrets.discarded).toBe(true);
+    expect(await secrets.open()).toBeUndefined();
   });
 });
 
@@ -80,7 +71,7 @@ describe('a launch that fails before its gateway starts', () => {
     await h?.cleanup();
   });
 
-  it('leaves no secrets file (a failing image build)', async () => {
+  it('leaves no secret in Redis or on disk (a failing image build)', async () => {
     const manifest = h.writeManifest(
       {
         bottles: [
@@ -107,6 +98,13 @@ describe('a launch that fails before its gateway starts', () => {
       expect(events.some((e) => e.type === 'gateway.started')).toBe(false);
       expect(existsSync(join(h.home, 'state', identity))).toBe(true);
       expect(existsSync(join(h.home, 'state', identity, 'secrets.json'))).toBe(false);
+      const redis = new Redis({ path: h.redis.socket });
+      try {
+        expect(await redis.exists(`cb:sealed:${identity}`)).toBe(0);
+        expect(await redisKeysHolding(redis, SECRET)).toEqual([]);
+      } finally {
+        redis.disconnect();
+      }
     } finally {
       rmSync(cwd, { recursive: true, force: true });
     }

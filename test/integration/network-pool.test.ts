@@ -18,6 +18,7 @@ import {
   type Ipv4Cidr,
 } from '../../src/shared/subnet-pool.js';
 import { testPlan } from '../support/docker.js';
+import { heldLaunchSecrets } from '../support/launch-secrets.js';
 
 /**
  * Bottle networks take /29 subnets from CLAUDE_BOTTLE_SUBNET_POOL instead of
@@ -204,6 +205,7 @@ describe('bottle networks on the subnet pool', () => {
           progress: () => undefined,
           signal: new AbortController().signal,
           lastEgressDecision: 0,
+          secrets: heldLaunchSecrets(),
         },
       );
       await expect(attempt).rejects.toBeInstanceOf(PermanentEffectError);

@@ -1,4 +1,5 @@
 import { terminalSafeJson, visibleText } from '../../shared/visible-text.js';
+import { hostKeyId } from '../../shared/sealed-secrets.js';
 import { liveWorkers, type WorkerBeat } from '../../worker/heartbeat.js';
 import type { CliIO } from '../io.js';
 import { openSession } from '../session.js';
@@ -10,6 +11,8 @@ export interface ListedHost {
   workers: number;
   bottles: number;
   capacity: number;
+  /** Ids of the public keys its workers seal to; more than one means they disagree (different homes). */
+  keys: string[];
 }
 
 /** Live workers grouped by the host they serve; read from their heartbeats in Redis, nothing else. */
@@ -23,8 +26,11 @@ function hostsOf(beats: readonly WorkerBeat[]): ListedHost[] {
       workers: 0,
       bottles: 0,
       capacity: 0,
+      keys: [],
     };
     if (!host.builds.includes(beat.build)) host.builds.push(beat.build);
+    const key = beat.publicKey ? hostKeyId(beat.publicKey) : '';
+    if (key && !host.keys.includes(key)) host.keys.push(key);
     host.engine ||= beat.engineId;
     host.workers += 1;
     host.bottles += beat.bottles;
@@ -57,8 +63,9 @@ export async function runHosts(opts: { format: 'text' | 'json' }, io: CliIO): Pr
     h.builds.map((b) => b || 'unknown').join(','),
     String(h.workers),
     `${h.bottles}/${h.capacity}`,
+    h.keys.join(',') || '?',
   ]);
-  const header = ['HOST', 'ENGINE', 'BUILD', 'WORKERS', 'BOTTLES'];
+  const header = ['HOST', 'ENGINE', 'BUILD', 'WORKERS', 'BOTTLES', 'KEY'];
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((r) => r[i].length)));
   for (const row of [header, ...rows]) {
     io.stdout(

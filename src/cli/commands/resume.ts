@@ -9,9 +9,9 @@ import { RuntimeFailure } from '../../shared/errors.js';
 import { parseIdentity } from '../../shared/identity.js';
 import { confirmLaunch, requireConfirmable } from '../confirm.js';
 import type { CliIO } from '../io.js';
-import { handOverGatewaySecrets, readResumeState, stateLocations } from '../../effects/state.js';
+import { readResumeState, stateLocations } from '../../effects/state.js';
 import { refuseUnsafeWorkdir } from '../workdir-guard.js';
-import { resolveSecrets } from '../secrets.js';
+import { resolveSecrets, sealForHost } from '../secrets.js';
 import { openSession } from '../session.js';
 import { launchAndAttach, routeSources } from './start.js';
 
@@ -109,7 +109,7 @@ export async function runResume(
     if (!(await confirmLaunch(plan, opts.yes ?? false, io))) return 1;
     await session.ensureWorker((l) => io.stderr(l));
     const afterSeq = await session.log.lastSeq(identity);
-    await handOverGatewaySecrets(identity, secrets, () => session.enqueueCommand(identity, command));
+    await session.enqueueCommand(identity, command, await sealForHost(session.redis, plan, secrets));
     if (opts.detach) io.stdout(identity);
     else io.stderr(`bottle ${identity}: resuming`);
     return await launchAndAttach(session, plan, opts.detach, io, afterSeq);

@@ -15,9 +15,8 @@ import { followBuildProgress, type BuildProgressDisplay } from '../build-progres
 import { followUntil } from '../follow.js';
 import type { CliIO } from '../io.js';
 import { describeEvent } from '../render-event.js';
-import { handOverGatewaySecrets } from '../../effects/state.js';
 import { refuseUnsafeWorkdir } from '../workdir-guard.js';
-import { resolveSecrets, type RouteSecretSource } from '../secrets.js';
+import { resolveSecrets, sealForHost, type RouteSecretSource } from '../secrets.js';
 import { loadQueueModule, openSession, type Session } from '../session.js';
 import { runDryRun } from './dry-run.js';
 
@@ -76,7 +75,7 @@ export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
     trace('start: plan resolved');
     if (!(await confirmLaunch(plan, opts.yes ?? false, io))) return 1;
     const request = { type: 'bottle.start_requested', data: { plan } } as const;
-    await handOverGatewaySecrets(plan.identity, secrets, () => session.enqueueCommand(plan.identity, request));
+    await session.enqueueCommand(plan.identity, request, await sealForHost(session.redis, plan, secrets));
     trace('start: enqueued');
     if (opts.detach) io.stdout(plan.identity);
     else io.stderr(`bottle ${plan.identity}: starting`);
