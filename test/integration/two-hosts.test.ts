@@ -165,7 +165,7 @@ describe('two Docker hosts on one Redis', () => {
     expect(await listed(onA)).toMatchObject({ host: hostA, state: expect.stringMatching(/^running/) });
   }, 360_000);
 
-  it("B's bottles wait while B has no worker, A takes none of their effects, and B's worker finishes them", async () => {
+  it("B's bottles wait while B has no worker, A runs none of their effects, B's worker finishes them", async () => {
     const [waiting, other] = identities.b;
     const workerB = [...workers].find((w) => w.spawnargs.includes(hostB))!;
     await stopWorker(workerB);
