@@ -4,7 +4,6 @@ import { accepts, bottleStatus, type BottleState, type Command, type PendingCapa
 import { RuntimeFailure, UsageError } from '../shared/errors.js';
 import { visibleText } from '../shared/visible-text.js';
 import { currentState } from '../worker/bottle-log.js';
-import { followUntil } from './follow.js';
 import type { Session } from './session.js';
 
 /**
@@ -83,5 +82,5 @@ export async function enqueueDecision(
   await session.ensureWorker(say);
   const after = await session.log.lastSeq(identity);
   await session.enqueueCommand(identity, command);
-  return followUntil(session.log, identity, after, onEvent, (ev) => decisionSettled(command, ev), signal);
+  return session.follow(identity, after, onEvent, (ev) => decisionSettled(command, ev), { say, signal });
 }

@@ -9,7 +9,7 @@ import { RuntimeFailure } from '../shared/errors.js';
 import { bottleHome } from '../shared/paths.js';
 import { processAlive } from '../shared/process-alive.js';
 import { describeRedisTarget, type RedisTarget } from '../shared/redis-target.js';
-import { liveWorkers, type WorkerBeat } from '../worker/heartbeat.js';
+import { HEARTBEAT_PREFIX, liveWorkers, type WorkerBeat } from '../worker/heartbeat.js';
 import { probeRedis } from '../worker/redis.js';
 
 /**
@@ -101,10 +101,13 @@ export async function ensureWorker(
   target: RedisTarget,
   redis: Redis,
   say: (line: string) => void = () => undefined,
+  forHost?: string,
 ): Promise<void> {
   const build = buildId();
   const onThisBuild = (live: WorkerBeat[]) => live.some((w) => w.build === build);
-  let live = await liveWorkers(redis);
+  // For a bottle's host, only the workers serving that host count.
+  const liveNow = async () => (await liveWorkers(redis)).filter((w) => forHost === undefined || w.hostId === forHost);
+  let live = await liveNow();
   if (onThisBuild(live)) return;
   if (live.length > 0 && !ownStaleWorker(live)) {
     say(otherBuildNote(live, build));
@@ -118,7 +121,7 @@ export async function ensureWorker(
   const lockKey = 'cb:worker-start-lock';
   for (let i = 0; ; i++) {
     if ((await redis.set(lockKey, String(process.pid), 'PX', 60_000, 'NX')) === 'OK') break;
-    if (onThisBuild(await liveWorkers(redis))) return;
+    if (onThisBuild(await liveNow())) return;
     if (i >= 600)
       throw new RuntimeFailure(
         'another bottle command is starting the local worker, and it did not come up within 60 s; see ' +
@@ -128,7 +131,7 @@ export async function ensureWorker(
   }
   try {
     // The lock holder before us may have just finished.
-    live = await liveWorkers(redis);
+    live = await liveNow();
     if (onThisBuild(live)) return;
     const stale = ownStaleWorker(live);
     if (stale) await stopStaleWorker(redis, stale, build, say);
@@ -137,6 +140,30 @@ export async function ensureWorker(
   } finally {
     await redis.del(lockKey).catch(() => undefined);
   }
+}
+
+/**
+ * Starts the local worker again when the one this installation started has
+ * died (its pid file names a process that is gone) and no other live worker
+ * serves `hostId`. Its heartbeat outlives it for a while; it is removed at
+ * once, so the restart does not wait for it to expire. Returns whether the
+ * dead worker was found and replaced.
+ */
+export async function reviveLocalWorker(
+  target: RedisTarget,
+  redis: Redis,
+  hostId: string,
+  say: (line: string) => void = () => undefined,
+): Promise<boolean> {
+  const own = embeddedServices().find((s) => s.name === 'worker');
+  if (!own || own.pid === null || own.running) return false;
+  const deadKey = `${HEARTBEAT_PREFIX}${hostname()}:${own.pid}`;
+  const others = (await liveWorkers(redis)).filter((w) => w.key !== deadKey && w.hostId === hostId);
+  if (others.length > 0) return false;
+  say(`the local worker (pid ${own.pid}) is gone; starting it again`);
+  await redis.del(deadKey);
+  await ensureWorker(target, redis, say, hostId);
+  return true;
 }
 
 /** The live worker this installation started (pid file, this host), if it runs another build. */

@@ -1,13 +1,15 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import type { NewEvent } from '../events/schema.js';
+import type { LifecycleEvent, NewEvent } from '../events/schema.js';
 import type { SealedSecrets } from '../shared/sealed-secrets.js';
 import { redisTarget, type RedisTarget } from '../shared/redis-target.js';
 import { connectRedis } from '../worker/redis.js';
 import { openBottleLog, type BottleLog } from '../worker/bottle-log.js';
 import { HOST_TASK_JOB, type HostTask } from '../worker/host-task.js';
 import { ensureRedis, ensureWorker } from './embedded.js';
+import { followUntil } from './follow.js';
+import { watchBottleHost } from './host-watch.js';
 
 /**
  * What a CLI command needs to talk to the engine: the event log, the queue,
@@ -24,7 +26,25 @@ export interface Session {
   runHostTask(task: HostTask, timeoutMs: number): Promise<unknown>;
   /** Starts a local worker when none is alive; for commands that open with needWorker false and decide later. */
   ensureWorker(say?: (line: string) => void): Promise<void>;
+  /**
+   * Follows a bottle as followUntil does, checking meanwhile that a live worker serves its host (see
+   * watchBottleHost): it never waits silently. With `detach`, it gives up (undefined) when none does.
+   */
+  follow(
+    identity: string,
+    afterSeq: number,
+    onEvent: (ev: LifecycleEvent) => void,
+    until: (ev: LifecycleEvent) => boolean,
+    opts?: FollowOptions,
+  ): Promise<LifecycleEvent | undefined>;
   close(): Promise<void>;
+}
+
+export interface FollowOptions {
+  /** Where notes about the bottle's host go (the session's `say` by default). */
+  say?: (line: string) => void;
+  detach?: boolean;
+  signal?: AbortSignal;
 }
 
 let queueModule: Promise<typeof import('../worker/queue.js')> | undefined;
@@ -72,10 +92,11 @@ export async function openSession(opts: {
       throw err;
     }
   }
+  const log = openBottleLog(redis);
   return {
     target,
     redis,
-    log: openBottleLog(redis),
+    log,
     async enqueueCommand(identity, event, sealedSecrets) {
       const { queue: commandQueue } = await openCommandQueue();
       const { commandJobId } = await loadQueueModule();
@@ -104,6 +125,24 @@ export async function openSession(opts: {
     },
     async ensureWorker(say) {
       await ensureWorker(target, redis, say ?? opts.say);
+    },
+    async follow(identity, afterSeq, onEvent, until, followOpts = {}) {
+      const stop = new AbortController();
+      const onAbort = () => stop.abort();
+      followOpts.signal?.addEventListener('abort', onAbort, { once: true });
+      const say = followOpts.say ?? opts.say ?? (() => undefined);
+      const giveUp = () => stop.abort();
+      const watching = watchBottleHost(
+        { target, redis, log, identity, say, detach: followOpts.detach ?? false, giveUp },
+        stop.signal,
+      );
+      try {
+        return await followUntil(log, identity, afterSeq, onEvent, until, stop.signal);
+      } finally {
+        followOpts.signal?.removeEventListener('abort', onAbort);
+        stop.abort();
+        await watching;
+      }
     },
     async close() {
       if (queue) {

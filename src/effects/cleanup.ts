@@ -1,7 +1,8 @@
 import type Docker from 'dockerode';
 import type { CleanupReport, CleanupTask, EventStoreView } from '../worker/host-task.js';
+import type { LeftoverReport } from '../worker/reconcile-host.js';
 import { findSupersededImages, removeImages } from './docker/images-cleanup.js';
-import { findOrphans, removeOrphans } from './docker/orphans.js';
+import { findOrphans, removeOrphans, type OrphanResource } from './docker/orphans.js';
 import { removeState, resumableStateFolders } from './state.js';
 
 /**
@@ -11,6 +12,25 @@ import { removeState, resumableStateFolders } from './state.js';
  * images no live or resumable bottle uses. Preserved state is never
  * touched; resources of another event store are not judged.
  */
+/**
+ * What a worker removes when it reconciles its host: the resources labelled
+ * for this event store whose bottle is not live (gone from the store, or
+ * ended). Liveness is asked again just before removal, so a bottle resumed
+ * meanwhile keeps what it has made; a live bottle's earlier-version network,
+ * state folders and images are left to `bottle cleanup`.
+ */
+export async function removeLeftovers(docker: Docker, store: EventStoreView): Promise<LeftoverReport> {
+  const found = await findOrphans(docker, (identity) => store.isLive(identity), { store: store.id });
+  const stillNotLive = async (resources: OrphanResource[]) => {
+    const kept: OrphanResource[] = [];
+    for (const r of resources) if (!(await store.isLive(r.identity))) kept.push(r);
+    return kept;
+  };
+  const orphans = { containers: await stillNotLive(found.containers), networks: await stillNotLive(found.networks) };
+  await removeOrphans(docker, orphans);
+  return { containers: orphans.containers.map((c) => c.name), networks: orphans.networks.map((n) => n.name) };
+}
+
 export async function cleanupHost(docker: Docker, task: CleanupTask, store: EventStoreView): Promise<CleanupReport> {
   const isLive = (identity: string) => store.isLive(identity);
   const orphans = await findOrphans(docker, isLive, { store: store.id });

@@ -26,3 +26,23 @@ export function requireNetwork<T>(network: T | null): T {
   }
   return network;
 }
+
+/** Socket errors of a connection to the daemon that never opened: nothing answers on its address. */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'EHOSTUNREACH', 'ETIMEDOUT']);
+
+/**
+ * Whether an effect failed because its Docker daemon could not be reached (stopped, restarting, its
+ * socket gone): such a failure waits for the daemon instead of spending the effect's retries. Only
+ * connect errors count, so a missing file (also ENOENT) is not taken for a missing daemon; dockerode
+ * passes the socket error through, and a handler may have wrapped it (its cause, or its message).
+ */
+export function isDaemonUnreachable(err: unknown): boolean {
+  let current: unknown = err;
+  for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth++) {
+    const { code, syscall, message } = current as { code?: unknown; syscall?: unknown; message?: unknown };
+    if (syscall === 'connect' && typeof code === 'string' && UNREACHABLE_CODES.has(code)) return true;
+    if (typeof message === 'string' && /\bconnect (ECONNREFUSED|ENOENT|EACCES) /.test(message)) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}

@@ -2,7 +2,7 @@ import type { DecisionLine } from '../gateway/protocol.js';
 import type { ObservationEvent } from '../machines/effects.js';
 import { statusOf } from './docker/client.js';
 import { drainDecisionLines, followDecisionLines } from './docker/logs.js';
-import { waitForAgentExit } from './docker/wait.js';
+import { waitForAgentExit, type AgentExit } from './docker/wait.js';
 import { ObservationBatch } from './observation-batch.js';
 import type { EffectDeps, EffectHandler } from './types.js';
 
@@ -27,6 +27,17 @@ export function decisionEvent(decision: DecisionLine): ObservationEvent {
       queue_if_pending: true,
     },
   };
+}
+
+/**
+ * The exit recorded for an agent whose container is gone (removed while its
+ * worker was down, or its daemon lost it): its status is unknown, so it is
+ * the status Docker gives a container whose process it lost, and the bottle
+ * takes the crash path with its state kept.
+ */
+function vanishedExit(err: unknown): AgentExit {
+  if (statusOf(err) !== 404) throw err;
+  return { code: 255, signal: null };
 }
 
 /**
@@ -61,7 +72,7 @@ export const watchAgent =
         if (ctx.signal.aborted) resolve('aborted');
         ctx.signal.addEventListener('abort', () => resolve('aborted'), { once: true });
       });
-      const exit = await Promise.race([waitForAgentExit(docker, agent), aborted]);
+      const exit = await Promise.race([waitForAgentExit(docker, agent).catch(vanishedExit), aborted]);
       followerStop.abort();
       await follower;
       // Everything the follower saw is in the log before the drain decides what is new.

@@ -52,6 +52,18 @@ export function commandJobId(identity: string, commandId: string): string {
 export const EFFECT_ATTEMPTS = 5;
 export const RETRY_BACKOFF = { type: 'exponential' as const, delay: 500 };
 
+/**
+ * An effect whose Docker daemon does not answer is not retried on the schedule above (its tries would
+ * be spent in seconds while the daemon restarts): it is delayed, without spending a try, until the
+ * daemon answers, for this long at most before it fails for good.
+ */
+export const DAEMON_WAIT_BOUND_MS = 10 * 60_000;
+
+/** The delay before the next try while the daemon is away: doubling from a second, a quarter-minute at most. */
+export function daemonRetryDelay(waitsSoFar: number): number {
+  return Math.min(1000 * 2 ** Math.min(waitsSoFar, 10), 15_000);
+}
+
 export function openQueue(connection: ConnectionOptions, name: string = QUEUE_NAME): Queue {
   return new Queue(name, {
     connection,

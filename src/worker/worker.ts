@@ -44,6 +44,16 @@ import {
   isLifelong,
 } from './queue.js';
 import { progressChannel } from './progress.js';
+import {
+  DaemonReturnWatch,
+  clearDaemonWait,
+  daemonAwayAfter,
+  delayForDaemon,
+  markDaemonWait,
+  promoteDelayed,
+  reconcileHost,
+  type HostDaemon,
+} from './reconcile-host.js';
 import { trace } from '../shared/trace.js';
 import { openSealedSecrets, type HostKeyPair } from '../shared/sealed-secrets.js';
 
@@ -61,6 +71,8 @@ export interface WorkerOptions {
   lifelongConcurrency?: number;
   /** Host-wide tasks (cleanup); a worker without them refuses such jobs. */
   hostTasks?: HostTaskHandlers;
+  /** Its Docker daemon: effects wait while it is away, and the host is reconciled at start and on its return. */
+  daemon?: HostDaemon;
   /** The host's key pair for sealed secrets; by default read from (or created in) the worker's home. */
   hostKeys?: HostKeyPair;
 }
@@ -212,9 +224,27 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
         await job.moveToDelayed(Date.now() + 250, token);
         throw new DelayedError();
       }
-      const permanent =
-        err instanceof PermanentEffectError || job.attemptsMade + 1 >= (job.opts.attempts ?? EFFECT_ATTEMPTS);
       const message = err instanceof Error ? err.message : String(err);
+      const away = !(err instanceof PermanentEffectError) && (await daemonAwayAfter(err, opts.daemon));
+      const daemonWait = away ? await markDaemonWait(job) : undefined;
+      if (daemonWait && !daemonWait.exhausted) {
+        // Visible per try, but no try is spent: the job is delayed until the daemon answers, within a bound.
+        daemonReturn?.away();
+        const attempt = job.attemptsMade + daemonWait.waits;
+        say(`effect ${req.kind} ${req.identity} waits for the Docker daemon: ${message}`);
+        await engine.apply(
+          req.identity,
+          [{ type: 'effect.failed', data: { effect: req.kind, error: message, attempt, permanent: false } }],
+          `${cause}.daemon.${daemonWait.waits}`,
+        );
+        await delayForDaemon(job, daemonWait.waits, token);
+        throw new DelayedError();
+      }
+      if (!away) await clearDaemonWait(job);
+      const permanent =
+        err instanceof PermanentEffectError ||
+        daemonWait?.exhausted === true ||
+        job.attemptsMade + 1 >= (job.opts.attempts ?? EFFECT_ATTEMPTS);
       say(`effect ${req.kind} ${req.identity} failed${permanent ? ' permanently' : ''}: ${message}`);
       await engine.apply(
         req.identity,
@@ -237,6 +267,15 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
       shutdown.signal.removeEventListener('abort', onShutdown);
     }
   };
+
+  const storeView = { id: store, isLive, imagesInUse };
+  const reconcile = () => reconcileHost({ log, engine, store: storeView, daemon: opts.daemon, say });
+  const daemonReturn =
+    opts.daemon &&
+    new DaemonReturnWatch(opts.daemon, async () => {
+      await reconcile();
+      await promoteDelayed([queueByName(hostQueues.effects), queueByName(hostQueues.lifelong)]);
+    }, say);
 
   const workerFor = (name: string, concurrency: number) => {
     const w = new Worker(name, processJob, {
@@ -266,18 +305,15 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
     bottles: () => watching,
     publicKey: hostKeys.publicKey,
   });
-  // A worker that died between an append and its enqueue left effects unrequested.
-  for (const entry of await log.listBottles()) {
-    const live = await log.liveState(entry.identity);
-    // A live state cached by another machine version reads as null: the fold decides.
-    if (!live || !isTerminal(live)) await engine.reconcile(entry.identity);
-  }
+  // A worker that died between an append and its enqueue, or mid-effect, left effects unfinished.
+  await reconcile();
   say(`worker ready (concurrency ${opts.concurrency ?? 32})`);
 
   return {
     worker,
     async close() {
       shutdown.abort();
+      await daemonReturn?.stop();
       // Stop taking jobs before the heartbeat goes: a CLI waiting for this worker to
       // leave must not see it gone while it could still pick one up.
       await Promise.all([worker.close(), effectsWorker.close(), lifelongWorker.close()]);

@@ -4,7 +4,6 @@ import { RuntimeFailure, UsageError } from '../../shared/errors.js';
 import { resourceNames } from '../../shared/names.js';
 import { currentState } from '../../worker/bottle-log.js';
 import { attachTerminal } from '../attach.js';
-import { followUntil } from '../follow.js';
 import { checkIdentityArg } from '../identity-arg.js';
 import type { CliIO } from '../io.js';
 import { describeEvent } from '../render-event.js';
@@ -55,8 +54,12 @@ export async function runAttach(opts: { identity: string; manifestPath?: string 
     const show = (ev: LifecycleEvent) => {
       if (!ev.type.startsWith('egress.')) io.stderr(`  ${describeEvent(ev, identity)}`);
     };
-    const end = await followUntil(session.log, identity, lastSeq, show, (ev) =>
-      ['bottle.cleaned', 'bottle.preserved', 'bottle.failed'].includes(ev.type),
+    const end = await session.follow(
+      identity,
+      lastSeq,
+      show,
+      (ev) => ['bottle.cleaned', 'bottle.preserved', 'bottle.failed'].includes(ev.type),
+      { say: (l) => io.stderr(l) },
     );
     const exit = [...(await session.log.read(identity, lastSeq + 1))].reverse().find((e) => e.type === 'agent.exited');
     if (end?.type === 'bottle.preserved') io.stderr(`state kept; resume with: bottle resume ${identity}`);

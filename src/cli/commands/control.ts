@@ -3,7 +3,6 @@ import { accepts, bottleStatus } from '../../machines/index.js';
 import { currentState } from '../../worker/bottle-log.js';
 import { RuntimeFailure, UsageError } from '../../shared/errors.js';
 import { checkIdentityArg } from '../identity-arg.js';
-import { followUntil } from '../follow.js';
 import type { CliIO } from '../io.js';
 import { capabilityTarget, egressAllowEntry } from '../../shared/capability.js';
 import { describeEvent } from '../render-event.js';
@@ -32,12 +31,12 @@ export async function runStop(opts: { identity: string; manifestPath?: string },
     await session.ensureWorker((l) => io.stderr(l));
     const after = await session.log.lastSeq(identity);
     await session.enqueueCommand(identity, command);
-    const end = await followUntil(
-      session.log,
+    const end = await session.follow(
       identity,
       after,
       (ev) => io.stderr(`  ${describeEvent(ev, identity)}`),
       (ev) => ['bottle.preserved', 'bottle.cleaned', 'bottle.failed'].includes(ev.type),
+      { say: (l) => io.stderr(l) },
     );
     if (end?.type === 'bottle.preserved') io.stdout(`stopped; resume with: bottle resume ${identity}`);
     return end?.type === 'bottle.failed' ? 1 : 0;

@@ -12,7 +12,6 @@ import { connectRedis } from '../../worker/redis.js';
 import { attachTerminal, streamOutput } from '../attach.js';
 import { confirmLaunch, requireConfirmable } from '../confirm.js';
 import { followBuildProgress, type BuildProgressDisplay } from '../build-progress.js';
-import { followUntil } from '../follow.js';
 import type { CliIO } from '../io.js';
 import { describeEvent } from '../render-event.js';
 import { refuseUnsafeWorkdir } from '../workdir-guard.js';
@@ -117,10 +116,17 @@ export async function launchAndAttach(
   };
   // Running is the machine's call (every launch region done), so the CLI folds what it follows.
   let state = (await currentState(session.log, identity)).state;
-  const launchEnd = await followUntil(session.log, identity, afterSeq, onEvent, (ev) => {
+  const launched = (ev: LifecycleEvent) => {
     state = foldEvents(state, [ev]);
     return stateName(state) === 'running' || ['bottle.failed', 'bottle.preserved', 'bottle.cleaned'].includes(ev.type);
-  }).finally(() => progress.stop());
+  };
+  const say = (line: string) => {
+    progress.pause();
+    io.stderr(line);
+  };
+  const launchEnd = await session
+    .follow(identity, afterSeq, onEvent, launched, { say, detach })
+    .finally(() => progress.stop());
   if (!launchEnd || stateName(state) !== 'running') {
     io.stderr(`bottle ${identity} did not start; see: bottle events ${identity}`);
     if (accepts(state, { type: 'bottle.resume_requested', data: { plan } }))
@@ -140,8 +146,12 @@ export async function launchAndAttach(
   } else {
     await streamOutput(plan.containers.agent);
   }
-  const end = await followUntil(session.log, identity, lastSeq, onEvent, (ev) =>
-    ['bottle.cleaned', 'bottle.preserved', 'bottle.failed'].includes(ev.type),
+  const end = await session.follow(
+    identity,
+    lastSeq,
+    onEvent,
+    (ev) => ['bottle.cleaned', 'bottle.preserved', 'bottle.failed'].includes(ev.type),
+    { say: (l) => io.stderr(l) },
   );
   const exited = await session.log.read(identity, afterSeq + 1);
   const exit = [...exited].reverse().find((e) => e.type === 'agent.exited');

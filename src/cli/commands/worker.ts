@@ -1,7 +1,7 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { daemonFacts, dockerClient } from '../../effects/docker/client.js';
-import { cleanupHost } from '../../effects/cleanup.js';
+import { cleanupHost, removeLeftovers } from '../../effects/cleanup.js';
 import { effectHandlers } from '../../effects/index.js';
 import { UsageError } from '../../shared/errors.js';
 import { redisTarget } from '../../shared/redis-target.js';
@@ -33,6 +33,14 @@ export async function runWorkerCommand(opts: { concurrency?: string; host?: stri
     connect: () => connectRedis(target),
     handlers: effectHandlers({ docker }),
     hostTasks: { cleanup: (task, store) => cleanupHost(docker, task, store) },
+    daemon: {
+      reachable: () =>
+        docker.ping().then(
+          () => true,
+          () => false,
+        ),
+      removeLeftovers: (store) => removeLeftovers(docker, store),
+    },
     runtimes: daemon.runtimes,
     host: { id: hostId, engineId: daemon.engineId },
     concurrency,
