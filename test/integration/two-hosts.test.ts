@@ -1,9 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeBottleResources } from '../../src/effects/docker/teardown.js';
 import { LABELS, resourceNames } from '../../src/shared/names.js';
+import { hostKeyPath } from '../../src/worker/host-key.js';
 import {
   BOTTLE_BIN,
   identityFrom,
@@ -21,7 +25,9 @@ import { startSecondDaemon, type SecondDaemon } from '../support/second-daemon.j
  * only through DOCKER_HOST. A bottle pinned to B is built, networked and run
  * on B's daemon alone; while B has no worker its bottles wait (A takes none
  * of their effects); B's worker coming back finishes them, and neither
- * daemon keeps anything of them.
+ * daemon keeps anything of them. A route secret sealed for B reaches B's
+ * gateway; one sealed to a key B's worker no longer has fails the launch,
+ * saying so.
  */
 
 let h: BottleHarness;
@@ -32,6 +38,19 @@ const hostB = `cb-2h-b-${suffix}`;
 const workers = new Set<ChildProcess>();
 const identities = { a: [] as string[], b: [] as string[] };
 let manifest: string;
+let upstream: Server | undefined;
+const upstreamSaw: Array<{ url: string; headers: IncomingHttpHeaders }> = [];
+const ROUTED_HOST = 'api.routed.test';
+const TOKEN_ENV = 'TWO_HOSTS_ROUTE_TOKEN';
+
+// Asks the gateway's credential port for the route (bash only: the bare image has no curl), then waits.
+const ROUTE_CALLER = [
+  'GW=${HTTP_PROXY#http://}; GW=${GW%%:*}',
+  'exec 3<>/dev/tcp/$GW/3129',
+  `printf 'GET /_host/${ROUTED_HOST}/two-hosts HTTP/1.0\\r\\nAuthorization: Bearer placeholder\\r\\n\\r\\n' >&3`,
+  'head -1 <&3',
+  'trap "exit 143" TERM; sleep 600 & wait',
+].join('; ');
 
 // No network needed to build it: the second daemon reaches nothing but this machine.
 const BARE_DOCKERFILE =
@@ -87,8 +106,8 @@ async function liveHosts(): Promise<Array<{ id: string; engine: string }>> {
 
 const isLive = async (hostId: string) => (await liveHosts()).some((x) => x.id === hostId);
 
-async function start(host: string): Promise<string> {
-  const res = await h.cli(['--manifest', manifest, 'start', 'pinned', '--host', host, '--detach']);
+async function start(host: string, agent = 'pinned', env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const res = await h.cli(['--manifest', manifest, 'start', agent, '--host', host, '--detach'], { env });
   expect(res.code, show(res)).toBe(0);
   return identityFrom(res);
 }
@@ -109,12 +128,35 @@ const nothing = { containers: [], networks: [] };
 beforeAll(async () => {
   h = await startHarness();
   b = await startSecondDaemon({ shutdownTimeoutSeconds: 5 });
+  // Reached from daemon B's gateways at host-gateway, the second daemon's way to this machine.
+  upstream = createServer((req, res) => {
+    upstreamSaw.push({ url: req.url ?? '', headers: req.headers });
+    res.end('routed upstream answered\n');
+  });
+  await new Promise<void>((resolve) => upstream!.listen(0, '0.0.0.0', resolve));
+  const upstreamPort = (upstream.address() as AddressInfo).port;
+  const route = {
+    host: ROUTED_HOST,
+    upstream: `http://${ROUTED_HOST}:${upstreamPort}`,
+    token_env: TOKEN_ENV,
+    auth: 'bearer',
+  };
   manifest = h.writeManifest(
     {
       bottles: [
         { name: 'bare', dockerfile: './bare.Dockerfile', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS },
+        {
+          name: 'routed',
+          dockerfile: './bare.Dockerfile',
+          egress: { allow: [] },
+          cred_proxy: { routes: [route] },
+          extra_hosts: { ...PIN_DEFAULT_HOSTS, [ROUTED_HOST]: 'host-gateway' },
+        },
       ],
-      agents: [{ name: 'pinned', bottle: 'bare', command: ['bash', '-c', 'trap "exit 143" TERM; sleep 600 & wait'] }],
+      agents: [
+        { name: 'pinned', bottle: 'bare', command: ['bash', '-c', 'trap "exit 143" TERM; sleep 600 & wait'] },
+        { name: 'router', bottle: 'routed', command: ['bash', '-c', ROUTE_CALLER] },
+      ],
     },
     { 'bare.Dockerfile': BARE_DOCKERFILE },
   );
@@ -125,6 +167,7 @@ afterAll(async () => {
   if (b) for (const identity of identities.b) await removeBottleResources(b.docker, identity).catch(() => undefined);
   await h?.cleanup();
   await b?.stop();
+  await new Promise<void>((resolve) => (upstream ? upstream.close(() => resolve()) : resolve()));
 }, 180_000);
 
 describe('two Docker hosts on one Redis', () => {
@@ -206,5 +249,68 @@ describe('two Docker hosts on one Redis', () => {
       expect(await held(b.docker, identity), identity).toEqual(nothing);
       expect(await held(h.docker, identity), identity).toEqual(nothing);
     }
+  }, 360_000);
+
+  it("a route secret sealed for B reaches B's gateway, which injects it upstream", async () => {
+    const secret = `tok_${randomBytes(16).toString('hex')}`;
+    const identity = await start(hostB, 'router', { [TOKEN_ENV]: secret });
+    identities.b.push(identity);
+    await h.waitForEvent(identity, 'agent.started', 240_000);
+    const call = await until('the routed call upstream', async () => upstreamSaw.find((r) => r.url === '/two-hosts'));
+    expect(call.headers.authorization).toBe(`Bearer ${secret}`);
+    expect(await held(b.docker, identity)).toMatchObject({ containers: ['agent', 'gateway'] });
+    expect(await held(h.docker, identity)).toEqual(nothing);
+    expect(JSON.stringify(await h.log.read(identity))).not.toContain(secret);
+
+    const res = await h.cli(['stop', identity]);
+    expect(res.code, show(res)).toBe(0);
+    await h.waitForEvent(identity, 'bottle.preserved');
+    expect(await held(b.docker, identity)).toEqual(nothing);
+  }, 360_000);
+
+  it("secrets sealed to B's old key do not open with its worker's new one: the launch fails, saying why", async () => {
+    const workerB = [...workers].find((w) => w.spawnargs.includes(hostB))!;
+    // Frozen, it still counts as live: the start seals to the key it published, and the launch waits for it.
+    workerB.kill('SIGSTOP');
+    const known = new Set((await h.log.listBottles()).map((entry) => entry.identity));
+    const starting = h.cli(['--manifest', manifest, 'start', 'router', '--host', hostB, '--detach'], {
+      env: { [TOKEN_ENV]: `tok_${randomBytes(16).toString('hex')}` },
+    });
+    const identity = await until('the start request', async () => {
+      const fresh = (await h.log.listBottles()).find((entry) => !known.has(entry.identity));
+      return fresh && (await h.log.read(fresh.identity)).some((e) => e.type === 'bottle.start_requested') && fresh;
+    }).then((entry) => entry.identity);
+    identities.b.push(identity);
+    // Its host's worker comes back with a new key pair.
+    const killed = new Promise((resolve) => workerB.once('exit', resolve));
+    workerB.kill('SIGKILL');
+    await killed;
+    rmSync(hostKeyPath(hostB, h.env));
+    startWorkerB();
+    const started = await starting;
+    expect(started.stdout.split('\n')[0], show(started)).toBe(identity);
+    expect(started.code, show(started)).toBe(1);
+
+    const events = await h.waitForEvent(identity, 'bottle.failed', 240_000);
+    const failures = events
+      .filter((e) => e.type === 'effect.failed')
+      .map((e) => e.data as { effect: string; error: string; permanent: boolean });
+    expect(failures).toEqual([
+      expect.objectContaining({
+        effect: 'start_gateway',
+        permanent: true,
+        error: expect.stringMatching(/sealed to key \w+ of host .*now has key \w+; start or resume the bottle again/),
+      }),
+    ]);
+    expect(events.some((e) => e.type === 'agent.started')).toBe(false);
+    await until('its resources gone', async () => {
+      const left = await held(b.docker, identity);
+      return left.containers.length === 0 && left.networks.length === 0;
+    });
+    expect(await held(h.docker, identity)).toEqual(nothing);
+    const shown = await h.cli(['events', identity]);
+    expect(shown.stdout + shown.stderr).toMatch(
+      /start or resume the bottle again so they are sealed to the current key/,
+    );
   }, 360_000);
 });
