@@ -36,7 +36,7 @@ const composeEnv = (): NodeJS.ProcessEnv => {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     CLAUDE_BOTTLE_REDIS_PORT: String(port),
-    CLAUDE_BOTTLE_REDIS_BIND: '127.0.0.1',
+    CLAUDE_BOTTLE_REDIS_ADDRESS: '127.0.0.1',
     CLAUDE_BOTTLE_HOME: home,
     CLAUDE_BOTTLE_HOST_ID: hostId,
   };
