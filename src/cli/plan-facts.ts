@@ -14,10 +14,13 @@ export interface GatherOptions {
   runtime: ContainerRuntime;
   /** The host the bottle is pinned to. */
   host: string;
-  /** A resumed bottle's per-bottle Dockerfile, which replaces the bottle's own in its build context. */
-  stateDockerfile?: string;
-  /** A resumed bottle's transcript snapshot, when it kept one. */
-  stateTranscript?: string;
+  /**
+   * A resumed bottle whose capability change replaced its Dockerfile: the approved text (from the log) in
+   * place of the original Dockerfile `base` (null: the built-in image's) in that original build context.
+   */
+  approvedDockerfile?: { text: string; base: string | null };
+  /** A resumed bottle whose log records a transcript snapshot: its worker restores it. */
+  restoresTranscript?: boolean;
   /**
    * A dry run writes nothing (no digest cache) and does not fail on an image
    * that cannot be planned yet: it reports why through `onUnplannable`.
@@ -40,8 +43,15 @@ export async function gatherPlanFacts(opts: GatherOptions): Promise<PlanFacts> {
       return { tag: `claude-bottle/${name}:unplanned`, context_hash: '', dockerfile: `builtin:${name}`, builtin: true };
     }
   };
+  const approved = opts.approvedDockerfile;
   const agentSource = () =>
-    agentImageSource({ dockerfile: bottle.dockerfile, stateDockerfile: opts.stateDockerfile, bottle: bottle.name });
+    approved
+      ? agentImageSource({
+          dockerfile: approved.base ?? undefined,
+          approvedDockerfile: approved.text,
+          bottle: bottle.name,
+        })
+      : agentImageSource({ dockerfile: bottle.dockerfile, bottle: bottle.name });
   const [agent, gateway] = await Promise.all([
     plan('agent', agentSource),
     plan('gateway', opts.gatewaySource ?? gatewayImageSource),
@@ -51,7 +61,7 @@ export async function gatherPlanFacts(opts: GatherOptions): Promise<PlanFacts> {
     host: opts.host,
     cwd: checkedCwd(opts.cwd),
     images: { agent, gateway },
-    transcript: opts.stateTranscript,
+    restoresTranscript: opts.restoresTranscript,
   };
 }
 

@@ -1,6 +1,6 @@
 import { agentImageSource, gatewayImageSource } from '../images/sources.js';
 import { ensureImage } from './docker/images.js';
-import { bottleDockerfile, readMetadata } from './state.js';
+import { namesStateDockerfile, readMetadata, stateLocations } from './state.js';
 import type { EffectDeps, EffectHandler } from './types.js';
 
 /** build_image: the agent and gateway images, built unless their tags already exist. */
@@ -8,9 +8,9 @@ export const buildImage =
   ({ docker }: EffectDeps): EffectHandler<'build_image'> =>
   async (_req, ctx) => {
     const { plan } = ctx;
-    // The plan decides which Dockerfile the image comes from; a resumed plan names the per-bottle one,
-    // whose build context is still the bottle's original folder (kept in metadata).
-    const usesStateDockerfile = plan.image.dockerfile === bottleDockerfile(ctx.identity);
+    // The plan decides which Dockerfile the image comes from; a resumed plan names the per-bottle one in this
+    // worker's state folder, whose build context is still the bottle's original folder (kept in metadata).
+    const usesStateDockerfile = namesStateDockerfile(ctx.identity, plan.image.dockerfile);
     const baseDockerfile = usesStateDockerfile
       ? ((await readMetadata(ctx.identity))?.base_dockerfile ?? null)
       : plan.image.builtin
@@ -18,7 +18,7 @@ export const buildImage =
         : plan.image.dockerfile;
     const agentSource = agentImageSource({
       dockerfile: baseDockerfile ?? undefined,
-      stateDockerfile: usesStateDockerfile ? plan.image.dockerfile : undefined,
+      stateDockerfile: usesStateDockerfile ? stateLocations(ctx.identity).dockerfile : undefined,
       bottle: plan.bottle,
     });
     const onProgress = (line: string) => ctx.progress(line);

@@ -3,6 +3,7 @@ import { mkdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { STATE_DOCKERFILE } from '../plan/resolve.js';
 import { BottlePlanSchema, type BottlePlan } from '../plan/schema.js';
 import { RuntimeFailure } from '../shared/errors.js';
 import { IDENTITY_PATTERN } from '../shared/identity.js';
@@ -99,62 +100,6 @@ export async function readMetadata(identity: string): Promise<Metadata | undefin
   return MetadataSchema.parse(JSON.parse(text));
 }
 
-/** The part of the saved metadata a resume relies on; loose, so metadata from older versions still resumes. */
-const ResumeMetadataSchema = z.object({
-  agent: z.string(),
-  cwd: z.string(),
-  copy_cwd: z.boolean(),
-  host: z.string().optional(),
-  manifest_path: z.string().optional(),
-  plan: z.object({ manifest_path: z.string().optional(), host: z.string().optional() }).passthrough().optional(),
-});
-
-/** What `resume` needs from a bottle's state folder: where the folder is, how it started, what was approved. */
-export interface ResumeState {
-  dir: string;
-  metadataPath: string;
-  agent: string;
-  cwd: string;
-  copyCwd: boolean;
-  /** The host the bottle was pinned to. */
-  host?: string;
-  manifestPath?: string;
-  /** The bottle's own Dockerfile written by an approved request. */
-  dockerfile?: string;
-  /** The transcript snapshot, when one was taken. */
-  transcript?: string;
-  approvedEgress: string[];
-}
-
-/**
- * Reads the saved state a resume relaunches from; undefined when the bottle
- * has no metadata here. A file that exists but can't be read is an error
- * naming the file.
- */
-export function readResumeState(identity: string): ResumeState | undefined {
-  const paths = statePaths(identity);
-  if (!existsSync(paths.metadata)) return undefined;
-  let metadata: z.infer<typeof ResumeMetadataSchema>;
-  try {
-    metadata = ResumeMetadataSchema.parse(JSON.parse(readFileSync(paths.metadata, 'utf8')));
-  } catch (err) {
-    const why = err instanceof z.ZodError ? 'unexpected fields' : (err as Error).message;
-    throw new RuntimeFailure(`saved state for ${identity} is unreadable: ${paths.metadata} (${why})`);
-  }
-  return {
-    dir: paths.dir,
-    metadataPath: paths.metadata,
-    agent: metadata.agent,
-    cwd: metadata.cwd,
-    copyCwd: metadata.copy_cwd,
-    host: metadata.plan?.host ?? metadata.host,
-    manifestPath: metadata.plan?.manifest_path ?? metadata.manifest_path,
-    dockerfile: bottleDockerfile(identity),
-    transcript: hasTranscript(identity) ? paths.transcript : undefined,
-    approvedEgress: readApprovedEgress(identity),
-  };
-}
-
 /** Every bottle state folder on this host, with whether it is kept for a resume. */
 export function resumableStateFolders(): Array<{ identity: string; dir: string; preserved: boolean }> {
   const root = join(bottleHome(), 'state');
@@ -185,17 +130,27 @@ export function hasTranscript(identity: string): boolean {
   return existsSync(statePaths(identity).transcript);
 }
 
+/**
+ * The content of the bottle's own Dockerfile for an approved request's body.
+ * The CLI hashes this same text from the log, so both agree on the image tag.
+ */
+export function stateDockerfileText(body: string): string {
+  return body.endsWith('\n') ? body : `${body}\n`;
+}
+
 /** An approved Dockerfile request: the bottle's own Dockerfile from now on. */
 export async function writeBottleDockerfile(identity: string, dockerfile: string): Promise<void> {
   const paths = statePaths(identity);
   await mkdir(paths.dir, { recursive: true, mode: 0o700 });
-  await writeFile(paths.dockerfile, dockerfile.endsWith('\n') ? dockerfile : `${dockerfile}\n`, { mode: 0o644 });
+  await writeFile(paths.dockerfile, stateDockerfileText(dockerfile), { mode: 0o644 });
 }
 
-/** The bottle's own Dockerfile written by an approved request, if any. */
-export function bottleDockerfile(identity: string): string | undefined {
-  const path = statePaths(identity).dockerfile;
-  return existsSync(path) ? path : undefined;
+/**
+ * Whether a plan's Dockerfile is the bottle's own one in its state folder:
+ * named by the marker, or (plans recorded before it) by this host's path.
+ */
+export function namesStateDockerfile(identity: string, dockerfile: string): boolean {
+  return dockerfile === STATE_DOCKERFILE || dockerfile === statePaths(identity).dockerfile;
 }
 
 /** Hosts approved through capability requests, kept for later resumes. */

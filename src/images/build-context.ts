@@ -13,6 +13,7 @@ import {
 import { stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, sep } from 'node:path';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { RuntimeFailure, UsageError } from '../shared/errors.js';
@@ -20,15 +21,20 @@ import { bottleHome } from '../shared/paths.js';
 
 /**
  * What goes into one image build: the files of the build context (each read
- * from a host path) and which of them is the Dockerfile. The context hash, and
- * so the image tag, is a function of exactly these files.
+ * from a host path, or given in memory) and which of them is the Dockerfile.
+ * The context hash, and so the image tag, is a function of exactly these files.
  */
 export interface ContextFile {
   /** Path inside the build context, `/`-separated. */
   path: string;
-  /** Absolute host path the content is read from. */
+  /**
+   * Absolute host path the content is read from; for a file given in memory,
+   * where its content came from (shown in messages, never read).
+   */
   source: string;
-  /** Tar entry mode; defaults from the host file (0755 if executable, else 0644). */
+  /** The content itself, instead of reading `source`: hashes as the same bytes on disk would. */
+  content?: Buffer;
+  /** Tar entry mode; defaults from the host file (0755 if executable, else 0644; 0644 for content in memory). */
   mode?: number;
 }
 
@@ -160,6 +166,7 @@ export function gatewayNodePath(): string {
 /** Mode recorded for a file: only "executable or not" matters, so hashes agree across checkouts and umasks. */
 export async function effectiveMode(file: ContextFile): Promise<number> {
   if (file.mode !== undefined) return file.mode;
+  if (file.content !== undefined) return 0o644;
   const s = await stat(file.source);
   return s.mode & 0o111 ? 0o755 : 0o644;
 }
@@ -235,13 +242,28 @@ export async function fileDigest(source: string, cache: DigestCacheUse = { persi
   return digest;
 }
 
+/** sha256 of a context file's content, wherever that content is. */
+function contextFileDigest(file: ContextFile, cache: DigestCacheUse): Promise<string> {
+  if (file.content !== undefined) return Promise.resolve(createHash('sha256').update(file.content).digest('hex'));
+  return fileDigest(file.source, cache);
+}
+
+/** A context file's size, and how to stream its content into the build's tar. */
+export async function contextFileReader(
+  file: ContextFile,
+): Promise<{ size: number; open: () => NodeJS.ReadableStream }> {
+  const { content } = file;
+  if (content !== undefined) return { size: content.length, open: () => Readable.from([content]) };
+  return { size: (await stat(file.source)).size, open: () => createReadStream(file.source) };
+}
+
 /** Content hash of a build context: sha256 over sorted (path, mode, sha256(content)) and the Dockerfile location. */
 export async function contextHash(src: ImageSource, cache: DigestCacheUse = { persist: true }): Promise<string> {
   const sorted = [...src.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const hash = createHash('sha256');
   hash.update(`dockerfile\0${src.dockerfileInContext}\n`);
   for (const file of sorted) {
-    const [mode, digest] = await Promise.all([effectiveMode(file), fileDigest(file.source, cache)]);
+    const [mode, digest] = await Promise.all([effectiveMode(file), contextFileDigest(file, cache)]);
     hash.update(`${file.path}\0${mode.toString(8)}\0${digest}\n`);
   }
   return hash.digest('hex');

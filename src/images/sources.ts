@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, join, relative, sep } from 'node:path';
+import { STATE_DOCKERFILE } from '../plan/resolve.js';
 import type { ImagePlan } from '../plan/schema.js';
 import { RuntimeFailure } from '../shared/errors.js';
 import {
@@ -33,25 +34,35 @@ function withFile(files: ContextFile[], file: ContextFile): ContextFile[] {
  * The agent image's build context.
  * - builtin: images/agent/* plus the Claude Code binary as `claude`;
  * - `dockerfile`: that file's folder, like `docker build -f FILE DIR`;
- * - `stateDockerfile` (a resumed bottle whose capability change wrote a new
- *   Dockerfile): the same context as the bottle's original image, with that
- *   Dockerfile in place of the original, so its COPY lines still work.
+ * - a resumed bottle whose capability change replaced its Dockerfile: the
+ *   same context as the bottle's original image (`dockerfile` names the
+ *   original), with the approved Dockerfile in place of the original, so its
+ *   COPY lines still work. The worker reads it from its state folder
+ *   (`stateDockerfile`); the CLI, which has no state folder, takes its text
+ *   from the event log (`approvedDockerfile`, as the worker wrote it): both
+ *   hash to the same tag.
  */
 export function agentImageSource(opts: {
   dockerfile?: string;
   stateDockerfile?: string;
+  approvedDockerfile?: string;
   bottle?: string;
 }): ImageSource {
   const base = opts.dockerfile ? customSource(opts.dockerfile, opts.bottle) : builtinAgentSource();
+  const replaced = (dockerfile: string, file: Omit<ContextFile, 'path'>): ImageSource => ({
+    ...base,
+    dockerfile,
+    builtin: false,
+    files: withFile(base.files, { path: base.dockerfileInContext, ...file }),
+  });
+  if (opts.approvedDockerfile !== undefined) {
+    const content = Buffer.from(opts.approvedDockerfile, 'utf8');
+    return replaced(STATE_DOCKERFILE, { source: STATE_DOCKERFILE, content });
+  }
   if (!opts.stateDockerfile) return base;
   if (!existsSync(opts.stateDockerfile))
     throw new RuntimeFailure(`per-bottle Dockerfile ${opts.stateDockerfile} is missing`);
-  return {
-    ...base,
-    dockerfile: opts.stateDockerfile,
-    builtin: false,
-    files: withFile(base.files, { path: base.dockerfileInContext, source: opts.stateDockerfile }),
-  };
+  return replaced(opts.stateDockerfile, { source: opts.stateDockerfile });
 }
 
 function builtinAgentSource(): ImageSource {

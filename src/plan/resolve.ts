@@ -11,6 +11,16 @@ import { planLimits } from './default-limits.js';
 import { BottlePlanSchema, type BottlePlan, type CredentialRoute, type ImagePlan, type Mount } from './schema.js';
 
 /**
+ * Paths in a plan that name the bottle's state folder on its worker's host.
+ * The CLI does not know where that folder is (the worker's home may differ
+ * from the CLI's), so the plan names them by these markers and the worker's
+ * effects resolve them to their own state folder. Plans recorded before the
+ * markers carry absolute paths; the effects still take those.
+ */
+export const STATE_DOCKERFILE = 'state:Dockerfile';
+export const STATE_TRANSCRIPT = 'state:transcript';
+
+/**
  * What a plan needs to know about the world, gathered by its caller (the
  * plan itself reads no file and asks no daemon): the host's runtime, the
  * image tags its build contexts hash to, the checked working folder.
@@ -23,8 +33,8 @@ export interface PlanFacts {
   /** The working folder as an absolute path, known to exist and to be a folder. */
   cwd: string;
   images: { agent: ImagePlan; gateway: ImagePlan };
-  /** A resumed bottle's transcript snapshot, present only when one exists; copied back into ~/.claude. */
-  transcript?: string;
+  /** A resumed bottle whose log records a transcript snapshot: its worker copies it back into ~/.claude. */
+  restoresTranscript?: boolean;
 }
 
 export interface ResolvePlanOptions {
@@ -66,7 +76,7 @@ export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
     hosts: mergeHosts(bottle.egress.allow, DEFAULT_HOSTS),
     default_hosts: [...DEFAULT_HOSTS].sort(),
     extra_hosts: { ...bottle.extra_hosts },
-    mounts: planMounts({ cwd, copyCwd, prompt: agent.prompt, skills, transcript: opts.facts.transcript }),
+    mounts: planMounts({ cwd, copyCwd, prompt: agent.prompt, skills, transcript: opts.facts.restoresTranscript }),
     env_names: agentEnvNames({ credentials, ssh }),
     credentials,
     ssh,
@@ -114,7 +124,7 @@ export function planMounts(input: {
   copyCwd: boolean;
   prompt?: string;
   skills: Array<{ name: string; source: string }>;
-  transcript?: string;
+  transcript?: boolean;
 }): Mount[] {
   // The folder appears at the same path inside, so paths in tool output and
   // Claude Code's per-project transcript key match the host.
@@ -124,7 +134,7 @@ export function planMounts(input: {
   if (input.transcript) {
     mounts.push({
       kind: 'copy',
-      source: input.transcript,
+      source: STATE_TRANSCRIPT,
       target: TRANSCRIPT_TARGET,
       readonly: false,
       purpose: 'transcript',

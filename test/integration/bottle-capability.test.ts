@@ -206,7 +206,8 @@ describe('dockerfile capability', () => {
     const events = await h.log.read(identity);
     const resume = [...events].reverse().find((e) => e.type === 'bottle.resume_requested')!;
     const resumedImage = (resume.data as { plan: { image: { tag: string; dockerfile: string } } }).plan.image;
-    expect(resumedImage.dockerfile).toBe(written);
+    // The plan names the worker's own state Dockerfile by a marker; the worker builds from that file.
+    expect(resumedImage.dockerfile).toBe('state:Dockerfile');
     expect(resumedImage.tag).not.toBe(plan.image.tag);
     const agent = h.docker.getContainer(`cb-${identity}-agent`);
     expect((await agent.inspect()).Config.Image).toBe(resumedImage.tag);

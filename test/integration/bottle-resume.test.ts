@@ -140,12 +140,10 @@ describe('bottle resume', () => {
     await h.cli(['stop', identity]);
   });
 
-  it('no saved state: exit 1 naming the missing metadata path', async () => {
+  it('no saved state: exit 1 saying the log has no such bottle', async () => {
     const r = await h.cli(['--manifest', manifest, 'resume', 'phoenix-00000']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(
-      `no saved state for phoenix-00000: ${join(h.home, 'state', 'phoenix-00000', 'metadata.json')} does not exist`,
-    );
+    expect(r.stderr).toContain('no saved state for phoenix-00000: this Redis has no event log for it');
   });
 });
 

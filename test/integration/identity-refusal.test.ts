@@ -122,11 +122,11 @@ describe('agents that are not in the manifest', () => {
     expect(tree(h.home)).toEqual(beforeTree);
   });
 
-  it('resume of a known agent with no saved state fails with exit 1 naming the missing metadata path', async () => {
+  it('resume of a known agent with no saved state fails with exit 1: no event log for it', async () => {
     const beforeTree = tree(h.home);
     const r = await h.cli(['--manifest', manifest, 'resume', 'demo-zzzzz']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(join(h.home, 'state', 'demo-zzzzz', 'metadata.json'));
+    expect(r.stderr).toContain('no saved state for demo-zzzzz: this Redis has no event log for it');
     expect(tree(h.home)).toEqual(beforeTree);
   });
 

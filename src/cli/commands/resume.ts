@@ -5,11 +5,11 @@ import { currentState } from '../../worker/bottle-log.js';
 import { findAgent, loadManifest, MANIFEST_ENV, type LoadedManifest } from '../../manifest/load.js';
 import { resolvePlan } from '../../plan/resolve.js';
 import { gatherPlanFacts } from '../plan-facts.js';
+import { resumeFactsFromLog } from '../resume-facts.js';
 import { RuntimeFailure } from '../../shared/errors.js';
 import { parseIdentity } from '../../shared/identity.js';
 import { confirmLaunch, requireConfirmable } from '../confirm.js';
 import type { CliIO } from '../io.js';
-import { readResumeState, stateLocations } from '../../effects/state.js';
 import { refuseUnsafeWorkdir } from '../workdir-guard.js';
 import { resolveSecrets, sealForHost } from '../secrets.js';
 import { openSession } from '../session.js';
@@ -30,77 +30,83 @@ function checkAgentKnown(identity: string, loaded: LoadedManifest): void {
 
 /**
  * `bottle resume <identity>`. Order matters: everything that can refuse the
- * identity (its syntax, then its agent against the manifest) runs before any
- * state is read, Redis is touched or a worker is started. Unlike the other
- * identity commands (src/cli/identity-arg.ts), which accept any bottle whose
- * log exists, resume requires the agent in the manifest it relaunches from.
+ * identity (its syntax, then its agent against an explicitly chosen
+ * manifest) runs before Redis is touched or a worker is started. Unlike the
+ * other identity commands (src/cli/identity-arg.ts), which accept any bottle
+ * whose log exists, resume requires the agent in the manifest it relaunches
+ * from. Everything it relaunches from comes from the bottle's event log
+ * (src/cli/resume-facts.ts), never from the worker's state folder: the
+ * bottle's worker may run on another machine.
  */
 export async function runResume(
   opts: { identity: string; manifestPath?: string; detach: boolean; args: string[]; yes?: boolean },
   io: CliIO,
 ): Promise<number> {
-  const { identity } = parseIdentity(opts.identity);
+  const { identity, agent: agentName } = parseIdentity(opts.identity);
   requireConfirmable(opts.yes ?? false, io, 'resume');
-  // An explicitly chosen manifest (--manifest or $CLAUDE_BOTTLE_MANIFEST) is checked before the state folder.
+  // An explicitly chosen manifest (--manifest or $CLAUDE_BOTTLE_MANIFEST) is checked before the log is read.
   const explicitManifest = opts.manifestPath ?? process.env[MANIFEST_ENV];
   let loaded = explicitManifest ? await loadManifest({ path: explicitManifest }) : undefined;
   if (loaded) checkAgentKnown(identity, loaded);
 
-  const saved = readResumeState(identity);
-  if (!loaded && !saved) {
-    // No saved state to name a manifest: the default manifest decides whether the agent exists at all.
-    const fallback = await loadManifest({}).catch(() => undefined);
-    if (fallback) checkAgentKnown(identity, fallback);
-  }
-  if (!saved) {
-    throw new RuntimeFailure(
-      `no saved state for ${identity}: ${stateLocations(identity).metadata} does not exist ` +
-        '(only crashed, stopped, failed or capability-blocked bottles keep state)',
-    );
-  }
-  if (!loaded) {
-    // Without an explicit choice, the bottle resumes from the manifest it was started with.
-    loaded = await loadManifest({ path: saved.manifestPath });
-    checkAgentKnown(identity, loaded);
-  }
-  if (saved.agent !== parseIdentity(identity).agent) {
-    throw new RuntimeFailure(
-      `saved state for ${identity} belongs to agent ${JSON.stringify(saved.agent)} (${saved.metadataPath}); ` +
-        'refusing to resume it under another name',
-    );
-  }
-  const { agent } = findAgent(loaded, saved.agent);
-  refuseUnsafeWorkdir(saved.cwd, loaded);
-  const facts = await gatherPlanFacts({
-    loaded,
-    agent: saved.agent,
-    cwd: saved.cwd,
-    // A resume runs on the host that holds the bottle's state.
-    ...(await chooseHost(undefined, saved.host ?? undefined).then((h) => ({ host: h.id, runtime: h.runtime }))),
-    stateDockerfile: saved.dockerfile,
-    stateTranscript: saved.transcript,
-  });
-  const plan = resolvePlan({
-    loaded,
-    agent: saved.agent,
-    copyCwd: saved.copyCwd,
-    identity,
-    args: continueArgs(agent.command, opts.args),
-    facts,
-  });
-  // Hosts approved through a capability request join the allowlist on resume.
-  plan.hosts = [...new Set([...plan.hosts, ...saved.approvedEgress])].sort();
-  const secrets = resolveSecrets(plan, routeSources(loaded, plan));
-
   // The lifecycle check needs only the log; a worker is started once the resume is known to be possible.
   const session = await openSession({ needWorker: false, say: (l) => io.stderr(l) });
   try {
-    if (!(await session.log.exists(identity))) {
+    const saved = resumeFactsFromLog(identity, await session.log.read(identity));
+    if (saved.state.seq === 0) {
+      if (!loaded) {
+        // No log to name a manifest: the default manifest decides whether the agent exists at all.
+        const fallback = await loadManifest({}).catch(() => undefined);
+        if (fallback) checkAgentKnown(identity, fallback);
+      }
       throw new RuntimeFailure(
-        `no event log for ${identity} in this Redis; its state folder ${saved.dir} exists, ` +
-          'but resume needs the log it was started with (check REDIS_URL)',
+        `no saved state for ${identity}: this Redis has no event log for it (check REDIS_URL; ` +
+          'only crashed, stopped, failed or capability-blocked bottles keep state)',
       );
     }
+    const logged = saved.plan;
+    if (!logged || !accepts(saved.state, { type: 'bottle.resume_requested', data: { plan: logged } })) {
+      throw new RuntimeFailure(
+        `${identity} is ${bottleStatus(saved.state)}; only preserved or failed bottles can be resumed`,
+      );
+    }
+    if (logged.agent !== agentName) {
+      throw new RuntimeFailure(
+        `the event log of ${identity} names agent ${JSON.stringify(logged.agent)}; ` +
+          'refusing to resume it under another name',
+      );
+    }
+    if (!loaded) {
+      // Without an explicit choice, the bottle resumes from the manifest it was started with.
+      loaded = await loadManifest({ path: logged.manifest_path });
+      checkAgentKnown(identity, loaded);
+    }
+    const { agent } = findAgent(loaded, logged.agent);
+    refuseUnsafeWorkdir(logged.cwd, loaded);
+    const facts = await gatherPlanFacts({
+      loaded,
+      agent: logged.agent,
+      cwd: logged.cwd,
+      // A resume runs on the host that holds the bottle's state.
+      ...(await chooseHost(undefined, logged.host).then((h) => ({ host: h.id, runtime: h.runtime }))),
+      ...(saved.approvedDockerfile !== undefined
+        ? { approvedDockerfile: { text: saved.approvedDockerfile, base: saved.baseDockerfile } }
+        : {}),
+      restoresTranscript: saved.transcriptSnapshotted,
+    });
+    const plan = resolvePlan({
+      loaded,
+      agent: logged.agent,
+      copyCwd: logged.copy_cwd,
+      identity,
+      args: continueArgs(agent.command, opts.args),
+      facts,
+    });
+    // Hosts approved through a capability request join the allowlist on resume.
+    plan.hosts = [...new Set([...plan.hosts, ...saved.approvedEgress])].sort();
+    const secrets = resolveSecrets(plan, routeSources(loaded, plan));
+
+    // The log may have moved on while the plan was resolved.
     const { state: live } = await currentState(session.log, identity);
     const command = { type: 'bottle.resume_requested', data: { plan } } as const;
     if (!accepts(live, command)) {

@@ -1,5 +1,3 @@
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import type Docker from 'dockerode';
 import { pack as tarPack, type Pack } from 'tar-stream';
 import { RuntimeFailure } from '../../shared/errors.js';
@@ -7,19 +5,19 @@ import type { ImagePlan } from '../../plan/schema.js';
 import { PermanentEffectError } from '../types.js';
 import { CREATED_BY, LABELS } from '../../shared/names.js';
 import { statusOf } from './status.js';
-import { effectiveMode, type ImageSource } from '../../images/build-context.js';
+import { contextFileReader, effectiveMode, type ImageSource } from '../../images/build-context.js';
 
 /** Streams the context as a tar, one file at a time, so a 400 MB binary is never held in memory. */
 function contextTar(src: ImageSource): Pack {
   const pack = tarPack();
   (async () => {
     for (const file of src.files) {
-      const [s, mode] = await Promise.all([stat(file.source), effectiveMode(file)]);
+      const [{ size, open }, mode] = await Promise.all([contextFileReader(file), effectiveMode(file)]);
       await new Promise<void>((resolve, reject) => {
-        const entry = pack.entry({ name: file.path, size: s.size, mode, mtime: new Date(0) }, (err) =>
+        const entry = pack.entry({ name: file.path, size, mode, mtime: new Date(0) }, (err) =>
           err ? reject(err) : resolve(),
         );
-        createReadStream(file.source).on('error', reject).pipe(entry);
+        open().on('error', reject).pipe(entry);
       });
     }
     pack.finalize();
