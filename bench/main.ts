@@ -3,6 +3,7 @@
 // (loopback unix socket) so no benchmark touches anyone's queues or bottles.
 import { benchEventLog, benchFsyncPolicies } from './event-log.bench.js';
 import { benchEscape } from './escape.bench.js';
+import { benchHosts } from './hosts.bench.js';
 import { benchReplay } from './replay.bench.js';
 import { benchRoundTrip } from './roundtrip.bench.js';
 import { benchScale } from './scale.bench.js';
@@ -35,6 +36,11 @@ try {
     );
   if (want('scale'))
     printRows('Scale: N bottles started at once (baseline: one bottle alone, same run)', await benchScale());
+  if (want('hosts'))
+    printRows(
+      'Hosts: N bottles started at once on two hosts (N/2 each) vs one host; both daemons share this machine',
+      await benchHosts(),
+    );
   if (only.includes('escape')) await benchEscape(); // by name only: real bottles under both runtimes
 } finally {
   await redis.destroy();

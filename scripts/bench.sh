@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm run bench [event-log|roundtrip|replay|warm-start|scale ...]`: scripts, not timed tests.
+# `npm run bench [event-log|roundtrip|replay|warm-start|scale|hosts ...]`: scripts, not timed tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh >&2
