@@ -37,6 +37,7 @@ import { pipelockAgentEnvironment } from './pipelock/agent-env.js';
 import { usesPipelock } from './pipelock/launch.js';
 import { hasTranscript, stateLocations } from './state.js';
 import { PermanentEffectError, type EffectDeps, type EffectHandler } from './types.js';
+import type { UploadedSources } from '../blobs/materialize.js';
 
 const AGENT_TARGETS: ProvisionTargets = {
   home: AGENT_HOME,
@@ -54,10 +55,18 @@ function environmentFor(plan: BottlePlan, network: NetworkLayout): Record<string
 }
 
 /** Everything copied into the agent before it starts. */
-async function provisioning(plan: BottlePlan, agent: Docker.Container, gatewayIp: string): Promise<ArchiveEntry[]> {
+async function provisioning(
+  plan: BottlePlan,
+  agent: Docker.Container,
+  gatewayIp: string,
+  uploads: UploadedSources,
+): Promise<ArchiveEntry[]> {
   let entries: ArchiveEntry[] = [agentInitEntry()];
-  if (plan.prompt) entries.push(...(await promptEntries(plan.prompt, AGENT_TARGETS)));
-  entries.push(...(await skillEntries(plan.skills, AGENT_TARGETS)));
+  if (plan.prompt) entries.push(...(await promptEntries(await uploads.local(plan.prompt, 'file'), AGENT_TARGETS)));
+  const skills = await Promise.all(
+    plan.skills.map(async (skill) => ({ name: skill.name, source: await uploads.local(skill.source, 'copy') })),
+  );
+  entries.push(...(await skillEntries(skills, AGENT_TARGETS)));
   entries.push(...sshEntries(plan.ssh, AGENT_TARGETS, gatewayIp));
   // A resume restores the snapshot; so does a retried start that finds one (the folder only exists after a run).
   const restoredTranscript = hasTranscript(plan.identity) ? stateLocations(plan.identity).transcript : undefined;
@@ -68,8 +77,22 @@ async function provisioning(plan: BottlePlan, agent: Docker.Container, gatewayIp
   // A merged file replaces the restored one of the same name.
   const merged = new Set(claudeState.filter((e) => e.type === 'file').map((e) => e.path));
   entries = [...entries.filter((e) => e.type === 'directory' || !merged.has(e.path)), ...claudeState];
-  if (plan.copy_cwd) entries.push(...(await cwdEntries(plan.cwd)));
+  if (plan.copy_cwd) entries.push(...(await cwdEntries(await uploads.local(plan.cwd, 'copy'), plan.cwd)));
   return entries;
+}
+
+/**
+ * A bind-mounted working folder is a path on the bottle's host, which its
+ * daemon checks: a folder that exists only on the CLI's machine fails here.
+ */
+function missingBindSource(err: unknown, plan: BottlePlan): PermanentEffectError | undefined {
+  // Docker's own words, kept as the detail of the refusal.
+  const said = err instanceof PermanentEffectError ? `${err.message} ${err.detail ?? ''}` : String(err);
+  if (!/bind source path does not exist/.test(said)) return undefined;
+  return new PermanentEffectError(
+    `the working folder ${plan.cwd} does not exist on host ${plan.host}, where the bottle runs ` +
+      '(a bind-mounted working folder is a path on that host); create it there, or start with --copy-cwd',
+  );
 }
 
 /**
@@ -89,9 +112,13 @@ export const startAgent =
     );
     const launch = hasSsh(plan) ? withSshAgentBridge(imageLaunch) : imageLaunch;
     const spec = agentContainerSpec(plan, { env: environmentFor(plan, network), network, launch });
-    const agent = await classifyDockerErrors('creating the agent', () => ensureContainer(docker, spec));
+    const agent = await classifyDockerErrors('creating the agent', () =>
+      ensureContainer(docker, spec).catch((err: unknown) => {
+        throw missingBindSource(err, plan) ?? err;
+      }),
+    );
     if (agent.status === 'created') {
-      const entries = await provisioning(plan, agent.container, network.addresses.gateway);
+      const entries = await provisioning(plan, agent.container, network.addresses.gateway, ctx.uploads);
       const ca = req.params.interception_ca;
       if (ca) {
         const systemBundle = await readContainerFile(agent.container, SYSTEM_CA_BUNDLE);

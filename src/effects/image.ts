@@ -1,3 +1,4 @@
+import { basename, dirname, join } from 'node:path';
 import { agentImageSource, gatewayImageSource } from '../images/sources.js';
 import { ensureImage } from './docker/images.js';
 import { namesStateDockerfile, readMetadata, stateLocations } from './state.js';
@@ -16,8 +17,12 @@ export const buildImage =
       : plan.image.builtin
         ? null
         : plan.image.dockerfile;
+    // A Dockerfile from the CLI's machine comes with its folder as an upload, unpacked here.
+    const localBase = baseDockerfile
+      ? join(await ctx.uploads.local(dirname(baseDockerfile), 'build-context'), basename(baseDockerfile))
+      : undefined;
     const agentSource = agentImageSource({
-      dockerfile: baseDockerfile ?? undefined,
+      dockerfile: localBase,
       stateDockerfile: usesStateDockerfile ? stateLocations(ctx.identity).dockerfile : undefined,
       bottle: plan.bottle,
     });

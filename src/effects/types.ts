@@ -1,6 +1,7 @@
 import type { EffectKind, EffectOutcome, EffectRequest, ObservationEvent } from '../machines/effects.js';
 import type { BottlePlan } from '../plan/schema.js';
 import type { LifecycleEvent } from '../events/schema.js';
+import type { UploadedSources } from '../blobs/materialize.js';
 
 /**
  * The one narrow interface between the worker and the outside world. The
@@ -24,6 +25,8 @@ export interface EffectContext {
   loggedEvent?(seq: number): Promise<LifecycleEvent | undefined>;
   /** The route secrets the CLI sealed for this launch, opened in memory with this host's key. */
   secrets: LaunchSecrets;
+  /** What the plan takes from the CLI's machine (plan.uploads), unpacked here for the effect that reads it. */
+  uploads: UploadedSources;
 }
 
 export interface LaunchSecrets {

@@ -36,6 +36,20 @@ export const ImagePlanSchema = z.object({
 });
 export type ImagePlan = z.infer<typeof ImagePlanSchema>;
 
+/**
+ * A folder or file of the CLI's machine that the bottle needs, sent to the
+ * worker as a content-addressed blob (src/blobs): a Dockerfile's build
+ * context, the prompt, a skill, a copied working folder.
+ */
+export const UploadSchema = z.object({
+  source: z.string(),
+  /** As a build context (links resolved inside it), as a tree copied into the bottle, or one file. */
+  reading: z.enum(['build-context', 'copy', 'file']),
+  blob: z.string().regex(/^[0-9a-f]{64}$/),
+  bytes: z.number().int().nonnegative(),
+});
+export type Upload = z.infer<typeof UploadSchema>;
+
 export const BottlePlanSchema = z.object({
   identity: z.string(),
   agent: z.string(),
@@ -70,5 +84,7 @@ export const BottlePlanSchema = z.object({
   manifest_path: z.string(),
   /** Which egress proxy enforces `hosts` (manifest egress.proxy; default gateway) and, for pipelock, its image. */
   egress: z.object({ proxy: z.enum(['gateway', 'pipelock']), pipelock_image: z.string().nullable() }).optional(),
+  /** Absent in plans from before uploads, whose worker read the CLI's paths on its own disk. */
+  uploads: z.array(UploadSchema).optional(),
 });
 export type BottlePlan = z.infer<typeof BottlePlanSchema>;

@@ -56,6 +56,7 @@ import {
 } from './reconcile-host.js';
 import { trace } from '../shared/trace.js';
 import { openSealedSecrets, type HostKeyPair } from '../shared/sealed-secrets.js';
+import { uploadedSources } from '../blobs/materialize.js';
 
 export interface WorkerOptions {
   /** Opens a fresh connection (BullMQ's worker blocks on its own). */
@@ -181,6 +182,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
     const { state } = await engine.currentState(req.identity);
     const plan = BottlePlanSchema.parse(state.context.plan);
     const effectAbort = new AbortController();
+    const uploads = uploadedSources(redis, plan);
     const onShutdown = () => effectAbort.abort();
     shutdown.signal.addEventListener('abort', onShutdown, { once: true });
     say(`effect ${req.kind} ${req.identity} (caused by #${req.causedBySeq}, attempt ${job.attemptsMade + 1})`);
@@ -202,17 +204,11 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
         secrets: {
           open: async () => {
             const blob = await readSealedSecrets(redis, req.identity);
-            return (
-              blob &&
-              openSealedSecrets(blob, {
-                identity: req.identity,
-                host: hostId,
-                keys: hostKeys,
-              })
-            );
+            return blob && openSealedSecrets(blob, { identity: req.identity, host: hostId, keys: hostKeys });
           },
           discard: () => discardSealedSecrets(redis, req.identity),
         },
+        uploads,
       });
       if (effectAbort.signal.aborted && shutdown.signal.aborted) throw new ShutdownInterrupt();
       await engine.apply(req.identity, events, cause);
@@ -251,12 +247,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
         [
           {
             type: 'effect.failed',
-            data: {
-              effect: req.kind,
-              error: message,
-              attempt: job.attemptsMade + 1,
-              permanent,
-            },
+            data: { effect: req.kind, error: message, attempt: job.attemptsMade + 1, permanent },
           },
         ],
         `${cause}.failed.${job.attemptsMade + 1}`,
@@ -265,6 +256,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
       throw err;
     } finally {
       shutdown.signal.removeEventListener('abort', onShutdown);
+      await uploads.dispose();
     }
   };
 
@@ -272,10 +264,14 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const reconcile = () => reconcileHost({ log, engine, store: storeView, daemon: opts.daemon, say });
   const daemonReturn =
     opts.daemon &&
-    new DaemonReturnWatch(opts.daemon, async () => {
-      await reconcile();
-      await promoteDelayed([queueByName(hostQueues.effects), queueByName(hostQueues.lifelong)]);
-    }, say);
+    new DaemonReturnWatch(
+      opts.daemon,
+      async () => {
+        await reconcile();
+        await promoteDelayed([queueByName(hostQueues.effects), queueByName(hostQueues.lifelong)]);
+      },
+      say,
+    );
 
   const workerFor = (name: string, concurrency: number) => {
     const w = new Worker(name, processJob, {

@@ -35,6 +35,7 @@ import {
   TEST_STANDIN_IMAGE,
 } from '../support/docker.js';
 import { heldLaunchSecrets } from '../support/launch-secrets.js';
+import { noUploads } from '../support/no-uploads.js';
 
 const docker: Docker = testDocker();
 const handlers = effectHandlers({ docker });
@@ -62,6 +63,7 @@ function context(
     signal: new AbortController().signal,
     lastEgressDecision,
     secrets,
+    uploads: noUploads,
   };
 }
 

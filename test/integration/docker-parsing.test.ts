@@ -39,7 +39,9 @@ describe('parseMemory', () => {
 
 describe('agentBinds', () => {
   it('binds the cwd at its own path unless it is copied in', () => {
-    expect(agentBinds(testPlan('bind-aaaaa', { cwd: '/src/app', copy_cwd: false }))).toEqual(['/src/app:/src/app']);
+    expect(agentBinds(testPlan('bind-aaaaa', { cwd: '/src/app', copy_cwd: false }))).toEqual([
+      { Type: 'bind', Source: '/src/app', Target: '/src/app', ReadOnly: false },
+    ]);
     expect(agentBinds(testPlan('bind-aaaaa', { cwd: '/src/app', copy_cwd: true }))).toEqual([]);
   });
 
@@ -49,7 +51,7 @@ describe('agentBinds', () => {
       copy_cwd: false,
       mounts: [{ kind: 'bind', source: '/src/app', target: '/src/app', readonly: true, purpose: 'cwd' }],
     });
-    expect(agentBinds(plan)).toEqual(['/src/app:/src/app:ro']);
+    expect(agentBinds(plan)).toEqual([{ Type: 'bind', Source: '/src/app', Target: '/src/app', ReadOnly: true }]);
   });
 });
 

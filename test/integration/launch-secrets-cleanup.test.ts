@@ -9,6 +9,7 @@ import type { EffectKind, EffectParams, EffectRequest } from '../../src/machines
 import { PIN_DEFAULT_HOSTS, identityFrom, startHarness, type BottleHarness } from '../support/cli-harness.js';
 import { testDocker, testIdentity, testPlan } from '../support/docker.js';
 import { heldLaunchSecrets, redisKeysHolding } from '../support/launch-secrets.js';
+import { noUploads } from '../support/no-uploads.js';
 
 /**
  * The CLI seals a launch's route secrets to the host's key and sends them in
@@ -45,6 +46,7 @@ describe('the effects that end a launch', () => {
       signal: new AbortController().signal,
       lastEgressDecision: 0,
       secrets,
+      uploads: noUploads,
     };
     return (handlers[kind] as EffectHandler<K>)({ kind, identity, causedBySeq: 1, params } as EffectRequest<K>, ctx);
   }

@@ -19,6 +19,7 @@ import {
 } from '../../src/shared/subnet-pool.js';
 import { testPlan } from '../support/docker.js';
 import { heldLaunchSecrets } from '../support/launch-secrets.js';
+import { noUploads } from '../support/no-uploads.js';
 
 /**
  * Bottle networks take /29 subnets from CLAUDE_BOTTLE_SUBNET_POOL instead of
@@ -206,6 +207,7 @@ describe('bottle networks on the subnet pool', () => {
           signal: new AbortController().signal,
           lastEgressDecision: 0,
           secrets: heldLaunchSecrets(),
+          uploads: noUploads,
         },
       );
       await expect(attempt).rejects.toBeInstanceOf(PermanentEffectError);

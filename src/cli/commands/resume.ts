@@ -14,6 +14,7 @@ import { refuseUnsafeWorkdir } from '../workdir-guard.js';
 import { resolveSecrets, sealForHost } from '../secrets.js';
 import { openSession } from '../session.js';
 import { launchAndAttach, routeSources } from './start.js';
+import { uploadPlanSources } from '../../blobs/upload.js';
 
 /** The flag that continues the agent's most recent session (Claude Code: `--continue`); other commands get none. */
 export function continueArgs(command: readonly string[], args: readonly string[]): string[] {
@@ -115,6 +116,7 @@ export async function runResume(
     if (!(await confirmLaunch(plan, opts.yes ?? false, io))) return 1;
     await session.ensureWorker((l) => io.stderr(l));
     const afterSeq = await session.log.lastSeq(identity);
+    plan.uploads = await uploadPlanSources(session.redis, plan, (l) => io.stderr(l));
     await session.enqueueCommand(identity, command, await sealForHost(session.redis, plan, secrets));
     if (opts.detach) io.stdout(identity);
     else io.stderr(`bottle ${identity}: resuming`);

@@ -18,6 +18,7 @@ import { refuseUnsafeWorkdir } from '../workdir-guard.js';
 import { resolveSecrets, sealForHost, type RouteSecretSource } from '../secrets.js';
 import { loadQueueModule, openSession, type Session } from '../session.js';
 import { runDryRun } from './dry-run.js';
+import { uploadPlanSources } from '../../blobs/upload.js';
 
 export interface StartOptions {
   agent: string;
@@ -73,6 +74,7 @@ export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
     const secrets = resolveSecrets(plan, routeSources(loaded, plan));
     trace('start: plan resolved');
     if (!(await confirmLaunch(plan, opts.yes ?? false, io))) return 1;
+    plan.uploads = await uploadPlanSources(session.redis, plan, (l) => io.stderr(l));
     const request = { type: 'bottle.start_requested', data: { plan } } as const;
     await session.enqueueCommand(plan.identity, request, await sealForHost(session.redis, plan, secrets));
     trace('start: enqueued');

@@ -43,13 +43,19 @@ export function resourceLimits(
   };
 }
 
-/** Bind mounts for the agent: the planned binds, plus the cwd at its own path unless it is copied in. */
-export function agentBinds(plan: BottlePlan): string[] {
+/**
+ * Bind mounts for the agent: the planned binds, plus the cwd at its own path
+ * unless it is copied in. As mounts, not `Binds`: the daemon refuses a source
+ * missing on its host instead of creating an empty root-owned folder there.
+ */
+export function agentBinds(
+  plan: BottlePlan,
+): Array<{ Type: 'bind'; Source: string; Target: string; ReadOnly: boolean }> {
   const binds = plan.mounts
     .filter((m) => m.kind === 'bind')
-    .map((m) => `${m.source}:${m.target}${m.readonly ? ':ro' : ''}`);
+    .map((m) => ({ Type: 'bind' as const, Source: m.source, Target: m.target, ReadOnly: m.readonly }));
   const cwdBound = plan.mounts.some((m) => m.kind === 'bind' && m.target === plan.cwd);
-  if (!plan.copy_cwd && !cwdBound) binds.push(`${plan.cwd}:${plan.cwd}`);
+  if (!plan.copy_cwd && !cwdBound) binds.push({ Type: 'bind', Source: plan.cwd, Target: plan.cwd, ReadOnly: false });
   return binds;
 }
 
@@ -101,7 +107,7 @@ export function agentContainerSpec(plan: BottlePlan, opts: AgentContainerOptions
       // Lookups cannot succeed; fail them in about a second instead of glibc's default ~20 s.
       DnsOptions: ['timeout:1', 'attempts:1'],
       DnsSearch: [],
-      Binds: agentBinds(plan),
+      Mounts: agentBinds(plan),
       // The agent may start before the gateway's interface exists; an address it asked for then
       // is asked for again after this, not after the kernel's default second.
       Sysctls: { 'net.ipv4.neigh.eth0.retrans_time_ms': '100' },

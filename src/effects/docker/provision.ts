@@ -225,9 +225,9 @@ export async function transcriptEntries(
   ];
 }
 
-/** The working folder copied in (with .git) for copy_cwd bottles, owned by the agent. */
-export async function cwdEntries(cwd: string, owner = AGENT_OWNER): Promise<ArchiveEntry[]> {
-  return hostTreeEntries(cwd, cwd, owner);
+/** The working folder copied in (with .git) for copy_cwd bottles, at its own path, owned by the agent. */
+export async function cwdEntries(source: string, cwd: string, owner = AGENT_OWNER): Promise<ArchiveEntry[]> {
+  return hostTreeEntries(source, cwd, owner);
 }
 
 /**

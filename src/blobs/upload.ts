@@ -1,0 +1,55 @@
+import { dirname, isAbsolute } from 'node:path';
+import type { Redis } from 'ioredis';
+import type { BottlePlan, Upload } from '../plan/schema.js';
+import { formatBytes } from '../shared/format-bytes.js';
+import { putBlob, uploadLimitBytes } from './store.js';
+import { packFile, packFolder } from './tree.js';
+
+interface PlanSource {
+  source: string;
+  reading: Upload['reading'];
+  /** How an error or progress line names it. */
+  what: string;
+}
+
+/** What of a plan the worker reads from the CLI's machine; the bottle's own state is the worker's. */
+export function planSources(plan: BottlePlan): PlanSource[] {
+  const sources: PlanSource[] = [];
+  if (!plan.image.builtin && isAbsolute(plan.image.dockerfile)) {
+    const folder = dirname(plan.image.dockerfile);
+    sources.push({ source: folder, reading: 'build-context', what: `the build context ${folder}` });
+  }
+  for (const mount of plan.mounts) {
+    if (mount.kind !== 'copy') continue;
+    if (mount.purpose === 'cwd') {
+      sources.push({ source: mount.source, reading: 'copy', what: `the working folder ${mount.source} (copy_cwd)` });
+    } else if (mount.purpose === 'prompt') {
+      sources.push({ source: mount.source, reading: 'file', what: `the prompt ${mount.source}` });
+    } else if (mount.purpose === 'skill') {
+      sources.push({ source: mount.source, reading: 'copy', what: `the skill ${mount.source}` });
+    }
+  }
+  return sources;
+}
+
+/** Packs and sends each source the worker needs (content already in Redis is not sent again). */
+export async function uploadPlanSources(
+  redis: Redis,
+  plan: BottlePlan,
+  say: (line: string) => void = () => undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Upload[]> {
+  const limit = uploadLimitBytes(env);
+  const uploads: Upload[] = [];
+  for (const { source, reading, what } of planSources(plan)) {
+    const tar =
+      reading === 'file' ? await packFile(source, what, limit) : await packFolder(source, reading, what, limit);
+    const stored = await putBlob(redis, tar, what, limit);
+    if (stored.sent && stored.bytes >= SHOWN_UPLOAD_BYTES) say(`uploaded ${what} (${formatBytes(stored.bytes)})`);
+    uploads.push({ source, reading, blob: stored.blob, bytes: stored.bytes });
+  }
+  return uploads;
+}
+
+/** Uploads smaller than this go unmentioned. */
+const SHOWN_UPLOAD_BYTES = 1024 * 1024;
