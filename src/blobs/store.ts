@@ -68,7 +68,8 @@ export async function getBlob(redis: Redis, blob: string): Promise<Buffer> {
   const bytes = await redis.getBuffer(`${BLOB_PREFIX}${blob}`);
   if (bytes === null) {
     throw new MissingBlobError(
-      `uploaded content ${blob.slice(0, 12)} is no longer in Redis (expired or removed); start or resume the bottle again`,
+      `uploaded content ${blob.slice(0, 12)} is no longer in Redis (expired or removed); ` +
+        'start or resume the bottle again',
     );
   }
   if (blobName(bytes) !== blob)

@@ -175,7 +175,8 @@ describe('sources from the CLI machine', () => {
       expect(refused.code, show(refused)).toBe(2);
       expect(refused.stderr.trim().split('\n').at(-1)).toMatch(
         new RegExp(
-          `working folder ${work} \\(copy_cwd\\) is .*, over the upload limit of 1 MiB \\(CLAUDE_BOTTLE_UPLOAD_LIMIT_MB\\)`,
+          `working folder ${work} \\(copy_cwd\\) is .*, ` +
+            'over the upload limit of 1 MiB \\(CLAUDE_BOTTLE_UPLOAD_LIMIT_MB\\)',
         ),
       );
       expect(refused.stderr).not.toMatch(/\n\s+at /);
