@@ -80,8 +80,9 @@ if docker_ok && [ "$daemon_json_changed" = 1 ]; then
 fi
 if ! docker_ok; then
   say "starting dockerd (log: $STATE_DIR/dockerd.log)"
-  # containerd is started by dockerd itself when not already running.
-  nohup dockerd >"$STATE_DIR/dockerd.log" 2>&1 &
+  # containerd is started by dockerd itself when not already running. Its own session: a caller's
+  # process group being signalled (a `timeout` around the test command) must not take the daemon down.
+  setsid nohup dockerd >>"$STATE_DIR/dockerd.log" 2>&1 < /dev/null &
   for _ in $(seq 1 60); do docker_ok && break; sleep 1; done
   docker_ok || fail "dockerd did not answer within 60 s; see $STATE_DIR/dockerd.log"
 fi
