@@ -12,11 +12,16 @@ interface PlanSource {
   what: string;
 }
 
-/** What of a plan the worker reads from the CLI's machine; the bottle's own state is the worker's. */
-export function planSources(plan: BottlePlan): PlanSource[] {
+/**
+ * What of a plan the worker reads from the CLI's machine; the bottle's own
+ * state is the worker's. A resumed bottle whose approved Dockerfile replaced
+ * its own still builds in its original Dockerfile's folder (`baseDockerfile`).
+ */
+export function planSources(plan: BottlePlan, baseDockerfile?: string | null): PlanSource[] {
   const sources: PlanSource[] = [];
-  if (!plan.image.builtin && isAbsolute(plan.image.dockerfile)) {
-    const folder = dirname(plan.image.dockerfile);
+  const dockerfile = baseDockerfile ?? (plan.image.builtin ? undefined : plan.image.dockerfile);
+  if (dockerfile && isAbsolute(dockerfile)) {
+    const folder = dirname(dockerfile);
     sources.push({ source: folder, reading: 'build-context', what: `the build context ${folder}` });
   }
   for (const mount of plan.mounts) {
@@ -36,12 +41,12 @@ export function planSources(plan: BottlePlan): PlanSource[] {
 export async function uploadPlanSources(
   redis: Redis,
   plan: BottlePlan,
-  say: (line: string) => void = () => undefined,
-  env: NodeJS.ProcessEnv = process.env,
+  opts: { say?: (line: string) => void; baseDockerfile?: string | null; env?: NodeJS.ProcessEnv } = {},
 ): Promise<Upload[]> {
-  const limit = uploadLimitBytes(env);
+  const say = opts.say ?? (() => undefined);
+  const limit = uploadLimitBytes(opts.env);
   const uploads: Upload[] = [];
-  for (const { source, reading, what } of planSources(plan)) {
+  for (const { source, reading, what } of planSources(plan, opts.baseDockerfile)) {
     const tar =
       reading === 'file' ? await packFile(source, what, limit) : await packFolder(source, reading, what, limit);
     const stored = await putBlob(redis, tar, what, limit);

@@ -136,4 +136,13 @@ describe('what a plan uploads', () => {
       ['/work/skills/x', 'copy'],
     ]);
   });
+
+  it("of a resumed bottle with an approved Dockerfile is its original Dockerfile's folder", () => {
+    const plan = fakePlan('claude-bottle-demo-abcde');
+    plan.image = { ...plan.image, builtin: false, dockerfile: 'state:Dockerfile' };
+    expect(planSources(plan, '/work/proj/docker/Dockerfile').map(({ source }) => source)).toEqual([
+      '/work/proj/docker',
+    ]);
+    expect(planSources(plan, null)).toEqual([]);
+  });
 });

@@ -116,7 +116,10 @@ export async function runResume(
     if (!(await confirmLaunch(plan, opts.yes ?? false, io))) return 1;
     await session.ensureWorker((l) => io.stderr(l));
     const afterSeq = await session.log.lastSeq(identity);
-    plan.uploads = await uploadPlanSources(session.redis, plan, (l) => io.stderr(l));
+    plan.uploads = await uploadPlanSources(session.redis, plan, {
+      say: (l) => io.stderr(l),
+      baseDockerfile: saved.approvedDockerfile !== undefined ? saved.baseDockerfile : undefined,
+    });
     await session.enqueueCommand(identity, command, await sealForHost(session.redis, plan, secrets));
     if (opts.detach) io.stdout(identity);
     else io.stderr(`bottle ${identity}: resuming`);

@@ -74,7 +74,7 @@ export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
     const secrets = resolveSecrets(plan, routeSources(loaded, plan));
     trace('start: plan resolved');
     if (!(await confirmLaunch(plan, opts.yes ?? false, io))) return 1;
-    plan.uploads = await uploadPlanSources(session.redis, plan, (l) => io.stderr(l));
+    plan.uploads = await uploadPlanSources(session.redis, plan, { say: (l) => io.stderr(l) });
     const request = { type: 'bottle.start_requested', data: { plan } } as const;
     await session.enqueueCommand(plan.identity, request, await sealForHost(session.redis, plan, secrets));
     trace('start: enqueued');
