@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeBottleResources } from '../../src/effects/docker/teardown.js';
 import { EventLog } from '../../src/event-store/log.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
+import { PROMPT_TARGET, SKILLS_TARGET_DIR } from '../../src/plan/agent-env.js';
 import { liveWorkers } from '../../src/worker/heartbeat.js';
 import { BOTTLE_BIN, identityFrom, PIN_DEFAULT_HOSTS, REPO, withYes, type CliResult } from '../support/cli-harness.js';
 
@@ -29,6 +30,8 @@ const home = mkdtempSync(join(tmpdir(), 'cb-compose-home-'));
 const manifestDir = mkdtempSync(join(tmpdir(), 'cb-compose-manifest-'));
 const manifest = join(manifestDir, 'claude-bottle.json');
 const identities: string[] = [];
+const builtImages: string[] = [];
+const marker = `marker-${suffix}-${randomBytes(4).toString('hex')}`;
 let port = 0;
 let redis: Redis | undefined;
 
@@ -107,11 +110,39 @@ beforeAll(async () => {
   port = await freeLoopbackPort();
   // A non-default port whatever the kernel handed out: never the test Redis on 6379.
   if (port === 6379) port = await freeLoopbackPort();
+  // The custom bottle's files live only here, in a folder the compose worker's container does not mount.
+  const showInputs = [
+    'cat /marker.txt',
+    `cat ${PROMPT_TARGET}`,
+    `cat ${SKILLS_TARGET_DIR}/noting/SKILL.md`,
+    'cat data.txt',
+  ];
+  mkdirSync(join(manifestDir, 'docker'));
+  mkdirSync(join(manifestDir, 'skills/noting'), { recursive: true });
+  mkdirSync(join(manifestDir, 'work'));
+  writeFileSync(join(manifestDir, 'docker/Dockerfile'), 'FROM debian:bookworm-slim\nCOPY marker.txt /marker.txt\n');
+  writeFileSync(join(manifestDir, 'docker/marker.txt'), `${marker}\n`);
+  writeFileSync(join(manifestDir, 'prompt.md'), 'prompt from the CLI side\n');
+  writeFileSync(join(manifestDir, 'skills/noting/SKILL.md'), 'skill from the CLI side\n');
+  writeFileSync(join(manifestDir, 'work/data.txt'), 'working folder from the CLI side\n');
   writeFileSync(
     manifest,
     JSON.stringify({
-      bottles: [{ name: 'box', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS }],
-      agents: [{ name: 'ok', bottle: 'box', command: ['bash', '-c', 'echo through compose; exit 0'] }],
+      bottles: [
+        { name: 'box', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS },
+        { name: 'custom', dockerfile: './docker/Dockerfile', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS },
+      ],
+      agents: [
+        { name: 'ok', bottle: 'box', command: ['bash', '-c', 'echo through compose; exit 0'] },
+        {
+          name: 'inputs',
+          bottle: 'custom',
+          command: ['sh', '-c', showInputs.join('; ')],
+          prompt: './prompt.md',
+          skills: ['./skills/noting'],
+          copy_cwd: true,
+        },
+      ],
     }),
   );
   await compose(['up', '-d', '--build']);
@@ -121,6 +152,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   redis?.disconnect();
+  for (const tag of builtImages)
+    await new Docker()
+      .getImage(tag)
+      .remove({ force: true })
+      .catch(() => undefined);
   if (port > 0) await compose(['down', '-v', '--rmi', 'local'], 300_000).catch(() => undefined);
   const docker = new Docker();
   for (const identity of identities) await removeBottleResources(docker, identity).catch(() => undefined);
@@ -162,5 +198,31 @@ describe('docker-compose.yml', () => {
     await compose(['start', 'redis'], 120_000);
     const reread = await until('the compose Redis is back', () => log.read(identity));
     expect(reread).toEqual(events);
+  });
+
+  it("a bottle whose Dockerfile, prompt, skill and copied folder exist only on the CLI's side runs there", async () => {
+    const started = await bottle([
+      '--manifest',
+      manifest,
+      'start',
+      'inputs',
+      '--host',
+      hostId,
+      '--cwd',
+      join(manifestDir, 'work'),
+    ]);
+    const identity = /bottle ([a-z0-9_-]+-[0-9a-z]{5}): starting/.exec(started.stderr)?.[1];
+    if (identity) identities.push(identity);
+    const events = identity ? await new EventLog(redis!).read(identity) : [];
+    const first = events[0] as Extract<LifecycleEvent, { type: 'bottle.start_requested' }> | undefined;
+    if (first) builtImages.push(first.data.plan.image.tag);
+    expect(started.code, started.stderr).toBe(0);
+    for (const line of [
+      marker,
+      'prompt from the CLI side',
+      'skill from the CLI side',
+      'working folder from the CLI side',
+    ])
+      expect(started.stdout).toContain(line);
   });
 });
