@@ -11,6 +11,16 @@ export async function localDocker(): Promise<Docker> {
   return dockerClient();
 }
 
+/** The local daemon's engine id; undefined when this machine reaches no Docker daemon. */
+export async function localEngineId(): Promise<string | undefined> {
+  try {
+    const info = (await (await localDocker()).info()) as { ID?: string };
+    return info.ID || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The local daemon's runtime, for a CLI with no live worker to ask. */
 export async function localRuntime(): Promise<ContainerRuntime> {
   const { detectRuntime } = await import('../effects/docker/client.js');

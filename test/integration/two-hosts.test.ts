@@ -156,6 +156,7 @@ beforeAll(async () => {
       agents: [
         { name: 'pinned', bottle: 'bare', command: ['bash', '-c', 'trap "exit 143" TERM; sleep 600 & wait'] },
         { name: 'router', bottle: 'routed', command: ['bash', '-c', ROUTE_CALLER] },
+        { name: 'quick', bottle: 'bare', command: ['bash', '-c', 'echo quick on B; exit 3'] },
       ],
     },
     { 'bare.Dockerfile': BARE_DOCKERFILE },
@@ -266,6 +267,20 @@ describe('two Docker hosts on one Redis', () => {
     expect(res.code, show(res)).toBe(0);
     await h.waitForEvent(identity, 'bottle.preserved');
     expect(await held(b.docker, identity)).toEqual(nothing);
+  }, 360_000);
+
+  it("an attached start on B, whose daemon this CLI does not reach, follows its events to the agent's exit", async () => {
+    const res = await h.cli(['--manifest', manifest, 'start', 'quick', '--host', hostB]);
+    const identity = /bottle ([a-z0-9_-]+-[0-9a-z]{5}): starting/.exec(res.stderr)?.[1];
+    if (identity) identities.b.push(identity);
+    expect(res.code, show(res)).toBe(3);
+    const elsewhere = `runs on host ${hostB}, whose Docker daemon this machine does not reach`;
+    expect(res.stderr).toContain(`${elsewhere}; run \`bottle attach ${identity}\` on that host`);
+    const logs = await h.cli(['logs', identity!]);
+    expect(logs.code, show(logs)).toBe(1);
+    expect(logs.stderr.trim()).toBe(
+      `bottle: ${identity} ${elsewhere}; run \`bottle logs ${identity}\` on that host (or set DOCKER_HOST to its daemon)`,
+    );
   }, 360_000);
 
   it("secrets sealed to B's old key do not open with its worker's new one: the launch fails, saying why", async () => {

@@ -4,6 +4,7 @@ import { RuntimeFailure, UsageError } from '../../shared/errors.js';
 import { resourceNames } from '../../shared/names.js';
 import { currentState } from '../../worker/bottle-log.js';
 import { attachTerminal } from '../attach.js';
+import { reachesBottleDocker, refuseElsewhere } from '../bottle-docker.js';
 import { checkIdentityArg } from '../identity-arg.js';
 import type { CliIO } from '../io.js';
 import { describeEvent } from '../render-event.js';
@@ -45,6 +46,8 @@ export async function runAttach(opts: { identity: string; manifestPath?: string 
       const hint = notRunningHint(identity, state);
       throw new RuntimeFailure(`${identity} is ${bottleStatus(state)}; only a running bottle can be attached${hint}`);
     }
+    const plan = state.context.plan;
+    if (plan && !(await reachesBottleDocker(session.redis, plan.host))) refuseElsewhere(identity, plan, 'attach');
     const notice = () => io.stderr(`attached to ${identity} (detach: Ctrl-P Ctrl-Q)`);
     const how = await attachTerminal(container, notice, { redraw: true });
     if (how === 'detached') {

@@ -1,6 +1,7 @@
 import { bottleStatus } from '../../machines/index.js';
 import { RuntimeFailure } from '../../shared/errors.js';
 import { agentOutput } from '../attach.js';
+import { reachesBottleDocker, refuseElsewhere } from '../bottle-docker.js';
 import { checkIdentityArg } from '../identity-arg.js';
 import type { CliIO } from '../io.js';
 import { openSession } from '../session.js';
@@ -22,6 +23,8 @@ export async function runLogs(
   let agent: Awaited<ReturnType<typeof agentOf>>;
   try {
     agent = await agentOf(session, identity);
+    const plan = agent.state.context.plan;
+    if (plan && !(await reachesBottleDocker(session.redis, plan.host))) refuseElsewhere(identity, plan, 'logs');
   } finally {
     await session.close();
   }

@@ -10,6 +10,7 @@ import { UsageError } from '../../shared/errors.js';
 import { trace } from '../../shared/trace.js';
 import { connectRedis } from '../../worker/redis.js';
 import { attachTerminal, streamOutput } from '../attach.js';
+import { elsewhere, reachesBottleDocker } from '../bottle-docker.js';
 import { confirmLaunch, requireConfirmable } from '../confirm.js';
 import { followBuildProgress, type BuildProgressDisplay } from '../build-progress.js';
 import type { CliIO } from '../io.js';
@@ -137,7 +138,9 @@ export async function launchAndAttach(
   }
   if (detach) return 0;
 
-  if (io.isTTY) {
+  if (!(await reachesBottleDocker(session.redis, plan.host))) {
+    io.stderr(`${elsewhere(identity, plan, 'attach')}; following its events until it ends`);
+  } else if (io.isTTY) {
     const how = await attachTerminal(plan.containers.agent, () =>
       io.stderr(`attached to ${identity} (detach: Ctrl-P Ctrl-Q)`),
     );

@@ -1,0 +1,33 @@
+import type { Redis } from 'ioredis';
+import { hostname } from 'node:os';
+import type { BottlePlan } from '../plan/schema.js';
+import { RuntimeFailure } from '../shared/errors.js';
+import { liveWorkers } from '../worker/heartbeat.js';
+import { localEngineId } from './docker-probe.js';
+
+/**
+ * A bottle's terminal and output are its agent container's, on its host's
+ * Docker daemon: this machine reaches them when its own daemon is that host's
+ * engine (by the engine id the host's workers publish), or, with no worker
+ * saying, when the host is this machine.
+ */
+export async function reachesBottleDocker(redis: Redis, host: string): Promise<boolean> {
+  const engines = new Set(
+    (await liveWorkers(redis)).filter((w) => w.hostId === host && w.engineId).map((w) => w.engineId),
+  );
+  if (engines.size === 0) return host === hostname();
+  const local = await localEngineId();
+  return local !== undefined && engines.has(local);
+}
+
+/** Why `what` (attach, logs) cannot be done from here, naming where it can. */
+export function elsewhere(identity: string, plan: Pick<BottlePlan, 'host'>, what: string): string {
+  return (
+    `${identity} runs on host ${plan.host}, whose Docker daemon this machine does not reach; ` +
+    `run \`bottle ${what} ${identity}\` on that host (or set DOCKER_HOST to its daemon)`
+  );
+}
+
+export function refuseElsewhere(identity: string, plan: Pick<BottlePlan, 'host'>, what: string): never {
+  throw new RuntimeFailure(elsewhere(identity, plan, what));
+}
