@@ -1,9 +1,12 @@
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stampEvents } from '../../src/event-store/log.js';
+import { foldEvents, initialBottleState } from '../../src/machines/index.js';
 import { PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
+import { fakePlan } from '../support/fake-plan.js';
 
 /**
  * `start` and `resume` refuse (exit 2, one line that suggests a project
@@ -78,10 +81,19 @@ describe('the working folder guard', () => {
 
   it('refuses the state folder (CLAUDE_BOTTLE_HOME) on resume as well', async () => {
     const identity = 'demo-r3sm3';
-    const stateDir = join(h.home, 'state', identity);
-    mkdirSync(stateDir, { recursive: true });
-    const metadata = { identity, agent: 'demo', bottle: 'box', cwd: h.home, copy_cwd: false, manifest_path: manifest };
-    writeFileSync(join(stateDir, 'metadata.json'), JSON.stringify(metadata));
+    // A bottle whose launch failed, as its log records it: resume takes its working folder from the plan.
+    const plan = fakePlan(identity, { bottle: 'box', cwd: h.home, manifest_path: manifest });
+    const failure = { effect: 'prepare_state', error: 'disk full' };
+    const events = stampEvents(
+      0,
+      [
+        { type: 'bottle.start_requested', data: { plan } },
+        { type: 'effect.failed', data: { ...failure, attempt: 1, permanent: true } },
+        { type: 'bottle.failed', data: failure },
+      ],
+      new Date(0).toISOString(),
+    );
+    await h.log.append(identity, 0, events, foldEvents(initialBottleState(identity), events));
     const line = await refusedWithoutTrace(['resume', identity, '--detach']);
     expect(line).toMatch(/it is the claude-bottle state folder/);
   });
