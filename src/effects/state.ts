@@ -1,20 +1,21 @@
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { STATE_DOCKERFILE } from '../plan/resolve.js';
 import { BottlePlanSchema, type BottlePlan } from '../plan/schema.js';
-import { RuntimeFailure } from '../shared/errors.js';
 import { IDENTITY_PATTERN } from '../shared/identity.js';
 import { bottleHome, statePaths } from '../shared/paths.js';
 
 /**
  * The per-bottle state folder on the worker's host, and the only code that
- * reads or writes it: metadata for `resume`, the preservation marker,
- * approved capability changes (a Dockerfile,
- * extra egress hosts), pipelock's config, and (through snapshot copies) the
- * transcript.
+ * reads or writes it: metadata (the original Dockerfile a rebuild starts
+ * from), the preservation marker, approved capability changes (a
+ * Dockerfile, extra egress hosts), pipelock's config, and (through snapshot
+ * copies) the transcript. Only the worker's effects use it: the CLI, maybe on
+ * another machine, learns the same facts from the event log
+ * (src/cli/resume-facts.ts).
  */
 export const MetadataSchema = z.object({
   identity: z.string(),
