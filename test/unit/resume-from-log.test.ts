@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { resumeFactsFromLog } from '../../src/cli/resume-facts.js';
 import { stateDockerfileText } from '../../src/effects/state.js';
 import { parseEvent } from '../../src/events/schema.js';
+import { contextFileReader } from '../../src/images/build-context.js';
 import { agentImageSource, imagePlan } from '../../src/images/sources.js';
 import { bottleStatus } from '../../src/machines/index.js';
 import { planMounts, STATE_DOCKERFILE, STATE_TRANSCRIPT } from '../../src/plan/resolve.js';
@@ -202,5 +203,16 @@ describe("the approved Dockerfile from the log hashes as the worker's state Dock
     expect(cliPlan.context_hash).toBe((await imagePlan(worker, { persist: false })).context_hash);
     expect(cliPlan.tag).not.toBe((await imagePlan(original, { persist: false })).tag);
     expect(cli.files.map((f) => f.path).sort()).toEqual(original.files.map((f) => f.path).sort());
+  });
+
+  it('a file given in memory goes into the build as its bytes', async () => {
+    const text = 'FROM scratch\n# é\n';
+    const cli = agentImageSource({ dockerfile: join(dir, 'box', 'Dockerfile'), approvedDockerfile: text });
+    const file = cli.files.find((f) => f.path === 'Dockerfile')!;
+    const { size, open } = await contextFileReader(file);
+    const chunks: Buffer[] = [];
+    for await (const chunk of open()) chunks.push(Buffer.from(chunk as Buffer));
+    expect(Buffer.concat(chunks).toString('utf8')).toBe(text);
+    expect(size).toBe(Buffer.byteLength(text));
   });
 });
