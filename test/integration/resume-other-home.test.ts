@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../src/events/schema.js';
 import { agentImageSource, imagePlan } from '../../src/images/sources.js';
@@ -177,5 +177,57 @@ describe('resume from a CLI whose home is not the worker’s', () => {
     expect(stopped.code, show(stopped)).toBe(0);
     await latestRunWith(identity, 'bottle.preserved');
     expect(existsSync(join(resumeHome, 'state'))).toBe(false);
+  }, 600_000);
+
+  it('an approved Dockerfile of a custom image is built in the original build context, as the log names it', async () => {
+    const builtin = await imagePlan(agentImageSource({}), { persist: false });
+    const customManifest = h.writeManifest(
+      {
+        bottles: [
+          { name: 'crafted', dockerfile: './ctx/Dockerfile', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS },
+        ],
+        agents: [{ name: 'crafter', bottle: 'crafted', command: AGENT }],
+      },
+      {
+        'ctx/Dockerfile': `FROM ${builtin.tag}\nCOPY files/a.txt /home/node/a.txt\n`,
+        'ctx/files/a.txt': 'from-the-context\n',
+      },
+    );
+    const started = await h.cli(['--manifest', customManifest, 'start', 'crafter', '--host', hostId, '--detach']);
+    const identity = identityFrom(started);
+    const startPlan = ((await latestRunWith(identity, 'agent.started'))[0].data as { plan: BottlePlan }).plan;
+    const original = join(dirname(customManifest), 'ctx', 'Dockerfile');
+    expect(startPlan.image).toMatchObject({ dockerfile: original, builtin: false });
+
+    // The approved Dockerfile copies a file of the original context: the rebuild must have that context.
+    const dockerfile = `FROM ${builtin.tag}\nCOPY files/a.txt /home/node/approved.txt\n`;
+    const asked = await requestCapability(identity, { kind: 'dockerfile', dockerfile, reason: 'a copy' });
+    expect(asked.code, asked.output).toBe(0);
+    await latestRunWith(identity, 'capability.requested');
+    expect((await h.cli(['approve', identity])).code).toBe(0);
+    await latestRunWith(identity, 'bottle.preserved');
+
+    const resumed = await h.cli(['resume', identity, '--detach'], {
+      env: { CLAUDE_BOTTLE_HOME: resumeHome },
+      timeoutMs: 300_000,
+    });
+    expect(resumed.code, show(resumed)).toBe(0);
+    const plan = ((await latestRunWith(identity, 'agent.started'))[0].data as { plan: BottlePlan }).plan;
+    expect(plan.image.dockerfile).toBe('state:Dockerfile');
+    const workerSource = agentImageSource({
+      dockerfile: original,
+      stateDockerfile: join(workerHome, 'state', identity, 'Dockerfile'),
+      bottle: 'crafted',
+    });
+    expect((await imagePlan(workerSource, { persist: false })).tag).toBe(plan.image.tag);
+
+    const agent = h.docker.getContainer(`cb-${identity}-agent`);
+    expect((await agent.inspect()).Config.Image).toBe(plan.image.tag);
+    expect(await execIn(agent, ['cat', '/home/node/approved.txt'], { user: 'node' })).toEqual({
+      code: 0,
+      output: 'from-the-context\n',
+    });
+    expect((await h.cli(['stop', identity])).code).toBe(0);
+    await latestRunWith(identity, 'bottle.preserved');
   }, 600_000);
 });
