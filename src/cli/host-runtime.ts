@@ -13,6 +13,12 @@ export interface PlanHost {
 
 const load = (w: WorkerBeat) => (w.capacity > 0 ? w.bottles / w.capacity : w.bottles);
 
+/** The runtime a host's live workers say its daemon has; `fallback` (the bottle's last) when none says. */
+export async function hostRuntime(redis: Redis, host: string, fallback: ContainerRuntime): Promise<ContainerRuntime> {
+  const said = (await liveWorkers(redis)).find((w) => w.hostId === host && w.runtimes.length > 0);
+  return said ? chooseRuntime(said.runtimes) : fallback;
+}
+
 /**
  * Where a new bottle runs: the host asked for (it must have a live worker),
  * else this machine's when a worker serves it, else the least-loaded live

@@ -161,7 +161,10 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .command('cleanup')
     .description('remove orphaned Docker resources and stale state')
     .option('--dry-run', 'only list what would be removed', false)
-    .action((o) => run(async () => (await import('./commands/cleanup.js')).runCleanup({ dryRun: o.dryRun }, io))());
+    .option('--host <id>', 'only on this Docker host (default: every host a live worker serves)')
+    .action((o) =>
+      run(async () => (await import('./commands/cleanup.js')).runCleanup({ dryRun: o.dryRun, host: o.host }, io))(),
+    );
   program
     .command('worker')
     .description('run a worker for this Docker host')

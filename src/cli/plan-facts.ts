@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import { findAgent, type LoadedManifest } from '../manifest/load.js';
 import type { PlanFacts } from '../plan/resolve.js';
 import type { ImagePlan } from '../plan/schema.js';
@@ -19,6 +19,11 @@ export interface GatherOptions {
    * place of the original Dockerfile `base` (null: the built-in image's) in that original build context.
    */
   approvedDockerfile?: { text: string; base: string | null };
+  /**
+   * The working folder is bind-mounted on another machine's Docker (the bottle's host): it is a
+   * path there, which that daemon checks, so it need not exist here.
+   */
+  cwdOnOtherHost?: boolean;
   /** A resumed bottle whose log records a transcript snapshot: its worker restores it. */
   restoresTranscript?: boolean;
   /**
@@ -59,10 +64,17 @@ export async function gatherPlanFacts(opts: GatherOptions): Promise<PlanFacts> {
   return {
     runtime: opts.runtime,
     host: opts.host,
-    cwd: checkedCwd(opts.cwd),
+    cwd: opts.cwdOnOtherHost ? otherHostCwd(opts.cwd) : checkedCwd(opts.cwd),
     images: { agent, gateway },
     restoresTranscript: opts.restoresTranscript,
   };
+}
+
+function otherHostCwd(cwd: string): string {
+  if (!isAbsolute(cwd)) {
+    throw new UsageError(`working folder ${cwd} is on the bottle's host: give it as an absolute path there`);
+  }
+  return resolve(cwd);
 }
 
 function checkedCwd(cwd: string): string {

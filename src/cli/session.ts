@@ -22,8 +22,8 @@ export interface Session {
   log: BottleLog;
   /** Sends a command; a launch's route secrets ride along sealed, outside the event. */
   enqueueCommand(identity: string, event: NewEvent, sealedSecrets?: SealedSecrets): Promise<string>;
-  /** Queues a host task for the worker and waits for its answer (the job's result). */
-  runHostTask(task: HostTask, timeoutMs: number): Promise<unknown>;
+  /** Queues a host task for the workers of `host` and waits for its answer (the job's result). */
+  runHostTask(task: HostTask, host: string, timeoutMs: number): Promise<unknown>;
   /** Starts a local worker when none is alive; for commands that open with needWorker false and decide later. */
   ensureWorker(say?: (line: string) => void): Promise<void>;
   /**
@@ -108,18 +108,22 @@ export async function openSession(opts: {
       );
       return commandId;
     },
-    async runHostTask(task, timeoutMs) {
-      const { queue: taskQueue } = await openCommandQueue();
+    async runHostTask(task, host, timeoutMs) {
+      const { conn } = await openCommandQueue();
       const { QueueEvents } = await import('bullmq');
-      const { QUEUE_NAME, QUEUE_PREFIX } = await loadQueueModule();
+      const { QUEUE_PREFIX, hostQueueNames, openQueue } = await loadQueueModule();
+      // A host task is about one host's daemon and disk: only that host's workers serve its queue.
+      const name = hostQueueNames(host).effects;
+      const taskQueue = openQueue(conn, name);
       const eventsConn = connectRedis(target);
-      const events = new QueueEvents(QUEUE_NAME, { connection: eventsConn, prefix: QUEUE_PREFIX, autorun: true });
+      const events = new QueueEvents(name, { connection: eventsConn, prefix: QUEUE_PREFIX, autorun: true });
       try {
         await events.waitUntilReady();
         const job = await taskQueue.add(HOST_TASK_JOB, task, { attempts: 1 });
         return await job.waitUntilFinished(events, timeoutMs);
       } finally {
         await events.close();
+        await taskQueue.close();
         eventsConn.disconnect();
       }
     },

@@ -283,6 +283,33 @@ describe('two Docker hosts on one Redis', () => {
     );
   }, 360_000);
 
+  it("a bind-mounted working folder is a path on B: the CLI does not need it, B's daemon checks it", async () => {
+    const missing = `/tmp/cb-only-on-b-${suffix}/proj`;
+    const res = await h.cli(['--manifest', manifest, 'start', 'quick', '--host', hostB, '--cwd', missing]);
+    const identity = /bottle ([a-z0-9_-]+-[0-9a-z]{5}): starting/.exec(res.stderr)?.[1];
+    if (identity) identities.b.push(identity);
+    expect(res.code, show(res)).toBe(1);
+    expect(res.stderr).toContain(
+      `the working folder ${missing} does not exist on host ${hostB}, where the bottle runs`,
+    );
+    expect(await held(b.docker, identity!)).toEqual(nothing);
+  }, 240_000);
+
+  it('cleanup asks the worker of each live host about its own daemon, or of the one host named', async () => {
+    const both = await h.cli(['cleanup', '--dry-run']);
+    expect(both.code, show(both)).toBe(0);
+    const headers = both.stdout.split('\n').filter((line) => line.startsWith('host '));
+    expect(headers).toEqual([`host ${hostA}:`, `host ${hostB}:`].sort());
+    const onlyB = await h.cli(['cleanup', '--dry-run', '--host', hostB]);
+    expect(onlyB.code, show(onlyB)).toBe(0);
+    expect(onlyB.stdout).not.toMatch(/^host /m);
+    const unknown = await h.cli(['cleanup', '--host', 'no-such-host']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr.trim()).toBe(
+      'bottle: no live worker serves host no-such-host; `bottle hosts` lists the live ones',
+    );
+  }, 120_000);
+
   it("secrets sealed to B's old key do not open with its worker's new one: the launch fails, saying why", async () => {
     const workerB = [...workers].find((w) => w.spawnargs.includes(hostB))!;
     // Frozen, it still counts as live: the start seals to the key it published, and the launch waits for it.

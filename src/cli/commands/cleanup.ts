@@ -1,5 +1,6 @@
 import { RuntimeFailure } from '../../shared/errors.js';
 import { formatBytes } from '../../shared/format-bytes.js';
+import { liveWorkers } from '../../worker/heartbeat.js';
 import { CleanupReportSchema, type CleanupReport } from '../../worker/host-task.js';
 import type { CliIO } from '../io.js';
 import { openSession } from '../session.js';
@@ -8,26 +9,41 @@ import { openSession } from '../session.js';
 const CLEANUP_TIMEOUT_MS = 10 * 60_000;
 
 /**
- * `bottle cleanup [--dry-run]`: the worker that owns the Docker host and the
- * state folder finds and removes what no live bottle uses (see
- * src/effects/cleanup.ts); the CLI only asks and prints the answer.
+ * `bottle cleanup [--dry-run] [--host ID]`: on each live host (or the one
+ * named), the worker that owns its Docker daemon and state folder finds and
+ * removes what no live bottle uses (see src/effects/cleanup.ts); the CLI only
+ * asks and prints the answers.
  */
-export async function runCleanup(opts: { dryRun: boolean }, io: CliIO): Promise<number> {
+export async function runCleanup(opts: { dryRun: boolean; host?: string }, io: CliIO): Promise<number> {
   const session = await openSession({ needWorker: true, say: (l) => io.stderr(l) });
-  let report: CleanupReport;
+  const failed: string[] = [];
   try {
-    const answer = await session.runHostTask({ task: 'cleanup', dry_run: opts.dryRun }, CLEANUP_TIMEOUT_MS);
-    report = CleanupReportSchema.parse(answer);
-  } catch (err) {
-    throw new RuntimeFailure(`cleanup did not complete on the worker: ${(err as Error).message}`);
+    const live = [...new Set((await liveWorkers(session.redis)).map((w) => w.hostId))].sort();
+    if (opts.host !== undefined && !live.includes(opts.host)) {
+      throw new RuntimeFailure(`no live worker serves host ${opts.host}; \`bottle hosts\` lists the live ones`);
+    }
+    const hosts = opts.host !== undefined ? [opts.host] : live;
+    for (const host of hosts) {
+      let report: CleanupReport;
+      try {
+        const task = { task: 'cleanup', dry_run: opts.dryRun } as const;
+        report = CleanupReportSchema.parse(await session.runHostTask(task, host, CLEANUP_TIMEOUT_MS));
+      } catch (err) {
+        failed.push(`cleanup did not complete on host ${host}: ${(err as Error).message}`);
+        continue;
+      }
+      // One host reads as before; several are told apart.
+      if (hosts.length > 1) io.stdout(`host ${host}:`);
+      printReport(report, hosts.length > 1 ? (line) => io.stdout(`  ${line}`) : (line) => io.stdout(line));
+    }
   } finally {
     await session.close();
   }
-  printReport(report, io);
+  if (failed.length > 0) throw new RuntimeFailure(failed.join('; '));
   return 0;
 }
 
-function printReport(report: CleanupReport, io: CliIO): void {
+function printReport(report: CleanupReport, say: (line: string) => void): void {
   const lines = [
     ...report.containers.map((c) => `container ${c.name}`),
     ...report.networks.map(
@@ -36,16 +52,14 @@ function printReport(report: CleanupReport, io: CliIO): void {
     ...report.state.map((dir) => `state ${dir}`),
     ...report.images.map((i) => `image ${i.tag} (${formatBytes(i.bytes)})`),
   ];
-  for (const skipped of report.images_skipped) io.stdout(`kept image ${skipped.tag}: ${skipped.reason}`);
+  for (const skipped of report.images_skipped) say(`kept image ${skipped.tag}: ${skipped.reason}`);
   if (lines.length === 0) {
-    io.stdout('nothing to clean up');
+    say('nothing to clean up');
     return;
   }
-  for (const line of lines) io.stdout(`${report.dry_run ? 'would remove' : 'removed'} ${line}`);
+  for (const line of lines) say(`${report.dry_run ? 'would remove' : 'removed'} ${line}`);
   if (report.images.length > 0) {
     const total = report.images.reduce((sum, i) => sum + i.bytes, 0);
-    io.stdout(
-      report.dry_run ? `would free at least ${formatBytes(total)}` : `freed ${formatBytes(report.freed_bytes)}`,
-    );
+    say(report.dry_run ? `would free at least ${formatBytes(total)}` : `freed ${formatBytes(report.freed_bytes)}`);
   }
 }

@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { chooseHost } from '../host-runtime.js';
+import { hostRuntime } from '../host-runtime.js';
 import { accepts, bottleStatus } from '../../machines/index.js';
 import { currentState } from '../../worker/bottle-log.js';
 import { findAgent, loadManifest, MANIFEST_ENV, type LoadedManifest } from '../../manifest/load.js';
@@ -13,7 +13,7 @@ import type { CliIO } from '../io.js';
 import { refuseUnsafeWorkdir } from '../workdir-guard.js';
 import { resolveSecrets, sealForHost } from '../secrets.js';
 import { openSession } from '../session.js';
-import { launchAndAttach, routeSources } from './start.js';
+import { cwdIsOnOtherHost, launchAndAttach, routeSources } from './start.js';
 import { uploadPlanSources } from '../../blobs/upload.js';
 
 /** The flag that continues the agent's most recent session (Claude Code: `--continue`); other commands get none. */
@@ -88,8 +88,14 @@ export async function runResume(
       loaded,
       agent: logged.agent,
       cwd: logged.cwd,
-      // A resume runs on the host that holds the bottle's state.
-      ...(await chooseHost(undefined, logged.host).then((h) => ({ host: h.id, runtime: h.runtime }))),
+      // A resume runs on the host that holds the bottle's state, with the runtime its worker says it has.
+      host: logged.host,
+      runtime: await hostRuntime(session.redis, logged.host, logged.runtime),
+      cwdOnOtherHost: await cwdIsOnOtherHost(session, {
+        cwd: logged.cwd,
+        copies: logged.copy_cwd,
+        host: logged.host,
+      }),
       ...(saved.approvedDockerfile !== undefined
         ? { approvedDockerfile: { text: saved.approvedDockerfile, base: saved.baseDockerfile } }
         : {}),

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { chooseHost } from '../host-runtime.js';
 import type { LifecycleEvent } from '../../events/schema.js';
 import { accepts, foldEvents, stateName } from '../../machines/index.js';
@@ -70,7 +72,12 @@ export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
   try {
     const { id: host, runtime } = await chooseHost(session.redis, opts.host);
     const cwd = opts.cwd ?? process.cwd();
-    const facts = await gatherPlanFacts({ loaded, agent: opts.agent, cwd, runtime, host });
+    const cwdOnOtherHost = await cwdIsOnOtherHost(session, {
+      cwd,
+      copies: opts.copyCwd || findAgent(loaded, opts.agent).agent.copy_cwd,
+      host,
+    });
+    const facts = await gatherPlanFacts({ loaded, agent: opts.agent, cwd, runtime, host, cwdOnOtherHost });
     const plan = resolvePlan({ loaded, agent: opts.agent, copyCwd: opts.copyCwd, args: opts.args, facts });
     const secrets = resolveSecrets(plan, routeSources(loaded, plan));
     trace('start: plan resolved');
@@ -85,6 +92,18 @@ export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
   } finally {
     await session.close();
   }
+}
+
+/**
+ * A bind-mounted working folder missing here may be a path on the bottle's
+ * host, when that is another machine's Docker: its daemon checks it there.
+ */
+export async function cwdIsOnOtherHost(
+  session: Session,
+  opts: { cwd: string; copies: boolean; host: string },
+): Promise<boolean> {
+  if (opts.copies || existsSync(resolve(opts.cwd))) return false;
+  return !(await reachesBottleDocker(session.redis, opts.host));
 }
 
 /** The manifest routes, in plan order, for secret resolution (the plan names secret sources, never their values). */
