@@ -4,6 +4,7 @@ import { findAgent, type LoadedManifest } from '../manifest/load.js';
 import type { PlanFacts } from '../plan/resolve.js';
 import type { ImagePlan } from '../plan/schema.js';
 import { agentImageSource, gatewayImageSource, imagePlan, type ImageSource } from '../images/sources.js';
+import { readOptionalJson, userClaudeFiles } from '../shared/claude-files.js';
 import { UsageError } from '../shared/errors.js';
 import type { ContainerRuntime } from '../shared/runtime.js';
 
@@ -67,7 +68,18 @@ export async function gatherPlanFacts(opts: GatherOptions): Promise<PlanFacts> {
     cwd: opts.cwdOnOtherHost ? otherHostCwd(opts.cwd) : checkedCwd(opts.cwd),
     images: { agent, gateway },
     restoresTranscript: opts.restoresTranscript,
+    userClaudeFiles: await readUserClaudeFiles(),
   };
+}
+
+/** The user's Claude Code files here; the plan keeps only their display preferences. */
+async function readUserClaudeFiles(): Promise<{ globalConfig: unknown; settings: unknown }> {
+  const files = userClaudeFiles();
+  const [globalConfig, settings] = await Promise.all([
+    readOptionalJson(files.globalConfig),
+    readOptionalJson(files.settings),
+  ]);
+  return { globalConfig, settings };
 }
 
 function otherHostCwd(cwd: string): string {

@@ -1,3 +1,4 @@
+import { shareablePreferences } from './claude-state.js';
 import { basename } from 'node:path';
 import type { ContainerRuntime } from '../shared/runtime.js';
 import { findAgent, type LoadedManifest } from '../manifest/load.js';
@@ -35,6 +36,8 @@ export interface PlanFacts {
   images: { agent: ImagePlan; gateway: ImagePlan };
   /** A resumed bottle whose log records a transcript snapshot: its worker copies it back into ~/.claude. */
   restoresTranscript?: boolean;
+  /** The user's own Claude Code files on the CLI's machine, parsed; only their shareable preferences are kept. */
+  userClaudeFiles?: { globalConfig: unknown; settings: unknown };
 }
 
 export interface ResolvePlanOptions {
@@ -90,6 +93,14 @@ export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
     host: opts.facts.host,
     manifest_path: opts.loaded.path,
     egress: { proxy: bottle.egress.proxy, pipelock_image: bottle.egress.pipelock_image ?? null },
+    ...(opts.facts.userClaudeFiles
+      ? {
+          claude_preferences: {
+            global: shareablePreferences(opts.facts.userClaudeFiles.globalConfig),
+            settings: shareablePreferences(opts.facts.userClaudeFiles.settings),
+          },
+        }
+      : {}),
   };
   return BottlePlanSchema.parse(plan);
 }

@@ -84,6 +84,11 @@ export const BottlePlanSchema = z.object({
   manifest_path: z.string(),
   /** Which egress proxy enforces `hosts` (manifest egress.proxy; default gateway) and, for pipelock, its image. */
   egress: z.object({ proxy: z.enum(['gateway', 'pipelock']), pipelock_image: z.string().nullable() }).optional(),
+  /**
+   * The user's shareable Claude Code preferences (src/plan/claude-state.ts says which), read on the
+   * CLI's machine. Absent in plans from before, whose worker read its own machine's.
+   */
+  claude_preferences: z.object({ global: z.record(z.unknown()), settings: z.record(z.unknown()) }).optional(),
   /** Absent in plans from before uploads, whose worker read the CLI's paths on its own disk. */
   uploads: z.array(UploadSchema).optional(),
 });

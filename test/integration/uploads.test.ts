@@ -32,9 +32,11 @@ const marker = `marker-${randomBytes(6).toString('hex')}`;
 let manifest: string;
 let cliFolder: string;
 const builtImages = new Set<string>();
+const cliClaudeDir = mkdtempSync(join(tmpdir(), 'cb-cli-claude-'));
+const workerClaudeDir = mkdtempSync(join(tmpdir(), 'cb-worker-claude-'));
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  return h.cli(args, { env });
+  return h.cli(args, { env: { CLAUDE_CONFIG_DIR: cliClaudeDir, ...env } });
 }
 
 function show(r: CliResult): string {
@@ -76,6 +78,7 @@ beforeAll(async () => {
     `cat ${PROMPT_TARGET}`,
     `cat ${SKILLS_TARGET_DIR}/noting/SKILL.md`,
     'cat data.txt',
+    'cat /home/node/.claude.json',
   ];
   manifest = h.writeManifest(
     {
@@ -102,7 +105,17 @@ beforeAll(async () => {
     },
   );
   cliFolder = dirname(manifest);
-  worker = spawnHiding(cliFolder, [process.execPath, BOTTLE_BIN, 'worker', '--host', hostId], h.env);
+  // The user's Claude Code preferences: the CLI's and the worker's machine each have their own.
+  for (const [dir, theme] of [
+    [cliClaudeDir, 'light-daltonized'],
+    [workerClaudeDir, 'dark-ansi'],
+  ]) {
+    writeFileSync(join(dir, '.claude.json'), JSON.stringify({ theme, oauthAccount: { accountUuid: 'not-shared' } }));
+  }
+  worker = spawnHiding(cliFolder, [process.execPath, BOTTLE_BIN, 'worker', '--host', hostId], {
+    ...h.env,
+    CLAUDE_CONFIG_DIR: workerClaudeDir,
+  });
   const deadline = Date.now() + 60_000;
   for (;;) {
     const hosts = await h.cli(['hosts', '--format', 'json']);
@@ -124,6 +137,7 @@ afterAll(async () => {
       .remove({ force: true })
       .catch(() => undefined);
   await h?.cleanup();
+  for (const dir of [cliClaudeDir, workerClaudeDir]) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('sources from the CLI machine', () => {
@@ -139,6 +153,10 @@ describe('sources from the CLI machine', () => {
     expect(started.stdout).toContain('prompt from the CLI machine');
     expect(started.stdout).toContain('skill from the CLI machine');
     expect(started.stdout).toContain('working folder from the CLI machine');
+    // The display preferences are the CLI user's, and nothing else of their file.
+    expect(started.stdout).toContain('"theme": "light-daltonized"');
+    expect(started.stdout).not.toMatch(/dark-ansi|not-shared/);
+    expect(plan.claude_preferences).toEqual({ global: { theme: 'light-daltonized' }, settings: {} });
     expect(plan.uploads?.map((u) => [u.source, u.reading])).toEqual([
       [join(cliFolder, 'docker'), 'build-context'],
       [work, 'copy'],

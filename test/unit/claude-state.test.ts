@@ -2,7 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { claudeStateEntries, userClaudeFiles } from '../../src/effects/docker/provision.js';
+import { claudeStateEntries } from '../../src/effects/docker/provision.js';
+import { userClaudeFiles } from '../../src/shared/claude-files.js';
 import { CREDENTIAL_PLACEHOLDER } from '../../src/plan/agent-env.js';
 import {
   CLAUDE_GLOBAL_CONFIG_TARGET,
@@ -241,6 +242,16 @@ describe('claudeStateEntries reads the host files', () => {
         userClaudeFiles({}, join(dir, 'none')),
       );
       expect(bare.map((e) => e.path)).toEqual([CLAUDE_GLOBAL_CONFIG_TARGET]);
+
+      // Preferences the CLI read on its machine (in the plan) win: this machine's files are not read.
+      const planned = await claudeStateEntries(
+        { cwd: '/w', credentials: oauthRoute, claude_preferences: { global: { theme: 'dark' }, settings: {} } },
+        {},
+        user,
+      );
+      const config = planned.find((e) => e.path === CLAUDE_GLOBAL_CONFIG_TARGET);
+      expect(parse(String(config?.type === 'file' ? config.content : ''))).toMatchObject({ theme: 'dark' });
+      expect(planned.map((e) => e.path)).toEqual([CLAUDE_GLOBAL_CONFIG_TARGET]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

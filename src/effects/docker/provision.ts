@@ -1,13 +1,13 @@
 import type Docker from 'dockerode';
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join, posix } from 'node:path';
 import { pack as tarPack, type Pack } from 'tar-stream';
 import { AGENT_HOME } from '../../plan/agent-env.js';
 import { CLAUDE_GLOBAL_CONFIG_TARGET, CLAUDE_USER_SETTINGS_TARGET, claudeStateFiles } from '../../plan/claude-state.js';
 import { SSH_AGENT_BRIDGE_PATH, sshAgentBridgeScript, sshClientConfig } from '../../plan/ssh-config.js';
 import type { BottlePlan } from '../../plan/schema.js';
+import { readOptionalJson, userClaudeFiles } from '../../shared/claude-files.js';
 import { expandHome } from '../../shared/paths.js';
 import { PermanentEffectError } from '../types.js';
 
@@ -251,27 +251,6 @@ export function trustEntries(
   ];
 }
 
-/** Where the user's own Claude Code keeps its files on this host (CLAUDE_CONFIG_DIR moves both, as for Claude Code). */
-export function userClaudeFiles(
-  env: NodeJS.ProcessEnv = process.env,
-  home = homedir(),
-): { globalConfig: string; settings: string } {
-  const configDir = env.CLAUDE_CONFIG_DIR;
-  return {
-    globalConfig: configDir ? join(configDir, '.claude.json') : join(home, '.claude.json'),
-    settings: join(configDir || join(home, '.claude'), 'settings.json'),
-  };
-}
-
-/** A JSON file's value, or undefined when it is absent, unreadable or not JSON: preferences are optional. */
-async function readOptionalJson(path: string): Promise<unknown> {
-  try {
-    return JSON.parse(await readFile(path, 'utf8')) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
 const MAX_RESTORED_SETTINGS_BYTES = 1024 * 1024;
 
 /**
@@ -296,15 +275,20 @@ async function readRestoredText(path: string): Promise<string | undefined> {
  * The user's own files are read for their display preferences only.
  */
 export async function claudeStateEntries(
-  plan: Pick<BottlePlan, 'cwd' | 'credentials'>,
+  plan: Pick<BottlePlan, 'cwd' | 'credentials' | 'claude_preferences'>,
   existing: { globalConfig?: string; restoredTranscript?: string },
   user = userClaudeFiles(),
   owner = AGENT_OWNER,
 ): Promise<ArchiveEntry[]> {
+  // The CLI read them on its machine; a plan from before that names none, so this machine's are used.
+  const preferences = plan.claude_preferences ?? {
+    global: await readOptionalJson(user.globalConfig),
+    settings: await readOptionalJson(user.settings),
+  };
   const files = claudeStateFiles({
     plan,
-    userGlobalConfig: await readOptionalJson(user.globalConfig),
-    userSettings: await readOptionalJson(user.settings),
+    userGlobalConfig: preferences.global,
+    userSettings: preferences.settings,
     existingGlobalConfig: existing.globalConfig,
     existingSettings: existing.restoredTranscript
       ? await readRestoredText(join(existing.restoredTranscript, posix.basename(CLAUDE_USER_SETTINGS_TARGET)))
