@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
-/** Where the user's own Claude Code keeps its files on this machine (CLAUDE_CONFIG_DIR moves both, as for Claude Code). */
+/** Where the user's own Claude Code keeps its files on this machine (CLAUDE_CONFIG_DIR moves both, as it does). */
 export function userClaudeFiles(
   env: NodeJS.ProcessEnv = process.env,
   home = homedir(),

@@ -112,7 +112,7 @@ afterAll(async () => {
 });
 
 describe('resume from a CLI whose home is not the worker’s', () => {
-  it('relaunches from the log: transcript restored, approved Dockerfile built under the tag the worker hashes', async () => {
+  it('relaunches from the log: transcript restored, approved Dockerfile built under the worker tag', async () => {
     const cwd = mkdtempSync(join(tmpdir(), 'cb-roam-cwd-'));
     chmodSync(cwd, 0o777);
     dirs.push(cwd);
@@ -179,7 +179,7 @@ describe('resume from a CLI whose home is not the worker’s', () => {
     expect(existsSync(join(resumeHome, 'state'))).toBe(false);
   }, 600_000);
 
-  it('an approved Dockerfile of a custom image is built in the original build context, as the log names it', async () => {
+  it('an approved Dockerfile of a custom image is built in the original build context the log names', async () => {
     const builtin = await imagePlan(agentImageSource({}), { persist: false });
     const customManifest = h.writeManifest(
       {

@@ -83,7 +83,7 @@ describe('resume facts from the event log', () => {
     expect(later.plan?.args).toEqual(['again']);
   });
 
-  it('an approved Dockerfile: its body from the request event, as the worker writes it; the original is the base', () => {
+  it('an approved Dockerfile: its body from the request event, as the worker writes it; the original is base', () => {
     const custom = samplePlan(identity, {
       image: { tag: 'claude-bottle/dev:aaaa', context_hash: 'aaaa', dockerfile: '/src/box/Dockerfile', builtin: false },
     });
