@@ -269,7 +269,7 @@ describe('two Docker hosts on one Redis', () => {
     expect(await held(b.docker, identity)).toEqual(nothing);
   }, 360_000);
 
-  it("an attached start on B, whose daemon this CLI does not reach, follows its events to the end", async () => {
+  it('an attached start on B, whose daemon this CLI does not reach, follows its events to the end', async () => {
     const res = await h.cli(['--manifest', manifest, 'start', 'quick', '--host', hostB]);
     const identity = /bottle ([a-z0-9_-]+-[0-9a-z]{5}): starting/.exec(res.stderr)?.[1];
     if (identity) identities.b.push(identity);
