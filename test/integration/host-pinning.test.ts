@@ -1,15 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resourceNames } from '../../src/shared/names.js';
-import {
-  BOTTLE_BIN,
-  identityFrom,
-  PIN_DEFAULT_HOSTS,
-  REPO,
-  startHarness,
-  type BottleHarness,
-} from '../support/cli-harness.js';
+import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
+import { hostIsLive, listedBottle, TestWorkers, until } from '../support/workers.js';
 
 /**
  * One Redis, two hosts (two workers with their own host ids, here on the same
@@ -22,47 +15,8 @@ let h: BottleHarness;
 const suffix = randomBytes(3).toString('hex');
 const hostA = `cb-pin-a-${suffix}`;
 const hostB = `cb-pin-b-${suffix}`;
-const workers = new Set<ChildProcess>();
+const workers = new TestWorkers(() => h);
 let manifest: string;
-
-function startWorker(hostId: string): ChildProcess {
-  const child = spawn(process.execPath, [BOTTLE_BIN, 'worker', '--host', hostId], {
-    cwd: REPO,
-    env: h.env,
-    stdio: 'ignore',
-  });
-  workers.add(child);
-  child.once('exit', () => workers.delete(child));
-  return child;
-}
-
-async function stopWorker(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await exited;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
-
-async function listed(identity: string): Promise<{ state: string; host: string } | undefined> {
-  const res = await h.cli(['list', '--format', 'json']);
-  const rows = JSON.parse(res.stdout) as Array<{ identity: string; state: string; host: string }>;
-  return rows.find((r) => r.identity === identity);
-}
-
-async function hostIsLive(hostId: string): Promise<boolean> {
-  const res = await h.cli(['hosts', '--format', 'json']);
-  return (JSON.parse(res.stdout) as Array<{ id: string }>).some((x) => x.id === hostId);
-}
 
 beforeAll(async () => {
   h = await startHarness();
@@ -73,15 +27,15 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const child of [...workers]) await stopWorker(child);
+  await workers.stopAll();
   await h?.cleanup();
 });
 
 describe('a bottle pinned to a host', () => {
   it('runs its effects only on that host, waits while it is down, and carries on when it returns', async () => {
-    const workerA = startWorker(hostA);
-    startWorker(hostB);
-    await until('both hosts live', async () => (await hostIsLive(hostA)) && (await hostIsLive(hostB)));
+    const workerA = workers.start(hostA);
+    workers.start(hostB);
+    await until('both hosts live', async () => (await hostIsLive(h, hostA)) && (await hostIsLive(h, hostB)));
 
     const identity = identityFrom(
       await h.cli(['--manifest', manifest, 'start', 'pinned', '--host', hostA, '--detach']),
@@ -89,12 +43,12 @@ describe('a bottle pinned to a host', () => {
     const events = await h.waitForEvent(identity, 'agent.started');
     const requested = events.find((e) => e.type === 'bottle.start_requested')!;
     expect((requested.data as { plan: { host: string } }).plan.host).toBe(hostA);
-    expect(await listed(identity)).toMatchObject({ host: hostA, state: expect.stringMatching(/^running/) });
+    expect(await listedBottle(h, identity)).toMatchObject({ host: hostA, state: expect.stringMatching(/^running/) });
 
-    await stopWorker(workerA);
-    await until('host A gone', async () => !(await hostIsLive(hostA)));
+    await workers.stop(workerA);
+    await until('host A gone', async () => !(await hostIsLive(h, hostA)));
     const waiting = await until('the waiting note', async () => {
-      const row = await listed(identity);
+      const row = await listedBottle(h, identity);
       return row?.state.includes(`waiting for host ${hostA}`) && row;
     });
     expect(waiting.state).toMatch(/^running/);
@@ -106,7 +60,7 @@ describe('a bottle pinned to a host', () => {
     expect((await agent.inspect()).State.Running).toBe(true);
     expect((await h.log.read(identity)).some((e) => e.type === 'bottle.stop_requested')).toBe(true);
 
-    startWorker(hostA);
+    workers.start(hostA);
     const stopped = await stopping;
     expect(stopped.code, stopped.stderr).toBe(0);
     const after = await h.waitForEvent(identity, 'bottle.preserved');

@@ -1,17 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ListedHost } from '../../src/cli/commands/hosts.js';
 import { hostKeyId } from '../../src/shared/sealed-secrets.js';
 import { loadOrCreateHostKey } from '../../src/worker/host-key.js';
-import {
-  BOTTLE_BIN,
-  identityFrom,
-  PIN_DEFAULT_HOSTS,
-  REPO,
-  startHarness,
-  type BottleHarness,
-} from '../support/cli-harness.js';
+import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
+import { TestWorkers, until } from '../support/workers.js';
 
 /**
  * A worker serves one Docker host under a host id and says so in its
@@ -19,7 +12,7 @@ import {
  */
 
 let h: BottleHarness;
-let worker: ChildProcess | undefined;
+const workers = new TestWorkers(() => h);
 const hostId = `cb-test-host-${randomBytes(3).toString('hex')}`;
 
 async function listedHosts(): Promise<ListedHost[]> {
@@ -33,11 +26,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  if (worker && worker.exitCode === null && worker.signalCode === null) {
-    const exited = new Promise((resolve) => worker!.once('exit', resolve));
-    worker.kill('SIGTERM');
-    await exited;
-  }
+  await workers.stopAll();
   await h?.cleanup();
 });
 
@@ -48,18 +37,11 @@ describe('bottle hosts', () => {
   });
 
   it("lists a worker's host id, its engine's id, build, bottles and capacity", async () => {
-    worker = spawn(process.execPath, [BOTTLE_BIN, 'worker', '--host', hostId], {
-      cwd: REPO,
-      env: h.env,
-      stdio: 'ignore',
+    const worker = workers.start(hostId);
+    const hosts = await until(`worker --host ${hostId} in bottle hosts`, async () => {
+      const listed = await listedHosts();
+      return listed.some((x) => x.id === hostId) && listed;
     });
-    const deadline = Date.now() + 60_000;
-    let hosts = await listedHosts();
-    while (!hosts.some((x) => x.id === hostId)) {
-      if (Date.now() > deadline) throw new Error(`worker --host ${hostId} never appeared in bottle hosts`);
-      await new Promise((r) => setTimeout(r, 300));
-      hosts = await listedHosts();
-    }
     const engine = ((await h.docker.info()) as { ID: string }).ID;
     const keyId = hostKeyId(loadOrCreateHostKey(hostId, h.env).publicKey);
     expect(hosts).toEqual([

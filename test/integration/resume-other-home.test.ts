@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,16 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../src/events/schema.js';
 import { agentImageSource, imagePlan } from '../../src/images/sources.js';
 import type { BottlePlan } from '../../src/plan/schema.js';
-import {
-  BOTTLE_BIN,
-  identityFrom,
-  PIN_DEFAULT_HOSTS,
-  REPO,
-  startHarness,
-  type BottleHarness,
-  type CliResult,
-} from '../support/cli-harness.js';
+import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
 import { execIn } from '../support/docker.js';
+import { hostIsLive, show, TestWorkers, until } from '../support/workers.js';
 
 /**
  * The CLI never reads a worker's disk: a bottle's worker runs with a
@@ -34,7 +26,7 @@ const hostId = `cb-home-${randomBytes(3).toString('hex')}`;
 const workerHome = mkdtempSync(join(tmpdir(), 'cb-worker-home-'));
 const resumeHome = mkdtempSync(join(tmpdir(), 'cb-cli-home-'));
 const dirs = [workerHome, resumeHome];
-let worker: ChildProcess | undefined;
+const workers = new TestWorkers(() => h);
 
 // Notes each run in the transcript: the first run writes it, a run that finds it restored appends.
 const AGENT = [
@@ -43,25 +35,6 @@ const AGENT = [
   'f=~/.claude/projects/x/s.jsonl; mkdir -p ~/.claude/projects/x; ' +
     'if [ -f $f ]; then echo resumed >> $f; else echo asked > $f; fi; trap "exit 143" TERM; sleep 600 & wait',
 ];
-
-function show(r: CliResult): string {
-  return `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
-
-async function hostIsLive(): Promise<boolean> {
-  const res = await h.cli(['hosts', '--format', 'json']);
-  return res.code === 0 && (JSON.parse(res.stdout) as Array<{ id: string }>).some((x) => x.id === hostId);
-}
 
 /** Events of the latest run (after the latest resume_requested). */
 async function latestRunWith(identity: string, type: string): Promise<LifecycleEvent[]> {
@@ -93,20 +66,12 @@ beforeAll(async () => {
     bottles: [{ name: 'box', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS }],
     agents: [{ name: 'roamer', bottle: 'box', command: AGENT }],
   });
-  worker = spawn(process.execPath, [BOTTLE_BIN, 'worker', '--host', hostId], {
-    cwd: REPO,
-    env: { ...h.env, CLAUDE_BOTTLE_HOME: workerHome },
-    stdio: 'ignore',
-  });
-  await until('the worker of the bottle host', hostIsLive);
+  workers.start(hostId, { CLAUDE_BOTTLE_HOME: workerHome });
+  await until('the worker of the bottle host', () => hostIsLive(h, hostId));
 }, 120_000);
 
 afterAll(async () => {
-  if (worker && worker.exitCode === null && worker.signalCode === null) {
-    const exited = new Promise((resolve) => worker!.once('exit', resolve));
-    worker.kill('SIGTERM');
-    await exited;
-  }
+  await workers.stopAll();
   await h?.cleanup();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });

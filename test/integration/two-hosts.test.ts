@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
@@ -9,14 +8,13 @@ import { removeBottleResources } from '../../src/effects/docker/teardown.js';
 import { LABELS, resourceNames } from '../../src/shared/names.js';
 import { hostKeyPath } from '../../src/worker/host-key.js';
 import {
-  BOTTLE_BIN,
   identityFrom,
   PIN_DEFAULT_HOSTS,
-  REPO,
   startHarness,
   type BottleHarness,
   type CliResult,
 } from '../support/cli-harness.js';
+import { hostIsLive, listedBottle, show, TestWorkers, until } from '../support/workers.js';
 import { startSecondDaemon, type SecondDaemon } from '../support/second-daemon.js';
 
 /**
@@ -35,7 +33,7 @@ let b: SecondDaemon;
 const suffix = randomBytes(3).toString('hex');
 const hostA = `cb-2h-a-${suffix}`;
 const hostB = `cb-2h-b-${suffix}`;
-const workers = new Set<ChildProcess>();
+const workers = new TestWorkers(() => h);
 const identities = { a: [] as string[], b: [] as string[] };
 let manifest: string;
 let upstream: Server | undefined;
@@ -58,53 +56,15 @@ const BARE_DOCKERFILE =
   'RUN groupadd --gid 1000 node && useradd --uid 1000 --gid node --create-home --home-dir /home/node node\n' +
   'USER node\nWORKDIR /home/node\n';
 
-function startWorker(hostId: string, env: NodeJS.ProcessEnv = {}): ChildProcess {
-  const child = spawn(process.execPath, [BOTTLE_BIN, 'worker', '--host', hostId], {
-    cwd: REPO,
-    env: { ...h.env, ...env },
-    stdio: 'ignore',
-  });
-  workers.add(child);
-  child.once('exit', () => workers.delete(child));
-  return child;
-}
-
-const startWorkerA = () => startWorker(hostA);
-const startWorkerB = () => startWorker(hostB, { DOCKER_HOST: b.dockerHost });
-
-async function stopWorker(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await exited;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
-
-function show(r: CliResult): string {
-  return `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
-}
-
-async function listed(identity: string): Promise<{ state: string; host: string } | undefined> {
-  const res = await h.cli(['list', '--format', 'json']);
-  const rows = JSON.parse(res.stdout) as Array<{ identity: string; state: string; host: string }>;
-  return rows.find((r) => r.identity === identity);
-}
+const startWorkerA = () => workers.start(hostA);
+const startWorkerB = () => workers.start(hostB, { DOCKER_HOST: b.dockerHost });
 
 async function liveHosts(): Promise<Array<{ id: string; engine: string }>> {
   const res = await h.cli(['hosts', '--format', 'json']);
   return JSON.parse(res.stdout) as Array<{ id: string; engine: string }>;
 }
 
-const isLive = async (hostId: string) => (await liveHosts()).some((x) => x.id === hostId);
+const isLive = (hostId: string) => hostIsLive(h, hostId);
 
 async function start(host: string, agent = 'pinned', env: NodeJS.ProcessEnv = {}): Promise<string> {
   const res = await h.cli(['--manifest', manifest, 'start', agent, '--host', host, '--detach'], { env });
@@ -164,7 +124,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  for (const child of [...workers]) await stopWorker(child);
+  await workers.stopAll();
   if (b) for (const identity of identities.b) await removeBottleResources(b.docker, identity).catch(() => undefined);
   await h?.cleanup();
   await b?.stop();
@@ -195,7 +155,7 @@ describe('two Docker hosts on one Redis', () => {
     for (const identity of identities.b) {
       expect(await held(b.docker, identity), identity).toEqual(everything(identity));
       expect(await held(h.docker, identity), identity).toEqual(nothing);
-      expect(await listed(identity)).toMatchObject({ host: hostB, state: expect.stringMatching(/^running/) });
+      expect(await listedBottle(h, identity)).toMatchObject({ host: hostB, state: expect.stringMatching(/^running/) });
       const events = await h.log.read(identity);
       const requested = events.find((e) => e.type === 'bottle.start_requested')!;
       const plan = (requested.data as { plan: { host: string; image: { tag: string } } }).plan;
@@ -206,17 +166,17 @@ describe('two Docker hosts on one Redis', () => {
     const [onA] = identities.a;
     expect(await held(h.docker, onA)).toEqual(everything(onA));
     expect(await held(b.docker, onA)).toEqual(nothing);
-    expect(await listed(onA)).toMatchObject({ host: hostA, state: expect.stringMatching(/^running/) });
+    expect(await listedBottle(h, onA)).toMatchObject({ host: hostA, state: expect.stringMatching(/^running/) });
   }, 360_000);
 
   it("B's bottles wait while B has no worker, A runs none of their effects, B's worker finishes them", async () => {
     const [waiting, other] = identities.b;
-    const workerB = [...workers].find((w) => w.spawnargs.includes(hostB))!;
-    await stopWorker(workerB);
+    const workerB = workers.serving(hostB)!;
+    await workers.stop(workerB);
     await until('host B gone', async () => !(await isLive(hostB)));
     for (const identity of identities.b) {
       const row = await until('the waiting note', async () => {
-        const r = await listed(identity);
+        const r = await listedBottle(h, identity);
         return r?.state.includes(`waiting for host ${hostB}`) && r;
       });
       expect(row.state).toMatch(/^running/);
@@ -312,7 +272,7 @@ describe('two Docker hosts on one Redis', () => {
   }, 120_000);
 
   it("secrets sealed to B's old key do not open with its worker's new one: the launch fails, saying why", async () => {
-    const workerB = [...workers].find((w) => w.spawnargs.includes(hostB))!;
+    const workerB = workers.serving(hostB)!;
     // Frozen, it still counts as live: the start seals to the key it published, and the launch waits for it.
     workerB.kill('SIGSTOP');
     const known = new Set((await h.log.listBottles()).map((entry) => entry.identity));
