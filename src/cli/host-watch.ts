@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isTerminal } from '../machines/index.js';
 import type { RedisTarget } from '../shared/redis-target.js';
 import { currentState, type BottleLog } from '../worker/bottle-log.js';
@@ -47,10 +48,8 @@ export async function watchBottleHost(opts: HostWatchOptions, signal: AbortSigna
       note(`${opts.identity}: ${who}; ${next}`);
       if (opts.detach) return opts.giveUp();
     }
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, CHECK_INTERVAL_MS);
-      signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
-    });
+    // Node's timer removes its abort listener when it fires: none pile up, turn after turn.
+    await sleep(CHECK_INTERVAL_MS, undefined, { signal }).catch(() => undefined);
   }
 }
 
