@@ -32,13 +32,13 @@ export function decisionEvent(decision: DecisionLine): ObservationEvent {
 
 /**
  * The exit recorded for an agent whose container is gone (removed while its
- * worker was down, or its daemon lost it): its status is unknown, so it is
- * the status Docker gives a container whose process it lost, and the bottle
- * takes the crash path with its state kept.
+ * worker was down, or its daemon lost it). Its status is unknown, which no
+ * process status can be mistaken for (-1, no signal), so the bottle takes the
+ * crash path and keeps its state for a resume.
  */
 function vanishedExit(err: unknown): AgentExit {
   if (statusOf(err) !== 404) throw err;
-  return { code: 255, signal: null };
+  return { code: -1, signal: null };
 }
 
 /** How often a watch asks whether its daemon still answers. */

@@ -11,7 +11,8 @@ import { embeddedServices, stopEmbeddedService } from '../../src/cli/embedded.js
 import { removeBottleResources } from '../../src/effects/docker/teardown.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
 import { bottleStatus, stateName, type EffectKind } from '../../src/machines/index.js';
-import { LABELS, resourceNames } from '../../src/shared/names.js';
+import { CREATED_BY, LABELS, resourceNames } from '../../src/shared/names.js';
+import { storeId } from '../../src/event-store/store-id.js';
 import { processAlive } from '../../src/shared/process-alive.js';
 import { currentState, openBottleLog, type BottleLog } from '../../src/worker/bottle-log.js';
 import {
@@ -343,6 +344,41 @@ describe.concurrent('chaos', () => {
       expect(await held(local.docker, identity)).toEqual({ containers: [], networks: [] });
     } finally {
       await local.cleanup();
+    }
+  }, 300_000);
+
+  it('a starting worker reconciles: a vanished agent takes the crash path, leftovers of ended bottles go', async () => {
+    const host = `cb-chaos-reconcile-${suffix}`;
+    const first = await spawnWorker(host);
+    const started = await h.cli(['--manifest', manifest, 'start', 'chaos', '--host', host, '--detach']);
+    expect(started.code, show(started)).toBe(0);
+    const identity = identityFrom(started);
+    await logLine(first, new RegExp(`effect watch_agent ${identity} `));
+    await killHard(first.child);
+    // While no worker runs: the agent's container vanishes, and a network is left by a bottle that ended.
+    await h.docker.getContainer(resourceNames(identity).agentContainer).remove({ force: true });
+    const store = await storeId(h.redis.connect());
+    const endedBottle = (await baseline('stop')).identity;
+    const leftover = await h.docker.createNetwork({
+      Name: `cb-chaos-leftover-${suffix}`,
+      Labels: { [LABELS.createdBy]: CREATED_BY, [LABELS.identity]: endedBottle, [LABELS.store]: store },
+    });
+    const again = await spawnWorker(host);
+    try {
+      expect(await ended(h, identity)).toBe('preserved');
+      const events = await h.log.read(identity);
+      expect(events.find((e) => e.type === 'agent.exited')?.data).toEqual({ code: -1, signal: null });
+      expect(events.find((e) => e.type === 'bottle.preserved')?.data).toMatchObject({ reason: 'crash' });
+      expect(events.filter((e) => e.type === 'effect.failed')).toEqual([]);
+      expect(await held(h.docker, identity)).toEqual({ containers: [], networks: [] });
+      expect(again.lines.join('\n')).toContain(`cb-chaos-leftover-${suffix}`);
+      await expect(h.docker.getNetwork(leftover.id).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    } finally {
+      await stopWorker(again.child);
+      await h.docker
+        .getNetwork(leftover.id)
+        .remove()
+        .catch(() => undefined);
     }
   }, 300_000);
 
