@@ -382,7 +382,7 @@ describe.concurrent('chaos', () => {
     }
   }, 300_000);
 
-  it('start --detach names the host with no live worker and exits; the bottle carries on later', async () => {
+  it('a host without a live worker: start --detach says so and exits, stop says so and waits', async () => {
     const host = `cb-chaos-detach-${suffix}`;
     const worker = await spawnWorker(host);
     const killed = logLine(worker, /effect create_networks /).then(() => killHard(worker.child));
@@ -391,11 +391,26 @@ describe.concurrent('chaos', () => {
     const identity = identityFrom(started);
     expect(started.code, show(started)).toBe(1);
     expect(started.stderr).toContain(`${identity}: no live worker serves host ${host}; not waiting (--detach)`);
+
+    // A stop waits visibly, and carries on when the host's worker returns.
+    const stopping = spawn(process.execPath, [BOTTLE_BIN, 'stop', identity], {
+      cwd: REPO,
+      env: h.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.add(stopping);
+    const said = { stdout: '', stderr: '' };
+    stopping.stdout!.on('data', (b: Buffer) => (said.stdout += b.toString()));
+    stopping.stderr!.on('data', (b: Buffer) => (said.stderr += b.toString()));
+    const stopExit = new Promise<number | null>((resolve) => stopping.once('exit', (code) => resolve(code)));
+    const waiting = `${identity}: no live worker serves host ${host}; waiting; it carries on when one does`;
+    await until('the stop saying it waits', async () => said.stderr.includes(waiting));
     const again = await spawnWorker(host);
     try {
-      await running(h, identity);
-      const stopped = await h.cli(['stop', identity]);
-      expect(stopped.code, show(stopped)).toBe(0);
+      expect(await stopExit, said.stderr).toBe(0);
+      expect(said.stderr.split(waiting)).toHaveLength(2);
+      expect(said.stderr).toContain(`a live worker serves ${identity}'s host again`);
+      expect(said.stdout).toContain(`stopped; resume with: bottle resume ${identity}`);
       expect(await ended(h, identity)).toBe('preserved');
       expect(await held(h.docker, identity)).toEqual({ containers: [], networks: [] });
     } finally {
