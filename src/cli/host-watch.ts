@@ -31,13 +31,15 @@ export interface HostWatchOptions {
  */
 export async function watchBottleHost(opts: HostWatchOptions, signal: AbortSignal): Promise<void> {
   let said: string | undefined;
+  // The host is fixed by the plan; once it is in the log it is not read again.
+  const known: { host?: string } = {};
   const note = (line: string | undefined) => {
     if (line !== undefined && line !== said) opts.say(line);
     said = line;
   };
   while (!signal.aborted) {
     // Redis restarting, or a worker starting, is checked again at the next turn.
-    const waiting = await unservedHost(opts).catch(() => undefined);
+    const waiting = await unservedHost(opts, known).catch(() => undefined);
     if (signal.aborted) return;
     if (waiting === undefined) {
       if (said !== undefined) note(`a live worker serves ${opts.identity}'s host again`);
@@ -56,10 +58,16 @@ export async function watchBottleHost(opts: HostWatchOptions, signal: AbortSigna
 const ANY_HOST = Symbol('any host');
 
 /** The host the bottle waits for, when no live worker serves it (after reviving the local worker if it died). */
-async function unservedHost(opts: HostWatchOptions): Promise<string | typeof ANY_HOST | undefined> {
-  const { state } = await currentState(opts.log, opts.identity);
-  if (isTerminal(state)) return undefined;
-  const host = state.context.plan?.host;
+async function unservedHost(
+  opts: HostWatchOptions,
+  known: { host?: string },
+): Promise<string | typeof ANY_HOST | undefined> {
+  if (known.host === undefined) {
+    const { state } = await currentState(opts.log, opts.identity);
+    if (isTerminal(state)) return undefined;
+    known.host = state.context.plan?.host;
+  }
+  const host = known.host;
   if (
     (host === undefined || host === hostname()) &&
     (await reviveLocalWorker(opts.target, opts.redis, hostname(), opts.say))
