@@ -192,7 +192,11 @@ const lifecycleTypes = (events: LifecycleEvent[]) =>
     .filter((t) => !t.startsWith('egress.'))
     .sort();
 
-type Flow = 'stop' | 'exit';
+type Flow = 'stop' | 'exit' | 'fail';
+const AGENT_OF: Record<Flow, string> = { stop: 'chaos', exit: 'chaos', fail: 'chaos-fail' };
+const FINAL_OF: Record<Flow, string> = { stop: 'preserved', exit: 'cleaned', fail: 'failed' };
+// No pipelock image can be here (nothing is pulled): its launch fails for good and is torn down.
+const MISSING_PIPELOCK = 'claude-bottle-test/no-such-pipelock:0';
 const LAUNCH_KINDS: EffectKind[] = [
   'prepare_state',
   'build_image',
@@ -211,7 +215,8 @@ interface Run {
 
 /**
  * One bottle from start to its end on a host of its own: `stop` stops it with
- * `bottle stop`, `exit` has its agent exit 0 (SIGTERM from the test). With
+ * `bottle stop`, `exit` has its agent exit 0 (SIGTERM from the test), `fail`
+ * launches with a pipelock image that is not there (a permanent failure). With
  * `faultAt`, the host's worker is SIGKILLed as it starts that effect, and a
  * new worker started for the host.
  */
@@ -230,14 +235,19 @@ async function runBottle(flow: Flow, faultAt?: EffectKind): Promise<Run> {
     })();
   };
   try {
-    if (faultAt && LAUNCH_KINDS.includes(faultAt)) arm(faultAt);
-    const started = await h.cli(['--manifest', manifest, 'start', 'chaos', '--host', host, '--detach']);
+    const duringLaunch = flow === 'fail' || LAUNCH_KINDS.includes(faultAt!);
+    if (faultAt && duringLaunch) arm(faultAt);
+    const started = await h.cli(['--manifest', manifest, 'start', AGENT_OF[flow], '--host', host, '--detach']);
     const identity = identityFrom(started);
-    expect(started.code, show(started)).toBe(0);
-    await recovered;
-    await running(h, identity);
-    if (faultAt && !LAUNCH_KINDS.includes(faultAt)) arm(faultAt);
-    if (flow === 'stop') {
+    expect(started.code, show(started)).toBe(flow === 'fail' ? 1 : 0);
+    if (flow !== 'fail') {
+      await recovered;
+      await running(h, identity);
+    }
+    if (faultAt && !duringLaunch) arm(faultAt);
+    if (flow === 'fail') {
+      // Its launch ends by itself.
+    } else if (flow === 'stop') {
       const stopped = await h.cli(['stop', identity]);
       expect(stopped.code, show(stopped)).toBe(0);
     } else {
@@ -269,9 +279,15 @@ beforeAll(async () => {
       bottles: [
         { name: 'box', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS },
         { name: 'bare', dockerfile: './bare.Dockerfile', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS },
+        {
+          name: 'nopipe',
+          egress: { allow: ['example.test'], proxy: 'pipelock', pipelock_image: MISSING_PIPELOCK },
+          extra_hosts: PIN_DEFAULT_HOSTS,
+        },
       ],
       agents: [
         { name: 'chaos', bottle: 'box', command: AGENT },
+        { name: 'chaos-fail', bottle: 'nopipe', command: AGENT },
         // Ends by a signal, as an agent does when its container is stopped under it: the crash path.
         { name: 'chaos-bare', bottle: 'bare', command: ['sh', '-c', 'trap "exit 143" TERM; sleep 600 & wait'] },
       ],
@@ -291,7 +307,16 @@ const cases: Array<{ flow: Flow; kind: EffectKind }> = [
   { flow: 'stop', kind: 'snapshot_transcript' },
   { flow: 'stop', kind: 'preserve' },
   { flow: 'exit', kind: 'cleanup' },
+  { flow: 'fail', kind: 'start_pipelock' },
+  { flow: 'fail', kind: 'teardown_failed' },
 ];
+
+/** A run's failures, as the machine reads them. */
+const failuresOf = (run: Run) =>
+  run.events
+    .filter((e) => e.type === 'effect.failed')
+    .map((e) => e.data as { effect: string; permanent: boolean })
+    .map(({ effect, permanent }) => ({ effect, permanent }));
 
 describe.concurrent('chaos', () => {
   it.each(cases)(
@@ -299,10 +324,11 @@ describe.concurrent('chaos', () => {
     async ({ flow, kind }) => {
       const [faulty, clean] = await Promise.all([runBottle(flow, kind), baseline(flow)]);
       expect(faulty.final).toBe(clean.final);
-      expect(faulty.final).toBe(flow === 'stop' ? 'preserved' : 'cleaned');
+      expect(faulty.final).toBe(FINAL_OF[flow]);
       const { events } = faulty;
       expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
-      expect(events.filter((e) => e.type === 'effect.failed')).toEqual([]);
+      // None but the failure a fault-free run has too (the missing pipelock image).
+      expect(failuresOf(faulty)).toEqual(failuresOf(clean));
       expect(lifecycleTypes(events)).toEqual(lifecycleTypes(clean.events));
       expect(await held(h.docker, faulty.identity)).toEqual({ containers: [], networks: [] });
       expect(await subnetsHeld(h.docker, events)).toEqual([]);
