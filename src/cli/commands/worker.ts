@@ -1,5 +1,6 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { daemonFacts, dockerClient } from '../../effects/docker/client.js';
 import { cleanupHost, removeLeftovers } from '../../effects/cleanup.js';
 import { effectHandlers } from '../../effects/index.js';
@@ -23,6 +24,7 @@ export async function runWorkerCommand(opts: { concurrency?: string; host?: stri
         `got ${JSON.stringify(hostId)}`,
     );
   }
+  const closeBound = stopBound(process.env);
   const target = redisTarget();
   await ensureRedis(target, (l) => io.stderr(l));
   const stamp = () => new Date().toISOString();
@@ -51,15 +53,41 @@ export async function runWorkerCommand(opts: { concurrency?: string; host?: stri
     mkdirSync(paths.dir, { recursive: true });
     writeFileSync(paths.pid, `${process.pid}\n`);
   }
-  await new Promise<void>((resolve) => {
-    const stop = (sig: string) => {
-      io.stderr(`${stamp()} ${sig}: finishing current jobs, handing long effects back to the queue`);
-      resolve();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
-  await running.close();
-  io.stderr(`${stamp()} worker stopped`);
-  return 0;
+  const signalled = (sig: NodeJS.Signals) =>
+    new Promise<NodeJS.Signals>((resolve) => process.once(sig, () => resolve(sig)));
+  const first = await Promise.race([signalled('SIGTERM'), signalled('SIGINT')]);
+  io.stderr(`${stamp()} ${first}: finishing current jobs, handing long effects back to the queue`);
+  // A clean stop needs Redis; one that cannot reach it must still end: on a second signal, or after a bound.
+  const outcome = await Promise.race([
+    running.close().then(() => 'closed' as const),
+    Promise.race([signalled('SIGTERM'), signalled('SIGINT')]).then((sig) => `${sig} again` as const),
+    sleep(closeBound * 1000, 'timeout' as const, { ref: false }),
+  ]);
+  if (outcome === 'closed') {
+    io.stderr(`${stamp()} worker stopped`);
+    return 0;
+  }
+  const why = outcome === 'timeout' ? `not done within ${closeBound} s (is Redis reachable?)` : outcome;
+  io.stderr(
+    `${stamp()} worker stopped without finishing its shutdown (${why}); ` +
+      'its unfinished jobs are taken again once their locks lapse',
+  );
+  // Redis clients still retrying would keep the process alive.
+  process.exit(1);
+}
+
+/** How long a stopping worker may take to finish its jobs and leave Redis cleanly, in seconds. */
+export const STOP_SECONDS_ENV = 'CLAUDE_BOTTLE_WORKER_STOP_SECONDS';
+const DEFAULT_STOP_SECONDS = 60;
+
+function stopBound(env: NodeJS.ProcessEnv): number {
+  const configured = env[STOP_SECONDS_ENV];
+  if (configured === undefined || configured === '') return DEFAULT_STOP_SECONDS;
+  const seconds = Number(configured);
+  if (!Number.isInteger(seconds) || seconds < 1) {
+    throw new UsageError(
+      `${STOP_SECONDS_ENV} must be a whole number of seconds (at least 1), got ${JSON.stringify(configured)}`,
+    );
+  }
+  return seconds;
 }
