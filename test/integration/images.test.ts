@@ -102,6 +102,22 @@ describe('ensureImage', () => {
       /failed at "Step \d+\/\d+ : RUN echo broken-.*": The command .* returned a non-zero code: 3/,
     );
   });
+
+  it('refuses to build sources other than the planned ones (another build on the worker), naming both', async () => {
+    const dockerfile = await customDockerfile('drifted', `FROM debian:bookworm-slim\nRUN echo drifted-${suffix}\n`);
+    const src = agentImageSource({ dockerfile, bottle: `cbtest-${suffix}` });
+    const plan = await imagePlan(src);
+    // The CLI planned this content; the worker then finds other files under the same name.
+    await writeFile(dockerfile, `FROM debian:bookworm-slim\nRUN echo changed-${suffix}\n`);
+    const drifted = agentImageSource({ dockerfile, bottle: `cbtest-${suffix}` });
+    const err = await ensureImage(docker, drifted, plan).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentEffectError);
+    expect((err as Error).message).toMatch(/image sources on this worker differ from the ones .* was planned from/);
+    expect((err as PermanentEffectError).detail).toBe(
+      `planned ${plan.context_hash}, found ${(await imagePlan(drifted)).context_hash}`,
+    );
+    await expect(docker.getImage(plan.tag).inspect()).rejects.toBeTruthy();
+  });
 });
 
 describe('builtin agent image', () => {

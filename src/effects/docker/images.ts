@@ -5,7 +5,7 @@ import type { ImagePlan } from '../../plan/schema.js';
 import { PermanentEffectError } from '../types.js';
 import { CREATED_BY, LABELS } from '../../shared/names.js';
 import { statusOf } from './status.js';
-import { contextFileReader, effectiveMode, type ImageSource } from '../../images/build-context.js';
+import { contextFileReader, contextHash, effectiveMode, type ImageSource } from '../../images/build-context.js';
 
 /** Streams the context as a tar, one file at a time, so a 400 MB binary is never held in memory. */
 function contextTar(src: ImageSource): Pack {
@@ -70,6 +70,17 @@ async function ensureImageOnce(
   opts: { onProgress?: (line: string) => void; labels?: Record<string, string> },
 ): Promise<{ tag: string; cached: boolean }> {
   if (await imageExists(docker, plan.tag)) return { tag: plan.tag, cached: true };
+  // The tag names the content the CLI planned; a worker of another build (or files changed since) would
+  // put different content under it.
+  const hash = await contextHash(src);
+  if (hash !== plan.context_hash) {
+    throw new PermanentEffectError(
+      `the ${src.name} image sources on this worker differ from the ones ${plan.tag} was planned from ` +
+        '(the CLI and this worker run different claude-bottle builds, or the files changed since the start); ' +
+        'run the same build on both and start again',
+      `planned ${plan.context_hash}, found ${hash}`,
+    );
+  }
 
   // tar-stream's Pack is a streamx Readable: pipe-compatible, but not typed as a Node stream.
   const stream: NodeJS.ReadableStream = await docker.buildImage(contextTar(src) as unknown as NodeJS.ReadableStream, {
