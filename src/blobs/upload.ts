@@ -1,6 +1,7 @@
 import { dirname, isAbsolute } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { BottlePlan, Upload } from '../plan/schema.js';
+import { RuntimeFailure, UsageError } from '../shared/errors.js';
 import { formatBytes } from '../shared/format-bytes.js';
 import { putBlob, uploadLimitBytes } from './store.js';
 import { packFile, packFolder } from './tree.js';
@@ -47,13 +48,23 @@ export async function uploadPlanSources(
   const limit = uploadLimitBytes(opts.env);
   const uploads: Upload[] = [];
   for (const { source, reading, what } of planSources(plan, opts.baseDockerfile)) {
-    const tar =
-      reading === 'file' ? await packFile(source, what, limit) : await packFolder(source, reading, what, limit);
+    const tar = await pack(source, reading, what, limit);
     const stored = await putBlob(redis, tar, what, limit);
     if (stored.sent && stored.bytes >= SHOWN_UPLOAD_BYTES) say(`uploaded ${what} (${formatBytes(stored.bytes)})`);
     uploads.push({ source, reading, blob: stored.blob, bytes: stored.bytes });
   }
   return uploads;
+}
+
+/** A source that cannot be read (gone since the plan, unreadable) is named in one line. */
+async function pack(source: string, reading: Upload['reading'], what: string, limit: number): Promise<Buffer> {
+  try {
+    return reading === 'file' ? await packFile(source, what, limit) : await packFolder(source, reading, what, limit);
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new RuntimeFailure(`cannot read ${what} to send it to the worker (${code ?? (err as Error).message})`);
+  }
 }
 
 /** Uploads smaller than this go unmentioned. */

@@ -10,11 +10,12 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
 import { pack as tarPack } from 'tar-stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { blobName, UploadTooLargeError } from '../../src/blobs/store.js';
 import { packFile, packFolder, unpackedFile, unpackTree } from '../../src/blobs/tree.js';
-import { planSources } from '../../src/blobs/upload.js';
+import { planSources, uploadPlanSources } from '../../src/blobs/upload.js';
 import { fakePlan } from '../support/fake-plan.js';
 
 const LIMIT = 1024 * 1024;
@@ -135,6 +136,16 @@ describe('what a plan uploads', () => {
       ['/work/prompt.md', 'file'],
       ['/work/skills/x', 'copy'],
     ]);
+  });
+
+  it('that cannot be read is named in one line, before anything is sent', async () => {
+    const plan = fakePlan('claude-bottle-demo-abcde');
+    const gone = join(tempDir('cb-tree-gone-'), 'prompt.md');
+    plan.mounts = [{ kind: 'copy', source: gone, target: '/p', readonly: true, purpose: 'prompt' }];
+    const neverUsed = {} as Redis;
+    await expect(uploadPlanSources(neverUsed, plan)).rejects.toThrow(
+      `cannot read the prompt ${gone} to send it to the worker (ENOENT)`,
+    );
   });
 
   it("of a resumed bottle with an approved Dockerfile is its original Dockerfile's folder", () => {
