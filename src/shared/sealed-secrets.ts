@@ -169,7 +169,15 @@ export function openSealedSecrets(blob: SealedSecrets, as: OpenAs): Record<strin
         '(sealed for another bottle, or altered on the way)',
     );
   }
-  const parsed = SecretsSchema.safeParse(JSON.parse(plaintext));
+  const parsed = SecretsSchema.safeParse(parseJson(plaintext));
   if (!parsed.success) throw new SealedSecretsError(`the sealed secrets for ${as.identity} are malformed`);
   return parsed.data;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
 }
