@@ -67,7 +67,9 @@ export const bottleMachine = setup({
     requestEffect: (_args, _intent: EffectIntent) => {},
   },
   guards: {
-    isPermanentFailure: ({ event }) => event.type === 'effect.failed' && event.data.permanent,
+    // Telling the agent a decision is a courtesy to it: failing to, in whatever state, never ends the bottle.
+    isPermanentFailure: ({ event }) =>
+      event.type === 'effect.failed' && event.data.permanent && event.data.effect !== 'answer_capability',
     noCapabilityPending: ({ context }) => context.pendingCapability === null,
     queuesBehindPending: ({ event }) => event.type === 'capability.requested' && event.data.queue_if_pending,
     decidesPendingCapability: ({ context, event }) =>
@@ -83,8 +85,6 @@ export const bottleMachine = setup({
       event.type === 'capability.denied' &&
       !event.data.legacy_decision &&
       context.pendingCapability?.request_id === event.data.request_id,
-    // Telling the agent a decision is a courtesy to it: failing to must not end the bottle.
-    answerFailed: ({ event }) => event.type === 'effect.failed' && event.data.effect === 'answer_capability',
     cleanExit: ({ context }) => context.exitCode === 0 && !context.stopRequested,
     usesPipelock: ({ context }) => context.plan?.egress?.proxy === 'pipelock',
     // Host credential routes: the agent trusts the CA the gateway creates at its start.
@@ -266,7 +266,7 @@ export const bottleMachine = setup({
           { guard: 'approvesEgressLive', actions: [answerDecision(), nextPendingCapability()] },
           { guard: 'decidesPendingCapability', target: 'applying_capability' },
         ],
-        'effect.failed': [{ guard: 'answerFailed', actions: recordError() }, ...failOnPermanent('failing')],
+        'effect.failed': failOnPermanent('failing'),
       },
     },
     applying_capability: {

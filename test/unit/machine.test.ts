@@ -650,6 +650,16 @@ describe('capability requests', () => {
     expect(effects.filter((e) => e.causedBySeq === LAUNCHED + 3)).toEqual([]);
   });
 
+  it('keeps its end when telling the agent fails for good after it has left running', () => {
+    const denial: Step = ['capability.denied', { request_id: 'req-1', reason: 'no', by: 'cli' }];
+    const exited: Step = ['agent.exited', { code: 0, signal: null }];
+    const failure = failed('answer_capability', true, 'the gateway did not take the decision in');
+    const { state } = foldAll(running([request, denial, exited, failure]));
+    expect(stateName(state)).toBe('snapshotting');
+    expect(state.context.launchFailure).toBeNull();
+    expect(state.context.lastError).toMatchObject({ effect: 'answer_capability', permanent: true });
+  });
+
   it.each([
     ['preparing', 1],
     ['the parallel launch', NETWORKED],
