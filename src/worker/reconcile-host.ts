@@ -32,6 +32,8 @@ export interface HostDaemon {
  */
 export async function reconcileHost(deps: {
   log: BottleLog;
+  /** The host this worker serves: other hosts' bottles are their workers' to reconcile. */
+  hostId: string;
   engine: BottleEngine;
   store: EventStoreView;
   daemon?: HostDaemon;
@@ -39,6 +41,8 @@ export async function reconcileHost(deps: {
 }): Promise<void> {
   let enqueued = 0;
   for (const entry of await deps.log.listBottles()) {
+    // An entry indexed before hosts were recorded has none: its fold says where it runs.
+    if (entry.host && entry.host !== deps.hostId) continue;
     const live = await deps.log.liveState(entry.identity);
     // A live state cached by another machine version reads as null: the fold decides.
     if (!live || !isTerminal(live)) enqueued += await deps.engine.reconcile(entry.identity);

@@ -261,7 +261,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   };
 
   const storeView = { id: store, isLive, imagesInUse };
-  const reconcile = () => reconcileHost({ log, engine, store: storeView, daemon: opts.daemon, say });
+  const reconcile = () => reconcileHost({ log, engine, hostId, store: storeView, daemon: opts.daemon, say });
   const daemonReturn =
     opts.daemon &&
     new DaemonReturnWatch(
