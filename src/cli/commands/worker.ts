@@ -5,6 +5,7 @@ import { daemonFacts, dockerClient } from '../../effects/docker/client.js';
 import { cleanupHost, removeLeftovers } from '../../effects/cleanup.js';
 import { effectHandlers } from '../../effects/index.js';
 import { UsageError } from '../../shared/errors.js';
+import { visibleText } from '../../shared/visible-text.js';
 import { redisTarget } from '../../shared/redis-target.js';
 import { connectRedis } from '../../worker/redis.js';
 import { HOST_ID_PATTERN } from '../../worker/heartbeat.js';
@@ -46,7 +47,8 @@ export async function runWorkerCommand(opts: { concurrency?: string; host?: stri
     runtimes: daemon.runtimes,
     host: { id: hostId, engineId: daemon.engineId },
     concurrency,
-    log: (line) => io.stderr(`${stamp()} ${line}`),
+    // Effect errors can quote a bottle (a gateway's last lines, an approved Dockerfile's build output).
+    log: (line) => io.stderr(`${stamp()} ${visibleText(line)}`),
   });
   if (target.kind === 'embedded') {
     const paths = workerPaths();
