@@ -146,6 +146,8 @@ export async function launchAndAttach(
     progress.pause();
     io.stderr(line);
   };
+  // Asked while the launch runs, not after it: an attached start then waits for nothing more.
+  const reachable = detach ? undefined : reachesBottleDocker(session.redis, plan.host).catch(() => true);
   const launchEnd = await session
     .follow(identity, afterSeq, onEvent, launched, { say, detach })
     .finally(() => progress.stop());
@@ -157,7 +159,7 @@ export async function launchAndAttach(
   }
   if (detach) return 0;
 
-  if (!(await reachesBottleDocker(session.redis, plan.host))) {
+  if (!(await reachable)) {
     io.stderr(`${elsewhere(identity, plan, 'attach')}; following its events until it ends`);
   } else if (io.isTTY) {
     const how = await attachTerminal(plan.containers.agent, () =>
