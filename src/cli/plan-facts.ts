@@ -4,7 +4,7 @@ import { findAgent, type LoadedManifest } from '../manifest/load.js';
 import type { PlanFacts } from '../plan/resolve.js';
 import type { ImagePlan } from '../plan/schema.js';
 import { agentImageSource, gatewayImageSource, imagePlan, type ImageSource } from '../images/sources.js';
-import { readOptionalJson, userClaudeFiles } from '../shared/claude-files.js';
+import { readUserClaudeFiles } from '../shared/claude-files.js';
 import { UsageError } from '../shared/errors.js';
 import type { ContainerRuntime } from '../shared/runtime.js';
 
@@ -70,16 +70,6 @@ export async function gatherPlanFacts(opts: GatherOptions): Promise<PlanFacts> {
     restoresTranscript: opts.restoresTranscript,
     userClaudeFiles: await readUserClaudeFiles(),
   };
-}
-
-/** The user's Claude Code files here; the plan keeps only their display preferences. */
-async function readUserClaudeFiles(): Promise<{ globalConfig: unknown; settings: unknown }> {
-  const files = userClaudeFiles();
-  const [globalConfig, settings] = await Promise.all([
-    readOptionalJson(files.globalConfig),
-    readOptionalJson(files.settings),
-  ]);
-  return { globalConfig, settings };
 }
 
 function otherHostCwd(cwd: string): string {

@@ -37,7 +37,7 @@ export interface PlanFacts {
   /** A resumed bottle whose log records a transcript snapshot: its worker copies it back into ~/.claude. */
   restoresTranscript?: boolean;
   /** The user's own Claude Code files on the CLI's machine, parsed; only their shareable preferences are kept. */
-  userClaudeFiles?: { globalConfig: unknown; settings: unknown };
+  userClaudeFiles?: { global: unknown; settings: unknown };
 }
 
 export interface ResolvePlanOptions {
@@ -96,7 +96,7 @@ export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
     ...(opts.facts.userClaudeFiles
       ? {
           claude_preferences: {
-            global: shareablePreferences(opts.facts.userClaudeFiles.globalConfig),
+            global: shareablePreferences(opts.facts.userClaudeFiles.global),
             settings: shareablePreferences(opts.facts.userClaudeFiles.settings),
           },
         }

@@ -15,10 +15,19 @@ export function userClaudeFiles(
 }
 
 /** A JSON file's value, or undefined when it is absent, unreadable or not JSON: preferences are optional. */
-export async function readOptionalJson(path: string): Promise<unknown> {
+async function readOptionalJson(path: string): Promise<unknown> {
   try {
     return JSON.parse(await readFile(path, 'utf8')) as unknown;
   } catch {
     return undefined;
   }
+}
+
+/** The user's Claude Code files, parsed (undefined where absent or unreadable): what preferences are taken from. */
+export async function readUserClaudeFiles(files = userClaudeFiles()): Promise<{ global: unknown; settings: unknown }> {
+  const [global, settings] = await Promise.all([
+    readOptionalJson(files.globalConfig),
+    readOptionalJson(files.settings),
+  ]);
+  return { global, settings };
 }

@@ -7,7 +7,7 @@ import { AGENT_HOME } from '../../plan/agent-env.js';
 import { CLAUDE_GLOBAL_CONFIG_TARGET, CLAUDE_USER_SETTINGS_TARGET, claudeStateFiles } from '../../plan/claude-state.js';
 import { SSH_AGENT_BRIDGE_PATH, sshAgentBridgeScript, sshClientConfig } from '../../plan/ssh-config.js';
 import type { BottlePlan } from '../../plan/schema.js';
-import { readOptionalJson, userClaudeFiles } from '../../shared/claude-files.js';
+import { readUserClaudeFiles, userClaudeFiles } from '../../shared/claude-files.js';
 import { expandHome } from '../../shared/paths.js';
 import { PermanentEffectError } from '../types.js';
 
@@ -281,10 +281,7 @@ export async function claudeStateEntries(
   owner = AGENT_OWNER,
 ): Promise<ArchiveEntry[]> {
   // The CLI read them on its machine; a plan from before that names none, so this machine's are used.
-  const preferences = plan.claude_preferences ?? {
-    global: await readOptionalJson(user.globalConfig),
-    settings: await readOptionalJson(user.settings),
-  };
+  const preferences = plan.claude_preferences ?? (await readUserClaudeFiles(user));
   const files = claudeStateFiles({
     plan,
     userGlobalConfig: preferences.global,
