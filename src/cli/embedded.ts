@@ -9,7 +9,7 @@ import { RuntimeFailure } from '../shared/errors.js';
 import { bottleHome } from '../shared/paths.js';
 import { processAlive } from '../shared/process-alive.js';
 import { describeRedisTarget, type RedisTarget } from '../shared/redis-target.js';
-import { HEARTBEAT_PREFIX, liveWorkers, type WorkerBeat } from '../worker/heartbeat.js';
+import { liveWorkers, type WorkerBeat } from '../worker/heartbeat.js';
 import { probeRedis } from '../worker/redis.js';
 
 /**
@@ -157,11 +157,11 @@ export async function reviveLocalWorker(
 ): Promise<boolean> {
   const own = embeddedServices().find((s) => s.name === 'worker');
   if (!own || own.pid === null || own.running) return false;
-  const deadKey = `${HEARTBEAT_PREFIX}${hostname()}:${own.pid}`;
-  const others = (await liveWorkers(redis)).filter((w) => w.key !== deadKey && w.hostId === hostId);
-  if (others.length > 0) return false;
+  const live = await liveWorkers(redis);
+  const dead = live.find((w) => w.pid === own.pid && w.host === hostname());
+  if (live.some((w) => w !== dead && w.hostId === hostId)) return false;
   say(`the local worker (pid ${own.pid}) is gone; starting it again`);
-  await redis.del(deadKey);
+  if (dead) await redis.del(dead.key);
   await ensureWorker(target, redis, say, hostId);
   return true;
 }

@@ -12,11 +12,12 @@ export interface PlanHost {
 }
 
 const load = (w: WorkerBeat) => (w.capacity > 0 ? w.bottles / w.capacity : w.bottles);
+const runtimeOf = (w: WorkerBeat) => (w.runtimes.length > 0 ? chooseRuntime(w.runtimes) : undefined);
 
 /** The runtime a host's live workers say its daemon has; `fallback` (the bottle's last) when none says. */
 export async function hostRuntime(redis: Redis, host: string, fallback: ContainerRuntime): Promise<ContainerRuntime> {
-  const said = (await liveWorkers(redis)).find((w) => w.hostId === host && w.runtimes.length > 0);
-  return said ? chooseRuntime(said.runtimes) : fallback;
+  const said = (await liveWorkers(redis)).filter((w) => w.hostId === host).map(runtimeOf);
+  return said.find((r) => r !== undefined) ?? fallback;
 }
 
 /**
@@ -28,7 +29,6 @@ export async function hostRuntime(redis: Redis, host: string, fallback: Containe
  */
 export async function chooseHost(redis: Redis | undefined, requested?: string): Promise<PlanHost> {
   const live = redis ? await liveWorkers(redis) : [];
-  const runtimeOf = (w: WorkerBeat) => (w.runtimes.length > 0 ? chooseRuntime(w.runtimes) : undefined);
   if (requested !== undefined) {
     const serving = live.filter((w) => w.hostId === requested);
     if (serving.length === 0 && redis) {

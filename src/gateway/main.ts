@@ -36,7 +36,7 @@ async function main(): Promise<void> {
     // The gateway's internal-network address (listen.pl binds its TCP ports there too); loopback when unset.
     listenHost: process.env[GATEWAY_LISTEN_ADDRESS_ENV] || '127.0.0.1',
     inheritedSockets: inheritedSockets(process.env.GATEWAY_LISTEN_FDS),
-    decisionsDir: process.env.GATEWAY_DECISIONS || GATEWAY_DECISIONS_DIR,
+    decisionsDir: GATEWAY_DECISIONS_DIR,
   });
   // The worker has written a decision (src/effects/answer.ts).
   process.on('SIGHUP', () => {

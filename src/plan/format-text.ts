@@ -1,12 +1,11 @@
 import { planLimits } from './default-limits.js';
 import type { BottlePlan } from './schema.js';
+import { parseHostPattern, patternMatches } from '../shared/host-pattern.js';
 
 /** Says so when an ssh entry's host cannot be reached because its port 22 is not allowed. */
 function sshReach(plan: Pick<BottlePlan, 'hosts'>, host: string): string {
   const name = host.toLowerCase();
-  const allowed = plan.hosts.some(
-    (h) => h === `${name}:22` || (h.startsWith('*.') && h.endsWith(':22') && name.endsWith(h.slice(1, -3))),
-  );
+  const allowed = plan.hosts.some((h) => patternMatches(parseHostPattern(h), name, 22, 'connect'));
   if (/[*?]/.test(host) || allowed) return '';
   return `; add "${name}:22" to egress.allow to reach it`;
 }
