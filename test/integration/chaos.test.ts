@@ -262,6 +262,8 @@ async function runBottle(flow: Flow, faultAt?: EffectKind): Promise<Run> {
     await recovered;
     return { identity, final, events: await h.log.read(identity) };
   } finally {
+    // A test that failed before awaiting it leaves it to reject when the worker ends: not unhandled.
+    recovered?.catch(() => undefined);
     await stopWorker(worker.child);
   }
 }

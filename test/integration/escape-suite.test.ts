@@ -17,12 +17,14 @@ import type { AddressInfo } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type Docker from 'dockerode';
+import { Redis } from 'ioredis';
 import { defaultPids } from '../../src/plan/default-limits.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { escapeTable, type EscapeRow } from '../../bench/escape.bench.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
 import { CAPABILITY_BURST } from '../../src/gateway/capability.js';
 import { execIn } from '../support/docker.js';
+import { redisKeysHolding } from '../support/launch-secrets.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
 
 /**
@@ -269,17 +271,25 @@ describe('escape attempts refused on the host, before any bottle runs', () => {
     const identity = identityFrom(started);
     const events = await h.waitForEvent(identity, 'bottle.failed');
     const gatewayStarted = events.some((e) => e.type === 'gateway.started');
-    const secretsFile = existsSync(join(h.home, 'state', identity, 'secrets.json'));
-    const leaked = secretsFile || anyFileHolds(h.home, secret);
+    const redis = new Redis({ path: h.redis.socket, maxRetriesPerRequest: null });
+    let sealedLeft: boolean;
+    let inRedis: string[];
+    try {
+      sealedLeft = (await redis.exists(`cb:sealed:${identity}`)) === 1;
+      inRedis = await redisKeysHolding(redis, secret);
+    } finally {
+      redis.disconnect();
+    }
+    const leaked = sealedLeft || inRedis.length > 0 || anyFileHolds(h.home, secret);
     row('13', 'launch failing in its image build, with a route secret', {
-      refused: !gatewayStarted && !secretsFile,
+      refused: !gatewayStarted && !sealedLeft,
       recorded: events.some((e) => e.type === 'bottle.failed'),
       leaked,
-      note: 'event: bottle.failed; the secret is in no file under the home',
+      note: 'event: bottle.failed; no sealed blob left, the secret in no Redis key and no file under the home',
     });
     expect(gatewayStarted).toBe(false);
     expect(existsSync(join(h.home, 'state', identity))).toBe(true);
-    expect(secretsFile).toBe(false);
+    expect(sealedLeft).toBe(false);
     expect(leaked).toBe(false);
   }, 240_000);
 });

@@ -99,7 +99,6 @@ describe('a launch that fails before its gateway starts', () => {
       const events = await h.waitForEvent(identity, 'bottle.failed');
       expect(events.some((e) => e.type === 'gateway.started')).toBe(false);
       expect(existsSync(join(h.home, 'state', identity))).toBe(true);
-      expect(existsSync(join(h.home, 'state', identity, 'secrets.json'))).toBe(false);
       const redis = new Redis({ path: h.redis.socket });
       try {
         expect(await redis.exists(`cb:sealed:${identity}`)).toBe(0);

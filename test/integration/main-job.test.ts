@@ -30,6 +30,9 @@ describe('the main job', () => {
     const run = await h.cli(['--manifest', manifest, 'start', '--cwd', work, 'demo']);
     expect(run.code, show(run)).toBe(0);
     expect(run.stdout).toContain('claude-bottle demo agent');
+    // The demo exits 0 whatever it finds; a sandbox check that failed is marked ✘.
+    expect(run.stdout).toContain('✔');
+    expect(run.stdout).not.toContain('✘');
     expect(run.stdout).toContain(`cwd ${work}`);
     expect(run.stderr).toContain('cleaned up');
   }, 240_000);

@@ -87,12 +87,17 @@ describe('the credential secret appears nowhere but the gateway', () => {
     expect(text.stdout + text.stderr).not.toContain(fx.secret);
   });
 
-  it('the bottle starts; the state folder secrets.json is gone once the gateway holds the secret', async () => {
+  it('the bottle starts; its sealed secrets are gone from Redis once the gateway holds them', async () => {
     identity = identityFrom(await cli(['start', fx.agent, '--detach']));
     const events = await h.waitForEvent(identity, 'agent.started');
     expect(events.map((e) => e.type)).toContain('gateway.started');
     expect(existsSync(join(h.home, 'state', identity))).toBe(true);
-    expect(existsSync(join(h.home, 'state', identity, 'secrets.json'))).toBe(false);
+    const redis = new Redis({ path: h.redis.socket, maxRetriesPerRequest: null });
+    try {
+      expect(await redis.exists(`cb:sealed:${identity}`)).toBe(0);
+    } finally {
+      redis.disconnect();
+    }
     agent = h.docker.getContainer(`cb-${identity}-agent`);
   });
 

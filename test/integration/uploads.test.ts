@@ -16,6 +16,7 @@ import {
   type BottleHarness,
   type CliResult,
 } from '../support/cli-harness.js';
+import { hostIsLive, show, until } from '../support/workers.js';
 
 /**
  * What a bottle needs from the CLI's machine (its Dockerfile's build context,
@@ -37,10 +38,6 @@ const workerClaudeDir = mkdtempSync(join(tmpdir(), 'cb-worker-claude-'));
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return h.cli(args, { env: { CLAUDE_CONFIG_DIR: cliClaudeDir, ...env } });
-}
-
-function show(r: CliResult): string {
-  return `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 }
 
 /** Runs `command` in a new mount namespace where `hidden` is an empty tmpfs. */
@@ -105,6 +102,8 @@ beforeAll(async () => {
     },
   );
   cliFolder = dirname(manifest);
+  // Big enough that sending it is said (and not sending it again is seen).
+  writeFileSync(join(cliFolder, 'work', 'weight.bin'), randomBytes(1536 * 1024));
   // The user's Claude Code preferences: the CLI's and the worker's machine each have their own.
   for (const [dir, theme] of [
     [cliClaudeDir, 'light-daltonized'],
@@ -116,13 +115,7 @@ beforeAll(async () => {
     ...h.env,
     CLAUDE_CONFIG_DIR: workerClaudeDir,
   });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const hosts = await h.cli(['hosts', '--format', 'json']);
-    if ((JSON.parse(hosts.stdout) as Array<{ id: string }>).some((x) => x.id === hostId)) break;
-    if (Date.now() > deadline) throw new Error(`the worker in its own mount namespace never came up`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
+  await until('the worker in its own mount namespace', () => hostIsLive(h, hostId));
 }, 120_000);
 
 afterAll(async () => {
@@ -150,6 +143,7 @@ describe('sources from the CLI machine', () => {
     builtImages.add(plan.image.tag);
     expect(started.code, show(started)).toBe(0);
     expect(started.stdout).toContain(marker);
+    expect(started.stderr).toMatch(new RegExp(`uploaded the working folder ${work} \\(copy_cwd\\) \\(1\\.\\d MB\\)`));
     expect(started.stdout).toContain('prompt from the CLI machine');
     expect(started.stdout).toContain('skill from the CLI machine');
     expect(started.stdout).toContain('working folder from the CLI machine');
@@ -179,6 +173,7 @@ describe('sources from the CLI machine', () => {
       join(cliFolder, 'work'),
     ]);
     expect(again.code, show(again)).toBe(0);
+    expect(again.stderr).not.toMatch(/^uploaded /m);
     expect(await blobCount()).toBe(before);
   }, 240_000);
 

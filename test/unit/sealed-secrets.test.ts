@@ -42,6 +42,13 @@ describe('sealed secrets', () => {
     expect(() => openSealedSecrets(relabelled, { identity, host: 'B', keys: hostB })).toThrow(SealedSecretsError);
   });
 
+  it("bind the host they were sealed for: sealed to B's key for host A, relabelled to B, they do not open", () => {
+    const blob = sealSecrets(SECRETS, { identity, host: 'A', publicKey: hostB.publicKey });
+    expect(() => openSealedSecrets({ ...blob, host: 'B' }, { identity, host: 'B', keys: hostB })).toThrow(
+      /do not open/,
+    );
+  });
+
   it('name both keys when the host has a new key since they were sealed', () => {
     const blob = sealFor(hostA, 'A');
     const renewed = generateHostKeyPair();

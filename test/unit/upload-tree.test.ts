@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { pack as tarPack } from 'tar-stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { blobName, UploadTooLargeError } from '../../src/blobs/store.js';
+import { blobName, putBlob, UploadTooLargeError } from '../../src/blobs/store.js';
 import { packFile, packFolder, unpackedFile, unpackTree } from '../../src/blobs/tree.js';
 import { planSources, uploadPlanSources } from '../../src/blobs/upload.js';
 import { fakePlan } from '../support/fake-plan.js';
@@ -155,5 +155,28 @@ describe('what a plan uploads', () => {
       '/work/proj/docker',
     ]);
     expect(planSources(plan, null)).toEqual([]);
+  });
+});
+
+describe('a blob', () => {
+  it('already in Redis is not sent again: its expiry is renewed instead', async () => {
+    const calls: string[] = [];
+    const redis = {
+      expire: async () => (calls.push('expire'), 1),
+      set: async () => (calls.push('set'), 'OK'),
+    } as unknown as Redis;
+    const stored = await putBlob(redis, Buffer.from('same content'), 'the prompt', LIMIT);
+    expect(stored).toMatchObject({ sent: false, blob: blobName(Buffer.from('same content')) });
+    expect(calls).toEqual(['expire']);
+  });
+
+  it('not yet in Redis is sent once', async () => {
+    const calls: string[] = [];
+    const redis = {
+      expire: async () => (calls.push('expire'), 0),
+      set: async () => (calls.push('set'), 'OK'),
+    } as unknown as Redis;
+    expect(await putBlob(redis, Buffer.from('new content'), 'the prompt', LIMIT)).toMatchObject({ sent: true });
+    expect(calls).toEqual(['expire', 'set']);
   });
 });
