@@ -211,7 +211,7 @@ export async function startSecondDaemon(opts: SecondDaemonOptions = {}): Promise
     await inNs('addr', 'add', `${link.peer}/30`, 'dev', nsLink);
     await inNs('link', 'set', nsLink, 'up');
     await inNs('link', 'set', 'lo', 'up');
-    await inNs('route', 'add', 'default', 'via', link.host);
+    // No default route: the namespace reaches this machine on the link and nothing beyond it.
     await launch();
     await copyImages(new Docker(), docker, [BASE_IMAGE, ...(opts.images ?? [])]);
   } catch (err) {
