@@ -1116,7 +1116,7 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
         refused: r.code !== 0,
         recorded,
         leaked: r.code === 0,
-        note: recorded ? undefined : 'known gap: dropped by the internal network, which records nothing',
+        note: recorded ? undefined : 'known gap: the packet never leaves the agent, so nothing can record it',
       });
       expect(r.code, r.output).not.toBe(0);
       expect(r.output).toMatch(/timed out|Failed to connect|unreachable/i);
