@@ -1,4 +1,5 @@
-import { terminalSafeJson, visibleText } from '../../shared/visible-text.js';
+import { terminalSafeJson } from '../../shared/visible-text.js';
+import { tableLines } from '../table.js';
 import { hostKeyId } from '../../shared/sealed-secrets.js';
 import { liveWorkers, type WorkerBeat } from '../../worker/heartbeat.js';
 import type { CliIO } from '../io.js';
@@ -66,16 +67,6 @@ export async function runHosts(opts: { format: 'text' | 'json' }, io: CliIO): Pr
     h.keys.join(',') || '?',
   ]);
   const header = ['HOST', 'ENGINE', 'BUILD', 'WORKERS', 'BOTTLES', 'KEY'];
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((r) => r[i].length)));
-  for (const row of [header, ...rows]) {
-    io.stdout(
-      visibleText(
-        row
-          .map((cell, i) => cell.padEnd(widths[i]))
-          .join('  ')
-          .trimEnd(),
-      ),
-    );
-  }
+  for (const line of tableLines(header, rows)) io.stdout(line);
   return 0;
 }

@@ -3,7 +3,8 @@ import { liveWorkers } from '../../worker/heartbeat.js';
 import type { CliIO } from '../io.js';
 import { currentState } from '../../worker/bottle-log.js';
 import { openSession } from '../session.js';
-import { terminalSafeJson, visibleText } from '../../shared/visible-text.js';
+import { terminalSafeJson } from '../../shared/visible-text.js';
+import { tableLines } from '../table.js';
 
 export interface ListedBottle {
   identity: string;
@@ -50,17 +51,8 @@ export async function runList(opts: { all: boolean; format: 'text' | 'json' }, i
       return 0;
     }
     const header = ['IDENTITY', 'AGENT', 'BOTTLE', 'STATE', 'HOST', 'STARTED'];
-    // The index is written from outside the bottle, but a cell is printed as visible text all the same.
-    const cells = (r: ListedBottle) => [r.identity, r.agent, r.bottle, r.state, r.host, r.started_at].map(visibleText);
-    const table = [header, ...rows.map(cells)];
-    const widths = header.map((_, i) => Math.max(...table.map((row) => row[i].length)));
-    for (const row of table)
-      io.stdout(
-        row
-          .map((c, i) => c.padEnd(widths[i]))
-          .join('  ')
-          .trimEnd(),
-      );
+    const cells = (r: ListedBottle) => [r.identity, r.agent, r.bottle, r.state, r.host, r.started_at];
+    for (const line of tableLines(header, rows.map(cells))) io.stdout(line);
     return 0;
   } finally {
     await session.close();
