@@ -13,7 +13,6 @@ import { egressAllowEntry } from '../shared/capability.js';
 import { statusOf } from './docker/client.js';
 import { readGatewayReadyLine, waitForReadyLine } from './docker/logs.js';
 import { putEntries } from './docker/provision.js';
-import { addApprovedEgress } from './state.js';
 import { PermanentEffectError, type EffectDeps, type EffectHandler } from './types.js';
 
 /**
@@ -114,9 +113,9 @@ export function decisionFile(
 }
 
 /**
- * answer_capability: tells the running gateway the operator's decision. An
- * approved egress request is first kept in the bottle's state (later resumes
- * launch with it), then added to the running gateway's allowlist.
+ * answer_capability: tells the running gateway the operator's decision; an
+ * approved egress entry joins its allowlist. Later resumes launch with the
+ * entry because the approval is in the event log (src/cli/resume-facts.ts).
  */
 export const answerCapability =
   ({ docker }: EffectDeps): EffectHandler<'answer_capability'> =>
@@ -130,7 +129,6 @@ export const answerCapability =
     if (request.kind !== 'egress' || file.allow === null) {
       throw new PermanentEffectError(`capability request ${request.request_id} is not an egress request with a host`);
     }
-    await addApprovedEgress(ctx.identity, file.allow);
     const live = await tellGateway(docker, ctx.plan, file, ctx.signal);
     return [
       { type: 'egress.granted', data: { request_id: request.request_id, entry: file.allow, live } },

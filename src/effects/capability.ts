@@ -3,15 +3,16 @@ import { egressAllowEntry } from '../shared/capability.js';
 import { awaitAgentTold, decisionFile, tellGateway } from './answer.js';
 import { removeBottleResources } from './docker/teardown.js';
 import { snapshotTranscript } from './snapshot.js';
-import { addApprovedEgress, markPreserved, writeBottleDockerfile } from './state.js';
+import { markPreserved, writeBottleDockerfile } from './state.js';
 import { PermanentEffectError, type EffectContext, type EffectDeps, type EffectHandler } from './types.js';
 
 /**
- * apply_capability: writes an approved request into the bottle's state (its
- * own Dockerfile, or, for an approval recorded before egress applied live,
- * one more allowed host), tells the agent through its gateway that the bottle
- * will be rebuilt, snapshots the transcript, preserves and tears down; the
- * resume rebuilds with the change.
+ * apply_capability: writes an approved Dockerfile into the bottle's state,
+ * tells the agent through its gateway that the bottle will be rebuilt,
+ * snapshots the transcript, preserves and tears down; the resume rebuilds
+ * with the change. An egress approval recorded before egress applied live
+ * comes here too: its host needs no writing, the resume reads it from the
+ * event log (src/cli/resume-facts.ts).
  */
 export const applyCapability =
   ({ docker }: EffectDeps): EffectHandler<'apply_capability'> =>
@@ -19,10 +20,8 @@ export const applyCapability =
     const { request } = req.params;
     if (request.kind === 'dockerfile') {
       await writeBottleDockerfile(ctx.identity, await requestedDockerfile(ctx, request));
-    } else {
-      const entry = egressAllowEntry(request);
-      if (!entry) throw new PermanentEffectError('egress capability request carries no host');
-      await addApprovedEgress(ctx.identity, entry);
+    } else if (!egressAllowEntry(request)) {
+      throw new PermanentEffectError('egress capability request carries no host');
     }
     // Told before the snapshot, so the agent's own note of the answer is in the transcript it resumes with.
     const rebuild = { ...decisionFile(request, 'approved', null), applies: 'rebuild' as const, allow: null };

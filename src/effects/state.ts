@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
@@ -11,11 +11,11 @@ import { bottleHome, statePaths } from '../shared/paths.js';
 /**
  * The per-bottle state folder on the worker's host, and the only code that
  * reads or writes it: metadata (the original Dockerfile a rebuild starts
- * from), the preservation marker, approved capability changes (a
- * Dockerfile, extra egress hosts), pipelock's config, and (through snapshot
- * copies) the transcript. Only the worker's effects use it: the CLI, maybe on
- * another machine, learns the same facts from the event log
- * (src/cli/resume-facts.ts).
+ * from), the preservation marker, an approved Dockerfile, pipelock's config,
+ * and (through snapshot copies) the transcript. Only the worker's effects use
+ * it: the CLI, maybe on another machine, learns the same facts from the event
+ * log (src/cli/resume-facts.ts), which alone keeps approved egress hosts (an
+ * older bottle's folder may still hold an egress-extra.json nothing reads).
  */
 export const MetadataSchema = z.object({
   identity: z.string(),
@@ -117,9 +117,7 @@ export async function removeFileIfPresent(path: string): Promise<void> {
   });
 }
 
-const APPROVED_EGRESS_FILE = 'egress-extra.json';
 const PIPELOCK_CONFIG_FILE = 'pipelock.yaml';
-const ApprovedEgressSchema = z.object({ hosts: z.array(z.string()).default([]) });
 
 /** Where a bottle's state lives; for effects that hand a path to Docker or copy a folder. */
 export function stateLocations(identity: string) {
@@ -152,20 +150,6 @@ export async function writeBottleDockerfile(identity: string, dockerfile: string
  */
 export function namesStateDockerfile(identity: string, dockerfile: string): boolean {
   return dockerfile === STATE_DOCKERFILE || dockerfile === statePaths(identity).dockerfile;
-}
-
-/** Hosts approved through capability requests, kept for later resumes. */
-export function readApprovedEgress(identity: string): string[] {
-  const path = join(statePaths(identity).dir, APPROVED_EGRESS_FILE);
-  if (!existsSync(path)) return [];
-  return ApprovedEgressSchema.parse(JSON.parse(readFileSync(path, 'utf8'))).hosts;
-}
-
-export async function addApprovedEgress(identity: string, entry: string): Promise<void> {
-  const paths = statePaths(identity);
-  await mkdir(paths.dir, { recursive: true, mode: 0o700 });
-  const hosts = [...new Set([...readApprovedEgress(identity), entry])].sort();
-  await writeFile(join(paths.dir, APPROVED_EGRESS_FILE), JSON.stringify({ hosts }, null, 2) + '\n', { mode: 0o600 });
 }
 
 /** pipelock's config for this launch; returns the host path Docker bind-mounts. */

@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LifecycleEvent } from '../../src/events/schema.js';
+import { resumeFactsFromLog } from '../../src/cli/resume-facts.js';
+import type { EventOf, LifecycleEvent } from '../../src/events/schema.js';
+import { decisionFileName, GATEWAY_DECISIONS_DIR } from '../../src/gateway/protocol.js';
 import {
   identityFrom,
   PIN_DEFAULT_HOSTS,
@@ -153,11 +153,14 @@ describe('bottle-request', () => {
       live: true,
     });
     expect(await listedState(identity)).toBe('running');
-    // Kept for later resumes.
-    const kept = JSON.parse(readFileSync(join(h.home, 'state', identity, 'egress-extra.json'), 'utf8')) as {
-      hosts: string[];
-    };
-    expect(kept.hosts).toEqual([`live.test:${upstream.port}`]);
+    // The gateway's allowlist grew from the decision the worker wrote into it.
+    const approvals = events.filter((e): e is EventOf<'capability.approved'> => e.type === 'capability.approved');
+    const approvedId = approvals.at(-1)!.data.request_id;
+    const decisionPath = `${GATEWAY_DECISIONS_DIR}/${decisionFileName(approvedId)!}`;
+    const decision = await execIn(h.docker.getContainer(`cb-${identity}-gateway`), ['cat', decisionPath]);
+    expect(JSON.parse(decision.output)).toMatchObject({ decision: 'approved', allow: `live.test:${upstream.port}` });
+    // Kept for later resumes by the log alone: the approval is among the facts a resume folds from it.
+    expect(resumeFactsFromLog(identity, events).approvedEgress).toEqual([`live.test:${upstream.port}`]);
     expect((await h.cli(['stop', identity])).code).toBe(0);
     const resumed = await h.cli(['resume', identity, '--detach']);
     expect(resumed.code, show(resumed)).toBe(0);

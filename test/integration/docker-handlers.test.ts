@@ -5,6 +5,7 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tar from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resumeFactsFromLog } from '../../src/cli/resume-facts.js';
 import { AGENT_INIT_PATH } from '../../src/effects/docker/agent-init.js';
 import { ensureConnected, gatewayContainerSpec } from '../../src/effects/docker/containers.js';
 import { ADDRESSLESS_BRIDGE_OPTION } from '../../src/effects/docker/networks.js';
@@ -19,6 +20,7 @@ import type { LifecycleEvent, NewEvent } from '../../src/events/schema.js';
 import { GATEWAY_CONFIG_PATH, GATEWAY_FILES_DIR, GATEWAY_SECRETS_PATH } from '../../src/gateway/protocol.js';
 import type { NetworkLayout } from '../../src/machines/context.js';
 import type { EffectKind, EffectOutcome, EffectParams, EffectRequest } from '../../src/machines/effects.js';
+import { bottleStatus, foldEvents, initialBottleState } from '../../src/machines/index.js';
 import { CA_BUNDLE_TARGET, GATEWAY_CA_TARGET } from '../../src/plan/agent-env.js';
 import { SSH_AGENT_BRIDGE_PATH } from '../../src/plan/ssh-config.js';
 import type { BottlePlan } from '../../src/plan/schema.js';
@@ -34,6 +36,7 @@ import {
   testPlan,
   TEST_STANDIN_IMAGE,
 } from '../support/docker.js';
+import { history, launchSteps, stored, type Step } from '../golden/fixtures.js';
 import { heldLaunchSecrets } from '../support/launch-secrets.js';
 import { noUploads } from '../support/no-uploads.js';
 
@@ -594,16 +597,27 @@ describe('preservation handlers', () => {
     expect(existsSync(statePaths(plan.identity).preserveMarker)).toBe(true);
   });
 
-  it('apply_capability for egress adds the host (with a non-default port) to egress-extra.json', async () => {
+  it('apply_capability for an egress approval logged before egress applied live: the resume allows the host', async () => {
     const plan = freshPlan();
-    const ask = (request_id: string, host: string, port: number) => ({
-      request: { request_id, kind: 'egress' as const, host, port, reason: 'r', requested_seq: 1 },
-      approved_by: null,
-    });
-    await run('apply_capability', plan, { params: ask('r1', 'a.example.test', 443) });
-    await run('apply_capability', plan, { params: ask('r2', 'b.example.test', 8443) });
-    const extra = JSON.parse(await readFile(join(statePaths(plan.identity).dir, 'egress-extra.json'), 'utf8'));
-    expect(extra).toEqual({ hosts: ['a.example.test', 'b.example.test:8443'] });
+    const { identity } = plan;
+    const asked: Step = [
+      'capability.requested',
+      { request_id: 'r1', kind: 'egress', host: 'b.example.test', port: 8443, reason: 'r', queue_if_pending: true },
+    ];
+    // A v1 approval: the machine asks for a rebuild rather than a live answer.
+    const steps = [...launchSteps(identity), asked, stored('capability.approved', 1, { request_id: 'r1', by: 'cli' })];
+    const requested: EffectRequest[] = [];
+    foldEvents(initialBottleState(identity), history(steps), (_event, effects) => requested.push(...effects));
+    const apply = requested.find((e): e is EffectRequest<'apply_capability'> => e.kind === 'apply_capability');
+    expect(apply).toBeDefined();
+
+    const events = await run('apply_capability', plan, { params: apply!.params });
+    expect(events.map((e) => e.type)).toEqual(['transcript.snapshotted', 'bottle.preserved']);
+    // The effect keeps nothing about the host: the resume finds it in the log the effect's events complete.
+    const recorded = history([...steps, ...events.map((e) => [e.type, e.data] as Step)]);
+    const facts = resumeFactsFromLog(identity, recorded);
+    expect(bottleStatus(facts.state)).toMatch(/^preserved/);
+    expect(facts.approvedEgress).toEqual(['b.example.test:8443']);
   });
 
   it('teardown_failed keeps the state, marked as a failure', async () => {
