@@ -4,11 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeBottleResources } from '../../src/effects/docker/teardown.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
-import { storeId } from '../../src/event-store/store-id.js';
 import { bottleStatus, foldHistory, stateName } from '../../src/machines/index.js';
 import { LABELS } from '../../src/shared/names.js';
 import {
@@ -41,7 +38,6 @@ const N = 40;
 const POOL_PREFIX = 21;
 
 let h: BottleHarness;
-let redis: Redis;
 let manifest: string;
 let cwd: string;
 let pool: Ipv4Cidr;
@@ -145,7 +141,6 @@ function startDetached(): { identity: Promise<string>; exit: Promise<CliResult> 
 beforeAll(async () => {
   pool = await privatePool(new Docker());
   h = await startHarness({ env: { [SUBNET_POOL_ENV]: formatCidr(pool) } });
-  redis = h.redis.connect();
   // Stoppable by SIGTERM: PID 1 ignores signals it does not trap.
   manifest = h.writeManifest({
     bottles: [{ name: 'fleet', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS }],
@@ -156,22 +151,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const child of clis) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  // Whatever this store labelled, including bottles whose start failed before the CLI printed their identity.
-  if (redis) {
-    const store = await storeId(redis).catch(() => undefined);
-    if (store) {
-      const label = labelledWith(`${LABELS.store}=${store}`);
-      const containers = await h.docker.listContainers({ all: true, filters: label });
-      const networks = await h.docker.listNetworks({ filters: label });
-      for (const c of containers) identities.add(c.Labels[LABELS.identity]);
-      for (const n of networks) if (n.Labels?.[LABELS.identity]) identities.add(n.Labels[LABELS.identity]);
-    }
-    redis.disconnect();
-  }
-  const all = [...identities];
-  for (let i = 0; i < all.length; i += 10) {
-    await Promise.all(all.slice(i, i + 10).map((id) => removeBottleResources(h.docker, id).catch(() => undefined)));
-  }
+  // The harness tears down whatever its store labelled, including starts that failed before printing an identity.
   await h?.cleanup();
   if (cwd) rmSync(cwd, { recursive: true, force: true });
 }, 600_000);

@@ -6,6 +6,7 @@ import Docker from 'dockerode';
 import { Redis } from 'ioredis';
 import { removeBottleResources } from '../../src/effects/docker/teardown.js';
 import { EventLog } from '../../src/event-store/log.js';
+import { storeId } from '../../src/event-store/store-id.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
 import { LABELS } from '../../src/shared/names.js';
 import { startTestRedis, type TestRedis } from './redis-server.js';
@@ -16,7 +17,8 @@ import { processAlive } from '../../src/shared/process-alive.js';
  * first) against a throwaway redis-server and a temp $CLAUDE_BOTTLE_HOME.
  * The first state-changing command starts a detached worker exactly as a user
  * would get one; `cleanup()` ends that worker by its pid, tears down every
- * bottle the harness's Redis knows, and removes the temp folders.
+ * bottle the harness's Redis knows or its store labelled (see `store`), and
+ * removes the temp folders.
  */
 // The repository root: the nearest folder up with bin/bottle.js. Walking up (rather than a fixed
 // '../..') keeps it right when this module is bundled elsewhere, e.g. into .bottle-test/ by `npm run bench`.
@@ -44,6 +46,11 @@ export interface CliOptions {
 export interface BottleHarness {
   home: string;
   redis: TestRedis;
+  /**
+   * The id of the harness's event store, minted when it starts: its workers label every Docker
+   * resource with it (LABELS.store), so cleanup finds what a start left before Redis knew the bottle.
+   */
+  store: string;
   env: NodeJS.ProcessEnv;
   log: EventLog;
   docker: Docker;
@@ -66,6 +73,7 @@ export async function startHarness(opts: { env?: NodeJS.ProcessEnv } = {}): Prom
   const redis = await startTestRedis();
   const redisConn = new Redis({ path: redis.socket, maxRetriesPerRequest: null });
   redisConn.on('error', () => undefined);
+  const store = await storeId(redisConn);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     CLAUDE_BOTTLE_HOME: home,
@@ -84,6 +92,7 @@ export async function startHarness(opts: { env?: NodeJS.ProcessEnv } = {}): Prom
   const harness: BottleHarness = {
     home,
     redis,
+    store,
     env,
     log,
     docker,
@@ -137,19 +146,12 @@ export async function startHarness(opts: { env?: NodeJS.ProcessEnv } = {}): Prom
       }
       const identities = new Set<string>();
       for (const entry of await log.listBottles().catch(() => [])) identities.add(entry.identity);
-      for (const identity of identities) await removeBottleResources(docker, identity).catch(() => undefined);
-      // Anything labelled with an identity this harness created but never indexed (a start that failed early).
-      const containers = await docker.listContainers({
-        all: true,
-        filters: JSON.stringify({ label: [LABELS.identity] }),
-      });
-      for (const c of containers) {
-        const id = c.Labels[LABELS.identity];
-        if (identities.has(id))
-          await docker
-            .getContainer(c.Id)
-            .remove({ force: true })
-            .catch(() => undefined);
+      // Also what the store labelled but never indexed, such as the networks of a start that failed early.
+      for (const identity of await storeLabelledIdentities(docker, store)) identities.add(identity);
+      const all = [...identities];
+      // A few at a time: a run of many bottles is torn down in reasonable time without flooding the daemon.
+      for (let i = 0; i < all.length; i += 10) {
+        await Promise.all(all.slice(i, i + 10).map((id) => removeBottleResources(docker, id).catch(() => undefined)));
       }
       redisConn.disconnect();
       await redis.destroy();
@@ -158,6 +160,17 @@ export async function startHarness(opts: { env?: NodeJS.ProcessEnv } = {}): Prom
     },
   };
   return harness;
+}
+
+/** The identities on any container or network labelled with event store STORE. */
+export async function storeLabelledIdentities(docker: Docker, store: string): Promise<Set<string>> {
+  const filters = JSON.stringify({ label: [`${LABELS.store}=${store}`] });
+  const [containers, networks] = await Promise.all([
+    docker.listContainers({ all: true, filters }),
+    docker.listNetworks({ filters }),
+  ]);
+  const labels = [...containers.map((c) => c.Labels), ...networks.map((n) => n.Labels ?? {})];
+  return new Set(labels.map((l) => l[LABELS.identity]).filter((id): id is string => !!id));
 }
 
 /** ARGS with `--yes` after a `start` or `resume` command that has none (before any `--`). */
