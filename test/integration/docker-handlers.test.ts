@@ -597,7 +597,7 @@ describe('preservation handlers', () => {
     expect(existsSync(statePaths(plan.identity).preserveMarker)).toBe(true);
   });
 
-  it('apply_capability for an egress approval logged before egress applied live: the resume allows the host', async () => {
+  it('apply_capability for an egress approval logged before egress applied live: the resume allows it', async () => {
     const plan = freshPlan();
     const { identity } = plan;
     const asked: Step = [
