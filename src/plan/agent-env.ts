@@ -63,21 +63,24 @@ export function agentEnvironment(
   gatewayIp: string,
 ): Record<string, string> {
   const proxy = `http://${gatewayIp}:${GATEWAY_PROXY_PORT}`;
+  const credentialPort = `http://${gatewayIp}:${GATEWAY_CREDENTIAL_PORT}`;
   const env: Record<string, string> = {
     HOME: AGENT_HOME,
+    // Where images/agent/bottle-request files capability requests: the gateway's credential port.
+    CLAUDE_BOTTLE_GATEWAY_URL: credentialPort,
     HTTP_PROXY: proxy,
     HTTPS_PROXY: proxy,
     http_proxy: proxy,
     https_proxy: proxy,
-    // The credential port (ANTHROPIC_BASE_URL) is the gateway itself: sent through
-    // the forward proxy it would be refused as a non-allowlisted private address.
+    // The credential port (ANTHROPIC_BASE_URL, bottle-request) is the gateway itself: sent
+    // through the forward proxy it would be refused as a non-allowlisted private address.
     NO_PROXY: `localhost,127.0.0.1,${gatewayIp}`,
     no_proxy: `localhost,127.0.0.1,${gatewayIp}`,
     ...QUIET_AGENT_ENV,
   };
   const anthropic = plan.credentials.find((r) => r.role === 'anthropic-base-url');
   if (anthropic) {
-    env.ANTHROPIC_BASE_URL = `http://${gatewayIp}:${GATEWAY_CREDENTIAL_PORT}`;
+    env.ANTHROPIC_BASE_URL = credentialPort;
     if (anthropic.auth === 'oauth') env.CLAUDE_CODE_OAUTH_TOKEN = CREDENTIAL_PLACEHOLDER;
     if (anthropic.auth === 'api-key') env.ANTHROPIC_API_KEY = CREDENTIAL_PLACEHOLDER;
   }

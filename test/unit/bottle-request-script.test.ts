@@ -59,10 +59,13 @@ afterEach(async () => {
 
 let withCurl = true;
 
-function run(args: string[]): Promise<Run> {
+/** The environment the agent gets, in the variables the script could read; undefined leaves one out. */
+function run(args: string[], agentEnv: Record<string, string | undefined> = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
     const PATH = withCurl ? (process.env.PATH ?? '/usr/bin:/bin') : pathWithoutCurl(dir);
-    const env = { PATH, CLAUDE_BOTTLE_GATEWAY_URL: `http://127.0.0.1:${gateway.credentialPort}` };
+    const given = { CLAUDE_BOTTLE_GATEWAY_URL: `http://127.0.0.1:${gateway.credentialPort}`, ...agentEnv };
+    const set = Object.entries(given).filter((entry): entry is [string, string] => entry[1] !== undefined);
+    const env = { PATH, ...Object.fromEntries(set) };
     const child = spawn(process.env.BASH ?? '/bin/bash', [SCRIPT, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
@@ -140,5 +143,33 @@ describe.each([
     const refused = await run(['egress', 'https://pypi.org', '--reason', 'x']);
     expect(refused.code).toBe(3);
     expect(refused.stderr).toMatch(/refused the request \(HTTP 400\)/);
+  });
+});
+
+describe('where bottle-request finds the gateway', () => {
+  beforeEach(() => {
+    withCurl = true;
+  });
+
+  // What the agent environment of older versions had the script guess from; here they name nothing that listens.
+  const elsewhere = { ANTHROPIC_BASE_URL: 'http://127.0.0.1:1', NO_PROXY: 'localhost,127.0.0.1,127.0.0.2' };
+
+  it('uses CLAUDE_BOTTLE_GATEWAY_URL, a trailing slash and all, whatever the other variables say', async () => {
+    const url = `http://127.0.0.1:${gateway.credentialPort}/`;
+    const running = run(['egress', 'pypi.org', '--reason', 'pip'], { ...elsewhere, CLAUDE_BOTTLE_GATEWAY_URL: url });
+    const request = await filed();
+    decide({ request_id: request.request_id, decision: 'approved', reason: null, applies: 'live', allow: 'pypi.org' });
+    expect((await running).code).toBe(0);
+  });
+
+  it('without it, says so and exits 3 rather than guess from ANTHROPIC_BASE_URL or NO_PROXY', async () => {
+    const gatewayAsBaseUrl = { ANTHROPIC_BASE_URL: `http://127.0.0.1:${gateway.credentialPort}` };
+    const result = await run(['egress', 'pypi.org', '--reason', 'pip'], {
+      ...gatewayAsBaseUrl,
+      CLAUDE_BOTTLE_GATEWAY_URL: undefined,
+    });
+    expect(result.code).toBe(3);
+    expect(result.stderr).toContain('CLAUDE_BOTTLE_GATEWAY_URL is not set');
+    expect(requests).toEqual([]);
   });
 });

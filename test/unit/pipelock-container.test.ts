@@ -98,8 +98,9 @@ describe('pipelockAgentEnvironment', () => {
       expect(env[name]).toBe('http://172.30.0.4:8888');
   });
 
-  it('keeps credential routes on the gateway and out of pipelock', () => {
+  it('keeps credential routes and bottle-request on the gateway and out of pipelock', () => {
     expect(env.ANTHROPIC_BASE_URL).toBe(`http://172.30.0.3:${GATEWAY_CREDENTIAL_PORT}`);
+    expect(env.CLAUDE_BOTTLE_GATEWAY_URL).toBe(`http://172.30.0.3:${GATEWAY_CREDENTIAL_PORT}`);
     expect(env.CLAUDE_CODE_OAUTH_TOKEN).toBe(CREDENTIAL_PLACEHOLDER);
     expect(env.NO_PROXY.split(',')).toContain('172.30.0.3');
     expect(env.no_proxy).toBe(env.NO_PROXY);

@@ -75,6 +75,8 @@ describe('agentEnvironment', () => {
     const env = agentEnvironment({ credentials: [] }, '10.9.0.2');
     expect(env).toEqual({
       HOME: '/home/node',
+      // bottle-request's gateway, with or without an Anthropic route.
+      CLAUDE_BOTTLE_GATEWAY_URL: 'http://10.9.0.2:3129',
       HTTP_PROXY: 'http://10.9.0.2:3128',
       HTTPS_PROXY: 'http://10.9.0.2:3128',
       http_proxy: 'http://10.9.0.2:3128',

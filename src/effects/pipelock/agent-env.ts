@@ -12,11 +12,11 @@ export interface PipelockAgentAddresses {
 
 /**
  * The agent's environment when pipelock is the egress hop: the same as with
- * the gateway (ANTHROPIC_BASE_URL and placeholders still point at the
- * gateway's credential port), except that HTTP(S)_PROXY names pipelock and
- * the gateway is added to NO_PROXY, so credential-route requests go straight
- * to the gateway instead of being sent through pipelock, which would refuse
- * an internal address.
+ * the gateway (ANTHROPIC_BASE_URL, CLAUDE_BOTTLE_GATEWAY_URL and placeholders
+ * still point at the gateway's credential port), except that HTTP(S)_PROXY
+ * names pipelock and the gateway is added to NO_PROXY, so credential-route
+ * and capability requests go straight to the gateway instead of being sent
+ * through pipelock, which would refuse an internal address.
  */
 export function pipelockAgentEnvironment(
   plan: Pick<BottlePlan, 'credentials'>,
