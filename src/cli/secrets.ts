@@ -22,11 +22,11 @@ export interface RouteSecretSource {
   token_command?: string;
 }
 
-export function resolveSecrets(
+export async function resolveSecrets(
   plan: BottlePlan,
   sources: RouteSecretSource[],
   env: NodeJS.ProcessEnv = process.env,
-): Record<string, string> {
+): Promise<Record<string, string>> {
   const secrets: Record<string, string> = {};
   plan.credentials.forEach((route, i) => {
     const src = sources[i] ?? {};
@@ -67,9 +67,9 @@ export function resolveSecrets(
     }
     secrets[routeId(i)] = value;
   });
-  plan.ssh.forEach((entry, i) => {
-    secrets[sshKeyId(i)] = readSshPrivateKey(entry.Host, entry.IdentityFile);
-  });
+  for (const [i, entry] of plan.ssh.entries()) {
+    secrets[sshKeyId(i)] = await readSshPrivateKey(entry.Host, entry.IdentityFile);
+  }
   return secrets;
 }
 
@@ -90,15 +90,12 @@ export async function sealForHost(
   return sealSecrets(secrets, { identity: plan.identity, host: plan.host, publicKey });
 }
 
-const OPENSSH_KEY = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/;
-const PEM_PRIVATE_KEY = /-----BEGIN ((RSA|EC|DSA|ENCRYPTED) )?PRIVATE KEY-----/;
-
 /**
- * An ssh entry's private key, for the gateway's ssh-agent. Keys with a
- * passphrase are refused: the gateway has no one to ask for it. Never quotes
- * the file's content.
+ * An ssh entry's private key, for the gateway's ssh-agent, checked as the
+ * gateway will check it (src/shared/ssh-key.ts), so a key it could not use is
+ * refused here, before anything is created. Never quotes the file's content.
  */
-export function readSshPrivateKey(host: string, path: string): string {
+export async function readSshPrivateKey(host: string, path: string): Promise<string> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -106,32 +103,13 @@ export function readSshPrivateKey(host: string, path: string): string {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
     throw new RuntimeFailure(`ssh entry ${host}: cannot read IdentityFile ${path} (${code})`);
   }
-  const encrypted =
-    `ssh entry ${host}: IdentityFile ${path} is protected by a passphrase, which the gateway's ssh-agent ` +
-    'cannot ask for; name a key without one (e.g. a deploy key) or remove it with ssh-keygen -p';
-  const openssh = OPENSSH_KEY.exec(text);
-  const notAKey = `ssh entry ${host}: IdentityFile ${path} is not an ssh private key (OpenSSH or PEM format)`;
-  if (openssh) {
-    const cipher = opensshCipher(openssh[1]);
-    if (cipher === null) throw new UsageError(notAKey);
-    if (cipher !== 'none') throw new UsageError(encrypted);
-    return text;
+  // ssh2 is loaded only by starts whose bottle holds ssh keys.
+  const { checkSshPrivateKey, sshKeyProblemText, sshKeyRemedy } = await import('../shared/ssh-key.js');
+  const { problem } = checkSshPrivateKey(text);
+  if (problem) {
+    throw new UsageError(
+      `ssh entry ${host}: IdentityFile ${path} ${sshKeyProblemText(problem)}; ${sshKeyRemedy(problem, path)}`,
+    );
   }
-  const pem = PEM_PRIVATE_KEY.exec(text);
-  if (pem) {
-    if (pem[2] === 'ENCRYPTED' || /^Proc-Type:\s*4,ENCRYPTED/m.test(text)) throw new UsageError(encrypted);
-    return text;
-  }
-  throw new UsageError(notAKey);
-}
-
-/** The cipher named in an OpenSSH private key ("none" when it has no passphrase); null when unreadable. */
-function opensshCipher(base64: string): string | null {
-  const bytes = Buffer.from(base64.replace(/\s+/g, ''), 'base64');
-  const magic = Buffer.from('openssh-key-v1\0', 'latin1');
-  if (bytes.length < magic.length + 4 || !bytes.subarray(0, magic.length).equals(magic)) return null;
-  const length = bytes.readUInt32BE(magic.length);
-  const start = magic.length + 4;
-  if (start + length > bytes.length) return null;
-  return bytes.subarray(start, start + length).toString('latin1');
+  return text;
 }

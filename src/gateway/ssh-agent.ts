@@ -1,8 +1,9 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import ssh2, { type ParsedKey } from 'ssh2';
+import { checkSshPrivateKey, sshKeyProblemText } from '../shared/ssh-key.js';
 
 // ssh2 is CommonJS: Node's ESM loader offers only its default export.
-const { AgentProtocol, utils } = ssh2;
+const { AgentProtocol } = ssh2;
 
 /**
  * The bottle's ssh-agent: the private keys of the manifest's ssh entries stay
@@ -26,22 +27,17 @@ export interface SshAgentKey {
   publicBlob: Buffer;
 }
 
-/** Parses each key; an unusable one fails the gateway's start with a message that never quotes the key. */
+/**
+ * Parses each key; an unusable one fails the gateway's start with a message that never quotes the key.
+ * The CLI made the same check when it read the key (src/shared/ssh-key.ts), so this one fails only when
+ * the two disagree.
+ */
 export function loadSshKeys(ids: readonly string[], secrets: Readonly<Record<string, string>>): SshAgentKey[] {
   return ids.map((id) => {
     const text = secrets[id];
     if (text === undefined) throw new SshKeyError(`no secret for ssh key ${id}`);
-    const parsed = utils.parseKey(text);
-    const key = Array.isArray(parsed) ? (parsed[0] as ParsedKey | undefined) : parsed;
-    if (key === undefined || key instanceof Error) {
-      const why =
-        key instanceof Error && /encrypted/i.test(key.message)
-          ? 'it is encrypted'
-          : 'it is not a private key ssh2 can read';
-      throw new SshKeyError(`ssh key ${id} cannot be used: ${why}`);
-    }
-    if (!key.isPrivateKey())
-      throw new SshKeyError(`ssh key ${id} is a public key; the manifest must name the private key`);
+    const { key, problem } = checkSshPrivateKey(text);
+    if (problem) throw new SshKeyError(`ssh key ${id} cannot be used: it ${sshKeyProblemText(problem)}`);
     return { id, key, publicBlob: key.getPublicSSH() };
   });
 }

@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tar from 'tar-stream';
@@ -222,33 +223,56 @@ describe.each(['runsc', 'runc'] as const)('ssh from a bottle under %s', (runtime
   }, 120_000);
 });
 
-describe('an ssh key with a passphrase', () => {
-  it('is refused at start with one line and exit 2, before anything is created', async () => {
-    const encrypted = utils.generateKeyPairSync('ed25519', {
-      passphrase: 'correct horse',
-      cipher: 'aes256-ctr',
-      rounds: 4,
-    });
-    const refusedManifest = h.writeManifest(
-      {
-        bottles: [
-          { name: 'ssh', egress: { allow: ['git.test:22'] }, ssh: [{ Host: 'git.test', IdentityFile: './id' }] },
-        ],
-        agents: [{ name: 'sleeper', bottle: 'ssh', command: ['sleep', '600'] }],
-      },
-      { id: encrypted.private },
-    );
-    const before = (await h.log.listBottles()).length;
-    const started = await h.cli(['--manifest', refusedManifest, 'start', 'sleeper', '--detach'], { cwd: workdir });
-    expect(started.code).toBe(2);
-    expect(started.stdout).toBe('');
-    // One error line (a note that the local worker was started may come before it).
-    const errors = started.stderr
-      .trim()
-      .split('\n')
-      .filter((line) => line.startsWith('bottle:'));
-    expect(errors).toHaveLength(1);
-    expect(errors[0]).toMatch(/ssh entry git\.test: IdentityFile .*\/id is protected by a passphrase/);
-    expect((await h.log.listBottles()).length).toBe(before);
-  }, 120_000);
+/** An unencrypted PKCS#8 key, which ssh2 (and so the gateway's ssh-agent) cannot read. */
+function pkcs8Key(): string {
+  const path = join(tmpdir(), `cb-ssh-pkcs8-${randomBytes(4).toString('hex')}`);
+  try {
+    execFileSync('ssh-keygen', ['-q', '-t', 'ecdsa', '-m', 'PKCS8', '-N', '', '-f', path], { stdio: 'ignore' });
+    return readFileSync(path, 'utf8');
+  } finally {
+    rmSync(path, { force: true });
+    rmSync(`${path}.pub`, { force: true });
+  }
+}
+
+describe('an ssh key the gateway cannot use', () => {
+  it.each([
+    {
+      what: 'with a passphrase',
+      key: () => utils.generateKeyPairSync('ed25519', { passphrase: 'correct horse', cipher: 'aes256-ctr', rounds: 4 }),
+      says: /ssh entry git\.test: IdentityFile .*\/id is protected by a passphrase/,
+    },
+    {
+      what: 'in PKCS#8',
+      key: () => ({ private: pkcs8Key() }),
+      says: /ssh entry git\.test: IdentityFile .*\/id is a PKCS#8 key.*ssh-keygen -p -N '' -m RFC4716 -f /,
+    },
+  ])(
+    '$what is refused at start with one line and exit 2, before anything exists',
+    async ({ key, says }) => {
+      const refused = key();
+      const refusedManifest = h.writeManifest(
+        {
+          bottles: [
+            { name: 'ssh', egress: { allow: ['git.test:22'] }, ssh: [{ Host: 'git.test', IdentityFile: './id' }] },
+          ],
+          agents: [{ name: 'sleeper', bottle: 'ssh', command: ['sleep', '600'] }],
+        },
+        { id: refused.private },
+      );
+      const before = (await h.log.listBottles()).length;
+      const started = await h.cli(['--manifest', refusedManifest, 'start', 'sleeper', '--detach'], { cwd: workdir });
+      expect(started.code).toBe(2);
+      expect(started.stdout).toBe('');
+      // One error line (a note that the local worker was started may come before it).
+      const errors = started.stderr
+        .trim()
+        .split('\n')
+        .filter((line) => line.startsWith('bottle:'));
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatch(says);
+      expect((await h.log.listBottles()).length).toBe(before);
+    },
+    120_000,
+  );
 });

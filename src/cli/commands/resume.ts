@@ -111,7 +111,7 @@ export async function runResume(
     });
     // Hosts approved through a capability request join the allowlist on resume.
     plan.hosts = [...new Set([...plan.hosts, ...saved.approvedEgress])].sort();
-    const secrets = resolveSecrets(plan, routeSources(loaded, plan));
+    const secrets = await resolveSecrets(plan, routeSources(loaded, plan));
 
     // The log may have moved on while the plan was resolved.
     const { state: live } = await currentState(session.log, identity);

@@ -79,7 +79,7 @@ export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
     });
     const facts = await gatherPlanFacts({ loaded, agent: opts.agent, cwd, runtime, host, cwdOnOtherHost });
     const plan = resolvePlan({ loaded, agent: opts.agent, copyCwd: opts.copyCwd, args: opts.args, facts });
-    const secrets = resolveSecrets(plan, routeSources(loaded, plan));
+    const secrets = await resolveSecrets(plan, routeSources(loaded, plan));
     trace('start: plan resolved');
     if (!(await confirmLaunch(plan, opts.yes ?? false, io))) return 1;
     plan.uploads = await uploadPlanSources(session.redis, plan, { say: (l) => io.stderr(l) });
