@@ -3,10 +3,10 @@ import { mkdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { STATE_DOCKERFILE } from '../plan/resolve.js';
 import { BottlePlanSchema, type BottlePlan } from '../plan/schema.js';
 import { IDENTITY_PATTERN } from '../shared/identity.js';
 import { bottleHome, statePaths } from '../shared/paths.js';
+import { STATE_DOCKERFILE } from '../shared/state-markers.js';
 
 /**
  * The per-bottle state folder on the worker's host, and the only code that

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, join, relative, sep } from 'node:path';
-import { STATE_DOCKERFILE } from '../plan/resolve.js';
 import type { ImagePlan } from '../plan/schema.js';
 import { RuntimeFailure } from '../shared/errors.js';
+import { STATE_DOCKERFILE } from '../shared/state-markers.js';
 import {
   claudeBinaryPath,
   contextHash,

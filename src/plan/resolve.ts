@@ -6,20 +6,11 @@ import type { Agent, Bottle } from '../manifest/schema.js';
 import { parseHostPattern } from '../shared/host-pattern.js';
 import { mintIdentity, parseIdentity } from '../shared/identity.js';
 import { resourceNames } from '../shared/names.js';
+import { STATE_TRANSCRIPT } from '../shared/state-markers.js';
 import { PROMPT_TARGET, SKILLS_TARGET_DIR, TRANSCRIPT_TARGET, agentEnvNames } from './agent-env.js';
 import { DEFAULT_HOSTS } from './default-hosts.js';
 import { planLimits } from './default-limits.js';
 import { BottlePlanSchema, type BottlePlan, type CredentialRoute, type ImagePlan, type Mount } from './schema.js';
-
-/**
- * Paths in a plan that name the bottle's state folder on its worker's host.
- * The CLI does not know where that folder is (the worker's home may differ
- * from the CLI's), so the plan names them by these markers and the worker's
- * effects resolve them to their own state folder. Plans recorded before the
- * markers carry absolute paths; the effects still take those.
- */
-export const STATE_DOCKERFILE = 'state:Dockerfile';
-export const STATE_TRANSCRIPT = 'state:transcript';
 
 /**
  * What a plan needs to know about the world, gathered by its caller (the

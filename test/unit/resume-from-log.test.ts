@@ -9,7 +9,8 @@ import { parseEvent } from '../../src/events/schema.js';
 import { contextFileReader } from '../../src/images/build-context.js';
 import { agentImageSource, imagePlan } from '../../src/images/sources.js';
 import { bottleStatus } from '../../src/machines/index.js';
-import { planMounts, STATE_DOCKERFILE, STATE_TRANSCRIPT } from '../../src/plan/resolve.js';
+import { planMounts } from '../../src/plan/resolve.js';
+import { STATE_DOCKERFILE, STATE_TRANSCRIPT } from '../../src/shared/state-markers.js';
 import { history, launchSteps, samplePlan, type Step } from '../golden/fixtures.js';
 
 /**
