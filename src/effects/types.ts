@@ -27,6 +27,16 @@ export interface EffectContext {
   secrets: LaunchSecrets;
   /** What the plan takes from the CLI's machine (plan.uploads), unpacked here for the effect that reads it. */
   uploads: UploadedSources;
+  /** The worker's one watch on its Docker daemon, shared by every effect it runs; none when it has no daemon. */
+  daemon?: DaemonLiveness;
+}
+
+export interface DaemonLiveness {
+  /**
+   * Rejects once the daemon stops answering after this call, and never settles
+   * while it answers; aborting `stop` ends the listening.
+   */
+  lost(stop: AbortSignal): Promise<never>;
 }
 
 export interface LaunchSecrets {

@@ -1,4 +1,3 @@
-import type Docker from 'dockerode';
 import type { DecisionLine } from '../gateway/protocol.js';
 import type { ObservationEvent } from '../machines/effects.js';
 import { statusOf } from './docker/client.js';
@@ -41,31 +40,14 @@ function vanishedExit(err: unknown): AgentExit {
   return { code: -1, signal: null };
 }
 
-/** How often a watch asks whether its daemon still answers. */
-const DAEMON_PROBE_MS = 5000;
-
-/**
- * Rejects with the daemon's own connect error once it stops answering. A wait
- * on a container whose daemon was killed may never settle (the daemon has sent
- * its answer's headers already), so without this a watch would outlive its
- * daemon unnoticed; the worker then waits for the daemon and watches again.
- */
-function daemonGone(docker: Docker, stop: AbortSignal): Promise<never> {
-  return new Promise((_resolve, reject) => {
-    const timer = setInterval(() => {
-      docker.ping().catch((err: unknown) => {
-        clearInterval(timer);
-        reject(err);
-      });
-    }, DAEMON_PROBE_MS);
-    stop.addEventListener('abort', () => clearInterval(timer), { once: true });
-  });
-}
-
 /**
  * watch_agent: waits for the agent to exit, recording the gateway's decisions
  * as observations meanwhile; after the exit, one drain picks up decisions
  * the follower had not seen yet, so the log holds them all before agent.exited.
+ * A wait on a container whose daemon was killed may never settle (the daemon
+ * has sent its answer's headers already), so the watch also ends when the
+ * worker's probe finds the daemon gone; the worker then waits for the daemon
+ * and watches again.
  */
 export const watchAgent =
   ({ docker }: EffectDeps): EffectHandler<'watch_agent'> =>
@@ -95,7 +77,8 @@ export const watchAgent =
         ctx.signal.addEventListener('abort', () => resolve('aborted'), { once: true });
       });
       const exited = waitForAgentExit(docker, agent).catch(vanishedExit);
-      const exit = await Promise.race([exited, aborted, daemonGone(docker, followerStop.signal)]);
+      const daemonLost = ctx.daemon?.lost(followerStop.signal) ?? new Promise<never>(() => undefined);
+      const exit = await Promise.race([exited, aborted, daemonLost]);
       followerStop.abort();
       await follower;
       // Everything the follower saw is in the log before the drain decides what is new.

@@ -2,6 +2,7 @@ import type { Job, Queue } from 'bullmq';
 import { isDaemonUnreachable } from '../effects/errors.js';
 import { isTerminal } from '../machines/index.js';
 import type { BottleLog } from './bottle-log.js';
+import { DaemonNotAnswering } from './daemon-probe.js';
 import type { BottleEngine } from './engine.js';
 import type { EventStoreView } from './host-task.js';
 import { DAEMON_WAIT_BOUND_MS, daemonRetryDelay } from './queue.js';
@@ -69,12 +70,12 @@ export interface DaemonAway {
 }
 
 /**
- * Whether a failure is the daemon's absence: the error says so, or the daemon
- * does not answer right after it (a request cut off by a stopping daemon
- * fails with a reset, not a refusal).
+ * Whether a failure is the daemon's absence: the error says so (or the
+ * worker's probe does), or the daemon does not answer right after it (a
+ * request cut off by a stopping daemon fails with a reset, not a refusal).
  */
 export async function daemonAwayAfter(err: unknown, daemon: HostDaemon | undefined): Promise<boolean> {
-  if (isDaemonUnreachable(err)) return true;
+  if (isDaemonUnreachable(err) || err instanceof DaemonNotAnswering) return true;
   return daemon !== undefined && !(await daemon.reachable().catch(() => false));
 }
 

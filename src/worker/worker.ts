@@ -44,6 +44,7 @@ import {
   isLifelong,
 } from './queue.js';
 import { progressChannel } from './progress.js';
+import { DaemonProbe } from './daemon-probe.js';
 import {
   DaemonReturnWatch,
   clearDaemonWait,
@@ -116,6 +117,8 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   };
   const engine = new BottleEngine(log, queueByName);
   const shutdown = new AbortController();
+  const daemon = opts.daemon;
+  const probe = daemon && new DaemonProbe(() => daemon.reachable());
   // Every running effect listens for shutdown; concurrency bounds them, not 10.
   setMaxListeners(0, shutdown.signal);
 
@@ -209,6 +212,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
           discard: () => discardSealedSecrets(redis, req.identity),
         },
         uploads,
+        daemon: probe,
       });
       if (effectAbort.signal.aborted && shutdown.signal.aborted) throw new ShutdownInterrupt();
       await engine.apply(req.identity, events, cause);
@@ -272,6 +276,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
       },
       say,
     );
+  probe?.start();
 
   const workerFor = (name: string, concurrency: number) => {
     const w = new Worker(name, processJob, {
@@ -310,6 +315,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
     async close() {
       shutdown.abort();
       await daemonReturn?.stop();
+      await probe?.stop();
       // Stop taking jobs before the heartbeat goes: a CLI waiting for this worker to
       // leave must not see it gone while it could still pick one up.
       await Promise.all([worker.close(), effectsWorker.close(), lifelongWorker.close()]);
