@@ -2,6 +2,7 @@ import type Docker from 'dockerode';
 import { PassThrough, Readable } from 'node:stream';
 import { visibleOutput } from '../shared/visible-text.js';
 import { localDocker } from './docker-probe.js';
+import type { CliIO } from './io.js';
 
 /**
  * Attaches the user's terminal to the agent container: raw mode, window
@@ -67,6 +68,11 @@ export async function attachTerminal(
   }
   const info = await container.inspect().catch(() => undefined);
   return info?.State?.Running ? 'detached' : 'exited';
+}
+
+/** A note printed over an attached agent's screen starts on a line of its own. */
+export function onTerminal(io: CliIO): (line: string) => void {
+  return (line) => io.stderr(`\n${line}`);
 }
 
 /**

@@ -3,9 +3,10 @@ import { bottleStatus, stateName, type BottleState } from '../../machines/index.
 import { RuntimeFailure, UsageError } from '../../shared/errors.js';
 import { resourceNames } from '../../shared/names.js';
 import { currentState } from '../../worker/bottle-log.js';
-import { attachTerminal } from '../attach.js';
+import { attachTerminal, onTerminal } from '../attach.js';
 import { reachesBottleDocker, refuseElsewhere } from '../bottle-docker.js';
 import { checkIdentityArg } from '../identity-arg.js';
+import { whileWatchingHost } from '../host-watch.js';
 import type { CliIO } from '../io.js';
 import { describeEvent } from '../render-event.js';
 import { openSession, type Session } from '../session.js';
@@ -49,7 +50,9 @@ export async function runAttach(opts: { identity: string; manifestPath?: string 
     const plan = state.context.plan;
     if (plan && !(await reachesBottleDocker(session.redis, plan.host))) refuseElsewhere(identity, plan, 'attach');
     const notice = () => io.stderr(`attached to ${identity} (detach: Ctrl-P Ctrl-Q)`);
-    const how = await attachTerminal(container, notice, { redraw: true });
+    const how = await whileWatchingHost(session, identity, onTerminal(io), () =>
+      attachTerminal(container, notice, { redraw: true }),
+    );
     if (how === 'detached') {
       io.stderr(`detached; the bottle keeps running. Re-attach with: bottle attach ${identity}`);
       return 0;

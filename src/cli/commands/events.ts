@@ -1,5 +1,7 @@
 import { RuntimeFailure } from '../../shared/errors.js';
 import { checkIdentityArg } from '../identity-arg.js';
+import { followUntil } from '../follow.js';
+import { whileWatchingHost } from '../host-watch.js';
 import type { CliIO } from '../io.js';
 import { describeEvent, eventJsonLine } from '../render-event.js';
 import { openSession } from '../session.js';
@@ -32,8 +34,13 @@ export async function runEvents(
     process.once('SIGTERM', stop);
     try {
       const after = events.length ? events[events.length - 1].seq : 0;
-      for await (const ev of session.log.follow(identity, after, { signal: controller.signal, blockMs: 1000 }))
-        print(ev);
+      // Events are in Redis with or without a worker; the user is told when nothing serves the bottle's host.
+      await whileWatchingHost(
+        session,
+        identity,
+        (l) => io.stderr(l),
+        () => followUntil(session.log, identity, after, print, () => false, controller.signal),
+      );
     } finally {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);

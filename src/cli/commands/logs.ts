@@ -3,6 +3,7 @@ import { RuntimeFailure } from '../../shared/errors.js';
 import { agentOutput } from '../attach.js';
 import { reachesBottleDocker, refuseElsewhere } from '../bottle-docker.js';
 import { checkIdentityArg } from '../identity-arg.js';
+import { whileWatchingHost } from '../host-watch.js';
 import type { CliIO } from '../io.js';
 import { openSession } from '../session.js';
 import { agentOf, notRunningHint } from './attach.js';
@@ -21,14 +22,17 @@ export async function runLogs(
   const identity = await checkIdentityArg(opts.identity, { manifestPath: opts.manifestPath });
   const session = await openSession({ needWorker: false });
   let agent: Awaited<ReturnType<typeof agentOf>>;
+  let shown: Awaited<ReturnType<typeof agentOutput>>;
   try {
     agent = await agentOf(session, identity);
     const plan = agent.state.context.plan;
     if (plan && !(await reachesBottleDocker(session.redis, plan.host))) refuseElsewhere(identity, plan, 'logs');
+    const output = () => agentOutput(agent.container, { follow: opts.follow, raw: io.isTTY });
+    // Following, the user is told when no worker serves the bottle's host (the agent may run on regardless).
+    shown = opts.follow ? await whileWatchingHost(session, identity, (l) => io.stderr(l), output) : await output();
   } finally {
     await session.close();
   }
-  const shown = await agentOutput(agent.container, { follow: opts.follow, raw: io.isTTY });
   if (shown === 'gone') {
     const status = bottleStatus(agent.state);
     const hint = notRunningHint(identity, agent.state);

@@ -11,10 +11,11 @@ import type { BottlePlan } from '../../plan/schema.js';
 import { UsageError } from '../../shared/errors.js';
 import { trace } from '../../shared/trace.js';
 import { connectRedis } from '../../worker/redis.js';
-import { attachTerminal, streamOutput } from '../attach.js';
+import { attachTerminal, onTerminal, streamOutput } from '../attach.js';
 import { elsewhere, reachesBottleDocker } from '../bottle-docker.js';
 import { confirmLaunch, requireConfirmable } from '../confirm.js';
 import { followBuildProgress, type BuildProgressDisplay } from '../build-progress.js';
+import { whileWatchingHost } from '../host-watch.js';
 import type { CliIO } from '../io.js';
 import { describeEvent } from '../render-event.js';
 import { refuseUnsafeWorkdir } from '../workdir-guard.js';
@@ -162,15 +163,15 @@ export async function launchAndAttach(
   if (!(await reachable)) {
     io.stderr(`${elsewhere(identity, plan, 'attach')}; following its events until it ends`);
   } else if (io.isTTY) {
-    const how = await attachTerminal(plan.containers.agent, () =>
-      io.stderr(`attached to ${identity} (detach: Ctrl-P Ctrl-Q)`),
+    const how = await whileWatchingHost(session, identity, onTerminal(io), () =>
+      attachTerminal(plan.containers.agent, () => io.stderr(`attached to ${identity} (detach: Ctrl-P Ctrl-Q)`)),
     );
     if (how === 'detached') {
       io.stderr(`detached; the bottle keeps running. Re-attach with: bottle attach ${identity}`);
       return 0;
     }
   } else {
-    await streamOutput(plan.containers.agent);
+    await whileWatchingHost(session, identity, say, () => streamOutput(plan.containers.agent));
   }
   const end = await session.follow(
     identity,
