@@ -1,14 +1,12 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, statfsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { statfsSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { BOTTLES_INDEX_KEY, bottleKeys } from '../src/event-store/keys.js';
 import { EventLog, stampEvents } from '../src/event-store/log.js';
 import type { NewEvent } from '../src/events/schema.js';
 import { foldEvent, initialBottleState, type BottleState } from '../src/machines/index.js';
 import type { BottlePlan } from '../src/plan/schema.js';
+import { startTestRedis, type AppendFsync, type TestRedis } from '../test/support/redis-server.js';
 import { percentile, printRows, type Row } from './stats.js';
 
 /**
@@ -164,47 +162,11 @@ export async function benchEventLog(redis: Redis, samples = 2000, warmup = 200):
   }
 }
 
-type FsyncPolicy = 'always' | 'everysec';
-
+/** A redis-server of the bench's own with the given fsync policy, and a connection to it. */
 interface FsyncRedis {
-  policy: FsyncPolicy;
-  dir: string;
+  policy: AppendFsync;
+  server: TestRedis;
   redis: Redis;
-  stop(): Promise<void>;
-}
-
-/**
- * A redis-server of the bench's own, as the embedded default runs it (append-only file, unix
- * socket) with the given fsync policy, in a temp folder; stopped by its pid and the folder removed.
- */
-async function startRedisWithFsync(policy: FsyncPolicy): Promise<FsyncRedis> {
-  const dir = mkdtempSync(join(tmpdir(), `cb-bench-fsync-${policy}-`));
-  const socket = join(dir, 'redis.sock');
-  const args = ['--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--dir', dir];
-  const child = spawn('redis-server', [...args, '--appendonly', 'yes', '--appendfsync', policy, '--save', ''], {
-    stdio: 'ignore',
-  });
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      await exited;
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  for (let i = 0; i < 200; i++) {
-    const redis = new Redis({ path: socket, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-    redis.on('error', () => undefined);
-    try {
-      await redis.connect();
-      if ((await redis.ping()) === 'PONG') return { policy, dir, redis, stop };
-    } catch {
-      redis.disconnect();
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  await stop();
-  throw new Error(`redis-server (appendfsync ${policy}) did not start in ${dir}`);
 }
 
 /** One appender: `count` appends of one event each, one after another. */
@@ -228,9 +190,12 @@ async function appendSequence(log: EventLog, identity: string, state: BottleStat
 export async function benchFsyncPolicies(samples = 1000, rounds = 4, appenders = 8): Promise<Row[]> {
   const servers: FsyncRedis[] = [];
   try {
-    for (const policy of ['always', 'everysec'] as const) servers.push(await startRedisWithFsync(policy));
+    for (const policy of ['always', 'everysec'] as const) {
+      const server = await startTestRedis({ appendfsync: policy });
+      servers.push({ policy, server, redis: server.connect() });
+    }
     const perRound = Math.ceil(samples / rounds);
-    const measured = new Map<FsyncPolicy, { latencies: number[]; soloMs: number; manyMs: number; many: number }>();
+    const measured = new Map<AppendFsync, { latencies: number[]; soloMs: number; manyMs: number; many: number }>();
     const states = new Map<string, BottleState>();
     const begin = async (log: EventLog, identity: string) =>
       commit(log, identity, initialBottleState(identity), [
@@ -274,7 +239,7 @@ export async function benchFsyncPolicies(samples = 1000, rounds = 4, appenders =
     const always = measured.get('always')!;
     const everysec = measured.get('everysec')!;
     const perSecond = (count: number, ms: number) => (count * 1000) / ms;
-    const onTmpfs = statfsSync(servers[0].dir).type === TMPFS_MAGIC;
+    const onTmpfs = statfsSync(servers[0].server.dir).type === TMPFS_MAGIC;
     const where = onTmpfs ? ' [temp folder is tmpfs: fsync is free there, set TMPDIR to a disk]' : '';
     return [
       {
@@ -304,8 +269,7 @@ export async function benchFsyncPolicies(samples = 1000, rounds = 4, appenders =
     ];
   } finally {
     for (const server of servers) {
-      server.redis.disconnect();
-      await server.stop();
+      await server.server.destroy();
     }
   }
 }

@@ -1,21 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type Docker from 'dockerode';
 import { removeBottleResources } from '../src/effects/docker/teardown.js';
-import type { LifecycleEvent } from '../src/events/schema.js';
-import { foldEvent, initialBottleState, stateName } from '../src/machines/index.js';
 import { generateHostKeyPair, openSealedSecrets, sealSecrets } from '../src/shared/sealed-secrets.js';
-import { liveWorkers } from '../src/worker/heartbeat.js';
 import { publishHostKey, readHostPublicKey } from '../src/worker/host-key.js';
-import {
-  BOTTLE_BIN,
-  identityFrom,
-  PIN_DEFAULT_HOSTS,
-  REPO,
-  startHarness,
-  type BottleHarness,
-} from '../test/support/cli-harness.js';
+import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../test/support/cli-harness.js';
 import { startSecondDaemon, type SecondDaemon } from '../test/support/second-daemon.js';
+import { outcomeOf, removeWhatIsLeft, SLEEPER, spawnWorker, stopWorker, untilWorkersLive } from './bottles.js';
 import { median, type Row } from './stats.js';
 
 /**
@@ -34,8 +25,6 @@ import { median, type Row } from './stats.js';
  */
 
 const AGENT = 'hosts';
-/** Stoppable by SIGTERM: PID 1 ignores signals it does not trap. */
-const SLEEPER = ['bash', '-c', 'trap "exit 143" TERM; sleep infinity & wait'];
 // Built on each daemon by its worker; needs no network (the second daemon reaches nothing but this machine).
 const BARE_DOCKERFILE =
   'FROM debian:bookworm-slim\n' +
@@ -56,64 +45,6 @@ function integerFromEnv(name: string, fallback: number, min: number): number {
   const value = text === undefined ? fallback : Number(text);
   if (!Number.isInteger(value) || value < min) throw new Error(`${name}: an integer of at least ${min}`);
   return value;
-}
-
-/** When a bottle's log folds into running, and its own start (start_requested -> that event); undefined if never. */
-function runningOf(identity: string, events: LifecycleEvent[]): { at: number; startMs: number } | undefined {
-  let state = initialBottleState(identity);
-  for (const event of events) {
-    state = foldEvent(state, event).state;
-    if (stateName(state) === 'running') {
-      const at = Date.parse(event.at);
-      return { at, startMs: at - Date.parse(events[0].at) };
-    }
-  }
-  return undefined;
-}
-
-function spawnWorker(h: BottleHarness, hostId: string, env: NodeJS.ProcessEnv): ChildProcess {
-  return spawn(process.execPath, [BOTTLE_BIN, 'worker', '--host', hostId], {
-    cwd: REPO,
-    env: { ...h.env, ...env },
-    stdio: 'ignore',
-  });
-}
-
-async function waitForHosts(h: BottleHarness, hostIds: string[]): Promise<void> {
-  const redis = h.redis.connect();
-  try {
-    for (let i = 0; i < 600; i++) {
-      const live = await liveWorkers(redis);
-      if (hostIds.every((id) => live.some((w) => w.hostId === id))) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  } finally {
-    redis.disconnect();
-  }
-  throw new Error(`the workers of ${hostIds.join(', ')} did not come up`);
-}
-
-async function stopWorker(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  if (!(await Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 30_000))]))) {
-    child.kill('SIGKILL');
-    await exited;
-  }
-}
-
-/** Removes what is left of a bottle on a daemon; returns how many containers and networks there were. */
-async function removeWhatIsLeft(docker: Docker, identity: string): Promise<number> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const left = await removeBottleResources(docker, identity);
-      return left.containers + left.networks;
-    } catch (err) {
-      if (attempt >= 10) throw err;
-      await new Promise((r) => setTimeout(r, 1_000));
-    }
-  }
 }
 
 async function runRound(
@@ -144,13 +75,13 @@ async function runRound(
   const startsMs: number[] = [];
   let lastRunningAt = NaN;
   for (const identity of identities) {
-    const running = runningOf(identity, await h.log.read(identity));
-    if (!running) {
+    const outcome = outcomeOf(identity, await h.log.read(identity));
+    if (outcome?.kind !== 'running') {
       failures.push(`${identity}: never ran`);
       continue;
     }
-    startsMs.push(running.startMs);
-    if (!(running.at <= lastRunningAt)) lastRunningAt = running.at;
+    startsMs.push(outcome.startMs);
+    if (!(outcome.runningAt <= lastRunningAt)) lastRunningAt = outcome.runningAt;
   }
   const stops = await Promise.all(identities.map((id) => h.cli(['stop', id], { timeoutMs: CLI_TIMEOUT_MS })));
   stops.forEach((s, i) => s.code !== 0 && failures.push(`stop ${identities[i]} exited ${s.code}`));
@@ -215,8 +146,10 @@ export async function benchHosts(
       },
       { 'bare.Dockerfile': BARE_DOCKERFILE },
     );
-    workers.push(spawnWorker(h, hostA, {}), spawnWorker(h, hostB, { DOCKER_HOST: b.dockerHost }));
-    await waitForHosts(h, [hostA, hostB]);
+    workers.push(spawnWorker(h, ['--host', hostA]), spawnWorker(h, ['--host', hostB], { DOCKER_HOST: b.dockerHost }));
+    const bothLive = (live: Array<{ hostId: string }>) =>
+      [hostA, hostB].every((id) => live.some((w) => w.hostId === id));
+    await untilWorkersLive(h, `the workers of ${hostA} and ${hostB}`, bothLive);
     const a = { id: hostA, docker: h.docker };
     const second = { id: hostB, docker: b.docker };
     // One bottle on each host first: each worker builds the images on its daemon; not counted.

@@ -1,20 +1,17 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { removeBottleResources } from '../src/effects/docker/teardown.js';
-import type { LifecycleEvent } from '../src/events/schema.js';
-import { foldEvent, initialBottleState, stateName } from '../src/machines/index.js';
-import { LABELS, resourceNames } from '../src/shared/names.js';
-import { liveWorkers } from '../src/worker/heartbeat.js';
+import { resourceNames } from '../src/shared/names.js';
+import { PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../test/support/cli-harness.js';
 import {
-  BOTTLE_BIN,
-  identityFrom,
-  PIN_DEFAULT_HOSTS,
-  REPO,
-  startHarness,
-  type BottleHarness,
-  type CliResult,
-} from '../test/support/cli-harness.js';
+  outcomeOf,
+  removeWhatIsLeft,
+  SLEEPER,
+  spawnWorker,
+  stopWorker,
+  untilWorkersLive,
+  type Outcome,
+} from './bottles.js';
 import { median, percentile, type Row } from './stats.js';
 
 /**
@@ -33,8 +30,6 @@ import { median, percentile, type Row } from './stats.js';
 
 const AGENT = 'scale';
 const MB = 1024 * 1024;
-/** Stoppable by SIGTERM: PID 1 ignores signals it does not trap. */
-const SLEEPER = ['bash', '-c', 'trap "exit 143" TERM; sleep infinity & wait'];
 const GATEWAY_RSS_TARGET_MB = 40;
 const RUNNING_TIMEOUT_MS = 900_000;
 const STALL_MS = 120_000;
@@ -59,20 +54,13 @@ const residentBytes = (pid: number) => procFigure(pid, 'status', 'VmRSS');
  * BENCH_SCALE_WORKER_CONCURRENCY asks for it.
  */
 async function startOwnWorker(h: BottleHarness, concurrency: string): Promise<ChildProcess> {
-  const args = [BOTTLE_BIN, 'worker', '--concurrency', concurrency];
-  const child = spawn(process.execPath, args, { cwd: REPO, env: h.env, stdio: 'ignore' });
-  const redis = h.redis.connect();
-  try {
-    for (let i = 0; i < 300; i++) {
-      if ((await liveWorkers(redis)).some((w) => w.pid === child.pid)) return child;
-      if (child.exitCode !== null) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  } finally {
-    redis.disconnect();
-  }
-  child.kill('SIGKILL');
-  throw new Error(`bottle worker --concurrency ${concurrency} did not come up`);
+  const child = spawnWorker(h, ['--concurrency', concurrency]);
+  const up = (live: Array<{ pid: number }>) => live.some((w) => w.pid === child.pid);
+  await untilWorkersLive(h, `bottle worker --concurrency ${concurrency}`, up, child).catch((err: unknown) => {
+    child.kill('SIGKILL');
+    throw err;
+  });
+  return child;
 }
 
 let ownWorker: ChildProcess | undefined;
@@ -81,58 +69,6 @@ function workerPid(h: BottleHarness): number | undefined {
   if (ownWorker?.pid) return ownWorker.pid;
   const file = join(h.home, 'worker', 'worker.pid');
   return existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : undefined;
-}
-
-interface StartingCli {
-  /** The first stdout line once printed ('' when the CLI ended without one). */
-  identity: Promise<string>;
-  exit: Promise<CliResult>;
-  child: ChildProcess;
-}
-
-/** `start --detach`, the identity as soon as it is printed: a bottle that never runs must not hide the others. */
-function startCli(h: BottleHarness, manifest: string): StartingCli {
-  const args = [BOTTLE_BIN, '--manifest', manifest, 'start', AGENT, '--detach', '--yes'];
-  const child = spawn(process.execPath, args, { cwd: REPO, env: h.env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  let printed: (identity: string) => void = () => undefined;
-  const identity = new Promise<string>((resolve) => (printed = resolve));
-  child.stdout.on('data', (b: Buffer) => {
-    stdout += b.toString();
-    if (stdout.includes('\n')) {
-      try {
-        printed(identityFrom({ code: 0, stdout, stderr }));
-      } catch {
-        printed('');
-      }
-    }
-  });
-  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-  const exit = new Promise<CliResult>((resolve) => {
-    child.on('close', (code, signal) => {
-      printed('');
-      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
-    });
-  });
-  return { identity, exit, child };
-}
-
-type Outcome = { kind: 'running'; startMs: number; runningAt: number } | { kind: 'ended'; state: string } | undefined;
-
-/** Where a bottle's log stands: running (since which event), ended some other way, or still on its way. */
-function outcomeOf(identity: string, events: LifecycleEvent[]): Outcome {
-  let state = initialBottleState(identity);
-  for (const event of events) {
-    state = foldEvent(state, event).state;
-    const name = stateName(state);
-    if (name === 'running') {
-      const runningAt = Date.parse(event.at);
-      return { kind: 'running', startMs: runningAt - Date.parse(events[0].at), runningAt };
-    }
-    if (name === 'failed' || name === 'preserved' || name === 'cleaned') return { kind: 'ended', state: name };
-  }
-  return undefined;
 }
 
 interface GatewayMemory {
@@ -163,23 +99,6 @@ async function gatewayMemory(h: BottleHarness, identity: string): Promise<Gatewa
   return { rss, anon, pss, cgroup: usage - cache };
 }
 
-/**
- * Removes a bottle's remaining containers and networks; returns how many
- * there were. Retried: a bottle the worker is still tearing down (or, in a
- * stuck round, still launching) can hold a network a moment longer.
- */
-async function removeWhatIsLeft(h: BottleHarness, identity: string): Promise<number> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const left = await removeBottleResources(h.docker, identity);
-      return left.containers + left.networks;
-    } catch (err) {
-      if (attempt >= 10) throw err;
-      await new Promise((r) => setTimeout(r, 1_000));
-    }
-  }
-}
-
 interface Round {
   n: number;
   failures: string[];
@@ -191,7 +110,7 @@ interface Round {
   workerPeak: number;
 }
 
-async function runRound(h: BottleHarness, manifest: string, n: number, started: Set<string>): Promise<Round> {
+async function runRound(h: BottleHarness, manifest: string, n: number): Promise<Round> {
   const pid = workerPid(h);
   const workerIdle = (pid && residentBytes(pid)) || NaN;
   let workerPeak = workerIdle;
@@ -202,11 +121,10 @@ async function runRound(h: BottleHarness, manifest: string, n: number, started: 
   const sampler = setInterval(sampleWorker, 200);
 
   const spawnedAt = Date.now();
-  const clis = Array.from({ length: n }, () => startCli(h, manifest));
+  const clis = Array.from({ length: n }, () => h.startDetached(['--manifest', manifest, 'start', AGENT, '--detach']));
   const printed = await Promise.all(clis.map((c) => c.identity));
   const failures: string[] = [];
   const identities = printed.filter((identity) => identity !== '');
-  for (const identity of identities) started.add(identity);
 
   const outcomes = new Map<string, Outcome>();
   const deadline = Date.now() + RUNNING_TIMEOUT_MS;
@@ -260,7 +178,7 @@ async function runRound(h: BottleHarness, manifest: string, n: number, started: 
     await Promise.all(identities.map((id) => h.waitForEvent(id, 'bottle.preserved', 600_000).catch(() => undefined)));
   }
   for (const identity of identities) {
-    const left = await removeWhatIsLeft(h, identity);
+    const left = await removeWhatIsLeft(h.docker, identity);
     if (stopped && left > 0) failures.push(`${identity}: resources left after stop`);
   }
 
@@ -313,7 +231,6 @@ function sizesFromEnv(): number[] {
 
 export async function benchScale(sizes = sizesFromEnv(), singles = 3): Promise<Row[]> {
   const h = await startHarness();
-  const started = new Set<string>();
   try {
     const manifest = h.writeManifest({
       bottles: [{ name: 'scale', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS }],
@@ -322,32 +239,21 @@ export async function benchScale(sizes = sizesFromEnv(), singles = 3): Promise<R
     const concurrency = process.env.BENCH_SCALE_WORKER_CONCURRENCY;
     if (concurrency) ownWorker = await startOwnWorker(h, concurrency);
     // The first round finds or builds the images and starts the worker; it is not counted.
-    await runRound(h, manifest, 1, started);
+    await runRound(h, manifest, 1);
     const single: number[] = [];
-    for (let i = 0; i < singles; i++) single.push(...(await runRound(h, manifest, 1, started)).startsMs);
+    for (let i = 0; i < singles; i++) single.push(...(await runRound(h, manifest, 1)).startsMs);
     const singleStartMs = median(single);
     const rows: Row[] = [
       { metric: `worker concurrency`, value: Number(concurrency ?? DEFAULT_WORKER_CONCURRENCY), unit: 'jobs' },
       { metric: 'one bottle alone: start (median)', value: singleStartMs, unit: 'ms' },
     ];
     for (const n of sizes) {
-      const round = await runRound(h, manifest, n, started);
+      const round = await runRound(h, manifest, n);
       rows.push(...roundRows(round, singleStartMs));
     }
     return rows;
   } finally {
-    const label = JSON.stringify({ label: [LABELS.identity] });
-    const leftovers = (await h.docker.listContainers({ all: true, filters: label })).filter((c) =>
-      started.has(c.Labels[LABELS.identity]),
-    );
-    if (leftovers.length > 0) console.error(`scale: removing ${leftovers.length} leftover containers`);
-    for (const identity of started) await removeBottleResources(h.docker, identity).catch(() => undefined);
-    if (ownWorker?.pid && ownWorker.exitCode === null) {
-      const exited = new Promise((r) => ownWorker?.once('exit', r));
-      process.kill(ownWorker.pid, 'SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-      if (ownWorker.exitCode === null) process.kill(ownWorker.pid, 'SIGKILL');
-    }
+    if (ownWorker) await stopWorker(ownWorker);
     await h.cleanup();
   }
 }

@@ -3,14 +3,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GATEWAY_CONFIG_PATH } from '../../src/gateway/protocol.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
-import {
-  identityFrom,
-  PIN_DEFAULT_HOSTS,
-  startHarness,
-  type BottleHarness,
-  type CliResult,
-} from '../support/cli-harness.js';
+import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
+import { requestCapability } from '../support/agent-requests.js';
 import { execIn } from '../support/docker.js';
+import { show } from '../support/workers.js';
 
 /**
  * Capability requests end to end: the agent asks the gateway
@@ -42,23 +38,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.cleanup();
 });
-
-function show(r: CliResult): string {
-  return `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
-}
-
-/** From inside the agent, as an agent would: the gateway's address comes from HTTPS_PROXY. */
-async function requestCapability(
-  identity: string,
-  body: Record<string, unknown>,
-): Promise<{ code: number; output: string }> {
-  const script =
-    'gw=${HTTPS_PROXY#http://}; gw=${gw%:*}; curl -s -X POST "http://$gw:3129/_bottle/capability" -d "$BODY"';
-  return execIn(h.docker.getContainer(`cb-${identity}-agent`), ['sh', '-c', script], {
-    user: 'node',
-    env: [`BODY=${JSON.stringify(body)}`],
-  });
-}
 
 async function waitForCount(
   identity: string,
@@ -92,11 +71,13 @@ describe('egress capability', () => {
   it('a request made while another is pending waits its turn: denying the first makes it the pending one', async () => {
     const { identity } = await startAsker();
     expect(
-      (await requestCapability(identity, { kind: 'egress', host: 'first.test', port: 443, reason: 'one' })).code,
+      (await requestCapability(h.docker, identity, { kind: 'egress', host: 'first.test', port: 443, reason: 'one' }))
+        .code,
     ).toBe(0);
     await waitForCount(identity, 'capability.requested', 1);
     expect(
-      (await requestCapability(identity, { kind: 'egress', host: 'second.test', port: 443, reason: 'two' })).code,
+      (await requestCapability(h.docker, identity, { kind: 'egress', host: 'second.test', port: 443, reason: 'two' }))
+        .code,
     ).toBe(0);
     const events = await waitForCount(identity, 'capability.requested', 2);
     const secondId = (events.filter((e) => e.type === 'capability.requested')[1].data as { request_id: string })
@@ -117,7 +98,7 @@ describe('egress capability', () => {
   it('ask, pending in list; deny keeps it running; ask again; approve applies live; kept on resume', async () => {
     const { identity } = await startAsker();
 
-    const asked = await requestCapability(identity, {
+    const asked = await requestCapability(h.docker, identity, {
       kind: 'egress',
       host: 'newhost.test',
       port: 443,
@@ -145,8 +126,14 @@ describe('egress capability', () => {
     expect(nothing.stderr).toContain('no pending capability request');
 
     expect(
-      (await requestCapability(identity, { kind: 'egress', host: 'newhost.test', port: 443, reason: 'really need it' }))
-        .code,
+      (
+        await requestCapability(h.docker, identity, {
+          kind: 'egress',
+          host: 'newhost.test',
+          port: 443,
+          reason: 'really need it',
+        })
+      ).code,
     ).toBe(0);
     await waitForCount(identity, 'capability.requested', 2);
     expect(await listedState(identity)).toBe('running (capability pending)');
@@ -191,9 +178,9 @@ describe('dockerfile capability', () => {
   it('approve writes state/<id>/Dockerfile; resume builds it and the resumed container has the marker', async () => {
     const { identity, plan } = await startAsker();
     const dockerfile = `FROM ${plan.image.tag}\nRUN echo built-by-capability > /home/node/.capability-marker\n`;
-    expect((await requestCapability(identity, { kind: 'dockerfile', dockerfile, reason: 'need a marker' })).code).toBe(
-      0,
-    );
+    expect(
+      (await requestCapability(h.docker, identity, { kind: 'dockerfile', dockerfile, reason: 'need a marker' })).code,
+    ).toBe(0);
     await waitForCount(identity, 'capability.requested', 1);
 
     const approved = await h.cli(['approve', identity]);

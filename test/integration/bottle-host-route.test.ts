@@ -6,13 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  identityFrom,
-  PIN_DEFAULT_HOSTS,
-  startHarness,
-  type BottleHarness,
-  type CliResult,
-} from '../support/cli-harness.js';
+import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
+import { show } from '../support/workers.js';
 import { execIn } from '../support/docker.js';
 import { redisKeysHolding } from '../support/launch-secrets.js';
 
@@ -46,10 +41,6 @@ afterAll(async () => {
   await new Promise<void>((resolve) => (upstream ? upstream.close(() => resolve()) : resolve()));
   await h?.cleanup();
 });
-
-function show(r: CliResult): string {
-  return `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
-}
 
 function manifestWith(command: string[]): string {
   return h.writeManifest({

@@ -5,13 +5,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../src/events/schema.js';
 import { startClaudeFixture, type ClaudeFixture } from '../support/claude-fixture.js';
-import {
-  identityFrom,
-  PIN_DEFAULT_HOSTS,
-  startHarness,
-  type BottleHarness,
-  type CliResult,
-} from '../support/cli-harness.js';
+import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
+import { show } from '../support/workers.js';
 import { execIn } from '../support/docker.js';
 
 /**
@@ -47,10 +42,6 @@ afterAll(async () => {
   await h?.cleanup();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-function show(r: CliResult): string {
-  return `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
-}
 
 /** Events of the latest run (after the latest resume_requested). */
 function lastRun(events: LifecycleEvent[]): LifecycleEvent[] {

@@ -22,9 +22,10 @@ import {
   REPO,
   startHarness,
   type BottleHarness,
-  type CliResult,
 } from '../support/cli-harness.js';
+import { held } from '../support/docker.js';
 import { startSecondDaemon, type SecondDaemon } from '../support/second-daemon.js';
+import { show, until } from '../support/workers.js';
 
 /**
  * Chaos: faults under real bottles (real Docker, real Redis, the real CLI and
@@ -120,15 +121,8 @@ async function stopWorker(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 180_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+/** The cases run side by side with workers being killed: a wait gets more room than the shared default. */
+const WAIT_MS = 180_000;
 
 /** One log reader per harness (a connection each), for the polling below. */
 const logs = new Map<BottleHarness, BottleLog>();
@@ -142,7 +136,7 @@ async function stateOf(harness: BottleHarness, identity: string): Promise<string
 }
 
 /** Waits until the bottle has ended (preserved, cleaned or failed); returns its state's name. */
-async function ended(harness: BottleHarness, identity: string, timeoutMs = 180_000): Promise<string> {
+async function ended(harness: BottleHarness, identity: string, timeoutMs = WAIT_MS): Promise<string> {
   const log = logOf(harness);
   try {
     return await until(
@@ -162,15 +156,7 @@ async function ended(harness: BottleHarness, identity: string, timeoutMs = 180_0
 }
 
 const running = (harness: BottleHarness, identity: string) =>
-  until(`${identity} running`, async () => (await stateOf(harness, identity)).startsWith('running'));
-
-/** What a daemon holds of a bottle, by label: its containers and networks. */
-async function held(docker: Docker, identity: string): Promise<{ containers: string[]; networks: string[] }> {
-  const filters = JSON.stringify({ label: [`${LABELS.identity}=${identity}`] });
-  const containers = await docker.listContainers({ all: true, filters });
-  const networks = await docker.listNetworks({ filters });
-  return { containers: containers.map((c) => c.Names[0]).sort(), networks: networks.map((n) => n.Name).sort() };
-}
+  until(`${identity} running`, async () => (await stateOf(harness, identity)).startsWith('running'), WAIT_MS);
 
 /** The subnets the bottle's networks were given that a network on the daemon still holds. */
 async function subnetsHeld(docker: Docker, events: LifecycleEvent[]): Promise<string[]> {
@@ -182,8 +168,6 @@ async function subnetsHeld(docker: Docker, events: LifecycleEvent[]): Promise<st
   }
   return given.filter((s) => inUse.has(s));
 }
-
-const show = (r: CliResult) => `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 
 /** The lifecycle's event types in a comparable order (a launch's starts finish in any order). */
 const lifecycleTypes = (events: LifecycleEvent[]) =>
@@ -252,8 +236,10 @@ async function runBottle(flow: Flow, faultAt?: EffectKind): Promise<Run> {
       expect(stopped.code, show(stopped)).toBe(0);
     } else {
       const agent = h.docker.getContainer(resourceNames(identity).agentContainer);
-      await until('the agent listening for SIGTERM', async () =>
-        String(await agent.logs({ stdout: true })).includes('armed'),
+      await until(
+        'the agent listening for SIGTERM',
+        async () => String(await agent.logs({ stdout: true })).includes('armed'),
+        WAIT_MS,
       );
       await agent.kill({ signal: 'SIGTERM' });
     }
@@ -349,9 +335,13 @@ describe.concurrent('chaos', () => {
       const workerPid = () => Number(readFileSync(paths.pid, 'utf8').trim());
       const starting = local.cli(['--manifest', m, 'start', 'chaos', '--detach']);
       // SIGKILL mid-launch: the start that waits for it to run restarts the worker.
-      await until('create_networks in the worker log', async () => {
-        return existsSync(paths.log) && /effect create_networks /.test(readFileSync(paths.log, 'utf8'));
-      });
+      await until(
+        'create_networks in the worker log',
+        async () => {
+          return existsSync(paths.log) && /effect create_networks /.test(readFileSync(paths.log, 'utf8'));
+        },
+        WAIT_MS,
+      );
       const first = workerPid();
       process.kill(first, 'SIGKILL');
       const started = await starting;
@@ -364,7 +354,7 @@ describe.concurrent('chaos', () => {
       const second = workerPid();
       expect(second).not.toBe(first);
       process.kill(second, 'SIGKILL');
-      await until('the worker gone', async () => !processAlive(second));
+      await until('the worker gone', async () => !processAlive(second), WAIT_MS);
       const stopped = await local.cli(['stop', identity], { timeoutMs: 120_000 });
       expect(stopped.code, show(stopped)).toBe(0);
       expect(stopped.stderr).toContain(`the local worker (pid ${second}) is gone; starting it again`);
@@ -432,7 +422,7 @@ describe.concurrent('chaos', () => {
     stopping.stderr!.on('data', (b: Buffer) => (said.stderr += b.toString()));
     const stopExit = new Promise<number | null>((resolve) => stopping.once('exit', (code) => resolve(code)));
     const waiting = `${identity}: no live worker serves host ${host}; waiting; it carries on when one does`;
-    await until('the stop saying it waits', async () => said.stderr.includes(waiting));
+    await until('the stop saying it waits', async () => said.stderr.includes(waiting), WAIT_MS);
     const again = await spawnWorker(host);
     try {
       expect(await stopExit, said.stderr).toBe(0);
@@ -458,11 +448,12 @@ describe.concurrent('chaos', () => {
       identity = identityFrom(started);
       await conn.connect();
       const log = openBottleLog(conn);
-      await until('running', async () => bottleStatus((await currentState(log, identity!)).state).startsWith('run'));
+      const isRunning = async () => bottleStatus((await currentState(log, identity!)).state).startsWith('run');
+      await until('running', isRunning, WAIT_MS);
       const before = await log.read(identity);
       const redisPid = Number(readFileSync(join(home, 'redis', 'redis.pid'), 'utf8').trim());
       process.kill(redisPid, 'SIGKILL');
-      await until('redis-server gone', async () => !processAlive(redisPid));
+      await until('redis-server gone', async () => !processAlive(redisPid), WAIT_MS);
 
       // The next command starts redis-server again from its append-only file; the worker reconnects.
       const stopped = await h.cli(['stop', identity], { env, timeoutMs: 120_000 });

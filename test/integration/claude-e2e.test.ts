@@ -5,7 +5,8 @@ import { CREDENTIAL_PLACEHOLDER } from '../../src/plan/agent-env.js';
 import { LABELS } from '../../src/shared/names.js';
 import { startClaudeFixture, TEST_TOKEN_ENV, type ClaudeFixture } from '../support/claude-fixture.js';
 import { execIn } from '../support/docker.js';
-import { identityFrom, startHarness, type BottleHarness, type CliResult } from '../support/cli-harness.js';
+import { identityFrom, startHarness, type BottleHarness } from '../support/cli-harness.js';
+import { show } from '../support/workers.js';
 
 /**
  * The real Claude Code CLI in a real bottle, against a local fake Messages
@@ -33,10 +34,6 @@ async function fixture(opts: Parameters<typeof startClaudeFixture>[1] = {}): Pro
 function stateEntries(): string[] {
   const dir = join(h.home, 'state');
   return existsSync(dir) ? readdirSync(dir).sort() : [];
-}
-
-function show(r: CliResult): string {
-  return `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 }
 
 function messageRequests(f: ClaudeFixture) {

@@ -12,6 +12,7 @@ import {
   startHarness,
   type BottleHarness,
 } from '../support/cli-harness.js';
+import { requestCapability as requestAsAgent } from '../support/agent-requests.js';
 import { execIn } from '../support/docker.js';
 
 /**
@@ -58,15 +59,11 @@ async function screenShows(pattern: RegExp, timeoutMs = 60_000): Promise<string>
 const keys = (...k: string[]) => tmux('send-keys', '-t', session, ...k);
 const typed = (text: string) => tmux('send-keys', '-t', session, '-l', text);
 
-/** From inside the agent, as an agent would: the gateway's address comes from HTTPS_PROXY. */
+/** Asks from inside the agent; returns the request's id once the event log, which the dashboard reads, has it. */
 async function requestCapability(identity: string, body: Record<string, unknown>): Promise<string> {
-  const script =
-    'gw=${HTTPS_PROXY#http://}; gw=${gw%:*}; curl -s -X POST "http://$gw:3129/_bottle/capability" -d "$BODY"';
-  const agent = h.docker.getContainer(`cb-${identity}-agent`);
-  const asked = await execIn(agent, ['sh', '-c', script], { user: 'node', env: [`BODY=${JSON.stringify(body)}`] });
+  const asked = await requestAsAgent(h.docker, identity, body);
   expect(asked.code, asked.output).toBe(0);
   const { request_id: requestId } = JSON.parse(asked.output) as { request_id: string };
-  // Shown once the request is in the event log, which the dashboard reads.
   const deadline = Date.now() + 60_000;
   const logged = async () =>
     (await h.log.read(identity)).some((e) => e.type === 'capability.requested' && e.data.request_id === requestId);

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,14 +16,7 @@ import {
   SUBNET_POOL_ENV,
   type Ipv4Cidr,
 } from '../../src/shared/subnet-pool.js';
-import {
-  BOTTLE_BIN,
-  PIN_DEFAULT_HOSTS,
-  REPO,
-  startHarness,
-  type BottleHarness,
-  type CliResult,
-} from '../support/cli-harness.js';
+import { PIN_DEFAULT_HOSTS, startHarness, type BottleHarness, type StartingCli } from '../support/cli-harness.js';
 
 /**
  * Room for many bottles on one host, with the daemon's default configuration:
@@ -114,28 +107,10 @@ async function waitAllRunning(mine: string[]): Promise<Map<string, LifecycleEven
 /** The start CLIs this test spawned, so a failed run can end the ones still waiting. */
 const clis: ChildProcess[] = [];
 
-/** `start --detach`: the identity (its first stdout line) as soon as it is printed, and the exit. */
-function startDetached(): { identity: Promise<string>; exit: Promise<CliResult> } {
-  const args = [BOTTLE_BIN, '--manifest', manifest, 'start', 'many', '--detach', '--yes', '--cwd', cwd];
-  const child = spawn(process.execPath, args, { cwd: REPO, env: h.env, stdio: ['ignore', 'pipe', 'pipe'] });
-  clis.push(child);
-  let stdout = '';
-  let stderr = '';
-  let printed: (identity: string) => void = () => undefined;
-  const identity = new Promise<string>((resolve) => (printed = resolve));
-  child.stdout.on('data', (b: Buffer) => {
-    stdout += b.toString();
-    const first = stdout.split('\n');
-    if (first.length > 1 && /^[a-z0-9][a-z0-9_-]*-[0-9a-z]{5}$/.test(first[0].trim())) printed(first[0].trim());
-  });
-  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-  const exit = new Promise<CliResult>((resolve) => {
-    child.on('close', (code, signal) => {
-      printed('');
-      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
-    });
-  });
-  return { identity, exit };
+function startDetached(): StartingCli {
+  const started = h.startDetached(['--manifest', manifest, 'start', 'many', '--detach', '--cwd', cwd]);
+  clis.push(started.child);
+  return started;
 }
 
 beforeAll(async () => {

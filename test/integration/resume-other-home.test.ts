@@ -7,6 +7,7 @@ import type { LifecycleEvent } from '../../src/events/schema.js';
 import { agentImageSource, imagePlan } from '../../src/images/sources.js';
 import type { BottlePlan } from '../../src/plan/schema.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
+import { requestCapability } from '../support/agent-requests.js';
 import { execIn } from '../support/docker.js';
 import { hostIsLive, show, TestWorkers, until } from '../support/workers.js';
 
@@ -50,16 +51,6 @@ async function latestRunWith(identity: string, type: string): Promise<LifecycleE
   );
 }
 
-/** From inside the agent, as an agent would: the gateway's address comes from HTTPS_PROXY. */
-async function requestCapability(identity: string, body: Record<string, unknown>) {
-  const script =
-    'gw=${HTTPS_PROXY#http://}; gw=${gw%:*}; curl -s -X POST "http://$gw:3129/_bottle/capability" -d "$BODY"';
-  return execIn(h.docker.getContainer(`cb-${identity}-agent`), ['sh', '-c', script], {
-    user: 'node',
-    env: [`BODY=${JSON.stringify(body)}`],
-  });
-}
-
 beforeAll(async () => {
   h = await startHarness({ env: { CLAUDE_BOTTLE_NO_EMBEDDED_WORKER: '1' } });
   manifest = h.writeManifest({
@@ -98,7 +89,11 @@ describe('resume from a CLI whose home is not the worker’s', () => {
     expect(startPlan.host).toBe(hostId);
 
     const dockerfile = `FROM ${startPlan.image.tag}\nRUN echo built-by-capability > /home/node/.capability-marker`;
-    const asked = await requestCapability(identity, { kind: 'dockerfile', dockerfile, reason: 'need a marker' });
+    const asked = await requestCapability(h.docker, identity, {
+      kind: 'dockerfile',
+      dockerfile,
+      reason: 'need a marker',
+    });
     expect(asked.code, asked.output).toBe(0);
     await latestRunWith(identity, 'capability.requested');
     const approved = await h.cli(['approve', identity]);
@@ -166,7 +161,7 @@ describe('resume from a CLI whose home is not the worker’s', () => {
 
     // The approved Dockerfile copies a file of the original context: the rebuild must have that context.
     const dockerfile = `FROM ${builtin.tag}\nCOPY files/a.txt /home/node/approved.txt\n`;
-    const asked = await requestCapability(identity, { kind: 'dockerfile', dockerfile, reason: 'a copy' });
+    const asked = await requestCapability(h.docker, identity, { kind: 'dockerfile', dockerfile, reason: 'a copy' });
     expect(asked.code, asked.output).toBe(0);
     await latestRunWith(identity, 'capability.requested');
     expect((await h.cli(['approve', identity])).code).toBe(0);

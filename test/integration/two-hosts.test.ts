@@ -5,15 +5,10 @@ import type { AddressInfo } from 'node:net';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeBottleResources } from '../../src/effects/docker/teardown.js';
-import { LABELS, resourceNames } from '../../src/shared/names.js';
+import { resourceNames } from '../../src/shared/names.js';
 import { hostKeyPath } from '../../src/worker/host-key.js';
-import {
-  identityFrom,
-  PIN_DEFAULT_HOSTS,
-  startHarness,
-  type BottleHarness,
-  type CliResult,
-} from '../support/cli-harness.js';
+import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
+import { held } from '../support/docker.js';
 import { hostIsLive, listedBottle, show, TestWorkers, until } from '../support/workers.js';
 import { startSecondDaemon, type SecondDaemon } from '../support/second-daemon.js';
 
@@ -70,17 +65,6 @@ async function start(host: string, agent = 'pinned', env: NodeJS.ProcessEnv = {}
   const res = await h.cli(['--manifest', manifest, 'start', agent, '--host', host, '--detach'], { env });
   expect(res.code, show(res)).toBe(0);
   return identityFrom(res);
-}
-
-/** What a daemon holds of a bottle: its containers (by role) and networks, found by label. */
-async function held(docker: Docker, identity: string): Promise<{ containers: string[]; networks: string[] }> {
-  const filters = JSON.stringify({ label: [`${LABELS.identity}=${identity}`] });
-  const containers = await docker.listContainers({ all: true, filters });
-  const networks = await docker.listNetworks({ filters });
-  return {
-    containers: containers.map((c) => c.Labels[LABELS.role] ?? c.Names[0]).sort(),
-    networks: networks.map((n) => n.Name).sort(),
-  };
 }
 
 const nothing = { containers: [], networks: [] };

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -36,6 +36,14 @@ export interface CliResult {
   stderr: string;
 }
 
+/** A CLI still running: its identity once printed, and its exit. */
+export interface StartingCli {
+  /** The first stdout line once printed ('' when the CLI ended without one). */
+  identity: Promise<string>;
+  exit: Promise<CliResult>;
+  child: ChildProcess;
+}
+
 export interface CliOptions {
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
@@ -61,6 +69,11 @@ export interface BottleHarness {
    * refuse to launch unasked) unless `askToLaunch` is set, for the tests of that refusal.
    */
   cli(args: string[], opts?: CliOptions): Promise<CliResult>;
+  /**
+   * Spawns `bottle ARGS` (a `start --detach`, `--yes` added as by `cli`) and gives its identity as soon
+   * as it is printed, before the CLI exits: among many starts, one that never runs hides no other.
+   */
+  startDetached(args: string[]): StartingCli;
   waitForEvent(identity: string, type: string, timeoutMs?: number): Promise<LifecycleEvent[]>;
   cleanup(): Promise<void>;
 }
@@ -108,23 +121,24 @@ export async function startHarness(opts: { env?: NodeJS.ProcessEnv } = {}): Prom
       return path;
     },
     cli(args, o = {}) {
-      return new Promise((resolveRun) => {
-        const argv = o.askToLaunch ? args : withYes(args);
-        const child = spawn(process.execPath, [BOTTLE_BIN, ...argv], {
-          cwd: o.cwd ?? REPO,
-          env: { ...env, ...o.env },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-        child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-        const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 240_000);
-        child.on('close', (code, signal) => {
-          clearTimeout(timer);
-          resolveRun({ code: code ?? (signal ? 128 : 1), stdout, stderr });
-        });
+      const argv = o.askToLaunch ? args : withYes(args);
+      const { child, exit } = runBottle(argv, o.cwd ?? REPO, { ...env, ...o.env });
+      const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 240_000);
+      return exit.finally(() => clearTimeout(timer));
+    },
+    startDetached(args) {
+      let printed: (identity: string) => void = () => undefined;
+      const identity = new Promise<string>((resolveIdentity) => (printed = resolveIdentity));
+      const { child, exit } = runBottle(withYes(args), REPO, env, (stdout) => {
+        if (!stdout.includes('\n')) return;
+        try {
+          printed(identityFrom({ code: 0, stdout, stderr: '' }));
+        } catch {
+          printed('');
+        }
       });
+      void exit.finally(() => printed(''));
+      return { identity, exit, child };
     },
     async waitForEvent(identity, type, timeoutMs = 120_000) {
       const deadline = Date.now() + timeoutMs;
@@ -171,6 +185,24 @@ export async function storeLabelledIdentities(docker: Docker, store: string): Pr
   ]);
   const labels = [...containers.map((c) => c.Labels), ...networks.map((n) => n.Labels ?? {})];
   return new Set(labels.map((l) => l[LABELS.identity]).filter((id): id is string => !!id));
+}
+
+/** Spawns `bottle ARGV`; EXIT gives what it printed once it closes. ON_STDOUT sees the output so far. */
+function runBottle(
+  argv: string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  onStdout: (stdout: string) => void = () => undefined,
+): { child: ChildProcess; exit: Promise<CliResult> } {
+  const child = spawn(process.execPath, [BOTTLE_BIN, ...argv], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (b: Buffer) => onStdout((stdout += b.toString())));
+  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+  const exit = new Promise<CliResult>((resolveExit) => {
+    child.on('close', (code, signal) => resolveExit({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
+  });
+  return { child, exit };
 }
 
 /** ARGS with `--yes` after a `start` or `resume` command that has none (before any `--`). */

@@ -114,6 +114,17 @@ export async function sweepIdentity(docker: Docker, identity: string): Promise<v
   }
 }
 
+/** What a daemon holds of a bottle, found by its identity label: its containers (by role) and networks (by name). */
+export async function held(docker: Docker, identity: string): Promise<{ containers: string[]; networks: string[] }> {
+  const filters = JSON.stringify({ label: [`${LABELS.identity}=${identity}`] });
+  const containers = await docker.listContainers({ all: true, filters });
+  const networks = await docker.listNetworks({ filters });
+  return {
+    containers: containers.map((c) => c.Labels[LABELS.role] ?? c.Names[0]).sort(),
+    networks: networks.map((n) => n.Name).sort(),
+  };
+}
+
 /**
  * Labels that mark a test-made resource as a claude-bottle one, for containers the test creates outside the effects.
  */

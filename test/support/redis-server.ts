@@ -7,8 +7,12 @@ import { Redis } from 'ioredis';
 /**
  * A throwaway real redis-server on a unix socket in a temp folder, with the
  * append-only file on, so worker tests never share queues or bottles with
- * anything else. Stopped by pid; its folder is removed on `destroy`.
+ * anything else. Stopped by pid; its folder is removed on `destroy`. It
+ * fsyncs every write (`appendfsync always`, as the embedded default and
+ * compose run Redis) unless told otherwise.
  */
+export type AppendFsync = 'always' | 'everysec';
+
 export interface TestRedis {
   dir: string;
   socket: string;
@@ -20,7 +24,7 @@ export interface TestRedis {
   destroy(): Promise<void>;
 }
 
-export async function startTestRedis(): Promise<TestRedis> {
+export async function startTestRedis(opts: { appendfsync?: AppendFsync } = {}): Promise<TestRedis> {
   const dir = mkdtempSync(join(tmpdir(), 'cb-redis-'));
   const socket = join(dir, 'redis.sock');
   let child: ChildProcess | undefined;
@@ -40,7 +44,7 @@ export async function startTestRedis(): Promise<TestRedis> {
         '--appendonly',
         'yes',
         '--appendfsync',
-        'always',
+        opts.appendfsync ?? 'always',
         '--save',
         '',
       ],
