@@ -27,6 +27,8 @@ const DEFAULT_TIMING: DaemonProbeTiming = { answeringMs: 5000, awayMs: 2000 };
 export class DaemonProbe implements DaemonLiveness {
   private readonly listeners = new Set<(answering: boolean) => void>();
   private answering: boolean | undefined;
+  /** An effect found the daemon away although the last ask was answered: its next answer is a return. */
+  private returnAwaited = false;
   private timer: NodeJS.Timeout | undefined;
   private asking: Promise<void> | undefined;
   private stopped = false;
@@ -57,6 +59,16 @@ export class DaemonProbe implements DaemonLiveness {
     });
   }
 
+  /**
+   * An effect found the daemon away: its next answer counts as a return, and is
+   * asked for sooner. Says whether this is news (the probe had not found it away).
+   */
+  away(): boolean {
+    if (this.answering === false || this.returnAwaited) return false;
+    this.returnAwaited = true;
+    return true;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
@@ -64,7 +76,7 @@ export class DaemonProbe implements DaemonLiveness {
   }
 
   private schedule(): void {
-    const waiting = this.answering === false;
+    const waiting = this.answering === false || this.returnAwaited;
     this.timer = setTimeout(
       () => {
         this.asking = this.ask().finally(() => {
@@ -81,8 +93,9 @@ export class DaemonProbe implements DaemonLiveness {
     const answers = await this.reachable().catch(() => false);
     if (this.stopped) return;
     const before = this.answering;
-    const returned = answers && before === false;
+    const returned = answers && (before === false || this.returnAwaited);
     this.answering = answers;
+    if (answers) this.returnAwaited = false;
     if (returned || (!answers && before !== false)) this.tell(answers);
   }
 

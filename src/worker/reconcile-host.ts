@@ -102,45 +102,6 @@ export async function clearDaemonWait(job: Job): Promise<void> {
   await job.updateData(rest);
 }
 
-/**
- * Notices the daemon coming back: once told it is away, polls it until it
- * answers, then reconciles the host and runs the effects delayed for it
- * without waiting out their delays.
- */
-export class DaemonReturnWatch {
-  private polling: Promise<void> | undefined;
-  private stopped = false;
-
-  constructor(
-    private readonly daemon: HostDaemon,
-    private readonly onReturn: () => Promise<void>,
-    private readonly say: (line: string) => void,
-    private readonly pollMs = 2000,
-  ) {}
-
-  away(): void {
-    if (this.polling || this.stopped) return;
-    this.say('the Docker daemon does not answer; effects wait for it');
-    this.polling = this.poll().finally(() => (this.polling = undefined));
-  }
-
-  private async poll(): Promise<void> {
-    while (!this.stopped) {
-      await new Promise((r) => setTimeout(r, this.pollMs).unref());
-      if (this.stopped) return;
-      if (!(await this.daemon.reachable().catch(() => false))) continue;
-      this.say('the Docker daemon answers again: reconciling this host');
-      await this.onReturn().catch((err: unknown) => this.say(`reconcile failed: ${(err as Error).message}`));
-      return;
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.polling;
-  }
-}
-
 /** Runs the delayed effects of these queues now (those waiting for the daemon among them). */
 export async function promoteDelayed(queues: readonly Queue[]): Promise<void> {
   for (const queue of queues) await queue.promoteJobs();

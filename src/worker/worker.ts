@@ -46,7 +46,6 @@ import {
 import { progressChannel } from './progress.js';
 import { DaemonProbe } from './daemon-probe.js';
 import {
-  DaemonReturnWatch,
   clearDaemonWait,
   daemonAwayAfter,
   delayForDaemon,
@@ -229,7 +228,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
       const daemonWait = away ? await markDaemonWait(job) : undefined;
       if (daemonWait && !daemonWait.exhausted) {
         // Visible per try, but no try is spent: the job is delayed until the daemon answers, within a bound.
-        daemonReturn?.away();
+        if (probe?.away()) say(DAEMON_AWAY);
         const attempt = job.attemptsMade + daemonWait.waits;
         say(`effect ${req.kind} ${req.identity} waits for the Docker daemon: ${message}`);
         await engine.apply(
@@ -266,16 +265,22 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
 
   const storeView = { id: store, isLive, imagesInUse };
   const reconcile = () => reconcileHost({ log, engine, hostId, store: storeView, daemon: opts.daemon, say });
-  const daemonReturn =
-    opts.daemon &&
-    new DaemonReturnWatch(
-      opts.daemon,
-      async () => {
-        await reconcile();
-        await promoteDelayed([queueByName(hostQueues.effects), queueByName(hostQueues.lifelong)]);
-      },
-      say,
-    );
+  // One reconcile at a time: the one at start, then one per return of the daemon.
+  let reconciling: Promise<void> = Promise.resolve();
+  const reconcileInTurn = (work: () => Promise<void>): Promise<void> => {
+    const turn = reconciling.then(work);
+    reconciling = turn.catch(() => undefined);
+    return turn;
+  };
+  // Whether or not this worker watches a bottle, it notices its daemon leave and return.
+  probe?.subscribe((answering) => {
+    if (!answering) return say(DAEMON_AWAY);
+    say('the Docker daemon answers again: reconciling this host');
+    reconcileInTurn(async () => {
+      await reconcile();
+      await promoteDelayed([queueByName(hostQueues.effects), queueByName(hostQueues.lifelong)]);
+    }).catch((err: unknown) => say(`reconcile failed: ${(err as Error).message}`));
+  });
   probe?.start();
 
   const workerFor = (name: string, concurrency: number) => {
@@ -307,15 +312,15 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
     publicKey: hostKeys.publicKey,
   });
   // A worker that died between an append and its enqueue, or mid-effect, left effects unfinished.
-  await reconcile();
+  await reconcileInTurn(reconcile);
   say(`worker ready (concurrency ${opts.concurrency ?? 32})`);
 
   return {
     worker,
     async close() {
       shutdown.abort();
-      await daemonReturn?.stop();
       await probe?.stop();
+      await reconciling;
       // Stop taking jobs before the heartbeat goes: a CLI waiting for this worker to
       // leave must not see it gone while it could still pick one up.
       await Promise.all([worker.close(), effectsWorker.close(), lifelongWorker.close()]);
@@ -328,6 +333,8 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
 }
 
 class ShutdownInterrupt extends Error {}
+
+const DAEMON_AWAY = 'the Docker daemon does not answer; effects wait for it';
 
 /** The handler of the request's kind; the table's type pairs each kind with its own request and outcomes. */
 function runHandler(handlers: EffectHandlers, req: EffectRequest, ctx: EffectContext): Promise<NewEvent[]> {

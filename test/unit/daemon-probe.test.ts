@@ -77,6 +77,31 @@ describe("a worker's daemon probe", () => {
     await probe.stop();
   });
 
+  it('counts the next answer as a return once an effect found the daemon away', async () => {
+    const daemon = standInDaemon();
+    const { probe, told } = probeOf(daemon);
+    probe.start();
+    await vi.advanceTimersByTimeAsync(timing.answeringMs);
+    expect(probe.away()).toBe(true);
+    // Already awaited: no news.
+    expect(probe.away()).toBe(false);
+    await vi.advanceTimersByTimeAsync(timing.answeringMs);
+    expect(told).toEqual([true]);
+    await vi.advanceTimersByTimeAsync(MINUTE);
+    expect(told).toEqual([true]);
+    await probe.stop();
+  });
+
+  it('a daemon found away by the probe is no news to an effect that finds it away too', async () => {
+    const daemon = standInDaemon();
+    daemon.answers = false;
+    const { probe } = probeOf(daemon);
+    probe.start();
+    await vi.advanceTimersByTimeAsync(timing.answeringMs);
+    expect(probe.away()).toBe(false);
+    await probe.stop();
+  });
+
   it("rejects a listener's lost() when the daemon stops answering, and forgets listeners that stopped", async () => {
     const daemon = standInDaemon();
     const probe = new DaemonProbe(daemon.reachable, timing);
