@@ -8,11 +8,18 @@
  * the agent's command in its own place, so the agent is the container's main
  * process (pid 1) and its exit status is the container's.
  *
+ * When CLAUDE_BOTTLE_NETWATCH_SENTINEL names an address, the bottle has a
+ * network watch (src/netwatch), which joins this container's network once it
+ * runs. The command then also waits until the watch records: a connect to the
+ * sentinel fails with ENETUNREACH only once the watch has put its answer in
+ * place, after its capture of refused packets listens. Before that, the
+ * connect goes unanswered or is refused another way.
+ *
  * Static and libc-only on purpose: it is copied into whatever image the agent
  * runs, which may have no shell, no perl and no dynamic loader we know of.
  *
  * Exit status: the command's own once it runs; 125 when the proxy never
- * accepted within the deadline; 126/127 when the command cannot be run
+ * accepted, or the network watch never answered, within the deadline; 126/127 when the command cannot be run
  * (like a shell); 128+N when signal N arrived while waiting.
  */
 #define _GNU_SOURCE
@@ -70,6 +77,42 @@ static int accepts(const struct sockaddr_in *addr) {
   return ok;
 }
 
+/* One knock on the sentinel: 1 when the network watch answers it (ENETUNREACH). */
+static int watch_answers(const struct sockaddr_in *addr) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return 0;
+  int error = 0;
+  if (connect(fd, (const struct sockaddr *)addr, sizeof *addr) != 0) {
+    error = errno;
+    if (error == EINPROGRESS) {
+      struct pollfd pending = {.fd = fd, .events = POLLOUT};
+      socklen_t length = sizeof error;
+      error = 0;
+      if (poll(&pending, 1, ATTEMPT_MILLISECONDS) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = 0;
+    }
+  }
+  close(fd);
+  return error == ENETUNREACH;
+}
+
+static int wait_for_watch(const char *sentinel) {
+  struct sockaddr_in addr;
+  if (!parse_proxy(sentinel, &addr)) {
+    fprintf(stderr, "claude-bottle: CLAUDE_BOTTLE_NETWATCH_SENTINEL is not IPV4:PORT (%s); the agent was not started\n", sentinel);
+    return 0;
+  }
+  time_t deadline = time(NULL) + DEADLINE_SECONDS;
+  const struct timespec pause = {0, RETRY_NANOSECONDS};
+  while (!watch_answers(&addr)) {
+    if (time(NULL) >= deadline) {
+      fprintf(stderr, "claude-bottle: the network watch did not attach within %d s; the agent was not started\n", DEADLINE_SECONDS);
+      return 0;
+    }
+    nanosleep(&pause, NULL);
+  }
+  return 1;
+}
+
 static int wait_for(const char *url) {
   struct sockaddr_in addr;
   if (!parse_proxy(url, &addr)) return 1; /* not an address this program can check: nothing to wait for */
@@ -96,6 +139,8 @@ int main(int argc, char **argv) {
   const char *proxy = getenv("HTTPS_PROXY");
   if (!proxy || !*proxy) proxy = getenv("HTTP_PROXY");
   if (proxy && *proxy && !wait_for(proxy)) return 125;
+  const char *sentinel = getenv("CLAUDE_BOTTLE_NETWATCH_SENTINEL");
+  if (sentinel && *sentinel && !wait_for_watch(sentinel)) return 125;
   execvp(argv[1], argv + 1);
   int err = errno;
   fprintf(stderr, "claude-bottle: cannot run %s: %s\n", argv[1], strerror(err));

@@ -30,6 +30,10 @@ function describeRaw(ev: LifecycleEvent, identity: string): string {
       return `gateway enforcing the allowlist${d.interception_ca ? ' (interception CA published)' : ''}`;
     case 'pipelock.started':
       return `pipelock started at ${d.ip}`;
+    case 'netwatch.started':
+      return 'network watch attached: direct connections are refused and recorded';
+    case 'netwatch.skipped':
+      return `network watch not attached: ${d.reason}`;
     case 'agent.started':
       return `agent running under ${d.runtime}`;
     case 'agent.exited':

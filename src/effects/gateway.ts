@@ -1,13 +1,16 @@
+import { randomBytes } from 'node:crypto';
 import { GatewayConfigSchema, type GatewayConfigInput } from '../gateway/config.js';
 import {
   GATEWAY_CONFIG_PATH,
   GATEWAY_CREDENTIAL_PORT,
   GATEWAY_DNS_PORT,
   GATEWAY_FILES_DIR,
+  GATEWAY_NETWATCH_TOKEN_PATH,
   GATEWAY_PROXY_PORT,
   GATEWAY_SECRETS_PATH,
   GATEWAY_SSH_AGENT_PORT,
 } from '../gateway/protocol.js';
+import { NETWATCH_REPORT_PORT } from '../netwatch/protocol.js';
 import { hasSsh, sshKeyId } from '../plan/ssh-config.js';
 import type { BottlePlan } from '../plan/schema.js';
 import { routeId } from '../shared/names.js';
@@ -32,6 +35,7 @@ export function gatewayConfigFor(plan: BottlePlan): GatewayConfigInput {
     proxy_port: GATEWAY_PROXY_PORT,
     credential_port: GATEWAY_CREDENTIAL_PORT,
     dns_port: GATEWAY_DNS_PORT,
+    netwatch_port: plan.containers.netwatch ? NETWATCH_REPORT_PORT : null,
     allow: plan.hosts,
     // host-gateway stays as written: Docker resolves it in the gateway's /etc/hosts, where the gateway reads it.
     extra_hosts: plan.extra_hosts,
@@ -61,6 +65,18 @@ async function gatewayFiles(
   const files: ArchiveEntry[] = [
     { type: 'file', path: GATEWAY_CONFIG_PATH, mode: 0o444, uid: 0, gid: 0, content: JSON.stringify(config.data) },
   ];
+  // A new token for each gateway container; start_netwatch reads it back from here.
+  if (config.data.netwatch_port !== null) {
+    const content = randomBytes(32).toString('hex');
+    files.push({
+      type: 'file',
+      path: GATEWAY_NETWATCH_TOKEN_PATH,
+      mode: 0o400,
+      uid: GATEWAY_UID,
+      gid: GATEWAY_UID,
+      content,
+    });
+  }
   const secrets = await openLaunchSecrets(launchSecrets);
   if (!secrets && firstAttempt && (plan.credentials.length > 0 || hasSsh(plan))) {
     throw new PermanentEffectError(

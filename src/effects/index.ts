@@ -4,6 +4,7 @@ import { applyCapability } from './capability.js';
 import { awaitGatewayReady, startGateway } from './gateway.js';
 import { buildImage } from './image.js';
 import { createNetworks } from './networks.js';
+import { startNetwatch } from './netwatch/launch.js';
 import { startPipelock } from './pipelock/launch.js';
 import { prepare } from './prepare.js';
 import { snapshot } from './snapshot.js';
@@ -25,6 +26,7 @@ export function effectHandlers(deps: EffectDeps): EffectHandlers {
     await_gateway_ready: awaitGatewayReady(deps),
     start_pipelock: startPipelock(deps),
     start_agent: startAgent(deps),
+    start_netwatch: startNetwatch(deps),
     watch_agent: watchAgent(deps),
     stop_agent: stopAgent(deps),
     snapshot_transcript: snapshot(deps),

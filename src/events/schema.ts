@@ -51,6 +51,10 @@ export const EVENT_DATA_SCHEMAS = {
   /** The gateway enforces its policy (its ready line); with host routes, the CA the agent must trust. */
   'gateway.ready': z.object({ interception_ca: z.string().optional() }),
   'pipelock.started': z.object({ container: z.string(), ip: z.string(), started_at: z.string().optional() }),
+  /** The network watch refuses and records, in the agent's namespace, every packet it sends off its network. */
+  'netwatch.started': z.object({ container: z.string(), started_at: z.string().optional() }),
+  /** No watch was attached: the agent had already exited (there is nothing left to watch). */
+  'netwatch.skipped': z.object({ reason: z.string() }),
   'agent.started': z.object({
     container: z.string(),
     runtime: z.enum(['runc', 'runsc']),

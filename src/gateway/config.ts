@@ -48,6 +48,8 @@ export const GatewayConfigSchema = z
     credential_port: PortSchema.default(GATEWAY_CREDENTIAL_PORT),
     /** UDP port of the refusing DNS server the agent's lookups go to (dns.ts); null runs none. */
     dns_port: PortSchema.nullable().default(null),
+    /** UDP port of the network watch's report receiver (netwatch-reports.ts); null takes no reports. */
+    netwatch_port: PortSchema.nullable().default(null),
     allow: z.array(z.string()).default([]),
     /** Operator-pinned names: resolved here instead of DNS, and exempt from the private-address block. */
     extra_hosts: z

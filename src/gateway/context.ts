@@ -22,6 +22,8 @@ export interface GatewayContext {
   capabilities: CapabilityBook;
   /** How many DNS lookups are recorded; over it they are still refused, but not written. */
   dnsLimiter: TokenBucket;
+  /** How many direct connections the network watch reports are recorded; over it they stay refused, unwritten. */
+  directLimiter: TokenBucket;
   connect: TunnelConnector;
   /** Host routes by canonical host name. */
   hostRoutes: Map<string, GatewayRoute>;

@@ -12,11 +12,14 @@ import { createForwardProxy } from './forward-proxy.js';
 import { TokenBucket } from './rate-limiter.js';
 import { CAPABILITY_BURST, CAPABILITY_REFILL_WINDOW_MS, CapabilityBook } from './capability.js';
 import { startDnsRefuser } from './dns.js';
+import { startNetwatchReceiver } from './netwatch-reports.js';
 import type { Socket as UdpSocket } from 'node:dgram';
 import type { SshAgentServer } from './ssh-agent.js';
 
 /** Lookups recorded per minute (and as a burst); a resolver retry loop must not flood the event log. */
 const DNS_RECORDS_PER_MINUTE = 60;
+/** Direct connections recorded per minute (and as a burst), for the same reason. */
+const DIRECT_RECORDS_PER_MINUTE = 60;
 
 export interface GatewayOptions {
   /** Replaces DNS; tests use it to prove a denied name is never looked up. */
@@ -36,6 +39,8 @@ export interface GatewayOptions {
   inheritedSockets?: InheritedSockets;
   /** The folder the worker writes decisions into (protocol.ts GATEWAY_DECISIONS_DIR); none: nothing is decided. */
   decisionsDir?: string;
+  /** The network watch's report token (protocol.ts GATEWAY_NETWATCH_TOKEN_PATH); without it no reports are taken. */
+  netwatchToken?: string;
   /** The rate limiters' clock, in milliseconds; tests hold it still. */
   now?: () => number;
 }
@@ -51,6 +56,8 @@ export interface RunningGateway {
   credentialPort: number;
   /** The DNS server's UDP port, when the config asks for one. */
   dnsPort: number | undefined;
+  /** The network watch's report port, when the config asks for one. */
+  netwatchPort: number | undefined;
   /** The ssh-agent's port, when the bottle has ssh keys. */
   sshAgentPort: number | undefined;
   /** The certificate agents must trust for HTTPS to credential-route hosts; absent without host routes. */
@@ -92,6 +99,7 @@ export async function startGateway(
     limiter: new TokenBucket(config.limits.requests_per_minute, opts.now),
     capabilityLimiter: new TokenBucket(CAPABILITY_BURST, opts.now, CAPABILITY_REFILL_WINDOW_MS),
     dnsLimiter: new TokenBucket(DNS_RECORDS_PER_MINUTE, opts.now),
+    directLimiter: new TokenBucket(DIRECT_RECORDS_PER_MINUTE, opts.now),
     connect: opts.connect ?? ((address, port) => netConnect({ host: address, port })),
     hostRoutes,
     anthropicRoute: config.routes.find((r) => r.role === 'anthropic-base-url'),
@@ -108,6 +116,7 @@ export async function startGateway(
   const credential = createCredentialServer(ctx);
   const inherited = opts.inheritedSockets;
   let dns: UdpSocket | undefined;
+  let netwatch: UdpSocket | undefined;
   let sshAgent: SshAgentServer | undefined;
   try {
     await listen(forward.server, inherited ? { fd: inherited.proxy } : { port: config.proxy_port, host: listenHost });
@@ -127,6 +136,10 @@ export async function startGateway(
       }
     }
     if (config.dns_port !== null) dns = await startDnsRefuser(ctx, listenHost, config.dns_port);
+    if (config.netwatch_port !== null) {
+      if (!opts.netwatchToken) throw new GatewayConfigError('netwatch_port is set but there is no netwatch token');
+      netwatch = await startNetwatchReceiver(ctx, listenHost, config.netwatch_port, opts.netwatchToken);
+    }
     if (config.ssh_agent) {
       // ssh2 is loaded only by bottles that hold ssh keys.
       const { createSshAgentServer, loadSshKeys } = await import('./ssh-agent.js');
@@ -135,6 +148,7 @@ export async function startGateway(
     }
   } catch (err) {
     dns?.close();
+    netwatch?.close();
     await Promise.all([closeServer(forward.server), closeServer(credential), ...(sshAgent ? [sshAgent.close()] : [])]);
     throw err;
   }
@@ -144,12 +158,14 @@ export async function startGateway(
     proxyPort: (forward.server.address() as AddressInfo).port,
     credentialPort,
     dnsPort: dns?.address().port,
+    netwatchPort: netwatch?.address().port,
     sshAgentPort: sshAgent ? (sshAgent.server.address() as AddressInfo).port : undefined,
     interceptionCaPem: ctx.interception?.certificatePem,
     reloadDecisions: () => ctx.capabilities.reload(),
     close: async () => {
       forward.destroyTunnels();
       dns?.close();
+      netwatch?.close();
       await Promise.all([
         closeServer(forward.server),
         closeServer(credential),

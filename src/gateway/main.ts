@@ -3,11 +3,13 @@
  * stdout carries only JSON lines (ready, egress, capability) for the
  * launcher; everything for humans goes to stderr.
  */
+import { readFileSync } from 'node:fs';
 import { GatewayConfigError, readGatewayFiles } from './config.js';
 import {
   GATEWAY_CONFIG_PATH,
   GATEWAY_DECISIONS_DIR,
   GATEWAY_LISTEN_ADDRESS_ENV,
+  GATEWAY_NETWATCH_TOKEN_PATH,
   GATEWAY_SECRETS_PATH,
   type GatewayLine,
 } from './protocol.js';
@@ -26,6 +28,15 @@ function inheritedSockets(value: string | undefined): InheritedSockets | undefin
   return { proxy: fds[0], credential: fds[1] };
 }
 
+/** Written by the launcher beside the config when the bottle has a network watch. */
+function readNetwatchToken(): string {
+  try {
+    return readFileSync(process.env.GATEWAY_NETWATCH_TOKEN || GATEWAY_NETWATCH_TOKEN_PATH, 'utf8').trim();
+  } catch (err) {
+    throw new GatewayConfigError(`cannot read the network watch token: ${(err as Error).message}`);
+  }
+}
+
 async function main(): Promise<void> {
   const { config, secrets } = readGatewayFiles(
     process.env.GATEWAY_CONFIG || GATEWAY_CONFIG_PATH,
@@ -37,6 +48,7 @@ async function main(): Promise<void> {
     listenHost: process.env[GATEWAY_LISTEN_ADDRESS_ENV] || '127.0.0.1',
     inheritedSockets: inheritedSockets(process.env.GATEWAY_LISTEN_FDS),
     decisionsDir: GATEWAY_DECISIONS_DIR,
+    netwatchToken: config.netwatch_port !== null ? readNetwatchToken() : undefined,
   });
   // The worker has written a decision (src/effects/answer.ts).
   process.on('SIGHUP', () => {
@@ -55,6 +67,7 @@ async function main(): Promise<void> {
   });
   const ports = [`proxy ${gateway.proxyPort}`, `credentials ${gateway.credentialPort}`];
   if (gateway.dnsPort !== undefined) ports.push(`dns ${gateway.dnsPort}`);
+  if (gateway.netwatchPort !== undefined) ports.push(`netwatch ${gateway.netwatchPort}`);
   process.stderr.write(`gateway: ${config.identity} listening: ${ports.join(', ')}\n`);
 
   let stopping = false;

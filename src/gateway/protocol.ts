@@ -22,6 +22,8 @@ export const GATEWAY_LISTEN_ADDRESS_ENV = 'GATEWAY_LISTEN_ADDRESS';
 export const GATEWAY_FILES_DIR = '/etc/claude-bottle';
 export const GATEWAY_CONFIG_PATH = `${GATEWAY_FILES_DIR}/gateway.json`;
 export const GATEWAY_SECRETS_PATH = `${GATEWAY_FILES_DIR}/secrets.json`;
+/** The token the network watch signs its reports with (src/netwatch/protocol.ts); a new one per gateway. */
+export const GATEWAY_NETWATCH_TOKEN_PATH = `${GATEWAY_FILES_DIR}/netwatch-token`;
 /**
  * The operator's decisions on this run's capability requests, one file per request, written by the
  * worker while the gateway runs (root-owned like the config: the gateway reads them, never writes).
@@ -66,6 +68,8 @@ export const DENIAL_REASONS = [
   'tunnel_unrecognized',
   /** The agent asked the gateway's DNS server for a name; names are resolved only for proxied requests. */
   'dns_lookup',
+  /** The agent sent a packet straight to an address off its network; refused in its own namespace (src/netwatch). */
+  'direct_connection',
 ] as const;
 export type DenialReason = (typeof DENIAL_REASONS)[number];
 export const ALLOW_REASONS = ['allowlisted', 'credential_route'] as const;

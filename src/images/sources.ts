@@ -91,15 +91,21 @@ function customSource(dockerfile: string, bottle?: string): ImageSource {
   };
 }
 
-/** The gateway sidecar image: images/gateway/*, the bundled gateway (dist/gateway/gateway.cjs), its Node. */
+/**
+ * The sidecar image: images/gateway/*, the bundled gateway (dist/gateway/gateway.cjs) and network
+ * watch (dist/gateway/netwatch.cjs), and their Node.
+ */
 export function gatewayImageSource(): ImageSource {
   const root = repoRoot();
   const dir = join(root, 'images', 'gateway');
   const bundle = join(root, 'dist', 'gateway', 'gateway.cjs');
-  if (!existsSync(bundle)) throw new RuntimeFailure(`gateway bundle missing: run npm run build (expected ${bundle})`);
+  const netwatch = join(root, 'dist', 'gateway', 'netwatch.cjs');
+  for (const built of [bundle, netwatch])
+    if (!existsSync(built)) throw new RuntimeFailure(`gateway bundle missing: run npm run build (expected ${built})`);
   if (!existsSync(join(dir, 'Dockerfile')))
     throw new RuntimeFailure(`gateway Dockerfile missing at ${dir}/Dockerfile; reinstall claude-bottle`);
   let files = withFile(folderFiles(dir), { path: 'gateway.cjs', source: bundle });
+  files = withFile(files, { path: 'netwatch.cjs', source: netwatch });
   files = withFile(files, { path: 'node', source: gatewayNodePath(), mode: 0o755 });
   return { name: 'gateway', dockerfile: BUILTIN_GATEWAY, builtin: true, dockerfileInContext: 'Dockerfile', files };
 }

@@ -94,6 +94,9 @@ export const bottleMachine = setup({
     gatewayReadyFailed: permanentFailureOf('await_gateway_ready'),
     pipelockFailed: permanentFailureOf('start_pipelock'),
     agentFailed: permanentFailureOf('start_agent'),
+    netwatchFailed: permanentFailureOf('start_netwatch'),
+    // Plans from before the network watch have no container for it.
+    watchesNetwork: ({ context }) => Boolean(context.plan?.containers.netwatch),
     // A v1 gateway.started: see its schema.
     legacyLaunch: ({ event }) => event.type === 'gateway.started' && event.data.legacy_launch,
     launchFailed: ({ context }) => context.launchFailure !== null,
@@ -209,8 +212,17 @@ export const bottleMachine = setup({
                 interception_ca: context.gatewayCa,
               })),
               on: {
-                'agent.started': 'started',
+                'agent.started': [{ guard: 'watchesNetwork', target: 'watching' }, { target: 'started' }],
                 'effect.failed': { guard: 'agentFailed', target: 'failed', actions: recordLaunchFailure() },
+              },
+            },
+            // The agent's own command waits for the watch (wait-for-proxy.c), so nothing it sends goes unseen.
+            watching: {
+              entry: request('start_netwatch', ({ context }) => ({ network: context.network })),
+              on: {
+                'netwatch.started': 'started',
+                'netwatch.skipped': 'started',
+                'effect.failed': { guard: 'netwatchFailed', target: 'failed', actions: recordLaunchFailure() },
               },
             },
             started: { type: 'final' },

@@ -48,6 +48,8 @@ export const EFFECTS = {
   start_pipelock: effect(launchParams, ['pipelock.started'], [legacyGatewayStart]),
   /** The hardened agent container, provisioned and started. */
   start_agent: effect(launchParams.extend({ interception_ca: z.string().nullable() }), ['agent.started']),
+  /** The network watch in the started agent's namespace: refuses and reports what it sends off its network. */
+  start_netwatch: effect(launchParams, ['netwatch.started', 'netwatch.skipped']),
   /** Follows the agent until it exits, recording the gateway's decisions as observations meanwhile. */
   watch_agent: effect(noParams, ['agent.exited']),
   /** Asks the agent to stop; its exit is reported by watch_agent. */

@@ -1,4 +1,5 @@
 import { GATEWAY_CREDENTIAL_PORT, GATEWAY_PROXY_PORT } from '../gateway/protocol.js';
+import { NETWATCH_SENTINEL, NETWATCH_SENTINEL_ENV } from '../netwatch/protocol.js';
 import type { BottlePlan } from './schema.js';
 import { hasSsh, SSH_AUTH_SOCK_TARGET } from './ssh-config.js';
 
@@ -59,7 +60,7 @@ const INTERCEPTION_TRUST_ENV: Readonly<Record<string, string>> = {
 };
 
 export function agentEnvironment(
-  plan: Pick<BottlePlan, 'credentials'> & { ssh?: BottlePlan['ssh'] },
+  plan: Pick<BottlePlan, 'credentials'> & { ssh?: BottlePlan['ssh']; containers?: BottlePlan['containers'] },
   gatewayIp: string,
 ): Record<string, string> {
   const proxy = `http://${gatewayIp}:${GATEWAY_PROXY_PORT}`;
@@ -87,10 +88,14 @@ export function agentEnvironment(
   if (interceptsTls(plan)) Object.assign(env, INTERCEPTION_TRUST_ENV);
   // A socket that reaches the gateway's ssh-agent, never a key.
   if (hasSsh(plan)) env.SSH_AUTH_SOCK = SSH_AUTH_SOCK_TARGET;
+  // The agent's first program waits until the network watch records (src/agent-init/wait-for-proxy.c).
+  if (plan.containers?.netwatch) env[NETWATCH_SENTINEL_ENV] = `${NETWATCH_SENTINEL.host}:${NETWATCH_SENTINEL.port}`;
   return env;
 }
 
 /** Names only: the plan is printed and stored, values are decided at launch. */
-export function agentEnvNames(plan: Pick<BottlePlan, 'credentials'> & { ssh?: BottlePlan['ssh'] }): string[] {
+export function agentEnvNames(
+  plan: Pick<BottlePlan, 'credentials'> & { ssh?: BottlePlan['ssh']; containers?: BottlePlan['containers'] },
+): string[] {
   return Object.keys(agentEnvironment(plan, '0.0.0.0')).sort();
 }

@@ -58,6 +58,11 @@ export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
   const credentials = credentialRoutes(bottle);
   const skills = agent.skills.map((source) => ({ name: basename(source), source }));
   const ssh = bottle.ssh.map((entry) => ({ Host: entry.Host, IdentityFile: entry.IdentityFile }));
+  const containers = {
+    gateway: names.gatewayContainer,
+    agent: names.agentContainer,
+    netwatch: names.netwatchContainer,
+  };
   const plan: BottlePlan = {
     identity,
     agent: agent.name,
@@ -66,12 +71,12 @@ export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
     gateway_image: opts.facts.images.gateway,
     runtime,
     networks: { internal: names.internalNetwork, egress: names.egressNetwork },
-    containers: { gateway: names.gatewayContainer, agent: names.agentContainer },
+    containers,
     hosts: mergeHosts(bottle.egress.allow, DEFAULT_HOSTS),
     default_hosts: [...DEFAULT_HOSTS].sort(),
     extra_hosts: { ...bottle.extra_hosts },
     mounts: planMounts({ cwd, copyCwd, prompt: agent.prompt, skills, transcript: opts.facts.restoresTranscript }),
-    env_names: agentEnvNames({ credentials, ssh }),
+    env_names: agentEnvNames({ credentials, ssh, containers }),
     credentials,
     ssh,
     skills,

@@ -58,7 +58,12 @@ export const BottlePlanSchema = z.object({
   gateway_image: ImagePlanSchema,
   runtime: z.enum(['runc', 'runsc']),
   networks: z.object({ internal: z.string(), egress: z.string() }),
-  containers: z.object({ gateway: z.string(), agent: z.string() }),
+  containers: z.object({
+    gateway: z.string(),
+    agent: z.string(),
+    /** The network watch in the agent's namespace (src/netwatch); absent in plans from before, which had none. */
+    netwatch: z.string().optional(),
+  }),
   hosts: z.array(z.string()),
   default_hosts: z.array(z.string()),
   extra_hosts: z.record(z.string()),

@@ -20,6 +20,7 @@ export function resourceNames(identity: string) {
     egressNetwork: `cb-${identity}-egress`,
     gatewayContainer: `cb-${identity}-gateway`,
     agentContainer: `cb-${identity}-agent`,
+    netwatchContainer: `cb-${identity}-netwatch`,
   };
 }
 

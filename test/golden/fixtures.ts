@@ -70,6 +70,16 @@ export function pipelockPlan(identity = 'dev-a1b2c'): BottlePlan {
   return samplePlan(identity, { egress: { proxy: 'pipelock', pipelock_image: null } });
 }
 
+/** A plan as the planner makes it since the network watch: it names the watch's container. */
+export function watchedPlan(identity = 'dev-a1b2c'): BottlePlan {
+  const plan = samplePlan(identity);
+  return {
+    ...plan,
+    containers: { ...plan.containers, netwatch: `cb-${identity}-netwatch` },
+    env_names: [...plan.env_names, 'CLAUDE_BOTTLE_NETWATCH_SENTINEL'],
+  };
+}
+
 /** A plan with a host credential route: its agent must trust the CA the gateway makes at its start. */
 export function hostRoutePlan(identity = 'dev-a1b2c'): BottlePlan {
   const plan = samplePlan(identity);
@@ -140,11 +150,15 @@ export const agentStarted = (plan = samplePlan()): Step => [
   'agent.started',
   { container: plan.containers.agent, runtime: plan.runtime },
 ];
+export const netwatchStarted = (plan = watchedPlan()): Step => [
+  'netwatch.started',
+  { container: plan.containers.netwatch ?? `cb-${plan.identity}-netwatch` },
+];
 
 /**
  * The steps from start_requested up to a running agent, each start reported by
  * its own effect: the gateway (then its ready line), pipelock when the plan
- * uses it, then the agent.
+ * uses it, then the agent, and the network watch when the plan names one.
  */
 export function launchSteps(identity = 'dev-a1b2c', plan = samplePlan(identity)): Step[] {
   return [
@@ -153,6 +167,7 @@ export function launchSteps(identity = 'dev-a1b2c', plan = samplePlan(identity))
     ...(plan.egress?.proxy === 'pipelock' ? [pipelockStarted(plan)] : []),
     ['gateway.ready', {}],
     agentStarted(plan),
+    ...(plan.containers.netwatch ? [netwatchStarted(plan)] : []),
   ];
 }
 

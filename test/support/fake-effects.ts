@@ -54,6 +54,10 @@ function fakeHandlers(opts: FakeEffectsOptions): EffectHandlers {
       requireNetwork(req.params.network);
       return [{ type: 'agent.started', data: { container: ctx.plan.containers.agent, runtime: ctx.plan.runtime } }];
     },
+    start_netwatch: async (req, ctx) => {
+      requireNetwork(req.params.network);
+      return [{ type: 'netwatch.started', data: { container: ctx.plan.containers.netwatch ?? 'none' } }];
+    },
     watch_agent: async (req, ctx) => {
       const n = ctx.lastEgressDecision + 1;
       const denied = { n, host: 'blocked.test', port: 443, method: 'CONNECT', reason: 'not_in_allowlist' };

@@ -4,6 +4,8 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
+import { ensureImage } from '../../src/effects/docker/images.js';
+import { gatewayImageSource, imagePlan } from '../../src/images/sources.js';
 import { processAlive } from '../../src/shared/process-alive.js';
 
 const run = promisify(execFile);
@@ -25,7 +27,8 @@ const run = promisify(execFile);
  * so `host-gateway` in its containers is this machine, where tests run their
  * stand-in servers (listening on 0.0.0.0). Nothing routes the namespace any
  * further: images that need the network to build must be loaded from the main
- * daemon (`loadImages`); `debian:bookworm-slim` always is.
+ * daemon (`loadImages`); `debian:bookworm-slim` and the sidecar image (whose
+ * build installs Debian packages) always are.
  *
  * The runtimes are those scripts/setup-env.sh registers (runsc, when installed),
  * passed in a config file of its own. Everything is removed by `stop()`, which
@@ -213,7 +216,8 @@ export async function startSecondDaemon(opts: SecondDaemonOptions = {}): Promise
     await inNs('link', 'set', 'lo', 'up');
     // No default route: the namespace reaches this machine on the link and nothing beyond it.
     await launch();
-    await copyImages(new Docker(), docker, [BASE_IMAGE, ...(opts.images ?? [])]);
+    const main = new Docker();
+    await copyImages(main, docker, [BASE_IMAGE, await sidecarImage(main), ...(opts.images ?? [])]);
   } catch (err) {
     await stop();
     throw err;
@@ -262,6 +266,14 @@ async function freeLinkSubnet(): Promise<{ host: string; peer: string }> {
     return { host: block[1], peer: block[2] };
   }
   throw new Error('no free /30 in 10.251.0.0/16 for the second daemon');
+}
+
+/** The current sidecar image (gateway and network watch) on the main daemon, built there if it is missing. */
+async function sidecarImage(main: Docker): Promise<string> {
+  const source = gatewayImageSource();
+  const plan = await imagePlan(source);
+  await ensureImage(main, source, plan);
+  return plan.tag;
 }
 
 async function copyImages(from: Docker, to: Docker, tags: string[]): Promise<void> {

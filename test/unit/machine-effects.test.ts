@@ -23,6 +23,7 @@ import {
   samplePlan,
   type Step,
   type StoredStep,
+  watchedPlan,
 } from '../golden/fixtures.js';
 
 const ID = 'dev-a1b2c';
@@ -161,6 +162,7 @@ describe('parseEffectRequest', () => {
         ['agent.exited', { code: 0, signal: null }],
         ['transcript.snapshotted', { files: 1, bytes: 1, missing: false }],
       ],
+      launchSteps(ID, watchedPlan(ID)),
       [
         ...preLaunchSteps(ID),
         ['effect.failed', { effect: 'start_gateway', error: 'e', attempt: 1, permanent: true }],

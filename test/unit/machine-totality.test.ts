@@ -49,6 +49,10 @@ function randomStep(type: EventType, rand: () => number): Step {
       return [type, { container: 'p', ip: '10.213.0.12' }];
     case 'agent.started':
       return [type, { container: 'a', runtime: 'runsc' }];
+    case 'netwatch.started':
+      return [type, { container: 'w' }];
+    case 'netwatch.skipped':
+      return [type, { reason: 'the agent had already exited' }];
     case 'agent.exited':
       return [type, { code: pick([0, 1, 130, 137, 143]), signal: null }];
     case 'bottle.stop_requested':

@@ -147,6 +147,7 @@ describe('the agent side of ssh', () => {
   it('gives the gateway the key ids, never the keys, in its config', () => {
     const plan = {
       identity: 'a-abcde',
+      containers: { gateway: 'cb-a-abcde-gateway', agent: 'cb-a-abcde-agent' },
       hosts: [],
       extra_hosts: {},
       credentials: [],

@@ -1,0 +1,68 @@
+import { z } from 'zod';
+
+/**
+ * What the network watch (the `netwatch` sidecar in the agent's network
+ * namespace), the gateway and the worker agree on. The watch refuses every
+ * packet the agent sends off its internal network and reports each attempt to
+ * the gateway as one datagram; the gateway records it as an egress.denied
+ * decision (`direct_connection`), so it reaches the event log through the
+ * same numbered stream as every other decision.
+ */
+
+/** The gateway's UDP port for the watch's reports, on its internal-network address. */
+export const NETWATCH_REPORT_PORT = 3131;
+/** The netfilter log group the watch's rule copies refused packets to. */
+export const NETWATCH_NFLOG_GROUP = 17;
+/** The chain the watch installs in the agent's namespace; its own name, so a restarted watch replaces it. */
+export const NETWATCH_CHAIN = 'CLAUDE-BOTTLE-NETWATCH';
+
+/**
+ * The address the agent's first program (wait-for-proxy.c) knocks on to learn that the watch records:
+ * TEST-NET-1's first address, the discard port. The watch answers it, once it records, with an ICMP
+ * error no other refusal of its gives (ENETUNREACH for a TCP connect), and does not report it.
+ */
+export const NETWATCH_SENTINEL = { host: '192.0.2.0', port: 9 } as const;
+/** The agent's environment variable that names the sentinel when its bottle has a watch. */
+export const NETWATCH_SENTINEL_ENV = 'CLAUDE_BOTTLE_NETWATCH_SENTINEL';
+
+/** Where the watch's program lives in the sidecar image (the gateway image). */
+export const NETWATCH_PROGRAM = '/opt/gateway/netwatch.cjs';
+
+/** The watch's environment: the subnet the agent may reach, where to report, and the report token. */
+export const NETWATCH_ENV = {
+  subnet: 'NETWATCH_SUBNET',
+  reportTo: 'NETWATCH_REPORT_TO',
+  token: 'NETWATCH_TOKEN',
+} as const;
+
+export const NETWATCH_PROTOCOLS = ['tcp', 'udp', 'icmp', 'other'] as const;
+export type NetwatchProtocol = (typeof NETWATCH_PROTOCOLS)[number];
+
+/** One refused attempt as the watch saw it leave the agent. */
+export interface DirectAttempt {
+  protocol: NetwatchProtocol;
+  /** The destination address (IPv4, dotted). */
+  host: string;
+  /** The destination port; null for protocols without one. */
+  port: number | null;
+}
+
+const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
+/**
+ * A report datagram. The token proves it came from the watch: the agent
+ * shares the watch's network namespace and address, but not its environment.
+ */
+export const NetwatchReportSchema = z
+  .object({
+    token: z.string().min(1).max(128),
+    protocol: z.enum(NETWATCH_PROTOCOLS),
+    host: z.string().regex(IPV4),
+    port: z.number().int().min(0).max(65535).nullable(),
+  })
+  .strict();
+export type NetwatchReport = z.infer<typeof NetwatchReportSchema>;
+
+/** The one line the watch prints on stdout once its refusal rules are in place and it is recording. */
+export const NetwatchReadyLineSchema = z.object({ t: z.literal('netwatch-ready') }).strict();
+export const NETWATCH_READY_LINE = JSON.stringify({ t: 'netwatch-ready' });

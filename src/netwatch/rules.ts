@@ -1,0 +1,48 @@
+import { NETWATCH_CHAIN, NETWATCH_NFLOG_GROUP, NETWATCH_SENTINEL } from './protocol.js';
+
+/**
+ * The refusal rules the watch installs in the agent's network namespace, as
+ * iptables argument lists run in order. Everything the agent sends stays on
+ * loopback or its internal subnet (where the gateway is); anything else is
+ * copied to the watch's log group and refused on the spot: a TCP reset or an
+ * ICMP error, so the agent's connect fails at once instead of waiting on a
+ * next hop that never answers. Docker's own rules for an internal network
+ * would drop such a packet on the bridge anyway; these make the refusal
+ * visible. The rules live in a chain of their own, rebuilt from empty, so a
+ * restarted watch does not stack a second copy.
+ */
+export function refusalRules(subnet: string): string[][] {
+  const chain = NETWATCH_CHAIN;
+  return [
+    ['-w', '-F', chain],
+    ['-w', '-A', chain, '-o', 'lo', '-j', 'RETURN'],
+    ['-w', '-A', chain, '-d', subnet, '-j', 'RETURN'],
+    ['-w', '-A', chain, '-j', 'NFLOG', '--nflog-group', String(NETWATCH_NFLOG_GROUP)],
+    ['-w', '-A', chain, '-p', 'tcp', '-j', 'REJECT', '--reject-with', 'tcp-reset'],
+    ['-w', '-A', chain, '-j', 'REJECT', '--reject-with', 'icmp-net-unreachable'],
+  ];
+}
+
+/**
+ * The sentinel's answer (protocol.ts NETWATCH_SENTINEL), put first in the chain once the capture
+ * listens: from then on the agent may run, since every other refused packet is recorded.
+ */
+export function sentinelRule(): string[] {
+  const { host, port } = NETWATCH_SENTINEL;
+  return [
+    ...['-w', '-I', NETWATCH_CHAIN, '1', '-d', `${host}/32`, '-p', 'tcp', '--dport', String(port)],
+    ...['-j', 'REJECT', '--reject-with', 'icmp-net-prohibited'],
+  ];
+}
+
+/** Creates the chain; fails harmlessly when a restarted watch finds it there. */
+export const CHAIN_CREATE = ['-w', '-N', NETWATCH_CHAIN];
+
+/** Hooks the chain into OUTPUT unless it already is (`-C` first, then `-I`). */
+export const HOOK_CHECK = ['-w', '-C', 'OUTPUT', '-j', NETWATCH_CHAIN];
+export const HOOK_INSERT = ['-w', '-I', 'OUTPUT', '1', '-j', NETWATCH_CHAIN];
+
+/** The capture of the refused packets: raw pcap on stdout, one record per packet, unbuffered. */
+export function captureArguments(): string[] {
+  return ['-Z', 'nobody', '-U', '-n', '-s', '512', '-w', '-', '-i', `nflog:${NETWATCH_NFLOG_GROUP}`];
+}
