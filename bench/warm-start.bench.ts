@@ -3,13 +3,20 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { agentInitEntry, agentLaunch, type AgentLaunch } from '../src/effects/docker/agent-init.js';
 import { agentContainerSpec, gatewayContainerSpec, GATEWAY_UID } from '../src/effects/docker/containers.js';
-import { waitForGatewayReady } from '../src/effects/docker/logs.js';
+import { waitForGatewayReady, waitForReadyLine } from '../src/effects/docker/logs.js';
+import { netwatchContainerSpec } from '../src/effects/netwatch/container.js';
+import { NETWATCH_READY_LINE } from '../src/netwatch/protocol.js';
 import { ADDRESSLESS_BRIDGE_OPTION, isSubnetTaken } from '../src/effects/docker/networks.js';
 import { putEntries } from '../src/effects/docker/provision.js';
 import { removeBottleResources } from '../src/effects/docker/teardown.js';
 import { gatewayConfigFor } from '../src/effects/gateway.js';
 import type { LifecycleEvent } from '../src/events/schema.js';
-import { GATEWAY_CONFIG_PATH, GATEWAY_FILES_DIR, GATEWAY_SECRETS_PATH } from '../src/gateway/protocol.js';
+import {
+  GATEWAY_CONFIG_PATH,
+  GATEWAY_FILES_DIR,
+  GATEWAY_NETWATCH_TOKEN_PATH,
+  GATEWAY_SECRETS_PATH,
+} from '../src/gateway/protocol.js';
 import type { NetworkLayout } from '../src/machines/context.js';
 import { agentEnvironment } from '../src/plan/agent-env.js';
 import type { BottlePlan } from '../src/plan/schema.js';
@@ -28,12 +35,13 @@ import { median, type Row } from './stats.js';
 /**
  * Warm start (images cached): `bottle start demo-sleeper --detach`, from
  * process spawn until the bottle is running (the later of `gateway.ready` and
- * `agent.started` in the log), and until the CLI exits right after it, next
+ * `netwatch.started` in the log), and until the CLI exits right after it, next
  * to the same Docker work done with raw dockerode calls in the same run: the
  * two networks on explicit /29 subnets from the pool (the internal one without
  * a host address), the gateway from the same image at its fixed address with
  * the same config copied in, the agent with the same hardening, address and
- * init program. A second baseline adds the step that makes the tool's bottle
+ * init program, then the network watch joined to the agent's namespace and
+ * waited on until it records. A second baseline adds the step that makes the tool's bottle
  * "running" and the bare sequence skips (waiting for the gateway's ready
  * line), so the ratio can be read both ways. Per-phase medians come from the
  * bottles' event timestamps (each includes the queue hop to the next effect).
@@ -56,7 +64,8 @@ const PHASES: Array<[from: string, to: string, label: string]> = [
   ['network.created', 'gateway.started', 'gateway create+connect+config+start'],
   ['gateway.started', 'gateway.ready', 'gateway started -> enforcing (ready line)'],
   ['network.created', 'agent.started', 'agent create+provision+start (beside the gateway)'],
-  ['network.created', RUNNING, 'networks -> running (later of gateway.ready, agent.started)'],
+  ['agent.started', 'netwatch.started', 'network watch create+start+ready (in the agent namespace)'],
+  ['network.created', RUNNING, 'networks -> running (later of gateway.ready, netwatch.started)'],
 ];
 
 interface CliRound {
@@ -115,12 +124,12 @@ function rawPlan(template: BottlePlan, identity: string): BottlePlan {
     ...template,
     identity,
     networks: { internal: names.internalNetwork, egress: names.egressNetwork },
-    containers: { gateway: names.gatewayContainer, agent: names.agentContainer },
+    containers: { gateway: names.gatewayContainer, agent: names.agentContainer, netwatch: names.netwatchContainer },
   };
 }
 
 /** The bare Docker work of a launch, no inspect-before-create, no queue, no event log. */
-type RawPhases = Record<'networks' | 'gateway' | 'agent' | 'gateway_ready', number>;
+type RawPhases = Record<'networks' | 'gateway' | 'agent' | 'netwatch' | 'gateway_ready', number>;
 
 /**
  * One network on an explicit /29 of the pool, as a plain script would ask for
@@ -184,11 +193,14 @@ async function rawLaunch(
   const endpoint = { IPAMConfig: { IPv4Address: gatewayIp } };
   await docker.getNetwork(internal.name).connect({ Container: gateway.id, EndpointConfig: endpoint });
   const config = JSON.stringify(gatewayConfigFor(plan));
+  const token = randomBytes(32).toString('hex');
+  const owned = { mode: 0o400, uid: GATEWAY_UID, gid: GATEWAY_UID };
   await putEntries(
     gateway,
     [
       { type: 'file', path: GATEWAY_CONFIG_PATH, mode: 0o444, uid: 0, gid: 0, content: config },
-      { type: 'file', path: GATEWAY_SECRETS_PATH, mode: 0o400, uid: GATEWAY_UID, gid: GATEWAY_UID, content: '{}' },
+      { type: 'file', path: GATEWAY_SECRETS_PATH, ...owned, content: '{}' },
+      { type: 'file', path: GATEWAY_NETWATCH_TOKEN_PATH, ...owned, content: token },
     ],
     GATEWAY_FILES_DIR,
   );
@@ -200,14 +212,18 @@ async function rawLaunch(
   await putEntries(agent, [agentInitEntry()]);
   await agent.start();
   lap('agent');
+  const watch = await docker.createContainer(netwatchContainerSpec(plan, network, plan.containers.netwatch!, token));
+  await watch.start();
+  await waitForReadyLine(watch, 'the network watch', (line) => line === NETWATCH_READY_LINE);
+  lap('netwatch');
   if (withReadyWait) await waitForGatewayReady(gateway);
   lap('gateway_ready');
   return performance.now() - t0;
 }
 
-/** When the event of `type` was appended; RUNNING is the later of gateway.ready and agent.started. */
+/** When the event of `type` was appended; RUNNING is the later of gateway.ready and the watched agent's start. */
 const at = (events: LifecycleEvent[], type: string): number => {
-  if (type === RUNNING) return Math.max(at(events, 'gateway.ready'), at(events, 'agent.started'));
+  if (type === RUNNING) return Math.max(at(events, 'gateway.ready'), at(events, 'netwatch.started'));
   const e = events.find((x) => x.type === type);
   return e ? Date.parse(e.at) : NaN;
 };
@@ -259,7 +275,7 @@ export async function benchWarmStart(rounds = 15): Promise<Row[]> {
         const id = rawIdentity();
         rawIds.push(id);
         try {
-          const phases = { networks: 0, gateway: 0, agent: 0, gateway_ready: 0 };
+          const phases = { networks: 0, gateway: 0, agent: 0, netwatch: 0, gateway_ready: 0 };
           samples.push(await rawLaunch(h.docker, rawPlan(template, id), setup, withReadyWait, phases));
           if (withReadyWait) safePhases.push(phases);
         } finally {
@@ -308,7 +324,7 @@ export async function benchWarmStart(rounds = 15): Promise<Row[]> {
       const value = median(cli.map((r) => at(r.events, to) - at(r.events, from)));
       rows.push({ metric: `  phase: ${label}`, value, unit: 'ms' });
     }
-    for (const phase of ['networks', 'gateway', 'agent', 'gateway_ready'] as const) {
+    for (const phase of ['networks', 'gateway', 'agent', 'netwatch', 'gateway_ready'] as const) {
       const value = median(safePhases.map((p) => p[phase]));
       rows.push({ metric: `  raw (with ready wait): ${phase}`, value, unit: 'ms' });
     }

@@ -188,6 +188,7 @@ const LAUNCH_KINDS: EffectKind[] = [
   'start_gateway',
   'await_gateway_ready',
   'start_agent',
+  'start_netwatch',
   'watch_agent',
 ];
 

@@ -343,7 +343,8 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
       env: { [TOKEN_ENV]: secret },
     });
     identity = identityFrom(started);
-    const events = await h.waitForEvent(identity, 'agent.started');
+    // The probes below run through docker exec, beside the agent's command: they start once the watch records.
+    const events = await h.waitForEvent(identity, 'netwatch.started');
     expect(events.find((e) => e.type === 'agent.started')!.data).toMatchObject({ runtime });
     gatewayIp = (events.find((e) => e.type === 'gateway.started')!.data as { ip: string }).ip;
     agent = h.docker.getContainer(`cb-${identity}-agent`);
@@ -1105,21 +1106,77 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
       expect(recorded).toBe(true);
     });
 
-    it('finding 16: a direct connection to an outside address fails in the agent (unrecorded: known gap)', async () => {
+    it('finding 16: a direct TCP connection to an outside address is refused at once and recorded', async () => {
       // 192.0.2.1 is TEST-NET-1, documentation space that is never routed; and the same guard as for the
       // metadata address proves the packet cannot leave the machine anyway.
       await expectNoWayOffTheInternalBridge();
       const at = await mark();
       const r = await inAgent(`curl -sS --noproxy '*' --max-time 4 http://192.0.2.1/`);
-      const recorded = await recordedAs(at, { host: '192.0.2.1' }, 3000);
-      row('16', 'direct TCP to 192.0.2.1:80 from the agent', {
-        refused: r.code !== 0,
-        recorded,
-        leaked: r.code === 0,
-        note: recorded ? undefined : 'known gap: the packet never leaves the agent, so nothing can record it',
-      });
+      const match = { host: '192.0.2.1', port: 80, method: 'TCP', reason: 'direct_connection' };
+      const recorded = await recordedAs(at, match);
+      row('16', 'direct TCP to 192.0.2.1:80 from the agent', { refused: r.code !== 0, recorded, leaked: r.code === 0 });
       expect(r.code, r.output).not.toBe(0);
-      expect(r.output).toMatch(/timed out|Failed to connect|unreachable/i);
+      // Refused in the agent's own namespace (a reset), not left to time out on a next hop that never answers.
+      expect(r.output).toMatch(/Couldn't connect to server|Connection refused/i);
+      expect(r.output).not.toMatch(/timed out/i);
+      expect(recorded, JSON.stringify(match)).toBe(true);
+    });
+
+    it('finding 16: a UDP datagram straight to an outside DNS server is refused and recorded', async () => {
+      await expectNoWayOffTheInternalBridge();
+      const at = await mark();
+      const r = await inAgent(`bash -c 'echo probe > /dev/udp/192.0.2.9/53'; echo "rc=$?"`);
+      const match = { host: '192.0.2.9', port: 53, method: 'UDP', reason: 'direct_connection' };
+      const recorded = await recordedAs(at, match);
+      row('16', 'direct UDP to 192.0.2.9:53 from the agent', {
+        refused: /rc=1/.test(r.output),
+        recorded,
+        leaked: false,
+      });
+      expect(r.output).toMatch(/rc=1/);
+      expect(recorded, JSON.stringify(match)).toBe(true);
+    });
+
+    it("finding 16: a direct connection to this host's listener through the egress bridge is recorded", async () => {
+      const at = await mark();
+      const before = listener.connections;
+      const r = await inAgent(`curl -sS --noproxy '*' --max-time 3 http://${egressBridgeGw}:${listener.port}/`);
+      const recorded = await recordedAs(at, { host: egressBridgeGw, port: listener.port, reason: 'direct_connection' });
+      const leaked = listener.connections !== before;
+      row('16', 'direct TCP to a listener on this host (egress bridge)', { refused: r.code !== 0, recorded, leaked });
+      expect(r.code, r.output).not.toBe(0);
+      expect(recorded).toBe(true);
+      expect(leaked).toBe(false);
+    });
+
+    it('finding 16: the agent can neither read the watch token nor forge a report with a guessed one', async () => {
+      const at = await mark();
+      const environs = await inAgent('cat /proc/*/environ 2>/dev/null | tr "\\0" "\\n" | grep -c NETWATCH_TOKEN');
+      const forged = JSON.stringify({ token: 'f'.repeat(64), protocol: 'tcp', host: '203.0.113.5', port: 443 });
+      const sent = await inAgent(`printf '%s' '${forged}' | bash -c 'cat > /dev/udp/${gatewayIp}/3131'; echo "rc=$?"`);
+      expect(sent.output, 'the forged report was sent').toMatch(/rc=0/);
+      const recorded = await recordedAs(at, { host: '203.0.113.5' }, 3000);
+      row('16', 'forged network watch report from the agent', {
+        refused: !recorded && environs.output.trim() === '0',
+        recorded: null,
+        leaked: recorded,
+      });
+      expect(environs.output.trim()).toBe('0');
+      expect(recorded).toBe(false);
+    });
+
+    it('finding 16: the network watch runs without root or capabilities once it records', async () => {
+      const watch = h.docker.getContainer(`cb-${identity}-netwatch`);
+      const status = await execIn(watch, ['cat', '/proc/1/status']);
+      const uid = /^Uid:\s+(\d+)/m.exec(status.output)?.[1];
+      const capabilities = /^CapEff:\s+([0-9a-f]+)/m.exec(status.output)?.[1];
+      row('16', 'the network watch after it attached: uid and capabilities', {
+        refused: uid === '65534' && capabilities !== undefined && BigInt(`0x${capabilities}`) === 0n,
+        recorded: null,
+        leaked: false,
+      });
+      expect(uid).toBe('65534');
+      expect(BigInt(`0x${capabilities ?? 'f'}`)).toBe(0n);
     });
   });
 
@@ -1161,6 +1218,7 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
       'tls_no_sni',
       'tunnel_unrecognized',
       'dns_lookup',
+      'direct_connection',
     ];
     const deadline = Date.now() + 60_000;
     let reasons = new Set<string>();

@@ -17,6 +17,7 @@ const START_EVENTS = {
   'gateway.started': 'start_gateway',
   'pipelock.started': 'start_pipelock',
   'agent.started': 'start_agent',
+  'netwatch.started': 'start_netwatch',
 } as const;
 type StartEventType = keyof typeof START_EVENTS;
 type StartEvent = Extract<LifecycleEvent, { type: StartEventType }>;
@@ -90,7 +91,8 @@ describe("a real bottle's launch log", () => {
     const since = Math.floor(Date.now() / 1000) - 1;
     identity = identityFrom(await h.cli(['--manifest', manifest, 'start', 'logged', '--detach']));
     await h.waitForEvent(identity, 'agent.started');
-    const events = await h.waitForEvent(identity, 'gateway.ready');
+    await h.waitForEvent(identity, 'gateway.ready');
+    const events = await h.waitForEvent(identity, 'netwatch.started');
     starts = events.filter(isStartEvent);
     docker = await dockerStarts(identity, since, Math.ceil(Date.now() / 1000) + 1);
   }, 240_000);
@@ -99,8 +101,9 @@ describe("a real bottle's launch log", () => {
     const names = resourceNames(identity);
     // Pipelock is reported by id, the others by name.
     const container = (e: DockerStart) => [e.name, e.id];
-    expect(docker.map((e) => e.name).sort()).toEqual([names.agentContainer, names.gatewayContainer].sort());
-    expect(starts.map((e) => e.type).sort()).toEqual(['agent.started', 'gateway.started']);
+    const expected = [names.agentContainer, names.gatewayContainer, names.netwatchContainer];
+    expect(docker.map((e) => e.name).sort()).toEqual(expected.sort());
+    expect(starts.map((e) => e.type).sort()).toEqual(['agent.started', 'gateway.started', 'netwatch.started']);
     expect(starts).toHaveLength(docker.length);
     // Log order (seq) against the order Docker reported the starts in.
     starts.forEach((event, i) => expect(container(docker[i])).toContain(event.data.container));

@@ -133,7 +133,7 @@ describe('two Docker hosts on one Redis', () => {
     for (const identity of [...identities.a, ...identities.b]) await h.waitForEvent(identity, 'agent.started', 240_000);
 
     const everything = (identity: string) => ({
-      containers: ['agent', 'gateway'],
+      containers: ['agent', 'gateway', 'netwatch'],
       networks: [resourceNames(identity).egressNetwork, resourceNames(identity).internalNetwork].sort(),
     });
     for (const identity of identities.b) {
@@ -203,7 +203,7 @@ describe('two Docker hosts on one Redis', () => {
     await h.waitForEvent(identity, 'agent.started', 240_000);
     const call = await until('the routed call upstream', async () => upstreamSaw.find((r) => r.url === '/two-hosts'));
     expect(call.headers.authorization).toBe(`Bearer ${secret}`);
-    expect(await held(b.docker, identity)).toMatchObject({ containers: ['agent', 'gateway'] });
+    expect(await held(b.docker, identity)).toMatchObject({ containers: ['agent', 'gateway', 'netwatch'] });
     expect(await held(h.docker, identity)).toEqual(nothing);
     expect(JSON.stringify(await h.log.read(identity))).not.toContain(secret);
 
