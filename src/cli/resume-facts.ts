@@ -7,9 +7,10 @@ import { egressAllowEntry } from '../shared/capability.js';
 /**
  * What `bottle resume` relaunches from, all of it read from the bottle's event
  * log: the CLI may run on another machine than the bottle's worker, so it
- * never looks into the worker's state folder. Each fact is what the worker
- * put into that folder: the effects the log's fold requested are the ones the
- * worker ran, and each of them writes its part before anything else it does.
+ * never looks into the worker's state folder. The approved Dockerfile and the
+ * transcript are what the worker put into that folder (the effects the log's
+ * fold requested are the ones the worker ran, and each writes its part before
+ * anything else it does); approved egress hosts live in the log alone.
  */
 export interface ResumeFacts {
   /** The bottle's lifecycle state, folded from the log. */

@@ -1,5 +1,6 @@
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import type { RemoteInfo, Socket } from 'node:dgram';
 import type { GatewayContext } from './context.js';
+import { listenUdp } from './udp-listener.js';
 
 /**
  * The agent's DNS server (its container's `Dns` points here): it answers
@@ -75,20 +76,12 @@ export function refusedAnswer(query: DnsQuestion): Buffer {
 
 /** Binds the refusing DNS server on UDP `host:port`; resolves once it listens. */
 export function startDnsRefuser(ctx: GatewayContext, host: string, port: number): Promise<Socket> {
-  const socket = createSocket({ type: 'udp4' });
-  socket.on('message', (packet: Buffer, from: RemoteInfo) => {
+  const refuse = (packet: Buffer, from: RemoteInfo, socket: Socket) => {
     const query = parseDnsQuery(packet);
     if (!query) return;
     // A lookup loop must not flood the event log: over the budget the query is still refused, unrecorded.
     if (ctx.dnsLimiter.tryTake()) ctx.decisions.denied({ host: query.name, port: 53, method: 'DNS' }, 'dns_lookup');
     socket.send(refusedAnswer(query), from.port, from.address);
-  });
-  return new Promise((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(port, host, () => {
-      socket.off('error', reject);
-      socket.on('error', (err) => ctx.log(`dns: ${err.message}`));
-      resolve(socket);
-    });
-  });
+  };
+  return listenUdp(host, port, refuse, ctx.log, 'dns');
 }

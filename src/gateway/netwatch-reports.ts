@@ -1,7 +1,8 @@
-import { createSocket, type Socket } from 'node:dgram';
+import type { Socket } from 'node:dgram';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { NetwatchReportSchema } from '../netwatch/protocol.js';
 import type { GatewayContext } from './context.js';
+import { listenUdp } from './udp-listener.js';
 
 /**
  * Receives the network watch's reports (src/netwatch): each datagram is one
@@ -20,9 +21,8 @@ function digest(text: string): Buffer {
 /** Binds the receiver on UDP `host:port`; resolves once it listens. */
 export function startNetwatchReceiver(ctx: GatewayContext, host: string, port: number, token: string): Promise<Socket> {
   const expected = digest(token);
-  const socket = createSocket({ type: 'udp4' });
   let forgedReported = false;
-  socket.on('message', (packet: Buffer) => {
+  const record = (packet: Buffer) => {
     if (packet.length > MAX_REPORT_BYTES) return;
     let report;
     try {
@@ -40,13 +40,6 @@ export function startNetwatchReceiver(ctx: GatewayContext, host: string, port: n
     // A connect loop must not flood the event log: over the budget the packet is still refused, unrecorded.
     if (!ctx.directLimiter.tryTake()) return;
     ctx.decisions.denied({ host: target, port: targetPort, method: protocol.toUpperCase() }, 'direct_connection');
-  });
-  return new Promise((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(port, host, () => {
-      socket.off('error', reject);
-      socket.on('error', (err) => ctx.log(`netwatch: ${err.message}`));
-      resolve(socket);
-    });
-  });
+  };
+  return listenUdp(host, port, record, ctx.log, 'netwatch');
 }
