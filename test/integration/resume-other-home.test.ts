@@ -130,8 +130,10 @@ describe('resume from a CLI whose home is not the worker’s', () => {
       code: 0,
       output: 'built-by-capability\n',
     });
-    const transcript = await execIn(agent, ['sh', '-c', 'cat ~/.claude/projects/x/s.jsonl'], { user: 'node' });
-    expect(transcript).toEqual({ code: 0, output: 'asked\nresumed\n' });
+    // agent.started says the container runs; its command writes its line once the agent's first program lets it.
+    const readTranscript = () => execIn(agent, ['sh', '-c', 'cat ~/.claude/projects/x/s.jsonl'], { user: 'node' });
+    await until('the resumed agent to write its line', async () => (await readTranscript()).output.includes('resumed'));
+    expect(await readTranscript()).toEqual({ code: 0, output: 'asked\nresumed\n' });
 
     const stopped = await h.cli(['stop', identity], { env: { CLAUDE_BOTTLE_HOME: resumeHome } });
     expect(stopped.code, show(stopped)).toBe(0);
