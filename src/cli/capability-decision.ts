@@ -4,7 +4,7 @@ import { accepts, bottleStatus, type BottleState, type Command, type PendingCapa
 import { RuntimeFailure, UsageError } from '../shared/errors.js';
 import { visibleText } from '../shared/visible-text.js';
 import { currentState } from '../worker/bottle-log.js';
-import type { Session } from './session.js';
+import { commandAndFollow, type Session } from './session.js';
 
 /**
  * One path for deciding a capability request, shared by `bottle approve` /
@@ -79,8 +79,5 @@ export async function enqueueDecision(
   say?: (line: string) => void,
   signal?: AbortSignal,
 ): Promise<LifecycleEvent | undefined> {
-  await session.ensureWorker(say);
-  const after = await session.log.lastSeq(identity);
-  await session.enqueueCommand(identity, command);
-  return session.follow(identity, after, onEvent, (ev) => decisionSettled(command, ev), { say, signal });
+  return commandAndFollow(session, identity, command, onEvent, (ev) => decisionSettled(command, ev), { say, signal });
 }

@@ -37,14 +37,14 @@ function iptables(args: readonly string[]): void {
   execFileSync('iptables', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-function installRules(subnet: string): void {
+function installRules(allowed: readonly string[]): void {
   try {
     iptables(CHAIN_CREATE);
   } catch {
     // A restarted watch finds its chain; the flush below empties it.
   }
   try {
-    for (const rule of refusalRules(subnet)) iptables(rule);
+    for (const rule of refusalRules(allowed)) iptables(rule);
     try {
       iptables(HOOK_CHECK);
     } catch {
@@ -112,13 +112,13 @@ function reportAddress(value: string): { host: string; port: number } {
 }
 
 async function main(): Promise<void> {
-  const subnet = required(NETWATCH_ENV.subnet);
-  if (!/^\d{1,3}(?:\.\d{1,3}){3}\/\d{1,2}$/.test(subnet))
-    throw new NetwatchError(`${NETWATCH_ENV.subnet} must be a CIDR, got ${JSON.stringify(subnet)}`);
+  const allowed = required(NETWATCH_ENV.allow).split(',');
+  if (!allowed.every((address) => /^\d{1,3}(?:\.\d{1,3}){3}$/.test(address)))
+    throw new NetwatchError(`${NETWATCH_ENV.allow} must list IPv4 addresses, got ${JSON.stringify(allowed.join(','))}`);
   const gateway = reportAddress(required(NETWATCH_ENV.reportTo));
   const token = required(NETWATCH_ENV.token);
 
-  installRules(subnet);
+  installRules(allowed);
   const capture = await startCapture();
   try {
     iptables(sentinelRule());

@@ -28,9 +28,10 @@ export const NETWATCH_SENTINEL_ENV = 'CLAUDE_BOTTLE_NETWATCH_SENTINEL';
 /** Where the watch's program lives in the sidecar image (the gateway image). */
 export const NETWATCH_PROGRAM = '/opt/gateway/netwatch.cjs';
 
-/** The watch's environment: the subnet the agent may reach, where to report, and the report token. */
+/** The watch's environment: the addresses the agent may reach, where to report, and the report token. */
 export const NETWATCH_ENV = {
-  subnet: 'NETWATCH_SUBNET',
+  /** Comma-separated IPv4 addresses: the gateway's on the internal network, and pipelock's when it is the hop. */
+  allow: 'NETWATCH_ALLOW',
   reportTo: 'NETWATCH_REPORT_TO',
   token: 'NETWATCH_TOKEN',
 } as const;

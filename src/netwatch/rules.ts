@@ -2,8 +2,9 @@ import { NETWATCH_CHAIN, NETWATCH_NFLOG_GROUP, NETWATCH_SENTINEL } from './proto
 
 /**
  * The refusal rules the watch installs in the agent's network namespace, as
- * iptables argument lists run in order. Everything the agent sends stays on
- * loopback or its internal subnet (where the gateway is); anything else is
+ * iptables argument lists run in order. The agent may send only on loopback
+ * and to its egress hops on the internal network (the gateway, and pipelock
+ * when it is the hop); anything else, another address of that network too, is
  * copied to the watch's log group and refused on the spot: a TCP reset or an
  * ICMP error, so the agent's connect fails at once instead of waiting on a
  * next hop that never answers. Docker's own rules for an internal network
@@ -11,12 +12,12 @@ import { NETWATCH_CHAIN, NETWATCH_NFLOG_GROUP, NETWATCH_SENTINEL } from './proto
  * visible. The rules live in a chain of their own, rebuilt from empty, so a
  * restarted watch does not stack a second copy.
  */
-export function refusalRules(subnet: string): string[][] {
+export function refusalRules(allowed: readonly string[]): string[][] {
   const chain = NETWATCH_CHAIN;
   return [
     ['-w', '-F', chain],
     ['-w', '-A', chain, '-o', 'lo', '-j', 'RETURN'],
-    ['-w', '-A', chain, '-d', subnet, '-j', 'RETURN'],
+    ...allowed.map((address) => ['-w', '-A', chain, '-d', `${address}/32`, '-j', 'RETURN']),
     ['-w', '-A', chain, '-j', 'NFLOG', '--nflog-group', String(NETWATCH_NFLOG_GROUP)],
     ['-w', '-A', chain, '-p', 'tcp', '-j', 'REJECT', '--reject-with', 'tcp-reset'],
     ['-w', '-A', chain, '-j', 'REJECT', '--reject-with', 'icmp-net-unreachable'],

@@ -33,9 +33,10 @@ import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } fro
  * (runsc and runc, forced with CLAUDE_BOTTLE_RUNTIME). Each attempt is
  * asserted refused; where the gateway is the one refusing, the refusal must
  * also be in the bottle's event log as `egress.denied` with the matching
- * host, port and reason. Attempts that never reach the gateway (direct IP,
- * DNS, no proxy) are asserted refused at the network level, and their names
- * say so.
+ * host, port and reason. Attempts that never reach the gateway's proxy are
+ * asserted refused at the network level, and recorded by whatever saw them:
+ * the network watch in the agent's namespace for a direct connection
+ * (`direct_connection`), the gateway's DNS server for a lookup (`dns_lookup`).
  *
  * Every attempt is also a row of the escape table (runtime, issue 12 finding
  * or "base", refused, recorded as an event, leaked), printed after the suite
@@ -441,8 +442,25 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
   }
 
   /** A refusal at the network level: nothing answered and nothing arrived at this host's listener. */
-  function networkRow(attempt: string, failed: boolean, connectionsBefore: number): void {
-    row('base', attempt, { refused: failed, recorded: null, leaked: listener.connections !== connectionsBefore });
+  function networkRow(attempt: string, failed: boolean, connectionsBefore: number, recorded: boolean | null): void {
+    row('base', attempt, { refused: failed, recorded, leaked: listener.connections !== connectionsBefore });
+  }
+
+  /** Whether the network watch's refusal of a connect to each of `hosts` (at `port`) is in the log after `afterSeq`. */
+  async function directsRecorded(afterSeq: number, hosts: string[], port: number): Promise<boolean> {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const seen = new Set(
+        (await h.log.read(identity, afterSeq + 1))
+          .filter((e) => e.type === 'egress.denied')
+          .map((e) => e.data as Denial)
+          .filter((d) => d.reason === 'direct_connection' && d.port === port)
+          .map((d) => d.host),
+      );
+      if (hosts.every((host) => seen.has(host))) return true;
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 150));
+    }
   }
 
   /**
@@ -470,22 +488,32 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
   }
 
   describe('network level (the agent has no way out but the gateway)', () => {
-    it('a direct connection to this host through the internal bridge address fails and never arrives', async () => {
+    it('a direct connection through the internal bridge address is refused, recorded, and never arrives', async () => {
+      const at = await mark();
       const before = listener.connections;
       const r = await inAgent(`curl -sS --noproxy '*' --max-time 3 http://${internalBridgeGw}:${listener.port}/`);
-      networkRow('direct TCP to the internal bridge address', r.code !== 0, before);
+      // An address of the internal network that is not an egress hop is refused like any other.
+      const recorded = await directsRecorded(at, [internalBridgeGw], listener.port);
+      networkRow('direct TCP to the internal bridge address', r.code !== 0, before, recorded);
       expect(r.code, r.output).not.toBe(0);
       expect(listener.connections).toBe(before);
+      expect(recorded).toBe(true);
     });
 
     it('a direct connection to the egress bridge address and to the gateway egress address fails', async () => {
+      const at = await mark();
       const before = listener.connections;
       const host = await inAgent(`curl -sS --noproxy '*' --max-time 3 http://${egressBridgeGw}:${listener.port}/`);
       const gw = await inAgent(`curl -sS --noproxy '*' --max-time 3 http://${gatewayEgressIp}:3128/`);
-      networkRow('direct TCP to the egress bridge / gateway egress address', host.code !== 0 && gw.code !== 0, before);
+      const recorded =
+        (await directsRecorded(at, [egressBridgeGw], listener.port)) &&
+        (await directsRecorded(at, [gatewayEgressIp], 3128));
+      const failed = host.code !== 0 && gw.code !== 0;
+      networkRow('direct TCP to the egress bridge / gateway egress address', failed, before, recorded);
       expect(host.code, host.output).not.toBe(0);
       expect(gw.code, gw.output).not.toBe(0);
       expect(listener.connections).toBe(before);
+      expect(recorded).toBe(true);
     });
 
     it('outside DNS does not work in the agent (a name only the gateway knows does not resolve)', async () => {
@@ -503,7 +531,7 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
         'env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy ' +
           `curl -sS --noproxy '*' --max-time 3 http://allowed.test:${listener.port}/`,
       );
-      networkRow('allowlisted name without the proxy', r.code !== 0, before);
+      networkRow('allowlisted name without the proxy', r.code !== 0, before, null);
       expect(r.code, r.output).not.toBe(0);
       // curl's own resolver gets no answer: "Could not resolve host" or "Resolving timed out".
       expect(r.output).toMatch(/resolv/i);
@@ -519,6 +547,7 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
         .map((a) => a!.address);
       const targets = [...new Set([internalBridgeGw, egressBridgeGw, ...addresses])];
       expect(targets.length).toBeGreaterThan(2);
+      const at = await mark();
       const before = listener.connections;
       // A bare TCP connect, a few side by side: "reached" is printed for any address that accepts.
       // A few, not all: under runsc the pids limit also counts the sandbox's own threads, and a
@@ -531,10 +560,13 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
         batches.push(`${batch.join(' ')} wait;`);
       }
       const r = await inAgent(`${batches.join(' ')} echo done`);
-      networkRow(`direct TCP to every host IPv4 address (${targets.length})`, !r.output.includes('reached'), before);
+      const recorded = await directsRecorded(at, targets, listener.port);
+      const attempt = `direct TCP to every host IPv4 address (${targets.length})`;
+      networkRow(attempt, !r.output.includes('reached'), before, recorded);
       expect(r.output, `${runtime}: ${r.output}`).not.toContain('reached');
       expect(r.output).toContain('done');
       expect(listener.connections).toBe(before);
+      expect(recorded, 'each address refused by the network watch is in the log').toBe(true);
     });
 
     it('the agent has no IPv6 address on any network, and a direct IPv6-literal connection fails', async () => {
@@ -547,7 +579,8 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
       const r = await inAgent(
         `curl -sS -6 --noproxy '*' --max-time 3 -g 'http://[::ffff:${egressBridgeGw}]:${listener.port}/'`,
       );
-      networkRow('direct IPv6-literal connection', r.code !== 0, before);
+      // No IPv6 address, so no packet: the connect fails in the agent's own stack, with nothing to record.
+      networkRow('direct IPv6-literal connection', r.code !== 0, before, null);
       expect(r.code, r.output).not.toBe(0);
       expect(listener.connections).toBe(before);
     });
@@ -555,14 +588,13 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
     it('the metadata address is unreachable directly (nothing routes off the internal bridge)', async () => {
       // Guard first: only send the packet if it provably cannot leave the machine.
       await expectNoWayOffTheInternalBridge();
+      const at = await mark();
       const r = await inAgent(`curl -sS --noproxy '*' --max-time 4 http://169.254.169.254/latest/meta-data/`);
-      row('base', 'direct connection to the metadata address', {
-        refused: r.code !== 0,
-        recorded: null,
-        leaked: false,
-      });
+      const recorded = await directsRecorded(at, ['169.254.169.254'], 80);
+      row('base', 'direct connection to the metadata address', { refused: r.code !== 0, recorded, leaked: false });
       expect(r.code, r.output).not.toBe(0);
       expect(r.output).toMatch(/timed out|Failed to connect|unreachable/i);
+      expect(recorded).toBe(true);
     });
   });
 

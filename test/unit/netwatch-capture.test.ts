@@ -76,12 +76,13 @@ describe('reading the watch capture', () => {
 });
 
 describe('the refusal rules', () => {
-  it('let loopback and the internal subnet through, then log and refuse everything else', () => {
-    const rules = refusalRules('10.213.7.0/29').map((r) => r.join(' '));
+  it('let loopback and the egress hops through, then log and refuse everything else', () => {
+    const rules = refusalRules(['10.213.7.2', '10.213.7.4']).map((r) => r.join(' '));
     expect(rules).toEqual([
       `-w -F ${NETWATCH_CHAIN}`,
       `-w -A ${NETWATCH_CHAIN} -o lo -j RETURN`,
-      `-w -A ${NETWATCH_CHAIN} -d 10.213.7.0/29 -j RETURN`,
+      `-w -A ${NETWATCH_CHAIN} -d 10.213.7.2/32 -j RETURN`,
+      `-w -A ${NETWATCH_CHAIN} -d 10.213.7.4/32 -j RETURN`,
       `-w -A ${NETWATCH_CHAIN} -j NFLOG --nflog-group 17`,
       `-w -A ${NETWATCH_CHAIN} -p tcp -j REJECT --reject-with tcp-reset`,
       `-w -A ${NETWATCH_CHAIN} -j REJECT --reject-with icmp-net-unreachable`,

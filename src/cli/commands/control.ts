@@ -6,7 +6,7 @@ import { checkIdentityArg } from '../identity-arg.js';
 import type { CliIO } from '../io.js';
 import { capabilityTarget, egressAllowEntry } from '../../shared/capability.js';
 import { describeEvent } from '../render-event.js';
-import { openSession } from '../session.js';
+import { commandAndFollow, openSession } from '../session.js';
 import { capabilityReview } from '../capability-review.js';
 import { visibleText } from '../../shared/visible-text.js';
 import { checkDecision, enqueueDecision, operator } from '../capability-decision.js';
@@ -28,12 +28,10 @@ export async function runStop(opts: { identity: string; manifestPath?: string },
     const command = { type: 'bottle.stop_requested', data: { by: operator() } } as const;
     if (!accepts(live, command))
       throw new RuntimeFailure(`${identity} is ${bottleStatus(live)}; there is no agent to stop`);
-    await session.ensureWorker((l) => io.stderr(l));
-    const after = await session.log.lastSeq(identity);
-    await session.enqueueCommand(identity, command);
-    const end = await session.follow(
+    const end = await commandAndFollow(
+      session,
       identity,
-      after,
+      command,
       (ev) => io.stderr(`  ${describeEvent(ev, identity)}`),
       (ev) => ['bottle.preserved', 'bottle.cleaned', 'bottle.failed'].includes(ev.type),
       { say: (l) => io.stderr(l) },

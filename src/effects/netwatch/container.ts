@@ -4,6 +4,7 @@ import { NETWATCH_ENV, NETWATCH_PROGRAM, NETWATCH_REPORT_PORT } from '../../netw
 import type { BottlePlan } from '../../plan/schema.js';
 import { bottleLabels } from '../../shared/names.js';
 import { resourceLimits } from '../docker/containers.js';
+import { usesPipelock } from '../pipelock/launch.js';
 
 export const NETWATCH_ROLE = 'netwatch';
 
@@ -20,6 +21,11 @@ export const NETWATCH_ROLE = 'netwatch';
  * Its report token reaches it in its environment: the agent shares its
  * network but not its processes, so cannot read it.
  */
+/** Where the agent may send on its internal network: its egress hops, nothing else. */
+function allowedHops(plan: BottlePlan, network: NetworkLayout): string[] {
+  return [network.addresses.gateway, ...(usesPipelock(plan) ? [network.addresses.pipelock] : [])];
+}
+
 export function netwatchContainerSpec(
   plan: BottlePlan,
   network: NetworkLayout,
@@ -33,7 +39,7 @@ export function netwatchContainerSpec(
     Cmd: [],
     User: '0:0',
     Env: [
-      `${NETWATCH_ENV.subnet}=${network.internal.subnet}`,
+      `${NETWATCH_ENV.allow}=${allowedHops(plan, network).join(',')}`,
       `${NETWATCH_ENV.reportTo}=${network.addresses.gateway}:${NETWATCH_REPORT_PORT}`,
       `${NETWATCH_ENV.token}=${token}`,
     ],
@@ -48,7 +54,8 @@ export function netwatchContainerSpec(
       ReadonlyRootfs: true,
       // iptables takes its lock under /run.
       Tmpfs: { '/run': 'rw,noexec,nosuid,size=1m', '/tmp': 'rw,noexec,nosuid,size=1m' },
-      ...resourceLimits({ memory: '128m', cpus: null, pids: 32 }),
+      // Bounded like the other sidecars, and in CPU too: a connect flood from the agent is work for it.
+      ...resourceLimits({ memory: '128m', cpus: 0.5, pids: 32 }),
     },
   };
 }
