@@ -13,13 +13,12 @@ import { TokenBucket } from './rate-limiter.js';
 import { CAPABILITY_BURST, CAPABILITY_REFILL_WINDOW_MS, CapabilityBook } from './capability.js';
 import { startDnsRefuser } from './dns.js';
 import { startNetwatchReceiver } from './netwatch-reports.js';
+import { DIRECT_RECORDS_PER_MINUTE } from '../netwatch/protocol.js';
 import type { Socket as UdpSocket } from 'node:dgram';
 import type { SshAgentServer } from './ssh-agent.js';
 
 /** Lookups recorded per minute (and as a burst); a resolver retry loop must not flood the event log. */
 const DNS_RECORDS_PER_MINUTE = 60;
-/** Direct connections recorded per minute (and as a burst), for the same reason. */
-const DIRECT_RECORDS_PER_MINUTE = 60;
 
 export interface GatewayOptions {
   /** Replaces DNS; tests use it to prove a denied name is never looked up. */

@@ -12,12 +12,14 @@ import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { attemptOf, nflogPayload, PcapRecords } from './nflog-capture.js';
 import {
+  DIRECT_RECORDS_PER_MINUTE,
   NETWATCH_ENV,
   NETWATCH_READY_LINE,
   NETWATCH_SENTINEL,
   type DirectAttempt,
   type NetwatchReport,
 } from './protocol.js';
+import { TokenBucket } from '../gateway/rate-limiter.js';
 import { RecentAttempts } from './recent-attempts.js';
 import { captureArguments, CHAIN_CREATE, HOOK_CHECK, HOOK_INSERT, refusalRules, sentinelRule } from './rules.js';
 
@@ -132,6 +134,8 @@ async function main(): Promise<void> {
   const records = new PcapRecords();
   // Retransmitted opening packets of one connection are one attempt.
   const recent = new RecentAttempts(10_000, 4096);
+  // What the gateway would not record is not sent: a flood stays refused, and cheap.
+  const budget = new TokenBucket(DIRECT_RECORDS_PER_MINUTE);
   capture.stdout.on('data', (chunk: Buffer) => {
     let completed: Buffer[];
     try {
@@ -146,7 +150,7 @@ async function main(): Promise<void> {
       const attempt = payload && attemptOf(payload);
       if (!attempt || isSentinel(attempt)) continue;
       const key = `${attempt.protocol} ${attempt.sourcePort} ${attempt.host} ${attempt.port}`;
-      if (!recent.isNew(key)) continue;
+      if (!recent.isNew(key) || !budget.tryTake()) continue;
       const report: NetwatchReport = { token, protocol: attempt.protocol, host: attempt.host, port: attempt.port };
       socket.send(JSON.stringify(report), gateway.port, gateway.host);
     }

@@ -11,6 +11,11 @@ import { z } from 'zod';
 
 /** The gateway's UDP port for the watch's reports, on its internal-network address. */
 export const NETWATCH_REPORT_PORT = 3131;
+/**
+ * Direct connections recorded per minute (and as a burst): the gateway records no more, and the
+ * watch sends no more, so a connect flood costs neither of them more than the log takes.
+ */
+export const DIRECT_RECORDS_PER_MINUTE = 60;
 /** The netfilter log group the watch's rule copies refused packets to. */
 export const NETWATCH_NFLOG_GROUP = 17;
 /** The chain the watch installs in the agent's namespace; its own name, so a restarted watch replaces it. */

@@ -23,6 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { escapeTable, type EscapeRow } from '../../bench/escape.bench.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
 import { CAPABILITY_BURST } from '../../src/gateway/capability.js';
+import { DIRECT_RECORDS_PER_MINUTE } from '../../src/netwatch/protocol.js';
 import { execIn } from '../support/docker.js';
 import { redisKeysHolding } from '../support/launch-secrets.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
@@ -1211,6 +1212,29 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
       expect(BigInt(`0x${capabilities ?? 'f'}`)).toBe(0n);
     });
   });
+
+  // After every other direct connection: the flood drains the budget for recording them.
+  it('finding 16: a flood of direct connections is all refused, and recorded only up to its budget', async () => {
+    const at = await mark();
+    const r = await inAgent(
+      "bash -c 'n=0; for p in $(seq 1 300); do (exec 3<>/dev/tcp/192.0.2.3/$p) 2>/dev/null && n=$((n+1)); " +
+        "done; echo connected=$n'",
+    );
+    // The last of them may still be on their way into the log.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const recorded = (await h.log.read(identity, at + 1)).filter(
+      (e) => e.type === 'egress.denied' && (e.data as Denial).reason === 'direct_connection',
+    ).length;
+    row('16', 'direct connection flood (300 connects)', {
+      refused: r.output.includes('connected=0'),
+      recorded: recorded > 0,
+      leaked: false,
+      note: `${recorded} recorded (budget ${DIRECT_RECORDS_PER_MINUTE} a minute)`,
+    });
+    expect(r.output).toContain('connected=0');
+    expect(recorded).toBeGreaterThan(0);
+    expect(recorded).toBeLessThanOrEqual(DIRECT_RECORDS_PER_MINUTE);
+  }, 120_000);
 
   // Last: the limiter is gateway-wide, so a drained bucket would refuse the attempts above too.
   it('a request flood beyond requests_per_minute (600) is cut off with 429 rate_limited', async () => {
