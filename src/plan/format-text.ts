@@ -28,6 +28,12 @@ export function formatPlanText(plan: BottlePlan): string {
   field('host', plan.host);
   field('runtime', plan.runtime === 'runsc' ? 'runsc (gVisor)' : 'runc (gVisor not registered with the daemon)');
   field('networks', `${plan.networks.internal} (internal), ${plan.networks.egress} (egress)`);
+  field(
+    'direct IP',
+    plan.containers.netwatch
+      ? `refused and recorded by the network watch (${plan.containers.netwatch})`
+      : 'refused, not recorded (planned before the network watch)',
+  );
   field('cwd', `${plan.cwd} (${plan.copy_cwd ? 'copied in' : 'bind-mounted'})`);
   field('command', plan.command.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' '));
   const proxy =

@@ -240,6 +240,9 @@ describe('formatPlanText', () => {
     // A plan made before limits had defaults (pids null) shows what the container will get.
     expect(text).toMatch(/^limits: +memory 4g, cpus 2, pids 16384 \(default\)$/m);
     expect(text).toMatch(/^ssh: +\(none\)$/m);
+    expect(text).toMatch(/^direct IP: +refused, not recorded \(planned before the network watch\)$/m);
+    const watched = formatPlanText({ ...plan, containers: { ...plan.containers, netwatch: 'cb-w' } });
+    expect(watched).toMatch(/^direct IP: +refused and recorded by the network watch \(cb-w\)$/m);
   });
 
   it("shows that the gateway holds each ssh key, and says when the host's port 22 is not allowed", () => {
