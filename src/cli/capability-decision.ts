@@ -4,7 +4,8 @@ import { accepts, bottleStatus, type BottleState, type Command, type PendingCapa
 import { RuntimeFailure, UsageError } from '../shared/errors.js';
 import { visibleText } from '../shared/visible-text.js';
 import { currentState } from '../worker/bottle-log.js';
-import { commandAndFollow, type Session } from './session.js';
+import { commandAndFollow } from './command-follow.js';
+import type { Session } from './session.js';
 
 /**
  * One path for deciding a capability request, shared by `bottle approve` /

@@ -157,21 +157,3 @@ export async function openSession(opts: {
     },
   };
 }
-
-/**
- * Sends a command to a bottle that already exists (starting a local worker when none runs) and
- * follows its log from there until `settled`; returns the event that settled it.
- */
-export async function commandAndFollow(
-  session: Session,
-  identity: string,
-  command: NewEvent,
-  onEvent: (ev: LifecycleEvent) => void,
-  settled: (ev: LifecycleEvent) => boolean,
-  opts: Pick<FollowOptions, 'say' | 'signal'> = {},
-): Promise<LifecycleEvent | undefined> {
-  await session.ensureWorker(opts.say);
-  const after = await session.log.lastSeq(identity);
-  await session.enqueueCommand(identity, command);
-  return session.follow(identity, after, onEvent, settled, opts);
-}

@@ -29,7 +29,7 @@ function pathWithoutCurl(root: string): string {
   const bin = join(root, 'bin-without-curl');
   if (existsSync(bin)) return bin;
   mkdirSync(bin);
-  for (const tool of ['cat', 'sed', 'sleep']) {
+  for (const tool of ['cat', 'mktemp', 'rm', 'sed', 'sleep']) {
     symlinkSync(execFileSync('bash', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), join(bin, tool));
   }
   return bin;
