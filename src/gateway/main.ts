@@ -31,7 +31,7 @@ function inheritedSockets(value: string | undefined): InheritedSockets | undefin
 /** Written by the launcher beside the config when the bottle has a network watch. */
 function readNetwatchToken(): string {
   try {
-    return readFileSync(process.env.GATEWAY_NETWATCH_TOKEN || GATEWAY_NETWATCH_TOKEN_PATH, 'utf8').trim();
+    return readFileSync(GATEWAY_NETWATCH_TOKEN_PATH, 'utf8').trim();
   } catch (err) {
     throw new GatewayConfigError(`cannot read the network watch token: ${(err as Error).message}`);
   }

@@ -9,6 +9,7 @@
 import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
+import { isIPv4 } from 'node:net';
 import type { Readable } from 'node:stream';
 import { attemptOf, nflogPayload, PcapRecords } from './nflog-capture.js';
 import {
@@ -108,14 +109,15 @@ function isSentinel(attempt: DirectAttempt): boolean {
 }
 
 function reportAddress(value: string): { host: string; port: number } {
-  const match = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(value);
-  if (!match) throw new NetwatchError(`${NETWATCH_ENV.reportTo} must be IPV4:PORT, got ${JSON.stringify(value)}`);
-  return { host: match[1], port: Number(match[2]) };
+  const [host, port] = value.split(':');
+  if (!isIPv4(host) || !/^\d{1,5}$/.test(port ?? ''))
+    throw new NetwatchError(`${NETWATCH_ENV.reportTo} must be IPV4:PORT, got ${JSON.stringify(value)}`);
+  return { host, port: Number(port) };
 }
 
 async function main(): Promise<void> {
   const allowed = required(NETWATCH_ENV.allow).split(',');
-  if (!allowed.every((address) => /^\d{1,3}(?:\.\d{1,3}){3}$/.test(address)))
+  if (!allowed.every((address) => isIPv4(address)))
     throw new NetwatchError(`${NETWATCH_ENV.allow} must list IPv4 addresses, got ${JSON.stringify(allowed.join(','))}`);
   const gateway = reportAddress(required(NETWATCH_ENV.reportTo));
   const token = required(NETWATCH_ENV.token);

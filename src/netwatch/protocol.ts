@@ -53,8 +53,6 @@ export interface DirectAttempt {
   port: number | null;
 }
 
-const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-
 /**
  * A report datagram. The token proves it came from the watch: the agent
  * shares the watch's network namespace and address, but not its environment.
@@ -63,7 +61,7 @@ export const NetwatchReportSchema = z
   .object({
     token: z.string().min(1).max(128),
     protocol: z.enum(NETWATCH_PROTOCOLS),
-    host: z.string().regex(IPV4),
+    host: z.string().ip({ version: 'v4' }),
     port: z.number().int().min(0).max(65535).nullable(),
   })
   .strict();

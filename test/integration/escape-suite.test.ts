@@ -1215,6 +1215,7 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
 
   // After every other direct connection: the flood drains the budget for recording them.
   it('finding 16: a flood of direct connections is all refused, and recorded only up to its budget', async () => {
+    await expectNoWayOffTheInternalBridge();
     const at = await mark();
     const r = await inAgent(
       "bash -c 'n=0; for p in $(seq 1 300); do (exec 3<>/dev/tcp/192.0.2.3/$p) 2>/dev/null && n=$((n+1)); " +

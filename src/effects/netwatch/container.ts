@@ -8,6 +8,11 @@ import { usesPipelock } from '../pipelock/launch.js';
 
 export const NETWATCH_ROLE = 'netwatch';
 
+/** Where the agent may send on its internal network: its egress hops, nothing else. */
+function allowedHops(plan: BottlePlan, network: NetworkLayout): string[] {
+  return [network.addresses.gateway, ...(usesPipelock(plan) ? [network.addresses.pipelock] : [])];
+}
+
 /**
  * The network watch: a container of the sidecar image that joins the running
  * agent's network namespace (and nothing else of it: its own processes,
@@ -21,11 +26,6 @@ export const NETWATCH_ROLE = 'netwatch';
  * Its report token reaches it in its environment: the agent shares its
  * network but not its processes, so cannot read it.
  */
-/** Where the agent may send on its internal network: its egress hops, nothing else. */
-function allowedHops(plan: BottlePlan, network: NetworkLayout): string[] {
-  return [network.addresses.gateway, ...(usesPipelock(plan) ? [network.addresses.pipelock] : [])];
-}
-
 export function netwatchContainerSpec(
   plan: BottlePlan,
   network: NetworkLayout,
