@@ -64,8 +64,8 @@ export default tseslint.config(
   },
   {
     files: ['src/cli/**/*.ts'],
-    // attach and doctor's probe are the CLI's Docker; `bottle worker` is the worker's entry point.
-    ignores: ['src/cli/attach.ts', 'src/cli/docker-probe.ts', 'src/cli/commands/worker.ts'],
+    // attach and doctor's probe are the CLI's Docker.
+    ignores: ['src/cli/attach.ts', 'src/cli/docker-probe.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
@@ -75,6 +75,10 @@ export default tseslint.config(
             {
               group: ['**/effects/docker/**', '**/effects/cleanup*', '**/effects/index*'],
               message: "the CLI reaches Docker only through attach and doctor's probe",
+            },
+            {
+              group: ['**/worker/**', '**/worker'],
+              message: 'the CLI talks to the engine (src/engine), never the worker',
             },
           ],
         },

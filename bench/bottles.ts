@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type Docker from 'dockerode';
-import { removeBottleResources } from '../src/effects/docker/teardown.js';
+import { removeBottleResources } from '../src/effects/docker/remove-bottle.js';
 import type { LifecycleEvent } from '../src/events/schema.js';
 import { foldEvent, initialBottleState, stateName } from '../src/machines/index.js';
-import { liveWorkers, type WorkerBeat } from '../src/worker/heartbeat.js';
+import { liveWorkers, type WorkerBeat } from '../src/engine/workers.js';
 import { BOTTLE_BIN, REPO, type BottleHarness } from '../test/support/cli-harness.js';
 
 /** What the benches that start many real bottles share: their agent, workers, outcome and teardown. */

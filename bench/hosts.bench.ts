@@ -1,9 +1,9 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type Docker from 'dockerode';
-import { removeBottleResources } from '../src/effects/docker/teardown.js';
+import { removeBottleResources } from '../src/effects/docker/remove-bottle.js';
 import { generateHostKeyPair, openSealedSecrets, sealSecrets } from '../src/shared/sealed-secrets.js';
-import { publishHostKey, readHostPublicKey } from '../src/worker/host-key.js';
+import { publishHostKey, readHostPublicKey } from '../src/engine/host-keys.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../test/support/cli-harness.js';
 import { startSecondDaemon, type SecondDaemon } from '../test/support/second-daemon.js';
 import { outcomeOf, removeWhatIsLeft, SLEEPER, spawnWorker, stopWorker, untilWorkersLive } from './bottles.js';

@@ -5,7 +5,7 @@ import { EventLog } from '../src/event-store/log.js';
 import type { EffectHandlers } from '../src/effects/types.js';
 import { EFFECT_KINDS, type EffectKind } from '../src/machines/index.js';
 import { runWorker } from '../src/worker/worker.js';
-import { commandJobId, openQueue } from '../src/worker/queue.js';
+import { commandJobId, openQueue } from '../src/engine/queues.js';
 import { percentile, type Row } from './stats.js';
 
 /**

@@ -4,12 +4,12 @@ import { randomBytes } from 'node:crypto';
 import { agentInitEntry, agentLaunch, type AgentLaunch } from '../src/effects/docker/agent-init.js';
 import { agentContainerSpec, gatewayContainerSpec, GATEWAY_UID } from '../src/effects/docker/containers.js';
 import { waitForGatewayReady, waitForReadyLine } from '../src/effects/docker/logs.js';
-import { netwatchContainerSpec } from '../src/effects/netwatch/container.js';
+import { netwatchContainerSpec } from '../src/effects/netwatch/netwatch-container.js';
 import { NETWATCH_READY_LINE } from '../src/netwatch/protocol.js';
 import { ADDRESSLESS_BRIDGE_OPTION, isSubnetTaken } from '../src/effects/docker/networks.js';
 import { putEntries } from '../src/effects/docker/provision.js';
-import { removeBottleResources } from '../src/effects/docker/teardown.js';
-import { gatewayConfigFor } from '../src/effects/gateway.js';
+import { removeBottleResources } from '../src/effects/docker/remove-bottle.js';
+import { gatewayConfigFor } from '../src/effects/start-gateway.js';
 import type { LifecycleEvent } from '../src/events/schema.js';
 import {
   GATEWAY_CONFIG_PATH,

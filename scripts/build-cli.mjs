@@ -55,7 +55,7 @@ const dashboardViewApart = {
 // Also drops code caches taken of an earlier bundle.
 rmSync('dist/cli-bundle', { recursive: true, force: true });
 await build({
-  entryPoints: ['dist/cli/main.js'],
+  entryPoints: ['dist/main.js'],
   bundle: true,
   platform: 'node',
   format: 'cjs',

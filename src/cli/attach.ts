@@ -2,7 +2,7 @@ import type Docker from 'dockerode';
 import { PassThrough, Readable } from 'node:stream';
 import { visibleOutput } from '../shared/visible-text.js';
 import { localDocker } from './docker-probe.js';
-import type { CliIO } from './io.js';
+import type { CliIO } from '../shared/io.js';
 
 /**
  * Attaches the user's terminal to the agent container: raw mode, window

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { hostname } from 'node:os';
 import type { BottlePlan } from '../plan/schema.js';
 import { RuntimeFailure } from '../shared/errors.js';
-import { liveWorkers } from '../worker/heartbeat.js';
+import { liveWorkers } from '../engine/workers.js';
 import { localEngineId } from './docker-probe.js';
 
 /**

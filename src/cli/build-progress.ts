@@ -1,6 +1,6 @@
 import cliProgress from 'cli-progress';
 import type { Redis } from 'ioredis';
-import { progressChannel } from '../worker/progress.js';
+import { progressChannel } from '../engine/progress.js';
 
 /**
  * Image builds report `Step N/M : INSTRUCTION` lines through the worker's

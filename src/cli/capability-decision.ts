@@ -3,7 +3,7 @@ import type { LifecycleEvent } from '../events/schema.js';
 import { accepts, bottleStatus, type BottleState, type Command, type PendingCapability } from '../machines/index.js';
 import { RuntimeFailure, UsageError } from '../shared/errors.js';
 import { visibleText } from '../shared/visible-text.js';
-import { currentState } from '../worker/bottle-log.js';
+import { currentState } from '../engine/bottle-log.js';
 import { commandAndFollow } from './command-follow.js';
 import type { Session } from './session.js';
 

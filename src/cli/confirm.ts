@@ -2,7 +2,7 @@ import { createInterface } from 'node:readline';
 import { formatPlanText } from '../plan/format-text.js';
 import type { BottlePlan } from '../plan/schema.js';
 import { UsageError } from '../shared/errors.js';
-import type { CliIO } from './io.js';
+import type { CliIO } from '../shared/io.js';
 
 /**
  * Confirm before launch: `start` and `resume` show the resolved plan (the

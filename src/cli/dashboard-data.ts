@@ -5,7 +5,7 @@ import type { LifecycleEvent } from '../events/schema.js';
 import { accepts, bottleStatus, stateName, type PendingCapability } from '../machines/index.js';
 import { capabilityTarget } from '../shared/capability.js';
 import { visibleText } from '../shared/visible-text.js';
-import { currentState } from '../worker/bottle-log.js';
+import { currentState } from '../engine/bottle-log.js';
 import { describeEvent } from './render-event.js';
 import type { Session } from './session.js';
 

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Box, Text, useApp, useInput, useStdout, type Key } from 'ink';
 import { capabilityTarget, egressAllowEntry, MAX_REASON_CHARS } from '../shared/capability.js';
 import { visibleText } from '../shared/visible-text.js';
-import { currentState } from '../worker/bottle-log.js';
+import { currentState } from '../engine/bottle-log.js';
 import { capabilityReview } from './capability-review.js';
 import { checkDecision, enqueueDecision } from './capability-decision.js';
 import { readDashboard, watchChanges, type DashboardRow, type DashboardView } from './dashboard-data.js';

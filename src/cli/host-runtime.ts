@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { hostname } from 'node:os';
 import { RuntimeFailure } from '../shared/errors.js';
 import { chooseRuntime, type ContainerRuntime } from '../shared/runtime.js';
-import { liveWorkers, type WorkerBeat } from '../worker/heartbeat.js';
+import { liveWorkers, type WorkerBeat } from '../engine/workers.js';
 import { localRuntime } from './docker-probe.js';
 
 /** The Docker host a bottle is pinned to, and the runtime its daemon has. */

@@ -4,9 +4,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isTerminal, stateName, type BottleState } from '../machines/index.js';
 import type { RedisTarget } from '../shared/redis-target.js';
 import { visibleText } from '../shared/visible-text.js';
-import { currentState, type BottleLog } from '../worker/bottle-log.js';
-import { liveWorkers } from '../worker/heartbeat.js';
-import { reviveLocalWorker } from './embedded.js';
+import { currentState, type BottleLog } from '../engine/bottle-log.js';
+import { liveWorkers } from '../engine/workers.js';
+import { reviveLocalWorker } from './local-worker.js';
 
 /** How often a waiting command checks that a worker serves its bottle. */
 const CHECK_INTERVAL_MS = 1000;

@@ -4,7 +4,7 @@ import { loadManifest } from '../manifest/load.js';
 import { UsageError } from '../shared/errors.js';
 import { parseIdentity } from '../shared/identity.js';
 import { redisTarget } from '../shared/redis-target.js';
-import { probeRedis } from '../worker/redis.js';
+import { probeRedis } from '../engine/redis.js';
 
 /**
  * Validates an identity given to events, replay, stop, approve or deny before

@@ -1,7 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { BottleError } from '../shared/errors.js';
-import { processIO, type CliIO } from './io.js';
+import { processIO, type CliIO } from '../shared/io.js';
 import { visibleLines } from '../shared/visible-text.js';
 
 const formatOption = () => new Option('--format <format>', 'output format').choices(['text', 'json']).default('text');
@@ -11,7 +11,7 @@ const formatOption = () => new Option('--format <format>', 'output format').choi
  * modules load only when their command runs: bullmq, dockerode, ioredis and
  * ink each cost a noticeable part of a second to import.
  */
-export function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
+export function buildProgram(io: CliIO, setExit: (code: number) => void, extend?: ProgramExtension): Command {
   const program = new Command('bottle')
     .description('Run coding agents inside sandboxed Docker containers ("bottles")')
     .version(packageVersion(), '-V, --version', 'print the version')
@@ -166,16 +166,6 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
       run(async () => (await import('./commands/cleanup.js')).runCleanup({ dryRun: o.dryRun, host: o.host }, io))(),
     );
   program
-    .command('worker')
-    .description('run a worker for this Docker host')
-    .option('--concurrency <n>', 'jobs run at once (default 32)')
-    .option('--host <id>', "the id this Docker host is known by (default: the machine's hostname)")
-    .action((o) =>
-      run(async () =>
-        (await import('./commands/worker.js')).runWorkerCommand({ concurrency: o.concurrency, host: o.host }, io),
-      )(),
-    );
-  program
     .command('hosts')
     .description('live worker hosts: id, engine, build, bottles, capacity')
     .addOption(formatOption())
@@ -194,8 +184,16 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .description('live view of bottles, states, pending requests, egress and events')
     // Loaded on demand: ink and react take ~0.7 s to import, which every other command would pay.
     .action(() => run(async () => (await import('./commands/dashboard.js')).runDashboard(io))());
+  extend?.(program, run, io);
   return program;
 }
+
+/** Commands registered from outside the CLI (the worker's), with the same exit-code plumbing. */
+export type ProgramExtension = (
+  program: Command,
+  run: (fn: () => Promise<number>) => () => Promise<void>,
+  io: CliIO,
+) => void;
 
 /** dist/cli/ and dist/cli-bundle/ both sit two folders below package.json. */
 function packageVersion(): string {
@@ -207,9 +205,9 @@ function packageVersion(): string {
   }
 }
 
-export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
+export async function main(argv: string[], io: CliIO = processIO, extend?: ProgramExtension): Promise<number> {
   let code = 0;
-  const program = buildProgram(io, (c) => (code = c));
+  const program = buildProgram(io, (c) => (code = c), extend);
   const verbose = argv.includes('--verbose');
   try {
     await program.parseAsync(argv);

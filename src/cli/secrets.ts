@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { BottlePlan } from '../plan/schema.js';
 import { sealSecrets, type SealedSecrets } from '../shared/sealed-secrets.js';
-import { readHostPublicKey } from '../worker/host-key.js';
+import { readHostPublicKey } from '../engine/host-keys.js';
 import { sshKeyId } from '../plan/ssh-config.js';
 import { RuntimeFailure, UsageError } from '../shared/errors.js';
 import { routeId } from '../shared/names.js';

@@ -4,10 +4,11 @@ import { randomUUID } from 'node:crypto';
 import type { LifecycleEvent, NewEvent } from '../events/schema.js';
 import type { SealedSecrets } from '../shared/sealed-secrets.js';
 import { redisTarget, type RedisTarget } from '../shared/redis-target.js';
-import { connectRedis } from '../worker/redis.js';
-import { openBottleLog, type BottleLog } from '../worker/bottle-log.js';
-import { HOST_TASK_JOB, type HostTask } from '../worker/host-task.js';
-import { ensureRedis, ensureWorker } from './embedded.js';
+import { connectRedis } from '../engine/redis.js';
+import { openBottleLog, type BottleLog } from '../engine/bottle-log.js';
+import { HOST_TASK_JOB, type HostTask } from '../engine/host-tasks.js';
+import { ensureRedis } from '../engine/embedded.js';
+import { ensureWorker } from './local-worker.js';
 import { followUntil } from './follow.js';
 import { watchBottleHost } from './host-watch.js';
 
@@ -47,15 +48,15 @@ export interface FollowOptions {
   signal?: AbortSignal;
 }
 
-let queueModule: Promise<typeof import('../worker/queue.js')> | undefined;
+let queueModule: Promise<typeof import('../engine/queues.js')> | undefined;
 
 /**
  * The queue module is BullMQ, about half the code a start runs; it is loaded
  * only by commands that enqueue, and a start begins loading it while it waits
  * for the Docker daemon.
  */
-export function loadQueueModule(): Promise<typeof import('../worker/queue.js')> {
-  queueModule ??= import('../worker/queue.js');
+export function loadQueueModule(): Promise<typeof import('../engine/queues.js')> {
+  queueModule ??= import('../engine/queues.js');
   return queueModule;
 }
 

@@ -1,16 +1,20 @@
-import { startAgent, stopAgent } from './agent.js';
-import { answerCapability } from './answer.js';
-import { applyCapability } from './capability.js';
-import { awaitGatewayReady, startGateway } from './gateway.js';
-import { buildImage } from './image.js';
-import { createNetworks } from './networks.js';
-import { startNetwatch } from './netwatch/launch.js';
-import { startPipelock } from './pipelock/launch.js';
-import { prepare } from './prepare.js';
-import { snapshot } from './snapshot.js';
-import { cleanup, preserve, teardownFailed } from './teardown.js';
+import { startAgent } from './start-agent.js';
+import { stopAgent } from './stop-agent.js';
+import { answerCapability } from './answer-capability.js';
+import { applyCapability } from './apply-capability.js';
+import { awaitGatewayReady } from './await-gateway-ready.js';
+import { startGateway } from './start-gateway.js';
+import { buildImage } from './build-image.js';
+import { createNetworks } from './create-networks.js';
+import { startNetwatch } from './start-netwatch.js';
+import { startPipelock } from './start-pipelock.js';
+import { prepareState } from './prepare-state.js';
+import { snapshotTranscript } from './snapshot-transcript.js';
+import { cleanup } from './cleanup.js';
+import { preserve } from './preserve.js';
+import { teardownFailed } from './teardown-failed.js';
 import type { EffectDeps, EffectHandlers } from './types.js';
-import { watchAgent } from './watch.js';
+import { watchAgent } from './watch-agent.js';
 
 /**
  * The effect table: one handler per kind of the machine's effect vocabulary
@@ -19,7 +23,7 @@ import { watchAgent } from './watch.js';
  */
 export function effectHandlers(deps: EffectDeps): EffectHandlers {
   return {
-    prepare_state: prepare,
+    prepare_state: prepareState,
     build_image: buildImage(deps),
     create_networks: createNetworks(deps),
     start_gateway: startGateway(deps),
@@ -29,7 +33,7 @@ export function effectHandlers(deps: EffectDeps): EffectHandlers {
     start_netwatch: startNetwatch(deps),
     watch_agent: watchAgent(deps),
     stop_agent: stopAgent(deps),
-    snapshot_transcript: snapshot(deps),
+    snapshot_transcript: snapshotTranscript(deps),
     preserve: preserve(deps),
     cleanup: cleanup(deps),
     apply_capability: applyCapability(deps),

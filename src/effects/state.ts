@@ -39,7 +39,7 @@ export type Metadata = z.infer<typeof MetadataSchema>;
 export const PreserveMarkerSchema = z.object({ reason: z.string(), at: z.string() });
 
 /** Writes metadata.json and clears a `.preserve` left by an earlier run: a launching bottle is no longer preserved. */
-export async function prepareState(
+export async function prepareStateFolder(
   identity: string,
   plan: BottlePlan,
   now: () => Date = () => new Date(),

@@ -2,6 +2,7 @@ import type { EffectKind, EffectOutcome, EffectRequest, ObservationEvent } from 
 import type { BottlePlan } from '../plan/schema.js';
 import type { LifecycleEvent } from '../events/schema.js';
 import type { UploadedSources } from '../blobs/materialize.js';
+import type { CleanupReport, CleanupTask } from '../engine/host-tasks.js';
 
 /**
  * The one narrow interface between the worker and the outside world. The
@@ -67,4 +68,33 @@ export class PermanentEffectError extends Error {
 /** What the handlers reach the outside world through. */
 export interface EffectDeps {
   docker: import('dockerode');
+}
+
+/** What a host task may ask of the event store it serves. */
+export interface EventStoreView {
+  /** The store's id: Docker resources are labelled with it, and only this store's are judged. */
+  id: string;
+  /** Whether a bottle is live (launching, running, stopping) by its event log. */
+  isLive(identity: string): Promise<boolean>;
+  /** The image tags of every bottle that is live or kept for a resume (preserved or failed). */
+  imagesInUse(): Promise<string[]>;
+}
+
+/** What a worker runs host tasks with; the effects layer provides it. */
+export interface HostTaskHandlers {
+  cleanup(task: CleanupTask, store: EventStoreView): Promise<CleanupReport>;
+}
+
+/** Docker resources removed because their bottle is gone from this store, or ended. */
+export interface LeftoverReport {
+  containers: string[];
+  networks: string[];
+}
+
+/** The Docker daemon a worker serves, as its recovery needs it; the effects layer provides it. */
+export interface HostDaemon {
+  /** Whether the daemon answers now. */
+  reachable(): Promise<boolean>;
+  /** Removes the resources labelled for this store whose bottle is not live here. */
+  removeLeftovers(store: EventStoreView): Promise<LeftoverReport>;
 }

@@ -9,8 +9,8 @@ import {
   type BottleState,
   type EffectRequest,
 } from '../machines/index.js';
-import { currentState, type BottleLog } from './bottle-log.js';
-import { effectJobId, effectQueueName } from './queue.js';
+import { currentState, type BottleLog } from '../engine/bottle-log.js';
+import { effectJobId, effectQueueName } from '../engine/queues.js';
 
 /** Opens (or returns the already open) queue of this name. */
 export type QueueByName = (name: string) => Queue;

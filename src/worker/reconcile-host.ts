@@ -1,25 +1,11 @@
 import type { Job, Queue } from 'bullmq';
 import { isDaemonUnreachable } from '../effects/errors.js';
 import { isTerminal } from '../machines/index.js';
-import type { BottleLog } from './bottle-log.js';
+import type { BottleLog } from '../engine/bottle-log.js';
 import { DaemonNotAnswering } from './daemon-probe.js';
 import type { BottleEngine } from './engine.js';
-import type { EventStoreView } from './host-task.js';
-import { DAEMON_WAIT_BOUND_MS, daemonRetryDelay } from './queue.js';
-
-/** Docker resources removed because their bottle is gone from this store, or ended. */
-export interface LeftoverReport {
-  containers: string[];
-  networks: string[];
-}
-
-/** The Docker daemon a worker serves, as its recovery needs it; the effects layer provides it. */
-export interface HostDaemon {
-  /** Whether the daemon answers now. */
-  reachable(): Promise<boolean>;
-  /** Removes the resources labelled for this store whose bottle is not live here. */
-  removeLeftovers(store: EventStoreView): Promise<LeftoverReport>;
-}
+import type { EventStoreView, HostDaemon } from '../effects/types.js';
+import { DAEMON_WAIT_BOUND_MS, daemonRetryDelay } from '../engine/queues.js';
 
 /**
  * What a worker does when it starts, and again when its daemon answers after

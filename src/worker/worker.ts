@@ -2,7 +2,13 @@ import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { DelayedError, UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { PermanentEffectError, type EffectContext, type EffectHandlers } from '../effects/types.js';
+import {
+  PermanentEffectError,
+  type EffectContext,
+  type EffectHandlers,
+  type HostDaemon,
+  type HostTaskHandlers,
+} from '../effects/types.js';
 import type { NewEvent } from '../events/schema.js';
 import { storeId } from '../event-store/store-id.js';
 import { setStoreLabel } from '../shared/names.js';
@@ -14,24 +20,18 @@ import {
   type EffectRequest,
 } from '../machines/index.js';
 import { BottlePlanSchema } from '../plan/schema.js';
-import { openBottleLog } from './bottle-log.js';
+import { openBottleLog } from '../engine/bottle-log.js';
 import { BottleEngine } from './engine.js';
 import { startHeartbeat } from './heartbeat.js';
-import {
-  discardSealedSecrets,
-  loadOrCreateHostKey,
-  publishHostKey,
-  readSealedSecrets,
-  storeSealedSecrets,
-} from './host-key.js';
+import { loadOrCreateHostKey } from './host-key.js';
+import { discardSealedSecrets, publishHostKey, readSealedSecrets, storeSealedSecrets } from '../engine/host-keys.js';
 import {
   CleanupReportSchema,
   HOST_TASK_JOB,
   HostTaskSchema,
   type CleanupReport,
   type HostTask,
-  type HostTaskHandlers,
-} from './host-task.js';
+} from '../engine/host-tasks.js';
 import {
   CommandJobSchema,
   EFFECT_ATTEMPTS,
@@ -42,8 +42,8 @@ import {
   openQueue,
   hostQueueNames,
   isLifelong,
-} from './queue.js';
-import { progressChannel } from './progress.js';
+} from '../engine/queues.js';
+import { progressChannel } from '../engine/progress.js';
 import { DaemonProbe } from './daemon-probe.js';
 import {
   clearDaemonWait,
@@ -52,7 +52,6 @@ import {
   markDaemonWait,
   promoteDelayed,
   reconcileHost,
-  type HostDaemon,
 } from './reconcile-host.js';
 import { trace } from '../shared/trace.js';
 import { openSealedSecrets, type HostKeyPair } from '../shared/sealed-secrets.js';

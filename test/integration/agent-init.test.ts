@@ -15,7 +15,7 @@ import { AGENT_INIT_PATH, agentInitEntry, agentLaunch } from '../../src/effects/
 import { agentContainerSpec, ensureConnected } from '../../src/effects/docker/containers.js';
 import { ensureBottleNetworks } from '../../src/effects/docker/networks.js';
 import { putEntries } from '../../src/effects/docker/provision.js';
-import { removeBottleResources } from '../../src/effects/docker/teardown.js';
+import { removeBottleResources } from '../../src/effects/docker/remove-bottle.js';
 import type { NetworkLayout } from '../../src/machines/context.js';
 import { subnetAddresses, subnetPool } from '../../src/shared/subnet-pool.js';
 import { REPO } from '../support/cli-harness.js';

@@ -7,14 +7,14 @@ import { createInterface } from 'node:readline';
 import type Docker from 'dockerode';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { embeddedServices, stopEmbeddedService } from '../../src/cli/embedded.js';
-import { removeBottleResources } from '../../src/effects/docker/teardown.js';
+import { embeddedServices, stopEmbeddedService } from '../../src/cli/local-worker.js';
+import { removeBottleResources } from '../../src/effects/docker/remove-bottle.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
 import { bottleStatus, stateName, type EffectKind } from '../../src/machines/index.js';
 import { CREATED_BY, LABELS, resourceNames } from '../../src/shared/names.js';
 import { storeId } from '../../src/event-store/store-id.js';
 import { processAlive } from '../../src/shared/process-alive.js';
-import { currentState, openBottleLog, type BottleLog } from '../../src/worker/bottle-log.js';
+import { currentState, openBottleLog, type BottleLog } from '../../src/engine/bottle-log.js';
 import {
   BOTTLE_BIN,
   identityFrom,

@@ -8,11 +8,11 @@ import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeBottleResources } from '../../src/effects/docker/teardown.js';
+import { removeBottleResources } from '../../src/effects/docker/remove-bottle.js';
 import { EventLog } from '../../src/event-store/log.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
 import { PROMPT_TARGET, SKILLS_TARGET_DIR } from '../../src/plan/agent-env.js';
-import { liveWorkers } from '../../src/worker/heartbeat.js';
+import { liveWorkers } from '../../src/engine/workers.js';
 import { BOTTLE_BIN, identityFrom, PIN_DEFAULT_HOSTS, REPO, withYes, type CliResult } from '../support/cli-harness.js';
 
 /**

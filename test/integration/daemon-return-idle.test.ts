@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HostDaemon } from '../../src/worker/reconcile-host.js';
+import type { HostDaemon } from '../../src/effects/types.js';
 import { runWorker, type RunningWorker } from '../../src/worker/worker.js';
 import { fakeEffects } from '../support/fake-effects.js';
 import { startTestRedis, type TestRedis } from '../support/redis-server.js';

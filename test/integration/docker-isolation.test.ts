@@ -19,7 +19,7 @@ import {
   isSubnetTaken,
   type BottleNetworks,
 } from '../../src/effects/docker/networks.js';
-import { removeBottleResources } from '../../src/effects/docker/teardown.js';
+import { removeBottleResources } from '../../src/effects/docker/remove-bottle.js';
 import type { NetworkLayout } from '../../src/machines/context.js';
 import { overlaps, parseCidr, subnetAddresses, subnetCandidates, subnetPool } from '../../src/shared/subnet-pool.js';
 import {

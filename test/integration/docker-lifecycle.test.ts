@@ -6,7 +6,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { snapshotDir } from '../../src/effects/docker/archive.js';
 import { ensureBottleNetworks } from '../../src/effects/docker/networks.js';
 import { findOrphans, removeOrphans } from '../../src/effects/docker/orphans.js';
-import { removeBottleResources } from '../../src/effects/docker/teardown.js';
+import { removeBottleResources } from '../../src/effects/docker/remove-bottle.js';
 import { waitForAgentExit } from '../../src/effects/docker/wait.js';
 import { bottleLabels, LABELS, setStoreLabel } from '../../src/shared/names.js';
 import { subnetPool } from '../../src/shared/subnet-pool.js';

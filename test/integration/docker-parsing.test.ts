@@ -3,7 +3,7 @@ import { isTameLink, safeRelativePath } from '../../src/effects/docker/archive.j
 import { agentBinds, parseMemory, resourceLimits } from '../../src/effects/docker/containers.js';
 import { demuxLogBuffer, LineSplitter } from '../../src/effects/docker/logs.js';
 import { exitFromStatus } from '../../src/effects/docker/wait.js';
-import { gatewayConfigFor } from '../../src/effects/gateway.js';
+import { gatewayConfigFor } from '../../src/effects/start-gateway.js';
 import { GatewayConfigSchema } from '../../src/gateway/config.js';
 import { parseDecisionLine } from '../../src/gateway/protocol.js';
 import { PermanentEffectError } from '../../src/effects/types.js';

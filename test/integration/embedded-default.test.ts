@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeBottleResources } from '../../src/effects/docker/teardown.js';
+import { removeBottleResources } from '../../src/effects/docker/remove-bottle.js';
 import { EventLog } from '../../src/event-store/log.js';
 import { processAlive } from '../../src/shared/process-alive.js';
-import { liveWorkers } from '../../src/worker/heartbeat.js';
+import { liveWorkers } from '../../src/engine/workers.js';
 import { BOTTLE_BIN, PIN_DEFAULT_HOSTS, REPO, withYes } from '../support/cli-harness.js';
 
 /**

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeBottleResources } from '../../src/effects/docker/teardown.js';
+import { removeBottleResources } from '../../src/effects/docker/remove-bottle.js';
 import { processAlive } from '../../src/shared/process-alive.js';
 import { BOTTLE_BIN, PIN_DEFAULT_HOSTS, REPO } from '../support/cli-harness.js';
 

@@ -16,7 +16,7 @@ import {
   statesEqual,
   type BottleState,
 } from '../../src/machines/index.js';
-import { openBottleLog } from '../../src/worker/bottle-log.js';
+import { openBottleLog } from '../../src/engine/bottle-log.js';
 import { launchSteps, samplePlan } from '../golden/fixtures.js';
 
 /** A db index of its own plus unique identities keep these keys away from everyone else's. */

@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import Docker from 'dockerode';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ensureBottleNetworks, type BottleNetworks } from '../../src/effects/docker/networks.js';
-import { removeBottleResources } from '../../src/effects/docker/teardown.js';
+import { removeBottleResources } from '../../src/effects/docker/remove-bottle.js';
 import { effectHandlers } from '../../src/effects/index.js';
 import { PermanentEffectError } from '../../src/effects/types.js';
 import { mintIdentity } from '../../src/shared/identity.js';

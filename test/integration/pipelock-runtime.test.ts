@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { statusOf } from '../../src/effects/docker/client.js';
 import { demuxLogBuffer } from '../../src/effects/docker/logs.js';
 import { generatePipelockConfig, PIPELOCK_LISTEN_PORT } from '../../src/effects/pipelock/config.js';
-import { pipelockContainerSpec } from '../../src/effects/pipelock/container.js';
+import { pipelockContainerSpec } from '../../src/effects/pipelock/pipelock-container.js';
 import { parsePipelockLogLine, type PipelockDecision } from '../../src/effects/pipelock/log-line.js';
 import { waitForPipelockReady } from '../../src/effects/pipelock/ready.js';
 import { resourceNames } from '../../src/shared/names.js';

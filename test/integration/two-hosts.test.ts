@@ -4,7 +4,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeBottleResources } from '../../src/effects/docker/teardown.js';
+import { removeBottleResources } from '../../src/effects/docker/remove-bottle.js';
 import { resourceNames } from '../../src/shared/names.js';
 import { hostKeyPath } from '../../src/worker/host-key.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { liveWorkers } from '../../src/worker/heartbeat.js';
+import { liveWorkers } from '../../src/engine/workers.js';
 import { BOTTLE_BIN, REPO } from '../support/cli-harness.js';
 import { startTestRedis } from '../support/redis-server.js';
 import { until } from '../support/workers.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import Docker from 'dockerode';
 import { Redis } from 'ioredis';
-import { removeBottleResources } from '../../src/effects/docker/teardown.js';
+import { removeBottleResources } from '../../src/effects/docker/remove-bottle.js';
 import { EventLog } from '../../src/event-store/log.js';
 import { storeId } from '../../src/event-store/store-id.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { foldEvents, initialBottleState } from '../../src/machines/index.js';
-import { currentState, type BottleLog } from '../../src/worker/bottle-log.js';
+import { currentState, type BottleLog } from '../../src/engine/bottle-log.js';
 import { history, preLaunchSteps } from '../golden/fixtures.js';
 
 describe('currentState', () => {

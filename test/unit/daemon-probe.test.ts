@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import type Docker from 'dockerode';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { EffectContext } from '../../src/effects/types.js';
-import { watchAgent } from '../../src/effects/watch.js';
+import { watchAgent } from '../../src/effects/watch-agent.js';
 import type { BottlePlan } from '../../src/plan/schema.js';
 import { DaemonNotAnswering, DaemonProbe } from '../../src/worker/daemon-probe.js';
 import { daemonAwayAfter } from '../../src/worker/reconcile-host.js';

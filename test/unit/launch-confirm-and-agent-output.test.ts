@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { OutputNeutraliser } from '../../src/cli/attach.js';
 import { confirmLaunch, requireConfirmable } from '../../src/cli/confirm.js';
-import type { CliIO } from '../../src/cli/io.js';
+import type { CliIO } from '../../src/shared/io.js';
 import { UsageError } from '../../src/shared/errors.js';
 import { fakePlan } from '../support/fake-plan.js';
 

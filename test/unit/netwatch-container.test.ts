@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { netwatchContainerSpec } from '../../src/effects/netwatch/container.js';
+import { netwatchContainerSpec } from '../../src/effects/netwatch/netwatch-container.js';
 import { pipelockPlan, sampleNetwork, watchedPlan } from '../golden/fixtures.js';
 
 const ID = 'dev-a1b2c';

@@ -4,7 +4,7 @@ import {
   PIPELOCK_CONFIG_PATH,
   pipelockContainerName,
   pipelockContainerSpec,
-} from '../../src/effects/pipelock/container.js';
+} from '../../src/effects/pipelock/pipelock-container.js';
 import { CREDENTIAL_PLACEHOLDER, GATEWAY_CREDENTIAL_PORT } from '../../src/plan/agent-env.js';
 import { LABELS } from '../../src/shared/names.js';
 import { PermanentEffectError } from '../../src/effects/types.js';

@@ -2,7 +2,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { AgentProtocol, utils, type ParsedKey } from 'ssh2';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sshEntries } from '../../src/effects/docker/provision.js';
-import { gatewayConfigFor } from '../../src/effects/gateway.js';
+import { gatewayConfigFor } from '../../src/effects/start-gateway.js';
 import { validateGatewayFiles } from '../../src/gateway/config.js';
 import { createSshAgentServer, loadSshKeys, SshKeyError, type SshAgentServer } from '../../src/gateway/ssh-agent.js';
 import { startGateway } from '../../src/gateway/gateway.js';

@@ -2,12 +2,12 @@ import type { LifecycleEvent } from '../../events/schema.js';
 import { bottleStatus, stateName, type BottleState } from '../../machines/index.js';
 import { RuntimeFailure, UsageError } from '../../shared/errors.js';
 import { resourceNames } from '../../shared/names.js';
-import { currentState } from '../../worker/bottle-log.js';
+import { currentState } from '../../engine/bottle-log.js';
 import { attachTerminal, onTerminal } from '../attach.js';
 import { reachesBottleDocker, refuseElsewhere } from '../bottle-docker.js';
 import { checkIdentityArg } from '../identity-arg.js';
 import { whileWatchingHost } from '../host-watch.js';
-import type { CliIO } from '../io.js';
+import type { CliIO } from '../../shared/io.js';
 import { describeEvent } from '../render-event.js';
 import { openSession, type Session } from '../session.js';
 

@@ -1,8 +1,8 @@
 import { RuntimeFailure } from '../../shared/errors.js';
 import { formatBytes } from '../../shared/format-bytes.js';
-import { liveWorkers } from '../../worker/heartbeat.js';
-import { CleanupReportSchema, type CleanupReport } from '../../worker/host-task.js';
-import type { CliIO } from '../io.js';
+import { liveWorkers } from '../../engine/workers.js';
+import { CleanupReportSchema, type CleanupReport } from '../../engine/host-tasks.js';
+import type { CliIO } from '../../shared/io.js';
 import { openSession } from '../session.js';
 
 /** Long enough for a host with many leftovers; a worker that never answers is reported, not waited on forever. */

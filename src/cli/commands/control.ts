@@ -1,9 +1,9 @@
 import type { LifecycleEvent } from '../../events/schema.js';
 import { accepts, bottleStatus } from '../../machines/index.js';
-import { currentState } from '../../worker/bottle-log.js';
+import { currentState } from '../../engine/bottle-log.js';
 import { RuntimeFailure, UsageError } from '../../shared/errors.js';
 import { checkIdentityArg } from '../identity-arg.js';
-import type { CliIO } from '../io.js';
+import type { CliIO } from '../../shared/io.js';
 import { capabilityTarget, egressAllowEntry } from '../../shared/capability.js';
 import { describeEvent } from '../render-event.js';
 import { commandAndFollow } from '../command-follow.js';

@@ -1,6 +1,6 @@
 import { createElement as h } from 'react';
 import { UsageError } from '../../shared/errors.js';
-import type { CliIO } from '../io.js';
+import type { CliIO } from '../../shared/io.js';
 import { openSession } from '../session.js';
 
 /**

@@ -3,12 +3,12 @@ import type { Redis } from 'ioredis';
 import { claudeBinaryPath } from '../../images/build-context.js';
 import { buildId } from '../../shared/build-id.js';
 import { formatCidr, overlaps, subnetPool, SUBNET_POOL_ENV, type Ipv4Cidr } from '../../shared/subnet-pool.js';
-import { liveWorkers, type WorkerBeat } from '../../worker/heartbeat.js';
-import { probeRedis } from '../../worker/redis.js';
+import { liveWorkers, type WorkerBeat } from '../../engine/workers.js';
+import { probeRedis } from '../../engine/redis.js';
 import { describeRedisTarget, redisTarget, type RedisTarget } from '../../shared/redis-target.js';
 import { visibleText } from '../../shared/visible-text.js';
 import { localDocker, statusOf } from '../docker-probe.js';
-import { embeddedServices } from '../embedded.js';
+import { embeddedServices } from '../local-worker.js';
 
 type Status = 'ok' | 'FAIL' | 'warn';
 interface Check {

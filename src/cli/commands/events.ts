@@ -2,7 +2,7 @@ import { RuntimeFailure } from '../../shared/errors.js';
 import { checkIdentityArg } from '../identity-arg.js';
 import { followUntil } from '../follow.js';
 import { whileWatchingHost } from '../host-watch.js';
-import type { CliIO } from '../io.js';
+import type { CliIO } from '../../shared/io.js';
 import { describeEvent, eventJsonLine } from '../render-event.js';
 import { openSession } from '../session.js';
 

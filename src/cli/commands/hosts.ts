@@ -1,8 +1,8 @@
 import { terminalSafeJson } from '../../shared/visible-text.js';
 import { tableLines } from '../table.js';
 import { hostKeyId } from '../../shared/sealed-secrets.js';
-import { liveWorkers, type WorkerBeat } from '../../worker/heartbeat.js';
-import type { CliIO } from '../io.js';
+import { liveWorkers, type WorkerBeat } from '../../engine/workers.js';
+import type { CliIO } from '../../shared/io.js';
 import { openSession } from '../session.js';
 
 export interface ListedHost {

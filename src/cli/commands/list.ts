@@ -1,7 +1,7 @@
 import { bottleStatus, isTerminal, stateName } from '../../machines/index.js';
-import { liveWorkers } from '../../worker/heartbeat.js';
-import type { CliIO } from '../io.js';
-import { currentState } from '../../worker/bottle-log.js';
+import { liveWorkers } from '../../engine/workers.js';
+import type { CliIO } from '../../shared/io.js';
+import { currentState } from '../../engine/bottle-log.js';
 import { openSession } from '../session.js';
 import { terminalSafeJson } from '../../shared/visible-text.js';
 import { tableLines } from '../table.js';

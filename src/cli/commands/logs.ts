@@ -4,7 +4,7 @@ import { agentOutput } from '../attach.js';
 import { reachesBottleDocker, refuseElsewhere } from '../bottle-docker.js';
 import { checkIdentityArg } from '../identity-arg.js';
 import { whileWatchingHost } from '../host-watch.js';
-import type { CliIO } from '../io.js';
+import type { CliIO } from '../../shared/io.js';
 import { openSession } from '../session.js';
 import { agentOf, notRunningHint } from './attach.js';
 

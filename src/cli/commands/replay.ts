@@ -1,7 +1,7 @@
 import { bottleStatus, foldHistory, statesEqual } from '../../machines/index.js';
 import { RuntimeFailure, UsageError } from '../../shared/errors.js';
 import { checkIdentityArg } from '../identity-arg.js';
-import type { CliIO } from '../io.js';
+import type { CliIO } from '../../shared/io.js';
 import { openSession } from '../session.js';
 
 /**

@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import { hostRuntime } from '../host-runtime.js';
 import { accepts, bottleStatus } from '../../machines/index.js';
-import { currentState } from '../../worker/bottle-log.js';
+import { currentState } from '../../engine/bottle-log.js';
 import { findAgent, loadManifest, MANIFEST_ENV, type LoadedManifest } from '../../manifest/load.js';
 import { resolvePlan } from '../../plan/resolve.js';
 import { gatherPlanFacts } from '../plan-facts.js';
@@ -9,7 +9,7 @@ import { resumeFactsFromLog } from '../resume-facts.js';
 import { RuntimeFailure } from '../../shared/errors.js';
 import { parseIdentity } from '../../shared/identity.js';
 import { confirmLaunch, requireConfirmable } from '../confirm.js';
-import type { CliIO } from '../io.js';
+import type { CliIO } from '../../shared/io.js';
 import { refuseUnsafeWorkdir } from '../workdir-guard.js';
 import { resolveSecrets, sealForHost } from '../secrets.js';
 import { openSession } from '../session.js';

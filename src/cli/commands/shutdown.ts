@@ -2,10 +2,11 @@ import { stateName } from '../../machines/index.js';
 import { RuntimeFailure } from '../../shared/errors.js';
 import { bottleHome } from '../../shared/paths.js';
 import { describeRedisTarget, redisTarget, type RedisTarget } from '../../shared/redis-target.js';
-import { currentState, openBottleLog } from '../../worker/bottle-log.js';
-import { probeRedis } from '../../worker/redis.js';
-import { embeddedServices, pingRedis, stopEmbeddedService } from '../embedded.js';
-import type { CliIO } from '../io.js';
+import { currentState, openBottleLog } from '../../engine/bottle-log.js';
+import { probeRedis } from '../../engine/redis.js';
+import { pingRedis } from '../../engine/embedded.js';
+import { embeddedServices, stopEmbeddedService } from '../local-worker.js';
+import type { CliIO } from '../../shared/io.js';
 
 /** States in which a bottle needs no worker: it waits for a resume, or it is over. */
 const AT_REST = new Set(['preserved', 'failed', 'cleaned']);

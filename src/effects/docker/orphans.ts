@@ -1,7 +1,7 @@
 import type Docker from 'dockerode';
 import { CREATED_BY, LABELS } from '../../shared/names.js';
 import { isHostAddressless } from './networks.js';
-import { isGone } from './teardown.js';
+import { isGone } from './remove-bottle.js';
 
 /**
  * Docker resources that claude-bottle made for a bottle that is no longer

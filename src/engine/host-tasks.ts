@@ -37,18 +37,3 @@ export const CleanupReportSchema = z.object({
   freed_bytes: z.number().nonnegative().default(0),
 });
 export type CleanupReport = z.infer<typeof CleanupReportSchema>;
-
-/** What a host task may ask of the event store it serves. */
-export interface EventStoreView {
-  /** The store's id: Docker resources are labelled with it, and only this store's are judged. */
-  id: string;
-  /** Whether a bottle is live (launching, running, stopping) by its event log. */
-  isLive(identity: string): Promise<boolean>;
-  /** The image tags of every bottle that is live or kept for a resume (preserved or failed). */
-  imagesInUse(): Promise<string[]>;
-}
-
-/** What a worker runs host tasks with; the effects layer provides it. */
-export interface HostTaskHandlers {
-  cleanup(task: CleanupTask, store: EventStoreView): Promise<CleanupReport>;
-}

@@ -1,17 +1,17 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { daemonFacts, dockerClient } from '../../effects/docker/client.js';
-import { cleanupHost, removeLeftovers } from '../../effects/cleanup.js';
-import { effectHandlers } from '../../effects/index.js';
-import { UsageError } from '../../shared/errors.js';
-import { visibleText } from '../../shared/visible-text.js';
-import { redisTarget } from '../../shared/redis-target.js';
-import { connectRedis } from '../../worker/redis.js';
-import { HOST_ID_PATTERN } from '../../worker/heartbeat.js';
-import { runWorker } from '../../worker/worker.js';
-import { ensureRedis, workerPaths } from '../embedded.js';
-import type { CliIO } from '../io.js';
+import { daemonFacts, dockerClient } from '../effects/docker/client.js';
+import { cleanupHost, removeLeftovers } from '../effects/host-cleanup.js';
+import { effectHandlers } from '../effects/index.js';
+import { UsageError } from '../shared/errors.js';
+import { visibleText } from '../shared/visible-text.js';
+import { redisTarget } from '../shared/redis-target.js';
+import { connectRedis } from '../engine/redis.js';
+import { HOST_ID_PATTERN } from '../engine/workers.js';
+import { runWorker } from './worker.js';
+import { ensureRedis, workerPaths } from '../engine/embedded.js';
+import type { CliIO } from '../shared/io.js';
 
 /** `bottle worker`: runs effects for this Docker host until SIGTERM/SIGINT, then shuts down gracefully. */
 export async function runWorkerCommand(opts: { concurrency?: string; host?: string }, io: CliIO): Promise<number> {

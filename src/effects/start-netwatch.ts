@@ -1,12 +1,12 @@
-import { GATEWAY_NETWATCH_TOKEN_PATH } from '../../gateway/protocol.js';
-import { NetwatchReadyLineSchema } from '../../netwatch/protocol.js';
-import { statusOf } from '../docker/client.js';
-import { ensureContainer, startContainer, startedAt } from '../docker/containers.js';
-import { readContainerFile } from '../docker/archive.js';
-import { waitForReadyLine } from '../docker/logs.js';
-import { classifyDockerErrors, requireNetwork } from '../errors.js';
-import { PermanentEffectError, type EffectDeps, type EffectHandler } from '../types.js';
-import { netwatchContainerSpec } from './container.js';
+import { GATEWAY_NETWATCH_TOKEN_PATH } from '../gateway/protocol.js';
+import { NetwatchReadyLineSchema } from '../netwatch/protocol.js';
+import { statusOf } from './docker/client.js';
+import { ensureContainer, startContainer, startedAt } from './docker/containers.js';
+import { readContainerFile } from './docker/archive.js';
+import { waitForReadyLine } from './docker/logs.js';
+import { classifyDockerErrors, requireNetwork } from './errors.js';
+import { PermanentEffectError, type EffectDeps, type EffectHandler } from './types.js';
+import { netwatchContainerSpec } from './netwatch/netwatch-container.js';
 
 function isNetwatchReady(line: string): boolean {
   try {

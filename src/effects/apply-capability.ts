@@ -1,8 +1,8 @@
 import type { PendingCapability } from '../machines/context.js';
 import { egressAllowEntry } from '../shared/capability.js';
-import { awaitAgentTold, decisionFile, tellGateway } from './answer.js';
-import { removeBottleResources } from './docker/teardown.js';
-import { snapshotTranscript } from './snapshot.js';
+import { awaitAgentTold, decisionFile, tellGateway } from './answer-capability.js';
+import { removeBottleResources } from './docker/remove-bottle.js';
+import { copyTranscript } from './snapshot-transcript.js';
 import { markPreserved, writeBottleDockerfile } from './state.js';
 import { PermanentEffectError, type EffectContext, type EffectDeps, type EffectHandler } from './types.js';
 
@@ -30,7 +30,7 @@ export const applyCapability =
       await awaitAgentTold(docker, ctx.plan, request.request_id, ctx.signal);
     }
     // Recorded like any other snapshot, so the log shows what the resume will restore.
-    const snapshot = await snapshotTranscript(docker, ctx.plan);
+    const snapshot = await copyTranscript(docker, ctx.plan);
     await markPreserved(ctx.identity, 'capability');
     await removeBottleResources(docker, ctx.identity);
     return [

@@ -18,7 +18,6 @@ import { hasSsh, withSshAgentBridge } from '../plan/ssh-config.js';
 import { agentInitEntry, agentLaunch } from './docker/agent-init.js';
 import { bottleRequestEntries } from './docker/bottle-request.js';
 import { readContainerFile } from './docker/archive.js';
-import { statusOf } from './docker/client.js';
 import { agentContainerSpec, ensureContainer, startContainer, startedAt } from './docker/containers.js';
 import {
   claudeStateEntries,
@@ -34,7 +33,7 @@ import {
 } from './docker/provision.js';
 import { classifyDockerErrors, requireNetwork } from './errors.js';
 import { pipelockAgentEnvironment } from './pipelock/agent-env.js';
-import { usesPipelock } from './pipelock/launch.js';
+import { usesPipelock } from './start-pipelock.js';
 import { hasTranscript, stateLocations } from './state.js';
 import { PermanentEffectError, type EffectDeps, type EffectHandler } from './types.js';
 import type { UploadedSources } from '../blobs/materialize.js';
@@ -138,17 +137,4 @@ export const startAgent =
       started_at: await startedAt(agent.container),
     };
     return [{ type: 'agent.started', data }];
-  };
-
-/** stop_agent: SIGTERM, then SIGKILL after a grace period; the exit is reported by watch_agent. */
-export const stopAgent =
-  ({ docker }: EffectDeps): EffectHandler<'stop_agent'> =>
-  async (_req, ctx) => {
-    try {
-      await docker.getContainer(ctx.plan.containers.agent).stop({ t: 10 });
-    } catch (err) {
-      // 304: already stopped; 404: already removed.
-      if (statusOf(err) !== 304 && statusOf(err) !== 404) throw err;
-    }
-    return [];
   };

@@ -4,7 +4,7 @@ import { NETWATCH_ENV, NETWATCH_PROGRAM, NETWATCH_REPORT_PORT } from '../../netw
 import type { BottlePlan } from '../../plan/schema.js';
 import { bottleLabels } from '../../shared/names.js';
 import { resourceLimits } from '../docker/containers.js';
-import { usesPipelock } from '../pipelock/launch.js';
+import { usesPipelock } from '../start-pipelock.js';
 
 export const NETWATCH_ROLE = 'netwatch';
 

@@ -8,10 +8,7 @@ import { stateLocations } from './state.js';
 import type { EffectDeps, EffectHandler } from './types.js';
 
 /** Copies the agent's `~/.claude` into the state folder; shared by snapshot_transcript and apply_capability. */
-export async function snapshotTranscript(
-  docker: Dockerode,
-  plan: BottlePlan,
-): Promise<NewEvent<'transcript.snapshotted'>> {
+export async function copyTranscript(docker: Dockerode, plan: BottlePlan): Promise<NewEvent<'transcript.snapshotted'>> {
   const target = stateLocations(plan.identity).transcript;
   try {
     const result = await snapshotDir(docker, plan.containers.agent, TRANSCRIPT_TARGET, target);
@@ -33,6 +30,6 @@ export async function snapshotTranscript(
 }
 
 /** snapshot_transcript: the transcript kept for a resume, before the preservation matrix decides. */
-export const snapshot =
+export const snapshotTranscript =
   ({ docker }: EffectDeps): EffectHandler<'snapshot_transcript'> =>
-  async (_req, ctx) => [await snapshotTranscript(docker, ctx.plan)];
+  async (_req, ctx) => [await copyTranscript(docker, ctx.plan)];

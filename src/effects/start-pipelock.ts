@@ -1,12 +1,12 @@
-import type { BottlePlan } from '../../plan/schema.js';
-import { statusOf } from '../docker/client.js';
-import { ensureConnected, ensureContainer, startContainer, startedAt } from '../docker/containers.js';
-import { classifyDockerErrors, requireNetwork } from '../errors.js';
-import { writePipelockConfig } from '../state.js';
-import { PermanentEffectError, type EffectDeps, type EffectHandler } from '../types.js';
-import { generatePipelockConfig, PIPELOCK_LISTEN_PORT } from './config.js';
-import { pipelockContainerSpec } from './container.js';
-import { waitForPipelockReady } from './ready.js';
+import type { BottlePlan } from '../plan/schema.js';
+import { statusOf } from './docker/client.js';
+import { ensureConnected, ensureContainer, startContainer, startedAt } from './docker/containers.js';
+import { classifyDockerErrors, requireNetwork } from './errors.js';
+import { writePipelockConfig } from './state.js';
+import { PermanentEffectError, type EffectDeps, type EffectHandler } from './types.js';
+import { generatePipelockConfig, PIPELOCK_LISTEN_PORT } from './pipelock/config.js';
+import { pipelockContainerSpec } from './pipelock/pipelock-container.js';
+import { waitForPipelockReady } from './pipelock/ready.js';
 
 /** The image named in pipelock's own docs; used when the manifest names none. */
 export const DEFAULT_PIPELOCK_IMAGE = 'ghcr.io/luckypipewrench/pipelock:latest';
