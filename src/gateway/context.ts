@@ -1,10 +1,10 @@
 import type { Socket } from 'node:net';
-import type { CapabilityBook } from './capability.js';
+import type { CapabilityBook } from './capability-book.js';
 import type { GatewayConfig, GatewayRoute, GatewaySecrets } from './config.js';
 import type { DecisionLog } from './decision-log.js';
 import type { EgressPolicy } from './egress-policy.js';
 import type { InterceptionCa } from './interception-ca.js';
-import type { TokenBucket } from './rate-limiter.js';
+import type { TokenBucket } from '../shared/token-bucket.js';
 
 /** Opens the TCP connection behind a CONNECT tunnel; injectable so tests can observe or refuse it. */
 export type TunnelConnector = (address: string, port: number) => Socket;

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import httpProxy from 'http-proxy';
-import { CAPABILITY_PATH, handleCapabilityRequest, handleCapabilityStatus } from './capability.js';
+import { CAPABILITY_PATH, handleCapabilityRequest, handleCapabilityStatus } from './capability-routes.js';
 import type { GatewayRoute } from './config.js';
 import type { GatewayContext } from './context.js';
 import { canonicalHost } from './egress-policy.js';
@@ -19,7 +19,7 @@ import { pinnedAgent } from './upstream-agent.js';
  * The credential port: a reverse proxy that adds the real secret, which the
  * agent never holds. Shapes served:
  *
- * - `POST /_bottle/capability` — a capability request (see capability.ts);
+ * - `POST /_bottle/capability` — a capability request (see capability-routes.ts);
  * - `GET /_bottle/capability/<id>` — that request's status;
  * - `/_host/<host>/<path>` — forwarded to `<route upstream or https://<host>>/<path>`
  *   for the host route of `<host>`, with that route's secret injected;

@@ -9,11 +9,12 @@ import { DecisionLog } from './decision-log.js';
 import type { GatewayLine } from './protocol.js';
 import { canonicalHost, EgressPolicy, systemResolver, type Resolver } from './egress-policy.js';
 import { createForwardProxy } from './forward-proxy.js';
-import { TokenBucket } from './rate-limiter.js';
-import { CAPABILITY_BURST, CAPABILITY_REFILL_WINDOW_MS, CapabilityBook } from './capability.js';
+import { TokenBucket } from '../shared/token-bucket.js';
+import { CapabilityBook } from './capability-book.js';
+import { CAPABILITY_BURST, CAPABILITY_REFILL_WINDOW_MS } from './capability-routes.js';
 import { startDnsRefuser } from './dns.js';
 import { startNetwatchReceiver } from './netwatch-reports.js';
-import { DIRECT_RECORDS_PER_MINUTE } from '../netwatch/protocol.js';
+import { DIRECT_RECORDS_PER_MINUTE } from '../shared/netwatch-report.js';
 import type { Socket as UdpSocket } from 'node:dgram';
 import type { SshAgentServer } from './ssh-agent.js';
 

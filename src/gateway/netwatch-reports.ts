@@ -1,6 +1,6 @@
 import type { Socket } from 'node:dgram';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { NetwatchReportSchema } from '../netwatch/protocol.js';
+import { NetwatchReportSchema } from '../shared/netwatch-report.js';
 import type { GatewayContext } from './context.js';
 import { listenUdp } from './udp-listener.js';
 

@@ -12,15 +12,9 @@ import { readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import type { Readable } from 'node:stream';
 import { attemptOf, nflogPayload, PcapRecords } from './nflog-capture.js';
-import {
-  DIRECT_RECORDS_PER_MINUTE,
-  NETWATCH_ENV,
-  NETWATCH_READY_LINE,
-  NETWATCH_SENTINEL,
-  type DirectAttempt,
-  type NetwatchReport,
-} from './protocol.js';
-import { TokenBucket } from '../gateway/rate-limiter.js';
+import { NETWATCH_ENV, NETWATCH_READY_LINE, NETWATCH_SENTINEL, type DirectAttempt } from './protocol.js';
+import { DIRECT_RECORDS_PER_MINUTE, type NetwatchReport } from '../shared/netwatch-report.js';
+import { TokenBucket } from '../shared/token-bucket.js';
 import { RecentAttempts } from './recent-attempts.js';
 import { captureArguments, CHAIN_CREATE, HOOK_CHECK, HOOK_INSERT, refusalRules, sentinelRule } from './rules.js';
 

@@ -1,4 +1,5 @@
-import type { DirectAttempt, NetwatchProtocol } from './protocol.js';
+import type { NetwatchProtocol } from '../shared/netwatch-report.js';
+import type { DirectAttempt } from './protocol.js';
 
 /**
  * Reads the watch's capture: a pcap stream (as `tcpdump -w -` writes it) of

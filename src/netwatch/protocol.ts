@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { NetwatchProtocol } from '../shared/netwatch-report.js';
 
 /**
  * What the network watch (the `netwatch` sidecar in the agent's network
@@ -6,16 +7,12 @@ import { z } from 'zod';
  * packet the agent sends off its internal network and reports each attempt to
  * the gateway as one datagram; the gateway records it as an egress.denied
  * decision (`direct_connection`), so it reaches the event log through the
- * same numbered stream as every other decision.
+ * same numbered stream as every other decision. The report datagram itself,
+ * which the watch and the gateway both speak, is src/shared/netwatch-report.ts.
  */
 
 /** The gateway's UDP port for the watch's reports, on its internal-network address. */
 export const NETWATCH_REPORT_PORT = 3131;
-/**
- * Direct connections recorded per minute (and as a burst): the gateway records no more, and the
- * watch sends no more, so a connect flood costs neither of them more than the log takes.
- */
-export const DIRECT_RECORDS_PER_MINUTE = 60;
 /** The netfilter log group the watch's rule copies refused packets to. */
 export const NETWATCH_NFLOG_GROUP = 17;
 /** The chain the watch installs in the agent's namespace; its own name, so a restarted watch replaces it. */
@@ -41,9 +38,6 @@ export const NETWATCH_ENV = {
   token: 'NETWATCH_TOKEN',
 } as const;
 
-export const NETWATCH_PROTOCOLS = ['tcp', 'udp', 'icmp', 'other'] as const;
-export type NetwatchProtocol = (typeof NETWATCH_PROTOCOLS)[number];
-
 /** One refused attempt as the watch saw it leave the agent. */
 export interface DirectAttempt {
   protocol: NetwatchProtocol;
@@ -52,20 +46,6 @@ export interface DirectAttempt {
   /** The destination port; null for protocols without one. */
   port: number | null;
 }
-
-/**
- * A report datagram. The token proves it came from the watch: the agent
- * shares the watch's network namespace and address, but not its environment.
- */
-export const NetwatchReportSchema = z
-  .object({
-    token: z.string().min(1).max(128),
-    protocol: z.enum(NETWATCH_PROTOCOLS),
-    host: z.string().ip({ version: 'v4' }),
-    port: z.number().int().min(0).max(65535).nullable(),
-  })
-  .strict();
-export type NetwatchReport = z.infer<typeof NetwatchReportSchema>;
 
 /** The one line the watch prints on stdout once its refusal rules are in place and it is recording. */
 export const NetwatchReadyLineSchema = z.object({ t: z.literal('netwatch-ready') }).strict();

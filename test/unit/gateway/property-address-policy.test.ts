@@ -7,8 +7,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { classifyAddress } from '../../src/gateway/address-policy.js';
-import { EgressPolicy } from '../../src/gateway/egress-policy.js';
+import { classifyAddress } from '../../../src/gateway/address-policy.js';
+import { EgressPolicy } from '../../../src/gateway/egress-policy.js';
 
 /** Internal IPv4 ranges, written out again here (not imported) as the specification. */
 const INTERNAL_V4: Array<[number, number]> = [

@@ -2,8 +2,9 @@
  * A token bucket: `capacity` requests as a burst, then `capacity` per window
  * (a minute unless given), refilled continuously. The gateway keeps one for
  * all proxied requests and smaller ones of their own for capability requests
- * and recorded DNS lookups, so neither can spend the other's budget. The
- * clock is injectable so the limiter is tested without waiting.
+ * and recorded DNS lookups, so neither can spend the other's budget; the
+ * network watch keeps one for the reports it sends. The clock is injectable
+ * so the limiter is tested without waiting.
  */
 export class TokenBucket {
   private tokens: number;

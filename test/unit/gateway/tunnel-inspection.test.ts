@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { parseClientHello } from '../../src/gateway/client-hello.js';
-import { inspectTunnelStart, type TunnelVerdict } from '../../src/gateway/tunnel-inspection.js';
+import { parseClientHello } from '../../../src/gateway/client-hello.js';
+import { inspectTunnelStart, type TunnelVerdict } from '../../../src/gateway/tunnel-inspection.js';
 
 /** A minimal, hand-built TLS 1.2-style ClientHello record carrying one server_name (or none). */
 function clientHello(serverName: string | null): Buffer {

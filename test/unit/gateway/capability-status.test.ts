@@ -1,7 +1,8 @@
 /**
- * `GET /_bottle/capability/<id>` and the decisions folder (src/gateway/capability.ts): a request is pending
- * until the worker writes its decision file; a waiting status request is answered as soon as the gateway
- * takes the file in; an approved egress entry is enforced before the agent hears of it. Loopback only.
+ * `GET /_bottle/capability/<id>` and the decisions folder (src/gateway/capability-routes.ts and
+ * capability-book.ts): a request is pending until the worker writes its decision file; a waiting status
+ * request is answered as soon as the gateway takes the file in; an approved egress entry is enforced
+ * before the agent hears of it. Loopback only.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
@@ -9,8 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startGateway, type RunningGateway } from '../../src/gateway/gateway.js';
-import { decisionFileName, type DecisionFile, type GatewayLine } from '../../src/gateway/protocol.js';
+import { startGateway, type RunningGateway } from '../../../src/gateway/gateway.js';
+import { decisionFileName, type DecisionFile, type GatewayLine } from '../../../src/gateway/protocol.js';
 
 interface Reply {
   status: number;

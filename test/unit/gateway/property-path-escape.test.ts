@@ -12,8 +12,8 @@ import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type RunningGateway } from '../../src/gateway/gateway.js';
-import { credentialRequestRefusal, isPathEscape } from '../../src/gateway/path-escape.js';
+import { startGateway, type RunningGateway } from '../../../src/gateway/gateway.js';
+import { credentialRequestRefusal, isPathEscape } from '../../../src/gateway/path-escape.js';
 
 const PREFIX = '/api';
 

@@ -7,7 +7,7 @@ import {
   GatewayConfigSchema,
   readGatewayFiles,
   validateGatewayFiles,
-} from '../../src/gateway/config.js';
+} from '../../../src/gateway/config.js';
 
 const minimal = { identity: 'implementer-ab12c' };
 

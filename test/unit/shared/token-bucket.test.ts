@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TokenBucket } from '../../src/gateway/rate-limiter.js';
+import { TokenBucket } from '../../../src/shared/token-bucket.js';
 
 describe('TokenBucket', () => {
   it('allows a burst of the per-minute budget, then refuses', () => {

@@ -7,7 +7,7 @@ import { createServer, connect, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import forge from 'node-forge';
 import { describe, expect, it } from 'vitest';
-import { createCaCertificate, createInterceptionCa } from '../../src/gateway/interception-ca.js';
+import { createCaCertificate, createInterceptionCa } from '../../../src/gateway/interception-ca.js';
 
 /** The per-run CA the gateway uses to terminate TLS for credential-route hosts. */
 describe('interception CA', () => {

@@ -1,7 +1,7 @@
 import { createSocket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startGateway, type RunningGateway } from '../../src/gateway/gateway.js';
-import type { GatewayLine } from '../../src/gateway/protocol.js';
+import { startGateway, type RunningGateway } from '../../../src/gateway/gateway.js';
+import type { GatewayLine } from '../../../src/gateway/protocol.js';
 
 const TOKEN = 'a'.repeat(64);
 

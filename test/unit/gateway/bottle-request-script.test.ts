@@ -8,15 +8,15 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startGateway, type RunningGateway } from '../../src/gateway/gateway.js';
+import { startGateway, type RunningGateway } from '../../../src/gateway/gateway.js';
 import {
   decisionFileName,
   type CapabilityLine,
   type DecisionFile,
   type GatewayLine,
-} from '../../src/gateway/protocol.js';
+} from '../../../src/gateway/protocol.js';
 
-const SCRIPT = join(import.meta.dirname, '../../images/agent/bottle-request');
+const SCRIPT = join(import.meta.dirname, '../../../images/agent/bottle-request');
 
 interface Run {
   code: number | null;

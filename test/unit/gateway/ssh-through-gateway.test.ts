@@ -1,12 +1,12 @@
 import { connect, type AddressInfo } from 'node:net';
 import { AgentProtocol, utils, type ParsedKey } from 'ssh2';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sshEntries } from '../../src/effects/docker/provision.js';
-import { gatewayConfigFor } from '../../src/effects/start-gateway.js';
-import { validateGatewayFiles } from '../../src/gateway/config.js';
-import { createSshAgentServer, loadSshKeys, SshKeyError, type SshAgentServer } from '../../src/gateway/ssh-agent.js';
-import { startGateway } from '../../src/gateway/gateway.js';
-import { SSH_AGENT_BRIDGE_PATH, sshKeyId, withSshAgentBridge } from '../../src/plan/ssh-config.js';
+import { sshEntries } from '../../../src/effects/docker/provision.js';
+import { gatewayConfigFor } from '../../../src/effects/start-gateway.js';
+import { validateGatewayFiles } from '../../../src/gateway/config.js';
+import { createSshAgentServer, loadSshKeys, SshKeyError, type SshAgentServer } from '../../../src/gateway/ssh-agent.js';
+import { startGateway } from '../../../src/gateway/gateway.js';
+import { SSH_AGENT_BRIDGE_PATH, sshKeyId, withSshAgentBridge } from '../../../src/plan/ssh-config.js';
 
 function keyPair(type: 'ed25519' | 'rsa', passphrase?: string): { private: string; public: string } {
   const protection = passphrase ? { passphrase, cipher: 'aes256-ctr', rounds: 4 } : {};

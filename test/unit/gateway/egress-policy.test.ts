@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { EgressPolicy } from '../../src/gateway/egress-policy.js';
+import { EgressPolicy } from '../../../src/gateway/egress-policy.js';
 
 describe('EgressPolicy.checkAllowlist', () => {
   const policy = new EgressPolicy(['github.com', '*.githubusercontent.com', 'registry.npmjs.org:8443'], {});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { resolveHostGateway, UnresolvedHostGatewayError } from '../../src/gateway/host-gateway.js';
+import { resolveHostGateway, UnresolvedHostGatewayError } from '../../../src/gateway/host-gateway.js';
 
 const HOSTS = `127.0.0.1\tlocalhost
 ::1\tlocalhost ip6-localhost

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_CLIENT_HELLO_BYTES, parseClientHello } from '../../src/gateway/client-hello.js';
+import { MAX_CLIENT_HELLO_BYTES, parseClientHello } from '../../../src/gateway/client-hello.js';
 
 /** Captures the real first flight Node's TLS client sends, via a loopback server that never answers. */
 async function captureClientHello(port: number, servername: string | undefined): Promise<Buffer> {

@@ -6,8 +6,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EgressPolicy, type ProxyMode } from '../../src/gateway/egress-policy.js';
-import { parseHostPattern } from '../../src/shared/host-pattern.js';
+import { EgressPolicy, type ProxyMode } from '../../../src/gateway/egress-policy.js';
+import { parseHostPattern } from '../../../src/shared/host-pattern.js';
 
 interface Entry {
   wildcard: boolean;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classifyAddress, firstForbidden } from '../../src/gateway/address-policy.js';
+import { classifyAddress, firstForbidden } from '../../../src/gateway/address-policy.js';
 
 describe('classifyAddress refuses addresses an agent must never reach', () => {
   it.each([

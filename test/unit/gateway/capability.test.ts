@@ -1,15 +1,16 @@
 /**
- * The capability endpoint's own checks (src/gateway/capability.ts): hosts
+ * The capability endpoint's own checks (src/gateway/capability-request.ts, capability-routes.ts): hosts
  * follow the manifest's host-pattern rules, reasons are bounded and showable,
  * and a flood of requests is refused with 429 before any body is read. The
  * gateway listens on loopback only.
  */
 import { request as httpRequest } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { askProblems, CAPABILITY_BURST, MAX_CAPABILITY_REASON_CHARS } from '../../src/gateway/capability.js';
-import { startGateway, type RunningGateway } from '../../src/gateway/gateway.js';
-import type { GatewayLine } from '../../src/gateway/protocol.js';
-import type { CapabilityAsk } from '../../src/shared/capability.js';
+import { askProblems, MAX_CAPABILITY_REASON_CHARS } from '../../../src/gateway/capability-request.js';
+import { CAPABILITY_BURST } from '../../../src/gateway/capability-routes.js';
+import { startGateway, type RunningGateway } from '../../../src/gateway/gateway.js';
+import type { GatewayLine } from '../../../src/gateway/protocol.js';
+import type { CapabilityAsk } from '../../../src/shared/capability.js';
 
 const ask = (overrides: Partial<CapabilityAsk>): CapabilityAsk => ({
   kind: 'egress',

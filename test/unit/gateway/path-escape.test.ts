@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { credentialRequestRefusal, isPathEscape, rawPathAndQuery } from '../../src/gateway/path-escape.js';
+import { credentialRequestRefusal, isPathEscape, rawPathAndQuery } from '../../../src/gateway/path-escape.js';
 
 describe('isPathEscape', () => {
   it.each([

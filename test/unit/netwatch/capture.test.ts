@@ -1,16 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { attemptOf, CaptureFormatError, nflogPayload, PcapRecords } from '../../src/netwatch/nflog-capture.js';
-import { RecentAttempts } from '../../src/netwatch/recent-attempts.js';
-import { NETWATCH_CHAIN, NETWATCH_SENTINEL } from '../../src/netwatch/protocol.js';
-import { refusalRules, sentinelRule } from '../../src/netwatch/rules.js';
+import { attemptOf, CaptureFormatError, nflogPayload, PcapRecords } from '../../../src/netwatch/nflog-capture.js';
+import { RecentAttempts } from '../../../src/netwatch/recent-attempts.js';
+import { NETWATCH_CHAIN, NETWATCH_SENTINEL } from '../../../src/netwatch/protocol.js';
+import { refusalRules, sentinelRule } from '../../../src/netwatch/rules.js';
 
 /**
  * A real capture: tcpdump -w - on the NFLOG group of the refusal rules, in a container's network namespace,
  * while it tried a TCP connect to 192.0.2.1:80 and sent a UDP datagram to 192.0.2.9:53.
  */
-const FIXTURE = readFileSync(join(import.meta.dirname, '../fixtures/netwatch/nflog-tcp-udp.pcap'));
+const FIXTURE = readFileSync(join(import.meta.dirname, '../../fixtures/netwatch/nflog-tcp-udp.pcap'));
 
 function attempts(chunks: Buffer[]) {
   const records = new PcapRecords();

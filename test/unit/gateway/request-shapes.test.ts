@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { GatewayRoute } from '../../src/gateway/config.js';
-import { credentialHeader, routeUpstream } from '../../src/gateway/credential-proxy.js';
-import { hostHeaderAgrees, parseAuthority } from '../../src/gateway/forward-proxy.js';
-import { capabilityUrlFor, egressDeniedBody } from '../../src/gateway/responses.js';
+import type { GatewayRoute } from '../../../src/gateway/config.js';
+import { credentialHeader, routeUpstream } from '../../../src/gateway/credential-proxy.js';
+import { hostHeaderAgrees, parseAuthority } from '../../../src/gateway/forward-proxy.js';
+import { capabilityUrlFor, egressDeniedBody } from '../../../src/gateway/responses.js';
 
 describe('parseAuthority (the CONNECT target)', () => {
   it('reads host and port, lowercased', () => {

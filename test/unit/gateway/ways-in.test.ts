@@ -10,8 +10,8 @@ import { createServer, request as httpRequest, type IncomingHttpHeaders, type Se
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type RunningGateway } from '../../src/gateway/gateway.js';
-import type { EgressLine, GatewayLine } from '../../src/gateway/protocol.js';
+import { startGateway, type RunningGateway } from '../../../src/gateway/gateway.js';
+import type { EgressLine, GatewayLine } from '../../../src/gateway/protocol.js';
 
 const SECRET = 'ghp_REAL_SECRET_do_not_leak';
 

@@ -1,0 +1,163 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { visibleText } from '../shared/visible-text.js';
+import { readBoundedBody } from './bounded-body.js';
+import type { IssuedRequest } from './capability-book.js';
+import { readCapabilityAsk } from './capability-request.js';
+import type { GatewayContext } from './context.js';
+import type { DecisionFile } from './protocol.js';
+import { sendJson } from './responses.js';
+
+/**
+ * `POST /_bottle/capability`: the agent's way to ask the operator for more
+ * (another host, or a changed Dockerfile). The gateway records the ask; the
+ * operator decides with `bottle approve` / `bottle deny`, and the worker
+ * writes the decision into the gateway's decisions folder.
+ * `GET /_bottle/capability/<id>[?wait=SECONDS]` answers the request's status,
+ * holding a pending one open until it is decided or the wait ends.
+ */
+export const CAPABILITY_PATH = '/_bottle/capability';
+/** A status request waits at most this long; `bottle-request` asks again. */
+export const MAX_STATUS_WAIT_SECONDS = 55;
+export const MAX_CAPABILITY_BODY_BYTES = 128 * 1024;
+
+/**
+ * Each accepted request becomes a decision line, an event and an entry in the
+ * bottle's request queue, and waits for a person: a few may come at once,
+ * then they are refused (429) until the budget refills.
+ */
+export const CAPABILITY_BURST = 4;
+export const CAPABILITY_REFILL_WINDOW_MS = 10 * 60_000;
+
+export async function handleCapabilityRequest(
+  ctx: GatewayContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  if (req.method !== 'POST') {
+    sendJson(res, 405, { error: 'method_not_allowed', allowed: 'POST' }, { allow: 'POST' });
+    return;
+  }
+  if (!ctx.capabilityLimiter.tryTake()) {
+    // The body is not read: a flood costs the gateway no memory and the event log nothing.
+    req.resume();
+    const retryAfter = Math.max(1, ctx.capabilityLimiter.secondsUntilNext());
+    sendJson(
+      res,
+      429,
+      {
+        error: 'capability_rate_limited',
+        detail:
+          `at most ${CAPABILITY_BURST} capability requests at once, then one every ` +
+          `${CAPABILITY_REFILL_WINDOW_MS / CAPABILITY_BURST / 1000} s; ` +
+          'wait for the operator to decide the pending ones',
+        retry_after_seconds: retryAfter,
+      },
+      { 'retry-after': String(retryAfter), connection: 'close' },
+    );
+    return;
+  }
+  const body = await readBoundedBody(req, MAX_CAPABILITY_BODY_BYTES);
+  if (body === 'too_large') {
+    sendJson(res, 413, { error: 'body_too_large', max_bytes: MAX_CAPABILITY_BODY_BYTES }, { connection: 'close' });
+    return;
+  }
+  const read = readCapabilityAsk(body);
+  if ('issues' in read) {
+    sendJson(res, 400, { error: 'invalid_capability_request', issues: read.issues });
+    return;
+  }
+  const request = read.ask;
+  const requestId = randomUUID();
+  ctx.capabilities.issue(requestId, {
+    kind: request.kind,
+    ...(request.host !== undefined ? { host: request.host } : {}),
+    ...(request.kind === 'egress' ? { port: request.port ?? 443 } : {}),
+  });
+  ctx.decisions.capability({
+    request_id: requestId,
+    kind: request.kind,
+    ...(request.host !== undefined ? { host: request.host } : {}),
+    ...(request.kind === 'egress' ? { port: request.port ?? 443 } : {}),
+    ...(request.dockerfile !== undefined ? { dockerfile: request.dockerfile } : {}),
+    reason: request.reason,
+  });
+  sendJson(res, 202, {
+    request_id: requestId,
+    status: 'pending',
+    note: 'the operator decides with bottle approve/deny; requests are decided one at a time, in the order they arrive',
+    status_url: `${CAPABILITY_PATH}/${requestId}`,
+  });
+}
+
+/** The answer to `GET /_bottle/capability/<id>`: JSON, or key-value lines with `Accept: text/plain`. */
+export async function handleCapabilityStatus(
+  ctx: GatewayContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  encodedId: string,
+): Promise<void> {
+  if (req.method !== 'GET') {
+    sendJson(res, 405, { error: 'method_not_allowed', allowed: 'GET' }, { allow: 'GET' });
+    return;
+  }
+  let requestId: string;
+  try {
+    requestId = decodeURIComponent(encodedId);
+  } catch {
+    sendJson(res, 400, { error: 'bad_request', detail: 'the request id is not a valid URL path segment' });
+    return;
+  }
+  const wait = statusWaitSeconds(req.url ?? '');
+  ctx.capabilities.reload();
+  const request = ctx.capabilities.request(requestId);
+  if (!request && !ctx.capabilities.decision(requestId)) {
+    sendJson(res, 404, { error: 'unknown_capability_request', request_id: visibleText(requestId) });
+    return;
+  }
+  if (!ctx.capabilities.decision(requestId) && wait > 0) {
+    const gone = new AbortController();
+    res.on('close', () => gone.abort());
+    await ctx.capabilities.waitFor(requestId, wait * 1000, gone.signal);
+    if (gone.signal.aborted) return;
+    ctx.capabilities.reload();
+  }
+  const body = statusBody(requestId, request, ctx.capabilities.decision(requestId));
+  const told = () => ctx.capabilities.told(requestId);
+  if (wantsText(req)) {
+    const lines = Object.entries(body).map(([key, value]) => `${key}: ${visibleText(value)}`);
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+    res.end(`${lines.join('\n')}\n`, told);
+    return;
+  }
+  sendJson(res, 200, body);
+  res.once('finish', told);
+}
+
+function statusBody(
+  requestId: string,
+  request: IssuedRequest | undefined,
+  decision: DecisionFile | undefined,
+): Record<string, string | number> {
+  const body: Record<string, string | number> = {
+    request_id: requestId,
+    status: decision?.decision ?? 'pending',
+    ...(request ? { kind: request.kind } : {}),
+    ...(request?.host !== undefined ? { host: request.host } : {}),
+    ...(request?.port !== undefined ? { port: request.port } : {}),
+  };
+  if (decision?.decision === 'approved' && decision.applies) body.applies = decision.applies;
+  if (decision?.allow) body.allowed = decision.allow;
+  if (decision?.decision === 'denied') body.reason = decision.reason ?? '';
+  return body;
+}
+
+function statusWaitSeconds(rawUrl: string): number {
+  const query = new URL(rawUrl, 'http://gateway').searchParams.get('wait');
+  const seconds = Number(query ?? 0);
+  return Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds, MAX_STATUS_WAIT_SECONDS) : 0;
+}
+
+function wantsText(req: IncomingMessage): boolean {
+  return (req.headers.accept ?? '').includes('text/plain');
+}
