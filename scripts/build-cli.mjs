@@ -64,6 +64,9 @@ await build({
   // files relative to import.meta.url keep working (embedded.ts locates bin/bottle.js that way).
   outfile: 'dist/cli-bundle/bottle.cjs',
   external: [...COMMONJS_EXTERNALS, ...ES_MODULE_EXTERNALS],
+  // jsonc-parser's main file is a UMD wrapper whose require() calls esbuild cannot follow (the bundle
+  // would look for ./impl/*.js next to itself at run time); its ES module build bundles cleanly.
+  alias: { 'jsonc-parser': 'jsonc-parser/lib/esm/main.js' },
   define: { 'import.meta.url': '__bottleModuleUrl' },
   banner: { js: "var __bottleModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
   plugins: [requireCommonJsOnImport, dashboardViewApart],

@@ -1,8 +1,8 @@
 import type { EventOf, LifecycleEvent } from '../events/schema.js';
-import { stateDockerfileText } from '../effects/state.js';
 import { foldEvents, initialBottleState, type BottleState, type PendingCapability } from '../machines/index.js';
 import type { BottlePlan } from '../plan/schema.js';
 import { egressAllowEntry } from '../shared/capability.js';
+import { stateDockerfileText } from '../shared/state-markers.js';
 
 /**
  * What `bottle resume` relaunches from, all of it read from the bottle's event

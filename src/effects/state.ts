@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { BottlePlanSchema, type BottlePlan } from '../plan/schema.js';
 import { IDENTITY_PATTERN } from '../shared/identity.js';
 import { bottleHome, statePaths } from '../shared/paths.js';
-import { STATE_DOCKERFILE } from '../shared/state-markers.js';
+import { STATE_DOCKERFILE, stateDockerfileText } from '../shared/state-markers.js';
 
 /**
  * The per-bottle state folder on the worker's host, and the only code that
@@ -127,14 +127,6 @@ export function stateLocations(identity: string) {
 
 export function hasTranscript(identity: string): boolean {
   return existsSync(statePaths(identity).transcript);
-}
-
-/**
- * The content of the bottle's own Dockerfile for an approved request's body.
- * The CLI hashes this same text from the log, so both agree on the image tag.
- */
-export function stateDockerfileText(body: string): string {
-  return body.endsWith('\n') ? body : `${body}\n`;
 }
 
 /** An approved Dockerfile request: the bottle's own Dockerfile from now on. */

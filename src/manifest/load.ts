@@ -4,7 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { UsageError } from '../shared/errors.js';
 import { expandHome } from '../shared/paths.js';
 import { ManifestError, formatJsonPath, problemsFromZod, type ManifestProblem } from './errors.js';
-import { locateJsonSyntaxError } from './json-position.js';
+import { locateJsonSyntaxError } from './json-syntax-error.js';
 import { DEFAULT_AGENT_COMMAND, ManifestSchema, type Agent, type Bottle, type Manifest } from './schema.js';
 
 export interface LoadedManifest {

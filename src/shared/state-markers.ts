@@ -7,3 +7,11 @@
  */
 export const STATE_DOCKERFILE = 'state:Dockerfile';
 export const STATE_TRANSCRIPT = 'state:transcript';
+
+/**
+ * The content of the bottle's own Dockerfile for an approved request's body.
+ * The CLI hashes this same text from the log, so both agree on the image tag.
+ */
+export function stateDockerfileText(body: string): string {
+  return body.endsWith('\n') ? body : `${body}\n`;
+}

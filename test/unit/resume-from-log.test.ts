@@ -4,13 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { resumeFactsFromLog } from '../../src/cli/resume-facts.js';
-import { stateDockerfileText } from '../../src/effects/state.js';
 import { parseEvent } from '../../src/events/schema.js';
 import { contextFileReader } from '../../src/images/build-context.js';
 import { agentImageSource, imagePlan } from '../../src/images/sources.js';
 import { bottleStatus } from '../../src/machines/index.js';
 import { planMounts } from '../../src/plan/resolve.js';
-import { STATE_DOCKERFILE, STATE_TRANSCRIPT } from '../../src/shared/state-markers.js';
+import { STATE_DOCKERFILE, STATE_TRANSCRIPT, stateDockerfileText } from '../../src/shared/state-markers.js';
 import { history, launchSteps, samplePlan, type Step } from '../golden/fixtures.js';
 
 /**

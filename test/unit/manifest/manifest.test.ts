@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { ManifestError } from '../../src/manifest/errors.js';
-import { parseManifest, parseJsonText } from '../../src/manifest/load.js';
-import { UsageError } from '../../src/shared/errors.js';
-import { validManifestJson } from '../support/manifest-fixtures.js';
+import { ManifestError } from '../../../src/manifest/errors.js';
+import { parseManifest, parseJsonText } from '../../../src/manifest/load.js';
+import { UsageError } from '../../../src/shared/errors.js';
+import { validManifestJson } from '../../support/manifest-fixtures.js';
 
 const MANIFEST_PATH = '/home/u/project/claude-bottle.json';
 
@@ -586,6 +586,26 @@ describe('manifest errors', () => {
   it('points at a trailing comma in invalid JSON', () => {
     const text = '{\n  "bottles": [],\n  "agents": [],\n}';
     expect(() => parseJsonText(text, MANIFEST_PATH)).toThrow(/line 3, column 15: trailing comma before "}"/);
+  });
+
+  it('points at a trailing comma inside an array', () => {
+    const text = '{\n  "bottles": [\n    { "name": "dev" },\n  ],\n  "agents": []\n}';
+    expect(() => parseJsonText(text, MANIFEST_PATH)).toThrow(/line 3, column 22: trailing comma before "]"/);
+  });
+
+  it('refuses a comment, at its position: a manifest is JSON, not JSONC', () => {
+    const text = '{\n  "bottles": [], // none yet\n  "agents": []\n}';
+    expect(() => parseJsonText(text, MANIFEST_PATH)).toThrow(/invalid JSON at line 2, column 18: a comment; /);
+  });
+
+  it('points at a string left open at the end of its line', () => {
+    const text = '{\n  "bottles": [\n    { "name": "dev }\n  ],\n  "agents": []\n}';
+    expect(() => parseJsonText(text, MANIFEST_PATH)).toThrow(/line 3, column 15: string not closed on its line/);
+  });
+
+  it('points at a key written without quotes', () => {
+    const text = '{\n  bottles: [],\n  "agents": []\n}';
+    expect(() => parseJsonText(text, MANIFEST_PATH)).toThrow(/line 2, column 3: unexpected "b"/);
   });
 });
 

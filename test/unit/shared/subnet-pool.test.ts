@@ -7,7 +7,7 @@ import {
   subnetCandidates,
   subnetPool,
   SubnetPoolError,
-} from '../../src/shared/subnet-pool.js';
+} from '../../../src/shared/subnet-pool.js';
 
 describe('bottle subnet pool', () => {
   it('defaults to a range outside Docker default address pools', () => {

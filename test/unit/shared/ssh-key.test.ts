@@ -3,12 +3,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readSshPrivateKey, resolveSecrets } from '../../src/cli/secrets.js';
-import { loadSshKeys, SshKeyError } from '../../src/gateway/ssh-agent.js';
-import type { BottlePlan } from '../../src/plan/schema.js';
-import { sshKeyId } from '../../src/plan/ssh-config.js';
-import { BottleError } from '../../src/shared/errors.js';
-import { checkSshPrivateKey } from '../../src/shared/ssh-key.js';
+import { readSshPrivateKey, resolveSecrets } from '../../../src/cli/secrets.js';
+import { loadSshKeys, SshKeyError } from '../../../src/gateway/ssh-agent.js';
+import type { BottlePlan } from '../../../src/plan/schema.js';
+import { sshKeyId } from '../../../src/plan/ssh-config.js';
+import { BottleError } from '../../../src/shared/errors.js';
+import { checkSshPrivateKey } from '../../../src/shared/ssh-key.js';
 
 // Keys are made here by ssh-keygen, as a user makes them, and live only in this folder.
 const dir = mkdtempSync(join(tmpdir(), 'cb-ssh-key-unit-'));

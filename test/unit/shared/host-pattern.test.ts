@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HostPatternError, parseHostPattern, patternMatches } from '../../src/shared/host-pattern.js';
+import { HostPatternError, parseHostPattern, patternMatches } from '../../../src/shared/host-pattern.js';
 
 describe('parseHostPattern', () => {
   it('parses an exact host, lowercased, without port', () => {

@@ -1,10 +1,10 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ManifestError } from '../../src/manifest/errors.js';
-import { findAgent, loadManifest, manifestPathFrom } from '../../src/manifest/load.js';
-import { UsageError } from '../../src/shared/errors.js';
-import { validManifestJson, writeManifestDir, type ManifestDir } from '../support/manifest-fixtures.js';
+import { ManifestError } from '../../../src/manifest/errors.js';
+import { findAgent, loadManifest, manifestPathFrom } from '../../../src/manifest/load.js';
+import { UsageError } from '../../../src/shared/errors.js';
+import { validManifestJson, writeManifestDir, type ManifestDir } from '../../support/manifest-fixtures.js';
 
 let made: ManifestDir[] = [];
 afterEach(async () => {
@@ -151,7 +151,7 @@ describe('findAgent', () => {
 
 describe('examples/claude-bottle.json', () => {
   it('loads cleanly, referenced prompt and skill files included', async () => {
-    const path = join(import.meta.dirname, '..', '..', 'examples', 'claude-bottle.json');
+    const path = join(import.meta.dirname, '..', '..', '..', 'examples', 'claude-bottle.json');
     const loaded = await loadManifest({ path, env: {} });
     // The README's main command runs `demo` (no credential needed) or `claude` / `claude-api-key`.
     expect(loaded.manifest.agents.map((a) => a.name)).toEqual([

@@ -9,8 +9,8 @@ import {
   sealSecrets,
   SealedSecretsError,
   SealedSecretsSchema,
-} from '../../src/shared/sealed-secrets.js';
-import { hostKeyPath, loadOrCreateHostKey } from '../../src/worker/host-key.js';
+} from '../../../src/shared/sealed-secrets.js';
+import { hostKeyPath, loadOrCreateHostKey } from '../../../src/worker/host-key.js';
 
 const SECRETS = { 'route-0': 'sk-ant-sealed-0123456789', 'ssh-key-0': '-----BEGIN OPENSSH PRIVATE KEY-----\n…' };
 const hostA = generateHostKeyPair();
