@@ -207,29 +207,4 @@ export default tseslint.config(
       ],
     },
   },
-  {
-    // Until the gateway branch lands (TokenBucket to src/shared, the watch's protocol read apart): delete then.
-    files: ['src/gateway/gateway.ts', 'src/gateway/netwatch-reports.ts', 'src/netwatch/main.ts'],
-    rules: { 'no-restricted-imports': 'off' },
-  },
-  {
-    // The gateway and the network watch are programs of their own: bundled apart (scripts/build-gateway.mjs)
-    // and run in the gateway's image with no node_modules. Each imports its own folder and src/shared only,
-    // so neither pulls the engine, the worker or the CLI into its bundle, nor depends on the other.
-    files: ['src/gateway/**/*.ts', 'src/netwatch/**/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              // Any way up and out, `../shared/...` excepted (a `..` further in could climb back out).
-              regex: '^\\.\\.(/(?!shared/)|$)|/\\.\\.(/|$)',
-              message: 'the gateway and the network watch import only their own folder and src/shared',
-            },
-          ],
-        },
-      ],
-    },
-  },
 );
