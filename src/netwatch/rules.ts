@@ -1,4 +1,4 @@
-import { NETWATCH_CHAIN, NETWATCH_NFLOG_GROUP, NETWATCH_SENTINEL } from './protocol.js';
+import { NETWATCH_CHAIN, NETWATCH_NFLOG_GROUP, type NetwatchSentinel } from './protocol.js';
 
 /**
  * The refusal rules the watch installs in the agent's network namespace, as
@@ -25,11 +25,10 @@ export function refusalRules(allowed: readonly string[]): string[][] {
 }
 
 /**
- * The sentinel's answer (protocol.ts NETWATCH_SENTINEL), put first in the chain once the capture
+ * The sentinel's answer (protocol.ts netwatchSentinel), put first in the chain once the capture
  * listens: from then on the agent may run, since every other refused packet is recorded.
  */
-export function sentinelRule(): string[] {
-  const { host, port } = NETWATCH_SENTINEL;
+export function sentinelRule({ host, port }: NetwatchSentinel): string[] {
   return [
     ...['-w', '-I', NETWATCH_CHAIN, '1', '-d', `${host}/32`, '-p', 'tcp', '--dport', String(port)],
     ...['-j', 'REJECT', '--reject-with', 'icmp-net-prohibited'],

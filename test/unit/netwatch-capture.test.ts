@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { attemptOf, CaptureFormatError, nflogPayload, PcapRecords } from '../../src/netwatch/nflog-capture.js';
 import { RecentAttempts } from '../../src/netwatch/recent-attempts.js';
-import { NETWATCH_CHAIN, NETWATCH_SENTINEL } from '../../src/netwatch/protocol.js';
+import { NETWATCH_CHAIN, netwatchSentinel } from '../../src/netwatch/protocol.js';
 import { refusalRules, sentinelRule } from '../../src/netwatch/rules.js';
 
 /**
@@ -90,10 +90,13 @@ describe('the refusal rules', () => {
   });
 
   it('answer the sentinel first, with an error no other refusal gives, before it is logged', () => {
-    expect(sentinelRule().join(' ')).toBe(
-      `-w -I ${NETWATCH_CHAIN} 1 -d ${NETWATCH_SENTINEL.host}/32 -p tcp --dport ${NETWATCH_SENTINEL.port} ` +
-        '-j REJECT --reject-with icmp-net-prohibited',
+    expect(sentinelRule({ host: '10.213.7.1', port: 9 }).join(' ')).toBe(
+      `-w -I ${NETWATCH_CHAIN} 1 -d 10.213.7.1/32 -p tcp --dport 9 -j REJECT --reject-with icmp-net-prohibited`,
     );
+  });
+
+  it("take as the sentinel the bottle network's own bridge address, which nobody holds", () => {
+    expect(netwatchSentinel('10.213.7.0/29')).toEqual({ host: '10.213.7.1', port: 9 });
   });
 });
 
