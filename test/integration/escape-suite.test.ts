@@ -1198,6 +1198,40 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
     });
   });
 
+  it('finding 21.4: twenty direct connects within a moment are all refused and all recorded', async () => {
+    await expectNoWayOffTheInternalBridge();
+    const at = await mark();
+    const ports = Array.from({ length: 20 }, (_, i) => 2001 + i);
+    // Side by side, so they leave within a moment: each subshell is one connect, refused at once.
+    const r = await inAgent(
+      `bash -c 'start=$(date +%s%N); for p in ${ports.join(' ')}; do ` +
+        `(exec 3<>/dev/tcp/${internalBridgeGw}/$p && echo reached) 2>/dev/null & done; wait; ` +
+        `echo elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))'`,
+    );
+    const deadline = Date.now() + 20_000;
+    let recorded = new Set<number>();
+    while (recorded.size < ports.length && Date.now() < deadline) {
+      recorded = new Set(
+        (await h.log.read(identity, at + 1))
+          .filter((e) => e.type === 'egress.denied')
+          .map((e) => e.data as Denial)
+          .filter((d) => d.reason === 'direct_connection' && d.host === internalBridgeGw && ports.includes(d.port))
+          .map((d) => d.port),
+      );
+      if (recorded.size < ports.length) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const elapsed = /elapsed_ms=(\d+)/.exec(r.output)?.[1];
+    row('21.4', 'twenty direct connects side by side', {
+      refused: !r.output.includes('reached'),
+      recorded: recorded.size === ports.length,
+      leaked: false,
+      note: `${recorded.size} of ${ports.length} recorded, sent within ${elapsed ?? '?'} ms`,
+    });
+    expect(elapsed, r.output).toBeDefined();
+    expect(r.output).not.toContain('reached');
+    expect([...recorded].sort((a, b) => a - b)).toEqual(ports);
+  }, 120_000);
+
   // After every other direct connection: the flood drains the budget for recording them.
   it('finding 16: a flood of direct connections is all refused, and recorded only up to its budget', async () => {
     await expectNoWayOffTheInternalBridge();
