@@ -1236,6 +1236,7 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
   it('finding 16: a flood of direct connections is all refused, and recorded only up to its budget', async () => {
     await expectNoWayOffTheInternalBridge();
     const at = await mark();
+    const began = Date.now();
     const r = await inAgent(
       `bash -c 'n=0; for p in $(seq 1 300); do (exec 3<>/dev/tcp/${internalBridgeGw}/$p) 2>/dev/null && ` +
         "n=$((n+1)); done; echo connected=$n'",
@@ -1245,15 +1246,18 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
     const recorded = (await h.log.read(identity, at + 1)).filter(
       (e) => e.type === 'egress.denied' && (e.data as Denial).reason === 'direct_connection',
     ).length;
+    // The budget is a burst of a minute's worth, refilled as the minute goes: what the flood's own span adds.
+    const refilled = Math.ceil(((Date.now() - began) / 60_000) * DIRECT_RECORDS_PER_MINUTE);
+    const budget = DIRECT_RECORDS_PER_MINUTE + refilled;
     row('16', 'direct connection flood (300 connects)', {
       refused: r.output.includes('connected=0'),
       recorded: recorded > 0,
       leaked: false,
-      note: `${recorded} recorded (budget ${DIRECT_RECORDS_PER_MINUTE} a minute)`,
+      note: `${recorded} recorded (budget ${DIRECT_RECORDS_PER_MINUTE} a minute, ${budget} over the flood's span)`,
     });
     expect(r.output).toContain('connected=0');
     expect(recorded).toBeGreaterThan(0);
-    expect(recorded).toBeLessThanOrEqual(DIRECT_RECORDS_PER_MINUTE);
+    expect(recorded).toBeLessThanOrEqual(budget);
   }, 120_000);
 
   // Last: the limiter is gateway-wide, so a drained bucket would refuse the attempts above too.
