@@ -5,7 +5,7 @@ import { agentInitEntry, agentLaunch, type AgentLaunch } from '../src/effects/do
 import { agentContainerSpec, gatewayContainerSpec, GATEWAY_UID } from '../src/effects/docker/containers.js';
 import { waitForGatewayReady, waitForReadyLine } from '../src/effects/docker/logs.js';
 import { netwatchContainerSpec } from '../src/effects/netwatch/netwatch-container.js';
-import { NETWATCH_READY_LINE } from '../src/netwatch/protocol.js';
+import { NETWATCH_READY_LINE, netwatchSentinel } from '../src/netwatch/protocol.js';
 import { ADDRESSLESS_BRIDGE_OPTION, isSubnetTaken } from '../src/effects/docker/networks.js';
 import { putEntries } from '../src/effects/docker/provision.js';
 import { removeBottleResources } from '../src/effects/docker/remove-bottle.js';
@@ -207,7 +207,7 @@ async function rawLaunch(
   await gateway.start();
   lap('gateway');
 
-  const env = agentEnvironment(plan, gatewayIp);
+  const env = agentEnvironment(plan, { gatewayIp, sentinel: netwatchSentinel(network.internal.subnet) });
   const agent = await docker.createContainer(agentContainerSpec(plan, { env, network, launch: setup.launch }));
   await putEntries(agent, [agentInitEntry()]);
   await agent.start();

@@ -12,6 +12,7 @@ import {
   interceptsTls,
 } from '../plan/agent-env.js';
 import type { NetworkLayout } from '../machines/context.js';
+import { netwatchSentinel } from '../netwatch/protocol.js';
 import { CLAUDE_GLOBAL_CONFIG_TARGET } from '../plan/claude-state.js';
 import type { BottlePlan } from '../plan/schema.js';
 import { hasSsh, withSshAgentBridge } from '../plan/ssh-config.js';
@@ -48,9 +49,9 @@ const AGENT_TARGETS: ProvisionTargets = {
 
 /** The agent's environment: its proxy is the gateway, or pipelock when that is the egress hop. */
 function environmentFor(plan: BottlePlan, network: NetworkLayout): Record<string, string> {
-  const gatewayIp = network.addresses.gateway;
-  if (!usesPipelock(plan)) return agentEnvironment(plan, gatewayIp);
-  return pipelockAgentEnvironment(plan, { pipelockIp: network.addresses.pipelock, gatewayIp });
+  const hops = { gatewayIp: network.addresses.gateway, sentinel: netwatchSentinel(network.internal.subnet) };
+  if (!usesPipelock(plan)) return agentEnvironment(plan, hops);
+  return pipelockAgentEnvironment(plan, { ...hops, pipelockIp: network.addresses.pipelock });
 }
 
 /** Everything copied into the agent before it starts. */

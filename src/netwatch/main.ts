@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import type { Readable } from 'node:stream';
 import { attemptOf, nflogPayload, PcapRecords } from './nflog-capture.js';
-import { NETWATCH_ENV, NETWATCH_READY_LINE, NETWATCH_SENTINEL, type DirectAttempt } from './protocol.js';
+import { NETWATCH_ENV, NETWATCH_READY_LINE, type DirectAttempt, type NetwatchSentinel } from './protocol.js';
 import { DIRECT_RECORDS_PER_MINUTE, type NetwatchReport } from '../shared/netwatch-report.js';
 import { TokenBucket } from '../shared/token-bucket.js';
 import { RecentAttempts } from './recent-attempts.js';
@@ -96,16 +96,14 @@ function dropPrivileges(): void {
 }
 
 /** The agent's first program knocking before the sentinel's answer was in place: not an escape attempt. */
-function isSentinel(attempt: DirectAttempt): boolean {
-  return (
-    attempt.protocol === 'tcp' && attempt.host === NETWATCH_SENTINEL.host && attempt.port === NETWATCH_SENTINEL.port
-  );
+function isSentinel(attempt: DirectAttempt, sentinel: NetwatchSentinel): boolean {
+  return attempt.protocol === 'tcp' && attempt.host === sentinel.host && attempt.port === sentinel.port;
 }
 
-function reportAddress(value: string): { host: string; port: number } {
+function ipv4Address(name: string, value: string): { host: string; port: number } {
   const [host, port] = value.split(':');
   if (!isIPv4(host) || !/^\d{1,5}$/.test(port ?? ''))
-    throw new NetwatchError(`${NETWATCH_ENV.reportTo} must be IPV4:PORT, got ${JSON.stringify(value)}`);
+    throw new NetwatchError(`${name} must be IPV4:PORT, got ${JSON.stringify(value)}`);
   return { host, port: Number(port) };
 }
 
@@ -113,13 +111,14 @@ async function main(): Promise<void> {
   const allowed = required(NETWATCH_ENV.allow).split(',');
   if (!allowed.every((address) => isIPv4(address)))
     throw new NetwatchError(`${NETWATCH_ENV.allow} must list IPv4 addresses, got ${JSON.stringify(allowed.join(','))}`);
-  const gateway = reportAddress(required(NETWATCH_ENV.reportTo));
+  const gateway = ipv4Address(NETWATCH_ENV.reportTo, required(NETWATCH_ENV.reportTo));
+  const sentinel = ipv4Address(NETWATCH_ENV.sentinel, required(NETWATCH_ENV.sentinel));
   const token = required(NETWATCH_ENV.token);
 
   installRules(allowed);
   const capture = await startCapture();
   try {
-    iptables(sentinelRule());
+    iptables(sentinelRule(sentinel));
   } catch (err) {
     throw new NetwatchError(`installing the sentinel's answer failed: ${(err as Error).message}`);
   }
@@ -144,7 +143,7 @@ async function main(): Promise<void> {
     for (const record of completed) {
       const payload = nflogPayload(record, records.isLittleEndian);
       const attempt = payload && attemptOf(payload);
-      if (!attempt || isSentinel(attempt)) continue;
+      if (!attempt || isSentinel(attempt, sentinel)) continue;
       const key = `${attempt.protocol} ${attempt.sourcePort} ${attempt.host} ${attempt.port}`;
       if (!recent.isNew(key) || !budget.tryTake()) continue;
       const report: NetwatchReport = { token, protocol: attempt.protocol, host: attempt.host, port: attempt.port };

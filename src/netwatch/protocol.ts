@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { NetwatchProtocol } from '../shared/netwatch-report.js';
+import { subnetAddresses } from '../shared/subnet-pool.js';
 
 /**
  * What the network watch (the `netwatch` sidecar in the agent's network
@@ -20,10 +21,25 @@ export const NETWATCH_CHAIN = 'CLAUDE-BOTTLE-NETWATCH';
 
 /**
  * The address the agent's first program (wait-for-proxy.c) knocks on to learn that the watch records:
- * TEST-NET-1's first address, the discard port. The watch answers it, once it records, with an ICMP
- * error no other refusal of its gives (ENETUNREACH for a TCP connect), and does not report it.
+ * its own internal network's bridge address, which nobody holds (src/shared/subnet-pool.ts), at the
+ * discard port, so the knock is aimed at nothing outside the bottle. The watch answers it, once it
+ * records, with an ICMP error no other refusal of its gives (ENETUNREACH for a TCP connect), and does
+ * not report it; before that, the knock goes unanswered (no neighbour holds the address).
  */
-export const NETWATCH_SENTINEL = { host: '192.0.2.0', port: 9 } as const;
+export const NETWATCH_SENTINEL_PORT = 9;
+
+export interface NetwatchSentinel {
+  host: string;
+  port: number;
+}
+
+export function netwatchSentinel(internalSubnet: string): NetwatchSentinel {
+  return { host: subnetAddresses(internalSubnet).bridge, port: NETWATCH_SENTINEL_PORT };
+}
+
+export function formatSentinel(sentinel: NetwatchSentinel): string {
+  return `${sentinel.host}:${sentinel.port}`;
+}
 /** The agent's environment variable that names the sentinel when its bottle has a watch. */
 export const NETWATCH_SENTINEL_ENV = 'CLAUDE_BOTTLE_NETWATCH_SENTINEL';
 
@@ -35,6 +51,8 @@ export const NETWATCH_ENV = {
   /** Comma-separated IPv4 addresses: the gateway's on the internal network, and pipelock's when it is the hop. */
   allow: 'NETWATCH_ALLOW',
   reportTo: 'NETWATCH_REPORT_TO',
+  /** The sentinel it answers, IPV4:PORT (the same value the agent is given). */
+  sentinel: 'NETWATCH_SENTINEL',
   token: 'NETWATCH_TOKEN',
 } as const;
 

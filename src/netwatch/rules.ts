@@ -1,4 +1,18 @@
-import { NETWATCH_CHAIN, NETWATCH_NFLOG_GROUP, NETWATCH_SENTINEL } from './protocol.js';
+import { NETWATCH_CHAIN, NETWATCH_NFLOG_GROUP, type NetwatchSentinel } from './protocol.js';
+
+/** Enough of a packet for its IPv4 header and its transport ports, with room for IP options. */
+const NFLOG_COPY_BYTES = 128;
+
+/**
+ * How each refused packet reaches the capture: at once, one per message (the kernel's default batches
+ * packets for up to a second into a message the capture's buffer cuts short, losing all but the first),
+ * and only its headers, which is all an attempt is read from (nflog-capture.ts).
+ */
+export const NFLOG_DELIVERY = [
+  ...['--nflog-group', String(NETWATCH_NFLOG_GROUP)],
+  ...['--nflog-threshold', '1'],
+  ...['--nflog-size', String(NFLOG_COPY_BYTES)],
+];
 
 /**
  * The refusal rules the watch installs in the agent's network namespace, as
@@ -18,18 +32,17 @@ export function refusalRules(allowed: readonly string[]): string[][] {
     ['-w', '-F', chain],
     ['-w', '-A', chain, '-o', 'lo', '-j', 'RETURN'],
     ...allowed.map((address) => ['-w', '-A', chain, '-d', `${address}/32`, '-j', 'RETURN']),
-    ['-w', '-A', chain, '-j', 'NFLOG', '--nflog-group', String(NETWATCH_NFLOG_GROUP)],
+    ['-w', '-A', chain, '-j', 'NFLOG', ...NFLOG_DELIVERY],
     ['-w', '-A', chain, '-p', 'tcp', '-j', 'REJECT', '--reject-with', 'tcp-reset'],
     ['-w', '-A', chain, '-j', 'REJECT', '--reject-with', 'icmp-net-unreachable'],
   ];
 }
 
 /**
- * The sentinel's answer (protocol.ts NETWATCH_SENTINEL), put first in the chain once the capture
+ * The sentinel's answer (protocol.ts netwatchSentinel), put first in the chain once the capture
  * listens: from then on the agent may run, since every other refused packet is recorded.
  */
-export function sentinelRule(): string[] {
-  const { host, port } = NETWATCH_SENTINEL;
+export function sentinelRule({ host, port }: NetwatchSentinel): string[] {
   return [
     ...['-w', '-I', NETWATCH_CHAIN, '1', '-d', `${host}/32`, '-p', 'tcp', '--dport', String(port)],
     ...['-j', 'REJECT', '--reject-with', 'icmp-net-prohibited'],

@@ -1,5 +1,5 @@
 import { GATEWAY_CREDENTIAL_PORT, GATEWAY_PROXY_PORT } from '../gateway/protocol.js';
-import { NETWATCH_SENTINEL, NETWATCH_SENTINEL_ENV } from '../netwatch/protocol.js';
+import { formatSentinel, NETWATCH_SENTINEL_ENV, type NetwatchSentinel } from '../netwatch/protocol.js';
 import type { BottlePlan } from './schema.js';
 import { hasSsh, SSH_AUTH_SOCK_TARGET } from './ssh-config.js';
 
@@ -59,9 +59,15 @@ const INTERCEPTION_TRUST_ENV: Readonly<Record<string, string>> = {
   REQUESTS_CA_BUNDLE: CA_BUNDLE_TARGET,
 };
 
+/** Where the agent reaches the gateway, and the sentinel its first program knocks on when a network watch runs. */
+export interface AgentHops {
+  gatewayIp: string;
+  sentinel: NetwatchSentinel;
+}
+
 export function agentEnvironment(
   plan: Pick<BottlePlan, 'credentials'> & { ssh?: BottlePlan['ssh']; containers?: BottlePlan['containers'] },
-  gatewayIp: string,
+  { gatewayIp, sentinel }: AgentHops,
 ): Record<string, string> {
   const proxy = `http://${gatewayIp}:${GATEWAY_PROXY_PORT}`;
   const credentialPort = `http://${gatewayIp}:${GATEWAY_CREDENTIAL_PORT}`;
@@ -89,7 +95,7 @@ export function agentEnvironment(
   // A socket that reaches the gateway's ssh-agent, never a key.
   if (hasSsh(plan)) env.SSH_AUTH_SOCK = SSH_AUTH_SOCK_TARGET;
   // The agent's first program waits until the network watch records (src/agent-init/wait-for-proxy.c).
-  if (plan.containers?.netwatch) env[NETWATCH_SENTINEL_ENV] = `${NETWATCH_SENTINEL.host}:${NETWATCH_SENTINEL.port}`;
+  if (plan.containers?.netwatch) env[NETWATCH_SENTINEL_ENV] = formatSentinel(sentinel);
   return env;
 }
 
@@ -97,5 +103,5 @@ export function agentEnvironment(
 export function agentEnvNames(
   plan: Pick<BottlePlan, 'credentials'> & { ssh?: BottlePlan['ssh']; containers?: BottlePlan['containers'] },
 ): string[] {
-  return Object.keys(agentEnvironment(plan, '0.0.0.0')).sort();
+  return Object.keys(agentEnvironment(plan, { gatewayIp: '0.0.0.0', sentinel: { host: '0.0.0.0', port: 0 } })).sort();
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { netwatchContainerSpec } from '../../src/effects/netwatch/netwatch-container.js';
 import { pipelockPlan, sampleNetwork, watchedPlan } from '../golden/fixtures.js';
+import { subnetAddresses } from '../../src/shared/subnet-pool.js';
 
 const ID = 'dev-a1b2c';
 const TOKEN = 't'.repeat(64);
@@ -31,6 +32,8 @@ describe('the network watch container', () => {
     expect(spec.Env).toContain(`NETWATCH_ALLOW=${network.addresses.gateway}`);
     expect(spec.Env).toContain(`NETWATCH_REPORT_TO=${network.addresses.gateway}:3131`);
     expect(spec.Env).toContain(`NETWATCH_TOKEN=${TOKEN}`);
+    // The sentinel is the bottle network's own bridge address: the knock is aimed at nothing outside the bottle.
+    expect(spec.Env).toContain(`NETWATCH_SENTINEL=${subnetAddresses(network.internal.subnet).bridge}:9`);
     const piped = { ...pipelockPlan(ID), containers: plan.containers };
     const pipedSpec = netwatchContainerSpec(piped, network, `cb-${ID}-netwatch`, TOKEN);
     expect(pipedSpec.Env).toContain(`NETWATCH_ALLOW=${network.addresses.gateway},${network.addresses.pipelock}`);

@@ -91,7 +91,11 @@ describe('pipelockAgentEnvironment', () => {
       },
     ],
   });
-  const env = pipelockAgentEnvironment(withRoute, { pipelockIp: '172.30.0.4', gatewayIp: '172.30.0.3' });
+  const env = pipelockAgentEnvironment(withRoute, {
+    pipelockIp: '172.30.0.4',
+    gatewayIp: '172.30.0.3',
+    sentinel: { host: '172.30.0.1', port: 9 },
+  });
 
   it('sends plain egress through pipelock', () => {
     for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy'])

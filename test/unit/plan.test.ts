@@ -13,6 +13,9 @@ import { formatPlanText } from '../../src/plan/format-text.js';
 import { agentCommand, credentialRoutes, mergeHosts, planMounts } from '../../src/plan/resolve.js';
 import { BottlePlanSchema, type BottlePlan } from '../../src/plan/schema.js';
 
+/** The agent's hops on a bottle network whose gateway is at `gatewayIp` (the watch's sentinel is never used here). */
+const hops = (gatewayIp: string) => ({ gatewayIp, sentinel: { host: '10.9.0.1', port: 9 } });
+
 describe('mergeHosts', () => {
   it('sorts, deduplicates and normalises the bottle hosts together with the defaults', () => {
     const hosts = mergeHosts(['GitHub.com', 'github.com.', 'api.anthropic.com', '*.Example.org:8443'], DEFAULT_HOSTS);
@@ -72,7 +75,7 @@ describe('credentialRoutes', () => {
 
 describe('agentEnvironment', () => {
   it('points every proxy variable at the gateway; loopback and the gateway (credential port) go direct', () => {
-    const env = agentEnvironment({ credentials: [] }, '10.9.0.2');
+    const env = agentEnvironment({ credentials: [] }, hops('10.9.0.2'));
     expect(env).toEqual({
       HOME: '/home/node',
       // bottle-request's gateway, with or without an Anthropic route.
@@ -94,7 +97,7 @@ describe('agentEnvironment', () => {
   it('gives an oauth route ANTHROPIC_BASE_URL on the credential port and a placeholder OAuth token', () => {
     const env = agentEnvironment(
       { credentials: [{ role: 'anthropic-base-url', auth: 'oauth', token_source: 'env:T' }] },
-      '10.9.0.2',
+      hops('10.9.0.2'),
     );
     expect(env.ANTHROPIC_BASE_URL).toBe('http://10.9.0.2:3129');
     expect(env.CLAUDE_CODE_OAUTH_TOKEN).toBe(CREDENTIAL_PLACEHOLDER);
@@ -104,7 +107,7 @@ describe('agentEnvironment', () => {
   it('gives an api-key route a placeholder ANTHROPIC_API_KEY instead', () => {
     const env = agentEnvironment(
       { credentials: [{ role: 'anthropic-base-url', auth: 'api-key', token_source: 'command' }] },
-      '10.9.0.2',
+      hops('10.9.0.2'),
     );
     expect(env.ANTHROPIC_API_KEY).toBe(CREDENTIAL_PLACEHOLDER);
     expect(env.CLAUDE_CODE_OAUTH_TOKEN).toBeUndefined();
@@ -122,7 +125,7 @@ describe('agentEnvironment', () => {
   it('a host route makes the agent trust the gateway CA (the gateway terminates TLS for that host)', () => {
     const env = agentEnvironment(
       { credentials: [{ host: 'api.github.com', auth: 'bearer', token_source: 'env:GITHUB_TOKEN' }] },
-      '10.9.0.2',
+      hops('10.9.0.2'),
     );
     expect(env).toMatchObject({
       NODE_EXTRA_CA_CERTS: GATEWAY_CA_TARGET,
@@ -138,7 +141,7 @@ describe('agentEnvironment', () => {
       [],
       [{ role: 'anthropic-base-url' as const, auth: 'oauth' as const, token_source: 'env:T' }],
     ]) {
-      const env = agentEnvironment({ credentials }, '10.9.0.2');
+      const env = agentEnvironment({ credentials }, hops('10.9.0.2'));
       for (const name of [
         'NODE_EXTRA_CA_CERTS',
         'SSL_CERT_FILE',
@@ -260,8 +263,11 @@ describe('formatPlanText', () => {
 
 describe('agentEnvironment and ssh', () => {
   it("points SSH_AUTH_SOCK at the bottle's agent socket only when the bottle has ssh entries", () => {
-    expect(agentEnvironment({ credentials: [], ssh: [] }, '10.0.0.2').SSH_AUTH_SOCK).toBeUndefined();
-    const env = agentEnvironment({ credentials: [], ssh: [{ Host: 'github.com', IdentityFile: '/h/id' }] }, '10.0.0.2');
+    expect(agentEnvironment({ credentials: [], ssh: [] }, hops('10.0.0.2')).SSH_AUTH_SOCK).toBeUndefined();
+    const env = agentEnvironment(
+      { credentials: [], ssh: [{ Host: 'github.com', IdentityFile: '/h/id' }] },
+      hops('10.0.0.2'),
+    );
     expect(env.SSH_AUTH_SOCK).toBe('/home/node/.ssh/agent.sock');
     expect(agentEnvNames({ credentials: [], ssh: [{ Host: 'github.com', IdentityFile: '/h/id' }] })).toContain(
       'SSH_AUTH_SOCK',

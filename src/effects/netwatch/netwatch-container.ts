@@ -1,6 +1,12 @@
 import type Docker from 'dockerode';
 import type { NetworkLayout } from '../../machines/context.js';
-import { NETWATCH_ENV, NETWATCH_PROGRAM, NETWATCH_REPORT_PORT } from '../../netwatch/protocol.js';
+import {
+  formatSentinel,
+  NETWATCH_ENV,
+  NETWATCH_PROGRAM,
+  NETWATCH_REPORT_PORT,
+  netwatchSentinel,
+} from '../../netwatch/protocol.js';
 import type { BottlePlan } from '../../plan/schema.js';
 import { bottleLabels } from '../../shared/names.js';
 import { resourceLimits } from '../docker/containers.js';
@@ -42,6 +48,7 @@ export function netwatchContainerSpec(
       `${NETWATCH_ENV.allow}=${allowedHops(plan, network).join(',')}`,
       `${NETWATCH_ENV.reportTo}=${network.addresses.gateway}:${NETWATCH_REPORT_PORT}`,
       `${NETWATCH_ENV.token}=${token}`,
+      `${NETWATCH_ENV.sentinel}=${formatSentinel(netwatchSentinel(network.internal.subnet))}`,
     ],
     Tty: false,
     Labels: bottleLabels(plan.identity, plan.agent, NETWATCH_ROLE),

@@ -1,12 +1,10 @@
-import { agentEnvironment } from '../../plan/agent-env.js';
+import { agentEnvironment, type AgentHops } from '../../plan/agent-env.js';
 import type { BottlePlan } from '../../plan/schema.js';
 import { PIPELOCK_LISTEN_PORT } from './config.js';
 
-export interface PipelockAgentAddresses {
+export interface PipelockAgentAddresses extends AgentHops {
   /** pipelock's address on the bottle's internal network. */
   pipelockIp: string;
-  /** The gateway's address on the internal network (credential port). */
-  gatewayIp: string;
   listenPort?: number;
 }
 
@@ -22,7 +20,7 @@ export function pipelockAgentEnvironment(
   plan: Pick<BottlePlan, 'credentials'>,
   addresses: PipelockAgentAddresses,
 ): Record<string, string> {
-  const env = agentEnvironment(plan, addresses.gatewayIp);
+  const env = agentEnvironment(plan, addresses);
   const proxy = `http://${addresses.pipelockIp}:${addresses.listenPort ?? PIPELOCK_LISTEN_PORT}`;
   const noProxy = `localhost,127.0.0.1,${addresses.gatewayIp}`;
   return {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { attemptOf, CaptureFormatError, nflogPayload, PcapRecords } from '../../../src/netwatch/nflog-capture.js';
 import { RecentAttempts } from '../../../src/netwatch/recent-attempts.js';
-import { NETWATCH_CHAIN, NETWATCH_SENTINEL } from '../../../src/netwatch/protocol.js';
+import { NETWATCH_CHAIN, netwatchSentinel } from '../../../src/netwatch/protocol.js';
 import { refusalRules, sentinelRule } from '../../../src/netwatch/rules.js';
 
 /**
@@ -83,17 +83,20 @@ describe('the refusal rules', () => {
       `-w -A ${NETWATCH_CHAIN} -o lo -j RETURN`,
       `-w -A ${NETWATCH_CHAIN} -d 10.213.7.2/32 -j RETURN`,
       `-w -A ${NETWATCH_CHAIN} -d 10.213.7.4/32 -j RETURN`,
-      `-w -A ${NETWATCH_CHAIN} -j NFLOG --nflog-group 17`,
+      `-w -A ${NETWATCH_CHAIN} -j NFLOG --nflog-group 17 --nflog-threshold 1 --nflog-size 128`,
       `-w -A ${NETWATCH_CHAIN} -p tcp -j REJECT --reject-with tcp-reset`,
       `-w -A ${NETWATCH_CHAIN} -j REJECT --reject-with icmp-net-unreachable`,
     ]);
   });
 
   it('answer the sentinel first, with an error no other refusal gives, before it is logged', () => {
-    expect(sentinelRule().join(' ')).toBe(
-      `-w -I ${NETWATCH_CHAIN} 1 -d ${NETWATCH_SENTINEL.host}/32 -p tcp --dport ${NETWATCH_SENTINEL.port} ` +
-        '-j REJECT --reject-with icmp-net-prohibited',
+    expect(sentinelRule({ host: '10.213.7.1', port: 9 }).join(' ')).toBe(
+      `-w -I ${NETWATCH_CHAIN} 1 -d 10.213.7.1/32 -p tcp --dport 9 -j REJECT --reject-with icmp-net-prohibited`,
     );
+  });
+
+  it("take as the sentinel the bottle network's own bridge address, which nobody holds", () => {
+    expect(netwatchSentinel('10.213.7.0/29')).toEqual({ host: '10.213.7.1', port: 9 });
   });
 });
 
