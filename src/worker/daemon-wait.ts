@@ -50,6 +50,8 @@ export async function delayForDaemon(job: Job, waits: number, token: string | un
 export async function clearDaemonWait(job: Job): Promise<void> {
   const marks = job.data as DaemonWaitMarks;
   if (marks.daemon_waits === undefined) return;
-  const { daemon_waits: _waits, daemon_away_since: _since, ...rest } = job.data as Record<string, unknown>;
+  const rest = { ...(job.data as Record<string, unknown>) };
+  delete rest.daemon_waits;
+  delete rest.daemon_away_since;
   await job.updateData(rest);
 }
