@@ -26,6 +26,7 @@ export type { RunningWorker, WorkerOptions } from './worker-options.js';
 /** Bounds the bottles one worker watches, far above what one Docker host runs. */
 const LIFELONG_CONCURRENCY = 1000;
 
+/** Starts a worker: commands and host tasks from any CLI, effects of the bottles pinned to its host, until closed. */
 export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const { daemon, concurrency = 32, lifelongConcurrency = LIFELONG_CONCURRENCY } = opts;
   const say = opts.log ?? (() => undefined);
