@@ -37,7 +37,7 @@ export function startHeartbeat(redis: Redis, host: HostBeat, now: () => number =
       .exec()
       .catch(() => undefined);
   void beat();
-  const timer = setInterval(beat, HEARTBEAT_INTERVAL_MS);
+  const timer = setInterval(() => void beat(), HEARTBEAT_INTERVAL_MS);
   timer.unref();
   return async () => {
     clearInterval(timer);

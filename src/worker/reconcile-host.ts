@@ -1,11 +1,10 @@
-import type { Job, Queue } from 'bullmq';
-import { isDaemonUnreachable } from '../effects/errors.js';
+import type { Queue } from 'bullmq';
 import { isTerminal } from '../machines/index.js';
 import type { BottleLog } from '../engine/bottle-log.js';
-import { DaemonNotAnswering } from './daemon-probe.js';
+import type { DaemonProbe } from './daemon-probe.js';
+import { DAEMON_AWAY } from './daemon-wait.js';
 import type { BottleEngine } from './engine.js';
 import type { EventStoreView, HostDaemon } from '../effects/types.js';
-import { DAEMON_WAIT_BOUND_MS, daemonRetryDelay } from '../engine/queues.js';
 
 /**
  * What a worker does when it starts, and again when its daemon answers after
@@ -41,54 +40,49 @@ export async function reconcileHost(deps: {
   if (gone.length > 0) deps.say(`reconcile: removed leftovers of ended or unknown bottles: ${gone.join(', ')}`);
 }
 
-/** Marks kept in an effect job's data while its daemon is away (BullMQ keeps them across tries). */
-interface DaemonWaitMarks {
-  daemon_waits?: number;
-  daemon_away_since?: number;
-}
-
-/** A failed try's verdict: the daemon is away, and the job waits for it (or has waited its bound). */
-export interface DaemonAway {
-  /** Tries spent waiting so far, this one included. */
-  waits: number;
-  /** The bound is spent: the failure is permanent. */
-  exhausted: boolean;
-}
-
-/**
- * Whether a failure is the daemon's absence: the error says so (or the
- * worker's probe does), or the daemon does not answer right after it (a
- * request cut off by a stopping daemon fails with a reset, not a refusal).
- */
-export async function daemonAwayAfter(err: unknown, daemon: HostDaemon | undefined): Promise<boolean> {
-  if (isDaemonUnreachable(err) || err instanceof DaemonNotAnswering) return true;
-  return daemon !== undefined && !(await daemon.reachable().catch(() => false));
-}
-
-/** Counts this try as a wait for the daemon in the job's data, and says whether the bound is spent. */
-export async function markDaemonWait(job: Job, now: number = Date.now()): Promise<DaemonAway> {
-  const marks = job.data as DaemonWaitMarks;
-  const waits = (marks.daemon_waits ?? 0) + 1;
-  const since = marks.daemon_away_since ?? now;
-  const exhausted = now - since >= DAEMON_WAIT_BOUND_MS;
-  if (!exhausted) await job.updateData({ ...job.data, daemon_waits: waits, daemon_away_since: since });
-  return { waits, exhausted };
-}
-
-/** Delays the job until its next try while the daemon is away; the caller then throws DelayedError. */
-export async function delayForDaemon(job: Job, waits: number, token: string | undefined): Promise<void> {
-  await job.moveToDelayed(Date.now() + daemonRetryDelay(waits - 1), token);
-}
-
-/** The daemon answered again: a try that then succeeds or fails for another reason starts afresh. */
-export async function clearDaemonWait(job: Job): Promise<void> {
-  const marks = job.data as DaemonWaitMarks;
-  if (marks.daemon_waits === undefined) return;
-  const { daemon_waits: _waits, daemon_away_since: _since, ...rest } = job.data as Record<string, unknown>;
-  await job.updateData(rest);
-}
-
 /** Runs the delayed effects of these queues now (those waiting for the daemon among them). */
 export async function promoteDelayed(queues: readonly Queue[]): Promise<void> {
   for (const queue of queues) await queue.promoteJobs();
+}
+
+/** Reconciles one host one reconcile at a time: the one at start, then one per return of its daemon. */
+export class HostReconciler {
+  private reconciling: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly reconcile: () => Promise<void>,
+    private readonly say: (line: string) => void,
+  ) {}
+
+  /** Reconciles after any reconcile under way; fails as the reconcile does. */
+  now(): Promise<void> {
+    return this.inTurn(this.reconcile);
+  }
+
+  /**
+   * Whether or not this worker watches a bottle, it notices its daemon leave
+   * and return; on each return the host is reconciled and the effects that
+   * waited for the daemon (delayed in `waiting`) run at once.
+   */
+  follow(probe: Pick<DaemonProbe, 'subscribe'>, waiting: () => readonly Queue[]): void {
+    probe.subscribe((answering) => {
+      if (!answering) return this.say(DAEMON_AWAY);
+      this.say('the Docker daemon answers again: reconciling this host');
+      this.inTurn(async () => {
+        await this.reconcile();
+        await promoteDelayed(waiting());
+      }).catch((err: unknown) => this.say(`reconcile failed: ${(err as Error).message}`));
+    });
+  }
+
+  /** Settles once no reconcile is under way or queued. */
+  settled(): Promise<void> {
+    return this.reconciling;
+  }
+
+  private inTurn(work: () => Promise<void>): Promise<void> {
+    const turn = this.reconciling.then(work);
+    this.reconciling = turn.catch(() => undefined);
+    return turn;
+  }
 }

@@ -1,9 +1,9 @@
 import type { Job } from 'bullmq';
 import { describe, expect, it } from 'vitest';
-import { isDaemonUnreachable } from '../../src/effects/errors.js';
-import { DAEMON_WAIT_BOUND_MS, daemonRetryDelay } from '../../src/engine/queues.js';
-import type { HostDaemon } from '../../src/effects/types.js';
-import { clearDaemonWait, daemonAwayAfter, markDaemonWait } from '../../src/worker/reconcile-host.js';
+import { isDaemonUnreachable } from '../../../src/effects/errors.js';
+import { DAEMON_WAIT_BOUND_MS, daemonRetryDelay } from '../../../src/engine/queues.js';
+import type { HostDaemon } from '../../../src/effects/types.js';
+import { clearDaemonWait, daemonAwayAfter, markDaemonWait } from '../../../src/worker/daemon-wait.js';
 
 const socketError = (code: string, syscall = 'connect') =>
   Object.assign(new Error(`${syscall} ${code} /var/run/docker.sock`), { code, syscall });

@@ -1,12 +1,12 @@
 import { setMaxListeners } from 'node:events';
 import type Docker from 'dockerode';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { EffectContext } from '../../src/effects/types.js';
-import { watchAgent } from '../../src/effects/watch-agent.js';
-import type { BottlePlan } from '../../src/plan/schema.js';
-import { DaemonNotAnswering, DaemonProbe } from '../../src/worker/daemon-probe.js';
-import { daemonAwayAfter } from '../../src/worker/reconcile-host.js';
-import { noUploads } from '../support/no-uploads.js';
+import type { EffectContext } from '../../../src/effects/types.js';
+import { watchAgent } from '../../../src/effects/watch-agent.js';
+import type { BottlePlan } from '../../../src/plan/schema.js';
+import { DaemonNotAnswering, DaemonProbe } from '../../../src/worker/daemon-probe.js';
+import { daemonAwayAfter } from '../../../src/worker/daemon-wait.js';
+import { noUploads } from '../../support/no-uploads.js';
 
 const timing = { answeringMs: 5000, awayMs: 2000 };
 const MINUTE = 60_000;
