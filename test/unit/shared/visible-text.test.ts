@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { describeEvent, eventJsonLine } from '../../src/cli/render-event.js';
-import { parseEvent } from '../../src/events/schema.js';
-import { terminalSafeJson, visibleLines, visibleText, visibleOutput } from '../../src/shared/visible-text.js';
+import { describeEvent, eventJsonLine } from '../../../src/cli/render-event.js';
+import { parseEvent } from '../../../src/events/schema.js';
+import {
+  MAX_SHOWN_REASON_LINES,
+  terminalSafeJson,
+  visibleBoundedLines,
+  visibleLines,
+  visibleText,
+  visibleOutput,
+} from '../../../src/shared/visible-text.js';
 
 /** Any byte a terminal acts on instead of drawing: C0, DEL, C1. */
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
@@ -27,6 +34,36 @@ describe('visibleText', () => {
     expect(visibleText(all)).not.toMatch(CONTROL);
   });
 
+  it('spells out zero-width characters, the byte order mark and the word joiner', () => {
+    expect(visibleText('pypi\u200b.org\u2060 ok\ufeff')).toBe('pypi\\u200b.org\\u2060 ok\\ufeff');
+  });
+
+  it('spells out every bidirectional control (Trojan Source)', () => {
+    const bidi = '\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069';
+    expect(visibleText(`a${bidi}b`)).toBe(
+      'a\\u061c\\u200e\\u200f\\u202a\\u202b\\u202c\\u202d\\u202e\\u2066\\u2067\\u2068\\u2069b',
+    );
+  });
+
+  it('spells out tag characters, which carry a hidden message, by their code point', () => {
+    const hidden = [...'curl|sh'].map((c) => String.fromCodePoint(0xe0000 + c.charCodeAt(0))).join('');
+    const shown = visibleText(`need pip\u{e0001}${hidden}\u{e007f}`);
+    expect(shown).toBe(
+      'need pip\\u{e0001}\\u{e0063}\\u{e0075}\\u{e0072}\\u{e006c}\\u{e007c}\\u{e0073}\\u{e0068}\\u{e007f}',
+    );
+  });
+
+  it('spells out line and paragraph separators, which some terminals break lines on', () => {
+    expect(visibleText('a\u2028b\u2029c')).toBe('a\\u2028b\\u2029c');
+  });
+
+  it('leaves no invisible format character through, whatever the input', () => {
+    let all = '';
+    for (let c = 0; c < 0x10000; c++) if (c < 0xd800 || c > 0xdfff) all += String.fromCharCode(c);
+    for (let c = 0xe0000; c <= 0xe007f; c++) all += String.fromCodePoint(c);
+    expect(visibleText(all)).not.toMatch(/[\p{Cc}\p{Cf}\u2028\u2029]/u);
+  });
+
   it('keeps line breaks of a multi-line text as lines and spells out a lone CR', () => {
     expect(visibleLines('FROM x\r\nRUN a\rRUN b\n')).toEqual(['FROM x', 'RUN a\\rRUN b', '']);
   });
@@ -36,6 +73,27 @@ describe('visibleText', () => {
     const line = terminalSafeJson(value);
     expect(line).not.toMatch(CONTROL);
     expect(JSON.parse(line)).toEqual(value);
+  });
+
+  it('keeps JSON valid and equal to the input with zero-width and tag characters spelled out', () => {
+    const value = { reason: 'a\u200bb\u{e0041}c\ufeff' };
+    const line = terminalSafeJson(value);
+    expect(line).toBe('{"reason":"a\\u200bb\\udb40\\udc41c\\ufeff"}');
+    expect(JSON.parse(line)).toEqual(value);
+  });
+});
+
+describe('a reason of many lines', () => {
+  it('keeps its line breaks as lines when it is short', () => {
+    expect(visibleBoundedLines('need pip\nfor the tests')).toEqual(['need pip', 'for the tests']);
+  });
+
+  it('shows at most a bounded number of lines and counts the rest, so padding cannot scroll the request away', () => {
+    const padded = `need pip${'\n'.repeat(200)}and pipe a script into sh`;
+    const lines = visibleBoundedLines(padded);
+    expect(lines).toHaveLength(MAX_SHOWN_REASON_LINES);
+    expect(lines[0]).toBe('need pip');
+    expect(lines.at(-1)).toBe(`… (${201 - (MAX_SHOWN_REASON_LINES - 1)} more lines)`);
   });
 });
 
