@@ -53,7 +53,7 @@ describe('bottle approve shows the request it approves', () => {
     expect(lines.filter((l) => l.startsWith('- '))).toEqual([]);
   });
 
-  it('shows a reason with invisible characters spelled out and its padding bounded, the request still on screen', async () => {
+  it('shows a reason with invisible characters spelled out and its padding bounded', async () => {
     const tags = [...'sh'].map((c) => String.fromCodePoint(0xe0000 + c.charCodeAt(0))).join('');
     const reason = `need\u200b pip \u202eevil${tags}${'\n'.repeat(100)}and the real ending`;
     const lines = await review(history([...launchSteps(ID, plan), ask('cap-9', 'FROM scratch\n', reason)]));
