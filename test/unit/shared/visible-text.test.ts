@@ -121,6 +121,28 @@ describe('event lines', () => {
     expect(describeEvent(failed, 'dev-a1b2c')).toBe('bottle failed in build_image: step failed\\x1b[8m hidden');
   });
 
+  it('name the transcript files a snapshot skipped, escapes visible', () => {
+    const snapshotted = parseEvent({
+      seq: 11,
+      type: 'transcript.snapshotted',
+      at: '2026-11-30T10:00:00.000Z',
+      v: 1,
+      data: {
+        files: 3,
+        bytes: 2048,
+        missing: false,
+        skipped: [{ path: 'big\u202e.jsonl', bytes: 1073741824 }],
+        skipped_count: 2,
+        skipped_bytes: 1073741825,
+        limit_bytes: 268435456,
+      },
+    });
+    expect(describeEvent(snapshotted, 'dev-a1b2c')).toBe(
+      'transcript snapshotted (3 files, 2048 bytes); skipped 2 over the 268435456 bytes limit: ' +
+        'big\\u202e.jsonl (1073741824 bytes), 1 more',
+    );
+  });
+
   it('as JSON lines carry no raw control character and parse back to the same event data', () => {
     const ev = requested({ kind: 'egress', host: 'a.test', port: 443, reason: spoof });
     const line = eventJsonLine(ev);
