@@ -26,7 +26,6 @@ import {
   BOTTLE_BIN,
   identityFrom,
   PIN_DEFAULT_HOSTS,
-  REPO,
   startHarness,
   type BottleHarness,
 } from '../test/support/cli-harness.js';
@@ -81,7 +80,7 @@ async function timedCli(h: BottleHarness, manifest: string, env: NodeJS.ProcessE
   const t0 = performance.now();
   const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
     const args = [BOTTLE_BIN, '--manifest', manifest, 'start', AGENT, '--detach', '--yes'];
-    const child = spawn(process.execPath, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, { cwd: h.project, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));

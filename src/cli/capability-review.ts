@@ -5,7 +5,7 @@ import { repoRoot } from '../images/build-context.js';
 import type { BottleState, PendingCapability } from '../machines/index.js';
 import { capabilityTarget } from '../shared/capability.js';
 import { RuntimeFailure } from '../shared/errors.js';
-import { visibleLines, visibleText } from '../shared/visible-text.js';
+import { visibleBoundedLines, visibleText } from '../shared/visible-text.js';
 import { lineDiff } from './line-diff.js';
 import type { Session } from './session.js';
 
@@ -64,7 +64,7 @@ function linesOf(text: string): string[] {
 }
 
 function labelled(label: string, text: string): string[] {
-  const [first, ...rest] = visibleLines(text);
+  const [first, ...rest] = visibleBoundedLines(text);
   return [`${label}: ${first}`, ...rest.map((l) => `${' '.repeat(label.length + 2)}${l}`)];
 }
 

@@ -43,7 +43,7 @@ function describeRaw(ev: LifecycleEvent, identity: string): string {
     case 'transcript.snapshotted':
       return d.missing
         ? `transcript not found (${d.warning ?? 'nothing to snapshot'})`
-        : `transcript snapshotted (${d.files} files, ${d.bytes} bytes)`;
+        : `transcript snapshotted (${d.files} files, ${d.bytes} bytes)${skippedFiles(d)}`;
     case 'bottle.preserved':
       return `state preserved (${d.reason}); resume with: ${d.resume_hint ?? `bottle resume ${identity}`}`;
     case 'bottle.cleaned':
@@ -76,4 +76,17 @@ function describeRaw(ev: LifecycleEvent, identity: string): string {
 
 export function eventJsonLine(ev: LifecycleEvent): string {
   return terminalSafeJson({ seq: ev.seq, type: ev.type, at: ev.at, data: ev.data, v: ev.v });
+}
+
+/** The files a transcript snapshot left out for its limit, named (the event keeps the first few), the rest counted. */
+function skippedFiles(d: {
+  skipped?: { path: string; bytes: number }[];
+  skipped_count?: number;
+  limit_bytes?: number;
+}) {
+  if (!d.skipped_count) return '';
+  const named = (d.skipped ?? []).map((f) => `${f.path} (${f.bytes} bytes)`);
+  const more = d.skipped_count - named.length;
+  const list = [...named, ...(more > 0 ? [`${more} more`] : [])].join(', ');
+  return `; skipped ${d.skipped_count} over the ${d.limit_bytes} bytes limit: ${list}`;
 }

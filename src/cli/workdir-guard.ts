@@ -1,6 +1,7 @@
-import { realpathSync } from 'node:fs';
+import { readdirSync, realpathSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
+import { repoRoot } from '../images/build-context.js';
 import type { LoadedManifest } from '../manifest/load.js';
 import { workdirRefusal, type ProtectedPath } from '../plan/workdir-guard.js';
 import { UsageError } from '../shared/errors.js';
@@ -20,6 +21,73 @@ function realPathOf(path: string): string {
     const parent = dirname(absolute);
     return parent === absolute ? absolute : join(realPathOf(parent), basename(absolute));
   }
+}
+
+/**
+ * Folders whose files the system runs or reads as root: programs, libraries, configuration, boot
+ * files, root's home, service state and spools, and the kernel's and devices' interfaces. Every
+ * top-level lib folder (lib32, lib64, libx32...) counts.
+ */
+const SYSTEM_FOLDERS = [
+  '/etc',
+  '/usr',
+  '/bin',
+  '/sbin',
+  '/lib',
+  '/boot',
+  '/root',
+  '/proc',
+  '/sys',
+  '/dev',
+  '/run',
+  '/var',
+];
+/** Scratch space inside a system folder: world-writable, and nothing is run from it. */
+const SYSTEM_SCRATCH: Readonly<Record<string, readonly string[]>> = { '/var': ['/var/tmp'] };
+
+/** Files a login or interactive shell runs, relative to the home folder (zsh's to ZDOTDIR when set). */
+const SHELL_START_UP = ['.profile', '.bashrc', '.bash_profile', '.bash_login', '.bash_logout', '.config/fish'];
+const ZSH_START_UP = ['.zshenv', '.zprofile', '.zshrc', '.zlogin', '.zlogout'];
+
+function topLevelLibFolders(): string[] {
+  try {
+    return readdirSync('/')
+      .filter((name) => /^lib/.test(name) && name !== 'lib')
+      .map((name) => `/${name}`);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * What runs on the operator's machine, outside any manifest: this installation (the
+ * package root of the running module, as local-worker.ts's bottleBin finds it), the Node.js
+ * running it, every folder on PATH, the system folders, the shell start-up files and ~/.ssh.
+ */
+export function operatorPaths(env: NodeJS.ProcessEnv = process.env, home: string = homedir()): ProtectedPath[] {
+  const realHome = realPathOf(home);
+  const listed: ProtectedPath[] = [
+    { path: repoRoot(), what: 'the claude-bottle installation this command runs from' },
+    // Its dependencies, which the bundle loads at run time, wherever the link points.
+    { path: join(repoRoot(), 'node_modules'), what: 'the dependencies of the claude-bottle installation' },
+    { path: dirname(process.execPath), what: 'the folder of the Node.js running bottle' },
+  ];
+  // An empty or relative PATH entry names a folder relative to wherever a command runs; none is one folder.
+  for (const folder of (env.PATH ?? '').split(delimiter)) {
+    if (isAbsolute(folder)) listed.push({ path: folder, what: 'a folder on your PATH' });
+  }
+  for (const folder of [...SYSTEM_FOLDERS, ...topLevelLibFolders()]) {
+    // Root's home is also root's system folder: when it is the operator's, the home folder rules apply.
+    if (realPathOf(folder) === realHome) continue;
+    const except = (SYSTEM_SCRATCH[folder] ?? []).map(realPathOf);
+    listed.push({ path: folder, what: 'the system folder', ...(except.length > 0 ? { except } : {}) });
+  }
+  for (const file of SHELL_START_UP) listed.push({ path: join(home, file), what: 'your shell start-up file' });
+  for (const file of ZSH_START_UP) {
+    listed.push({ path: join(env.ZDOTDIR ?? home, file), what: 'your shell start-up file' });
+  }
+  listed.push({ path: join(home, '.ssh'), what: 'your ssh folder' });
+  return listed.map((p) => ({ ...p, path: realPathOf(p.path) }));
 }
 
 /** Everything in the manifest (every bottle and agent, not just this one) the agent must not be able to write. */
@@ -60,6 +128,7 @@ export function refuseUnsafeWorkdir(
     return;
   }
   const home = realPathOf(homedir());
-  const refusal = workdirRefusal({ workdir: real, home, protectedPaths: protectedPaths(loaded, env) });
+  const listed = [...protectedPaths(loaded, env), ...operatorPaths(env)];
+  const refusal = workdirRefusal({ workdir: real, home, protectedPaths: listed });
   if (refusal) throw new UsageError(refusal);
 }

@@ -67,6 +67,12 @@ export const EVENT_DATA_SCHEMAS = {
     bytes: z.number().int().nonnegative(),
     missing: z.boolean(),
     warning: z.string().optional(),
+    /** Files not copied because they would take the snapshot over the bottle's limit: the first few, named. */
+    skipped: z.array(z.object({ path: z.string(), bytes: z.number().int().nonnegative() })).optional(),
+    /** How many files were skipped in all, their bytes, and the limit they would have gone over. */
+    skipped_count: z.number().int().nonnegative().optional(),
+    skipped_bytes: z.number().int().nonnegative().optional(),
+    limit_bytes: z.number().int().nonnegative().optional(),
   }),
   'bottle.preserved': z.object({
     reason: z.enum(['crash', 'signal', 'stopped', 'capability', 'failure']),

@@ -207,6 +207,12 @@ const LimitsSchema = strictObject('limits', {
     .int({ message: 'pids must be a whole number' })
     .positive({ message: 'pids must be at least 1' })
     .optional(),
+  transcript: z
+    .string({ invalid_type_error: 'transcript must be a string such as "256m" or "1g"' })
+    .regex(/^[1-9][0-9]*[bkmg]$/i, {
+      message: 'transcript must look like "256m" or "1g" (a whole number and one of b, k, m, g)',
+    })
+    .optional(),
 });
 
 export const BottleSchema = strictObject('a bottle', {
@@ -279,7 +285,7 @@ export interface Bottle extends Omit<
   cred_proxy: { routes: CredentialRouteConfig[] };
   ssh: Array<{ Host: string; IdentityFile: string }>;
   extra_hosts: Record<string, string>;
-  limits: { memory?: string; cpus?: number; pids?: number };
+  limits: { memory?: string; cpus?: number; pids?: number; transcript?: string };
 }
 export interface Agent extends Omit<RawAgent, 'skills' | 'command' | 'copy_cwd'> {
   skills: string[];

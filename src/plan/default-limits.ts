@@ -3,6 +3,9 @@ import type { BottlePlan } from './schema.js';
 
 type LimitName = 'memory' | 'cpus' | 'pids';
 
+/** How much of the agent's transcript a snapshot copies onto the worker's host when the manifest sets no limit. */
+export const DEFAULT_TRANSCRIPT_LIMIT = '256m';
+
 /**
  * What an agent gets when the manifest sets no limit: enough for a coding
  * agent running builds and test suites, bounded so that a runaway (a fork
@@ -29,7 +32,7 @@ export function defaultPids(runtime: ContainerRuntime): number {
 
 /** The manifest's limits with the defaults filled in; `defaulted` names the ones the manifest left out, if any. */
 export function planLimits(
-  limits: { memory?: string | null; cpus?: number | null; pids?: number | null },
+  limits: { memory?: string | null; cpus?: number | null; pids?: number | null; transcript?: string },
   runtime: ContainerRuntime,
 ): BottlePlan['limits'] {
   const defaulted = (['memory', 'cpus', 'pids'] as const).filter((name: LimitName) => limits[name] == null);
@@ -37,6 +40,7 @@ export function planLimits(
     memory: limits.memory ?? DEFAULT_LIMITS.memory,
     cpus: limits.cpus ?? DEFAULT_LIMITS.cpus,
     pids: limits.pids ?? defaultPids(runtime),
+    ...(limits.transcript ? { transcript: limits.transcript } : {}),
     ...(defaulted.length > 0 ? { defaulted } : {}),
   };
 }

@@ -1,4 +1,4 @@
-import { planLimits } from './default-limits.js';
+import { DEFAULT_TRANSCRIPT_LIMIT, planLimits } from './default-limits.js';
 import type { BottlePlan } from './schema.js';
 import { parseHostPattern, patternMatches } from '../shared/host-pattern.js';
 
@@ -73,6 +73,7 @@ export function formatPlanText(plan: BottlePlan): string {
   const defaulted = new Set([...(plan.limits.defaulted ?? []), ...(limits.defaulted ?? [])]);
   const limit = (name: 'memory' | 'cpus' | 'pids') =>
     `${name} ${limits[name]}${defaulted.has(name) ? ' (default)' : ''}`;
-  field('limits', [limit('memory'), limit('cpus'), limit('pids')].join(', '));
+  const transcript = `transcript ${limits.transcript ?? `${DEFAULT_TRANSCRIPT_LIMIT} (default)`}`;
+  field('limits', [limit('memory'), limit('cpus'), limit('pids'), transcript].join(', '));
   return `${lines.join('\n')}\n`;
 }

@@ -82,6 +82,11 @@ export const BottlePlanSchema = z.object({
     memory: z.string().nullable(),
     cpus: z.number().nullable(),
     pids: z.number().nullable(),
+    /**
+     * How much of the agent's transcript a snapshot copies onto the worker's host ("256m"); absent: the
+     * default (src/effects/transcript-budget.ts), also in plans from before there was a limit.
+     */
+    transcript: z.string().optional(),
     /** The limits the manifest left out, filled with defaults. */
     defaulted: z.array(z.enum(['memory', 'cpus', 'pids'])).optional(),
   }),

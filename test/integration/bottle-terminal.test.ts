@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BOTTLE_BIN, PIN_DEFAULT_HOSTS, REPO, startHarness, type BottleHarness } from '../support/cli-harness.js';
+import { BOTTLE_BIN, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
 
 /**
  * Interactive use through a real pseudo-terminal: `bottle start` runs inside
@@ -78,7 +78,7 @@ function startInTmux(agent: string): TerminalRun {
   writeFileSync(
     script,
     [
-      `cd ${q(REPO)}`,
+      `cd ${q(h.project)}`,
       `env -i ${Object.entries(env)
         .map(([k, v]) => `${k}=${q(v)}`)
         .join(

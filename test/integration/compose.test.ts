@@ -28,6 +28,8 @@ const project = `cbcompose${suffix}`;
 const hostId = `compose-${suffix}`;
 const home = mkdtempSync(join(tmpdir(), 'cb-compose-home-'));
 const manifestDir = mkdtempSync(join(tmpdir(), 'cb-compose-manifest-'));
+// The agents' working folder: not this repository, the installation, which the agent is refused.
+const workdir = mkdtempSync(join(tmpdir(), 'cb-compose-project-'));
 const manifest = join(manifestDir, 'claude-bottle.json');
 const identities: string[] = [];
 const builtImages: string[] = [];
@@ -64,7 +66,7 @@ function bottle(args: string[]): Promise<CliResult> {
   };
   delete env.CLAUDE_BOTTLE_MANIFEST;
   return new Promise((resolveRun) => {
-    const child = spawn(process.execPath, [BOTTLE_BIN, ...withYes(args)], { cwd: REPO, env });
+    const child = spawn(process.execPath, [BOTTLE_BIN, ...withYes(args)], { cwd: workdir, env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -162,6 +164,7 @@ afterAll(async () => {
   for (const identity of identities) await removeBottleResources(docker, identity).catch(() => undefined);
   rmSync(home, { recursive: true, force: true });
   rmSync(manifestDir, { recursive: true, force: true });
+  rmSync(workdir, { recursive: true, force: true });
 });
 
 describe('docker-compose.yml', () => {

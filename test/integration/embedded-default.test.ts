@@ -9,7 +9,7 @@ import { removeBottleResources } from '../../src/effects/docker/remove-bottle.js
 import { EventLog } from '../../src/event-store/log.js';
 import { processAlive } from '../../src/shared/process-alive.js';
 import { liveWorkers } from '../../src/engine/workers.js';
-import { BOTTLE_BIN, PIN_DEFAULT_HOSTS, REPO, withYes } from '../support/cli-harness.js';
+import { BOTTLE_BIN, PIN_DEFAULT_HOSTS, withYes } from '../support/cli-harness.js';
 
 /**
  * With no REDIS_URL, one machine needs no configuration: the CLI starts a
@@ -18,6 +18,8 @@ import { BOTTLE_BIN, PIN_DEFAULT_HOSTS, REPO, withYes } from '../support/cli-har
  */
 const home = mkdtempSync(join(tmpdir(), 'cb-embedded-'));
 const manifestDir = mkdtempSync(join(tmpdir(), 'cb-embedded-manifest-'));
+// The agents' working folder: not this repository, the installation, which the agent is refused.
+const project = mkdtempSync(join(tmpdir(), 'cb-embedded-project-'));
 const manifest = join(manifestDir, 'claude-bottle.json');
 const env: NodeJS.ProcessEnv = { ...process.env, CLAUDE_BOTTLE_HOME: home };
 delete env.REDIS_URL;
@@ -28,7 +30,7 @@ const pidFrom = (file: string) => (existsSync(file) ? Number(readFileSync(file, 
 const alive = processAlive;
 const bottleWith = (extra: NodeJS.ProcessEnv, args: string[]) =>
   spawnSync(process.execPath, [BOTTLE_BIN, ...withYes(args)], {
-    cwd: REPO,
+    cwd: project,
     env: { ...env, ...extra },
     encoding: 'utf8',
     timeout: 240_000,
@@ -63,6 +65,7 @@ afterAll(async () => {
   }
   rmSync(home, { recursive: true, force: true });
   rmSync(manifestDir, { recursive: true, force: true });
+  rmSync(project, { recursive: true, force: true });
 });
 
 describe('embedded default', () => {

@@ -26,7 +26,7 @@ import { CAPABILITY_BURST } from '../../src/gateway/capability-routes.js';
 import { DIRECT_RECORDS_PER_MINUTE } from '../../src/shared/netwatch-report.js';
 import { execIn } from '../support/docker.js';
 import { redisKeysHolding } from '../support/launch-secrets.js';
-import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
+import { identityFrom, PIN_DEFAULT_HOSTS, REPO, startHarness, type BottleHarness } from '../support/cli-harness.js';
 
 /**
  * Escape attempts from INSIDE a real bottle (the built agent image, user
@@ -209,6 +209,43 @@ describe('escape attempts refused on the host, before any bottle runs', () => {
       expect(out.refused, out.result.stderr).toBe(true);
       expect(out.line).toMatch(c.why);
       expect(out.line).toMatch(/run it from a project folder/);
+      expect(leaked).toBe(false);
+    }
+  });
+
+  it('issue 21 finding 1: start refuses the installation, a system folder and a folder on PATH', async () => {
+    const manifest = h.writeManifest({
+      bottles: [{ name: 'box', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS }],
+      agents: [{ name: 'rewriter', bottle: 'box', command: ['sleep', '600'] }],
+    });
+    const bin = join(scratch, 'tools', 'bin');
+    mkdirSync(bin, { recursive: true });
+    const cases = [
+      // The audit's reproduction: from there the agent rewrote dist/cli-bundle/bottle.cjs, run next by the host.
+      {
+        attempt: 'working folder = the installation (to rewrite the bundle)',
+        cwd: REPO,
+        env: {},
+        why: /it is the claude-bottle installation this command runs from/,
+      },
+      { attempt: 'working folder = /etc', cwd: '/etc', env: {}, why: /it is the system folder/ },
+      {
+        attempt: 'working folder holding a folder on PATH',
+        cwd: dirname(bin),
+        env: { PATH: `${bin}:${process.env.PATH}` },
+        why: /it holds a folder on your PATH/,
+      },
+    ];
+    for (const c of cases) {
+      const out = await refusedStart(['--manifest', manifest, 'start', 'rewriter', '--detach', '--cwd', c.cwd], c.env);
+      const containers = await h.docker.listContainers({
+        all: true,
+        filters: JSON.stringify({ name: ['cb-rewriter-'] }),
+      });
+      const leaked = out.created || containers.length > 0;
+      row('21.1', c.attempt, { refused: out.refused, recorded: null, leaked, note: 'exit 2 before anything exists' });
+      expect(out.refused, out.result.stderr).toBe(true);
+      expect(out.line).toMatch(c.why);
       expect(leaked).toBe(false);
     }
   });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABELS } from '../../src/shared/names.js';
-import { BOTTLE_BIN, identityFrom, PIN_DEFAULT_HOSTS, REPO, startHarness } from '../support/cli-harness.js';
+import { BOTTLE_BIN, identityFrom, PIN_DEFAULT_HOSTS, startHarness } from '../support/cli-harness.js';
 import type { BottleHarness } from '../support/cli-harness.js';
 
 /**
@@ -79,7 +79,7 @@ function inTmux(args: string[]): TerminalRun {
   writeFileSync(
     script,
     [
-      `cd ${q(REPO)}`,
+      `cd ${q(h.project)}`,
       `env -i ${envArgs} TERM="$TERM" ${q(process.execPath)} ${q(BOTTLE_BIN)} ${args.map(q).join(' ')}`,
       `echo $? > ${q(exitFile)}`,
       'sleep 3600',

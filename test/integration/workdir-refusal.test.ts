@@ -5,14 +5,15 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stampEvents } from '../../src/event-store/log.js';
 import { foldEvents, initialBottleState } from '../../src/machines/index.js';
-import { PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
+import { PIN_DEFAULT_HOSTS, REPO, startHarness, type BottleHarness } from '../support/cli-harness.js';
 import { fakePlan } from '../support/fake-plan.js';
 
 /**
  * `start` and `resume` refuse (exit 2, one line that suggests a project
  * folder) a working folder the agent must not be able to write: here, the
- * folder that holds the manifest, reached through a symlink, and $HOME. They
- * refuse before anything is made: the state folder tree and the Redis key
+ * folder that holds the manifest, reached through a symlink, $HOME, the
+ * installation this command runs from, a system folder and a folder on the
+ * operator's PATH. They refuse before anything is made: the state folder tree and the Redis key
  * space are the same before and after.
  */
 
@@ -50,9 +51,9 @@ function tree(root: string): string[] {
   return out;
 }
 
-async function refusedWithoutTrace(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+async function refusedWithoutTrace(args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): Promise<string> {
   const before = { home: tree(h.home), keys: (await redis.keys('*')).sort() };
-  const result = await h.cli(['--manifest', manifest, ...args], { env, timeoutMs: 60_000 });
+  const result = await h.cli(['--manifest', manifest, ...args], { env, timeoutMs: 60_000, cwd });
   expect(result.code, result.stderr).toBe(2);
   const lines = result.stderr.trim().split('\n');
   expect(lines, result.stderr).toHaveLength(1);
@@ -70,6 +71,27 @@ describe('the working folder guard', () => {
     symlinkSync(dirname(manifest), link);
     const line = await refusedWithoutTrace(['start', 'demo', '--detach', '--cwd', link]);
     expect(line).toContain(`it holds the manifest ${manifest}`);
+  });
+
+  it('started from the installation folder is refused at start, and by the dry run', async () => {
+    // The audit's reproduction: from there the agent rewrote dist/cli-bundle/bottle.cjs, which the host runs next.
+    const line = await refusedWithoutTrace(['start', 'demo', '--detach'], {}, REPO);
+    expect(line).toMatch(
+      /^bottle: refusing to give the agent \S+: it is the claude-bottle installation this command runs from,/,
+    );
+    const dryRun = await refusedWithoutTrace(['start', 'demo', '--dry-run', '--cwd', `${REPO}/dist/cli-bundle`]);
+    expect(dryRun).toMatch(/it is inside the claude-bottle installation this command runs from /);
+  });
+
+  it('refuses a system folder and a folder on the PATH', async () => {
+    const line = await refusedWithoutTrace(['start', 'demo', '--detach', '--cwd', '/var/lib']);
+    expect(line).toMatch(/it is inside the system folder \/var,/);
+    const bin = join(scratch, 'bin');
+    mkdirSync(bin);
+    const onPath = await refusedWithoutTrace(['start', 'demo', '--detach', '--cwd', scratch], {
+      PATH: `${bin}:${process.env.PATH}`,
+    });
+    expect(onPath).toContain(`it holds a folder on your PATH ${bin}`);
   });
 
   it('refuses $HOME, also for --copy-cwd', async () => {

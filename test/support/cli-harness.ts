@@ -53,6 +53,11 @@ export interface CliOptions {
 
 export interface BottleHarness {
   home: string;
+  /**
+   * The working folder `cli` and `startDetached` run in unless told otherwise: an empty temp folder,
+   * since the agent may write to its working folder and so is refused this repository (the installation).
+   */
+  project: string;
   redis: TestRedis;
   /**
    * The id of the harness's event store, minted when it starts: its workers label every Docker
@@ -83,6 +88,7 @@ export async function startHarness(opts: { env?: NodeJS.ProcessEnv } = {}): Prom
     throw new Error('dist/ is missing: run `npm run build` before the integration tests (npm test does)');
   }
   const home = mkdtempSync(join(tmpdir(), 'cb-home-'));
+  const project = mkdtempSync(join(tmpdir(), 'cb-project-'));
   const redis = await startTestRedis();
   const redisConn = new Redis({ path: redis.socket, maxRetriesPerRequest: null });
   redisConn.on('error', () => undefined);
@@ -104,6 +110,7 @@ export async function startHarness(opts: { env?: NodeJS.ProcessEnv } = {}): Prom
 
   const harness: BottleHarness = {
     home,
+    project,
     redis,
     store,
     env,
@@ -122,14 +129,14 @@ export async function startHarness(opts: { env?: NodeJS.ProcessEnv } = {}): Prom
     },
     cli(args, o = {}) {
       const argv = o.askToLaunch ? args : withYes(args);
-      const { child, exit } = runBottle(argv, o.cwd ?? REPO, { ...env, ...o.env });
+      const { child, exit } = runBottle(argv, o.cwd ?? project, { ...env, ...o.env });
       const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 240_000);
       return exit.finally(() => clearTimeout(timer));
     },
     startDetached(args) {
       let printed: (identity: string) => void = () => undefined;
       const identity = new Promise<string>((resolveIdentity) => (printed = resolveIdentity));
-      const { child, exit } = runBottle(withYes(args), REPO, env, (stdout) => {
+      const { child, exit } = runBottle(withYes(args), project, env, (stdout) => {
         if (!stdout.includes('\n')) return;
         try {
           printed(identityFrom({ code: 0, stdout, stderr: '' }));
@@ -170,6 +177,7 @@ export async function startHarness(opts: { env?: NodeJS.ProcessEnv } = {}): Prom
       redisConn.disconnect();
       await redis.destroy();
       rmSync(home, { recursive: true, force: true });
+      rmSync(project, { recursive: true, force: true });
       for (const d of manifestDirs) rmSync(d, { recursive: true, force: true });
     },
   };

