@@ -4,10 +4,13 @@ import { HostPatternError, parseHostPattern } from '../shared/host-pattern.js';
 /** A reason is read by a person deciding; it is a few sentences, not a document. */
 export const MAX_CAPABILITY_REASON_CHARS = 1000;
 /**
- * Characters that move the cursor, rewrite the terminal or reorder what is shown: C0 controls other
- * than tab and newline, DEL, C1, line/paragraph separators, bidirectional overrides, lone surrogates.
+ * Characters that move the cursor, rewrite the terminal, reorder what is shown or hide in it: C0 controls
+ * other than tab and newline, DEL, C1, line/paragraph separators, lone surrogates, and every invisible
+ * format character (zero-width, bidirectional controls, tag characters: Unicode's Cf).
  */
-const UNSHOWABLE = /[^\P{Cc}\t\n]|[\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|\p{Cs}/u;
+const UNSHOWABLE = /[^\P{Cc}\t\n]|[\u2028\u2029]|\p{Cs}|\p{Cf}/u;
+/** Blank lines that push a reason's real ending out of sight. */
+const PADDING = /\n[ \t]*\n[ \t]*\n[ \t]*\n/;
 
 /** What the agent asked for, its host written as the allowlist would; or every reason the body is refused. */
 export type ReadAsk = { ask: CapabilityAsk } | { issues: string[] };
@@ -46,8 +49,9 @@ export function askProblems(ask: CapabilityAsk): string[] {
     problems.push(`reason: at most ${MAX_CAPABILITY_REASON_CHARS} characters`);
   }
   if (UNSHOWABLE.test(ask.reason)) {
-    problems.push('reason: control characters (other than tab and newline) and bidirectional overrides are refused');
+    problems.push('reason: control characters (other than tab and newline) and invisible characters are refused');
   }
+  if (PADDING.test(ask.reason)) problems.push('reason: runs of blank lines are refused');
   return problems;
 }
 

@@ -48,8 +48,20 @@ describe('askProblems', () => {
     ['a bidirectional override', 'safe \u202egnp.exe'],
     ['a line separator', 'a\u2028b'],
     ['a lone surrogate', 'a\ud800b'],
+    ['a zero-width space', 'pypi.org\u200b is fine'],
+    ['a word joiner', 'a\u2060b'],
+    ['a byte order mark', '\ufeffreason'],
+    ['an Arabic letter mark', 'a\u061cb'],
+    ['tag characters', 'ok\u{e0061}\u{e0062}'],
   ])('refuses a reason with %s', (_what, reason) => {
     expect(askProblems(ask({ reason }))).toEqual([expect.stringMatching(/^reason: control characters/)]);
+  });
+
+  it('refuses a reason padded with blank lines that would push its ending out of sight', () => {
+    expect(askProblems(ask({ reason: `need pypi${'\n'.repeat(40)}and then the real ask` }))).toEqual([
+      'reason: runs of blank lines are refused',
+    ]);
+    expect(askProblems(ask({ reason: 'first paragraph\n\nsecond paragraph' }))).toEqual([]);
   });
 
   it('accepts tabs, newlines and any printable text in a reason, up to its length bound', () => {
