@@ -2,12 +2,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { capabilityReview, currentDockerfile } from '../../src/cli/capability-review.js';
-import { lineDiff } from '../../src/cli/line-diff.js';
-import type { Session } from '../../src/cli/session.js';
-import type { LifecycleEvent } from '../../src/events/schema.js';
-import { foldEvents, initialBottleState, type PendingCapability } from '../../src/machines/index.js';
-import { history, launchSteps, samplePlan, type Step } from '../golden/fixtures.js';
+import { capabilityReview, currentDockerfile } from '../../../src/cli/capability-review.js';
+import { lineDiff } from '../../../src/cli/line-diff.js';
+import type { Session } from '../../../src/cli/session.js';
+import type { LifecycleEvent } from '../../../src/events/schema.js';
+import { foldEvents, initialBottleState, type PendingCapability } from '../../../src/machines/index.js';
+import { history, launchSteps, samplePlan, type Step } from '../../golden/fixtures.js';
 
 const ID = 'dev-a1b2c';
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
