@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { claudeBinaryPath } from '../../images/build-context.js';
@@ -7,8 +8,8 @@ import { liveWorkers, type WorkerBeat } from '../../engine/workers.js';
 import { probeRedis } from '../../engine/redis.js';
 import { describeRedisTarget, redisTarget, type RedisTarget } from '../../shared/redis-target.js';
 import { visibleText } from '../../shared/visible-text.js';
-import { localDocker, statusOf } from '../docker-probe.js';
 import { embeddedServices } from '../local-worker.js';
+import type { CliContext } from '../program.js';
 
 type Status = 'ok' | 'FAIL' | 'warn';
 interface Check {
@@ -22,14 +23,22 @@ interface Check {
 export const BASE_IMAGE = 'debian:bookworm-slim';
 const REDIS_TIMEOUT_MS = 1500;
 
+export interface DoctorOptions {
+  env?: NodeJS.ProcessEnv;
+}
+
+export function register(program: Command, cli: CliContext): void {
+  program
+    .command('doctor')
+    .description('check Docker, runsc, Redis, images and worker liveness')
+    .action(() => cli.run(() => runDoctor(cli.io)));
+}
+
 /**
  * `bottle doctor`: checks what a start needs and says how to fix what is
  * missing. Every probe has a short timeout so it never hangs.
  */
-export async function runDoctor(
-  io: { stdout: (s: string) => void },
-  opts: { env?: NodeJS.ProcessEnv } = {},
-): Promise<number> {
+export async function runDoctor(io: { stdout: (s: string) => void }, opts: DoctorOptions = {}): Promise<number> {
   const env = opts.env ?? process.env;
   const checks: Check[] = [];
   checks.push(...(await dockerChecks()));
@@ -44,7 +53,9 @@ export async function runDoctor(
 }
 
 async function dockerChecks(): Promise<Check[]> {
-  const docker = await localDocker();
+  // The Docker client loads here, when its checks run: with what it loads, it is a large part of a second.
+  const { dockerClient, statusOf } = await import('../../effects/docker/client.js');
+  const docker = dockerClient();
   let version: { Version?: string; ApiVersion?: string };
   try {
     version = await withTimeout(docker.version(), 5000, 'Docker did not answer within 5 s');
