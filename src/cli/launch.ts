@@ -64,6 +64,10 @@ export function continueArgs(command: readonly string[], args: readonly string[]
   return command.length > 0 && basename(command[0]) === 'claude' ? ['--continue', ...args] : [...args];
 }
 
+/**
+ * Resolves the plan of a launch, each step once: the manifest and its agent, the working-folder guard,
+ * the host, the facts about it, the plan. A session it opens (a start's) is closed again if planning fails.
+ */
 export async function planLaunch(req: PlanRequest): Promise<PlannedLaunch> {
   const loaded = 'loaded' in req.manifest ? req.manifest.loaded : await loadManifest({ path: req.manifest.path });
   const { agent, bottle } = findAgent(loaded, req.agent);
@@ -72,7 +76,7 @@ export async function planLaunch(req: PlanRequest): Promise<PlannedLaunch> {
   trace('launch: manifest loaded');
   const where = req.host;
   const session = where.kind === 'choose' ? await where.open() : where.kind === 'pinned' ? where.session : undefined;
-  trace('launch: session open');
+  if (session) trace('launch: session open');
   try {
     const host =
       where.kind === 'pinned'
