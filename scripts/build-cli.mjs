@@ -82,6 +82,13 @@ if (readFileSync('dist/cli-bundle/bottle.cjs').some((byte) => byte > 0x7f))
   throw new Error('dist/cli-bundle/bottle.cjs is not plain ASCII');
 // The dashboard's view is built on ink, which is ESM only (and awaits at the top
 // level): it stays an ES module next to the bundle, imported when the dashboard opens.
+// The CommonJS packages bundled into it (Redis's client, with the session it decides
+// through) call require() for Node's own modules, which an ES module does not have:
+// the banner gives it one, as Node gives every CommonJS module.
+const ESM_REQUIRE = [
+  "import { createRequire as __bottleCreateRequire } from 'node:module';",
+  'const require = __bottleCreateRequire(import.meta.url);',
+].join('\n');
 await build({
   entryPoints: ['dist/cli/dashboard-view.js'],
   bundle: true,
@@ -89,7 +96,8 @@ await build({
   format: 'esm',
   target: 'node20',
   outfile: 'dist/cli-bundle/dashboard-view.js',
-  external: [...ES_MODULE_EXTERNALS, 'react'],
+  external: [...COMMONJS_EXTERNALS, ...ES_MODULE_EXTERNALS],
+  banner: { js: ESM_REQUIRE },
   logLevel: 'warning',
 });
 

@@ -1,5 +1,7 @@
 import type { Redis } from 'ioredis';
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import type { BottlePlan } from '../plan/schema.js';
 import { RuntimeFailure } from '../shared/errors.js';
 import { liveWorkers } from '../engine/workers.js';
@@ -18,6 +20,18 @@ export async function reachesBottleDocker(redis: Redis, host: string): Promise<b
   if (engines.size === 0) return host === hostname();
   const local = await localEngineId();
   return local !== undefined && engines.has(local);
+}
+
+/**
+ * A bind-mounted working folder missing here may be a path on the bottle's
+ * host, when that is another machine's Docker: its daemon checks it there.
+ */
+export async function cwdIsOnOtherHost(
+  redis: Redis,
+  opts: { cwd: string; copies: boolean; host: string },
+): Promise<boolean> {
+  if (opts.copies || existsSync(resolve(opts.cwd))) return false;
+  return !(await reachesBottleDocker(redis, opts.host));
 }
 
 /** Why `what` (attach, logs) cannot be done from here, naming where it can. */

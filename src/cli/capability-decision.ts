@@ -4,8 +4,7 @@ import { accepts, bottleStatus, type BottleState, type Command, type PendingCapa
 import { RuntimeFailure, UsageError } from '../shared/errors.js';
 import { visibleText } from '../shared/visible-text.js';
 import { currentState } from '../engine/bottle-log.js';
-import { commandAndFollow } from './command-follow.js';
-import type { Session } from './session.js';
+import { commandAndFollow, type Session } from './session.js';
 
 /**
  * One path for deciding a capability request, shared by `bottle approve` /

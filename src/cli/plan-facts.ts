@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { findAgent, type LoadedManifest } from '../manifest/load.js';
+import type { Bottle } from '../manifest/schema.js';
 import type { PlanFacts } from '../plan/resolve.js';
 import type { ImagePlan } from '../plan/schema.js';
 import { agentImageSource, gatewayImageSource, imagePlan, type ImageSource } from '../images/sources.js';
@@ -9,8 +9,8 @@ import { UsageError } from '../shared/errors.js';
 import type { ContainerRuntime } from '../shared/runtime.js';
 
 export interface GatherOptions {
-  loaded: LoadedManifest;
-  agent: string;
+  /** The bottle the agent runs in, as the manifest defines it. */
+  bottle: Bottle;
   cwd: string;
   runtime: ContainerRuntime;
   /** The host the bottle is pinned to. */
@@ -38,7 +38,7 @@ export interface GatherOptions {
 
 /** The facts about this host that a plan is resolved from: everything here reads files, nothing writes. */
 export async function gatherPlanFacts(opts: GatherOptions): Promise<PlanFacts> {
-  const { bottle } = findAgent(opts.loaded, opts.agent);
+  const { bottle } = opts;
   const persist = !opts.dryRun;
   const plan = async (name: string, source: () => ImageSource): Promise<ImagePlan> => {
     try {

@@ -1,6 +1,5 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { randomUUID } from 'node:crypto';
 import type { LifecycleEvent, NewEvent } from '../events/schema.js';
 import type { SealedSecrets } from '../shared/sealed-secrets.js';
 import { redisTarget, type RedisTarget } from '../shared/redis-target.js';
@@ -48,18 +47,6 @@ export interface FollowOptions {
   signal?: AbortSignal;
 }
 
-let queueModule: Promise<typeof import('../engine/queues.js')> | undefined;
-
-/**
- * The queue module is BullMQ, about half the code a start runs; it is loaded
- * only by commands that enqueue, and a start begins loading it while it waits
- * for the Docker daemon.
- */
-export function loadQueueModule(): Promise<typeof import('../engine/queues.js')> {
-  queueModule ??= import('../engine/queues.js');
-  return queueModule;
-}
-
 export async function openSession(opts: {
   needWorker: boolean;
   say?: (line: string) => void;
@@ -69,17 +56,14 @@ export async function openSession(opts: {
   const target = redisTarget(env);
   await ensureRedis(target, opts.say);
   const redis = connectRedis(target);
-  // The queue (and its connection) is opened only by commands that enqueue:
-  // read-only commands must leave Redis exactly as they found it.
-  let queue: { conn: Redis; queue: Queue } | undefined;
-  const openCommandQueue = async () => {
-    const { openQueue } = await loadQueueModule();
-    if (!queue) {
+  // The queue (and its connection) is opened only by commands that enqueue: read-only commands must
+  // leave Redis exactly as they found it, and BullMQ, about half the code a start runs, loads only then.
+  let queue: Promise<{ conn: Redis; queue: Queue }> | undefined;
+  const openCommandQueue = () =>
+    (queue ??= import('../engine/queues.js').then(({ openQueue }) => {
       const conn = connectRedis(target);
-      queue = { conn, queue: openQueue(conn) };
-    }
-    return queue;
-  };
+      return { conn, queue: openQueue(conn) };
+    }));
   if (opts.needWorker) {
     // A command that needs a worker enqueues: its queue connection comes up while the worker is checked.
     const opening = openCommandQueue();
@@ -99,20 +83,16 @@ export async function openSession(opts: {
     redis,
     log,
     async enqueueCommand(identity, event, sealedSecrets) {
-      const { queue: commandQueue } = await openCommandQueue();
-      const { commandJobId } = await loadQueueModule();
-      const commandId = randomUUID();
-      await commandQueue.add(
-        'command',
-        { identity, command_id: commandId, event, ...(sealedSecrets ? { sealed_secrets: sealedSecrets } : {}) },
-        { jobId: commandJobId(identity, commandId) },
-      );
-      return commandId;
+      const [{ queue: commandQueue }, { enqueueCommand }] = await Promise.all([
+        openCommandQueue(),
+        import('../engine/commands.js'),
+      ]);
+      return enqueueCommand(commandQueue, identity, event, sealedSecrets);
     },
     async runHostTask(task, host, timeoutMs) {
       const { conn } = await openCommandQueue();
       const { QueueEvents } = await import('bullmq');
-      const { QUEUE_PREFIX, hostQueueNames, openQueue } = await loadQueueModule();
+      const { QUEUE_PREFIX, hostQueueNames, openQueue } = await import('../engine/queues.js');
       // A host task is about one host's daemon and disk: only that host's workers serve its queue.
       const name = hostQueueNames(host).effects;
       const taskQueue = openQueue(conn, name);
@@ -150,11 +130,30 @@ export async function openSession(opts: {
       }
     },
     async close() {
-      if (queue) {
-        await queue.queue.close();
-        queue.conn.disconnect();
+      const opened = await queue?.catch(() => undefined);
+      if (opened) {
+        await opened.queue.close();
+        opened.conn.disconnect();
       }
       redis.disconnect();
     },
   };
+}
+
+/**
+ * Sends a command to a bottle that already exists (starting a local worker when none runs) and
+ * follows its log from there until `settled`; returns the event that settled it.
+ */
+export async function commandAndFollow(
+  session: Session,
+  identity: string,
+  command: NewEvent,
+  onEvent: (ev: LifecycleEvent) => void,
+  settled: (ev: LifecycleEvent) => boolean,
+  opts: Pick<FollowOptions, 'say' | 'signal'> = {},
+): Promise<LifecycleEvent | undefined> {
+  await session.ensureWorker(opts.say);
+  const after = await session.log.lastSeq(identity);
+  await session.enqueueCommand(identity, command);
+  return session.follow(identity, after, onEvent, settled, opts);
 }

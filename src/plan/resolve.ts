@@ -1,7 +1,6 @@
 import { shareablePreferences } from './claude-state.js';
 import { basename } from 'node:path';
 import type { ContainerRuntime } from '../shared/runtime.js';
-import { findAgent, type LoadedManifest } from '../manifest/load.js';
 import type { Agent, Bottle } from '../manifest/schema.js';
 import { parseHostPattern } from '../shared/host-pattern.js';
 import { mintIdentity, parseIdentity } from '../shared/identity.js';
@@ -32,8 +31,11 @@ export interface PlanFacts {
 }
 
 export interface ResolvePlanOptions {
-  loaded: LoadedManifest;
-  agent: string;
+  /** The manifest file, as loaded. */
+  manifestPath: string;
+  /** The agent to launch and its bottle, as the manifest defines them (see findAgent). */
+  agent: Agent;
+  bottle: Bottle;
   /** `--copy-cwd`: can turn copying on for one start; the manifest's copy_cwd stays the default. */
   copyCwd?: boolean;
   args?: string[];
@@ -48,7 +50,7 @@ export interface ResolvePlanOptions {
  * --dry-run` prints this, and `start` carries it in bottle.start_requested.
  */
 export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
-  const { agent, bottle } = findAgent(opts.loaded, opts.agent);
+  const { agent, bottle } = opts;
   const identity = opts.identity ? parseIdentity(opts.identity, [agent.name]).identity : mintIdentity(agent.name);
   const { cwd, runtime } = opts.facts;
   const copyCwd = Boolean(opts.copyCwd) || agent.copy_cwd;
@@ -87,7 +89,7 @@ export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
     copy_cwd: copyCwd,
     limits: planLimits(bottle.limits, runtime),
     host: opts.facts.host,
-    manifest_path: opts.loaded.path,
+    manifest_path: opts.manifestPath,
     egress: { proxy: bottle.egress.proxy, pipelock_image: bottle.egress.pipelock_image ?? null },
     ...(opts.facts.userClaudeFiles
       ? {

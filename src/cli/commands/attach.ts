@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import type { LifecycleEvent } from '../../events/schema.js';
 import { bottleStatus, stateName, type BottleState } from '../../machines/index.js';
 import { RuntimeFailure, UsageError } from '../../shared/errors.js';
@@ -10,6 +11,7 @@ import { whileWatchingHost } from '../host-watch.js';
 import type { CliIO } from '../../shared/io.js';
 import { describeEvent } from '../render-event.js';
 import { openSession, type Session } from '../session.js';
+import type { CliContext } from '../program.js';
 
 /** The bottle's agent container and its live state; a bottle unknown to this Redis is a runtime failure. */
 export async function agentOf(
@@ -29,13 +31,26 @@ export function notRunningHint(identity: string, state: BottleState): string {
   return `; follow it with: bottle events ${identity} --follow`;
 }
 
+export interface AttachOptions {
+  identity: string;
+  manifestPath?: string;
+}
+
+export function register(program: Command, cli: CliContext): void {
+  program
+    .command('attach')
+    .description("re-attach your terminal to a running bottle's agent (detach: Ctrl-P Ctrl-Q)")
+    .argument('<identity>')
+    .action((identity: string) => cli.run(() => runAttach({ identity, manifestPath: cli.manifestPath() }, cli.io)));
+}
+
 /**
  * `bottle attach <identity>`: the terminal of a running bottle again, after
  * Ctrl-P Ctrl-Q or from another terminal. When the agent exits while
  * attached, it reports what the preservation matrix decided, as start does,
  * and exits with the agent's code.
  */
-export async function runAttach(opts: { identity: string; manifestPath?: string }, io: CliIO): Promise<number> {
+export async function runAttach(opts: AttachOptions, io: CliIO): Promise<number> {
   const identity = await checkIdentityArg(opts.identity, { manifestPath: opts.manifestPath });
   if (!io.isTTY) {
     throw new UsageError(`attach needs a terminal; without one, read the output: bottle logs ${identity} --follow`);

@@ -1,12 +1,29 @@
+import type { Command } from 'commander';
 import { RuntimeFailure } from '../../shared/errors.js';
 import { formatBytes } from '../../shared/format-bytes.js';
 import { liveWorkers } from '../../engine/workers.js';
 import { CleanupReportSchema, type CleanupReport } from '../../engine/host-tasks.js';
 import type { CliIO } from '../../shared/io.js';
 import { openSession } from '../session.js';
+import type { CliContext } from '../program.js';
 
 /** Long enough for a host with many leftovers; a worker that never answers is reported, not waited on forever. */
 const CLEANUP_TIMEOUT_MS = 10 * 60_000;
+
+export interface CleanupOptions {
+  dryRun: boolean;
+  /** Only this Docker host; every host a live worker serves otherwise. */
+  host?: string;
+}
+
+export function register(program: Command, cli: CliContext): void {
+  program
+    .command('cleanup')
+    .description('remove orphaned Docker resources and stale state')
+    .option('--dry-run', 'only list what would be removed', false)
+    .option('--host <id>', 'only on this Docker host (default: every host a live worker serves)')
+    .action((flags: CleanupOptions) => cli.run(() => runCleanup(flags, cli.io)));
+}
 
 /**
  * `bottle cleanup [--dry-run] [--host ID]`: on each live host (or the one
@@ -14,7 +31,7 @@ const CLEANUP_TIMEOUT_MS = 10 * 60_000;
  * removes what no live bottle uses (see src/effects/cleanup.ts); the CLI only
  * asks and prints the answers.
  */
-export async function runCleanup(opts: { dryRun: boolean; host?: string }, io: CliIO): Promise<number> {
+export async function runCleanup(opts: CleanupOptions, io: CliIO): Promise<number> {
   const session = await openSession({ needWorker: true, say: (l) => io.stderr(l) });
   const failed: string[] = [];
   try {

@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import type { LifecycleEvent } from '../../events/schema.js';
 import { accepts, bottleStatus } from '../../machines/index.js';
 import { currentState } from '../../engine/bottle-log.js';
@@ -6,12 +7,53 @@ import { checkIdentityArg } from '../identity-arg.js';
 import type { CliIO } from '../../shared/io.js';
 import { capabilityTarget, egressAllowEntry } from '../../shared/capability.js';
 import { describeEvent } from '../render-event.js';
-import { commandAndFollow } from '../command-follow.js';
-import { openSession } from '../session.js';
+import { commandAndFollow, openSession } from '../session.js';
 import { capabilityReview } from '../capability-review.js';
 import { visibleText } from '../../shared/visible-text.js';
 import { checkDecision, enqueueDecision, operator } from '../capability-decision.js';
 import { askOnTerminal } from '../confirm.js';
+import type { CliContext } from '../program.js';
+
+export interface StopOptions {
+  identity: string;
+  manifestPath?: string;
+}
+
+export interface DecideOptions {
+  identity: string;
+  approve: boolean;
+  /** Why a request is denied (recorded in the event log). */
+  reason?: string;
+  /** The request the operator reviewed; refused unless it is the pending one. */
+  requestId?: string;
+  manifestPath?: string;
+}
+
+/** `bottle approve`, `bottle deny` and `bottle stop`: the commands an operator sends a running bottle. */
+export function register(program: Command, cli: CliContext): void {
+  const manifestPath = () => cli.manifestPath();
+  program
+    .command('approve')
+    .description('approve the pending capability request of a bottle')
+    .argument('<identity>')
+    .option('--request <id>', 'the request you reviewed; refused unless it is the pending one')
+    .action((identity: string, o: { request?: string }) =>
+      cli.run(() => runDecide({ identity, approve: true, requestId: o.request, manifestPath: manifestPath() }, cli.io)),
+    );
+  program
+    .command('deny')
+    .description('deny the pending capability request of a bottle')
+    .argument('<identity>')
+    .requiredOption('--reason <text>', 'why (recorded in the event log)')
+    .action((identity: string, o: { reason: string }) =>
+      cli.run(() => runDecide({ identity, approve: false, reason: o.reason, manifestPath: manifestPath() }, cli.io)),
+    );
+  program
+    .command('stop')
+    .description('stop the agent; its state is preserved for resume')
+    .argument('<identity>')
+    .action((identity: string) => cli.run(() => runStop({ identity, manifestPath: manifestPath() }, cli.io)));
+}
 
 /** A y/N question on the terminal (Ctrl-C or end of input answers no); anything but y/yes is no. */
 async function confirmed(question: string): Promise<boolean> {
@@ -19,7 +61,7 @@ async function confirmed(question: string): Promise<boolean> {
 }
 
 /** `bottle stop`: a command; the machine asks for the agent to stop and the preservation matrix keeps its state. */
-export async function runStop(opts: { identity: string; manifestPath?: string }, io: CliIO): Promise<number> {
+export async function runStop(opts: StopOptions, io: CliIO): Promise<number> {
   const identity = await checkIdentityArg(opts.identity, { manifestPath: opts.manifestPath });
   // The identity is validated before Redis is opened; a worker is started only for a bottle that can be stopped.
   const session = await openSession({ needWorker: false });
@@ -45,10 +87,7 @@ export async function runStop(opts: { identity: string; manifestPath?: string },
 }
 
 /** approve/deny the bottle's pending capability request. */
-export async function runDecide(
-  opts: { identity: string; approve: boolean; reason?: string; requestId?: string; manifestPath?: string },
-  io: CliIO,
-): Promise<number> {
+export async function runDecide(opts: DecideOptions, io: CliIO): Promise<number> {
   const identity = await checkIdentityArg(opts.identity, { manifestPath: opts.manifestPath });
   // Checked before Redis is opened; checkDecision checks it again for callers that have a session already.
   if (!opts.approve && !opts.reason?.trim()) {

@@ -1,7 +1,15 @@
-import { createElement as h } from 'react';
+import type { Command } from 'commander';
 import { UsageError } from '../../shared/errors.js';
 import type { CliIO } from '../../shared/io.js';
 import { openSession } from '../session.js';
+import type { CliContext } from '../program.js';
+
+export function register(program: Command, cli: CliContext): void {
+  program
+    .command('dashboard')
+    .description('live view of bottles, states, pending requests, egress and events')
+    .action(() => cli.run(() => runDashboard(cli.io)));
+}
 
 /**
  * `bottle dashboard`: a live terminal view (src/cli/dashboard-view.ts).
@@ -16,7 +24,11 @@ export async function runDashboard(io: CliIO): Promise<number> {
     throw new UsageError('dashboard needs a terminal; use `bottle list` or `bottle events --follow` in scripts');
   delete process.env.CI;
   delete process.env.CONTINUOUS_INTEGRATION;
-  const [{ render }, { Dashboard }] = await Promise.all([import('ink'), import('../dashboard-view.js')]);
+  const [{ render }, { createElement: h }, { Dashboard }] = await Promise.all([
+    import('ink'),
+    import('react'),
+    import('../dashboard-view.js'),
+  ]);
   const session = await openSession({ needWorker: false });
   try {
     const app = render(h(Dashboard, { session }));

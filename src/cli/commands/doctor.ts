@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { claudeBinaryPath } from '../../images/build-context.js';
@@ -7,8 +8,9 @@ import { liveWorkers, type WorkerBeat } from '../../engine/workers.js';
 import { probeRedis } from '../../engine/redis.js';
 import { describeRedisTarget, redisTarget, type RedisTarget } from '../../shared/redis-target.js';
 import { visibleText } from '../../shared/visible-text.js';
-import { localDocker, statusOf } from '../docker-probe.js';
 import { embeddedServices } from '../local-worker.js';
+import { dockerStatusOf, localDocker } from '../docker-probe.js';
+import type { CliContext } from '../program.js';
 
 type Status = 'ok' | 'FAIL' | 'warn';
 interface Check {
@@ -22,14 +24,22 @@ interface Check {
 export const BASE_IMAGE = 'debian:bookworm-slim';
 const REDIS_TIMEOUT_MS = 1500;
 
+export interface DoctorOptions {
+  env?: NodeJS.ProcessEnv;
+}
+
+export function register(program: Command, cli: CliContext): void {
+  program
+    .command('doctor')
+    .description('check Docker, runsc, Redis, images and worker liveness')
+    .action(() => cli.run(() => runDoctor(cli.io)));
+}
+
 /**
  * `bottle doctor`: checks what a start needs and says how to fix what is
  * missing. Every probe has a short timeout so it never hangs.
  */
-export async function runDoctor(
-  io: { stdout: (s: string) => void },
-  opts: { env?: NodeJS.ProcessEnv } = {},
-): Promise<number> {
+export async function runDoctor(io: { stdout: (s: string) => void }, opts: DoctorOptions = {}): Promise<number> {
   const env = opts.env ?? process.env;
   const checks: Check[] = [];
   checks.push(...(await dockerChecks()));
@@ -44,6 +54,7 @@ export async function runDoctor(
 }
 
 async function dockerChecks(): Promise<Check[]> {
+  // The Docker client loads here, when its checks run: with what it loads, it is a large part of a second.
   const docker = await localDocker();
   let version: { Version?: string; ApiVersion?: string };
   try {
@@ -79,11 +90,10 @@ async function dockerChecks(): Promise<Check[]> {
     await docker.getImage(BASE_IMAGE).inspect();
     checks.push({ status: 'ok', what: `base image ${BASE_IMAGE} present` });
   } catch (err) {
+    const missing = (await dockerStatusOf(err)) === 404;
     checks.push({
       status: 'FAIL',
-      what: `base image ${BASE_IMAGE} ${
-        statusOf(err) === 404 ? 'missing' : `not inspectable: ${(err as Error).message}`
-      }`,
+      what: `base image ${BASE_IMAGE} ${missing ? 'missing' : `not inspectable: ${(err as Error).message}`}`,
       fix: 'nothing can be pulled here; build it locally with scripts/setup-env.sh (debootstrap + docker import)',
       blocking: true,
     });

@@ -1,9 +1,6 @@
-import { chooseHost } from '../host-runtime.js';
-import { loadManifest } from '../../manifest/load.js';
 import { formatPlanText } from '../../plan/format-text.js';
-import { resolvePlan } from '../../plan/resolve.js';
-import { gatherPlanFacts, type GatherOptions } from '../plan-facts.js';
-import { refuseUnsafeWorkdir } from '../workdir-guard.js';
+import { planLaunch } from '../launch.js';
+import type { GatherOptions } from '../plan-facts.js';
 
 export interface DryRunOptions {
   manifestPath?: string;
@@ -25,23 +22,19 @@ export async function runDryRun(
   io: { stdout: (s: string) => void; stderr: (s: string) => void },
   sources: Pick<GatherOptions, 'gatewaySource'> = {},
 ): Promise<number> {
-  const loaded = await loadManifest({ path: opts.manifestPath });
-  const cwd = opts.cwd ?? process.cwd();
-  // What a real start would refuse, a dry run refuses too: it shows what would happen.
-  refuseUnsafeWorkdir(cwd, loaded);
   const unplannable: string[] = [];
-  const facts = await gatherPlanFacts({
-    loaded,
+  const { plan } = await planLaunch({
+    manifest: { path: opts.manifestPath },
     agent: opts.agent,
-    cwd,
-    // A dry run opens no Redis, so reads no heartbeat: the host asked for, or this one, with the local runtime.
-    ...(await chooseHost(undefined, opts.host).then((h) => ({ host: h.id, runtime: h.runtime }))),
+    cwd: opts.cwd ?? process.cwd(),
+    copyCwd: opts.copyCwd,
+    args: opts.args,
+    host: { kind: 'local', requested: opts.host },
     ...sources,
     dryRun: {
       onUnplannable: (image, reason) => unplannable.push(`note: the ${image} image can't be planned yet: ${reason}`),
     },
   });
-  const plan = resolvePlan({ loaded, agent: opts.agent, copyCwd: opts.copyCwd, args: opts.args, facts });
   io.stdout(opts.format === 'json' ? `${JSON.stringify(plan, null, 2)}\n` : formatPlanText(plan));
   for (const note of unplannable) io.stderr(note);
   return 0;

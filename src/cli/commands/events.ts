@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import { RuntimeFailure } from '../../shared/errors.js';
 import { checkIdentityArg } from '../identity-arg.js';
 import { followUntil } from '../follow.js';
@@ -5,12 +6,29 @@ import { whileWatchingHost } from '../host-watch.js';
 import type { CliIO } from '../../shared/io.js';
 import { describeEvent, eventJsonLine } from '../render-event.js';
 import { openSession } from '../session.js';
+import { formatOption, type CliContext } from '../program.js';
+
+export interface EventsOptions {
+  identity: string;
+  follow: boolean;
+  format: 'text' | 'json';
+  manifestPath?: string;
+}
+
+export function register(program: Command, cli: CliContext): void {
+  program
+    .command('events')
+    .description('the lifecycle event log of a bottle')
+    .argument('<identity>')
+    .option('--follow', 'keep printing new events', false)
+    .addOption(formatOption())
+    .action((identity: string, flags: Pick<EventsOptions, 'follow' | 'format'>) =>
+      cli.run(() => runEvents({ ...flags, identity, manifestPath: cli.manifestPath() }, cli.io)),
+    );
+}
 
 /** The lifecycle event log: JSON lines with seq, type, at, data (and v), or one readable line each. */
-export async function runEvents(
-  opts: { identity: string; follow: boolean; format: 'text' | 'json'; manifestPath?: string },
-  io: CliIO,
-): Promise<number> {
+export async function runEvents(opts: EventsOptions, io: CliIO): Promise<number> {
   const identity = await checkIdentityArg(opts.identity, { manifestPath: opts.manifestPath });
   const session = await openSession({ needWorker: false });
   const print = (ev: Parameters<typeof describeEvent>[0]) =>

@@ -1,9 +1,11 @@
+import type { Command } from 'commander';
 import { terminalSafeJson } from '../../shared/visible-text.js';
 import { tableLines } from '../table.js';
 import { hostKeyId } from '../../shared/sealed-secrets.js';
 import { liveWorkers, type WorkerBeat } from '../../engine/workers.js';
 import type { CliIO } from '../../shared/io.js';
 import { openSession } from '../session.js';
+import { formatOption, type CliContext } from '../program.js';
 
 export interface ListedHost {
   id: string;
@@ -41,8 +43,20 @@ function hostsOf(beats: readonly WorkerBeat[]): ListedHost[] {
   return [...byId.values()].sort((a, b) => a.id.localeCompare(b.id));
 }
 
+export interface HostsOptions {
+  format: 'text' | 'json';
+}
+
+export function register(program: Command, cli: CliContext): void {
+  program
+    .command('hosts')
+    .description('live worker hosts: id, engine, build, bottles, capacity')
+    .addOption(formatOption())
+    .action((flags: HostsOptions) => cli.run(() => runHosts(flags, cli.io)));
+}
+
 /** `bottle hosts`: the Docker hosts a live worker serves. */
-export async function runHosts(opts: { format: 'text' | 'json' }, io: CliIO): Promise<number> {
+export async function runHosts(opts: HostsOptions, io: CliIO): Promise<number> {
   const session = await openSession({ needWorker: false });
   let hosts: ListedHost[];
   try {

@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import { bottleStatus, isTerminal, stateName } from '../../machines/index.js';
 import { liveWorkers } from '../../engine/workers.js';
 import type { CliIO } from '../../shared/io.js';
@@ -5,6 +6,7 @@ import { currentState } from '../../engine/bottle-log.js';
 import { openSession } from '../session.js';
 import { terminalSafeJson } from '../../shared/visible-text.js';
 import { tableLines } from '../table.js';
+import { formatOption, type CliContext } from '../program.js';
 
 export interface ListedBottle {
   identity: string;
@@ -15,11 +17,25 @@ export interface ListedBottle {
   started_at: string;
 }
 
+export interface ListOptions {
+  all: boolean;
+  format: 'text' | 'json';
+}
+
+export function register(program: Command, cli: CliContext): void {
+  program
+    .command('list')
+    .description('bottles and their current state')
+    .option('--all', 'include cleaned bottles', false)
+    .addOption(formatOption())
+    .action((flags: ListOptions) => cli.run(() => runList(flags, cli.io)));
+}
+
 /**
  * Every bottle not cleaned by default (failed and preserved ones wait for a resume); `--all` includes
  * cleaned ones. Reads only the event log's index and live states.
  */
-export async function runList(opts: { all: boolean; format: 'text' | 'json' }, io: CliIO): Promise<number> {
+export async function runList(opts: ListOptions, io: CliIO): Promise<number> {
   const session = await openSession({ needWorker: false });
   try {
     const rows: ListedBottle[] = [];

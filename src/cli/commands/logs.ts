@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import { bottleStatus } from '../../machines/index.js';
 import { RuntimeFailure } from '../../shared/errors.js';
 import { agentOutput } from '../attach.js';
@@ -7,6 +8,24 @@ import { whileWatchingHost } from '../host-watch.js';
 import type { CliIO } from '../../shared/io.js';
 import { openSession } from '../session.js';
 import { agentOf, notRunningHint } from './attach.js';
+import type { CliContext } from '../program.js';
+
+export interface LogsOptions {
+  identity: string;
+  follow: boolean;
+  manifestPath?: string;
+}
+
+export function register(program: Command, cli: CliContext): void {
+  program
+    .command('logs')
+    .description("the agent's own output (its terminal), while its container exists")
+    .argument('<identity>')
+    .option('--follow', 'keep printing until the agent exits', false)
+    .action((identity: string, flags: Pick<LogsOptions, 'follow'>) =>
+      cli.run(() => runLogs({ ...flags, identity, manifestPath: cli.manifestPath() }, cli.io)),
+    );
+}
 
 /**
  * `bottle logs <identity> [--follow]`: what the agent wrote to its terminal,
@@ -15,10 +34,7 @@ import { agentOf, notRunningHint } from './attach.js';
  * the agent's own screen), anywhere else its control characters are
  * neutralised (src/cli/attach.ts, OutputNeutraliser).
  */
-export async function runLogs(
-  opts: { identity: string; follow: boolean; manifestPath?: string },
-  io: CliIO,
-): Promise<number> {
+export async function runLogs(opts: LogsOptions, io: CliIO): Promise<number> {
   const identity = await checkIdentityArg(opts.identity, { manifestPath: opts.manifestPath });
   const session = await openSession({ needWorker: false });
   let agent: Awaited<ReturnType<typeof agentOf>>;

@@ -1,18 +1,36 @@
+import type { Command } from 'commander';
 import { bottleStatus, foldHistory, statesEqual } from '../../machines/index.js';
 import { RuntimeFailure, UsageError } from '../../shared/errors.js';
 import { checkIdentityArg } from '../identity-arg.js';
 import type { CliIO } from '../../shared/io.js';
 import { openSession } from '../session.js';
+import { formatOption, type CliContext } from '../program.js';
+
+export interface ReplayOptions {
+  identity: string;
+  to?: string;
+  format: 'text' | 'json';
+  manifestPath?: string;
+}
+
+export function register(program: Command, cli: CliContext): void {
+  program
+    .command('replay')
+    .description('fold the event log through the machine (no effects) and compare with the live state')
+    .argument('<identity>')
+    .option('--to <seq>', 'fold only events up to this seq')
+    .addOption(formatOption())
+    .action((identity: string, flags: Pick<ReplayOptions, 'to' | 'format'>) =>
+      cli.run(() => runReplay({ ...flags, identity, manifestPath: cli.manifestPath() }, cli.io)),
+    );
+}
 
 /**
  * Folds the stored log through the machine — no effect runs — and compares
  * the result with the live state the worker cached. `--to SEQ` folds a prefix
  * (then `matches` compares against nothing live and is only true at the end).
  */
-export async function runReplay(
-  opts: { identity: string; to?: string; format: 'text' | 'json'; manifestPath?: string },
-  io: CliIO,
-): Promise<number> {
+export async function runReplay(opts: ReplayOptions, io: CliIO): Promise<number> {
   const identity = await checkIdentityArg(opts.identity, { manifestPath: opts.manifestPath });
   let to: number | undefined;
   if (opts.to !== undefined) {

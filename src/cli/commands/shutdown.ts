@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import { stateName } from '../../machines/index.js';
 import { RuntimeFailure } from '../../shared/errors.js';
 import { bottleHome } from '../../shared/paths.js';
@@ -7,9 +8,22 @@ import { probeRedis } from '../../engine/redis.js';
 import { pingRedis } from '../../engine/embedded.js';
 import { embeddedServices, stopEmbeddedService } from '../local-worker.js';
 import type { CliIO } from '../../shared/io.js';
+import type { CliContext } from '../program.js';
 
 /** States in which a bottle needs no worker: it waits for a resume, or it is over. */
 const AT_REST = new Set(['preserved', 'failed', 'cleaned']);
+
+export interface ShutdownOptions {
+  force: boolean;
+}
+
+export function register(program: Command, cli: CliContext): void {
+  program
+    .command('shutdown')
+    .description('stop the redis-server and worker this state folder started (refused while bottles run)')
+    .option('--force', 'stop them even while bottles run (unwatched until a worker runs again)', false)
+    .action((flags: ShutdownOptions) => cli.run(() => runShutdown(flags, cli.io)));
+}
 
 /**
  * `bottle shutdown [--force]`: stops the redis-server and the worker this
@@ -18,7 +32,7 @@ const AT_REST = new Set(['preserved', 'failed', 'cleaned']);
  * that is refused unless --force: a forced bottle keeps running unwatched
  * until a worker runs again, which the next state-changing command starts.
  */
-export async function runShutdown(opts: { force: boolean }, io: CliIO): Promise<number> {
+export async function runShutdown(opts: ShutdownOptions, io: CliIO): Promise<number> {
   const services = embeddedServices();
   const running = services.filter((s) => s.running);
   if (running.length === 0) {

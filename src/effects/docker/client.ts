@@ -49,4 +49,9 @@ export async function detectRuntime(docker: Docker, env: NodeJS.ProcessEnv = pro
   return chooseRuntime(await registeredRuntimes(docker), env);
 }
 
-export { statusOf } from './status.js';
+/** dockerode reports HTTP status on errors; 404 means "already gone" for removals, 409 "already exists/in progress". */
+export function statusOf(err: unknown): number | undefined {
+  return typeof err === 'object' && err !== null && 'statusCode' in err
+    ? (err as { statusCode?: number }).statusCode
+    : undefined;
+}

@@ -4,7 +4,7 @@ import { RuntimeFailure } from '../../shared/errors.js';
 import type { ImagePlan } from '../../plan/schema.js';
 import { PermanentEffectError } from '../types.js';
 import { CREATED_BY, LABELS } from '../../shared/names.js';
-import { statusOf } from './status.js';
+import { statusOf } from './client.js';
 import { contextFileReader, contextHash, effectiveMode, type ImageSource } from '../../images/build-context.js';
 
 /** Streams the context as a tar, one file at a time, so a 400 MB binary is never held in memory. */

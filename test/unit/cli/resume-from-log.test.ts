@@ -3,14 +3,14 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { resumeFactsFromLog } from '../../src/cli/resume-facts.js';
-import { parseEvent } from '../../src/events/schema.js';
-import { contextFileReader } from '../../src/images/build-context.js';
-import { agentImageSource, imagePlan } from '../../src/images/sources.js';
-import { bottleStatus } from '../../src/machines/index.js';
-import { planMounts } from '../../src/plan/resolve.js';
-import { STATE_DOCKERFILE, STATE_TRANSCRIPT, stateDockerfileText } from '../../src/shared/state-markers.js';
-import { history, launchSteps, samplePlan, type Step } from '../golden/fixtures.js';
+import { resumeFactsFromLog } from '../../../src/cli/resume-facts.js';
+import { parseEvent } from '../../../src/events/schema.js';
+import { contextFileReader } from '../../../src/images/build-context.js';
+import { agentImageSource, imagePlan } from '../../../src/images/sources.js';
+import { bottleStatus } from '../../../src/machines/index.js';
+import { planMounts } from '../../../src/plan/resolve.js';
+import { STATE_DOCKERFILE, STATE_TRANSCRIPT, stateDockerfileText } from '../../../src/shared/state-markers.js';
+import { history, launchSteps, samplePlan, type Step } from '../../golden/fixtures.js';
 
 /**
  * What `bottle resume` relaunches from, derived from a recorded log alone:
@@ -151,7 +151,10 @@ describe('resume facts from the event log', () => {
     expect(resumeFactsFromLog(identity, history(steps)).approvedEgress).toEqual(['mirror.test:8443', 'pypi.org']);
 
     // A recorded v1 history: the approval applied by preserving the bottle for a rebuild.
-    const golden = readFileSync(join(import.meta.dirname, '..', 'golden', 'capability-approved-resumed.jsonl'), 'utf8');
+    const golden = readFileSync(
+      join(import.meta.dirname, '..', '..', 'golden', 'capability-approved-resumed.jsonl'),
+      'utf8',
+    );
     const events = golden
       .split('\n')
       .filter((l) => l.trim() !== '')

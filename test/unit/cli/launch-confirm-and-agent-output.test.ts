@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { OutputNeutraliser } from '../../src/cli/attach.js';
-import { confirmLaunch, requireConfirmable } from '../../src/cli/confirm.js';
-import type { CliIO } from '../../src/shared/io.js';
-import { UsageError } from '../../src/shared/errors.js';
-import { fakePlan } from '../support/fake-plan.js';
+import { OutputNeutraliser } from '../../../src/cli/attach.js';
+import { confirmLaunch, requireConfirmable } from '../../../src/cli/confirm.js';
+import type { CliIO } from '../../../src/shared/io.js';
+import { UsageError } from '../../../src/shared/errors.js';
+import { fakePlan } from '../../support/fake-plan.js';
 
 function capture(isTTY: boolean): CliIO & { err: string[] } {
   const err: string[] = [];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { tableLines } from '../../src/cli/table.js';
+import { tableLines } from '../../../src/cli/table.js';
 
 describe('tableLines', () => {
   it('pads every column to its widest cell, two spaces apart, with no trailing spaces', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { unservedNote } from '../../src/cli/host-watch.js';
+import { unservedNote } from '../../../src/cli/host-watch.js';
 
 describe('the note for a host no live worker serves', () => {
   it('names the host and the command that starts a worker for it, for each kind of command', () => {
