@@ -60,10 +60,12 @@ registerUpcaster('agent.exited', 1, (data) => {
 registerUpcaster('capability.requested', 1, (data) => ({ ...data, queue_if_pending: false }));
 
 // gateway.started v1 came from the launch whose one gateway effect also started pipelock (when the plan used
-// it) and whose agent start waited for the gateway's ready line.
+// it) and whose agent start waited for the gateway's ready line. That is several current events in one record,
+// so it is marked rather than reshaped, and the machine reads the mark (src/machines/legacy-guards.ts).
 registerUpcaster('gateway.started', 1, (data) => ({ ...data, legacy_launch: true }));
 
 // capability.approved / capability.denied v1 were decided before the agent could learn a decision: a v1
-// egress approval ended the bottle for a rebuild, and a v1 denial asked for nothing to be done.
+// egress approval ended the bottle for a rebuild, and a v1 denial asked for nothing to be done. No current
+// decision means that, and whether the request was egress is in an earlier event, so these are marked too.
 registerUpcaster('capability.approved', 1, (data) => ({ ...data, legacy_decision: true }));
 registerUpcaster('capability.denied', 1, (data) => ({ ...data, legacy_decision: true }));

@@ -93,24 +93,7 @@ export function parseBottleState(raw: unknown): BottleState | null {
 }
 
 export function initialContext(identity: string): BottleContext {
-  return {
-    identity,
-    plan: null,
-    network: null,
-    gatewayCa: null,
-    exitCode: null,
-    signal: null,
-    stopRequested: false,
-    stopRequestedBy: null,
-    pendingCapability: null,
-    queuedCapabilities: [],
-    resumes: 0,
-    lastError: null,
-    launchFailure: null,
-    preservedReason: null,
-    lastEgressDecision: 0,
-    seq: 0,
-  };
+  return { identity, plan: null, ...freshRunFields(), resumes: 0, seq: 0 };
 }
 
 /** The per-run fields a resume starts afresh; identity, resumes and history-wide facts stay. */

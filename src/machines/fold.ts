@@ -1,6 +1,7 @@
 import { initialTransition, transition } from 'xstate';
 import type { LifecycleEvent } from '../events/schema.js';
-import { bottleMachine, type EffectIntent } from './bottle.machine.js';
+import { bottleMachine } from './bottle.machine.js';
+import type { EffectIntent } from './effect-requests.js';
 import { MACHINE_VERSION, type BottleState } from './context.js';
 import { settles, type EffectRequest } from './effects.js';
 

@@ -1,4 +1,5 @@
-export { bottleMachine, type EffectIntent } from './bottle.machine.js';
+export { bottleMachine } from './bottle.machine.js';
+export type { EffectIntent } from './effect-requests.js';
 export {
   BottleContextSchema,
   BottleStateSchema,

@@ -14,9 +14,9 @@ import {
   type BottleState,
   type Command,
   type EffectRequest,
-} from '../../src/machines/index.js';
-import { parseEvent, type LifecycleEvent } from '../../src/events/schema.js';
-import type { BottlePlan } from '../../src/plan/schema.js';
+} from '../../../src/machines/index.js';
+import { parseEvent, type LifecycleEvent } from '../../../src/events/schema.js';
+import type { BottlePlan } from '../../../src/plan/schema.js';
 import {
   agentStarted,
   gatewayStarted,
@@ -30,7 +30,7 @@ import {
   sampleNetwork,
   samplePlan,
   type Step,
-} from '../golden/fixtures.js';
+} from '../../golden/fixtures.js';
 
 const ID = 'dev-a1b2c';
 

@@ -7,8 +7,8 @@ import {
   parseEffectRequest,
   pendingEffects,
   type EffectRequest,
-} from '../../src/machines/index.js';
-import type { LifecycleEvent } from '../../src/events/schema.js';
+} from '../../../src/machines/index.js';
+import type { LifecycleEvent } from '../../../src/events/schema.js';
 import {
   agentStarted,
   gatewayStarted,
@@ -24,7 +24,7 @@ import {
   type Step,
   type StoredStep,
   watchedPlan,
-} from '../golden/fixtures.js';
+} from '../../golden/fixtures.js';
 
 const ID = 'dev-a1b2c';
 const NETWORKED = preLaunchSteps(ID).length;

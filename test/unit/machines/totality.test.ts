@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EVENT_TYPES, type EventType } from '../../src/events/schema.js';
+import { EVENT_TYPES, type EventType } from '../../../src/events/schema.js';
 import {
   BottleStateSchema,
   EFFECT_KINDS,
@@ -10,9 +10,9 @@ import {
   statesEqual,
   type BottleState,
   type EffectKind,
-} from '../../src/machines/index.js';
-import { PRESERVE_REASONS } from '../../src/machines/context.js';
-import { history, hostRoutePlan, networkCreated, pipelockPlan, samplePlan, type Step } from '../golden/fixtures.js';
+} from '../../../src/machines/index.js';
+import { PRESERVE_REASONS } from '../../../src/machines/context.js';
+import { history, hostRoutePlan, networkCreated, pipelockPlan, samplePlan, type Step } from '../../golden/fixtures.js';
 
 const ID = 'dev-z9y8x';
 

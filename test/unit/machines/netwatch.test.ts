@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { foldHistory, stateName } from '../../src/machines/index.js';
+import { foldHistory, stateName } from '../../../src/machines/index.js';
 import {
   agentStarted,
   gatewayStarted,
@@ -10,7 +10,7 @@ import {
   samplePlan,
   watchedPlan,
   type Step,
-} from '../golden/fixtures.js';
+} from '../../golden/fixtures.js';
 
 const ID = 'dev-a1b2c';
 const watched = watchedPlan(ID);

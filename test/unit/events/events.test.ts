@@ -9,9 +9,9 @@ import {
   parseEvent,
   parseNewEventData,
   parseStoredEvent,
-} from '../../src/events/schema.js';
-import { MissingUpcasterError, registerUpcaster, signalForExitCode, upcastData } from '../../src/events/upcast.js';
-import { samplePlan } from '../golden/fixtures.js';
+} from '../../../src/events/schema.js';
+import { MissingUpcasterError, registerUpcaster, signalForExitCode, upcastData } from '../../../src/events/upcast.js';
+import { samplePlan } from '../../golden/fixtures.js';
 
 const at = '2026-11-20T10:00:00.000Z';
 

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseEvent, type LifecycleEvent } from '../../src/events/schema.js';
+import { parseEvent, type LifecycleEvent } from '../../../src/events/schema.js';
 import {
   bottleStatus,
   foldEvent,
@@ -9,7 +9,7 @@ import {
   initialBottleState,
   statesEqual,
   type BottleState,
-} from '../../src/machines/index.js';
+} from '../../../src/machines/index.js';
 
 /**
  * Recorded histories must keep folding to what they folded to when they were
@@ -17,7 +17,7 @@ import {
  * of stored logs: add an upcaster (src/events/upcast.ts) instead of editing the
  * golden files. See test/golden/README.md.
  */
-const GOLDEN_DIR = join(import.meta.dirname, '../golden');
+const GOLDEN_DIR = join(import.meta.dirname, '../../golden');
 
 interface Expected {
   state: string;

@@ -1,0 +1,96 @@
+import type { EventOf, LifecycleEvent } from '../events/schema.js';
+import { freshRunFields, type BottleContext, type NetworkLayout, type PendingCapability } from './context.js';
+
+/**
+ * What events change in the machine's context: one pure function per named action, returning
+ * the fields it changes; the machine's setup() makes each an `assign` action. The machine runs
+ * each only on the events it names; any other event changes nothing.
+ */
+
+type UpdateArgs = { context: BottleContext; event: LifecycleEvent };
+type Update = Partial<BottleContext>;
+
+export function takePlan({ event }: UpdateArgs): Update {
+  return event.type === 'bottle.start_requested' ? { plan: event.data.plan } : {};
+}
+
+/** A resume starts a new run with its new plan; identity and history-wide facts stay. */
+export function startResumedRun({ context, event }: UpdateArgs): Update {
+  if (event.type !== 'bottle.resume_requested') return {};
+  return { ...freshRunFields(), plan: event.data.plan, resumes: context.resumes + 1 };
+}
+
+export function recordNetwork({ event }: UpdateArgs): Update {
+  return event.type === 'network.created' ? { network: networkLayoutOf(event) } : {};
+}
+
+/** Decision numbers restart with each gateway container. */
+export function restartEgressDecisions(): Update {
+  return { lastEgressDecision: 0 };
+}
+
+export function recordGatewayCa({ event }: UpdateArgs): Update {
+  return event.type === 'gateway.ready' ? { gatewayCa: event.data.interception_ca ?? null } : {};
+}
+
+export function recordExit({ event }: UpdateArgs): Update {
+  return event.type === 'agent.exited' ? { exitCode: event.data.code, signal: event.data.signal } : {};
+}
+
+export function rememberStop({ event }: UpdateArgs): Update {
+  return event.type === 'bottle.stop_requested' ? { stopRequested: true, stopRequestedBy: event.data.by } : {};
+}
+
+/** Every failure is kept, transient or not, for status output and diagnosis. */
+export function recordError({ event }: UpdateArgs): Update {
+  return event.type === 'effect.failed' ? { lastError: { ...event.data, seq: event.seq } } : {};
+}
+
+/** The first permanent failure of a launch region: what the teardown reports, whatever is recorded after it. */
+export function recordLaunchFailure({ context, event }: UpdateArgs): Update {
+  if (event.type !== 'effect.failed') return {};
+  const { effect, error } = event.data;
+  return { lastError: { ...event.data, seq: event.seq }, launchFailure: context.launchFailure ?? { effect, error } };
+}
+
+export function holdCapability({ event }: UpdateArgs): Update {
+  return event.type === 'capability.requested' ? { pendingCapability: pendingFrom(event) } : {};
+}
+
+export function queueCapability({ context, event }: UpdateArgs): Update {
+  if (event.type !== 'capability.requested') return {};
+  return { queuedCapabilities: [...context.queuedCapabilities, pendingFrom(event)] };
+}
+
+/** The decided request hands the operator's turn to the one queued behind it. */
+export function handTurnToNextCapability({ context }: UpdateArgs): Update {
+  return {
+    pendingCapability: context.queuedCapabilities[0] ?? null,
+    queuedCapabilities: context.queuedCapabilities.slice(1),
+  };
+}
+
+export function recordPreserved({ event }: UpdateArgs): Update {
+  return event.type === 'bottle.preserved' ? { preservedReason: event.data.reason } : {};
+}
+
+/** The layout network.created reports; null for networks made before they had fixed addresses. */
+function networkLayoutOf(event: EventOf<'network.created'>): NetworkLayout | null {
+  const { internal, egress, subnets, addresses } = event.data;
+  if (!subnets || !addresses) return null;
+  return {
+    internal: { name: internal, subnet: subnets.internal },
+    egress: { name: egress, subnet: subnets.egress },
+    addresses,
+  };
+}
+
+/**
+ * What the context keeps of a request: its data (without the queuing flag) and where it is in
+ * the log; of a Dockerfile only its length (readers take the body from the event).
+ */
+function pendingFrom(event: EventOf<'capability.requested'>): PendingCapability {
+  const { queue_if_pending: _queued, dockerfile, ...request } = event.data;
+  const size = dockerfile !== undefined ? { dockerfile_chars: dockerfile.length } : {};
+  return { ...request, ...size, requested_seq: event.seq };
+}
