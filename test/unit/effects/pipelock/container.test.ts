@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { pipelockAgentEnvironment } from '../../src/effects/pipelock/agent-env.js';
+import { pipelockAgentEnvironment } from '../../../../src/effects/pipelock/agent-env.js';
 import {
   PIPELOCK_CONFIG_PATH,
   pipelockContainerName,
   pipelockContainerSpec,
-} from '../../src/effects/pipelock/pipelock-container.js';
-import { CREDENTIAL_PLACEHOLDER, GATEWAY_CREDENTIAL_PORT } from '../../src/plan/agent-env.js';
-import { LABELS } from '../../src/shared/names.js';
-import { PermanentEffectError } from '../../src/effects/types.js';
-import { fakePlan } from '../support/fake-plan.js';
+} from '../../../../src/effects/pipelock/pipelock-container.js';
+import { CREDENTIAL_PLACEHOLDER, GATEWAY_CREDENTIAL_PORT } from '../../../../src/plan/agent-env.js';
+import { LABELS } from '../../../../src/shared/names.js';
+import { PermanentEffectError } from '../../../../src/effects/types.js';
+import { fakePlan } from '../../../support/fake-plan.js';
 
 const IMAGE = 'ghcr.io/luckypipewrench/pipelock:latest';
 const plan = fakePlan('dev-abc12', {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isPipelockStartupLine, parsePipelockLogLine } from '../../src/effects/pipelock/log-line.js';
+import { isPipelockStartupLine, parsePipelockLogLine } from '../../../../src/effects/pipelock/log-line.js';
 
 /**
  * Lines shaped as pipelock's zerolog audit logger writes them

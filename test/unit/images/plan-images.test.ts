@@ -2,8 +2,8 @@ import { chmod, mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { contextHash, type ImageSource } from '../../src/images/build-context.js';
-import { agentImageSource, imagePlan } from '../../src/images/sources.js';
+import { contextHash, type ImageSource } from '../../../src/images/build-context.js';
+import { agentImageSource, imagePlan } from '../../../src/images/sources.js';
 
 let dir: string;
 beforeEach(async () => {

@@ -6,12 +6,12 @@ import {
   PIPELOCK_INTERNAL_RANGES,
   PIPELOCK_LISTEN_PORT,
   pipelockAllowlist,
-} from '../../src/effects/pipelock/config.js';
-import { PipelockConfigSchema } from '../../src/effects/pipelock/schema.js';
-import { PermanentEffectError } from '../../src/effects/types.js';
-import { DEFAULT_HOSTS } from '../../src/plan/default-hosts.js';
-import { mergeHosts } from '../../src/plan/resolve.js';
-import { fakePlan } from '../support/fake-plan.js';
+} from '../../../../src/effects/pipelock/config.js';
+import { PipelockConfigSchema } from '../../../../src/effects/pipelock/schema.js';
+import { PermanentEffectError } from '../../../../src/effects/types.js';
+import { DEFAULT_HOSTS } from '../../../../src/plan/default-hosts.js';
+import { mergeHosts } from '../../../../src/plan/resolve.js';
+import { fakePlan } from '../../../support/fake-plan.js';
 
 function planWith(allow: string[], extra: Partial<Parameters<typeof fakePlan>[1]> = {}) {
   return fakePlan('dev-abc12', {

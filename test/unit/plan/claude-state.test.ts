@@ -2,17 +2,17 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { claudeStateEntries } from '../../src/effects/docker/provision.js';
-import { userClaudeFiles } from '../../src/shared/claude-files.js';
-import { CREDENTIAL_PLACEHOLDER } from '../../src/plan/agent-env.js';
+import { claudeStateEntries } from '../../../src/effects/docker/provision.js';
+import { userClaudeFiles } from '../../../src/shared/claude-files.js';
+import { CREDENTIAL_PLACEHOLDER } from '../../../src/plan/agent-env.js';
 import {
   CLAUDE_GLOBAL_CONFIG_TARGET,
   CLAUDE_USER_SETTINGS_TARGET,
   claudeStateFiles,
   rememberedKeySuffix,
   shareablePreferences,
-} from '../../src/plan/claude-state.js';
-import type { BottlePlan } from '../../src/plan/schema.js';
+} from '../../../src/plan/claude-state.js';
+import type { BottlePlan } from '../../../src/plan/schema.js';
 
 type Credentials = BottlePlan['credentials'];
 const oauthRoute = [

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { QUIET_AGENT_ENV } from '../../src/plan/agent-env.js';
-import { DEFAULT_HOSTS } from '../../src/plan/default-hosts.js';
+import { QUIET_AGENT_ENV } from '../../../src/plan/agent-env.js';
+import { DEFAULT_HOSTS } from '../../../src/plan/default-hosts.js';
 
-const README = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
+const README = readFileSync(join(import.meta.dirname, '..', '..', '..', 'README.md'), 'utf8');
 
 /** The rows of the README's "Default egress hosts" table: host -> reason. */
 function readmeTable(): Map<string, string> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ObservationBatch } from '../../src/effects/observation-batch.js';
+import { ObservationBatch } from '../../../src/effects/observation-batch.js';
 
 describe('ObservationBatch', () => {
   it('coalesces items pushed during a write into the next write, in order', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { foldEvents, initialBottleState } from '../../src/machines/index.js';
-import { currentState, type BottleLog } from '../../src/engine/bottle-log.js';
-import { history, preLaunchSteps } from '../golden/fixtures.js';
+import { foldEvents, initialBottleState } from '../../../src/machines/index.js';
+import { currentState, type BottleLog } from '../../../src/engine/bottle-log.js';
+import { history, preLaunchSteps } from '../../golden/fixtures.js';
 
 describe('currentState', () => {
   it('returns a state and a last seq that belong together when an append lands between its reads', async () => {

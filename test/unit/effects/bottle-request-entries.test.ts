@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BOTTLE_REQUEST_PATH, bottleRequestEntries } from '../../src/effects/docker/bottle-request.js';
-import { AGENT_HOME, SKILLS_TARGET_DIR } from '../../src/plan/agent-env.js';
+import { BOTTLE_REQUEST_PATH, bottleRequestEntries } from '../../../src/effects/docker/bottle-request.js';
+import { AGENT_HOME, SKILLS_TARGET_DIR } from '../../../src/plan/agent-env.js';
 
 /** What every bottle is given for capability requests: the command (root's, runnable by the agent) and its skill. */
 describe('bottleRequestEntries', () => {

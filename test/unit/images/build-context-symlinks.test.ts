@@ -2,8 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { folderFiles } from '../../src/images/build-context.js';
-import { UsageError } from '../../src/shared/errors.js';
+import { folderFiles } from '../../../src/images/build-context.js';
+import { UsageError } from '../../../src/shared/errors.js';
 
 let root: string;
 let context: string;

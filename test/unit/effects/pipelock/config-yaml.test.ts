@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml, parseDocument, visit } from 'yaml';
-import { buildPipelockConfig, generatePipelockConfig, pipelockConfigYaml } from '../../src/effects/pipelock/config.js';
-import type { PipelockConfig } from '../../src/effects/pipelock/schema.js';
-import { fakePlan } from '../support/fake-plan.js';
+import { buildPipelockConfig, generatePipelockConfig, pipelockConfigYaml } from '../../../../src/effects/pipelock/config.js';
+import type { PipelockConfig } from '../../../../src/effects/pipelock/schema.js';
+import { fakePlan } from '../../../support/fake-plan.js';
 
 /** Strings a YAML parser would retype, cut short or misread if they were written plain or unescaped. */
 const TRICKY_STRINGS = [

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { agentContainerSpec } from '../../src/effects/docker/containers.js';
-import { DEFAULT_LIMITS, DEFAULT_RUNSC_PIDS, planLimits } from '../../src/plan/default-limits.js';
-import { formatPlanText } from '../../src/plan/format-text.js';
-import { BottlePlanSchema } from '../../src/plan/schema.js';
-import { samplePlan, sampleNetwork } from '../golden/fixtures.js';
+import { agentContainerSpec } from '../../../src/effects/docker/containers.js';
+import { DEFAULT_LIMITS, DEFAULT_RUNSC_PIDS, planLimits } from '../../../src/plan/default-limits.js';
+import { formatPlanText } from '../../../src/plan/format-text.js';
+import { BottlePlanSchema } from '../../../src/plan/schema.js';
+import { samplePlan, sampleNetwork } from '../../golden/fixtures.js';
 
 const noLimits = { memory: null, cpus: null, pids: null };
 

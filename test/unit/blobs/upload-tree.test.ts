@@ -13,10 +13,10 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { pack as tarPack } from 'tar-stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { blobName, putBlob, UploadTooLargeError } from '../../src/blobs/store.js';
-import { packFile, packFolder, unpackedFile, unpackTree } from '../../src/blobs/tree.js';
-import { planSources, uploadPlanSources } from '../../src/blobs/upload.js';
-import { fakePlan } from '../support/fake-plan.js';
+import { blobName, putBlob, UploadTooLargeError } from '../../../src/blobs/store.js';
+import { packFile, packFolder, unpackedFile, unpackTree } from '../../../src/blobs/tree.js';
+import { planSources, uploadPlanSources } from '../../../src/blobs/upload.js';
+import { fakePlan } from '../../support/fake-plan.js';
 
 const LIMIT = 1024 * 1024;
 const made: string[] = [];

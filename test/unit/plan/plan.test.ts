@@ -7,11 +7,11 @@ import {
   SKILLS_TARGET_DIR,
   agentEnvNames,
   agentEnvironment,
-} from '../../src/plan/agent-env.js';
-import { DEFAULT_HOSTS } from '../../src/plan/default-hosts.js';
-import { formatPlanText } from '../../src/plan/format-text.js';
-import { agentCommand, credentialRoutes, mergeHosts, planMounts } from '../../src/plan/resolve.js';
-import { BottlePlanSchema, type BottlePlan } from '../../src/plan/schema.js';
+} from '../../../src/plan/agent-env.js';
+import { DEFAULT_HOSTS } from '../../../src/plan/default-hosts.js';
+import { formatPlanText } from '../../../src/plan/format-text.js';
+import { agentCommand, credentialRoutes, mergeHosts, planMounts } from '../../../src/plan/resolve.js';
+import { BottlePlanSchema, type BottlePlan } from '../../../src/plan/schema.js';
 
 /** The agent's hops on a bottle network whose gateway is at `gatewayIp` (the watch's sentinel is never used here). */
 const hops = (gatewayIp: string) => ({ gatewayIp, sentinel: { host: '10.9.0.1', port: 9 } });

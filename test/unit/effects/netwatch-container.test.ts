@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { netwatchContainerSpec } from '../../src/effects/netwatch/netwatch-container.js';
-import { pipelockPlan, sampleNetwork, watchedPlan } from '../golden/fixtures.js';
-import { subnetAddresses } from '../../src/shared/subnet-pool.js';
+import { netwatchContainerSpec } from '../../../src/effects/netwatch/netwatch-container.js';
+import { pipelockPlan, sampleNetwork, watchedPlan } from '../../golden/fixtures.js';
+import { subnetAddresses } from '../../../src/shared/subnet-pool.js';
 
 const ID = 'dev-a1b2c';
 const TOKEN = 't'.repeat(64);
