@@ -171,6 +171,24 @@ const pureCore = [
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'vendor/**', '.bottle-test/**'] },
   {
+    // typescript-eslint's type-aware recommendations: floating promises, unsafe any, misused promises...
+    files: ['src/**/*.ts'],
+    extends: [tseslint.configs.recommendedTypeChecked],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      // A leading underscore names what a signature or a destructuring must hold but the code does not use.
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        {
+          argsIgnorePattern: '^_',
+          varsIgnorePattern: '^_',
+          destructuredArrayIgnorePattern: '^_',
+          ignoreRestSiblings: true,
+        },
+      ],
+    },
+  },
+  {
     files: ['src/**/*.ts'],
     languageOptions: { parser: tseslint.parser },
     plugins: { '@typescript-eslint': tseslint.plugin, 'import-x': importX },

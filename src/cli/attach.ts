@@ -1,4 +1,3 @@
-import type Docker from 'dockerode';
 import { PassThrough, Readable } from 'node:stream';
 import { visibleOutput } from '../shared/visible-text.js';
 import { localDocker } from './docker-probe.js';
@@ -26,14 +25,14 @@ export async function attachTerminal(
   opts: { redraw?: boolean } = {},
 ): Promise<'exited' | 'detached'> {
   const container = (await docker()).getContainer(containerName);
-  const stream = (await container.attach({
+  const stream = await container.attach({
     stream: true,
     stdin: true,
     stdout: true,
     stderr: true,
     hijack: true,
     detachKeys: DETACH_KEYS,
-  })) as NodeJS.ReadWriteStream;
+  });
 
   const stdin = process.stdin;
   const wasRaw = stdin.isTTY ? stdin.isRaw : false;
@@ -103,8 +102,8 @@ export async function agentOutput(
     tty = (await c.inspect()).Config?.Tty ?? true;
     const logOpts = { stdout: true, stderr: true } as const;
     stream = opts.follow
-      ? ((await c.logs({ ...logOpts, follow: true })) as unknown as NodeJS.ReadableStream)
-      : Readable.from([(await c.logs({ ...logOpts, follow: false })) as unknown as Buffer]);
+      ? await c.logs({ ...logOpts, follow: true })
+      : Readable.from([await c.logs({ ...logOpts, follow: false })]);
   } catch (err) {
     // An agent that exited may already be torn down (gone) or being removed (conflict); its exit is in the log.
     const status = (err as { statusCode?: number }).statusCode;

@@ -39,7 +39,9 @@ async function buildProgram(argv: string[], io: CliIO, setExit: (code: number) =
     run: async (work: () => Promise<number>) => setExit(await work()),
     manifestPath: () => program.opts<{ manifest?: string }>().manifest,
   };
-  const added = Object.entries(extension).map(([name, register]) => [name, async () => ({ register })] as const);
+  const added = Object.entries(extension).map(
+    ([name, register]) => [name, () => Promise.resolve({ register })] as const,
+  );
   const modules = new Map<string, CommandModule>([...COMMANDS, ...added]);
   const word = commandWord(argv.slice(2));
   const asked = word === undefined ? undefined : modules.get(word);

@@ -12,10 +12,14 @@ export function describeEvent(ev: LifecycleEvent, identity: string): string {
 }
 
 function describeRaw(ev: LifecycleEvent, identity: string): string {
+  // Any event's data, read field by field: a field an event lacks shows as undefined.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each case reads its own event's fields
   const d = ev.data as Record<string, any>;
   switch (ev.type) {
-    case 'bottle.start_requested':
-      return `start requested (agent ${d.plan?.agent}, bottle ${d.plan?.bottle})`;
+    case 'bottle.start_requested': {
+      const plan = d.plan as { agent?: string; bottle?: string } | undefined;
+      return `start requested (agent ${plan?.agent}, bottle ${plan?.bottle})`;
+    }
     case 'bottle.resume_requested':
       return 'resume requested';
     case 'bottle.prepared':

@@ -101,7 +101,7 @@ export async function openSession(opts: {
       try {
         await events.waitUntilReady();
         const job = await taskQueue.add(HOST_TASK_JOB, task, { attempts: 1 });
-        return await job.waitUntilFinished(events, timeoutMs);
+        return (await job.waitUntilFinished(events, timeoutMs)) as unknown;
       } finally {
         await events.close();
         await taskQueue.close();

@@ -8,7 +8,7 @@
 export class ObservationBatch<T> {
   private pending: T[] = [];
   private running: Promise<void> | undefined;
-  private failure: unknown;
+  private failure: Error | undefined;
 
   constructor(private readonly write: (batch: T[]) => Promise<void>) {}
 
@@ -28,7 +28,7 @@ export class ObservationBatch<T> {
     if (this.running || this.failure !== undefined || this.pending.length === 0) return;
     this.running = this.drain()
       .catch((err: unknown) => {
-        this.failure = err;
+        this.failure = err instanceof Error ? err : new Error(String(err));
       })
       .finally(() => {
         this.running = undefined;

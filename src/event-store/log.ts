@@ -75,7 +75,7 @@ export function stampEvents(expectedLastSeq: number, events: readonly NewEvent[]
       seq: expectedLastSeq + 1 + i,
       type: e.type,
       at,
-      v: CURRENT_VERSION[e.type as keyof typeof CURRENT_VERSION],
+      v: CURRENT_VERSION[e.type],
       data,
     });
   });
@@ -225,7 +225,7 @@ export class EventLog<State extends { seq: number } = { seq: number }> {
       while (!signal.aborted) {
         let reply: Array<[string, StreamEntry[]]> | null;
         try {
-          reply = (await conn.xread('COUNT', FOLLOW_BATCH, 'BLOCK', blockMs, 'STREAMS', key, lastId)) as typeof reply;
+          reply = await conn.xread('COUNT', FOLLOW_BATCH, 'BLOCK', blockMs, 'STREAMS', key, lastId);
         } catch (err) {
           if (signal.aborted) return;
           throw err;

@@ -151,7 +151,7 @@ function envelope<T extends EventType>(type: T) {
     type: z.literal(type),
     at: z.string().datetime({ offset: true }),
     v: z.literal(CURRENT_VERSION[type]),
-    data: EVENT_DATA_SCHEMAS[type] as (typeof EVENT_DATA_SCHEMAS)[T],
+    data: EVENT_DATA_SCHEMAS[type],
   });
 }
 
@@ -228,7 +228,7 @@ export function parseEvent(raw: unknown): LifecycleEvent {
     const issue = parsed.error.issues[0];
     throw new InvalidEventError(`${where}: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}`);
   }
-  return parsed.data as LifecycleEvent;
+  return parsed.data;
 }
 
 /** Checks a new event's data against its current schema before it is stamped and appended. */
@@ -243,7 +243,7 @@ export function parseNewEventData(type: string, data: unknown): Record<string, u
       `new ${type} event: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}`,
     );
   }
-  return parsed.data as Record<string, unknown>;
+  return parsed.data;
 }
 
 // ---------------------------------------------------------------------------

@@ -165,7 +165,7 @@ export function readGatewayFiles(
     hostsFile = readFileSync(hostsPath, 'utf8');
   } catch (err) {
     throw new GatewayConfigError(
-      `cannot read ${hostsPath} for host-gateway: ${(err as NodeJS.ErrnoException).code ?? err}`,
+      `cannot read ${hostsPath} for host-gateway: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
     );
   }
   try {

@@ -33,5 +33,5 @@ export interface GatewayContext {
   /** The credential port actually listened on (differs from config when tests ask for port 0). */
   credentialPort(): number;
   /** Human-readable diagnostics (stderr in the container). Never given a secret. */
-  log(message: string): void;
+  log: (message: string) => void;
 }

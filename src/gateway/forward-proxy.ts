@@ -231,11 +231,13 @@ const plainTunnelOf = new WeakMap<Socket, PlainTunnel>();
 /** Reads HTTP requests out of tunnels whose client speaks plain HTTP; it never listens on a port. */
 function createPlainTunnelServer(ctx: GatewayContext, proxy: httpProxy): Server {
   const server = createServer({ maxHeaderSize: ctx.config.limits.max_header_bytes }, (req, res) => {
-    handlePlainTunnelRequest(ctx, proxy, req, res).catch((err: unknown) => {
+    try {
+      handlePlainTunnelRequest(ctx, proxy, req, res);
+    } catch (err) {
       ctx.log(`request in a tunnel: internal error: ${(err as Error).message}`);
       if (!res.headersSent) sendJson(res, 500, { error: 'gateway_error' });
       else res.destroy();
-    });
+    }
   });
   installClientErrorHandler(ctx, server);
   return server;
@@ -248,12 +250,12 @@ function servePlainTunnel(server: Server, clientSocket: Duplex, buffered: Buffer
   clientSocket.resume();
 }
 
-async function handlePlainTunnelRequest(
+function handlePlainTunnelRequest(
   ctx: GatewayContext,
   proxy: httpProxy,
   req: IncomingMessage,
   res: ServerResponse,
-): Promise<void> {
+): void {
   const tunnel = plainTunnelOf.get(req.socket);
   const method = req.method ?? 'GET';
   if (!tunnel) {

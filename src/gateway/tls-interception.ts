@@ -57,7 +57,7 @@ export function interceptTunnel(
   const interception = ctx.interception!;
   if (head.length > 0) clientSocket.unshift(head);
   let sniRefused = false;
-  const tls = new TLSSocket(clientSocket as Socket, {
+  const tls = new TLSSocket(clientSocket, {
     isServer: true,
     ALPNProtocols: ['http/1.1'],
     secureContext: interception.contextFor(host),

@@ -47,5 +47,5 @@ export type Command<T extends EventType = EventType> = { [K in T]: { type: K; da
  */
 export function accepts(state: BottleState, command: Command): boolean {
   const event = { ...command, seq: state.seq + 1, at: '1970-01-01T00:00:00.000Z', v: 1 };
-  return toSnapshot(state).can(event as Parameters<ReturnType<typeof toSnapshot>['can']>[0]);
+  return toSnapshot(state).can(event);
 }

@@ -112,7 +112,7 @@ export async function snapshotDir(
     } else if (header.type === 'symlink' && header.linkname && isTameLink(header.linkname)) {
       links.add(rel);
       mkdir(dirname(out), { recursive: true })
-        .then(() => symlink(header.linkname!, out))
+        .then(() => symlink(header.linkname, out))
         .then(() => stream.on('end', () => finish()).resume(), finish);
     } else {
       skip();

@@ -51,7 +51,7 @@ export interface FollowOptions {
   /** Decisions numbered at or below this were already recorded by an earlier watcher. */
   sinceN: number;
   signal?: AbortSignal;
-  onLine(decision: DecisionLine): void | Promise<void>;
+  onLine: (decision: DecisionLine) => void | Promise<void>;
 }
 
 /** Delivers decisions above a moving high-water mark, in order, one onLine at a time. */
@@ -134,7 +134,7 @@ export async function drainDecisionLines(
   opts: Pick<FollowOptions, 'sinceN' | 'onLine'>,
 ): Promise<number> {
   const delivery = new DecisionDelivery(opts.sinceN, opts.onLine);
-  const raw = (await gateway.logs({ follow: false, stdout: true, stderr: false })) as unknown as Buffer;
+  const raw = await gateway.logs({ follow: false, stdout: true, stderr: false });
   const { stdout } = demuxLogBuffer(raw);
   delivery.lines(stdout.split('\n'));
   await delivery.done();
@@ -193,7 +193,7 @@ async function followUntilReady(
   })) as unknown as NodeJS.ReadableStream & { destroy?: () => void };
   const stdout = new PassThrough();
   const stderr = new PassThrough();
-  container.modem.demuxStream(stream, stdout, stderr);
+  (container.modem as Docker['modem']).demuxStream(stream, stdout, stderr);
   const splitter = new LineSplitter();
   let tail = '';
   const remember = (chunk: Buffer) => {
@@ -234,7 +234,7 @@ export function waitForGatewayReady(gateway: Docker.Container, opts: ReadyWaitOp
 
 /** The ready line of a gateway that has printed one, else undefined. */
 export async function readGatewayReadyLine(gateway: Docker.Container): Promise<ReadyLine | undefined> {
-  const raw = (await gateway.logs({ follow: false, stdout: true, stderr: false })) as unknown as Buffer;
+  const raw = await gateway.logs({ follow: false, stdout: true, stderr: false });
   for (const line of demuxLogBuffer(raw).stdout.split('\n')) {
     const ready = parseReadyLine(line);
     if (ready) return ready;

@@ -44,7 +44,7 @@ function describeNetwork(info: NetworkInspect): BottleNetwork {
 /** Inspect by name; undefined when absent. */
 export async function inspectNetwork(docker: Docker, name: string): Promise<BottleNetwork | undefined> {
   try {
-    return describeNetwork((await docker.getNetwork(name).inspect()) as NetworkInspect);
+    return describeNetwork(await docker.getNetwork(name).inspect());
   } catch (err) {
     if (statusOf(err) === 404) return undefined;
     throw err;

@@ -8,7 +8,6 @@ import { CLAUDE_GLOBAL_CONFIG_TARGET, CLAUDE_USER_SETTINGS_TARGET, claudeStateFi
 import { SSH_AGENT_BRIDGE_PATH, sshAgentBridgeScript, sshClientConfig } from '../../plan/ssh-config.js';
 import type { BottlePlan } from '../../plan/schema.js';
 import { readUserClaudeFiles, userClaudeFiles } from '../../shared/claude-files.js';
-import { expandHome } from '../../shared/paths.js';
 import { PermanentEffectError } from '../types.js';
 
 /**
