@@ -576,7 +576,7 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
       expect(listener.connections).toBe(before);
     });
 
-    it("none of the bottle's own network addresses but its hop is reachable directly, and nothing arrives", async () => {
+    it("no address of the bottle's own networks but its hop is reachable directly; nothing arrives", async () => {
       expect((await agent.inspect()).HostConfig.Runtime).toBe(runtime);
       // Only addresses of the networks this bottle made: its unheld internal bridge address, this host on its
       // egress bridge, and the gateway's egress address. The watch refuses every other address the same way

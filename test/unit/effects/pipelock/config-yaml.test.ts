@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml, parseDocument, visit } from 'yaml';
-import { buildPipelockConfig, generatePipelockConfig, pipelockConfigYaml } from '../../../../src/effects/pipelock/config.js';
+import {
+  buildPipelockConfig,
+  generatePipelockConfig,
+  pipelockConfigYaml,
+} from '../../../../src/effects/pipelock/config.js';
 import type { PipelockConfig } from '../../../../src/effects/pipelock/schema.js';
 import { fakePlan } from '../../../support/fake-plan.js';
 
