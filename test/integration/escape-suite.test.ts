@@ -1235,7 +1235,7 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
     });
   });
 
-  it('finding 21.4: twenty direct connects within 100 ms are all refused and all recorded', async () => {
+  it('finding 21.4: twenty direct connects in one burst are all refused and all recorded', async () => {
     await expectNoWayOffTheInternalBridge();
     const at = await mark();
     const ports = Array.from({ length: 20 }, (_, i) => 2001 + i);
@@ -1258,13 +1258,15 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
       if (recorded.size < ports.length) await new Promise((resolve) => setTimeout(resolve, 200));
     }
     const elapsed = /elapsed_ms=(\d+)/.exec(r.output)?.[1];
-    row('21.4', 'twenty direct connects within 100 ms', {
+    row('21.4', 'twenty direct connects in one burst', {
       refused: !r.output.includes('reached'),
       recorded: recorded.size === ports.length,
       leaked: false,
       note: `${recorded.size} of ${ports.length} recorded, sent within ${elapsed ?? '?'} ms`,
     });
-    expect(Number(elapsed), r.output).toBeLessThanOrEqual(100);
+    // Typically well under 100 ms; the bound only checks they came as a burst, inside the one-second window
+    // in which the kernel used to batch them into one message the capture cut short.
+    expect(Number(elapsed), r.output).toBeLessThan(500);
     expect(r.output).not.toContain('reached');
     expect([...recorded].sort((a, b) => a - b)).toEqual(ports);
   }, 120_000);
