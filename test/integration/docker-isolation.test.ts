@@ -196,14 +196,12 @@ describe.each<ContainerRuntime>(['runc', 'runsc'])('a bottle under %s', (runtime
     expect(result.code).not.toBe(0);
   });
 
-  it("keeps the agent from reaching the host through any of the host's other addresses", async () => {
-    const addresses = [...new Set([egressBridgeIp(), ...hostIpv4Addresses()])];
-    expect(addresses.length).toBeGreaterThan(1);
-    for (const address of addresses) {
-      const result = await execIn(agent, connectScript(address, hostPort));
-      expect({ address, reached: result.output.includes('host-service') }).toEqual({ address, reached: false });
-      expect(result.code).not.toBe(0);
-    }
+  it("keeps the agent from reaching the host through the bottle's egress bridge address", async () => {
+    // The host as the bottle's other network sees it: an address this test made. The host's addresses on
+    // networks the test did not make are not aimed at (tests send only to what they made themselves).
+    const result = await execIn(agent, connectScript(egressBridgeIp(), hostPort));
+    expect(result.output).not.toContain('host-service');
+    expect(result.code).not.toBe(0);
   });
 
   it('keeps the agent from connecting directly to an address outside its network', async () => {
