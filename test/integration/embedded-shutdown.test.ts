@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeBottleResources } from '../../src/effects/docker/remove-bottle.js';
 import { processAlive } from '../../src/shared/process-alive.js';
-import { BOTTLE_BIN, PIN_DEFAULT_HOSTS, REPO } from '../support/cli-harness.js';
+import { BOTTLE_BIN, PIN_DEFAULT_HOSTS } from '../support/cli-harness.js';
 
 /**
  * Issue 13 item 8: the embedded redis-server and worker outlive the command
@@ -19,6 +19,8 @@ import { BOTTLE_BIN, PIN_DEFAULT_HOSTS, REPO } from '../support/cli-harness.js';
 const home = mkdtempSync(join(tmpdir(), 'cb-shutdown-home-'));
 const manifestDir = mkdtempSync(join(tmpdir(), 'cb-shutdown-manifest-'));
 const manifest = join(manifestDir, 'claude-bottle.json');
+// The bottle's working folder: never the repository, which the working-folder rule refuses.
+const project = mkdtempSync(join(tmpdir(), 'cb-shutdown-project-'));
 const env: NodeJS.ProcessEnv = { ...process.env, CLAUDE_BOTTLE_HOME: home };
 delete env.REDIS_URL;
 delete env.CLAUDE_BOTTLE_MANIFEST;
@@ -29,7 +31,7 @@ let decoy: ChildProcess;
 
 const pidFrom = (file: string) => (existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : 0);
 const bottle = (args: string[]) =>
-  spawnSync(process.execPath, [BOTTLE_BIN, ...args], { cwd: REPO, env, encoding: 'utf8', timeout: 240_000 });
+  spawnSync(process.execPath, [BOTTLE_BIN, ...args], { cwd: project, env, encoding: 'utf8', timeout: 240_000 });
 
 beforeAll(() => {
   const box = { name: 'box', extra_hosts: PIN_DEFAULT_HOSTS };
@@ -48,6 +50,7 @@ afterAll(async () => {
   decoy.kill('SIGKILL');
   rmSync(home, { recursive: true, force: true });
   rmSync(manifestDir, { recursive: true, force: true });
+  rmSync(project, { recursive: true, force: true });
 });
 
 describe('bottle shutdown', () => {
