@@ -42,6 +42,11 @@ function describeRaw(ev: LifecycleEvent, identity: string): string {
       return `agent running under ${d.runtime}`;
     case 'agent.exited':
       return `agent exited with code ${d.code}${d.signal ? ` (${d.signal})` : ''}`;
+    case 'sidecar.exited':
+      return (
+        `${d.role === 'netwatch' ? 'network watch' : 'gateway'} ${d.container} exited with code ${d.code}` +
+        `${d.signal ? ` (${d.signal})` : ''}: enforcement lost, stopping the agent`
+      );
     case 'bottle.stop_requested':
       return `stop requested by ${d.by}`;
     case 'transcript.snapshotted':

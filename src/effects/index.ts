@@ -15,6 +15,7 @@ import { preserve } from './preserve.js';
 import { teardownFailed } from './teardown-failed.js';
 import type { EffectDeps, EffectHandlers } from './types.js';
 import { watchAgent } from './watch-agent.js';
+import { watchSidecars } from './watch-sidecars.js';
 
 /**
  * The effect table: one handler per kind of the machine's effect vocabulary
@@ -32,6 +33,7 @@ export function effectHandlers(deps: EffectDeps): EffectHandlers {
     start_agent: startAgent(deps),
     start_netwatch: startNetwatch(deps),
     watch_agent: watchAgent(deps),
+    watch_sidecars: watchSidecars(deps),
     stop_agent: stopAgent(deps),
     snapshot_transcript: snapshotTranscript(deps),
     preserve: preserve(deps),

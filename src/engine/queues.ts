@@ -5,11 +5,11 @@ import type { EffectKind, EffectRequest } from '../machines/effects.js';
 
 /** Commands (from the CLI) and host tasks: any worker may decide a command. */
 export const QUEUE_NAME = 'bottle';
-const LIFELONG_EFFECTS: ReadonlySet<EffectKind> = new Set<EffectKind>(['watch_agent']);
+const LIFELONG_EFFECTS: ReadonlySet<EffectKind> = new Set<EffectKind>(['watch_agent', 'watch_sidecars']);
 
 /**
  * A bottle's effects run on the host it is pinned to: each host has a queue
- * for its effects and one for its lifelong effects (watching an agent). The
+ * for its effects and one for its lifelong effects (watching an agent and its sidecars). The
  * lifelong ones are apart, served without a small concurrency bound: on the
  * shared queue each running bottle would hold one of its slots for life, and
  * once they were all held no other bottle could launch or stop.

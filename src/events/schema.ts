@@ -61,6 +61,17 @@ export const EVENT_DATA_SCHEMAS = {
     started_at: z.string().optional(),
   }),
   'agent.exited': z.object({ code: z.number().int(), signal: ExitSignalSchema }),
+  /**
+   * A container that enforces the bottle's policy (the gateway, the network watch) stopped while the
+   * agent ran: the agent is stopped and the bottle preserved (`enforcement_lost`). Code -1: the
+   * container was gone, its status unknown.
+   */
+  'sidecar.exited': z.object({
+    role: z.enum(['gateway', 'netwatch']),
+    container: z.string(),
+    code: z.number().int(),
+    signal: ExitSignalSchema,
+  }),
   'bottle.stop_requested': z.object({ by: z.string() }),
   'transcript.snapshotted': z.object({
     files: z.number().int().nonnegative(),
@@ -75,7 +86,7 @@ export const EVENT_DATA_SCHEMAS = {
     limit_bytes: z.number().int().nonnegative().optional(),
   }),
   'bottle.preserved': z.object({
-    reason: z.enum(['crash', 'signal', 'stopped', 'capability', 'failure']),
+    reason: z.enum(['crash', 'signal', 'stopped', 'capability', 'failure', 'enforcement_lost']),
     /** e.g. "bottle resume dev-a1b2c" */
     resume_hint: z.string(),
   }),

@@ -6,6 +6,7 @@ import {
   agentStartParams,
   answerParams,
   applyCapabilityParams,
+  enforcementStopParams,
   launchParams,
   noParams,
   preserveParams,
@@ -29,6 +30,9 @@ import { legacyGuards } from './legacy-guards.js';
  * waits for that effect's event, so the log records each container start
  * from the effect that made it, in the order the starts finished.
  *
+ * While running, watch_agent follows the agent and watch_sidecars the containers that enforce
+ * its policy; a sidecar that exits first stops the agent (`stopping`) and the bottle is preserved.
+ *
  * Every state ignores events that make no sense in it, so any history folds.
  */
 const lifecycle = setup({
@@ -46,6 +50,7 @@ const lifecycle = setup({
     restartEgressDecisions: assign(update.restartEgressDecisions),
     recordGatewayCa: assign(update.recordGatewayCa),
     recordExit: assign(update.recordExit),
+    recordSidecarExit: assign(update.recordSidecarExit),
     rememberStop: assign(update.rememberStop),
     recordError: assign(update.recordError),
     recordLaunchFailure: assign(update.recordLaunchFailure),
@@ -63,6 +68,9 @@ const lifecycleWithRequests = lifecycle.extend({
     // A stop asked for during launch is honoured as soon as there is an agent to stop.
     stopAgentIfStopRequested: lifecycle.enqueueActions(({ context, enqueue }) => {
       if (context.stopRequested) enqueue(request('stop_agent', rememberedStopParams));
+    }),
+    watchSidecarsIfWatched: lifecycle.enqueueActions(({ check, enqueue }) => {
+      if (check('watchesNetwork')) enqueue(request('watch_sidecars', noParams));
     }),
   },
 });
@@ -184,9 +192,11 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
       },
     },
     running: {
-      entry: [request('watch_agent', noParams), 'stopAgentIfStopRequested'],
+      entry: [request('watch_agent', noParams), 'watchSidecarsIfWatched', 'stopAgentIfStopRequested'],
       on: {
         'agent.exited': { target: 'snapshotting', actions: 'recordExit' },
+        // Fail closed: an agent whose gateway or watch is gone is stopped, and the bottle kept for a resume.
+        'sidecar.exited': { target: 'stopping', actions: 'recordSidecarExit' },
         // Every stop request asks again (stop_agent is idempotent): a user
         // repeating `bottle stop` on a stuck agent gets a fresh attempt.
         'bottle.stop_requested': { actions: ['rememberStop', request('stop_agent', stopParams)] },
@@ -210,6 +220,15 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
           },
           { guard: 'decidesPendingCapability', target: 'applying_capability' },
         ],
+        'effect.failed': failOnPermanent('failing'),
+      },
+    },
+    // The agent's enforcement is gone (sidecar.exited): it is stopped, and its exit leads to the preserve.
+    stopping: {
+      entry: request('stop_agent', enforcementStopParams),
+      on: {
+        'agent.exited': { target: 'snapshotting', actions: 'recordExit' },
+        'bottle.stop_requested': { actions: ['rememberStop', request('stop_agent', stopParams)] },
         'effect.failed': failOnPermanent('failing'),
       },
     },

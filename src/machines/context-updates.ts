@@ -37,6 +37,10 @@ export function recordExit({ event }: UpdateArgs): Update {
   return event.type === 'agent.exited' ? { exitCode: event.data.code, signal: event.data.signal } : {};
 }
 
+export function recordSidecarExit({ event }: UpdateArgs): Update {
+  return event.type === 'sidecar.exited' ? { sidecarExit: event.data } : {};
+}
+
 export function rememberStop({ event }: UpdateArgs): Update {
   return event.type === 'bottle.stop_requested' ? { stopRequested: true, stopRequestedBy: event.data.by } : {};
 }

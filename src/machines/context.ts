@@ -18,7 +18,7 @@ export const PendingCapabilitySchema = CapabilityRequestSchema.omit({ dockerfile
 });
 export type PendingCapability = z.infer<typeof PendingCapabilitySchema>;
 
-export const PRESERVE_REASONS = ['crash', 'signal', 'stopped', 'capability', 'failure'] as const;
+export const PRESERVE_REASONS = ['crash', 'signal', 'stopped', 'capability', 'failure', 'enforcement_lost'] as const;
 export const PreserveReasonSchema = z.enum(PRESERVE_REASONS);
 export type PreserveReason = z.infer<typeof PreserveReasonSchema>;
 
@@ -29,6 +29,15 @@ export const NetworkLayoutSchema = z.object({
   addresses: z.object({ gateway: z.string(), agent: z.string(), pipelock: z.string() }),
 });
 export type NetworkLayout = z.infer<typeof NetworkLayoutSchema>;
+
+/** An enforcing container's exit, as sidecar.exited reported it. */
+export const SidecarExitSchema = z.object({
+  role: z.enum(['gateway', 'netwatch']),
+  container: z.string(),
+  code: z.number(),
+  signal: z.string().nullable(),
+});
+export type SidecarExit = z.infer<typeof SidecarExitSchema>;
 
 export const BottleContextSchema = z.object({
   identity: z.string(),
@@ -60,6 +69,8 @@ export const BottleContextSchema = z.object({
   /** The permanent failure that ends a launch; the other starts still report before the teardown. */
   launchFailure: z.object({ effect: z.string(), error: z.string() }).nullable(),
   preservedReason: PreserveReasonSchema.nullable(),
+  /** The enforcing container whose exit ended this run (the agent is stopped, the bottle preserved). */
+  sidecarExit: SidecarExitSchema.nullable(),
   /** Highest gateway decision number recorded this run, so a retried watcher skips those. */
   lastEgressDecision: z.number(),
   /** seq of the last folded event (observations included). */
@@ -75,7 +86,7 @@ const StateValueSchema: z.ZodType<StateValue> = z.lazy(() => z.union([z.string()
  * Bumped whenever the machine's states or context change shape: a live state
  * cached by another version is not trusted, and the log is folded again.
  */
-export const MACHINE_VERSION = 5;
+export const MACHINE_VERSION = 6;
 
 export const BottleStateSchema = z.object({
   machine: z.literal(MACHINE_VERSION),
@@ -111,6 +122,7 @@ export function freshRunFields(): Omit<BottleContext, 'identity' | 'plan' | 'res
     lastError: null,
     launchFailure: null,
     preservedReason: null,
+    sidecarExit: null,
     lastEgressDecision: 0,
   };
 }

@@ -36,6 +36,9 @@ export const stopParams = ({ event }: RequestArgs) => ({
   by: event.type === 'bottle.stop_requested' ? event.data.by : null,
 });
 
+/** A stop nobody asked for: the machine's own, when the bottle's enforcement is gone. */
+export const enforcementStopParams = () => ({ by: null });
+
 /** The stop asked for during the launch, honoured once there is an agent to stop. */
 export const rememberedStopParams = ({ context }: RequestArgs) => ({ by: context.stopRequestedBy });
 
@@ -68,6 +71,8 @@ export const teardownParams = ({ context }: RequestArgs) => {
 const killedBySignal = (code: number | null) => code !== null && code > 128;
 
 function preserveReason(context: BottleContext): PreserveReason {
+  // The graver fact wins: a bottle the user was stopping when its gateway or watch died still lost its enforcement.
+  if (context.sidecarExit) return 'enforcement_lost';
   if (context.stopRequested) return 'stopped';
   return killedBySignal(context.exitCode) ? 'signal' : 'crash';
 }

@@ -52,6 +52,11 @@ export const EFFECTS = {
   start_netwatch: effect(launchParams, ['netwatch.started', 'netwatch.skipped']),
   /** Follows the agent until it exits, recording the gateway's decisions as observations meanwhile. */
   watch_agent: effect(noParams, ['agent.exited']),
+  /**
+   * Follows the containers that enforce the policy while the agent runs (the gateway, the network watch):
+   * reports one that stops first; ends with nothing to report when the agent stops first.
+   */
+  watch_sidecars: effect(noParams, ['sidecar.exited'], [{ type: 'agent.exited' }]),
   /** Asks the agent to stop; its exit is reported by watch_agent. */
   stop_agent: effect(z.object({ by: z.string().nullable() }), [], [{ type: 'agent.exited' }]),
   /** Copies the agent's transcript into the state folder. */

@@ -24,7 +24,9 @@ export const guards = {
     (event.type === 'capability.approved' || event.type === 'capability.denied') &&
     context.pendingCapability?.request_id === event.data.request_id,
   pendingIsEgress: ({ context }: GuardArgs) => context.pendingCapability?.kind === 'egress',
-  cleanExit: ({ context }: GuardArgs) => context.exitCode === 0 && !context.stopRequested,
+  // An agent stopped because its enforcement was lost may exit 0 on the stop; its state is kept all the same.
+  cleanExit: ({ context }: GuardArgs) =>
+    context.exitCode === 0 && !context.stopRequested && context.sidecarExit === null,
   usesPipelock: ({ context }: GuardArgs) => context.plan?.egress?.proxy === 'pipelock',
   // Host credential routes: the agent trusts the CA the gateway creates at its start.
   agentNeedsGatewayCa: ({ context }: GuardArgs) =>

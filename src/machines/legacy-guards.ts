@@ -22,5 +22,7 @@ export const legacyGuards = {
     (event.type === 'capability.approved' || event.type === 'capability.denied') && event.data.legacy_decision === true,
   // Plans from before the network watch have no container for it; a plan is stored as it was
   // made, and one given a watch it never had would ask for a start its launch never made.
+  // Their running bottles were not watched for a sidecar's exit either: their stored logs, on
+  // entering running, asked for watch_agent alone, and a fold of them still does.
   watchesNetwork: ({ context }: GuardArgs) => Boolean(context.plan?.containers.netwatch),
 };

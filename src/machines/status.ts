@@ -29,6 +29,8 @@ export function bottleStatus(state: BottleState): string {
       .map(([region, step]) => `${region} ${typeof step === 'string' ? step : JSON.stringify(step)}`);
     return `${name} (${parts.join(', ')})`;
   }
+  // Never `running` once its enforcement is gone, though the agent may still be stopping.
+  if (value === 'stopping' && context.sidecarExit) return `stopping (${context.sidecarExit.role} exited)`;
   if (value !== 'running') return value;
   if (context.pendingCapability) {
     const queued = context.queuedCapabilities.length;

@@ -2,7 +2,7 @@ import type { Job } from 'bullmq';
 import type { EffectContext, EffectHandlers } from '../effects/types.js';
 import type { NewEvent } from '../events/schema.js';
 import type { BottleState, EffectRequest } from '../machines/index.js';
-import { effectJobId, isLifelong } from '../engine/queues.js';
+import { effectJobId } from '../engine/queues.js';
 import { trace } from '../shared/trace.js';
 import type { EffectFailurePolicy } from './effect-failure.js';
 import { ShutdownInterrupt, type Shutdown } from './shutdown.js';
@@ -28,22 +28,22 @@ export interface EffectRunnerDeps {
  * failure policy.
  */
 export class EffectRunner {
-  private lifelong = 0;
+  private watchedBottles = 0;
 
   constructor(private readonly deps: EffectRunnerDeps) {}
 
-  /** Lifelong effects in flight: the bottles this worker is watching. */
+  /** The bottles this worker is watching: its agent watches in flight (a bottle's sidecar watch is no other bottle). */
   get watching(): number {
-    return this.lifelong;
+    return this.watchedBottles;
   }
 
   async run(job: Job, req: EffectRequest, token?: string): Promise<unknown> {
-    if (!isLifelong(req.kind)) return this.tryOnce(job, req, token);
-    this.lifelong += 1;
+    if (req.kind !== 'watch_agent') return this.tryOnce(job, req, token);
+    this.watchedBottles += 1;
     try {
       return await this.tryOnce(job, req, token);
     } finally {
-      this.lifelong -= 1;
+      this.watchedBottles -= 1;
     }
   }
 

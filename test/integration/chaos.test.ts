@@ -190,6 +190,7 @@ const LAUNCH_KINDS: EffectKind[] = [
   'start_agent',
   'start_netwatch',
   'watch_agent',
+  'watch_sidecars',
 ];
 
 interface Run {

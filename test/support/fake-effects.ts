@@ -20,6 +20,8 @@ export interface FakeEffectsOptions {
 }
 
 export const exitKey = (identity: string) => `fake:exit:{${identity}}`;
+/** Set to a sidecar's role to have the fake watch_sidecars report that sidecar's exit. */
+export const sidecarExitKey = (identity: string) => `fake:sidecar-exit:{${identity}}`;
 
 /** The networks the fake create_networks reports: fixed subnets and addresses, as the real pool hands out. */
 export const FAKE_SUBNETS = { internal: '10.213.0.8/29', egress: '10.213.0.16/29' };
@@ -68,6 +70,17 @@ function fakeHandlers(opts: FakeEffectsOptions): EffectHandlers {
         if (code !== null) {
           const signal = Number(code) > 128 ? 'SIGKILL' : null;
           return [{ type: 'agent.exited', data: { code: Number(code), signal } }];
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    watch_sidecars: async (req, ctx) => {
+      for (;;) {
+        if (ctx.signal.aborted || (await opts.redis.get(exitKey(req.identity))) !== null) return [];
+        const role = await opts.redis.get(sidecarExitKey(req.identity));
+        if (role === 'gateway' || role === 'netwatch') {
+          const container = role === 'gateway' ? ctx.plan.containers.gateway : (ctx.plan.containers.netwatch ?? 'none');
+          return [{ type: 'sidecar.exited', data: { role, container, code: 137, signal: 'SIGKILL' } }];
         }
         await new Promise((r) => setTimeout(r, 50));
       }

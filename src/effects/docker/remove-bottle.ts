@@ -22,7 +22,9 @@ export function isGone(err: unknown): boolean {
 export async function removeBottleResources(docker: Docker, identity: string): Promise<TeardownResult> {
   const filters = JSON.stringify({ label: [`${LABELS.identity}=${identity}`] });
   const containers = await docker.listContainers({ all: true, filters });
-  for (const c of containers) {
+  // The agent first: a sidecar removed under a running agent would be a loss of its enforcement (watch_sidecars).
+  const agentFirst = [...containers].sort((a, b) => Number(isAgent(b)) - Number(isAgent(a)));
+  for (const c of agentFirst) {
     try {
       // force: stops a running agent; v: its anonymous volumes (the gateway's secrets folder) go with it.
       await docker.getContainer(c.Id).remove({ force: true, v: true });
@@ -39,4 +41,8 @@ export async function removeBottleResources(docker: Docker, identity: string): P
     }
   }
   return { containers: containers.length, networks: networks.length };
+}
+
+function isAgent(container: Docker.ContainerInfo): boolean {
+  return container.Labels?.[LABELS.role] === 'agent';
 }

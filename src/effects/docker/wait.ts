@@ -16,7 +16,17 @@ export function exitFromStatus(code: number): AgentExit {
 
 /** Resolves when the container stops; returns at once for an already-stopped container. */
 export async function waitForAgentExit(docker: Docker, container: Docker.Container | string): Promise<AgentExit> {
+  return waitForExit(docker, container);
+}
+
+/** Resolves when the container stops, as waitForAgentExit; aborting `signal` ends the wait (it rejects). */
+export async function waitForExit(
+  docker: Docker,
+  container: Docker.Container | string,
+  signal?: AbortSignal,
+): Promise<AgentExit> {
   const target = typeof container === 'string' ? docker.getContainer(container) : container;
-  const { StatusCode } = (await target.wait({ condition: 'not-running' })) as { StatusCode: number };
+  const options = { condition: 'not-running' as const, ...(signal ? { abortSignal: signal } : {}) };
+  const { StatusCode } = (await target.wait(options)) as { StatusCode: number };
   return exitFromStatus(StatusCode);
 }

@@ -17,7 +17,7 @@ const at = '2026-11-20T10:00:00.000Z';
 
 describe('parseEvent', () => {
   it('accepts every event type in its current version', () => {
-    expect(EVENT_TYPES).toHaveLength(25);
+    expect(EVENT_TYPES).toHaveLength(26);
     const event = parseEvent({ seq: 1, type: 'bottle.start_requested', at, v: 1, data: { plan: samplePlan() } });
     expect(event.type).toBe('bottle.start_requested');
     expect(parseEvent({ seq: 2, type: 'bottle.cleaned', at, v: 1, data: {} })).toEqual({

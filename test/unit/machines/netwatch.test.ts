@@ -34,10 +34,10 @@ describe('the network watch in the launch', () => {
     ]);
   });
 
-  it('is running, and watches the agent, once the watch has attached', () => {
+  it('is running, and watches the agent and its sidecars, once the watch has attached', () => {
     const steps: Step[] = [...upToAgent, ['netwatch.started', { container: `cb-${ID}-netwatch` }]];
     expect(state(steps)).toBe('running');
-    expect(kinds(steps)).toEqual(['watch_agent']);
+    expect(kinds(steps)).toEqual(['watch_agent', 'watch_sidecars']);
   });
 
   it('is running when the watch was skipped because the agent had already exited, and then sees the exit', () => {

@@ -55,6 +55,8 @@ function randomStep(type: EventType, rand: () => number): Step {
       return [type, { reason: 'the agent had already exited' }];
     case 'agent.exited':
       return [type, { code: pick([0, 1, 130, 137, 143]), signal: null }];
+    case 'sidecar.exited':
+      return [type, { role: pick(['gateway', 'netwatch'] as const), container: 'g', code: 137, signal: 'SIGKILL' }];
     case 'bottle.stop_requested':
       return [type, { by: 'cli' }];
     case 'transcript.snapshotted':
@@ -98,7 +100,15 @@ const HAPPY_NEXT: Record<string, EventType[]> = {
   building: ['image.built'],
   networking: ['network.created'],
   launching: ['gateway.started', 'gateway.ready', 'pipelock.started', 'agent.started', 'effect.failed'],
-  running: ['agent.exited', 'capability.requested', 'capability.approved', 'bottle.stop_requested', 'egress.allowed'],
+  running: [
+    'agent.exited',
+    'capability.requested',
+    'capability.approved',
+    'bottle.stop_requested',
+    'egress.allowed',
+    'sidecar.exited',
+  ],
+  stopping: ['agent.exited', 'bottle.stop_requested'],
   snapshotting: ['transcript.snapshotted'],
   preserving: ['bottle.preserved'],
   cleaning: ['bottle.cleaned'],

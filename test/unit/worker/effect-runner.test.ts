@@ -70,6 +70,16 @@ describe('running an effect', () => {
     expect(runner.watching).toBe(0);
   });
 
+  it("does not count a bottle's sidecar watch as another bottle", async () => {
+    let during = -1;
+    const { runner } = runnerWith(async () => {
+      during = runner.watching;
+      return [];
+    });
+    await runner.run(fakeJob().job, request('watch_sidecars'));
+    expect(during).toBe(0);
+  });
+
   it('does not count an effect that is not lifelong', async () => {
     let during = -1;
     const { runner } = runnerWith(async () => {
