@@ -15,7 +15,7 @@ import { chooseHost, hostRuntime } from './host-runtime.js';
 import { followAndAttach } from './launch-attach.js';
 import { gatherPlanFacts, type GatherOptions } from './plan-facts.js';
 import type { ResumeFacts } from './resume-facts.js';
-import { resolveSecrets, sealForHost, type RouteSecretSource } from './secrets.js';
+import { checkHostKeyBeforeLaunch, resolveSecrets, sealForHost, type RouteSecretSource } from './secrets.js';
 import type { Session } from './session.js';
 import { refuseUnsafeWorkdir } from './workdir-guard.js';
 
@@ -142,6 +142,7 @@ export async function launch(
   const identity = plan.identity;
   const say = (line: string) => io.stderr(line);
   const secrets = await resolveSecrets(plan, planned.routes);
+  await checkHostKeyBeforeLaunch(session.redis, plan, secrets);
   trace('launch: plan resolved');
   // The log may have moved on while the plan was resolved.
   const command = relaunch

@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type { BottlePlan } from '../plan/schema.js';
 import { sealSecrets, type SealedSecrets } from '../shared/sealed-secrets.js';
 import { readHostPublicKey } from '../engine/host-keys.js';
+import { checkHostKey, knownHostsPath } from './known-hosts.js';
 import { sshKeyId } from '../plan/ssh-config.js';
 import { RuntimeFailure, UsageError } from '../shared/errors.js';
 import { routeId } from '../shared/names.js';
@@ -73,11 +74,31 @@ export async function resolveSecrets(
   return secrets;
 }
 
-/** The launch's secrets sealed for the plan's host; undefined when the bottle needs none. */
+/**
+ * Refuses a launch with secrets whose host now publishes a key other than the pinned one, before the
+ * launch is confirmed or anything is sent; sealForHost checks again at the moment it seals.
+ */
+export async function checkHostKeyBeforeLaunch(
+  redis: Redis,
+  plan: BottlePlan,
+  secrets: Record<string, string>,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<void> {
+  if (Object.keys(secrets).length === 0) return;
+  const publicKey = await readHostPublicKey(redis, plan.host);
+  if (publicKey) checkHostKey(knownHostsPath(env), plan.host, publicKey);
+}
+
+/**
+ * The launch's secrets sealed for the plan's host; undefined when the bottle needs none. The key is
+ * read only to seal, and checked against the one pinned in known-hosts first: a bottle without
+ * secrets risks nothing on a changed key, so neither reads nor pins one.
+ */
 export async function sealForHost(
   redis: Redis,
   plan: BottlePlan,
   secrets: Record<string, string>,
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<SealedSecrets | undefined> {
   if (Object.keys(secrets).length === 0) return undefined;
   const publicKey = await readHostPublicKey(redis, plan.host);
@@ -87,6 +108,7 @@ export async function sealForHost(
         `run \`bottle worker --host ${plan.host}\` on that host once, then retry`,
     );
   }
+  checkHostKey(knownHostsPath(env), plan.host, publicKey);
   return sealSecrets(secrets, { identity: plan.identity, host: plan.host, publicKey });
 }
 

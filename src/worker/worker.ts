@@ -4,6 +4,7 @@ import { openBottleLog } from '../engine/bottle-log.js';
 import { publishHostKey } from '../engine/host-keys.js';
 import { hostQueueNames } from '../engine/queues.js';
 import { setStoreLabel } from '../shared/names.js';
+import { hostKeyId } from '../shared/sealed-secrets.js';
 import { runCommand } from './command-runner.js';
 import { DaemonProbe } from './daemon-probe.js';
 import { effectContext } from './effect-context.js';
@@ -78,7 +79,8 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   });
   // A worker that died between an append and its enqueue, or mid-effect, left effects unfinished.
   await reconciler.now();
-  say(`worker ready (concurrency ${concurrency})`);
+  // The key id an operator compares with `bottle hosts` before `bottle hosts --trust`.
+  say(`worker ready (host ${hostId}, host key ${hostKeyId(hostKeys.publicKey)}, concurrency ${concurrency})`);
 
   return {
     worker: workers.commands,

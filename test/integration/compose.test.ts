@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,7 +35,9 @@ const identities: string[] = [];
 const builtImages: string[] = [];
 const marker = `marker-${suffix}-${randomBytes(4).toString('hex')}`;
 let port = 0;
+let password = '';
 let redis: Redis | undefined;
+const passwordFile = join(home, 'redis-password');
 
 const composeEnv = (): NodeJS.ProcessEnv => {
   const env: NodeJS.ProcessEnv = {
@@ -57,10 +59,10 @@ const compose = (args: string[], timeoutMs = 900_000) =>
   });
 
 /** The CLI on this machine, pointed at the compose Redis; it must not start a worker of its own. */
-function bottle(args: string[]): Promise<CliResult> {
+function bottle(args: string[], redisUrl = `redis://:${password}@127.0.0.1:${port}`): Promise<CliResult> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    REDIS_URL: `redis://127.0.0.1:${port}`,
+    REDIS_URL: redisUrl,
     CLAUDE_BOTTLE_HOME: home,
     CLAUDE_BOTTLE_NO_EMBEDDED_WORKER: '1',
   };
@@ -148,7 +150,8 @@ beforeAll(async () => {
     }),
   );
   await compose(['up', '-d', '--build']);
-  redis = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: null });
+  password = readFileSync(passwordFile, 'utf8').trim();
+  redis = new Redis({ host: '127.0.0.1', port, password, maxRetriesPerRequest: null });
   redis.on('error', () => undefined);
 });
 
@@ -175,6 +178,44 @@ describe('docker-compose.yml', () => {
     expect(await conn.config('GET', 'appendfsync')).toEqual(['appendfsync', 'always']);
     expect(await conn.config('GET', 'dir')).toEqual(['dir', '/data']);
   });
+
+  it('requires a password, made at the first up into the state folder (0600) and kept by the next', async () => {
+    expect(password).toMatch(/^[0-9a-f]{64}$/);
+    expect(statSync(passwordFile).mode & 0o777).toBe(0o600);
+    const refusal = async (pass?: string) => {
+      const client = new Redis({
+        host: '127.0.0.1',
+        port,
+        password: pass,
+        lazyConnect: true,
+        enableReadyCheck: false,
+        retryStrategy: () => null,
+      });
+      // A refused AUTH closes the connection; what Redis said comes as an error event.
+      let said = '';
+      client.on('error', (err: Error) => (said ||= err.message));
+      try {
+        await client.connect();
+        return await client.get('cb:store-id').then(
+          () => 'answered',
+          (err: Error) => `${said} ${err.message}`,
+        );
+      } catch (err) {
+        return `${said} ${(err as Error).message}`;
+      } finally {
+        client.disconnect();
+      }
+    };
+    expect(await refusal()).toMatch(/NOAUTH/);
+    expect(await refusal('not-the-password')).toMatch(/WRONGPASS|invalid password/);
+    expect(await refusal(password)).toBe('answered');
+    await compose(['up', '-d']);
+    expect(readFileSync(passwordFile, 'utf8').trim()).toBe(password);
+    // doctor, pointed at the compose Redis without the password, says how to set REDIS_URL.
+    const doctor = await bottle(['doctor'], `redis://127.0.0.1:${port}`);
+    expect(doctor.stdout).toContain(`export REDIS_URL="redis://:$(cat ${passwordFile})@127.0.0.1:${port}"`);
+    expect(doctor.stdout + doctor.stderr).not.toContain(password);
+  }, 300_000);
 
   it('a bottle started by the CLI here runs through the compose worker to cleaned', async () => {
     const conn = redis!;

@@ -26,6 +26,7 @@ import { CAPABILITY_BURST } from '../../src/gateway/capability-routes.js';
 import { DIRECT_RECORDS_PER_MINUTE } from '../../src/shared/netwatch-report.js';
 import { execIn } from '../support/docker.js';
 import { redisKeysHolding } from '../support/launch-secrets.js';
+import { generateHostKeyPair, hostKeyId } from '../../src/shared/sealed-secrets.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, REPO, startHarness, type BottleHarness } from '../support/cli-harness.js';
 
 /**
@@ -330,6 +331,72 @@ describe('escape attempts refused on the host, before any bottle runs', () => {
     expect(existsSync(join(h.home, 'state', identity))).toBe(true);
     expect(sealedLeft).toBe(false);
     expect(leaked).toBe(false);
+  }, 240_000);
+
+  it('issue 21 finding 2: a host key swapped in Redis makes start refuse before sealing (exit 1)', async () => {
+    const manifest = h.writeManifest(
+      {
+        bottles: [
+          {
+            name: 'routed',
+            dockerfile: './routed/Dockerfile',
+            extra_hosts: PIN_DEFAULT_HOSTS,
+            cred_proxy: {
+              routes: [{ role: 'anthropic-base-url', token_env: 'CB_ESCAPE_PIN_TOKEN', auth: 'api-key' }],
+            },
+          },
+        ],
+        agents: [{ name: 'pinned', bottle: 'routed', command: ['sleep', '600'] }],
+      },
+      // The first start only has to seal (which pins the host's key); its build fails at once.
+      { 'routed/Dockerfile': 'FROM debian:bookworm-slim\nRUN exit 3\n' },
+    );
+    const project = mkdtempSync(join(scratch, 'project-'));
+    const start = (secret: string) =>
+      h.cli(['--manifest', manifest, 'start', 'pinned', '--detach', '--cwd', project], {
+        env: { CB_ESCAPE_PIN_TOKEN: secret },
+        timeoutMs: 120_000,
+      });
+    const first = await start(`sk-escape-${randomBytes(16).toString('hex')}`);
+    const firstIdentity = identityFrom(first);
+    const events = await h.waitForEvent(firstIdentity, 'bottle.failed');
+    const host = (events[0] as Extract<LifecycleEvent, { type: 'bottle.start_requested' }>).data.plan.host;
+    const redis = new Redis({ path: h.redis.socket, maxRetriesPerRequest: null });
+    const keyName = `cb:host-key:${host}`;
+    const genuine = (await redis.get(keyName))!;
+    try {
+      // The audit's reproduction: whoever can write to Redis publishes its own key for the host.
+      const attacker = generateHostKeyPair().publicKey;
+      await redis.set(keyName, attacker);
+      const known = (await h.log.listBottles()).length;
+      const secret = `sk-escape-${randomBytes(16).toString('hex')}`;
+      const result = await start(secret);
+      const lines = result.stderr.trim().split('\n');
+      const line = lines.at(-1) ?? '';
+      const sealed = await redis.keys('cb:sealed:*');
+      const inRedis = await redisKeysHolding(redis, secret);
+      const bottles = (await h.log.listBottles()).length;
+      const leaked = sealed.length > 0 || inRedis.length > 0 || bottles !== known || anyFileHolds(h.home, secret);
+      const refused = result.code === 1 && result.stdout === '' && line.includes(hostKeyId(attacker));
+      row('21.2', 'host key swapped in Redis, then start with a credential route', {
+        refused,
+        recorded: null,
+        leaked,
+        note: 'exit 1 before sealing: one line with both key ids and `bottle hosts --trust`; no blob, no bottle',
+      });
+      expect(result.code, result.stderr).toBe(1);
+      expect(result.stdout).toBe('');
+      expect(line).toBe(
+        `bottle: host ${host} now publishes key ${hostKeyId(attacker)}, not the pinned key ${hostKeyId(genuine)}: ` +
+          "nothing was sealed; if the host's key really changed, accept it with " +
+          `\`bottle hosts --trust ${host} --key ${hostKeyId(attacker)}\``,
+      );
+      expect(sealed).toEqual([]);
+      expect(leaked).toBe(false);
+    } finally {
+      await redis.set(keyName, genuine);
+      redis.disconnect();
+    }
   }, 240_000);
 });
 

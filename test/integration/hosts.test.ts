@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ListedHost } from '../../src/cli/commands/hosts.js';
-import { hostKeyId } from '../../src/shared/sealed-secrets.js';
+import { generateHostKeyPair, hostKeyId } from '../../src/shared/sealed-secrets.js';
 import { loadOrCreateHostKey } from '../../src/worker/host-key.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
 import { TestWorkers, until } from '../support/workers.js';
@@ -53,12 +55,14 @@ describe('bottle hosts', () => {
         bottles: 0,
         capacity: expect.any(Number),
         keys: [keyId],
+        published: keyId,
+        pinned: null,
       },
     ]);
     expect(hosts[0].capacity).toBeGreaterThan(0);
     const text = (await h.cli(['hosts'])).stdout.split('\n');
-    expect(text[0]).toMatch(/^HOST\s+ENGINE\s+BUILD\s+WORKERS\s+BOTTLES\s+KEY$/);
-    expect(text[1]).toMatch(new RegExp(`^${hostId}\\s+${engine}\\s+\\S+\\s+1\\s+0/\\d+\\s+${keyId}$`));
+    expect(text[0]).toMatch(/^HOST\s+ENGINE\s+BUILD\s+WORKERS\s+BOTTLES\s+KEY\s+PINNED$/);
+    expect(text[1]).toMatch(new RegExp(`^${hostId}\\s+${engine}\\s+\\S+\\s+1\\s+0/\\d+\\s+${keyId}\\s+no$`));
     const doctor = await h.cli(['doctor']);
     expect(doctor.stdout).toContain(`host ${hostId} (pid ${worker.pid}`);
   }, 120_000);
@@ -77,6 +81,42 @@ describe('bottle hosts', () => {
     }
     const stopped = await h.cli(['stop', identity]);
     expect(stopped.code, stopped.stderr).toBe(0);
+  }, 120_000);
+
+  it("--trust pins the key a host publishes only when given that key's id; a swapped key shows CHANGED", async () => {
+    const keyId = hostKeyId(loadOrCreateHostKey(hostId, h.env).publicKey);
+    const knownHosts = join(h.home, 'known-hosts');
+    const bare = await h.cli(['hosts', '--trust', hostId]);
+    expect(bare.code).toBe(2);
+    expect(bare.stdout.trim()).toBe(`host ${hostId}: pinned key none, published key ${keyId}`);
+    expect(bare.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bare.stderr).toContain(`\`bottle hosts --trust ${hostId} --key ${keyId}\``);
+    const wrong = await h.cli(['hosts', '--trust', hostId, '--key', '0123456789abcdef']);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain(`host ${hostId} publishes key ${keyId}, not 0123456789abcdef: nothing was pinned`);
+    expect(existsSync(knownHosts)).toBe(false);
+
+    const trusted = await h.cli(['hosts', '--trust', hostId, '--key', keyId]);
+    expect(trusted.code, trusted.stderr).toBe(0);
+    expect(trusted.stdout).toContain(`host ${hostId}: key ${keyId} pinned in ${knownHosts}`);
+    expect(statSync(knownHosts).mode & 0o777).toBe(0o600);
+    expect((await listedHosts()).find((x) => x.id === hostId)).toMatchObject({ published: keyId, pinned: keyId });
+    expect((await h.cli(['hosts'])).stdout.split('\n')[1]).toMatch(/\syes$/);
+
+    const redis = h.redis.connect();
+    try {
+      const genuine = (await redis.get(`cb:host-key:${hostId}`))!;
+      const swapped = generateHostKeyPair().publicKey;
+      await redis.set(`cb:host-key:${hostId}`, swapped);
+      expect((await h.cli(['hosts'])).stdout.split('\n')[1]).toMatch(new RegExp(`\\sCHANGED from ${keyId}$`));
+      expect((await listedHosts()).find((x) => x.id === hostId)).toMatchObject({
+        published: hostKeyId(swapped),
+        pinned: keyId,
+      });
+      await redis.set(`cb:host-key:${hostId}`, genuine);
+    } finally {
+      redis.disconnect();
+    }
   }, 120_000);
 
   it('refuses a host id that is not a name, with exit 2 and one line', async () => {

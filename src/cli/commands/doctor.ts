@@ -9,6 +9,12 @@ import { probeRedis } from '../../engine/redis.js';
 import { describeRedisTarget, redisTarget, type RedisTarget } from '../../shared/redis-target.js';
 import { visibleText } from '../../shared/visible-text.js';
 import { embeddedServices } from '../local-worker.js';
+import {
+  composePasswordCheck,
+  composeRedisPasswordPath,
+  composeRedisUrlHint,
+  isAuthRefusal,
+} from '../compose-redis.js';
 import { dockerStatusOf, localDocker } from '../docker-probe.js';
 import type { CliContext } from '../program.js';
 
@@ -45,7 +51,9 @@ export async function runDoctor(io: { stdout: (s: string) => void }, opts: Docto
   checks.push(...(await dockerChecks()));
   checks.push(claudeBinaryCheck());
   checks.push(subnetPoolCheck(env));
-  checks.push(...(await redisChecks(redisTarget(env))));
+  checks.push(...(await redisChecks(redisTarget(env), env)));
+  const password = composePasswordCheck(redisTarget(env), env);
+  if (password) checks.push(password);
   checks.push(...embeddedServiceChecks(env));
 
   for (const c of checks)
@@ -156,7 +164,7 @@ function claudeBinaryCheck(): Check {
   }
 }
 
-async function redisChecks(target: RedisTarget): Promise<Check[]> {
+async function redisChecks(target: RedisTarget, env: NodeJS.ProcessEnv): Promise<Check[]> {
   const where = describeRedisTarget(target);
   if (target.kind === 'embedded' && !existsSync(target.socket)) {
     return [
@@ -186,9 +194,13 @@ async function redisChecks(target: RedisTarget): Promise<Check[]> {
         status: 'FAIL',
         what: `Redis reachable (${where})`,
         fix:
-          target.kind === 'url'
-            ? `${reason}; check REDIS_URL or start redis-server`
-            : `${reason}; remove the stale socket ${target.socket} and run \`bottle start\``,
+          target.kind === 'embedded'
+            ? `${reason}; remove the stale socket ${target.socket} and run \`bottle start\``
+            : !isAuthRefusal(reason)
+              ? `${reason}; check REDIS_URL or start redis-server`
+              : existsSync(composeRedisPasswordPath(env))
+                ? `${reason}; ${composeRedisUrlHint(target, env)}`
+                : `${reason}; put the password in REDIS_URL: redis://:PASSWORD@host:port`,
         blocking: target.kind === 'url',
       },
     ];
