@@ -74,7 +74,11 @@ describe.each(RUNTIMES)('limits.pids 256 under %s', (runtime) => {
     expect((await agent.inspect()).State.Running).toBe(true);
 
     const bomb = execIn(agent, ['bash', '-c', FORK_BOMB]);
-    const bombPeak = await peakPids(agent, bomb);
+    const bombPeak = await peakPids(agent, bomb).catch(async (err) => {
+      // The sandbox ended (agent.exited, code 2) and the bottle took its container away: say so.
+      const types = (await h.log.read(identity)).map((e) => e.type);
+      throw new Error(`the fork bomb ended the bottle (${types.slice(-3).join(', ')}): ${String(err)}`);
+    });
     const bombed = await bomb;
     expect(bombed.output).toContain('bomb-over');
     // Its forks were refused at the limit, not the sandbox ended.
