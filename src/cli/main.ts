@@ -1,6 +1,7 @@
 import { CommanderError } from 'commander';
 import { BottleError } from '../shared/errors.js';
 import { processIO, type CliIO } from '../shared/io.js';
+import { checkBottleHome } from '../shared/private-home.js';
 import { visibleLines } from '../shared/visible-text.js';
 import { bottleProgram, commandWord, type Registrar } from './program.js';
 
@@ -36,7 +37,11 @@ async function buildProgram(argv: string[], io: CliIO, setExit: (code: number) =
   const program = bottleProgram(io);
   const cli = {
     io,
-    run: async (work: () => Promise<number>) => setExit(await work()),
+    run: async (work: () => Promise<number>) => {
+      // Every command (the worker's too) runs through here: the home is checked once, before anything uses it.
+      checkBottleHome();
+      setExit(await work());
+    },
     manifestPath: () => program.opts<{ manifest?: string }>().manifest,
   };
   const added = Object.entries(extension).map(

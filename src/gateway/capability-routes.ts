@@ -6,6 +6,7 @@ import type { IssuedRequest } from './capability-book.js';
 import { readCapabilityAsk } from './capability-request.js';
 import type { GatewayContext } from './context.js';
 import type { DecisionFile } from './protocol.js';
+import type { TokenBucket } from '../shared/token-bucket.js';
 import { sendJson } from './responses.js';
 
 /**
@@ -28,6 +29,13 @@ export const MAX_CAPABILITY_BODY_BYTES = 128 * 1024;
  */
 export const CAPABILITY_BURST = 4;
 export const CAPABILITY_REFILL_WINDOW_MS = 10 * 60_000;
+/**
+ * Refused requests (malformed, a host the manifest would refuse, too large) have a budget of their
+ * own, so an agent's mistakes never spend its asks. It is larger: a refusal reaches no person and
+ * writes nothing; it still bounds how often the gateway reads and parses a body only to refuse it.
+ */
+export const CAPABILITY_REFUSAL_BURST = 20;
+export const CAPABILITY_REFUSAL_WINDOW_MS = 60_000;
 
 export async function handleCapabilityRequest(
   ctx: GatewayContext,
@@ -38,34 +46,61 @@ export async function handleCapabilityRequest(
     sendJson(res, 405, { error: 'method_not_allowed', allowed: 'POST' }, { allow: 'POST' });
     return;
   }
+  // A request holds a token of each budget while its body is read (so only a few bodies are read at
+  // once), then gives back the one its outcome does not spend.
   if (!ctx.capabilityLimiter.tryTake()) {
-    // The body is not read: a flood costs the gateway no memory and the event log nothing.
-    req.resume();
-    const retryAfter = Math.max(1, ctx.capabilityLimiter.secondsUntilNext());
-    sendJson(
-      res,
-      429,
-      {
-        error: 'capability_rate_limited',
-        detail:
-          `at most ${CAPABILITY_BURST} capability requests at once, then one every ` +
-          `${CAPABILITY_REFILL_WINDOW_MS / CAPABILITY_BURST / 1000} s; ` +
-          'wait for the operator to decide the pending ones',
-        retry_after_seconds: retryAfter,
-      },
-      { 'retry-after': String(retryAfter), connection: 'close' },
-    );
+    refuseUnread(req, res, 'capability_rate_limited', ctx.capabilityLimiter, ASKS_DETAIL);
     return;
   }
+  if (!ctx.capabilityRefusalLimiter.tryTake()) {
+    ctx.capabilityLimiter.giveBack();
+    refuseUnread(req, res, 'capability_refusals_rate_limited', ctx.capabilityRefusalLimiter, REFUSALS_DETAIL);
+    return;
+  }
+  let accepted = false;
+  try {
+    accepted = await readAndRecord(ctx, req, res);
+  } finally {
+    (accepted ? ctx.capabilityRefusalLimiter : ctx.capabilityLimiter).giveBack();
+  }
+}
+
+const ASKS_DETAIL =
+  `at most ${CAPABILITY_BURST} capability requests at once, then one every ` +
+  `${CAPABILITY_REFILL_WINDOW_MS / CAPABILITY_BURST / 1000} s; wait for the operator to decide the pending ones`;
+const REFUSALS_DETAIL =
+  `more than ${CAPABILITY_REFUSAL_BURST} refused capability requests in ` +
+  `${CAPABILITY_REFUSAL_WINDOW_MS / 1000} s; fix the request by the issues its refusal named`;
+
+/** A 429 with the budget's wait; the body is not read, so a flood costs the gateway no memory and the log nothing. */
+function refuseUnread(
+  req: IncomingMessage,
+  res: ServerResponse,
+  error: string,
+  budget: TokenBucket,
+  detail: string,
+): void {
+  req.resume();
+  const retryAfter = Math.max(1, budget.secondsUntilNext());
+  sendJson(
+    res,
+    429,
+    { error, detail, retry_after_seconds: retryAfter },
+    { 'retry-after': String(retryAfter), connection: 'close' },
+  );
+}
+
+/** Reads the ask; a valid one is recorded and answered 202 (true), anything else refused (false). */
+async function readAndRecord(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
   const body = await readBoundedBody(req, MAX_CAPABILITY_BODY_BYTES);
   if (body === 'too_large') {
     sendJson(res, 413, { error: 'body_too_large', max_bytes: MAX_CAPABILITY_BODY_BYTES }, { connection: 'close' });
-    return;
+    return false;
   }
   const read = readCapabilityAsk(body);
   if ('issues' in read) {
     sendJson(res, 400, { error: 'invalid_capability_request', issues: read.issues });
-    return;
+    return false;
   }
   const request = read.ask;
   const requestId = randomUUID();
@@ -88,6 +123,7 @@ export async function handleCapabilityRequest(
     note: 'the operator decides with bottle approve/deny; requests are decided one at a time, in the order they arrive',
     status_url: `${CAPABILITY_PATH}/${requestId}`,
   });
+  return true;
 }
 
 /** The answer to `GET /_bottle/capability/<id>`: JSON, or key-value lines with `Accept: text/plain`. */

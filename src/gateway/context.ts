@@ -18,6 +18,8 @@ export interface GatewayContext {
   limiter: TokenBucket;
   /** Capability requests' own budget: asking the operator is rare, and each ask lands in the event log. */
   capabilityLimiter: TokenBucket;
+  /** Refused capability requests' budget, so a malformed ask never spends an accepted one's. */
+  capabilityRefusalLimiter: TokenBucket;
   /** This run's capability requests and the operator's decisions on them. */
   capabilities: CapabilityBook;
   /** How many DNS lookups are recorded; over it they are still refused, but not written. */

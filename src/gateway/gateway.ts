@@ -11,7 +11,12 @@ import { canonicalHost, EgressPolicy, systemResolver, type Resolver } from './eg
 import { createForwardProxy } from './forward-proxy.js';
 import { TokenBucket } from '../shared/token-bucket.js';
 import { CapabilityBook } from './capability-book.js';
-import { CAPABILITY_BURST, CAPABILITY_REFILL_WINDOW_MS } from './capability-routes.js';
+import {
+  CAPABILITY_BURST,
+  CAPABILITY_REFILL_WINDOW_MS,
+  CAPABILITY_REFUSAL_BURST,
+  CAPABILITY_REFUSAL_WINDOW_MS,
+} from './capability-routes.js';
 import { startDnsRefuser } from './dns.js';
 import { startNetwatchReceiver } from './netwatch-reports.js';
 import { DIRECT_RECORDS_PER_MINUTE } from '../shared/netwatch-report.js';
@@ -98,6 +103,7 @@ export async function startGateway(
     capabilities: new CapabilityBook(opts.decisionsDir, (entry) => policy.allow(entry), emit, log),
     limiter: new TokenBucket(config.limits.requests_per_minute, opts.now),
     capabilityLimiter: new TokenBucket(CAPABILITY_BURST, opts.now, CAPABILITY_REFILL_WINDOW_MS),
+    capabilityRefusalLimiter: new TokenBucket(CAPABILITY_REFUSAL_BURST, opts.now, CAPABILITY_REFUSAL_WINDOW_MS),
     dnsLimiter: new TokenBucket(DNS_RECORDS_PER_MINUTE, opts.now),
     directLimiter: new TokenBucket(DIRECT_RECORDS_PER_MINUTE, opts.now),
     connect: opts.connect ?? ((address, port) => netConnect({ host: address, port })),

@@ -202,7 +202,7 @@ function persistDigest(source: string, key: string, digest: string): void {
     );
     all[key] = digest;
     const path = persistedDigestsPath();
-    mkdirSync(dirname(path), { recursive: true });
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     const tmp = `${path}.${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify(all));
     renameSync(tmp, path);

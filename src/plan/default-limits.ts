@@ -1,4 +1,5 @@
 import type { ContainerRuntime } from '../shared/runtime.js';
+import { pidsEnforcement, type PidsEnforcement } from './pids-enforcement.js';
 import type { BottlePlan } from './schema.js';
 
 type LimitName = 'memory' | 'cpus' | 'pids';
@@ -18,29 +19,42 @@ export const DEFAULT_LIMITS: Readonly<{ memory: string; cpus: number; pids: numb
   pids: 1024,
 };
 
+/** A plan's limits with nothing left to fill. */
+export type FilledLimits = BottlePlan['limits'] & {
+  memory: string;
+  cpus: number;
+  pids: number;
+  pids_enforcement: PidsEnforcement;
+};
+
 /**
- * Under gVisor the pids limit counts the sandbox's own host threads, several
- * per process inside it, and reaching it ends the whole sandbox rather than
- * failing one fork; the default leaves a parallel build the same headroom it
- * has under runc.
+ * The manifest's limits with the defaults filled in; `defaulted` names the ones the manifest left
+ * out, if any, and `pids_enforcement` says how the pids limit is enforced on this runtime. A plan
+ * made before the pids limit meant the same on both runtimes carries a far higher defaulted one
+ * under runsc (its cgroup then counted gVisor's threads too): a defaulted limit is today's default.
  */
-export const DEFAULT_RUNSC_PIDS = 16384;
-
-export function defaultPids(runtime: ContainerRuntime): number {
-  return runtime === 'runsc' ? DEFAULT_RUNSC_PIDS : DEFAULT_LIMITS.pids;
-}
-
-/** The manifest's limits with the defaults filled in; `defaulted` names the ones the manifest left out, if any. */
 export function planLimits(
-  limits: { memory?: string | null; cpus?: number | null; pids?: number | null; transcript?: string },
+  limits: {
+    memory?: string | null;
+    cpus?: number | null;
+    pids?: number | null;
+    transcript?: string;
+    defaulted?: LimitName[];
+  },
   runtime: ContainerRuntime,
-): BottlePlan['limits'] {
-  const defaulted = (['memory', 'cpus', 'pids'] as const).filter((name: LimitName) => limits[name] == null);
+): FilledLimits {
+  const defaulted = (['memory', 'cpus', 'pids'] as const).filter(
+    (name: LimitName) => limits[name] == null || limits.defaulted?.includes(name),
+  );
+  const pick = <N extends LimitName>(name: N) =>
+    defaulted.includes(name) ? DEFAULT_LIMITS[name] : (limits[name] as (typeof DEFAULT_LIMITS)[N]);
+  const pids = pick('pids');
   return {
-    memory: limits.memory ?? DEFAULT_LIMITS.memory,
-    cpus: limits.cpus ?? DEFAULT_LIMITS.cpus,
-    pids: limits.pids ?? defaultPids(runtime),
+    memory: pick('memory'),
+    cpus: pick('cpus'),
+    pids,
     ...(limits.transcript ? { transcript: limits.transcript } : {}),
     ...(defaulted.length > 0 ? { defaulted } : {}),
+    pids_enforcement: pidsEnforcement(pids, runtime),
   };
 }

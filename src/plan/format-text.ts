@@ -1,4 +1,5 @@
 import { DEFAULT_TRANSCRIPT_LIMIT, planLimits } from './default-limits.js';
+import { describePidsEnforcement } from './pids-enforcement.js';
 import type { BottlePlan } from './schema.js';
 import { parseHostPattern, patternMatches } from '../shared/host-pattern.js';
 
@@ -75,5 +76,6 @@ export function formatPlanText(plan: BottlePlan): string {
     `${name} ${limits[name]}${defaulted.has(name) ? ' (default)' : ''}`;
   const transcript = `transcript ${limits.transcript ?? `${DEFAULT_TRANSCRIPT_LIMIT} (default)`}`;
   field('limits', [limit('memory'), limit('cpus'), limit('pids'), transcript].join(', '));
+  field('processes', describePidsEnforcement(limits.pids_enforcement));
   return `${lines.join('\n')}\n`;
 }

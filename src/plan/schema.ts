@@ -89,6 +89,11 @@ export const BottlePlanSchema = z.object({
     transcript: z.string().optional(),
     /** The limits the manifest left out, filled with defaults. */
     defaulted: z.array(z.enum(['memory', 'cpus', 'pids'])).optional(),
+    /**
+     * How `pids` is enforced on this runtime (src/plan/pids-enforcement.ts): the agent user's RLIMIT_NPROC
+     * inside gVisor (null under runc) and the container's pids cgroup. Absent in older plans; derived the same.
+     */
+    pids_enforcement: z.object({ nproc: z.number().nullable(), cgroup: z.number() }).optional(),
   }),
   host: z.string(),
   manifest_path: z.string(),

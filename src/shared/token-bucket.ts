@@ -31,6 +31,16 @@ export class TokenBucket {
     return true;
   }
 
+  /**
+   * Returns a token taken for something that turned out not to be spent (a
+   * request held its place while it was read, then was refused); never above
+   * the capacity.
+   */
+  giveBack(): void {
+    this.refill();
+    this.tokens = Math.min(this.capacity, this.tokens + 1);
+  }
+
   /** Whole seconds until the next token is available (0 when one is). */
   secondsUntilNext(): number {
     this.refill();

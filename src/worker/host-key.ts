@@ -1,5 +1,6 @@
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { UsageError } from '../shared/errors.js';
 import { bottleHome } from '../shared/paths.js';
 import {
   generateHostKeyPair,
@@ -18,24 +19,67 @@ export function hostKeyPath(hostId: string, env: NodeJS.ProcessEnv = process.env
   return join(bottleHome(env), 'host-keys', `${hostId}.pem`);
 }
 
-export function loadOrCreateHostKey(hostId: string, env: NodeJS.ProcessEnv = process.env): HostKeyPair {
+export interface HostKeyOptions {
+  /** Told when a key file's mode had to be tightened. */
+  warn?: (line: string) => void;
+  /** Whose key it must be; defaults to this process's uid. */
+  uid?: number;
+}
+
+export function loadOrCreateHostKey(
+  hostId: string,
+  env: NodeJS.ProcessEnv = process.env,
+  opts: HostKeyOptions = {},
+): HostKeyPair {
   const path = hostKeyPath(hostId, env);
-  try {
-    return hostKeyPairFromPem(readFileSync(path, 'utf8'));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new Error(`cannot read the host key ${path}: ${(err as Error).message}`);
-    }
-  }
+  const existing = readOwnKey(path, opts);
+  if (existing !== undefined) return hostKeyPairFromPem(existing);
   const keys = generateHostKeyPair();
   mkdirSync(join(path, '..'), { recursive: true, mode: 0o700 });
   // 'wx': two workers of one host starting at once must not overwrite each other's key.
   try {
     writeFileSync(path, privateKeyToPem(keys.privateKey), { mode: 0o600, flag: 'wx' });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return hostKeyPairFromPem(readFileSync(path, 'utf8'));
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return hostKeyPairFromPem(readOwnKey(path, opts)!);
     throw err;
   }
   chmodSync(path, 0o600);
   return keys;
+}
+
+/**
+ * The key file's text, undefined when there is none. A key someone else owns is refused: its owner
+ * could replace it, and the worker would open secrets sealed to a key it does not control. One of
+ * ours that group or others may read (a copy or a restore that kept a looser mode) is made 0600
+ * and said, not refused: the worker can put it right itself, and whether it was read meanwhile is
+ * for the operator to judge.
+ */
+function readOwnKey(path: string, opts: HostKeyOptions): string | undefined {
+  let mode: number;
+  let owner: number;
+  try {
+    ({ mode, uid: owner } = statSync(path));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new Error(`cannot read the host key ${path}: ${(err as Error).message}`);
+  }
+  const uid = opts.uid ?? process.getuid?.();
+  if (uid !== undefined && owner !== uid) {
+    throw new UsageError(
+      `the host key ${path} belongs to uid ${owner}, not to this worker (uid ${uid}); ` +
+        'run the worker as its owner, or remove the file to make a new key',
+    );
+  }
+  if ((mode & 0o077) !== 0) {
+    chmodSync(path, 0o600);
+    opts.warn?.(
+      `the host key ${path} was readable by group or others (mode ${(mode & 0o777).toString(8)}); ` +
+        'made it 0600. If someone else may have read it, remove it and restart the worker for a new key',
+    );
+  }
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read the host key ${path}: ${(err as Error).message}`);
+  }
 }

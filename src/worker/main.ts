@@ -95,7 +95,7 @@ async function dockerHost(hostId: string): Promise<Omit<WorkerOptions, 'connect'
 /** With the embedded Redis, the CLI tells the worker it started (to restart or revive it) by this file. */
 function recordPid(): void {
   const paths = workerPaths();
-  mkdirSync(paths.dir, { recursive: true });
+  mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   writeFileSync(paths.pid, `${process.pid}\n`);
 }
 

@@ -38,7 +38,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const store = eventStoreView(await storeId(redis), log, engine);
   setStoreLabel(store.id);
   const hostId = opts.host?.id ?? hostname();
-  const hostKeys = opts.hostKeys ?? loadOrCreateHostKey(hostId);
+  const hostKeys = opts.hostKeys ?? loadOrCreateHostKey(hostId, process.env, { warn: say });
   await publishHostKey(redis, hostId, hostKeys.publicKey);
   const shutdown = new Shutdown();
   const probe = daemon && new DaemonProbe(() => daemon.reachable());

@@ -16,9 +16,10 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import type Docker from 'dockerode';
 import { Redis } from 'ioredis';
-import { defaultPids } from '../../src/plan/default-limits.js';
+import { DEFAULT_LIMITS, planLimits } from '../../src/plan/default-limits.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { escapeTable, type EscapeRow } from '../../bench/escape.bench.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
@@ -1022,7 +1023,7 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
 
   describe('issue 12: the agent container, the capability endpoint, the host side, DNS and direct connections', () => {
     const capabilityEndpoint = () => `${credentialPort()}/_bottle/capability`;
-    /** Capability asks that reached the endpoint's budget so far (a refused ask spends it as well). */
+    /** Capability asks that spent the endpoint's budget so far (accepted ones: a refused ask gives its token back). */
     let capabilityAsksSpent = 0;
 
     /** Posts each body to the capability endpoint, one after the other; answers [status, body] per post. */
@@ -1033,11 +1034,11 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
         .map((body) => `curl -sS --max-time 10 -X POST -d '${body}' -w '\\n%{http_code}\\n' ${capabilityEndpoint()}`)
         .join('; ');
       const r = await inAgent(script);
-      capabilityAsksSpent += bodies.length;
       const lines = r.output.trim().split('\n');
       const answers: Array<{ status: number; body: string }> = [];
       for (let i = 0; i + 1 < lines.length; i += 2) answers.push({ body: lines[i], status: Number(lines[i + 1]) });
       expect(answers, r.output).toHaveLength(bodies.length);
+      capabilityAsksSpent += answers.filter((a) => a.status === 202).length;
       return answers;
     }
 
@@ -1073,16 +1074,28 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
     });
 
     it('finding 12: the agent container has the default limits when the manifest sets none', async () => {
-      const { Memory, NanoCpus, PidsLimit } = (await agent.inspect()).HostConfig;
-      const pids = defaultPids(runtime);
-      const limited = Memory === 4 * 1024 ** 3 && NanoCpus === 2e9 && PidsLimit === pids;
+      const { Memory, NanoCpus, PidsLimit, Ulimits } = (await agent.inspect()).HostConfig;
+      const pids = DEFAULT_LIMITS.pids;
+      // Under gVisor the agent's user is bounded inside the sandbox; the cgroup is a ceiling with room for its threads.
+      const { nproc, cgroup } = planLimits({}, runtime).pids_enforcement;
+      const nprocs = nproc === null ? [] : [{ Name: 'nproc', Soft: nproc, Hard: nproc }];
+      const limited =
+        Memory === 4 * 1024 ** 3 &&
+        NanoCpus === 2e9 &&
+        PidsLimit === cgroup &&
+        isDeepStrictEqual(Ulimits ?? [], nprocs);
       row('12', `agent limits with none in the manifest (4g, 2 cpus, ${pids} pids)`, {
         refused: limited,
         recorded: null,
         leaked: false,
       });
-      expect({ Memory, NanoCpus, PidsLimit }).toEqual({ Memory: 4 * 1024 ** 3, NanoCpus: 2e9, PidsLimit: pids });
-      // A parallel build's worth of processes fits under the default (under gVisor the limit counts sandbox threads).
+      expect({ Memory, NanoCpus, PidsLimit, Ulimits: Ulimits ?? [] }).toEqual({
+        Memory: 4 * 1024 ** 3,
+        NanoCpus: 2e9,
+        PidsLimit: cgroup,
+        Ulimits: nprocs,
+      });
+      // A parallel build's worth of processes fits under the default.
       const busy = await execIn(agent, ['bash', '-c', 'for i in $(seq 150); do sleep 1 & done; wait; echo done']);
       expect(busy.output).toContain('done');
       expect((await agent.inspect()).State.Running).toBe(true);
@@ -1146,7 +1159,7 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
 
     it('finding 5: 20 capability asks in a row: the budget of 4 is spent, then 429 rate limited', async () => {
       const at = await mark();
-      // The endpoint takes from its budget before it reads a body, so the asks refused above spent it too.
+      // Only accepted asks spend the budget: the ones refused above gave their tokens back.
       const spentBefore = capabilityAsksSpent;
       const expectedAccepted = Math.max(0, CAPABILITY_BURST - spentBefore);
       const asks = Array.from({ length: 20 }, (_, i) =>
@@ -1164,7 +1177,7 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
         recorded: requested.length === accepted,
         leaked: accepted > CAPABILITY_BURST || requested.length > accepted,
         note:
-          `${accepted} accepted (budget ${CAPABILITY_BURST}, ${spentBefore} spent by finding 3's asks), ` +
+          `${accepted} accepted (budget ${CAPABILITY_BURST}, ${spentBefore} spent by earlier accepted asks), ` +
           `${limited.length} refused 429; ${requested.length} capability.requested events`,
       });
       expect(statuses).toEqual(asks.map((_, i) => (i < expectedAccepted ? 202 : 429)));

@@ -44,6 +44,22 @@ export function resourceLimits(
 }
 
 /**
+ * The agent's memory, CPU and process limits, with the plan's defaults filled in (an older plan's
+ * nulls get the same defaults). The pids limit is enforced as pids-enforcement.ts says for the
+ * runtime: under gVisor as the agent user's RLIMIT_NPROC inside the sandbox, the cgroup a ceiling.
+ */
+export function agentResourceLimits(
+  plan: Pick<BottlePlan, 'limits' | 'runtime'>,
+): Pick<Docker.HostConfig, 'Memory' | 'NanoCpus' | 'PidsLimit' | 'Ulimits'> {
+  const limits = planLimits(plan.limits, plan.runtime);
+  const { nproc, cgroup } = limits.pids_enforcement;
+  return {
+    ...resourceLimits({ ...limits, pids: cgroup }),
+    ...(nproc !== null ? { Ulimits: [{ Name: 'nproc', Soft: nproc, Hard: nproc }] } : {}),
+  };
+}
+
+/**
  * Bind mounts for the agent: the planned binds, plus the cwd at its own path
  * unless it is copied in. As mounts, not `Binds`: the daemon refuses a source
  * missing on its host instead of creating an empty root-owned folder there.
@@ -111,8 +127,7 @@ export function agentContainerSpec(plan: BottlePlan, opts: AgentContainerOptions
       // The agent may start before the gateway's interface exists; an address it asked for then
       // is asked for again after this, not after the kernel's default second.
       Sysctls: { 'net.ipv4.neigh.eth0.retrans_time_ms': '100' },
-      // A manifest without limits still gets bounded ones; an older plan's nulls get the same defaults.
-      ...resourceLimits(planLimits(plan.limits, plan.runtime)),
+      ...agentResourceLimits(plan),
     },
     NetworkingConfig: {
       EndpointsConfig: { [internal]: { IPAMConfig: { IPv4Address: opts.network.addresses.agent } } },
@@ -131,9 +146,17 @@ export function gatewayExtraHosts(extraHosts: Record<string, string>): string[] 
 }
 
 /**
+ * What an egress sidecar may use. One CPU: the gateway's work (proxying, TLS for host routes, DNS
+ * refusals, recording) runs on one Node event loop, so a second core would only serve a flood from
+ * the agent, which this keeps to one core of the host; the network watch, which only forwards
+ * kernel log lines, has half.
+ */
+export const SIDECAR_LIMITS = { memory: '512m', cpus: 1, pids: 512 } as const;
+
+/**
  * Hardening shared by the egress sidecars (the gateway, pipelock): runc, no
  * capabilities, no-new-privileges, read-only root with a small noexec /tmp,
- * bounded memory and pids, started on the egress network with the manifest's
+ * bounded memory, CPU and pids, started on the egress network with the manifest's
  * extra_hosts (names are resolved for egress there, never in the agent).
  */
 export function sidecarHostConfig(plan: BottlePlan, egressNetwork: string): Docker.HostConfig {
@@ -145,7 +168,7 @@ export function sidecarHostConfig(plan: BottlePlan, egressNetwork: string): Dock
     ReadonlyRootfs: true,
     Tmpfs: { '/tmp': 'rw,noexec,nosuid,size=16m' },
     ExtraHosts: gatewayExtraHosts(plan.extra_hosts),
-    ...resourceLimits({ memory: '512m', cpus: null, pids: 512 }),
+    ...resourceLimits(SIDECAR_LIMITS),
   };
 }
 

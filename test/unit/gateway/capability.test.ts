@@ -7,7 +7,11 @@
 import { request as httpRequest } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { askProblems, MAX_CAPABILITY_REASON_CHARS } from '../../../src/gateway/capability-request.js';
-import { CAPABILITY_BURST } from '../../../src/gateway/capability-routes.js';
+import {
+  CAPABILITY_BURST,
+  CAPABILITY_REFUSAL_BURST,
+  CAPABILITY_REFUSAL_WINDOW_MS,
+} from '../../../src/gateway/capability-routes.js';
 import { startGateway, type RunningGateway } from '../../../src/gateway/gateway.js';
 import type { GatewayLine } from '../../../src/gateway/protocol.js';
 import type { CapabilityAsk } from '../../../src/shared/capability.js';
@@ -99,11 +103,13 @@ describe('the capability endpoint', () => {
     gateway = undefined;
   });
 
+  /** The limiters' clock: it stands still unless a test moves it, so a budget is counted, not timed. */
+  let clock = 0;
   async function start(): Promise<GatewayLine[]> {
     const lines: GatewayLine[] = [];
     const config = { identity: 'caps-ab12c', proxy_port: 0, credential_port: 0 };
-    // The limiters' clock stands still: the budget is counted, not timed.
-    gateway = await startGateway(config, {}, { onDecision: (l) => lines.push(l), now: () => 0 });
+    clock = 0;
+    gateway = await startGateway(config, {}, { onDecision: (l) => lines.push(l), now: () => clock });
     return lines;
   }
 
@@ -164,5 +170,42 @@ describe('the capability endpoint', () => {
       req.end();
     });
     expect(other).toBe(404);
+  });
+
+  it("refused asks do not spend the agent's budget: after more bad ones than the burst, asks go through", async () => {
+    const lines = await start();
+    const malformed = [
+      '{not json',
+      JSON.stringify({ kind: 'egress', reason: 'no host' }),
+      JSON.stringify({ kind: 'egress', host: 'evil.test\u001b[2K', reason: 'x' }),
+      JSON.stringify({ kind: 'teleport', host: 'pypi.org', reason: 'x' }),
+      JSON.stringify({ kind: 'egress', host: 'pypi.org', reason: 'ok\r\u001b[1Aall fine' }),
+    ];
+    expect(malformed.length).toBeGreaterThan(CAPABILITY_BURST);
+    for (const body of malformed) expect((await post(gateway!.credentialPort, body)).status).toBe(400);
+    const valid = JSON.stringify({ kind: 'egress', host: 'pypi.org', reason: 'pip' });
+    for (let i = 0; i < CAPABILITY_BURST; i++) expect((await post(gateway!.credentialPort, valid)).status).toBe(202);
+    expect((await post(gateway!.credentialPort, valid)).body).toMatchObject({ error: 'capability_rate_limited' });
+    expect(lines.filter((l) => l.t === 'capability')).toHaveLength(CAPABILITY_BURST);
+  });
+
+  it('bounds a flood of refused asks by a budget of their own, then refuses unread until it refills', async () => {
+    const lines = await start();
+    const malformed = JSON.stringify({ kind: 'egress', reason: 'no host' });
+    for (let i = 0; i < CAPABILITY_REFUSAL_BURST; i++) {
+      expect((await post(gateway!.credentialPort, malformed)).status).toBe(400);
+    }
+    const flooded = await post(gateway!.credentialPort, malformed);
+    expect(flooded.status).toBe(429);
+    expect(flooded.body).toMatchObject({ error: 'capability_refusals_rate_limited', retry_after_seconds: 3 });
+    expect(flooded.body.detail).toMatch(/refused capability requests/);
+    // Until it refills no body is read, a valid one's neither; the asks' own budget is untouched.
+    const valid = JSON.stringify({ kind: 'egress', host: 'pypi.org', reason: 'pip' });
+    expect((await post(gateway!.credentialPort, valid)).body).toMatchObject({
+      error: 'capability_refusals_rate_limited',
+    });
+    clock += CAPABILITY_REFUSAL_WINDOW_MS;
+    for (let i = 0; i < CAPABILITY_BURST; i++) expect((await post(gateway!.credentialPort, valid)).status).toBe(202);
+    expect(lines.filter((l) => l.t === 'capability')).toHaveLength(CAPABILITY_BURST);
   });
 });

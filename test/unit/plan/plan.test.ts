@@ -241,7 +241,10 @@ describe('formatPlanText', () => {
     expect(text).toMatch(/api\.github\.com -> https:\/\/api\.github\.com \(bearer, from env:GITHUB_TOKEN\)/);
     expect(text).toMatch(/^cwd: +\/work\/proj \(bind-mounted\)$/m);
     // A plan made before limits had defaults (pids null) shows what the container will get.
-    expect(text).toMatch(/^limits: +memory 4g, cpus 2, pids 16384 \(default\), transcript 256m \(default\)$/m);
+    expect(text).toMatch(/^limits: +memory 4g, cpus 2, pids 1024 \(default\), transcript 256m \(default\)$/m);
+    expect(text).toContain(
+      "\nprocesses:    at most 1024 of the agent's user (threads included), by RLIMIT_NPROC inside gVisor;",
+    );
     expect(text).toMatch(/^ssh: +\(none\)$/m);
     expect(text).toMatch(/^direct IP: +refused, not recorded \(planned before the network watch\)$/m);
     const watched = formatPlanText({ ...plan, containers: { ...plan.containers, netwatch: 'cb-w' } });

@@ -27,6 +27,18 @@ describe('TokenBucket', () => {
     expect([bucket.tryTake(), bucket.tryTake(), bucket.tryTake()]).toEqual([true, true, false]);
   });
 
+  it('takes back a token given back, but never holds more than its capacity', () => {
+    const now = 0;
+    const bucket = new TokenBucket(2, () => now);
+    expect([bucket.tryTake(), bucket.tryTake(), bucket.tryTake()]).toEqual([true, true, false]);
+    bucket.giveBack();
+    expect([bucket.tryTake(), bucket.tryTake()]).toEqual([true, false]);
+    bucket.giveBack();
+    bucket.giveBack();
+    bucket.giveBack();
+    expect([bucket.tryTake(), bucket.tryTake(), bucket.tryTake()]).toEqual([true, true, false]);
+  });
+
   it('rejects a non-positive budget', () => {
     expect(() => new TokenBucket(0)).toThrow(RangeError);
   });

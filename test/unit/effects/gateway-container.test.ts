@@ -1,0 +1,11 @@
+import { describe, expect, it } from 'vitest';
+import { gatewayContainerSpec } from '../../../src/effects/docker/containers.js';
+import { samplePlan, sampleNetwork } from '../../golden/fixtures.js';
+
+describe('the gateway container', () => {
+  it('is bounded in CPU (one core), memory and pids, whatever the plan gives the agent', () => {
+    const plan = samplePlan('dev-a1b2c', { limits: { memory: '64g', cpus: 16, pids: 100_000 } });
+    const { HostConfig } = gatewayContainerSpec(plan, { network: sampleNetwork() });
+    expect(HostConfig).toMatchObject({ NanoCpus: 1e9, Memory: 512 * 1024 ** 2, PidsLimit: 512, Runtime: 'runc' });
+  });
+});
