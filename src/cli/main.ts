@@ -3,31 +3,8 @@ import { BottleError } from '../shared/errors.js';
 import { processIO, type CliIO } from '../shared/io.js';
 import { checkBottleHome } from '../shared/private-home.js';
 import { visibleLines } from '../shared/visible-text.js';
+import { COMMANDS, type CommandModule } from './commands/index.js';
 import { bottleProgram, commandWord, type Registrar } from './program.js';
-
-type CommandModule = () => Promise<{ register: Registrar }>;
-const control: CommandModule = () => import('./commands/control.js');
-/**
- * Every command's module, in the order help lists them. Only the module of the command being run
- * loads (help loads them all): bullmq, dockerode, ioredis and ink each cost a noticeable part of a second.
- */
-const COMMANDS: Array<[string, CommandModule]> = [
-  ['start', () => import('./commands/start.js')],
-  ['resume', () => import('./commands/resume.js')],
-  ['attach', () => import('./commands/attach.js')],
-  ['logs', () => import('./commands/logs.js')],
-  ['list', () => import('./commands/list.js')],
-  ['events', () => import('./commands/events.js')],
-  ['replay', () => import('./commands/replay.js')],
-  ['approve', control],
-  ['deny', control],
-  ['stop', control],
-  ['cleanup', () => import('./commands/cleanup.js')],
-  ['hosts', () => import('./commands/hosts.js')],
-  ['doctor', () => import('./commands/doctor.js')],
-  ['shutdown', () => import('./commands/shutdown.js')],
-  ['dashboard', () => import('./commands/dashboard.js')],
-];
 
 /** Commands registered from outside the CLI (the worker's, by the entry point), by name. */
 export type ProgramExtension = Record<string, Registrar>;
