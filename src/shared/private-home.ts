@@ -9,14 +9,9 @@ import { bottleHome } from './paths.js';
  * writable by no one else. One that does not exist yet is fine: it is made 0700.
  */
 export function homeProblem(path: string, uid: number | undefined): string | undefined {
-  let mode: number;
-  let owner: number;
-  try {
-    ({ mode, uid: owner } = statSync(path));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
+  const stats = statSync(path, { throwIfNoEntry: false });
+  if (!stats) return undefined;
+  const { mode, uid: owner } = stats;
   if (uid !== undefined && owner !== uid && owner !== 0) {
     return (
       `the claude-bottle home ${path} is owned by uid ${owner}, not by this user (uid ${uid}) or root; ` +

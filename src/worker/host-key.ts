@@ -55,14 +55,14 @@ export function loadOrCreateHostKey(
  * for the operator to judge.
  */
 function readOwnKey(path: string, opts: HostKeyOptions): string | undefined {
-  let mode: number;
-  let owner: number;
+  let stats: ReturnType<typeof statSync>;
   try {
-    ({ mode, uid: owner } = statSync(path));
+    stats = statSync(path, { throwIfNoEntry: false });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new Error(`cannot read the host key ${path}: ${(err as Error).message}`);
   }
+  if (!stats) return undefined;
+  const { mode, uid: owner } = stats;
   const uid = opts.uid ?? process.getuid?.();
   if (uid !== undefined && owner !== uid) {
     throw new UsageError(
