@@ -6,13 +6,19 @@ import { waitForAgentExit, type AgentExit } from './docker/wait.js';
 import { ObservationBatch } from './observation-batch.js';
 import type { EffectDeps, EffectHandler } from './types.js';
 
+const OBSERVATION_OF_DECISION = {
+  allowed: 'egress.allowed',
+  denied: 'egress.denied',
+  audited: 'egress.audited',
+} as const;
+
 /** A gateway decision line as the observation event it becomes. */
 export function decisionEvent(decision: DecisionLine): ObservationEvent {
   if (decision.t === 'egress') {
-    const type = decision.decision === 'allowed' ? 'egress.allowed' : 'egress.denied';
+    const type = OBSERVATION_OF_DECISION[decision.decision];
     // A request refused before its target was readable has no host/port/method.
-    const { n, host = '', port = 0, method = '', reason } = decision;
-    return { type, data: { n, host, port, method, reason } };
+    const { n, host = '', port = 0, method = '', reason, detail } = decision;
+    return { type, data: { n, host, port, method, reason, ...(detail !== undefined ? { detail } : {}) } };
   }
   const { request_id, kind, host, port, dockerfile, reason } = decision;
   return {

@@ -21,6 +21,15 @@ const EgressDecisionDataSchema = z.object({
   port: z.number().int().min(0).max(65535),
   method: z.string(),
   reason: z.string(),
+  /** What inspection found or which rule refused (absent for host-level decisions); never the secret itself. */
+  detail: z
+    .object({
+      class: z.string().min(1),
+      rule: z.string().min(1),
+      where: z.string().min(1),
+      fingerprint: z.string().optional(),
+    })
+    .optional(),
 });
 
 export const EVENT_DATA_SCHEMAS = {
@@ -127,6 +136,8 @@ export const EVENT_DATA_SCHEMAS = {
   }),
   'egress.allowed': EgressDecisionDataSchema,
   'egress.denied': EgressDecisionDataSchema,
+  /** Inspection found something under `egress.dlp: "audit"`: recorded, and the request went on. */
+  'egress.audited': EgressDecisionDataSchema,
   'effect.failed': z.object({
     /** An effect kind of the machine (src/machines/effects.ts); kept a string so retired kinds still read. */
     effect: z.string().min(1),
@@ -184,11 +195,18 @@ export type LifecycleEvent = { [T in EventType]: EventOf<T> }[EventType];
 /** An event not yet in the log (the log assigns seq, `at` and the version), typed by its type. */
 export type NewEvent<T extends EventType = EventType> = { [K in T]: { type: K; data: EventData<K> } }[T];
 
-const OBSERVATION_TYPES: ReadonlySet<string> = new Set<EventType>(['egress.allowed', 'egress.denied']);
+export const OBSERVATION_TYPES = ['egress.allowed', 'egress.denied', 'egress.audited'] as const;
+export type ObservationType = (typeof OBSERVATION_TYPES)[number];
+const OBSERVATION_TYPE_SET: ReadonlySet<string> = new Set<string>(OBSERVATION_TYPES);
 
 /** Observations (egress decisions) never change the lifecycle, so folding skips the machine for them. */
-export function isObservation(type: string): type is 'egress.allowed' | 'egress.denied' {
-  return OBSERVATION_TYPES.has(type);
+export function isObservation(type: string): type is ObservationType {
+  return OBSERVATION_TYPE_SET.has(type);
+}
+
+/** The event form of isObservation, narrowing the event itself. */
+export function isObservationEvent(event: LifecycleEvent): event is Extract<LifecycleEvent, { type: ObservationType }> {
+  return OBSERVATION_TYPE_SET.has(event.type);
 }
 
 export function isEventType(type: unknown): type is EventType {

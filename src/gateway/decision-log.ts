@@ -1,5 +1,5 @@
 import type { CapabilityRequest } from '../shared/capability.js';
-import type { AllowReason, DenialReason, GatewayLine } from './protocol.js';
+import type { AllowReason, DenialReason, EgressDetail, GatewayLine } from './protocol.js';
 
 /**
  * The gateway's decisions, written as the numbered JSON lines of the gateway
@@ -27,15 +27,25 @@ export class DecisionLog {
     this.egress('allowed', target, reason);
   }
 
-  denied(target: EgressTarget, reason: DenialReason): void {
-    this.egress('denied', target, reason);
+  denied(target: EgressTarget, reason: DenialReason, detail?: EgressDetail): void {
+    this.egress('denied', target, reason, detail);
+  }
+
+  /** Inspection found something and, under `egress.dlp: "audit"`, let the request go on. */
+  audited(target: EgressTarget, reason: DenialReason, detail: EgressDetail): void {
+    this.egress('audited', target, reason, detail);
   }
 
   capability(request: CapabilityRequest): void {
     this.emit({ t: 'capability', n: ++this.sequence, ...request, at: this.now().toISOString() });
   }
 
-  private egress(decision: 'allowed' | 'denied', target: EgressTarget, reason: AllowReason | DenialReason): void {
+  private egress(
+    decision: 'allowed' | 'denied' | 'audited',
+    target: EgressTarget,
+    reason: AllowReason | DenialReason,
+    detail?: EgressDetail,
+  ): void {
     this.emit({
       t: 'egress',
       n: ++this.sequence,
@@ -44,6 +54,7 @@ export class DecisionLog {
       ...(target.port !== null ? { port: target.port } : {}),
       ...(target.method !== null ? { method: target.method } : {}),
       reason,
+      ...(detail !== undefined ? { detail } : {}),
       at: this.now().toISOString(),
     });
   }

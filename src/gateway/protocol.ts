@@ -70,6 +70,22 @@ export const DENIAL_REASONS = [
   'dns_lookup',
   /** The agent sent a packet straight to an address off its network; refused in its own namespace (src/netwatch). */
   'direct_connection',
+  /** An allowlist entry's `methods` rule does not admit the request's method (inspected or plain HTTP). */
+  'method_rule',
+  /** An allowlist entry's `paths` rule does not admit the request's canonical path. */
+  'path_rule',
+  /** The path cannot be read one way only (encoded separators, double encoding...): refused, not guessed. */
+  'path_ambiguous',
+  /** Inspection found a secret the gateway holds for this bottle. */
+  'known_secret',
+  /** Inspection found one of this bottle's decoy credentials. */
+  'canary',
+  /** Inspection found a credential shape (the detail names the pattern). */
+  'secret_pattern',
+  /** A host label under a wildcard entry looks like encoded data (DNS-label exfiltration). */
+  'hostname_entropy',
+  /** A compressed body that could not be decoded for scanning within bounds: refused, fail closed. */
+  'body_unscannable',
 ] as const;
 export type DenialReason = (typeof DENIAL_REASONS)[number];
 export const ALLOW_REASONS = ['allowlisted', 'credential_route'] as const;
@@ -79,16 +95,30 @@ export type AllowReason = (typeof ALLOW_REASONS)[number];
 const absentAsUndefined = <T extends z.ZodTypeAny>(schema: T) =>
   z.preprocess((value) => (value === null ? undefined : value), schema.optional());
 
+/** What inspection found, or which rule refused; the secret itself never appears, only its fingerprint. */
+export const EgressDetailSchema = z.object({
+  /** known_secret | canary | pattern | method_rule | path_rule | ... */
+  class: z.string().min(1).max(64),
+  /** The pattern's or rule's name. */
+  rule: z.string().min(1).max(200),
+  /** url | header | body | hostname | frame | connect | response */
+  where: z.string().min(1).max(32),
+  fingerprint: z.string().max(64).optional(),
+});
+export type EgressDetail = z.infer<typeof EgressDetailSchema>;
+
 export const EgressLineSchema = z.object({
   t: z.literal('egress'),
   /** Decision number, monotonic per gateway run: lets a retried watcher skip recorded ones. */
   n: z.number().int().positive(),
-  decision: z.enum(['allowed', 'denied']),
+  /** audited: inspection found something under `egress.dlp: "audit"` and let the request go on. */
+  decision: z.enum(['allowed', 'denied', 'audited']),
   /** Absent when the request was refused before its target could be read (e.g. oversized headers). */
   host: absentAsUndefined(z.string()),
   port: absentAsUndefined(z.number().int()),
   method: absentAsUndefined(z.string()),
   reason: z.string(),
+  detail: absentAsUndefined(EgressDetailSchema),
   at: z.string().optional(),
 });
 export type EgressLine = z.infer<typeof EgressLineSchema>;

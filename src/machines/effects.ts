@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { EventType, NewEvent } from '../events/schema.js';
+import type { EventType, NewEvent, ObservationType } from '../events/schema.js';
 import { NetworkLayoutSchema, PendingCapabilitySchema, PreserveReasonSchema } from './context.js';
 
 /**
@@ -108,7 +108,7 @@ export type EffectRequest<K extends EffectKind = EffectKind> = {
 export type EffectOutcome<K extends EffectKind> = NewEvent<(typeof EFFECTS)[K]['outcomes'][number]>;
 
 /** Events an effect may append while it runs (the gateway's decisions, seen while watching the agent). */
-export type ObservationEvent = NewEvent<'egress.allowed' | 'egress.denied' | 'capability.requested'>;
+export type ObservationEvent = NewEvent<ObservationType | 'capability.requested'>;
 
 export function isEffectKind(kind: unknown): kind is EffectKind {
   return typeof kind === 'string' && Object.prototype.hasOwnProperty.call(EFFECTS, kind);

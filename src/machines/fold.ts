@@ -1,5 +1,5 @@
 import { initialTransition, transition } from 'xstate';
-import type { LifecycleEvent } from '../events/schema.js';
+import { isObservationEvent, type LifecycleEvent } from '../events/schema.js';
 import { bottleMachine } from './bottle.machine.js';
 import type { EffectIntent } from './effect-requests.js';
 import { MACHINE_VERSION, type BottleState } from './context.js';
@@ -80,7 +80,7 @@ export function foldEvents(
     if (event.seq <= seq) continue;
     if (event.seq !== seq + 1) throw new HistoryGapError(seq + 1, event.seq);
     seq = event.seq;
-    if (event.type === 'egress.allowed' || event.type === 'egress.denied') {
+    if (isObservationEvent(event)) {
       observedSeq = seq;
       if (event.data.n > lastEgressDecision) lastEgressDecision = event.data.n;
       continue;
@@ -122,8 +122,7 @@ export function foldHistory(identity: string, events: readonly LifecycleEvent[])
 
 function lastLifecycleSeq(events: readonly LifecycleEvent[]): number {
   for (let i = events.length - 1; i >= 0; i--) {
-    const type = events[i].type;
-    if (type !== 'egress.allowed' && type !== 'egress.denied') return events[i].seq;
+    if (!isObservationEvent(events[i])) return events[i].seq;
   }
   return 0;
 }

@@ -81,6 +81,7 @@ function randomStep(type: EventType, rand: () => number): Step {
       return [type, { request_id: requestId, decision: pick(['approved', 'denied'] as const), delivered: true }];
     case 'egress.allowed':
     case 'egress.denied':
+    case 'egress.audited':
       return [type, { n: Math.floor(rand() * 100), host: 'h.test', port: 443, method: 'CONNECT', reason: 'r' }];
     case 'effect.failed':
       // Half the failures hit a launch effect, so failed launch regions are reached too.
