@@ -20,6 +20,10 @@ export function decisionEvent(decision: DecisionLine): ObservationEvent {
     const { n, host = '', port = 0, method = '', reason, detail } = decision;
     return { type, data: { n, host, port, method, reason, ...(detail !== undefined ? { detail } : {}) } };
   }
+  if (decision.t === 'summary') {
+    const { n, hosts, pending } = decision;
+    return { type: 'egress.summary', data: { n, hosts, pending } };
+  }
   const { request_id, kind, host, port, dockerfile, reason } = decision;
   return {
     type: 'capability.requested',

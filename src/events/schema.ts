@@ -1,6 +1,7 @@
 import { datetimeRegex, z } from 'zod';
 import { BottlePlanSchema } from '../plan/schema.js';
 import { CapabilityRequestSchema } from '../shared/capability.js';
+import { TrafficSummarySchema } from '../shared/traffic-summary.js';
 import { upcastData } from './upcast.js';
 
 /**
@@ -138,6 +139,8 @@ export const EVENT_DATA_SCHEMAS = {
   'egress.denied': EgressDecisionDataSchema,
   /** Inspection found something under `egress.dlp: "audit"`: recorded, and the request went on. */
   'egress.audited': EgressDecisionDataSchema,
+  /** The gateway's per-host traffic counters since it started, for the hosts that changed (bounded rate and size). */
+  'egress.summary': TrafficSummarySchema,
   'effect.failed': z.object({
     /** An effect kind of the machine (src/machines/effects.ts); kept a string so retired kinds still read. */
     effect: z.string().min(1),
@@ -195,7 +198,7 @@ export type LifecycleEvent = { [T in EventType]: EventOf<T> }[EventType];
 /** An event not yet in the log (the log assigns seq, `at` and the version), typed by its type. */
 export type NewEvent<T extends EventType = EventType> = { [K in T]: { type: K; data: EventData<K> } }[T];
 
-export const OBSERVATION_TYPES = ['egress.allowed', 'egress.denied', 'egress.audited'] as const;
+export const OBSERVATION_TYPES = ['egress.allowed', 'egress.denied', 'egress.audited', 'egress.summary'] as const;
 export type ObservationType = (typeof OBSERVATION_TYPES)[number];
 const OBSERVATION_TYPE_SET: ReadonlySet<string> = new Set<string>(OBSERVATION_TYPES);
 

@@ -5,6 +5,7 @@ import type { DecisionLog } from './decision-log.js';
 import type { EgressPolicy } from './egress-policy.js';
 import type { InterceptionCa } from './interception-ca.js';
 import type { RequestScanner } from './request-scanner.js';
+import type { TrafficLedger } from './traffic-ledger.js';
 import type { TokenBucket } from '../shared/token-bucket.js';
 
 /** Opens the TCP connection behind a CONNECT tunnel; injectable so tests can observe or refuse it. */
@@ -33,6 +34,8 @@ export interface GatewayContext {
   anthropicRoute: GatewayRoute | undefined;
   /** Present when there are host routes: terminates TLS for exactly those hosts (tls-interception.ts). */
   interception: InterceptionCa | undefined;
+  /** Per-host counters of this run, written out as summary lines (traffic-ledger.ts). */
+  traffic: TrafficLedger;
   /** Looks inside what the gateway reads (request-scanner.ts); absent: nothing is scanned. */
   scanner?: RequestScanner;
   /** The credential port actually listened on (differs from config when tests ask for port 0). */

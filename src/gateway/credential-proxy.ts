@@ -41,6 +41,7 @@ export function createCredentialServer(ctx: GatewayContext): Server {
   proxy.on('error', () => {
     // Handled per request through the callback given to proxy.web.
   });
+  proxy.on('proxyRes', ctx.traffic.response);
   const server = createServer({ maxHeaderSize: ctx.config.limits.max_header_bytes }, (req, res) => {
     handleCredentialRequest(ctx, proxy, req, res).catch((err: unknown) => {
       ctx.log(`credential port: internal error: ${(err as Error).message}`);
@@ -200,6 +201,7 @@ export async function forwardWithCredential(
   req.url = pathAndQuery;
 
   ctx.decisions.allowed({ host, port, method }, 'credential_route');
+  ctx.traffic.exchange(host, req);
   proxy.web(
     req,
     res,

@@ -1,5 +1,6 @@
 import type { CapabilityRequest } from '../shared/capability.js';
 import type { AllowReason, DenialReason, EgressDetail, GatewayLine } from './protocol.js';
+import type { HostTraffic } from '../shared/traffic-summary.js';
 
 /**
  * The gateway's decisions, written as the numbered JSON lines of the gateway
@@ -34,6 +35,11 @@ export class DecisionLog {
   /** Inspection found something and, under `egress.dlp: "audit"`, let the request go on. */
   audited(target: EgressTarget, reason: DenialReason, detail: EgressDetail): void {
     this.egress('audited', target, reason, detail);
+  }
+
+  /** Per-host traffic counters (traffic-ledger.ts), in the same numbering as the decisions. */
+  summary(hosts: HostTraffic[], pending: number): void {
+    this.emit({ t: 'summary', n: ++this.sequence, hosts, pending, at: this.now().toISOString() });
   }
 
   capability(request: CapabilityRequest): void {

@@ -37,6 +37,7 @@ export function createForwardProxy(ctx: GatewayContext): ForwardProxy {
   proxy.on('error', () => {
     // Handled per request through the callback given to proxy.web.
   });
+  proxy.on('proxyRes', ctx.traffic.response);
   const tunnels = new Set<Duplex>();
   const interceptionServer = createInterceptionServer(ctx, proxy);
   const plainTunnelServer = createPlainTunnelServer(ctx, proxy);
@@ -114,6 +115,7 @@ async function handlePlainRequest(
   if (!admitted) return;
   ctx.decisions.allowed({ host, port, method }, 'allowlisted');
   req.url = pathAndQuery;
+  ctx.traffic.exchange(host, req);
   proxy.web(req, res, { target: `http://${url.host}`, agent: pinnedAgent(admitted, false) }, (err: Error) =>
     upstreamFailed(ctx, res, host, port, err),
   );
@@ -199,6 +201,7 @@ async function handleConnect(
         servePlainTunnel(servers.plainTunnelServer, clientSocket, verdict.buffered, { host, port, address });
       } else {
         ctx.decisions.allowed({ host, port, method }, 'allowlisted');
+        ctx.traffic.tunnel(host, clientSocket, upstream, verdict.buffered.length);
         upstream.write(verdict.buffered);
         clientSocket.pipe(upstream);
         clientSocket.resume();
@@ -290,6 +293,7 @@ function handlePlainTunnelRequest(
   req.url = rawPathAndQuery(rawUrl);
   const authority = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
   const agent = connectorAgent(() => ctx.connect(address, port));
+  ctx.traffic.exchange(host, req);
   proxy.web(req, res, { target: `http://${authority}`, agent }, (err: Error) =>
     upstreamFailed(ctx, res, host, port, err),
   );

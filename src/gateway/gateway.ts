@@ -22,6 +22,7 @@ import { startNetwatchReceiver } from './netwatch-reports.js';
 import { DIRECT_RECORDS_PER_MINUTE } from '../shared/netwatch-report.js';
 import type { Socket as UdpSocket } from 'node:dgram';
 import type { SshAgentServer } from './ssh-agent.js';
+import { startTrafficSummaries, TrafficLedger } from './traffic-ledger.js';
 
 /** Lookups recorded per minute (and as a burst); a resolver retry loop must not flood the event log. */
 const DNS_RECORDS_PER_MINUTE = 60;
@@ -48,6 +49,8 @@ export interface GatewayOptions {
   netwatchToken?: string;
   /** The rate limiters' clock, in milliseconds; tests hold it still. */
   now?: () => number;
+  /** The shortest time between two traffic summary lines (traffic-ledger.ts). */
+  summaryIntervalMs?: number;
 }
 
 /** File descriptors of listening sockets this process inherited, one per server. */
@@ -95,11 +98,13 @@ export async function startGateway(
   const policy = new EgressPolicy(config.allow, config.extra_hosts, opts.resolver ?? systemResolver);
   const emit = opts.onDecision ?? (() => {});
   const log = opts.log ?? ((message: string) => process.stderr.write(`gateway: ${message}\n`));
+  const traffic = new TrafficLedger(opts.now);
   const ctx: GatewayContext = {
     config,
     secrets,
     policy,
-    decisions: new DecisionLog(emit),
+    decisions: new DecisionLog((line) => (traffic.note(line), emit(line))),
+    traffic,
     capabilities: new CapabilityBook(opts.decisionsDir, (entry) => policy.allow(entry), emit, log),
     limiter: new TokenBucket(config.limits.requests_per_minute, opts.now),
     capabilityLimiter: new TokenBucket(CAPABILITY_BURST, opts.now, CAPABILITY_REFILL_WINDOW_MS),
@@ -159,6 +164,11 @@ export async function startGateway(
     throw err;
   }
   credentialPort = (credential.address() as AddressInfo).port;
+  const summaries = startTrafficSummaries(
+    traffic,
+    (hosts, pending) => ctx.decisions.summary(hosts, pending),
+    opts.summaryIntervalMs,
+  );
 
   return {
     proxyPort: (forward.server.address() as AddressInfo).port,
@@ -169,6 +179,7 @@ export async function startGateway(
     interceptionCaPem: ctx.interception?.certificatePem,
     reloadDecisions: () => ctx.capabilities.reload(),
     close: async () => {
+      summaries.stop();
       forward.destroyTunnels();
       dns?.close();
       netwatch?.close();

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CapabilityRequestSchema } from '../shared/capability.js';
+import { TrafficSummarySchema } from '../shared/traffic-summary.js';
 
 /**
  * What the gateway container and the worker agree on: where the launcher
@@ -136,6 +137,14 @@ export const CapabilityLineSchema = z.object({
 });
 export type CapabilityLine = z.infer<typeof CapabilityLineSchema>;
 
+/** Per-host traffic counters (traffic-ledger.ts), numbered with the decisions so a retried watcher skips them too. */
+export const SummaryLineSchema = TrafficSummarySchema.extend({
+  t: z.literal('summary'),
+  n: z.number().int().positive(),
+  at: z.string().optional(),
+});
+export type SummaryLine = z.infer<typeof SummaryLineSchema>;
+
 /** Printed by the image's listen.pl once both ports listen, before Node boots. */
 export const ListeningLineSchema = z.object({
   t: z.literal('listening'),
@@ -167,11 +176,15 @@ export type AnsweredLine = z.infer<typeof AnsweredLineSchema>;
 export const ToldLineSchema = z.object({ t: z.literal('told'), request_id: z.string() });
 export type ToldLine = z.infer<typeof ToldLineSchema>;
 
-export const DecisionLineSchema = z.discriminatedUnion('t', [EgressLineSchema, CapabilityLineSchema]);
+export const DecisionLineSchema = z.discriminatedUnion('t', [
+  EgressLineSchema,
+  CapabilityLineSchema,
+  SummaryLineSchema,
+]);
 export type DecisionLine = z.infer<typeof DecisionLineSchema>;
 
 /** Everything the gateway writes to stdout. */
-export type GatewayLine = EgressLine | CapabilityLine | ReadyLine | AnsweredLine | ToldLine;
+export type GatewayLine = EgressLine | CapabilityLine | SummaryLine | ReadyLine | AnsweredLine | ToldLine;
 
 /** One stdout line as `schema` describes it; stray text, other JSON lines and malformed JSON yield undefined. */
 export function parseJsonLine<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, line: string): T | undefined {
@@ -187,7 +200,7 @@ export function parseJsonLine<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, li
   return parsed.success ? parsed.data : undefined;
 }
 
-/** A numbered decision line (egress or capability); anything else yields undefined. */
+/** A numbered decision line (egress, capability or traffic summary); anything else yields undefined. */
 export const parseDecisionLine = (line: string): DecisionLine | undefined => parseJsonLine(DecisionLineSchema, line);
 export const parseReadyLine = (line: string): ReadyLine | undefined => parseJsonLine(ReadyLineSchema, line);
 export const isReadyLine = (line: string): boolean => parseReadyLine(line) !== undefined;

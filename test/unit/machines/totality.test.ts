@@ -83,6 +83,19 @@ function randomStep(type: EventType, rand: () => number): Step {
     case 'egress.denied':
     case 'egress.audited':
       return [type, { n: Math.floor(rand() * 100), host: 'h.test', port: 443, method: 'CONNECT', reason: 'r' }];
+    case 'egress.summary': {
+      const at = '2026-01-01T00:00:00.000Z';
+      const host = {
+        host: 'h.test',
+        allowed: 1,
+        denied: 0,
+        bytes_up: 1,
+        bytes_down: 1,
+        methods: ['GET'],
+        last_seen: at,
+      };
+      return [type, { n: Math.floor(rand() * 100), hosts: [host], pending: 0 }];
+    }
     case 'effect.failed':
       // Half the failures hit a launch effect, so failed launch regions are reached too.
       const effect = pick(rand() < 0.5 ? LAUNCH_EFFECTS : EFFECT_KINDS);
