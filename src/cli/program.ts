@@ -14,8 +14,8 @@ export interface CliContext {
 /** Adds a command module's commands, with their arguments and options, to the `bottle` program. */
 export type Registrar = (program: Command, cli: CliContext) => void;
 
-export const formatOption = () =>
-  new Option('--format <format>', 'output format').choices(['text', 'json']).default('text');
+export const formatOption = (choices: readonly string[] = ['text', 'json']) =>
+  new Option('--format <format>', 'output format').choices(choices).default('text');
 
 /** The `bottle` program with its global options and no command yet; commander's output goes to `io`. */
 export function bottleProgram(io: CliIO): Command {
@@ -39,7 +39,7 @@ export function commandWord(args: string[]): string | undefined {
 }
 
 /** dist/cli/ and dist/cli-bundle/ both sit two folders below package.json. */
-function packageVersion(): string {
+export function packageVersion(): string {
   try {
     return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
       .version;

@@ -1,6 +1,7 @@
 import type { LifecycleEvent } from '../events/schema.js';
 import { capabilityTarget, type CapabilityRequest } from '../shared/capability.js';
 import { terminalSafeJson, visibleText } from '../shared/visible-text.js';
+import type { TrafficSummary } from '../shared/traffic-summary.js';
 
 /**
  * One human line per lifecycle event, for `start` progress, `events` text output and the dashboard.
@@ -73,7 +74,12 @@ function describeRaw(ev: LifecycleEvent, identity: string): string {
     case 'egress.allowed':
       return `egress allowed ${d.method} ${d.host}:${d.port}`;
     case 'egress.denied':
-      return `egress denied ${d.method} ${d.host}:${d.port} (${d.reason})`;
+    case 'egress.audited': {
+      const found = foundDetail(d.detail as EgressFound | undefined);
+      return `egress ${ev.type.slice(7)} ${d.method} ${d.host}:${d.port} (${d.reason})${found}`;
+    }
+    case 'egress.summary':
+      return trafficSummary(d as TrafficSummary);
     case 'effect.failed':
       return `${d.effect} failed (attempt ${d.attempt}${d.permanent ? ', permanent' : ', will retry'}): ${d.error}`;
     case 'bottle.failed':
@@ -98,4 +104,18 @@ function skippedFiles(d: {
   const more = d.skipped_count - named.length;
   const list = [...named, ...(more > 0 ? [`${more} more`] : [])].join(', ');
   return `; skipped ${d.skipped_count} over the ${d.limit_bytes} bytes limit: ${list}`;
+}
+
+/** What inspection found, by class, rule and place; the fingerprint names the secret without showing it. */
+type EgressFound = { class: string; rule: string; where: string; fingerprint?: string };
+function foundDetail(detail: EgressFound | undefined) {
+  if (!detail) return '';
+  return ` [${detail.class} ${detail.rule} in ${detail.where}${detail.fingerprint ? ` fp ${detail.fingerprint}` : ''}]`;
+}
+
+/** A summary names its first hosts with their counts; `bottle egress` shows them all. */
+function trafficSummary(d: TrafficSummary): string {
+  const named = d.hosts.slice(0, 3).map((h) => `${h.host} ${h.allowed}/${h.denied}`);
+  const more = d.hosts.length - named.length + d.pending;
+  return `traffic (allowed/denied since the gateway started): ${named.join(', ')}${more > 0 ? `, ${more} more` : ''}`;
 }

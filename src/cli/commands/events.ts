@@ -6,12 +6,15 @@ import { whileWatchingHost } from '../host-watch.js';
 import type { CliIO } from '../../shared/io.js';
 import { describeEvent, eventJsonLine } from '../render-event.js';
 import { openSession } from '../session.js';
-import { formatOption, type CliContext } from '../program.js';
+import { formatOption, packageVersion, type CliContext } from '../program.js';
+import { isDecisionEvent, ocsfRecord } from '../egress-view/ocsf.js';
+import { terminalSafeJson } from '../../shared/visible-text.js';
 
 export interface EventsOptions {
   identity: string;
   follow: boolean;
-  format: 'text' | 'json';
+  /** ocsf: only the egress decisions, as OCSF records (egress-view/ocsf.ts). */
+  format: 'text' | 'json' | 'ocsf';
   manifestPath?: string;
 }
 
@@ -21,7 +24,7 @@ export function register(program: Command, cli: CliContext): void {
     .description('the lifecycle event log of a bottle')
     .argument('<identity>')
     .option('--follow', 'keep printing new events', false)
-    .addOption(formatOption())
+    .addOption(formatOption(['text', 'json', 'ocsf']))
     .action((identity: string, flags: Pick<EventsOptions, 'follow' | 'format'>) =>
       cli.run(() => runEvents({ ...flags, identity, manifestPath: cli.manifestPath() }, cli.io)),
     );
@@ -31,12 +34,18 @@ export function register(program: Command, cli: CliContext): void {
 export async function runEvents(opts: EventsOptions, io: CliIO): Promise<number> {
   const identity = await checkIdentityArg(opts.identity, { manifestPath: opts.manifestPath });
   const session = await openSession({ needWorker: false });
-  const print = (ev: Parameters<typeof describeEvent>[0]) =>
+  const version = opts.format === 'ocsf' ? packageVersion() : '';
+  const print = (ev: Parameters<typeof describeEvent>[0]) => {
+    if (opts.format === 'ocsf') {
+      if (isDecisionEvent(ev)) io.stdout(terminalSafeJson(ocsfRecord(ev, identity, version)));
+      return;
+    }
     io.stdout(
       opts.format === 'json'
         ? eventJsonLine(ev)
         : `${String(ev.seq).padStart(5)}  ${ev.at}  ${ev.type.padEnd(24)} ${describeEvent(ev, identity)}`,
     );
+  };
   try {
     if (!(await session.log.exists(identity)))
       throw new RuntimeFailure(

@@ -13,6 +13,7 @@ export const COMMANDS: Array<[string, CommandModule]> = [
   ['logs', () => import('./logs.js')],
   ['list', () => import('./list.js')],
   ['events', () => import('./events.js')],
+  ['egress', () => import('./egress.js')],
   ['replay', () => import('./replay.js')],
   ['approve', control],
   ['deny', control],

@@ -98,8 +98,13 @@ describe('upcaster registry', () => {
 });
 
 describe('observations', () => {
-  it('are exactly the egress decisions', () => {
-    expect(EVENT_TYPES.filter(isObservation)).toEqual(['egress.allowed', 'egress.denied', 'egress.audited']);
+  it("are exactly the egress decisions and the gateway's traffic summaries", () => {
+    expect(EVENT_TYPES.filter(isObservation)).toEqual([
+      'egress.allowed',
+      'egress.denied',
+      'egress.audited',
+      'egress.summary',
+    ]);
   });
 
   const egress = { n: 7, host: 'github.com', port: 443, method: 'CONNECT', reason: 'allowlisted' };
