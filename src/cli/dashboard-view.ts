@@ -9,6 +9,9 @@ import { checkDecision, enqueueDecision } from './capability-decision.js';
 import { readDashboard, watchChanges, type DashboardRow, type DashboardView } from './dashboard-data.js';
 import { describeEvent } from './render-event.js';
 import type { Session } from './session.js';
+import type { EgressView } from './egress-view/fold.js';
+import { LiveEgressViews } from './egress-view/live.js';
+import { egressHostLines } from './egress-view/render.js';
 
 /**
  * What `bottle dashboard` draws, with ink. Everything shown comes from the
@@ -111,6 +114,8 @@ export function Dashboard({ session }: { session: Session }) {
   const [deciding, setDeciding] = useState<ReadonlySet<string>>(new Set());
   const alive = useRef(new AbortController());
   useEffect(() => () => alive.current.abort(), []);
+  const egressViews = useRef(new LiveEgressViews());
+  const [traffic, setTraffic] = useState<{ identity: string; view: EgressView } | null>(null);
 
   useEffect(() => {
     const signal = alive.current.signal;
@@ -135,6 +140,16 @@ export function Dashboard({ session }: { session: Session }) {
   const rows = view?.rows ?? [];
   const current: DashboardRow | undefined =
     rows.find((r) => r.identity === selected) ?? rows.find((r) => r.pending) ?? rows[0];
+
+  // The selected bottle's per-host traffic, folded on from where the last read stopped.
+  useEffect(() => {
+    if (!current) return;
+    const { identity } = current;
+    egressViews.current.read(session.log, identity).then(
+      (next) => !alive.current.signal.aborted && setTraffic({ identity, view: next }),
+      () => undefined,
+    );
+  }, [session, current?.identity, current?.lastSeq]);
 
   const say = useCallback((next: Notice) => {
     if (!alive.current.signal.aborted) setNotice(next);
@@ -265,7 +280,8 @@ export function Dashboard({ session }: { session: Session }) {
   if (mode.kind !== 'list') return reviewScreen(mode, columns, reviewHeight);
   if (error && !view) return h(Text, { color: 'red' }, `dashboard: ${visibleText(error)}`);
   if (!view) return h(Text, null, 'loading…');
-  return listScreen({ view, current, notice, error, height, columns });
+  const shownTraffic = traffic && traffic.identity === current?.identity ? traffic.view : undefined;
+  return listScreen({ view, current, traffic: shownTraffic, notice, error, height, columns });
 }
 
 function reviewScreen(mode: Exclude<Mode, { kind: 'list' }>, columns: number, reviewHeight: number): ReactElement {
@@ -300,12 +316,14 @@ function reviewScreen(mode: Exclude<Mode, { kind: 'list' }>, columns: number, re
 function listScreen(props: {
   view: DashboardView;
   current: DashboardRow | undefined;
+  /** The selected bottle's per-host traffic (egress-view/fold.ts). */
+  traffic: EgressView | undefined;
   notice: Notice | null;
   error: string | null;
   height: number;
   columns: number;
 }): ReactElement {
-  const { view, current, notice, error, height, columns } = props;
+  const { view, current, traffic, notice, error, height, columns } = props;
   const out: ReactElement[] = [];
   const push = (text: string, extra: Record<string, unknown> = {}) => out.push(line(text, `r${out.length}`, extra));
   push(`claude-bottle dashboard  ${view.at}  ${HELP_LIST}`, { bold: true });
@@ -340,10 +358,15 @@ function listScreen(props: {
   if (others.length) push(`also pending: ${others.join(' ')}`, { color: 'yellow' });
 
   const room = height - 1 - out.length;
-  const egressRoom = Math.min(view.egress.length || 1, Math.max(0, Math.floor((room - 2) / 2)));
-  const eventRoom = Math.max(0, room - 2 - egressRoom - 1);
+  const hostRoom = Math.max(0, Math.floor((room - 3) / 3));
+  const hostLines = traffic?.hosts.length ? egressHostLines(traffic, Math.max(1, hostRoom - 2)).slice(0, hostRoom) : [];
+  const egressRoom = Math.min(view.egress.length || 1, Math.max(0, Math.floor((room - 2 - hostLines.length) / 2)));
+  const eventRoom = Math.max(0, room - 2 - hostLines.length - egressRoom - 1);
   if (room >= 4) {
-    push('EGRESS', { bold: true });
+    push(`EGRESS${hostLines.length && current ? ` of ${current.identity} (bottle egress ${current.identity})` : ''}`, {
+      bold: true,
+    });
+    for (const l of hostLines) push(l);
     if (view.egress.length === 0) push('no egress decisions yet', { dimColor: true });
     for (const l of newest(view.egress, egressRoom)) push(l);
     push('EVENTS', { bold: true });
