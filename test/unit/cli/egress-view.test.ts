@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../../src/events/schema.js';
+import type { EventLog } from '../../../src/event-store/log.js';
 import { foldEgress } from '../../../src/cli/egress-view/fold.js';
+import { LiveEgressViews } from '../../../src/cli/egress-view/live.js';
 import { egressTextLines, formatBytes } from '../../../src/cli/egress-view/render.js';
 import { HTTP_ACTIVITY, NETWORK_ACTIVITY, isDecisionEvent, ocsfRecord } from '../../../src/cli/egress-view/ocsf.js';
 import type { HostTraffic } from '../../../src/shared/traffic-summary.js';
@@ -205,5 +207,23 @@ describe('OCSF export', () => {
     expect(OcsfRecordSchema.safeParse(withoutRequest).success).toBe(false);
     expect(OcsfRecordSchema.safeParse({ ...record, type_uid: 400201 }).success).toBe(false);
     expect(OcsfRecordSchema.safeParse({ ...record, metadata: { version: '1.4.0' } }).success).toBe(false);
+  });
+});
+
+describe('LiveEgressViews', () => {
+  it('folds only the events appended since its last read', async () => {
+    const log: LifecycleEvent[] = [decision('egress.allowed', 'a.test', 'GET', 1)];
+    const reads: number[] = [];
+    const fake = {
+      read: (_identity: string, from = 1) => {
+        reads.push(from);
+        return Promise.resolve(log.filter((e) => e.seq >= from));
+      },
+    } as unknown as EventLog;
+    const views = new LiveEgressViews();
+    expect((await views.read(fake, 'i-ab12c')).hosts[0]).toMatchObject({ host: 'a.test', allowed: 1 });
+    log.push(decision('egress.allowed', 'a.test', 'GET', 2));
+    expect((await views.read(fake, 'i-ab12c')).hosts[0]).toMatchObject({ allowed: 2 });
+    expect(reads).toEqual([1, log[0].seq + 1]);
   });
 });
