@@ -107,7 +107,7 @@ it('shows exactly the hosts and counts the agent just caused, and exports them a
 
   const text = await h.cli(['egress', identity]);
   expect(text.code).toBe(0);
-  expect(text.stdout).toMatch(/upstream\.test\s+3\s+0\s+57 B\s+0 B\s+GET/);
+  expect(text.stdout).toMatch(/upstream\.test\s+3\s+0\s+0 B\s+57 B\s+GET/);
 
   const ocsf = await h.cli(['events', identity, '--format', 'ocsf']);
   expect(ocsf.code).toBe(0);
