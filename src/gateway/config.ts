@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { HostPatternError, parseHostPattern } from '../shared/host-pattern.js';
 import { GATEWAY_CREDENTIAL_PORT, GATEWAY_PROXY_PORT } from './protocol.js';
-import { HTTP_METHOD, pathGlobProblem } from './path-rules.js';
+import { HTTP_METHOD, pathGlobProblem } from '../shared/path-glob.js';
 
 /**
  * The gateway's configuration file, written by the launcher into the gateway

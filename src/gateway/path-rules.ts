@@ -92,15 +92,3 @@ export function globToRegExp(glob: string): RegExp {
   }
   return new RegExp(`^${source}$`);
 }
-
-/** A rule text the manifest and gateway config accept: a glob of the path, optionally negated. */
-export function pathGlobProblem(glob: string): string | null {
-  const body = glob.startsWith('!') ? glob.slice(1) : glob;
-  if (!body.startsWith('/')) return `path glob ${JSON.stringify(glob)} must start with "/" (or "!/")`;
-  if (/[^\x21-\x7e]/.test(body)) return `path glob ${JSON.stringify(glob)} has a space, control or non-ASCII character`;
-  if (/[?#\\]/.test(body)) return `path glob ${JSON.stringify(glob)} must not contain "?", "#" or "\\"`;
-  if (/\*\*\*/.test(body)) return `path glob ${JSON.stringify(glob)} has "***"; use "**"`;
-  return null;
-}
-
-export const HTTP_METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
