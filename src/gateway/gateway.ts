@@ -10,6 +10,7 @@ import type { GatewayLine } from './protocol.js';
 import { canonicalHost, EgressPolicy, systemResolver, type Resolver } from './egress-policy.js';
 import { createForwardProxy } from './forward-proxy.js';
 import { EgressEntries } from './egress-entries.js';
+import type { RequestScanner } from './request-scanner.js';
 import { TokenBucket } from '../shared/token-bucket.js';
 import { CapabilityBook } from './capability-book.js';
 import {
@@ -47,6 +48,8 @@ export interface GatewayOptions {
   decisionsDir?: string;
   /** The network watch's report token (protocol.ts GATEWAY_NETWATCH_TOKEN_PATH); without it no reports are taken. */
   netwatchToken?: string;
+  /** What looks inside inspected traffic (request-scanner.ts); absent: nothing is scanned. */
+  scanner?: RequestScanner;
   /** Extra trusted roots for inspected HTTPS upstreams (tests' local stand-ins). */
   upstreamCa?: string;
   /** The rate limiters' clock, in milliseconds; tests hold it still. */
@@ -106,6 +109,7 @@ export async function startGateway(
     policy,
     entries,
     ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}),
+    ...(opts.scanner ? { scanner: opts.scanner } : {}),
     decisions: new DecisionLog(emit),
     capabilities: new CapabilityBook(opts.decisionsDir, (entry) => policy.allow(entry), emit, log),
     limiter: new TokenBucket(config.limits.requests_per_minute, opts.now),
