@@ -12,9 +12,7 @@ const cleanPath = fc.array(segment, { minLength: 1, maxLength: 5 }).map((ss) => 
 
 function percentEncodeSome(path: string, picks: boolean[]): string {
   return [...path]
-    .map((ch, i) =>
-      ch !== '/' && picks[i % picks.length] ? `%${ch.charCodeAt(0).toString(16).padStart(2, '0')}` : ch,
-    )
+    .map((ch, i) => (ch !== '/' && picks[i % picks.length] ? `%${ch.charCodeAt(0).toString(16).padStart(2, '0')}` : ch))
     .join('');
 }
 
