@@ -281,7 +281,7 @@ describe('an inspected host', () => {
 });
 
 describe('method and path rules', () => {
-  it('lets the organisation through and refuses others, a push and a trick with a JSON 403 naming the rule', async () => {
+  it('lets the organisation through; refuses others, a push and a trick with a JSON 403 naming the rule', async () => {
     const { agent } = tunnelAgent('rules.test', gateway.interceptionCaPem!);
     const ok = await send(agent, 'rules.test', '/acme/repo.git/info/refs?service=git-upload-pack');
     const other = await send(agent, 'rules.test', '/other/repo');
