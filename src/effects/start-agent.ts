@@ -126,7 +126,7 @@ export const startAgent =
         entries.push(...trustEntries(ca, systemBundle, paths));
       } else if (interceptsTls(plan)) {
         throw new PermanentEffectError(
-          'the gateway published no interception CA, so the agent could not use its host credential routes over HTTPS',
+          'the gateway published no interception CA: the agent could not reach its host routes or inspected hosts',
         );
       }
       await classifyDockerErrors('provisioning the agent', () => putEntries(agent.container, entries));

@@ -36,6 +36,7 @@ export function gatewayConfigFor(plan: BottlePlan): GatewayConfigInput {
     dns_port: GATEWAY_DNS_PORT,
     netwatch_port: plan.containers.netwatch ? NETWATCH_REPORT_PORT : null,
     allow: plan.hosts,
+    entries: plan.egress_entries ?? [],
     // host-gateway stays as written: Docker resolves it in the gateway's /etc/hosts, where the gateway reads it.
     extra_hosts: plan.extra_hosts,
     routes: plan.credentials.map((route, index) => ({

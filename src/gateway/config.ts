@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { HostPatternError, parseHostPattern } from '../shared/host-pattern.js';
 import { GATEWAY_CREDENTIAL_PORT, GATEWAY_PROXY_PORT } from './protocol.js';
+import { HTTP_METHOD, pathGlobProblem } from '../shared/path-glob.js';
 
 /**
  * The gateway's configuration file, written by the launcher into the gateway
@@ -41,6 +42,26 @@ const RouteSchema = z
   });
 export type GatewayRoute = z.infer<typeof RouteSchema>;
 
+/**
+ * How one allowlist entry is treated beyond "may connect": inspected (TLS
+ * terminated with the per-run CA, requests read) unless `inspect` is false,
+ * and the methods and path globs allowed (path-rules.ts). An allowlisted
+ * pattern without an entry (configs written before inspection, hosts granted
+ * live) is tunnelled end to end.
+ */
+const EntrySchema = z
+  .object({
+    host: z.string(),
+    inspect: z.boolean().default(true),
+    methods: z.array(z.string().regex(HTTP_METHOD)).min(1).optional(),
+    paths: z
+      .array(z.string().refine((glob) => pathGlobProblem(glob) === null, 'not a path glob'))
+      .min(1)
+      .optional(),
+  })
+  .strict();
+export type GatewayEntry = z.infer<typeof EntrySchema>;
+
 export const GatewayConfigSchema = z
   .object({
     identity: z.string().min(1),
@@ -51,6 +72,7 @@ export const GatewayConfigSchema = z
     /** UDP port of the network watch's report receiver (netwatch-reports.ts); null takes no reports. */
     netwatch_port: PortSchema.nullable().default(null),
     allow: z.array(z.string()).default([]),
+    entries: z.array(EntrySchema).default([]),
     /** Operator-pinned names: resolved here instead of DNS, and exempt from the private-address block. */
     extra_hosts: z
       .record(
@@ -81,6 +103,12 @@ export const GatewayConfigSchema = z
         const why = err instanceof HostPatternError ? err.message : String(err);
         ctx.addIssue({ code: 'custom', path: ['allow', index], message: `${JSON.stringify(raw)}: ${why}` });
       }
+    });
+    config.entries.forEach((entry, index) => {
+      if (!config.allow.includes(entry.host))
+        ctx.addIssue({ code: 'custom', path: ['entries', index, 'host'], message: 'not in allow' });
+      if (!entry.inspect && (entry.methods || entry.paths))
+        ctx.addIssue({ code: 'custom', path: ['entries', index], message: 'method and path rules need inspection' });
     });
     const ids = new Set<string>();
     const pinned = new Set(Object.keys(config.extra_hosts).map((h) => h.toLowerCase()));

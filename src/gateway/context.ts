@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { CapabilityBook } from './capability-book.js';
 import type { GatewayConfig, GatewayRoute, GatewaySecrets } from './config.js';
 import type { DecisionLog } from './decision-log.js';
+import type { EgressEntries } from './egress-entries.js';
 import type { EgressPolicy } from './egress-policy.js';
 import type { InterceptionCa } from './interception-ca.js';
 import type { RequestScanner } from './request-scanner.js';
@@ -16,6 +17,10 @@ export interface GatewayContext {
   config: GatewayConfig;
   secrets: GatewaySecrets;
   policy: EgressPolicy;
+  /** Which allowlisted hosts are inspected, and their method and path rules (egress-entries.ts). */
+  entries: EgressEntries;
+  /** Extra roots for inspected upstreams' certificates (tests' local stand-ins); absent: the system's. */
+  upstreamCa?: string;
   decisions: DecisionLog;
   limiter: TokenBucket;
   /** Capability requests' own budget: asking the operator is rare, and each ask lands in the event log. */
@@ -32,7 +37,7 @@ export interface GatewayContext {
   /** Host routes by canonical host name. */
   hostRoutes: Map<string, GatewayRoute>;
   anthropicRoute: GatewayRoute | undefined;
-  /** Present when there are host routes: terminates TLS for exactly those hosts (tls-interception.ts). */
+  /** Present when there are host routes or inspected entries: terminates TLS for those hosts (tls-interception.ts). */
   interception: InterceptionCa | undefined;
   /** Per-host counters of this run, written out as summary lines (traffic-ledger.ts). */
   traffic: TrafficLedger;

@@ -24,8 +24,9 @@ export class DecisionLog {
     private readonly now: () => Date = () => new Date(),
   ) {}
 
-  allowed(target: EgressTarget, reason: AllowReason): void {
-    this.egress('allowed', target, reason);
+  /** `detail` says how it was let through when that matters (a tunnel the gateway does not read). */
+  allowed(target: EgressTarget, reason: AllowReason, detail?: EgressDetail): void {
+    this.egress('allowed', target, reason, detail);
   }
 
   denied(target: EgressTarget, reason: DenialReason, detail?: EgressDetail): void {

@@ -1,17 +1,27 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import { installClientErrorHandler } from './client-errors.js';
 import type { GatewayContext } from './context.js';
-import { denialContext, forwardWithCredential, upstreamFailed } from './credential-proxy.js';
+import { denialContext, forwardWithCredential } from './credential-proxy.js';
 import { canonicalHost, type ProxyMode } from './egress-policy.js';
 import { egressDeniedBody, rateLimitedBody, refuseRateLimited, sendJson, writeJsonAndClose } from './responses.js';
 import { rawPathAndQuery } from './path-escape.js';
 import { createInterceptionServer, interceptTunnel } from './tls-interception.js';
+import type { EntryTreatment } from './egress-entries.js';
+import { continueIfAsked, forwardInspected } from './inspected-forward.js';
+import type { EgressDetail } from './protocol.js';
 import type { DenialReason } from './protocol.js';
-import { inspectTunnelStart } from './tunnel-inspection.js';
-import { connectorAgent, pinnedAgent } from './upstream-agent.js';
+import { inspectTunnelStart, type TunnelKind } from './tunnel-inspection.js';
+import {
+  answerContinueOnAdmission,
+  createPlainTunnelServer,
+  HOP_BY_HOP_PROXY_HEADERS,
+  hostHeaderUrl,
+  safeUrl,
+  servePlainTunnel,
+} from './plain-tunnel.js';
+import { pinnedAgent } from './upstream-agent.js';
 
 /**
  * The proxy port: what the agent's HTTP_PROXY / HTTPS_PROXY point at.
@@ -19,9 +29,10 @@ import { connectorAgent, pinnedAgent } from './upstream-agent.js';
  *   after the allowlist, the address policy and a check that the tunnel's
  *   first message names the CONNECT host (tunnel-inspection.ts). Plain HTTP
  *   inside a tunnel is served request by request, each Host header checked.
- *   The one exception is port 443 of a host with a credential route: the
- *   gateway terminates that TLS itself to inject the secret
- *   (tls-interception.ts).
+ *   The exceptions: port 443 of a host with a credential route, and every
+ *   inspected allowlisted host (egress-entries.ts): the gateway terminates
+ *   that TLS itself, to inject the secret or to read what is sent
+ *   (tls-interception.ts). Tunnels to hosts not inspected are recorded so.
  * - Absolute-form plain HTTP (`GET http://host/path`) is forwarded after the
  *   same checks. When the host has a credential route the request is instead
  *   sent over https to the route's upstream with the secret injected.
@@ -40,7 +51,7 @@ export function createForwardProxy(ctx: GatewayContext): ForwardProxy {
   proxy.on('proxyRes', ctx.traffic.response);
   const tunnels = new Set<Duplex>();
   const interceptionServer = createInterceptionServer(ctx, proxy);
-  const plainTunnelServer = createPlainTunnelServer(ctx, proxy);
+  const plainTunnelServer = createPlainTunnelServer(ctx);
   const server = createServer({ maxHeaderSize: ctx.config.limits.max_header_bytes }, (req, res) => {
     handlePlainRequest(ctx, proxy, req, res).catch((err: unknown) => {
       ctx.log(`proxy port: internal error: ${(err as Error).message}`);
@@ -57,6 +68,7 @@ export function createForwardProxy(ctx: GatewayContext): ForwardProxy {
       clientSocket.destroy();
     });
   });
+  answerContinueOnAdmission(server);
   installClientErrorHandler(ctx, server);
   return {
     server,
@@ -65,8 +77,6 @@ export function createForwardProxy(ctx: GatewayContext): ForwardProxy {
     },
   };
 }
-
-const HOP_BY_HOP_PROXY_HEADERS = ['proxy-authorization', 'proxy-connection'];
 
 async function handlePlainRequest(
   ctx: GatewayContext,
@@ -108,17 +118,26 @@ async function handlePlainRequest(
   const route = port === 80 ? ctx.hostRoutes.get(host) : undefined;
   if (route) {
     // The raw text, not the parsed URL: WHATWG parsing resolves "..", which would hide it from the escape check.
+    continueIfAsked(req, res);
     await forwardWithCredential(ctx, proxy, req, res, route, rawPathAndQuery(rawUrl));
     return;
   }
-  const admitted = await admit(ctx, host, port, method, 'http', (status, body) => sendJson(res, status, body), req);
-  if (!admitted) return;
-  ctx.decisions.allowed({ host, port, method }, 'allowlisted');
-  req.url = pathAndQuery;
-  ctx.traffic.exchange(host, req);
-  proxy.web(req, res, { target: `http://${url.host}`, agent: pinnedAgent(admitted, false) }, (err: Error) =>
-    upstreamFailed(ctx, res, host, port, err),
-  );
+  const listed = ctx.policy.checkAllowlist(host, port, 'http');
+  if (listed !== 'allowlisted') {
+    ctx.decisions.denied({ host, port, method }, listed);
+    sendJson(res, 403, egressDeniedBody(denialContext(ctx, req), host, port, listed));
+    return;
+  }
+  const treatment = ctx.entries.lookup(host, port, 'http');
+  await forwardInspected(ctx, req, res, {
+    host,
+    port,
+    secure: false,
+    // Rules read the raw text: WHATWG parsing resolves "..", "%2e" and "\\" and would hide an ambiguity.
+    target: treatment?.rules ? rawPathAndQuery(rawUrl) : pathAndQuery,
+    treatment,
+    agentFor: (address) => pinnedAgent(address, false),
+  });
 }
 
 interface TunnelServers {
@@ -153,13 +172,30 @@ async function handleConnect(
     inspectTunnelStart(clientSocket, head, { host, port }, (verdict) => {
       // The gateway itself terminates this TLS, so only TLS naming the route host is taken.
       if (verdict.ok && verdict.kind === 'tls') {
-        interceptTunnel(ctx, servers.interceptionServer, clientSocket, verdict.buffered, host, route);
+        interceptTunnel(ctx, servers.interceptionServer, clientSocket, verdict.buffered, { host, port, route });
         return;
       }
       const refusal = verdict.ok
         ? { reason: 'tunnel_unrecognized' as const, detail: `${verdict.kind} to a credential-route host` }
         : verdict;
       refuseTunnel(ctx, clientSocket, host, port, refusal);
+    });
+    return;
+  }
+  const listed = ctx.policy.checkAllowlist(host, port, 'connect');
+  const treatment = listed === 'allowlisted' ? ctx.entries.lookup(host, port, 'connect') : undefined;
+  if (treatment?.inspect && ctx.interception) {
+    // Nothing is resolved or connected yet: each request inside is admitted on its own (inspected-forward.ts).
+    clientSocket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    inspectTunnelStart(clientSocket, head, { host, port }, (verdict) => {
+      if (!verdict.ok) refuseTunnel(ctx, clientSocket, host, port, verdict);
+      else if (verdict.kind === 'tls')
+        interceptTunnel(ctx, servers.interceptionServer, clientSocket, verdict.buffered, { host, port, treatment });
+      else
+        openLate(ctx, servers, req, clientSocket, verdict, { host, port, treatment }).catch((err: unknown) => {
+          ctx.log(`proxy port: internal error on CONNECT: ${(err as Error).message}`);
+          clientSocket.destroy();
+        });
     });
     return;
   }
@@ -198,9 +234,9 @@ async function handleConnect(
         upstream.off('close', closeClient);
         upstream.unpipe(clientSocket);
         upstream.destroy();
-        servePlainTunnel(servers.plainTunnelServer, clientSocket, verdict.buffered, { host, port, address });
+        servePlainTunnel(servers.plainTunnelServer, clientSocket, verdict.buffered, { host, port, address, treatment });
       } else {
-        ctx.decisions.allowed({ host, port, method }, 'allowlisted');
+        ctx.decisions.allowed({ host, port, method }, 'allowlisted', notInspected(ctx, treatment));
         ctx.traffic.tunnel(host, clientSocket, upstream, verdict.buffered.length);
         upstream.write(verdict.buffered);
         clientSocket.pipe(upstream);
@@ -208,6 +244,44 @@ async function handleConnect(
       }
     });
   });
+}
+
+/** What a decision on a tunnel the gateway does not read says, once the bottle inspects anything. */
+function notInspected(ctx: GatewayContext, treatment: EntryTreatment | undefined): EgressDetail | undefined {
+  if (!ctx.interception) return undefined;
+  const rule = treatment ? `${treatment.entry} (inspect: false or an IP address)` : 'no entry (granted live)';
+  return { class: 'not_inspected', rule, where: 'connect' };
+}
+
+/**
+ * Plain HTTP or SSH in a tunnel to an inspected host: admitted (resolved)
+ * only now, then served as any other tunnel of its kind.
+ */
+async function openLate(
+  ctx: GatewayContext,
+  servers: TunnelServers,
+  req: IncomingMessage,
+  clientSocket: Duplex,
+  verdict: { kind: TunnelKind; buffered: Buffer },
+  tunnel: { host: string; port: number; treatment: EntryTreatment },
+): Promise<void> {
+  const { host, port } = tunnel;
+  const refuse = (status: number, body: Record<string, unknown>) => writeJsonAndClose(clientSocket, status, body);
+  const address = await admit(ctx, host, port, 'CONNECT', 'connect', refuse, req);
+  if (!address) return;
+  if (verdict.kind === 'http') {
+    servePlainTunnel(servers.plainTunnelServer, clientSocket, verdict.buffered, { ...tunnel, address });
+    return;
+  }
+  const upstream = ctx.connect(address, port);
+  upstream.on('error', () => clientSocket.destroy());
+  upstream.on('close', () => clientSocket.destroy());
+  clientSocket.on('close', () => upstream.destroy());
+  ctx.decisions.allowed({ host, port, method: 'CONNECT' }, 'allowlisted', notInspected(ctx, undefined));
+  upstream.write(verdict.buffered);
+  upstream.pipe(clientSocket);
+  clientSocket.pipe(upstream);
+  clientSocket.resume();
 }
 
 function refuseTunnel(
@@ -220,98 +294,6 @@ function refuseTunnel(
   ctx.log(`tunnel to ${host}:${port} closed: ${refusal.detail}`);
   ctx.decisions.denied({ host, port, method: 'CONNECT' }, refusal.reason);
   clientSocket.destroy();
-}
-
-interface PlainTunnel {
-  host: string;
-  port: number;
-  /** The address the CONNECT was admitted for; requests go only there. */
-  address: string;
-}
-
-const plainTunnelOf = new WeakMap<Socket, PlainTunnel>();
-
-/** Reads HTTP requests out of tunnels whose client speaks plain HTTP; it never listens on a port. */
-function createPlainTunnelServer(ctx: GatewayContext, proxy: httpProxy): Server {
-  const server = createServer({ maxHeaderSize: ctx.config.limits.max_header_bytes }, (req, res) => {
-    try {
-      handlePlainTunnelRequest(ctx, proxy, req, res);
-    } catch (err) {
-      ctx.log(`request in a tunnel: internal error: ${(err as Error).message}`);
-      if (!res.headersSent) sendJson(res, 500, { error: 'gateway_error' });
-      else res.destroy();
-    }
-  });
-  installClientErrorHandler(ctx, server);
-  return server;
-}
-
-function servePlainTunnel(server: Server, clientSocket: Duplex, buffered: Buffer, tunnel: PlainTunnel): void {
-  plainTunnelOf.set(clientSocket as Socket, tunnel);
-  if (buffered.length > 0) clientSocket.unshift(buffered);
-  server.emit('connection', clientSocket);
-  clientSocket.resume();
-}
-
-function handlePlainTunnelRequest(
-  ctx: GatewayContext,
-  proxy: httpProxy,
-  req: IncomingMessage,
-  res: ServerResponse,
-): void {
-  const tunnel = plainTunnelOf.get(req.socket);
-  const method = req.method ?? 'GET';
-  if (!tunnel) {
-    sendJson(res, 500, { error: 'gateway_error' });
-    return;
-  }
-  const { host, port, address } = tunnel;
-  if (!ctx.limiter.tryTake()) {
-    refuseRateLimited(ctx, res, { host, port, method });
-    return;
-  }
-  const rawUrl = req.url ?? '';
-  const targetNamesTunnel = rawUrl.startsWith('/') || authorityNames(safeUrl(rawUrl), host, port);
-  if (!targetNamesTunnel || !authorityNames(hostHeaderUrl(req.headers.host), host, port)) {
-    ctx.log(`request in the tunnel to ${host}:${port} refused: it names another host`);
-    ctx.decisions.denied({ host, port, method }, 'tunnel_host_mismatch');
-    sendJson(
-      res,
-      403,
-      {
-        error: 'tunnel_host_mismatch',
-        host,
-        port,
-        detail: 'a request inside a tunnel must name the tunnel host in its Host header',
-      },
-      { connection: 'close' },
-    );
-    return;
-  }
-  for (const name of HOP_BY_HOP_PROXY_HEADERS) delete req.headers[name];
-  ctx.decisions.allowed({ host, port, method }, 'allowlisted');
-  req.url = rawPathAndQuery(rawUrl);
-  const authority = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-  const agent = connectorAgent(() => ctx.connect(address, port));
-  ctx.traffic.exchange(host, req);
-  proxy.web(req, res, { target: `http://${authority}`, agent }, (err: Error) =>
-    upstreamFailed(ctx, res, host, port, err),
-  );
-}
-
-/** A Host header as a URL, or null when it is absent or carries more than an authority. */
-function hostHeaderUrl(header: string | undefined): URL | null {
-  if (header === undefined) return null;
-  const url = safeUrl(`http://${header}`);
-  return url && url.pathname === '/' && !url.search && !url.hash && !/[/?#]/.test(header) ? url : null;
-}
-
-/** A Host header or absolute URL naming the tunnel's host; a port, when given, must be the tunnel's. */
-function authorityNames(url: URL | null, host: string, port: number): boolean {
-  if (!url || url.protocol !== 'http:') return false;
-  if (url.username || url.password) return false;
-  if (canonicalHost(url.hostname) !== host) return false;
-  return url.port === '' || Number(url.port) === port;
 }
 
 /**
@@ -344,15 +326,6 @@ async function admit(
     refuse(502, { error: 'upstream_unresolvable', host, port });
   }
   return null;
-}
-
-function safeUrl(raw: string): URL | null {
-  try {
-    const url = new URL(raw);
-    return url.username || url.password ? null : url;
-  } catch {
-    return null;
-  }
 }
 
 /** `host:port` (IPv6 in brackets). Anything with a path, credentials or no port is refused. */

@@ -9,6 +9,8 @@ import { DecisionLog } from './decision-log.js';
 import type { GatewayLine } from './protocol.js';
 import { canonicalHost, EgressPolicy, systemResolver, type Resolver } from './egress-policy.js';
 import { createForwardProxy } from './forward-proxy.js';
+import { EgressEntries } from './egress-entries.js';
+import type { RequestScanner } from './request-scanner.js';
 import { TokenBucket } from '../shared/token-bucket.js';
 import { CapabilityBook } from './capability-book.js';
 import {
@@ -47,6 +49,10 @@ export interface GatewayOptions {
   decisionsDir?: string;
   /** The network watch's report token (protocol.ts GATEWAY_NETWATCH_TOKEN_PATH); without it no reports are taken. */
   netwatchToken?: string;
+  /** What looks inside inspected traffic (request-scanner.ts); absent: nothing is scanned. */
+  scanner?: RequestScanner;
+  /** Extra trusted roots for inspected HTTPS upstreams (tests' local stand-ins). */
+  upstreamCa?: string;
   /** The rate limiters' clock, in milliseconds; tests hold it still. */
   now?: () => number;
   /** The shortest time between two traffic summary lines (traffic-ledger.ts). */
@@ -68,7 +74,7 @@ export interface RunningGateway {
   netwatchPort: number | undefined;
   /** The ssh-agent's port, when the bottle has ssh keys. */
   sshAgentPort: number | undefined;
-  /** The certificate agents must trust for HTTPS to credential-route hosts; absent without host routes. */
+  /** The certificate agents must trust for HTTPS to route hosts and inspected hosts; absent when nothing is. */
   interceptionCaPem: string | undefined;
   /** Takes in decisions written since the last look (main.ts calls it on SIGHUP). */
   reloadDecisions(): void;
@@ -96,6 +102,8 @@ export async function startGateway(
   const hostRoutes = new Map(config.routes.filter((r) => r.host).map((r) => [canonicalHost(r.host!), r]));
 
   const policy = new EgressPolicy(config.allow, config.extra_hosts, opts.resolver ?? systemResolver);
+  const entries = new EgressEntries(config.entries);
+  const interceptedNames = [...new Set([...hostRoutes.keys(), ...entries.inspectedNames()])];
   const emit = opts.onDecision ?? (() => {});
   const log = opts.log ?? ((message: string) => process.stderr.write(`gateway: ${message}\n`));
   const traffic = new TrafficLedger(opts.now);
@@ -103,6 +111,9 @@ export async function startGateway(
     config,
     secrets,
     policy,
+    entries,
+    ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}),
+    ...(opts.scanner ? { scanner: opts.scanner } : {}),
     decisions: new DecisionLog((line) => (traffic.note(line), emit(line))),
     traffic,
     capabilities: new CapabilityBook(opts.decisionsDir, (entry) => policy.allow(entry), emit, log),
@@ -114,10 +125,10 @@ export async function startGateway(
     connect: opts.connect ?? ((address, port) => netConnect({ host: address, port })),
     hostRoutes,
     anthropicRoute: config.routes.find((r) => r.role === 'anthropic-base-url'),
-    // node-forge is a quarter of the gateway's load time: only bottles with host routes pay for it.
+    // node-forge is a quarter of the gateway's load time: only bottles that intercept anything pay for it.
     interception:
-      hostRoutes.size > 0
-        ? (await import('./interception-ca.js')).createInterceptionCa(config.identity, [...hostRoutes.keys()])
+      interceptedNames.length > 0
+        ? (await import('./interception-ca.js')).createInterceptionCa(config.identity, interceptedNames)
         : undefined,
     credentialPort: () => credentialPort,
     log,

@@ -6,16 +6,18 @@ import forge from 'node-forge';
  * The certificate authority the gateway uses to terminate TLS for hosts that
  * have a credential route, so a secret can be injected into requests an agent
  * sends over HTTPS (`curl https://api.github.com/...` through HTTPS_PROXY)
- * without the agent ever holding it.
+ * without the agent ever holding it, and for every inspected allowlisted host
+ * (egress-entries.ts), so what leaves is read and method and path rules hold.
  *
  * It is made fresh in memory each time a gateway starts: its private key never
  * leaves the gateway process, and its certificate is only good for one bottle
  * run. The agent is given the certificate (public) to trust; the gateway
  * prints it in its ready line for the launcher to hand over.
  *
- * Only route hosts are ever intercepted: every other tunnel stays end to end.
- * The CA itself is name-constrained: DNS names only those hosts (and names
- * below them), and every IPv4 and IPv6 address excluded, because a
+ * Only route hosts and inspected entries are ever intercepted: every other
+ * tunnel stays end to end. The CA itself is name-constrained: DNS names only
+ * those hosts (and names below them: a `*.example.com` entry is the subtree
+ * `example.com`), and every IPv4 and IPv6 address excluded, because a
  * constraint on DNS names alone says nothing about IP addresses and a leaf
  * for an IP SAN would otherwise verify. So even a gateway that misbehaved
  * could not use the agent's trust in it for anything else.
@@ -23,12 +25,13 @@ import forge from 'node-forge';
 export interface InterceptionCa {
   /** PEM certificate the agent must trust. */
   certificatePem: string;
-  /** A TLS context presenting a certificate for `host`, signed by this CA (cached per host). */
+  /** A TLS context presenting a certificate for `host` (a name or below one), signed by this CA (cached per host). */
   contextFor(host: string): SecureContext;
 }
 
 const CA_VALIDITY_DAYS = 30;
 const LEAF_VALIDITY_DAYS = 7;
+const MAX_CACHED_LEAVES = 256;
 
 export function createInterceptionCa(
   identity: string,
@@ -44,7 +47,8 @@ export function createInterceptionCa(
   return {
     certificatePem: forge.pki.certificateToPem(caCert),
     contextFor(host: string): SecureContext {
-      if (!hosts.includes(host)) throw new Error(`the interception CA is not valid for ${host}`);
+      if (!hosts.some((name) => host === name || host.endsWith(`.${name}`)))
+        throw new Error(`the interception CA is not valid for ${host}`);
       const cached = contexts.get(host);
       if (cached) return cached;
       const leaf = forge.pki.createCertificate();
@@ -65,6 +69,8 @@ export function createInterceptionCa(
         cert: forge.pki.certificateToPem(leaf),
         minVersion: 'TLSv1.2',
       });
+      // Names under a wildcard are unbounded: the oldest leaf is dropped (and re-signed if asked again).
+      if (contexts.size >= MAX_CACHED_LEAVES) contexts.delete(contexts.keys().next().value!);
       contexts.set(host, context);
       return context;
     },

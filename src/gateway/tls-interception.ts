@@ -6,21 +6,25 @@ import type httpProxy from 'http-proxy';
 import type { GatewayRoute } from './config.js';
 import type { GatewayContext } from './context.js';
 import { forwardWithCredential } from './credential-proxy.js';
+import type { EntryTreatment } from './egress-entries.js';
 import { canonicalHost } from './egress-policy.js';
-import { refuseRateLimited, sendJson } from './responses.js';
+import { continueIfAsked, forwardInspected, forwardInspectedUpgrade, type Exchange } from './inspected-forward.js';
+import { refuseRateLimited, sendJson, writeJsonAndClose } from './responses.js';
+import { pinnedAgent } from './upstream-agent.js';
 
 /**
- * HTTPS to a credential-route host: the CONNECT tunnel is answered by the
- * gateway itself, which terminates TLS with a certificate from its per-run
- * interception CA (interception-ca.ts), reads each request, and sends it to
- * the route's upstream with the real secret — so `curl https://api.github.com`
- * through HTTPS_PROXY works with a token the agent never holds. Tunnels to any
- * other host are never opened here (forward-proxy.ts keeps them end to end).
+ * HTTPS the gateway reads: the CONNECT tunnel is answered by the gateway
+ * itself, which terminates TLS with a certificate from its per-run
+ * interception CA (interception-ca.ts) and reads each request. To a
+ * credential-route host it goes to the route's upstream with the real secret
+ * — so `curl https://api.github.com` through HTTPS_PROXY works with a token
+ * the agent never holds; to an inspected allowlisted host it goes through
+ * inspected-forward.ts (rules, scanning) over a fresh TLS connection that
+ * verifies the real upstream. Hosts not inspected are never opened here
+ * (forward-proxy.ts keeps them end to end).
  */
-interface InterceptedTunnel {
-  host: string;
-  route: GatewayRoute;
-}
+export type InterceptedTunnel =
+  { host: string; port: number; route: GatewayRoute } | { host: string; port: number; treatment: EntryTreatment };
 
 const tunnelOf = new WeakMap<Socket, InterceptedTunnel>();
 
@@ -33,11 +37,32 @@ export function createInterceptionServer(ctx: GatewayContext, proxy: httpProxy):
       else res.destroy();
     });
   });
+  // Answered once the request is admitted (inspected-forward.ts), so a refused body is never sent.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => server.emit('request', req, res));
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const tunnel = tunnelOf.get(socket as Socket);
     if (err.code === 'HPE_HEADER_OVERFLOW')
-      ctx.decisions.denied({ host: tunnel?.host ?? null, port: 443, method: null }, 'header_too_large');
+      ctx.decisions.denied({ host: tunnel?.host ?? null, port: tunnel?.port ?? 443, method: null }, 'header_too_large');
     socket.destroy();
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const tunnel = tunnelOf.get(req.socket);
+    const named = tunnel && hostHeaderNames(req.headers.host, tunnel.host, tunnel.port);
+    if (!tunnel || 'route' in tunnel || !named || !req.url?.startsWith('/') || !ctx.limiter.tryTake()) {
+      ctx.decisions.denied(
+        { host: tunnel?.host ?? null, port: tunnel?.port ?? 443, method: req.method ?? null },
+        'bad_request',
+      );
+      writeJsonAndClose(socket, 400, {
+        error: 'bad_request',
+        detail: 'upgrades are forwarded to inspected hosts only',
+      });
+      return;
+    }
+    forwardInspectedUpgrade(ctx, req, socket, head, inspectedExchange(tunnel, req.url)).catch((err: unknown) => {
+      ctx.log(`intercepted upgrade: internal error: ${(err as Error).message}`);
+      socket.destroy();
+    });
   });
   return server;
 }
@@ -51,9 +76,9 @@ export function interceptTunnel(
   server: Server,
   clientSocket: Duplex,
   head: Buffer,
-  host: string,
-  route: GatewayRoute,
+  tunnel: InterceptedTunnel,
 ): void {
+  const { host, port } = tunnel;
   const interception = ctx.interception!;
   if (head.length > 0) clientSocket.unshift(head);
   let sniRefused = false;
@@ -68,14 +93,14 @@ export function interceptTunnel(
         ctx.log(
           `intercepted tunnel to ${host} closed: TLS server name ${JSON.stringify(servername)} is not the CONNECT host`,
         );
-        ctx.decisions.denied({ host, port: 443, method: 'CONNECT' }, 'tls_sni_mismatch');
+        ctx.decisions.denied({ host, port, method: 'CONNECT' }, 'tls_sni_mismatch');
         done(new Error('server name mismatch'), undefined);
         return;
       }
       done(null, interception.contextFor(host));
     },
   });
-  tunnelOf.set(tls, { host, route });
+  tunnelOf.set(tls, tunnel);
   tls.on('error', (err: Error) => {
     // An agent that does not trust the CA ends the handshake itself; nothing was forwarded.
     if (!sniRefused) ctx.log(`intercepted tunnel to ${host}: ${err.message}`);
@@ -98,36 +123,55 @@ async function handleInterceptedRequest(
     sendJson(res, 500, { error: 'gateway_error' });
     return;
   }
-  const { host, route } = tunnel;
+  const { host, port } = tunnel;
   const rawUrl = req.url ?? '';
   if (!ctx.limiter.tryTake()) {
-    refuseRateLimited(ctx, res, { host, port: 443, method });
+    refuseRateLimited(ctx, res, { host, port, method });
     return;
   }
   if (!rawUrl.startsWith('/')) {
-    ctx.decisions.denied({ host, port: 443, method }, 'bad_request');
+    ctx.decisions.denied({ host, port, method }, 'bad_request');
     sendJson(res, 400, {
       error: 'bad_request',
       detail: 'inside a tunnel, requests take origin-form paths, e.g. /user',
     });
     return;
   }
-  if (!hostHeaderNames(req.headers.host, host)) {
-    ctx.decisions.denied({ host, port: 443, method }, 'bad_request');
+  if (!hostHeaderNames(req.headers.host, host, port)) {
+    ctx.decisions.denied({ host, port, method }, 'bad_request');
     sendJson(res, 400, {
       error: 'host_header_mismatch',
       detail: 'the Host header must name the host the tunnel was opened for',
     });
     return;
   }
+  if ('treatment' in tunnel) {
+    await forwardInspected(ctx, req, res, inspectedExchange(tunnel, rawUrl));
+    return;
+  }
+  continueIfAsked(req, res);
   // The path-escape and method checks happen in forwardWithCredential, as for every other way in.
-  await forwardWithCredential(ctx, proxy, req, res, route, rawUrl);
+  await forwardWithCredential(ctx, proxy, req, res, tunnel.route, rawUrl);
 }
 
-/** HTTP/1.1 requires Host; it must be the tunnel's host (port 443 or none). */
-function hostHeaderNames(header: string | undefined, host: string): boolean {
+function inspectedExchange(
+  tunnel: { host: string; port: number; treatment: EntryTreatment },
+  target: string,
+): Exchange {
+  return {
+    host: tunnel.host,
+    port: tunnel.port,
+    secure: true,
+    target,
+    treatment: tunnel.treatment,
+    agentFor: (address) => pinnedAgent(address, true),
+  };
+}
+
+/** HTTP/1.1 requires Host; it must be the tunnel's host (with the tunnel's port, or none when that is 443). */
+function hostHeaderNames(header: string | undefined, host: string, port: number): boolean {
   if (!header) return false;
   const match = /^(.+?)(?::(\d+))?$/.exec(header.trim());
   if (!match) return false;
-  return canonicalHost(match[1]) === host && (match[2] === undefined || match[2] === '443');
+  return canonicalHost(match[1]) === host && (match[2] === undefined ? port === 443 : Number(match[2]) === port);
 }

@@ -29,8 +29,10 @@ export const guards = {
     context.exitCode === 0 && !context.stopRequested && context.sidecarExit === null,
   usesPipelock: ({ context }: GuardArgs) => context.plan?.egress?.proxy === 'pipelock',
   // Host credential routes: the agent trusts the CA the gateway creates at its start.
+  // Plans from before inspection have no egress_entries, so their histories fold as they did.
   agentNeedsGatewayCa: ({ context }: GuardArgs) =>
-    (context.plan?.credentials ?? []).some((route) => route.role !== 'anthropic-base-url' && Boolean(route.host)),
+    (context.plan?.credentials ?? []).some((route) => route.role !== 'anthropic-base-url' && Boolean(route.host)) ||
+    (context.plan?.egress_entries ?? []).some((entry) => entry.inspect),
   gatewayFailed: permanentFailureOf('start_gateway'),
   gatewayReadyFailed: permanentFailureOf('await_gateway_ready'),
   pipelockFailed: permanentFailureOf('start_pipelock'),

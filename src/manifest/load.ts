@@ -91,7 +91,8 @@ export function parseManifest(json: unknown, manifestPath: string): Manifest {
     ...b,
     dockerfile: b.dockerfile === undefined ? undefined : abs(b.dockerfile),
     egress: {
-      allow: b.egress?.allow ?? [],
+      allow: (b.egress?.allow ?? []).map((entry) => (typeof entry === 'string' ? entry : entry.host)),
+      entries: (b.egress?.allow ?? []).filter((entry) => typeof entry !== 'string'),
       proxy: b.egress?.proxy ?? 'gateway',
       pipelock_image: b.egress?.pipelock_image,
     },

@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { AGENT_NAME_PATTERN } from '../shared/identity.js';
 import { parseHostPattern, HostPatternError } from '../shared/host-pattern.js';
+import { HTTP_METHOD, pathGlobProblem } from '../shared/path-glob.js';
 
 /**
  * The manifest schema, exactly as /work/shared/DESIGN.md describes it. Every
@@ -45,9 +46,61 @@ const hostPatternString = z
     }
   });
 
+/**
+ * An allowlist entry with more to say than its host: `inspect: false` for a
+ * client that pins certificates (the gateway then checks only the TLS server
+ * name), `methods` and `paths` (globs on the canonical path, `!` to exclude)
+ * to narrow what may be sent. Rules need inspection to be enforced.
+ */
+const AllowEntrySchema = strictObject('an egress.allow entry', {
+  host: hostPatternString,
+  inspect: z.boolean({ invalid_type_error: 'inspect must be true or false' }).optional(),
+  methods: z
+    .array(
+      z
+        .string({ invalid_type_error: 'each method must be a string such as "GET"' })
+        .regex(HTTP_METHOD, { message: 'a method is one HTTP token such as "GET"' })
+        .transform((m) => m.toUpperCase()),
+      { invalid_type_error: 'methods must be an array such as ["GET", "HEAD"]' },
+    )
+    .min(1, { message: 'methods must name at least one method; leave it out to allow all' })
+    .optional(),
+  paths: z
+    .array(
+      z.string({ invalid_type_error: 'each path must be a glob string such as "/org/**"' }).superRefine((glob, ctx) => {
+        const problem = pathGlobProblem(glob);
+        if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+      }),
+      { invalid_type_error: 'paths must be an array of globs such as ["/org/**"]' },
+    )
+    .min(1, { message: 'paths must hold at least one glob; leave it out to allow every path' })
+    .optional(),
+}).superRefine((entry, ctx) => {
+  if (entry.inspect === false && (entry.methods || entry.paths))
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      path: ['inspect'],
+      message: 'method and path rules need inspection; remove "inspect": false or the rules',
+    });
+});
+export type AllowEntry = z.infer<typeof AllowEntrySchema>;
+
+/** A string or an object, each checked by its own schema so its messages are the specific ones (not a union's). */
+const allowItem = z.unknown().transform((value, ctx): string | AllowEntry => {
+  const parsed =
+    typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? AllowEntrySchema.safeParse(value)
+      : hostPatternString.safeParse(value);
+  if (parsed.success) return parsed.data;
+  for (const issue of parsed.error.issues) ctx.addIssue(issue);
+  return z.NEVER;
+});
+
 const EgressSchema = strictObject('egress', {
   allow: z
-    .array(hostPatternString, { invalid_type_error: 'egress.allow must be an array of host strings' })
+    .array(allowItem, {
+      invalid_type_error: 'egress.allow must be an array of host strings or {"host": ...} objects',
+    })
     .default([]),
   proxy: z
     .enum(['gateway', 'pipelock'], { errorMap: () => ({ message: 'proxy must be "gateway" or "pipelock"' }) })
@@ -281,7 +334,8 @@ export interface Bottle extends Omit<
   RawBottle,
   'runtime' | 'egress' | 'cred_proxy' | 'ssh' | 'extra_hosts' | 'limits'
 > {
-  egress: { allow: string[]; proxy: 'gateway' | 'pipelock'; pipelock_image?: string };
+  /** `allow`: every entry's host pattern; `entries`: the entries written as objects (inspection and rules). */
+  egress: { allow: string[]; entries: AllowEntry[]; proxy: 'gateway' | 'pipelock'; pipelock_image?: string };
   cred_proxy: { routes: CredentialRouteConfig[] };
   ssh: Array<{ Host: string; IdentityFile: string }>;
   extra_hosts: Record<string, string>;

@@ -16,7 +16,7 @@ export const PROMPT_TARGET = '/home/node/.claude-bottle/prompt.md';
 export const SKILLS_TARGET_DIR = '/home/node/.claude/skills';
 export const SSH_TARGET_DIR = '/home/node/.ssh';
 export const TRANSCRIPT_TARGET = '/home/node/.claude';
-/** The gateway's interception CA (bottles with host routes), and the system bundle with it appended. */
+/** The gateway's interception CA (host routes, inspected hosts), and the system bundle with it appended. */
 export const GATEWAY_CA_TARGET = '/home/node/.claude-bottle/gateway-ca.pem';
 export const CA_BUNDLE_TARGET = '/home/node/.claude-bottle/ca-certificates.pem';
 /** Where Debian-based images keep the system CA bundle the agent's own TLS clients trust. */
@@ -41,9 +41,12 @@ export const QUIET_AGENT_ENV: Readonly<Record<string, string>> = {
   DISABLE_ERROR_REPORTING: '1',
 };
 
-/** Host routes mean the gateway terminates TLS for those hosts, so the agent must trust its CA. */
-export function interceptsTls(plan: Pick<BottlePlan, 'credentials'>): boolean {
-  return plan.credentials.some((route) => route.role !== 'anthropic-base-url' && Boolean(route.host));
+/** Host routes and inspected hosts mean the gateway terminates TLS for them, so the agent must trust its CA. */
+export function interceptsTls(plan: Pick<BottlePlan, 'credentials' | 'egress_entries'>): boolean {
+  return (
+    plan.credentials.some((route) => route.role !== 'anthropic-base-url' && Boolean(route.host)) ||
+    (plan.egress_entries ?? []).some((entry) => entry.inspect)
+  );
 }
 
 /**
@@ -66,7 +69,10 @@ export interface AgentHops {
 }
 
 export function agentEnvironment(
-  plan: Pick<BottlePlan, 'credentials'> & { ssh?: BottlePlan['ssh']; containers?: BottlePlan['containers'] },
+  plan: Pick<BottlePlan, 'credentials' | 'egress_entries'> & {
+    ssh?: BottlePlan['ssh'];
+    containers?: BottlePlan['containers'];
+  },
   { gatewayIp, sentinel }: AgentHops,
 ): Record<string, string> {
   const proxy = `http://${gatewayIp}:${GATEWAY_PROXY_PORT}`;
@@ -101,7 +107,10 @@ export function agentEnvironment(
 
 /** Names only: the plan is printed and stored, values are decided at launch. */
 export function agentEnvNames(
-  plan: Pick<BottlePlan, 'credentials'> & { ssh?: BottlePlan['ssh']; containers?: BottlePlan['containers'] },
+  plan: Pick<BottlePlan, 'credentials' | 'egress_entries'> & {
+    ssh?: BottlePlan['ssh'];
+    containers?: BottlePlan['containers'];
+  },
 ): string[] {
   return Object.keys(agentEnvironment(plan, { gatewayIp: '0.0.0.0', sentinel: { host: '0.0.0.0', port: 0 } })).sort();
 }

@@ -1,6 +1,6 @@
 import { DEFAULT_TRANSCRIPT_LIMIT, planLimits } from './default-limits.js';
 import { describePidsEnforcement } from './pids-enforcement.js';
-import type { BottlePlan } from './schema.js';
+import type { BottlePlan, EgressEntry } from './schema.js';
 import { parseHostPattern, patternMatches } from '../shared/host-pattern.js';
 
 /** Says so when an ssh entry's host cannot be reached because its port 22 is not allowed. */
@@ -42,7 +42,8 @@ export function formatPlanText(plan: BottlePlan): string {
       ? `, enforced by pipelock${plan.egress.pipelock_image ? ` (${plan.egress.pipelock_image})` : ''}`
       : '';
   lines.push(`hosts:        ${plan.hosts.length} allowed${proxy}`);
-  for (const h of plan.hosts) lines.push(`  - ${h}${defaults.has(h) ? '  (default)' : ''}`);
+  const entries = new Map((plan.egress_entries ?? []).map((e) => [e.host, e]));
+  for (const h of plan.hosts) lines.push(`  - ${h}${defaults.has(h) ? '  (default)' : ''}${entryNote(entries.get(h))}`);
   list(
     'extra hosts',
     Object.entries(plan.extra_hosts).map(([name, addr]) => `${name} -> ${addr}`),
@@ -78,4 +79,15 @@ export function formatPlanText(plan: BottlePlan): string {
   field('limits', [limit('memory'), limit('cpus'), limit('pids'), transcript].join(', '));
   field('processes', describePidsEnforcement(limits.pids_enforcement));
   return `${lines.join('\n')}\n`;
+}
+
+/** How the gateway treats one allowed host: not inspected (SNI checks only), and the rules it enforces. */
+function entryNote(entry: EgressEntry | undefined): string {
+  if (!entry) return '';
+  const notes = [
+    ...(entry.inspect ? [] : ['not inspected']),
+    ...(entry.methods ? [`methods ${entry.methods.join(',')}`] : []),
+    ...(entry.paths ? [`paths ${entry.paths.join(' ')}`] : []),
+  ];
+  return notes.length > 0 ? `  (${notes.join('; ')})` : '';
 }

@@ -1,7 +1,7 @@
 import { shareablePreferences } from './claude-state.js';
 import { basename } from 'node:path';
 import type { ContainerRuntime } from '../shared/runtime.js';
-import type { Agent, Bottle } from '../manifest/schema.js';
+import type { Agent, AllowEntry, Bottle } from '../manifest/schema.js';
 import { parseHostPattern } from '../shared/host-pattern.js';
 import { mintIdentity, parseIdentity } from '../shared/identity.js';
 import { resourceNames } from '../shared/names.js';
@@ -9,7 +9,14 @@ import { STATE_TRANSCRIPT } from '../shared/state-markers.js';
 import { PROMPT_TARGET, SKILLS_TARGET_DIR, TRANSCRIPT_TARGET, agentEnvNames } from './agent-env.js';
 import { DEFAULT_HOSTS } from './default-hosts.js';
 import { planLimits } from './default-limits.js';
-import { BottlePlanSchema, type BottlePlan, type CredentialRoute, type ImagePlan, type Mount } from './schema.js';
+import {
+  BottlePlanSchema,
+  type BottlePlan,
+  type CredentialRoute,
+  type EgressEntry,
+  type ImagePlan,
+  type Mount,
+} from './schema.js';
 
 /**
  * What a plan needs to know about the world, gathered by its caller (the
@@ -60,6 +67,9 @@ export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
   const credentials = credentialRoutes(bottle);
   const skills = agent.skills.map((source) => ({ name: basename(source), source }));
   const ssh = bottle.ssh.map((entry) => ({ Host: entry.Host, IdentityFile: entry.IdentityFile }));
+  const hosts = mergeHosts(bottle.egress.allow, DEFAULT_HOSTS);
+  // Pipelock bottles send egress through pipelock, which inspects nothing here.
+  const egress_entries = bottle.egress.proxy === 'gateway' ? egressEntries(hosts, bottle.egress.entries) : undefined;
   const containers = {
     gateway: names.gatewayContainer,
     agent: names.agentContainer,
@@ -74,11 +84,12 @@ export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
     runtime,
     networks: { internal: names.internalNetwork, egress: names.egressNetwork },
     containers,
-    hosts: mergeHosts(bottle.egress.allow, DEFAULT_HOSTS),
+    hosts,
+    ...(egress_entries ? { egress_entries } : {}),
     default_hosts: [...DEFAULT_HOSTS].sort(),
     extra_hosts: { ...bottle.extra_hosts },
     mounts: planMounts({ cwd, copyCwd, prompt: agent.prompt, skills, transcript: opts.facts.restoresTranscript }),
-    env_names: agentEnvNames({ credentials, ssh, containers }),
+    env_names: agentEnvNames({ credentials, ssh, containers, egress_entries }),
     credentials,
     ssh,
     skills,
@@ -108,12 +119,39 @@ export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
  * normalised (lowercase, no trailing dot), sorted and deduplicated.
  */
 export function mergeHosts(allow: readonly string[], defaults: readonly string[]): string[] {
-  const normalised = [...allow, ...defaults].map((raw) => {
-    const p = parseHostPattern(raw);
-    const host = p.host.includes(':') ? `[${p.host}]` : p.host;
-    return `${p.kind === 'subdomains' ? '*.' : ''}${host}${p.port === null ? '' : `:${p.port}`}`;
+  return [...new Set([...allow, ...defaults].map(normaliseHost))].sort();
+}
+
+function normaliseHost(raw: string): string {
+  const p = parseHostPattern(raw);
+  const host = p.host.includes(':') ? `[${p.host}]` : p.host;
+  return `${p.kind === 'subdomains' ? '*.' : ''}${host}${p.port === null ? '' : `:${p.port}`}`;
+}
+
+/** An IPv6 address (the only patterns with ":" in their host) or a dotted IPv4 address. */
+function isAddress(host: string): boolean {
+  return host.includes(':') || /^[0-9.]+$/.test(host);
+}
+
+/**
+ * Each allowed host's treatment: inspected unless its entry says `inspect: false` or it is an IP address
+ * (the interception CA vouches for names only), with the entry's rules. The first entry for a host wins.
+ */
+export function egressEntries(hosts: readonly string[], entries: readonly AllowEntry[]): EgressEntry[] {
+  const byHost = new Map<string, AllowEntry>();
+  for (const entry of entries) {
+    const host = normaliseHost(entry.host);
+    if (!byHost.has(host)) byHost.set(host, entry);
+  }
+  return hosts.map((host) => {
+    const entry = byHost.get(host);
+    return {
+      host,
+      inspect: (entry?.inspect ?? true) && !isAddress(parseHostPattern(host).host),
+      ...(entry?.methods ? { methods: entry.methods } : {}),
+      ...(entry?.paths ? { paths: entry.paths } : {}),
+    };
   });
-  return [...new Set(normalised)].sort();
 }
 
 /** Routes as the plan shows them: where the secret comes from, never the secret. */

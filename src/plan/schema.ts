@@ -50,6 +50,14 @@ export const UploadSchema = z.object({
 });
 export type Upload = z.infer<typeof UploadSchema>;
 
+export const EgressEntrySchema = z.object({
+  host: z.string(),
+  inspect: z.boolean(),
+  methods: z.array(z.string()).optional(),
+  paths: z.array(z.string()).optional(),
+});
+export type EgressEntry = z.infer<typeof EgressEntrySchema>;
+
 export const BottlePlanSchema = z.object({
   identity: z.string(),
   agent: z.string(),
@@ -65,6 +73,11 @@ export const BottlePlanSchema = z.object({
     netwatch: z.string().optional(),
   }),
   hosts: z.array(z.string()),
+  /**
+   * How the gateway treats each of `hosts` (egress-entries.ts in the gateway): inspected or not, and the
+   * entry's method and path rules. Absent in plans from before inspection, whose bottles inspect nothing.
+   */
+  egress_entries: z.array(EgressEntrySchema).optional(),
   default_hosts: z.array(z.string()),
   extra_hosts: z.record(z.string()),
   mounts: z.array(MountSchema),
