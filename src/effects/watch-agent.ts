@@ -20,6 +20,7 @@ export function decisionEvent(decision: DecisionLine): ObservationEvent {
     const { n, host = '', port = 0, method = '', reason, detail } = decision;
     return { type, data: { n, host, port, method, reason, ...(detail !== undefined ? { detail } : {}) } };
   }
+  if (decision.t === 'usage') return { type: 'usage.recorded', data: { n: decision.n, models: decision.models } };
   const { request_id, kind, host, port, dockerfile, reason } = decision;
   return {
     type: 'capability.requested',

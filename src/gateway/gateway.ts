@@ -22,6 +22,7 @@ import { startNetwatchReceiver } from './netwatch-reports.js';
 import { DIRECT_RECORDS_PER_MINUTE } from '../shared/netwatch-report.js';
 import type { Socket as UdpSocket } from 'node:dgram';
 import type { SshAgentServer } from './ssh-agent.js';
+import { USAGE_LINE_INTERVAL_MS, UsageMeter } from './usage-meter.js';
 
 /** Lookups recorded per minute (and as a burst); a resolver retry loop must not flood the event log. */
 const DNS_RECORDS_PER_MINUTE = 60;
@@ -46,6 +47,10 @@ export interface GatewayOptions {
   decisionsDir?: string;
   /** The network watch's report token (protocol.ts GATEWAY_NETWATCH_TOKEN_PATH); without it no reports are taken. */
   netwatchToken?: string;
+  /** Where the worker writes a raised budget limit (protocol.ts GATEWAY_BUDGET_PATH); none: it cannot be raised. */
+  budgetFile?: string;
+  /** How often usage lines may be written; default USAGE_LINE_INTERVAL_MS. */
+  usageIntervalMs?: number;
   /** The rate limiters' clock, in milliseconds; tests hold it still. */
   now?: () => number;
 }
@@ -95,11 +100,12 @@ export async function startGateway(
   const policy = new EgressPolicy(config.allow, config.extra_hosts, opts.resolver ?? systemResolver);
   const emit = opts.onDecision ?? (() => {});
   const log = opts.log ?? ((message: string) => process.stderr.write(`gateway: ${message}\n`));
+  const decisions = new DecisionLog(emit);
   const ctx: GatewayContext = {
     config,
     secrets,
     policy,
-    decisions: new DecisionLog(emit),
+    decisions,
     capabilities: new CapabilityBook(opts.decisionsDir, (entry) => policy.allow(entry), emit, log),
     limiter: new TokenBucket(config.limits.requests_per_minute, opts.now),
     capabilityLimiter: new TokenBucket(CAPABILITY_BURST, opts.now, CAPABILITY_REFILL_WINDOW_MS),
@@ -117,6 +123,16 @@ export async function startGateway(
     credentialPort: () => credentialPort,
     log,
   };
+  if (ctx.anthropicRoute) {
+    ctx.usage = new UsageMeter({
+      emit: (models) => decisions.usage(models),
+      budgetSet: (limit) => emit({ t: 'budget_set', limit }),
+      budget: config.budget,
+      intervalMs: opts.usageIntervalMs ?? USAGE_LINE_INTERVAL_MS,
+      budgetFile: opts.budgetFile,
+      log,
+    });
+  }
 
   const forward = createForwardProxy(ctx);
   const credential = createCredentialServer(ctx);
@@ -167,8 +183,12 @@ export async function startGateway(
     netwatchPort: netwatch?.address().port,
     sshAgentPort: sshAgent ? (sshAgent.server.address() as AddressInfo).port : undefined,
     interceptionCaPem: ctx.interception?.certificatePem,
-    reloadDecisions: () => ctx.capabilities.reload(),
+    reloadDecisions: () => {
+      ctx.capabilities.reload();
+      ctx.usage?.reloadBudget();
+    },
     close: async () => {
+      ctx.usage?.close();
       forward.destroyTunnels();
       dns?.close();
       netwatch?.close();
