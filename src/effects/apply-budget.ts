@@ -1,10 +1,5 @@
 import type Docker from 'dockerode';
-import {
-  GATEWAY_BUDGET_PATH,
-  GATEWAY_FILES_DIR,
-  isBudgetSetLineFor,
-  type BudgetFile,
-} from '../gateway/protocol.js';
+import { GATEWAY_BUDGET_PATH, GATEWAY_FILES_DIR, isBudgetSetLineFor, type BudgetFile } from '../gateway/protocol.js';
 import { statusOf } from './docker/client.js';
 import { readGatewayReadyLine, waitForReadyLine } from './docker/logs.js';
 import { putEntries } from './docker/provision.js';

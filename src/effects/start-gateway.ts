@@ -122,7 +122,11 @@ export const startGateway =
     );
     await ensureConnected(docker, gateway.id, network.internal.name, network.addresses.gateway);
     if (gateway.status === 'created') {
-      await putEntries(gateway.container, await gatewayFiles(plan, gateway.created, ctx.secrets, req.params.budget), GATEWAY_FILES_DIR);
+      await putEntries(
+        gateway.container,
+        await gatewayFiles(plan, gateway.created, ctx.secrets, req.params.budget),
+        GATEWAY_FILES_DIR,
+      );
       await ctx.secrets.discard();
       await classifyDockerErrors('starting the gateway', () => startContainer(gateway.container));
     }
