@@ -25,7 +25,7 @@ export const PriceSchema = z
   .strict();
 export type Price = z.infer<typeof PriceSchema>;
 
-/** A model name as the API reports it, without its date suffix (claude-sonnet-4-5 covers claude-sonnet-4-5-20250929). */
+/** A model name as the API reports it, without its date suffix ("claude-sonnet-4-5" for its dated names). */
 const ModelKeySchema = z.string().regex(/^[a-z0-9][a-z0-9.-]{0,99}$/, 'a model name such as "claude-sonnet-4-5"');
 
 export const PriceTableSchema = z.record(ModelKeySchema, PriceSchema);
