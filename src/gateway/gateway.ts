@@ -49,6 +49,8 @@ export interface GatewayOptions {
   netwatchToken?: string;
   /** Where the worker writes a raised budget limit (protocol.ts GATEWAY_BUDGET_PATH); none: it cannot be raised. */
   budgetFile?: string;
+  /** false: no usage reading and no budget (the streaming benchmark's baseline); default true. */
+  meterUsage?: boolean;
   /** How often usage lines may be written; default USAGE_LINE_INTERVAL_MS. */
   usageIntervalMs?: number;
   /** The rate limiters' clock, in milliseconds; tests hold it still. */
@@ -123,7 +125,7 @@ export async function startGateway(
     credentialPort: () => credentialPort,
     log,
   };
-  if (ctx.anthropicRoute) {
+  if (ctx.anthropicRoute && opts.meterUsage !== false) {
     ctx.usage = new UsageMeter({
       emit: (models) => decisions.usage(models),
       budgetSet: (limit) => emit({ t: 'budget_set', limit }),

@@ -22,6 +22,7 @@ const JSON_EDGE = 16 * 1024;
 const MAX_MODEL_NAME = 200;
 
 const NEWLINE = 0x0a;
+const CARRIAGE_RETURN = 0x0d;
 const DATA_PREFIX = Buffer.from('data:');
 const EVENT_PREFIX = Buffer.from('event:');
 const WANTED_EVENTS = new Set(['message_start', 'message_delta']);
@@ -81,36 +82,66 @@ export interface UsageParser {
   end(): MessageUsage | undefined;
 }
 
-/** Reads `event:`/`data:` lines, parsing only the data of message_start and message_delta. */
+/**
+ * Reads `event:`/`data:` lines, parsing only the data of message_start and message_delta. A line's
+ * first byte decides whether it is wanted at all, so the text deltas that make up nearly all of a
+ * stream cost one newline search each and are never copied.
+ */
 export class SseUsageParser implements UsageParser {
   private readonly usage = new UsageSoFar();
   private partial: Buffer[] = [];
   private partialBytes = 0;
-  /** The current line is too long to be wanted: skip to its end. */
-  private skipping = false;
+  /** Where the reader is in the current line: at its start, keeping it, or skipping to its end. */
+  private line: 'start' | 'keep' | 'skip' = 'start';
   private event: string | undefined;
 
   push(chunk: Buffer): void {
-    let start = 0;
-    for (;;) {
-      const nl = chunk.indexOf(NEWLINE, start);
-      if (nl < 0) break;
-      this.line(chunk, start, nl);
-      start = nl + 1;
+    let pos = 0;
+    while (pos < chunk.length) {
+      if (this.line === 'start') {
+        if (chunk[pos] === NEWLINE) {
+          this.event = undefined; // a blank line ends the event
+          pos += 1;
+          continue;
+        }
+        this.line = this.wants(chunk[pos]) ? 'keep' : 'skip';
+      }
+      const nl = chunk.indexOf(NEWLINE, pos);
+      if (this.line === 'skip') {
+        if (nl < 0) return;
+        this.line = 'start';
+        pos = nl + 1;
+        continue;
+      }
+      if (nl < 0) {
+        this.keep(chunk.subarray(pos));
+        return;
+      }
+      const piece = chunk.subarray(pos, nl);
+      this.handle(this.partialBytes === 0 ? piece : Buffer.concat([...this.partial, piece]));
+      this.partial = [];
+      this.partialBytes = 0;
+      this.line = 'start';
+      pos = nl + 1;
     }
-    if (start < chunk.length) this.keep(chunk.subarray(start));
   }
 
   end(): MessageUsage | undefined {
-    if (this.partialBytes > 0 && !this.skipping) this.handle(Buffer.concat(this.partial));
+    if (this.line === 'keep' && this.partialBytes > 0) this.handle(Buffer.concat(this.partial));
     this.partial = [];
+    this.partialBytes = 0;
     return this.usage.result();
   }
 
+  /** An event line, a blank line ending in CR, or a data line of a wanted (or unnamed) event. */
+  private wants(first: number | undefined): boolean {
+    if (first === EVENT_PREFIX[0] || first === CARRIAGE_RETURN) return true;
+    return first === DATA_PREFIX[0] && (this.event === undefined || WANTED_EVENTS.has(this.event));
+  }
+
   private keep(piece: Buffer): void {
-    if (this.skipping) return;
     if (this.partialBytes + piece.length > MAX_SSE_LINE) {
-      this.skipping = true;
+      this.line = 'skip';
       this.partial = [];
       this.partialBytes = 0;
       return;
@@ -120,35 +151,18 @@ export class SseUsageParser implements UsageParser {
     this.partialBytes += piece.length;
   }
 
-  private line(chunk: Buffer, start: number, end: number): void {
-    if (this.skipping) {
-      this.skipping = false;
-      return;
-    }
-    if (this.partialBytes === 0) {
-      this.handle(chunk.subarray(start, end));
-      return;
-    }
-    if (this.partialBytes + (end - start) <= MAX_SSE_LINE) {
-      this.handle(Buffer.concat([...this.partial, chunk.subarray(start, end)]));
-    }
-    this.partial = [];
-    this.partialBytes = 0;
-  }
-
   private handle(line: Buffer): void {
-    const length = line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
+    if (line.length > MAX_SSE_LINE) return;
+    const length = line.length > 0 && line[line.length - 1] === CARRIAGE_RETURN ? line.length - 1 : line.length;
     if (length === 0) {
-      this.event = undefined; // a blank line ends the event
+      this.event = undefined;
       return;
     }
     if (startsWith(line, EVENT_PREFIX)) {
-      this.event = line.toString('utf8', EVENT_PREFIX.length, length).trim();
+      this.event = eventName(line, length);
       return;
     }
     if (!startsWith(line, DATA_PREFIX)) return;
-    // Without an event line the data's own type decides; with one, only the wanted events are parsed.
-    if (this.event !== undefined && !WANTED_EVENTS.has(this.event)) return;
     let data: unknown;
     try {
       data = JSON.parse(line.toString('utf8', DATA_PREFIX.length, length));
@@ -163,6 +177,17 @@ export class SseUsageParser implements UsageParser {
       this.usage.take(undefined, usageFields(record.usage));
     }
   }
+}
+
+const WANTED_EVENT_LINES = [...WANTED_EVENTS].map((name) => [name, Buffer.from(`event: ${name}`)] as const);
+
+/** The event's name when it is a wanted one (compared as bytes: most event lines are not), else "other". */
+function eventName(line: Buffer, length: number): string {
+  for (const [name, bytes] of WANTED_EVENT_LINES) {
+    if (length === bytes.length && line.compare(bytes, 0, bytes.length, 0, length) === 0) return name;
+  }
+  const name = line.toString('utf8', EVENT_PREFIX.length, length).trim();
+  return WANTED_EVENTS.has(name) ? name : 'other';
 }
 
 function startsWith(line: Buffer, prefix: Buffer): boolean {
