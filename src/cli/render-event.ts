@@ -79,7 +79,7 @@ function describeRaw(ev: LifecycleEvent, identity: string): string {
     case 'bottle.failed':
       return `bottle failed in ${d.effect}: ${d.error}`;
     case 'usage.recorded':
-      return `usage recorded ${describeUsage(d.models as Record<string, { calls: number; input: number; output: number }>)}`;
+      return `usage recorded ${describeUsage(d.models as Record<string, ModelCounts>)}`;
     case 'budget.raised':
       return `budget raised by ${d.add} (by ${d.by})`;
     case 'budget.applied':
@@ -91,8 +91,10 @@ function describeRaw(ev: LifecycleEvent, identity: string): string {
   }
 }
 
+type ModelCounts = { calls: number; input: number; output: number };
+
 /** "claude-sonnet-4-5: 3 calls, 1200 in / 340 out" per model. */
-function describeUsage(models: Record<string, { calls: number; input: number; output: number }>): string {
+function describeUsage(models: Record<string, ModelCounts>): string {
   return Object.entries(models)
     .map(([model, u]) => `${model}: ${u.calls} call${u.calls === 1 ? '' : 's'}, ${u.input} in / ${u.output} out`)
     .join('; ');
