@@ -120,8 +120,11 @@ const CORE_FILES = [
   'src/shared/capability.ts',
   'src/shared/exit-signal.ts',
   'src/shared/traffic-summary.ts',
+  'src/shared/token-usage.ts',
+  'src/shared/budget.ts',
+  'src/shared/prices.ts',
 ];
-const coreModule = String.raw`\.\./(plan/schema|shared/capability|shared/exit-signal|shared/traffic-summary)\.js$`;
+const coreModule = String.raw`\.\./(plan/schema|shared/(capability|exit-signal|traffic-summary|token-usage|budget|prices))\.js$`;
 const outsideCore = (ownFolder) => `^(?!(zod|xstate)$|${coreModule}|${ownFolder})`;
 const coreMessage = 'the pure core (machines, events and the modules they load) imports only zod, xstate and itself';
 const pureCore = [
@@ -139,7 +142,14 @@ const pureCore = [
     rules: {
       '@typescript-eslint/no-restricted-imports': [
         'error',
-        { patterns: [{ regex: outsideCore(String.raw`\./(capability|exit-signal)\.js$`), message: coreMessage }] },
+        {
+          patterns: [
+            {
+              regex: outsideCore(String.raw`\./(capability|exit-signal|token-usage|budget|prices)\.js$`),
+              message: coreMessage,
+            },
+          ],
+        },
       ],
     },
   },

@@ -8,6 +8,7 @@ import { benchReplay } from './replay.bench.js';
 import { benchRoundTrip } from './roundtrip.bench.js';
 import { benchScale } from './scale.bench.js';
 import { benchWarmStart } from './warm-start.bench.js';
+import { benchUsage } from './usage.bench.js';
 import { printRows } from './stats.js';
 import { startTestRedis } from '../test/support/redis-server.js';
 
@@ -40,6 +41,11 @@ try {
     printRows(
       'Hosts: N bottles started at once on two hosts (N/2 each) vs one host; both daemons share this machine',
       await benchHosts(),
+    );
+  if (want('usage'))
+    printRows(
+      'Usage reader: SSE through the credential proxy, with the reader vs without (same run)',
+      await benchUsage(),
     );
   if (only.includes('escape')) await benchEscape(); // by name only: real bottles under both runtimes
 } finally {

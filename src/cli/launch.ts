@@ -1,4 +1,6 @@
 import { basename } from 'node:path';
+import type { BudgetUnit } from '../shared/budget.js';
+import { priceTable } from './price-table.js';
 import { uploadPlanSources } from '../blobs/upload.js';
 import { accepts, bottleStatus, type BottleState, type Command } from '../machines/index.js';
 import { currentState } from '../engine/bottle-log.js';
@@ -48,6 +50,8 @@ export interface PlanRequest {
   relaunch?: { identity: string; saved: ResumeFacts };
   dryRun?: GatherOptions['dryRun'];
   gatewaySource?: GatherOptions['gatewaySource'];
+  /** `start --budget`. */
+  budget?: { unit: BudgetUnit; amount: number };
 }
 
 export interface PlannedLaunch {
@@ -57,6 +61,10 @@ export interface PlannedLaunch {
   /** The session the plan was made in (opened for a start, given by a resume); none for a dry run. */
   session?: Session;
   relaunch?: PlanRequest['relaunch'];
+}
+
+function budgetUnitOf(budget: { tokens: number } | { usd: number } | undefined): BudgetUnit | undefined {
+  return budget === undefined ? undefined : 'tokens' in budget ? 'tokens' : 'usd';
 }
 
 /** The flag that continues the agent's most recent session (Claude Code: `--continue`); other commands get none. */
@@ -104,6 +112,9 @@ export async function planLaunch(req: PlanRequest): Promise<PlannedLaunch> {
       copyCwd: req.copyCwd,
       identity: req.relaunch?.identity,
       args: saved ? continueArgs(agent.command, req.args) : req.args,
+      budget: req.budget,
+      // USD budgets are counted at the prices of this start (the operator's price file included).
+      prices: (req.budget?.unit ?? budgetUnitOf(bottle.limits.budget)) === 'usd' ? priceTable() : undefined,
       facts,
     });
     // Hosts approved through a capability request join the allowlist on resume.

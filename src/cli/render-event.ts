@@ -84,9 +84,26 @@ function describeRaw(ev: LifecycleEvent, identity: string): string {
       return `${d.effect} failed (attempt ${d.attempt}${d.permanent ? ', permanent' : ', will retry'}): ${d.error}`;
     case 'bottle.failed':
       return `bottle failed in ${d.effect}: ${d.error}`;
+    case 'usage.recorded':
+      return `usage recorded ${describeUsage(d.models as Record<string, ModelCounts>)}`;
+    case 'budget.raised':
+      return `budget raised by ${d.add} (by ${d.by})`;
+    case 'budget.applied':
+      return d.live
+        ? `the running gateway enforces the budget limit ${d.limit}`
+        : `budget limit ${d.limit} kept for resumes`;
     default:
       return (ev as { type: string }).type;
   }
+}
+
+type ModelCounts = { calls: number; input: number; output: number };
+
+/** "claude-sonnet-4-5: 3 calls, 1200 in / 340 out" per model. */
+function describeUsage(models: Record<string, ModelCounts>): string {
+  return Object.entries(models)
+    .map(([model, u]) => `${model}: ${u.calls} call${u.calls === 1 ? '' : 's'}, ${u.input} in / ${u.output} out`)
+    .join('; ');
 }
 
 export function eventJsonLine(ev: LifecycleEvent): string {

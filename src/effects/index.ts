@@ -2,6 +2,7 @@ import { startAgent } from './start-agent.js';
 import { stopAgent } from './stop-agent.js';
 import { answerCapability } from './answer-capability.js';
 import { applyCapability } from './apply-capability.js';
+import { applyBudget } from './apply-budget.js';
 import { awaitGatewayReady } from './await-gateway-ready.js';
 import { startGateway } from './start-gateway.js';
 import { buildImage } from './build-image.js';
@@ -41,5 +42,6 @@ export function effectHandlers(deps: EffectDeps): EffectHandlers {
     apply_capability: applyCapability(deps),
     answer_capability: answerCapability(deps),
     teardown_failed: teardownFailed(deps),
+    apply_budget: applyBudget(deps),
   };
 }

@@ -27,8 +27,16 @@ import { classifyDockerErrors, requireNetwork } from './errors.js';
 import { SealedSecretsError } from '../shared/sealed-secrets.js';
 import { PermanentEffectError, type EffectDeps, type EffectHandler, type LaunchSecrets } from './types.js';
 
+/** What the machine says of the budget at launch: its unit, limit (raises included) and what earlier runs spent. */
+export interface LaunchBudget {
+  unit: 'tokens' | 'usd';
+  limit: number;
+  spent: number;
+}
+
 /** The gateway's config: the allowlist, credential routes by id, and pinned names resolved to IPs. */
-export function gatewayConfigFor(plan: BottlePlan): GatewayConfigInput {
+export function gatewayConfigFor(plan: BottlePlan, budget?: LaunchBudget): GatewayConfigInput {
+  const prices = plan.limits.budget?.prices;
   return {
     identity: plan.identity,
     proxy_port: GATEWAY_PROXY_PORT,
@@ -48,6 +56,7 @@ export function gatewayConfigFor(plan: BottlePlan): GatewayConfigInput {
       ...(route.header ? { header: route.header } : {}),
     })),
     ssh_agent: hasSsh(plan) ? { port: GATEWAY_SSH_AGENT_PORT, keys: plan.ssh.map((_, i) => sshKeyId(i)) } : null,
+    ...(budget ? { budget: { ...budget, ...(prices ? { prices } : {}) } } : {}),
   };
 }
 
@@ -56,8 +65,9 @@ async function gatewayFiles(
   plan: BottlePlan,
   firstAttempt: boolean,
   launchSecrets: LaunchSecrets,
+  budget: LaunchBudget | undefined,
 ): Promise<ArchiveEntry[]> {
-  const config = GatewayConfigSchema.safeParse(gatewayConfigFor(plan));
+  const config = GatewayConfigSchema.safeParse(gatewayConfigFor(plan, budget));
   if (!config.success) {
     const issues = config.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
     throw new PermanentEffectError(`gateway configuration is invalid: ${issues}`);
@@ -113,7 +123,11 @@ export const startGateway =
     );
     await ensureConnected(docker, gateway.id, network.internal.name, network.addresses.gateway);
     if (gateway.status === 'created') {
-      await putEntries(gateway.container, await gatewayFiles(plan, gateway.created, ctx.secrets), GATEWAY_FILES_DIR);
+      await putEntries(
+        gateway.container,
+        await gatewayFiles(plan, gateway.created, ctx.secrets, req.params.budget),
+        GATEWAY_FILES_DIR,
+      );
       await ctx.secrets.discard();
       await classifyDockerErrors('starting the gateway', () => startContainer(gateway.container));
     }

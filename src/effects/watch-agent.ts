@@ -24,6 +24,7 @@ export function decisionEvent(decision: DecisionLine): ObservationEvent {
     const { n, hosts, pending } = decision;
     return { type: 'egress.summary', data: { n, hosts, pending } };
   }
+  if (decision.t === 'usage') return { type: 'usage.recorded', data: { n: decision.n, models: decision.models } };
   const { request_id, kind, host, port, dockerfile, reason } = decision;
   return {
     type: 'capability.requested',

@@ -2,6 +2,7 @@ import { datetimeRegex, z } from 'zod';
 import { BottlePlanSchema } from '../plan/schema.js';
 import { CapabilityRequestSchema } from '../shared/capability.js';
 import { TrafficSummarySchema } from '../shared/traffic-summary.js';
+import { UsageByModelSchema } from '../shared/token-usage.js';
 import { upcastData } from './upcast.js';
 
 /**
@@ -149,6 +150,15 @@ export const EVENT_DATA_SCHEMAS = {
     permanent: z.boolean(),
   }),
   'bottle.failed': z.object({ effect: z.string(), error: z.string() }),
+  /**
+   * Tokens the Messages API reported for the bottle's calls since the previous usage.recorded, per model
+   * (the gateway's usage line `n`); folded into the machine's totals, so replay reproduces them.
+   */
+  'usage.recorded': z.object({ n: z.number().int().nonnegative(), models: UsageByModelSchema }),
+  /** The operator raised the budget (`bottle budget --add`), in the budget's unit. */
+  'budget.raised': z.object({ add: z.number().positive().finite(), by: z.string() }),
+  /** The running gateway enforces the raised limit (false: there was no running gateway to tell). */
+  'budget.applied': z.object({ limit: z.number().nonnegative().finite(), live: z.boolean() }),
 } as const;
 
 export type EventType = keyof typeof EVENT_DATA_SCHEMAS;

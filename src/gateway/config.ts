@@ -3,6 +3,8 @@ import { HOST_GATEWAY, resolveHostGateway } from './host-gateway.js';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { HostPatternError, parseHostPattern } from '../shared/host-pattern.js';
+import { BUDGET_UNITS } from '../shared/budget.js';
+import { PriceTableSchema } from '../shared/prices.js';
 import { GATEWAY_CREDENTIAL_PORT, GATEWAY_PROXY_PORT } from './protocol.js';
 import { HTTP_METHOD, pathGlobProblem } from '../shared/path-glob.js';
 
@@ -83,6 +85,20 @@ export const GatewayConfigSchema = z
     /** The ssh-agent the bottle signs with: its port and the ids of the keys (in the secrets file) it holds. */
     ssh_agent: z
       .object({ port: PortSchema, keys: z.array(z.string().min(1)).min(1) })
+      .strict()
+      .nullable()
+      .default(null),
+    /**
+     * The bottle's budget: its unit and limit, what earlier runs spent of it, and a USD budget's prices.
+     * Once spent, Messages API calls through the anthropic-base-url route are refused (usage-meter.ts).
+     */
+    budget: z
+      .object({
+        unit: z.enum(BUDGET_UNITS),
+        limit: z.number().nonnegative().finite(),
+        spent: z.number().nonnegative().finite(),
+        prices: PriceTableSchema.optional(),
+      })
       .strict()
       .nullable()
       .default(null),

@@ -8,6 +8,7 @@ import type { InterceptionCa } from './interception-ca.js';
 import type { RequestScanner } from './request-scanner.js';
 import type { TrafficLedger } from './traffic-ledger.js';
 import type { TokenBucket } from '../shared/token-bucket.js';
+import type { UsageMeter } from './usage-meter.js';
 
 /** Opens the TCP connection behind a CONNECT tunnel; injectable so tests can observe or refuse it. */
 export type TunnelConnector = (address: string, port: number) => Socket;
@@ -43,6 +44,8 @@ export interface GatewayContext {
   traffic: TrafficLedger;
   /** Looks inside what the gateway reads (request-scanner.ts); absent: nothing is scanned. */
   scanner?: RequestScanner;
+  /** Counts the Messages API's usage on the anthropic-base-url route and holds the budget; absent: not metered. */
+  usage?: UsageMeter;
   /** The credential port actually listened on (differs from config when tests ask for port 0). */
   credentialPort(): number;
   /** Human-readable diagnostics (stderr in the container). Never given a secret. */

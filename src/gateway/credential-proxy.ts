@@ -14,6 +14,8 @@ import {
   sendJson,
 } from './responses.js';
 import { pinnedAgent } from './upstream-agent.js';
+import { isMessagesCall, refuseBudgetSpent } from './budget-refusal.js';
+import { tapUsage } from './usage-reader.js';
 
 /**
  * The credential port: a reverse proxy that adds the real secret, which the
@@ -42,8 +44,15 @@ export function createCredentialServer(ctx: GatewayContext): Server {
     // Handled per request through the callback given to proxy.web.
   });
   proxy.on('proxyRes', ctx.traffic.response);
+  const metered = new WeakSet<IncomingMessage>();
+  proxy.on('proxyRes', (upstream: IncomingMessage, req: IncomingMessage) => {
+    const status = upstream.statusCode ?? 0;
+    if (ctx.usage && metered.has(req) && status >= 200 && status < 300) {
+      tapUsage(upstream, (usage) => ctx.usage?.record(usage));
+    }
+  });
   const server = createServer({ maxHeaderSize: ctx.config.limits.max_header_bytes }, (req, res) => {
-    handleCredentialRequest(ctx, proxy, req, res).catch((err: unknown) => {
+    handleCredentialRequest(ctx, proxy, req, res, metered).catch((err: unknown) => {
       ctx.log(`credential port: internal error: ${(err as Error).message}`);
       if (!res.headersSent) sendJson(res, 500, { error: 'gateway_error' });
       else res.destroy();
@@ -58,6 +67,7 @@ async function handleCredentialRequest(
   proxy: httpProxy,
   req: IncomingMessage,
   res: ServerResponse,
+  metered: WeakSet<IncomingMessage>,
 ): Promise<void> {
   const rawUrl = req.url ?? '';
   const method = req.method ?? 'GET';
@@ -111,6 +121,13 @@ async function handleCredentialRequest(
       detail: `no anthropic-base-url route; host routes are served under ${HOST_ROUTE_PREFIX}<host>/`,
     });
     return;
+  }
+  if (ctx.usage && isMessagesCall(method, pathOnly)) {
+    if (ctx.usage.exhausted()) {
+      refuseBudgetSpent(ctx, res, { ...target, method });
+      return;
+    }
+    metered.add(req);
   }
   await forwardWithCredential(ctx, proxy, req, res, ctx.anthropicRoute, rawUrl);
 }

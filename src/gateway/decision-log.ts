@@ -1,4 +1,5 @@
 import type { CapabilityRequest } from '../shared/capability.js';
+import type { UsageByModel } from '../shared/token-usage.js';
 import type { AllowReason, DenialReason, EgressDetail, GatewayLine } from './protocol.js';
 import type { HostTraffic } from '../shared/traffic-summary.js';
 
@@ -45,6 +46,11 @@ export class DecisionLog {
 
   capability(request: CapabilityRequest): void {
     this.emit({ t: 'capability', n: ++this.sequence, ...request, at: this.now().toISOString() });
+  }
+
+  /** Tokens per model since the previous usage line (numbered with the decisions, so a watcher skips seen ones). */
+  usage(models: UsageByModel): void {
+    this.emit({ t: 'usage', n: ++this.sequence, models, at: this.now().toISOString() });
   }
 
   private egress(

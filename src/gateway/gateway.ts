@@ -25,6 +25,7 @@ import { DIRECT_RECORDS_PER_MINUTE } from '../shared/netwatch-report.js';
 import type { Socket as UdpSocket } from 'node:dgram';
 import type { SshAgentServer } from './ssh-agent.js';
 import { startTrafficSummaries, TrafficLedger } from './traffic-ledger.js';
+import { USAGE_LINE_INTERVAL_MS, UsageMeter } from './usage-meter.js';
 
 /** Lookups recorded per minute (and as a burst); a resolver retry loop must not flood the event log. */
 const DNS_RECORDS_PER_MINUTE = 60;
@@ -53,6 +54,12 @@ export interface GatewayOptions {
   scanner?: RequestScanner;
   /** Extra trusted roots for inspected HTTPS upstreams (tests' local stand-ins). */
   upstreamCa?: string;
+  /** Where the worker writes a raised budget limit (protocol.ts GATEWAY_BUDGET_PATH); none: it cannot be raised. */
+  budgetFile?: string;
+  /** false: no usage reading and no budget (the streaming benchmark's baseline); default true. */
+  meterUsage?: boolean;
+  /** How often usage lines may be written; default USAGE_LINE_INTERVAL_MS. */
+  usageIntervalMs?: number;
   /** The rate limiters' clock, in milliseconds; tests hold it still. */
   now?: () => number;
   /** The shortest time between two traffic summary lines (traffic-ledger.ts). */
@@ -107,6 +114,7 @@ export async function startGateway(
   const emit = opts.onDecision ?? (() => {});
   const log = opts.log ?? ((message: string) => process.stderr.write(`gateway: ${message}\n`));
   const traffic = new TrafficLedger(opts.now);
+  const decisions = new DecisionLog((line) => (traffic.note(line), emit(line)));
   const ctx: GatewayContext = {
     config,
     secrets,
@@ -114,7 +122,7 @@ export async function startGateway(
     entries,
     ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}),
     ...(opts.scanner ? { scanner: opts.scanner } : {}),
-    decisions: new DecisionLog((line) => (traffic.note(line), emit(line))),
+    decisions,
     traffic,
     capabilities: new CapabilityBook(opts.decisionsDir, (entry) => policy.allow(entry), emit, log),
     limiter: new TokenBucket(config.limits.requests_per_minute, opts.now),
@@ -133,6 +141,16 @@ export async function startGateway(
     credentialPort: () => credentialPort,
     log,
   };
+  if (ctx.anthropicRoute && opts.meterUsage !== false) {
+    ctx.usage = new UsageMeter({
+      emit: (models) => decisions.usage(models),
+      budgetSet: (limit) => emit({ t: 'budget_set', limit }),
+      budget: config.budget,
+      intervalMs: opts.usageIntervalMs ?? USAGE_LINE_INTERVAL_MS,
+      budgetFile: opts.budgetFile,
+      log,
+    });
+  }
 
   const forward = createForwardProxy(ctx);
   const credential = createCredentialServer(ctx);
@@ -188,9 +206,13 @@ export async function startGateway(
     netwatchPort: netwatch?.address().port,
     sshAgentPort: sshAgent ? (sshAgent.server.address() as AddressInfo).port : undefined,
     interceptionCaPem: ctx.interception?.certificatePem,
-    reloadDecisions: () => ctx.capabilities.reload(),
+    reloadDecisions: () => {
+      ctx.capabilities.reload();
+      ctx.usage?.reloadBudget();
+    },
     close: async () => {
       summaries.stop();
+      ctx.usage?.close();
       forward.destroyTunnels();
       dns?.close();
       netwatch?.close();

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { GatewayConfigError, readGatewayFiles } from './config.js';
 import {
+  GATEWAY_BUDGET_PATH,
   GATEWAY_CONFIG_PATH,
   GATEWAY_DECISIONS_DIR,
   GATEWAY_LISTEN_ADDRESS_ENV,
@@ -48,6 +49,7 @@ async function main(): Promise<void> {
     listenHost: process.env[GATEWAY_LISTEN_ADDRESS_ENV] || '127.0.0.1',
     inheritedSockets: inheritedSockets(process.env.GATEWAY_LISTEN_FDS),
     decisionsDir: GATEWAY_DECISIONS_DIR,
+    budgetFile: GATEWAY_BUDGET_PATH,
     netwatchToken: config.netwatch_port !== null ? readNetwatchToken() : undefined,
   });
   // The worker has written a decision (src/effects/answer.ts).

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { CapabilityRequestSchema } from '../shared/capability.js';
 import { TrafficSummarySchema } from '../shared/traffic-summary.js';
+import { UsageByModelSchema } from '../shared/token-usage.js';
 
 /**
  * What the gateway container and the worker agree on: where the launcher
@@ -31,6 +32,14 @@ export const GATEWAY_NETWATCH_TOKEN_PATH = `${GATEWAY_FILES_DIR}/netwatch-token`
  * The worker then sends SIGHUP; the gateway also rereads the folder whenever the agent asks for a status.
  */
 export const GATEWAY_DECISIONS_DIR = `${GATEWAY_FILES_DIR}/decisions`;
+
+/**
+ * The bottle's budget limit as the operator last raised it (`bottle budget --add`), written by the worker
+ * into the running gateway (root-owned, like decisions) before it sends SIGHUP.
+ */
+export const GATEWAY_BUDGET_PATH = `${GATEWAY_FILES_DIR}/budget.json`;
+export const BudgetFileSchema = z.object({ limit: z.number().nonnegative().finite() }).strict();
+export type BudgetFile = z.infer<typeof BudgetFileSchema>;
 
 /** Request ids the gateway issues are UUIDs; anything else cannot name a decision file. */
 const DECISION_REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
@@ -87,6 +96,8 @@ export const DENIAL_REASONS = [
   'hostname_entropy',
   /** A compressed body that could not be decoded for scanning within bounds: refused, fail closed. */
   'body_unscannable',
+  /** A Messages API call after the bottle's budget was spent (budget-refusal.ts). */
+  'budget_exhausted',
 ] as const;
 export type DenialReason = (typeof DENIAL_REASONS)[number];
 export const ALLOW_REASONS = ['allowlisted', 'credential_route'] as const;
@@ -176,15 +187,34 @@ export type AnsweredLine = z.infer<typeof AnsweredLineSchema>;
 export const ToldLineSchema = z.object({ t: z.literal('told'), request_id: z.string() });
 export type ToldLine = z.infer<typeof ToldLineSchema>;
 
+/**
+ * Tokens the Messages API reported in the responses forwarded since the previous usage line, per model
+ * (credential-proxy.ts reads them, usage-meter.ts aggregates them): at most one line every few seconds,
+ * one more when the budget crosses a threshold, and one when the gateway stops.
+ */
+export const UsageLineSchema = z.object({
+  t: z.literal('usage'),
+  n: z.number().int().positive(),
+  models: UsageByModelSchema,
+  at: z.string().optional(),
+});
+export type UsageLine = z.infer<typeof UsageLineSchema>;
+
+/** Printed once the gateway has taken in a raised budget limit (GATEWAY_BUDGET_PATH). */
+export const BudgetSetLineSchema = z.object({ t: z.literal('budget_set'), limit: z.number() });
+export type BudgetSetLine = z.infer<typeof BudgetSetLineSchema>;
+
 export const DecisionLineSchema = z.discriminatedUnion('t', [
   EgressLineSchema,
   CapabilityLineSchema,
   SummaryLineSchema,
+  UsageLineSchema,
 ]);
 export type DecisionLine = z.infer<typeof DecisionLineSchema>;
 
 /** Everything the gateway writes to stdout. */
-export type GatewayLine = EgressLine | CapabilityLine | SummaryLine | ReadyLine | AnsweredLine | ToldLine;
+export type GatewayLine =
+  EgressLine | CapabilityLine | SummaryLine | ReadyLine | AnsweredLine | ToldLine | UsageLine | BudgetSetLine;
 
 /** One stdout line as `schema` describes it; stray text, other JSON lines and malformed JSON yield undefined. */
 export function parseJsonLine<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, line: string): T | undefined {
@@ -215,3 +245,8 @@ export const isToldLineFor =
   (requestId: string) =>
   (line: string): boolean =>
     parseJsonLine(ToldLineSchema, line)?.request_id === requestId;
+/** Whether the line says the gateway now enforces the budget limit `limit`. */
+export const isBudgetSetLineFor =
+  (limit: number) =>
+  (line: string): boolean =>
+    parseJsonLine(BudgetSetLineSchema, line)?.limit === limit;

@@ -2,10 +2,13 @@ import { and, assign, not, setup } from 'xstate';
 import type { LifecycleEvent } from '../events/schema.js';
 import { initialContext, type BottleContext } from './context.js';
 import * as update from './context-updates.js';
+import * as usageUpdate from './usage-updates.js';
 import {
   agentStartParams,
   answerParams,
   applyCapabilityParams,
+  budgetParams,
+  gatewayStartParams,
   enforcementStopParams,
   launchParams,
   noParams,
@@ -58,6 +61,9 @@ const lifecycle = setup({
     queueCapability: assign(update.queueCapability),
     handTurnToNextCapability: assign(update.handTurnToNextCapability),
     recordPreserved: assign(update.recordPreserved),
+    takeBudget: assign(usageUpdate.takeBudget),
+    recordUsage: assign(usageUpdate.recordUsage),
+    raiseBudget: assign(usageUpdate.raiseBudget),
   },
   guards: { ...guards, ...legacyGuards },
 });
@@ -83,10 +89,13 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
     // Transient failures are only recorded; BullMQ retries the effect. States
     // that react to permanent failures override this.
     'effect.failed': { actions: 'recordError' },
+    // Usage is a fact whatever the state: the gateway's last line may be drained after the agent's exit.
+    'usage.recorded': { actions: 'recordUsage' },
+    'budget.raised': { guard: 'hasBudget', actions: 'raiseBudget' },
   },
   states: {
     idle: {
-      on: { 'bottle.start_requested': { target: 'preparing', actions: 'takePlan' } },
+      on: { 'bottle.start_requested': { target: 'preparing', actions: ['takePlan', 'takeBudget'] } },
     },
     preparing: {
       entry: request('prepare_state', noParams),
@@ -116,7 +125,7 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
           initial: 'starting',
           states: {
             starting: {
-              entry: request('start_gateway', launchParams),
+              entry: request('start_gateway', gatewayStartParams),
               on: {
                 'gateway.started': [
                   // Its agent start already waited for the ready line.
@@ -220,6 +229,8 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
           },
           { guard: 'decidesPendingCapability', target: 'applying_capability' },
         ],
+        // The running gateway is told the new limit (requested before the raise is folded in: it adds it).
+        'budget.raised': { guard: 'hasBudget', actions: [request('apply_budget', budgetParams), 'raiseBudget'] },
         'effect.failed': failOnPermanent('failing'),
       },
     },
@@ -261,7 +272,7 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
       },
     },
     preserved: {
-      on: { 'bottle.resume_requested': { target: 'preparing', actions: 'startResumedRun' } },
+      on: { 'bottle.resume_requested': { target: 'preparing', actions: ['startResumedRun', 'takeBudget'] } },
     },
     failing: {
       entry: request('teardown_failed', teardownParams),
@@ -272,7 +283,7 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
       },
     },
     failed: {
-      on: { 'bottle.resume_requested': { target: 'preparing', actions: 'startResumedRun' } },
+      on: { 'bottle.resume_requested': { target: 'preparing', actions: ['startResumedRun', 'takeBudget'] } },
     },
     // The state folder is gone, so there is nothing left to resume.
     cleaned: {},

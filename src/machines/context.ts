@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { BottlePlanSchema } from '../plan/schema.js';
+import { BUDGET_STATES, BUDGET_UNITS } from '../shared/budget.js';
 import { CapabilityRequestSchema } from '../shared/capability.js';
+import { UsageByModelSchema } from '../shared/token-usage.js';
 
 /**
  * What the lifecycle machine remembers about one bottle. Plain JSON only: the
@@ -39,6 +41,18 @@ export const SidecarExitSchema = z.object({
 });
 export type SidecarExit = z.infer<typeof SidecarExitSchema>;
 
+/** Where the bottle stands against its budget, in the budget's unit (src/shared/budget.ts). */
+export const BudgetStandingSchema = z.object({
+  unit: z.enum(BUDGET_UNITS),
+  /** The plan's limit plus every raise (`bottle budget --add`). */
+  limit: z.number(),
+  /** What the raises added, kept across resumes. */
+  raised: z.number(),
+  spent: z.number(),
+  state: z.enum(BUDGET_STATES),
+});
+export type BudgetStanding = z.infer<typeof BudgetStandingSchema>;
+
 export const BottleContextSchema = z.object({
   identity: z.string(),
   /** The plan of the current run: from start, replaced by each resume. */
@@ -71,6 +85,10 @@ export const BottleContextSchema = z.object({
   preservedReason: PreserveReasonSchema.nullable(),
   /** The enforcing container whose exit ended this run (the agent is stopped, the bottle preserved). */
   sidecarExit: SidecarExitSchema.nullable(),
+  /** Tokens per model over the bottle's whole history (usage.recorded), resumes included. */
+  usage: UsageByModelSchema,
+  /** The budget and what is spent of it; null when the bottle has none. */
+  budget: BudgetStandingSchema.nullable(),
   /** Highest gateway decision number recorded this run, so a retried watcher skips those. */
   lastEgressDecision: z.number(),
   /** seq of the last folded event (observations included). */
@@ -86,7 +104,7 @@ const StateValueSchema: z.ZodType<StateValue> = z.lazy(() => z.union([z.string()
  * Bumped whenever the machine's states or context change shape: a live state
  * cached by another version is not trusted, and the log is folded again.
  */
-export const MACHINE_VERSION = 6;
+export const MACHINE_VERSION = 7;
 
 export const BottleStateSchema = z.object({
   machine: z.literal(MACHINE_VERSION),
@@ -104,11 +122,11 @@ export function parseBottleState(raw: unknown): BottleState | null {
 }
 
 export function initialContext(identity: string): BottleContext {
-  return { identity, plan: null, ...freshRunFields(), resumes: 0, seq: 0 };
+  return { identity, plan: null, ...freshRunFields(), usage: {}, budget: null, resumes: 0, seq: 0 };
 }
 
 /** The per-run fields a resume starts afresh; identity, resumes and history-wide facts stay. */
-export function freshRunFields(): Omit<BottleContext, 'identity' | 'plan' | 'resumes' | 'seq'> {
+export function freshRunFields(): Omit<BottleContext, 'identity' | 'plan' | 'resumes' | 'seq' | 'usage' | 'budget'> {
   return {
     network: null,
     gatewayCa: null,

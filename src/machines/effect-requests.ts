@@ -27,6 +27,20 @@ export const noParams = () => ({});
 
 export const launchParams = ({ context }: RequestArgs) => ({ network: context.network });
 
+/** The gateway's launch; with a budget, the limit and what earlier runs spent, so a resumed bottle continues. */
+export const gatewayStartParams = ({ context }: RequestArgs) => {
+  const budget = context.budget;
+  return {
+    network: context.network,
+    ...(budget ? { budget: { unit: budget.unit, limit: budget.limit, spent: budget.spent } } : {}),
+  };
+};
+
+/** The raised limit, from the standing before the raise is folded in. */
+export const budgetParams = ({ context, event }: RequestArgs) => ({
+  limit: (context.budget?.limit ?? 0) + (event.type === 'budget.raised' ? event.data.add : 0),
+});
+
 export const agentStartParams = ({ context }: RequestArgs) => ({
   network: context.network,
   interception_ca: context.gatewayCa,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { EventType, NewEvent, ObservationType } from '../events/schema.js';
+import { BUDGET_UNITS } from '../shared/budget.js';
 import { NetworkLayoutSchema, PendingCapabilitySchema, PreserveReasonSchema } from './context.js';
 
 /**
@@ -41,7 +42,13 @@ export const EFFECTS = {
   /** The internal and egress networks, each on its own subnet from the pool. */
   create_networks: effect(noParams, ['network.created']),
   /** The gateway container, configured and started at its fixed address. */
-  start_gateway: effect(launchParams, ['gateway.started']),
+  start_gateway: effect(
+    launchParams.extend({
+      /** The budget's unit, limit and what earlier runs spent; absent without a budget. */
+      budget: z.object({ unit: z.enum(BUDGET_UNITS), limit: z.number(), spent: z.number() }).optional(),
+    }),
+    ['gateway.started'],
+  ),
   /** Waits until the started gateway enforces its policy (its ready line). */
   await_gateway_ready: effect(noParams, ['gateway.ready']),
   /** The pipelock container, when pipelock is the egress hop. */
@@ -86,6 +93,8 @@ export const EFFECTS = {
     }),
     ['egress.granted', 'capability.answered'],
   ),
+  /** Tells the running gateway a raised budget limit, so the agent's next Messages API call goes through. */
+  apply_budget: effect(z.object({ limit: z.number() }), ['budget.applied']),
   /** Tears down after a permanent failure, keeping the state for a resume. */
   teardown_failed: effect(z.object({ effect: z.string(), error: z.string() }), ['bottle.failed']),
 };
@@ -108,7 +117,7 @@ export type EffectRequest<K extends EffectKind = EffectKind> = {
 export type EffectOutcome<K extends EffectKind> = NewEvent<(typeof EFFECTS)[K]['outcomes'][number]>;
 
 /** Events an effect may append while it runs (the gateway's decisions, seen while watching the agent). */
-export type ObservationEvent = NewEvent<ObservationType | 'capability.requested'>;
+export type ObservationEvent = NewEvent<ObservationType | 'capability.requested' | 'usage.recorded'>;
 
 export function isEffectKind(kind: unknown): kind is EffectKind {
   return typeof kind === 'string' && Object.prototype.hasOwnProperty.call(EFFECTS, kind);

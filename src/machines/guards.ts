@@ -39,4 +39,5 @@ export const guards = {
   agentFailed: permanentFailureOf('start_agent'),
   netwatchFailed: permanentFailureOf('start_netwatch'),
   launchFailed: ({ context }: GuardArgs) => context.launchFailure !== null,
+  hasBudget: ({ context }: GuardArgs) => context.budget !== null,
 };

@@ -244,6 +244,21 @@ const extraHostAddress = z
     message: 'must be an IPv4 or IPv6 address or "host-gateway" (the Docker host), as in docker run --add-host',
   });
 
+const budgetAmount = (unit: string) =>
+  z
+    .number({ invalid_type_error: `budget.${unit} must be a number` })
+    .positive({ message: `budget.${unit} must be greater than 0` })
+    .finite();
+
+/** `{ "tokens": N }` or `{ "usd": N }`: what the bottle may spend on the Messages API (src/shared/budget.ts). */
+const BudgetLimitSchema = z.union(
+  [
+    strictObject('budget', { tokens: budgetAmount('tokens').int({ message: 'budget.tokens must be a whole number' }) }),
+    strictObject('budget', { usd: budgetAmount('usd') }),
+  ],
+  { errorMap: () => ({ message: 'budget must be {"tokens": N} or {"usd": N} (one of the two)' }) },
+);
+
 const LimitsSchema = strictObject('limits', {
   memory: z
     .string({ invalid_type_error: 'memory must be a string such as "512m" or "4g"' })
@@ -266,6 +281,7 @@ const LimitsSchema = strictObject('limits', {
       message: 'transcript must look like "256m" or "1g" (a whole number and one of b, k, m, g)',
     })
     .optional(),
+  budget: BudgetLimitSchema.optional(),
 });
 
 export const BottleSchema = strictObject('a bottle', {
@@ -339,7 +355,13 @@ export interface Bottle extends Omit<
   cred_proxy: { routes: CredentialRouteConfig[] };
   ssh: Array<{ Host: string; IdentityFile: string }>;
   extra_hosts: Record<string, string>;
-  limits: { memory?: string; cpus?: number; pids?: number; transcript?: string };
+  limits: {
+    memory?: string;
+    cpus?: number;
+    pids?: number;
+    transcript?: string;
+    budget?: { tokens: number } | { usd: number };
+  };
 }
 export interface Agent extends Omit<RawAgent, 'skills' | 'command' | 'copy_cwd'> {
   skills: string[];

@@ -1,4 +1,5 @@
 import { DEFAULT_TRANSCRIPT_LIMIT, planLimits } from './default-limits.js';
+import { formatBudgetAmount } from '../shared/budget.js';
 import { describePidsEnforcement } from './pids-enforcement.js';
 import type { BottlePlan, EgressEntry } from './schema.js';
 import { parseHostPattern, patternMatches } from '../shared/host-pattern.js';
@@ -78,6 +79,13 @@ export function formatPlanText(plan: BottlePlan): string {
   const transcript = `transcript ${limits.transcript ?? `${DEFAULT_TRANSCRIPT_LIMIT} (default)`}`;
   field('limits', [limit('memory'), limit('cpus'), limit('pids'), transcript].join(', '));
   field('processes', describePidsEnforcement(limits.pids_enforcement));
+  const budget = plan.limits.budget;
+  field(
+    'budget',
+    budget
+      ? `${formatBudgetAmount(budget.limit, budget.unit)} on the Messages API; calls are refused once it is spent`
+      : 'none',
+  );
   return `${lines.join('\n')}\n`;
 }
 

@@ -9,6 +9,8 @@ import { STATE_TRANSCRIPT } from '../shared/state-markers.js';
 import { PROMPT_TARGET, SKILLS_TARGET_DIR, TRANSCRIPT_TARGET, agentEnvNames } from './agent-env.js';
 import { DEFAULT_HOSTS } from './default-hosts.js';
 import { planLimits } from './default-limits.js';
+import type { Budget, BudgetUnit } from '../shared/budget.js';
+import { BUILTIN_PRICES, type PriceTable } from '../shared/prices.js';
 import {
   BottlePlanSchema,
   type BottlePlan,
@@ -48,7 +50,29 @@ export interface ResolvePlanOptions {
   args?: string[];
   /** Pinned by resume; fresh otherwise. */
   identity?: string;
+  /** `--budget`: replaces the manifest's `limits.budget` for this start. */
+  budget?: { unit: BudgetUnit; amount: number };
+  /** The prices a USD budget is counted at (the built-in table and the operator's file), fixed in the plan. */
+  prices?: PriceTable;
   facts: PlanFacts;
+}
+
+/** The plan's budget: `--budget`, else the manifest's; a USD budget carries its prices. */
+export function planBudget(opts: Pick<ResolvePlanOptions, 'budget' | 'prices' | 'bottle'>): Budget | undefined {
+  const manifest = opts.bottle.limits.budget;
+  const chosen =
+    opts.budget ??
+    (manifest === undefined
+      ? undefined
+      : 'tokens' in manifest
+        ? { unit: 'tokens' as const, amount: manifest.tokens }
+        : { unit: 'usd' as const, amount: manifest.usd });
+  if (!chosen) return undefined;
+  return {
+    unit: chosen.unit,
+    limit: chosen.amount,
+    ...(chosen.unit === 'usd' ? { prices: opts.prices ?? { ...BUILTIN_PRICES } } : {}),
+  };
 }
 
 /**
@@ -62,6 +86,7 @@ export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
   const { cwd, runtime } = opts.facts;
   const copyCwd = Boolean(opts.copyCwd) || agent.copy_cwd;
   const args = opts.args ?? [];
+  const budget = planBudget(opts);
   const names = resourceNames(identity);
 
   const credentials = credentialRoutes(bottle);
@@ -98,7 +123,7 @@ export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
     args,
     cwd,
     copy_cwd: copyCwd,
-    limits: planLimits(bottle.limits, runtime),
+    limits: { ...planLimits(bottle.limits, runtime), ...(budget ? { budget } : {}) },
     host: opts.facts.host,
     manifest_path: opts.manifestPath,
     egress: { proxy: bottle.egress.proxy, pipelock_image: bottle.egress.pipelock_image ?? null },

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { BudgetSchema } from '../shared/budget.js';
 
 /**
  * The resolved launch plan: everything a launch needs, with no secret values.
@@ -107,6 +108,8 @@ export const BottlePlanSchema = z.object({
      * inside gVisor (null under runc) and the container's pids cgroup. Absent in older plans; derived the same.
      */
     pids_enforcement: z.object({ nproc: z.number().nullable(), cgroup: z.number() }).optional(),
+    /** The bottle's budget (manifest `limits.budget` or `start --budget`); absent: no limit. */
+    budget: BudgetSchema.optional(),
   }),
   host: z.string(),
   manifest_path: z.string(),

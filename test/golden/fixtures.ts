@@ -87,6 +87,12 @@ export function hostRoutePlan(identity = 'dev-a1b2c'): BottlePlan {
   return { ...plan, credentials: [...plan.credentials, github] };
 }
 
+/** A plan with a budget (manifest `limits.budget`), as the planner records it. */
+export function budgetPlan(identity: string, budget: NonNullable<BottlePlan['limits']['budget']>): BottlePlan {
+  const plan = samplePlan(identity);
+  return { ...plan, limits: { ...plan.limits, budget } };
+}
+
 export type Step = { [T in EventType]: [T, EventData<T>] }[EventType];
 
 /** An event as an older claude-bottle stored it: kept at its version `v`, upcast when `history` parses it. */

@@ -33,6 +33,14 @@ export interface FakeAnthropicOptions {
    * by a real bottle listens on 0.0.0.0.
    */
   host?: string;
+  /**
+   * Fixed usage for every reply instead of the rough count: JSON replies carry all of it; streams
+   * carry input and cache counts in message_start and the output in message_delta (cumulative, as
+   * the API sends it).
+   */
+  usage?: { input: number; output: number; cache_creation: number; cache_read: number };
+  /** The model name replies report (default: the request's). */
+  model?: string;
 }
 
 export interface FakeAnthropic {
@@ -83,10 +91,14 @@ export async function startFakeAnthropic(options: FakeAnthropicOptions = {}): Pr
     } catch {
       return json(res, 400, { type: 'error', error: { type: 'invalid_request_error', message: 'body is not JSON' } });
     }
-    const model = request.model ?? MODEL_FALLBACK;
+    const model = options.model ?? request.model ?? MODEL_FALLBACK;
     const id = `msg_fake_${randomUUID().replace(/-/g, '').slice(0, 20)}`;
-    const inputTokens = countTokens(body);
-    const outputTokens = reply.split(/\s+/).length;
+    const fixed = options.usage;
+    const inputTokens = fixed?.input ?? countTokens(body);
+    const outputTokens = fixed?.output ?? reply.split(/\s+/).length;
+    const cache = fixed
+      ? { cache_creation_input_tokens: fixed.cache_creation, cache_read_input_tokens: fixed.cache_read }
+      : {};
     if (!request.stream) {
       return json(res, 200, {
         id,
@@ -96,7 +108,7 @@ export async function startFakeAnthropic(options: FakeAnthropicOptions = {}): Pr
         content: [{ type: 'text', text: reply }],
         stop_reason: 'end_turn',
         stop_sequence: null,
-        usage: { input_tokens: inputTokens, output_tokens: outputTokens },
+        usage: { input_tokens: inputTokens, output_tokens: outputTokens, ...cache },
       });
     }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
@@ -114,7 +126,7 @@ export async function startFakeAnthropic(options: FakeAnthropicOptions = {}): Pr
             content: [],
             stop_reason: null,
             stop_sequence: null,
-            usage: { input_tokens: inputTokens, output_tokens: 1 },
+            usage: { input_tokens: inputTokens, output_tokens: 1, ...cache },
           },
         },
       ],

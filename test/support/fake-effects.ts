@@ -113,6 +113,7 @@ function fakeHandlers(opts: FakeEffectsOptions): EffectHandlers {
     teardown_failed: async (req) => [
       { type: 'bottle.failed', data: { effect: req.params.effect, error: req.params.error } },
     ],
+    apply_budget: async (req) => [{ type: 'budget.applied', data: { limit: req.params.limit, live: true } }],
   };
 }
 

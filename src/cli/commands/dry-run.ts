@@ -1,4 +1,5 @@
 import { formatPlanText } from '../../plan/format-text.js';
+import { parseBudgetOption } from '../budget-option.js';
 import { planLaunch } from '../launch.js';
 import type { GatherOptions } from '../plan-facts.js';
 
@@ -10,6 +11,7 @@ export interface DryRunOptions {
   format: 'text' | 'json';
   args: string[];
   host?: string;
+  budget?: string;
 }
 
 /**
@@ -29,6 +31,7 @@ export async function runDryRun(
     cwd: opts.cwd ?? process.cwd(),
     copyCwd: opts.copyCwd,
     args: opts.args,
+    budget: parseBudgetOption(opts.budget),
     host: { kind: 'local', requested: opts.host },
     ...sources,
     dryRun: {

@@ -23,4 +23,6 @@ export const COMMANDS: Array<[string, CommandModule]> = [
   ['doctor', () => import('./doctor.js')],
   ['shutdown', () => import('./shutdown.js')],
   ['dashboard', () => import('./dashboard.js')],
+  ['usage', () => import('./usage.js')],
+  ['budget', () => import('./budget.js')],
 ];

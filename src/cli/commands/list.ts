@@ -7,6 +7,10 @@ import { openSession } from '../session.js';
 import { terminalSafeJson } from '../../shared/visible-text.js';
 import { tableLines } from '../table.js';
 import { formatOption, type CliContext } from '../program.js';
+import { priceTable } from '../price-table.js';
+import { formatCost, formatTokens, usageRow } from '../usage-report.js';
+import { formatBudgetAmount } from '../../shared/budget.js';
+import type { BudgetStanding } from '../../machines/context.js';
 
 export interface ListedBottle {
   identity: string;
@@ -15,6 +19,21 @@ export interface ListedBottle {
   state: string;
   host: string;
   started_at: string;
+  /** Every token the Messages API reported for the bottle, all runs. */
+  tokens: number;
+  /** Estimated USD of the priced models; null when none has a price ("cost unknown"). */
+  cost_usd: number | null;
+  unknown_models: string[];
+  budget: BudgetStanding | null;
+}
+
+/** "84% of 10,000 tokens", "spent: $5.10 of $5.00"; "-" without a budget. */
+function budgetCell(budget: BudgetStanding | null): string {
+  if (!budget) return '-';
+  const of = `${formatBudgetAmount(budget.spent, budget.unit)} of ${formatBudgetAmount(budget.limit, budget.unit)}`;
+  if (budget.state === 'exhausted') return `spent: ${of}`;
+  const share = budget.limit > 0 ? Math.floor((budget.spent / budget.limit) * 100) : 100;
+  return `${share}% of ${formatBudgetAmount(budget.limit, budget.unit)}`;
 }
 
 export interface ListOptions {
@@ -36,6 +55,7 @@ export function register(program: Command, cli: CliContext): void {
  * cleaned ones. Reads only the event log's index and live states.
  */
 export async function runList(opts: ListOptions, io: CliIO): Promise<number> {
+  const prices = priceTable();
   const session = await openSession({ needWorker: false });
   try {
     const rows: ListedBottle[] = [];
@@ -45,6 +65,7 @@ export async function runList(opts: ListOptions, io: CliIO): Promise<number> {
       if (lastSeq === 0) continue;
       if (!opts.all && stateName(live) === 'cleaned') continue;
       const host = live.context.plan?.host ?? entry.host;
+      const usage = usageRow(entry.identity, live.context.usage, prices);
       // A bottle that still has effects to run waits for its own host; no other host adopts it.
       const waiting = !isTerminal(live) && stateName(live) !== 'preserved' && !servedHosts.has(host);
       rows.push({
@@ -54,6 +75,10 @@ export async function runList(opts: ListOptions, io: CliIO): Promise<number> {
         state: waiting ? `${bottleStatus(live)} (waiting for host ${host})` : bottleStatus(live),
         host,
         started_at: entry.started_at,
+        tokens: usage.tokens,
+        cost_usd: usage.cost_usd,
+        unknown_models: usage.unknown_models,
+        budget: live.context.budget,
       });
     }
     if (opts.format === 'json') {
@@ -66,8 +91,18 @@ export async function runList(opts: ListOptions, io: CliIO): Promise<number> {
       );
       return 0;
     }
-    const header = ['IDENTITY', 'AGENT', 'BOTTLE', 'STATE', 'HOST', 'STARTED'];
-    const cells = (r: ListedBottle) => [r.identity, r.agent, r.bottle, r.state, r.host, r.started_at];
+    const header = ['IDENTITY', 'AGENT', 'BOTTLE', 'STATE', 'TOKENS', 'COST', 'BUDGET', 'HOST', 'STARTED'];
+    const cells = (r: ListedBottle) => [
+      r.identity,
+      r.agent,
+      r.bottle,
+      r.state,
+      formatTokens(r.tokens),
+      r.tokens > 0 ? formatCost(r) : '-',
+      budgetCell(r.budget),
+      r.host,
+      r.started_at,
+    ];
     for (const line of tableLines(header, rows.map(cells))) io.stdout(line);
     return 0;
   } finally {

@@ -83,12 +83,16 @@ export async function runResume(opts: ResumeOptions, io: CliIO): Promise<number>
       loaded = await loadManifest({ path: logged.manifest_path });
       checkAgentKnown(identity, loaded);
     }
+    // A budget given with `start --budget` stays with the bottle unless its manifest now sets one.
+    const bottleBudget = loaded.manifest.bottles.find((b) => b.name === logged.bottle)?.limits.budget;
+    const kept = saved.state.context.plan?.limits.budget;
     const planned = await planLaunch({
       manifest: { loaded },
       agent: logged.agent,
       cwd: logged.cwd,
       copyCwd: logged.copy_cwd,
       args: opts.args,
+      ...(bottleBudget === undefined && kept ? { budget: { unit: kept.unit, amount: kept.limit } } : {}),
       host: { kind: 'pinned', host: logged.host, lastRuntime: logged.runtime, session },
       relaunch: { identity, saved },
     });

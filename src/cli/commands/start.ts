@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { parseBudgetOption } from '../budget-option.js';
 import { UsageError } from '../../shared/errors.js';
 import type { CliIO } from '../../shared/io.js';
 import { trace } from '../../shared/trace.js';
@@ -20,6 +21,8 @@ export interface StartOptions {
   /** The Docker host to pin the bottle to (see chooseHost). */
   host?: string;
   yes?: boolean;
+  /** `--budget`: N tokens, or Nusd / $N. */
+  budget?: string;
 }
 
 export function register(program: Command, cli: CliContext): void {
@@ -37,6 +40,7 @@ export function register(program: Command, cli: CliContext): void {
       '--host <id>',
       'the Docker host to run on (default: this one when a worker serves it, else the least loaded)',
     )
+    .option('--budget <amount>', 'what the bottle may spend: N tokens, or Nusd / $N (replaces limits.budget)')
     .addOption(formatOption())
     .action((agent: string, args: string[], flags: Omit<StartOptions, 'agent' | 'args' | 'manifestPath'>) =>
       cli.run(() => runStart({ ...flags, agent, args, manifestPath: cli.manifestPath() }, cli.io)),
@@ -59,6 +63,7 @@ export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
     cwd: opts.cwd ?? process.cwd(),
     copyCwd: opts.copyCwd,
     args: opts.args,
+    budget: parseBudgetOption(opts.budget),
     host: {
       kind: 'choose',
       requested: opts.host,

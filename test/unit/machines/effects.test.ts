@@ -11,6 +11,7 @@ import {
 import type { LifecycleEvent } from '../../../src/events/schema.js';
 import {
   agentStarted,
+  budgetPlan,
   gatewayStarted,
   history,
   hostRoutePlan,
@@ -174,6 +175,7 @@ describe('parseEffectRequest', () => {
         ['capability.requested', { ...capability[1], request_id: 'req-2', kind: 'dockerfile', dockerfile: 'FROM x' }],
         ['capability.approved', { request_id: 'req-2', by: 'cli' }],
       ],
+      [...launchSteps(ID, budgetPlan(ID, { unit: 'tokens', limit: 100 })), ['budget.raised', { add: 50, by: 'cli' }]],
     ];
     const effects = histories.flatMap((steps) => requested(history(steps)));
     expect([...new Set(effects.map((e) => e.kind))].sort()).toEqual([...EFFECT_KINDS].sort());

@@ -102,6 +102,14 @@ function randomStep(type: EventType, rand: () => number): Step {
       return [type, { effect, error: 'e', attempt: 1, permanent: rand() < 0.5 }];
     case 'bottle.failed':
       return [type, { effect: 'build_image', error: 'e' }];
+    case 'usage.recorded':
+      const model = pick(['claude-sonnet-4-5', 'claude-unknown-model']);
+      const counts = { input: 100, output: 50, cache_creation: 10, cache_read: 1000, calls: 1 };
+      return [type, { n: Math.floor(rand() * 100), models: { [model]: counts } }];
+    case 'budget.raised':
+      return [type, { add: 1000, by: 'cli' }];
+    case 'budget.applied':
+      return [type, { limit: 5000, live: rand() < 0.8 }];
   }
 }
 
@@ -121,6 +129,8 @@ const HAPPY_NEXT: Record<string, EventType[]> = {
     'bottle.stop_requested',
     'egress.allowed',
     'sidecar.exited',
+    'usage.recorded',
+    'budget.raised',
   ],
   stopping: ['agent.exited', 'bottle.stop_requested'],
   snapshotting: ['transcript.snapshotted'],
