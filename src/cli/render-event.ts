@@ -78,6 +78,10 @@ function describeRaw(ev: LifecycleEvent, identity: string): string {
       return `${d.effect} failed (attempt ${d.attempt}${d.permanent ? ', permanent' : ', will retry'}): ${d.error}`;
     case 'bottle.failed':
       return `bottle failed in ${d.effect}: ${d.error}`;
+    case 'bottle.discard_requested':
+      return `discard requested by ${d.by}`;
+    case 'bottle.discarded':
+      return `discarded (state removed${d.images.length > 0 ? `; images removed: ${d.images.join(', ')}` : ''})`;
     default:
       return (ev as { type: string }).type;
   }

@@ -86,6 +86,8 @@ export const EFFECTS = {
     }),
     ['egress.granted', 'capability.answered'],
   ),
+  /** Throws a kept bottle away: its Docker resources, the images only it used, and its state folder. */
+  discard: effect(noParams, ['bottle.discarded']),
   /** Tears down after a permanent failure, keeping the state for a resume. */
   teardown_failed: effect(z.object({ effect: z.string(), error: z.string() }), ['bottle.failed']),
 };
