@@ -80,8 +80,10 @@ function describeRaw(ev: LifecycleEvent, identity: string): string {
       return `bottle failed in ${d.effect}: ${d.error}`;
     case 'bottle.discard_requested':
       return `discard requested by ${d.by}`;
-    case 'bottle.discarded':
-      return `discarded (state removed${d.images.length > 0 ? `; images removed: ${d.images.join(', ')}` : ''})`;
+    case 'bottle.discarded': {
+      const images = (d as { images: string[] }).images;
+      return `discarded (state removed${images.length > 0 ? `; images removed: ${images.join(', ')}` : ''})`;
+    }
     default:
       return (ev as { type: string }).type;
   }
