@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { claudeBinaryPath } from '../../images/build-context.js';
+import { gatewayNodeCandidates } from '../../images/gateway-node.js';
 import { buildId } from '../../shared/build-id.js';
 import { chooseBackend } from '../../shared/backend.js';
 import { RUNSC_INSTALL_HINT } from '../../shared/runtime.js';
@@ -53,6 +54,7 @@ export async function runDoctor(io: { stdout: (s: string) => void }, opts: Docto
   const checks: Check[] = [{ status: 'ok', what: `backend ${chooseBackend(env)} (CLAUDE_BOTTLE_BACKEND)` }];
   checks.push(...(await dockerChecks()));
   checks.push(claudeBinaryCheck());
+  checks.push(gatewayNodeCheck(env));
   checks.push(subnetPoolCheck(env));
   checks.push(...(await redisChecks(redisTarget(env), env)));
   const password = composePasswordCheck(redisTarget(env), env);
@@ -66,6 +68,23 @@ function report(io: { stdout: (s: string) => void }, checks: Check[]): number {
   for (const c of checks)
     io.stdout(`${c.status.padEnd(5)} ${c.what}${c.status !== 'ok' && c.fix ? `  (${c.fix})` : ''}\n`);
   return checks.some((c) => c.status === 'FAIL' && c.blocking) ? 1 : 0;
+}
+
+/** Where the gateway's Node binary is, or where the first start fetches it to. */
+function gatewayNodeCheck(env: NodeJS.ProcessEnv): Check {
+  try {
+    const { vendor, cache } = gatewayNodeCandidates(env);
+    const found = [vendor, cache].find((path) => existsSync(path));
+    return found
+      ? { status: 'ok', what: `gateway's Node present (${found})` }
+      : {
+          status: 'warn',
+          what: `gateway's Node not fetched yet`,
+          fix: `the first start fetches it into ${cache} with npm from the npm registry`,
+        };
+  } catch (err) {
+    return { status: 'FAIL', what: `gateway's Node`, fix: (err as Error).message, blocking: true };
+  }
 }
 
 /** Whether the daemon (as its `docker info` says) has gVisor's runsc, and how to get it when not. */
