@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fetches the Node binary the gateway image runs: the official Linux x64 build
 # from the npm package pinned in package.json ("claudeBottle"."gatewayNode"),
-# checked against its pinned integrity, into vendor/<package>-<version>/node.
+# checked against its pinned integrity, into vendor/<package>-<version>/node (in a checkout) or the
+# folder given as the first argument (an installed package: the tool's cache under CLAUDE_BOTTLE_HOME,
+# since the package's own folder may be read-only).
 # Containers cannot reach the npm registry; the host can, so the binary is
 # fetched here and copied into the gateway's build context (like the Claude
 # Code binary for the agent image). Idempotent: nothing happens when present.
@@ -10,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 read -r pkg version integrity < <(node -p 'const n = require("./package.json").claudeBottle.gatewayNode; [n.package, n.version, n.integrity].join(" ")')
-dest="vendor/$pkg-$version"
+dest="${1:-vendor/$pkg-$version}"
 if [ -x "$dest/node" ]; then
   echo "[gateway-node] $pkg $version present" >&2
   exit 0

@@ -57,7 +57,7 @@ export async function readDashboard(
     const { state: live, lastSeq } = await currentState(session.log, entry.identity);
     const name = stateName(live);
     // Failed bottles stay listed, as preserved ones do: both wait for a resume.
-    if (lastSeq === 0 || name === 'cleaned') continue;
+    if (lastSeq === 0 || name === 'cleaned' || name === 'discarded') continue;
     // A preserved bottle still holds the request it approved: only one the machine would decide is pending.
     const held = live.context.pendingCapability;
     const decidable =

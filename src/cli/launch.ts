@@ -9,7 +9,8 @@ import { resolvePlan } from '../plan/resolve.js';
 import type { BottlePlan } from '../plan/schema.js';
 import { RuntimeFailure } from '../shared/errors.js';
 import type { CliIO } from '../shared/io.js';
-import type { ContainerRuntime } from '../shared/runtime.js';
+import { runtimeNote, type ContainerRuntime } from '../shared/runtime.js';
+import { chooseBackend } from '../shared/backend.js';
 import { trace } from '../shared/trace.js';
 import { cwdIsOnOtherHost } from './bottle-docker.js';
 import { confirmLaunch } from './confirm.js';
@@ -77,6 +78,7 @@ export function continueArgs(command: readonly string[], args: readonly string[]
  * the host, the facts about it, the plan. A session it opens (a start's) is closed again if planning fails.
  */
 export async function planLaunch(req: PlanRequest): Promise<PlannedLaunch> {
+  const backend = chooseBackend();
   const loaded = 'loaded' in req.manifest ? req.manifest.loaded : await loadManifest({ path: req.manifest.path });
   const { agent, bottle } = findAgent(loaded, req.agent);
   // Refused before anything is created; a dry run refuses it too, as it shows what a start would do.
@@ -119,6 +121,9 @@ export async function planLaunch(req: PlanRequest): Promise<PlannedLaunch> {
     });
     // Hosts approved through a capability request join the allowlist on resume.
     if (saved) plan.hosts = [...new Set([...plan.hosts, ...saved.approvedEgress])].sort();
+    plan.backend = backend;
+    const note = runtimeNote(plan.runtime);
+    if (note !== undefined) plan.runtime_note = note;
     return { plan, routes: bottle.cred_proxy.routes, session, relaunch: req.relaunch };
   } catch (err) {
     if (where.kind === 'choose') await session?.close();

@@ -92,6 +92,12 @@ function describeRaw(ev: LifecycleEvent, identity: string): string {
       return d.live
         ? `the running gateway enforces the budget limit ${d.limit}`
         : `budget limit ${d.limit} kept for resumes`;
+    case 'bottle.discard_requested':
+      return `discard requested by ${d.by}`;
+    case 'bottle.discarded': {
+      const images = (d as { images: string[] }).images;
+      return `discarded (state removed${images.length > 0 ? `; images removed: ${images.join(', ')}` : ''})`;
+    }
     default:
       return (ev as { type: string }).type;
   }

@@ -12,6 +12,7 @@ import { startPipelock } from './start-pipelock.js';
 import { prepareState } from './prepare-state.js';
 import { snapshotTranscript } from './snapshot-transcript.js';
 import { cleanup } from './cleanup.js';
+import { discard } from './discard.js';
 import { preserve } from './preserve.js';
 import { teardownFailed } from './teardown-failed.js';
 import type { EffectDeps, EffectHandlers } from './types.js';
@@ -43,5 +44,6 @@ export function effectHandlers(deps: EffectDeps): EffectHandlers {
     answer_capability: answerCapability(deps),
     teardown_failed: teardownFailed(deps),
     apply_budget: applyBudget(deps),
+    discard: discard(deps),
   };
 }

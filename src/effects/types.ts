@@ -30,6 +30,8 @@ export interface EffectContext {
   uploads: UploadedSources;
   /** The worker's one watch on its Docker daemon, shared by every effect it runs; none when it has no daemon. */
   daemon?: DaemonLiveness;
+  /** The image tags other bottles still use (live, preserved or failed), from the event log: `discard` keeps them. */
+  imagesOfOtherBottles?(): Promise<string[]>;
 }
 
 export interface DaemonLiveness {
@@ -76,8 +78,8 @@ export interface EventStoreView {
   id: string;
   /** Whether a bottle is live (launching, running, stopping) by its event log. */
   isLive(identity: string): Promise<boolean>;
-  /** The image tags of every bottle that is live or kept for a resume (preserved or failed). */
-  imagesInUse(): Promise<string[]>;
+  /** The image tags of every bottle that is live or kept for a resume (preserved or failed), but `except`. */
+  imagesInUse(except?: string): Promise<string[]>;
 }
 
 /** What a worker runs host tasks with; the effects layer provides it. */

@@ -159,6 +159,15 @@ export const EVENT_DATA_SCHEMAS = {
   'budget.raised': z.object({ add: z.number().positive().finite(), by: z.string() }),
   /** The running gateway enforces the raised limit (false: there was no running gateway to tell). */
   'budget.applied': z.object({ limit: z.number().nonnegative().finite(), live: z.boolean() }),
+  /** `bottle rm` (or `cleanup --discard-older-than`) asked to throw a preserved or failed bottle away. */
+  'bottle.discard_requested': z.object({ by: z.string() }),
+  /** The bottle is gone for good: its state folder, its Docker resources and the images only it used. */
+  'bottle.discarded': z.object({
+    /** Image tags removed: the bottle's own, which no other kept bottle uses. */
+    images: z.array(z.string()),
+    /** Its image tags left in place, and why (built-in and shared, used by another bottle, a container uses it). */
+    images_kept: z.array(z.object({ tag: z.string(), reason: z.string() })),
+  }),
 } as const;
 
 export type EventType = keyof typeof EVENT_DATA_SCHEMAS;

@@ -15,7 +15,6 @@ import { createRequire } from 'node:module';
 import { dirname, join, relative, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { z } from 'zod';
 import { RuntimeFailure, UsageError } from '../shared/errors.js';
 import { bottleHome } from '../shared/paths.js';
 
@@ -141,25 +140,6 @@ export function claudeBinaryPath(): string {
   }
   const binary = join(dirname(pkgJson), 'claude');
   if (!existsSync(binary)) throw new RuntimeFailure(`Claude Code binary missing at ${binary}: run \`npm ci\``);
-  return binary;
-}
-
-const GatewayNodePinSchema = z.object({ package: z.string().min(1), version: z.string().min(1) });
-
-/** The gateway's Node binary, fetched by scripts/fetch-gateway-node.sh as `claudeBottle.gatewayNode` pins it. */
-export function gatewayNodePath(): string {
-  const root = repoRoot();
-  const pin = GatewayNodePinSchema.safeParse(
-    (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { claudeBottle?: { gatewayNode?: unknown } })
-      .claudeBottle?.gatewayNode,
-  );
-  if (!pin.success)
-    throw new RuntimeFailure(`package.json has no valid claudeBottle.gatewayNode pin; reinstall claude-bottle`);
-  const binary = join(root, 'vendor', `${pin.data.package}-${pin.data.version}`, 'node');
-  if (!existsSync(binary))
-    throw new RuntimeFailure(
-      `the gateway's Node binary is missing at ${binary}: run \`bash scripts/fetch-gateway-node.sh\``,
-    );
   return binary;
 }
 

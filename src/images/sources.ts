@@ -8,11 +8,11 @@ import {
   contextHash,
   type DigestCacheUse,
   folderFiles,
-  gatewayNodePath,
   repoRoot,
   type ContextFile,
   type ImageSource,
 } from './build-context.js';
+import { gatewayNodePath } from './gateway-node.js';
 
 /**
  * What each claude-bottle image is built from, and the tag that content

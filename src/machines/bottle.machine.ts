@@ -272,7 +272,10 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
       },
     },
     preserved: {
-      on: { 'bottle.resume_requested': { target: 'preparing', actions: ['startResumedRun', 'takeBudget'] } },
+      on: {
+        'bottle.resume_requested': { target: 'preparing', actions: ['startResumedRun', 'takeBudget'] },
+        'bottle.discard_requested': 'discarding',
+      },
     },
     failing: {
       entry: request('teardown_failed', teardownParams),
@@ -283,8 +286,21 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
       },
     },
     failed: {
-      on: { 'bottle.resume_requested': { target: 'preparing', actions: ['startResumedRun', 'takeBudget'] } },
+      on: {
+        'bottle.resume_requested': { target: 'preparing', actions: ['startResumedRun', 'takeBudget'] },
+        'bottle.discard_requested': 'discarding',
+      },
     },
+    // A discard that fails for good leaves the bottle failed, its state kept: `bottle rm` may try again.
+    discarding: {
+      entry: request('discard', noParams),
+      on: {
+        'bottle.discarded': 'discarded',
+        'effect.failed': failOnPermanent('failed'),
+      },
+    },
+    // Thrown away by the operator: nothing is left to resume.
+    discarded: {},
     // The state folder is gone, so there is nothing left to resume.
     cleaned: {},
   },

@@ -95,6 +95,8 @@ export const EFFECTS = {
   ),
   /** Tells the running gateway a raised budget limit, so the agent's next Messages API call goes through. */
   apply_budget: effect(z.object({ limit: z.number() }), ['budget.applied']),
+  /** Throws a kept bottle away: its Docker resources, the images only it used, and its state folder. */
+  discard: effect(noParams, ['bottle.discarded']),
   /** Tears down after a permanent failure, keeping the state for a resume. */
   teardown_failed: effect(z.object({ effect: z.string(), error: z.string() }), ['bottle.failed']),
 };

@@ -2,7 +2,7 @@ import type { EventData, EventType } from '../events/schema.js';
 import type { BottleState } from './context.js';
 import { toSnapshot } from './fold.js';
 
-const TERMINAL_STATES: ReadonlySet<string> = new Set(['cleaned', 'failed']);
+const TERMINAL_STATES: ReadonlySet<string> = new Set(['cleaned', 'failed', 'discarded']);
 
 /** The top-level state name: `launching` for the parallel launch, whatever its regions are doing. */
 export function stateName(state: Pick<BottleState, 'value'>): string {
@@ -10,7 +10,7 @@ export function stateName(state: Pick<BottleState, 'value'>): string {
 }
 
 /**
- * cleaned and failed end a run. A failed bottle can still be resumed by hand,
+ * cleaned, failed and discarded end a run. A failed bottle can still be resumed by hand,
  * but nothing will happen to it on its own; preserved is waiting for a resume
  * and is not terminal.
  */

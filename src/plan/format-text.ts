@@ -28,7 +28,11 @@ export function formatPlanText(plan: BottlePlan): string {
   field('image', `${plan.image.tag} (${plan.image.builtin ? 'built-in' : plan.image.dockerfile})`);
   field('gateway', plan.gateway_image.tag);
   field('host', plan.host);
-  field('runtime', plan.runtime === 'runsc' ? 'runsc (gVisor)' : 'runc (gVisor not registered with the daemon)');
+  field('backend', plan.backend ?? 'docker');
+  field(
+    'runtime',
+    plan.runtime === 'runsc' ? 'runsc (gVisor)' : (plan.runtime_note ?? 'runc (gVisor not registered with the daemon)'),
+  );
   field('networks', `${plan.networks.internal} (internal), ${plan.networks.egress} (egress)`);
   field(
     'direct IP',

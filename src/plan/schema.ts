@@ -66,6 +66,10 @@ export const BottlePlanSchema = z.object({
   image: ImagePlanSchema,
   gateway_image: ImagePlanSchema,
   runtime: z.enum(['runc', 'runsc']),
+  /** The container backend (CLAUDE_BOTTLE_BACKEND); plans from before it was recorded ran on docker. */
+  backend: z.enum(['docker']).optional(),
+  /** Why the bottle runs under runc, when it does, and how to get runsc. */
+  runtime_note: z.string().optional(),
   networks: z.object({ internal: z.string(), egress: z.string() }),
   containers: z.object({
     gateway: z.string(),

@@ -17,6 +17,8 @@ export interface EffectContextSource {
   hostId: string;
   hostKeys: HostKeyPair;
   daemon?: DaemonLiveness;
+  /** The image tags of every kept bottle but the one named. */
+  imagesInUse?(except: string): Promise<string[]>;
 }
 
 /** The context of one try of an effect for the bottle in `state`; the caller disposes its uploads. */
@@ -44,6 +46,7 @@ export function effectContext(
     secrets: launchSecrets(source, identity),
     uploads: uploadedSources(redis, plan),
     daemon: source.daemon,
+    ...(source.imagesInUse ? { imagesOfOtherBottles: () => source.imagesInUse!(identity) } : {}),
   };
 }
 

@@ -49,7 +49,20 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
     shutdown,
     say,
     context: (identity, state, signal) =>
-      effectContext({ redis, log, observe: apply, hostId, hostKeys, daemon: probe }, identity, state, signal),
+      effectContext(
+        {
+          redis,
+          log,
+          observe: apply,
+          hostId,
+          hostKeys,
+          daemon: probe,
+          imagesInUse: (except) => store.imagesInUse(except),
+        },
+        identity,
+        state,
+        signal,
+      ),
     failure: new EffectFailurePolicy({ apply, daemon, probe, shutdown, say }),
   });
   const reconciler = new HostReconciler(() => reconcileHost({ log, engine, hostId, store, daemon, say }), say);

@@ -96,6 +96,7 @@ function fakeHandlers(opts: FakeEffectsOptions): EffectHandlers {
       { type: 'bottle.preserved', data: { reason: req.params.reason, resume_hint: `bottle resume ${req.identity}` } },
     ],
     cleanup: async () => [{ type: 'bottle.cleaned', data: {} }],
+    discard: async () => [{ type: 'bottle.discarded', data: { images: [], images_kept: [] } }],
     apply_capability: async (req) => [
       { type: 'bottle.preserved', data: { reason: 'capability', resume_hint: `bottle resume ${req.identity}` } },
     ],

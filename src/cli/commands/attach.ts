@@ -27,7 +27,7 @@ export async function agentOf(
 export function notRunningHint(identity: string, state: BottleState): string {
   const name = stateName(state);
   if (name === 'preserved' || name === 'failed') return `; resume it with: bottle resume ${identity}`;
-  if (name === 'cleaned') return '';
+  if (name === 'cleaned' || name === 'discarded') return '';
   return `; follow it with: bottle events ${identity} --follow`;
 }
 

@@ -5,6 +5,7 @@ import { liveWorkers } from '../../engine/workers.js';
 import { CleanupReportSchema, type CleanupReport } from '../../engine/host-tasks.js';
 import type { CliIO } from '../../shared/io.js';
 import { openSession } from '../session.js';
+import { discardOlderThan, parseDuration } from '../discard-older.js';
 import type { CliContext } from '../program.js';
 
 /** Long enough for a host with many leftovers; a worker that never answers is reported, not waited on forever. */
@@ -12,6 +13,9 @@ const CLEANUP_TIMEOUT_MS = 10 * 60_000;
 
 export interface CleanupOptions {
   dryRun: boolean;
+  /** Also discard preserved and failed bottles at rest for longer than this (e.g. `7d`, `12h`). */
+  discardOlderThan?: string;
+  yes?: boolean;
   /** Only this Docker host; every host a live worker serves otherwise. */
   host?: string;
 }
@@ -22,6 +26,11 @@ export function register(program: Command, cli: CliContext): void {
     .description('remove orphaned Docker resources and stale state')
     .option('--dry-run', 'only list what would be removed', false)
     .option('--host <id>', 'only on this Docker host (default: every host a live worker serves)')
+    .option(
+      '--discard-older-than <duration>',
+      'also discard preserved and failed bottles at rest for longer than this (e.g. 7d, 12h, 30m)',
+    )
+    .option('-y, --yes', 'discard without asking (required without a terminal)', false)
     .action((flags: CleanupOptions) => cli.run(() => runCleanup(flags, cli.io)));
 }
 
@@ -32,9 +41,14 @@ export function register(program: Command, cli: CliContext): void {
  * asks and prints the answers.
  */
 export async function runCleanup(opts: CleanupOptions, io: CliIO): Promise<number> {
+  const olderThanMs = opts.discardOlderThan === undefined ? undefined : parseDuration(opts.discardOlderThan);
   const session = await openSession({ needWorker: true, say: (l) => io.stderr(l) });
   const failed: string[] = [];
   try {
+    if (olderThanMs !== undefined) {
+      const discarded = await discardOlderThan(session, { ...opts, olderThanMs, label: opts.discardOlderThan! }, io);
+      if (discarded !== 0) failed.push('some bottles could not be discarded (see above)');
+    }
     const live = [...new Set((await liveWorkers(session.redis)).map((w) => w.hostId))].sort();
     if (opts.host !== undefined && !live.includes(opts.host)) {
       throw new RuntimeFailure(`no live worker serves host ${opts.host}; \`bottle hosts\` lists the live ones`);

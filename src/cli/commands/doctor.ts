@@ -2,7 +2,10 @@ import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { claudeBinaryPath } from '../../images/build-context.js';
+import { gatewayNodeCandidates } from '../../images/gateway-node.js';
 import { buildId } from '../../shared/build-id.js';
+import { chooseBackend } from '../../shared/backend.js';
+import { RUNSC_INSTALL_HINT } from '../../shared/runtime.js';
 import { formatCidr, overlaps, subnetPool, SUBNET_POOL_ENV, type Ipv4Cidr } from '../../shared/subnet-pool.js';
 import { liveWorkers, type WorkerBeat } from '../../engine/workers.js';
 import { probeRedis } from '../../engine/redis.js';
@@ -19,7 +22,7 @@ import { dockerStatusOf, localDocker } from '../docker-probe.js';
 import type { CliContext } from '../program.js';
 
 type Status = 'ok' | 'FAIL' | 'warn';
-interface Check {
+export interface Check {
   status: Status;
   what: string;
   fix?: string;
@@ -47,18 +50,52 @@ export function register(program: Command, cli: CliContext): void {
  */
 export async function runDoctor(io: { stdout: (s: string) => void }, opts: DoctorOptions = {}): Promise<number> {
   const env = opts.env ?? process.env;
-  const checks: Check[] = [];
+  // An unsupported backend is a usage error (exit 2), as it is for start.
+  const checks: Check[] = [{ status: 'ok', what: `backend ${chooseBackend(env)} (CLAUDE_BOTTLE_BACKEND)` }];
   checks.push(...(await dockerChecks()));
   checks.push(claudeBinaryCheck());
+  checks.push(gatewayNodeCheck(env));
   checks.push(subnetPoolCheck(env));
   checks.push(...(await redisChecks(redisTarget(env), env)));
   const password = composePasswordCheck(redisTarget(env), env);
   if (password) checks.push(password);
   checks.push(...embeddedServiceChecks(env));
 
+  return report(io, checks);
+}
+
+function report(io: { stdout: (s: string) => void }, checks: Check[]): number {
   for (const c of checks)
     io.stdout(`${c.status.padEnd(5)} ${c.what}${c.status !== 'ok' && c.fix ? `  (${c.fix})` : ''}\n`);
   return checks.some((c) => c.status === 'FAIL' && c.blocking) ? 1 : 0;
+}
+
+/** Where the gateway's Node binary is, or where the first start fetches it to. */
+function gatewayNodeCheck(env: NodeJS.ProcessEnv): Check {
+  try {
+    const { vendor, cache } = gatewayNodeCandidates(env);
+    const found = [vendor, cache].find((path) => existsSync(path));
+    return found
+      ? { status: 'ok', what: `gateway's Node present (${found})` }
+      : {
+          status: 'warn',
+          what: `gateway's Node not fetched yet`,
+          fix: `the first start fetches it into ${cache} with npm from the npm registry`,
+        };
+  } catch (err) {
+    return { status: 'FAIL', what: `gateway's Node`, fix: (err as Error).message, blocking: true };
+  }
+}
+
+/** Whether the daemon (as its `docker info` says) has gVisor's runsc, and how to get it when not. */
+export function runscCheck(info: { Runtimes?: Record<string, unknown> }): Check {
+  return info.Runtimes && 'runsc' in info.Runtimes
+    ? { status: 'ok', what: 'gVisor runtime runsc registered (bottles run under runsc)' }
+    : {
+        status: 'warn',
+        what: 'gVisor runtime runsc not registered: bottles run under runc, on the host kernel without gVisor',
+        fix: `${RUNSC_INSTALL_HINT}; or run scripts/setup-env.sh from a checkout`,
+      };
 }
 
 async function dockerChecks(): Promise<Check[]> {
@@ -82,17 +119,7 @@ async function dockerChecks(): Promise<Check[]> {
   ];
 
   const info = (await docker.info().catch(() => ({}))) as { Runtimes?: Record<string, unknown> };
-  checks.push(
-    info.Runtimes && 'runsc' in info.Runtimes
-      ? { status: 'ok', what: 'gVisor runtime runsc registered (bottles run under runsc)' }
-      : {
-          status: 'warn',
-          what: 'gVisor runtime runsc not registered: bottles run under runc',
-          fix:
-            'register it in /etc/docker/daemon.json as "runtimes": {"runsc": {"path": "/usr/bin/runsc", ' +
-            '"runtimeArgs": ["--network=host"]}} and reload dockerd, or run scripts/setup-env.sh',
-        },
-  );
+  checks.push(runscCheck(info));
 
   try {
     await docker.getImage(BASE_IMAGE).inspect();

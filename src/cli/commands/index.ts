@@ -19,6 +19,7 @@ export const COMMANDS: Array<[string, CommandModule]> = [
   ['deny', control],
   ['stop', control],
   ['cleanup', () => import('./cleanup.js')],
+  ['rm', () => import('./rm.js')],
   ['hosts', () => import('./hosts.js')],
   ['doctor', () => import('./doctor.js')],
   ['shutdown', () => import('./shutdown.js')],

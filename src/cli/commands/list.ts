@@ -45,14 +45,17 @@ export function register(program: Command, cli: CliContext): void {
   program
     .command('list')
     .description('bottles and their current state')
-    .option('--all', 'include cleaned bottles', false)
+    .option('--all', 'include cleaned and discarded bottles', false)
     .addOption(formatOption())
     .action((flags: ListOptions) => cli.run(() => runList(flags, cli.io)));
 }
 
+/** Bottles that are over: listed only with --all. */
+const ENDED: ReadonlySet<string> = new Set(['cleaned', 'discarded']);
+
 /**
- * Every bottle not cleaned by default (failed and preserved ones wait for a resume); `--all` includes
- * cleaned ones. Reads only the event log's index and live states.
+ * Every bottle not cleaned or discarded by default (failed and preserved ones wait for a resume); `--all` includes
+ * those too. Reads only the event log's index and live states.
  */
 export async function runList(opts: ListOptions, io: CliIO): Promise<number> {
   const prices = priceTable();
@@ -63,7 +66,7 @@ export async function runList(opts: ListOptions, io: CliIO): Promise<number> {
     for (const entry of await session.log.listBottles()) {
       const { state: live, lastSeq } = await currentState(session.log, entry.identity);
       if (lastSeq === 0) continue;
-      if (!opts.all && stateName(live) === 'cleaned') continue;
+      if (!opts.all && ENDED.has(stateName(live))) continue;
       const host = live.context.plan?.host ?? entry.host;
       const usage = usageRow(entry.identity, live.context.usage, prices);
       // A bottle that still has effects to run waits for its own host; no other host adopts it.
@@ -87,7 +90,9 @@ export async function runList(opts: ListOptions, io: CliIO): Promise<number> {
     }
     if (rows.length === 0) {
       io.stdout(
-        opts.all ? 'no bottles' : 'no live, preserved or failed bottles (bottle list --all shows cleaned ones)',
+        opts.all
+          ? 'no bottles'
+          : 'no live, preserved or failed bottles (bottle list --all shows cleaned and discarded ones)',
       );
       return 0;
     }

@@ -11,7 +11,7 @@ import type { CliIO } from '../../shared/io.js';
 import type { CliContext } from '../program.js';
 
 /** States in which a bottle needs no worker: it waits for a resume, or it is over. */
-const AT_REST = new Set(['preserved', 'failed', 'cleaned']);
+const AT_REST = new Set(['preserved', 'failed', 'cleaned', 'discarded']);
 
 export interface ShutdownOptions {
   force: boolean;

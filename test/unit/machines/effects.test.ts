@@ -163,6 +163,13 @@ describe('parseEffectRequest', () => {
         ['agent.exited', { code: 0, signal: null }],
         ['transcript.snapshotted', { files: 1, bytes: 1, missing: false }],
       ],
+      [
+        ...launchSteps(ID),
+        ['agent.exited', { code: 1, signal: null }],
+        ['transcript.snapshotted', { files: 1, bytes: 1, missing: false }],
+        ['bottle.preserved', { reason: 'crash', resume_hint: `bottle resume ${ID}` }],
+        ['bottle.discard_requested', { by: 'cli' }],
+      ],
       launchSteps(ID, watchedPlan(ID)),
       [
         ...preLaunchSteps(ID),

@@ -110,6 +110,13 @@ function randomStep(type: EventType, rand: () => number): Step {
       return [type, { add: 1000, by: 'cli' }];
     case 'budget.applied':
       return [type, { limit: 5000, live: rand() < 0.8 }];
+    case 'bottle.discard_requested':
+      return [type, { by: 'cli' }];
+    case 'bottle.discarded':
+      return [
+        type,
+        { images: ['claude-bottle/dev:1'], images_kept: [{ tag: 'claude-bottle/gateway:2', reason: 'r' }] },
+      ];
   }
 }
 
@@ -138,9 +145,11 @@ const HAPPY_NEXT: Record<string, EventType[]> = {
   cleaning: ['bottle.cleaned'],
   applying_capability: ['bottle.preserved'],
   failing: ['bottle.failed'],
-  preserved: ['bottle.resume_requested'],
-  failed: ['bottle.resume_requested'],
+  preserved: ['bottle.resume_requested', 'bottle.discard_requested'],
+  failed: ['bottle.resume_requested', 'bottle.discard_requested'],
   cleaned: ['bottle.resume_requested'],
+  discarding: ['bottle.discarded'],
+  discarded: ['bottle.resume_requested', 'bottle.discard_requested'],
 };
 
 /** Every state a launch region can rest in (its `deciding` step never rests). */
