@@ -1,5 +1,6 @@
 import { DEFAULT_TRANSCRIPT_LIMIT, planLimits } from './default-limits.js';
 import { describePidsEnforcement } from './pids-enforcement.js';
+import { PACKAGE_HOSTS, planBuildHosts } from './build-hosts.js';
 import type { BottlePlan } from './schema.js';
 import { parseHostPattern, patternMatches } from '../shared/host-pattern.js';
 
@@ -43,6 +44,10 @@ export function formatPlanText(plan: BottlePlan): string {
       : '';
   lines.push(`hosts:        ${plan.hosts.length} allowed${proxy}`);
   for (const h of plan.hosts) lines.push(`  - ${h}${defaults.has(h) ? '  (default)' : ''}`);
+  const packageHosts = new Set(PACKAGE_HOSTS);
+  const built = planBuildHosts(plan);
+  lines.push(`build hosts:  ${built.length} allowed to image builds (through a build gateway)`);
+  for (const h of built) lines.push(`  - ${h}${packageHosts.has(h) ? '  (packages)' : ''}`);
   list(
     'extra hosts',
     Object.entries(plan.extra_hosts).map(([name, addr]) => `${name} -> ${addr}`),

@@ -7,6 +7,7 @@ import { mintIdentity, parseIdentity } from '../shared/identity.js';
 import { resourceNames } from '../shared/names.js';
 import { STATE_TRANSCRIPT } from '../shared/state-markers.js';
 import { PROMPT_TARGET, SKILLS_TARGET_DIR, TRANSCRIPT_TARGET, agentEnvNames } from './agent-env.js';
+import { buildHosts } from './build-hosts.js';
 import { DEFAULT_HOSTS } from './default-hosts.js';
 import { planLimits } from './default-limits.js';
 import { BottlePlanSchema, type BottlePlan, type CredentialRoute, type ImagePlan, type Mount } from './schema.js';
@@ -65,6 +66,7 @@ export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
     agent: names.agentContainer,
     netwatch: names.netwatchContainer,
   };
+  const hosts = mergeHosts(bottle.egress.allow, DEFAULT_HOSTS);
   const plan: BottlePlan = {
     identity,
     agent: agent.name,
@@ -74,8 +76,9 @@ export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
     runtime,
     networks: { internal: names.internalNetwork, egress: names.egressNetwork },
     containers,
-    hosts: mergeHosts(bottle.egress.allow, DEFAULT_HOSTS),
+    hosts,
     default_hosts: [...DEFAULT_HOSTS].sort(),
+    build_hosts: buildHosts(hosts, opts.facts.images.agent.builtin),
     extra_hosts: { ...bottle.extra_hosts },
     mounts: planMounts({ cwd, copyCwd, prompt: agent.prompt, skills, transcript: opts.facts.restoresTranscript }),
     env_names: agentEnvNames({ credentials, ssh, containers }),
