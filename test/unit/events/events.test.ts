@@ -98,8 +98,13 @@ describe('upcaster registry', () => {
 });
 
 describe('observations', () => {
-  it('are exactly the egress decisions', () => {
-    expect(EVENT_TYPES.filter(isObservation)).toEqual(['egress.allowed', 'egress.denied', 'egress.audited']);
+  it("are exactly the egress decisions, the agent gateway's and the build gateway's", () => {
+    expect(EVENT_TYPES.filter(isObservation)).toEqual([
+      'egress.allowed',
+      'egress.denied',
+      'egress.audited',
+      'build.egress',
+    ]);
   });
 
   const egress = { n: 7, host: 'github.com', port: 443, method: 'CONNECT', reason: 'allowlisted' };
