@@ -1,5 +1,6 @@
 import { basename, dirname, join } from 'node:path';
 import type { EgressLine } from '../gateway/protocol.js';
+import type { ObservationEvent } from '../machines/effects.js';
 import { agentImageSource, gatewayImageSource } from '../images/sources.js';
 import { PACKAGE_HOSTS, planBuildHosts } from '../plan/build-hosts.js';
 import type { BuildEgress } from './docker/build-gateway.js';
@@ -69,18 +70,19 @@ function egressBase(ctx: EffectContext): Pick<BuildEgress, 'identity' | 'agent' 
   };
 }
 
+/** A build gateway's decision as the event the bottle's log records it as. */
+export function buildEgressEvent(image: string, line: EgressLine): ObservationEvent {
+  const { n, decision, host = '', port = 0, method = '', reason, detail } = line;
+  const data = { image, decision, n, host, port, method, reason, ...(detail ? { detail } : {}) };
+  return { type: 'build.egress', data };
+}
+
 /** The bottle's own image: its build gateway's decisions become build.egress events in the bottle's log. */
 async function buildOwnImage<T>(ctx: EffectContext, build: (egress: BuildEgress) => Promise<T>): Promise<T> {
   const { plan } = ctx;
   const image = plan.image.tag;
   const batch = new ObservationBatch<EgressLine>((lines) =>
-    ctx.observe(
-      lines.map((line) => {
-        const { n, decision, host = '', port = 0, method = '', reason, detail } = line;
-        const data = { image, decision, n, host, port, method, reason, ...(detail ? { detail } : {}) };
-        return { type: 'build.egress' as const, data };
-      }),
-    ),
+    ctx.observe(lines.map((line) => buildEgressEvent(image, line))),
   );
   try {
     return await build({
