@@ -2,7 +2,9 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
+import { buildEgressEvent } from '../../src/effects/build-image.js';
 import { buildResourceNames } from '../../src/effects/docker/build-gateway.js';
+import type { ObservationEvent } from '../../src/machines/effects.js';
 import { ensureImage } from '../../src/effects/docker/images.js';
 import type { EgressLine } from '../../src/gateway/protocol.js';
 import { agentImageSource, gatewayImageSource, imagePlan } from '../../src/images/sources.js';
@@ -17,6 +19,8 @@ export interface BuildAttempt {
   built: boolean;
   error: string | null;
   decisions: EgressLine[];
+  /** The same decisions as the build.egress events build_image appends to the bottle's log. */
+  events: ObservationEvent[];
   /** Build containers and networks still there afterwards (there should be none). */
   leftovers: string[];
   tag: string;
@@ -67,7 +71,8 @@ export async function buildBehindGateway(
       ...containers.flatMap((c) => c.Names.map((n) => n.replace(/^\//, ''))),
       ...networks.map((n) => n.Name),
     ].filter((n) => names.includes(n));
-    return { built: error === null, error, decisions, leftovers, tag: plan.tag };
+    const events = decisions.map((line) => buildEgressEvent(plan.tag, line));
+    return { built: error === null, error, decisions, events, leftovers, tag: plan.tag };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
