@@ -446,14 +446,14 @@ describe('escape attempts from a Dockerfile RUN step are refused (finding 21.3)'
       // Nothing sees a packet that has no route: the build's failure (effect.failed) is what the log shows.
       recorded: null,
       leaked: reached > 0,
-      note: `build failed: ${attempt.built ? 'no' : 'yes'}; build gateway and networks left: ${attempt.leftovers.length}`,
+      note: `build failed: ${attempt.built ? 'no' : 'yes'}; build resources left: ${attempt.leftovers.length}`,
     });
     expect(attempt.built).toBe(false);
     expect(reached).toBe(0);
     expect(attempt.leftovers).toEqual([]);
   }, 180_000);
 
-  it('finding 21.3: a proxied canary to an unlisted host is refused and recorded; so is an allowlisted fetch', async () => {
+  it('finding 21.3: a proxied canary to an unlisted host is refused and recorded, an allowed fetch too', async () => {
     const attempt = await buildBehindGateway(
       docker,
       identity,
@@ -1543,7 +1543,7 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
   });
 
   // Last: it stops the bottle.
-  it('finding 21.5: a 1 GiB transcript file is skipped at the snapshot and recorded; nothing big lands on the host', async () => {
+  it('finding 21.5: a 1 GiB transcript file is skipped and recorded; nothing big lands on the host', async () => {
     const made = await inAgent(`${MAKE_BIG_TRANSCRIPT} && echo made`);
     expect(made.output).toContain('made');
     const stopped = await h.cli(['stop', identity]);
@@ -1602,7 +1602,7 @@ describe.each(RUNTIMES)('findings 21.6 and 21.8: a killed watch and a fork bomb 
       refused: preserved && !runningAfter,
       recorded: killed.exit.type === 'sidecar.exited',
       leaked: runningAfter,
-      note: `sidecar.exited ${killed.unrecordedMs} ms after the kill; list showed ${[...new Set(killed.seen)].join(', ')}`,
+      note: `recorded ${killed.unrecordedMs} ms after the kill; list showed ${[...new Set(killed.seen)].join(', ')}`,
     });
     expect(killed.exit.data).toMatchObject({ role: 'netwatch', code: 137, signal: 'SIGKILL' });
     expect(runningAfter).toBe(false);
