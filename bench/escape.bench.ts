@@ -10,7 +10,7 @@ import { REPO } from '../test/support/cli-harness.js';
 
 export interface EscapeRow {
   runtime: string;
-  /** Issue 12's finding number, or "base" for what the suite covered before it. */
+  /** Issue 12's finding number, issue 21's ("21.3"), or "base" for what the suite covered before it. */
   finding: string;
   attempt: string;
   refused: boolean;
@@ -42,6 +42,18 @@ export const ISSUE_12_FINDINGS: Record<string, string> = {
   '14': 'tunnels without a matching TLS name or Host',
   '15': 'exfiltration-friendly default hosts',
   '16': 'network-level attempts leaving no event',
+};
+
+/** Issue 21's findings (the security audit of round 3): each has a row here, named so in the table's summary. */
+export const ISSUE_21_FINDINGS: Record<string, string> = {
+  '21.1': 'the agent rewriting the installed tool (working folder guard)',
+  '21.2': 'a swapped host key in Redis',
+  '21.3': 'a Dockerfile RUN connecting directly or fetching unrecorded (builds behind the build gateway)',
+  '21.4': 'twenty direct connects in 100 ms, all recorded',
+  '21.5': 'a 1 GiB transcript file skipped and recorded',
+  '21.6': 'docker kill of the network watch ends the bottle preserved, with an event',
+  '21.7': 'zero-width, bidi and tag characters in a reason shown escaped',
+  '21.8': 'limits.pids 256 under runsc: 100 processes run, a fork bomb stops at the limit',
 };
 
 export function escapeTable(rows: readonly EscapeRow[]): string {
@@ -85,6 +97,11 @@ export function escapeTable(rows: readonly EscapeRow[]): string {
   if (missing.length > 0)
     lines.push(`  issue 12 findings with no case here yet: ${missing.map(([n, what]) => `${n} (${what})`).join('; ')}`);
   else lines.push(`  every issue 12 finding (1-${Object.keys(ISSUE_12_FINDINGS).length}) has at least one case`);
+  for (const [finding, what] of Object.entries(ISSUE_21_FINDINGS)) {
+    const mine = rows.filter((r) => r.finding === finding);
+    const where = [...new Set(mine.map((r) => r.runtime))].join(', ');
+    lines.push(`  ${finding} ${what}: ${mine.length > 0 ? `${mine.length} row(s) (${where})` : 'NO ROW YET'}`);
+  }
   return lines.join('\n');
 }
 
@@ -106,7 +123,7 @@ export async function benchEscape(): Promise<number> {
       child.on('close', (exitCode) => resolve(exitCode ?? 1));
     });
     const rows = existsSync(tableFile) ? (JSON.parse(readFileSync(tableFile, 'utf8')) as EscapeRow[]) : [];
-    console.log('\nEscape suite (issue 12): attempts from inside real bottles');
+    console.log('\nEscape suite (issues 12 and 21): attempts from inside real bottles, their builds and the host');
     console.log(rows.length > 0 ? escapeTable(rows) : '  the suite recorded no attempts (see its output above)');
     if (code !== 0) console.log(`  the escape suite failed (vitest exit ${code}): see its output above`);
     return code;

@@ -25,6 +25,10 @@ function describeRaw(ev: LifecycleEvent, identity: string): string {
       return 'resume requested';
     case 'bottle.prepared':
       return `state prepared (${d.state_dir})`;
+    case 'build.egress': {
+      const verb = d.decision === 'denied' ? 'refused' : String(d.decision);
+      return `image build of ${d.image}: ${verb} ${d.method} ${d.host}:${d.port} (${d.reason})`;
+    }
     case 'image.built':
       return `image ready ${d.tag}${d.cached ? ' (cached)' : ''}`;
     case 'network.created':

@@ -70,6 +70,8 @@ export class PermanentEffectError extends Error {
 /** What the handlers reach the outside world through. */
 export interface EffectDeps {
   docker: import('dockerode');
+  /** The worker's own log: what belongs to no single bottle (the build fetches of shared images). */
+  log?: (line: string) => void;
 }
 
 /** What a host task may ask of the event store it serves. */

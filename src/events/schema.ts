@@ -142,6 +142,15 @@ export const EVENT_DATA_SCHEMAS = {
   'egress.audited': EgressDecisionDataSchema,
   /** The gateway's per-host traffic counters since it started, for the hosts that changed (bounded rate and size). */
   'egress.summary': TrafficSummarySchema,
+  /**
+   * A decision of the build gateway while this bottle's image was built (src/effects/docker/build-gateway.ts):
+   * a fetch a Dockerfile's RUN made through the proxy, allowed or refused. Kept apart from egress.* so the
+   * agent's traffic and the build's are never counted together.
+   */
+  'build.egress': EgressDecisionDataSchema.extend({
+    image: z.string(),
+    decision: z.enum(['allowed', 'denied', 'audited']),
+  }),
   'effect.failed': z.object({
     /** An effect kind of the machine (src/machines/effects.ts); kept a string so retired kinds still read. */
     effect: z.string().min(1),
@@ -217,7 +226,13 @@ export type LifecycleEvent = { [T in EventType]: EventOf<T> }[EventType];
 /** An event not yet in the log (the log assigns seq, `at` and the version), typed by its type. */
 export type NewEvent<T extends EventType = EventType> = { [K in T]: { type: K; data: EventData<K> } }[T];
 
-export const OBSERVATION_TYPES = ['egress.allowed', 'egress.denied', 'egress.audited', 'egress.summary'] as const;
+export const OBSERVATION_TYPES = [
+  'egress.allowed',
+  'egress.denied',
+  'egress.audited',
+  'egress.summary',
+  'build.egress',
+] as const;
 export type ObservationType = (typeof OBSERVATION_TYPES)[number];
 const OBSERVATION_TYPE_SET: ReadonlySet<string> = new Set<string>(OBSERVATION_TYPES);
 

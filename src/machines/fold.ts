@@ -82,7 +82,8 @@ export function foldEvents(
     seq = event.seq;
     if (isObservationEvent(event)) {
       observedSeq = seq;
-      if (event.data.n > lastEgressDecision) lastEgressDecision = event.data.n;
+      // A build gateway numbers its own decisions; only the bottle's gateway's count for its watcher.
+      if (event.type !== 'build.egress' && event.data.n > lastEgressDecision) lastEgressDecision = event.data.n;
       continue;
     }
     if (observedSeq !== 0) {

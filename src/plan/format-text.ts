@@ -1,6 +1,7 @@
 import { DEFAULT_TRANSCRIPT_LIMIT, planLimits } from './default-limits.js';
 import { formatBudgetAmount } from '../shared/budget.js';
 import { describePidsEnforcement } from './pids-enforcement.js';
+import { PACKAGE_HOSTS, planBuildHosts } from './build-hosts.js';
 import type { BottlePlan, EgressEntry } from './schema.js';
 import { parseHostPattern, patternMatches } from '../shared/host-pattern.js';
 
@@ -49,6 +50,10 @@ export function formatPlanText(plan: BottlePlan): string {
   lines.push(`hosts:        ${plan.hosts.length} allowed${proxy}`);
   const entries = new Map((plan.egress_entries ?? []).map((e) => [e.host, e]));
   for (const h of plan.hosts) lines.push(`  - ${h}${defaults.has(h) ? '  (default)' : ''}${entryNote(entries.get(h))}`);
+  const packageHosts = new Set(PACKAGE_HOSTS);
+  const built = planBuildHosts(plan);
+  lines.push(`build hosts:  ${built.length} allowed to image builds (through a build gateway)`);
+  for (const h of built) lines.push(`  - ${h}${packageHosts.has(h) ? '  (packages)' : ''}`);
   list(
     'extra hosts',
     Object.entries(plan.extra_hosts).map(([name, addr]) => `${name} -> ${addr}`),

@@ -7,6 +7,7 @@ import { mintIdentity, parseIdentity } from '../shared/identity.js';
 import { resourceNames } from '../shared/names.js';
 import { STATE_TRANSCRIPT } from '../shared/state-markers.js';
 import { PROMPT_TARGET, SKILLS_TARGET_DIR, TRANSCRIPT_TARGET, agentEnvNames } from './agent-env.js';
+import { buildHosts } from './build-hosts.js';
 import { DEFAULT_HOSTS } from './default-hosts.js';
 import { planLimits } from './default-limits.js';
 import type { Budget, BudgetUnit } from '../shared/budget.js';
@@ -112,6 +113,7 @@ export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
     hosts,
     ...(egress_entries ? { egress_entries } : {}),
     default_hosts: [...DEFAULT_HOSTS].sort(),
+    build_hosts: buildHosts(hosts, opts.facts.images.agent.builtin),
     extra_hosts: { ...bottle.extra_hosts },
     mounts: planMounts({ cwd, copyCwd, prompt: agent.prompt, skills, transcript: opts.facts.restoresTranscript }),
     env_names: agentEnvNames({ credentials, ssh, containers, egress_entries }),

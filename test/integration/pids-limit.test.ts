@@ -1,8 +1,7 @@
-import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resourceNames } from '../../src/shared/names.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
-import { execIn } from '../support/docker.js';
+import { pidsProbe, PIDS } from '../support/pids-probe.js';
 
 /**
  * `limits.pids: 256` on a real bottle, under each runtime: the audit's reproduction (issue 21,
@@ -13,19 +12,8 @@ import { execIn } from '../support/docker.js';
  */
 
 const RUNTIMES = ['runsc', 'runc'] as const;
-const PIDS = 256;
 // PID 1 ignores signals it has no handler for; the agent traps TERM so cleanup stops it promptly.
 const STOPPABLE = ['bash', '-c', 'trap "exit 143" TERM; sleep 600 & wait'];
-// Bounded: the bomb runs in a session of its own for 15 s; then this shell, forked before it, kills its
-// whole process group with bash's builtin kill (no fork needed while the limit is full) until none is left.
-const FORK_BOMB = [
-  // A FIFO opened both ways never ends: reading it waits out the 15 s without a fork.
-  'mkfifo /tmp/bomb.wait; exec 9<>/tmp/bomb.wait',
-  "setsid bash -c ':(){ :|:& };:' 2>/tmp/bomb.err & pg=$!",
-  'read -t 15 -u 9 || true',
-  'for ((i = 0; i < 100000; i++)); do kill -9 -- -$pg 2>/dev/null || break; done',
-  'sort /tmp/bomb.err | uniq -c | sort -rn | head -n 5; echo bomb-over',
-].join('; ');
 
 describe.each(RUNTIMES)('limits.pids 256 under %s', (runtime) => {
   let h: BottleHarness;
@@ -41,19 +29,6 @@ describe.each(RUNTIMES)('limits.pids 256 under %s', (runtime) => {
   afterAll(async () => {
     await h?.cleanup();
   });
-
-  /** The most the container's pids cgroup held while WORK ran, sampled from Docker's stats. */
-  async function peakPids(agent: Docker.Container, work: Promise<unknown>): Promise<number> {
-    let peak = 0;
-    let done = false;
-    void work.finally(() => (done = true));
-    while (!done) {
-      const stats = (await agent.stats({ stream: false })) as { pids_stats?: { current?: number } };
-      peak = Math.max(peak, stats.pids_stats?.current ?? 0);
-    }
-    await work;
-    return peak;
-  }
 
   it('runs 100 concurrent processes; a fork bomb stops at the limit; the bottle keeps running', async () => {
     const started = await h.cli(['--manifest', manifest, 'start', 'procs', '--detach']);
@@ -71,32 +46,24 @@ describe.each(RUNTIMES)('limits.pids 256 under %s', (runtime) => {
       expect(HostConfig.PidsLimit).toBe(PIDS);
     }
 
-    const hundred = execIn(agent, [
-      'bash',
-      '-c',
-      'for i in $(seq 100); do sleep 30 & done; sleep 2; echo "running $(jobs -pr | wc -l)"; kill $(jobs -p); wait',
-    ]);
-    const hundredPeak = await peakPids(agent, hundred);
-    expect((await hundred).output).toContain('running 100');
-    expect((await agent.inspect()).State.Running).toBe(true);
-
-    const bomb = execIn(agent, ['bash', '-c', FORK_BOMB]);
-    const bombPeak = await peakPids(agent, bomb).catch(async (err) => {
+    const probe = await pidsProbe(agent).catch(async (err) => {
       // The sandbox ended (agent.exited, code 2) and the bottle took its container away: say so.
       const types = (await h.log.read(identity)).map((e) => e.type);
       throw new Error(`the fork bomb ended the bottle (${types.slice(-3).join(', ')}): ${String(err)}`);
     });
-    const bombed = await bomb;
-    expect(bombed.output).toContain('bomb-over');
+    expect(probe.hundredRan).toBe(true);
+    expect(probe.runningAfterHundred).toBe(true);
+    expect(probe.bombOutput).toContain('bomb-over');
     // Its forks were refused at the limit, not the sandbox ended.
-    expect(bombed.output).toMatch(/Resource temporarily unavailable/);
-    expect(bombPeak).toBeLessThanOrEqual(HostConfig.PidsLimit!);
-    console.log(`${runtime}: pids cgroup peak ${hundredPeak} with 100 sleeps, ${bombPeak} in the fork bomb`);
+    expect(probe.bombOutput).toMatch(/Resource temporarily unavailable/);
+    expect(probe.bombPeak).toBeLessThanOrEqual(HostConfig.PidsLimit!);
+    console.log(
+      `${runtime}: pids cgroup peak ${probe.hundredPeak} with 100 sleeps, ${probe.bombPeak} in the fork bomb`,
+    );
 
     // The bottle is still running, and its agent still starts processes once the bomb is gone.
-    expect((await agent.inspect()).State.Running).toBe(true);
-    const after = await execIn(agent, ['bash', '-c', 'sleep 0.1 & wait; echo alive']);
-    expect(after.output).toContain('alive');
+    expect(probe.stillRunning).toBe(true);
+    expect(probe.forksAfter).toBe(true);
     const events = await h.log.read(identity);
     expect(events.map((e) => e.type)).not.toContain('agent.exited');
     const listed = await h.cli(['list', '--format', 'json']);

@@ -5,6 +5,7 @@ import type { ImagePlan } from '../../plan/schema.js';
 import { PermanentEffectError } from '../types.js';
 import { CREATED_BY, LABELS } from '../../shared/names.js';
 import { statusOf } from './client.js';
+import { withBuildGateway, type BuildEgress, type BuildRoute } from './build-gateway.js';
 import { contextFileReader, contextHash, effectiveMode, type ImageSource } from '../../images/build-context.js';
 
 /** Streams the context as a tar, one file at a time, so a 400 MB binary is never held in memory. */
@@ -40,11 +41,18 @@ const inFlight = new Map<string, Promise<{ tag: string; cached: boolean }>>();
  * concurrently: calls in one process share one build; builds in two processes
  * both run to completion and tag identical content.
  */
+export interface EnsureImageOptions {
+  onProgress?: (line: string) => void;
+  labels?: Record<string, string>;
+  /** The build gateway its RUN steps reach the network through; without one they get no network at all. */
+  egress?: BuildEgress;
+}
+
 export function ensureImage(
   docker: Docker,
   src: ImageSource,
   plan: ImagePlan,
-  opts: { onProgress?: (line: string) => void; labels?: Record<string, string> } = {},
+  opts: EnsureImageOptions = {},
 ): Promise<{ tag: string; cached: boolean }> {
   const running = inFlight.get(plan.tag);
   if (running) return running;
@@ -67,7 +75,7 @@ async function ensureImageOnce(
   docker: Docker,
   src: ImageSource,
   plan: ImagePlan,
-  opts: { onProgress?: (line: string) => void; labels?: Record<string, string> },
+  opts: EnsureImageOptions,
 ): Promise<{ tag: string; cached: boolean }> {
   if (await imageExists(docker, plan.tag)) return { tag: plan.tag, cached: true };
   // The tag names the content the CLI planned; a worker of another build (or files changed since) would
@@ -82,6 +90,26 @@ async function ensureImageOnce(
     );
   }
 
+  const { egress } = opts;
+  if (egress) await withBuildGateway(docker, egress, (route) => runBuild(docker, src, plan, opts, route));
+  else await runBuild(docker, src, plan, opts, { networkmode: 'none', buildargs: {} });
+  if (!(await imageExists(docker, plan.tag))) {
+    throw new RuntimeFailure(`image build of ${plan.tag} finished but the tag does not exist`);
+  }
+  return { tag: plan.tag, cached: false };
+}
+
+/**
+ * One build on the daemon's classic builder (the /build endpoint without `version=2`), which runs each RUN
+ * step in a container on `route.networkmode`: a custom network's name is honoured there.
+ */
+async function runBuild(
+  docker: Docker,
+  src: ImageSource,
+  plan: ImagePlan,
+  opts: EnsureImageOptions,
+  route: BuildRoute,
+): Promise<void> {
   // tar-stream's Pack is a streamx Readable: pipe-compatible, but not typed as a Node stream.
   const stream: NodeJS.ReadableStream = await docker.buildImage(contextTar(src) as unknown as NodeJS.ReadableStream, {
     t: plan.tag,
@@ -89,6 +117,8 @@ async function ensureImageOnce(
     labels: { [LABELS.createdBy]: CREATED_BY, [LABELS.contextHash]: plan.context_hash, ...opts.labels },
     rm: true,
     forcerm: true,
+    networkmode: route.networkmode,
+    buildargs: route.buildargs,
   });
 
   let lastStep = '';
@@ -120,8 +150,4 @@ async function ensureImageOnce(
       `dockerfile: ${src.dockerfile}`,
     );
   }
-  if (!(await imageExists(docker, plan.tag))) {
-    throw new RuntimeFailure(`image build of ${plan.tag} finished but the tag does not exist`);
-  }
-  return { tag: plan.tag, cached: false };
 }

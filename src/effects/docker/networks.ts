@@ -56,7 +56,7 @@ export function isSubnetTaken(err: unknown): boolean {
   return /overlap/i.test(err instanceof Error ? err.message : String(err));
 }
 
-interface NetworkRequest {
+export interface NetworkRequest {
   name: string;
   internal: boolean;
   labels: Record<string, string>;
@@ -69,7 +69,7 @@ interface NetworkRequest {
  * The daemon refuses a subnet that overlaps one of its networks, which is
  * what keeps two concurrent starts off the same subnet.
  */
-async function ensureNetwork(docker: Docker, request: NetworkRequest): Promise<BottleNetwork> {
+export async function ensureNetwork(docker: Docker, request: NetworkRequest): Promise<BottleNetwork> {
   const existing = await inspectNetwork(docker, request.name);
   if (existing) return existing;
   let tried = 0;

@@ -98,12 +98,13 @@ describe('upcaster registry', () => {
 });
 
 describe('observations', () => {
-  it("are exactly the egress decisions and the gateway's traffic summaries", () => {
+  it("are exactly the egress decisions, the agent gateway's and the build gateway's", () => {
     expect(EVENT_TYPES.filter(isObservation)).toEqual([
       'egress.allowed',
       'egress.denied',
       'egress.audited',
       'egress.summary',
+      'build.egress',
     ]);
   });
 

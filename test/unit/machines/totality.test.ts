@@ -96,6 +96,8 @@ function randomStep(type: EventType, rand: () => number): Step {
       };
       return [type, { n: Math.floor(rand() * 100), hosts: [host], pending: 0 }];
     }
+    case 'build.egress':
+      return [type, { image: 'i', decision: 'denied', n: 1, host: 'h.test', port: 80, method: 'GET', reason: 'r' }];
     case 'effect.failed':
       // Half the failures hit a launch effect, so failed launch regions are reached too.
       const effect = pick(rand() < 0.5 ? LAUNCH_EFFECTS : EFFECT_KINDS);
