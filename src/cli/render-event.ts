@@ -74,6 +74,10 @@ function describeRaw(ev: LifecycleEvent, identity: string): string {
       return `egress allowed ${d.method} ${d.host}:${d.port}`;
     case 'egress.denied':
       return `egress denied ${d.method} ${d.host}:${d.port} (${d.reason})`;
+    case 'agent.attention':
+      return `the agent needs you (${d.kind}): ${d.message}`;
+    case 'agent.working':
+      return 'the agent is working again';
     case 'effect.failed':
       return `${d.effect} failed (attempt ${d.attempt}${d.permanent ? ', permanent' : ', will retry'}): ${d.error}`;
     case 'bottle.failed':

@@ -20,6 +20,12 @@ export function decisionEvent(decision: DecisionLine): ObservationEvent {
     const { n, host = '', port = 0, method = '', reason, detail } = decision;
     return { type, data: { n, host, port, method, reason, ...(detail !== undefined ? { detail } : {}) } };
   }
+  if (decision.t === 'status') {
+    const { n, kind = 'question', message = '' } = decision;
+    return decision.state === 'working'
+      ? { type: 'agent.working', data: { n } }
+      : { type: 'agent.attention', data: { n, kind, message } };
+  }
   const { request_id, kind, host, port, dockerfile, reason } = decision;
   return {
     type: 'capability.requested',

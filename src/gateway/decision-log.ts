@@ -1,5 +1,5 @@
 import type { CapabilityRequest } from '../shared/capability.js';
-import type { AllowReason, DenialReason, EgressDetail, GatewayLine } from './protocol.js';
+import type { AllowReason, DenialReason, EgressDetail, GatewayLine, StatusLine } from './protocol.js';
 
 /**
  * The gateway's decisions, written as the numbered JSON lines of the gateway
@@ -38,6 +38,11 @@ export class DecisionLog {
 
   capability(request: CapabilityRequest): void {
     this.emit({ t: 'capability', n: ++this.sequence, ...request, at: this.now().toISOString() });
+  }
+
+  /** The agent's own report of needing the operator or working again (already bounded by status-routes.ts). */
+  status(report: Pick<StatusLine, 'state' | 'kind' | 'message'>): void {
+    this.emit({ t: 'status', n: ++this.sequence, ...report, at: this.now().toISOString() });
   }
 
   private egress(

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AGENT_ATTENTION_KINDS, MAX_ATTENTION_MESSAGE_CHARS } from '../shared/agent-status.js';
 import { CapabilityRequestSchema } from '../shared/capability.js';
 
 /**
@@ -136,6 +137,20 @@ export const CapabilityLineSchema = z.object({
 });
 export type CapabilityLine = z.infer<typeof CapabilityLineSchema>;
 
+/**
+ * The agent's own report (`POST /_bottle/status`, status-routes.ts): it needs the operator, or it is
+ * working again. Numbered with the decisions, so a retried watcher skips the ones it recorded.
+ */
+export const StatusLineSchema = z.object({
+  t: z.literal('status'),
+  n: z.number().int().positive(),
+  state: z.enum(['attention', 'working']),
+  kind: absentAsUndefined(z.enum(AGENT_ATTENTION_KINDS)),
+  message: absentAsUndefined(z.string().max(MAX_ATTENTION_MESSAGE_CHARS)),
+  at: z.string().optional(),
+});
+export type StatusLine = z.infer<typeof StatusLineSchema>;
+
 /** Printed by the image's listen.pl once both ports listen, before Node boots. */
 export const ListeningLineSchema = z.object({
   t: z.literal('listening'),
@@ -167,11 +182,11 @@ export type AnsweredLine = z.infer<typeof AnsweredLineSchema>;
 export const ToldLineSchema = z.object({ t: z.literal('told'), request_id: z.string() });
 export type ToldLine = z.infer<typeof ToldLineSchema>;
 
-export const DecisionLineSchema = z.discriminatedUnion('t', [EgressLineSchema, CapabilityLineSchema]);
+export const DecisionLineSchema = z.discriminatedUnion('t', [EgressLineSchema, CapabilityLineSchema, StatusLineSchema]);
 export type DecisionLine = z.infer<typeof DecisionLineSchema>;
 
 /** Everything the gateway writes to stdout. */
-export type GatewayLine = EgressLine | CapabilityLine | ReadyLine | AnsweredLine | ToldLine;
+export type GatewayLine = EgressLine | CapabilityLine | StatusLine | ReadyLine | AnsweredLine | ToldLine;
 
 /** One stdout line as `schema` describes it; stray text, other JSON lines and malformed JSON yield undefined. */
 export function parseJsonLine<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, line: string): T | undefined {
@@ -187,7 +202,7 @@ export function parseJsonLine<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, li
   return parsed.success ? parsed.data : undefined;
 }
 
-/** A numbered decision line (egress or capability); anything else yields undefined. */
+/** A numbered decision line (egress, capability or the agent's status); anything else yields undefined. */
 export const parseDecisionLine = (line: string): DecisionLine | undefined => parseJsonLine(DecisionLineSchema, line);
 export const parseReadyLine = (line: string): ReadyLine | undefined => parseJsonLine(ReadyLineSchema, line);
 export const isReadyLine = (line: string): boolean => parseReadyLine(line) !== undefined;

@@ -58,6 +58,8 @@ const lifecycle = setup({
     queueCapability: assign(update.queueCapability),
     handTurnToNextCapability: assign(update.handTurnToNextCapability),
     recordPreserved: assign(update.recordPreserved),
+    recordAttention: assign(update.recordAttention),
+    recordWorking: assign(update.recordWorking),
   },
   guards: { ...guards, ...legacyGuards },
 });
@@ -83,6 +85,9 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
     // Transient failures are only recorded; BullMQ retries the effect. States
     // that react to permanent failures override this.
     'effect.failed': { actions: 'recordError' },
+    // Facts, not states: a bottle whose agent waits for the operator is still running (see attention.ts).
+    'agent.attention': { actions: 'recordAttention' },
+    'agent.working': { actions: 'recordWorking' },
   },
   states: {
     idle: {

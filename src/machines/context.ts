@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BottlePlanSchema } from '../plan/schema.js';
+import { AGENT_ATTENTION_KINDS } from '../shared/agent-status.js';
 import { CapabilityRequestSchema } from '../shared/capability.js';
 
 /**
@@ -39,6 +40,16 @@ export const SidecarExitSchema = z.object({
 });
 export type SidecarExit = z.infer<typeof SidecarExitSchema>;
 
+/** The agent's own report that it waits for the operator, as agent.attention recorded it. */
+export const AgentAttentionSchema = z.object({
+  kind: z.enum(AGENT_ATTENTION_KINDS),
+  /** The agent's words: untrusted, shown only through src/shared/visible-text.ts. */
+  message: z.string(),
+  /** seq of the agent.attention event: which attention this is (its time is the event's). */
+  seq: z.number(),
+});
+export type AgentAttention = z.infer<typeof AgentAttentionSchema>;
+
 export const BottleContextSchema = z.object({
   identity: z.string(),
   /** The plan of the current run: from start, replaced by each resume. */
@@ -71,6 +82,8 @@ export const BottleContextSchema = z.object({
   preservedReason: PreserveReasonSchema.nullable(),
   /** The enforcing container whose exit ended this run (the agent is stopped, the bottle preserved). */
   sidecarExit: SidecarExitSchema.nullable(),
+  /** The agent waits for the operator by its own report; null once it works again (and in a new run). */
+  agentAttention: AgentAttentionSchema.nullable(),
   /** Highest gateway decision number recorded this run, so a retried watcher skips those. */
   lastEgressDecision: z.number(),
   /** seq of the last folded event (observations included). */
@@ -86,7 +99,7 @@ const StateValueSchema: z.ZodType<StateValue> = z.lazy(() => z.union([z.string()
  * Bumped whenever the machine's states or context change shape: a live state
  * cached by another version is not trusted, and the log is folded again.
  */
-export const MACHINE_VERSION = 6;
+export const MACHINE_VERSION = 7;
 
 export const BottleStateSchema = z.object({
   machine: z.literal(MACHINE_VERSION),
@@ -123,6 +136,7 @@ export function freshRunFields(): Omit<BottleContext, 'identity' | 'plan' | 'res
     launchFailure: null,
     preservedReason: null,
     sidecarExit: null,
+    agentAttention: null,
     lastEgressDecision: 0,
   };
 }

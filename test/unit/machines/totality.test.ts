@@ -83,6 +83,13 @@ function randomStep(type: EventType, rand: () => number): Step {
     case 'egress.denied':
     case 'egress.audited':
       return [type, { n: Math.floor(rand() * 100), host: 'h.test', port: 443, method: 'CONNECT', reason: 'r' }];
+    case 'agent.attention':
+      return [
+        type,
+        { n: Math.floor(rand() * 100), kind: pick(['permission', 'question', 'idle'] as const), message: 'm' },
+      ];
+    case 'agent.working':
+      return [type, { n: Math.floor(rand() * 100) }];
     case 'effect.failed':
       // Half the failures hit a launch effect, so failed launch regions are reached too.
       const effect = pick(rand() < 0.5 ? LAUNCH_EFFECTS : EFFECT_KINDS);
@@ -108,6 +115,8 @@ const HAPPY_NEXT: Record<string, EventType[]> = {
     'bottle.stop_requested',
     'egress.allowed',
     'sidecar.exited',
+    'agent.attention',
+    'agent.working',
   ],
   stopping: ['agent.exited', 'bottle.stop_requested'],
   snapshotting: ['transcript.snapshotted'],
