@@ -115,8 +115,13 @@ const noIo = {
  * history alone. Timestamps arrive inside events; no clock, no randomness, no module loaded at run
  * time, and nothing imported from outside the core but zod and xstate.
  */
-const CORE_FILES = ['src/plan/schema.ts', 'src/shared/capability.ts', 'src/shared/exit-signal.ts'];
-const coreModule = String.raw`\.\./(plan/schema|shared/capability|shared/exit-signal)\.js$`;
+const CORE_FILES = [
+  'src/plan/schema.ts',
+  'src/shared/capability.ts',
+  'src/shared/exit-signal.ts',
+  'src/shared/agent-status.ts',
+];
+const coreModule = String.raw`\.\./(plan/schema|shared/capability|shared/exit-signal|shared/agent-status)\.js$`;
 const outsideCore = (ownFolder) => `^(?!(zod|xstate)$|${coreModule}|${ownFolder})`;
 const coreMessage = 'the pure core (machines, events and the modules they load) imports only zod, xstate and itself';
 const pureCore = [

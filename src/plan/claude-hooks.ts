@@ -44,10 +44,10 @@ export function withStatusHooks(settings: JsonObject): JsonObject {
   if (settings.hooks !== undefined && !isObject(settings.hooks)) return settings;
   const hooks: JsonObject = { ...(settings.hooks ?? {}) };
   for (const event of REPORTED_HOOK_EVENTS) {
-    const groups = hooks[event] ?? [];
+    const groups: unknown = hooks[event] ?? [];
     if (!Array.isArray(groups) || groups.some(runsStatusHook)) continue;
     hooks[event] = [
-      ...groups,
+      ...(groups as unknown[]),
       { hooks: [{ type: 'command', command: BOTTLE_STATUS_HOOK_COMMAND, timeout: HOOK_TIMEOUT_SECONDS }] },
     ];
   }

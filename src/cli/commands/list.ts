@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
-import { bottleStatus, isTerminal, stateName } from '../../machines/index.js';
+import { attentionOf, bottleStatus, isTerminal, stateName, type Attention } from '../../machines/index.js';
 import { liveWorkers } from '../../engine/workers.js';
 import type { CliIO } from '../../shared/io.js';
 import { currentState } from '../../engine/bottle-log.js';
 import { openSession } from '../session.js';
 import { terminalSafeJson } from '../../shared/visible-text.js';
 import { tableLines } from '../table.js';
+import { attentionCell, needsYouFirst, type ShownAttention } from '../attention-line.js';
 import { formatOption, type CliContext } from '../program.js';
 
 export interface ListedBottle {
@@ -15,6 +16,8 @@ export interface ListedBottle {
   state: string;
   host: string;
   started_at: string;
+  /** What the bottle needs from the operator (attention.ts), or null. */
+  attention: ShownAttention | null;
 }
 
 export interface ListOptions {
@@ -54,10 +57,12 @@ export async function runList(opts: ListOptions, io: CliIO): Promise<number> {
         state: waiting ? `${bottleStatus(live)} (waiting for host ${host})` : bottleStatus(live),
         host,
         started_at: entry.started_at,
+        attention: pickAttention(attentionOf(live)),
       });
     }
+    const ordered = needsYouFirst(rows, (r) => r.attention);
     if (opts.format === 'json') {
-      io.stdout(terminalSafeJson(rows));
+      io.stdout(terminalSafeJson(ordered));
       return 0;
     }
     if (rows.length === 0) {
@@ -66,11 +71,23 @@ export async function runList(opts: ListOptions, io: CliIO): Promise<number> {
       );
       return 0;
     }
-    const header = ['IDENTITY', 'AGENT', 'BOTTLE', 'STATE', 'HOST', 'STARTED'];
-    const cells = (r: ListedBottle) => [r.identity, r.agent, r.bottle, r.state, r.host, r.started_at];
-    for (const line of tableLines(header, rows.map(cells))) io.stdout(line);
+    const header = ['IDENTITY', 'AGENT', 'BOTTLE', 'STATE', 'ATTENTION', 'HOST', 'STARTED'];
+    const cells = (r: ListedBottle) => [
+      r.identity,
+      r.agent,
+      r.bottle,
+      r.state,
+      attentionCell(r.attention),
+      r.host,
+      r.started_at,
+    ];
+    for (const line of tableLines(header, ordered.map(cells))) io.stdout(line);
     return 0;
   } finally {
     await session.close();
   }
+}
+
+function pickAttention(attention: Attention | undefined): ListedBottle['attention'] {
+  return attention ? { kind: attention.kind, message: attention.message } : null;
 }
