@@ -5,7 +5,7 @@ import type { DecisionLog } from './decision-log.js';
 import type { EgressPolicy } from './egress-policy.js';
 import type { InterceptionCa } from './interception-ca.js';
 import type { RequestScanner } from './request-scanner.js';
-import type { AgentStatusReports } from './status-routes.js';
+import type { AgentStatusReports } from './agent-status-reports.js';
 import type { TokenBucket } from '../shared/token-bucket.js';
 
 /** Opens the TCP connection behind a CONNECT tunnel; injectable so tests can observe or refuse it. */

@@ -18,7 +18,8 @@ import {
   CAPABILITY_REFUSAL_WINDOW_MS,
 } from './capability-routes.js';
 import { startDnsRefuser } from './dns.js';
-import { AgentStatusReports, STATUS_BURST, STATUS_REFILL_WINDOW_MS } from './status-routes.js';
+import { AgentStatusReports } from './agent-status-reports.js';
+import { STATUS_BURST, STATUS_REFILL_WINDOW_MS } from './status-routes.js';
 import { startNetwatchReceiver } from './netwatch-reports.js';
 import { DIRECT_RECORDS_PER_MINUTE } from '../shared/netwatch-report.js';
 import type { Socket as UdpSocket } from 'node:dgram';

@@ -1,8 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { TokenBucket } from '../shared/token-bucket.js';
-import { readAgentReport, repeatsReport, type AgentReport } from './agent-report.js';
+import { readAgentReport } from './agent-report.js';
+import type { AgentStatusReports } from './agent-status-reports.js';
 import { readBoundedBody } from './bounded-body.js';
-import type { DecisionLog } from './decision-log.js';
 import { sendJson } from './responses.js';
 
 /**
@@ -17,23 +16,6 @@ export const STATUS_PATH = '/_bottle/status';
 export const MAX_STATUS_BODY_BYTES = 16 * 1024;
 export const STATUS_BURST = 30;
 export const STATUS_REFILL_WINDOW_MS = 60_000;
-
-/** The agent's reports of this gateway run: their budget, and the last one recorded. */
-export class AgentStatusReports {
-  private last: AgentReport | undefined;
-  constructor(
-    readonly limiter: TokenBucket,
-    private readonly decisions: DecisionLog,
-  ) {}
-
-  /** Records the report unless it repeats the last one; true when a line was written. */
-  record(report: AgentReport): boolean {
-    if (repeatsReport(this.last, report)) return false;
-    this.last = report;
-    this.decisions.status(report);
-    return true;
-  }
-}
 
 export async function handleStatusReport(
   reports: AgentStatusReports,

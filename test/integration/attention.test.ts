@@ -161,21 +161,23 @@ describe('attention through bottle-status', () => {
     const flood = await inAgent(
       identity,
       `hp=\${CLAUDE_BOTTLE_GATEWAY_URL#http://}; codes=''
-       for i in $(seq 3000); do
+       for i in $(seq 3000); do {
          body="{\\"state\\":\\"attention\\",\\"message\\":\\"flood $i\\"}"
          exec 3<>/dev/tcp/\${hp%:*}/\${hp##*:}
          printf 'POST /_bottle/status HTTP/1.0\\r\\nContent-Length: %s\\r\\n\\r\\n%s' "\${#body}" "$body" >&3
          IFS=' ' read -r _ code _ <&3; exec 3<&-; codes+="$code "
-       done
-       echo "429s: $(grep -o 429 <<<"$codes" | wc -l)"
+       } 2>/dev/null; done
+       echo "accepted: $(grep -oE '20[02]' <<<"$codes" | wc -l) refused: $(grep -o 429 <<<"$codes" | wc -l)"
        seq 100 | xargs -P 8 -I{} bottle-status attention 'report {}' 2>&1 | sort | uniq -c`,
     );
     const seconds = (Date.now() - started) / 1000;
     expect(flood.code, flood.output).toBe(0);
     // What the budget can have taken in while the flood ran: the burst, then its refill.
     const refill = Math.ceil(((seconds + 3) * 1000 * STATUS_BURST) / STATUS_REFILL_WINDOW_MS);
-    const refused = Number(/429s: (\d+)/.exec(flood.output)?.[1]);
-    expect(refused, flood.output).toBeGreaterThanOrEqual(3000 - STATUS_BURST - refill);
+    // (A read can fail with EAGAIN under gVisor: such a report is counted neither way.)
+    const [, accepted, refused] = /accepted: (\d+) refused: (\d+)/.exec(flood.output)!.map(Number);
+    expect(accepted, flood.output).toBeLessThanOrEqual(STATUS_BURST + refill);
+    expect(refused, flood.output).toBeGreaterThan(1000);
     expect(flood.output).toContain('too many reports');
     // Let the watcher record what the gateway wrote.
     await new Promise((r) => setTimeout(r, 3000));
