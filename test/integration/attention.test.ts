@@ -49,11 +49,10 @@ const agentOf = (identity: string) => h.docker.getContainer(`cb-${identity}-agen
 const inAgent = (identity: string, script: string) =>
   execIn(agentOf(identity), ['bash', '-c', script], { user: 'node' });
 /** Runs `bottle-status hook` with a hook input as Claude Code writes it. */
-const hook = (identity: string, input: Record<string, unknown>) =>
-  inAgent(
-    identity,
-    `printf '%s' '${JSON.stringify({ session_id: 's1', transcript_path: '/t', cwd: '/w', ...input })}' | bottle-status hook`,
-  );
+const hook = (identity: string, input: Record<string, unknown>) => {
+  const json = JSON.stringify({ session_id: 's1', transcript_path: '/t', cwd: '/w', ...input });
+  return inAgent(identity, `printf '%s' '${json}' | bottle-status hook`);
+};
 
 async function waitForCount(identity: string, type: string, count: number): Promise<LifecycleEvent[]> {
   const deadline = Date.now() + 60_000;
@@ -84,7 +83,7 @@ async function startRunning(): Promise<string> {
 }
 
 describe('attention through bottle-status', () => {
-  it('raises and clears attention, wakes bottle wait for that bottle only, and runs bottle notify once each', async () => {
+  it('raises and clears attention, wakes bottle wait for one bottle only, runs bottle notify once each', async () => {
     const [a, b] = [await startRunning(), await startRunning()];
     const notified = join(scratch, 'notified');
     const notify: ChildProcess = spawn(
