@@ -123,8 +123,9 @@ const CORE_FILES = [
   'src/shared/token-usage.ts',
   'src/shared/budget.ts',
   'src/shared/prices.ts',
+  'src/shared/agent-status.ts',
 ];
-const coreModule = String.raw`\.\./(plan/schema|shared/(capability|exit-signal|traffic-summary|token-usage|budget|prices))\.js$`;
+const coreModule = String.raw`\.\./(plan/schema|shared/(capability|exit-signal|traffic-summary|token-usage|budget|prices|agent-status))\.js$`;
 const outsideCore = (ownFolder) => `^(?!(zod|xstate)$|${coreModule}|${ownFolder})`;
 const coreMessage = 'the pure core (machines, events and the modules they load) imports only zod, xstate and itself';
 const pureCore = [

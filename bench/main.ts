@@ -3,6 +3,7 @@
 // (loopback unix socket) so no benchmark touches anyone's queues or bottles.
 import { benchEventLog, benchFsyncPolicies } from './event-log.bench.js';
 import { benchEscape } from './escape.bench.js';
+import { benchAttention } from './attention.bench.js';
 import { benchHosts } from './hosts.bench.js';
 import { benchReplay } from './replay.bench.js';
 import { benchRoundTrip } from './roundtrip.bench.js';
@@ -47,6 +48,12 @@ try {
       'Usage reader: SSE through the credential proxy, with the reader vs without (same run)',
       await benchUsage(),
     );
+  if (only.includes('attention'))
+    printRows(
+      'Attention: Claude Code hook (bottle-status, by docker exec) -> event in the log / bottle wait returns; ' +
+        `baseline: the docker exec alone`,
+      await benchAttention(),
+    ); // by name only: a real bottle
   if (only.includes('escape')) await benchEscape(); // by name only: real bottles under both runtimes
 } finally {
   await redis.destroy();

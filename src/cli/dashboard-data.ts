@@ -2,10 +2,19 @@ import type { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BOTTLES_INDEX_KEY, bottleKeys } from '../event-store/keys.js';
 import type { LifecycleEvent } from '../events/schema.js';
-import { accepts, bottleStatus, stateName, type PendingCapability } from '../machines/index.js';
+import {
+  accepts,
+  attentionOf,
+  bottleStatus,
+  isNewAttention,
+  stateName,
+  type Attention,
+  type PendingCapability,
+} from '../machines/index.js';
 import { capabilityTarget } from '../shared/capability.js';
 import { visibleText } from '../shared/visible-text.js';
 import { currentState } from '../engine/bottle-log.js';
+import { attentionCell, needsYouFirst } from './attention-line.js';
 import { describeEvent } from './render-event.js';
 import type { Session } from './session.js';
 
@@ -24,6 +33,10 @@ export interface DashboardRow {
   /** The pending request in one visible line. */
   pendingLine: string | null;
   queued: number;
+  /** What the bottle needs from the operator (attention.ts); needs-you bottles are listed first. */
+  attention: Attention | undefined;
+  /** The attention in a few visible words ('-' for none). */
+  attentionLine: string;
   /** For a preserved or failed bottle: the command that relaunches it. */
   resume: string | null;
   lastSeq: number;
@@ -67,6 +80,8 @@ export async function readDashboard(
       identity: entry.identity,
       agent: visibleText(entry.agent),
       status: bottleStatus(live),
+      attention: attentionOf(live),
+      attentionLine: attentionCell(attentionOf(live)),
       pending,
       pendingLine: pending ? requestLine(pending) : null,
       queued: pending ? live.context.queuedCapabilities.length : 0,
@@ -87,12 +102,19 @@ export async function readDashboard(
           .slice(-n)
           .map((x) => x.line);
   return {
-    rows,
+    rows: needsYouFirst(rows, (row) => row.attention),
     egress: newest(egress, keep.egress),
     events: newest(events, keep.events),
     indexed: bottles.length,
     at: new Date().toISOString().slice(11, 19),
   };
+}
+
+/** How many bottles need the operator for a reason the previous view did not show (one bell each). */
+export function newAttentions(previous: DashboardView | null, next: DashboardView): number {
+  if (!previous) return 0;
+  const before = new Map(previous.rows.map((row) => [row.identity, row.attention]));
+  return next.rows.filter((row) => isNewAttention(before.get(row.identity), row.attention)).length;
 }
 
 /**

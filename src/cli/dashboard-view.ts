@@ -6,7 +6,7 @@ import { visibleText } from '../shared/visible-text.js';
 import { currentState } from '../engine/bottle-log.js';
 import { capabilityReview } from './capability-review.js';
 import { checkDecision, enqueueDecision } from './capability-decision.js';
-import { readDashboard, watchChanges, type DashboardRow, type DashboardView } from './dashboard-data.js';
+import { newAttentions, readDashboard, watchChanges, type DashboardRow, type DashboardView } from './dashboard-data.js';
 import { describeEvent } from './render-event.js';
 import type { Session } from './session.js';
 import type { EgressView } from './egress-view/fold.js';
@@ -23,6 +23,9 @@ import { egressHostLines } from './egress-view/render.js';
  * Dockerfile, as `bottle approve` prints it), `a` approves exactly that
  * request, `d` asks for the reason the agent is told. Decisions take the
  * path `bottle approve --request ID` / `bottle deny` take.
+ *
+ * Bottles that need the operator come first, and each new attention rings the terminal's bell once;
+ * `t` hands the terminal to the selected bottle's agent (`onAttach`), back here on detach.
  *
  * Every frame fits the terminal (each line is cut or wrapped to its width),
  * so an 80x24 pane redraws in place.
@@ -46,7 +49,8 @@ interface Notice {
 
 type Mode = { kind: 'list' } | { kind: 'review'; review: Review } | { kind: 'reason'; review: Review; reason: string };
 
-const HELP_LIST = '↑↓ select  enter review request  q quit';
+const HELP_LIST = '↑↓ select  enter review request  t attach  q quit';
+const BELL = '\x07';
 const REASON_PROMPT = 'deny reason (told to the agent): ';
 const HELP_REVIEW = 'a approve  d deny  ↑↓ PgUp PgDn Home End scroll  esc back  q quit';
 
@@ -102,7 +106,7 @@ const newest = (lines: string[], count: number) => (count > 0 ? lines.slice(-cou
 const line = (text: string, key: string, props: Record<string, unknown> = {}) =>
   h(Text, { key, wrap: 'truncate-end', ...props }, text.length ? text : ' ');
 
-export function Dashboard({ session }: { session: Session }) {
+export function Dashboard({ session, onAttach }: { session: Session; onAttach: (identity: string) => void }) {
   const { exit } = useApp();
   const { columns, rows: height } = useTerminalSize();
   const [view, setView] = useState<DashboardView | null>(null);
@@ -121,10 +125,13 @@ export function Dashboard({ session }: { session: Session }) {
     const signal = alive.current.signal;
     const nextChange = watchChanges(session.redis, signal);
     void (async () => {
+      let shown: DashboardView | null = null;
       while (!signal.aborted) {
         try {
           const next = await readDashboard(session, { egress: 8, events: 10 });
           if (signal.aborted) return;
+          process.stdout.write(BELL.repeat(newAttentions(shown, next)));
+          shown = next;
           setView(next);
           setError(null);
           await nextChange(next);
@@ -269,7 +276,10 @@ export function Dashboard({ session }: { session: Session }) {
     }
     if (!current) return;
     const at = rows.indexOf(current);
-    if (key.upArrow || input === 'k') setSelected(rows[Math.max(0, at - 1)].identity);
+    if (input === 't') {
+      onAttach(current.identity);
+      exit();
+    } else if (key.upArrow || input === 'k') setSelected(rows[Math.max(0, at - 1)].identity);
     else if (key.downArrow || input === 'j') setSelected(rows[Math.min(rows.length - 1, at + 1)].identity);
     else if ((key.return || input === 'a' || input === 'd') && !deciding.has(current.identity)) {
       setSelected(current.identity);
@@ -341,7 +351,8 @@ function listScreen(props: {
   const bottleBudget = Math.max(2, height - out.length - 12);
   const bottleLines = view.rows.flatMap((r) => {
     const mark = r === current ? '>' : ' ';
-    const head = { text: `${mark} ${r.identity.padEnd(12)} ${r.agent.padEnd(12)} ${r.status}`, row: r };
+    const needs = r.attention ? `  ! ${r.attentionLine}` : '';
+    const head = { text: `${mark} ${r.identity.padEnd(12)} ${r.agent.padEnd(12)} ${r.status}${needs}`, row: r };
     return r.resume ? [head, { text: `      resume: ${r.resume}`, row: r }] : [head];
   });
   const selectedAt = bottleLines.findIndex((l) => l.row === current);

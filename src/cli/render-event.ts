@@ -84,6 +84,10 @@ function describeRaw(ev: LifecycleEvent, identity: string): string {
     }
     case 'egress.summary':
       return trafficSummary(d as TrafficSummary);
+    case 'agent.attention':
+      return `the agent needs you (${d.kind}): ${d.message}`;
+    case 'agent.working':
+      return 'the agent is working again';
     case 'effect.failed':
       return `${d.effect} failed (attempt ${d.attempt}${d.permanent ? ', permanent' : ', will retry'}): ${d.error}`;
     case 'bottle.failed':

@@ -13,11 +13,12 @@ import {
 } from '../plan/agent-env.js';
 import type { NetworkLayout } from '../machines/context.js';
 import { netwatchSentinel } from '../netwatch/protocol.js';
-import { CLAUDE_GLOBAL_CONFIG_TARGET } from '../plan/claude-state.js';
+import { CLAUDE_GLOBAL_CONFIG_TARGET, CLAUDE_USER_SETTINGS_TARGET } from '../plan/claude-state.js';
 import type { BottlePlan } from '../plan/schema.js';
 import { hasSsh, withSshAgentBridge } from '../plan/ssh-config.js';
 import { agentInitEntry, agentLaunch } from './docker/agent-init.js';
 import { bottleRequestEntries } from './docker/bottle-request.js';
+import { bottleStatusEntries } from './docker/bottle-status.js';
 import { readContainerFile } from './docker/archive.js';
 import { agentContainerSpec, ensureContainer, startContainer, startedAt } from './docker/containers.js';
 import {
@@ -71,9 +72,16 @@ async function provisioning(
   // A resume restores the snapshot; so does a retried start that finds one (the folder only exists after a run).
   const restoredTranscript = hasTranscript(plan.identity) ? stateLocations(plan.identity).transcript : undefined;
   if (restoredTranscript) entries.push(...(await transcriptEntries(restoredTranscript, AGENT_TARGETS)));
-  entries.push(...bottleRequestEntries(AGENT_TARGETS));
-  const shipped = await readContainerFile(agent, CLAUDE_GLOBAL_CONFIG_TARGET);
-  const claudeState = await claudeStateEntries(plan, { globalConfig: shipped?.toString('utf8'), restoredTranscript });
+  entries.push(...bottleRequestEntries(AGENT_TARGETS), ...bottleStatusEntries());
+  const [shipped, shippedSettings] = await Promise.all([
+    readContainerFile(agent, CLAUDE_GLOBAL_CONFIG_TARGET),
+    readContainerFile(agent, CLAUDE_USER_SETTINGS_TARGET),
+  ]);
+  const claudeState = await claudeStateEntries(plan, {
+    globalConfig: shipped?.toString('utf8'),
+    settings: shippedSettings?.toString('utf8'),
+    restoredTranscript,
+  });
   // A merged file replaces the restored one of the same name.
   const merged = new Set(claudeState.filter((e) => e.type === 'file').map((e) => e.path));
   entries = [...entries.filter((e) => e.type === 'directory' || !merged.has(e.path)), ...claudeState];

@@ -25,6 +25,12 @@ export function decisionEvent(decision: DecisionLine): ObservationEvent {
     return { type: 'egress.summary', data: { n, hosts, pending } };
   }
   if (decision.t === 'usage') return { type: 'usage.recorded', data: { n: decision.n, models: decision.models } };
+  if (decision.t === 'status') {
+    const { n, kind = 'question', message = '' } = decision;
+    return decision.state === 'working'
+      ? { type: 'agent.working', data: { n } }
+      : { type: 'agent.attention', data: { n, kind, message } };
+  }
   const { request_id, kind, host, port, dockerfile, reason } = decision;
   return {
     type: 'capability.requested',

@@ -1,5 +1,6 @@
 import { datetimeRegex, z } from 'zod';
 import { BottlePlanSchema } from '../plan/schema.js';
+import { AGENT_ATTENTION_KINDS, MAX_ATTENTION_MESSAGE_CHARS } from '../shared/agent-status.js';
 import { CapabilityRequestSchema } from '../shared/capability.js';
 import { TrafficSummarySchema } from '../shared/traffic-summary.js';
 import { UsageByModelSchema } from '../shared/token-usage.js';
@@ -151,6 +152,18 @@ export const EVENT_DATA_SCHEMAS = {
     image: z.string(),
     decision: z.enum(['allowed', 'denied', 'audited']),
   }),
+  /**
+   * The agent waits for the operator, by its own report (`bottle-status`, Claude Code's hooks): a
+   * permission prompt, a question, its turn ended. The message is the agent's words, bounded.
+   * `n` is the gateway's line number, shared with its decisions.
+   */
+  'agent.attention': z.object({
+    n: z.number().int().nonnegative(),
+    kind: z.enum(AGENT_ATTENTION_KINDS),
+    message: z.string().max(MAX_ATTENTION_MESSAGE_CHARS),
+  }),
+  /** The agent works again (a prompt submitted, a tool run after a permission): it no longer waits. */
+  'agent.working': z.object({ n: z.number().int().nonnegative() }),
   'effect.failed': z.object({
     /** An effect kind of the machine (src/machines/effects.ts); kept a string so retired kinds still read. */
     effect: z.string().min(1),

@@ -7,6 +7,7 @@ import type { EgressPolicy } from './egress-policy.js';
 import type { InterceptionCa } from './interception-ca.js';
 import type { RequestScanner } from './request-scanner.js';
 import type { TrafficLedger } from './traffic-ledger.js';
+import type { AgentStatusReports } from './agent-status-reports.js';
 import type { TokenBucket } from '../shared/token-bucket.js';
 import type { UsageMeter } from './usage-meter.js';
 
@@ -30,6 +31,8 @@ export interface GatewayContext {
   capabilityRefusalLimiter: TokenBucket;
   /** This run's capability requests and the operator's decisions on them. */
   capabilities: CapabilityBook;
+  /** The agent's reports of needing the operator or working again (`POST /_bottle/status`), with their budget. */
+  statusReports: AgentStatusReports;
   /** How many DNS lookups are recorded; over it they are still refused, but not written. */
   dnsLimiter: TokenBucket;
   /** How many direct connections the network watch reports are recorded; over it they stay refused, unwritten. */

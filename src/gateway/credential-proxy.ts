@@ -16,6 +16,7 @@ import {
 import { pinnedAgent } from './upstream-agent.js';
 import { isMessagesCall, refuseBudgetSpent } from './budget-refusal.js';
 import { tapUsage } from './usage-reader.js';
+import { handleStatusReport, STATUS_PATH } from './status-routes.js';
 
 /**
  * The credential port: a reverse proxy that adds the real secret, which the
@@ -23,6 +24,7 @@ import { tapUsage } from './usage-reader.js';
  *
  * - `POST /_bottle/capability` — a capability request (see capability-routes.ts);
  * - `GET /_bottle/capability/<id>` — that request's status;
+ * - `POST /_bottle/status` — the agent needs the operator, or works again (see status-routes.ts);
  * - `/_host/<host>/<path>` — forwarded to `<route upstream or https://<host>>/<path>`
  *   for the host route of `<host>`, with that route's secret injected;
  * - any other path — forwarded to the anthropic-base-url route's upstream
@@ -75,6 +77,11 @@ async function handleCredentialRequest(
   const hostRoute = parseHostRoutePath(rawUrl);
   const target = describeTarget(ctx, hostRoute);
 
+  // Hooks report on every tool call: they have a budget of their own and never spend the agent's requests'.
+  if (pathOnly === STATUS_PATH) {
+    await handleStatusReport(ctx.statusReports, req, res);
+    return;
+  }
   if (!ctx.limiter.tryTake()) {
     refuseRateLimited(ctx, res, { ...target, method });
     return;

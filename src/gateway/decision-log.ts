@@ -1,6 +1,6 @@
 import type { CapabilityRequest } from '../shared/capability.js';
 import type { UsageByModel } from '../shared/token-usage.js';
-import type { AllowReason, DenialReason, EgressDetail, GatewayLine } from './protocol.js';
+import type { AllowReason, DenialReason, EgressDetail, GatewayLine, StatusLine } from './protocol.js';
 import type { HostTraffic } from '../shared/traffic-summary.js';
 
 /**
@@ -51,6 +51,11 @@ export class DecisionLog {
   /** Tokens per model since the previous usage line (numbered with the decisions, so a watcher skips seen ones). */
   usage(models: UsageByModel): void {
     this.emit({ t: 'usage', n: ++this.sequence, models, at: this.now().toISOString() });
+  }
+
+  /** The agent's own report of needing the operator or working again (already bounded by status-routes.ts). */
+  status(report: Pick<StatusLine, 'state' | 'kind' | 'message'>): void {
+    this.emit({ t: 'status', n: ++this.sequence, ...report, at: this.now().toISOString() });
   }
 
   private egress(

@@ -20,6 +20,8 @@ import {
   CAPABILITY_REFUSAL_WINDOW_MS,
 } from './capability-routes.js';
 import { startDnsRefuser } from './dns.js';
+import { AgentStatusReports } from './agent-status-reports.js';
+import { STATUS_BURST, STATUS_REFILL_WINDOW_MS } from './status-routes.js';
 import { startNetwatchReceiver } from './netwatch-reports.js';
 import { DIRECT_RECORDS_PER_MINUTE } from '../shared/netwatch-report.js';
 import type { Socket as UdpSocket } from 'node:dgram';
@@ -128,6 +130,7 @@ export async function startGateway(
     limiter: new TokenBucket(config.limits.requests_per_minute, opts.now),
     capabilityLimiter: new TokenBucket(CAPABILITY_BURST, opts.now, CAPABILITY_REFILL_WINDOW_MS),
     capabilityRefusalLimiter: new TokenBucket(CAPABILITY_REFUSAL_BURST, opts.now, CAPABILITY_REFUSAL_WINDOW_MS),
+    statusReports: new AgentStatusReports(new TokenBucket(STATUS_BURST, opts.now, STATUS_REFILL_WINDOW_MS), decisions),
     dnsLimiter: new TokenBucket(DNS_RECORDS_PER_MINUTE, opts.now),
     directLimiter: new TokenBucket(DIRECT_RECORDS_PER_MINUTE, opts.now),
     connect: opts.connect ?? ((address, port) => netConnect({ host: address, port })),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AGENT_ATTENTION_KINDS, MAX_ATTENTION_MESSAGE_CHARS } from '../shared/agent-status.js';
 import { CapabilityRequestSchema } from '../shared/capability.js';
 import { TrafficSummarySchema } from '../shared/traffic-summary.js';
 import { UsageByModelSchema } from '../shared/token-usage.js';
@@ -155,6 +156,19 @@ export const SummaryLineSchema = TrafficSummarySchema.extend({
   at: z.string().optional(),
 });
 export type SummaryLine = z.infer<typeof SummaryLineSchema>;
+/**
+ * The agent's own report (`POST /_bottle/status`, status-routes.ts): it needs the operator, or it is
+ * working again. Numbered with the decisions, so a retried watcher skips the ones it recorded.
+ */
+export const StatusLineSchema = z.object({
+  t: z.literal('status'),
+  n: z.number().int().positive(),
+  state: z.enum(['attention', 'working']),
+  kind: absentAsUndefined(z.enum(AGENT_ATTENTION_KINDS)),
+  message: absentAsUndefined(z.string().max(MAX_ATTENTION_MESSAGE_CHARS)),
+  at: z.string().optional(),
+});
+export type StatusLine = z.infer<typeof StatusLineSchema>;
 
 /** Printed by the image's listen.pl once both ports listen, before Node boots. */
 export const ListeningLineSchema = z.object({
@@ -209,12 +223,21 @@ export const DecisionLineSchema = z.discriminatedUnion('t', [
   CapabilityLineSchema,
   SummaryLineSchema,
   UsageLineSchema,
+  StatusLineSchema,
 ]);
 export type DecisionLine = z.infer<typeof DecisionLineSchema>;
 
 /** Everything the gateway writes to stdout. */
 export type GatewayLine =
-  EgressLine | CapabilityLine | SummaryLine | ReadyLine | AnsweredLine | ToldLine | UsageLine | BudgetSetLine;
+  | EgressLine
+  | CapabilityLine
+  | SummaryLine
+  | StatusLine
+  | ReadyLine
+  | AnsweredLine
+  | ToldLine
+  | UsageLine
+  | BudgetSetLine;
 
 /** One stdout line as `schema` describes it; stray text, other JSON lines and malformed JSON yield undefined. */
 export function parseJsonLine<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, line: string): T | undefined {
@@ -230,7 +253,7 @@ export function parseJsonLine<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, li
   return parsed.success ? parsed.data : undefined;
 }
 
-/** A numbered decision line (egress, capability or traffic summary); anything else yields undefined. */
+/** A numbered decision line (egress, capability, traffic summary, usage or the agent's status); else undefined. */
 export const parseDecisionLine = (line: string): DecisionLine | undefined => parseJsonLine(DecisionLineSchema, line);
 export const parseReadyLine = (line: string): ReadyLine | undefined => parseJsonLine(ReadyLineSchema, line);
 export const isReadyLine = (line: string): boolean => parseReadyLine(line) !== undefined;

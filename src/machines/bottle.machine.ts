@@ -64,6 +64,8 @@ const lifecycle = setup({
     takeBudget: assign(usageUpdate.takeBudget),
     recordUsage: assign(usageUpdate.recordUsage),
     raiseBudget: assign(usageUpdate.raiseBudget),
+    recordAttention: assign(update.recordAttention),
+    recordWorking: assign(update.recordWorking),
   },
   guards: { ...guards, ...legacyGuards },
 });
@@ -92,6 +94,9 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
     // Usage is a fact whatever the state: the gateway's last line may be drained after the agent's exit.
     'usage.recorded': { actions: 'recordUsage' },
     'budget.raised': { guard: 'hasBudget', actions: 'raiseBudget' },
+    // Facts, not states: a bottle whose agent waits for the operator is still running (see attention.ts).
+    'agent.attention': { actions: 'recordAttention' },
+    'agent.working': { actions: 'recordWorking' },
   },
   states: {
     idle: {

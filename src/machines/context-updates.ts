@@ -74,6 +74,21 @@ export function handTurnToNextCapability({ context }: UpdateArgs): Update {
   };
 }
 
+/** The agent's report that it waits for the operator; its line number counts as a recorded decision. */
+export function recordAttention({ context, event }: UpdateArgs): Update {
+  if (event.type !== 'agent.attention') return {};
+  const { n, kind, message } = event.data;
+  return {
+    agentAttention: { kind, message, seq: event.seq },
+    lastEgressDecision: Math.max(context.lastEgressDecision, n),
+  };
+}
+
+export function recordWorking({ context, event }: UpdateArgs): Update {
+  if (event.type !== 'agent.working') return {};
+  return { agentAttention: null, lastEgressDecision: Math.max(context.lastEgressDecision, event.data.n) };
+}
+
 export function recordPreserved({ event }: UpdateArgs): Update {
   return event.type === 'bottle.preserved' ? { preservedReason: event.data.reason } : {};
 }

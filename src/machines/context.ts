@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { BottlePlanSchema } from '../plan/schema.js';
 import { BUDGET_STATES, BUDGET_UNITS } from '../shared/budget.js';
+import { AGENT_ATTENTION_KINDS } from '../shared/agent-status.js';
 import { CapabilityRequestSchema } from '../shared/capability.js';
 import { UsageByModelSchema } from '../shared/token-usage.js';
 
@@ -52,6 +53,15 @@ export const BudgetStandingSchema = z.object({
   state: z.enum(BUDGET_STATES),
 });
 export type BudgetStanding = z.infer<typeof BudgetStandingSchema>;
+/** The agent's own report that it waits for the operator, as agent.attention recorded it. */
+export const AgentAttentionSchema = z.object({
+  kind: z.enum(AGENT_ATTENTION_KINDS),
+  /** The agent's words: untrusted, shown only through src/shared/visible-text.ts. */
+  message: z.string(),
+  /** seq of the agent.attention event: which attention this is (its time is the event's). */
+  seq: z.number(),
+});
+export type AgentAttention = z.infer<typeof AgentAttentionSchema>;
 
 export const BottleContextSchema = z.object({
   identity: z.string(),
@@ -89,6 +99,8 @@ export const BottleContextSchema = z.object({
   usage: UsageByModelSchema,
   /** The budget and what is spent of it; null when the bottle has none. */
   budget: BudgetStandingSchema.nullable(),
+  /** The agent waits for the operator by its own report; null once it works again (and in a new run). */
+  agentAttention: AgentAttentionSchema.nullable(),
   /** Highest gateway decision number recorded this run, so a retried watcher skips those. */
   lastEgressDecision: z.number(),
   /** seq of the last folded event (observations included). */
@@ -141,6 +153,7 @@ export function freshRunFields(): Omit<BottleContext, 'identity' | 'plan' | 'res
     launchFailure: null,
     preservedReason: null,
     sidecarExit: null,
+    agentAttention: null,
     lastEgressDecision: 0,
   };
 }

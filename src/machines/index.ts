@@ -1,12 +1,22 @@
 export { bottleMachine } from './bottle.machine.js';
 export type { EffectIntent } from './effect-requests.js';
 export {
+  attentionOf,
+  ATTENTION_KINDS,
+  isNewAttention,
+  needsYou,
+  type Attention,
+  type AttentionKind,
+} from './attention.js';
+export {
+  AgentAttentionSchema,
   BottleContextSchema,
   BottleStateSchema,
   MACHINE_VERSION,
   NetworkLayoutSchema,
   parseBottleState,
   PendingCapabilitySchema,
+  type AgentAttention,
   type BottleContext,
   type BottleState,
   type NetworkLayout,

@@ -1,5 +1,6 @@
 import { posix } from 'node:path';
 import { AGENT_HOME, CREDENTIAL_PLACEHOLDER, TRANSCRIPT_TARGET } from './agent-env.js';
+import { withStatusHooks } from './claude-hooks.js';
 import type { BottlePlan } from './schema.js';
 
 /**
@@ -72,9 +73,11 @@ export interface ClaudeStateInput {
   userSettings?: unknown;
   /** The text of `~/.claude.json` the agent image already ships, if any. */
   existingGlobalConfig?: string;
-  /** The text of `~/.claude/settings.json` a restored transcript puts back, if any. */
+  /** The text of `~/.claude/settings.json` a restored transcript puts back (or else the image ships), if any. */
   existingSettings?: string;
 }
+
+export { BOTTLE_STATUS_PATH } from './claude-hooks.js';
 
 export interface ClaudeStateFiles {
   /** The agent's `~/.claude.json`. */
@@ -105,11 +108,15 @@ export function claudeStateFiles(input: ClaudeStateInput): ClaudeStateFiles {
   const preferences = shareablePreferences(input.userSettings);
   let settings: string | undefined;
   if (input.existingSettings === undefined) {
-    if (Object.keys(preferences).length > 0) settings = json(preferences);
+    settings = json(withStatusHooks(preferences));
   } else {
+    // A file that is not a JSON object is left alone: the bottle then has no status hooks.
     const existing = parseObject(input.existingSettings);
-    const missing = Object.keys(preferences).filter((key) => existing && !Object.hasOwn(existing, key));
-    if (existing && missing.length > 0) settings = json({ ...existing, ...pick(preferences, missing) });
+    if (existing) {
+      const missing = Object.keys(preferences).filter((key) => !Object.hasOwn(existing, key));
+      const merged = withStatusHooks({ ...existing, ...pick(preferences, missing) });
+      if (JSON.stringify(merged) !== JSON.stringify(existing)) settings = json(merged);
+    }
   }
   return { globalConfig: json(config), ...(settings === undefined ? {} : { settings }) };
 }

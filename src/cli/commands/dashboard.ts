@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../shared/errors.js';
 import type { CliIO } from '../../shared/io.js';
+import { visibleText } from '../../shared/visible-text.js';
 import { openSession } from '../session.js';
+import { runAttach } from './attach.js';
 import type { CliContext } from '../program.js';
 
 export function register(program: Command, cli: CliContext): void {
@@ -31,9 +33,19 @@ export async function runDashboard(io: CliIO): Promise<number> {
   ]);
   const session = await openSession({ needWorker: false });
   try {
-    const app = render(h(Dashboard, { session }));
-    await app.waitUntilExit();
-    return 0;
+    // `t` leaves the view for the selected bottle's terminal; detaching (or its exit) comes back here.
+    for (;;) {
+      let attachTo: string | undefined;
+      const app = render(h(Dashboard, { session, onAttach: (identity: string) => (attachTo = identity) }));
+      await app.waitUntilExit();
+      if (attachTo === undefined) return 0;
+      try {
+        await runAttach({ identity: attachTo }, io);
+      } catch (err) {
+        io.stderr(`bottle dashboard: ${visibleText(err instanceof Error ? err.message : String(err))}`);
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+      }
+    }
   } finally {
     await session.close();
   }

@@ -26,4 +26,6 @@ export const COMMANDS: Array<[string, CommandModule]> = [
   ['dashboard', () => import('./dashboard.js')],
   ['usage', () => import('./usage.js')],
   ['budget', () => import('./budget.js')],
+  ['wait', () => import('./wait.js')],
+  ['notify', () => import('./notify.js')],
 ];

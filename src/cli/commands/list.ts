@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
-import { bottleStatus, isTerminal, stateName } from '../../machines/index.js';
+import { attentionOf, bottleStatus, isTerminal, stateName, type Attention } from '../../machines/index.js';
 import { liveWorkers } from '../../engine/workers.js';
 import type { CliIO } from '../../shared/io.js';
 import { currentState } from '../../engine/bottle-log.js';
 import { openSession } from '../session.js';
 import { terminalSafeJson } from '../../shared/visible-text.js';
 import { tableLines } from '../table.js';
+import { attentionCell, needsYouFirst, type ShownAttention } from '../attention-line.js';
 import { formatOption, type CliContext } from '../program.js';
 import { priceTable } from '../price-table.js';
 import { formatCost, formatTokens, usageRow } from '../usage-report.js';
@@ -25,6 +26,8 @@ export interface ListedBottle {
   cost_usd: number | null;
   unknown_models: string[];
   budget: BudgetStanding | null;
+  /** What the bottle needs from the operator (attention.ts), or null. */
+  attention: ShownAttention | null;
 }
 
 /** "84% of 10,000 tokens", "spent: $5.10 of $5.00"; "-" without a budget. */
@@ -82,10 +85,12 @@ export async function runList(opts: ListOptions, io: CliIO): Promise<number> {
         cost_usd: usage.cost_usd,
         unknown_models: usage.unknown_models,
         budget: live.context.budget,
+        attention: pickAttention(attentionOf(live)),
       });
     }
+    const ordered = needsYouFirst(rows, (r) => r.attention);
     if (opts.format === 'json') {
-      io.stdout(terminalSafeJson(rows));
+      io.stdout(terminalSafeJson(ordered));
       return 0;
     }
     if (rows.length === 0) {
@@ -96,21 +101,26 @@ export async function runList(opts: ListOptions, io: CliIO): Promise<number> {
       );
       return 0;
     }
-    const header = ['IDENTITY', 'AGENT', 'BOTTLE', 'STATE', 'TOKENS', 'COST', 'BUDGET', 'HOST', 'STARTED'];
+    const header = ['IDENTITY', 'AGENT', 'BOTTLE', 'STATE', 'ATTENTION', 'TOKENS', 'COST', 'BUDGET', 'HOST', 'STARTED'];
     const cells = (r: ListedBottle) => [
       r.identity,
       r.agent,
       r.bottle,
       r.state,
+      attentionCell(r.attention),
       formatTokens(r.tokens),
       r.tokens > 0 ? formatCost(r) : '-',
       budgetCell(r.budget),
       r.host,
       r.started_at,
     ];
-    for (const line of tableLines(header, rows.map(cells))) io.stdout(line);
+    for (const line of tableLines(header, ordered.map(cells))) io.stdout(line);
     return 0;
   } finally {
     await session.close();
   }
+}
+
+function pickAttention(attention: Attention | undefined): ListedBottle['attention'] {
+  return attention ? { kind: attention.kind, message: attention.message } : null;
 }

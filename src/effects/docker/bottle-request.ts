@@ -14,7 +14,7 @@ import { AGENT_OWNER, ownedDirectories, type ArchiveEntry, type ProvisionTargets
 export const BOTTLE_REQUEST_PATH = '/usr/local/bin/bottle-request';
 export const BOTTLE_REQUEST_SKILL = 'bottle-request';
 
-function shipped(relative: string): { source: string; size: number } {
+export function shipped(relative: string): { source: string; size: number } {
   const source = join(repoRoot(), 'images', 'agent', relative);
   try {
     return { source, size: statSync(source).size };

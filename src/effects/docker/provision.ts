@@ -269,13 +269,13 @@ async function readRestoredText(path: string): Promise<string | undefined> {
 
 /**
  * The agent's Claude Code state (src/plan/claude-state.ts says what and why),
- * merged into what the image ships (`existingGlobalConfig`) and what a restored
+ * merged into what the image ships (`globalConfig`, `settings`) and what a restored
  * transcript holds (`restoredTranscript`, the host folder copied to `~/.claude`).
  * The user's own files are read for their display preferences only.
  */
 export async function claudeStateEntries(
   plan: Pick<BottlePlan, 'cwd' | 'credentials' | 'claude_preferences'>,
-  existing: { globalConfig?: string; restoredTranscript?: string },
+  existing: { globalConfig?: string; settings?: string; restoredTranscript?: string },
   user = userClaudeFiles(),
   owner = AGENT_OWNER,
 ): Promise<ArchiveEntry[]> {
@@ -286,9 +286,10 @@ export async function claudeStateEntries(
     userGlobalConfig: preferences.global,
     userSettings: preferences.settings,
     existingGlobalConfig: existing.globalConfig,
-    existingSettings: existing.restoredTranscript
-      ? await readRestoredText(join(existing.restoredTranscript, posix.basename(CLAUDE_USER_SETTINGS_TARGET)))
-      : undefined,
+    existingSettings:
+      (existing.restoredTranscript
+        ? await readRestoredText(join(existing.restoredTranscript, posix.basename(CLAUDE_USER_SETTINGS_TARGET)))
+        : undefined) ?? existing.settings,
   });
   const entries: ArchiveEntry[] = [
     { type: 'file', path: CLAUDE_GLOBAL_CONFIG_TARGET, mode: 0o600, ...owner, content: files.globalConfig },

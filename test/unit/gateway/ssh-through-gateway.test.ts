@@ -152,6 +152,7 @@ describe('the agent side of ssh', () => {
       extra_hosts: {},
       credentials: [],
       ssh: [{ Host: 'git.test', IdentityFile: '/k' }],
+      limits: {},
     };
     const config = gatewayConfigFor(plan as unknown as Parameters<typeof gatewayConfigFor>[0]);
     expect(config.ssh_agent).toEqual({ port: 3130, keys: ['ssh-key-0'] });

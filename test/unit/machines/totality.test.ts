@@ -98,6 +98,13 @@ function randomStep(type: EventType, rand: () => number): Step {
     }
     case 'build.egress':
       return [type, { image: 'i', decision: 'denied', n: 1, host: 'h.test', port: 80, method: 'GET', reason: 'r' }];
+    case 'agent.attention':
+      return [
+        type,
+        { n: Math.floor(rand() * 100), kind: pick(['permission', 'question', 'idle'] as const), message: 'm' },
+      ];
+    case 'agent.working':
+      return [type, { n: Math.floor(rand() * 100) }];
     case 'effect.failed':
       // Half the failures hit a launch effect, so failed launch regions are reached too.
       const effect = pick(rand() < 0.5 ? LAUNCH_EFFECTS : EFFECT_KINDS);
@@ -140,6 +147,8 @@ const HAPPY_NEXT: Record<string, EventType[]> = {
     'sidecar.exited',
     'usage.recorded',
     'budget.raised',
+    'agent.attention',
+    'agent.working',
   ],
   stopping: ['agent.exited', 'bottle.stop_requested'],
   snapshotting: ['transcript.snapshotted'],

@@ -13,6 +13,7 @@ import {
   shareablePreferences,
 } from '../../../src/plan/claude-state.js';
 import type { BottlePlan } from '../../../src/plan/schema.js';
+import { REPORTED_HOOK_EVENTS, withStatusHooks } from '../../../src/plan/claude-hooks.js';
 
 type Credentials = BottlePlan['credentials'];
 const oauthRoute = [
@@ -23,6 +24,12 @@ const apiKeyRoute = [
 ] as unknown as Credentials;
 
 const parse = (text: string | undefined) => JSON.parse(text ?? 'null') as Record<string, unknown>;
+/** The settings without the status hooks every bottle gets (pinned in claude-hooks.test.ts). */
+const withoutHooks = (text: string | undefined) => {
+  const { hooks, ...rest } = parse(text);
+  expect(Object.keys(hooks as object).sort()).toEqual([...REPORTED_HOOK_EVENTS].sort());
+  return rest;
+};
 
 describe('claudeStateFiles: a fresh bottle opens on the prompt', () => {
   it('completes onboarding and trusts the working folder, and approves no key on an oauth route', () => {
@@ -32,7 +39,8 @@ describe('claudeStateFiles: a fresh bottle opens on the prompt', () => {
       hasCompletedOnboarding: true,
       projects: { '/work/project': { hasTrustDialogAccepted: true } },
     });
-    expect(files.settings).toBeUndefined();
+    // Only the status hooks, which report to the gateway when Claude Code waits for the operator.
+    expect(withoutHooks(files.settings)).toEqual({});
   });
 
   it('approves the placeholder API key the way Claude Code remembers it: by its last 20 characters', () => {
@@ -116,10 +124,12 @@ describe('the user own preferences', () => {
       model: 'opus',
     };
     const files = claudeStateFiles({ plan: { cwd: '/w', credentials: oauthRoute }, userSettings });
-    expect(parse(files.settings)).toEqual({ theme: 'dark', prefersReducedMotion: true });
+    expect(withoutHooks(files.settings)).toEqual({ theme: 'dark', prefersReducedMotion: true });
     expect(
-      claudeStateFiles({ plan: { cwd: '/w', credentials: oauthRoute }, userSettings: { hooks: {} } }).settings,
-    ).toBeUndefined();
+      withoutHooks(
+        claudeStateFiles({ plan: { cwd: '/w', credentials: oauthRoute }, userSettings: { hooks: {} } }).settings,
+      ),
+    ).toEqual({});
   });
 });
 
@@ -164,13 +174,17 @@ describe('state the bottle already has is merged, not replaced', () => {
     const plan = { cwd: '/w', credentials: oauthRoute };
     const existingSettings = JSON.stringify({ theme: 'light', permissions: { allow: ['Read'] } });
     const userSettings = { theme: 'dark', verbose: true };
-    expect(parse(claudeStateFiles({ plan, userSettings, existingSettings }).settings)).toEqual({
+    expect(withoutHooks(claudeStateFiles({ plan, userSettings, existingSettings }).settings)).toEqual({
       theme: 'light',
       permissions: { allow: ['Read'] },
       verbose: true,
     });
-    expect(claudeStateFiles({ plan, userSettings: { theme: 'dark' }, existingSettings }).settings).toBeUndefined();
-    expect(claudeStateFiles({ plan, existingSettings }).settings).toBeUndefined();
+    // A restored file that already has everything (a resumed bottle) is left as it is.
+    const complete = JSON.stringify(withStatusHooks(JSON.parse(existingSettings) as Record<string, unknown>));
+    expect(claudeStateFiles({ plan, userSettings: { theme: 'dark' }, existingSettings: complete }).settings).toBe(
+      undefined,
+    );
+    expect(claudeStateFiles({ plan, existingSettings: complete }).settings).toBeUndefined();
   });
 
   it('leaves an existing settings file it cannot parse alone', () => {
@@ -229,7 +243,7 @@ describe('claudeStateEntries reads the host files', () => {
         theme: 'light',
         hasCompletedOnboarding: true,
       });
-      expect(parse(String(files[CLAUDE_USER_SETTINGS_TARGET].content))).toEqual({
+      expect(withoutHooks(String(files[CLAUDE_USER_SETTINGS_TARGET].content))).toEqual({
         verbose: true,
         spinnerTipsEnabled: false,
       });
@@ -241,7 +255,10 @@ describe('claudeStateEntries reads the host files', () => {
         {},
         userClaudeFiles({}, join(dir, 'none')),
       );
-      expect(bare.map((e) => e.path)).toEqual([CLAUDE_GLOBAL_CONFIG_TARGET]);
+      expect(bare.filter((e) => e.type === 'file').map((e) => e.path)).toEqual([
+        CLAUDE_GLOBAL_CONFIG_TARGET,
+        CLAUDE_USER_SETTINGS_TARGET,
+      ]);
 
       // Preferences the CLI read on its machine (in the plan) win: this machine's files are not read.
       const planned = await claudeStateEntries(
@@ -251,7 +268,8 @@ describe('claudeStateEntries reads the host files', () => {
       );
       const config = planned.find((e) => e.path === CLAUDE_GLOBAL_CONFIG_TARGET);
       expect(parse(String(config?.type === 'file' ? config.content : ''))).toMatchObject({ theme: 'dark' });
-      expect(planned.map((e) => e.path)).toEqual([CLAUDE_GLOBAL_CONFIG_TARGET]);
+      const settings = planned.find((e) => e.path === CLAUDE_USER_SETTINGS_TARGET);
+      expect(withoutHooks(String(settings?.type === 'file' ? settings.content : ''))).toEqual({});
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
