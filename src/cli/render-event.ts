@@ -78,6 +78,12 @@ function describeRaw(ev: LifecycleEvent, identity: string): string {
       return `${d.effect} failed (attempt ${d.attempt}${d.permanent ? ', permanent' : ', will retry'}): ${d.error}`;
     case 'bottle.failed':
       return `bottle failed in ${d.effect}: ${d.error}`;
+    case 'port.published':
+      return `port ${d.address}:${d.host_port} published -> bottle port ${d.bottle_port}`;
+    case 'port.publish_failed':
+      return `port ${d.address}:${d.host_port} not published: ${d.error}`;
+    case 'port.unpublished':
+      return `host port ${d.host_port} closed`;
     default:
       return (ev as { type: string }).type;
   }

@@ -13,6 +13,8 @@ import { snapshotTranscript } from './snapshot-transcript.js';
 import { cleanup } from './cleanup.js';
 import { preserve } from './preserve.js';
 import { teardownFailed } from './teardown-failed.js';
+import { publishPorts } from './publish-ports.js';
+import { unpublishPort } from './unpublish-port.js';
 import type { EffectDeps, EffectHandlers } from './types.js';
 import { watchAgent } from './watch-agent.js';
 import { watchSidecars } from './watch-sidecars.js';
@@ -41,5 +43,7 @@ export function effectHandlers(deps: EffectDeps): EffectHandlers {
     apply_capability: applyCapability(deps),
     answer_capability: answerCapability(deps),
     teardown_failed: teardownFailed(deps),
+    publish_ports: publishPorts(deps),
+    unpublish_port: unpublishPort(deps),
   };
 }

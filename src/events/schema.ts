@@ -32,6 +32,9 @@ const EgressDecisionDataSchema = z.object({
     .optional(),
 });
 
+const PortNumberSchema = z.number().int().min(1).max(65535);
+const PortDataSchema = z.object({ address: z.string(), host_port: PortNumberSchema, bottle_port: PortNumberSchema });
+
 export const EVENT_DATA_SCHEMAS = {
   'bottle.start_requested': z.object({ plan: BottlePlanSchema }),
   'bottle.resume_requested': z.object({ plan: BottlePlanSchema }),
@@ -146,6 +149,16 @@ export const EVENT_DATA_SCHEMAS = {
     permanent: z.boolean(),
   }),
   'bottle.failed': z.object({ effect: z.string(), error: z.string() }),
+  /** `bottle port`: publish one more port of the running bottle on its host. */
+  'port.publish_requested': PortDataSchema.extend({ by: z.string() }),
+  /** A forwarder container publishes address:host_port and connects only to the agent's bottle_port. */
+  'port.published': PortDataSchema.extend({ container: z.string() }),
+  /** The port could not be published (taken on the host, no address left); the bottle runs on without it. */
+  'port.publish_failed': PortDataSchema.extend({ error: z.string() }),
+  /** `bottle port --remove`: close one published port of the running bottle. */
+  'port.unpublish_requested': z.object({ host_port: PortNumberSchema, by: z.string() }),
+  /** Its forwarder is gone (`removed` false: there was none left to remove). */
+  'port.unpublished': z.object({ host_port: PortNumberSchema, removed: z.boolean() }),
 } as const;
 
 export type EventType = keyof typeof EVENT_DATA_SCHEMAS;

@@ -9,7 +9,10 @@ import {
   enforcementStopParams,
   launchParams,
   noParams,
+  plannedPortsParams,
   preserveParams,
+  requestedPortParams,
+  unpublishParams,
   rememberedStopParams,
   request,
   snapshotParams,
@@ -58,6 +61,9 @@ const lifecycle = setup({
     queueCapability: assign(update.queueCapability),
     handTurnToNextCapability: assign(update.handTurnToNextCapability),
     recordPreserved: assign(update.recordPreserved),
+    recordPortPublished: assign(update.recordPortPublished),
+    recordPortUnpublished: assign(update.recordPortUnpublished),
+    closePorts: assign(update.closePorts),
   },
   guards: { ...guards, ...legacyGuards },
 });
@@ -71,6 +77,9 @@ const lifecycleWithRequests = lifecycle.extend({
     }),
     watchSidecarsIfWatched: lifecycle.enqueueActions(({ check, enqueue }) => {
       if (check('watchesNetwork')) enqueue(request('watch_sidecars', noParams));
+    }),
+    publishPlannedPorts: lifecycle.enqueueActions(({ check, enqueue }) => {
+      if (check('publishesPorts')) enqueue(request('publish_ports', plannedPortsParams));
     }),
   },
 });
@@ -192,7 +201,12 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
       },
     },
     running: {
-      entry: [request('watch_agent', noParams), 'watchSidecarsIfWatched', 'stopAgentIfStopRequested'],
+      entry: [
+        request('watch_agent', noParams),
+        'watchSidecarsIfWatched',
+        'stopAgentIfStopRequested',
+        'publishPlannedPorts',
+      ],
       on: {
         'agent.exited': { target: 'snapshotting', actions: 'recordExit' },
         // Fail closed: an agent whose gateway or watch is gone is stopped, and the bottle kept for a resume.
@@ -220,6 +234,11 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
           },
           { guard: 'decidesPendingCapability', target: 'applying_capability' },
         ],
+        // Ports come and go while the agent runs; the teardown that ends the run closes them all.
+        'port.publish_requested': { guard: 'portIsFree', actions: request('publish_ports', requestedPortParams) },
+        'port.published': { actions: 'recordPortPublished' },
+        'port.unpublish_requested': { actions: request('unpublish_port', unpublishParams) },
+        'port.unpublished': { actions: 'recordPortUnpublished' },
         'effect.failed': failOnPermanent('failing'),
       },
     },
@@ -235,7 +254,7 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
     applying_capability: {
       entry: request('apply_capability', applyCapabilityParams),
       on: {
-        'bottle.preserved': { target: 'preserved', actions: 'recordPreserved' },
+        'bottle.preserved': { target: 'preserved', actions: ['recordPreserved', 'closePorts'] },
         'effect.failed': failOnPermanent('failed'),
       },
     },
@@ -249,14 +268,14 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
     preserving: {
       entry: request('preserve', preserveParams),
       on: {
-        'bottle.preserved': { target: 'preserved', actions: 'recordPreserved' },
+        'bottle.preserved': { target: 'preserved', actions: ['recordPreserved', 'closePorts'] },
         'effect.failed': failOnPermanent('failed'),
       },
     },
     cleaning: {
       entry: request('cleanup', noParams),
       on: {
-        'bottle.cleaned': 'cleaned',
+        'bottle.cleaned': { target: 'cleaned', actions: 'closePorts' },
         'effect.failed': failOnPermanent('failed'),
       },
     },
@@ -266,7 +285,7 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
     failing: {
       entry: request('teardown_failed', teardownParams),
       on: {
-        'bottle.failed': 'failed',
+        'bottle.failed': { target: 'failed', actions: 'closePorts' },
         // A failing teardown must not loop back into another teardown.
         'effect.failed': failOnPermanent('failed'),
       },

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BottlePlanSchema } from '../plan/schema.js';
+import { BottlePlanSchema, PublishedPortSchema } from '../plan/schema.js';
 import { CapabilityRequestSchema } from '../shared/capability.js';
 
 /**
@@ -39,6 +39,10 @@ export const SidecarExitSchema = z.object({
 });
 export type SidecarExit = z.infer<typeof SidecarExitSchema>;
 
+/** A port this run publishes on its host, as port.published reported it. */
+export const OpenPortSchema = PublishedPortSchema.extend({ container: z.string() });
+export type OpenPort = z.infer<typeof OpenPortSchema>;
+
 export const BottleContextSchema = z.object({
   identity: z.string(),
   /** The plan of the current run: from start, replaced by each resume. */
@@ -73,6 +77,8 @@ export const BottleContextSchema = z.object({
   sidecarExit: SidecarExitSchema.nullable(),
   /** Highest gateway decision number recorded this run, so a retried watcher skips those. */
   lastEgressDecision: z.number(),
+  /** The ports this run publishes on its host, by host port; none once the run's containers are torn down. */
+  ports: z.array(OpenPortSchema),
   /** seq of the last folded event (observations included). */
   seq: z.number(),
 });
@@ -86,7 +92,7 @@ const StateValueSchema: z.ZodType<StateValue> = z.lazy(() => z.union([z.string()
  * Bumped whenever the machine's states or context change shape: a live state
  * cached by another version is not trusted, and the log is folded again.
  */
-export const MACHINE_VERSION = 6;
+export const MACHINE_VERSION = 7;
 
 export const BottleStateSchema = z.object({
   machine: z.literal(MACHINE_VERSION),
@@ -124,5 +130,6 @@ export function freshRunFields(): Omit<BottleContext, 'identity' | 'plan' | 'res
     preservedReason: null,
     sidecarExit: null,
     lastEgressDecision: 0,
+    ports: [],
   };
 }

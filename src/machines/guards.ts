@@ -37,4 +37,7 @@ export const guards = {
   agentFailed: permanentFailureOf('start_agent'),
   netwatchFailed: permanentFailureOf('start_netwatch'),
   launchFailed: ({ context }: GuardArgs) => context.launchFailure !== null,
+  publishesPorts: ({ context }: GuardArgs) => (context.plan?.ports ?? []).length > 0,
+  portIsFree: ({ context, event }: GuardArgs) =>
+    event.type === 'port.publish_requested' && !context.ports.some((p) => p.host_port === event.data.host_port),
 };

@@ -1,6 +1,7 @@
 import { DEFAULT_TRANSCRIPT_LIMIT, planLimits } from './default-limits.js';
 import { describePidsEnforcement } from './pids-enforcement.js';
 import type { BottlePlan } from './schema.js';
+import { formatPortSpec, isExposedAddress } from '../shared/port-spec.js';
 import { parseHostPattern, patternMatches } from '../shared/host-pattern.js';
 
 /** Says so when an ssh entry's host cannot be reached because its port 22 is not allowed. */
@@ -67,6 +68,20 @@ export function formatPlanText(plan: BottlePlan): string {
   list(
     'skills',
     plan.skills.map((s) => `${s.name} (${s.source})`),
+  );
+  list(
+    'ports',
+    (plan.ports ?? []).map(
+      (p) =>
+        `${formatPortSpec(p)} (host ${p.address}:${p.host_port} -> bottle port ${p.bottle_port})` +
+        (isExposedAddress(p.address) ? ` WARNING: reachable from other machines on ${p.address}` : ''),
+    ),
+  );
+  const remoteHosts = (plan.remote_control_hosts ?? []).join(', ');
+  lines.push(
+    plan.remote_control
+      ? `remote_control: true (would add ${remoteHosts}; refused at launch: it needs your real token in the bottle)`
+      : 'remote_control: false',
   );
   field('prompt', plan.prompt ?? '(none)');
   // A plan made before limits had defaults carries nulls; the agent container fills them the same way.

@@ -113,6 +113,14 @@ function fakeHandlers(opts: FakeEffectsOptions): EffectHandlers {
     teardown_failed: async (req) => [
       { type: 'bottle.failed', data: { effect: req.params.effect, error: req.params.error } },
     ],
+    publish_ports: async (req) =>
+      req.params.ports.map((port) => ({
+        type: 'port.published' as const,
+        data: { ...port, container: `cb-${req.identity}-port-${port.host_port}` },
+      })),
+    unpublish_port: async (req) => [
+      { type: 'port.unpublished', data: { host_port: req.params.host_port, removed: true } },
+    ],
   };
 }
 

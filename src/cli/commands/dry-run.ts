@@ -1,5 +1,6 @@
 import { formatPlanText } from '../../plan/format-text.js';
 import { planLaunch } from '../launch.js';
+import { publishedPorts } from '../publish-option.js';
 import type { GatherOptions } from '../plan-facts.js';
 
 export interface DryRunOptions {
@@ -10,6 +11,8 @@ export interface DryRunOptions {
   format: 'text' | 'json';
   args: string[];
   host?: string;
+  publish?: string[];
+  remoteControl?: boolean;
 }
 
 /**
@@ -29,6 +32,8 @@ export async function runDryRun(
     cwd: opts.cwd ?? process.cwd(),
     copyCwd: opts.copyCwd,
     args: opts.args,
+    publish: publishedPorts(opts.publish),
+    remoteControl: opts.remoteControl,
     host: { kind: 'local', requested: opts.host },
     ...sources,
     dryRun: {

@@ -22,4 +22,6 @@ export const COMMANDS: Array<[string, CommandModule]> = [
   ['doctor', () => import('./doctor.js')],
   ['shutdown', () => import('./shutdown.js')],
   ['dashboard', () => import('./dashboard.js')],
+  ['port', () => import('./port.js')],
+  ['ports', () => import('./ports.js')],
 ];

@@ -15,6 +15,8 @@ export interface ListedBottle {
   state: string;
   host: string;
   started_at: string;
+  /** Published on the host while it runs, `address:host_port->bottle_port`. */
+  ports: string[];
 }
 
 export interface ListOptions {
@@ -54,6 +56,7 @@ export async function runList(opts: ListOptions, io: CliIO): Promise<number> {
         state: waiting ? `${bottleStatus(live)} (waiting for host ${host})` : bottleStatus(live),
         host,
         started_at: entry.started_at,
+        ports: live.context.ports.map((p) => `${p.address}:${p.host_port}->${p.bottle_port}`),
       });
     }
     if (opts.format === 'json') {
@@ -66,8 +69,16 @@ export async function runList(opts: ListOptions, io: CliIO): Promise<number> {
       );
       return 0;
     }
-    const header = ['IDENTITY', 'AGENT', 'BOTTLE', 'STATE', 'HOST', 'STARTED'];
-    const cells = (r: ListedBottle) => [r.identity, r.agent, r.bottle, r.state, r.host, r.started_at];
+    const header = ['IDENTITY', 'AGENT', 'BOTTLE', 'STATE', 'HOST', 'STARTED', 'PORTS'];
+    const cells = (r: ListedBottle) => [
+      r.identity,
+      r.agent,
+      r.bottle,
+      r.state,
+      r.host,
+      r.started_at,
+      r.ports.join(', ') || '-',
+    ];
     for (const line of tableLines(header, rows.map(cells))) io.stdout(line);
     return 0;
   } finally {

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../shared/errors.js';
+import { collect, publishedPorts } from '../publish-option.js';
 import type { CliIO } from '../../shared/io.js';
 import { trace } from '../../shared/trace.js';
 import { requireConfirmable } from '../confirm.js';
@@ -20,6 +21,9 @@ export interface StartOptions {
   /** The Docker host to pin the bottle to (see chooseHost). */
   host?: string;
   yes?: boolean;
+  /** `--publish [ADDR:]HOST_PORT:BOTTLE_PORT`, repeatable. */
+  publish?: string[];
+  remoteControl?: boolean;
 }
 
 export function register(program: Command, cli: CliContext): void {
@@ -37,6 +41,12 @@ export function register(program: Command, cli: CliContext): void {
       '--host <id>',
       'the Docker host to run on (default: this one when a worker serves it, else the least loaded)',
     )
+    .option(
+      '--publish <[addr:]host_port:bottle_port>',
+      'publish a port of the bottle on the host (repeatable; address 127.0.0.1 unless given)',
+      collect,
+    )
+    .option('--remote-control', 'Claude Code Remote Control (refused: it needs your real token in the bottle)', false)
     .addOption(formatOption())
     .action((agent: string, args: string[], flags: Omit<StartOptions, 'agent' | 'args' | 'manifestPath'>) =>
       cli.run(() => runStart({ ...flags, agent, args, manifestPath: cli.manifestPath() }, cli.io)),
@@ -59,6 +69,8 @@ export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
     cwd: opts.cwd ?? process.cwd(),
     copyCwd: opts.copyCwd,
     args: opts.args,
+    publish: publishedPorts(opts.publish),
+    remoteControl: opts.remoteControl,
     host: {
       kind: 'choose',
       requested: opts.host,

@@ -89,6 +89,16 @@ function randomStep(type: EventType, rand: () => number): Step {
       return [type, { effect, error: 'e', attempt: 1, permanent: rand() < 0.5 }];
     case 'bottle.failed':
       return [type, { effect: 'build_image', error: 'e' }];
+    case 'port.publish_requested':
+      return [type, { address: '127.0.0.1', host_port: pick([3000, 3001]), bottle_port: 3000, by: 'cli' }];
+    case 'port.published':
+      return [type, { address: '127.0.0.1', host_port: pick([3000, 3001]), bottle_port: 3000, container: 'f' }];
+    case 'port.publish_failed':
+      return [type, { address: '127.0.0.1', host_port: 3000, bottle_port: 3000, error: 'in use' }];
+    case 'port.unpublish_requested':
+      return [type, { host_port: pick([3000, 3001]), by: 'cli' }];
+    case 'port.unpublished':
+      return [type, { host_port: pick([3000, 3001]), removed: rand() < 0.8 }];
   }
 }
 
@@ -108,6 +118,10 @@ const HAPPY_NEXT: Record<string, EventType[]> = {
     'bottle.stop_requested',
     'egress.allowed',
     'sidecar.exited',
+    'port.publish_requested',
+    'port.published',
+    'port.unpublish_requested',
+    'port.unpublished',
   ],
   stopping: ['agent.exited', 'bottle.stop_requested'],
   snapshotting: ['transcript.snapshotted'],
