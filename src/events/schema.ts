@@ -159,6 +159,20 @@ export const EVENT_DATA_SCHEMAS = {
   'port.unpublish_requested': z.object({ host_port: PortNumberSchema, by: z.string() }),
   /** Its forwarder is gone (`removed` false: there was none left to remove). */
   'port.unpublished': z.object({ host_port: PortNumberSchema, removed: z.boolean() }),
+  /**
+   * A state folder the original (Python) claude-bottle preserved, taken into this log as preserved: what its
+   * metadata.json says, the host whose state folder holds it, its own Dockerfile (verbatim) and whether it
+   * has a transcript snapshot. Its first resume plans from the manifest like a start.
+   */
+  'bottle.imported': z.object({
+    agent: z.string().min(1),
+    cwd: z.string().min(1),
+    copy_cwd: z.boolean(),
+    started_at: z.string(),
+    host: z.string(),
+    transcript: z.boolean(),
+    dockerfile: z.string().optional(),
+  }),
 } as const;
 
 export type EventType = keyof typeof EVENT_DATA_SCHEMAS;

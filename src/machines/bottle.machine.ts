@@ -95,7 +95,11 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
   },
   states: {
     idle: {
-      on: { 'bottle.start_requested': { target: 'preparing', actions: 'takePlan' } },
+      on: {
+        'bottle.start_requested': { target: 'preparing', actions: 'takePlan' },
+        // The original tool's preserved folder: kept for a resume, like a bottle this tool preserved.
+        'bottle.imported': 'preserved',
+      },
     },
     preparing: {
       entry: request('prepare_state', noParams),

@@ -18,7 +18,8 @@ export const NFLOG_DELIVERY = [
  * The refusal rules the watch installs in the agent's network namespace, as
  * iptables argument lists run in order. The agent may send only on loopback
  * and to its egress hops on the internal network (the gateway, and pipelock
- * when it is the hop), and answer TCP connections made to it (published ports); anything else, another address of that network too, is
+ * when it is the hop), and answer TCP connections made to it (published ports); anything
+ * else, another address of that network too, is
  * copied to the watch's log group and refused on the spot: a TCP reset or an
  * ICMP error, so the agent's connect fails at once instead of waiting on a
  * next hop that never answers. Docker's own rules for an internal network

@@ -23,7 +23,8 @@ const PAGE = 'hello-from-bottle';
 const SERVE_3000 = [
   'bash',
   '-c',
-  String.raw`printf "#!/bin/sh\nread x\nprintf \"HTTP/1.0 200 OK\\\\r\\\\n\\\\r\\\\nhello-from-bottle\"\n" > /tmp/r.sh; ` +
+  String.raw`printf "#!/bin/sh\nread x\nprintf \"HTTP/1.0 200 OK\\\\r\\\\n\\\\r\\\\n` +
+    String.raw`hello-from-bottle\"\n" > /tmp/r.sh; ` +
     'chmod +x /tmp/r.sh; trap "exit 143" TERM; socat TCP-LISTEN:3000,fork,reuseaddr EXEC:/tmp/r.sh & wait',
 ];
 
@@ -101,7 +102,7 @@ afterAll(async () => {
 });
 
 describe('published ports', () => {
-  it('serves the manifest port on loopback only, adds and removes one live, closes them on stop, reopens on resume', async () => {
+  it('serves on loopback only, adds and removes one live, closes on stop, reopens on resume', async () => {
     const started = await h.cli(['--manifest', manifest, 'start', 'devsrv', '--detach']);
     const identity = identityFrom(started);
     await waitInRun(identity, (e) => e.type === 'port.published' || e.type === 'port.publish_failed', 'port outcome');
@@ -177,7 +178,7 @@ describe('published ports', () => {
 });
 
 describe('remote control', () => {
-  it('the plan shows it and its hosts (text and JSON); a launch refuses it with exit 2, asking for no secret', async () => {
+  it('the plan shows it and its hosts (text, JSON); a launch refuses it with exit 2', async () => {
     const json = await h.cli([
       '--manifest',
       manifest,

@@ -6,6 +6,8 @@ import { currentState } from '../../engine/bottle-log.js';
 import { openSession } from '../session.js';
 import { terminalSafeJson } from '../../shared/visible-text.js';
 import { tableLines } from '../table.js';
+import { importableFolders } from '../import-original.js';
+import { hostname } from 'node:os';
 import { formatOption, type CliContext } from '../program.js';
 
 export interface ListedBottle {
@@ -28,7 +30,7 @@ export function register(program: Command, cli: CliContext): void {
   program
     .command('list')
     .description('bottles and their current state')
-    .option('--all', 'include cleaned bottles', false)
+    .option('--all', "include cleaned bottles and the original tool's importable state folders", false)
     .addOption(formatOption())
     .action((flags: ListOptions) => cli.run(() => runList(flags, cli.io)));
 }
@@ -59,6 +61,7 @@ export async function runList(opts: ListOptions, io: CliIO): Promise<number> {
         ports: live.context.ports.map((p) => `${p.address}:${p.host_port}->${p.bottle_port}`),
       });
     }
+    if (opts.all) rows.push(...importableRows(new Set(rows.map((r) => r.identity))));
     if (opts.format === 'json') {
       io.stdout(terminalSafeJson(rows));
       return 0;
@@ -84,4 +87,17 @@ export async function runList(opts: ListOptions, io: CliIO): Promise<number> {
   } finally {
     await session.close();
   }
+}
+
+/** State folders the original tool preserved, with no log here: `bottle resume` imports them. */
+function importableRows(known: ReadonlySet<string>): ListedBottle[] {
+  return importableFolders(known).map((f) => ({
+    identity: f.identity,
+    agent: f.agent,
+    bottle: '(original)',
+    state: 'importable',
+    host: hostname(),
+    started_at: f.started_at,
+    ports: [],
+  }));
 }
