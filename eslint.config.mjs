@@ -25,6 +25,7 @@ const FOLDERS = [
   'cli',
   'gateway',
   'netwatch',
+  'port-forwarder',
 ];
 
 /** A relative import (`../x/…`, `../../x/…`) or dynamic import() of one of `folders`. */
@@ -75,7 +76,7 @@ const layers = [
   layer({
     name: 'effects',
     files: ['src/effects/**/*.ts'],
-    mayImport: [...LOWER_THAN_ENGINE, 'engine', 'gateway', 'netwatch'],
+    mayImport: [...LOWER_THAN_ENGINE, 'engine', 'gateway', 'netwatch', 'port-forwarder'],
   }),
   layer({ name: 'worker', files: ['src/worker/**/*.ts'], mayImport: [...LOWER_THAN_ENGINE, 'engine', 'effects'] }),
   // The CLI talks to the engine, never the worker; it reaches Docker only through attach and doctor's probe.
@@ -225,7 +226,7 @@ export default tseslint.config(
     // The gateway and the network watch are programs of their own: bundled apart (scripts/build-gateway.mjs)
     // and run in the gateway's image with no node_modules. Each imports its own folder and src/shared only,
     // so neither pulls the engine, the worker or the CLI into its bundle, nor depends on the other.
-    files: ['src/gateway/**/*.ts', 'src/netwatch/**/*.ts'],
+    files: ['src/gateway/**/*.ts', 'src/netwatch/**/*.ts', 'src/port-forwarder/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
@@ -234,7 +235,8 @@ export default tseslint.config(
             {
               // Any way up and out, `../shared/...` excepted (a `..` further in could climb back out).
               regex: '^\\.\\.(/(?!shared/)|$)|/\\.\\.(/|$)',
-              message: 'the gateway and the network watch import only their own folder and src/shared',
+              message:
+                'the gateway, the network watch and the port forwarder import only their own folder and src/shared',
             },
           ],
         },

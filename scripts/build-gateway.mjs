@@ -33,3 +33,10 @@ await build({
   entryPoints: [resolve(root, 'src/netwatch/main.ts')],
   outfile: resolve(root, 'dist/gateway/netwatch.cjs'),
 });
+
+// The port forwarder (src/port-forwarder) runs from the same image, one container per published port.
+await build({
+  ...common,
+  entryPoints: [resolve(root, 'src/port-forwarder/main.ts')],
+  outfile: resolve(root, 'dist/gateway/port-forwarder.cjs'),
+});

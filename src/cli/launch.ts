@@ -7,7 +7,10 @@ import { currentState } from '../engine/bottle-log.js';
 import { findAgent, loadManifest, type LoadedManifest } from '../manifest/load.js';
 import { resolvePlan } from '../plan/resolve.js';
 import type { BottlePlan } from '../plan/schema.js';
-import { RuntimeFailure } from '../shared/errors.js';
+import { RuntimeFailure, UsageError } from '../shared/errors.js';
+import type { PortSpec } from '../shared/port-spec.js';
+import { REMOTE_CONTROL_REFUSAL } from '../plan/remote-control.js';
+import { checkPortsFree } from './port-precheck.js';
 import type { CliIO } from '../shared/io.js';
 import { runtimeNote, type ContainerRuntime } from '../shared/runtime.js';
 import { chooseBackend } from '../shared/backend.js';
@@ -47,6 +50,10 @@ export interface PlanRequest {
   copyCwd: boolean;
   args: string[];
   host: HostChoice;
+  /** `start --publish`: ports published besides the bottle's manifest ports. */
+  publish?: PortSpec[];
+  /** `start --remote-control`. */
+  remoteControl?: boolean;
   /** A resume: the identity it keeps and what the bottle's event log says. */
   relaunch?: { identity: string; saved: ResumeFacts };
   dryRun?: GatherOptions['dryRun'];
@@ -113,6 +120,8 @@ export async function planLaunch(req: PlanRequest): Promise<PlannedLaunch> {
       bottle,
       copyCwd: req.copyCwd,
       identity: req.relaunch?.identity,
+      publish: req.publish,
+      remoteControl: req.remoteControl,
       args: saved ? continueArgs(agent.command, req.args) : req.args,
       budget: req.budget,
       // USD budgets are counted at the prices of this start (the operator's price file included).
@@ -157,6 +166,9 @@ export async function launch(
   const { plan, relaunch } = planned;
   const identity = plan.identity;
   const say = (line: string) => io.stderr(line);
+  // Refused before any secret is read: the agent would have to hold the operator's real token.
+  if (plan.remote_control) throw new UsageError(REMOTE_CONTROL_REFUSAL);
+  await checkPortsFree(session.redis, plan.host, plan.ports ?? []);
   const secrets = await resolveSecrets(plan, planned.routes);
   await checkHostKeyBeforeLaunch(session.redis, plan, secrets);
   trace('launch: plan resolved');

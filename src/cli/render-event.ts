@@ -106,6 +106,12 @@ function describeRaw(ev: LifecycleEvent, identity: string): string {
       const images = (d as { images: string[] }).images;
       return `discarded (state removed${images.length > 0 ? `; images removed: ${images.join(', ')}` : ''})`;
     }
+    case 'port.published':
+      return `port ${d.address}:${d.host_port} published -> bottle port ${d.bottle_port}`;
+    case 'port.publish_failed':
+      return `port ${d.address}:${d.host_port} not published: ${d.error}`;
+    case 'port.unpublished':
+      return `host port ${d.host_port} closed`;
     default:
       return (ev as { type: string }).type;
   }

@@ -1,4 +1,4 @@
-import type { EventOf, LifecycleEvent } from '../events/schema.js';
+import type { EventData, EventOf, LifecycleEvent } from '../events/schema.js';
 import { foldEvents, initialBottleState, type BottleState, type PendingCapability } from '../machines/index.js';
 import type { BottlePlan } from '../plan/schema.js';
 import { egressAllowEntry } from '../shared/capability.js';
@@ -25,6 +25,8 @@ export interface ResumeFacts {
   transcriptSnapshotted: boolean;
   /** Allowlist entries approved through capability requests, sorted. */
   approvedEgress: string[];
+  /** The original tool's folder this bottle was imported from (bottle.imported): its first resume plans from it. */
+  imported?: EventData<'bottle.imported'>;
 }
 
 type RequestedEvent = EventOf<'capability.requested'>;
@@ -53,13 +55,18 @@ export function resumeFactsFromLog(identity: string, events: readonly LifecycleE
   });
   const start = events.find((e): e is EventOf<'bottle.start_requested'> => e.type === 'bottle.start_requested');
   const original = start?.data.plan.image;
+  const imported = events.find((e): e is EventOf<'bottle.imported'> => e.type === 'bottle.imported')?.data;
+  // The original's own Dockerfile is the bottle's, as a capability change would have left it; nothing approved since.
+  if (imported?.dockerfile !== undefined && approvedDockerfile === undefined) approvedDockerfile = imported.dockerfile;
   return {
     state,
     plan: state.context.plan,
     baseDockerfile: original && !original.builtin ? original.dockerfile : null,
     ...(approvedDockerfile !== undefined ? { approvedDockerfile } : {}),
-    transcriptSnapshotted: events.some((e) => e.type === 'transcript.snapshotted' && !e.data.missing),
+    transcriptSnapshotted:
+      Boolean(imported?.transcript) || events.some((e) => e.type === 'transcript.snapshotted' && !e.data.missing),
     approvedEgress: [...approvedEgress].sort(),
+    ...(imported ? { imported } : {}),
   };
 }
 

@@ -15,6 +15,8 @@ import { cleanup } from './cleanup.js';
 import { discard } from './discard.js';
 import { preserve } from './preserve.js';
 import { teardownFailed } from './teardown-failed.js';
+import { publishPorts } from './publish-ports.js';
+import { unpublishPort } from './unpublish-port.js';
 import type { EffectDeps, EffectHandlers } from './types.js';
 import { watchAgent } from './watch-agent.js';
 import { watchSidecars } from './watch-sidecars.js';
@@ -45,5 +47,7 @@ export function effectHandlers(deps: EffectDeps): EffectHandlers {
     teardown_failed: teardownFailed(deps),
     apply_budget: applyBudget(deps),
     discard: discard(deps),
+    publish_ports: publishPorts(deps),
+    unpublish_port: unpublishPort(deps),
   };
 }

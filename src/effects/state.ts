@@ -55,10 +55,12 @@ export async function prepareStateFolder(
     copy_cwd: plan.copy_cwd,
     started_at: now().toISOString(),
     host: hostname(),
+    // A bottle whose first plan already runs its own Dockerfile (one imported from the original tool, whose
+    // per-bottle Dockerfile replaced the built-in image) has the built-in image's context as its base.
     base_dockerfile:
       previous?.base_dockerfile !== undefined
         ? previous.base_dockerfile
-        : plan.image.builtin
+        : plan.image.builtin || plan.image.dockerfile === STATE_DOCKERFILE
           ? null
           : plan.image.dockerfile,
     plan,

@@ -125,6 +125,10 @@ export class EventLog<State extends { seq: number } = { seq: number }> {
       const { plan } = first.data;
       info.push('agent', plan.agent, 'bottle', plan.bottle, 'host', plan.host, 'started_at', first.at);
     }
+    if (first.seq === 1 && first.type === 'bottle.imported') {
+      const { agent, host, started_at } = first.data;
+      info.push('agent', agent, 'bottle', '(imported)', 'host', host, 'started_at', started_at);
+    }
     const args: Array<string | number> = [
       keys.events,
       keys.state,

@@ -35,6 +35,9 @@ const EgressDecisionDataSchema = z.object({
     .optional(),
 });
 
+const PortNumberSchema = z.number().int().min(1).max(65535);
+const PortDataSchema = z.object({ address: z.string(), host_port: PortNumberSchema, bottle_port: PortNumberSchema });
+
 export const EVENT_DATA_SCHEMAS = {
   'bottle.start_requested': z.object({ plan: BottlePlanSchema }),
   'bottle.resume_requested': z.object({ plan: BottlePlanSchema }),
@@ -189,6 +192,30 @@ export const EVENT_DATA_SCHEMAS = {
     images: z.array(z.string()),
     /** Its image tags left in place, and why (built-in and shared, used by another bottle, a container uses it). */
     images_kept: z.array(z.object({ tag: z.string(), reason: z.string() })),
+  }),
+  /** `bottle port`: publish one more port of the running bottle on its host. */
+  'port.publish_requested': PortDataSchema.extend({ by: z.string() }),
+  /** A forwarder container publishes address:host_port and connects only to the agent's bottle_port. */
+  'port.published': PortDataSchema.extend({ container: z.string() }),
+  /** The port could not be published (taken on the host, no address left); the bottle runs on without it. */
+  'port.publish_failed': PortDataSchema.extend({ error: z.string() }),
+  /** `bottle port --remove`: close one published port of the running bottle. */
+  'port.unpublish_requested': z.object({ host_port: PortNumberSchema, by: z.string() }),
+  /** Its forwarder is gone (`removed` false: there was none left to remove). */
+  'port.unpublished': z.object({ host_port: PortNumberSchema, removed: z.boolean() }),
+  /**
+   * A state folder the original (Python) claude-bottle preserved, taken into this log as preserved: what its
+   * metadata.json says, the host whose state folder holds it, its own Dockerfile (verbatim) and whether it
+   * has a transcript snapshot. Its first resume plans from the manifest like a start.
+   */
+  'bottle.imported': z.object({
+    agent: z.string().min(1),
+    cwd: z.string().min(1),
+    copy_cwd: z.boolean(),
+    started_at: z.string(),
+    host: z.string(),
+    transcript: z.boolean(),
+    dockerfile: z.string().optional(),
   }),
 } as const;
 

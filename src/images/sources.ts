@@ -100,12 +100,14 @@ export function gatewayImageSource(): ImageSource {
   const dir = join(root, 'images', 'gateway');
   const bundle = join(root, 'dist', 'gateway', 'gateway.cjs');
   const netwatch = join(root, 'dist', 'gateway', 'netwatch.cjs');
-  for (const built of [bundle, netwatch])
+  const forwarder = join(root, 'dist', 'gateway', 'port-forwarder.cjs');
+  for (const built of [bundle, netwatch, forwarder])
     if (!existsSync(built)) throw new RuntimeFailure(`gateway bundle missing: run npm run build (expected ${built})`);
   if (!existsSync(join(dir, 'Dockerfile')))
     throw new RuntimeFailure(`gateway Dockerfile missing at ${dir}/Dockerfile; reinstall claude-bottle`);
   let files = withFile(folderFiles(dir), { path: 'gateway.cjs', source: bundle });
   files = withFile(files, { path: 'netwatch.cjs', source: netwatch });
+  files = withFile(files, { path: 'port-forwarder.cjs', source: forwarder });
   files = withFile(files, { path: 'node', source: gatewayNodePath(), mode: 0o755 });
   return { name: 'gateway', dockerfile: BUILTIN_GATEWAY, builtin: true, dockerfileInContext: 'Dockerfile', files };
 }

@@ -12,7 +12,10 @@ import {
   enforcementStopParams,
   launchParams,
   noParams,
+  plannedPortsParams,
   preserveParams,
+  requestedPortParams,
+  unpublishParams,
   rememberedStopParams,
   request,
   snapshotParams,
@@ -66,6 +69,9 @@ const lifecycle = setup({
     raiseBudget: assign(usageUpdate.raiseBudget),
     recordAttention: assign(update.recordAttention),
     recordWorking: assign(update.recordWorking),
+    recordPortPublished: assign(update.recordPortPublished),
+    recordPortUnpublished: assign(update.recordPortUnpublished),
+    closePorts: assign(update.closePorts),
   },
   guards: { ...guards, ...legacyGuards },
 });
@@ -79,6 +85,9 @@ const lifecycleWithRequests = lifecycle.extend({
     }),
     watchSidecarsIfWatched: lifecycle.enqueueActions(({ check, enqueue }) => {
       if (check('watchesNetwork')) enqueue(request('watch_sidecars', noParams));
+    }),
+    publishPlannedPorts: lifecycle.enqueueActions(({ check, enqueue }) => {
+      if (check('publishesPorts')) enqueue(request('publish_ports', plannedPortsParams));
     }),
   },
 });
@@ -100,7 +109,11 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
   },
   states: {
     idle: {
-      on: { 'bottle.start_requested': { target: 'preparing', actions: ['takePlan', 'takeBudget'] } },
+      on: {
+        'bottle.start_requested': { target: 'preparing', actions: ['takePlan', 'takeBudget'] },
+        // The original tool's preserved folder: kept for a resume, like a bottle this tool preserved.
+        'bottle.imported': 'preserved',
+      },
     },
     preparing: {
       entry: request('prepare_state', noParams),
@@ -206,7 +219,12 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
       },
     },
     running: {
-      entry: [request('watch_agent', noParams), 'watchSidecarsIfWatched', 'stopAgentIfStopRequested'],
+      entry: [
+        request('watch_agent', noParams),
+        'watchSidecarsIfWatched',
+        'stopAgentIfStopRequested',
+        'publishPlannedPorts',
+      ],
       on: {
         'agent.exited': { target: 'snapshotting', actions: 'recordExit' },
         // Fail closed: an agent whose gateway or watch is gone is stopped, and the bottle kept for a resume.
@@ -236,6 +254,11 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
         ],
         // The running gateway is told the new limit (requested before the raise is folded in: it adds it).
         'budget.raised': { guard: 'hasBudget', actions: [request('apply_budget', budgetParams), 'raiseBudget'] },
+        // Ports come and go while the agent runs; the teardown that ends the run closes them all.
+        'port.publish_requested': { guard: 'portIsFree', actions: request('publish_ports', requestedPortParams) },
+        'port.published': { actions: 'recordPortPublished' },
+        'port.unpublish_requested': { actions: request('unpublish_port', unpublishParams) },
+        'port.unpublished': { actions: 'recordPortUnpublished' },
         'effect.failed': failOnPermanent('failing'),
       },
     },
@@ -251,7 +274,7 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
     applying_capability: {
       entry: request('apply_capability', applyCapabilityParams),
       on: {
-        'bottle.preserved': { target: 'preserved', actions: 'recordPreserved' },
+        'bottle.preserved': { target: 'preserved', actions: ['recordPreserved', 'closePorts'] },
         'effect.failed': failOnPermanent('failed'),
       },
     },
@@ -265,14 +288,14 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
     preserving: {
       entry: request('preserve', preserveParams),
       on: {
-        'bottle.preserved': { target: 'preserved', actions: 'recordPreserved' },
+        'bottle.preserved': { target: 'preserved', actions: ['recordPreserved', 'closePorts'] },
         'effect.failed': failOnPermanent('failed'),
       },
     },
     cleaning: {
       entry: request('cleanup', noParams),
       on: {
-        'bottle.cleaned': 'cleaned',
+        'bottle.cleaned': { target: 'cleaned', actions: 'closePorts' },
         'effect.failed': failOnPermanent('failed'),
       },
     },
@@ -285,7 +308,7 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
     failing: {
       entry: request('teardown_failed', teardownParams),
       on: {
-        'bottle.failed': 'failed',
+        'bottle.failed': { target: 'failed', actions: 'closePorts' },
         // A failing teardown must not loop back into another teardown.
         'effect.failed': failOnPermanent('failed'),
       },

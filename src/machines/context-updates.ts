@@ -93,6 +93,26 @@ export function recordPreserved({ event }: UpdateArgs): Update {
   return event.type === 'bottle.preserved' ? { preservedReason: event.data.reason } : {};
 }
 
+/** A published port replaces any earlier entry for its host port. */
+export function recordPortPublished({ context, event }: UpdateArgs): Update {
+  if (event.type !== 'port.published') return {};
+  const { address, host_port, bottle_port, container } = event.data;
+  const others = context.ports.filter((p) => p.host_port !== host_port);
+  return {
+    ports: [...others, { address, host_port, bottle_port, container }].sort((a, b) => a.host_port - b.host_port),
+  };
+}
+
+export function recordPortUnpublished({ context, event }: UpdateArgs): Update {
+  if (event.type !== 'port.unpublished') return {};
+  return { ports: context.ports.filter((p) => p.host_port !== event.data.host_port) };
+}
+
+/** The teardown that ends a run removes its forwarders with its other containers. */
+export function closePorts(): Update {
+  return { ports: [] };
+}
+
 /** The layout network.created reports; null for networks made before they had fixed addresses. */
 function networkLayoutOf(event: EventOf<'network.created'>): NetworkLayout | null {
   const { internal, egress, subnets, addresses } = event.data;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BottlePlanSchema } from '../plan/schema.js';
+import { BottlePlanSchema, PublishedPortSchema } from '../plan/schema.js';
 import { BUDGET_STATES, BUDGET_UNITS } from '../shared/budget.js';
 import { AGENT_ATTENTION_KINDS } from '../shared/agent-status.js';
 import { CapabilityRequestSchema } from '../shared/capability.js';
@@ -62,6 +62,9 @@ export const AgentAttentionSchema = z.object({
   seq: z.number(),
 });
 export type AgentAttention = z.infer<typeof AgentAttentionSchema>;
+/** A port this run publishes on its host, as port.published reported it. */
+export const OpenPortSchema = PublishedPortSchema.extend({ container: z.string() });
+export type OpenPort = z.infer<typeof OpenPortSchema>;
 
 export const BottleContextSchema = z.object({
   identity: z.string(),
@@ -103,6 +106,8 @@ export const BottleContextSchema = z.object({
   agentAttention: AgentAttentionSchema.nullable(),
   /** Highest gateway decision number recorded this run, so a retried watcher skips those. */
   lastEgressDecision: z.number(),
+  /** The ports this run publishes on its host, by host port; none once the run's containers are torn down. */
+  ports: z.array(OpenPortSchema),
   /** seq of the last folded event (observations included). */
   seq: z.number(),
 });
@@ -155,5 +160,6 @@ export function freshRunFields(): Omit<BottleContext, 'identity' | 'plan' | 'res
     sidecarExit: null,
     agentAttention: null,
     lastEgressDecision: 0,
+    ports: [],
   };
 }

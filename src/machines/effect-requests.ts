@@ -81,6 +81,23 @@ export const teardownParams = ({ context }: RequestArgs) => {
   return { effect: failure?.effect ?? 'unknown', error: failure?.error ?? 'unknown' };
 };
 
+/** The ports the plan publishes once the agent runs. */
+export const plannedPortsParams = ({ context }: RequestArgs) => ({
+  network: context.network,
+  ports: context.plan?.ports ?? [],
+});
+
+/** The one port `bottle port` asked for. */
+export const requestedPortParams = ({ context, event }: RequestArgs): EffectParams<'publish_ports'> => {
+  if (event.type !== 'port.publish_requested') return { network: context.network, ports: [] };
+  const { address, host_port, bottle_port } = event.data;
+  return { network: context.network, ports: [{ address, host_port, bottle_port }] };
+};
+
+export const unpublishParams = ({ event }: RequestArgs) => ({
+  host_port: event.type === 'port.unpublish_requested' ? event.data.host_port : 0,
+});
+
 /** Exit statuses above 128 mean the agent was killed by a signal (130 SIGINT, 137 SIGKILL, 143 SIGTERM). */
 const killedBySignal = (code: number | null) => code !== null && code > 128;
 

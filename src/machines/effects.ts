@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { EventType, NewEvent, ObservationType } from '../events/schema.js';
 import { BUDGET_UNITS } from '../shared/budget.js';
 import { NetworkLayoutSchema, PendingCapabilitySchema, PreserveReasonSchema } from './context.js';
+import { PublishedPortSchema } from '../plan/schema.js';
 
 /**
  * The effect vocabulary of the lifecycle machine: every effect it can ask
@@ -99,6 +100,16 @@ export const EFFECTS = {
   discard: effect(noParams, ['bottle.discarded']),
   /** Tears down after a permanent failure, keeping the state for a resume. */
   teardown_failed: effect(z.object({ effect: z.string(), error: z.string() }), ['bottle.failed']),
+  /**
+   * A forwarder container per port: published on the host, connecting only to the agent's port on the internal
+   * network. Each port reports published or failed; a failure never ends the bottle.
+   */
+  publish_ports: effect(z.object({ network: NetworkLayoutSchema.nullable(), ports: z.array(PublishedPortSchema) }), [
+    'port.published',
+    'port.publish_failed',
+  ]),
+  /** Removes one port's forwarder. */
+  unpublish_port: effect(z.object({ host_port: z.number().int() }), ['port.unpublished']),
 };
 
 export type EffectKind = keyof typeof EFFECTS;

@@ -40,4 +40,7 @@ export const guards = {
   netwatchFailed: permanentFailureOf('start_netwatch'),
   launchFailed: ({ context }: GuardArgs) => context.launchFailure !== null,
   hasBudget: ({ context }: GuardArgs) => context.budget !== null,
+  publishesPorts: ({ context }: GuardArgs) => (context.plan?.ports ?? []).length > 0,
+  portIsFree: ({ context, event }: GuardArgs) =>
+    event.type === 'port.publish_requested' && !context.ports.some((p) => p.host_port === event.data.host_port),
 };

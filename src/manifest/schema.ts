@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { AGENT_NAME_PATTERN } from '../shared/identity.js';
 import { parseHostPattern, HostPatternError } from '../shared/host-pattern.js';
 import { HTTP_METHOD, pathGlobProblem } from '../shared/path-glob.js';
+import { mergePortSpecs, parsePortSpec, PortSpecError } from '../shared/port-spec.js';
 
 /**
  * The manifest schema, exactly as /work/shared/DESIGN.md describes it. Every
@@ -284,6 +285,20 @@ const LimitsSchema = strictObject('limits', {
   budget: BudgetLimitSchema.optional(),
 });
 
+/** `[ADDR:]HOST_PORT:BOTTLE_PORT` entries (src/shared/port-spec.ts), each host port once. */
+const PortsSchema = z
+  .array(z.string({ invalid_type_error: 'a ports entry must be a string such as "127.0.0.1:3000:3000"' }), {
+    invalid_type_error: 'ports must be an array such as ["127.0.0.1:3000:3000"]',
+  })
+  .superRefine((entries, ctx) => {
+    try {
+      mergePortSpecs(entries.map(parsePortSpec));
+    } catch (err) {
+      if (!(err instanceof PortSpecError)) throw err;
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `ports: ${err.message}` });
+    }
+  });
+
 export const BottleSchema = strictObject('a bottle', {
   name: nameField('bottle'),
   dockerfile: nonEmptyString('dockerfile').optional(),
@@ -298,6 +313,7 @@ export const BottleSchema = strictObject('a bottle', {
     })
     .optional(),
   limits: LimitsSchema.optional(),
+  ports: PortsSchema.optional(),
   // Listed so that its presence gets a dedicated explanation instead of "unknown key".
   runtime: z
     .undefined({
@@ -327,6 +343,7 @@ export const AgentSchema = strictObject('an agent', {
     .min(1, { message: 'command must not be empty; omit it to run ["claude"]' })
     .optional(),
   copy_cwd: z.boolean({ invalid_type_error: 'copy_cwd must be true or false' }).optional(),
+  remote_control: z.boolean({ invalid_type_error: 'remote_control must be true or false' }).optional(),
 });
 
 export const ManifestSchema = strictObject('the manifest', {

@@ -18,7 +18,8 @@ export const NFLOG_DELIVERY = [
  * The refusal rules the watch installs in the agent's network namespace, as
  * iptables argument lists run in order. The agent may send only on loopback
  * and to its egress hops on the internal network (the gateway, and pipelock
- * when it is the hop); anything else, another address of that network too, is
+ * when it is the hop), and answer TCP connections made to it (published ports); anything
+ * else, another address of that network too, is
  * copied to the watch's log group and refused on the spot: a TCP reset or an
  * ICMP error, so the agent's connect fails at once instead of waiting on a
  * next hop that never answers. Docker's own rules for an internal network
@@ -32,6 +33,8 @@ export function refusalRules(allowed: readonly string[]): string[][] {
     ['-w', '-F', chain],
     ['-w', '-A', chain, '-o', 'lo', '-j', 'RETURN'],
     ...allowed.map((address) => ['-w', '-A', chain, '-d', `${address}/32`, '-j', 'RETURN']),
+    // Answers on TCP connections made to the agent (a published port's forwarder): replies only, never a new one.
+    ['-w', '-A', chain, '-p', 'tcp', '-m', 'conntrack', '--ctstate', 'ESTABLISHED', '--ctdir', 'REPLY', '-j', 'RETURN'],
     ['-w', '-A', chain, '-j', 'NFLOG', ...NFLOG_DELIVERY],
     ['-w', '-A', chain, '-p', 'tcp', '-j', 'REJECT', '--reject-with', 'tcp-reset'],
     ['-w', '-A', chain, '-j', 'REJECT', '--reject-with', 'icmp-net-unreachable'],

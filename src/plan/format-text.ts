@@ -3,6 +3,7 @@ import { formatBudgetAmount } from '../shared/budget.js';
 import { describePidsEnforcement } from './pids-enforcement.js';
 import { PACKAGE_HOSTS, planBuildHosts } from './build-hosts.js';
 import type { BottlePlan, EgressEntry } from './schema.js';
+import { formatPortSpec, isExposedAddress } from '../shared/port-spec.js';
 import { parseHostPattern, patternMatches } from '../shared/host-pattern.js';
 
 /** Says so when an ssh entry's host cannot be reached because its port 22 is not allowed. */
@@ -78,6 +79,20 @@ export function formatPlanText(plan: BottlePlan): string {
   list(
     'skills',
     plan.skills.map((s) => `${s.name} (${s.source})`),
+  );
+  list(
+    'ports',
+    (plan.ports ?? []).map(
+      (p) =>
+        `${formatPortSpec(p)} (host ${p.address}:${p.host_port} -> bottle port ${p.bottle_port})` +
+        (isExposedAddress(p.address) ? ` WARNING: reachable from other machines on ${p.address}` : ''),
+    ),
+  );
+  const remoteHosts = (plan.remote_control_hosts ?? []).join(', ');
+  lines.push(
+    plan.remote_control
+      ? `remote_control: true (would add ${remoteHosts}; refused at launch: it needs your real token in the bottle)`
+      : 'remote_control: false',
   );
   field('prompt', plan.prompt ?? '(none)');
   // A plan made before limits had defaults carries nulls; the agent container fills them the same way.

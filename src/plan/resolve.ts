@@ -9,6 +9,9 @@ import { STATE_TRANSCRIPT } from '../shared/state-markers.js';
 import { PROMPT_TARGET, SKILLS_TARGET_DIR, TRANSCRIPT_TARGET, agentEnvNames } from './agent-env.js';
 import { buildHosts } from './build-hosts.js';
 import { DEFAULT_HOSTS } from './default-hosts.js';
+import { REMOTE_CONTROL_HOSTS } from './remote-control.js';
+import { UsageError } from '../shared/errors.js';
+import { mergePortSpecs, parsePortSpec, PortSpecError, type PortSpec } from '../shared/port-spec.js';
 import { planLimits } from './default-limits.js';
 import type { Budget, BudgetUnit } from '../shared/budget.js';
 import { BUILTIN_PRICES, type PriceTable } from '../shared/prices.js';
@@ -55,6 +58,10 @@ export interface ResolvePlanOptions {
   budget?: { unit: BudgetUnit; amount: number };
   /** The prices a USD budget is counted at (the built-in table and the operator's file), fixed in the plan. */
   prices?: PriceTable;
+  /** `start --publish`, added to the bottle's manifest ports. */
+  publish?: PortSpec[];
+  /** `start --remote-control`: turns it on for one start; the agent's remote_control stays the default. */
+  remoteControl?: boolean;
   facts: PlanFacts;
 }
 
@@ -89,6 +96,7 @@ export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
   const args = opts.args ?? [];
   const budget = planBudget(opts);
   const names = resourceNames(identity);
+  const remoteControl = Boolean(opts.remoteControl) || Boolean(agent.remote_control);
 
   const credentials = credentialRoutes(bottle);
   const skills = agent.skills.map((source) => ({ name: basename(source), source }));
@@ -129,6 +137,9 @@ export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
     host: opts.facts.host,
     manifest_path: opts.manifestPath,
     egress: { proxy: bottle.egress.proxy, pipelock_image: bottle.egress.pipelock_image ?? null },
+    ports: plannedPorts(bottle, opts.publish ?? []),
+    remote_control: remoteControl,
+    remote_control_hosts: remoteControl ? [...REMOTE_CONTROL_HOSTS] : [],
     ...(opts.facts.userClaudeFiles
       ? {
           claude_preferences: {
@@ -139,6 +150,16 @@ export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
       : {}),
   };
   return BottlePlanSchema.parse(plan);
+}
+
+/** The bottle's manifest ports and the command line's, one per host port; a clash is a usage error. */
+function plannedPorts(bottle: Pick<Bottle, 'ports'>, publish: readonly PortSpec[]): PortSpec[] {
+  try {
+    return mergePortSpecs([...(bottle.ports ?? []).map(parsePortSpec), ...publish]);
+  } catch (err) {
+    if (err instanceof PortSpecError) throw new UsageError(`--publish: ${err.message}`);
+    throw err;
+  }
 }
 
 /**

@@ -58,6 +58,13 @@ export const EgressEntrySchema = z.object({
   paths: z.array(z.string()).optional(),
 });
 export type EgressEntry = z.infer<typeof EgressEntrySchema>;
+/** A port published on the host (src/shared/port-spec.ts): `address:host_port` forwards to the agent's bottle_port. */
+export const PublishedPortSchema = z.object({
+  address: z.string(),
+  host_port: z.number().int().min(1).max(65535),
+  bottle_port: z.number().int().min(1).max(65535),
+});
+export type PublishedPort = z.infer<typeof PublishedPortSchema>;
 
 export const BottlePlanSchema = z.object({
   identity: z.string(),
@@ -131,5 +138,13 @@ export const BottlePlanSchema = z.object({
   claude_preferences: z.object({ global: z.record(z.unknown()), settings: z.record(z.unknown()) }).optional(),
   /** Absent in plans from before uploads, whose worker read the CLI's paths on its own disk. */
   uploads: z.array(UploadSchema).optional(),
+  /** Published once the agent runs (bottles[].ports, `start --publish`); absent in plans from before ports. */
+  ports: z.array(PublishedPortSchema).optional(),
+  /**
+   * Claude Code Remote Control asked for (agents[].remote_control, `start --remote-control`) and the hosts it
+   * would add; a launch refuses it (src/plan/remote-control.ts says why). Absent in plans from before.
+   */
+  remote_control: z.boolean().optional(),
+  remote_control_hosts: z.array(z.string()).optional(),
 });
 export type BottlePlan = z.infer<typeof BottlePlanSchema>;

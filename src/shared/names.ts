@@ -24,6 +24,11 @@ export function resourceNames(identity: string) {
   };
 }
 
+/** The forwarder container that publishes one host port of a bottle (src/port-forwarder). */
+export function portForwarderName(identity: string, hostPort: number): string {
+  return `cb-${identity}-port-${hostPort}`;
+}
+
 /**
  * A worker serves exactly one event store; it records that store's id here
  * once at start so every resource it creates says which store owns it. Two

@@ -115,6 +115,14 @@ function fakeHandlers(opts: FakeEffectsOptions): EffectHandlers {
       { type: 'bottle.failed', data: { effect: req.params.effect, error: req.params.error } },
     ],
     apply_budget: async (req) => [{ type: 'budget.applied', data: { limit: req.params.limit, live: true } }],
+    publish_ports: async (req) =>
+      req.params.ports.map((port) => ({
+        type: 'port.published' as const,
+        data: { ...port, container: `cb-${req.identity}-port-${port.host_port}` },
+      })),
+    unpublish_port: async (req) => [
+      { type: 'port.unpublished', data: { host_port: req.params.host_port, removed: true } },
+    ],
   };
 }
 

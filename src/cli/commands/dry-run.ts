@@ -1,6 +1,7 @@
 import { formatPlanText } from '../../plan/format-text.js';
 import { parseBudgetOption } from '../budget-option.js';
 import { planLaunch } from '../launch.js';
+import { publishedPorts } from '../publish-option.js';
 import type { GatherOptions } from '../plan-facts.js';
 
 export interface DryRunOptions {
@@ -12,6 +13,8 @@ export interface DryRunOptions {
   args: string[];
   host?: string;
   budget?: string;
+  publish?: string[];
+  remoteControl?: boolean;
 }
 
 /**
@@ -32,6 +35,8 @@ export async function runDryRun(
     copyCwd: opts.copyCwd,
     args: opts.args,
     budget: parseBudgetOption(opts.budget),
+    publish: publishedPorts(opts.publish),
+    remoteControl: opts.remoteControl,
     host: { kind: 'local', requested: opts.host },
     ...sources,
     dryRun: {

@@ -28,4 +28,6 @@ export const COMMANDS: Array<[string, CommandModule]> = [
   ['budget', () => import('./budget.js')],
   ['wait', () => import('./wait.js')],
   ['notify', () => import('./notify.js')],
+  ['port', () => import('./port.js')],
+  ['ports', () => import('./ports.js')],
 ];

@@ -7,6 +7,8 @@ import { openSession } from '../session.js';
 import { terminalSafeJson } from '../../shared/visible-text.js';
 import { tableLines } from '../table.js';
 import { attentionCell, needsYouFirst, type ShownAttention } from '../attention-line.js';
+import { importableFolders } from '../import-original.js';
+import { hostname } from 'node:os';
 import { formatOption, type CliContext } from '../program.js';
 import { priceTable } from '../price-table.js';
 import { formatCost, formatTokens, usageRow } from '../usage-report.js';
@@ -28,6 +30,8 @@ export interface ListedBottle {
   budget: BudgetStanding | null;
   /** What the bottle needs from the operator (attention.ts), or null. */
   attention: ShownAttention | null;
+  /** Published on the host while it runs, `address:host_port->bottle_port`. */
+  ports: string[];
 }
 
 /** "84% of 10,000 tokens", "spent: $5.10 of $5.00"; "-" without a budget. */
@@ -48,7 +52,7 @@ export function register(program: Command, cli: CliContext): void {
   program
     .command('list')
     .description('bottles and their current state')
-    .option('--all', 'include cleaned and discarded bottles', false)
+    .option('--all', "include cleaned and discarded bottles, and the original tool's importable state folders", false)
     .addOption(formatOption())
     .action((flags: ListOptions) => cli.run(() => runList(flags, cli.io)));
 }
@@ -86,8 +90,10 @@ export async function runList(opts: ListOptions, io: CliIO): Promise<number> {
         unknown_models: usage.unknown_models,
         budget: live.context.budget,
         attention: pickAttention(attentionOf(live)),
+        ports: live.context.ports.map((p) => `${p.address}:${p.host_port}->${p.bottle_port}`),
       });
     }
+    if (opts.all) rows.push(...importableRows(new Set(rows.map((r) => r.identity))));
     const ordered = needsYouFirst(rows, (r) => r.attention);
     if (opts.format === 'json') {
       io.stdout(terminalSafeJson(ordered));
@@ -101,7 +107,19 @@ export async function runList(opts: ListOptions, io: CliIO): Promise<number> {
       );
       return 0;
     }
-    const header = ['IDENTITY', 'AGENT', 'BOTTLE', 'STATE', 'ATTENTION', 'TOKENS', 'COST', 'BUDGET', 'HOST', 'STARTED'];
+    const header = [
+      'IDENTITY',
+      'AGENT',
+      'BOTTLE',
+      'STATE',
+      'ATTENTION',
+      'TOKENS',
+      'COST',
+      'BUDGET',
+      'HOST',
+      'STARTED',
+      'PORTS',
+    ];
     const cells = (r: ListedBottle) => [
       r.identity,
       r.agent,
@@ -113,6 +131,7 @@ export async function runList(opts: ListOptions, io: CliIO): Promise<number> {
       budgetCell(r.budget),
       r.host,
       r.started_at,
+      r.ports.join(', ') || '-',
     ];
     for (const line of tableLines(header, ordered.map(cells))) io.stdout(line);
     return 0;
@@ -123,4 +142,22 @@ export async function runList(opts: ListOptions, io: CliIO): Promise<number> {
 
 function pickAttention(attention: Attention | undefined): ListedBottle['attention'] {
   return attention ? { kind: attention.kind, message: attention.message } : null;
+}
+
+/** State folders the original tool preserved, with no log here: `bottle resume` imports them. */
+function importableRows(known: ReadonlySet<string>): ListedBottle[] {
+  return importableFolders(known).map((f) => ({
+    identity: f.identity,
+    agent: f.agent,
+    bottle: '(original)',
+    state: 'importable',
+    host: hostname(),
+    started_at: f.started_at,
+    ports: [],
+    tokens: 0,
+    cost_usd: null,
+    unknown_models: [],
+    budget: null,
+    attention: null,
+  }));
 }

@@ -7,7 +7,10 @@ import { requireConfirmable } from '../confirm.js';
 import { checkedResume, launch, planLaunch } from '../launch.js';
 import type { CliContext } from '../program.js';
 import { resumeFactsFromLog } from '../resume-facts.js';
-import { openSession } from '../session.js';
+import { commandAndFollow, openSession, type Session } from '../session.js';
+import { readOriginalFolder } from '../import-original.js';
+import { statePaths } from '../../shared/paths.js';
+import { existsSync } from 'node:fs';
 
 export interface ResumeOptions {
   identity: string;
@@ -59,7 +62,27 @@ export async function runResume(opts: ResumeOptions, io: CliIO): Promise<number>
   // The lifecycle check needs only the log; a worker is started once the resume is known to be possible.
   const session = await openSession({ needWorker: false, say: (l) => io.stderr(l) });
   try {
-    const saved = resumeFactsFromLog(identity, await session.log.read(identity));
+    let saved = resumeFactsFromLog(identity, await session.log.read(identity));
+    // A folder the original tool preserved has no log: it is imported first, then resumed like any other.
+    if (saved.state.seq === 0 && hasStateFolder(identity)) {
+      await importOriginal(session, identity, io);
+      saved = resumeFactsFromLog(identity, await session.log.read(identity));
+    }
+    if (saved.imported && saved.plan === null) {
+      loaded ??= await loadManifest({});
+      checkAgentKnown(identity, loaded);
+      const { cwd, copy_cwd: copyCwd, host } = saved.imported;
+      const planned = await planLaunch({
+        manifest: { loaded },
+        agent: agentName,
+        cwd,
+        copyCwd,
+        args: opts.args,
+        host: { kind: 'pinned', host, lastRuntime: 'runc', session },
+        relaunch: { identity, saved },
+      });
+      return await launch(session, planned, { yes: opts.yes ?? false, detach: opts.detach }, io);
+    }
     if (saved.state.seq === 0) {
       if (!loaded) {
         // No log to name a manifest: the default manifest decides whether the agent exists at all.
@@ -100,4 +123,25 @@ export async function runResume(opts: ResumeOptions, io: CliIO): Promise<number>
   } finally {
     await session.close();
   }
+}
+
+function hasStateFolder(identity: string): boolean {
+  return existsSync(statePaths(identity).dir);
+}
+
+/** Appends `bottle.imported` (through the machine) with what the original's folder says; deletes nothing. */
+async function importOriginal(session: Session, identity: string, io: CliIO): Promise<void> {
+  const data = readOriginalFolder(identity);
+  const end = await commandAndFollow(
+    session,
+    identity,
+    { type: 'bottle.imported', data },
+    () => undefined,
+    (ev) => ev.type === 'bottle.imported',
+    { say: (l) => io.stderr(l) },
+  );
+  if (end?.type !== 'bottle.imported') throw new RuntimeFailure(`${identity} could not be imported`);
+  io.stderr(
+    `imported ${identity} from the original claude-bottle's state folder (agent ${data.agent}, cwd ${data.cwd})`,
+  );
 }

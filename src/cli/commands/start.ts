@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { parseBudgetOption } from '../budget-option.js';
 import { UsageError } from '../../shared/errors.js';
+import { collect, publishedPorts } from '../publish-option.js';
 import type { CliIO } from '../../shared/io.js';
 import { trace } from '../../shared/trace.js';
 import { requireConfirmable } from '../confirm.js';
@@ -23,6 +24,9 @@ export interface StartOptions {
   yes?: boolean;
   /** `--budget`: N tokens, or Nusd / $N. */
   budget?: string;
+  /** `--publish [ADDR:]HOST_PORT:BOTTLE_PORT`, repeatable. */
+  publish?: string[];
+  remoteControl?: boolean;
 }
 
 export function register(program: Command, cli: CliContext): void {
@@ -41,6 +45,12 @@ export function register(program: Command, cli: CliContext): void {
       'the Docker host to run on (default: this one when a worker serves it, else the least loaded)',
     )
     .option('--budget <amount>', 'what the bottle may spend: N tokens, or Nusd / $N (replaces limits.budget)')
+    .option(
+      '--publish <[addr:]host_port:bottle_port>',
+      'publish a port of the bottle on the host (repeatable; address 127.0.0.1 unless given)',
+      collect,
+    )
+    .option('--remote-control', 'Claude Code Remote Control (refused: it needs your real token in the bottle)', false)
     .addOption(formatOption())
     .action((agent: string, args: string[], flags: Omit<StartOptions, 'agent' | 'args' | 'manifestPath'>) =>
       cli.run(() => runStart({ ...flags, agent, args, manifestPath: cli.manifestPath() }, cli.io)),
@@ -64,6 +74,8 @@ export async function runStart(opts: StartOptions, io: CliIO): Promise<number> {
     copyCwd: opts.copyCwd,
     args: opts.args,
     budget: parseBudgetOption(opts.budget),
+    publish: publishedPorts(opts.publish),
+    remoteControl: opts.remoteControl,
     host: {
       kind: 'choose',
       requested: opts.host,

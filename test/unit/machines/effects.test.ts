@@ -183,6 +183,10 @@ describe('parseEffectRequest', () => {
         ['capability.approved', { request_id: 'req-2', by: 'cli' }],
       ],
       [...launchSteps(ID, budgetPlan(ID, { unit: 'tokens', limit: 100 })), ['budget.raised', { add: 50, by: 'cli' }]],
+      [
+        ...launchSteps(ID, samplePlan(ID, { ports: [{ address: '127.0.0.1', host_port: 3000, bottle_port: 3000 }] })),
+        ['port.unpublish_requested', { host_port: 3000, by: 'cli' }],
+      ],
     ];
     const effects = histories.flatMap((steps) => requested(history(steps)));
     expect([...new Set(effects.map((e) => e.kind))].sort()).toEqual([...EFFECT_KINDS].sort());

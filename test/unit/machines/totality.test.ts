@@ -126,6 +126,18 @@ function randomStep(type: EventType, rand: () => number): Step {
         type,
         { images: ['claude-bottle/dev:1'], images_kept: [{ tag: 'claude-bottle/gateway:2', reason: 'r' }] },
       ];
+    case 'port.publish_requested':
+      return [type, { address: '127.0.0.1', host_port: pick([3000, 3001]), bottle_port: 3000, by: 'cli' }];
+    case 'port.published':
+      return [type, { address: '127.0.0.1', host_port: pick([3000, 3001]), bottle_port: 3000, container: 'f' }];
+    case 'port.publish_failed':
+      return [type, { address: '127.0.0.1', host_port: 3000, bottle_port: 3000, error: 'in use' }];
+    case 'port.unpublish_requested':
+      return [type, { host_port: pick([3000, 3001]), by: 'cli' }];
+    case 'bottle.imported':
+      return [type, { agent: 'dev', cwd: '/w', copy_cwd: false, started_at: 's', host: 'h', transcript: true }];
+    case 'port.unpublished':
+      return [type, { host_port: pick([3000, 3001]), removed: rand() < 0.8 }];
   }
 }
 
@@ -133,7 +145,7 @@ const LAUNCH_EFFECTS: EffectKind[] = ['start_gateway', 'await_gateway_ready', 's
 
 /** Mostly the next sensible event, sometimes anything at all; keyed by stateName(). */
 const HAPPY_NEXT: Record<string, EventType[]> = {
-  idle: ['bottle.start_requested'],
+  idle: ['bottle.start_requested', 'bottle.imported'],
   preparing: ['bottle.prepared'],
   building: ['image.built'],
   networking: ['network.created'],
@@ -149,6 +161,10 @@ const HAPPY_NEXT: Record<string, EventType[]> = {
     'budget.raised',
     'agent.attention',
     'agent.working',
+    'port.publish_requested',
+    'port.published',
+    'port.unpublish_requested',
+    'port.unpublished',
   ],
   stopping: ['agent.exited', 'bottle.stop_requested'],
   snapshotting: ['transcript.snapshotted'],

@@ -83,6 +83,7 @@ describe('the refusal rules', () => {
       `-w -A ${NETWATCH_CHAIN} -o lo -j RETURN`,
       `-w -A ${NETWATCH_CHAIN} -d 10.213.7.2/32 -j RETURN`,
       `-w -A ${NETWATCH_CHAIN} -d 10.213.7.4/32 -j RETURN`,
+      `-w -A ${NETWATCH_CHAIN} -p tcp -m conntrack --ctstate ESTABLISHED --ctdir REPLY -j RETURN`,
       `-w -A ${NETWATCH_CHAIN} -j NFLOG --nflog-group 17 --nflog-threshold 1 --nflog-size 128`,
       `-w -A ${NETWATCH_CHAIN} -p tcp -j REJECT --reject-with tcp-reset`,
       `-w -A ${NETWATCH_CHAIN} -j REJECT --reject-with icmp-net-unreachable`,
