@@ -11,6 +11,7 @@ import { rawPathAndQuery } from './path-escape.js';
 import { createInterceptionServer, interceptTunnel } from './tls-interception.js';
 import type { DenialReason } from './protocol.js';
 import { inspectTunnelStart } from './tunnel-inspection.js';
+import { forwardScanned, refusedByHead } from './scanned-forward.js';
 import { connectorAgent, pinnedAgent } from './upstream-agent.js';
 
 /**
@@ -105,6 +106,8 @@ async function handlePlainRequest(
   const pathAndQuery = `${url.pathname}${url.search}`;
 
   const route = port === 80 ? ctx.hostRoutes.get(host) : undefined;
+  const scanned = { host, port, method, url: rawUrl, headers: req.headers };
+  if (!route && refusedByHead(ctx, scanned, (status, body) => sendJson(res, status, body))) return;
   if (route) {
     // The raw text, not the parsed URL: WHATWG parsing resolves "..", which would hide it from the escape check.
     await forwardWithCredential(ctx, proxy, req, res, route, rawPathAndQuery(rawUrl));
@@ -114,9 +117,8 @@ async function handlePlainRequest(
   if (!admitted) return;
   ctx.decisions.allowed({ host, port, method }, 'allowlisted');
   req.url = pathAndQuery;
-  proxy.web(req, res, { target: `http://${url.host}`, agent: pinnedAgent(admitted, false) }, (err: Error) =>
-    upstreamFailed(ctx, res, host, port, err),
-  );
+  const options = { target: `http://${url.host}`, agent: pinnedAgent(admitted, false) };
+  forwardScanned(ctx, proxy, req, res, scanned, options, (err) => upstreamFailed(ctx, res, host, port, err));
 }
 
 interface TunnelServers {
@@ -144,6 +146,8 @@ async function handleConnect(
     return;
   }
   const { host, port } = authority;
+  const connectHead = { host, port, method, url: req.url ?? '', headers: req.headers };
+  if (refusedByHead(ctx, connectHead, (status, body) => writeJsonAndClose(clientSocket, status, body))) return;
   // Like plain-HTTP route requests, a route host needs no allowlist entry: the operator configured it.
   const route = port === 443 && ctx.interception ? ctx.hostRoutes.get(host) : undefined;
   if (route) {
@@ -286,13 +290,14 @@ function handlePlainTunnelRequest(
     return;
   }
   for (const name of HOP_BY_HOP_PROXY_HEADERS) delete req.headers[name];
+  const scanned = { host, port, method, url: rawUrl, headers: req.headers };
+  if (refusedByHead(ctx, scanned, (status, body) => sendJson(res, status, body, { connection: 'close' }))) return;
   ctx.decisions.allowed({ host, port, method }, 'allowlisted');
   req.url = rawPathAndQuery(rawUrl);
   const authority = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
   const agent = connectorAgent(() => ctx.connect(address, port));
-  proxy.web(req, res, { target: `http://${authority}`, agent }, (err: Error) =>
-    upstreamFailed(ctx, res, host, port, err),
-  );
+  const options = { target: `http://${authority}`, agent };
+  forwardScanned(ctx, proxy, req, res, scanned, options, (err) => upstreamFailed(ctx, res, host, port, err));
 }
 
 /** A Host header as a URL, or null when it is absent or carries more than an authority. */

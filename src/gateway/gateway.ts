@@ -18,6 +18,7 @@ import {
   CAPABILITY_REFUSAL_WINDOW_MS,
 } from './capability-routes.js';
 import { startDnsRefuser } from './dns.js';
+import { scannerForGateway } from './scan/scanner-for-gateway.js';
 import { startNetwatchReceiver } from './netwatch-reports.js';
 import { DIRECT_RECORDS_PER_MINUTE } from '../shared/netwatch-report.js';
 import type { Socket as UdpSocket } from 'node:dgram';
@@ -116,6 +117,7 @@ export async function startGateway(
         : undefined,
     credentialPort: () => credentialPort,
     log,
+    scanner: scannerForGateway(config, secrets),
   };
 
   const forward = createForwardProxy(ctx);

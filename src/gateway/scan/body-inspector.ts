@@ -28,6 +28,11 @@ export class ChunkInspector {
     this.carryBytes = Math.max(needles.maxLength, patterns ? PATTERN_CARRY_BYTES : 0);
   }
 
+  /** Bytes at the end of `buffer` that may begin a held secret: kept back until the next chunk settles it. */
+  pendingTail(buffer: Buffer): number {
+    return this.needles.pendingTail(buffer);
+  }
+
   /** The first blocking finding, else audit findings not reported before (each rule once per stream). */
   inspect(chunk: Buffer): ScanFinding[] {
     const window = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;

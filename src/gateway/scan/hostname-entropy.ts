@@ -25,7 +25,10 @@ export function looksLikeEncodedLabels(host: string, wildcardDomain: string): bo
   if (!host.endsWith(`.${wildcardDomain}`)) return false;
   const chosen = host.slice(0, -(wildcardDomain.length + 1));
   if (chosen.length > MAX_SUBDOMAIN_CHARS) return true;
-  return chosen
-    .split('.')
-    .some((label) => label.length >= MIN_LABEL_CHARS && shannonBitsPerChar(label) > MAX_BITS_PER_CHAR);
+  return chosen.split('.').some((label) => label.length >= MIN_LABEL_CHARS && looksEncoded(label));
+}
+
+/** Hex has only sixteen symbols, so a short sample of it measures below the threshold: its shape says enough. */
+function looksEncoded(label: string): boolean {
+  return /^[0-9a-f]+$/.test(label) || shannonBitsPerChar(label) > MAX_BITS_PER_CHAR;
 }

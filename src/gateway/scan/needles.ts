@@ -38,7 +38,7 @@ export class NeedleSet {
     return this.needles.length === 0;
   }
 
-  /** The first match (lowest index) whose end lies at or after `endsFrom`, so a carried-over match is not found twice. */
+  /** The first match whose end lies at or after `endsFrom`, so a carried-over match is not found twice. */
   first(haystack: Buffer, endsFrom = 0): NeedleHit | undefined {
     let best: NeedleHit | undefined;
     for (const needle of this.needles) {
@@ -63,5 +63,22 @@ export class NeedleSet {
       hits.push(best);
       from = best.index + best.needle.bytes.length;
     }
+  }
+
+  /**
+   * How many bytes at the end of `buffer` could be the start of a form still to be completed by what
+   * comes next: only those are held back, so a stream (server-sent events) is not delayed otherwise.
+   */
+  pendingTail(buffer: Buffer): number {
+    let longest = 0;
+    const from = Math.max(0, buffer.length - this.maxLength + 1);
+    for (const { bytes } of this.needles) {
+      for (let p = buffer.indexOf(bytes[0], from); p >= 0; p = buffer.indexOf(bytes[0], p + 1)) {
+        const tail = buffer.length - p;
+        if (tail <= longest) break;
+        if (tail < bytes.length && buffer.subarray(p).equals(bytes.subarray(0, tail))) longest = tail;
+      }
+    }
+    return longest;
   }
 }

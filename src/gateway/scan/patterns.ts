@@ -35,8 +35,11 @@ export const SECRET_PATTERNS: readonly SecretPattern[] = [
   { name: 'private_key_pem', regex: /-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY(?: BLOCK)?-----/ },
   {
     name: 'connection_string_password',
-    regex:
-      /\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|redis|rediss|amqps?|mssql|sqlserver):\/\/[^\s:/@"'<>]+:[^\s@/"'<>]{3,}@[^\s/"'<>]+/i,
+    regex: new RegExp(
+      String.raw`\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver)://` +
+        String.raw`[^\s:/@"'<>]+:[^\s@/"'<>]{3,}@[^\s/"'<>]+`,
+      'i',
+    ),
   },
   { name: 'card_number', regex: /\b(?:\d[ -]?){12,18}\d\b/, accept: luhnValidCard },
 ];
@@ -60,6 +63,9 @@ export function luhnValidCard(text: string): boolean {
   return sum % 10 === 0;
 }
 
+/** Compiled once: scanning runs for every request. */
+const GLOBAL_PATTERNS = SECRET_PATTERNS.map((p) => new RegExp(p.regex.source, `${p.regex.flags}g`));
+
 export interface PatternHit {
   pattern: SecretPattern;
   match: string;
@@ -69,8 +75,9 @@ export interface PatternHit {
 /** The first credential shape in `text` whose match ends at or after `endsFrom` (earlier ones were reported). */
 export function findPattern(text: string, endsFrom = 0): PatternHit | undefined {
   let best: PatternHit | undefined;
-  for (const pattern of SECRET_PATTERNS) {
-    const global = new RegExp(pattern.regex.source, `${pattern.regex.flags}g`);
+  for (const [i, pattern] of SECRET_PATTERNS.entries()) {
+    const global = GLOBAL_PATTERNS[i];
+    global.lastIndex = 0;
     for (let m = global.exec(text); m !== null; m = global.exec(text)) {
       if (m.index + m[0].length < endsFrom) continue;
       if (pattern.accept && !pattern.accept(m[0])) continue;

@@ -72,7 +72,7 @@ export function scanningBodyStream(parts: BodyStreamParts): Transform {
       look(chunk);
       if (failIfBlocked(callback)) return;
       const pending = Buffer.concat([held, chunk]);
-      const keep = Math.min(pending.length, Math.max(0, parts.inspector.carryBytes - 1));
+      const keep = parts.inspector.pendingTail(pending);
       held = Buffer.from(pending.subarray(pending.length - keep));
       callback(null, pending.subarray(0, pending.length - keep));
     },

@@ -9,7 +9,6 @@ import type { NeedleHit, NeedleSet } from './needles.js';
  * endpoint, an error page quoting Authorization) must not hand the agent the secret the gateway added.
  */
 export function scrubbingStream(needles: NeedleSet, onScrub: (finding: ScanFinding) => void): Transform {
-  const keep = Math.max(0, needles.maxLength - 1);
   let held: Buffer = Buffer.alloc(0);
   let reported = false;
   const scrub = (buffer: Buffer): Buffer => {
@@ -26,7 +25,7 @@ export function scrubbingStream(needles: NeedleSet, onScrub: (finding: ScanFindi
   return new Transform({
     transform(chunk: Buffer, _enc, callback) {
       const pending = scrub(Buffer.concat([held, chunk]));
-      const hold = Math.min(keep, pending.length);
+      const hold = needles.pendingTail(pending);
       held = pending.subarray(pending.length - hold);
       callback(null, pending.subarray(0, pending.length - hold));
     },

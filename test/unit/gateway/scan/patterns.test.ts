@@ -31,7 +31,9 @@ describe('credential patterns', () => {
   });
 
   const ORDINARY: Record<string, string> = {
-    code: 'export function main(argv: string[]): number {\n  const total = items.reduce((a, b) => a + b, 0);\n  return total;\n}',
+    code:
+      'export function main(argv: string[]): number {\n' +
+      '  const total = items.reduce((a, b) => a + b, 0);\n  return total;\n}',
     uuid: 'request 3f2b8c1e-9d4a-4c6b-8e2f-1a7d5c3b9e0f done; trace 123e4567-e89b-12d3-a456-426614174000',
     git_sha: 'commit 210bba5c3f9e8d7a6b5c4d3e2f1a0b9c8d7e6f5a (HEAD), parent 764a6f7e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a',
     url: 'GET /simple/requests/ https://pypi.org/packages/source/r/requests/requests-2.31.0.tar.gz?sha256=abc',
