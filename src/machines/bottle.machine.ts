@@ -58,6 +58,7 @@ const lifecycle = setup({
     queueCapability: assign(update.queueCapability),
     handTurnToNextCapability: assign(update.handTurnToNextCapability),
     recordPreserved: assign(update.recordPreserved),
+    recordAlarm: assign(update.recordAlarm),
   },
   guards: { ...guards, ...legacyGuards },
 });
@@ -83,6 +84,8 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
     // Transient failures are only recorded; BullMQ retries the effect. States
     // that react to permanent failures override this.
     'effect.failed': { actions: 'recordError' },
+    // A canary alarm is recorded whatever the bottle is doing: it reports what already happened.
+    'egress.alarm': { actions: 'recordAlarm' },
   },
   states: {
     idle: {

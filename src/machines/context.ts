@@ -71,6 +71,11 @@ export const BottleContextSchema = z.object({
   preservedReason: PreserveReasonSchema.nullable(),
   /** The enforcing container whose exit ended this run (the agent is stopped, the bottle preserved). */
   sidecarExit: SidecarExitSchema.nullable(),
+  /** The latest canary alarm (egress.alarm) and how many canary refusals there have been; kept across resumes. */
+  alarm: z
+    .object({ at: z.string(), rule: z.string(), fingerprint: z.string(), host: z.string(), count: z.number() })
+    .nullable()
+    .default(null),
   /** Highest gateway decision number recorded this run, so a retried watcher skips those. */
   lastEgressDecision: z.number(),
   /** seq of the last folded event (observations included). */
@@ -86,7 +91,7 @@ const StateValueSchema: z.ZodType<StateValue> = z.lazy(() => z.union([z.string()
  * Bumped whenever the machine's states or context change shape: a live state
  * cached by another version is not trusted, and the log is folded again.
  */
-export const MACHINE_VERSION = 6;
+export const MACHINE_VERSION = 7;
 
 export const BottleStateSchema = z.object({
   machine: z.literal(MACHINE_VERSION),
@@ -104,11 +109,11 @@ export function parseBottleState(raw: unknown): BottleState | null {
 }
 
 export function initialContext(identity: string): BottleContext {
-  return { identity, plan: null, ...freshRunFields(), resumes: 0, seq: 0 };
+  return { identity, plan: null, ...freshRunFields(), resumes: 0, alarm: null, seq: 0 };
 }
 
 /** The per-run fields a resume starts afresh; identity, resumes and history-wide facts stay. */
-export function freshRunFields(): Omit<BottleContext, 'identity' | 'plan' | 'resumes' | 'seq'> {
+export function freshRunFields(): Omit<BottleContext, 'identity' | 'plan' | 'resumes' | 'alarm' | 'seq'> {
   return {
     network: null,
     gatewayCa: null,

@@ -108,7 +108,7 @@ export type EffectRequest<K extends EffectKind = EffectKind> = {
 export type EffectOutcome<K extends EffectKind> = NewEvent<(typeof EFFECTS)[K]['outcomes'][number]>;
 
 /** Events an effect may append while it runs (the gateway's decisions, seen while watching the agent). */
-export type ObservationEvent = NewEvent<ObservationType | 'capability.requested'>;
+export type ObservationEvent = NewEvent<ObservationType | 'capability.requested' | 'egress.alarm'>;
 
 export function isEffectKind(kind: unknown): kind is EffectKind {
   return typeof kind === 'string' && Object.prototype.hasOwnProperty.call(EFFECTS, kind);

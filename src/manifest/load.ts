@@ -94,6 +94,7 @@ export function parseManifest(json: unknown, manifestPath: string): Manifest {
       allow: b.egress?.allow ?? [],
       proxy: b.egress?.proxy ?? 'gateway',
       pipelock_image: b.egress?.pipelock_image,
+      dlp: b.egress?.dlp ?? 'block',
     },
     cred_proxy: {
       routes: (b.cred_proxy?.routes ?? []).map((r) => ({

@@ -53,6 +53,7 @@ const EgressSchema = strictObject('egress', {
     .enum(['gateway', 'pipelock'], { errorMap: () => ({ message: 'proxy must be "gateway" or "pipelock"' }) })
     .default('gateway'),
   pipelock_image: nonEmptyString('pipelock_image').optional(),
+  dlp: z.enum(['block', 'audit'], { errorMap: () => ({ message: 'dlp must be "block" or "audit"' }) }).default('block'),
 });
 
 /**
@@ -281,7 +282,7 @@ export interface Bottle extends Omit<
   RawBottle,
   'runtime' | 'egress' | 'cred_proxy' | 'ssh' | 'extra_hosts' | 'limits'
 > {
-  egress: { allow: string[]; proxy: 'gateway' | 'pipelock'; pipelock_image?: string };
+  egress: { allow: string[]; proxy: 'gateway' | 'pipelock'; pipelock_image?: string; dlp: 'block' | 'audit' };
   cred_proxy: { routes: CredentialRouteConfig[] };
   ssh: Array<{ Host: string; IdentityFile: string }>;
   extra_hosts: Record<string, string>;

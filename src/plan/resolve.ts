@@ -1,3 +1,4 @@
+import { mintCanaries } from './canaries.js';
 import { shareablePreferences } from './claude-state.js';
 import { basename } from 'node:path';
 import type { ContainerRuntime } from '../shared/runtime.js';
@@ -90,7 +91,12 @@ export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
     limits: planLimits(bottle.limits, runtime),
     host: opts.facts.host,
     manifest_path: opts.manifestPath,
-    egress: { proxy: bottle.egress.proxy, pipelock_image: bottle.egress.pipelock_image ?? null },
+    egress: {
+      proxy: bottle.egress.proxy,
+      pipelock_image: bottle.egress.pipelock_image ?? null,
+      dlp: bottle.egress.dlp,
+    },
+    canaries: mintCanaries(),
     ...(opts.facts.userClaudeFiles
       ? {
           claude_preferences: {

@@ -50,6 +50,14 @@ export const UploadSchema = z.object({
 });
 export type Upload = z.infer<typeof UploadSchema>;
 
+/** A launch's decoy credentials (canaries.ts mints them and says where they go). */
+export const CanariesSchema = z.object({
+  aws_access_key_id: z.string(),
+  aws_secret_access_key: z.string(),
+  github_token: z.string(),
+});
+export type Canaries = z.infer<typeof CanariesSchema>;
+
 export const BottlePlanSchema = z.object({
   identity: z.string(),
   agent: z.string(),
@@ -98,7 +106,16 @@ export const BottlePlanSchema = z.object({
   host: z.string(),
   manifest_path: z.string(),
   /** Which egress proxy enforces `hosts` (manifest egress.proxy; default gateway) and, for pipelock, its image. */
-  egress: z.object({ proxy: z.enum(['gateway', 'pipelock']), pipelock_image: z.string().nullable() }).optional(),
+  egress: z
+    .object({
+      proxy: z.enum(['gateway', 'pipelock']),
+      pipelock_image: z.string().nullable(),
+      /** What the gateway does with a credential shape (manifest egress.dlp); absent in older plans: block. */
+      dlp: z.enum(['block', 'audit']).optional(),
+    })
+    .optional(),
+  /** This launch's decoy credentials (canaries.ts); absent in plans from before there were any. */
+  canaries: CanariesSchema.optional(),
   /**
    * The user's shareable Claude Code preferences (src/plan/claude-state.ts says which), read on the
    * CLI's machine. Absent in plans from before, whose worker read its own machine's.

@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
-import { bottleStatus, isTerminal, stateName } from '../../machines/index.js';
+import { bottleStatus, isTerminal, stateName, type BottleState } from '../../machines/index.js';
 import { liveWorkers } from '../../engine/workers.js';
 import type { CliIO } from '../../shared/io.js';
 import { currentState } from '../../engine/bottle-log.js';
 import { openSession } from '../session.js';
-import { terminalSafeJson } from '../../shared/visible-text.js';
+import { terminalSafeJson, visibleText } from '../../shared/visible-text.js';
 import { tableLines } from '../table.js';
 import { formatOption, type CliContext } from '../program.js';
 
@@ -51,7 +51,7 @@ export async function runList(opts: ListOptions, io: CliIO): Promise<number> {
         identity: entry.identity,
         agent: entry.agent,
         bottle: entry.bottle,
-        state: waiting ? `${bottleStatus(live)} (waiting for host ${host})` : bottleStatus(live),
+        state: (waiting ? `${bottleStatus(live)} (waiting for host ${host})` : bottleStatus(live)) + alarmMark(live),
         host,
         started_at: entry.started_at,
       });
@@ -73,4 +73,10 @@ export async function runList(opts: ListOptions, io: CliIO): Promise<number> {
   } finally {
     await session.close();
   }
+}
+
+/** A canary seen leaving (egress.alarm) is marked on the bottle's row until the bottle is gone. */
+function alarmMark(live: BottleState): string {
+  const alarm = live.context.alarm;
+  return alarm ? ` ALARM (${alarm.count} canary, latest ${alarm.rule} to ${visibleText(alarm.host)})` : '';
 }
