@@ -243,4 +243,22 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // The gateway's inspection (src/gateway/scan/) sits one folder down: the gateway's folder is `..`,
+    // src/shared is `../../shared`; nothing further up or out.
+    files: ['src/gateway/scan/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^\\.\\./\\.\\.(/(?!shared/)|$)|^\\.\\.$|[^.]/\\.\\.(/|$)|^\\./\\.\\.',
+              message: 'the gateway and the network watch import only their own folder and src/shared',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

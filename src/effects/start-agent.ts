@@ -28,6 +28,7 @@ import {
   putEntries,
   skillEntries,
   sshEntries,
+  canaryEntries,
   transcriptEntries,
   trustEntries,
   type ArchiveEntry,
@@ -69,6 +70,7 @@ async function provisioning(
   );
   entries.push(...(await skillEntries(skills, AGENT_TARGETS)));
   entries.push(...sshEntries(plan.ssh, AGENT_TARGETS, gatewayIp));
+  entries.push(...canaryEntries(plan.canaries, AGENT_TARGETS));
   // A resume restores the snapshot; so does a retried start that finds one (the folder only exists after a run).
   const restoredTranscript = hasTranscript(plan.identity) ? stateLocations(plan.identity).transcript : undefined;
   if (restoredTranscript) entries.push(...(await transcriptEntries(restoredTranscript, AGENT_TARGETS)));

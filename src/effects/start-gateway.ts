@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { GatewayConfigSchema, type GatewayConfigInput } from '../gateway/config.js';
+import { canarySecretId, GatewayConfigSchema, type GatewayConfigInput } from '../gateway/config.js';
 import {
   GATEWAY_CONFIG_PATH,
   GATEWAY_CREDENTIAL_PORT,
@@ -55,6 +55,7 @@ export function gatewayConfigFor(plan: BottlePlan, budget?: LaunchBudget): Gatew
       auth: route.auth,
       ...(route.header ? { header: route.header } : {}),
     })),
+    dlp: { mode: plan.egress?.dlp ?? 'block', canaries: plan.canaries ? Object.keys(plan.canaries) : [] },
     ssh_agent: hasSsh(plan) ? { port: GATEWAY_SSH_AGENT_PORT, keys: plan.ssh.map((_, i) => sshKeyId(i)) } : null,
     ...(budget ? { budget: { ...budget, ...(prices ? { prices } : {}) } } : {}),
   };
@@ -96,10 +97,15 @@ async function gatewayFiles(
   }
   // A retry that finds the secrets already handed over rewrites only the config.
   if (secrets || firstAttempt) {
-    const content = JSON.stringify(secrets ?? {});
+    const content = JSON.stringify({ ...secrets, ...canarySecrets(plan) });
     files.push({ type: 'file', path: GATEWAY_SECRETS_PATH, mode: 0o400, uid: GATEWAY_UID, gid: GATEWAY_UID, content });
   }
   return files;
+}
+
+/** The launch's canaries as the gateway reads them: decoys, so they come from the plan, not the sealed secrets. */
+function canarySecrets(plan: BottlePlan): Record<string, string> {
+  return Object.fromEntries(Object.entries(plan.canaries ?? {}).map(([kind, value]) => [canarySecretId(kind), value]));
 }
 
 /** A blob this host cannot open will not open on a retry either. */

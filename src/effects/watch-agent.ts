@@ -3,6 +3,7 @@ import type { ObservationEvent } from '../machines/effects.js';
 import { statusOf } from './docker/client.js';
 import { drainDecisionLines, followDecisionLines } from './docker/logs.js';
 import { waitForAgentExit, type AgentExit } from './docker/wait.js';
+import { canaryAlarm } from './egress-alarm.js';
 import { ObservationBatch } from './observation-batch.js';
 import type { EffectDeps, EffectHandler } from './types.js';
 
@@ -75,7 +76,7 @@ export const watchAgent =
     // Highest decision recorded so far, whichever of follower or drain recorded it.
     let recorded = ctx.lastEgressDecision;
     const batch = new ObservationBatch<DecisionLine>(async (decisions) => {
-      await ctx.observe(decisions.map(decisionEvent));
+      await ctx.observe([...decisions.map(decisionEvent), ...canaryAlarm(decisions)]);
       recorded = Math.max(recorded, ...decisions.map((d) => d.n));
     });
     const onLine = (decision: DecisionLine) => batch.push(decision);

@@ -167,6 +167,18 @@ export const EVENT_DATA_SCHEMAS = {
   }),
   /** The agent works again (a prompt submitted, a tool run after a permission): it no longer waits. */
   'agent.working': z.object({ n: z.number().int().nonnegative() }),
+  /**
+   * One of the bottle's decoy credentials (canaries) was seen leaving: the request was refused, and this
+   * raises the alarm the operator sees in `list`. One event stands for every canary refusal in a batch of
+   * decisions (`count`), so a flood is summarised; `at`, `rule`, `fingerprint` and `host` are the latest's.
+   */
+  'egress.alarm': z.object({
+    at: z.string(),
+    rule: z.string().min(1).max(200),
+    fingerprint: z.string().max(64),
+    host: z.string(),
+    count: z.number().int().positive(),
+  }),
   'effect.failed': z.object({
     /** An effect kind of the machine (src/machines/effects.ts); kept a string so retired kinds still read. */
     effect: z.string().min(1),

@@ -115,7 +115,8 @@ async function readAndRecord(ctx: GatewayContext, req: IncomingMessage, res: Ser
     ...(request.host !== undefined ? { host: request.host } : {}),
     ...(request.kind === 'egress' ? { port: request.port ?? 443 } : {}),
     ...(request.dockerfile !== undefined ? { dockerfile: request.dockerfile } : {}),
-    reason: request.reason,
+    // A secret the agent put in its reason is recorded by class and fingerprint, never as it was sent.
+    reason: ctx.scanner?.redactText?.(request.reason) ?? request.reason,
   });
   sendJson(res, 202, {
     request_id: requestId,

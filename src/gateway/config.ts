@@ -102,6 +102,15 @@ export const GatewayConfigSchema = z
       .strict()
       .nullable()
       .default(null),
+    /** Inspection (scan/): credential shapes block or are only recorded; held secrets and canaries always block. */
+    dlp: z
+      .object({
+        mode: z.enum(['block', 'audit']).default('block'),
+        /** Kinds of this bottle's decoy credentials; each value is in the secrets file as `canary.<kind>`. */
+        canaries: z.array(z.string().regex(/^[a-z0-9_]+$/)).default([]),
+      })
+      .strict()
+      .default({}),
     limits: z
       .object({
         max_header_bytes: z.number().int().min(1024).default(32768),
@@ -161,6 +170,9 @@ export type GatewayConfigInput = z.input<typeof GatewayConfigSchema>;
 export const GatewaySecretsSchema = z.record(z.string().min(1));
 export type GatewaySecrets = z.infer<typeof GatewaySecretsSchema>;
 
+/** Where a canary's value sits in the secrets file. */
+export const canarySecretId = (kind: string): string => `canary.${kind}`;
+
 export class GatewayConfigError extends Error {
   override name = 'GatewayConfigError';
 }
@@ -182,6 +194,8 @@ export function validateGatewayFiles(
   }
   const missing = config.data.routes.filter((r) => !(r.id in secrets.data)).map((r) => r.id);
   if (missing.length > 0) throw new GatewayConfigError(`no secret for route(s): ${missing.join(', ')}`);
+  const missingCanaries = config.data.dlp.canaries.filter((kind) => !(canarySecretId(kind) in secrets.data));
+  if (missingCanaries.length > 0) throw new GatewayConfigError(`no value for canaries: ${missingCanaries.join(', ')}`);
   const missingKeys = (config.data.ssh_agent?.keys ?? []).filter((id) => !(id in secrets.data));
   if (missingKeys.length > 0) throw new GatewayConfigError(`no secret for ssh key(s): ${missingKeys.join(', ')}`);
   return { config: config.data, secrets: secrets.data };

@@ -17,6 +17,7 @@ import { pinnedAgent } from './upstream-agent.js';
 import { isMessagesCall, refuseBudgetSpent } from './budget-refusal.js';
 import { tapUsage } from './usage-reader.js';
 import { handleStatusReport, STATUS_PATH } from './status-routes.js';
+import { forwardScanned, refusedByHead } from './scanned-forward.js';
 
 /**
  * The credential port: a reverse proxy that adds the real secret, which the
@@ -205,6 +206,9 @@ export async function forwardWithCredential(
     refuseCredentialRequest(ctx, res, { host, port, method }, refusal);
     return;
   }
+  const toModel = route.role === 'anthropic-base-url';
+  const scanned = { host, port, method, url: pathAndQuery, headers: req.headers, routeHost: host, toModel };
+  if (refusedByHead(ctx, scanned, (status, body) => sendJson(res, status, body))) return;
   const resolved = await ctx.policy.resolve(host);
   if (!resolved.ok) {
     if (resolved.why === 'private_address') {
@@ -226,16 +230,12 @@ export async function forwardWithCredential(
 
   ctx.decisions.allowed({ host, port, method }, 'credential_route');
   ctx.traffic.exchange(host, req);
-  proxy.web(
-    req,
-    res,
-    {
-      target: upstream.href,
-      changeOrigin: true,
-      agent: pinnedAgent(resolved.address, upstream.protocol === 'https:'),
-    },
-    (err: Error) => upstreamFailed(ctx, res, host, port, err),
-  );
+  const options = {
+    target: upstream.href,
+    changeOrigin: true,
+    agent: pinnedAgent(resolved.address, upstream.protocol === 'https:'),
+  };
+  forwardScanned(ctx, proxy, req, res, scanned, options, (err) => upstreamFailed(ctx, res, host, port, err));
 }
 
 export function upstreamFailed(ctx: GatewayContext, res: ServerResponse, host: string, port: number, err: Error): void {

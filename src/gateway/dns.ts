@@ -80,7 +80,9 @@ export function startDnsRefuser(ctx: GatewayContext, host: string, port: number)
     const query = parseDnsQuery(packet);
     if (!query) return;
     // A lookup loop must not flood the event log: over the budget the query is still refused, unrecorded.
-    if (ctx.dnsLimiter.tryTake()) ctx.decisions.denied({ host: query.name, port: 53, method: 'DNS' }, 'dns_lookup');
+    // A name can carry a secret in its labels: recorded by class and fingerprint, never as looked up.
+    const host = ctx.scanner?.redactText?.(query.name) ?? query.name;
+    if (ctx.dnsLimiter.tryTake()) ctx.decisions.denied({ host, port: 53, method: 'DNS' }, 'dns_lookup');
     socket.send(refusedAnswer(query), from.port, from.address);
   };
   return listenUdp(host, port, refuse, ctx.log, 'dns');

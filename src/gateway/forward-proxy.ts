@@ -22,6 +22,7 @@ import {
   servePlainTunnel,
 } from './plain-tunnel.js';
 import { pinnedAgent } from './upstream-agent.js';
+import { refusedByHead } from './scanned-forward.js';
 
 /**
  * The proxy port: what the agent's HTTP_PROXY / HTTPS_PROXY point at.
@@ -165,6 +166,8 @@ async function handleConnect(
     return;
   }
   const { host, port } = authority;
+  const connectHead = { host, port, method, url: req.url ?? '', headers: req.headers };
+  if (refusedByHead(ctx, connectHead, (status, body) => writeJsonAndClose(clientSocket, status, body))) return;
   // Like plain-HTTP route requests, a route host needs no allowlist entry: the operator configured it.
   const route = port === 443 && ctx.interception ? ctx.hostRoutes.get(host) : undefined;
   if (route) {

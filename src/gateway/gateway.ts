@@ -22,6 +22,7 @@ import {
 import { startDnsRefuser } from './dns.js';
 import { AgentStatusReports } from './agent-status-reports.js';
 import { STATUS_BURST, STATUS_REFILL_WINDOW_MS } from './status-routes.js';
+import { scannerForGateway } from './scan/scanner-for-gateway.js';
 import { startNetwatchReceiver } from './netwatch-reports.js';
 import { DIRECT_RECORDS_PER_MINUTE } from '../shared/netwatch-report.js';
 import type { Socket as UdpSocket } from 'node:dgram';
@@ -123,7 +124,6 @@ export async function startGateway(
     policy,
     entries,
     ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}),
-    ...(opts.scanner ? { scanner: opts.scanner } : {}),
     decisions,
     traffic,
     capabilities: new CapabilityBook(opts.decisionsDir, (entry) => policy.allow(entry), emit, log),
@@ -143,6 +143,8 @@ export async function startGateway(
         : undefined,
     credentialPort: () => credentialPort,
     log,
+    // Tests may put their own scanner in its place.
+    scanner: opts.scanner ?? scannerForGateway(config, secrets),
   };
   if (ctx.anthropicRoute && opts.meterUsage !== false) {
     ctx.usage = new UsageMeter({

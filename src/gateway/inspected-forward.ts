@@ -12,7 +12,7 @@ import type { GatewayContext } from './context.js';
 import { denialContext, upstreamFailed } from './credential-proxy.js';
 import type { EgressTarget } from './decision-log.js';
 import type { EntryTreatment } from './egress-entries.js';
-import { egressDeniedBody, sendJson, writeJsonAndClose, type JsonBody } from './responses.js';
+import { egressDeniedBody, inspectionDeniedBody, sendJson, writeJsonAndClose, type JsonBody } from './responses.js';
 import { ScanBlockedError, type ScanFinding, type ScannedRequest } from './request-scanner.js';
 import { frameGate } from './websocket-frames.js';
 
@@ -236,14 +236,9 @@ async function admitExchange(
   return { address, path: verdict.target, scanned };
 }
 
+/** One refusal shape whichever path found it (scanned-forward.ts answers the same way). */
 function findingBody(exchange: Exchange, finding: ScanFinding): JsonBody {
-  return {
-    error: 'egress_denied',
-    host: exchange.host,
-    port: exchange.port,
-    reason: finding.reason,
-    detail: finding.detail,
-  };
+  return inspectionDeniedBody(exchange.host, exchange.port, finding);
 }
 
 /** Hop-by-hop headers (RFC 9110 7.6.1) and those the Connection header names stay on this hop. */

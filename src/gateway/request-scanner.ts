@@ -50,4 +50,8 @@ export interface RequestScanner {
   responseBody(request: ScannedRequest, onScrub: (finding: ScanFinding) => void): Transform;
   /** One WebSocket frame's payload, either direction toward the upstream. */
   checkFrame(request: ScannedRequest, payload: Buffer): ScanFinding | undefined;
+  /** Overwrites known secrets in a response's header values in place (an echoed Authorization); the first found. */
+  scrubResponseHeaders?(request: ScannedRequest, headers: IncomingHttpHeaders): ScanFinding | undefined;
+  /** Text recorded from the agent (a capability reason, a looked-up name), each secret in it named by fingerprint. */
+  redactText?(text: string): string;
 }

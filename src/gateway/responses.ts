@@ -4,6 +4,7 @@ import type { EgressTarget } from './decision-log.js';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 import type { CredentialRequestRefusal } from './path-escape.js';
+import type { ScanFinding } from './request-scanner.js';
 
 /**
  * Every refusal the gateway gives is JSON, so an agent can read what was
@@ -91,4 +92,19 @@ export function refuseCredentialRequest(
 ): void {
   ctx.decisions.denied(target, refusal.reason);
   sendJson(res, refusal.status, refusal.body);
+}
+
+/** The 403 for a request inspection refused: which class of secret, which rule, where; never the value. */
+export function inspectionDeniedBody(host: string, port: number, finding: ScanFinding): JsonBody {
+  return {
+    error: 'egress_denied',
+    host,
+    port,
+    reason: finding.reason,
+    class: finding.detail.class,
+    rule: finding.detail.rule,
+    where: finding.detail.where,
+    ...(finding.detail.fingerprint !== undefined ? { fingerprint: finding.detail.fingerprint } : {}),
+    detail: 'the request carries what looks like a credential; it was not sent',
+  };
 }

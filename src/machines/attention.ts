@@ -1,4 +1,5 @@
-import type { BottleContext, BottleState } from './context.js';
+import { formatBudgetAmount } from '../shared/budget.js';
+import type { BottleState } from './context.js';
 import { stateName } from './status.js';
 
 /**
@@ -38,29 +39,29 @@ const agentReport: Source = (state) => {
   return { kind: reported.kind, message: reported.message, seq: reported.seq };
 };
 
-/**
- * Extension point for facts other parts of the machine record: a context field holding
- * `{ message: string, seq?: number }` (or null) raises attention of its kind. Read by name, so the
- * source works before and after its field exists: `alarm` (a canary alarm, any state but cleaned)
- * and `budgetAttention` (a budget reached or nearly, while running).
- */
-function contextFact(field: string, kind: AttentionKind, whileRunningOnly: boolean): Source {
-  return (state) => {
-    if (whileRunningOnly ? !running(state) : stateName(state) === 'cleaned') return undefined;
-    const fact = (state.context as BottleContext & Record<string, unknown>)[field];
-    if (typeof fact !== 'object' || fact === null) return undefined;
-    const { message, seq } = fact as { message?: unknown; seq?: unknown };
-    if (typeof message !== 'string') return undefined;
-    return { kind, message, seq: typeof seq === 'number' ? seq : 0 };
-  };
-}
+/** A canary seen leaving (egress.alarm): shown in any state but cleaned, since it reports what already happened. */
+const canaryAlarm: Source = (state) => {
+  const alarm = state.context.alarm;
+  if (!alarm || stateName(state) === 'cleaned') return undefined;
+  const times = alarm.count === 1 ? 'once' : `${alarm.count} times`;
+  // The alarm keeps no event seq; its count grows with every new alarm, which is what newness needs.
+  return { kind: 'alarm', message: `canary ${alarm.rule} sent to ${alarm.host} (${times})`, seq: alarm.count };
+};
 
-const SOURCES: readonly Source[] = [
-  contextFact('alarm', 'alarm', false),
-  contextFact('budgetAttention', 'budget', true),
-  pendingRequest,
-  agentReport,
-];
+/** A budget past 80 % (warning) or spent (exhausted), while the agent runs. */
+const budgetReached: Source = (state) => {
+  const budget = state.context.budget;
+  if (!running(state) || !budget || budget.state === 'ok') return undefined;
+  const limit = formatBudgetAmount(budget.limit, budget.unit);
+  const message =
+    budget.state === 'exhausted'
+      ? `budget spent (${limit}): raise it with bottle budget --add`
+      : `${formatBudgetAmount(budget.spent, budget.unit)} of ${limit} spent`;
+  // No event seq either: a raise (new limit) or crossing into exhausted is a new attention, re-reads are not.
+  return { kind: 'budget', message, seq: Math.round(budget.limit * 100) * 2 + (budget.state === 'exhausted' ? 1 : 0) };
+};
+
+const SOURCES: readonly Source[] = [canaryAlarm, budgetReached, pendingRequest, agentReport];
 
 /** What the bottle needs from the operator now, the most urgent first; undefined when nothing. */
 export function attentionOf(state: BottleState): Attention | undefined {

@@ -72,6 +72,7 @@ const lifecycle = setup({
     recordPortPublished: assign(update.recordPortPublished),
     recordPortUnpublished: assign(update.recordPortUnpublished),
     closePorts: assign(update.closePorts),
+    recordAlarm: assign(update.recordAlarm),
   },
   guards: { ...guards, ...legacyGuards },
 });
@@ -106,6 +107,8 @@ export const bottleMachine = lifecycleWithRequests.createMachine({
     // Facts, not states: a bottle whose agent waits for the operator is still running (see attention.ts).
     'agent.attention': { actions: 'recordAttention' },
     'agent.working': { actions: 'recordWorking' },
+    // A canary alarm is recorded whatever the bottle is doing: it reports what already happened.
+    'egress.alarm': { actions: 'recordAlarm' },
   },
   states: {
     idle: {

@@ -24,6 +24,13 @@ export function recordNetwork({ event }: UpdateArgs): Update {
   return event.type === 'network.created' ? { network: networkLayoutOf(event) } : {};
 }
 
+/** A canary was seen leaving: the latest sighting, and the running count of them. */
+export function recordAlarm({ context, event }: UpdateArgs): Update {
+  if (event.type !== 'egress.alarm') return {};
+  const { at, rule, fingerprint, host, count } = event.data;
+  return { alarm: { at, rule, fingerprint, host, count: (context.alarm?.count ?? 0) + count } };
+}
+
 /** Decision numbers restart with each gateway container. */
 export function restartEgressDecisions(): Update {
   return { lastEgressDecision: 0 };

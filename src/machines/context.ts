@@ -104,6 +104,11 @@ export const BottleContextSchema = z.object({
   budget: BudgetStandingSchema.nullable(),
   /** The agent waits for the operator by its own report; null once it works again (and in a new run). */
   agentAttention: AgentAttentionSchema.nullable(),
+  /** The latest canary alarm (egress.alarm) and how many canary refusals there have been; kept across resumes. */
+  alarm: z
+    .object({ at: z.string(), rule: z.string(), fingerprint: z.string(), host: z.string(), count: z.number() })
+    .nullable()
+    .default(null),
   /** Highest gateway decision number recorded this run, so a retried watcher skips those. */
   lastEgressDecision: z.number(),
   /** The ports this run publishes on its host, by host port; none once the run's containers are torn down. */
@@ -139,11 +144,14 @@ export function parseBottleState(raw: unknown): BottleState | null {
 }
 
 export function initialContext(identity: string): BottleContext {
-  return { identity, plan: null, ...freshRunFields(), usage: {}, budget: null, resumes: 0, seq: 0 };
+  return { identity, plan: null, ...freshRunFields(), usage: {}, budget: null, resumes: 0, alarm: null, seq: 0 };
 }
 
 /** The per-run fields a resume starts afresh; identity, resumes and history-wide facts stay. */
-export function freshRunFields(): Omit<BottleContext, 'identity' | 'plan' | 'resumes' | 'seq' | 'usage' | 'budget'> {
+export function freshRunFields(): Omit<
+  BottleContext,
+  'identity' | 'plan' | 'resumes' | 'seq' | 'usage' | 'budget' | 'alarm'
+> {
   return {
     network: null,
     gatewayCa: null,

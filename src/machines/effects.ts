@@ -131,7 +131,7 @@ export type EffectOutcome<K extends EffectKind> = NewEvent<(typeof EFFECTS)[K]['
 
 /** Events an effect may append while it runs (the gateway's decisions, seen while watching the agent). */
 export type ObservationEvent = NewEvent<
-  ObservationType | 'capability.requested' | 'usage.recorded' | 'agent.attention' | 'agent.working'
+  ObservationType | 'capability.requested' | 'usage.recorded' | 'agent.attention' | 'agent.working' | 'egress.alarm'
 >;
 
 export function isEffectKind(kind: unknown): kind is EffectKind {

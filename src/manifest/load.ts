@@ -95,6 +95,7 @@ export function parseManifest(json: unknown, manifestPath: string): Manifest {
       entries: (b.egress?.allow ?? []).filter((entry) => typeof entry !== 'string'),
       proxy: b.egress?.proxy ?? 'gateway',
       pipelock_image: b.egress?.pipelock_image,
+      dlp: b.egress?.dlp ?? 'block',
     },
     cred_proxy: {
       routes: (b.cred_proxy?.routes ?? []).map((r) => ({

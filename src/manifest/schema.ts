@@ -107,6 +107,7 @@ const EgressSchema = strictObject('egress', {
     .enum(['gateway', 'pipelock'], { errorMap: () => ({ message: 'proxy must be "gateway" or "pipelock"' }) })
     .default('gateway'),
   pipelock_image: nonEmptyString('pipelock_image').optional(),
+  dlp: z.enum(['block', 'audit'], { errorMap: () => ({ message: 'dlp must be "block" or "audit"' }) }).default('block'),
 });
 
 /**
@@ -368,7 +369,13 @@ export interface Bottle extends Omit<
   'runtime' | 'egress' | 'cred_proxy' | 'ssh' | 'extra_hosts' | 'limits'
 > {
   /** `allow`: every entry's host pattern; `entries`: the entries written as objects (inspection and rules). */
-  egress: { allow: string[]; entries: AllowEntry[]; proxy: 'gateway' | 'pipelock'; pipelock_image?: string };
+  egress: {
+    allow: string[];
+    entries: AllowEntry[];
+    proxy: 'gateway' | 'pipelock';
+    pipelock_image?: string;
+    dlp: 'block' | 'audit';
+  };
   cred_proxy: { routes: CredentialRouteConfig[] };
   ssh: Array<{ Host: string; IdentityFile: string }>;
   extra_hosts: Record<string, string>;

@@ -1,3 +1,4 @@
+import { mintCanaries } from './canaries.js';
 import { shareablePreferences } from './claude-state.js';
 import { basename } from 'node:path';
 import type { ContainerRuntime } from '../shared/runtime.js';
@@ -136,7 +137,12 @@ export function resolvePlan(opts: ResolvePlanOptions): BottlePlan {
     limits: { ...planLimits(bottle.limits, runtime), ...(budget ? { budget } : {}) },
     host: opts.facts.host,
     manifest_path: opts.manifestPath,
-    egress: { proxy: bottle.egress.proxy, pipelock_image: bottle.egress.pipelock_image ?? null },
+    egress: {
+      proxy: bottle.egress.proxy,
+      pipelock_image: bottle.egress.pipelock_image ?? null,
+      dlp: bottle.egress.dlp,
+    },
+    canaries: mintCanaries(),
     ports: plannedPorts(bottle, opts.publish ?? []),
     remote_control: remoteControl,
     remote_control_hosts: remoteControl ? [...REMOTE_CONTROL_HOSTS] : [],

@@ -65,6 +65,13 @@ export const PublishedPortSchema = z.object({
   bottle_port: z.number().int().min(1).max(65535),
 });
 export type PublishedPort = z.infer<typeof PublishedPortSchema>;
+/** A launch's decoy credentials (canaries.ts mints them and says where they go). */
+export const CanariesSchema = z.object({
+  aws_access_key_id: z.string(),
+  aws_secret_access_key: z.string(),
+  github_token: z.string(),
+});
+export type Canaries = z.infer<typeof CanariesSchema>;
 
 export const BottlePlanSchema = z.object({
   identity: z.string(),
@@ -130,7 +137,16 @@ export const BottlePlanSchema = z.object({
   host: z.string(),
   manifest_path: z.string(),
   /** Which egress proxy enforces `hosts` (manifest egress.proxy; default gateway) and, for pipelock, its image. */
-  egress: z.object({ proxy: z.enum(['gateway', 'pipelock']), pipelock_image: z.string().nullable() }).optional(),
+  egress: z
+    .object({
+      proxy: z.enum(['gateway', 'pipelock']),
+      pipelock_image: z.string().nullable(),
+      /** What the gateway does with a credential shape (manifest egress.dlp); absent in older plans: block. */
+      dlp: z.enum(['block', 'audit']).optional(),
+    })
+    .optional(),
+  /** This launch's decoy credentials (canaries.ts); absent in plans from before there were any. */
+  canaries: CanariesSchema.optional(),
   /**
    * The user's shareable Claude Code preferences (src/plan/claude-state.ts says which), read on the
    * CLI's machine. Absent in plans from before, whose worker read its own machine's.

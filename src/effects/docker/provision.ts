@@ -5,6 +5,8 @@ import { join, posix } from 'node:path';
 import { pack as tarPack, type Pack } from 'tar-stream';
 import { AGENT_HOME } from '../../plan/agent-env.js';
 import { CLAUDE_GLOBAL_CONFIG_TARGET, CLAUDE_USER_SETTINGS_TARGET, claudeStateFiles } from '../../plan/claude-state.js';
+import { canaryFiles } from '../../plan/canaries.js';
+import type { Canaries } from '../../plan/schema.js';
 import { SSH_AGENT_BRIDGE_PATH, sshAgentBridgeScript, sshClientConfig } from '../../plan/ssh-config.js';
 import type { BottlePlan } from '../../plan/schema.js';
 import { readUserClaudeFiles, userClaudeFiles } from '../../shared/claude-files.js';
@@ -210,6 +212,19 @@ export function sshEntries(
     // Beside the init program: root's, so the agent can run it but not change it.
     { type: 'file', path: SSH_AGENT_BRIDGE_PATH, mode: 0o755, uid: 0, gid: 0, content: bridge },
   ];
+}
+
+/** The launch's decoy credentials (src/plan/canaries.ts) where an agent hunting secrets would look, the agent's own. */
+export function canaryEntries(
+  canaries: Canaries | undefined,
+  targets: ProvisionTargets,
+  owner = AGENT_OWNER,
+): ArchiveEntry[] {
+  if (!canaries) return [];
+  return canaryFiles(canaries).flatMap(({ path, content }) => [
+    ...ownedDirectories(posix.dirname(path), targets.home, owner, 0o700),
+    { type: 'file' as const, path, mode: 0o600, ...owner, content },
+  ]);
 }
 
 /** A preserved transcript folder restored as the agent's `~/.claude`. */

@@ -38,14 +38,24 @@ describe('attentionOf', () => {
     expect(attentionOf(state)).toBeUndefined();
   });
 
-  it('reads facts other parts of the machine add by name: a canary alarm outranks everything', () => {
+  it('puts a canary alarm before everything, and a budget past 80 % before requests and reports', () => {
     const state = running(attention(1, 'permission', 'Bash'));
-    const alarmed = { ...state, context: { ...state.context, alarm: { message: 'canary key used', seq: 9 } } };
-    expect(attentionOf(alarmed)).toEqual({ kind: 'alarm', message: 'canary key used', seq: 9 });
-    const budget = { ...state, context: { ...state.context, budgetAttention: { message: '80 % of 1 USD' } } };
-    expect(attentionOf(budget)).toMatchObject({ kind: 'budget' });
-    const malformed = { ...state, context: { ...state.context, alarm: 'yes' } };
-    expect(attentionOf(malformed)).toMatchObject({ kind: 'permission' });
+    const alarm = { at: '2026-01-01T00:00:00.000Z', rule: 'aws_access_key_id', fingerprint: 'f', host: 'x.test' };
+    const alarmed = { ...state, context: { ...state.context, alarm: { ...alarm, count: 2 } } };
+    expect(attentionOf(alarmed)).toMatchObject({
+      kind: 'alarm',
+      message: 'canary aws_access_key_id sent to x.test (2 times)',
+    });
+    const standing = { unit: 'tokens', limit: 1000, raised: 0, spent: 850, state: 'warning' } as const;
+    const warned = { ...state, context: { ...state.context, budget: standing } };
+    expect(attentionOf(warned)).toMatchObject({ kind: 'budget' });
+    const spent = {
+      ...state,
+      context: { ...state.context, budget: { ...standing, spent: 1000, state: 'exhausted' as const } },
+    };
+    expect(isNewAttention(attentionOf(warned), attentionOf(spent))).toBe(true);
+    const fine = { ...state, context: { ...state.context, budget: { ...standing, spent: 10, state: 'ok' as const } } };
+    expect(attentionOf(fine)).toMatchObject({ kind: 'permission' });
   });
 });
 

@@ -105,6 +105,17 @@ function randomStep(type: EventType, rand: () => number): Step {
       ];
     case 'agent.working':
       return [type, { n: Math.floor(rand() * 100) }];
+    case 'egress.alarm':
+      return [
+        type,
+        {
+          at: '2026-01-01T00:00:00.000Z',
+          rule: 'aws_access_key_id',
+          fingerprint: 'canary:0123456789ab',
+          host: 'h.test',
+          count: 1 + Math.floor(rand() * 3),
+        },
+      ];
     case 'effect.failed':
       // Half the failures hit a launch effect, so failed launch regions are reached too.
       const effect = pick(rand() < 0.5 ? LAUNCH_EFFECTS : EFFECT_KINDS);

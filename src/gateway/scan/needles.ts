@@ -1,0 +1,84 @@
+import { encodedForms, type EncodedForm } from './encodings.js';
+
+/** One secret the gateway holds (a route's or ssh key's, or a canary), named by class and fingerprint. */
+export interface HeldSecret {
+  class: 'known_secret' | 'canary';
+  /** The rule name recorded: the secret's id in the gateway's files (route id, canary kind), never its value. */
+  rule: string;
+  fingerprint: string;
+  value: Buffer;
+}
+
+export interface Needle {
+  secret: HeldSecret;
+  encoding: EncodedForm['encoding'];
+  bytes: Buffer;
+}
+
+export interface NeedleHit {
+  needle: Needle;
+  /** Index of the first byte of the match in the searched buffer. */
+  index: number;
+}
+
+/** Every encoded form of every held secret, searched as plain bytes. */
+export class NeedleSet {
+  readonly needles: Needle[];
+  /** The longest form: a match split across chunks fits in a carry of this many bytes minus one. */
+  readonly maxLength: number;
+
+  constructor(secrets: HeldSecret[]) {
+    this.needles = secrets.flatMap((secret) =>
+      encodedForms(secret.value).map((form) => ({ secret, encoding: form.encoding, bytes: form.bytes })),
+    );
+    this.maxLength = Math.max(0, ...this.needles.map((n) => n.bytes.length));
+  }
+
+  get empty(): boolean {
+    return this.needles.length === 0;
+  }
+
+  /** The first match whose end lies at or after `endsFrom`, so a carried-over match is not found twice. */
+  first(haystack: Buffer, endsFrom = 0): NeedleHit | undefined {
+    let best: NeedleHit | undefined;
+    for (const needle of this.needles) {
+      const from = Math.max(0, endsFrom - needle.bytes.length + 1);
+      const index = haystack.indexOf(needle.bytes, from);
+      if (index >= 0 && (best === undefined || index < best.index)) best = { needle, index };
+    }
+    return best;
+  }
+
+  /** Every match, left to right, none overlapping (for replacing them). */
+  all(haystack: Buffer): NeedleHit[] {
+    const hits: NeedleHit[] = [];
+    let from = 0;
+    for (;;) {
+      let best: NeedleHit | undefined;
+      for (const needle of this.needles) {
+        const index = haystack.indexOf(needle.bytes, from);
+        if (index >= 0 && (best === undefined || index < best.index)) best = { needle, index };
+      }
+      if (!best) return hits;
+      hits.push(best);
+      from = best.index + best.needle.bytes.length;
+    }
+  }
+
+  /**
+   * How many bytes at the end of `buffer` could be the start of a form still to be completed by what
+   * comes next: only those are held back, so a stream (server-sent events) is not delayed otherwise.
+   */
+  pendingTail(buffer: Buffer): number {
+    let longest = 0;
+    const from = Math.max(0, buffer.length - this.maxLength + 1);
+    for (const { bytes } of this.needles) {
+      for (let p = buffer.indexOf(bytes[0], from); p >= 0; p = buffer.indexOf(bytes[0], p + 1)) {
+        const tail = buffer.length - p;
+        if (tail <= longest) break;
+        if (tail < bytes.length && buffer.subarray(p).equals(bytes.subarray(0, tail))) longest = tail;
+      }
+    }
+    return longest;
+  }
+}

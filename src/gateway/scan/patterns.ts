@@ -1,0 +1,89 @@
+/**
+ * Credential shapes: what a secret the gateway does not hold looks like when it leaves. Each is
+ * specific enough (a vendor prefix, a fixed structure, a checksum) that ordinary code, UUIDs, git
+ * object names and base64 of binary data do not match. Scanned as latin1 text, so a byte is a char.
+ */
+export interface SecretPattern {
+  name: string;
+  regex: RegExp;
+  /** A second look at a match the shape alone cannot settle (a checksum). */
+  accept?: (match: string) => boolean;
+}
+
+export const SECRET_PATTERNS: readonly SecretPattern[] = [
+  { name: 'aws_access_key_id', regex: /\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b/ },
+  {
+    name: 'aws_secret_access_key',
+    regex: /aws_?secret_?access_?key["'\s]*[:=]\s*["']?[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])/i,
+  },
+  { name: 'github_token', regex: /\bgh[pousr]_[A-Za-z0-9]{36,255}\b/ },
+  { name: 'github_fine_grained_token', regex: /\bgithub_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}\b/ },
+  { name: 'gitlab_token', regex: /\bglpat-[A-Za-z0-9_-]{20,}/ },
+  { name: 'slack_token', regex: /\bxox[abposr]-[A-Za-z0-9-]{10,}/ },
+  { name: 'slack_webhook', regex: /hooks\.slack\.com\/services\/T[A-Za-z0-9_]+\/B[A-Za-z0-9_]+\/[A-Za-z0-9_]{20,}/ },
+  { name: 'stripe_key', regex: /\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{20,}\b/ },
+  { name: 'anthropic_api_key', regex: /\bsk-ant-(?:api|admin|oat)\d{2}-[A-Za-z0-9_-]{20,}/ },
+  { name: 'openai_api_key', regex: /\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}T3BlbkFJ[A-Za-z0-9_-]{20,}/ },
+  { name: 'google_api_key', regex: /\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])/ },
+  { name: 'npm_token', regex: /\bnpm_[A-Za-z0-9]{36}\b/ },
+  { name: 'pypi_token', regex: /\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}/ },
+  { name: 'huggingface_token', regex: /\bhf_[A-Za-z]{34}\b/ },
+  {
+    name: 'jwt',
+    regex: /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}/,
+  },
+  { name: 'private_key_pem', regex: /-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY(?: BLOCK)?-----/ },
+  {
+    name: 'connection_string_password',
+    regex: new RegExp(
+      String.raw`\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver)://` +
+        String.raw`[^\s:/@"'<>]+:[^\s@/"'<>]{3,}@[^\s/"'<>]+`,
+      'i',
+    ),
+  },
+  { name: 'card_number', regex: /\b(?:\d[ -]?){12,18}\d\b/, accept: luhnValidCard },
+];
+
+/** A card number: 13 to 19 digits (spaces or dashes between), a known issuer's prefix and a valid Luhn sum. */
+export function luhnValidCard(text: string): boolean {
+  const digits = text.replace(/[ -]/g, '');
+  if (digits.length < 13 || digits.length > 19) return false;
+  if (!/^(?:4|5[1-5]|2[2-7]|3[47]|6(?:011|5)|35)/.test(digits)) return false;
+  // The same digit over and over passes Luhn by accident (0000...), and is no card.
+  if (/^(\d)\1+$/.test(digits)) return false;
+  let sum = 0;
+  for (let i = 0; i < digits.length; i++) {
+    let d = digits.charCodeAt(digits.length - 1 - i) - 48;
+    if (i % 2 === 1) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+  }
+  return sum % 10 === 0;
+}
+
+/** Compiled once: scanning runs for every request. */
+const GLOBAL_PATTERNS = SECRET_PATTERNS.map((p) => new RegExp(p.regex.source, `${p.regex.flags}g`));
+
+export interface PatternHit {
+  pattern: SecretPattern;
+  match: string;
+  index: number;
+}
+
+/** The first credential shape in `text` whose match ends at or after `endsFrom` (earlier ones were reported). */
+export function findPattern(text: string, endsFrom = 0): PatternHit | undefined {
+  let best: PatternHit | undefined;
+  for (const [i, pattern] of SECRET_PATTERNS.entries()) {
+    const global = GLOBAL_PATTERNS[i];
+    global.lastIndex = 0;
+    for (let m = global.exec(text); m !== null; m = global.exec(text)) {
+      if (m.index + m[0].length < endsFrom) continue;
+      if (pattern.accept && !pattern.accept(m[0])) continue;
+      if (best === undefined || m.index < best.index) best = { pattern, match: m[0], index: m.index };
+      break;
+    }
+  }
+  return best;
+}
