@@ -113,8 +113,8 @@ describe('transcript snapshot and the preservation matrix', () => {
   it('exit 0: the transcript is snapshotted, then the whole state folder is removed', async () => {
     const identity = identityFrom(await h.cli(['--manifest', manifest, 'start', 'ok', '--detach']));
     const events = await h.waitForEvent(identity, 'bottle.cleaned');
-    // The agent's file and the bottle-request skill every bottle is given.
-    expect(only(events, 'transcript.snapshotted')[0].data).toMatchObject({ missing: false, files: 2 });
+    // The agent's file, plus the bottle-request skill and the settings.json with status hooks every bottle gets.
+    expect(only(events, 'transcript.snapshotted')[0].data).toMatchObject({ missing: false, files: 3 });
     expect(only(events, 'bottle.preserved')).toHaveLength(0);
     expect(existsSync(stateOf(identity))).toBe(false);
   });
@@ -127,8 +127,8 @@ describe('transcript snapshot and the preservation matrix', () => {
     expect(run.stderr).toContain(`resume with: bottle resume ${identity}`);
     const events = await expectPreserved(identity!, 'crash');
     expect(only(events, 'agent.exited')[0].data).toMatchObject({ code: 1 });
-    // The agent's file and the bottle-request skill every bottle is given.
-    expect(only(events, 'transcript.snapshotted')[0].data).toMatchObject({ missing: false, files: 2 });
+    // The agent's file, plus the bottle-request skill and the settings.json with status hooks every bottle gets.
+    expect(only(events, 'transcript.snapshotted')[0].data).toMatchObject({ missing: false, files: 3 });
     expect(readFileSync(join(stateOf(identity!), 'transcript', 'projects', 'x', 's.jsonl'), 'utf8')).toBe('hello\n');
   });
 

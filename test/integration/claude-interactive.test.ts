@@ -235,7 +235,11 @@ describe('interactive claude in a fresh bottle goes straight to the prompt', () 
     expect(settings).toMatch(/"spinnerTipsEnabled":\s*false/);
     for (const mark of USER_SECRET_MARKS) expect(config + settings).not.toContain(mark);
     expect(config + settings).not.toContain('user@example.test');
-    expect(settings).not.toContain('hooks');
+    // The host's own hooks stay behind; the only hooks are the bottle's status hooks, all calling bottle-status.
+    const hooks = (JSON.parse(settings) as { hooks?: Record<string, { hooks: { command: string }[] }[]> }).hooks ?? {};
+    const commands = Object.values(hooks).flatMap((groups) => groups.flatMap((g) => g.hooks.map((x) => x.command)));
+    expect(commands.length).toBeGreaterThan(0);
+    for (const command of commands) expect(command).toContain('bottle-status');
     await exitSession(run);
   }, 360_000);
 

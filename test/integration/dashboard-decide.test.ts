@@ -57,6 +57,20 @@ async function screenShows(pattern: RegExp, timeoutMs = 60_000): Promise<string>
 }
 
 const keys = (...k: string[]) => tmux('send-keys', '-t', session, ...k);
+
+/** Moves the selection down, then up, until the pending request shown is that bottle's. */
+async function selectPending(identity: string): Promise<string> {
+  const pending = new RegExp(`PENDING \\(${identity}\\)`);
+  for (const key of ['Down', 'Up', 'Up']) {
+    keys(key);
+    try {
+      return await screenShows(pending, 5_000);
+    } catch {
+      // Not this row: try the next move.
+    }
+  }
+  return screenShows(pending);
+}
 const typed = (text: string) => tmux('send-keys', '-t', session, '-l', text);
 
 /** Asks from inside the agent; returns the request's id once the event log, which the dashboard reads, has it. */
@@ -182,9 +196,9 @@ describe('bottle dashboard decides capability requests', () => {
     // The preserved bottle is listed with its resume command.
     await screenShows(new RegExp(`resume: bottle resume ${builder}`));
 
-    // Deny the other bottle's request: select it, review, d, type the reason, Enter.
-    keys('Down');
-    shown = await screenShows(new RegExp(`PENDING \\(${surfer}\\)`));
+    // Deny the other bottle's request: select it, review, d, type the reason, Enter. Bottles that need
+    // the operator sort first, so where it stands depends on the ordering: move until it is selected.
+    shown = await selectPending(surfer);
     keys('Enter');
     shown = await screenShows(new RegExp(`REVIEW ${surfer} request ${egressId}`));
     expect(unwrapped(shown)).toContain(`request ${egressId} from ${surfer}: egress wanted.test:443`);

@@ -102,6 +102,7 @@ describe('the packed package, installed globally', () => {
       'package/dist/cli-bundle/dashboard-view.js',
       'package/dist/gateway/gateway.cjs',
       'package/dist/gateway/netwatch.cjs',
+      'package/dist/gateway/port-forwarder.cjs',
       'package/dist/agent-init/wait-for-proxy',
       'package/dist/build-id.txt',
       'package/images/agent/Dockerfile',
