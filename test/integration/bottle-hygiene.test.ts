@@ -67,13 +67,15 @@ describe('start --detach, list', () => {
     const rows = JSON.parse(live.stdout) as Array<Record<string, unknown>>;
     expect(Array.isArray(rows)).toBe(true);
     const row = rows.find((r) => r.identity === running);
-    expect(row).toEqual({
+    expect(row).toMatchObject({
       identity: running,
       agent: 'sleeper',
       bottle: 'box',
       state: 'running',
       host: expect.any(String),
       started_at: expect.any(String),
+      tokens: 0,
+      ports: [],
     });
     expect(String(row!.host)).toContain(hostname());
     expect(Number.isNaN(Date.parse(String(row!.started_at)))).toBe(false);
