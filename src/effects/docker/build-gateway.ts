@@ -14,7 +14,7 @@ import type { ImageSource } from '../../images/build-context.js';
 import { bottleLabels } from '../../shared/names.js';
 import { subnetAddresses, subnetPool } from '../../shared/subnet-pool.js';
 import { PermanentEffectError } from '../types.js';
-import { statusOf } from './client.js';
+import { imageExists, statusOf } from './client.js';
 import { ensureConnected, gatewayExtraHosts, GATEWAY_UID, resourceLimits, SIDECAR_LIMITS } from './containers.js';
 import { drainDecisionLines, waitForGatewayReady } from './logs.js';
 import { ensureNetwork } from './networks.js';
@@ -195,16 +195,6 @@ async function createBuildGateway(
   await putEntries(container, [configFile], GATEWAY_FILES_DIR);
   await putEntries(container, files, OPT);
   return container;
-}
-
-async function imageExists(docker: Docker, tag: string): Promise<boolean> {
-  try {
-    await docker.getImage(tag).inspect();
-    return true;
-  } catch (err) {
-    if (statusOf(err) === 404) return false;
-    throw err;
-  }
 }
 
 /** Removes the build gateway and both build networks; absent ones are fine. */

@@ -55,3 +55,14 @@ export function statusOf(err: unknown): number | undefined {
     ? (err as { statusCode?: number }).statusCode
     : undefined;
 }
+
+/** Whether the daemon has an image under this tag; errors other than "no such image" are thrown. */
+export async function imageExists(docker: Docker, tag: string): Promise<boolean> {
+  try {
+    await docker.getImage(tag).inspect();
+    return true;
+  } catch (err) {
+    if (statusOf(err) === 404) return false;
+    throw err;
+  }
+}

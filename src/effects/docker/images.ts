@@ -4,7 +4,7 @@ import { RuntimeFailure } from '../../shared/errors.js';
 import type { ImagePlan } from '../../plan/schema.js';
 import { PermanentEffectError } from '../types.js';
 import { CREATED_BY, LABELS } from '../../shared/names.js';
-import { statusOf } from './client.js';
+import { imageExists } from './client.js';
 import { withBuildGateway, type BuildEgress, type BuildRoute } from './build-gateway.js';
 import { contextFileReader, contextHash, effectiveMode, type ImageSource } from '../../images/build-context.js';
 
@@ -59,16 +59,6 @@ export function ensureImage(
   const build = ensureImageOnce(docker, src, plan, opts).finally(() => inFlight.delete(plan.tag));
   inFlight.set(plan.tag, build);
   return build;
-}
-
-async function imageExists(docker: Docker, tag: string): Promise<boolean> {
-  try {
-    await docker.getImage(tag).inspect();
-    return true;
-  } catch (err) {
-    if (statusOf(err) === 404) return false;
-    throw err;
-  }
 }
 
 async function ensureImageOnce(
