@@ -9,6 +9,7 @@ import {
   GATEWAY_PROXY_PORT,
   GATEWAY_SECRETS_PATH,
   GATEWAY_SSH_AGENT_PORT,
+  GATEWAY_UPSTREAM_CA_PATH,
 } from '../gateway/protocol.js';
 import { NETWATCH_REPORT_PORT } from '../netwatch/protocol.js';
 import { hasSsh, sshKeyId } from '../plan/ssh-config.js';
@@ -67,6 +68,7 @@ async function gatewayFiles(
   firstAttempt: boolean,
   launchSecrets: LaunchSecrets,
   budget: LaunchBudget | undefined,
+  upstreamCa: string | undefined,
 ): Promise<ArchiveEntry[]> {
   const config = GatewayConfigSchema.safeParse(gatewayConfigFor(plan, budget));
   if (!config.success) {
@@ -76,6 +78,8 @@ async function gatewayFiles(
   const files: ArchiveEntry[] = [
     { type: 'file', path: GATEWAY_CONFIG_PATH, mode: 0o444, uid: 0, gid: 0, content: JSON.stringify(config.data) },
   ];
+  if (upstreamCa !== undefined)
+    files.push({ type: 'file', path: GATEWAY_UPSTREAM_CA_PATH, mode: 0o444, uid: 0, gid: 0, content: upstreamCa });
   // A new token for each gateway container; start_netwatch reads it back from here.
   if (config.data.netwatch_port !== null) {
     const content = randomBytes(32).toString('hex');
@@ -120,18 +124,18 @@ async function openLaunchSecrets(launchSecrets: LaunchSecrets): Promise<Record<s
 
 /** start_gateway: the gateway container, on the egress network and at its fixed internal address, started. */
 export const startGateway =
-  ({ docker }: EffectDeps): EffectHandler<'start_gateway'> =>
+  ({ docker, upstreamCa }: EffectDeps): EffectHandler<'start_gateway'> =>
   async (req, ctx) => {
     const { plan } = ctx;
     const network = requireNetwork(req.params.network);
     const gateway = await classifyDockerErrors('creating the gateway', () =>
-      ensureContainer(docker, gatewayContainerSpec(plan, { network })),
+      ensureContainer(docker, gatewayContainerSpec(plan, { network, upstreamCa: upstreamCa !== undefined })),
     );
     await ensureConnected(docker, gateway.id, network.internal.name, network.addresses.gateway);
     if (gateway.status === 'created') {
       await putEntries(
         gateway.container,
-        await gatewayFiles(plan, gateway.created, ctx.secrets, req.params.budget),
+        await gatewayFiles(plan, gateway.created, ctx.secrets, req.params.budget, upstreamCa),
         GATEWAY_FILES_DIR,
       );
       await ctx.secrets.discard();

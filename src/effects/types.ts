@@ -72,6 +72,8 @@ export interface EffectDeps {
   docker: import('dockerode');
   /** The worker's own log: what belongs to no single bottle (the build fetches of shared images). */
   log?: (line: string) => void;
+  /** Extra roots (PEM) every gateway of this worker trusts upstream, next to the system's (CLAUDE_BOTTLE_UPSTREAM_CA). */
+  upstreamCa?: string;
 }
 
 /** What a host task may ask of the event store it serves. */

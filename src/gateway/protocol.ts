@@ -25,6 +25,11 @@ export const GATEWAY_LISTEN_ADDRESS_ENV = 'GATEWAY_LISTEN_ADDRESS';
 export const GATEWAY_FILES_DIR = '/etc/claude-bottle';
 export const GATEWAY_CONFIG_PATH = `${GATEWAY_FILES_DIR}/gateway.json`;
 export const GATEWAY_SECRETS_PATH = `${GATEWAY_FILES_DIR}/secrets.json`;
+/**
+ * Extra roots the gateway trusts for its own connections upstream (the worker's CLAUDE_BOTTLE_UPSTREAM_CA:
+ * a TLS-inspecting corporate proxy, or a test's stand-in servers); Node reads it through NODE_EXTRA_CA_CERTS.
+ */
+export const GATEWAY_UPSTREAM_CA_PATH = `${GATEWAY_FILES_DIR}/upstream-ca.pem`;
 /** The token the network watch signs its reports with (src/netwatch/protocol.ts); a new one per gateway. */
 export const GATEWAY_NETWATCH_TOKEN_PATH = `${GATEWAY_FILES_DIR}/netwatch-token`;
 /**

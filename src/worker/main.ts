@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { daemonFacts, dockerClient } from '../effects/docker/client.js';
 import { cleanupHost, removeLeftovers } from '../effects/host-cleanup.js';
 import { effectHandlers } from '../effects/index.js';
+import { readUpstreamCa } from '../effects/upstream-ca.js';
 import { UsageError } from '../shared/errors.js';
 import { visibleText } from '../shared/visible-text.js';
 import { redisTarget } from '../shared/redis-target.js';
@@ -77,8 +78,10 @@ async function dockerHost(hostId: string, log: (line: string) => void): Promise<
   const docker = dockerClient();
   // A daemon not answering yet is not fatal: the worker's effects report it when they run.
   const facts = await daemonFacts(docker).catch(() => ({ runtimes: [], engineId: '' }));
+  const upstreamCa = readUpstreamCa(process.env);
+  for (const root of upstreamCa?.roots ?? []) log(`gateways trust upstream root ${root}, from ${upstreamCa!.file}`);
   return {
-    handlers: effectHandlers({ docker, log }),
+    handlers: effectHandlers({ docker, log, ...(upstreamCa ? { upstreamCa: upstreamCa.pem } : {}) }),
     hostTasks: { cleanup: (task, store) => cleanupHost(docker, task, store) },
     daemon: {
       reachable: () =>

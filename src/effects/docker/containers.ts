@@ -5,7 +5,12 @@ import { bottleLabels } from '../../shared/names.js';
 import { PermanentEffectError } from '../types.js';
 import { statusOf } from './client.js';
 import type { AgentLaunch } from './agent-init.js';
-import { GATEWAY_DNS_PORT, GATEWAY_FILES_DIR, GATEWAY_LISTEN_ADDRESS_ENV } from '../../gateway/protocol.js';
+import {
+  GATEWAY_DNS_PORT,
+  GATEWAY_FILES_DIR,
+  GATEWAY_LISTEN_ADDRESS_ENV,
+  GATEWAY_UPSTREAM_CA_PATH,
+} from '../../gateway/protocol.js';
 import type { NetworkLayout } from '../../machines/context.js';
 
 /**
@@ -138,6 +143,8 @@ export function agentContainerSpec(plan: BottlePlan, opts: AgentContainerOptions
 export interface GatewayContainerOptions {
   network: NetworkLayout;
   image?: string;
+  /** The worker's extra upstream roots are written to GATEWAY_UPSTREAM_CA_PATH: Node is told to add them. */
+  upstreamCa?: boolean;
 }
 
 /** `name:value` pairs for Docker; `host-gateway` is passed through (Docker 20.10 resolves it to the host). */
@@ -195,7 +202,10 @@ export function gatewayContainerSpec(plan: BottlePlan, opts: GatewayContainerOpt
     Labels: bottleLabels(plan.identity, plan.agent, 'gateway'),
     Volumes: { [GATEWAY_FILES_DIR]: {} },
     // Its agent-facing ports listen on this address only, never on the egress bridge the host reaches.
-    Env: [`${GATEWAY_LISTEN_ADDRESS_ENV}=${opts.network.addresses.gateway}`],
+    Env: [
+      `${GATEWAY_LISTEN_ADDRESS_ENV}=${opts.network.addresses.gateway}`,
+      ...(opts.upstreamCa ? [`NODE_EXTRA_CA_CERTS=${GATEWAY_UPSTREAM_CA_PATH}`] : []),
+    ],
     // The agent's DNS server (port 53) runs as the unprivileged gateway user.
     HostConfig: {
       ...sidecarHostConfig(plan, egress),
