@@ -23,7 +23,9 @@ export function readUpstreamCa(env: NodeJS.ProcessEnv): UpstreamCa | undefined {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new UsageError(`${UPSTREAM_CA_ENV}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    throw new UsageError(
+      `${UPSTREAM_CA_ENV}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+    );
   }
   const blocks = [...text.matchAll(PEM_BLOCK)];
   if (blocks.length === 0) throw new UsageError(`${UPSTREAM_CA_ENV}: ${file} holds no PEM certificate`);
