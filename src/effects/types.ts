@@ -72,7 +72,7 @@ export interface EffectDeps {
   docker: import('dockerode');
   /** The worker's own log: what belongs to no single bottle (the build fetches of shared images). */
   log?: (line: string) => void;
-  /** Extra roots (PEM) every gateway of this worker trusts upstream, next to the system's (CLAUDE_BOTTLE_UPSTREAM_CA). */
+  /** Extra roots (PEM) this worker's gateways trust upstream, next to the system's (CLAUDE_BOTTLE_UPSTREAM_CA). */
   upstreamCa?: string;
 }
 
