@@ -10,6 +10,8 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           environment: 'node',
+          // Pure, but some generate thousands of cases: on two busy cores that can take seconds.
+          testTimeout: 60_000,
         },
       },
       {

@@ -1,6 +1,7 @@
 import type { DecisionLine } from '../gateway/protocol.js';
 import type { ObservationEvent } from '../machines/effects.js';
 import { statusOf } from './docker/client.js';
+import { askGatewayForReports } from './docker/gateway-reports.js';
 import { drainDecisionLines, followDecisionLines } from './docker/logs.js';
 import { waitForAgentExit, type AgentExit } from './docker/wait.js';
 import { canaryAlarm } from './egress-alarm.js';
@@ -60,8 +61,10 @@ function vanishedExit(err: unknown): AgentExit {
 
 /**
  * watch_agent: waits for the agent to exit, recording the gateway's decisions
- * as observations meanwhile; after the exit, one drain picks up decisions
- * the follower had not seen yet, so the log holds them all before agent.exited.
+ * as observations meanwhile; after the exit, the gateway is asked for what
+ * its rate bounds still hold (traffic counters, token usage) and one drain
+ * picks up every line the follower had not seen yet, so the log holds them
+ * all before agent.exited.
  * A wait on a container whose daemon was killed may never settle (the daemon
  * has sent its answer's headers already), so the watch also ends when the
  * worker's probe finds the daemon gone; the worker then waits for the daemon
@@ -103,6 +106,7 @@ export const watchAgent =
       await batch.flush();
       if (exit === 'aborted') return [];
       try {
+        await askGatewayForReports(gateway);
         await drainDecisionLines(gateway, { sinceN: recorded, onLine });
       } catch (err) {
         if (statusOf(err) !== 404) throw err; // no gateway left: nothing more to drain

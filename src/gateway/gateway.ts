@@ -88,6 +88,8 @@ export interface RunningGateway {
   interceptionCaPem: string | undefined;
   /** Takes in decisions written since the last look (main.ts calls it on SIGHUP). */
   reloadDecisions(): void;
+  /** Writes the traffic counters and token usage its rate bounds hold back (main.ts: GATEWAY_REPORT_SIGNAL). */
+  writeReports(): void;
   close(): Promise<void>;
 }
 
@@ -214,6 +216,10 @@ export async function startGateway(
     reloadDecisions: () => {
       ctx.capabilities.reload();
       ctx.usage?.reloadBudget();
+    },
+    writeReports: () => {
+      summaries.writeNow();
+      ctx.usage?.flush();
     },
     close: async () => {
       summaries.stop();

@@ -10,6 +10,7 @@ import {
   GATEWAY_CONFIG_PATH,
   GATEWAY_DECISIONS_DIR,
   GATEWAY_LISTEN_ADDRESS_ENV,
+  GATEWAY_REPORT_SIGNAL,
   GATEWAY_NETWATCH_TOKEN_PATH,
   GATEWAY_SECRETS_PATH,
   type GatewayLine,
@@ -60,12 +61,18 @@ async function main(): Promise<void> {
       process.stderr.write(`gateway: reading decisions failed: ${(err as Error).message}\n`);
     }
   });
+  // The worker asks once the agent has exited (src/effects/docker/gateway-reports.ts).
+  process.on(GATEWAY_REPORT_SIGNAL, () => {
+    gateway.writeReports();
+    writeLine({ t: 'reported' });
+  });
   writeLine({
     t: 'ready',
     proxy_port: gateway.proxyPort,
     credential_port: gateway.credentialPort,
     ...(gateway.interceptionCaPem ? { interception_ca: gateway.interceptionCaPem } : {}),
     takes_decisions: true,
+    writes_reports: true,
   });
   const ports = [`proxy ${gateway.proxyPort}`, `credentials ${gateway.credentialPort}`];
   if (gateway.dnsPort !== undefined) ports.push(`dns ${gateway.dnsPort}`);

@@ -191,8 +191,18 @@ export const ReadyLineSchema = z.object({
   interception_ca: z.string().optional(),
   /** The gateway takes decisions in on SIGHUP; to a gateway started before it could, SIGHUP is fatal. */
   takes_decisions: z.literal(true).optional(),
+  /** The gateway writes held reports on GATEWAY_REPORT_SIGNAL; to a gateway started before it could, that is fatal. */
+  writes_reports: z.literal(true).optional(),
 });
 export type ReadyLine = z.infer<typeof ReadyLineSchema>;
+
+/**
+ * Asks a running gateway to write now what its rate bounds hold back (traffic counters, token usage),
+ * then a `reported` line: after the agent exits, its last seconds reach the log before the gateway goes.
+ */
+export const GATEWAY_REPORT_SIGNAL = 'SIGUSR2';
+export const ReportedLineSchema = z.object({ t: z.literal('reported') });
+export type ReportedLine = z.infer<typeof ReportedLineSchema>;
 
 /** Printed once the gateway has taken in a decision (an approved egress entry is enforced from then on). */
 export const AnsweredLineSchema = z.object({
@@ -242,7 +252,8 @@ export type GatewayLine =
   | AnsweredLine
   | ToldLine
   | UsageLine
-  | BudgetSetLine;
+  | BudgetSetLine
+  | ReportedLine;
 
 /** One stdout line as `schema` describes it; stray text, other JSON lines and malformed JSON yield undefined. */
 export function parseJsonLine<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, line: string): T | undefined {
@@ -262,6 +273,7 @@ export function parseJsonLine<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, li
 export const parseDecisionLine = (line: string): DecisionLine | undefined => parseJsonLine(DecisionLineSchema, line);
 export const parseReadyLine = (line: string): ReadyLine | undefined => parseJsonLine(ReadyLineSchema, line);
 export const isReadyLine = (line: string): boolean => parseReadyLine(line) !== undefined;
+export const isReportedLine = (line: string): boolean => parseJsonLine(ReportedLineSchema, line) !== undefined;
 export const isListeningLine = (line: string): boolean => parseJsonLine(ListeningLineSchema, line) !== undefined;
 /** Whether the line says the gateway has taken in the decision on `requestId`. */
 export const isAnsweredLineFor =

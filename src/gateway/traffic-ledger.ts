@@ -130,13 +130,16 @@ export class TrafficLedger {
 }
 
 export interface TrafficSummaries {
+  /** Writes every change not yet written, however many lines it takes; the clock keeps running. */
+  writeNow(): void;
   /** Stops the clock and writes what changed since the last summary (the final summary). */
   stop(): void;
 }
 
 /**
  * Writes a summary line at most every `intervalMs`, and only when a counter
- * changed; on stop, the changes not yet written, however many lines they take.
+ * changed; when asked (writeNow) and on stop, the changes not yet written,
+ * however many lines they take.
  */
 export function startTrafficSummaries(
   ledger: TrafficLedger,
@@ -152,6 +155,9 @@ export function startTrafficSummaries(
   timer.unref();
   let stopped = false;
   return {
+    writeNow: () => {
+      while (writeChanged());
+    },
     stop: () => {
       if (stopped) return;
       stopped = true;

@@ -170,7 +170,13 @@ describe('gateway image', () => {
 
   it('starts as nobody and prints the listening line, then the ready line, with both ports', async () => {
     const ready = await waitForStdoutLine(container!, (line) => line.t === 'ready');
-    expect(ready).toEqual({ t: 'ready', proxy_port: 3128, credential_port: 3129, takes_decisions: true });
+    expect(ready).toEqual({
+      t: 'ready',
+      proxy_port: 3128,
+      credential_port: 3129,
+      takes_decisions: true,
+      writes_reports: true,
+    });
     const lines = (await readLogs(container!)).stdout
       .trim()
       .split('\n')

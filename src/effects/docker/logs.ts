@@ -141,6 +141,9 @@ export async function drainDecisionLines(
   return delivery.highest;
 }
 
+/** The wait's deadline passed while the container still ran. */
+export class ReadyTimeout extends Error {}
+
 export interface ReadyWaitOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -204,7 +207,7 @@ async function followUntilReady(
   try {
     const outcome = await new Promise<'ready' | 'ended'>((resolve, reject) => {
       timer = setTimeout(
-        () => reject(new Error(`${what} did not report ready in time`)),
+        () => reject(new ReadyTimeout(`${what} did not report ready in time`)),
         Math.max(0, deadline - Date.now()),
       );
       onAbort = () => reject(new Error(`interrupted while waiting for ${what}`));

@@ -112,6 +112,24 @@ describe('TrafficLedger', () => {
 describe('startTrafficSummaries', () => {
   afterEach(() => vi.useRealTimers());
 
+  it('writes every held change when asked, and keeps its clock running after', () => {
+    vi.useFakeTimers();
+    const ledger = new TrafficLedger();
+    const written: HostTraffic[][] = [];
+    const summaries = startTrafficSummaries(ledger, (hosts) => written.push(hosts), 3000);
+    ledger.note(decision('allowed', 'a.test'));
+    summaries.writeNow();
+    expect(written).toEqual([[expect.objectContaining({ host: 'a.test', allowed: 1 })]]);
+    // Nothing held: asking again writes nothing.
+    summaries.writeNow();
+    expect(written).toHaveLength(1);
+    ledger.note(decision('denied', 'b.test'));
+    vi.advanceTimersByTime(3000);
+    expect(written).toHaveLength(2);
+    expect(written[1]).toEqual([expect.objectContaining({ host: 'b.test', denied: 1 })]);
+    summaries.stop();
+  });
+
   it('writes at most one summary per interval, only when something changed, and the rest on stop', () => {
     vi.useFakeTimers();
     const ledger = new TrafficLedger();

@@ -83,6 +83,16 @@ function tunnelGet(host: string): Promise<string> {
   });
 }
 
+it('writes what it holds when asked, while it keeps running', async () => {
+  expect(await plainPost('abc')).toBe(200);
+  expect(lines.filter((l) => l.t === 'summary')).toHaveLength(0);
+  gateway!.writeReports();
+  const written = lines.filter((l): l is SummaryLine => l.t === 'summary');
+  expect(written).toHaveLength(1);
+  expect(written[0].hosts).toEqual([expect.objectContaining({ host: 'allowed.test', allowed: 1, methods: ['POST'] })]);
+  lines.length = 0;
+});
+
 it('counts a tunnel and a plain forward per host and writes them in the final summary on close', async () => {
   expect(await plainPost('0123456789')).toBe(200);
   expect(await tunnelGet('allowed.test')).toContain(BODY);
@@ -94,11 +104,12 @@ it('counts a tunnel and a plain forward per host and writes them in the final su
   expect(summaries).toHaveLength(1);
   const [summary] = summaries;
   const decisions = lines.filter((l) => l.t === 'egress');
-  expect(summary.n).toBe(decisions.length + 1);
+  expect(summary.n).toBe(Math.max(...decisions.map((d) => d.n)) + 1);
   const byHost = new Map(summary.hosts.map((h) => [h.host, h]));
   const allowed = byHost.get('allowed.test')!;
-  // The POST forward and the GET inside the tunnel (a plain-HTTP tunnel is decided request by request).
-  expect(allowed).toMatchObject({ allowed: 2, denied: 0 });
+  // The POST forward and the GET inside the tunnel (a plain-HTTP tunnel is decided request by request),
+  // after the POST of the test before: counters are the run's.
+  expect(allowed).toMatchObject({ allowed: 3, denied: 0 });
   expect(allowed.methods.sort()).toEqual(['GET', 'POST']);
   expect(allowed.bytes_up).toBeGreaterThanOrEqual(10);
   // Both response bodies came down.
