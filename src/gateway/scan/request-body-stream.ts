@@ -31,7 +31,8 @@ export function scanningBodyStream(parts: BodyStreamParts): Transform {
   const look = (decoded: Buffer): void => {
     if (blocked) return;
     decodedBytes += decoded.length;
-    if (decodedBytes > MAX_DECODED_BODY_BYTES) {
+    // Only inflation is bounded: a plain body is scanned as it streams, whatever its length.
+    if (decoder && decodedBytes > MAX_DECODED_BODY_BYTES) {
       blocked = unscannableFinding(`decoded body over ${MAX_DECODED_BODY_BYTES} bytes`);
       return;
     }

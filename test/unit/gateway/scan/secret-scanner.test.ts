@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ScanBlockedError, type ScanFinding, type ScannedRequest } from '../../../../src/gateway/request-scanner.js';
 import { SecretScanner, type SecretScannerOptions } from '../../../../src/gateway/scan/secret-scanner.js';
+import { MAX_DECODED_BODY_BYTES } from '../../../../src/gateway/scan/body-decoding.js';
 
 const ROUTE_SECRET = 'ghp_RealRouteSecret0123456789abcdefXYZ';
 const CANARY_KEY = 'AKIAZ7QCANARY4TESTKEY';
@@ -153,6 +154,16 @@ describe('SecretScanner: held secrets and canaries', () => {
     );
     const zstd = request({ headers: { 'content-encoding': 'zstd' } });
     expect((await sendBody(s, [Buffer.from('x')], zstd)).blocked?.reason).toBe('body_unscannable');
+  });
+
+  it('passes a plain body longer than the decoding bound, and still finds a secret at its end', async () => {
+    const megabyte = Buffer.alloc(1024 * 1024, 'x');
+    const chunks = Array.from({ length: MAX_DECODED_BODY_BYTES / megabyte.length + 1 }, () => megabyte);
+    const passed = await sendBody(scanner(), chunks);
+    expect(passed.blocked).toBe(undefined);
+    expect(passed.out.length).toBe(MAX_DECODED_BODY_BYTES + megabyte.length);
+    const leaking = await sendBody(scanner(), [...chunks, Buffer.from(CANARY_KEY)]);
+    expect(leaking.blocked?.reason).toBe('canary');
   });
 
   it('passes a clean body through byte for byte', async () => {
