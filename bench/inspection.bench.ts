@@ -175,7 +175,8 @@ function startGatewayProcess(
       checkFrame: () => undefined,
     };
     const gw = await startGateway(config, secrets, { scanner, onDecision: () => {}, log: () => {} });
-    process.stdout.write(JSON.stringify({ t: 'ready', proxy_port: gw.proxyPort, interception_ca: gw.interceptionCaPem }) + '\\n');
+    const ready = { t: 'ready', proxy_port: gw.proxyPort, interception_ca: gw.interceptionCaPem };
+    process.stdout.write(JSON.stringify(ready) + '\\n');
   `;
   const args =
     scanner === 'default' ? [join(root, 'dist/gateway/gateway.cjs')] : ['--input-type=module', '--eval', passThrough];
