@@ -10,6 +10,7 @@ import { benchRoundTrip } from './roundtrip.bench.js';
 import { benchScale } from './scale.bench.js';
 import { benchWarmStart } from './warm-start.bench.js';
 import { benchUsage } from './usage.bench.js';
+import { benchInspection } from './inspection.bench.js';
 import { printRows } from './stats.js';
 import { startTestRedis } from '../test/support/redis-server.js';
 
@@ -47,6 +48,11 @@ try {
     printRows(
       'Usage reader: SSE through the credential proxy, with the reader vs without (same run)',
       await benchUsage(),
+    );
+  if (want('inspection'))
+    printRows(
+      'Inspection: HTTPS through the gateway process, inspected and scanned vs end-to-end tunnel (same run)',
+      await benchInspection(),
     );
   if (only.includes('attention'))
     printRows(

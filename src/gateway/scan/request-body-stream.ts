@@ -31,7 +31,8 @@ export function scanningBodyStream(parts: BodyStreamParts): Transform {
   const look = (decoded: Buffer): void => {
     if (blocked) return;
     decodedBytes += decoded.length;
-    if (decodedBytes > MAX_DECODED_BODY_BYTES) {
+    // Only inflation is bounded: a plain body is scanned as it streams, whatever its length.
+    if (decoder && decodedBytes > MAX_DECODED_BODY_BYTES) {
       blocked = unscannableFinding(`decoded body over ${MAX_DECODED_BODY_BYTES} bytes`);
       return;
     }
@@ -71,7 +72,8 @@ export function scanningBodyStream(parts: BodyStreamParts): Transform {
       }
       look(chunk);
       if (failIfBlocked(callback)) return;
-      const pending = Buffer.concat([held, chunk]);
+      // Nothing held back (the usual case): the chunk itself, not a copy of it.
+      const pending = held.length > 0 ? Buffer.concat([held, chunk]) : chunk;
       const keep = parts.inspector.pendingTail(pending);
       held = Buffer.from(pending.subarray(pending.length - keep));
       callback(null, pending.subarray(0, pending.length - keep));

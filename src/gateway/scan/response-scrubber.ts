@@ -24,7 +24,7 @@ export function scrubbingStream(needles: NeedleSet, onScrub: (finding: ScanFindi
   };
   return new Transform({
     transform(chunk: Buffer, _enc, callback) {
-      const pending = scrub(Buffer.concat([held, chunk]));
+      const pending = scrub(held.length > 0 ? Buffer.concat([held, chunk]) : chunk);
       const hold = needles.pendingTail(pending);
       held = pending.subarray(pending.length - hold);
       callback(null, pending.subarray(0, pending.length - hold));

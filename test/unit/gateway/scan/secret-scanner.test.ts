@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ScanBlockedError, type ScanFinding, type ScannedRequest } from '../../../../src/gateway/request-scanner.js';
 import { SecretScanner, type SecretScannerOptions } from '../../../../src/gateway/scan/secret-scanner.js';
+import { MAX_DECODED_BODY_BYTES } from '../../../../src/gateway/scan/body-decoding.js';
 
 const ROUTE_SECRET = 'ghp_RealRouteSecret0123456789abcdefXYZ';
 const CANARY_KEY = 'AKIAZ7QCANARY4TESTKEY';
@@ -155,6 +156,15 @@ describe('SecretScanner: held secrets and canaries', () => {
     expect((await sendBody(s, [Buffer.from('x')], zstd)).blocked?.reason).toBe('body_unscannable');
   });
 
+  it('scans a plain body past the decoding bound to its end instead of refusing it as unscannable', async () => {
+    const chunk = Buffer.alloc(4 * 1024 * 1024);
+    const chunks = Array.from({ length: MAX_DECODED_BODY_BYTES / chunk.length + 1 }, () => chunk);
+    const result = await sendBody(scanner(), [...chunks, Buffer.from(CANARY_KEY)]);
+    // Only the canary at the very end stops it: every byte before it was scanned and passed on.
+    expect(result.blocked?.reason).toBe('canary');
+    expect(result.out.length).toBeGreaterThan(MAX_DECODED_BODY_BYTES);
+  }, 60_000);
+
   it('passes a clean body through byte for byte', async () => {
     const body = Buffer.from('x'.repeat(5000));
     const result = await sendBody(scanner(), [body.subarray(0, 1000), body.subarray(1000)]);
@@ -219,6 +229,26 @@ describe('SecretScanner: responses and reasons', () => {
     const headers = { 'x-echo': `Bearer ${ROUTE_SECRET}` };
     expect(s.scrubResponseHeaders(request(), headers)?.detail.where).toBe('response');
     expect(headers['x-echo']).not.toContain(ROUTE_SECRET);
+  });
+
+  it('passes clean chunks on in their own memory when no secret could be starting at their end', async () => {
+    const s = scanner();
+    const chunks = [Buffer.from('first clean chunk, '), Buffer.from('second clean chunk.')];
+    for (const stream of [s.requestBody(request(), () => {}), s.responseBody(request(), () => {})]) {
+      const parts: Buffer[] = [];
+      await pipeline(
+        Readable.from(chunks),
+        stream,
+        new Writable({
+          write(c: Buffer, _e, cb) {
+            parts.push(c);
+            cb();
+          },
+        }),
+      );
+      expect(parts.map((p) => p.buffer)).toEqual(chunks.map((c) => c.buffer));
+      expect(parts.every((p, i) => p.buffer === chunks[i].buffer && p.byteOffset === chunks[i].byteOffset)).toBe(true);
+    }
   });
 
   it('replaces secrets in a reason by class and fingerprint', () => {
