@@ -57,6 +57,8 @@ export interface ClaudeFixtureOptions {
   extraHosts?: Record<string, string>;
   /** Files written next to the manifest (e.g. prompts), as for h.writeManifest. */
   files?: Record<string, string>;
+  /** The bottle's `limits` (e.g. `{ budget: { tokens: 1000 } }`). */
+  limits?: Record<string, unknown>;
 }
 
 export interface ClaudeFixture {
@@ -99,6 +101,7 @@ export async function startClaudeFixture(h: BottleHarness, opts: ClaudeFixtureOp
           ],
         },
         extra_hosts: { ...PIN_DEFAULT_HOSTS, [FAKE_ANTHROPIC_HOST]: 'host-gateway', ...opts.extraHosts },
+        ...(opts.limits ? { limits: opts.limits } : {}),
       },
     ],
     agents,

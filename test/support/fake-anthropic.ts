@@ -41,7 +41,21 @@ export interface FakeAnthropicOptions {
   usage?: { input: number; output: number; cache_creation: number; cache_read: number };
   /** The model name replies report (default: the request's). */
   model?: string;
+  /**
+   * Chooses the answer to each `POST /v1/messages` (index counts them from 0): the text reply, a
+   * tool call, or an API error. Undefined (or no `respond`) answers with the text reply.
+   */
+  respond?: (call: { body: string; index: number }) => FakeReply | undefined;
 }
+
+/**
+ * One answer of the fake: text (`reply` by default), a tool_use block (stop_reason tool_use) for the
+ * client to run, or an error in the API's shape with its status and any headers.
+ */
+export type FakeReply =
+  | { text: string }
+  | { toolUse: { name: string; input: Record<string, unknown> } }
+  | { status: number; error: { type: string; message: string }; headers?: Record<string, string> };
 
 export interface FakeAnthropic {
   port: number;
@@ -63,6 +77,7 @@ export async function startFakeAnthropic(options: FakeAnthropicOptions = {}): Pr
   let release: () => void = () => {};
   let released = new Promise<void>((resolve) => (release = resolve));
   let finished = 0;
+  let messageCalls = 0;
 
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -91,22 +106,32 @@ export async function startFakeAnthropic(options: FakeAnthropicOptions = {}): Pr
     } catch {
       return json(res, 400, { type: 'error', error: { type: 'invalid_request_error', message: 'body is not JSON' } });
     }
+    const scripted = options.respond?.({ body, index: messageCalls++ });
+    if (scripted && 'status' in scripted) {
+      return json(res, scripted.status, { type: 'error', error: scripted.error }, scripted.headers);
+    }
+    const text = scripted && 'text' in scripted ? scripted.text : reply;
+    const toolUse = scripted && 'toolUse' in scripted ? scripted.toolUse : undefined;
     const model = options.model ?? request.model ?? MODEL_FALLBACK;
     const id = `msg_fake_${randomUUID().replace(/-/g, '').slice(0, 20)}`;
     const fixed = options.usage;
     const inputTokens = fixed?.input ?? countTokens(body);
-    const outputTokens = fixed?.output ?? reply.split(/\s+/).length;
+    const outputTokens = fixed?.output ?? text.split(/\s+/).length;
     const cache = fixed
       ? { cache_creation_input_tokens: fixed.cache_creation, cache_read_input_tokens: fixed.cache_read }
       : {};
+    const toolUseId = `toolu_fake_${randomUUID().replace(/-/g, '').slice(0, 20)}`;
+    const stopReason = toolUse ? 'tool_use' : 'end_turn';
     if (!request.stream) {
       return json(res, 200, {
         id,
         type: 'message',
         role: 'assistant',
         model,
-        content: [{ type: 'text', text: reply }],
-        stop_reason: 'end_turn',
+        content: toolUse
+          ? [{ type: 'tool_use', id: toolUseId, name: toolUse.name, input: toolUse.input }]
+          : [{ type: 'text', text }],
+        stop_reason: stopReason,
         stop_sequence: null,
         usage: { input_tokens: inputTokens, output_tokens: outputTokens, ...cache },
       });
@@ -130,19 +155,13 @@ export async function startFakeAnthropic(options: FakeAnthropicOptions = {}): Pr
           },
         },
       ],
-      ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }],
-      ...reply
-        .split(/(?<= )/)
-        .map((word): [string, unknown] => [
-          'content_block_delta',
-          { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: word } },
-        ]),
+      ...(toolUse ? toolUseEvents(toolUseId, toolUse) : textEvents(text)),
       ['content_block_stop', { type: 'content_block_stop', index: 0 }],
       [
         'message_delta',
         {
           type: 'message_delta',
-          delta: { stop_reason: 'end_turn', stop_sequence: null },
+          delta: { stop_reason: stopReason, stop_sequence: null },
           usage: { output_tokens: outputTokens },
         },
       ],
@@ -178,9 +197,46 @@ export async function startFakeAnthropic(options: FakeAnthropicOptions = {}): Pr
   };
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
+type StreamEvent = [string, unknown];
+
+/** A text block's start and one text_delta per word. */
+function textEvents(text: string): StreamEvent[] {
+  return [
+    ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }],
+    ...text
+      .split(/(?<= )/)
+      .map((word): StreamEvent => [
+        'content_block_delta',
+        { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: word } },
+      ]),
+  ];
+}
+
+/** A tool_use block's start and its input as one input_json_delta, as the API streams it. */
+function toolUseEvents(id: string, toolUse: { name: string; input: Record<string, unknown> }): StreamEvent[] {
+  return [
+    [
+      'content_block_start',
+      { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id, name: toolUse.name, input: {} } },
+    ],
+    [
+      'content_block_delta',
+      {
+        type: 'content_block_delta',
+        index: 0,
+        delta: { type: 'input_json_delta', partial_json: JSON.stringify(toolUse.input) },
+      },
+    ],
+  ];
+}
+
+function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
