@@ -10,6 +10,7 @@ import { request as httpsRequest } from 'node:https';
 import type { Duplex, Readable } from 'node:stream';
 import type { GatewayContext } from './context.js';
 import { denialContext, upstreamFailed } from './credential-proxy.js';
+import { deferredRequest } from './deferred-request.js';
 import type { EgressTarget } from './decision-log.js';
 import type { EntryTreatment } from './egress-entries.js';
 import { egressDeniedBody, inspectionDeniedBody, sendJson, writeJsonAndClose, type JsonBody } from './responses.js';
@@ -22,7 +23,8 @@ import { frameGate } from './websocket-frames.js';
  * tunnel) and inspected HTTPS. In order, before any DNS lookup or upstream
  * connection: the entry's method and path rules (path-rules.ts), then the
  * scanner on the request head; then the name is resolved under the address
- * policy, and the body streams through the scanner to the upstream while
+ * policy, and the body streams through the scanner to the upstream (opened
+ * once the scan yields the body's first bytes or its end) while
  * the response streams back through it. WebSocket upgrades take the same
  * admission, then every frame the client sends is scanned before it is
  * passed on.
@@ -58,17 +60,36 @@ export async function forwardInspected(
   if (!admitted) return;
   continueIfAsked(req, res);
 
-  const upstream = (exchange.secure ? httpsRequest : httpRequest)({
-    host,
-    port,
-    method: req.method,
-    path: admitted.path,
-    headers: forwardedHeaders(req.headers),
-    agent: exchange.agentFor(admitted.address),
-    ...(exchange.secure && ctx.upstreamCa ? { ca: ctx.upstreamCa } : {}),
+  const scanner = ctx.scanner;
+  const upstream = deferredRequest(() => {
+    const request = (exchange.secure ? httpsRequest : httpRequest)({
+      host,
+      port,
+      method: req.method,
+      path: admitted.path,
+      headers: forwardedHeaders(req.headers),
+      agent: exchange.agentFor(admitted.address),
+      ...(exchange.secure && ctx.upstreamCa ? { ca: ctx.upstreamCa } : {}),
+    });
+    request.on('error', (err: Error) => upstreamFailed(ctx, res, host, port, err));
+    request.on('response', (answer: IncomingMessage) => {
+      ctx.traffic.response(answer, req);
+      const headers = responseHeaders(answer.headers);
+      let out: Readable = answer;
+      if (scanner) {
+        // A replaced secret may change the length: the body goes chunked.
+        delete headers['content-length'];
+        out = answer.pipe(
+          scanner.responseBody(admitted.scanned, (f) => ctx.decisions.audited(target, f.reason, f.detail)),
+        );
+        out.on('error', () => res.destroy());
+      }
+      res.writeHead(answer.statusCode ?? 502, headers);
+      out.pipe(res);
+    });
+    return request;
   });
   ctx.traffic.exchange(host, req);
-  const scanner = ctx.scanner;
   let body: Readable = req;
   if (scanner) {
     body = req.pipe(scanner.requestBody(admitted.scanned, (f) => ctx.decisions.audited(target, f.reason, f.detail)));
@@ -83,22 +104,6 @@ export async function forwardInspected(
   body.pipe(upstream);
   res.on('close', () => {
     if (!res.writableFinished) upstream.destroy();
-  });
-  upstream.on('error', (err: Error) => upstreamFailed(ctx, res, host, port, err));
-  upstream.on('response', (answer: IncomingMessage) => {
-    ctx.traffic.response(answer, req);
-    const headers = responseHeaders(answer.headers);
-    let out: Readable = answer;
-    if (scanner) {
-      // A replaced secret may change the length: the body goes chunked.
-      delete headers['content-length'];
-      out = answer.pipe(
-        scanner.responseBody(admitted.scanned, (f) => ctx.decisions.audited(target, f.reason, f.detail)),
-      );
-      out.on('error', () => res.destroy());
-    }
-    res.writeHead(answer.statusCode ?? 502, headers);
-    out.pipe(res);
   });
 }
 

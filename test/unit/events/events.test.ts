@@ -253,6 +253,16 @@ describe('observations', () => {
     expect(mismatches).toEqual([]);
   });
 
+  it('keeps what inspection found on a decision read back from the log, as zod does', () => {
+    const detail = { class: 'canary', rule: 'aws_access_key_id', where: 'body', fingerprint: 'canary:0123456789ab' };
+    const data = { n: 3, host: 'standin.test', port: 443, method: 'POST', reason: 'canary', detail };
+    for (const type of ['egress.denied', 'egress.allowed']) {
+      const stored = parseStoredEvent(9, type, at, 1, data);
+      expect(stored.data).toEqual(data);
+      expect(stored).toEqual(parseEvent({ seq: 9, type, at, v: 1, data }));
+    }
+  });
+
   it('remembers only a time that passed: an empty or malformed one right after it still fails', () => {
     const egress = { n: 7, host: 'github.com', port: 443, method: 'CONNECT', reason: 'allowlisted' };
     for (const time of [at, '', at, 'yesterday', at, undefined]) {
