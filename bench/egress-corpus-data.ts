@@ -54,7 +54,7 @@ export function loadCorpus(): Corpus {
 export interface CorpusTarget {
   /** The name as the gateway sees it (lowercase), or the IP literal as written. */
   host: string;
-  /** The allowlist entry that lets it through when only inspection should stop it (`*.<domain>.test`). */
+  /** The allowlist entry that lets it through when only inspection should stop it (`*.<top-level domain>.test`). */
   wildcard: string;
   isLiteral: boolean;
   method: string;
@@ -79,7 +79,7 @@ export function corpusTarget(c: CorpusCase, port: number): CorpusTarget {
   const host = mappedHost(original);
   const isLiteral = host === original;
   const labels = host.split('.');
-  const wildcard = `*.${labels.slice(-3).join('.')}`;
+  const wildcard = `*.${labels.slice(-2).join('.')}`;
   // What a client does with a character a request line cannot carry: its UTF-8 bytes, percent-encoded.
   const rest = (parts[2] || '/').replace(/[^\x21-\x7e]/gu, (ch) => encodeURIComponent(ch));
   const path = `http://${isLiteral ? original : host}${isLiteral ? '' : `:${port}`}${rest}`;

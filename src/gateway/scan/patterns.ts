@@ -118,7 +118,7 @@ export function findPattern(
   return best;
 }
 
-/** The first credential shape in any decoded view of `text` (decoded-views.ts), shapes kept for decoded text included. */
+/** The first credential shape in any decoded view of `text` (decoded-views.ts), decoded-only shapes included. */
 export function findPatternDecoded(text: string): PatternHit | undefined {
   for (const view of decodedViews(text)) {
     const hit = findPattern(view, 0, ALL_PATTERNS);

@@ -1,0 +1,49 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { corpusTable, runCorpus, type CorpusRun } from '../../bench/egress-corpus.bench.js';
+import { KNOWN_MISSES } from '../../bench/egress-corpus-data.js';
+import { startHarness, type BottleHarness } from '../support/cli-harness.js';
+
+/**
+ * pipelock's agent-egress-bench corpus (bench/data/agent-egress-bench.json) from inside one real
+ * bottle under runsc: every case's name is pinned to a server this test owns on this host and allowed,
+ * so only inspection can stop it (SSRF literals and a blocklisted domain are on no allowlist and are
+ * refused without a connection). Per category, at least 95 % of the block cases are blocked, each with
+ * a recorded decision, and no allow case is refused; the only misses are the documented ones.
+ */
+let h: BottleHarness;
+let run: CorpusRun;
+
+beforeAll(async () => {
+  h = await startHarness();
+  run = await runCorpus(h, 'runsc');
+  console.log(corpusTable(run));
+}, 240_000);
+
+afterAll(async () => {
+  await h?.cleanup();
+});
+
+it('blocks at least 95 % of each category block cases, recorded, and refuses no allow case', () => {
+  for (const row of run.rows) {
+    expect({ category: row.category, falsePositives: row.allowCases - row.passed }).toEqual({
+      category: row.category,
+      falsePositives: 0,
+    });
+    const missed = run.results.filter(
+      (r) => r.case.category === row.category && r.case.expect === 'block' && (r.arrived || !r.denied),
+    );
+    expect(missed.map((r) => r.case.id).filter((id) => !(id in KNOWN_MISSES))).toEqual([]);
+  }
+  const block = run.rows.reduce((n, r) => n + r.blockCases, 0);
+  const blocked = run.rows.reduce((n, r) => n + r.blocked, 0);
+  expect(blocked / block).toBeGreaterThanOrEqual(0.95);
+});
+
+it('records every inspection refusal by class, rule, place and fingerprint, never the value', () => {
+  for (const r of run.results.filter((x) => x.denied?.rule !== undefined && x.denied.reason !== 'not_allowlisted')) {
+    expect(r.denied).toMatchObject({ rule: expect.any(String), where: expect.any(String) });
+  }
+  const logged = JSON.stringify(run.results.map((r) => r.denied));
+  expect(logged).not.toContain('AKIAIOSFODNN7EXAMPLE');
+  expect(logged).not.toContain('ghp_ABCDEFGHIJ');
+});
