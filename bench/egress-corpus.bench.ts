@@ -14,6 +14,23 @@ import {
   type ExchangeResult,
 } from './egress-run.js';
 import { encodeClientFrames } from './websocket-client-frames.js';
+import { runExfil, type ExfilResult } from './exfil-table.js';
+
+export function exfilTable(results: readonly ExfilResult[]): string {
+  const lines = ['| way | result | recorded as |', '|---|---|---|'];
+  for (const { row, result } of results) {
+    const blocked = !result.arrived && result.denied !== undefined;
+    const recorded = result.denied
+      ? `egress.denied ${result.denied.reason} ${result.denied.rule ?? ''} in ${result.denied.where ?? '-'}` +
+        (result.denied.fingerprint ? ` ${result.denied.fingerprint.slice(0, 18)}…` : '') +
+        (result.alarm ? ' + alarm' : '')
+      : '-';
+    lines.push(`| ${row.way} | ${blocked ? 'blocked' : `passes: ${row.reason ?? 'NOT EXPECTED'}`} | ${recorded} |`);
+  }
+  const blocked = results.filter((r) => !r.result.arrived && r.result.denied).length;
+  lines.push('', `${blocked} of ${results.length} ways blocked and recorded; the others pass for the reason given.`);
+  return lines.join('\n');
+}
 
 export interface CategoryRow {
   category: string;
@@ -123,6 +140,8 @@ export async function benchEgressCorpus(): Promise<void> {
     const run = await runCorpus(h, 'runsc');
     console.log('\nEgress corpus (pipelock agent-egress-bench), from inside a real bottle (runsc)');
     console.log(corpusTable(run));
+    console.log('\nOwn exfiltration table: the bottle canary moved out to an allowlisted host, from inside (runsc)');
+    console.log(exfilTable(await runExfil(h, 'runsc')));
   } finally {
     await h.cleanup();
   }

@@ -196,10 +196,12 @@ export async function runExchanges(
     let decision: ExchangeResult['denied'];
     if (!arrived) {
       const names = hostAliases(x.host);
-      const at = denied.findIndex((e, i) => i >= next && names.includes(e.host));
+      let at = denied.findIndex((e, i) => i >= next && names.includes(e.host));
+      // Decisions of tunnels and frames are written when their connection ends: possibly after later ones.
+      if (at < 0) at = denied.findIndex((e) => names.includes(e.host));
       if (at >= 0) {
         const e = denied[at];
-        next = at + 1;
+        next = Math.max(next, at + 1);
         decision = { reason: e.reason, ...e.detail };
       }
     }

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { corpusTable, runCorpus, type CorpusRun } from '../../bench/egress-corpus.bench.js';
+import { corpusTable, exfilTable, runCorpus, type CorpusRun } from '../../bench/egress-corpus.bench.js';
+import { runExfil } from '../../bench/exfil-table.js';
 import { KNOWN_MISSES } from '../../bench/egress-corpus-data.js';
 import { startHarness, type BottleHarness } from '../support/cli-harness.js';
 
@@ -47,3 +48,13 @@ it('records every inspection refusal by class, rule, place and fingerprint, neve
   expect(logged).not.toContain('AKIAIOSFODNN7EXAMPLE');
   expect(logged).not.toContain('ghp_ABCDEFGHIJ');
 });
+
+it('blocks and records every way of the own exfiltration table marked blocked', async () => {
+  const results = await runExfil(h, 'runsc');
+  console.log(exfilTable(results));
+  expect(results.length).toBeGreaterThanOrEqual(40);
+  const wrong = results
+    .filter(({ row, result }) => (row.expect === 'blocked') !== (!result.arrived && result.denied !== undefined))
+    .map(({ row, result }) => `${row.way}: ${result.arrived ? 'arrived' : 'not arrived'}, status ${result.status}`);
+  expect(wrong).toEqual([]);
+}, 240_000);
