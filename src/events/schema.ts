@@ -419,7 +419,9 @@ function parseObservationFast(
   if (typeof seq !== 'number' || !Number.isInteger(seq) || seq < 1) return undefined;
   if (!isValidAt(at)) return undefined;
   if (!isPlainRecord(data)) return undefined;
-  const { n, host, port, method, reason } = data;
+  const { n, host, port, method, reason, detail } = data;
+  // What inspection found is checked by zod, which keeps it: this path would drop it.
+  if (detail !== undefined) return undefined;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) return undefined;
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) return undefined;
   if (typeof host !== 'string' || typeof method !== 'string' || typeof reason !== 'string') return undefined;

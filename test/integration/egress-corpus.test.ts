@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { corpusTable, exfilTable, runCorpus, type CorpusRun } from '../../bench/egress-corpus.bench.js';
-import { runExfil } from '../../bench/exfil-table.js';
-import { KNOWN_MISSES } from '../../bench/egress-corpus-data.js';
+import { exfilBlocked, runExfil } from '../../bench/exfil-table.js';
+import { KNOWN_MISSES, refusedByAllowlist } from '../../bench/egress-corpus-data.js';
 import { startHarness, type BottleHarness } from '../support/cli-harness.js';
 
 /**
@@ -41,8 +41,11 @@ it('blocks at least 95 % of each category block cases, recorded, and refuses no 
 });
 
 it('records every inspection refusal by class, rule, place and fingerprint, never the value', () => {
-  for (const r of run.results.filter((x) => x.denied?.rule !== undefined && x.denied.reason !== 'not_allowlisted')) {
-    expect(r.denied).toMatchObject({ rule: expect.any(String), where: expect.any(String) });
+  const inspected = run.results.filter((x) => x.denied && !refusedByAllowlist(x.case) && !x.arrived);
+  expect(inspected.length).toBeGreaterThan(40);
+  for (const r of inspected) {
+    expect(r.denied, r.case.id).toMatchObject({ class: expect.any(String), rule: expect.any(String) });
+    expect(r.denied?.where, r.case.id).toMatch(/^(url|header|body|hostname|frame)$/);
   }
   const logged = JSON.stringify(run.results.map((r) => r.denied));
   expect(logged).not.toContain('AKIAIOSFODNN7EXAMPLE');
@@ -54,7 +57,13 @@ it('blocks and records every way of the own exfiltration table marked blocked', 
   console.log(exfilTable(results));
   expect(results.length).toBeGreaterThanOrEqual(40);
   const wrong = results
-    .filter(({ row, result }) => (row.expect === 'blocked') !== (!result.arrived && result.denied !== undefined))
+    .filter(({ row, result }) => (row.expect === 'blocked') !== exfilBlocked(row, result))
     .map(({ row, result }) => `${row.way}: ${result.arrived ? 'arrived' : 'not arrived'}, status ${result.status}`);
   expect(wrong).toEqual([]);
+  // Recorded by class, rule, place and keyed fingerprint; a canary also raises the alarm.
+  for (const { row, result } of results.filter((r) => r.row.expect === 'blocked' && !r.row.refusedWith)) {
+    expect(result.denied, row.way).toMatchObject({ class: expect.any(String), rule: expect.any(String) });
+    if (result.denied?.reason === 'canary') expect(result.denied.fingerprint, row.way).toMatch(/^canary:[0-9a-f]{12}$/);
+  }
+  expect(results.some((r) => r.result.alarm)).toBe(true);
 }, 240_000);

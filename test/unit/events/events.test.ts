@@ -253,6 +253,13 @@ describe('observations', () => {
     expect(mismatches).toEqual([]);
   });
 
+  it('keeps what inspection found when a stored refusal is read back', () => {
+    const detail = { class: 'canary', rule: 'aws_access_key_id', where: 'url', fingerprint: 'canary:0123456789ab' };
+    const data = { n: 3, host: 'exfil.test', port: 8080, method: 'GET', reason: 'canary', detail };
+    const event = parseStoredEvent(4, 'egress.denied', at, 1, data);
+    expect(event.data).toEqual(data);
+  });
+
   it('remembers only a time that passed: an empty or malformed one right after it still fails', () => {
     const egress = { n: 7, host: 'github.com', port: 443, method: 'CONNECT', reason: 'allowlisted' };
     for (const time of [at, '', at, 'yesterday', at, undefined]) {
