@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClientFrame } from './websocket-client-frames.js';
 
@@ -44,7 +44,11 @@ export interface Corpus {
   skipped: Array<{ id: string; category: string; expect: string; reason: string }>;
 }
 
-export const CORPUS_FILE = join(import.meta.dirname, 'data', 'agent-egress-bench.json');
+/** bench/ itself, whether this runs from source or from the bench bundle in .bottle-test/. */
+export const BENCH_DIR = existsSync(join(import.meta.dirname, 'data'))
+  ? import.meta.dirname
+  : join(import.meta.dirname, '..', 'bench');
+export const CORPUS_FILE = join(BENCH_DIR, 'data', 'agent-egress-bench.json');
 
 export function loadCorpus(): Corpus {
   return JSON.parse(readFileSync(CORPUS_FILE, 'utf8')) as Corpus;

@@ -7,6 +7,7 @@ import type { LifecycleEvent } from '../src/events/schema.js';
 import { resourceNames } from '../src/shared/names.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, type BottleHarness } from '../test/support/cli-harness.js';
 import { execIn } from '../test/support/docker.js';
+import { BENCH_DIR } from './egress-corpus-data.js';
 
 /**
  * Sends raw HTTP exchanges from inside one real bottle (user node, its gateway's proxy) to a server on
@@ -36,7 +37,7 @@ export interface ExchangeResult {
   alarm: boolean;
 }
 
-export const CLIENT_SCRIPT = readFileSync(join(import.meta.dirname, 'bottle-raw-client.pl'), 'utf8');
+export const CLIENT_SCRIPT = readFileSync(join(BENCH_DIR, 'bottle-raw-client.pl'), 'utf8');
 /** The header every exchange carries so the server can say which ones arrived. */
 export const CASE_HEADER = 'x-bench-case';
 
