@@ -3,6 +3,7 @@
 // (loopback unix socket) so no benchmark touches anyone's queues or bottles.
 import { benchEventLog, benchFsyncPolicies } from './event-log.bench.js';
 import { benchEscape } from './escape.bench.js';
+import { benchEgressCorpus } from './egress-corpus.bench.js';
 import { benchAttention } from './attention.bench.js';
 import { benchHosts } from './hosts.bench.js';
 import { benchReplay } from './replay.bench.js';
@@ -61,6 +62,7 @@ try {
       await benchAttention(),
     ); // by name only: a real bottle
   if (only.includes('escape')) await benchEscape(); // by name only: real bottles under both runtimes
+  if (only.includes('egress-corpus')) await benchEgressCorpus(); // by name only: a real bottle
 } finally {
   await redis.destroy();
 }

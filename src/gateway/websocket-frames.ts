@@ -1,4 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream';
+import { ScanBlockedError, type ScanFinding } from './request-scanner.js';
 
 /**
  * Reads the WebSocket frames a client sends (RFC 6455 section 5.2) and lets
@@ -29,6 +30,7 @@ export function frameGate(check: (payload: Buffer) => void): Transform {
         for (;;) {
           const frame = nextFrame(pending);
           if (frame === null) break;
+          if (frame.reserved !== 0) throw new ScanBlockedError(RESERVED_BITS_FINDING);
           if (!CONTROL_OPCODES.has(frame.opcode)) check(frame.payload);
           this.push(pending.subarray(0, frame.length));
           pending = pending.subarray(frame.length);
@@ -42,8 +44,20 @@ export function frameGate(check: (payload: Buffer) => void): Transform {
   });
 }
 
+/**
+ * A frame with RSV1-3 set claims an extension (per-message compression) that was never agreed, since the
+ * extensions header is not forwarded: its payload may be compressed and cannot be read, so it is refused.
+ */
+const RESERVED_BITS_FINDING: ScanFinding = {
+  action: 'block',
+  reason: 'body_unscannable',
+  detail: { class: 'body_unscannable', rule: 'websocket frame with reserved bits set', where: 'frame' },
+};
+
 interface Frame {
   opcode: number;
+  /** RSV1-3 as they are in the first byte. */
+  reserved: number;
   /** Header, mask key and payload: the bytes to pass on. */
   length: number;
   payload: Buffer;
@@ -74,5 +88,5 @@ export function nextFrame(bytes: Buffer): Frame | null {
   if (bytes.length < length) return null;
   const payload = Buffer.from(bytes.subarray(offset, length));
   if (masked) for (let i = 0; i < payload.length; i++) payload[i] ^= bytes[maskAt + (i % 4)];
-  return { opcode, length, payload };
+  return { opcode, reserved: bytes[0] & 0x70, length, payload };
 }

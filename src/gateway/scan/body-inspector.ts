@@ -1,7 +1,7 @@
 import type { ScanFinding } from '../request-scanner.js';
 import { heldSecretFinding, type FoundWhere } from './findings.js';
 import type { NeedleSet } from './needles.js';
-import { findPattern } from './patterns.js';
+import { findPattern, findPatternDecoded } from './patterns.js';
 
 /** Credential shapes are short; a match split across chunks fits in this much carried-over text. */
 export const PATTERN_CARRY_BYTES = 512;
@@ -41,8 +41,15 @@ export class ChunkInspector {
     const held = this.needles.first(window, fresh);
     if (held) return [heldSecretFinding(held, this.where)];
     if (!this.patterns) return [];
-    const hit = findPattern(window.toString('latin1'), fresh);
+    const text = window.toString('latin1');
+    const hit = findPattern(text, fresh) ?? findPatternDecoded(text);
     if (!hit) return [];
+    // A held secret decoded out of an encoding no needle has (a base64 run split oddly) is still that secret;
+    // part of one (its encoded form not yet whole in this chunk) is left to its needles, which name it.
+    const matched = Buffer.from(hit.match, 'latin1');
+    const decodedHeld = this.needles.first(matched);
+    if (decodedHeld) return [heldSecretFinding(decodedHeld, this.where)];
+    if (this.needles.needles.some((n) => n.encoding === 'raw' && n.bytes.includes(matched))) return [];
     const finding = this.patterns(hit.pattern.name, hit.match, this.where);
     if (finding.action === 'block') return [finding];
     if (this.reported.has(hit.pattern.name)) return [];

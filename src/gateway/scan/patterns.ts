@@ -1,3 +1,6 @@
+import { decodedViews } from './decoded-views.js';
+import { base58CheckValid, bech32Valid, ibanValid, mixedCaseHex } from './checksums.js';
+
 /**
  * Credential shapes: what a secret the gateway does not hold looks like when it leaves. Each is
  * specific enough (a vendor prefix, a fixed structure, a checksum) that ordinary code, UUIDs, git
@@ -16,21 +19,24 @@ export const SECRET_PATTERNS: readonly SecretPattern[] = [
     name: 'aws_secret_access_key',
     regex: /aws_?secret_?access_?key["'\s]*[:=]\s*["']?[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])/i,
   },
-  { name: 'github_token', regex: /\bgh[pousr]_[A-Za-z0-9]{36,255}\b/ },
+  { name: 'github_token', regex: /\bgh[pousr]_[A-Za-z0-9]{30,255}\b/ },
   { name: 'github_fine_grained_token', regex: /\bgithub_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}\b/ },
   { name: 'gitlab_token', regex: /\bglpat-[A-Za-z0-9_-]{20,}/ },
   { name: 'slack_token', regex: /\bxox[abposr]-[A-Za-z0-9-]{10,}/ },
   { name: 'slack_webhook', regex: /hooks\.slack\.com\/services\/T[A-Za-z0-9_]+\/B[A-Za-z0-9_]+\/[A-Za-z0-9_]{20,}/ },
-  { name: 'stripe_key', regex: /\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{20,}\b/ },
+  { name: 'stripe_key', regex: /\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9_]{20,}\b/ },
+  { name: 'sendgrid_api_key', regex: /\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}/ },
   { name: 'anthropic_api_key', regex: /\bsk-ant-(?:api|admin|oat)\d{2}-[A-Za-z0-9_-]{20,}/ },
   { name: 'openai_api_key', regex: /\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}T3BlbkFJ[A-Za-z0-9_-]{20,}/ },
+  { name: 'prefixed_secret_key', regex: /\bsk-(?:proj|svcacct|admin|live|test)-[A-Za-z0-9_-]{20,}/ },
   { name: 'google_api_key', regex: /\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])/ },
   { name: 'npm_token', regex: /\bnpm_[A-Za-z0-9]{36}\b/ },
   { name: 'pypi_token', regex: /\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}/ },
   { name: 'huggingface_token', regex: /\bhf_[A-Za-z]{34}\b/ },
   {
     name: 'jwt',
-    regex: /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}/,
+    // Two base64url JSON objects joined by a dot are a token whatever its signature (none, or a short fake one).
+    regex: /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/,
   },
   { name: 'private_key_pem', regex: /-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY(?: BLOCK)?-----/ },
   {
@@ -42,6 +48,24 @@ export const SECRET_PATTERNS: readonly SecretPattern[] = [
     ),
   },
   { name: 'card_number', regex: /\b(?:\d[ -]?){12,18}\d\b/, accept: luhnValidCard },
+  { name: 'bitcoin_private_key_wif', regex: /\b[5KL][1-9A-HJ-NP-Za-km-z]{50,51}\b/, accept: base58CheckValid },
+  { name: 'bitcoin_address', regex: /\b[13][1-9A-HJ-NP-Za-km-z]{25,34}\b/, accept: base58CheckValid },
+  { name: 'bitcoin_segwit_address', regex: /\b(?:bc|tb)1[02-9ac-hj-np-z]{11,71}\b/i, accept: bech32Valid },
+  { name: 'ethereum_address', regex: /\b0x[0-9a-fA-F]{40}\b/, accept: mixedCaseHex },
+  { name: 'iban', regex: /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b/, accept: ibanValid },
+];
+
+/**
+ * Shapes looked for only in text decoded from hex or base64 (decoded-views.ts): an AWS secret key has no
+ * prefix, and a bare forty-character token in ordinary text is too often something else (a line of a
+ * base64 block, a path); one an agent took the trouble to encode is not.
+ */
+export const DECODED_ONLY_PATTERNS: readonly SecretPattern[] = [
+  {
+    name: 'aws_secret_access_key',
+    regex: /(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])/,
+    accept: (m) => /[A-Z]/.test(m) && /[a-z]/.test(m) && /[0-9]/.test(m) && /[/+]/.test(m),
+  },
 ];
 
 /** A card number: 13 to 19 digits (spaces or dashes between), a known issuer's prefix and a valid Luhn sum. */
@@ -64,7 +88,9 @@ export function luhnValidCard(text: string): boolean {
 }
 
 /** Compiled once: scanning runs for every request. */
-const GLOBAL_PATTERNS = SECRET_PATTERNS.map((p) => new RegExp(p.regex.source, `${p.regex.flags}g`));
+const GLOBAL = new Map<SecretPattern, RegExp>(
+  [...SECRET_PATTERNS, ...DECODED_ONLY_PATTERNS].map((p) => [p, new RegExp(p.regex.source, `${p.regex.flags}g`)]),
+);
 
 export interface PatternHit {
   pattern: SecretPattern;
@@ -73,10 +99,14 @@ export interface PatternHit {
 }
 
 /** The first credential shape in `text` whose match ends at or after `endsFrom` (earlier ones were reported). */
-export function findPattern(text: string, endsFrom = 0): PatternHit | undefined {
+export function findPattern(
+  text: string,
+  endsFrom = 0,
+  patterns: readonly SecretPattern[] = SECRET_PATTERNS,
+): PatternHit | undefined {
   let best: PatternHit | undefined;
-  for (const [i, pattern] of SECRET_PATTERNS.entries()) {
-    const global = GLOBAL_PATTERNS[i];
+  for (const pattern of patterns) {
+    const global = GLOBAL.get(pattern)!;
     global.lastIndex = 0;
     for (let m = global.exec(text); m !== null; m = global.exec(text)) {
       if (m.index + m[0].length < endsFrom) continue;
@@ -87,3 +117,14 @@ export function findPattern(text: string, endsFrom = 0): PatternHit | undefined 
   }
   return best;
 }
+
+/** The first credential shape in any decoded view of `text` (decoded-views.ts), decoded-only shapes included. */
+export function findPatternDecoded(text: string): PatternHit | undefined {
+  for (const view of decodedViews(text)) {
+    const hit = findPattern(view, 0, ALL_PATTERNS);
+    if (hit) return hit;
+  }
+  return undefined;
+}
+
+const ALL_PATTERNS = [...SECRET_PATTERNS, ...DECODED_ONLY_PATTERNS];

@@ -7,7 +7,9 @@ import { ChunkInspector, type PatternFinder } from './body-inspector.js';
 import { heldSecretFinding, type FoundWhere } from './findings.js';
 import { looksLikeEncodedLabels } from './hostname-entropy.js';
 import { NeedleSet, type HeldSecret } from './needles.js';
-import { findPattern, SECRET_PATTERNS } from './patterns.js';
+import { percentDecoded } from './decoded-views.js';
+import { findPattern, findPatternDecoded, SECRET_PATTERNS } from './patterns.js';
+import { urlSignal } from './url-signals.js';
 import { scanningBodyStream } from './request-body-stream.js';
 import { scrubbingStream, scrubHeaderValue } from './response-scrubber.js';
 import { SplitSecretWindow } from './split-window.js';
@@ -78,7 +80,12 @@ export class SecretScanner implements RequestScanner {
     }
     const completed = this.split.record(host, [request.url, decodedUrl.toString('latin1'), ...headers].join('\n'));
     if (completed) return this.splitFinding(completed);
-    return this.patternIn(decodedUrl.toString('latin1'), 'url') ?? this.headerPattern(headers) ?? this.hostLabels(host);
+    return (
+      this.patternIn(decodedUrl.toString('latin1'), 'url') ??
+      this.urlSignal(request.url) ??
+      this.headerPattern(headers) ??
+      this.hostLabels(host)
+    );
   }
 
   requestBody(request: ScannedRequest, onAudit: (finding: ScanFinding) => void): Transform {
@@ -113,10 +120,17 @@ export class SecretScanner implements RequestScanner {
     return first;
   }
 
+  /** One inspector per connection: a secret split over fragments or messages is read as one stream of payloads. */
   checkFrame(request: ScannedRequest, payload: Buffer): ScanFinding | undefined {
-    const inspector = new ChunkInspector(this.held, request.toModel ? undefined : this.patternFinder, 'frame');
+    let inspector = this.frameStreams.get(request);
+    if (!inspector) {
+      inspector = new ChunkInspector(this.held, request.toModel ? undefined : this.patternFinder, 'frame');
+      this.frameStreams.set(request, inspector);
+    }
     return inspector.inspect(payload)[0];
   }
+
+  private readonly frameStreams = new WeakMap<ScannedRequest, ChunkInspector>();
 
   /** `text` with every held secret, canary and credential shape replaced by its class and fingerprint. */
   redactText(text: string): string {
@@ -169,7 +183,9 @@ export class SecretScanner implements RequestScanner {
   }
 
   private patternIn(text: string, where: FoundWhere): ScanFinding | undefined {
-    const hit = findPattern(text);
+    const hit = findPattern(text) ?? findPatternDecoded(text);
+    const held = hit && this.held.first(Buffer.from(hit.match, 'latin1'));
+    if (held) return heldSecretFinding(held, where);
     return hit ? this.patternFinder(hit.pattern.name, hit.match, where) : undefined;
   }
 
@@ -179,6 +195,11 @@ export class SecretScanner implements RequestScanner {
       if (finding) return finding;
     }
     return undefined;
+  }
+
+  private urlSignal(url: string): ScanFinding | undefined {
+    const signal = urlSignal(url);
+    return signal ? this.patternFinder(signal.rule, signal.match, 'url') : undefined;
   }
 
   private hostLabels(host: string): ScanFinding | undefined {
@@ -195,9 +216,4 @@ export class SecretScanner implements RequestScanner {
       },
     };
   }
-}
-
-/** Percent-decoding once, byte for byte (a scan, not a parse: what does not decode stays as it is). */
-function percentDecoded(text: string): string {
-  return text.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => Buffer.from(run.replace(/%/g, ''), 'hex').toString('latin1'));
 }
