@@ -133,7 +133,14 @@ export const EVENT_DATA_SCHEMAS = {
    * An approved egress request's allowlist entry: kept for later resumes, and added to the running
    * gateway's allowlist in place when `live` (false: the gateway had already stopped).
    */
-  'egress.granted': z.object({ request_id: z.string().min(1), entry: z.string().min(1), live: z.boolean() }),
+  'egress.granted': z.object({
+    request_id: z.string().min(1),
+    entry: z.string().min(1),
+    live: z.boolean(),
+    /** A method/path grant on the allowlisted `entry`: the methods and path globs it adds to the entry's rules. */
+    methods: z.array(z.string()).optional(),
+    paths: z.array(z.string()).optional(),
+  }),
   /** The gateway was told a decision, so the agent's `bottle-request` learns it (false: the gateway was gone). */
   'capability.answered': z.object({
     request_id: z.string().min(1),
