@@ -1,7 +1,7 @@
 import { createElement as h, useCallback, useEffect, useRef, useState, type ReactElement } from 'react';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Box, Text, useApp, useInput, useStdout, type Key } from 'ink';
-import { capabilityTarget, egressAllowEntry, MAX_REASON_CHARS } from '../shared/capability.js';
+import { capabilityTarget, egressAllowEntry, grantScopeText, MAX_REASON_CHARS } from '../shared/capability.js';
 import { visibleText } from '../shared/visible-text.js';
 import { currentState } from '../engine/bottle-log.js';
 import { capabilityReview } from './capability-review.js';
@@ -207,7 +207,9 @@ export function Dashboard({ session, onAttach }: { session: Session; onAttach: (
         });
       } else if (end?.type === 'capability.answered') {
         // An approved egress request applies to the running bottle: nothing to resume.
-        const host = visibleText(egressAllowEntry(pending) ?? capabilityTarget(pending));
+        const scope = grantScopeText(pending);
+        const entry = egressAllowEntry(pending) ?? capabilityTarget(pending);
+        const host = visibleText(scope ? `${entry} ${scope}` : entry);
         const text = end.data.delivered
           ? `approved ${shownId}: ${host} is allowed now in the running ${identity} (no resume needed)`
           : `approved ${shownId}: ${identity} had already stopped; ${host} is kept for its next resume`;

@@ -6,6 +6,7 @@ import { accepts, bottleStatus, type BottleState, type Command } from '../machin
 import { currentState } from '../engine/bottle-log.js';
 import { findAgent, loadManifest, type LoadedManifest } from '../manifest/load.js';
 import { resolvePlan } from '../plan/resolve.js';
+import { withApprovedGrants } from '../plan/egress-grants.js';
 import type { BottlePlan } from '../plan/schema.js';
 import { RuntimeFailure, UsageError } from '../shared/errors.js';
 import type { PortSpec } from '../shared/port-spec.js';
@@ -130,6 +131,9 @@ export async function planLaunch(req: PlanRequest): Promise<PlannedLaunch> {
     });
     // Hosts approved through a capability request join the allowlist on resume.
     if (saved) plan.hosts = [...new Set([...plan.hosts, ...saved.approvedEgress])].sort();
+    // Method/path grants too, on the entries they widened.
+    if (saved?.approvedGrants.length)
+      plan.egress_entries = withApprovedGrants(plan.egress_entries, saved.approvedGrants);
     plan.backend = backend;
     const note = runtimeNote(plan.runtime);
     if (note !== undefined) plan.runtime_note = note;

@@ -1,7 +1,8 @@
 import type { EventData, EventOf, LifecycleEvent } from '../events/schema.js';
 import { foldEvents, initialBottleState, type BottleState, type PendingCapability } from '../machines/index.js';
 import type { BottlePlan } from '../plan/schema.js';
-import { egressAllowEntry } from '../shared/capability.js';
+import type { ApprovedGrant } from '../plan/egress-grants.js';
+import { egressAllowEntry, grantScope } from '../shared/capability.js';
 import { stateDockerfileText } from '../shared/state-markers.js';
 
 /**
@@ -25,6 +26,8 @@ export interface ResumeFacts {
   transcriptSnapshotted: boolean;
   /** Allowlist entries approved through capability requests, sorted. */
   approvedEgress: string[];
+  /** Method/path grants approved through capability requests, in the order they were approved. */
+  approvedGrants: ApprovedGrant[];
   /** The original tool's folder this bottle was imported from (bottle.imported): its first resume plans from it. */
   imported?: EventData<'bottle.imported'>;
 }
@@ -36,9 +39,12 @@ export function resumeFactsFromLog(identity: string, events: readonly LifecycleE
   for (const event of events) if (event.type === 'capability.requested') requests.set(event.seq, event);
   let approvedDockerfile: string | undefined;
   const approvedEgress = new Set<string>();
+  const approvedGrants: ApprovedGrant[] = [];
   const addEgress = (request: PendingCapability) => {
+    const scope = grantScope(request);
+    if (scope && request.host) approvedGrants.push({ host: request.host, port: request.port ?? 443, ...scope });
     const entry = egressAllowEntry(request);
-    if (entry) approvedEgress.add(entry);
+    if (entry && !scope) approvedEgress.add(entry);
   };
   const state = foldEvents(initialBottleState(identity), events, (_event, effects) => {
     for (const effect of effects) {
@@ -66,6 +72,7 @@ export function resumeFactsFromLog(identity: string, events: readonly LifecycleE
     transcriptSnapshotted:
       Boolean(imported?.transcript) || events.some((e) => e.type === 'transcript.snapshotted' && !e.data.missing),
     approvedEgress: [...approvedEgress].sort(),
+    approvedGrants,
     ...(imported ? { imported } : {}),
   };
 }

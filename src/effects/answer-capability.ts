@@ -9,7 +9,7 @@ import {
 } from '../gateway/protocol.js';
 import type { PendingCapability } from '../machines/context.js';
 import type { BottlePlan } from '../plan/schema.js';
-import { egressAllowEntry } from '../shared/capability.js';
+import { egressAllowEntry, grantScope } from '../shared/capability.js';
 import { statusOf } from './docker/client.js';
 import { readGatewayReadyLine, waitForReadyLine } from './docker/logs.js';
 import { putEntries } from './docker/provision.js';
@@ -109,12 +109,22 @@ export function decisionFile(
   if (decision === 'denied') return { request_id: request.request_id, decision, reason, applies: null, allow: null };
   const live = request.kind === 'egress';
   const allow = live ? (egressAllowEntry(request) ?? null) : null;
-  return { request_id: request.request_id, decision, reason: null, applies: live ? 'live' : 'rebuild', allow };
+  const file: DecisionFile = {
+    request_id: request.request_id,
+    decision,
+    reason: null,
+    applies: live ? 'live' : 'rebuild',
+    allow,
+  };
+  const scope = grantScope(request);
+  if (live && request.host && scope) file.grant = { host: request.host, port: request.port ?? 443, ...scope };
+  return file;
 }
 
 /**
  * answer_capability: tells the running gateway the operator's decision; an
- * approved egress entry joins its allowlist. Later resumes launch with the
+ * approved egress entry joins its allowlist (a method/path grant widens its
+ * entry's rules). Later resumes launch with the
  * entry because the approval is in the event log (src/cli/resume-facts.ts).
  */
 export const answerCapability =
@@ -130,8 +140,9 @@ export const answerCapability =
       throw new PermanentEffectError(`capability request ${request.request_id} is not an egress request with a host`);
     }
     const live = await tellGateway(docker, ctx.plan, file, ctx.signal);
+    const scope = grantScope(request) ?? {};
     return [
-      { type: 'egress.granted', data: { request_id: request.request_id, entry: file.allow, live } },
+      { type: 'egress.granted', data: { request_id: request.request_id, entry: file.allow, live, ...scope } },
       { type: 'capability.answered', data: { request_id: request.request_id, decision, delivered: live } },
     ];
   };

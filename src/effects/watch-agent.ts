@@ -33,7 +33,7 @@ export function decisionEvent(decision: DecisionLine): ObservationEvent {
       ? { type: 'agent.working', data: { n } }
       : { type: 'agent.attention', data: { n, kind, message } };
   }
-  const { request_id, kind, host, port, dockerfile, reason } = decision;
+  const { request_id, kind, host, port, dockerfile, reason, methods, paths } = decision;
   return {
     type: 'capability.requested',
     data: {
@@ -43,6 +43,8 @@ export function decisionEvent(decision: DecisionLine): ObservationEvent {
       ...(port !== undefined ? { port } : {}),
       ...(dockerfile !== undefined ? { dockerfile } : {}),
       reason,
+      ...(methods !== undefined ? { methods } : {}),
+      ...(paths !== undefined ? { paths } : {}),
       queue_if_pending: true,
     },
   };

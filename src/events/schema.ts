@@ -133,7 +133,14 @@ export const EVENT_DATA_SCHEMAS = {
    * An approved egress request's allowlist entry: kept for later resumes, and added to the running
    * gateway's allowlist in place when `live` (false: the gateway had already stopped).
    */
-  'egress.granted': z.object({ request_id: z.string().min(1), entry: z.string().min(1), live: z.boolean() }),
+  'egress.granted': z.object({
+    request_id: z.string().min(1),
+    entry: z.string().min(1),
+    live: z.boolean(),
+    /** A method/path grant on the allowlisted `entry`: the methods and path globs it adds to the entry's rules. */
+    methods: z.array(z.string()).optional(),
+    paths: z.array(z.string()).optional(),
+  }),
   /** The gateway was told a decision, so the agent's `bottle-request` learns it (false: the gateway was gone). */
   'capability.answered': z.object({
     request_id: z.string().min(1),
@@ -419,6 +426,8 @@ function parseObservationFast(
   if (typeof seq !== 'number' || !Number.isInteger(seq) || seq < 1) return undefined;
   if (!isValidAt(at)) return undefined;
   if (!isPlainRecord(data)) return undefined;
+  // A decision with a detail (a rule, a finding) is left to zod, which checks and keeps it.
+  if (data.detail !== undefined) return undefined;
   const { n, host, port, method, reason } = data;
   // What inspection found (class, rule, where, fingerprint) is checked and kept by zod.
   if (data.detail !== undefined) return undefined;

@@ -2,19 +2,22 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CapabilityKind } from '../shared/capability.js';
 import { visibleText } from '../shared/visible-text.js';
-import { decisionFileName, DecisionFileSchema, type DecisionFile, type GatewayLine } from './protocol.js';
+import { decisionFileName, DecisionFileSchema, type DecisionFile, type GatewayLine, type Grant } from './protocol.js';
 
 /** What the gateway keeps of an accepted request: what it asks for, to answer its status. */
 export interface IssuedRequest {
   kind: CapabilityKind;
   host?: string;
   port?: number;
+  methods?: string[];
+  paths?: string[];
 }
 
 /**
  * The requests this gateway issued and the decisions the worker has written
  * for them. Reading the decisions folder is the only way a decision arrives:
- * an approved egress entry is added to the allowlist before anyone is told.
+ * an approved egress entry is added to the allowlist (a method/path grant to
+ * its entry's rules) before anyone is told.
  */
 export class CapabilityBook {
   private readonly issued = new Map<string, IssuedRequest>();
@@ -24,7 +27,7 @@ export class CapabilityBook {
 
   constructor(
     private readonly dir: string | undefined,
-    private readonly onAllow: (entry: string) => void,
+    private readonly onAllow: (entry: string, grant: Grant | undefined) => void,
     private readonly emit: (line: GatewayLine) => void,
     private readonly log: (message: string) => void,
   ) {}
@@ -97,7 +100,7 @@ export class CapabilityBook {
   private take(decision: DecisionFile): void {
     if (decision.decision === 'approved' && decision.applies === 'live' && decision.allow !== null) {
       try {
-        this.onAllow(decision.allow);
+        this.onAllow(decision.allow, decision.grant);
       } catch (err) {
         this.log(`decision ${decision.request_id}: allowlist entry refused: ${(err as Error).message}`);
         return;

@@ -1,5 +1,6 @@
 import { CapabilityAskSchema, type CapabilityAsk } from '../shared/capability.js';
 import { HostPatternError, parseHostPattern } from '../shared/host-pattern.js';
+import { HTTP_METHOD, pathGlobProblem } from '../shared/path-glob.js';
 
 /** A reason is read by a person deciding; it is a few sentences, not a document. */
 export const MAX_CAPABILITY_REASON_CHARS = 1000;
@@ -29,8 +30,14 @@ export function readCapabilityAsk(body: Buffer): ReadAsk {
   }
   const problems = askProblems(parsed.data);
   if (problems.length > 0) return { issues: problems };
-  const { host } = parsed.data;
-  return { ask: { ...parsed.data, ...(host !== undefined ? { host: canonicalPattern(host) } : {}) } };
+  const { host, methods } = parsed.data;
+  return {
+    ask: {
+      ...parsed.data,
+      ...(host !== undefined ? { host: canonicalPattern(host) } : {}),
+      ...(methods !== undefined ? { methods: methods.map((m) => m.toUpperCase()) } : {}),
+    },
+  };
 }
 
 /** What the shared schema leaves to the gateway: the host as the manifest would take it, a showable reason. */
@@ -44,6 +51,14 @@ export function askProblems(ask: CapabilityAsk): string[] {
       const why = err instanceof HostPatternError ? err.message : String(err);
       problems.push(`host: ${why}`);
     }
+  }
+  for (const method of ask.methods ?? []) {
+    if (!HTTP_METHOD.test(method))
+      problems.push(`methods: ${JSON.stringify(method)} is not an HTTP method such as "POST"`);
+  }
+  for (const glob of ask.paths ?? []) {
+    const problem = pathGlobProblem(glob);
+    if (problem) problems.push(`paths: ${problem}`);
   }
   if (ask.reason.length > MAX_CAPABILITY_REASON_CHARS) {
     problems.push(`reason: at most ${MAX_CAPABILITY_REASON_CHARS} characters`);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isScopedGrant } from '../shared/capability.js';
 import { visibleText } from '../shared/visible-text.js';
 import { readBoundedBody } from './bounded-body.js';
 import type { IssuedRequest } from './capability-book.js';
@@ -103,11 +104,24 @@ async function readAndRecord(ctx: GatewayContext, req: IncomingMessage, res: Ser
     return false;
   }
   const request = read.ask;
+  const scope = {
+    ...(request.methods !== undefined ? { methods: request.methods } : {}),
+    ...(request.paths !== undefined ? { paths: request.paths } : {}),
+  };
+  if (isScopedGrant(request)) {
+    // A grant widens an inspected entry's rules; the operator is asked only for one that could apply.
+    const grantable = ctx.entries.grantable(request.host!, request.port ?? 443);
+    if ('problem' in grantable) {
+      sendJson(res, 400, { error: 'invalid_capability_request', issues: [`host: ${grantable.problem}`] });
+      return false;
+    }
+  }
   const requestId = randomUUID();
   ctx.capabilities.issue(requestId, {
     kind: request.kind,
     ...(request.host !== undefined ? { host: request.host } : {}),
     ...(request.kind === 'egress' ? { port: request.port ?? 443 } : {}),
+    ...scope,
   });
   ctx.decisions.capability({
     request_id: requestId,
@@ -115,6 +129,7 @@ async function readAndRecord(ctx: GatewayContext, req: IncomingMessage, res: Ser
     ...(request.host !== undefined ? { host: request.host } : {}),
     ...(request.kind === 'egress' ? { port: request.port ?? 443 } : {}),
     ...(request.dockerfile !== undefined ? { dockerfile: request.dockerfile } : {}),
+    ...scope,
     // A secret the agent put in its reason is recorded by class and fingerprint, never as it was sent.
     reason: ctx.scanner?.redactText?.(request.reason) ?? request.reason,
   });
@@ -182,6 +197,8 @@ function statusBody(
     ...(request ? { kind: request.kind } : {}),
     ...(request?.host !== undefined ? { host: request.host } : {}),
     ...(request?.port !== undefined ? { port: request.port } : {}),
+    ...(request?.methods !== undefined ? { methods: request.methods.join(',') } : {}),
+    ...(request?.paths !== undefined ? { paths: request.paths.join(',') } : {}),
   };
   if (decision?.decision === 'approved' && decision.applies) body.applies = decision.applies;
   if (decision?.allow) body.allowed = decision.allow;

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { HostPatternError, parseHostPattern } from '../shared/host-pattern.js';
 import { BUDGET_UNITS } from '../shared/budget.js';
 import { PriceTableSchema } from '../shared/prices.js';
-import { GATEWAY_CREDENTIAL_PORT, GATEWAY_PROXY_PORT } from './protocol.js';
+import { GATEWAY_CREDENTIAL_PORT, GATEWAY_PROXY_PORT, GrantRulesSchema } from './protocol.js';
 import { HTTP_METHOD, pathGlobProblem } from '../shared/path-glob.js';
 
 /**
@@ -60,6 +60,8 @@ const EntrySchema = z
       .array(z.string().refine((glob) => pathGlobProblem(glob) === null, 'not a path glob'))
       .min(1)
       .optional(),
+    /** Method/path grants approved in earlier runs of this bottle (kept for resumes), widening the rules. */
+    grants: z.array(GrantRulesSchema).optional(),
   })
   .strict();
 export type GatewayEntry = z.infer<typeof EntrySchema>;

@@ -128,7 +128,12 @@ export async function startGateway(
     ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}),
     decisions,
     traffic,
-    capabilities: new CapabilityBook(opts.decisionsDir, (entry) => policy.allow(entry), emit, log),
+    capabilities: new CapabilityBook(
+      opts.decisionsDir,
+      (entry, grant) => (grant ? entries.grant(grant.host, grant.port, grant) : policy.allow(entry)),
+      emit,
+      log,
+    ),
     limiter: new TokenBucket(config.limits.requests_per_minute, opts.now),
     capabilityLimiter: new TokenBucket(CAPABILITY_BURST, opts.now, CAPABILITY_REFILL_WINDOW_MS),
     capabilityRefusalLimiter: new TokenBucket(CAPABILITY_REFUSAL_BURST, opts.now, CAPABILITY_REFUSAL_WINDOW_MS),

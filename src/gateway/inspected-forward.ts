@@ -16,6 +16,7 @@ import type { EntryTreatment } from './egress-entries.js';
 import { egressDeniedBody, inspectionDeniedBody, sendJson, writeJsonAndClose, type JsonBody } from './responses.js';
 import { ScanBlockedError, type ScanFinding, type ScannedRequest } from './request-scanner.js';
 import { frameGate } from './websocket-frames.js';
+import { grantHint } from './grant-hint.js';
 
 /**
  * The one place a request the gateway reads is forwarded to an allowlisted
@@ -201,6 +202,7 @@ async function admitExchange(
   const verdict = rules ? rules.check(method, exchange.target) : { ok: true as const, target: exchange.target };
   if (!verdict.ok) {
     ctx.decisions.denied(target, verdict.reason, verdict.detail);
+    const ask = grantHint(verdict, { host, port, method, target: exchange.target });
     refuse(403, {
       error: 'egress_denied',
       host,
@@ -209,6 +211,7 @@ async function admitExchange(
       reason: verdict.reason,
       detail: verdict.detail,
       why: verdict.why,
+      ...(ask ? { ask } : {}),
     });
     return null;
   }

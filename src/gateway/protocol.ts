@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { AGENT_ATTENTION_KINDS, MAX_ATTENTION_MESSAGE_CHARS } from '../shared/agent-status.js';
 import { CapabilityRequestSchema } from '../shared/capability.js';
+import { HTTP_METHOD, pathGlobProblem } from '../shared/path-glob.js';
 import { TrafficSummarySchema } from '../shared/traffic-summary.js';
 import { UsageByModelSchema } from '../shared/token-usage.js';
 
@@ -50,6 +51,23 @@ export type BudgetFile = z.infer<typeof BudgetFileSchema>;
 /** Request ids the gateway issues are UUIDs; anything else cannot name a decision file. */
 const DECISION_REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 
+/**
+ * A method/path grant (an approved `bottle-request egress HOST --method M --path GLOB`): requests with
+ * its methods (the entry's when absent) on its paths (the entry's when absent) pass the entry's rules too.
+ */
+export const GrantRulesSchema = z
+  .object({
+    methods: z.array(z.string().regex(HTTP_METHOD)).min(1).optional(),
+    paths: z
+      .array(z.string().refine((glob) => pathGlobProblem(glob) === null, 'not a path glob'))
+      .min(1)
+      .optional(),
+  })
+  .strict();
+export type GrantRules = z.infer<typeof GrantRulesSchema>;
+const GrantSchema = GrantRulesSchema.extend({ host: z.string().min(1), port: z.number().int().min(1).max(65535) });
+export type Grant = z.infer<typeof GrantSchema>;
+
 export const DecisionFileSchema = z
   .object({
     request_id: z.string().regex(DECISION_REQUEST_ID),
@@ -60,6 +78,8 @@ export const DecisionFileSchema = z
     applies: z.enum(['live', 'rebuild']).nullable(),
     /** The allowlist entry a live approval adds. */
     allow: z.string().nullable(),
+    /** A live method/path grant: widens the rules of the inspected entry that admits `host`:`port`. */
+    grant: GrantSchema.optional(),
   })
   .strict();
 export type DecisionFile = z.infer<typeof DecisionFileSchema>;
@@ -150,6 +170,8 @@ export const CapabilityLineSchema = z.object({
   port: absentAsUndefined(z.number().int().min(0).max(65535)),
   dockerfile: absentAsUndefined(z.string()),
   reason: CapabilityRequestSchema.shape.reason,
+  methods: absentAsUndefined(z.array(z.string())),
+  paths: absentAsUndefined(z.array(z.string())),
   at: z.string().optional(),
 });
 export type CapabilityLine = z.infer<typeof CapabilityLineSchema>;

@@ -1,4 +1,5 @@
 import { formatBudgetAmount } from '../shared/budget.js';
+import { grantScopeText } from '../shared/capability.js';
 import type { BottleState } from './context.js';
 import { stateName } from './status.js';
 
@@ -28,7 +29,8 @@ const running = (state: BottleState): boolean => stateName(state) === 'running';
 const pendingRequest: Source = (state) => {
   const pending = state.context.pendingCapability;
   if (!running(state) || !pending) return undefined;
-  const target = pending.kind === 'egress' ? `egress ${pending.host ?? ''}` : 'dockerfile';
+  const scope = grantScopeText(pending);
+  const target = pending.kind === 'egress' ? `egress ${pending.host ?? ''}${scope ? ` ${scope}` : ''}` : 'dockerfile';
   return { kind: 'request', message: `${target}: ${pending.reason}`, seq: pending.requested_seq };
 };
 

@@ -126,7 +126,7 @@ const StateValueSchema: z.ZodType<StateValue> = z.lazy(() => z.union([z.string()
  * Bumped whenever the machine's states or context change shape: a live state
  * cached by another version is not trusted, and the log is folded again.
  */
-export const MACHINE_VERSION = 7;
+export const MACHINE_VERSION = 8;
 
 export const BottleStateSchema = z.object({
   machine: z.literal(MACHINE_VERSION),

@@ -5,6 +5,7 @@ import { PACKAGE_HOSTS, planBuildHosts } from './build-hosts.js';
 import type { BottlePlan, EgressEntry } from './schema.js';
 import { formatPortSpec, isExposedAddress } from '../shared/port-spec.js';
 import { parseHostPattern, patternMatches } from '../shared/host-pattern.js';
+import { grantScopeText } from '../shared/capability.js';
 
 /** Says so when an ssh entry's host cannot be reached because its port 22 is not allowed. */
 function sshReach(plan: Pick<BottlePlan, 'hosts'>, host: string): string {
@@ -120,6 +121,7 @@ function entryNote(entry: EgressEntry | undefined): string {
     ...(entry.inspect ? [] : ['not inspected']),
     ...(entry.methods ? [`methods ${entry.methods.join(',')}`] : []),
     ...(entry.paths ? [`paths ${entry.paths.join(' ')}`] : []),
+    ...(entry.grants ?? []).map((g) => `granted ${grantScopeText(g)}`),
   ];
   return notes.length > 0 ? `  (${notes.join('; ')})` : '';
 }

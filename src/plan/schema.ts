@@ -56,6 +56,10 @@ export const EgressEntrySchema = z.object({
   inspect: z.boolean(),
   methods: z.array(z.string()).optional(),
   paths: z.array(z.string()).optional(),
+  /** Method/path grants approved through `bottle-request egress` in earlier runs: a resume keeps them. */
+  grants: z
+    .array(z.object({ methods: z.array(z.string()).optional(), paths: z.array(z.string()).optional() }))
+    .optional(),
 });
 export type EgressEntry = z.infer<typeof EgressEntrySchema>;
 /** A port published on the host (src/shared/port-spec.ts): `address:host_port` forwards to the agent's bottle_port. */

@@ -5,7 +5,7 @@ import { currentState } from '../../engine/bottle-log.js';
 import { RuntimeFailure, UsageError } from '../../shared/errors.js';
 import { checkIdentityArg } from '../identity-arg.js';
 import type { CliIO } from '../../shared/io.js';
-import { capabilityTarget, egressAllowEntry } from '../../shared/capability.js';
+import { capabilityTarget, egressAllowEntry, grantScopeText } from '../../shared/capability.js';
 import { describeEvent } from '../render-event.js';
 import { commandAndFollow, openSession } from '../session.js';
 import { capabilityReview } from '../capability-review.js';
@@ -108,7 +108,9 @@ export async function runDecide(opts: DecideOptions, io: CliIO): Promise<number>
     if (opts.approve && end?.type === 'bottle.preserved') {
       io.stdout(`approved; the bottle was rebuilt into saved state. Relaunch with: bottle resume ${identity}`);
     } else if (opts.approve && end?.type === 'capability.answered') {
-      const host = visibleText(egressAllowEntry(pending) ?? capabilityTarget(pending));
+      const scope = grantScopeText(pending);
+      const entry = egressAllowEntry(pending) ?? capabilityTarget(pending);
+      const host = visibleText(scope ? `${entry} ${scope}` : entry);
       io.stdout(
         end.data.delivered
           ? `approved; ${host} is allowed now in the running bottle (no resume needed) and kept for later resumes`

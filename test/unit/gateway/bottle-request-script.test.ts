@@ -173,3 +173,29 @@ describe('where bottle-request finds the gateway', () => {
     expect(requests).toEqual([]);
   });
 });
+
+describe('bottle-request with a method/path scope', () => {
+  it('sends the scope, refused by a gateway with no entry whose rules it could widen (exit 3)', async () => {
+    withCurl = true;
+    const result = await run([
+      'egress',
+      'git.test',
+      '--method',
+      'post',
+      '--path',
+      '/a/git-receive-pack',
+      '--reason',
+      'x',
+    ]);
+    expect(result.code).toBe(3);
+    expect(result.stderr).toContain('git.test:443 is not on the allowlist');
+    expect(requests).toEqual([]);
+  });
+
+  it('refuses a scope on a Dockerfile request as a usage error (exit 2)', async () => {
+    withCurl = true;
+    const result = await run(['dockerfile', '/nonexistent', '--path', '/x', '--reason', 'x']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--method and --path belong to an egress request');
+  });
+});
