@@ -426,11 +426,9 @@ function parseObservationFast(
   if (typeof seq !== 'number' || !Number.isInteger(seq) || seq < 1) return undefined;
   if (!isValidAt(at)) return undefined;
   if (!isPlainRecord(data)) return undefined;
-  // A decision with a detail (a rule, a finding) is left to zod, which checks and keeps it.
+  // A decision with a detail (a rule, what inspection found) is left to zod, which checks and keeps it.
   if (data.detail !== undefined) return undefined;
   const { n, host, port, method, reason } = data;
-  // What inspection found (class, rule, where, fingerprint) is checked and kept by zod.
-  if (data.detail !== undefined) return undefined;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) return undefined;
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) return undefined;
   if (typeof host !== 'string' || typeof method !== 'string' || typeof reason !== 'string') return undefined;
