@@ -24,8 +24,9 @@ const MAX_MODEL_NAME = 200;
 const NEWLINE = 0x0a;
 const CARRIAGE_RETURN = 0x0d;
 const DATA_PREFIX = Buffer.from('data:');
-const EVENT_PREFIX = Buffer.from('event:');
-const WANTED_EVENTS = new Set(['message_start', 'message_delta']);
+/** In the JSON of every event the reader wants ("type":"message_start" / "message_delta"). */
+const MARKER = Buffer.from('message_');
+const EMPTY = Buffer.alloc(0);
 
 type UsageFields = Partial<Record<keyof TokenCounts, number>>;
 
@@ -83,86 +84,62 @@ export interface UsageParser {
 }
 
 /**
- * Reads `event:`/`data:` lines, parsing only the data of message_start and message_delta. A line's
- * first byte decides whether it is wanted at all, so the text deltas that make up nearly all of a
- * stream cost one newline search each and are never copied.
+ * Reads the data lines of message_start and message_delta. Both name their type in their JSON, so
+ * only lines holding "message_" are looked at: a native search over each chunk finds them, and the
+ * text deltas that make up nearly all of a stream are neither split into lines nor copied. Only
+ * the line a chunk ends in is kept (copied, bounded) until the next chunk completes it.
  */
 export class SseUsageParser implements UsageParser {
   private readonly usage = new UsageSoFar();
-  private partial: Buffer[] = [];
-  private partialBytes = 0;
-  /** Where the reader is in the current line: at its start, keeping it, or skipping to its end. */
-  private line: 'start' | 'keep' | 'skip' = 'start';
-  private event: string | undefined;
+  /** The start of the line the last chunk ended in. */
+  private carry: Buffer = EMPTY;
+  /** That line grew past MAX_SSE_LINE: it is dropped up to its end. */
+  private skipping = false;
 
   push(chunk: Buffer): void {
     let pos = 0;
-    while (pos < chunk.length) {
-      if (this.line === 'start') {
-        if (chunk[pos] === NEWLINE) {
-          this.event = undefined; // a blank line ends the event
-          pos += 1;
-          continue;
-        }
-        this.line = this.wants(chunk[pos]) ? 'keep' : 'skip';
-      }
-      const nl = chunk.indexOf(NEWLINE, pos);
-      if (this.line === 'skip') {
-        if (nl < 0) return;
-        this.line = 'start';
-        pos = nl + 1;
-        continue;
-      }
-      if (nl < 0) {
-        this.keep(chunk.subarray(pos));
-        return;
-      }
-      const piece = chunk.subarray(pos, nl);
-      this.handle(this.partialBytes === 0 ? piece : Buffer.concat([...this.partial, piece]));
-      this.partial = [];
-      this.partialBytes = 0;
-      this.line = 'start';
+    if (this.skipping || this.carry.length > 0) {
+      const nl = chunk.indexOf(NEWLINE);
+      if (nl < 0) return this.hold(chunk);
+      if (!this.skipping) this.lookAt(Buffer.concat([this.carry, chunk.subarray(0, nl)]));
+      this.carry = EMPTY;
+      this.skipping = false;
       pos = nl + 1;
     }
+    for (let marker = chunk.indexOf(MARKER, pos); marker >= 0; marker = chunk.indexOf(MARKER, pos)) {
+      const lineEnd = chunk.indexOf(NEWLINE, marker);
+      if (lineEnd < 0) break;
+      this.handle(chunk.subarray(Math.max(pos, chunk.lastIndexOf(NEWLINE, marker) + 1), lineEnd));
+      pos = lineEnd + 1;
+    }
+    const rest = Math.max(pos, chunk.lastIndexOf(NEWLINE) + 1);
+    if (rest < chunk.length) this.hold(chunk.subarray(rest));
   }
 
   end(): MessageUsage | undefined {
-    if (this.line === 'keep' && this.partialBytes > 0) this.handle(Buffer.concat(this.partial));
-    this.partial = [];
-    this.partialBytes = 0;
+    if (!this.skipping && this.carry.length > 0) this.lookAt(this.carry);
+    this.carry = EMPTY;
     return this.usage.result();
   }
 
-  /** An event line, a blank line ending in CR, or a data line of a wanted (or unnamed) event. */
-  private wants(first: number | undefined): boolean {
-    if (first === EVENT_PREFIX[0] || first === CARRIAGE_RETURN) return true;
-    return first === DATA_PREFIX[0] && (this.event === undefined || WANTED_EVENTS.has(this.event));
-  }
-
-  private keep(piece: Buffer): void {
-    if (this.partialBytes + piece.length > MAX_SSE_LINE) {
-      this.line = 'skip';
-      this.partial = [];
-      this.partialBytes = 0;
+  private hold(piece: Buffer): void {
+    if (this.skipping) return;
+    if (this.carry.length + piece.length > MAX_SSE_LINE) {
+      this.carry = EMPTY;
+      this.skipping = true;
       return;
     }
     // A copy: the chunk belongs to the stream, which may reuse its memory.
-    this.partial.push(Buffer.from(piece));
-    this.partialBytes += piece.length;
+    this.carry = this.carry.length > 0 ? Buffer.concat([this.carry, piece]) : Buffer.from(piece);
+  }
+
+  private lookAt(line: Buffer): void {
+    if (line.indexOf(MARKER) >= 0) this.handle(line);
   }
 
   private handle(line: Buffer): void {
-    if (line.length > MAX_SSE_LINE) return;
-    const length = line.length > 0 && line[line.length - 1] === CARRIAGE_RETURN ? line.length - 1 : line.length;
-    if (length === 0) {
-      this.event = undefined;
-      return;
-    }
-    if (startsWith(line, EVENT_PREFIX)) {
-      this.event = eventName(line, length);
-      return;
-    }
-    if (!startsWith(line, DATA_PREFIX)) return;
+    if (line.length > MAX_SSE_LINE || !startsWith(line, DATA_PREFIX)) return;
+    const length = line[line.length - 1] === CARRIAGE_RETURN ? line.length - 1 : line.length;
     let data: unknown;
     try {
       data = JSON.parse(line.toString('utf8', DATA_PREFIX.length, length));
@@ -177,17 +154,6 @@ export class SseUsageParser implements UsageParser {
       this.usage.take(undefined, usageFields(record.usage));
     }
   }
-}
-
-const WANTED_EVENT_LINES = [...WANTED_EVENTS].map((name) => [name, Buffer.from(`event: ${name}`)] as const);
-
-/** The event's name when it is a wanted one (compared as bytes: most event lines are not), else "other". */
-function eventName(line: Buffer, length: number): string {
-  for (const [name, bytes] of WANTED_EVENT_LINES) {
-    if (length === bytes.length && line.compare(bytes, 0, bytes.length, 0, length) === 0) return name;
-  }
-  const name = line.toString('utf8', EVENT_PREFIX.length, length).trim();
-  return WANTED_EVENTS.has(name) ? name : 'other';
 }
 
 function startsWith(line: Buffer, prefix: Buffer): boolean {
