@@ -1,6 +1,5 @@
-import forge from 'node-forge';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingHttpHeaders, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -10,10 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EgressView } from '../../src/cli/egress-view/fold.js';
 import { UPSTREAM_CA_ENV } from '../../src/effects/upstream-ca.js';
 import type { LifecycleEvent } from '../../src/events/schema.js';
-import { createCaCertificate } from '../../src/gateway/interception-ca.js';
 import { resourceNames } from '../../src/shared/names.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
 import { execIn } from '../support/docker.js';
+import { standInTls } from '../support/stand-in-tls.js';
 import { freePort } from '../support/upstream.js';
 
 /**
@@ -60,29 +59,6 @@ const tls: StandIn & { handshakes: number } = { port: 0, seen: [], connections: 
 const http: StandIn = { port: 0, seen: [], connections: 0 };
 const echoed: StandIn = { port: 0, seen: [], connections: 0 };
 
-/** A leaf for every stand-in name, signed by a throwaway CA written to caFile. */
-function standInCertificate(): { key: string; cert: string } {
-  const ca = createCaCertificate('inspection stand-in', TLS_NAMES, new Date());
-  caPem = forge.pki.certificateToPem(ca.certificate);
-  caFile = join(dir, 'ca.pem');
-  writeFileSync(caFile, caPem);
-  const keys = forge.pki.rsa.generateKeyPair(2048);
-  const leaf = forge.pki.createCertificate();
-  leaf.publicKey = keys.publicKey;
-  leaf.serialNumber = '02';
-  leaf.validity.notBefore = new Date(Date.now() - 60_000);
-  leaf.validity.notAfter = new Date(Date.now() + 86_400_000);
-  leaf.setSubject([{ name: 'commonName', value: TLS_NAMES[0] }]);
-  leaf.setIssuer(ca.certificate.subject.attributes);
-  leaf.setExtensions([
-    { name: 'basicConstraints', cA: false },
-    { name: 'extKeyUsage', serverAuth: true },
-    { name: 'subjectAltName', altNames: TLS_NAMES.map((value) => ({ type: 2, value })) },
-  ]);
-  leaf.sign(ca.privateKey, forge.md.sha256.create());
-  return { key: forge.pki.privateKeyToPem(keys.privateKey), cert: forge.pki.certificateToPem(leaf) };
-}
-
 async function listen(server: HttpServer | HttpsServer, record: StandIn): Promise<void> {
   server.on('connection', () => (record.connections += 1));
   record.port = await freePort();
@@ -95,7 +71,9 @@ function remember(record: StandIn, req: { method?: string; url?: string; headers
 }
 
 beforeAll(async () => {
-  https = createHttpsServer(standInCertificate(), (req, res) => {
+  const standIn = standInTls(TLS_NAMES, dir, 'inspection stand-in');
+  ({ caPem, caFile } = standIn);
+  https = createHttpsServer({ key: standIn.key, cert: standIn.cert }, (req, res) => {
     remember(tls, req);
     req.resume();
     req.on('end', () => res.end(`stand-in saw ${req.method} ${req.url}`));

@@ -1,14 +1,13 @@
-import forge from 'node-forge';
 import { createServer, type Server } from 'node:https';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UPSTREAM_CA_ENV } from '../../src/effects/upstream-ca.js';
-import { createCaCertificate } from '../../src/gateway/interception-ca.js';
 import { resourceNames } from '../../src/shared/names.js';
 import { execIn } from '../support/docker.js';
 import { identityFrom, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
+import { standInTls } from '../support/stand-in-tls.js';
 import { freePort } from '../support/upstream.js';
 
 /**
@@ -26,31 +25,11 @@ let server: Server;
 let port: number;
 let requests = 0;
 
-/** A leaf for the stand-in's name, signed by a throwaway CA this test writes to caFile. */
-function standInCertificate(): { key: string; cert: string } {
-  const ca = createCaCertificate('stand-in', [STAND_IN], new Date());
-  caFile = join(dir, 'ca.pem');
-  writeFileSync(caFile, forge.pki.certificateToPem(ca.certificate));
-  const keys = forge.pki.rsa.generateKeyPair(2048);
-  const leaf = forge.pki.createCertificate();
-  leaf.publicKey = keys.publicKey;
-  leaf.serialNumber = '02';
-  leaf.validity.notBefore = new Date(Date.now() - 60_000);
-  leaf.validity.notAfter = new Date(Date.now() + 86_400_000);
-  leaf.setSubject([{ name: 'commonName', value: STAND_IN }]);
-  leaf.setIssuer(ca.certificate.subject.attributes);
-  leaf.setExtensions([
-    { name: 'basicConstraints', cA: false },
-    { name: 'extKeyUsage', serverAuth: true },
-    { name: 'subjectAltName', altNames: [{ type: 2, value: STAND_IN }] },
-  ]);
-  leaf.sign(ca.privateKey, forge.md.sha256.create());
-  return { key: forge.pki.privateKeyToPem(keys.privateKey), cert: forge.pki.certificateToPem(leaf) };
-}
-
 beforeAll(async () => {
   port = await freePort();
-  server = createServer(standInCertificate(), (_req, res) => {
+  const tls = standInTls([STAND_IN], dir);
+  caFile = tls.caFile;
+  server = createServer({ key: tls.key, cert: tls.cert }, (_req, res) => {
     requests += 1;
     res.end(BODY);
   });

@@ -1,4 +1,3 @@
-import forge from 'node-forge';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -7,7 +6,7 @@ import { createServer, type Server } from 'node:https';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
-import { createCaCertificate } from '../../src/gateway/interception-ca.js';
+import { standInTls } from './stand-in-tls.js';
 import { freePort } from './upstream.js';
 
 /**
@@ -42,27 +41,6 @@ export interface PackageStandIns {
   bareRepo: string;
   seen: SeenRequest[];
   close(): Promise<void>;
-}
-
-function leafFor(names: string[], dir: string): { key: string; cert: string; caFile: string } {
-  const ca = createCaCertificate('package stand-ins', names, new Date());
-  const caFile = join(dir, 'standin-ca.pem');
-  writeFileSync(caFile, forge.pki.certificateToPem(ca.certificate));
-  const keys = forge.pki.rsa.generateKeyPair(2048);
-  const leaf = forge.pki.createCertificate();
-  leaf.publicKey = keys.publicKey;
-  leaf.serialNumber = '02';
-  leaf.validity.notBefore = new Date(Date.now() - 60_000);
-  leaf.validity.notAfter = new Date(Date.now() + 86_400_000);
-  leaf.setSubject([{ name: 'commonName', value: names[0]! }]);
-  leaf.setIssuer(ca.certificate.subject.attributes);
-  leaf.setExtensions([
-    { name: 'basicConstraints', cA: false },
-    { name: 'extKeyUsage', serverAuth: true },
-    { name: 'subjectAltName', altNames: names.map((value) => ({ type: 2, value })) },
-  ]);
-  leaf.sign(ca.privateKey, forge.md.sha256.create());
-  return { key: forge.pki.privateKeyToPem(keys.privateKey), cert: forge.pki.certificateToPem(leaf), caFile };
 }
 
 function git(args: string[], cwd: string): void {
@@ -169,7 +147,7 @@ function serveGit(projectRoot: string, req: IncomingMessage, res: ServerResponse
 
 export async function startPackageStandIns(dir: string): Promise<PackageStandIns> {
   const port = await freePort();
-  const { key, cert, caFile } = leafFor([GIT_HOST, NPM_HOST, PYPI_HOST], dir);
+  const { key, cert, caFile } = standInTls([GIT_HOST, NPM_HOST, PYPI_HOST], dir, 'package stand-ins');
   const bareRepo = makeBareRepo(dir);
   const tgz = await npmTarball();
   const wheel = makeWheel(dir);
