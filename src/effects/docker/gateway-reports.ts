@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import { GATEWAY_REPORT_SIGNAL, isReportedLine, parseReadyLine } from '../../gateway/protocol.js';
+import { GATEWAY_REPORT_SIGNAL, isReportedLine, parseReadyLine, type ReadyLine } from '../../gateway/protocol.js';
 import { PermanentEffectError } from '../types.js';
 import { demuxLogBuffer, ReadyTimeout, waitForReadyLine } from './logs.js';
 import { isGone } from './remove-bottle.js';
@@ -31,8 +31,14 @@ export async function askGatewayForReports(
     if (isGone(err)) return 'gone';
     throw err;
   }
-  if (!lines.map(parseReadyLine).find((ready) => ready !== undefined)?.writes_reports) return 'unsupported';
-  const before = lines.filter(isReportedLine).length;
+  // One pass: the ready line comes first, the `reported` lines of earlier asks after it.
+  let ready: ReadyLine | undefined;
+  let before = 0;
+  for (const line of lines) {
+    if (ready === undefined) ready = parseReadyLine(line);
+    else if (isReportedLine(line)) before += 1;
+  }
+  if (!ready?.writes_reports) return 'unsupported';
   try {
     await gateway.kill({ signal: GATEWAY_REPORT_SIGNAL });
   } catch (err) {
