@@ -27,10 +27,15 @@ export class NeedleSet {
   /** The longest form: a match split across chunks fits in a carry of this many bytes minus one. */
   readonly maxLength: number;
 
-  constructor(secrets: HeldSecret[]) {
-    this.needles = secrets.flatMap((secret) =>
+  /**
+   * `caseFolded`: the forms in lower case, for text lowered before the search. A host name is, since DNS
+   * ignores case, so an agent may spell a secret into one in any case.
+   */
+  constructor(secrets: HeldSecret[], { caseFolded = false } = {}) {
+    const needles = secrets.flatMap((secret) =>
       encodedForms(secret.value).map((form) => ({ secret, encoding: form.encoding, bytes: form.bytes })),
     );
+    this.needles = caseFolded ? lowered(needles) : needles;
     this.maxLength = Math.max(0, ...this.needles.map((n) => n.bytes.length));
   }
 
@@ -81,4 +86,16 @@ export class NeedleSet {
     }
     return longest;
   }
+}
+
+function lowered(needles: Needle[]): Needle[] {
+  const seen = new Set<string>();
+  return needles
+    .map((n) => ({ ...n, bytes: Buffer.from(n.bytes.toString('latin1').toLowerCase(), 'latin1') }))
+    .filter((n) => {
+      const key = `${n.secret.fingerprint}\0${n.bytes.toString('latin1')}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
 }

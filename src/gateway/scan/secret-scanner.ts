@@ -44,6 +44,7 @@ export interface SecretScannerOptions {
  */
 export class SecretScanner implements RequestScanner {
   private readonly held: NeedleSet;
+  private readonly heldInHostnames: NeedleSet;
   /** Only what the gateway adds is scrubbed from responses: canaries the agent has anyway. */
   private readonly routeSecrets: NeedleSet;
   private readonly split: SplitSecretWindow;
@@ -54,6 +55,7 @@ export class SecretScanner implements RequestScanner {
     const known = Object.entries(options.secrets).map(([id, value]) => this.heldSecret('known_secret', id, value));
     const canaries = Object.entries(options.canaries).map(([kind, value]) => this.heldSecret('canary', kind, value));
     this.held = new NeedleSet([...known, ...canaries]);
+    this.heldInHostnames = new NeedleSet([...known, ...canaries], { caseFolded: true });
     this.routeSecrets = new NeedleSet(known);
     this.split = new SplitSecretWindow([...known, ...canaries], options.now);
   }
@@ -68,7 +70,7 @@ export class SecretScanner implements RequestScanner {
     const url = Buffer.from(request.url, 'latin1');
     const decodedUrl = Buffer.from(percentDecoded(request.url), 'latin1');
     const headers = this.scannedHeaders(request);
-    const hostHit = this.held.first(Buffer.from(host, 'latin1'));
+    const hostHit = this.heldInHostnames.first(Buffer.from(host, 'latin1'));
     if (hostHit) return heldSecretFinding(hostHit, 'hostname');
     for (const text of [url, decodedUrl]) {
       const hit = this.held.first(text);

@@ -123,6 +123,14 @@ describe('SecretScanner: held secrets and canaries', () => {
     expect(host).toMatchObject({ action: 'block', reason: 'canary', detail: { where: 'hostname' } });
   });
 
+  it('finds a held secret spelled into a host label in any case, with no wildcard and however random it looks', () => {
+    // A host name is lowered before the search: the secret's own case must not decide whether it is seen.
+    for (const label of [CANARY_KEY, CANARY_KEY.toLowerCase(), CANARY_KEY.toUpperCase()]) {
+      const finding = scanner({ wildcardDomains: [] }).checkHead(request({ host: `${label}.example.test` }));
+      expect(finding, label).toMatchObject({ action: 'block', reason: 'canary', detail: { where: 'hostname' } });
+    }
+  });
+
   it('lets the header the gateway injects toward the route itself through, and nowhere else', () => {
     const s = scanner();
     const injected = { authorization: `Bearer ${ROUTE_SECRET}` };
