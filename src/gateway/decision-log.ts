@@ -1,6 +1,7 @@
 import type { CapabilityRequest } from '../shared/capability.js';
 import type { UsageByModel } from '../shared/token-usage.js';
-import type { AllowReason, DenialReason, EgressDetail, GatewayLine, StatusLine } from './protocol.js';
+import type { AllowReason, DenialReason, EgressDetail, EgressLine, GatewayLine, StatusLine } from './protocol.js';
+import type { RepeatedRouteCalls } from './repeated-route-calls.js';
 import type { HostTraffic } from '../shared/traffic-summary.js';
 
 /**
@@ -17,16 +18,30 @@ export interface EgressTarget {
   method: string | null;
 }
 
+/**
+ * A decision that is counted but not written as its own line: a credential-route call repeating one
+ * written a moment ago (repeated-route-calls.ts). It still reaches the traffic counters.
+ */
+export interface UnwrittenDecisions {
+  repeats: RepeatedRouteCalls;
+  count: (line: EgressLine) => void;
+}
+
 /** Numbers lines from 1 in emission order so a consumer can spot gaps and duplicates. */
 export class DecisionLog {
   private sequence = 0;
   constructor(
     private readonly emit: (line: GatewayLine) => void,
     private readonly now: () => Date = () => new Date(),
+    private readonly unwritten?: UnwrittenDecisions,
   ) {}
 
   /** `detail` says how it was let through when that matters (a tunnel the gateway does not read). */
   allowed(target: EgressTarget, reason: AllowReason, detail?: EgressDetail): void {
+    if (reason === 'credential_route' && this.unwritten && !this.unwritten.repeats.shouldWrite(target)) {
+      this.unwritten.count(this.egressLine(this.sequence, 'allowed', target, reason, detail));
+      return;
+    }
     this.egress('allowed', target, reason, detail);
   }
 
@@ -64,9 +79,19 @@ export class DecisionLog {
     reason: AllowReason | DenialReason,
     detail?: EgressDetail,
   ): void {
-    this.emit({
+    this.emit(this.egressLine(++this.sequence, decision, target, reason, detail));
+  }
+
+  private egressLine(
+    n: number,
+    decision: 'allowed' | 'denied' | 'audited',
+    target: EgressTarget,
+    reason: AllowReason | DenialReason,
+    detail?: EgressDetail,
+  ): EgressLine {
+    return {
       t: 'egress',
-      n: ++this.sequence,
+      n,
       decision,
       ...(target.host !== null ? { host: target.host } : {}),
       ...(target.port !== null ? { port: target.port } : {}),
@@ -74,6 +99,6 @@ export class DecisionLog {
       reason,
       ...(detail !== undefined ? { detail } : {}),
       at: this.now().toISOString(),
-    });
+    };
   }
 }

@@ -29,6 +29,7 @@ import type { Socket as UdpSocket } from 'node:dgram';
 import type { SshAgentServer } from './ssh-agent.js';
 import { startTrafficSummaries, TrafficLedger } from './traffic-ledger.js';
 import { USAGE_LINE_INTERVAL_MS, UsageMeter } from './usage-meter.js';
+import { RepeatedRouteCalls } from './repeated-route-calls.js';
 
 /** Lookups recorded per minute (and as a burst); a resolver retry loop must not flood the event log. */
 const DNS_RECORDS_PER_MINUTE = 60;
@@ -119,7 +120,10 @@ export async function startGateway(
   const emit = opts.onDecision ?? (() => {});
   const log = opts.log ?? ((message: string) => process.stderr.write(`gateway: ${message}\n`));
   const traffic = new TrafficLedger(opts.now);
-  const decisions = new DecisionLog((line) => (traffic.note(line), emit(line)));
+  const decisions = new DecisionLog((line) => (traffic.note(line), emit(line)), undefined, {
+    repeats: new RepeatedRouteCalls(opts.now),
+    count: (line) => traffic.note(line),
+  });
   const ctx: GatewayContext = {
     config,
     secrets,

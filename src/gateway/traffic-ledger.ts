@@ -21,7 +21,7 @@ import {
 /** Hosts tracked one by one; an agent inventing names cannot grow the gateway's memory past it. */
 export const LEDGER_MAX_HOSTS = 1024;
 /** The shortest time between two summary lines. */
-export const TRAFFIC_SUMMARY_INTERVAL_MS = 3000;
+export const TRAFFIC_SUMMARY_INTERVAL_MS = 10_000;
 
 interface HostCounters {
   host: string;

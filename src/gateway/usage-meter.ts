@@ -24,7 +24,7 @@ export interface UsageMeterOptions {
 }
 
 /** How often usage lines may be written. */
-export const USAGE_LINE_INTERVAL_MS = 5_000;
+export const USAGE_LINE_INTERVAL_MS = 10_000;
 
 export class UsageMeter {
   private pending: UsageByModel = {};

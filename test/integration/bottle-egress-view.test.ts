@@ -67,7 +67,7 @@ it('shows exactly the hosts and counts the agent just caused, and exports them a
   await curl(`https://blocked.test:${upstream.port}/`);
 
   // The gateway's summary arrives within its interval of the last request.
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 60_000;
   for (;;) {
     const log = await events();
     // Each summary carries the hosts that changed since the one before: the latest of each host counts.

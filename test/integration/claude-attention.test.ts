@@ -5,7 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../src/events/schema.js';
-import { startClaudeFixture, TEST_TOKEN_ENV, type ClaudeFixture } from '../support/claude-fixture.js';
+import {
+  FAKE_ANTHROPIC_HOST,
+  startClaudeFixture,
+  TEST_TOKEN_ENV,
+  type ClaudeFixture,
+} from '../support/claude-fixture.js';
 import { BOTTLE_BIN, identityFrom, startHarness, type BottleHarness, type CliResult } from '../support/cli-harness.js';
 import { execIn } from '../support/docker.js';
 import type { FakeReply } from '../support/fake-anthropic.js';
@@ -282,7 +287,16 @@ describe('the real Claude Code against a spent budget', () => {
       (await h.log.read(identity)).filter((e) => e.type === type && (e.data as { reason?: string }).reason === reason)
         .length;
     const refusals = () => decisions('egress.denied', 'budget_exhausted');
-    const forwarded = () => decisions('egress.allowed', 'credential_route');
+    /** Route calls are counted in the traffic summaries (a repeated one is not its own decision event). */
+    const forwarded = async () =>
+      Math.max(
+        0,
+        ...(await h.log.read(identity))
+          .filter((e) => e.type === 'egress.summary')
+          .flatMap((e) => (e.data as { hosts: Array<{ host: string; allowed: number }> }).hosts)
+          .filter((traffic) => traffic.host === FAKE_ANTHROPIC_HOST)
+          .map((traffic) => traffic.allowed),
+      );
 
     // One call within the budget: answered, and its usage spends the whole budget.
     const first = await ask('spend some tokens');
@@ -316,8 +330,8 @@ describe('the real Claude Code against a spent budget', () => {
     expect(third.code, third.output).toBe(0);
     expect(third.output).toContain(f.reply);
     expect(messageCalls()).toBeGreaterThan(answered);
-    // The gateway numbers its lines: once the last call's forwarding is in the log, so is every
-    // refusal before it. The refused `claude -p` had long exited; it sent the refused call once.
+    // The gateway numbers its lines: once a summary counting the last call is in the log, so is
+    // every refusal before it. The refused `claude -p` had long exited; it sent the refused call once.
     await until('the last call in the log', async () => (await forwarded()) >= messageCalls());
     expect(await refusals()).toBe(1);
   }, 600_000);

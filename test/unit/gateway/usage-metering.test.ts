@@ -117,6 +117,17 @@ describe('usage accounting', () => {
     expect(withoutIds(proxied)).toBe(withoutIds(direct));
   });
 
+  it('writes a busy route call once and counts every call in the traffic summary', async () => {
+    const lines = await start();
+    for (let i = 0; i < 5; i++) expect((await call(i % 2 === 0)).status).toBe(200);
+    await gateway!.close();
+    gateway = undefined;
+    const routeCalls = lines.filter((l) => l.t === 'egress' && l.reason === 'credential_route');
+    expect(routeCalls).toHaveLength(1);
+    const summaries = lines.flatMap((l) => (l.t === 'summary' ? l.hosts : []));
+    expect(summaries.filter((h) => h.host === 'anthropic.test').at(-1)).toMatchObject({ allowed: 5, denied: 0 });
+  });
+
   it('does not count other paths (count_tokens)', async () => {
     const lines = await start(undefined, 60_000);
     expect((await call(false, '/v1/messages/count_tokens')).status).toBe(200);
