@@ -128,23 +128,34 @@ export function webSocketUpgrade(id: string, target: string, hostHeader: string)
 }
 
 /** The bottle the exchanges run in: allowed at `allow`, each name in `hosts` pinned to this host. */
+const ROUTE_TOKEN_ENV = 'BENCH_ROUTE_TOKEN';
+
 export async function startBenchBottle(
   h: BottleHarness,
-  opts: { allow: string[]; hosts: string[]; runtime: 'runsc' | 'runc'; dlp?: 'block' | 'audit' },
+  opts: {
+    allow: string[];
+    hosts: string[];
+    runtime: 'runsc' | 'runc';
+    dlp?: 'block' | 'audit';
+    /** A host credential route (bearer) whose secret the gateway holds and injects. */
+    route?: { host: string; upstream: string; secret: string };
+  },
 ): Promise<string> {
   const extra = Object.fromEntries(opts.hosts.map((host) => [host, 'host-gateway']));
+  const route = opts.route && { host: opts.route.host, upstream: opts.route.upstream, token_env: ROUTE_TOKEN_ENV };
   const manifest = h.writeManifest({
     bottles: [
       {
         name: 'bench',
         egress: { allow: opts.allow, ...(opts.dlp ? { dlp: opts.dlp } : {}) },
+        ...(route ? { cred_proxy: { routes: [{ ...route, auth: 'bearer' }] } } : {}),
         extra_hosts: { ...extra, ...PIN_DEFAULT_HOSTS },
       },
     ],
     agents: [{ name: 'sender', bottle: 'bench', command: ['sleep', '1800'] }],
   });
   const started = await h.cli(['--manifest', manifest, 'start', 'sender', '--detach'], {
-    env: { CLAUDE_BOTTLE_RUNTIME: opts.runtime },
+    env: { CLAUDE_BOTTLE_RUNTIME: opts.runtime, ...(opts.route ? { [ROUTE_TOKEN_ENV]: opts.route.secret } : {}) },
     timeoutMs: 300_000,
   });
   if (started.code !== 0) throw new Error(`bench bottle did not start: ${started.stderr}`);

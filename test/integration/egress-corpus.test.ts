@@ -64,6 +64,13 @@ it('blocks and records every way of the own exfiltration table marked blocked', 
   for (const { row, result } of results.filter((r) => r.row.expect === 'blocked' && !r.row.refusedWith)) {
     expect(result.denied, row.way).toMatchObject({ class: expect.any(String), rule: expect.any(String) });
     if (result.denied?.reason === 'canary') expect(result.denied.fingerprint, row.way).toMatch(/^canary:[0-9a-f]{12}$/);
+    // A route's secret is one the gateway holds: found as that, whatever its shape.
+    if (row.secret === 'route secret')
+      expect(result.denied, row.way).toMatchObject({
+        reason: 'known_secret',
+        fingerprint: /^known_secret:[0-9a-f]{12}$/,
+      });
   }
+  expect(results.filter((r) => r.row.secret === 'route secret').length).toBeGreaterThanOrEqual(10);
   expect(results.some((r) => r.result.alarm)).toBe(true);
 }, 240_000);
