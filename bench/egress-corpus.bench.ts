@@ -143,7 +143,10 @@ export async function benchEgressCorpus(): Promise<void> {
     const run = await runCorpus(h, 'runsc');
     console.log('\nEgress corpus (pipelock agent-egress-bench), from inside a real bottle (runsc)');
     console.log(corpusTable(run));
-    console.log('\nOwn exfiltration table: the bottle canary and a route secret moved out to an allowlisted host, from inside (runsc)');
+    console.log(
+      '\nOwn exfiltration table: the bottle canary and a route secret moved out to an allowlisted host, ' +
+        'from inside (runsc)',
+    );
     console.log(exfilTable(await runExfil(h, 'runsc')));
   } finally {
     await h.cleanup();
