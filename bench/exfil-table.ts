@@ -17,9 +17,8 @@ import { encodeClientFrame } from './websocket-client-frames.js';
 /**
  * Ways of moving the bottle's own canary (the access key in ~/.aws/credentials, read inside the
  * bottle), and some of them a credential route's secret, out to an allowlisted host, each sent from
- * inside a real bottle. `expect` is what the row
- * is pinned to: 'blocked' (refused before it arrived, with a recorded decision) or 'passes' with the
- * honest reason it cannot be caught.
+ * inside a real bottle. `expect` is what the row is pinned to: 'blocked' (refused before it arrived,
+ * with a recorded decision) or 'passes' with the honest reason it cannot be caught.
  */
 export const HOST = 'exfil.test';
 /** The two halves of a split secret go to one host: the per-host window is what catches them. */
