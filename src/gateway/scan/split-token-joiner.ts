@@ -1,16 +1,7 @@
 import type { NeedleHit, NeedleSet } from './needles.js';
 import { findPattern, SECRET_PATTERNS, type PatternHit } from './patterns.js';
 
-/**
- * A credential cut across WebSocket messages with a short label before each piece ("part1: ghp_ABC",
- * then "part2: DEF..."). The connection's stream inspector already reads the messages end to end, so a
- * piece that follows the previous one directly is found there; what it cannot see is the piece behind
- * a label. So when a message ends in an unfinished credential (a vendor's prefix and too few characters
- * after it, or the first part of a held secret), that tail is kept, and the next message's leading token
- * run, with a `word:` label and blanks before it cut out, is tried joined to it. Only one tail is kept
- * per connection, no longer than the stream inspector's own carry; ordinary messages (JSON, sentences)
- * end in no token run or in one that starts with no prefix, and cost a few byte comparisons.
- */
+/** What a join found: a held secret or a credential shape, both starting before a cut-out label. */
 export type JoinedHit = { held: NeedleHit } | { pattern: PatternHit };
 
 /** What a token run is made of: the vendors' alphabets and the base64, hex and percent forms of held secrets. */
@@ -29,6 +20,16 @@ const VENDOR_PREFIX_SOURCE = String.raw`\b(?:${VENDOR_PREFIXES.join('|')})`;
 const VENDOR_PREFIX = new RegExp(VENDOR_PREFIX_SOURCE, 'g');
 const HAS_VENDOR_PREFIX = new RegExp(VENDOR_PREFIX_SOURCE);
 
+/**
+ * A credential cut across WebSocket messages with a short label before each piece ("part1: ghp_ABC",
+ * then "part2: DEF..."). The connection's stream inspector already reads the messages end to end, so a
+ * piece that follows the previous one directly is found there; what it cannot see is the piece behind
+ * a label. So when a message ends in an unfinished credential (a vendor's prefix and too few characters
+ * after it, or the first part of a held secret), that tail is kept, and the next message's leading token
+ * run, with a `word:` label and blanks before it cut out, is tried joined to it. Only one tail is kept
+ * per connection, no longer than the stream inspector's own carry; ordinary messages (JSON, sentences)
+ * end in no token run or in one that starts with no prefix, and cost a few byte comparisons.
+ */
 export class SplitTokenJoiner {
   private tail = '';
   /** Where in the tail a label was last cut out; 0 when the tail is text exactly as it was sent. */
