@@ -116,7 +116,4 @@ export function refusedByAllowlist(c: CorpusCase): boolean {
 }
 
 /** Block cases the scanner lets through by choice, and why (shown in the bench's table). */
-export const KNOWN_MISSES: Record<string, string> = {
-  'ws-dlp-cross-message-005':
-    'a token cut in two separate messages with other text between them: joining messages across it is guesswork',
-};
+export const KNOWN_MISSES: Record<string, string> = {};

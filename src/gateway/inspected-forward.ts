@@ -156,8 +156,8 @@ export async function forwardInspectedUpgrade(
     ctx.traffic.tunnel(host, socket, upSocket, head.length);
     upSocket.pipe(socket);
     const scanner = ctx.scanner;
-    const gate = frameGate((payload) => {
-      const finding = scanner?.checkFrame(admitted.scanned, payload);
+    const gate = frameGate((payload, startsMessage) => {
+      const finding = scanner?.checkFrame(admitted.scanned, payload, startsMessage);
       if (finding?.action === 'audit') ctx.decisions.audited(target, finding.reason, finding.detail);
       if (finding?.action === 'block') throw new ScanBlockedError(finding);
     });

@@ -48,8 +48,11 @@ export interface RequestScanner {
   requestBody(request: ScannedRequest, onAudit: (finding: ScanFinding) => void): Transform;
   /** A pass-through for a response headed for the agent that replaces every known secret before it arrives. */
   responseBody(request: ScannedRequest, onScrub: (finding: ScanFinding) => void): Transform;
-  /** One WebSocket frame's payload, either direction toward the upstream. */
-  checkFrame(request: ScannedRequest, payload: Buffer): ScanFinding | undefined;
+  /**
+   * One WebSocket data frame's payload on its way to the upstream, frames of a connection in order;
+   * `startsMessage` is false for a continuation fragment of a message.
+   */
+  checkFrame(request: ScannedRequest, payload: Buffer, startsMessage: boolean): ScanFinding | undefined;
   /** Overwrites known secrets in a response's header values in place (an echoed Authorization); the first found. */
   scrubResponseHeaders?(request: ScannedRequest, headers: IncomingHttpHeaders): ScanFinding | undefined;
   /** Text recorded from the agent (a capability reason, a looked-up name), each secret in it named by fingerprint. */

@@ -12,6 +12,7 @@ import { ScanBlockedError, type ScanFinding } from './request-scanner.js';
 export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
 
 const CONTROL_OPCODES = new Set([0x8, 0x9, 0xa]);
+const CONTINUATION_OPCODE = 0x0;
 
 export class FrameTooLargeError extends Error {
   constructor() {
@@ -20,8 +21,11 @@ export class FrameTooLargeError extends Error {
   }
 }
 
-/** `check` sees each data frame's unmasked payload; throwing from it destroys the stream with that error. */
-export function frameGate(check: (payload: Buffer) => void): Transform {
+/**
+ * `check` sees each data frame's unmasked payload, and whether it starts a message (a continuation fragment
+ * does not); throwing from it destroys the stream with that error.
+ */
+export function frameGate(check: (payload: Buffer, startsMessage: boolean) => void): Transform {
   let pending: Buffer = Buffer.alloc(0);
   return new Transform({
     transform(chunk: Buffer, _encoding, done: TransformCallback) {
@@ -31,7 +35,7 @@ export function frameGate(check: (payload: Buffer) => void): Transform {
           const frame = nextFrame(pending);
           if (frame === null) break;
           if (frame.reserved !== 0) throw new ScanBlockedError(RESERVED_BITS_FINDING);
-          if (!CONTROL_OPCODES.has(frame.opcode)) check(frame.payload);
+          if (!CONTROL_OPCODES.has(frame.opcode)) check(frame.payload, frame.opcode !== CONTINUATION_OPCODE);
           this.push(pending.subarray(0, frame.length));
           pending = pending.subarray(frame.length);
         }

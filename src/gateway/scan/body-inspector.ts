@@ -1,7 +1,7 @@
 import type { ScanFinding } from '../request-scanner.js';
 import { heldSecretFinding, type FoundWhere } from './findings.js';
 import type { NeedleSet } from './needles.js';
-import { findPattern, findPatternDecoded } from './patterns.js';
+import { findPattern, findPatternDecoded, type PatternHit } from './patterns.js';
 
 /** Credential shapes are short; a match split across chunks fits in this much carried-over text. */
 export const PATTERN_CARRY_BYTES = 512;
@@ -43,7 +43,12 @@ export class ChunkInspector {
     if (!this.patterns) return [];
     const text = window.toString('latin1');
     const hit = findPattern(text, fresh) ?? findPatternDecoded(text);
-    if (!hit) return [];
+    return hit ? this.patternFindings(hit) : [];
+  }
+
+  /** What a credential shape found in this stream amounts to: a held secret, a pattern finding, or nothing new. */
+  patternFindings(hit: PatternHit): ScanFinding[] {
+    if (!this.patterns) return [];
     // A held secret decoded out of an encoding no needle has (a base64 run split oddly) is still that secret;
     // part of one (its encoded form not yet whole in this chunk) is left to its needles, which name it.
     const matched = Buffer.from(hit.match, 'latin1');

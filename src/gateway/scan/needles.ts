@@ -81,7 +81,8 @@ export class NeedleSet {
       for (let p = buffer.indexOf(bytes[0], from); p >= 0; p = buffer.indexOf(bytes[0], p + 1)) {
         const tail = buffer.length - p;
         if (tail <= longest) break;
-        if (tail < bytes.length && buffer.subarray(p).equals(bytes.subarray(0, tail))) longest = tail;
+        // Compared in place: this runs for every chunk and frame, and views would be allocated per candidate.
+        if (tail < bytes.length && buffer.compare(bytes, 0, tail, p) === 0) longest = tail;
       }
     }
     return longest;

@@ -11,32 +11,50 @@ export interface SecretPattern {
   regex: RegExp;
   /** A second look at a match the shape alone cannot settle (a checksum). */
   accept?: (match: string) => boolean;
+  /**
+   * The vendor's fixed lead (ghp_, AKIA): a WebSocket message ending in it and too few characters after it
+   * may be a credential cut across messages (split-token-joiner.ts).
+   */
+  prefix?: RegExp;
 }
 
 export const SECRET_PATTERNS: readonly SecretPattern[] = [
-  { name: 'aws_access_key_id', regex: /\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b/ },
+  { name: 'aws_access_key_id', regex: /\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b/, prefix: /AKIA|ASIA|ABIA|ACCA/ },
   {
     name: 'aws_secret_access_key',
     regex: /aws_?secret_?access_?key["'\s]*[:=]\s*["']?[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])/i,
   },
-  { name: 'github_token', regex: /\bgh[pousr]_[A-Za-z0-9]{30,255}\b/ },
-  { name: 'github_fine_grained_token', regex: /\bgithub_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}\b/ },
-  { name: 'gitlab_token', regex: /\bglpat-[A-Za-z0-9_-]{20,}/ },
-  { name: 'slack_token', regex: /\bxox[abposr]-[A-Za-z0-9-]{10,}/ },
-  { name: 'slack_webhook', regex: /hooks\.slack\.com\/services\/T[A-Za-z0-9_]+\/B[A-Za-z0-9_]+\/[A-Za-z0-9_]{20,}/ },
-  { name: 'stripe_key', regex: /\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9_]{20,}\b/ },
-  { name: 'sendgrid_api_key', regex: /\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}/ },
-  { name: 'anthropic_api_key', regex: /\bsk-ant-(?:api|admin|oat)\d{2}-[A-Za-z0-9_-]{20,}/ },
-  { name: 'openai_api_key', regex: /\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}T3BlbkFJ[A-Za-z0-9_-]{20,}/ },
-  { name: 'prefixed_secret_key', regex: /\bsk-(?:proj|svcacct|admin|live|test)-[A-Za-z0-9_-]{20,}/ },
-  { name: 'google_api_key', regex: /\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])/ },
-  { name: 'npm_token', regex: /\bnpm_[A-Za-z0-9]{36}\b/ },
-  { name: 'pypi_token', regex: /\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}/ },
-  { name: 'huggingface_token', regex: /\bhf_[A-Za-z]{34}\b/ },
+  { name: 'github_token', regex: /\bgh[pousr]_[A-Za-z0-9]{30,255}\b/, prefix: /gh[pousr]_/ },
+  {
+    name: 'github_fine_grained_token',
+    regex: /\bgithub_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}\b/,
+    prefix: /github_pat_/,
+  },
+  { name: 'gitlab_token', regex: /\bglpat-[A-Za-z0-9_-]{20,}/, prefix: /glpat-/ },
+  { name: 'slack_token', regex: /\bxox[abposr]-[A-Za-z0-9-]{10,}/, prefix: /xox[abposr]-/ },
+  {
+    name: 'slack_webhook',
+    regex: /hooks\.slack\.com\/services\/T[A-Za-z0-9_]+\/B[A-Za-z0-9_]+\/[A-Za-z0-9_]{20,}/,
+    prefix: /hooks\.slack\.com\//,
+  },
+  { name: 'stripe_key', regex: /\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9_]{20,}\b/, prefix: /(?:sk|rk)_(?:live|test)_/ },
+  { name: 'sendgrid_api_key', regex: /\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}/, prefix: /SG\./ },
+  { name: 'anthropic_api_key', regex: /\bsk-ant-(?:api|admin|oat)\d{2}-[A-Za-z0-9_-]{20,}/, prefix: /sk-/ },
+  {
+    name: 'openai_api_key',
+    regex: /\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}T3BlbkFJ[A-Za-z0-9_-]{20,}/,
+    prefix: /sk-/,
+  },
+  { name: 'prefixed_secret_key', regex: /\bsk-(?:proj|svcacct|admin|live|test)-[A-Za-z0-9_-]{20,}/, prefix: /sk-/ },
+  { name: 'google_api_key', regex: /\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])/, prefix: /AIza/ },
+  { name: 'npm_token', regex: /\bnpm_[A-Za-z0-9]{36}\b/, prefix: /npm_/ },
+  { name: 'pypi_token', regex: /\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}/, prefix: /pypi-/ },
+  { name: 'huggingface_token', regex: /\bhf_[A-Za-z]{34}\b/, prefix: /hf_/ },
   {
     name: 'jwt',
     // Two base64url JSON objects joined by a dot are a token whatever its signature (none, or a short fake one).
     regex: /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/,
+    prefix: /eyJ/,
   },
   { name: 'private_key_pem', regex: /-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY(?: BLOCK)?-----/ },
   {

@@ -4,6 +4,7 @@ import type { Transform } from 'node:stream';
 import { secretFingerprint } from '../../shared/secret-fingerprint.js';
 import type { RequestScanner, ScanFinding, ScannedRequest } from '../request-scanner.js';
 import { ChunkInspector, type PatternFinder } from './body-inspector.js';
+import { FrameInspector } from './frame-inspector.js';
 import { heldSecretFinding, type FoundWhere } from './findings.js';
 import { looksLikeEncodedLabels } from './hostname-entropy.js';
 import { NeedleSet, type HeldSecret } from './needles.js';
@@ -123,16 +124,16 @@ export class SecretScanner implements RequestScanner {
   }
 
   /** One inspector per connection: a secret split over fragments or messages is read as one stream of payloads. */
-  checkFrame(request: ScannedRequest, payload: Buffer): ScanFinding | undefined {
+  checkFrame(request: ScannedRequest, payload: Buffer, startsMessage: boolean): ScanFinding | undefined {
     let inspector = this.frameStreams.get(request);
     if (!inspector) {
-      inspector = new ChunkInspector(this.held, request.toModel ? undefined : this.patternFinder, 'frame');
+      inspector = new FrameInspector(this.held, request.toModel ? undefined : this.patternFinder);
       this.frameStreams.set(request, inspector);
     }
-    return inspector.inspect(payload)[0];
+    return inspector.inspect(payload, startsMessage);
   }
 
-  private readonly frameStreams = new WeakMap<ScannedRequest, ChunkInspector>();
+  private readonly frameStreams = new WeakMap<ScannedRequest, FrameInspector>();
 
   /** `text` with every held secret, canary and credential shape replaced by its class and fingerprint. */
   redactText(text: string): string {

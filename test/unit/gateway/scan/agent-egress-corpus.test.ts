@@ -34,8 +34,8 @@ async function verdict(c: CorpusCase, scanner: SecretScanner): Promise<ScanFindi
   if (head) return head;
   if (target.frames) {
     let found: ScanFinding | undefined;
-    const gate = frameGate((payload) => {
-      found ??= scanner.checkFrame(req, payload);
+    const gate = frameGate((payload, startsMessage) => {
+      found ??= scanner.checkFrame(req, payload, startsMessage);
       if (found?.action === 'block') throw new ScanBlockedError(found);
     });
     await pipeline(

@@ -86,8 +86,8 @@ describe('WebSocket frames', () => {
     new SecretScanner({ secrets: {}, canaries: {}, mode: 'block', wildcardDomains: [], injected: [] });
 
   async function send(frames: Buffer, s: SecretScanner): Promise<ScanBlockedError | undefined> {
-    const gate = frameGate((payload) => {
-      const finding = s.checkFrame(request, payload);
+    const gate = frameGate((payload, startsMessage) => {
+      const finding = s.checkFrame(request, payload, startsMessage);
       if (finding?.action === 'block') throw new ScanBlockedError(finding);
     });
     const sink = new Writable({ write: (_c, _e, done) => done() });
