@@ -101,7 +101,7 @@ export class SseUsageParser implements UsageParser {
     if (this.skipping || this.carry.length > 0) {
       const nl = chunk.indexOf(NEWLINE);
       if (nl < 0) return this.hold(chunk);
-      if (!this.skipping) this.lookAt(Buffer.concat([this.carry, chunk.subarray(0, nl)]));
+      if (!this.skipping) this.lookAtJoined(this.carry, chunk.subarray(0, nl));
       this.carry = EMPTY;
       this.skipping = false;
       pos = nl + 1;
@@ -137,6 +137,12 @@ export class SseUsageParser implements UsageParser {
     if (line.indexOf(MARKER) >= 0) this.handle(line);
   }
 
+  /** A line cut between two chunks is joined only when it holds the marker, which most lines do not. */
+  private lookAtJoined(head: Buffer, tail: Buffer): void {
+    if (head.indexOf(MARKER) >= 0 || tail.indexOf(MARKER) >= 0 || markerAcross(head, tail))
+      this.handle(Buffer.concat([head, tail]));
+  }
+
   private handle(line: Buffer): void {
     if (line.length > MAX_SSE_LINE || !startsWith(line, DATA_PREFIX)) return;
     const length = line[line.length - 1] === CARRIAGE_RETURN ? line.length - 1 : line.length;
@@ -154,6 +160,19 @@ export class SseUsageParser implements UsageParser {
       this.usage.take(undefined, usageFields(record.usage));
     }
   }
+}
+
+/** The marker begins at the end of `head` and finishes at the start of `tail`. */
+function markerAcross(head: Buffer, tail: Buffer): boolean {
+  for (let k = 1; k < MARKER.length; k++) {
+    if (head.length < k || tail.length < MARKER.length - k) continue;
+    if (
+      head.compare(MARKER, 0, k, head.length - k, head.length) === 0 &&
+      tail.compare(MARKER, k, MARKER.length, 0, MARKER.length - k) === 0
+    )
+      return true;
+  }
+  return false;
 }
 
 function startsWith(line: Buffer, prefix: Buffer): boolean {

@@ -57,6 +57,16 @@ describe('SseUsageParser', () => {
     },
   );
 
+  it('reads the stream cut in two at any byte, the marker word itself included', () => {
+    const bytes = Buffer.from(STREAM);
+    for (let cut = 0; cut <= bytes.length; cut++) {
+      const parser = new SseUsageParser();
+      parser.push(bytes.subarray(0, cut));
+      parser.push(bytes.subarray(cut));
+      expect(parser.end(), `cut at ${cut}`).toEqual(EXPECTED);
+    }
+  });
+
   it('reads streams without event lines and with CRLF line ends', () => {
     const events: Array<[string, unknown]> = [
       ['message_start', START],
