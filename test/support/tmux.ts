@@ -66,7 +66,7 @@ export class TestTerminals {
     return {
       session,
       screen: () => this.tmux('capture-pane', '-p', '-J', '-S', '-300', '-t', session),
-      visible: () => this.tmux('capture-pane', '-p', '-J', '-t', session),
+      visible: () => this.tmux('capture-pane', '-p', '-t', session),
       keys: (...keys) => void this.tmux('send-keys', '-t', session, ...keys),
       type: (text) => void this.tmux('send-keys', '-t', session, '-l', text),
       exited: () => recorded() !== '',
