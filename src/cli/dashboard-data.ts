@@ -6,7 +6,6 @@ import {
   accepts,
   attentionOf,
   bottleStatus,
-  isNewAttention,
   stateName,
   type Attention,
   type PendingCapability,
@@ -108,13 +107,6 @@ export async function readDashboard(
     indexed: bottles.length,
     at: new Date().toISOString().slice(11, 19),
   };
-}
-
-/** How many bottles need the operator for a reason the previous view did not show (one bell each). */
-export function newAttentions(previous: DashboardView | null, next: DashboardView): number {
-  if (!previous) return 0;
-  const before = new Map(previous.rows.map((row) => [row.identity, row.attention]));
-  return next.rows.filter((row) => isNewAttention(before.get(row.identity), row.attention)).length;
 }
 
 /**

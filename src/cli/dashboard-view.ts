@@ -6,7 +6,8 @@ import { visibleText } from '../shared/visible-text.js';
 import { currentState } from '../engine/bottle-log.js';
 import { capabilityReview } from './capability-review.js';
 import { checkDecision, enqueueDecision } from './capability-decision.js';
-import { newAttentions, readDashboard, watchChanges, type DashboardRow, type DashboardView } from './dashboard-data.js';
+import { readDashboard, watchChanges, type DashboardRow, type DashboardView } from './dashboard-data.js';
+import type { AttentionBell } from './dashboard-bell.js';
 import { describeEvent } from './render-event.js';
 import type { Session } from './session.js';
 import type { EgressView } from './egress-view/fold.js';
@@ -24,8 +25,9 @@ import { egressHostLines } from './egress-view/render.js';
  * request, `d` asks for the reason the agent is told. Decisions take the
  * path `bottle approve --request ID` / `bottle deny` take.
  *
- * Bottles that need the operator come first, and each new attention rings the terminal's bell once;
- * `t` hands the terminal to the selected bottle's agent (`onAttach`), back here on detach.
+ * Bottles that need the operator come first, and each new attention rings the terminal's bell once
+ * (`bell`, kept by the caller across attaches); `t` hands the terminal to the selected bottle's agent
+ * (`onAttach`), back here on detach.
  *
  * Every frame fits the terminal (each line is cut or wrapped to its width),
  * so an 80x24 pane redraws in place.
@@ -106,7 +108,15 @@ const newest = (lines: string[], count: number) => (count > 0 ? lines.slice(-cou
 const line = (text: string, key: string, props: Record<string, unknown> = {}) =>
   h(Text, { key, wrap: 'truncate-end', ...props }, text.length ? text : ' ');
 
-export function Dashboard({ session, onAttach }: { session: Session; onAttach: (identity: string) => void }) {
+export function Dashboard({
+  session,
+  bell,
+  onAttach,
+}: {
+  session: Session;
+  bell: AttentionBell;
+  onAttach: (identity: string) => void;
+}) {
   const { exit } = useApp();
   const { columns, rows: height } = useTerminalSize();
   const [view, setView] = useState<DashboardView | null>(null);
@@ -125,13 +135,11 @@ export function Dashboard({ session, onAttach }: { session: Session; onAttach: (
     const signal = alive.current.signal;
     const nextChange = watchChanges(session.redis, signal);
     void (async () => {
-      let shown: DashboardView | null = null;
       while (!signal.aborted) {
         try {
           const next = await readDashboard(session, { egress: 8, events: 10 });
           if (signal.aborted) return;
-          process.stdout.write(BELL.repeat(newAttentions(shown, next)));
-          shown = next;
+          process.stdout.write(BELL.repeat(bell.ring(next)));
           setView(next);
           setError(null);
           await nextChange(next);
@@ -142,7 +150,7 @@ export function Dashboard({ session, onAttach }: { session: Session; onAttach: (
         }
       }
     })();
-  }, [session]);
+  }, [session, bell]);
 
   const rows = view?.rows ?? [];
   const current: DashboardRow | undefined =

@@ -1,10 +1,6 @@
-import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BOTTLE_BIN, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
+import { PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from '../support/cli-harness.js';
+import { bottleCommandLine, TestTerminals, type TerminalRun } from '../support/tmux.js';
 
 /**
  * Interactive use through a real pseudo-terminal: `bottle start` runs inside
@@ -14,21 +10,12 @@ import { BOTTLE_BIN, PIN_DEFAULT_HOSTS, startHarness, type BottleHarness } from 
  * sessions are touched.
  */
 
-const TMUX_SOCKET = `cbtest-${randomBytes(4).toString('hex')}`;
-const sessions: string[] = [];
+const terminals = new TestTerminals('cbtest');
 let h: BottleHarness;
 let manifest: string;
-let work: string;
-
-function tmux(...args: string[]): string {
-  return execFileSync('tmux', ['-L', TMUX_SOCKET, ...args], { encoding: 'utf8' });
-}
-
-const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 beforeAll(async () => {
   h = await startHarness();
-  work = mkdtempSync(join(tmpdir(), 'cb-term-'));
   manifest = h.writeManifest({
     bottles: [{ name: 'box', egress: { allow: [] }, extra_hosts: PIN_DEFAULT_HOSTS }],
     agents: [
@@ -43,56 +30,14 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const s of sessions) {
-    try {
-      tmux('kill-session', '-t', s);
-    } catch {
-      /* already gone */
-    }
-  }
-  // The server exits with its last session; its socket file stays behind.
-  rmSync(join(process.env.TMUX_TMPDIR ?? '/tmp', `tmux-${process.getuid?.() ?? 0}`, TMUX_SOCKET), { force: true });
+  terminals.close();
   await h?.cleanup();
-  if (work) rmSync(work, { recursive: true, force: true });
 });
 
-interface TerminalRun {
-  session: string;
-  exitFile: string;
-  screen(): string;
-}
-
-/**
- * Starts `bottle --manifest M start <agent>` in a fresh tmux session; the shell records the CLI's exit code afterwards.
- */
+/** `bottle --manifest M start <agent>` in a fresh tmux session; the shell records the CLI's exit code afterwards. */
 function startInTmux(agent: string): TerminalRun {
-  const session = `cbterm-${agent}-${randomBytes(3).toString('hex')}`;
-  const exitFile = join(work, `${session}.exit`);
-  const script = join(work, `${session}.sh`);
-  const env = {
-    PATH: h.env.PATH ?? '/usr/bin:/bin',
-    HOME: h.env.HOME ?? '/root',
-    CLAUDE_BOTTLE_HOME: h.home,
-    REDIS_URL: h.redis.url,
-  };
-  writeFileSync(
-    script,
-    [
-      `cd ${q(h.project)}`,
-      `env -i ${Object.entries(env)
-        .map(([k, v]) => `${k}=${q(v)}`)
-        .join(
-          ' ',
-        )} TERM="$TERM" ${q(process.execPath)} ${q(BOTTLE_BIN)} --manifest ${q(manifest)} start --yes ${q(agent)}`,
-      `echo $? > ${q(exitFile)}`,
-      // Keep the pane (and its last screen) around for capture-pane.
-      'sleep 3600',
-      '',
-    ].join('\n'),
-  );
-  tmux('new-session', '-d', '-s', session, '-x', '120', '-y', '40', `bash ${q(script)}`);
-  sessions.push(session);
-  return { session, exitFile, screen: () => tmux('capture-pane', '-p', '-J', '-S', '-200', '-t', session) };
+  const command = bottleCommandLine(h, ['--manifest', manifest, 'start', '--yes', agent]);
+  return terminals.open(command, { cwd: h.project, name: `cbterm-${agent}` });
 }
 
 async function until<T>(
@@ -114,14 +59,6 @@ async function identityOf(agent: string): Promise<string> {
   return until(`a ${agent} bottle`, async () => (await h.log.listBottles()).find((b) => b.agent === agent)?.identity);
 }
 
-async function exitCode(run: TerminalRun): Promise<number> {
-  const text = await until(
-    `the CLI to exit (${run.session})`,
-    () => existsSync(run.exitFile) && readFileSync(run.exitFile, 'utf8').trim(),
-  );
-  return Number(text);
-}
-
 describe('bottle start attaches a real terminal', () => {
   it('types into the agent, follows window resizes, and returns the agent exit code with the resume hint', async () => {
     const run = startInTmux('shell');
@@ -130,11 +67,12 @@ describe('bottle start attaches a real terminal', () => {
     await until('the attach notice', () => run.screen().includes(`attached to ${identity}`));
 
     // The shell computes the marker, so seeing it proves input reached the agent and output came back.
-    tmux('send-keys', '-t', run.session, 'echo marker-$((6*7))', 'Enter');
+    run.keys('echo marker-$((6*7))', 'Enter');
     await until('marker-42 on screen', () => run.screen().includes('marker-42'));
 
-    tmux('resize-window', '-t', run.session, '-x', '91', '-y', '27');
-    const [rows, cols] = tmux('display-message', '-p', '-t', run.session, '#{pane_height} #{pane_width}')
+    terminals.tmux('resize-window', '-t', run.session, '-x', '91', '-y', '27');
+    const [rows, cols] = terminals
+      .tmux('display-message', '-p', '-t', run.session, '#{pane_height} #{pane_width}')
       .trim()
       .split(' ');
     expect(cols).toBe('91');
@@ -142,14 +80,14 @@ describe('bottle start attaches a real terminal', () => {
     await until(
       `stty size ${rows} ${cols}`,
       () => {
-        tmux('send-keys', '-t', run.session, 'echo size=$(stty size | tr " " x)', 'Enter');
+        run.keys('echo size=$(stty size | tr " " x)', 'Enter');
         return run.screen().includes(`size=${rows}x${cols}`);
       },
       20_000,
     );
 
-    tmux('send-keys', '-t', run.session, 'exit 3', 'Enter');
-    expect(await exitCode(run)).toBe(3);
+    run.keys('exit 3', 'Enter');
+    expect(await run.exitCode()).toBe(3);
     expect(run.screen()).toContain(`bottle resume ${identity}`);
     const events = await h.waitForEvent(identity, 'bottle.preserved');
     expect(events.find((e) => e.type === 'agent.exited')!.data).toMatchObject({ code: 3 });
@@ -161,10 +99,10 @@ describe('bottle start attaches a real terminal', () => {
     await h.waitForEvent(identity, 'agent.started');
     await until('the attach notice', () => run.screen().includes(`attached to ${identity}`));
 
-    tmux('send-keys', '-t', run.session, 'C-c');
+    run.keys('C-c');
     const events = await h.waitForEvent(identity, 'bottle.preserved', 60_000);
     expect(events.find((e) => e.type === 'agent.exited')!.data).toMatchObject({ code: 130 });
-    expect(await exitCode(run)).toBe(130);
+    expect(await run.exitCode()).toBe(130);
     expect(run.screen()).toContain(`bottle resume ${identity}`);
   }, 180_000);
 });

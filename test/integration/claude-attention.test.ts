@@ -1,7 +1,5 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chownSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../src/events/schema.js';
@@ -11,9 +9,10 @@ import {
   TEST_TOKEN_ENV,
   type ClaudeFixture,
 } from '../support/claude-fixture.js';
-import { BOTTLE_BIN, identityFrom, startHarness, type BottleHarness, type CliResult } from '../support/cli-harness.js';
+import { identityFrom, startHarness, type BottleHarness, type CliResult } from '../support/cli-harness.js';
 import { execIn } from '../support/docker.js';
 import type { FakeReply } from '../support/fake-anthropic.js';
+import { bottleCommandLine, TestTerminals, type TerminalRun } from '../support/tmux.js';
 
 /**
  * Attention and budgets with the REAL Claude Code in a bottle, against the local fake Messages API.
@@ -31,11 +30,9 @@ import type { FakeReply } from '../support/fake-anthropic.js';
  * call through to the fake.
  */
 
-const TMUX_SOCKET = `cbattn-${randomBytes(4).toString('hex')}`;
-const sessions: string[] = [];
+const terminals = new TestTerminals('cbattn');
 const fixtures: ClaudeFixture[] = [];
 let h: BottleHarness;
-let work: string;
 
 /** An agent that only keeps its bottle running (for the other bottle, and for `claude -p` run in it). */
 const IDLE_AGENT = ['bash', '-c', 'trap "exit 143" TERM; sleep 3600 & wait'];
@@ -43,30 +40,16 @@ const IDLE_AGENT = ['bash', '-c', 'trap "exit 143" TERM; sleep 3600 & wait'];
 const MARK_FILE = '/tmp/cb-permission-mark';
 const ASK = 'please create the mark file';
 
-function tmux(...args: string[]): string {
-  return execFileSync('tmux', ['-L', TMUX_SOCKET, ...args], { encoding: 'utf8' });
-}
-
-const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 const show = (r: CliResult) => `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 
 beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'cb-claude-attn-'));
   h = await startHarness();
 }, 120_000);
 
 afterAll(async () => {
-  for (const s of sessions) {
-    try {
-      tmux('kill-session', '-t', s);
-    } catch {
-      /* already gone */
-    }
-  }
-  rmSync(join(process.env.TMUX_TMPDIR ?? '/tmp', `tmux-${process.getuid?.() ?? 0}`, TMUX_SOCKET), { force: true });
+  terminals.close();
   for (const f of fixtures) await f.close();
   await h?.cleanup();
-  if (work) rmSync(work, { recursive: true, force: true });
 }, 120_000);
 
 async function until<T>(
@@ -84,41 +67,15 @@ async function until<T>(
   }
 }
 
-interface TerminalRun {
-  session: string;
-  screen(): string;
-}
-
 /** `bottle start --yes <agent>` in a fresh tmux session, from a working folder the agent (uid 1000) can use. */
 function startInTmux(f: ClaudeFixture): TerminalRun {
-  const session = `cbattn-${randomBytes(3).toString('hex')}`;
-  const cwd = join(work, `${session}-cwd`);
+  const cwd = join(terminals.folder, `cwd-${randomBytes(3).toString('hex')}`);
   mkdirSync(cwd);
   chownSync(cwd, 1000, 1000);
-  const script = join(work, `${session}.sh`);
-  const env = {
-    PATH: h.env.PATH ?? '/usr/bin:/bin',
-    HOME: h.env.HOME ?? '/root',
-    CLAUDE_BOTTLE_HOME: h.home,
-    REDIS_URL: h.redis.url,
+  const command = bottleCommandLine(h, ['--manifest', f.manifestPath, 'start', '--yes', f.agent], {
     [TEST_TOKEN_ENV]: f.secret,
-  };
-  const assignments = Object.entries(env)
-    .map(([k, v]) => `${k}=${q(v)}`)
-    .join(' ');
-  writeFileSync(
-    script,
-    [
-      `cd ${q(cwd)}`,
-      `env -i ${assignments} TERM="$TERM" ${q(process.execPath)} ${q(BOTTLE_BIN)} --manifest ${q(f.manifestPath)} ` +
-        `start --yes ${q(f.agent)}`,
-      'sleep 3600',
-      '',
-    ].join('\n'),
-  );
-  tmux('new-session', '-d', '-s', session, '-x', '120', '-y', '40', `bash ${q(script)}`);
-  sessions.push(session);
-  return { session, screen: () => tmux('capture-pane', '-p', '-J', '-S', '-200', '-t', session) };
+  });
+  return terminals.open(command, { cwd, name: 'cbattn' });
 }
 
 /** Claude Code's input box is ready: its banner and the prompt's status line are drawn. */
@@ -216,8 +173,8 @@ describe('the real Claude Code asks for permission in a bottle', () => {
     const waitingForBoth = h.cli(['wait', identity, other, '--until', 'attention', '--timeout', '240']);
     const waitingForOther = h.cli(['wait', other, '--until', 'attention', '--timeout', '45']);
     await new Promise((r) => setTimeout(r, 2000));
-    tmux('send-keys', '-t', run.session, '-l', ASK);
-    tmux('send-keys', '-t', run.session, 'Enter');
+    run.type(ASK);
+    run.keys('Enter');
 
     // Claude Code shows its permission prompt for the fake's Bash call.
     await until('the permission prompt', () => /Do you want to proceed\?/.test(run.screen()), 120_000, run.screen);
@@ -245,7 +202,7 @@ describe('the real Claude Code asks for permission in a bottle', () => {
     const agent = h.docker.getContainer(`cb-${identity}-agent`);
     const unmarked = await execIn(agent, ['test', '-e', MARK_FILE], { user: '1000' });
     expect(unmarked.code, 'the Bash call waits for the answer').toBe(1);
-    tmux('send-keys', '-t', run.session, 'Enter');
+    run.keys('Enter');
     const [, working] = await nextAgentEvents(identity, before, 2);
     expect(working.type).toBe('agent.working');
     const marked = await execIn(agent, ['test', '-e', MARK_FILE], { user: '1000' });

@@ -1,13 +1,13 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CREDENTIAL_PLACEHOLDER } from '../../src/plan/agent-env.js';
 import { startClaudeFixture, TEST_TOKEN_ENV, type ClaudeFixture } from '../support/claude-fixture.js';
-import { BOTTLE_BIN, startHarness, type BottleHarness } from '../support/cli-harness.js';
+import { startHarness, type BottleHarness } from '../support/cli-harness.js';
 import { execIn } from '../support/docker.js';
+import { bottleCommandLine, TestTerminals, type TerminalRun } from '../support/tmux.js';
 
 /**
  * The real Claude Code, started interactively in a fresh bottle as a user
@@ -20,8 +20,7 @@ import { execIn } from '../support/docker.js';
  * along, their account and secrets do not.
  */
 
-const TMUX_SOCKET = `cbclaude-${randomBytes(4).toString('hex')}`;
-const sessions: string[] = [];
+const terminals = new TestTerminals('cbclaude');
 const fixtures: ClaudeFixture[] = [];
 let h: BottleHarness;
 let work: string;
@@ -34,12 +33,6 @@ const USER_SECRET_MARKS = [
   'user-settings-env-mark',
   'user-history-mark',
 ];
-
-function tmux(...args: string[]): string {
-  return execFileSync('tmux', ['-L', TMUX_SOCKET, ...args], { encoding: 'utf8' });
-}
-
-const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'cb-claude-tty-'));
@@ -67,63 +60,25 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const s of sessions) {
-    try {
-      tmux('kill-session', '-t', s);
-    } catch {
-      /* already gone */
-    }
-  }
-  rmSync(join(process.env.TMUX_TMPDIR ?? '/tmp', `tmux-${process.getuid?.() ?? 0}`, TMUX_SOCKET), { force: true });
+  terminals.close();
   for (const f of fixtures) await f.close();
   await h?.cleanup();
   if (work) rmSync(work, { recursive: true, force: true });
 });
-
-interface TerminalRun {
-  session: string;
-  exitFile: string;
-  screen(): string;
-}
 
 /**
  * `bottle start --yes <agent>` (or `resume --yes <identity>`) in a fresh tmux session, from a working folder the
  * agent (uid 1000) can use.
  */
 function startInTmux(f: ClaudeFixture, resumeIdentity?: string): TerminalRun {
-  const session = `cbclaude-${randomBytes(3).toString('hex')}`;
-  const cwd = join(work, `${session}-cwd`);
+  const cwd = join(work, `cwd-${randomBytes(3).toString('hex')}`);
   mkdirSync(cwd);
   chownSync(cwd, 1000, 1000);
-  const exitFile = join(work, `${session}.exit`);
-  const script = join(work, `${session}.sh`);
-  const env = {
-    PATH: h.env.PATH ?? '/usr/bin:/bin',
-    HOME: h.env.HOME ?? '/root',
-    CLAUDE_BOTTLE_HOME: h.home,
-    REDIS_URL: h.redis.url,
-    CLAUDE_CONFIG_DIR: userConfigDir,
-    [TEST_TOKEN_ENV]: f.secret,
-  };
-  const assignments = Object.entries(env)
-    .map(([k, v]) => `${k}=${q(v)}`)
-    .join(' ');
-  const bottleArgs = resumeIdentity
-    ? `resume --yes ${q(resumeIdentity)}`
-    : `--manifest ${q(f.manifestPath)} start --yes ${q(f.agent)}`;
-  writeFileSync(
-    script,
-    [
-      `cd ${q(cwd)}`,
-      `env -i ${assignments} TERM="$TERM" ${q(process.execPath)} ${q(BOTTLE_BIN)} ${bottleArgs}`,
-      `echo $? > ${q(exitFile)}`,
-      'sleep 3600',
-      '',
-    ].join('\n'),
-  );
-  tmux('new-session', '-d', '-s', session, '-x', '120', '-y', '40', `bash ${q(script)}`);
-  sessions.push(session);
-  return { session, exitFile, screen: () => tmux('capture-pane', '-p', '-J', '-S', '-200', '-t', session) };
+  const args = resumeIdentity
+    ? ['resume', '--yes', resumeIdentity]
+    : ['--manifest', f.manifestPath, 'start', '--yes', f.agent];
+  const env = { CLAUDE_CONFIG_DIR: userConfigDir, [TEST_TOKEN_ENV]: f.secret };
+  return terminals.open(bottleCommandLine(h, args, env), { cwd, name: 'cbclaude' });
 }
 
 async function until<T>(
@@ -164,7 +119,7 @@ async function openSession(f: ClaudeFixture, resumeIdentity?: string): Promise<{
   const identity = resumeIdentity ?? (await identityOf(f.agent));
   await h.waitForEvent(identity, 'agent.started');
   const shown = (screen: string) =>
-    readyPrompt(screen) || DIALOGS.some((dialog) => dialog.test(screen)) || existsSync(run.exitFile);
+    readyPrompt(screen) || DIALOGS.some((dialog) => dialog.test(screen)) || run.exited();
   const screen = await until('Claude Code prompt', () => shown(run.screen()) && run.screen(), 120_000).catch(
     async (err) => {
       // A hang before the first screen is the onboarding waiting on an Anthropic host: say which hosts it asked for.
@@ -180,8 +135,8 @@ async function openSession(f: ClaudeFixture, resumeIdentity?: string): Promise<{
 
 async function talk(f: ClaudeFixture, run: TerminalRun, message = 'say hello to the bottle'): Promise<void> {
   const before = f.fake.requests.length;
-  tmux('send-keys', '-t', run.session, '-l', message);
-  tmux('send-keys', '-t', run.session, 'Enter');
+  run.type(message);
+  run.keys('Enter');
   const answered = () =>
     f.fake.requests.slice(before).some((r) => r.body.includes(message)) && run.screen().includes(f.reply);
   await until('the fake reply on screen', answered, 120_000, run.screen);
@@ -200,9 +155,9 @@ function messageRequests(f: ClaudeFixture) {
 }
 
 async function exitSession(run: TerminalRun): Promise<void> {
-  tmux('send-keys', '-t', run.session, 'C-c');
-  tmux('send-keys', '-t', run.session, 'C-c');
-  await until('the CLI to exit', () => existsSync(run.exitFile), 60_000, run.screen).catch(() => undefined);
+  run.keys('C-c');
+  run.keys('C-c');
+  await until('the CLI to exit', () => run.exited(), 60_000, run.screen).catch(() => undefined);
 }
 
 describe('interactive claude in a fresh bottle goes straight to the prompt', () => {
@@ -281,7 +236,7 @@ describe('interactive claude in a fresh bottle goes straight to the prompt', () 
     const stopped = await h.cli(['stop', identity]);
     expect(stopped.code, stopped.stderr).toBe(0);
     await h.waitForEvent(identity, 'bottle.preserved');
-    await until('the first CLI to exit', () => existsSync(first.run.exitFile), 60_000, first.run.screen);
+    await until('the first CLI to exit', () => first.run.exited(), 60_000, first.run.screen);
 
     const second = await openSession(f, identity);
     // Claude Code continued the session: the first exchange is back on screen, then a new one.

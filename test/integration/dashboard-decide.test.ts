@@ -1,19 +1,11 @@
-import { execFileSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../src/events/schema.js';
-import {
-  BOTTLE_BIN,
-  identityFrom,
-  PIN_DEFAULT_HOSTS,
-  REPO,
-  startHarness,
-  type BottleHarness,
-} from '../support/cli-harness.js';
+import { identityFrom, PIN_DEFAULT_HOSTS, REPO, startHarness, type BottleHarness } from '../support/cli-harness.js';
 import { requestCapability as requestAsAgent } from '../support/agent-requests.js';
 import { execIn } from '../support/docker.js';
+import { bottleCommandLine, TestTerminals, type TerminalRun } from '../support/tmux.js';
 
 /**
  * Deciding a capability request in the dashboard, driven through a real tmux
@@ -22,24 +14,19 @@ import { execIn } from '../support/docker.js';
  * reason that the deny event carries to the agent.
  */
 let h: BottleHarness;
-const session = `cb-decide-${randomUUID().slice(0, 8)}`;
-// A private tmux server (-L) so other tests' tmux sessions are never touched.
-const tmux = (...args: string[]) => execFileSync('tmux', ['-L', session, ...args], { encoding: 'utf8' });
+const terminals = new TestTerminals('cbdecide');
+let dashboard: TerminalRun;
 const AGENT = ['bash', '-c', 'trap "exit 143" TERM; sleep 600 & wait'];
 
 beforeAll(async () => {
   h = await startHarness();
 });
 afterAll(async () => {
-  try {
-    tmux('kill-server');
-  } catch {
-    /* already gone */
-  }
+  terminals.close();
   await h?.cleanup();
 });
 
-const screen = () => tmux('capture-pane', '-p', '-t', session);
+const screen = () => dashboard.visible();
 
 /** Long lines are wrapped to the pane's width, each continuation marked; joined, they give the line back. */
 const unwrapped = (text: string) => text.replace(/\n(?:↳ |[-+ ]↳)/g, '');
@@ -56,7 +43,7 @@ async function screenShows(pattern: RegExp, timeoutMs = 60_000): Promise<string>
   throw new Error(`screen never matched ${pattern}:\n${text}`);
 }
 
-const keys = (...k: string[]) => tmux('send-keys', '-t', session, ...k);
+const keys = (...k: string[]) => dashboard.keys(...k);
 
 /** Moves the selection down, then up, until the pending request shown is that bottle's. */
 async function selectPending(identity: string): Promise<string> {
@@ -71,7 +58,7 @@ async function selectPending(identity: string): Promise<string> {
   }
   return screenShows(pending);
 }
-const typed = (text: string) => tmux('send-keys', '-t', session, '-l', text);
+const typed = (text: string) => dashboard.type(text);
 
 /** Asks from inside the agent; returns the request's id once the event log, which the dashboard reads, has it. */
 async function requestCapability(identity: string, body: Record<string, unknown>): Promise<string> {
@@ -140,24 +127,7 @@ describe('bottle dashboard decides capability requests', () => {
       reason: 'docs',
     });
 
-    const envArgs = Object.entries(h.env)
-      .filter(([k]) => /^(CLAUDE_BOTTLE_HOME|REDIS_URL|PATH|HOME)$/.test(k))
-      .map(([k, v]) => `${k}=${v}`);
-    tmux(
-      'new-session',
-      '-d',
-      '-s',
-      session,
-      '-x',
-      '80',
-      '-y',
-      '24',
-      'env',
-      ...envArgs,
-      process.execPath,
-      BOTTLE_BIN,
-      'dashboard',
-    );
+    dashboard = terminals.open(bottleCommandLine(h, ['dashboard']), { cwd: h.project, columns: 80, rows: 24 });
     let shown = await screenShows(new RegExp(`PENDING \\(${builder}\\)`));
     expect(shown).toContain(`${builder}`);
     expect(shown).toContain(`${surfer}`);
@@ -231,17 +201,7 @@ describe('bottle dashboard decides capability requests', () => {
     expect((await h.docker.getContainer(`cb-${surfer}-agent`).inspect()).State.Running).toBe(true);
 
     keys('q');
-    const deadline = Date.now() + 10_000;
-    let gone = false;
-    while (!gone && Date.now() < deadline) {
-      try {
-        gone = tmux('list-panes', '-t', session, '-F', '#{pane_dead}').trim() === '1';
-      } catch {
-        gone = true;
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    expect(gone).toBe(true);
+    expect(await dashboard.exitCode()).toBe(0);
     expect((await h.cli(['stop', surfer])).code).toBe(0);
   }, 400_000);
 });

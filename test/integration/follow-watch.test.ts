@@ -1,6 +1,6 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { processAlive } from '../../src/shared/process-alive.js';
@@ -12,6 +12,7 @@ import {
   startHarness,
   type BottleHarness,
 } from '../support/cli-harness.js';
+import { bottleCommandLine, TestTerminals } from '../support/tmux.js';
 import { hostIsLive, show, TestWorkers, until } from '../support/workers.js';
 
 /**
@@ -41,20 +42,10 @@ beforeAll(async () => {
   });
 }, 120_000);
 
-const TMUX_SOCKET = `cbfollow-${suffix}`;
-const tmux = (...args: string[]) => execFileSync('tmux', ['-L', TMUX_SOCKET, ...args], { encoding: 'utf8' });
-const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-let tmuxStarted = false;
+const terminals = new TestTerminals('cbfollow');
 
 afterAll(async () => {
-  if (tmuxStarted) {
-    try {
-      tmux('kill-server');
-    } catch {
-      /* already gone */
-    }
-    rmSync(join(process.env.TMUX_TMPDIR ?? '/tmp', `tmux-${process.getuid?.() ?? 0}`, TMUX_SOCKET), { force: true });
-  }
+  terminals.close();
   for (const child of followers) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
   await workers.stopAll();
   await h?.cleanup();
@@ -144,17 +135,13 @@ describe('a follow with no live worker for its bottle', () => {
     expect(started.code, show(started)).toBe(0);
     const identity = identityFrom(started);
 
-    const env = Object.entries({
-      PATH: h.env.PATH ?? '/usr/bin:/bin',
-      CLAUDE_BOTTLE_HOME: h.home,
-      REDIS_URL: h.redis.url,
+    const attach = terminals.open(bottleCommandLine(h, ['attach', identity]), {
+      cwd: REPO,
+      columns: 200,
+      rows: 40,
+      name: 'attach',
     });
-    const command = `env -i ${env.map(([k, v]) => `${k}=${q(v)}`).join(' ')} TERM="$TERM" ${q(process.execPath)} ${q(
-      BOTTLE_BIN,
-    )} attach ${identity}; sleep 3600`;
-    tmuxStarted = true;
-    tmux('new-session', '-d', '-s', 'attach', '-x', '200', '-y', '40', '-c', REPO, command);
-    const screen = () => tmux('capture-pane', '-p', '-J', '-S', '-200', '-t', 'attach');
+    const screen = () => attach.screen();
     await until('the attach notice', async () => screen().includes(`attached to ${identity}`));
 
     await workers.stop(worker);
@@ -164,7 +151,7 @@ describe('a follow with no live worker for its bottle', () => {
     const back = `a live worker serves ${identity}'s host again`;
     await until('the terminal told a worker is back', async () => screen().includes(back));
 
-    tmux('send-keys', '-t', 'attach', 'C-p', 'C-q');
+    attach.keys('C-p', 'C-q');
     await until('the detach', async () => screen().includes('detached; the bottle keeps running'));
     expect(count(screen(), none), screen()).toBe(1);
     const stopped = await h.cli(['stop', identity], { timeoutMs: 120_000 });

@@ -1,12 +1,11 @@
-import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABELS } from '../../src/shared/names.js';
 import { BOTTLE_BIN, identityFrom, PIN_DEFAULT_HOSTS, startHarness } from '../support/cli-harness.js';
 import type { BottleHarness } from '../support/cli-harness.js';
+import { bottleCommandLine, TestTerminals, type TerminalRun } from '../support/tmux.js';
 
 /**
  * Issue 13, items 2 and 7, through a real terminal where it matters: `start`
@@ -17,19 +16,14 @@ import type { BottleHarness } from '../support/cli-harness.js';
  * tmux runs on its own socket, so only this file's sessions are touched.
  */
 
-const TMUX_SOCKET = `cbconfirm-${randomBytes(4).toString('hex')}`;
-const sessions: string[] = [];
+const terminals = new TestTerminals('cbconfirm');
 let h: BottleHarness;
 let manifest: string;
-let work: string;
-
-const tmux = (...args: string[]) =>
-  execFileSync('tmux', ['-L', TMUX_SOCKET, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+/** A `bottle logs --follow` a test left running: ended by its pid in afterAll. */
+let follower: ChildProcess | undefined;
 
 beforeAll(async () => {
   h = await startHarness();
-  work = mkdtempSync(join(tmpdir(), 'cb-confirm-'));
   manifest = h.writeManifest(
     {
       bottles: [
@@ -46,57 +40,14 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  try {
-    tmux('kill-server');
-  } catch {
-    /* already gone */
-  }
-  rmSync(join(process.env.TMUX_TMPDIR ?? '/tmp', `tmux-${process.getuid?.() ?? 0}`, TMUX_SOCKET), { force: true });
+  if (follower && follower.exitCode === null && follower.signalCode === null) follower.kill('SIGTERM');
+  terminals.close();
   await h?.cleanup();
-  if (work) rmSync(work, { recursive: true, force: true });
 });
-
-interface TerminalRun {
-  session: string;
-  screen(): string;
-  exitCode(): Promise<number>;
-}
 
 /** Runs `bottle ARGS` in a fresh tmux pane (a real terminal); the shell records its exit code. */
 function inTmux(args: string[]): TerminalRun {
-  const session = `cbc-${randomBytes(3).toString('hex')}`;
-  const exitFile = join(work, `${session}.exit`);
-  const script = join(work, `${session}.sh`);
-  const env = {
-    PATH: h.env.PATH ?? '/usr/bin:/bin',
-    HOME: h.env.HOME ?? '/root',
-    CLAUDE_BOTTLE_HOME: h.home,
-    REDIS_URL: h.redis.url,
-  };
-  const envArgs = Object.entries(env)
-    .map(([k, v]) => `${k}=${q(v)}`)
-    .join(' ');
-  writeFileSync(
-    script,
-    [
-      `cd ${q(h.project)}`,
-      `env -i ${envArgs} TERM="$TERM" ${q(process.execPath)} ${q(BOTTLE_BIN)} ${args.map(q).join(' ')}`,
-      `echo $? > ${q(exitFile)}`,
-      'sleep 3600',
-      '',
-    ].join('\n'),
-  );
-  tmux('new-session', '-d', '-s', session, '-x', '120', '-y', '50', `bash ${q(script)}`);
-  sessions.push(session);
-  const screen = () => tmux('capture-pane', '-p', '-J', '-S', '-300', '-t', session);
-  return {
-    session,
-    screen,
-    exitCode: async () => {
-      const recorded = () => existsSync(exitFile) && readFileSync(exitFile, 'utf8').trim();
-      return Number(await until(`${session} to exit`, recorded));
-    },
-  };
+  return terminals.open(bottleCommandLine(h, args), { cwd: h.project, rows: 50, name: 'cbc' });
 }
 
 type Probe<T> = () => T | undefined | false | Promise<T | undefined | false>;
@@ -137,7 +88,7 @@ describe('confirm before launch', () => {
     expect(screen).toMatch(/hosts:\s+\d+ allowed/);
     const identity = /identity:\s+(shell-[0-9a-z]{5})/.exec(screen)?.[1];
     expect(identity).toBeDefined();
-    tmux('send-keys', '-t', run.session, 'n', 'Enter');
+    run.keys('n', 'Enter');
     expect(await run.exitCode()).toBe(1);
     expect(run.screen()).toContain('not launched');
     expect(await h.log.exists(identity!)).toBe(false);
@@ -149,12 +100,12 @@ describe('confirm before launch', () => {
     const run = inTmux(['--manifest', manifest, 'start', 'shell']);
     const screen = await until('the question', () => run.screen().includes('Launch? [y/N]') && run.screen());
     const identity = /identity:\s+(shell-[0-9a-z]{5})/.exec(screen)![1];
-    tmux('send-keys', '-t', run.session, 'y', 'Enter');
+    run.keys('y', 'Enter');
     await until('the attach notice', () => run.screen().includes(`attached to ${identity}`), 180_000);
-    tmux('send-keys', '-t', run.session, "printf '\\033[31mcolour-%s\\033[0m\\n' $((6*7))", 'Enter');
+    run.keys("printf '\\033[31mcolour-%s\\033[0m\\n' $((6*7))", 'Enter');
     await until('colour-42 on screen', () => run.screen().includes('colour-42'));
 
-    tmux('send-keys', '-t', run.session, 'C-p', 'C-q');
+    run.keys('C-p', 'C-q');
     expect(await run.exitCode()).toBe(0);
     expect(run.screen()).toContain(`Re-attach with: bottle attach ${identity}`);
     const listed = await h.cli(['list', '--format', 'json']);
@@ -173,17 +124,23 @@ describe('confirm before launch', () => {
 
     const again = inTmux(['attach', identity]);
     await until('the re-attach notice', () => again.screen().includes(`attached to ${identity}`));
-    tmux('send-keys', '-t', again.session, 'echo again-$((2*3))', 'Enter');
+    again.keys('echo again-$((2*3))', 'Enter');
     await until('again-6 on screen', () => again.screen().includes('again-6'));
-    // logs --follow sees the session to its end.
-    const following = h.cli(['logs', identity, '--follow']);
-    await new Promise((r) => setTimeout(r, 1000));
-    tmux('send-keys', '-t', again.session, 'echo bye-$((3*3)); exit 5', 'Enter');
+    // logs --follow sees the session to its end; it follows once it has shown the output so far.
+    follower = spawn(process.execPath, [BOTTLE_BIN, 'logs', identity, '--follow'], {
+      cwd: h.project,
+      env: h.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let followed = '';
+    follower.stdout!.on('data', (b: Buffer) => (followed += b.toString()));
+    const followEnded = new Promise<number | null>((resolve) => follower!.on('close', (code) => resolve(code)));
+    await until('logs --follow showing the output so far', () => followed.includes('again-6'));
+    again.keys('echo bye-$((3*3)); exit 5', 'Enter');
     expect(await again.exitCode()).toBe(5);
     expect(again.screen()).toContain(`bottle resume ${identity}`);
-    const followed = await following;
-    expect(followed.stdout).toContain('again-6');
-    expect(followed.stdout).toContain('bye-9');
+    expect(await followEnded).toBe(0);
+    expect(followed).toContain('bye-9');
 
     const attachPreserved = await h.cli(['attach', identity]);
     expect(attachPreserved.code).toBe(2); // no terminal comes first
@@ -209,7 +166,7 @@ describe('a launch that fails', () => {
     const dashboard = inTmux(['dashboard']);
     const failedRow = new RegExp(`${identity}\\s.*failed`);
     await until('the failed bottle in the dashboard', () => failedRow.test(dashboard.screen()), 30_000);
-    tmux('send-keys', '-t', dashboard.session, 'q');
+    dashboard.keys('q');
     expect(await dashboard.exitCode()).toBe(0);
   }, 300_000);
 });

@@ -26,17 +26,21 @@ export async function runDashboard(io: CliIO): Promise<number> {
     throw new UsageError('dashboard needs a terminal; use `bottle list` or `bottle events --follow` in scripts');
   delete process.env.CI;
   delete process.env.CONTINUOUS_INTEGRATION;
-  const [{ render }, { createElement: h }, { Dashboard }] = await Promise.all([
+  const [{ render }, { createElement: h }, { Dashboard }, { AttentionBell }] = await Promise.all([
     import('ink'),
     import('react'),
     import('../dashboard-view.js'),
+    import('../dashboard-bell.js'),
   ]);
   const session = await openSession({ needWorker: false });
   try {
+    // The bell remembers what was shown before an attach: what was raised meanwhile rings on the way back.
+    const bell = new AttentionBell();
     // `t` leaves the view for the selected bottle's terminal; detaching (or its exit) comes back here.
     for (;;) {
       let attachTo: string | undefined;
-      const app = render(h(Dashboard, { session, onAttach: (identity: string) => (attachTo = identity) }));
+      const onAttach = (identity: string) => (attachTo = identity);
+      const app = render(h(Dashboard, { session, bell, onAttach }));
       await app.waitUntilExit();
       if (attachTo === undefined) return 0;
       try {
