@@ -1,4 +1,5 @@
 import { encodedForms, type EncodedForm } from './encodings.js';
+import { NeedleIndex } from './needle-index.js';
 
 /** One secret the gateway holds (a route's or ssh key's, or a canary), named by class and fingerprint. */
 export interface HeldSecret {
@@ -26,6 +27,8 @@ export class NeedleSet {
   readonly needles: Needle[];
   /** The longest form: a match split across chunks fits in a carry of this many bytes minus one. */
   readonly maxLength: number;
+  /** All forms searched in one pass. */
+  private readonly index: NeedleIndex;
 
   /**
    * `caseFolded`: the forms in lower case, for text lowered before the search. A host name is, since DNS
@@ -37,6 +40,7 @@ export class NeedleSet {
     );
     this.needles = caseFolded ? lowered(needles) : needles;
     this.maxLength = Math.max(0, ...this.needles.map((n) => n.bytes.length));
+    this.index = new NeedleIndex(this.needles.map((n) => n.bytes));
   }
 
   get empty(): boolean {
@@ -45,28 +49,21 @@ export class NeedleSet {
 
   /** The first match whose end lies at or after `endsFrom`, so a carried-over match is not found twice. */
   first(haystack: Buffer, endsFrom = 0): NeedleHit | undefined {
-    let best: NeedleHit | undefined;
-    for (const needle of this.needles) {
-      const from = Math.max(0, endsFrom - needle.bytes.length + 1);
-      const index = haystack.indexOf(needle.bytes, from);
-      if (index >= 0 && (best === undefined || index < best.index)) best = { needle, index };
-    }
-    return best;
+    const hit = this.index.first(haystack, endsFrom - this.maxLength + 1, (which) =>
+      Math.max(0, endsFrom - this.needles[which].bytes.length + 1),
+    );
+    return hit && { needle: this.needles[hit.which], index: hit.index };
   }
 
   /** Every match, left to right, none overlapping (for replacing them). */
   all(haystack: Buffer): NeedleHit[] {
     const hits: NeedleHit[] = [];
-    let from = 0;
-    for (;;) {
-      let best: NeedleHit | undefined;
-      for (const needle of this.needles) {
-        const index = haystack.indexOf(needle.bytes, from);
-        if (index >= 0 && (best === undefined || index < best.index)) best = { needle, index };
-      }
-      if (!best) return hits;
-      hits.push(best);
-      from = best.index + best.needle.bytes.length;
+    for (let from = 0; ; ) {
+      const hit = this.index.first(haystack, from, () => from);
+      if (!hit) return hits;
+      const needle = this.needles[hit.which];
+      hits.push({ needle, index: hit.index });
+      from = hit.index + needle.bytes.length;
     }
   }
 
