@@ -49,7 +49,7 @@ export class NeedleIndex {
     if (!this.shift) return this.firstEach(haystack, fromOf);
     const { shift, window: w, strings } = this;
     const n = haystack.length;
-    for (let end = Math.max(0, lowest) + w - 1; end < n; ) {
+    for (let end = Math.max(0, lowest) + w - 1; end < n;) {
       const step = shift[(haystack[end - 1] << 8) | haystack[end]];
       if (step > 0) {
         end += step;

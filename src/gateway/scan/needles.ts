@@ -58,7 +58,7 @@ export class NeedleSet {
   /** Every match, left to right, none overlapping (for replacing them). */
   all(haystack: Buffer): NeedleHit[] {
     const hits: NeedleHit[] = [];
-    for (let from = 0; ; ) {
+    for (let from = 0; ;) {
       const hit = this.index.first(haystack, from, () => from);
       if (!hit) return hits;
       const needle = this.needles[hit.which];

@@ -5,30 +5,27 @@ import { byteClass, hasRun, TOKEN } from './token-runs.js';
 /**
  * Whether a credential shape can be in `bytes` (latin1 text) or in any view decoded from it
  * (decoded-views.ts): false lets a chunk of a binary upload skip the text, the decoders and the regular
- * expressions. Exact, not a guess: each way a shape can be reached leaves a trace here.
+ * expressions. Exact, not a guess; what it takes for a shape to be reachable:
  *
  * - In the text itself: a token run (token-runs.ts), or the `://` of a connection string.
  * - Through base64 or hex: a run long enough to decode, a token run too.
- * - Through percent-decoding and zero-width removal: each character of such a view comes from a token
- *   character, an escape or a zero-width character's bytes, so a token run in the view is a run of
- *   those in the text (the escape class below). A `://` appears in a view only from an escaped `:`,
- *   `/` or `%` or from a zero-width character between, whose bytes are escaped or all there.
+ * - Through zero-width removal: a zero-width character, whose bytes are all there or one is escaped.
+ * - Through percent-decoding: an escape decodes to one character, so a token run in the view is a run of
+ *   token characters and escapes here (the class below). A `://` the text lacks needs an escaped `:` or
+ *   `/`. Decoding again changes the view only if the first decoding made an escape: from an escaped `%`,
+ *   or from a `%` followed by escaped hex digits (`%%33a` is `%3a` once decoded). Without those
+ *   revealing escapes the view is the one decoded text, held to the two rules above.
  */
 const ZERO_WIDTH_BYTES = ZERO_WIDTH_CHARS.map((z) => Buffer.from(z, 'latin1'));
-const ZERO_WIDTH_BYTE_VALUES = new Set(ZERO_WIDTH_BYTES.flatMap((z) => [...z]));
 const PERCENT = 0x25;
-const ESCAPED_TOKEN = byteClass([
-  ...[...Array(256).keys()].filter((b) => TOKEN[b] === 1),
-  PERCENT,
-  ...ZERO_WIDTH_BYTE_VALUES,
-]);
-/** Bytes whose escape can complete a `://` the text does not have. */
-const REVEALING = byteClass([0x3a, 0x2f, PERCENT, ...ZERO_WIDTH_BYTE_VALUES]);
+const TOKEN_OR_ESCAPE = byteClass([...[...Array(256).keys()].filter((b) => TOKEN[b] === 1), PERCENT]);
+/** Bytes whose escape reveals a `://`, a zero-width character or another escape. */
+const REVEALING = byteClass([0x3a, 0x2f, PERCENT, ...ZERO_WIDTH_BYTES.flatMap((z) => [...z])]);
 const RUN = Math.min(SHORTEST_SHAPE_RUN, MIN_ENCODED_RUN);
 
 export function mayHoldShape(bytes: Buffer): boolean {
   return (
-    hasRun(bytes, ESCAPED_TOKEN, RUN) ||
+    hasRun(bytes, TOKEN_OR_ESCAPE, RUN) ||
     bytes.includes(SCHEME_SEPARATOR, 0, 'latin1') ||
     hasRevealingEscape(bytes) ||
     ZERO_WIDTH_BYTES.some((z) => bytes.includes(z))
@@ -37,8 +34,11 @@ export function mayHoldShape(bytes: Buffer): boolean {
 
 function hasRevealingEscape(bytes: Buffer): boolean {
   for (let at = bytes.indexOf(PERCENT); at >= 0 && at + 2 < bytes.length; at = bytes.indexOf(PERCENT, at + 1)) {
-    if (isHexDigit(bytes[at + 1]) && isHexDigit(bytes[at + 2]) && REVEALING[hexValue(bytes[at + 1], bytes[at + 2])])
-      return true;
+    if (!isHexDigit(bytes[at + 1]) || !isHexDigit(bytes[at + 2])) continue;
+    const decoded = hexValue(bytes[at + 1], bytes[at + 2]);
+    if (REVEALING[decoded] === 1) return true;
+    const afterPercent = bytes[at - 1] === PERCENT || (bytes[at - 2] === PERCENT && isHexDigit(bytes[at - 1]));
+    if (afterPercent && isHexDigit(decoded)) return true;
   }
   return false;
 }

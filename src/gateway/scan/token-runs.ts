@@ -22,7 +22,7 @@ export const TOKEN: ByteClass = byteClass([...TOKEN_CHARS].map((ch) => ch.charCo
  * at until one is a member; then the run it belongs to is measured backwards.
  */
 export function hasRun(bytes: Uint8Array, members: ByteClass, length: number): boolean {
-  for (let end = length - 1; end < bytes.length; ) {
+  for (let end = length - 1; end < bytes.length;) {
     let start = end;
     while (start > end - length && members[bytes[start]] === 1) start--;
     if (start === end - length) return true;
@@ -34,7 +34,7 @@ export function hasRun(bytes: Uint8Array, members: ByteClass, length: number): b
 
 /** `hasRun` of token characters in latin1 text (a decoded view). */
 export function hasTokenRunInText(text: string, length: number): boolean {
-  for (let end = length - 1; end < text.length; ) {
+  for (let end = length - 1; end < text.length;) {
     let start = end;
     while (start > end - length && isToken(text.charCodeAt(start))) start--;
     if (start === end - length) return true;
