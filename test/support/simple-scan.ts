@@ -40,6 +40,19 @@ export function simpleAll(needles: Needle[], haystack: Buffer): NeedleHit[] {
   }
 }
 
+export function simplePendingTail(needles: Needle[], maxLength: number, buffer: Buffer): number {
+  let longest = 0;
+  const from = Math.max(0, buffer.length - maxLength + 1);
+  for (const { bytes } of needles) {
+    for (let p = buffer.indexOf(bytes[0], from); p >= 0; p = buffer.indexOf(bytes[0], p + 1)) {
+      const tail = buffer.length - p;
+      if (tail <= longest) break;
+      if (tail < bytes.length && buffer.subarray(p).equals(bytes.subarray(0, tail))) longest = tail;
+    }
+  }
+  return longest;
+}
+
 const ALL_PATTERNS = [...SECRET_PATTERNS, ...DECODED_ONLY_PATTERNS];
 const GLOBAL = new Map<SecretPattern, RegExp>(
   ALL_PATTERNS.map((p) => [p, new RegExp(p.regex.source, `${p.regex.flags}g`)]),

@@ -29,6 +29,8 @@ export class NeedleSet {
   readonly maxLength: number;
   /** All forms searched in one pass. */
   private readonly index: NeedleIndex;
+  /** The forms by their first byte. */
+  private readonly startingWith: Buffer[][];
 
   /**
    * `caseFolded`: the forms in lower case, for text lowered before the search. A host name is, since DNS
@@ -41,6 +43,8 @@ export class NeedleSet {
     this.needles = caseFolded ? lowered(needles) : needles;
     this.maxLength = Math.max(0, ...this.needles.map((n) => n.bytes.length));
     this.index = new NeedleIndex(this.needles.map((n) => n.bytes));
+    this.startingWith = Array.from({ length: 256 }, () => []);
+    for (const { bytes } of this.needles) this.startingWith[bytes[0]].push(bytes);
   }
 
   get empty(): boolean {
@@ -72,17 +76,20 @@ export class NeedleSet {
    * comes next: only those are held back, so a stream (server-sent events) is not delayed otherwise.
    */
   pendingTail(buffer: Buffer): number {
-    let longest = 0;
-    const from = Math.max(0, buffer.length - this.maxLength + 1);
-    for (const { bytes } of this.needles) {
-      for (let p = buffer.indexOf(bytes[0], from); p >= 0; p = buffer.indexOf(bytes[0], p + 1)) {
-        const tail = buffer.length - p;
-        if (tail <= longest) break;
-        if (tail < bytes.length && buffer.subarray(p).equals(bytes.subarray(0, tail))) longest = tail;
+    // The first position that begins some form unfinished is the longest tail.
+    for (let p = Math.max(0, buffer.length - this.maxLength + 1); p < buffer.length; p++) {
+      const tail = buffer.length - p;
+      for (const bytes of this.startingWith[buffer[p]]) {
+        if (tail < bytes.length && isPrefixAt(buffer, p, bytes)) return tail;
       }
     }
-    return longest;
+    return 0;
   }
+}
+
+function isPrefixAt(buffer: Buffer, p: number, bytes: Buffer): boolean {
+  for (let i = 1; p + i < buffer.length; i++) if (buffer[p + i] !== bytes[i]) return false;
+  return true;
 }
 
 function lowered(needles: Needle[]): Needle[] {

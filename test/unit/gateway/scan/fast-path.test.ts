@@ -12,6 +12,7 @@ import {
   simpleFindPattern,
   simpleFindPatternDecoded,
   simpleFirst,
+  simplePendingTail,
 } from '../../../support/simple-scan.js';
 
 /**
@@ -131,7 +132,7 @@ describe('fast paths find what the simple searches find', () => {
     );
   });
 
-  it('NeedleSet.first and all against one search per needle', () => {
+  it('NeedleSet.first, all and pendingTail against one search per needle', () => {
     const needles = new NeedleSet(SECRETS);
     const forms = needles.needles.map((n) => n.bytes);
     fc.assert(
@@ -139,9 +140,15 @@ describe('fast paths find what the simple searches find', () => {
         const haystack = Buffer.concat(parts);
         expect(needles.first(haystack, endsFrom)).toEqual(simpleFirst(needles.needles, haystack, endsFrom));
         expect(needles.all(haystack)).toEqual(simpleAll(needles.needles, haystack));
+        expect(needles.pendingTail(haystack)).toBe(simplePendingTail(needles.needles, needles.maxLength, haystack));
       }),
       { numRuns: 1000 },
     );
+    // Every form cut one byte short, the longest kept back whole.
+    for (const { bytes } of needles.needles) {
+      const cut = Buffer.concat([Buffer.from('x'.repeat(300)), bytes.subarray(0, bytes.length - 1)]);
+      expect(needles.pendingTail(cut)).toBe(bytes.length - 1);
+    }
   });
 
   it('the chunk inspector: the same findings, chunk by chunk, in either dlp mode and without patterns', () => {
