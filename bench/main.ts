@@ -12,6 +12,7 @@ import { benchScale } from './scale.bench.js';
 import { benchWarmStart } from './warm-start.bench.js';
 import { benchUsage } from './usage.bench.js';
 import { benchInspection } from './inspection.bench.js';
+import { benchScan } from './scan.bench.js';
 import { printRows } from './stats.js';
 import { startTestRedis } from '../test/support/redis-server.js';
 
@@ -54,6 +55,11 @@ try {
     printRows(
       'Inspection: HTTPS through the gateway process, inspected and scanned vs end-to-end tunnel (same run)',
       await benchInspection(),
+    );
+  if (want('scan'))
+    printRows(
+      'Request-body scan in process: chunk inspector vs the simple search it replaced (same run, same chunks)',
+      benchScan(),
     );
   if (only.includes('attention'))
     printRows(

@@ -1,7 +1,8 @@
 import type { ScanFinding } from '../request-scanner.js';
 import { heldSecretFinding, type FoundWhere } from './findings.js';
-import type { NeedleSet } from './needles.js';
+import type { NeedleHit, NeedleSet } from './needles.js';
 import { findPattern, findPatternDecoded, type PatternHit } from './patterns.js';
+import { mayHoldShape } from './shape-gate.js';
 
 /** Credential shapes are short; a match split across chunks fits in this much carried-over text. */
 export const PATTERN_CARRY_BYTES = 512;
@@ -16,7 +17,7 @@ export interface PatternFinder {
  * bytes of what came before, so a match split across chunk boundaries is found, and only once.
  */
 export class ChunkInspector {
-  private carry = Buffer.alloc(0);
+  private carry: Buffer = Buffer.alloc(0);
   readonly carryBytes: number;
   private readonly reported = new Set<string>();
 
@@ -35,13 +36,17 @@ export class ChunkInspector {
 
   /** The first blocking finding, else audit findings not reported before (each rule once per stream). */
   inspect(chunk: Buffer): ScanFinding[] {
-    const window = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
-    const fresh = this.carry.length;
-    this.carry = Buffer.from(window.subarray(Math.max(0, window.length - this.carryBytes + 1)));
-    const held = this.needles.first(window, fresh);
+    const carried = this.carry;
+    // The chunk is searched where it lies; only the seam (the carry and the chunk's first bytes) is copied.
+    const seam = carried.length > 0 ? Buffer.concat([carried, chunk.subarray(0, this.carryBytes - 1)]) : chunk;
+    this.carry = nextCarry(carried, chunk, this.carryBytes - 1);
+    const held = this.heldIn(seam, carried.length, chunk);
     if (held) return [heldSecretFinding(held, this.where)];
     if (!this.patterns) return [];
-    const text = window.toString('latin1');
+    // Patterns are looked for in the whole window as before, but only when one can be there at all.
+    if (!mayHoldShape(seam) && (seam === chunk || !mayHoldShape(chunk))) return [];
+    const text = (carried.length > 0 ? Buffer.concat([carried, chunk]) : chunk).toString('latin1');
+    const fresh = carried.length;
     const hit = findPattern(text, fresh) ?? findPatternDecoded(text);
     return hit ? this.patternFindings(hit) : [];
   }
@@ -61,4 +66,22 @@ export class ChunkInspector {
     this.reported.add(hit.pattern.name);
     return [finding];
   }
+
+  /**
+   * The first held secret in the carry followed by the chunk that ends in the chunk: one that starts in the
+   * carry lies within the seam (no form is longer than the carry), any other is found in the chunk itself.
+   */
+  private heldIn(seam: Buffer, fresh: number, chunk: Buffer): NeedleHit | undefined {
+    if (fresh === 0) return this.needles.first(chunk);
+    const acrossSeam = this.needles.first(seam, fresh);
+    if (acrossSeam && acrossSeam.index < fresh) return acrossSeam;
+    const inChunk = this.needles.first(chunk);
+    return inChunk && { ...inChunk, index: inChunk.index + fresh };
+  }
+}
+
+/** The last `length` bytes of the carry followed by the chunk, copied (the chunk's buffer is passed on). */
+function nextCarry(carried: Buffer, chunk: Buffer, length: number): Buffer {
+  if (chunk.length >= length) return Buffer.from(chunk.subarray(chunk.length - length));
+  return Buffer.concat([carried, chunk]).subarray(Math.max(0, carried.length + chunk.length - length));
 }

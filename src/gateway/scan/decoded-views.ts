@@ -6,8 +6,10 @@
  * in. Each view is bounded by its input: a run decodes to fewer bytes than it has.
  */
 
+import { hasTokenRunInText } from './token-runs.js';
+
 /** Shorter runs decode to too little to hold a credential. */
-const MIN_ENCODED_RUN = 16;
+export const MIN_ENCODED_RUN = 16;
 /** Percent-encoding applied more often than this is never a client's doing. */
 export const MAX_PERCENT_LEVELS = 3;
 /** Views of views: base64 inside percent-encoding, hex inside base64. */
@@ -17,7 +19,8 @@ const PERCENT_RUN = /(?:%[0-9A-Fa-f]{2})+/g;
 const BASE64_RUN = new RegExp(String.raw`[A-Za-z0-9+/_-]{${MIN_ENCODED_RUN},}={0,2}`, 'g');
 const HEX_RUN = /(?:[0-9A-Fa-f]{2}[-: ]?){8,}/g;
 /** U+200B..U+200D, U+2060 and U+FEFF as UTF-8 bytes read as latin1 text. */
-const ZERO_WIDTH = /\xe2\x80[\x8b-\x8d]|\xe2\x81\xa0|\xef\xbb\xbf/g;
+export const ZERO_WIDTH_CHARS = ['\xe2\x80\x8b', '\xe2\x80\x8c', '\xe2\x80\x8d', '\xe2\x81\xa0', '\xef\xbb\xbf'];
+const ZERO_WIDTH = new RegExp(ZERO_WIDTH_CHARS.join('|'), 'g');
 
 /** Percent-decoding once, byte for byte (a scan, not a parse: what does not decode stays as it is). */
 export function percentDecoded(text: string): string {
@@ -48,16 +51,28 @@ export function decodedViews(text: string): string[] {
   return [...views];
 }
 
+export function hasPercentEscapeInText(text: string): boolean {
+  for (let at = text.indexOf('%'); at >= 0 && at + 2 < text.length; at = text.indexOf('%', at + 1)) {
+    if (isHexDigit(text.charCodeAt(at + 1)) && isHexDigit(text.charCodeAt(at + 2))) return true;
+  }
+  return false;
+}
+
+export function isHexDigit(code: number): boolean {
+  return (code >= 0x30 && code <= 0x39) || ((code | 0x20) >= 0x61 && (code | 0x20) <= 0x66);
+}
+
+/** Each decoder runs only where its input can occur: a scan of random bytes finds none of them. */
 function oneLevel(text: string): string[] {
   const out: string[] = [];
   let percent = text;
-  for (let level = 0; level < MAX_PERCENT_LEVELS; level++) {
+  for (let level = 0; level < MAX_PERCENT_LEVELS && hasPercentEscapeInText(percent); level++) {
     const next = percentDecoded(percent);
     if (next === percent) break;
     out.push((percent = next));
   }
-  const visible = text.replace(ZERO_WIDTH, '');
-  if (visible !== text) out.push(visible);
+  if (ZERO_WIDTH_CHARS.some((z) => text.includes(z))) out.push(text.replace(ZERO_WIDTH, ''));
+  if (!hasTokenRunInText(text, MIN_ENCODED_RUN)) return out;
   const base64 = decodedRuns(text, BASE64_RUN, (run) => Buffer.from(run, 'base64'));
   if (base64) out.push(base64);
   const hex = decodedRuns(text, HEX_RUN, (run) => {

@@ -1,4 +1,5 @@
 import { encodedForms, type EncodedForm } from './encodings.js';
+import { NeedleIndex } from './needle-index.js';
 
 /** One secret the gateway holds (a route's or ssh key's, or a canary), named by class and fingerprint. */
 export interface HeldSecret {
@@ -26,6 +27,10 @@ export class NeedleSet {
   readonly needles: Needle[];
   /** The longest form: a match split across chunks fits in a carry of this many bytes minus one. */
   readonly maxLength: number;
+  /** All forms searched in one pass. */
+  private readonly index: NeedleIndex;
+  /** The forms by their first byte. */
+  private readonly startingWith: Buffer[][];
 
   /**
    * `caseFolded`: the forms in lower case, for text lowered before the search. A host name is, since DNS
@@ -37,6 +42,9 @@ export class NeedleSet {
     );
     this.needles = caseFolded ? lowered(needles) : needles;
     this.maxLength = Math.max(0, ...this.needles.map((n) => n.bytes.length));
+    this.index = new NeedleIndex(this.needles.map((n) => n.bytes));
+    this.startingWith = Array.from({ length: 256 }, () => []);
+    for (const { bytes } of this.needles) this.startingWith[bytes[0]].push(bytes);
   }
 
   get empty(): boolean {
@@ -45,28 +53,21 @@ export class NeedleSet {
 
   /** The first match whose end lies at or after `endsFrom`, so a carried-over match is not found twice. */
   first(haystack: Buffer, endsFrom = 0): NeedleHit | undefined {
-    let best: NeedleHit | undefined;
-    for (const needle of this.needles) {
-      const from = Math.max(0, endsFrom - needle.bytes.length + 1);
-      const index = haystack.indexOf(needle.bytes, from);
-      if (index >= 0 && (best === undefined || index < best.index)) best = { needle, index };
-    }
-    return best;
+    const hit = this.index.first(haystack, endsFrom - this.maxLength + 1, (which) =>
+      Math.max(0, endsFrom - this.needles[which].bytes.length + 1),
+    );
+    return hit && { needle: this.needles[hit.which], index: hit.index };
   }
 
   /** Every match, left to right, none overlapping (for replacing them). */
   all(haystack: Buffer): NeedleHit[] {
     const hits: NeedleHit[] = [];
-    let from = 0;
-    for (;;) {
-      let best: NeedleHit | undefined;
-      for (const needle of this.needles) {
-        const index = haystack.indexOf(needle.bytes, from);
-        if (index >= 0 && (best === undefined || index < best.index)) best = { needle, index };
-      }
-      if (!best) return hits;
-      hits.push(best);
-      from = best.index + best.needle.bytes.length;
+    for (let from = 0; ;) {
+      const hit = this.index.first(haystack, from, () => from);
+      if (!hit) return hits;
+      const needle = this.needles[hit.which];
+      hits.push({ needle, index: hit.index });
+      from = hit.index + needle.bytes.length;
     }
   }
 
@@ -75,18 +76,20 @@ export class NeedleSet {
    * comes next: only those are held back, so a stream (server-sent events) is not delayed otherwise.
    */
   pendingTail(buffer: Buffer): number {
-    let longest = 0;
-    const from = Math.max(0, buffer.length - this.maxLength + 1);
-    for (const { bytes } of this.needles) {
-      for (let p = buffer.indexOf(bytes[0], from); p >= 0; p = buffer.indexOf(bytes[0], p + 1)) {
-        const tail = buffer.length - p;
-        if (tail <= longest) break;
-        // Compared in place: this runs for every chunk and frame, and views would be allocated per candidate.
-        if (tail < bytes.length && buffer.compare(bytes, 0, tail, p) === 0) longest = tail;
+    // The first position that begins some form unfinished is the longest tail.
+    for (let p = Math.max(0, buffer.length - this.maxLength + 1); p < buffer.length; p++) {
+      const tail = buffer.length - p;
+      for (const bytes of this.startingWith[buffer[p]]) {
+        if (tail < bytes.length && isPrefixAt(buffer, p, bytes)) return tail;
       }
     }
-    return longest;
+    return 0;
   }
+}
+
+function isPrefixAt(buffer: Buffer, p: number, bytes: Buffer): boolean {
+  for (let i = 1; p + i < buffer.length; i++) if (buffer[p + i] !== bytes[i]) return false;
+  return true;
 }
 
 function lowered(needles: Needle[]): Needle[] {

@@ -1,5 +1,6 @@
 import { decodedViews } from './decoded-views.js';
 import { base58CheckValid, bech32Valid, ibanValid, mixedCaseHex } from './checksums.js';
+import { hasTokenRunInText } from './token-runs.js';
 
 /**
  * Credential shapes: what a secret the gateway does not hold looks like when it leaves. Each is
@@ -105,6 +106,18 @@ export function luhnValidCard(text: string): boolean {
   return sum % 10 === 0;
 }
 
+/**
+ * Every shape but a connection string matches at least this many token characters in a row
+ * (token-runs.ts); a connection string has its `://`.
+ */
+export const SHORTEST_SHAPE_RUN = 12;
+export const SCHEME_SEPARATOR = '://';
+
+/** False only when no shape (decoded-only ones included) can match anywhere in `text`. */
+export function mayHoldPattern(text: string): boolean {
+  return text.includes(SCHEME_SEPARATOR) || hasTokenRunInText(text, SHORTEST_SHAPE_RUN);
+}
+
 /** Compiled once: scanning runs for every request. */
 const GLOBAL = new Map<SecretPattern, RegExp>(
   [...SECRET_PATTERNS, ...DECODED_ONLY_PATTERNS].map((p) => [p, new RegExp(p.regex.source, `${p.regex.flags}g`)]),
@@ -116,12 +129,16 @@ export interface PatternHit {
   index: number;
 }
 
-/** The first credential shape in `text` whose match ends at or after `endsFrom` (earlier ones were reported). */
+/**
+ * The first credential shape in `text` whose match ends at or after `endsFrom` (earlier ones were reported).
+ * `patterns`: these lists or part of them, which `mayHoldPattern` speaks for.
+ */
 export function findPattern(
   text: string,
   endsFrom = 0,
   patterns: readonly SecretPattern[] = SECRET_PATTERNS,
 ): PatternHit | undefined {
+  if (!mayHoldPattern(text)) return undefined;
   let best: PatternHit | undefined;
   for (const pattern of patterns) {
     const global = GLOBAL.get(pattern)!;
