@@ -27,12 +27,15 @@ export function resendable(method: string | undefined, headers: IncomingHttpHead
  */
 export function watchForStaleSocket(request: ClientRequest): (err: Error) => boolean {
   let heard = false;
-  request.once('socket', (socket: Socket) => {
+  const listen = (socket: Socket) => {
     if (!request.reusedSocket) return;
     const onData = () => (heard = true);
     socket.once('data', onData);
     request.once('close', () => socket.off('data', onData));
-  });
+  };
+  // http-proxy announces its request only once the request has its socket.
+  if (request.socket) listen(request.socket);
+  else request.once('socket', listen);
   request.once('response', () => (heard = true));
   return (err) =>
     request.reusedSocket &&

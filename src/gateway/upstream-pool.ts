@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Agent as HttpAgent, type AgentOptions, type ClientRequest } from 'node:http';
+import { Agent as HttpAgent, type AgentOptions } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { canonicalHost } from './egress-policy.js';
@@ -52,14 +52,14 @@ export class UpstreamPool {
     const pooled = this.agents.get(name);
     if (pooled) return pooled;
     if (this.agents.size >= this.limits.keys) return agentFor(key, { keepAlive: false });
-    const agent = agentFor(key, {
+    const options: AgentOptions = {
       keepAlive: true,
       maxFreeSockets: this.limits.idlePerKey,
       timeout: this.limits.idleMs,
       // The most recently used socket goes first, so the surplus ones age out.
       scheduling: 'lifo',
-    });
-    this.forgetWhenEmpty(name, agent);
+    };
+    const agent: HttpAgent = agentFor(key, options, (socket) => this.forgetWhenEmpty(name, agent, socket));
     this.agents.set(name, agent);
     return agent;
   }
@@ -80,46 +80,40 @@ export class UpstreamPool {
     this.agents.clear();
   }
 
-  private forgetWhenEmpty(name: string, agent: HttpAgent): void {
-    const create = agent.createConnection.bind(agent) as (...args: unknown[]) => Duplex | undefined;
-    Object.assign(agent, {
-      createConnection: (...args: unknown[]) => {
-        const socket = create(...args);
-        // The agent drops the socket in its own close listener, which runs after this one.
-        socket?.once('close', () =>
-          process.nextTick(() => {
-            if (this.agents.get(name) === agent && isEmpty(agent)) this.agents.delete(name);
-          }),
-        );
-        return socket;
-      },
-    });
+  /** The agent drops a closed socket in its own close listener, which runs after this one. */
+  private forgetWhenEmpty(name: string, agent: HttpAgent, socket: Duplex): void {
+    socket.once('close', () =>
+      process.nextTick(() => {
+        if (this.agents.get(name) === agent && isEmpty(agent)) this.agents.delete(name);
+      }),
+    );
   }
 }
 
-function agentFor(key: UpstreamKey, options: AgentOptions): HttpAgent {
+type ConnectionCallback = (err: Error | null, socket?: Duplex) => void;
+type CreateConnection = (options: { host?: string; port?: number | string }, done: ConnectionCallback) => Duplex;
+
+/**
+ * An agent for one key. It connects only to its key's host and port (a caller that mixed keys up gets
+ * an error instead of a connection); `opened` sees every socket it makes.
+ */
+function agentFor(key: UpstreamKey, options: AgentOptions, opened?: (socket: Duplex) => void): HttpAgent {
   const lookup = pinnedLookup(key.address);
   const agent = key.secure
     ? new HttpsAgent({ ...options, lookup, ...(key.ca ? { ca: key.ca } : {}) })
     : new HttpAgent({ ...options, lookup });
-  refuseOtherDestinations(agent, key);
+  const create = (agent.createConnection as CreateConnection).bind(agent);
+  const createConnection: CreateConnection = (connection, done) => {
+    if (canonicalHost(String(connection.host ?? '')) !== key.host || Number(connection.port) !== key.port) {
+      done(new Error(`an upstream agent for ${key.host}:${key.port} was asked for another destination`));
+      return undefined as unknown as Duplex;
+    }
+    const socket = create(connection, done);
+    if (socket) opened?.(socket);
+    return socket;
+  };
+  Object.assign(agent, { createConnection });
   return agent;
-}
-
-type AddRequest = (request: ClientRequest, options: { host?: string; port?: number | string }) => void;
-
-/** The agent serves its own key's host and port only: a caller that mixed keys up fails instead of crossing. */
-function refuseOtherDestinations(agent: HttpAgent, key: UpstreamKey): void {
-  const add = (agent as unknown as { addRequest: AddRequest }).addRequest.bind(agent);
-  Object.assign(agent, {
-    addRequest: (request: ClientRequest, options: { host?: string; port?: number | string }) => {
-      if (canonicalHost(String(options.host ?? '')) === key.host && Number(options.port) === key.port) {
-        add(request, options);
-        return;
-      }
-      request.destroy(new Error(`an upstream agent for ${key.host}:${key.port} was asked for another destination`));
-    },
-  });
 }
 
 function isEmpty(agent: HttpAgent): boolean {
