@@ -236,7 +236,7 @@ export async function forwardWithCredential(
 
   ctx.decisions.allowed({ host, port, method }, 'credential_route');
   ctx.traffic.exchange(host, req);
-  const key = { secure: upstream.protocol === 'https:', host, port, address: resolved.address };
+  const key = { secure: upstream.protocol === 'https:', host, port, address: resolved.address, route: route.id };
   const options = { target: upstream.href, changeOrigin: true, agent: ctx.upstreams.agent(key) };
   const onError = (err: Error) => upstreamFailed(ctx, res, host, port, err);
   forwardScanned(ctx, proxy, req, res, scanned, options, onError, () => ctx.upstreams.agent(key, true));

@@ -18,8 +18,9 @@ import { refuseRateLimited, sendJson, writeJsonAndClose } from './responses.js';
  * credential-route host it goes to the route's upstream with the real secret
  * — so `curl https://api.github.com` through HTTPS_PROXY works with a token
  * the agent never holds; to an inspected allowlisted host it goes through
- * inspected-forward.ts (rules, scanning) over a fresh TLS connection that
- * verifies the real upstream. Hosts not inspected are never opened here
+ * inspected-forward.ts (rules, scanning) over a TLS connection of its own
+ * that verifies the real upstream (kept alive only for requests admitted to
+ * the same destination: upstream-pool.ts). Hosts not inspected are never opened here
  * (forward-proxy.ts keeps them end to end).
  */
 export type InterceptedTunnel =

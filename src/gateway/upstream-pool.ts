@@ -8,8 +8,8 @@ import { pinnedLookup } from './upstream-agent.js';
 /**
  * Everything an admission check decided about where a request's connection
  * goes: the scheme, the host name (Host header, TLS server name and
- * certificate check), the port, the address the check vetted, and the extra
- * roots the certificate was checked against. A pooled socket serves only
+ * certificate check), the port, the address the check vetted, the extra
+ * roots the certificate was checked against, and whose credential it carries. A pooled socket serves only
  * requests admitted to the very same key, so reusing it never skips or
  * widens a check: each request is admitted on its own before it asks here.
  */
@@ -20,6 +20,11 @@ export interface UpstreamKey {
   address: string;
   /** Extra trusted roots (tests' stand-ins); absent: the system's (and NODE_EXTRA_CA_CERTS). */
   ca?: string;
+  /**
+   * The credential route whose secret the requests carry; absent: the agent's own requests. A server
+   * may tie what it learnt on a connection to it, so the two never share one.
+   */
+  route?: string;
 }
 
 export interface UpstreamPoolLimits {
@@ -129,5 +134,5 @@ function nameOf(key: UpstreamKey): string {
     ca = caDigests.get(key.ca) ?? createHash('sha256').update(key.ca).digest('hex');
     caDigests.set(key.ca, ca);
   }
-  return JSON.stringify([key.secure ? 'https' : 'http', key.host, key.port, key.address, ca]);
+  return JSON.stringify([key.secure ? 'https' : 'http', key.host, key.port, key.address, ca, key.route ?? null]);
 }

@@ -138,6 +138,16 @@ describe('the upstream pool', () => {
     expect(connections).toHaveLength(2);
   });
 
+  it('does not share a connection between a credential route and requests of the agent', async () => {
+    const pool = new UpstreamPool();
+    await get(pool.agent(key()), 'one.test');
+    await settled();
+    const routed = await get(pool.agent(key({ route: 'github' })), 'one.test');
+    pool.close();
+    expect(routed.reused).toBe(false);
+    expect(connections).toHaveLength(2);
+  });
+
   it('refuses a request for a destination outside its key', async () => {
     const pool = new UpstreamPool();
     await expect(get(pool.agent(key()), 'two.test')).rejects.toThrow(/another destination/);
