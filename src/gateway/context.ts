@@ -10,6 +10,7 @@ import type { TrafficLedger } from './traffic-ledger.js';
 import type { AgentStatusReports } from './agent-status-reports.js';
 import type { TokenBucket } from '../shared/token-bucket.js';
 import type { UsageMeter } from './usage-meter.js';
+import type { UpstreamPool } from './upstream-pool.js';
 
 /** Opens the TCP connection behind a CONNECT tunnel; injectable so tests can observe or refuse it. */
 export type TunnelConnector = (address: string, port: number) => Socket;
@@ -38,6 +39,8 @@ export interface GatewayContext {
   /** How many direct connections the network watch reports are recorded; over it they stay refused, unwritten. */
   directLimiter: TokenBucket;
   connect: TunnelConnector;
+  /** Kept-alive upstream connections, each reused only for requests admitted to its exact key (upstream-pool.ts). */
+  upstreams: UpstreamPool;
   /** Host routes by canonical host name. */
   hostRoutes: Map<string, GatewayRoute>;
   anthropicRoute: GatewayRoute | undefined;

@@ -1,4 +1,10 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import httpProxy from 'http-proxy';
 import { CAPABILITY_PATH, handleCapabilityRequest, handleCapabilityStatus } from './capability-routes.js';
 import type { GatewayRoute } from './config.js';
@@ -13,7 +19,6 @@ import {
   refuseRateLimited,
   sendJson,
 } from './responses.js';
-import { pinnedAgent } from './upstream-agent.js';
 import { isMessagesCall, refuseBudgetSpent } from './budget-refusal.js';
 import { tapUsage } from './usage-reader.js';
 import { handleStatusReport, STATUS_PATH } from './status-routes.js';
@@ -223,6 +228,7 @@ export async function forwardWithCredential(
   }
 
   for (const name of CREDENTIAL_HEADERS) delete req.headers[name];
+  dropConnectionHeaders(req.headers);
   const [headerName, headerValue] = credentialHeader(route, ctx.secrets[route.id]);
   delete req.headers[headerName];
   req.headers[headerName] = headerValue;
@@ -230,12 +236,20 @@ export async function forwardWithCredential(
 
   ctx.decisions.allowed({ host, port, method }, 'credential_route');
   ctx.traffic.exchange(host, req);
-  const options = {
-    target: upstream.href,
-    changeOrigin: true,
-    agent: pinnedAgent(resolved.address, upstream.protocol === 'https:'),
-  };
-  forwardScanned(ctx, proxy, req, res, scanned, options, (err) => upstreamFailed(ctx, res, host, port, err));
+  const key = { secure: upstream.protocol === 'https:', host, port, address: resolved.address, route: route.id };
+  const options = { target: upstream.href, changeOrigin: true, agent: ctx.upstreams.agent(key) };
+  const onError = (err: Error) => upstreamFailed(ctx, res, host, port, err);
+  forwardScanned(ctx, proxy, req, res, scanned, options, onError, () => ctx.upstreams.agent(key, true));
+}
+
+/**
+ * The client's Connection header (and what it names) concerns its own hop. Forwarded, a `close` would
+ * be sent on a pooled upstream socket that Node still hands to the next request, while the server
+ * closes it after answering.
+ */
+function dropConnectionHeaders(headers: IncomingHttpHeaders): void {
+  const named = (headers.connection ?? '').split(',').map((name) => name.trim().toLowerCase());
+  for (const name of [...named, 'connection', 'keep-alive']) if (name) delete headers[name];
 }
 
 export function upstreamFailed(ctx: GatewayContext, res: ServerResponse, host: string, port: number, err: Error): void {

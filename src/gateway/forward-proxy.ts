@@ -21,7 +21,6 @@ import {
   safeUrl,
   servePlainTunnel,
 } from './plain-tunnel.js';
-import { pinnedAgent } from './upstream-agent.js';
 import { refusedByHead } from './scanned-forward.js';
 
 /**
@@ -137,7 +136,7 @@ async function handlePlainRequest(
     // Rules read the raw text: WHATWG parsing resolves "..", "%2e" and "\\" and would hide an ambiguity.
     target: treatment?.rules ? rawPathAndQuery(rawUrl) : pathAndQuery,
     treatment,
-    agentFor: (address) => pinnedAgent(address, false),
+    agentFor: (address, fresh) => ctx.upstreams.agent({ secure: false, host, port, address }, fresh),
   });
 }
 

@@ -30,6 +30,7 @@ import type { SshAgentServer } from './ssh-agent.js';
 import { startTrafficSummaries, TrafficLedger } from './traffic-ledger.js';
 import { USAGE_LINE_INTERVAL_MS, UsageMeter } from './usage-meter.js';
 import { RepeatedRouteCalls } from './repeated-route-calls.js';
+import { UpstreamPool, type UpstreamPoolLimits } from './upstream-pool.js';
 
 /** Lookups recorded per minute (and as a burst); a resolver retry loop must not flood the event log. */
 const DNS_RECORDS_PER_MINUTE = 60;
@@ -58,6 +59,8 @@ export interface GatewayOptions {
   scanner?: RequestScanner;
   /** Extra trusted roots for inspected HTTPS upstreams (tests' local stand-ins). */
   upstreamCa?: string;
+  /** How many kept-alive upstream connections stay idle, and how long (upstream-pool.ts); tests shorten it. */
+  upstreamPool?: UpstreamPoolLimits;
   /** Where the worker writes a raised budget limit (protocol.ts GATEWAY_BUDGET_PATH); none: it cannot be raised. */
   budgetFile?: string;
   /** false: no usage reading and no budget (the streaming benchmark's baseline); default true. */
@@ -145,6 +148,7 @@ export async function startGateway(
     dnsLimiter: new TokenBucket(DNS_RECORDS_PER_MINUTE, opts.now),
     directLimiter: new TokenBucket(DIRECT_RECORDS_PER_MINUTE, opts.now),
     connect: opts.connect ?? ((address, port) => netConnect({ host: address, port })),
+    upstreams: new UpstreamPool(opts.upstreamPool),
     hostRoutes,
     anthropicRoute: config.routes.find((r) => r.role === 'anthropic-base-url'),
     // node-forge is a quarter of the gateway's load time: only bottles that intercept anything pay for it.
@@ -205,6 +209,7 @@ export async function startGateway(
   } catch (err) {
     dns?.close();
     netwatch?.close();
+    ctx.upstreams.close();
     await Promise.all([closeServer(forward.server), closeServer(credential), ...(sshAgent ? [sshAgent.close()] : [])]);
     throw err;
   }
@@ -234,6 +239,7 @@ export async function startGateway(
       summaries.stop();
       ctx.usage?.close();
       forward.destroyTunnels();
+      ctx.upstreams.close();
       dns?.close();
       netwatch?.close();
       await Promise.all([

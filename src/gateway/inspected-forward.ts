@@ -1,6 +1,7 @@
 import {
   request as httpRequest,
   type Agent,
+  type ClientRequest,
   type IncomingHttpHeaders,
   type IncomingMessage,
   type OutgoingHttpHeaders,
@@ -17,6 +18,7 @@ import { egressDeniedBody, inspectionDeniedBody, sendJson, writeJsonAndClose, ty
 import { ScanBlockedError, type ScanFinding, type ScannedRequest } from './request-scanner.js';
 import { frameGate } from './websocket-frames.js';
 import { grantHint } from './grant-hint.js';
+import { resendable, watchForStaleSocket } from './stale-socket.js';
 
 /**
  * The one place a request the gateway reads is forwarded to an allowlisted
@@ -40,8 +42,11 @@ export interface Exchange {
   treatment: EntryTreatment | undefined;
   /** An address admitted already (a plain tunnel's); otherwise the host is resolved here. */
   address?: string;
-  /** The agent that connects to the vetted address. */
-  agentFor(address: string): Agent;
+  /**
+   * The agent that connects to the vetted address: a pooled one (upstream-pool.ts), or with `fresh` one
+   * that opens a new connection (a resent request, an upgrade).
+   */
+  agentFor(address: string, fresh: boolean): Agent;
 }
 
 /** `Expect: 100-continue` is answered only once the request is admitted, so a refused body is never sent. */
@@ -62,17 +67,27 @@ export async function forwardInspected(
   continueIfAsked(req, res);
 
   const scanner = ctx.scanner;
-  const upstream = deferredRequest(() => {
+  const mayResend = resendable(req.method, req.headers);
+  let current: ClientRequest | undefined;
+  const send = (fresh: boolean): ClientRequest => {
     const request = (exchange.secure ? httpsRequest : httpRequest)({
       host,
       port,
       method: req.method,
       path: admitted.path,
       headers: forwardedHeaders(req.headers),
-      agent: exchange.agentFor(admitted.address),
-      ...(exchange.secure && ctx.upstreamCa ? { ca: ctx.upstreamCa } : {}),
+      agent: exchange.agentFor(admitted.address, fresh),
     });
-    request.on('error', (err: Error) => upstreamFailed(ctx, res, host, port, err));
+    current = request;
+    const failedStale = watchForStaleSocket(request);
+    request.on('error', (err: Error) => {
+      if (!fresh && mayResend && failedStale(err) && !res.destroyed) {
+        ctx.log(`upstream ${host}:${port} closed a kept-alive connection as it was reused; sent again on a new one`);
+        send(true).end();
+        return;
+      }
+      upstreamFailed(ctx, res, host, port, err);
+    });
     request.on('response', (answer: IncomingMessage) => {
       ctx.traffic.response(answer, req);
       const headers = responseHeaders(answer.headers);
@@ -89,7 +104,8 @@ export async function forwardInspected(
       out.pipe(res);
     });
     return request;
-  });
+  };
+  const upstream = deferredRequest(() => send(false));
   ctx.traffic.exchange(host, req);
   let body: Readable = req;
   if (scanner) {
@@ -104,7 +120,9 @@ export async function forwardInspected(
   }
   body.pipe(upstream);
   res.on('close', () => {
-    if (!res.writableFinished) upstream.destroy();
+    if (res.writableFinished) return;
+    upstream.destroy();
+    current?.destroy();
   });
 }
 
@@ -138,8 +156,8 @@ export async function forwardInspectedUpgrade(
     method: req.method,
     path: admitted.path,
     headers,
-    agent: exchange.agentFor(admitted.address),
-    ...(exchange.secure && ctx.upstreamCa ? { ca: ctx.upstreamCa } : {}),
+    // An upgraded connection leaves the pool for good and an upgrade is never sent twice: it starts on a new one.
+    agent: exchange.agentFor(admitted.address, true),
   });
   upstream.on('error', (err: NodeJS.ErrnoException) => {
     ctx.log(`upgrade to ${host}:${port} failed: ${err.code ?? err.message}`);

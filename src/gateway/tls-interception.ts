@@ -10,7 +10,6 @@ import type { EntryTreatment } from './egress-entries.js';
 import { canonicalHost } from './egress-policy.js';
 import { continueIfAsked, forwardInspected, forwardInspectedUpgrade, type Exchange } from './inspected-forward.js';
 import { refuseRateLimited, sendJson, writeJsonAndClose } from './responses.js';
-import { pinnedAgent } from './upstream-agent.js';
 
 /**
  * HTTPS the gateway reads: the CONNECT tunnel is answered by the gateway
@@ -19,8 +18,9 @@ import { pinnedAgent } from './upstream-agent.js';
  * credential-route host it goes to the route's upstream with the real secret
  * — so `curl https://api.github.com` through HTTPS_PROXY works with a token
  * the agent never holds; to an inspected allowlisted host it goes through
- * inspected-forward.ts (rules, scanning) over a fresh TLS connection that
- * verifies the real upstream. Hosts not inspected are never opened here
+ * inspected-forward.ts (rules, scanning) over a TLS connection of its own
+ * that verifies the real upstream (kept alive only for requests admitted to
+ * the same destination: upstream-pool.ts). Hosts not inspected are never opened here
  * (forward-proxy.ts keeps them end to end).
  */
 export type InterceptedTunnel =
@@ -59,7 +59,7 @@ export function createInterceptionServer(ctx: GatewayContext, proxy: httpProxy):
       });
       return;
     }
-    forwardInspectedUpgrade(ctx, req, socket, head, inspectedExchange(tunnel, req.url)).catch((err: unknown) => {
+    forwardInspectedUpgrade(ctx, req, socket, head, inspectedExchange(ctx, tunnel, req.url)).catch((err: unknown) => {
       ctx.log(`intercepted upgrade: internal error: ${(err as Error).message}`);
       socket.destroy();
     });
@@ -146,7 +146,7 @@ async function handleInterceptedRequest(
     return;
   }
   if ('treatment' in tunnel) {
-    await forwardInspected(ctx, req, res, inspectedExchange(tunnel, rawUrl));
+    await forwardInspected(ctx, req, res, inspectedExchange(ctx, tunnel, rawUrl));
     return;
   }
   continueIfAsked(req, res);
@@ -155,16 +155,22 @@ async function handleInterceptedRequest(
 }
 
 function inspectedExchange(
+  ctx: GatewayContext,
   tunnel: { host: string; port: number; treatment: EntryTreatment },
   target: string,
 ): Exchange {
+  const { host, port } = tunnel;
   return {
-    host: tunnel.host,
-    port: tunnel.port,
+    host,
+    port,
     secure: true,
     target,
     treatment: tunnel.treatment,
-    agentFor: (address) => pinnedAgent(address, true),
+    agentFor: (address, fresh) =>
+      ctx.upstreams.agent(
+        { secure: true, host, port, address, ...(ctx.upstreamCa ? { ca: ctx.upstreamCa } : {}) },
+        fresh,
+      ),
   };
 }
 

@@ -1,22 +1,19 @@
 import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
 import type { LookupFunction, Socket } from 'node:net';
 import { isIP } from 'node:net';
 
 /**
- * An agent whose every "DNS lookup" answers with the one address the gateway
- * already checked. The request keeps its real host name (Host header, TLS
- * SNI and certificate check), but the connection can only go to the vetted
- * address, so a second, different DNS answer (rebinding) is never consulted.
+ * A "DNS lookup" that answers with the one address the gateway already
+ * checked. A request keeps its real host name (Host header, TLS SNI and
+ * certificate check), but its connection can only go to the vetted address,
+ * so a second, different DNS answer (rebinding) is never consulted.
  */
-export function pinnedAgent(address: string, secure: boolean): HttpAgent {
+export function pinnedLookup(address: string): LookupFunction {
   const family = isIP(address);
-  const lookup = ((_hostname: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) => {
+  return ((_hostname: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) => {
     if (options?.all) callback(null, [{ address, family }]);
     else callback(null, address, family);
   }) as unknown as LookupFunction;
-  // One agent per request, no keep-alive: a pooled socket must not outlive the check that admitted it.
-  return secure ? new HttpsAgent({ keepAlive: false, lookup }) : new HttpAgent({ keepAlive: false, lookup });
 }
 
 /**

@@ -2,7 +2,7 @@
  * Inspection of allowlisted HTTPS against the gateway in-process on loopback:
  * the gateway terminates TLS with its per-run CA, reads each request, applies
  * the entry's method and path rules and the request scanner, and forwards
- * over a fresh TLS connection that verifies the real upstream (a local
+ * over its own TLS connection that verifies the real upstream (a local
  * stand-in whose own CA the gateway is given). HTTP/1.1 keep-alive, chunked
  * bodies, `Expect: 100-continue` and WebSocket upgrades work through it; an
  * `inspect: false` entry stays end to end.
