@@ -77,7 +77,12 @@ async function upstream(): Promise<Server> {
   return server;
 }
 
-async function gatewayTo(port: number, meterUsage: boolean, lines: GatewayLine[]): Promise<RunningGateway> {
+async function gatewayTo(
+  port: number,
+  meterUsage: boolean,
+  lines: GatewayLine[],
+  now?: () => number,
+): Promise<RunningGateway> {
   return startGateway(
     {
       identity: 'bench-u5g3x',
@@ -88,7 +93,7 @@ async function gatewayTo(port: number, meterUsage: boolean, lines: GatewayLine[]
       limits: { max_header_bytes: 32768, requests_per_minute: 1_000_000 },
     },
     { a: 'sk-bench' },
-    { onDecision: (l) => lines.push(l), log: () => {}, meterUsage },
+    { onDecision: (l) => lines.push(l), log: () => {}, meterUsage, ...(now ? { now } : {}) },
   );
 }
 
@@ -195,18 +200,7 @@ async function linesOfABusyHour(port: number): Promise<Map<string, number>> {
   mock.timers.enable({ apis: ['setTimeout', 'setInterval'] });
   const lines: GatewayLine[] = [];
   try {
-    const gw = await startGateway(
-      {
-        identity: 'bench-h0u5r',
-        proxy_port: 0,
-        credential_port: 0,
-        extra_hosts: { 'anthropic.test': '127.0.0.1' },
-        routes: [{ id: 'a', role: 'anthropic-base-url', upstream: `http://anthropic.test:${port}`, auth: 'oauth' }],
-        limits: { max_header_bytes: 32768, requests_per_minute: 1_000_000 },
-      },
-      { a: 'sk-bench' },
-      { onDecision: (l) => lines.push(l), log: () => {}, now: () => now },
-    );
+    const gw = await gatewayTo(port, true, lines, () => now);
     for (let second = 0; second < 3600; second++) {
       await call(gw.credentialPort, 'short');
       now += 1000;

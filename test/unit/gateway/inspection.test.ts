@@ -9,10 +9,11 @@
  */
 import { Agent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { PassThrough, Transform } from 'node:stream';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { WebSocket, WebSocketServer } from 'ws';
+import { openTunnel } from '../../support/proxy-tunnel.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../../../src/gateway/gateway.js';
 import { createInterceptionCa } from '../../../src/gateway/interception-ca.js';
@@ -131,20 +132,7 @@ afterAll(async () => {
 
 /** A CONNECT tunnel and TLS inside it, trusting `ca`; resolves once the handshake is done. */
 async function secureTunnel(host: string, ca: string): Promise<TLSSocket> {
-  const tunnel = await new Promise<Socket>((resolve, reject) => {
-    const socket = netConnect({ host: '127.0.0.1', port: gateway.proxyPort });
-    socket.on('error', reject);
-    socket.write(`CONNECT ${host}:${port} HTTP/1.1\r\nHost: ${host}:${port}\r\n\r\n`);
-    let head = '';
-    const onData = (chunk: Buffer) => {
-      head += chunk.toString('latin1');
-      if (!head.includes('\r\n\r\n')) return;
-      socket.off('data', onData);
-      if (head.startsWith('HTTP/1.1 200')) resolve(socket);
-      else reject(new Error(`tunnel refused: ${head}`));
-    };
-    socket.on('data', onData);
-  });
+  const tunnel = await openTunnel(gateway.proxyPort, `${host}:${port}`);
   return new Promise((resolve, reject) => {
     const secure = tlsConnect({ socket: tunnel, servername: host, ca: [ca], ALPNProtocols: ['http/1.1'] });
     secure.on('error', reject);

@@ -15,8 +15,9 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { openTunnel } from '../../support/proxy-tunnel.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../../../src/gateway/gateway.js';
 import { createInterceptionCa } from '../../../src/gateway/interception-ca.js';
@@ -126,20 +127,7 @@ beforeEach(() => {
 
 /** One request in a CONNECT tunnel of its own, with TLS trusting the gateway's CA. */
 async function throughTunnel(method: string, path: string, body?: string): Promise<{ status: number; body: string }> {
-  const tunnel = await new Promise<Socket>((resolve, reject) => {
-    const socket = netConnect({ host: '127.0.0.1', port: gateway.proxyPort });
-    socket.on('error', reject);
-    socket.write(`CONNECT inspected.test:${inspected.port} HTTP/1.1\r\nHost: inspected.test:${inspected.port}\r\n\r\n`);
-    let head = '';
-    const onData = (chunk: Buffer) => {
-      head += chunk.toString('latin1');
-      if (!head.includes('\r\n\r\n')) return;
-      socket.off('data', onData);
-      if (head.startsWith('HTTP/1.1 200')) resolve(socket);
-      else reject(new Error(`tunnel refused: ${head}`));
-    };
-    socket.on('data', onData);
-  });
+  const tunnel = await openTunnel(gateway.proxyPort, `inspected.test:${inspected.port}`);
   const secure = await new Promise<TLSSocket>((resolve, reject) => {
     const tls = tlsConnect({ socket: tunnel, servername: 'inspected.test', ca: [gateway.interceptionCaPem!] });
     tls.on('error', reject);

@@ -7,8 +7,9 @@
  * reflects what it receives, so a leak would show up as the secret in a body.
  */
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
-import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { openTunnel } from '../../support/proxy-tunnel.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../../../src/gateway/gateway.js';
 import type { EgressLine, GatewayLine } from '../../../src/gateway/protocol.js';
@@ -93,26 +94,10 @@ function lastEgress(): EgressLine {
 }
 
 /** Opens a CONNECT tunnel; resolves with the socket once the 200 has been read. */
-function openTunnel(authority: string): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = netConnect({ host: '127.0.0.1', port: gateway.proxyPort });
-    socket.on('error', reject);
-    socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
-    let head = '';
-    const onData = (chunk: Buffer) => {
-      head += chunk.toString('latin1');
-      if (!head.includes('\r\n\r\n')) return;
-      socket.off('data', onData);
-      if (head.startsWith('HTTP/1.1 200')) resolve(socket);
-      else reject(new Error(`tunnel refused: ${head}`));
-    };
-    socket.on('data', onData);
-  });
-}
 
 /** Writes `bytes` into a fresh tunnel and collects what comes back until either side closes. */
 async function throughTunnel(authority: string, bytes: string | Buffer, settleMs = 300): Promise<string> {
-  const socket = await openTunnel(authority);
+  const socket = await openTunnel(gateway.proxyPort, authority);
   return new Promise((resolve) => {
     let received = '';
     const timer = setTimeout(() => socket.destroy(), settleMs);
@@ -128,7 +113,7 @@ async function throughTunnel(authority: string, bytes: string | Buffer, settleMs
 
 /** One HTTPS request through an intercepted tunnel to a route host, trusting the gateway's CA. */
 async function intercepted(host: string, path: string, method = 'GET'): Promise<Reply> {
-  const tunnel = await openTunnel(`${host}:443`);
+  const tunnel = await openTunnel(gateway.proxyPort, `${host}:443`);
   return new Promise((resolve, reject) => {
     const secure = tlsConnect({
       socket: tunnel,
