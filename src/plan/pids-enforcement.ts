@@ -21,10 +21,11 @@ export interface PidsEnforcement {
  * The ceiling's room for gVisor: a base for the sandbox itself and some per task inside it, with
  * a margin over what a fork bomb held at the limit was measured to take on runsc's ptrace
  * platform (README, Security model): each process's stub there gets a host thread for every
- * sentry thread that runs it. Less would end the sandbox at the limit again.
+ * sentry thread that runs it, and how many depends on the bottle's CPU and memory settings.
+ * Less would end the sandbox at the limit again.
  */
 export const GVISOR_BASE_THREADS = 256;
-export const GVISOR_THREADS_PER_TASK = 20;
+export const GVISOR_THREADS_PER_TASK = 32;
 
 export function pidsEnforcement(pids: number, runtime: ContainerRuntime): PidsEnforcement {
   if (runtime === 'runc') return { nproc: null, cgroup: pids };

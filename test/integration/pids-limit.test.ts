@@ -48,8 +48,12 @@ describe.each(RUNTIMES)('limits.pids 256 under %s', (runtime) => {
 
     const probe = await pidsProbe(agent).catch(async (err) => {
       // The sandbox ended (agent.exited, code 2) and the bottle took its container away: say so.
-      const types = (await h.log.read(identity)).map((e) => e.type);
-      throw new Error(`the fork bomb ended the bottle (${types.slice(-3).join(', ')}): ${String(err)}`);
+      const events = await h.log.read(identity);
+      const exited = events.find((e) => e.type === 'agent.exited');
+      const last = events.slice(-3).map((e) => e.type);
+      throw new Error(
+        `the fork bomb ended the bottle (${last.join(', ')}; exit ${JSON.stringify(exited?.data)}): ${String(err)}`,
+      );
     });
     expect(probe.hundredRan).toBe(true);
     expect(probe.runningAfterHundred).toBe(true);

@@ -7,7 +7,7 @@ import { samplePlan, sampleNetwork } from '../../golden/fixtures.js';
 
 const noLimits = { memory: null, cpus: null, pids: null };
 /** The runsc pids cgroup ceiling for a limit of 256: room for gVisor's own threads (see pids-enforcement.ts). */
-const RUNSC_CEILING_256 = 5376;
+const RUNSC_CEILING_256 = 8448;
 
 describe('default limits on the agent', () => {
   it('fills every limit the manifest leaves out and says which', () => {
