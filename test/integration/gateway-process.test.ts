@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { Duplex } from 'node:stream';
+import { openTunnel } from '../support/proxy-tunnel.js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { GatewayConfigInput } from '../../src/gateway/config.js';
 import type { GatewayLine } from '../../src/gateway/protocol.js';
@@ -95,25 +96,6 @@ function request(
 
 function jsonBody(response: SimpleResponse): Record<string, unknown> {
   return JSON.parse(response.body) as Record<string, unknown>;
-}
-
-/** Opens a CONNECT tunnel through the gateway; resolves with the socket once the 200 arrives. */
-function openTunnel(proxyPort: number, authority: string): Promise<import('node:net').Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = netConnect({ host: '127.0.0.1', port: proxyPort });
-    socket.on('error', reject);
-    socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
-    let head = '';
-    const onData = (chunk: Buffer) => {
-      head += chunk.toString('latin1');
-      if (head.includes('\r\n\r\n')) {
-        socket.off('data', onData);
-        if (head.startsWith('HTTP/1.1 200')) resolve(socket);
-        else reject(new Error(`tunnel refused: ${head}`));
-      }
-    };
-    socket.on('data', onData);
-  });
 }
 
 /**
